@@ -1,0 +1,125 @@
+// Command-line parsing for the trainperf tool: known flags only, --flag value or --flag=value,
+// every mistake a one-line usage_error (exit code 2).
+#pragma once
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trainperf::cli {
+
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct flag {
+  std::string_view name;  // without the leading "--"
+  std::string_view value; // placeholder for the value ("N", "gelu|swiglu"); empty for a switch
+  std::string_view help;
+};
+
+class args {
+public:
+  args(std::span<const std::string> argv, std::vector<flag> known) : known_(std::move(known)) {
+    for (std::size_t i = 0; i < argv.size(); ++i) {
+      std::string_view a = argv[i];
+      if (!a.starts_with("--") || a.size() == 2)
+        throw usage_error("unexpected argument '" + std::string(a) + "'; flags start with --");
+      a.remove_prefix(2);
+      std::optional<std::string> inline_value;
+      if (auto eq = a.find('='); eq != std::string_view::npos) {
+        inline_value = std::string(a.substr(eq + 1));
+        a = a.substr(0, eq);
+      }
+      const flag* f = find(a);
+      if (f == nullptr) throw usage_error("unknown flag --" + std::string(a) + "; see --help");
+      if (values_.contains(std::string(a))) throw usage_error("flag --" + std::string(a) + " given twice");
+      if (f->value.empty()) {
+        if (inline_value) throw usage_error("flag --" + std::string(a) + " takes no value");
+        values_[std::string(a)] = "";
+      } else if (inline_value) {
+        values_[std::string(a)] = *inline_value;
+      } else {
+        if (i + 1 >= argv.size()) throw usage_error("flag --" + std::string(a) + " needs a value (" + std::string(f->value) + ")");
+        values_[std::string(a)] = argv[++i];
+      }
+    }
+  }
+
+  [[nodiscard]] bool has(std::string_view name) const { return values_.contains(std::string(name)); }
+
+  [[nodiscard]] std::optional<std::string> get(std::string_view name) const {
+    auto it = values_.find(std::string(name));
+    if (it == values_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  // A positive integer; "70e9"-style values are accepted when they are exact integers.
+  [[nodiscard]] std::optional<std::int64_t> get_int(std::string_view name) const {
+    const auto v = get(name);
+    if (!v) return std::nullopt;
+    std::int64_t out = 0;
+    const char* end = v->data() + v->size();
+    auto [p, ec] = std::from_chars(v->data(), end, out);
+    if (ec != std::errc() || p != end) {
+      double d = 0;
+      auto [q, ec2] = std::from_chars(v->data(), end, d);
+      if (ec2 != std::errc() || q != end || d != std::floor(d) || !(std::fabs(d) < 9.2e18))
+        throw usage_error("--" + std::string(name) + " expects an integer, got '" + *v + "'");
+      out = static_cast<std::int64_t>(d);
+    }
+    if (out <= 0) throw usage_error("--" + std::string(name) + " expects a positive integer, got '" + *v + "'");
+    return out;
+  }
+
+  // A finite positive number.
+  [[nodiscard]] std::optional<double> get_double(std::string_view name) const {
+    const auto v = get(name);
+    if (!v) return std::nullopt;
+    const double d = parse_double(name, *v);
+    if (!(d > 0)) throw usage_error("--" + std::string(name) + " expects a positive number, got '" + *v + "'");
+    return d;
+  }
+
+  // One of a fixed set of words.
+  [[nodiscard]] std::optional<std::string> get_choice(std::string_view name, std::span<const std::string_view> choices) const {
+    const auto v = get(name);
+    if (!v) return std::nullopt;
+    std::string list;
+    for (auto c : choices) {
+      if (*v == c) return v;
+      list += (list.empty() ? "" : "|") + std::string(c);
+    }
+    throw usage_error("--" + std::string(name) + " expects " + list + ", got '" + *v + "'");
+  }
+
+  [[nodiscard]] const std::vector<flag>& known() const { return known_; }
+
+private:
+  const flag* find(std::string_view name) const {
+    for (const auto& f : known_)
+      if (f.name == name) return &f;
+    return nullptr;
+  }
+
+  static double parse_double(std::string_view name, const std::string& v) {
+    double d = 0;
+    const char* end = v.data() + v.size();
+    auto [p, ec] = std::from_chars(v.data(), end, d);
+    if (ec != std::errc() || p != end || !std::isfinite(d))
+      throw usage_error("--" + std::string(name) + " expects a number, got '" + v + "'");
+    return d;
+  }
+
+  std::vector<flag> known_;
+  std::map<std::string, std::string> values_;
+};
+
+}  // namespace trainperf::cli

@@ -1,0 +1,103 @@
+// --model and the model-override flags shared by every subcommand that needs a model.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <trainperf/io/hf_config.hpp>
+#include <trainperf/trainperf.hpp>
+
+#include "args.hpp"
+
+namespace trainperf::cli {
+
+inline std::vector<flag> model_flags() {
+  return {
+      {"model", "NAME|config.json", "a preset (see `trainperf presets`) or a Hugging Face config.json"},
+      {"layers", "N", "transformer layers"},
+      {"hidden", "N", "hidden size"},
+      {"heads", "N", "attention heads"},
+      {"kv-heads", "N", "key/value heads (GQA; 1 = MQA)"},
+      {"head-dim", "N", "head dimension (default hidden/heads)"},
+      {"ffn", "N", "MLP hidden size"},
+      {"vocab", "N", "vocabulary size"},
+      {"seq", "N", "sequence length"},
+      {"mlp", "gelu|swiglu", "MLP kind"},
+      {"norm", "layernorm|rmsnorm", "norm kind"},
+      {"positions", "learned|rotary", "position embedding kind"},
+      {"bias", "", "biases on every linear"},
+      {"no-bias", "", "no linear biases"},
+      {"tied", "", "output layer tied to the token embedding"},
+      {"untied", "", "separate output layer"},
+      {"experts", "N", "MoE experts"},
+      {"top-k", "N", "MoE experts per token"},
+  };
+}
+
+struct model_choice {
+  std::string name;  // preset name, file path, or "custom"
+  transformer_spec spec;
+  double nominal_params = 0;
+};
+
+namespace detail {
+template <class T>
+void set_if(const args& a, std::string_view name, T& field) {
+  if (auto v = a.get_int(name)) field = *v;
+}
+inline void exclusive(const args& a, std::string_view x, std::string_view y) {
+  if (a.has(x) && a.has(y)) throw usage_error("--" + std::string(x) + " and --" + std::string(y) + " contradict each other");
+}
+}  // namespace detail
+
+// The model named by --model (if any) with every override applied, validated.
+inline model_choice model_from_args(const args& a) {
+  model_choice m{"custom", {}, 0};
+  if (auto name = a.get("model")) {
+    if (const preset* p = find_preset(*name)) {
+      m = {std::string(p->name), p->spec, p->nominal_params};
+    } else if (name->ends_with(".json") || std::filesystem::exists(*name)) {
+      m = {*name, io::read_hf_config(*name), 0};
+    } else {
+      (void)get_preset(*name);  // throws the "unknown model; known presets: ..." error
+    }
+  } else {
+    std::string missing;
+    for (const char* f : {"layers", "hidden", "heads", "ffn", "vocab", "seq"})
+      if (!a.has(f)) missing += std::string(missing.empty() ? "" : ", ") + "--" + f;
+    if (!missing.empty())
+      throw usage_error("give --model NAME|config.json, or describe the model fully; missing: " + missing);
+  }
+  transformer_spec& s = m.spec;
+  detail::set_if(a, "layers", s.layers);
+  detail::set_if(a, "hidden", s.hidden);
+  detail::set_if(a, "heads", s.heads);
+  detail::set_if(a, "kv-heads", s.kv_heads);
+  detail::set_if(a, "head-dim", s.head_dim);
+  detail::set_if(a, "ffn", s.ffn);
+  detail::set_if(a, "vocab", s.vocab);
+  detail::set_if(a, "seq", s.max_seq);
+  detail::set_if(a, "experts", s.moe.experts);
+  detail::set_if(a, "top-k", s.moe.top_k);
+  static constexpr std::string_view mlps[] = {"gelu", "swiglu"};
+  if (auto v = a.get_choice("mlp", mlps)) s.mlp = *v == "gelu" ? mlp_kind::gelu : mlp_kind::swiglu;
+  static constexpr std::string_view norms[] = {"layernorm", "rmsnorm"};
+  if (auto v = a.get_choice("norm", norms)) s.norm = *v == "layernorm" ? norm_kind::layernorm : norm_kind::rmsnorm;
+  static constexpr std::string_view positions[] = {"learned", "rotary"};
+  if (auto v = a.get_choice("positions", positions))
+    s.positions = *v == "learned" ? position_kind::learned : position_kind::rotary;
+  detail::exclusive(a, "bias", "no-bias");
+  detail::exclusive(a, "tied", "untied");
+  if (a.has("bias")) s.linear_bias = true;
+  if (a.has("no-bias")) s.linear_bias = false;
+  if (a.has("tied")) s.tied_embeddings = true;
+  if (a.has("untied")) s.tied_embeddings = false;
+  // Overridden shapes are no longer the preset's nominal size.
+  for (const auto& f : model_flags())
+    if (f.name != "model" && f.name != "seq" && a.has(f.name)) m.nominal_params = 0;
+  validate(s);
+  return m;
+}
+
+}  // namespace trainperf::cli

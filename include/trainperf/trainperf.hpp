@@ -1,0 +1,14 @@
+// trainperf — the analytical core in one include. No Eigen, CUDA, MPI or file I/O here:
+// kernels (kernels/), collectives (comm/) and readers (io/) are included separately.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#define TRAINPERF_VERSION_MAJOR 0
+#define TRAINPERF_VERSION_MINOR 1
+#define TRAINPERF_VERSION_PATCH 0
+
+#include "error.hpp"
+#include "units.hpp"
+#include "model.hpp"
+#include "presets.hpp"
+#include "batch.hpp"

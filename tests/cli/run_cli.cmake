@@ -1,0 +1,13 @@
+# Runs EXE with ARGS ("@@"-separated), requires exit code RC and every "@@"-separated EXPECT regex.
+string(REPLACE "@@" ";" args "${ARGS}")
+execute_process(COMMAND ${EXE} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc STREQUAL "${RC}")
+  message(FATAL_ERROR "exit code ${rc}, expected ${RC}")
+endif()
+string(REPLACE "@@" ";" patterns "${EXPECT}")
+foreach(p IN LISTS patterns)
+  if(NOT "${out}${err}" MATCHES "${p}")
+    message(FATAL_ERROR "output lacks /${p}/")
+  endif()
+endforeach()
