@@ -20,13 +20,13 @@ struct usage_error : std::runtime_error {
 };
 
 struct flag {
-  std::string_view name;  // without the leading "--"
-  std::string_view value; // placeholder for the value ("N", "gelu|swiglu"); empty for a switch
+  std::string_view name;   // without the leading "--"
+  std::string_view value;  // placeholder for the value ("N", "gelu|swiglu"); empty for a switch
   std::string_view help;
 };
 
 class args {
-public:
+ public:
   args(std::span<const std::string> argv, std::vector<flag> known) : known_(std::move(known)) {
     for (std::size_t i = 0; i < argv.size(); ++i) {
       std::string_view a = argv[i];
@@ -47,7 +47,8 @@ public:
       } else if (inline_value) {
         values_[std::string(a)] = *inline_value;
       } else {
-        if (i + 1 >= argv.size()) throw usage_error("flag --" + std::string(a) + " needs a value (" + std::string(f->value) + ")");
+        if (i + 1 >= argv.size())
+          throw usage_error("flag --" + std::string(a) + " needs a value (" + std::string(f->value) + ")");
         values_[std::string(a)] = argv[++i];
       }
     }
@@ -89,7 +90,8 @@ public:
   }
 
   // One of a fixed set of words.
-  [[nodiscard]] std::optional<std::string> get_choice(std::string_view name, std::span<const std::string_view> choices) const {
+  [[nodiscard]] std::optional<std::string> get_choice(std::string_view name,
+                                                      std::span<const std::string_view> choices) const {
     const auto v = get(name);
     if (!v) return std::nullopt;
     std::string list;
@@ -102,7 +104,7 @@ public:
 
   [[nodiscard]] const std::vector<flag>& known() const { return known_; }
 
-private:
+ private:
   const flag* find(std::string_view name) const {
     for (const auto& f : known_)
       if (f.name == name) return &f;

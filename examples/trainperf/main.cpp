@@ -74,18 +74,27 @@ int run_params(const args& a) {
     j["embedding"] = c.embedding();
     j["non_embedding"] = c.non_embedding();
     j["active"] = active;
-    j["components"] = {{"token_embedding", c.token_embedding}, {"position_embedding", c.position_embedding},
-                       {"output", c.output},  {"attention", c.attention}, {"mlp", c.mlp},
-                       {"router", c.router},  {"routed_experts", c.routed_experts},
-                       {"shared_experts", c.shared_experts}, {"norms", c.norms},
-                       {"vision", c.vision},  {"projector", c.projector}};
+    j["components"] = {{"token_embedding", c.token_embedding},
+                       {"position_embedding", c.position_embedding},
+                       {"output", c.output},
+                       {"attention", c.attention},
+                       {"mlp", c.mlp},
+                       {"router", c.router},
+                       {"routed_experts", c.routed_experts},
+                       {"shared_experts", c.shared_experts},
+                       {"norms", c.norms},
+                       {"vision", c.vision},
+                       {"projector", c.projector}};
     j["per_layer"] = per_layer;
     if (m.nominal_params > 0) j["nominal"] = m.nominal_params;
     print_json(j);
     return 0;
   }
-  const auto row = [](std::string_view what, std::int64_t n) { fmt::print("  {:<28}{:>22}\n", what, tp::format_count(n)); };
-  fmt::print("model {}{}\n", m.name, m.nominal_params > 0 ? fmt::format(" (nominal {})", short_count(m.nominal_params)) : "");
+  const auto row = [](std::string_view what, std::int64_t n) {
+    fmt::print("  {:<28}{:>22}\n", what, tp::format_count(n));
+  };
+  fmt::print("model {}{}\n", m.name,
+             m.nominal_params > 0 ? fmt::format(" (nominal {})", short_count(m.nominal_params)) : "");
   row("total", c.total());
   row("embedding", c.embedding());
   row("non-embedding", c.non_embedding());
@@ -103,8 +112,7 @@ int run_params(const args& a) {
   if (c.vision) row("vision tower", c.vision);
   if (c.projector) row("projector", c.projector);
   fmt::print("per layer\n");
-  for (const auto& [n, l] : shapes)
-    row(fmt::format("{} x {} layer", n, l.routed_experts ? "MoE" : "dense"), l.total());
+  for (const auto& [n, l] : shapes) row(fmt::format("{} x {} layer", n, l.routed_experts ? "MoE" : "dense"), l.total());
   return 0;
 }
 
@@ -124,7 +132,8 @@ std::vector<flag> batch_flags() {
 }
 
 int run_batch(const args& a) {
-  tp::batch_query q{a.get_int("gbs"), a.get_int("lbs"), a.get_int("gas"), a.get_int("dp"), a.get_int("seq").value_or(0)};
+  tp::batch_query q{a.get_int("gbs"), a.get_int("lbs"), a.get_int("gas"), a.get_int("dp"),
+                    a.get_int("seq").value_or(0)};
   const auto world = a.get_int("world");
   if (!world && (a.has("tp") || a.has("pp") || a.has("cp")))
     throw usage_error("--tp/--pp/--cp only count with --world (dp = world / (tp x pp x cp))");
@@ -132,7 +141,8 @@ int run_batch(const args& a) {
     const std::int64_t dp = tp::data_parallel_size(*world, a.get_int("tp").value_or(1), a.get_int("pp").value_or(1),
                                                    a.get_int("cp").value_or(1));
     if (q.dp && *q.dp != dp)
-      throw tp::config_error("dp", fmt::format("--dp {} contradicts --world {} / (tp x pp x cp) = {}; drop one", *q.dp, *world, dp));
+      throw tp::config_error(
+          "dp", fmt::format("--dp {} contradicts --world {} / (tp x pp x cp) = {}; drop one", *q.dp, *world, dp));
     q.dp = dp;
   }
   const tp::batch_config b = tp::solve_batch(q);
@@ -154,7 +164,8 @@ int run_batch(const args& a) {
   fmt::print("GBS = LBS x GAS x DP: {} = {} x {} x {}\n", b.gbs, b.lbs, b.gas, b.dp);
   fmt::print("  micro-batches per step  {} ({} per data-parallel replica)\n", b.micro_batches_per_step(), b.gas);
   if (b.seq) {
-    fmt::print("  tokens per step         {} ({} sequences x {})\n", tp::format_count(b.tokens_per_step()), b.gbs, b.seq);
+    fmt::print("  tokens per step         {} ({} sequences x {})\n", tp::format_count(b.tokens_per_step()), b.gbs,
+               b.seq);
     fmt::print("  tokens per micro-batch  {}\n", tp::format_count(b.tokens_per_micro_batch()));
     if (world) fmt::print("  tokens per device/step  {:g}\n", b.tokens_per_device(*world));
   }
@@ -166,8 +177,10 @@ int run_presets(const args& a) {
   if (a.has("json")) {
     json j = json::array();
     for (const auto& p : tp::presets)
-      j.push_back({{"name", p.name}, {"params", tp::count_params(p.spec).total()},
-                   {"nominal", p.nominal_params > 0 ? json(p.nominal_params) : json(nullptr)}, {"source", p.source}});
+      j.push_back({{"name", p.name},
+                   {"params", tp::count_params(p.spec).total()},
+                   {"nominal", p.nominal_params > 0 ? json(p.nominal_params) : json(nullptr)},
+                   {"source", p.source}});
     print_json(j);
     return 0;
   }
@@ -180,8 +193,10 @@ int run_presets(const args& a) {
 
 const std::vector<command>& commands() {
   static const std::vector<command> all = {
-      {"params", "parameter counts: total, embedding, non-embedding, per component and layer", params_flags, run_params},
-      {"batch", "GBS = LBS x GAS x DP: give three (or --world/--tp/--pp for dp), get the fourth", batch_flags, run_batch},
+      {"params", "parameter counts: total, embedding, non-embedding, per component and layer", params_flags,
+       run_params},
+      {"batch", "GBS = LBS x GAS x DP: give three (or --world/--tp/--pp for dp), get the fourth", batch_flags,
+       run_batch},
       {"presets", "list the preset models with their sources", [] { return with_common({}); }, run_presets},
   };
   return all;

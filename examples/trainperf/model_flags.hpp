@@ -47,7 +47,8 @@ void set_if(const args& a, std::string_view name, T& field) {
   if (auto v = a.get_int(name)) field = *v;
 }
 inline void exclusive(const args& a, std::string_view x, std::string_view y) {
-  if (a.has(x) && a.has(y)) throw usage_error("--" + std::string(x) + " and --" + std::string(y) + " contradict each other");
+  if (a.has(x) && a.has(y))
+    throw usage_error("--" + std::string(x) + " and --" + std::string(y) + " contradict each other");
 }
 }  // namespace detail
 

@@ -34,7 +34,7 @@ struct batch_config {
     return static_cast<double>(tokens_per_step()) / static_cast<double>(world);
   }
 
-private:
+ private:
   constexpr std::int64_t tokens(std::int64_t sequences) const {
     detail::require_positive(seq, "seq");
     return detail::checked_mul(sequences, seq, "tokens per step");

@@ -13,13 +13,13 @@ namespace trainperf {
 
 // Bad user input: the message names the field, the values and the fix.
 class config_error : public std::invalid_argument {
-public:
+ public:
   config_error(std::string field, const std::string& message)
       : std::invalid_argument(message), field_(std::move(field)) {}
   // The configuration field at fault ("gbs", "heads", ...), as the user spells it.
   [[nodiscard]] const std::string& field() const noexcept { return field_; }
 
-private:
+ private:
   std::string field_;
 };
 
@@ -56,9 +56,8 @@ namespace detail {
 
 // A size the user gave must be > 0.
 constexpr void require_positive(std::int64_t v, std::string_view field) {
-  require(v > 0, reason::value_must_be_positive, field, [&] {
-    return std::string(field) + " must be a positive integer, got " + str(v);
-  });
+  require(v > 0, reason::value_must_be_positive, field,
+          [&] { return std::string(field) + " must be a positive integer, got " + str(v); });
 }
 
 // A model dimension: positive and at most 2^31, so that any product of two fits in 64 bits
@@ -66,9 +65,8 @@ constexpr void require_positive(std::int64_t v, std::string_view field) {
 inline constexpr std::int64_t max_dimension = std::int64_t{1} << 31;
 constexpr void require_dimension(std::int64_t v, std::string_view field) {
   require_positive(v, field);
-  require(v <= max_dimension, reason::size_exceeds_2_to_the_31, field, [&] {
-    return std::string(field) + " " + str(v) + " exceeds the largest supported size 2^31 = 2147483648";
-  });
+  require(v <= max_dimension, reason::size_exceeds_2_to_the_31, field,
+          [&] { return std::string(field) + " " + str(v) + " exceeds the largest supported size 2^31 = 2147483648"; });
 }
 
 // Products of user sizes (GBS x sequence, layers x hidden^2, ...) must not wrap around.
@@ -76,8 +74,7 @@ constexpr std::int64_t checked_mul(std::int64_t a, std::int64_t b, std::string_v
   std::int64_t r = 0;
   const bool overflow = __builtin_mul_overflow(a, b, &r);
   require(!overflow, reason::arithmetic_overflows_int64, what, [&] {
-    return std::string(what) + " overflows a 64-bit integer (" + str(a) + " x " + str(b) +
-           "); use smaller sizes";
+    return std::string(what) + " overflows a 64-bit integer (" + str(a) + " x " + str(b) + "); use smaller sizes";
   });
   return r;
 }
@@ -86,16 +83,13 @@ constexpr std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_v
   std::int64_t r = 0;
   const bool overflow = __builtin_add_overflow(a, b, &r);
   require(!overflow, reason::arithmetic_overflows_int64, what, [&] {
-    return std::string(what) + " overflows a 64-bit integer (" + str(a) + " + " + str(b) +
-           "); use smaller sizes";
+    return std::string(what) + " overflows a 64-bit integer (" + str(a) + " + " + str(b) + "); use smaller sizes";
   });
   return r;
 }
 
 constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
-constexpr std::int64_t round_up(std::int64_t a, std::int64_t multiple) {
-  return ceil_div(a, multiple) * multiple;
-}
+constexpr std::int64_t round_up(std::int64_t a, std::int64_t multiple) { return ceil_div(a, multiple) * multiple; }
 
 }  // namespace detail
 }  // namespace trainperf

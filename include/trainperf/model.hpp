@@ -55,9 +55,7 @@ struct vision_spec {
   train_mode projector_mode = train_mode::trained;
 
   [[nodiscard]] constexpr bool present() const { return layers > 0; }
-  [[nodiscard]] constexpr std::int64_t patches() const {
-    return (image_size / patch_size) * (image_size / patch_size);
-  }
+  [[nodiscard]] constexpr std::int64_t patches() const { return (image_size / patch_size) * (image_size / patch_size); }
   // Tokens the tower runs on (patches + class token) and image tokens handed to the LLM
   // (patches only: LLaVA drops the class token).
   [[nodiscard]] constexpr std::int64_t tower_tokens() const { return patches() + 1; }
@@ -94,20 +92,21 @@ struct transformer_spec {
   [[nodiscard]] constexpr std::int64_t q_dim() const { return heads * resolved_head_dim(); }
   [[nodiscard]] constexpr std::int64_t kv_dim() const { return resolved_kv_heads() * resolved_head_dim(); }
   [[nodiscard]] constexpr bool is_moe() const { return moe.experts > 0; }
-  [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const {
-    return is_moe() && i % moe.layer_freq == 0;
-  }
+  [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const { return is_moe() && i % moe.layer_freq == 0; }
   [[nodiscard]] constexpr std::int64_t moe_layers() const {
     return is_moe() ? detail::ceil_div(layers, moe.layer_freq) : 0;
   }
-  [[nodiscard]] constexpr std::int64_t resolved_expert_ffn() const { return moe.expert_ffn == 0 ? ffn : moe.expert_ffn; }
+  [[nodiscard]] constexpr std::int64_t resolved_expert_ffn() const {
+    return moe.expert_ffn == 0 ? ffn : moe.expert_ffn;
+  }
   [[nodiscard]] constexpr std::int64_t resolved_shared_expert_ffn() const {
     return moe.shared_expert_ffn == 0 ? resolved_expert_ffn() : moe.shared_expert_ffn;
   }
   // The embedding rows actually stored for tensor-parallel degree tp.
   [[nodiscard]] constexpr std::int64_t padded_vocab(std::int64_t tp = 1) const {
-    return padding == vocab_padding::none ? vocab
-                                          : detail::round_up(vocab, detail::checked_mul(pad_multiple, tp, "vocabulary padding"));
+    return padding == vocab_padding::none
+               ? vocab
+               : detail::round_up(vocab, detail::checked_mul(pad_multiple, tp, "vocabulary padding"));
   }
 };
 
@@ -151,18 +150,18 @@ constexpr void validate(const transformer_spec& m) {
   });
   if (m.moe.experts != 0 || m.moe.top_k != 0) {
     require_dimension(m.moe.experts, "experts");
-    require(m.moe.top_k >= 1 && m.moe.top_k <= m.moe.experts, reason::moe_top_k_is_out_of_range, "top_k", [&] {
-      return "top_k " + str(m.moe.top_k) + " must be between 1 and experts " + str(m.moe.experts);
-    });
+    require(m.moe.top_k >= 1 && m.moe.top_k <= m.moe.experts, reason::moe_top_k_is_out_of_range, "top_k",
+            [&] { return "top_k " + str(m.moe.top_k) + " must be between 1 and experts " + str(m.moe.experts); });
     require_dimension(m.moe.layer_freq, "moe_layer_freq");
     if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
     if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");
     if (m.moe.shared_expert_ffn != 0) require_dimension(m.moe.shared_expert_ffn, "shared_expert_ffn");
   } else {
-    require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0, reason::moe_fields_set_on_a_dense_model,
-            "experts", [&] {
-              return std::string("expert_ffn or shared_experts is set but experts is 0; set experts and "
-                                 "top_k for a mixture-of-experts model, or clear the expert fields");
+    require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0,
+            reason::moe_fields_set_on_a_dense_model, "experts", [&] {
+              return std::string(
+                  "expert_ffn or shared_experts is set but experts is 0; set experts and "
+                  "top_k for a mixture-of-experts model, or clear the expert fields");
             });
   }
   if (m.vision.present()) {
@@ -175,16 +174,14 @@ constexpr void validate(const transformer_spec& m) {
     require_dimension(v.channels, "vision.channels");
     require(v.image_size % v.patch_size == 0, reason::vision_image_size_is_not_divisible_by_patch_size,
             "vision.patch_size", [&] {
-              return "vision image_size " + str(v.image_size) + " is not divisible by patch_size " +
-                     str(v.patch_size);
+              return "vision image_size " + str(v.image_size) + " is not divisible by patch_size " + str(v.patch_size);
             });
-    require(v.hidden % v.heads == 0, reason::vision_hidden_is_not_divisible_by_heads, "vision.heads", [&] {
-      return "vision hidden " + str(v.hidden) + " is not divisible by vision heads " + str(v.heads);
-    });
+    require(v.hidden % v.heads == 0, reason::vision_hidden_is_not_divisible_by_heads, "vision.heads",
+            [&] { return "vision hidden " + str(v.hidden) + " is not divisible by vision heads " + str(v.heads); });
     require(v.feature_layer != 0 && v.feature_layer >= -v.layers && v.feature_layer <= v.layers,
             reason::vision_feature_layer_is_out_of_range, "vision.feature_layer", [&] {
-              return "vision feature_layer " + str(v.feature_layer) + " is out of range for " +
-                     str(v.layers) + " layers; use 1.." + str(v.layers) + " or -" + str(v.layers) + "..-1";
+              return "vision feature_layer " + str(v.feature_layer) + " is out of range for " + str(v.layers) +
+                     " layers; use 1.." + str(v.layers) + " or -" + str(v.layers) + "..-1";
             });
   }
 }
@@ -196,7 +193,7 @@ struct layer_params {
   std::int64_t router = 0;          // MoE gate
   std::int64_t routed_experts = 0;  // all routed experts of the layer
   std::int64_t shared_experts = 0;
-  std::int64_t norms = 0;           // the two pre-norms
+  std::int64_t norms = 0;  // the two pre-norms
   [[nodiscard]] constexpr std::int64_t total() const {
     return attention + mlp + router + routed_experts + shared_experts + norms;
   }
@@ -247,9 +244,10 @@ constexpr layer_params count_layer_params(const transformer_spec& m, std::int64_
   p.norms = 2 * norm_params(m.norm, h);
   if (m.is_moe_layer(i)) {
     p.router = h * m.moe.experts;
-    p.routed_experts = checked_mul(m.moe.experts, mlp_params(m.mlp, h, m.resolved_expert_ffn(), m.linear_bias), "expert parameters");
-    p.shared_experts = checked_mul(m.moe.shared_experts, mlp_params(m.mlp, h, m.resolved_shared_expert_ffn(), m.linear_bias),
-                                   "expert parameters");
+    p.routed_experts =
+        checked_mul(m.moe.experts, mlp_params(m.mlp, h, m.resolved_expert_ffn(), m.linear_bias), "expert parameters");
+    p.shared_experts = checked_mul(
+        m.moe.shared_experts, mlp_params(m.mlp, h, m.resolved_shared_expert_ffn(), m.linear_bias), "expert parameters");
   } else {
     p.mlp = mlp_params(m.mlp, h, m.ffn, m.linear_bias);
   }
@@ -261,7 +259,9 @@ constexpr std::int64_t count_vision_tower_params(const vision_spec& v) {
   using namespace detail;
   if (!v.present()) return 0;
   const i64 h = v.hidden;
-  const i64 patch_embed = checked_mul(checked_mul(checked_mul(v.channels, v.patch_size, "vision"), v.patch_size, "vision"), h, "vision parameters");  // conv, no bias
+  const i64 patch_embed =
+      checked_mul(checked_mul(checked_mul(v.channels, v.patch_size, "vision"), v.patch_size, "vision"), h,
+                  "vision parameters");  // conv, no bias
   const i64 class_and_positions = h + v.tower_tokens() * h;
   const i64 pre_post_norms = 2 * 2 * h;
   const i64 layer = 4 * (h * h + h) + 2 * 2 * h + mlp_params(mlp_kind::gelu, h, v.ffn, true);
@@ -284,7 +284,8 @@ constexpr param_counts count_params(const transformer_spec& m, std::int64_t tp =
   param_counts c;
   const i64 v = m.padded_vocab(tp);
   c.token_embedding = checked_mul(v, m.hidden, "embedding parameters");
-  c.position_embedding = m.positions == position_kind::learned ? checked_mul(m.max_seq, m.hidden, "position parameters") : 0;
+  c.position_embedding =
+      m.positions == position_kind::learned ? checked_mul(m.max_seq, m.hidden, "position parameters") : 0;
   c.output = m.tied_embeddings ? 0 : c.token_embedding;
   for (i64 i = 0; i < m.layers; ++i) {
     const layer_params l = count_layer_params(m, i);

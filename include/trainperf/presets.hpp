@@ -25,18 +25,28 @@ namespace detail {
 
 // Llama 2 (Touvron et al. 2023, arXiv:2307.09288): RMSNorm, SwiGLU, RoPE, no biases, untied,
 // vocabulary 32000, context 4096.
-constexpr transformer_spec llama2(std::int64_t layers, std::int64_t hidden, std::int64_t heads,
-                                  std::int64_t kv_heads, std::int64_t ffn) {
-  return {.layers = layers, .hidden = hidden, .heads = heads, .kv_heads = kv_heads, .ffn = ffn,
-          .vocab = 32000, .max_seq = 4096};
+constexpr transformer_spec llama2(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t kv_heads,
+                                  std::int64_t ffn) {
+  return {.layers = layers,
+          .hidden = hidden,
+          .heads = heads,
+          .kv_heads = kv_heads,
+          .ffn = ffn,
+          .vocab = 32000,
+          .max_seq = 4096};
 }
 
 // Llama 3 / 3.1 (Grattafiori et al. 2024, arXiv:2407.21783, table 3): GQA with 8 KV heads,
 // vocabulary 128256.
-constexpr transformer_spec llama3(std::int64_t layers, std::int64_t hidden, std::int64_t heads,
-                                  std::int64_t ffn, std::int64_t max_seq) {
-  return {.layers = layers, .hidden = hidden, .heads = heads, .kv_heads = 8, .ffn = ffn,
-          .vocab = 128256, .max_seq = max_seq};
+constexpr transformer_spec llama3(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t ffn,
+                                  std::int64_t max_seq) {
+  return {.layers = layers,
+          .hidden = hidden,
+          .heads = heads,
+          .kv_heads = 8,
+          .ffn = ffn,
+          .vocab = 128256,
+          .max_seq = max_seq};
 }
 
 // GPT-2/GPT-3 family (Radford et al. 2019; Brown et al. 2020, arXiv:2005.14165): LayerNorm,
@@ -44,8 +54,16 @@ constexpr transformer_spec llama3(std::int64_t layers, std::int64_t hidden, std:
 // tokenizer's 50257 tokens, or 50304 where the training framework pads them.
 constexpr transformer_spec gpt(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t max_seq,
                                std::int64_t vocab) {
-  return {.layers = layers, .hidden = hidden, .heads = heads, .ffn = 4 * hidden, .vocab = vocab, .max_seq = max_seq, .mlp = mlp_kind::gelu,
-          .norm = norm_kind::layernorm, .linear_bias = true, .tied_embeddings = true,
+  return {.layers = layers,
+          .hidden = hidden,
+          .heads = heads,
+          .ffn = 4 * hidden,
+          .vocab = vocab,
+          .max_seq = max_seq,
+          .mlp = mlp_kind::gelu,
+          .norm = norm_kind::layernorm,
+          .linear_bias = true,
+          .tied_embeddings = true,
           .positions = position_kind::learned};
 }
 
@@ -78,9 +96,13 @@ inline constexpr preset presets[] = {
     // ViT-L/14 at 336 px (features of the penultimate layer), two-layer GELU projector.
     // Trainable parts as in the finetune stage; pretraining also freezes the LLM.
     {"llava1.5-7b",
-     detail::with_vision(detail::llama2(32, 4096, 32, 0, 11008),
-                         {.layers = 24, .hidden = 1024, .heads = 16, .ffn = 4096, .image_size = 336,
-                          .patch_size = 14, .feature_layer = -2}),
+     detail::with_vision(detail::llama2(32, 4096, 32, 0, 11008), {.layers = 24,
+                                                                  .hidden = 1024,
+                                                                  .heads = 16,
+                                                                  .ffn = 4096,
+                                                                  .image_size = 336,
+                                                                  .patch_size = 14,
+                                                                  .feature_layer = -2}),
      7e9,
      "Liu et al. 2023 (arXiv:2310.03744); llava-hf/llava-1.5-7b-hf config.json; "
      "openai/clip-vit-large-patch14-336 config.json"},
@@ -100,23 +122,34 @@ inline constexpr preset presets[] = {
      "Radford et al. 2019; openai-community/gpt2 config.json"},
     // Mixtral 8x7B (Jiang et al. 2024, arXiv:2401.04088, table 1): 8 SwiGLU experts, top-2.
     {"mixtral-8x7b",
-     detail::with_moe({.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8,
-                       .ffn = 14336, .vocab = 32000, .max_seq = 32768},
-                      {.experts = 8, .top_k = 2}),
+     detail::with_moe(
+         {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
+         {.experts = 8, .top_k = 2}),
      0, "Jiang et al. 2024 (arXiv:2401.04088) table 1; mistralai/Mixtral-8x7B-v0.1 config.json"},
-    {"mistral-7b", {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000,
-                    .max_seq = 32768},
-     7e9, "Jiang et al. 2023 (arXiv:2310.06825) table 1; mistralai/Mistral-7B-v0.1 config.json"},
+    {"mistral-7b",
+     {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
+     7e9,
+     "Jiang et al. 2023 (arXiv:2310.06825) table 1; mistralai/Mistral-7B-v0.1 config.json"},
     // Pythia (Biderman et al. 2023, arXiv:2304.01373): GPT-NeoX layout, LayerNorm, biased
     // linears, GELU, rotary, untied. (Parallel residual and partial rotary change no count.)
-    {"pythia-1.4b", {.layers = 24, .hidden = 2048, .heads = 16, .ffn = 8192, .vocab = 50304, .max_seq = 2048,
-                     .mlp = mlp_kind::gelu, .norm = norm_kind::layernorm, .linear_bias = true},
-     1.4e9, "Biderman et al. 2023 (arXiv:2304.01373) table 1; EleutherAI/pythia models/1.4B/pythia-1.4b.yml"},
+    {"pythia-1.4b",
+     {.layers = 24,
+      .hidden = 2048,
+      .heads = 16,
+      .ffn = 8192,
+      .vocab = 50304,
+      .max_seq = 2048,
+      .mlp = mlp_kind::gelu,
+      .norm = norm_kind::layernorm,
+      .linear_bias = true},
+     1.4e9,
+     "Biderman et al. 2023 (arXiv:2304.01373) table 1; EleutherAI/pythia models/1.4B/pythia-1.4b.yml"},
     // The example trainer's model: Llama shape, byte-level vocabulary, small enough to learn
     // visibly on two CPU cores in a minute.
-    {"tiny", {.layers = 4, .hidden = 128, .heads = 4, .kv_heads = 2, .ffn = 384, .vocab = 256,
-              .max_seq = 128},
-     0, "trainperf's own example model (examples/train_llama)"},
+    {"tiny",
+     {.layers = 4, .hidden = 128, .heads = 4, .kv_heads = 2, .ffn = 384, .vocab = 256, .max_seq = 128},
+     0,
+     "trainperf's own example model (examples/train_llama)"},
 };
 
 // The preset called `name`, or nullptr.
@@ -128,7 +161,7 @@ constexpr const preset* find_preset(std::string_view name) {
 
 namespace reason {
 inline void unknown_model_preset() {}
-}
+}  // namespace reason
 
 // The preset called `name`; an unknown name is a config_error listing the known ones.
 constexpr const preset& get_preset(std::string_view name) {

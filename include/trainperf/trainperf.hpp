@@ -7,8 +7,8 @@
 #define TRAINPERF_VERSION_MINOR 1
 #define TRAINPERF_VERSION_PATCH 0
 
+#include "batch.hpp"
 #include "error.hpp"
-#include "units.hpp"
 #include "model.hpp"
 #include "presets.hpp"
-#include "batch.hpp"
+#include "units.hpp"

@@ -29,7 +29,8 @@ inline std::string format_bytes(std::int64_t bytes, byte_unit unit = byte_unit::
 // An integer with thousands separators: 6,738,415,616.
 inline std::string format_count(std::int64_t n) {
   const bool negative = n < 0;
-  const std::uint64_t magnitude = negative ? std::uint64_t{0} - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
+  const std::uint64_t magnitude =
+      negative ? std::uint64_t{0} - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
   const std::string digits = std::to_string(magnitude);
   std::string out;
   const int lead = static_cast<int>(digits.size() % 3);

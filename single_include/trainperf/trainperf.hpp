@@ -10,6 +10,14 @@
 #define TRAINPERF_VERSION_MINOR 1
 #define TRAINPERF_VERSION_PATCH 0
 
+// ---- begin trainperf/batch.hpp ----
+// trainperf — batch-size algebra: GBS = LBS x GAS x DP, in sequences and in tokens.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
 // ---- begin trainperf/error.hpp ----
 // trainperf — errors shared by every header: one exception type for bad user input, and
 // the mechanism that turns the same checks into compile errors during constant evaluation.
@@ -25,13 +33,13 @@ namespace trainperf {
 
 // Bad user input: the message names the field, the values and the fix.
 class config_error : public std::invalid_argument {
-public:
+ public:
   config_error(std::string field, const std::string& message)
       : std::invalid_argument(message), field_(std::move(field)) {}
   // The configuration field at fault ("gbs", "heads", ...), as the user spells it.
   [[nodiscard]] const std::string& field() const noexcept { return field_; }
 
-private:
+ private:
   std::string field_;
 };
 
@@ -68,9 +76,8 @@ namespace detail {
 
 // A size the user gave must be > 0.
 constexpr void require_positive(std::int64_t v, std::string_view field) {
-  require(v > 0, reason::value_must_be_positive, field, [&] {
-    return std::string(field) + " must be a positive integer, got " + str(v);
-  });
+  require(v > 0, reason::value_must_be_positive, field,
+          [&] { return std::string(field) + " must be a positive integer, got " + str(v); });
 }
 
 // A model dimension: positive and at most 2^31, so that any product of two fits in 64 bits
@@ -78,9 +85,8 @@ constexpr void require_positive(std::int64_t v, std::string_view field) {
 inline constexpr std::int64_t max_dimension = std::int64_t{1} << 31;
 constexpr void require_dimension(std::int64_t v, std::string_view field) {
   require_positive(v, field);
-  require(v <= max_dimension, reason::size_exceeds_2_to_the_31, field, [&] {
-    return std::string(field) + " " + str(v) + " exceeds the largest supported size 2^31 = 2147483648";
-  });
+  require(v <= max_dimension, reason::size_exceeds_2_to_the_31, field,
+          [&] { return std::string(field) + " " + str(v) + " exceeds the largest supported size 2^31 = 2147483648"; });
 }
 
 // Products of user sizes (GBS x sequence, layers x hidden^2, ...) must not wrap around.
@@ -88,8 +94,7 @@ constexpr std::int64_t checked_mul(std::int64_t a, std::int64_t b, std::string_v
   std::int64_t r = 0;
   const bool overflow = __builtin_mul_overflow(a, b, &r);
   require(!overflow, reason::arithmetic_overflows_int64, what, [&] {
-    return std::string(what) + " overflows a 64-bit integer (" + str(a) + " x " + str(b) +
-           "); use smaller sizes";
+    return std::string(what) + " overflows a 64-bit integer (" + str(a) + " x " + str(b) + "); use smaller sizes";
   });
   return r;
 }
@@ -98,528 +103,17 @@ constexpr std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_v
   std::int64_t r = 0;
   const bool overflow = __builtin_add_overflow(a, b, &r);
   require(!overflow, reason::arithmetic_overflows_int64, what, [&] {
-    return std::string(what) + " overflows a 64-bit integer (" + str(a) + " + " + str(b) +
-           "); use smaller sizes";
+    return std::string(what) + " overflows a 64-bit integer (" + str(a) + " + " + str(b) + "); use smaller sizes";
   });
   return r;
 }
 
 constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
-constexpr std::int64_t round_up(std::int64_t a, std::int64_t multiple) {
-  return ceil_div(a, multiple) * multiple;
-}
+constexpr std::int64_t round_up(std::int64_t a, std::int64_t multiple) { return ceil_div(a, multiple) * multiple; }
 
 }  // namespace detail
 }  // namespace trainperf
 // ---- end trainperf/error.hpp ----
-// ---- begin trainperf/units.hpp ----
-// trainperf — units and their printing. Bytes are 64-bit integers; printing always says
-// which unit it uses: GiB (2^30, what the seed reports print as "mem") or GB (10^9).
-
-#include <cstdint>
-#include <cstdio>
-#include <string>
-
-namespace trainperf {
-
-inline constexpr std::int64_t KiB = std::int64_t{1} << 10;
-inline constexpr std::int64_t MiB = std::int64_t{1} << 20;
-inline constexpr std::int64_t GiB = std::int64_t{1} << 30;
-inline constexpr std::int64_t KB = 1'000;
-inline constexpr std::int64_t MB = 1'000'000;
-inline constexpr std::int64_t GB = 1'000'000'000;
-
-enum class byte_unit { gib, gb };
-
-// "74.20 GiB" / "79.67 GB", with the given number of decimals.
-inline std::string format_bytes(std::int64_t bytes, byte_unit unit = byte_unit::gib, int decimals = 2) {
-  const double div = unit == byte_unit::gib ? static_cast<double>(GiB) : static_cast<double>(GB);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f %s", decimals, static_cast<double>(bytes) / div,
-                unit == byte_unit::gib ? "GiB" : "GB");
-  return buf;
-}
-
-// An integer with thousands separators: 6,738,415,616.
-inline std::string format_count(std::int64_t n) {
-  const bool negative = n < 0;
-  const std::uint64_t magnitude = negative ? std::uint64_t{0} - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
-  const std::string digits = std::to_string(magnitude);
-  std::string out;
-  const int lead = static_cast<int>(digits.size() % 3);
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i != 0 && static_cast<int>(i % 3) == lead) out += ',';
-    out += digits[i];
-  }
-  return negative ? "-" + out : out;
-}
-
-}  // namespace trainperf
-// ---- end trainperf/units.hpp ----
-// ---- begin trainperf/model.hpp ----
-// trainperf — transformer model specifications and exact parameter counts.
-
-#include <cstdint>
-#include <string>
-#include <string_view>
-
-
-namespace trainperf {
-
-// gelu: two matrices per MLP (up h->f, down f->h), as GPT-2/GPT-3.
-// swiglu: three matrices (gate and up h->f, down f->h), as Llama (Shazeer 2020).
-enum class mlp_kind { gelu, swiglu };
-// layernorm: weight and bias (2h parameters); rmsnorm: weight only (h parameters).
-enum class norm_kind { layernorm, rmsnorm };
-// learned: a max_seq x hidden table (GPT-2); rotary: no parameters (RoFormer, Llama).
-enum class position_kind { learned, rotary };
-// none: the vocabulary as published (Hugging Face checkpoints).
-// megatron: padded to a multiple of pad_multiple x TP (Megatron-LM
-// megatron/training/tokenizer/tokenizer.py::_vocab_size_with_padding, default 128).
-enum class vocab_padding { none, megatron };
-// Whether a part's weights are updated in training (LLaVA pretraining freezes the vision
-// tower and the LLM and trains only the projector).
-enum class train_mode { trained, frozen };
-// LLaVA projector: one linear (LLaVA 1.0) or linear-GELU-linear ("mlp2x_gelu", LLaVA 1.5).
-enum class projector_kind { linear, mlp2x_gelu };
-
-// Mixture of experts. experts == 0 means a dense model.
-struct moe_spec {
-  std::int64_t experts = 0;
-  std::int64_t top_k = 0;
-  std::int64_t expert_ffn = 0;         // 0: the model's ffn
-  std::int64_t shared_experts = 0;     // always-active experts (DeepSeekMoE, Qwen-MoE)
-  std::int64_t shared_expert_ffn = 0;  // 0: expert_ffn
-  std::int64_t layer_freq = 1;         // layer i is MoE iff i % layer_freq == 0 (Megatron moe_layer_freq)
-};
-
-// A ViT vision tower (CLIP-style: conv patch embedding without bias, class token, learned
-// positions, pre- and post-LayerNorm, GELU MLP, biased linears) plus the projector into
-// the language model. layers == 0 means no vision tower.
-struct vision_spec {
-  std::int64_t layers = 0;
-  std::int64_t hidden = 0;
-  std::int64_t heads = 0;
-  std::int64_t ffn = 0;
-  std::int64_t image_size = 0;
-  std::int64_t patch_size = 0;
-  std::int64_t channels = 3;
-  // Index of the layer whose output feeds the projector, counted like Python (-1 the last,
-  // -2 the penultimate as in LLaVA 1.5); later layers are stored but never run.
-  std::int64_t feature_layer = -1;
-  projector_kind projector = projector_kind::mlp2x_gelu;
-  train_mode tower_mode = train_mode::frozen;
-  train_mode projector_mode = train_mode::trained;
-
-  [[nodiscard]] constexpr bool present() const { return layers > 0; }
-  [[nodiscard]] constexpr std::int64_t patches() const {
-    return (image_size / patch_size) * (image_size / patch_size);
-  }
-  // Tokens the tower runs on (patches + class token) and image tokens handed to the LLM
-  // (patches only: LLaVA drops the class token).
-  [[nodiscard]] constexpr std::int64_t tower_tokens() const { return patches() + 1; }
-  [[nodiscard]] constexpr std::int64_t image_tokens() const { return patches(); }
-  [[nodiscard]] constexpr std::int64_t layers_run() const {
-    return feature_layer < 0 ? layers + 1 + feature_layer : feature_layer;
-  }
-};
-
-struct transformer_spec {
-  std::int64_t layers = 0;
-  std::int64_t hidden = 0;
-  std::int64_t heads = 0;
-  std::int64_t kv_heads = 0;  // 0: = heads (multi-head); 1: multi-query; otherwise grouped-query
-  std::int64_t head_dim = 0;  // 0: hidden / heads
-  std::int64_t ffn = 0;
-  std::int64_t vocab = 0;
-  std::int64_t max_seq = 0;
-  mlp_kind mlp = mlp_kind::swiglu;
-  norm_kind norm = norm_kind::rmsnorm;
-  bool linear_bias = false;      // biases on every linear (GPT-2/3) or none (Llama)
-  bool tied_embeddings = false;  // output projection shares the token-embedding matrix
-  position_kind positions = position_kind::rotary;
-  vocab_padding padding = vocab_padding::none;
-  std::int64_t pad_multiple = 128;
-  moe_spec moe{};
-  vision_spec vision{};
-  train_mode llm_mode = train_mode::trained;
-
-  [[nodiscard]] constexpr std::int64_t resolved_kv_heads() const { return kv_heads == 0 ? heads : kv_heads; }
-  [[nodiscard]] constexpr std::int64_t resolved_head_dim() const {
-    return head_dim == 0 ? (heads > 0 ? hidden / heads : 0) : head_dim;
-  }
-  [[nodiscard]] constexpr std::int64_t q_dim() const { return heads * resolved_head_dim(); }
-  [[nodiscard]] constexpr std::int64_t kv_dim() const { return resolved_kv_heads() * resolved_head_dim(); }
-  [[nodiscard]] constexpr bool is_moe() const { return moe.experts > 0; }
-  [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const {
-    return is_moe() && i % moe.layer_freq == 0;
-  }
-  [[nodiscard]] constexpr std::int64_t moe_layers() const {
-    return is_moe() ? detail::ceil_div(layers, moe.layer_freq) : 0;
-  }
-  [[nodiscard]] constexpr std::int64_t resolved_expert_ffn() const { return moe.expert_ffn == 0 ? ffn : moe.expert_ffn; }
-  [[nodiscard]] constexpr std::int64_t resolved_shared_expert_ffn() const {
-    return moe.shared_expert_ffn == 0 ? resolved_expert_ffn() : moe.shared_expert_ffn;
-  }
-  // The embedding rows actually stored for tensor-parallel degree tp.
-  [[nodiscard]] constexpr std::int64_t padded_vocab(std::int64_t tp = 1) const {
-    return padding == vocab_padding::none ? vocab
-                                          : detail::round_up(vocab, detail::checked_mul(pad_multiple, tp, "vocabulary padding"));
-  }
-};
-
-namespace reason {
-inline void hidden_is_not_divisible_by_heads() {}
-inline void heads_are_not_divisible_by_kv_heads() {}
-inline void kv_heads_exceed_heads() {}
-inline void moe_top_k_is_out_of_range() {}
-inline void moe_fields_set_on_a_dense_model() {}
-inline void vision_image_size_is_not_divisible_by_patch_size() {}
-inline void vision_hidden_is_not_divisible_by_heads() {}
-inline void vision_feature_layer_is_out_of_range() {}
-}  // namespace reason
-
-// Checks a spec; throws config_error at run time, fails to compile in constant evaluation.
-constexpr void validate(const transformer_spec& m) {
-  using detail::require;
-  using detail::require_dimension;
-  using detail::str;
-  require_dimension(m.layers, "layers");
-  require_dimension(m.hidden, "hidden");
-  require_dimension(m.heads, "heads");
-  require_dimension(m.ffn, "ffn");
-  require_dimension(m.vocab, "vocab");
-  require_dimension(m.max_seq, "max_seq");
-  require_dimension(m.pad_multiple, "pad_multiple");
-  if (m.head_dim != 0) require_dimension(m.head_dim, "head_dim");
-  require(m.head_dim != 0 || m.hidden % m.heads == 0, reason::hidden_is_not_divisible_by_heads, "heads", [&] {
-    return "hidden " + str(m.hidden) + " is not divisible by heads " + str(m.heads) +
-           "; change heads, or set head_dim explicitly (then q/k/v project to heads x head_dim)";
-  });
-  require_dimension(detail::checked_mul(m.heads, m.resolved_head_dim(), "heads x head_dim"), "heads x head_dim");
-  if (m.kv_heads != 0) require_dimension(m.kv_heads, "kv_heads");
-  require(m.resolved_kv_heads() <= m.heads, reason::kv_heads_exceed_heads, "kv_heads", [&] {
-    return "kv_heads " + str(m.resolved_kv_heads()) + " exceeds heads " + str(m.heads) +
-           "; kv_heads must be at most heads (heads for multi-head, 1 for multi-query)";
-  });
-  require(m.heads % m.resolved_kv_heads() == 0, reason::heads_are_not_divisible_by_kv_heads, "kv_heads", [&] {
-    return "heads " + str(m.heads) + " are not divisible by kv_heads " + str(m.resolved_kv_heads()) +
-           "; grouped-query attention needs heads = kv_heads x group size";
-  });
-  if (m.moe.experts != 0 || m.moe.top_k != 0) {
-    require_dimension(m.moe.experts, "experts");
-    require(m.moe.top_k >= 1 && m.moe.top_k <= m.moe.experts, reason::moe_top_k_is_out_of_range, "top_k", [&] {
-      return "top_k " + str(m.moe.top_k) + " must be between 1 and experts " + str(m.moe.experts);
-    });
-    require_dimension(m.moe.layer_freq, "moe_layer_freq");
-    if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
-    if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");
-    if (m.moe.shared_expert_ffn != 0) require_dimension(m.moe.shared_expert_ffn, "shared_expert_ffn");
-  } else {
-    require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0, reason::moe_fields_set_on_a_dense_model,
-            "experts", [&] {
-              return std::string("expert_ffn or shared_experts is set but experts is 0; set experts and "
-                                 "top_k for a mixture-of-experts model, or clear the expert fields");
-            });
-  }
-  if (m.vision.present()) {
-    const auto& v = m.vision;
-    require_dimension(v.hidden, "vision.hidden");
-    require_dimension(v.heads, "vision.heads");
-    require_dimension(v.ffn, "vision.ffn");
-    require_dimension(v.image_size, "vision.image_size");
-    require_dimension(v.patch_size, "vision.patch_size");
-    require_dimension(v.channels, "vision.channels");
-    require(v.image_size % v.patch_size == 0, reason::vision_image_size_is_not_divisible_by_patch_size,
-            "vision.patch_size", [&] {
-              return "vision image_size " + str(v.image_size) + " is not divisible by patch_size " +
-                     str(v.patch_size);
-            });
-    require(v.hidden % v.heads == 0, reason::vision_hidden_is_not_divisible_by_heads, "vision.heads", [&] {
-      return "vision hidden " + str(v.hidden) + " is not divisible by vision heads " + str(v.heads);
-    });
-    require(v.feature_layer != 0 && v.feature_layer >= -v.layers && v.feature_layer <= v.layers,
-            reason::vision_feature_layer_is_out_of_range, "vision.feature_layer", [&] {
-              return "vision feature_layer " + str(v.feature_layer) + " is out of range for " +
-                     str(v.layers) + " layers; use 1.." + str(v.layers) + " or -" + str(v.layers) + "..-1";
-            });
-  }
-}
-
-// Parameters of one transformer layer, by component.
-struct layer_params {
-  std::int64_t attention = 0;       // q, k, v, o (and their biases)
-  std::int64_t mlp = 0;             // dense MLP (0 in an MoE layer)
-  std::int64_t router = 0;          // MoE gate
-  std::int64_t routed_experts = 0;  // all routed experts of the layer
-  std::int64_t shared_experts = 0;
-  std::int64_t norms = 0;           // the two pre-norms
-  [[nodiscard]] constexpr std::int64_t total() const {
-    return attention + mlp + router + routed_experts + shared_experts + norms;
-  }
-};
-
-// Parameters of a whole model, by component. "embedding" follows Kaplan et al. 2020
-// (arXiv:2001.08361, section 2.1: N excludes "all vocabulary and positional embeddings"):
-// token embedding, learned positions and an untied output projection.
-struct param_counts {
-  std::int64_t token_embedding = 0;
-  std::int64_t position_embedding = 0;
-  std::int64_t output = 0;  // untied output projection (0 when tied)
-  std::int64_t attention = 0;
-  std::int64_t mlp = 0;
-  std::int64_t router = 0;
-  std::int64_t routed_experts = 0;
-  std::int64_t shared_experts = 0;
-  std::int64_t norms = 0;  // every layer's norms and the final norm
-  std::int64_t vision = 0;
-  std::int64_t projector = 0;
-
-  [[nodiscard]] constexpr std::int64_t embedding() const { return token_embedding + position_embedding + output; }
-  [[nodiscard]] constexpr std::int64_t layers() const {
-    return attention + mlp + router + routed_experts + shared_experts + norms;
-  }
-  [[nodiscard]] constexpr std::int64_t language_model() const { return embedding() + layers(); }
-  [[nodiscard]] constexpr std::int64_t total() const { return language_model() + vision + projector; }
-  [[nodiscard]] constexpr std::int64_t non_embedding() const { return total() - embedding(); }
-};
-
-namespace detail {
-using i64 = std::int64_t;
-constexpr i64 norm_params(norm_kind k, i64 h) { return k == norm_kind::layernorm ? 2 * h : h; }
-constexpr i64 mlp_params(mlp_kind k, i64 h, i64 f, bool bias) {
-  const i64 mats = k == mlp_kind::swiglu ? 3 : 2;
-  const i64 in_bias = k == mlp_kind::swiglu ? 2 * f : f;
-  return checked_mul(mats * h, f, "mlp parameters") + (bias ? in_bias + h : 0);
-}
-}  // namespace detail
-
-// Parameters of layer i (0-based); MoE layers differ from dense ones.
-constexpr layer_params count_layer_params(const transformer_spec& m, std::int64_t i) {
-  using namespace detail;
-  const i64 h = m.hidden, q = m.q_dim(), kv = m.kv_dim();
-  layer_params p;
-  p.attention = checked_mul(h, q + 2 * kv, "attention parameters") + checked_mul(q, h, "attention parameters") +
-                (m.linear_bias ? q + 2 * kv + h : 0);
-  p.norms = 2 * norm_params(m.norm, h);
-  if (m.is_moe_layer(i)) {
-    p.router = h * m.moe.experts;
-    p.routed_experts = checked_mul(m.moe.experts, mlp_params(m.mlp, h, m.resolved_expert_ffn(), m.linear_bias), "expert parameters");
-    p.shared_experts = checked_mul(m.moe.shared_experts, mlp_params(m.mlp, h, m.resolved_shared_expert_ffn(), m.linear_bias),
-                                   "expert parameters");
-  } else {
-    p.mlp = mlp_params(m.mlp, h, m.ffn, m.linear_bias);
-  }
-  return p;
-}
-
-// Vision tower parameters (CLIP ViT layout, see vision_spec).
-constexpr std::int64_t count_vision_tower_params(const vision_spec& v) {
-  using namespace detail;
-  if (!v.present()) return 0;
-  const i64 h = v.hidden;
-  const i64 patch_embed = checked_mul(checked_mul(checked_mul(v.channels, v.patch_size, "vision"), v.patch_size, "vision"), h, "vision parameters");  // conv, no bias
-  const i64 class_and_positions = h + v.tower_tokens() * h;
-  const i64 pre_post_norms = 2 * 2 * h;
-  const i64 layer = 4 * (h * h + h) + 2 * 2 * h + mlp_params(mlp_kind::gelu, h, v.ffn, true);
-  return patch_embed + class_and_positions + pre_post_norms + checked_mul(v.layers, layer, "vision parameters");
-}
-
-constexpr std::int64_t count_projector_params(const transformer_spec& m) {
-  if (!m.vision.present()) return 0;
-  const std::int64_t vh = m.vision.hidden, h = m.hidden;
-  const std::int64_t first = vh * h + h;
-  return m.vision.projector == projector_kind::linear ? first : first + h * h + h;
-}
-
-// Exact parameter count of the model as stored (vocabulary padded for tensor-parallel
-// degree tp when the spec's padding rule says so).
-constexpr param_counts count_params(const transformer_spec& m, std::int64_t tp = 1) {
-  using namespace detail;
-  validate(m);
-  require_positive(tp, "tp");
-  param_counts c;
-  const i64 v = m.padded_vocab(tp);
-  c.token_embedding = checked_mul(v, m.hidden, "embedding parameters");
-  c.position_embedding = m.positions == position_kind::learned ? checked_mul(m.max_seq, m.hidden, "position parameters") : 0;
-  c.output = m.tied_embeddings ? 0 : c.token_embedding;
-  for (i64 i = 0; i < m.layers; ++i) {
-    const layer_params l = count_layer_params(m, i);
-    c.attention = checked_add(c.attention, l.attention, "attention parameters");
-    c.mlp = checked_add(c.mlp, l.mlp, "mlp parameters");
-    c.router += l.router;
-    c.routed_experts = checked_add(c.routed_experts, l.routed_experts, "expert parameters");
-    c.shared_experts = checked_add(c.shared_experts, l.shared_experts, "expert parameters");
-    c.norms += l.norms;
-  }
-  c.norms += norm_params(m.norm, m.hidden);  // final norm
-  c.vision = count_vision_tower_params(m.vision);
-  c.projector = count_projector_params(m);
-  return c;
-}
-
-// Parameters that touch one token in a forward pass: with MoE, only top_k routed experts
-// per MoE layer (Mixtral's "active parameters").
-constexpr std::int64_t count_active_params(const transformer_spec& m, std::int64_t tp = 1) {
-  const param_counts c = count_params(m, tp);
-  if (!m.is_moe()) return c.total();
-  return c.total() - c.routed_experts / m.moe.experts * (m.moe.experts - m.moe.top_k);
-}
-
-}  // namespace trainperf
-// ---- end trainperf/model.hpp ----
-// ---- begin trainperf/presets.hpp ----
-// trainperf — preset models: the seed reports' models and the common public ones, each
-// with the source of its configuration and, where benchmark suites use one, its nominal size.
-
-#include <cstdint>
-#include <span>
-#include <string>
-#include <string_view>
-
-
-namespace trainperf {
-
-struct preset {
-  std::string_view name;
-  transformer_spec spec;
-  // The round size a benchmark suite multiplies by (70e9 for llama2-70b); 0 when none is
-  // customary, and then the exact count stands in.
-  double nominal_params = 0;
-  std::string_view source;
-};
-
-namespace detail {
-
-// Llama 2 (Touvron et al. 2023, arXiv:2307.09288): RMSNorm, SwiGLU, RoPE, no biases, untied,
-// vocabulary 32000, context 4096.
-constexpr transformer_spec llama2(std::int64_t layers, std::int64_t hidden, std::int64_t heads,
-                                  std::int64_t kv_heads, std::int64_t ffn) {
-  return {.layers = layers, .hidden = hidden, .heads = heads, .kv_heads = kv_heads, .ffn = ffn,
-          .vocab = 32000, .max_seq = 4096};
-}
-
-// Llama 3 / 3.1 (Grattafiori et al. 2024, arXiv:2407.21783, table 3): GQA with 8 KV heads,
-// vocabulary 128256.
-constexpr transformer_spec llama3(std::int64_t layers, std::int64_t hidden, std::int64_t heads,
-                                  std::int64_t ffn, std::int64_t max_seq) {
-  return {.layers = layers, .hidden = hidden, .heads = heads, .kv_heads = 8, .ffn = ffn,
-          .vocab = 128256, .max_seq = max_seq};
-}
-
-// GPT-2/GPT-3 family (Radford et al. 2019; Brown et al. 2020, arXiv:2005.14165): LayerNorm,
-// GELU MLP of 4 x hidden, biases everywhere, learned positions, tied embeddings; the GPT-2
-// tokenizer's 50257 tokens, or 50304 where the training framework pads them.
-constexpr transformer_spec gpt(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t max_seq,
-                               std::int64_t vocab) {
-  return {.layers = layers, .hidden = hidden, .heads = heads, .ffn = 4 * hidden, .vocab = vocab, .max_seq = max_seq, .mlp = mlp_kind::gelu,
-          .norm = norm_kind::layernorm, .linear_bias = true, .tied_embeddings = true,
-          .positions = position_kind::learned};
-}
-
-constexpr transformer_spec with_vision(transformer_spec s, vision_spec v) {
-  s.vision = v;
-  return s;
-}
-
-constexpr transformer_spec with_moe(transformer_spec s, moe_spec m) {
-  s.moe = m;
-  return s;
-}
-
-}  // namespace detail
-
-inline constexpr preset presets[] = {
-    {"llama2-7b", detail::llama2(32, 4096, 32, 0, 11008), 7e9,
-     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-7b-hf config.json"},
-    {"llama2-13b", detail::llama2(40, 5120, 40, 0, 13824), 13e9,
-     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-13b-hf config.json"},
-    {"llama2-70b", detail::llama2(80, 8192, 64, 8, 28672), 70e9,
-     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-70b-hf config.json"},
-    {"llama3-8b", detail::llama3(32, 4096, 32, 14336, 8192), 8e9,
-     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Meta-Llama-3-8B config.json"},
-    {"llama3-70b", detail::llama3(80, 8192, 64, 28672, 8192), 70e9,
-     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Meta-Llama-3-70B config.json"},
-    {"llama3-405b", detail::llama3(126, 16384, 128, 53248, 131072), 405e9,
-     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Llama-3.1-405B config.json"},
-    // LLaVA 1.5 (Liu et al. 2023, arXiv:2310.03744): Vicuna-7B v1.5 (Llama 2 7B shape), CLIP
-    // ViT-L/14 at 336 px (features of the penultimate layer), two-layer GELU projector.
-    // Trainable parts as in the finetune stage; pretraining also freezes the LLM.
-    {"llava1.5-7b",
-     detail::with_vision(detail::llama2(32, 4096, 32, 0, 11008),
-                         {.layers = 24, .hidden = 1024, .heads = 16, .ffn = 4096, .image_size = 336,
-                          .patch_size = 14, .feature_layer = -2}),
-     7e9,
-     "Liu et al. 2023 (arXiv:2310.03744); llava-hf/llava-1.5-7b-hf config.json; "
-     "openai/clip-vit-large-patch14-336 config.json"},
-    // GPT-3 shapes (Brown et al. 2020, arXiv:2005.14165, table 2.1) as the seed-004 runs built
-    // them: PaddleNLP's gpt3-6.7B-en / gpt3-13B-en configs used by FlagPerf (vocabulary padded
-    // to 50304, context 2048). Table 2.1 prints d_model 5140 for 13B, but 40 heads x d_head 128
-    // = 5120, which is what PaddleNLP and Megatron-LM use.
-    {"gpt3-6.7b", detail::gpt(32, 4096, 32, 2048, 50304), 6.7e9,
-     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; PaddleNLP gpt3-6.7B-en via FlagPerf "
-     "training/benchmarks/gpt3_6.7B/paddle"},
-    {"gpt3-13b", detail::gpt(40, 5120, 40, 2048, 50304), 13e9,
-     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; PaddleNLP gpt3-13B-en via FlagPerf "
-     "training/benchmarks/gpt3_13B/paddle"},
-    {"gpt3-175b", detail::gpt(96, 12288, 96, 2048, 50304), 175e9,
-     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; vocabulary padded as Megatron-LM does at TP 1"},
-    {"gpt2-124m", detail::gpt(12, 768, 12, 1024, 50257), 124e6,
-     "Radford et al. 2019; openai-community/gpt2 config.json"},
-    // Mixtral 8x7B (Jiang et al. 2024, arXiv:2401.04088, table 1): 8 SwiGLU experts, top-2.
-    {"mixtral-8x7b",
-     detail::with_moe({.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8,
-                       .ffn = 14336, .vocab = 32000, .max_seq = 32768},
-                      {.experts = 8, .top_k = 2}),
-     0, "Jiang et al. 2024 (arXiv:2401.04088) table 1; mistralai/Mixtral-8x7B-v0.1 config.json"},
-    {"mistral-7b", {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000,
-                    .max_seq = 32768},
-     7e9, "Jiang et al. 2023 (arXiv:2310.06825) table 1; mistralai/Mistral-7B-v0.1 config.json"},
-    // Pythia (Biderman et al. 2023, arXiv:2304.01373): GPT-NeoX layout, LayerNorm, biased
-    // linears, GELU, rotary, untied. (Parallel residual and partial rotary change no count.)
-    {"pythia-1.4b", {.layers = 24, .hidden = 2048, .heads = 16, .ffn = 8192, .vocab = 50304, .max_seq = 2048,
-                     .mlp = mlp_kind::gelu, .norm = norm_kind::layernorm, .linear_bias = true},
-     1.4e9, "Biderman et al. 2023 (arXiv:2304.01373) table 1; EleutherAI/pythia models/1.4B/pythia-1.4b.yml"},
-    // The example trainer's model: Llama shape, byte-level vocabulary, small enough to learn
-    // visibly on two CPU cores in a minute.
-    {"tiny", {.layers = 4, .hidden = 128, .heads = 4, .kv_heads = 2, .ffn = 384, .vocab = 256,
-              .max_seq = 128},
-     0, "trainperf's own example model (examples/train_llama)"},
-};
-
-// The preset called `name`, or nullptr.
-constexpr const preset* find_preset(std::string_view name) {
-  for (const preset& p : presets)
-    if (p.name == name) return &p;
-  return nullptr;
-}
-
-namespace reason {
-inline void unknown_model_preset() {}
-}
-
-// The preset called `name`; an unknown name is a config_error listing the known ones.
-constexpr const preset& get_preset(std::string_view name) {
-  const preset* p = find_preset(name);
-  detail::require(p != nullptr, reason::unknown_model_preset, "model", [&] {
-    std::string known;
-    for (const preset& q : presets) known += (known.empty() ? "" : ", ") + std::string(q.name);
-    return "unknown model '" + std::string(name) + "'; known presets: " + known +
-           " (or give a path to a Hugging Face config.json)";
-  });
-  return *p;
-}
-
-}  // namespace trainperf
-// ---- end trainperf/presets.hpp ----
-// ---- begin trainperf/batch.hpp ----
-// trainperf — batch-size algebra: GBS = LBS x GAS x DP, in sequences and in tokens.
-
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
 
 namespace trainperf {
 
@@ -647,7 +141,7 @@ struct batch_config {
     return static_cast<double>(tokens_per_step()) / static_cast<double>(world);
   }
 
-private:
+ private:
   constexpr std::int64_t tokens(std::int64_t sequences) const {
     detail::require_positive(seq, "seq");
     return detail::checked_mul(sequences, seq, "tokens per step");
@@ -769,4 +263,539 @@ constexpr std::int64_t data_parallel_size(std::int64_t world, std::int64_t tp, s
 
 }  // namespace trainperf
 // ---- end trainperf/batch.hpp ----
+// ---- begin trainperf/model.hpp ----
+// trainperf — transformer model specifications and exact parameter counts.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+
+namespace trainperf {
+
+// gelu: two matrices per MLP (up h->f, down f->h), as GPT-2/GPT-3.
+// swiglu: three matrices (gate and up h->f, down f->h), as Llama (Shazeer 2020).
+enum class mlp_kind { gelu, swiglu };
+// layernorm: weight and bias (2h parameters); rmsnorm: weight only (h parameters).
+enum class norm_kind { layernorm, rmsnorm };
+// learned: a max_seq x hidden table (GPT-2); rotary: no parameters (RoFormer, Llama).
+enum class position_kind { learned, rotary };
+// none: the vocabulary as published (Hugging Face checkpoints).
+// megatron: padded to a multiple of pad_multiple x TP (Megatron-LM
+// megatron/training/tokenizer/tokenizer.py::_vocab_size_with_padding, default 128).
+enum class vocab_padding { none, megatron };
+// Whether a part's weights are updated in training (LLaVA pretraining freezes the vision
+// tower and the LLM and trains only the projector).
+enum class train_mode { trained, frozen };
+// LLaVA projector: one linear (LLaVA 1.0) or linear-GELU-linear ("mlp2x_gelu", LLaVA 1.5).
+enum class projector_kind { linear, mlp2x_gelu };
+
+// Mixture of experts. experts == 0 means a dense model.
+struct moe_spec {
+  std::int64_t experts = 0;
+  std::int64_t top_k = 0;
+  std::int64_t expert_ffn = 0;         // 0: the model's ffn
+  std::int64_t shared_experts = 0;     // always-active experts (DeepSeekMoE, Qwen-MoE)
+  std::int64_t shared_expert_ffn = 0;  // 0: expert_ffn
+  std::int64_t layer_freq = 1;         // layer i is MoE iff i % layer_freq == 0 (Megatron moe_layer_freq)
+};
+
+// A ViT vision tower (CLIP-style: conv patch embedding without bias, class token, learned
+// positions, pre- and post-LayerNorm, GELU MLP, biased linears) plus the projector into
+// the language model. layers == 0 means no vision tower.
+struct vision_spec {
+  std::int64_t layers = 0;
+  std::int64_t hidden = 0;
+  std::int64_t heads = 0;
+  std::int64_t ffn = 0;
+  std::int64_t image_size = 0;
+  std::int64_t patch_size = 0;
+  std::int64_t channels = 3;
+  // Index of the layer whose output feeds the projector, counted like Python (-1 the last,
+  // -2 the penultimate as in LLaVA 1.5); later layers are stored but never run.
+  std::int64_t feature_layer = -1;
+  projector_kind projector = projector_kind::mlp2x_gelu;
+  train_mode tower_mode = train_mode::frozen;
+  train_mode projector_mode = train_mode::trained;
+
+  [[nodiscard]] constexpr bool present() const { return layers > 0; }
+  [[nodiscard]] constexpr std::int64_t patches() const { return (image_size / patch_size) * (image_size / patch_size); }
+  // Tokens the tower runs on (patches + class token) and image tokens handed to the LLM
+  // (patches only: LLaVA drops the class token).
+  [[nodiscard]] constexpr std::int64_t tower_tokens() const { return patches() + 1; }
+  [[nodiscard]] constexpr std::int64_t image_tokens() const { return patches(); }
+  [[nodiscard]] constexpr std::int64_t layers_run() const {
+    return feature_layer < 0 ? layers + 1 + feature_layer : feature_layer;
+  }
+};
+
+struct transformer_spec {
+  std::int64_t layers = 0;
+  std::int64_t hidden = 0;
+  std::int64_t heads = 0;
+  std::int64_t kv_heads = 0;  // 0: = heads (multi-head); 1: multi-query; otherwise grouped-query
+  std::int64_t head_dim = 0;  // 0: hidden / heads
+  std::int64_t ffn = 0;
+  std::int64_t vocab = 0;
+  std::int64_t max_seq = 0;
+  mlp_kind mlp = mlp_kind::swiglu;
+  norm_kind norm = norm_kind::rmsnorm;
+  bool linear_bias = false;      // biases on every linear (GPT-2/3) or none (Llama)
+  bool tied_embeddings = false;  // output projection shares the token-embedding matrix
+  position_kind positions = position_kind::rotary;
+  vocab_padding padding = vocab_padding::none;
+  std::int64_t pad_multiple = 128;
+  moe_spec moe{};
+  vision_spec vision{};
+  train_mode llm_mode = train_mode::trained;
+
+  [[nodiscard]] constexpr std::int64_t resolved_kv_heads() const { return kv_heads == 0 ? heads : kv_heads; }
+  [[nodiscard]] constexpr std::int64_t resolved_head_dim() const {
+    return head_dim == 0 ? (heads > 0 ? hidden / heads : 0) : head_dim;
+  }
+  [[nodiscard]] constexpr std::int64_t q_dim() const { return heads * resolved_head_dim(); }
+  [[nodiscard]] constexpr std::int64_t kv_dim() const { return resolved_kv_heads() * resolved_head_dim(); }
+  [[nodiscard]] constexpr bool is_moe() const { return moe.experts > 0; }
+  [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const { return is_moe() && i % moe.layer_freq == 0; }
+  [[nodiscard]] constexpr std::int64_t moe_layers() const {
+    return is_moe() ? detail::ceil_div(layers, moe.layer_freq) : 0;
+  }
+  [[nodiscard]] constexpr std::int64_t resolved_expert_ffn() const {
+    return moe.expert_ffn == 0 ? ffn : moe.expert_ffn;
+  }
+  [[nodiscard]] constexpr std::int64_t resolved_shared_expert_ffn() const {
+    return moe.shared_expert_ffn == 0 ? resolved_expert_ffn() : moe.shared_expert_ffn;
+  }
+  // The embedding rows actually stored for tensor-parallel degree tp.
+  [[nodiscard]] constexpr std::int64_t padded_vocab(std::int64_t tp = 1) const {
+    return padding == vocab_padding::none
+               ? vocab
+               : detail::round_up(vocab, detail::checked_mul(pad_multiple, tp, "vocabulary padding"));
+  }
+};
+
+namespace reason {
+inline void hidden_is_not_divisible_by_heads() {}
+inline void heads_are_not_divisible_by_kv_heads() {}
+inline void kv_heads_exceed_heads() {}
+inline void moe_top_k_is_out_of_range() {}
+inline void moe_fields_set_on_a_dense_model() {}
+inline void vision_image_size_is_not_divisible_by_patch_size() {}
+inline void vision_hidden_is_not_divisible_by_heads() {}
+inline void vision_feature_layer_is_out_of_range() {}
+}  // namespace reason
+
+// Checks a spec; throws config_error at run time, fails to compile in constant evaluation.
+constexpr void validate(const transformer_spec& m) {
+  using detail::require;
+  using detail::require_dimension;
+  using detail::str;
+  require_dimension(m.layers, "layers");
+  require_dimension(m.hidden, "hidden");
+  require_dimension(m.heads, "heads");
+  require_dimension(m.ffn, "ffn");
+  require_dimension(m.vocab, "vocab");
+  require_dimension(m.max_seq, "max_seq");
+  require_dimension(m.pad_multiple, "pad_multiple");
+  if (m.head_dim != 0) require_dimension(m.head_dim, "head_dim");
+  require(m.head_dim != 0 || m.hidden % m.heads == 0, reason::hidden_is_not_divisible_by_heads, "heads", [&] {
+    return "hidden " + str(m.hidden) + " is not divisible by heads " + str(m.heads) +
+           "; change heads, or set head_dim explicitly (then q/k/v project to heads x head_dim)";
+  });
+  require_dimension(detail::checked_mul(m.heads, m.resolved_head_dim(), "heads x head_dim"), "heads x head_dim");
+  if (m.kv_heads != 0) require_dimension(m.kv_heads, "kv_heads");
+  require(m.resolved_kv_heads() <= m.heads, reason::kv_heads_exceed_heads, "kv_heads", [&] {
+    return "kv_heads " + str(m.resolved_kv_heads()) + " exceeds heads " + str(m.heads) +
+           "; kv_heads must be at most heads (heads for multi-head, 1 for multi-query)";
+  });
+  require(m.heads % m.resolved_kv_heads() == 0, reason::heads_are_not_divisible_by_kv_heads, "kv_heads", [&] {
+    return "heads " + str(m.heads) + " are not divisible by kv_heads " + str(m.resolved_kv_heads()) +
+           "; grouped-query attention needs heads = kv_heads x group size";
+  });
+  if (m.moe.experts != 0 || m.moe.top_k != 0) {
+    require_dimension(m.moe.experts, "experts");
+    require(m.moe.top_k >= 1 && m.moe.top_k <= m.moe.experts, reason::moe_top_k_is_out_of_range, "top_k",
+            [&] { return "top_k " + str(m.moe.top_k) + " must be between 1 and experts " + str(m.moe.experts); });
+    require_dimension(m.moe.layer_freq, "moe_layer_freq");
+    if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
+    if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");
+    if (m.moe.shared_expert_ffn != 0) require_dimension(m.moe.shared_expert_ffn, "shared_expert_ffn");
+  } else {
+    require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0,
+            reason::moe_fields_set_on_a_dense_model, "experts", [&] {
+              return std::string(
+                  "expert_ffn or shared_experts is set but experts is 0; set experts and "
+                  "top_k for a mixture-of-experts model, or clear the expert fields");
+            });
+  }
+  if (m.vision.present()) {
+    const auto& v = m.vision;
+    require_dimension(v.hidden, "vision.hidden");
+    require_dimension(v.heads, "vision.heads");
+    require_dimension(v.ffn, "vision.ffn");
+    require_dimension(v.image_size, "vision.image_size");
+    require_dimension(v.patch_size, "vision.patch_size");
+    require_dimension(v.channels, "vision.channels");
+    require(v.image_size % v.patch_size == 0, reason::vision_image_size_is_not_divisible_by_patch_size,
+            "vision.patch_size", [&] {
+              return "vision image_size " + str(v.image_size) + " is not divisible by patch_size " + str(v.patch_size);
+            });
+    require(v.hidden % v.heads == 0, reason::vision_hidden_is_not_divisible_by_heads, "vision.heads",
+            [&] { return "vision hidden " + str(v.hidden) + " is not divisible by vision heads " + str(v.heads); });
+    require(v.feature_layer != 0 && v.feature_layer >= -v.layers && v.feature_layer <= v.layers,
+            reason::vision_feature_layer_is_out_of_range, "vision.feature_layer", [&] {
+              return "vision feature_layer " + str(v.feature_layer) + " is out of range for " + str(v.layers) +
+                     " layers; use 1.." + str(v.layers) + " or -" + str(v.layers) + "..-1";
+            });
+  }
+}
+
+// Parameters of one transformer layer, by component.
+struct layer_params {
+  std::int64_t attention = 0;       // q, k, v, o (and their biases)
+  std::int64_t mlp = 0;             // dense MLP (0 in an MoE layer)
+  std::int64_t router = 0;          // MoE gate
+  std::int64_t routed_experts = 0;  // all routed experts of the layer
+  std::int64_t shared_experts = 0;
+  std::int64_t norms = 0;  // the two pre-norms
+  [[nodiscard]] constexpr std::int64_t total() const {
+    return attention + mlp + router + routed_experts + shared_experts + norms;
+  }
+};
+
+// Parameters of a whole model, by component. "embedding" follows Kaplan et al. 2020
+// (arXiv:2001.08361, section 2.1: N excludes "all vocabulary and positional embeddings"):
+// token embedding, learned positions and an untied output projection.
+struct param_counts {
+  std::int64_t token_embedding = 0;
+  std::int64_t position_embedding = 0;
+  std::int64_t output = 0;  // untied output projection (0 when tied)
+  std::int64_t attention = 0;
+  std::int64_t mlp = 0;
+  std::int64_t router = 0;
+  std::int64_t routed_experts = 0;
+  std::int64_t shared_experts = 0;
+  std::int64_t norms = 0;  // every layer's norms and the final norm
+  std::int64_t vision = 0;
+  std::int64_t projector = 0;
+
+  [[nodiscard]] constexpr std::int64_t embedding() const { return token_embedding + position_embedding + output; }
+  [[nodiscard]] constexpr std::int64_t layers() const {
+    return attention + mlp + router + routed_experts + shared_experts + norms;
+  }
+  [[nodiscard]] constexpr std::int64_t language_model() const { return embedding() + layers(); }
+  [[nodiscard]] constexpr std::int64_t total() const { return language_model() + vision + projector; }
+  [[nodiscard]] constexpr std::int64_t non_embedding() const { return total() - embedding(); }
+};
+
+namespace detail {
+using i64 = std::int64_t;
+constexpr i64 norm_params(norm_kind k, i64 h) { return k == norm_kind::layernorm ? 2 * h : h; }
+constexpr i64 mlp_params(mlp_kind k, i64 h, i64 f, bool bias) {
+  const i64 mats = k == mlp_kind::swiglu ? 3 : 2;
+  const i64 in_bias = k == mlp_kind::swiglu ? 2 * f : f;
+  return checked_mul(mats * h, f, "mlp parameters") + (bias ? in_bias + h : 0);
+}
+}  // namespace detail
+
+// Parameters of layer i (0-based); MoE layers differ from dense ones.
+constexpr layer_params count_layer_params(const transformer_spec& m, std::int64_t i) {
+  using namespace detail;
+  const i64 h = m.hidden, q = m.q_dim(), kv = m.kv_dim();
+  layer_params p;
+  p.attention = checked_mul(h, q + 2 * kv, "attention parameters") + checked_mul(q, h, "attention parameters") +
+                (m.linear_bias ? q + 2 * kv + h : 0);
+  p.norms = 2 * norm_params(m.norm, h);
+  if (m.is_moe_layer(i)) {
+    p.router = h * m.moe.experts;
+    p.routed_experts =
+        checked_mul(m.moe.experts, mlp_params(m.mlp, h, m.resolved_expert_ffn(), m.linear_bias), "expert parameters");
+    p.shared_experts = checked_mul(
+        m.moe.shared_experts, mlp_params(m.mlp, h, m.resolved_shared_expert_ffn(), m.linear_bias), "expert parameters");
+  } else {
+    p.mlp = mlp_params(m.mlp, h, m.ffn, m.linear_bias);
+  }
+  return p;
+}
+
+// Vision tower parameters (CLIP ViT layout, see vision_spec).
+constexpr std::int64_t count_vision_tower_params(const vision_spec& v) {
+  using namespace detail;
+  if (!v.present()) return 0;
+  const i64 h = v.hidden;
+  const i64 patch_embed =
+      checked_mul(checked_mul(checked_mul(v.channels, v.patch_size, "vision"), v.patch_size, "vision"), h,
+                  "vision parameters");  // conv, no bias
+  const i64 class_and_positions = h + v.tower_tokens() * h;
+  const i64 pre_post_norms = 2 * 2 * h;
+  const i64 layer = 4 * (h * h + h) + 2 * 2 * h + mlp_params(mlp_kind::gelu, h, v.ffn, true);
+  return patch_embed + class_and_positions + pre_post_norms + checked_mul(v.layers, layer, "vision parameters");
+}
+
+constexpr std::int64_t count_projector_params(const transformer_spec& m) {
+  if (!m.vision.present()) return 0;
+  const std::int64_t vh = m.vision.hidden, h = m.hidden;
+  const std::int64_t first = vh * h + h;
+  return m.vision.projector == projector_kind::linear ? first : first + h * h + h;
+}
+
+// Exact parameter count of the model as stored (vocabulary padded for tensor-parallel
+// degree tp when the spec's padding rule says so).
+constexpr param_counts count_params(const transformer_spec& m, std::int64_t tp = 1) {
+  using namespace detail;
+  validate(m);
+  require_positive(tp, "tp");
+  param_counts c;
+  const i64 v = m.padded_vocab(tp);
+  c.token_embedding = checked_mul(v, m.hidden, "embedding parameters");
+  c.position_embedding =
+      m.positions == position_kind::learned ? checked_mul(m.max_seq, m.hidden, "position parameters") : 0;
+  c.output = m.tied_embeddings ? 0 : c.token_embedding;
+  for (i64 i = 0; i < m.layers; ++i) {
+    const layer_params l = count_layer_params(m, i);
+    c.attention = checked_add(c.attention, l.attention, "attention parameters");
+    c.mlp = checked_add(c.mlp, l.mlp, "mlp parameters");
+    c.router += l.router;
+    c.routed_experts = checked_add(c.routed_experts, l.routed_experts, "expert parameters");
+    c.shared_experts = checked_add(c.shared_experts, l.shared_experts, "expert parameters");
+    c.norms += l.norms;
+  }
+  c.norms += norm_params(m.norm, m.hidden);  // final norm
+  c.vision = count_vision_tower_params(m.vision);
+  c.projector = count_projector_params(m);
+  return c;
+}
+
+// Parameters that touch one token in a forward pass: with MoE, only top_k routed experts
+// per MoE layer (Mixtral's "active parameters").
+constexpr std::int64_t count_active_params(const transformer_spec& m, std::int64_t tp = 1) {
+  const param_counts c = count_params(m, tp);
+  if (!m.is_moe()) return c.total();
+  return c.total() - c.routed_experts / m.moe.experts * (m.moe.experts - m.moe.top_k);
+}
+
+}  // namespace trainperf
+// ---- end trainperf/model.hpp ----
+// ---- begin trainperf/presets.hpp ----
+// trainperf — preset models: the seed reports' models and the common public ones, each
+// with the source of its configuration and, where benchmark suites use one, its nominal size.
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+
+namespace trainperf {
+
+struct preset {
+  std::string_view name;
+  transformer_spec spec;
+  // The round size a benchmark suite multiplies by (70e9 for llama2-70b); 0 when none is
+  // customary, and then the exact count stands in.
+  double nominal_params = 0;
+  std::string_view source;
+};
+
+namespace detail {
+
+// Llama 2 (Touvron et al. 2023, arXiv:2307.09288): RMSNorm, SwiGLU, RoPE, no biases, untied,
+// vocabulary 32000, context 4096.
+constexpr transformer_spec llama2(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t kv_heads,
+                                  std::int64_t ffn) {
+  return {.layers = layers,
+          .hidden = hidden,
+          .heads = heads,
+          .kv_heads = kv_heads,
+          .ffn = ffn,
+          .vocab = 32000,
+          .max_seq = 4096};
+}
+
+// Llama 3 / 3.1 (Grattafiori et al. 2024, arXiv:2407.21783, table 3): GQA with 8 KV heads,
+// vocabulary 128256.
+constexpr transformer_spec llama3(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t ffn,
+                                  std::int64_t max_seq) {
+  return {.layers = layers,
+          .hidden = hidden,
+          .heads = heads,
+          .kv_heads = 8,
+          .ffn = ffn,
+          .vocab = 128256,
+          .max_seq = max_seq};
+}
+
+// GPT-2/GPT-3 family (Radford et al. 2019; Brown et al. 2020, arXiv:2005.14165): LayerNorm,
+// GELU MLP of 4 x hidden, biases everywhere, learned positions, tied embeddings; the GPT-2
+// tokenizer's 50257 tokens, or 50304 where the training framework pads them.
+constexpr transformer_spec gpt(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t max_seq,
+                               std::int64_t vocab) {
+  return {.layers = layers,
+          .hidden = hidden,
+          .heads = heads,
+          .ffn = 4 * hidden,
+          .vocab = vocab,
+          .max_seq = max_seq,
+          .mlp = mlp_kind::gelu,
+          .norm = norm_kind::layernorm,
+          .linear_bias = true,
+          .tied_embeddings = true,
+          .positions = position_kind::learned};
+}
+
+constexpr transformer_spec with_vision(transformer_spec s, vision_spec v) {
+  s.vision = v;
+  return s;
+}
+
+constexpr transformer_spec with_moe(transformer_spec s, moe_spec m) {
+  s.moe = m;
+  return s;
+}
+
+}  // namespace detail
+
+inline constexpr preset presets[] = {
+    {"llama2-7b", detail::llama2(32, 4096, 32, 0, 11008), 7e9,
+     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-7b-hf config.json"},
+    {"llama2-13b", detail::llama2(40, 5120, 40, 0, 13824), 13e9,
+     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-13b-hf config.json"},
+    {"llama2-70b", detail::llama2(80, 8192, 64, 8, 28672), 70e9,
+     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-70b-hf config.json"},
+    {"llama3-8b", detail::llama3(32, 4096, 32, 14336, 8192), 8e9,
+     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Meta-Llama-3-8B config.json"},
+    {"llama3-70b", detail::llama3(80, 8192, 64, 28672, 8192), 70e9,
+     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Meta-Llama-3-70B config.json"},
+    {"llama3-405b", detail::llama3(126, 16384, 128, 53248, 131072), 405e9,
+     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Llama-3.1-405B config.json"},
+    // LLaVA 1.5 (Liu et al. 2023, arXiv:2310.03744): Vicuna-7B v1.5 (Llama 2 7B shape), CLIP
+    // ViT-L/14 at 336 px (features of the penultimate layer), two-layer GELU projector.
+    // Trainable parts as in the finetune stage; pretraining also freezes the LLM.
+    {"llava1.5-7b",
+     detail::with_vision(detail::llama2(32, 4096, 32, 0, 11008), {.layers = 24,
+                                                                  .hidden = 1024,
+                                                                  .heads = 16,
+                                                                  .ffn = 4096,
+                                                                  .image_size = 336,
+                                                                  .patch_size = 14,
+                                                                  .feature_layer = -2}),
+     7e9,
+     "Liu et al. 2023 (arXiv:2310.03744); llava-hf/llava-1.5-7b-hf config.json; "
+     "openai/clip-vit-large-patch14-336 config.json"},
+    // GPT-3 shapes (Brown et al. 2020, arXiv:2005.14165, table 2.1) as the seed-004 runs built
+    // them: PaddleNLP's gpt3-6.7B-en / gpt3-13B-en configs used by FlagPerf (vocabulary padded
+    // to 50304, context 2048). Table 2.1 prints d_model 5140 for 13B, but 40 heads x d_head 128
+    // = 5120, which is what PaddleNLP and Megatron-LM use.
+    {"gpt3-6.7b", detail::gpt(32, 4096, 32, 2048, 50304), 6.7e9,
+     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; PaddleNLP gpt3-6.7B-en via FlagPerf "
+     "training/benchmarks/gpt3_6.7B/paddle"},
+    {"gpt3-13b", detail::gpt(40, 5120, 40, 2048, 50304), 13e9,
+     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; PaddleNLP gpt3-13B-en via FlagPerf "
+     "training/benchmarks/gpt3_13B/paddle"},
+    {"gpt3-175b", detail::gpt(96, 12288, 96, 2048, 50304), 175e9,
+     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; vocabulary padded as Megatron-LM does at TP 1"},
+    {"gpt2-124m", detail::gpt(12, 768, 12, 1024, 50257), 124e6,
+     "Radford et al. 2019; openai-community/gpt2 config.json"},
+    // Mixtral 8x7B (Jiang et al. 2024, arXiv:2401.04088, table 1): 8 SwiGLU experts, top-2.
+    {"mixtral-8x7b",
+     detail::with_moe(
+         {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
+         {.experts = 8, .top_k = 2}),
+     0, "Jiang et al. 2024 (arXiv:2401.04088) table 1; mistralai/Mixtral-8x7B-v0.1 config.json"},
+    {"mistral-7b",
+     {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
+     7e9,
+     "Jiang et al. 2023 (arXiv:2310.06825) table 1; mistralai/Mistral-7B-v0.1 config.json"},
+    // Pythia (Biderman et al. 2023, arXiv:2304.01373): GPT-NeoX layout, LayerNorm, biased
+    // linears, GELU, rotary, untied. (Parallel residual and partial rotary change no count.)
+    {"pythia-1.4b",
+     {.layers = 24,
+      .hidden = 2048,
+      .heads = 16,
+      .ffn = 8192,
+      .vocab = 50304,
+      .max_seq = 2048,
+      .mlp = mlp_kind::gelu,
+      .norm = norm_kind::layernorm,
+      .linear_bias = true},
+     1.4e9,
+     "Biderman et al. 2023 (arXiv:2304.01373) table 1; EleutherAI/pythia models/1.4B/pythia-1.4b.yml"},
+    // The example trainer's model: Llama shape, byte-level vocabulary, small enough to learn
+    // visibly on two CPU cores in a minute.
+    {"tiny",
+     {.layers = 4, .hidden = 128, .heads = 4, .kv_heads = 2, .ffn = 384, .vocab = 256, .max_seq = 128},
+     0,
+     "trainperf's own example model (examples/train_llama)"},
+};
+
+// The preset called `name`, or nullptr.
+constexpr const preset* find_preset(std::string_view name) {
+  for (const preset& p : presets)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+namespace reason {
+inline void unknown_model_preset() {}
+}  // namespace reason
+
+// The preset called `name`; an unknown name is a config_error listing the known ones.
+constexpr const preset& get_preset(std::string_view name) {
+  const preset* p = find_preset(name);
+  detail::require(p != nullptr, reason::unknown_model_preset, "model", [&] {
+    std::string known;
+    for (const preset& q : presets) known += (known.empty() ? "" : ", ") + std::string(q.name);
+    return "unknown model '" + std::string(name) + "'; known presets: " + known +
+           " (or give a path to a Hugging Face config.json)";
+  });
+  return *p;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/presets.hpp ----
+// ---- begin trainperf/units.hpp ----
+// trainperf — units and their printing. Bytes are 64-bit integers; printing always says
+// which unit it uses: GiB (2^30, what the seed reports print as "mem") or GB (10^9).
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace trainperf {
+
+inline constexpr std::int64_t KiB = std::int64_t{1} << 10;
+inline constexpr std::int64_t MiB = std::int64_t{1} << 20;
+inline constexpr std::int64_t GiB = std::int64_t{1} << 30;
+inline constexpr std::int64_t KB = 1'000;
+inline constexpr std::int64_t MB = 1'000'000;
+inline constexpr std::int64_t GB = 1'000'000'000;
+
+enum class byte_unit { gib, gb };
+
+// "74.20 GiB" / "79.67 GB", with the given number of decimals.
+inline std::string format_bytes(std::int64_t bytes, byte_unit unit = byte_unit::gib, int decimals = 2) {
+  const double div = unit == byte_unit::gib ? static_cast<double>(GiB) : static_cast<double>(GB);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f %s", decimals, static_cast<double>(bytes) / div,
+                unit == byte_unit::gib ? "GiB" : "GB");
+  return buf;
+}
+
+// An integer with thousands separators: 6,738,415,616.
+inline std::string format_count(std::int64_t n) {
+  const bool negative = n < 0;
+  const std::uint64_t magnitude =
+      negative ? std::uint64_t{0} - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
+  const std::string digits = std::to_string(magnitude);
+  std::string out;
+  const int lead = static_cast<int>(digits.size() % 3);
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i != 0 && static_cast<int>(i % 3) == lead) out += ',';
+    out += digits[i];
+  }
+  return negative ? "-" + out : out;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/units.hpp ----
 // ---- end trainperf/trainperf.hpp ----

@@ -48,8 +48,8 @@ TEST_CASE("missing, mistyped and contradictory fields are named") {
                        "my/config.json: missing required field \"intermediate_size\"", config_error);
   j = llama2_7b();
   j["hidden_size"] = "4096";
-  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(j), "config.json: field \"hidden_size\" must be an integer, got \"4096\"",
-                       config_error);
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(j),
+                       "config.json: field \"hidden_size\" must be an integer, got \"4096\"", config_error);
   j = llama2_7b();
   j["hidden_size"] = 4096.5;
   CHECK_THROWS_AS(io::spec_from_hf_config(j), config_error);
@@ -58,10 +58,12 @@ TEST_CASE("missing, mistyped and contradictory fields are named") {
   CHECK(io::spec_from_hf_config(j).hidden == 4096);
   j = llama2_7b();
   j["attention_bias"] = true;
-  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(j), doctest::Contains("attention_bias and mlp_bias differ"), config_error);
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(j), doctest::Contains("attention_bias and mlp_bias differ"),
+                       config_error);
   j = llama2_7b();
   j["hidden_act"] = "gelu";
-  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(j), doctest::Contains("hidden_act \"gelu\" is not supported"), config_error);
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(j), doctest::Contains("hidden_act \"gelu\" is not supported"),
+                       config_error);
 
   json g = json::parse(R"({"model_type": "gpt2", "n_embd": 768, "hidden_size": 1024, "n_head": 12, "n_layer": 12,
     "n_positions": 1024, "vocab_size": 50257})");
@@ -72,7 +74,8 @@ TEST_CASE("missing, mistyped and contradictory fields are named") {
   json m = json::parse(R"({"model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14336,
     "max_position_embeddings": 32768, "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
     "vocab_size": 32000, "num_local_experts": 8, "num_experts_per_tok": 9})");
-  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(m), "config.json: top_k 9 must be between 1 and experts 8", config_error);
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(m), "config.json: top_k 9 must be between 1 and experts 8",
+                       config_error);
   m.erase("num_experts_per_tok");
   CHECK_THROWS_WITH_AS(io::spec_from_hf_config(m), doctest::Contains("missing required field \"num_experts_per_tok\""),
                        config_error);
@@ -90,10 +93,12 @@ TEST_CASE("files: validation failures keep the file's name and field; unreadable
     FAIL("expected a config_error");
   } catch (const config_error& e) {
     CHECK(e.field() == "kv_heads");
-    CHECK(std::string(e.what()).find("bad-kv-heads.json: heads 32 are not divisible by kv_heads 5") != std::string::npos);
+    CHECK(std::string(e.what()).find("bad-kv-heads.json: heads 32 are not divisible by kv_heads 5") !=
+          std::string::npos);
   }
   CHECK_THROWS_WITH_AS(io::read_hf_config(data("not-json.json")), doctest::Contains("is not valid JSON"), config_error);
   CHECK_THROWS_WITH_AS(io::read_hf_config(data("does-not-exist.json")), doctest::Contains("cannot open"), config_error);
   json lv = json::parse(R"({"model_type": "llava", "text_config": {"model_type": "llama"}})");
-  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(lv), "config.json: missing required object \"vision_config\"", config_error);
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(lv), "config.json: missing required object \"vision_config\"",
+                       config_error);
 }

@@ -11,7 +11,9 @@ using namespace trainperf;
 
 // True when F() is a constant expression, i.e. the configuration it builds is valid.
 template <auto F>
-concept constant_evaluable = requires { typename std::integral_constant<int, (F(), 0)>; };
+concept constant_evaluable = requires {
+  typename std::integral_constant<int, (F(), 0)>;
+};
 
 // Seed 000: llama2-70b, 32 H800s, TP8 PP4, LBS 1, GAS 44 -> DP 1, GBS 44.
 constexpr batch_config seed000 = solve_batch({.lbs = 1, .gas = 44, .dp = data_parallel_size(32, 8, 4), .seq = 4096});

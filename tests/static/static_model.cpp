@@ -7,7 +7,9 @@ namespace {
 using namespace trainperf;
 
 template <auto F>
-concept constant_evaluable = requires { typename std::integral_constant<int, (F(), 0)>; };
+concept constant_evaluable = requires {
+  typename std::integral_constant<int, (F(), 0)>;
+};
 
 // Published counts (sources in tests/unit/test_presets.cpp), evaluated by the compiler.
 static_assert(count_params(get_preset("llama2-7b").spec).total() == 6'738'415'616);
@@ -15,7 +17,8 @@ static_assert(count_params(get_preset("llama2-70b").spec).total() == 68'976'648'
 static_assert(count_params(get_preset("gpt2-124m").spec).total() == 124'439'808);
 static_assert(count_params(get_preset("mixtral-8x7b").spec).total() == 46'702'792'704);
 
-constexpr transformer_spec good{.layers = 2, .hidden = 64, .heads = 4, .kv_heads = 2, .ffn = 128, .vocab = 256, .max_seq = 32};
+constexpr transformer_spec good{
+    .layers = 2, .hidden = 64, .heads = 4, .kv_heads = 2, .ffn = 128, .vocab = 256, .max_seq = 32};
 static_assert(constant_evaluable<[] { return count_params(good).total(); }>);
 
 constexpr transformer_spec with(transformer_spec s, std::int64_t kv_heads, std::int64_t hidden) {

@@ -48,9 +48,8 @@ TEST_CASE("seed 004: every Paddle GPT-3 row is 1024 sequences = 2M tokens") {
     std::int64_t tp, pp, lbs, gas;
   };
   const row rows[] = {
-      {"6.7B TP1PP1SH2SP8", 1, 1, 4, 32},  {"6.7B TP2PP1SH1SP4", 2, 1, 4, 64},
-      {"6.7B TP2PP1SH2SP4", 2, 1, 4, 64},  {"6.7B TP2PP4SH1SP1", 2, 4, 4, 256},
-      {"13B TP1PP1SH2SP8", 1, 1, 2, 64},   {"13B TP2PP1SH1SP4", 2, 1, 2, 128},
+      {"6.7B TP1PP1SH2SP8", 1, 1, 4, 32},  {"6.7B TP2PP1SH1SP4", 2, 1, 4, 64}, {"6.7B TP2PP1SH2SP4", 2, 1, 4, 64},
+      {"6.7B TP2PP4SH1SP1", 2, 4, 4, 256}, {"13B TP1PP1SH2SP8", 1, 1, 2, 64},  {"13B TP2PP1SH1SP4", 2, 1, 2, 128},
       {"13B TP2PP1SH2SP4", 2, 1, 2, 128},  {"13B TP2PP4SH1SP1", 2, 4, 4, 256},
   };
   for (const row& r : rows) {
@@ -90,19 +89,24 @@ TEST_CASE("non-integral solutions are refused with the nearest valid global batc
                                          "nearest valid: 84 or 105"),
                        config_error);
   // Below the first multiple there is only one neighbour.
-  CHECK_THROWS_WITH_AS(solve_batch({.gbs = 8, .lbs = 4, .dp = 8}), doctest::Contains("nearest valid: 32"), config_error);
+  CHECK_THROWS_WITH_AS(solve_batch({.gbs = 8, .lbs = 4, .dp = 8}), doctest::Contains("nearest valid: 32"),
+                       config_error);
 }
 
 TEST_CASE("inconsistent, incomplete and non-positive settings are refused") {
-  CHECK_THROWS_WITH_AS(make_batch(1000, 4, 32, 8),
-                       "global batch 1000 != micro batch 4 x accumulation 32 x data parallel 8 = 1024; set gbs to 1024, "
-                       "or leave one of the four out to solve for it",
+  CHECK_THROWS_WITH_AS(
+      make_batch(1000, 4, 32, 8),
+      "global batch 1000 != micro batch 4 x accumulation 32 x data parallel 8 = 1024; set gbs to 1024, "
+      "or leave one of the four out to solve for it",
+      config_error);
+  CHECK_THROWS_WITH_AS(solve_batch({.gbs = 1024, .lbs = 4}),
+                       "give at least three of gbs, lbs, gas, dp; missing: gas, dp", config_error);
+  CHECK_THROWS_WITH_AS(solve_batch({.gbs = 1024, .lbs = 0, .dp = 8}), "lbs must be a positive integer, got 0",
                        config_error);
-  CHECK_THROWS_WITH_AS(solve_batch({.gbs = 1024, .lbs = 4}), "give at least three of gbs, lbs, gas, dp; missing: gas, dp",
+  CHECK_THROWS_WITH_AS(solve_batch({.lbs = 4, .gas = -1, .dp = 8}), "gas must be a positive integer, got -1",
                        config_error);
-  CHECK_THROWS_WITH_AS(solve_batch({.gbs = 1024, .lbs = 0, .dp = 8}), "lbs must be a positive integer, got 0", config_error);
-  CHECK_THROWS_WITH_AS(solve_batch({.lbs = 4, .gas = -1, .dp = 8}), "gas must be a positive integer, got -1", config_error);
-  CHECK_THROWS_WITH_AS((void)make_batch(8, 1, 1, 8).tokens_per_step(), "seq must be a positive integer, got 0", config_error);
+  CHECK_THROWS_WITH_AS((void)make_batch(8, 1, 1, 8).tokens_per_step(), "seq must be a positive integer, got 0",
+                       config_error);
   CHECK_THROWS_WITH_AS(make_batch(8, 1, 1, 8, -2048), "seq must be a positive integer, got -2048", config_error);
   CHECK_THROWS_WITH_AS(data_parallel_size(30, 8, 4),
                        "world size 30 is not divisible by tensor 8 x pipeline 4 x context 1 = 32; nearest valid: 32 "
@@ -119,5 +123,6 @@ TEST_CASE("products that overflow 64 bits are refused") {
   const std::int64_t big = std::int64_t{1} << 40;
   CHECK_THROWS_WITH_AS(solve_batch({.lbs = big, .gas = big, .dp = 2}), doctest::Contains("overflows a 64-bit integer"),
                        config_error);
-  CHECK_THROWS_WITH_AS((void)make_batch(big, big, 1, 1, big).tokens_per_step(), doctest::Contains("overflows"), config_error);
+  CHECK_THROWS_WITH_AS((void)make_batch(big, big, 1, 1, big).tokens_per_step(), doctest::Contains("overflows"),
+                       config_error);
 }

@@ -8,7 +8,7 @@ using namespace trainperf;
 
 TEST_CASE("GPT-2 124M components add up the way the checkpoint's tensors do") {
   const param_counts c = count_params(get_preset("gpt2-124m").spec);
-  CHECK(c.token_embedding == 50257 * 768);  // wte
+  CHECK(c.token_embedding == 50257 * 768);    // wte
   CHECK(c.position_embedding == 1024 * 768);  // wpe
   CHECK(c.output == 0);                       // lm_head is wte
   // c_attn (768 -> 3 x 768, bias) + c_proj (768 -> 768, bias), 12 layers.
@@ -99,7 +99,10 @@ TEST_CASE("CLIP ViT-L/14-336 vision tower, counted tensor by tensor") {
 TEST_CASE("validation names the field, the values and the fix") {
   transformer_spec s = get_preset("llama2-7b").spec;
   s.kv_heads = 5;
-  CHECK_THROWS_WITH_AS(validate(s), "heads 32 are not divisible by kv_heads 5; grouped-query attention needs heads = kv_heads x group size", config_error);
+  CHECK_THROWS_WITH_AS(
+      validate(s),
+      "heads 32 are not divisible by kv_heads 5; grouped-query attention needs heads = kv_heads x group size",
+      config_error);
   try {
     validate(s);
   } catch (const config_error& e) {
@@ -127,7 +130,8 @@ TEST_CASE("validation names the field, the values and the fix") {
   CHECK_THROWS_WITH_AS(validate(s), doctest::Contains("experts is 0"), config_error);
   s = get_preset("llava1.5-7b").spec;
   s.vision.image_size = 300;
-  CHECK_THROWS_WITH_AS(validate(s), doctest::Contains("vision image_size 300 is not divisible by patch_size 14"), config_error);
+  CHECK_THROWS_WITH_AS(validate(s), doctest::Contains("vision image_size 300 is not divisible by patch_size 14"),
+                       config_error);
   s = get_preset("llava1.5-7b").spec;
   s.vision.feature_layer = -25;
   CHECK_THROWS_AS(validate(s), config_error);

@@ -23,7 +23,7 @@ using nlohmann::json;
 // Reads fields of one JSON object, naming `prefix + key` (e.g. "text_config.hidden_size")
 // and the file in every error.
 class fields {
-public:
+ public:
   using defaults_map = std::map<std::string, std::int64_t, std::less<>>;
   // `defaults`: values transformers fills in for absent keys (a nested config's class
   // defaults); absent keys without one are errors.
@@ -85,14 +85,13 @@ public:
   }
 
   [[nodiscard]] const json& object(std::string_view key) const {
-    if (!has(key) || !obj_.at(std::string(key)).is_object())
-      fail(key, "missing required object \"" + name(key) + "\"");
+    if (!has(key) || !obj_.at(std::string(key)).is_object()) fail(key, "missing required object \"" + name(key) + "\"");
     return obj_.at(std::string(key));
   }
 
   [[nodiscard]] const std::string& origin() const { return origin_; }
 
-private:
+ private:
   const json& obj_;
   std::string origin_;
   std::string prefix_;
@@ -102,8 +101,8 @@ private:
 // transformers' LlamaConfig defaults (src/transformers/models/llama/configuration_llama.py),
 // which LLaVA checkpoints rely on for their text_config (the Llama 2 7B shape).
 inline const fields::defaults_map llama_config_defaults = {
-    {"vocab_size", 32000},       {"hidden_size", 4096},         {"intermediate_size", 11008},
-    {"num_hidden_layers", 32},   {"num_attention_heads", 32},   {"max_position_embeddings", 2048}};
+    {"vocab_size", 32000},     {"hidden_size", 4096},       {"intermediate_size", 11008},
+    {"num_hidden_layers", 32}, {"num_attention_heads", 32}, {"max_position_embeddings", 2048}};
 
 // Llama-family decoders: llama, mistral, mixtral (transformers' LlamaConfig & co.).
 inline transformer_spec llama_family(const fields& f, const std::string& type) {
@@ -198,8 +197,9 @@ inline transformer_spec spec_from_hf_config(const nlohmann::json& j, const std::
   s.vision.feature_layer = f.opt_int("vision_feature_layer").value_or(-2);  // LlavaConfig default
   const auto act = f.opt_string("projector_hidden_act").value_or("gelu");
   if (act != "gelu")
-    f.fail("projector_hidden_act", "projector_hidden_act \"" + act + "\" is not supported; LLaVA's projector is "
-                                   "linear-GELU-linear");
+    f.fail("projector_hidden_act", "projector_hidden_act \"" + act +
+                                       "\" is not supported; LLaVA's projector is "
+                                       "linear-GELU-linear");
   s.vision.projector = projector_kind::mlp2x_gelu;
   detail::validate_as_file(s, origin, "");
   return s;
@@ -208,7 +208,8 @@ inline transformer_spec spec_from_hf_config(const nlohmann::json& j, const std::
 // Reads and parses a config.json file.
 inline transformer_spec read_hf_config(const std::filesystem::path& path) {
   std::ifstream in(path);
-  if (!in) throw config_error("model", "cannot open " + path.string() + "; give a preset name or a readable config.json");
+  if (!in)
+    throw config_error("model", "cannot open " + path.string() + "; give a preset name or a readable config.json");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
