@@ -88,6 +88,9 @@ constexpr std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_v
   return r;
 }
 
+// std::isfinite is not constexpr before C++23; NaN fails x == x, infinities fail x - x == 0.
+constexpr bool is_finite(double x) { return x == x && x - x == 0; }
+
 constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 constexpr std::int64_t round_up(std::int64_t a, std::int64_t multiple) { return ceil_div(a, multiple) * multiple; }
 

@@ -55,7 +55,9 @@ struct vision_spec {
   train_mode projector_mode = train_mode::trained;
 
   [[nodiscard]] constexpr bool present() const { return layers > 0; }
-  [[nodiscard]] constexpr std::int64_t patches() const { return (image_size / patch_size) * (image_size / patch_size); }
+  [[nodiscard]] constexpr std::int64_t patches() const {
+    return present() && patch_size > 0 ? (image_size / patch_size) * (image_size / patch_size) : 0;
+  }
   // Tokens the tower runs on (patches + class token) and image tokens handed to the LLM
   // (patches only: LLaVA drops the class token).
   [[nodiscard]] constexpr std::int64_t tower_tokens() const { return patches() + 1; }

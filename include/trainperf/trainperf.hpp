@@ -9,6 +9,10 @@
 
 #include "batch.hpp"
 #include "error.hpp"
+#include "flops.hpp"
+#include "hardware.hpp"
+#include "metrics.hpp"
 #include "model.hpp"
 #include "presets.hpp"
+#include "report.hpp"
 #include "units.hpp"

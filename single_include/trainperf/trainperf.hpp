@@ -108,6 +108,9 @@ constexpr std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_v
   return r;
 }
 
+// std::isfinite is not constexpr before C++23; NaN fails x == x, infinities fail x - x == 0.
+constexpr bool is_finite(double x) { return x == x && x - x == 0; }
+
 constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 constexpr std::int64_t round_up(std::int64_t a, std::int64_t multiple) { return ceil_div(a, multiple) * multiple; }
 
@@ -263,6 +266,14 @@ constexpr std::int64_t data_parallel_size(std::int64_t world, std::int64_t tp, s
 
 }  // namespace trainperf
 // ---- end trainperf/batch.hpp ----
+// ---- begin trainperf/flops.hpp ----
+// trainperf — training FLOPs under named conventions, and the recomputation that turns
+// model FLOPs (MFU) into hardware FLOPs (HFU).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
 // ---- begin trainperf/model.hpp ----
 // trainperf — transformer model specifications and exact parameter counts.
 
@@ -319,7 +330,9 @@ struct vision_spec {
   train_mode projector_mode = train_mode::trained;
 
   [[nodiscard]] constexpr bool present() const { return layers > 0; }
-  [[nodiscard]] constexpr std::int64_t patches() const { return (image_size / patch_size) * (image_size / patch_size); }
+  [[nodiscard]] constexpr std::int64_t patches() const {
+    return present() && patch_size > 0 ? (image_size / patch_size) * (image_size / patch_size) : 0;
+  }
   // Tokens the tower runs on (patches + class token) and image tokens handed to the LLM
   // (patches only: LLaVA drops the class token).
   [[nodiscard]] constexpr std::int64_t tower_tokens() const { return patches() + 1; }
@@ -576,6 +589,647 @@ constexpr std::int64_t count_active_params(const transformer_spec& m, std::int64
 
 }  // namespace trainperf
 // ---- end trainperf/model.hpp ----
+
+namespace trainperf {
+
+// Which formula. Each is someone's published convention; none is "the" FLOPs.
+//   nominal  — k x N_nominal per token (benchmark suites: FlagPerf's "6 x 70e9"; k = 2 when
+//              only a part at the input trains and the rest is frozen, or for inference).
+//   palm     — 6N + 12·L·H·Q·T per token, N all parameters, full (non-causal) attention
+//              (Chowdhery et al. 2022, arXiv:2204.02311, appendix B).
+//   megatron — per-GEMM count: Q/K/V/O with GQA, attention core with query heads, SwiGLU or
+//              GELU MLP, routed and shared experts, logits over the padded vocabulary; x3 for
+//              forward + both backward GEMMs (Megatron-LM megatron/training/training.py,
+//              num_floating_point_operations); causal halving of the core is an option.
+//   kaplan   — 6N + 6·L·C·T per token, N non-embedding parameters, C = heads x head_dim
+//              (Kaplan et al. 2020, arXiv:2001.08361, table 1; llm.c uses it with N = all).
+enum class flops_convention { nominal, palm, megatron, kaplan };
+
+// Activation recomputation, which HFU counts and MFU does not.
+//   selective — the attention core is recomputed; charged as Korthikanti et al. 2022
+//               (arXiv:2205.05198) equation 8 does: the core's term is counted twice.
+//   full      — every transformer layer runs its forward again (Narayanan et al. 2021,
+//               arXiv:2104.04473, equation 3: 4 forwards of the layers, 3 of the logits).
+enum class recompute { none, selective, full };
+
+constexpr std::string_view to_string(flops_convention c) {
+  switch (c) {
+    case flops_convention::nominal:
+      return "nominal";
+    case flops_convention::palm:
+      return "palm";
+    case flops_convention::megatron:
+      return "megatron";
+    case flops_convention::kaplan:
+      return "kaplan";
+  }
+  return "?";
+}
+constexpr std::string_view to_string(recompute r) {
+  switch (r) {
+    case recompute::none:
+      return "none";
+    case recompute::selective:
+      return "selective";
+    case recompute::full:
+      return "full";
+  }
+  return "?";
+}
+
+struct flops_options {
+  flops_convention convention = flops_convention::megatron;
+  std::int64_t seq = 0;  // tokens per sequence (for a multimodal model: image tokens included)
+  bool causal = false;   // megatron only: count half of the s x s attention core
+  recompute recomputation = recompute::none;
+  // N for nominal, palm and kaplan; 0 takes the convention's default (nominal: the preset's
+  // nominal size, which the caller passes here, else the exact total; palm: exact total;
+  // kaplan: exact non-embedding count).
+  double params = 0;
+  // nominal's multiplier; 0 takes 6, or 2 when the language model is frozen (the
+  // benchmark-suite shortcut for LLaVA pretraining, where only the projector trains).
+  double k = 0;
+  std::int64_t tp = 1;                    // vocabulary padding of the logits (megatron)
+  std::int64_t images_per_sequence = -1;  // -1: one per sequence when the model has a vision tower
+};
+
+// FLOPs of one sequence of `seq` tokens.
+//   forward  — one forward pass of everything that runs.
+//   model    — training: what MFU counts (trained parts forward + both backward GEMMs;
+//              frozen parts forward, plus the activation-gradient GEMM when a trained part
+//              lies upstream of them).
+//   hardware — model plus recomputation: what HFU counts.
+struct flops_count {
+  std::int64_t seq = 0;
+  double forward = 0;
+  double model = 0;
+  double hardware = 0;
+
+  [[nodiscard]] constexpr double forward_per_token() const { return forward / static_cast<double>(seq); }
+  [[nodiscard]] constexpr double model_per_token() const { return model / static_cast<double>(seq); }
+  [[nodiscard]] constexpr double hardware_per_token() const { return hardware / static_cast<double>(seq); }
+};
+
+// Forward FLOPs of one sequence by GEMM group (megatron convention).
+struct forward_breakdown {
+  double attention_projections = 0;  // Q, K, V, O over all layers
+  double attention_core = 0;         // Q·K^T and P·V over all layers (halved when causal)
+  double mlp = 0;                    // dense MLPs, routed experts (top-k) and shared experts
+  double logits = 0;                 // output layer over the padded vocabulary
+  double vision = 0;                 // vision tower, layers that run (LLaVA reads layer -2)
+  double vision_core = 0;            // of which the tower's attention core
+  double projector = 0;
+  [[nodiscard]] constexpr double language_model() const {
+    return attention_projections + attention_core + mlp + logits;
+  }
+  [[nodiscard]] constexpr double total() const { return language_model() + vision + projector; }
+};
+
+namespace reason {
+inline void causal_halving_applies_to_the_megatron_convention_only() {}
+inline void flops_parameter_override_must_be_positive() {}
+inline void vision_tokens_exceed_the_sequence() {}
+}  // namespace reason
+
+namespace detail {
+
+constexpr double mlp_matrices(mlp_kind k) { return k == mlp_kind::swiglu ? 3.0 : 2.0; }
+
+constexpr std::int64_t images_per_sequence(const transformer_spec& m, const flops_options& o) {
+  if (!m.vision.present()) return 0;
+  return o.images_per_sequence < 0 ? 1 : o.images_per_sequence;
+}
+
+}  // namespace detail
+
+// Megatron-style per-GEMM forward FLOPs of one sequence (2 FLOPs per multiply-add).
+constexpr forward_breakdown megatron_forward(const transformer_spec& m, std::int64_t seq, bool causal = false,
+                                             std::int64_t tp = 1, std::int64_t images = 0) {
+  validate(m);
+  detail::require_positive(seq, "seq");
+  const double s = static_cast<double>(seq), h = static_cast<double>(m.hidden);
+  const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
+  const double mats = detail::mlp_matrices(m.mlp);
+  forward_breakdown f;
+  for (std::int64_t i = 0; i < m.layers; ++i) {
+    f.attention_projections += 2 * s * h * (q + 2 * kv) + 2 * s * q * h;
+    f.attention_core += (causal ? 0.5 : 1.0) * 4 * s * s * q;  // Q·K^T and P·V, query heads
+    if (m.is_moe_layer(i)) {
+      // Only top_k routed experts touch a token; the router GEMM (2·h·experts per token) is
+      // left out, as Megatron-LM does (under 0.01% of a layer).
+      f.mlp += 2 * s * h * mats *
+               (static_cast<double>(m.moe.top_k) * static_cast<double>(m.resolved_expert_ffn()) +
+                static_cast<double>(m.moe.shared_experts) * static_cast<double>(m.resolved_shared_expert_ffn()));
+    } else {
+      f.mlp += 2 * s * h * mats * static_cast<double>(m.ffn);
+    }
+  }
+  f.logits = 2 * s * h * static_cast<double>(m.padded_vocab(tp));
+  if (images > 0) {
+    const vision_spec& v = m.vision;
+    const double n = static_cast<double>(images);
+    const double t = static_cast<double>(v.tower_tokens()), vh = static_cast<double>(v.hidden);
+    const double layers = static_cast<double>(v.layers_run());
+    const double patch =
+        2 * static_cast<double>(v.patches()) * static_cast<double>(v.channels * v.patch_size * v.patch_size) * vh;
+    const double per_layer_gemms = 2 * t * vh * 4 * vh + 2 * t * vh * static_cast<double>(v.ffn) * 2;
+    f.vision_core = n * layers * 4 * t * t * vh;  // the tower attends bidirectionally
+    f.vision = n * (patch + layers * per_layer_gemms) + f.vision_core;
+    const double it = static_cast<double>(v.image_tokens());
+    f.projector = n * 2 * it * (vh * h + (v.projector == projector_kind::mlp2x_gelu ? h * h : 0));
+  }
+  return f;
+}
+
+// The FLOPs of one training sequence under the chosen convention.
+constexpr flops_count count_flops(const transformer_spec& m, const flops_options& o) {
+  using detail::require;
+  validate(m);
+  detail::require_positive(o.seq, "seq");
+  require(!o.causal || o.convention == flops_convention::megatron,
+          reason::causal_halving_applies_to_the_megatron_convention_only, "causal", [&] {
+            return "causal halving applies to the megatron convention only; " + std::string(to_string(o.convention)) +
+                   "'s attention term is defined without it (drop --causal or use --convention megatron)";
+          });
+  require(o.params >= 0 && detail::is_finite(o.params) && o.k >= 0 && detail::is_finite(o.k),
+          reason::flops_parameter_override_must_be_positive, "params", [&] {
+            return "params and k must be positive finite numbers (0 takes the default), got params " +
+                   std::to_string(o.params) + ", k " + std::to_string(o.k);
+          });
+  const std::int64_t images = detail::images_per_sequence(m, o);
+  require(images * m.vision.image_tokens() <= o.seq, reason::vision_tokens_exceed_the_sequence, "seq", [&] {
+    return "seq " + detail::str(o.seq) + " is shorter than the " + detail::str(images * m.vision.image_tokens()) +
+           " image tokens per sequence; the sequence length counts image tokens too";
+  });
+  const double s = static_cast<double>(o.seq);
+  const bool llm_trained = m.llm_mode == train_mode::trained;
+  flops_count c{o.seq, 0, 0, 0};
+
+  if (o.convention == flops_convention::megatron) {
+    const forward_breakdown f = megatron_forward(m, o.seq, o.causal, o.tp, images);
+    // Parts in data-flow order: vision tower -> projector -> language model. A part pays
+    // forward; plus the activation-gradient GEMMs when it or anything upstream trains; plus
+    // the weight-gradient GEMMs when it trains itself.
+    struct part {
+      double forward, core, recompute_full;
+      bool trained;
+    };
+    const part parts[] = {
+        {f.vision, f.vision_core, f.vision, m.vision.tower_mode == train_mode::trained},
+        {f.projector, 0, 0, m.vision.projector_mode == train_mode::trained},
+        {f.language_model(), f.attention_core, f.language_model() - f.logits, llm_trained},
+    };
+    bool upstream_trained = false;
+    for (const part& p : parts) {
+      const bool backward = p.trained || upstream_trained;
+      const double mult = 1.0 + (backward ? 1.0 : 0.0) + (p.trained ? 1.0 : 0.0);
+      c.forward += p.forward;
+      c.model += mult * p.forward;
+      if (backward) {
+        // Korthikanti eq. 8: selective recomputation counts the core's model term twice.
+        const double redo = o.recomputation == recompute::full        ? p.recompute_full
+                            : o.recomputation == recompute::selective ? (mult * p.core)
+                                                                      : 0.0;
+        c.hardware += redo;
+      }
+      upstream_trained = upstream_trained || p.trained;
+    }
+    c.hardware += c.model;
+    return c;
+  }
+
+  const param_counts pc = count_params(m, o.tp);
+  const double layers = static_cast<double>(m.layers), heads = static_cast<double>(m.heads);
+  const double head_dim = static_cast<double>(m.resolved_head_dim());
+  if (o.convention == flops_convention::nominal) {
+    const double n = o.params > 0 ? o.params : static_cast<double>(pc.total());
+    const double k = o.k > 0 ? o.k : (llm_trained ? 6.0 : 2.0);
+    c.forward = 2 * n * s;
+    c.model = k * n * s;
+    c.hardware = c.model + (o.recomputation == recompute::full ? k / 3 * n * s : 0.0);
+    return c;
+  }
+  if (o.convention == flops_convention::palm) {
+    const double n = o.params > 0 ? o.params : static_cast<double>(pc.total());
+    const double attn = layers * heads * head_dim * s;  // L·H·Q·T
+    c.forward = (2 * n + 4 * attn) * s;
+    c.model = (6 * n + 12 * attn) * s;
+    c.hardware = c.model + (o.recomputation == recompute::full        ? c.forward
+                            : o.recomputation == recompute::selective ? 12 * attn * s
+                                                                      : 0.0);
+    return c;
+  }
+  // kaplan
+  const double n = o.params > 0 ? o.params : static_cast<double>(pc.non_embedding());
+  const double attn = layers * heads * head_dim * s;  // L·C·T with C = d_attn
+  c.forward = (2 * n + 2 * attn) * s;
+  c.model = (6 * n + 6 * attn) * s;
+  c.hardware = c.model + (o.recomputation == recompute::full        ? c.forward
+                          : o.recomputation == recompute::selective ? 6 * attn * s
+                                                                    : 0.0);
+  return c;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/flops.hpp ----
+// ---- begin trainperf/hardware.hpp ----
+// trainperf — accelerators: dense peak FLOP/s per dtype, memory, bandwidths, each with a
+// source. Peaks are dense (never 2:4-sparse). An unknown peak is explicit (0 here) and
+// asking for it is a config_error, never a silent or negative MFU.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+// ---- begin trainperf/units.hpp ----
+// trainperf — units and their printing. Bytes are 64-bit integers; printing always says
+// which unit it uses: GiB (2^30, what the seed reports print as "mem") or GB (10^9).
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace trainperf {
+
+inline constexpr std::int64_t KiB = std::int64_t{1} << 10;
+inline constexpr std::int64_t MiB = std::int64_t{1} << 20;
+inline constexpr std::int64_t GiB = std::int64_t{1} << 30;
+inline constexpr std::int64_t KB = 1'000;
+inline constexpr std::int64_t MB = 1'000'000;
+inline constexpr std::int64_t GB = 1'000'000'000;
+
+enum class byte_unit { gib, gb };
+
+// "74.20 GiB" / "79.67 GB", with the given number of decimals.
+inline std::string format_bytes(std::int64_t bytes, byte_unit unit = byte_unit::gib, int decimals = 2) {
+  const double div = unit == byte_unit::gib ? static_cast<double>(GiB) : static_cast<double>(GB);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f %s", decimals, static_cast<double>(bytes) / div,
+                unit == byte_unit::gib ? "GiB" : "GB");
+  return buf;
+}
+
+// An integer with thousands separators: 6,738,415,616.
+inline std::string format_count(std::int64_t n) {
+  const bool negative = n < 0;
+  const std::uint64_t magnitude =
+      negative ? std::uint64_t{0} - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
+  const std::string digits = std::to_string(magnitude);
+  std::string out;
+  const int lead = static_cast<int>(digits.size() % 3);
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i != 0 && static_cast<int>(i % 3) == lead) out += ',';
+    out += digits[i];
+  }
+  return negative ? "-" + out : out;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/units.hpp ----
+
+namespace trainperf {
+
+enum class dtype { fp32, tf32, bf16, fp16, fp8 };
+inline constexpr int dtype_count = 5;
+
+constexpr std::string_view to_string(dtype d) {
+  switch (d) {
+    case dtype::fp32:
+      return "fp32";
+    case dtype::tf32:
+      return "tf32";
+    case dtype::bf16:
+      return "bf16";
+    case dtype::fp16:
+      return "fp16";
+    case dtype::fp8:
+      return "fp8";
+  }
+  return "?";
+}
+
+constexpr std::optional<dtype> parse_dtype(std::string_view s) {
+  for (dtype d : {dtype::fp32, dtype::tf32, dtype::bf16, dtype::fp16, dtype::fp8})
+    if (to_string(d) == s) return d;
+  return std::nullopt;
+}
+
+struct device_spec {
+  std::string_view name;
+  // Dense peak FLOP/s, indexed by dtype (fp32, tf32, bf16, fp16, fp8); 0 = not published or
+  // not supported.
+  double peak_flops[dtype_count] = {};
+  std::int64_t memory_bytes = 0;    // device memory capacity
+  double memory_bandwidth = 0;      // bytes/s; 0 = unknown
+  double intra_node_bandwidth = 0;  // bytes/s per device, aggregate over its links; 0 = unknown
+  double inter_node_bandwidth = 0;  // bytes/s per device in the vendor's reference system; 0 = unknown
+  std::string_view source;
+
+  [[nodiscard]] constexpr std::optional<double> peak(dtype d) const {
+    const double p = peak_flops[static_cast<int>(d)];
+    return p > 0 ? std::optional<double>(p) : std::nullopt;
+  }
+};
+
+namespace reason {
+inline void peak_flops_unknown_for_this_device_and_dtype() {}
+inline void unknown_device() {}
+inline void device_fields_must_be_positive() {}
+}  // namespace reason
+
+// The dense peak for `d`; a device without a published one is a config_error naming the fix.
+constexpr double require_peak(const device_spec& dev, dtype d) {
+  const auto p = dev.peak(d);
+  detail::require(p.has_value(), reason::peak_flops_unknown_for_this_device_and_dtype, "dtype", [&] {
+    std::string known;
+    for (dtype x : {dtype::fp32, dtype::tf32, dtype::bf16, dtype::fp16, dtype::fp8})
+      if (dev.peak(x)) known += (known.empty() ? "" : ", ") + std::string(to_string(x));
+    return std::string(dev.name) + " has no published dense " + std::string(to_string(d)) +
+           " peak; known: " + (known.empty() ? std::string("none") : known) +
+           "; pick one of those or pass the peak explicitly (--peak-flops)";
+  });
+  return *p;
+}
+
+namespace detail {
+constexpr double T = 1e12;  // TFLOP/s
+constexpr double GBps = 1e9;
+}  // namespace detail
+
+// Values and sources. NVIDIA datasheets print Tensor Core TF32/BF16/FP16/FP8 "with sparsity";
+// the dense peak is half of that.
+inline constexpr device_spec devices[] = {
+    {"H100",  // H100 SXM5 80GB
+     {66.9 * detail::T, 494.7 * detail::T, 989.4 * detail::T, 989.4 * detail::T, 1978.9 * detail::T},
+     80 * GiB,
+     3350 * detail::GBps,
+     900 * detail::GBps,
+     50 * detail::GBps,
+     "NVIDIA H100 Tensor Core GPU datasheet (SXM5; sparse figures halved); DGX H100: 8 x 400 Gb/s ConnectX-7"},
+    {"H800",  // H800 SXM5 80GB: H100 compute, NVLink cut to 400 GB/s
+     {66.9 * detail::T, 494.7 * detail::T, 989.4 * detail::T, 989.4 * detail::T, 1978.9 * detail::T},
+     80 * GiB,
+     3350 * detail::GBps,
+     400 * detail::GBps,
+     50 * detail::GBps,
+     "NVIDIA H800 SXM5 datasheet (sparse figures halved); FlagPerf configs use theoryflops 989e12"},
+    {"H200",  // H200 SXM 141GB
+     {66.9 * detail::T, 494.7 * detail::T, 989.4 * detail::T, 989.4 * detail::T, 1978.9 * detail::T},
+     141 * GiB,
+     4800 * detail::GBps,
+     900 * detail::GBps,
+     50 * detail::GBps,
+     "NVIDIA H200 Tensor Core GPU datasheet (SXM; sparse figures halved)"},
+    {"A100-80GB",  // A100 SXM4 80GB
+     {19.5 * detail::T, 156 * detail::T, 312 * detail::T, 312 * detail::T, 0},
+     80 * GiB,
+     2039 * detail::GBps,
+     600 * detail::GBps,
+     25 * detail::GBps,
+     "NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB); DGX A100: 8 x 200 Gb/s HDR"},
+    {"A100-40GB",  // A100 SXM4 40GB
+     {19.5 * detail::T, 156 * detail::T, 312 * detail::T, 312 * detail::T, 0},
+     40 * GiB,
+     1555 * detail::GBps,
+     600 * detail::GBps,
+     25 * detail::GBps,
+     "NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB)"},
+    {"A800",  // A800 SXM4 80GB: A100 compute, NVLink cut to 400 GB/s
+     {19.5 * detail::T, 156 * detail::T, 312 * detail::T, 312 * detail::T, 0},
+     80 * GiB,
+     2039 * detail::GBps,
+     400 * detail::GBps,
+     25 * detail::GBps,
+     "NVIDIA A800 SXM4 80GB product brief; FlagPerf configs use theoryflops 312e12"},
+    {"MI300X",
+     {163.4 * detail::T, 653.7 * detail::T, 1307.4 * detail::T, 1307.4 * detail::T, 2614.9 * detail::T},
+     192 * GiB,
+     5300 * detail::GBps,
+     896 * detail::GBps,
+     50 * detail::GBps,
+     "AMD Instinct MI300X data sheet and ROCm docs (conceptual/gpu-arch/mi300.md): 7 Infinity Fabric links"},
+    // Kunlunxin R300: 8 per R480-X8 board with "1 Peta Ops @FP16" and 256 GB (FlagPerf kunlunxin
+    // README), i.e. 128 TFLOP/s FP16 and 32 GB each; FlagPerf's llama2_7b config for the R300
+    // (branch kunlunxin_llama2, config_R300x1x8.py) uses theoryflops 128e12. No FP32/BF16 figure.
+    {"R300",
+     {0, 0, 0, 128 * detail::T, 0},
+     32 * GiB,
+     0,
+     200 * detail::GBps,
+     0,
+     "FlagPerf training/kunlunxin README (R480-X8: 8 x R300, 1 PetaOps FP16, 256 GB); "
+     "training/kunlunxin/llama2_7b-deepspeed/config/config_R300x1x8.py theoryflops 128e12"},
+    // Moore Threads MTT S4000: 48 GB GDDR6; FlagPerf's llama2_7b config (branch mthreads_llama2,
+    // config_S4000x1x8.py) uses theoryflops 98e12 for its 16-bit peak.
+    {"S4000",
+     {25 * detail::T, 49 * detail::T, 98 * detail::T, 98 * detail::T, 0},
+     48 * GiB,
+     768 * detail::GBps,
+     240 * detail::GBps,
+     0,
+     "Moore Threads MTT S4000 launch specifications (FP32 25, TF32 49, FP16/BF16 98 TFLOP/s, 768 GB/s, MTLink "
+     "240 GB/s); training/mthreads/llama2_7b-deepspeed/config/config_S4000x1x8.py theoryflops 98e12"},
+};
+
+// The device called `name` (case-sensitive, as listed), or nullptr.
+constexpr const device_spec* find_device(std::string_view name) {
+  for (const device_spec& d : devices)
+    if (d.name == name) return &d;
+  return nullptr;
+}
+
+constexpr const device_spec& get_device(std::string_view name) {
+  const device_spec* d = find_device(name);
+  detail::require(d != nullptr, reason::unknown_device, "device", [&] {
+    std::string known;
+    for (const device_spec& x : devices) known += (known.empty() ? "" : ", ") + std::string(x.name);
+    return "unknown device '" + std::string(name) + "'; known devices: " + known +
+           " (or describe one with custom_device / pass --peak-flops)";
+  });
+  return *d;
+}
+
+// A device of your own: a name, one dense peak for one dtype and the memory capacity;
+// fill in the rest of device_spec as you know it.
+constexpr device_spec custom_device(std::string_view name, dtype d, double peak_flops, std::int64_t memory_bytes,
+                                    std::string_view source = "user-supplied") {
+  detail::require(detail::is_finite(peak_flops) && peak_flops > 0 && memory_bytes >= 0,
+                  reason::device_fields_must_be_positive, "peak_flops", [&] {
+                    return "custom device " + std::string(name) + ": peak FLOP/s must be positive and finite, got " +
+                           std::to_string(peak_flops);
+                  });
+  device_spec dev{name, {}, memory_bytes, 0, 0, 0, source};
+  dev.peak_flops[static_cast<int>(d)] = peak_flops;
+  return dev;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/hardware.hpp ----
+// ---- begin trainperf/metrics.hpp ----
+// trainperf — the meter: a trainer reports each step's tokens and wall time; the meter
+// skips warm-up, keeps running and windowed averages, and turns them into token/p/s,
+// samples/s, TFLOP/s per device, MFU and HFU.
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+
+
+namespace trainperf {
+
+namespace reason {
+inline void measurement_must_be_positive_and_finite() {}
+}  // namespace reason
+
+namespace detail {
+constexpr void require_measurement(double v, std::string_view field, std::string_view unit) {
+  require(is_finite(v) && v > 0, reason::measurement_must_be_positive_and_finite, field, [&] {
+    return std::string(field) + " must be a positive, finite number of " + std::string(unit) + ", got " +
+           std::to_string(v);
+  });
+}
+}  // namespace detail
+
+// Achieved model FLOP/s per device over its dense peak: MFU as the PaLM paper defines it
+// (Chowdhery et al. 2022, appendix B) when flops_per_token counts model FLOPs, HFU when it
+// counts hardware FLOPs (recomputation included).
+constexpr double utilization(double flops_per_token, double tokens_per_device_per_s, double peak_flops) {
+  detail::require_measurement(flops_per_token, "flops_per_token", "FLOPs");
+  detail::require_measurement(tokens_per_device_per_s, "tokens_per_device_per_s", "tokens per second");
+  detail::require_measurement(peak_flops, "peak_flops", "FLOP/s");
+  return flops_per_token * tokens_per_device_per_s / peak_flops;
+}
+
+// Token/p/s from the usual ways a throughput is reported.
+constexpr double tokens_per_device_per_s_from_samples(double samples_per_s, std::int64_t seq, std::int64_t devices) {
+  detail::require_measurement(samples_per_s, "samples_per_s", "samples per second");
+  detail::require_positive(seq, "seq");
+  detail::require_positive(devices, "devices");
+  return samples_per_s * static_cast<double>(seq) / static_cast<double>(devices);
+}
+constexpr double tokens_per_device_per_s_from_step(double step_seconds, std::int64_t gbs, std::int64_t seq,
+                                                   std::int64_t devices) {
+  detail::require_measurement(step_seconds, "step_time", "seconds");
+  detail::require_positive(gbs, "gbs");
+  return tokens_per_device_per_s_from_samples(static_cast<double>(gbs) / step_seconds, seq, devices);
+}
+
+class meter {
+ public:
+  struct config {
+    double model_flops_per_token = 0;     // count_flops(...).model_per_token()
+    double hardware_flops_per_token = 0;  // count_flops(...).hardware_per_token(); 0: = model
+    double peak_flops = 0;                // dense peak per device; 0: unknown, MFU/HFU absent
+    std::int64_t devices = 1;             // devices sharing each step
+    std::int64_t warmup_steps = 1;        // first steps left out (compilation, allocator warm-up)
+    std::int64_t window = 20;             // steps in the windowed average
+  };
+
+  struct stats {
+    std::int64_t steps = 0;
+    double seconds = 0;
+    double tokens = 0;
+    double tokens_per_device_per_s = 0;
+    std::optional<double> samples_per_s;  // when every step in the span reported sequences
+    double tflops_per_device = 0;         // model TFLOP/s per device
+    std::optional<double> mfu;            // fractions (0.336 = 33.6%); absent when the peak is unknown
+    std::optional<double> hfu;
+    std::optional<std::int64_t> peak_memory_bytes;
+  };
+
+  explicit meter(const config& c) : cfg_(c) {
+    detail::require_measurement(c.model_flops_per_token, "model_flops_per_token", "FLOPs");
+    if (c.hardware_flops_per_token != 0)
+      detail::require_measurement(c.hardware_flops_per_token, "hardware_flops_per_token", "FLOPs");
+    if (c.peak_flops != 0) detail::require_measurement(c.peak_flops, "peak_flops", "FLOP/s");
+    detail::require_positive(c.devices, "devices");
+    detail::require_positive(c.window, "window");
+    detail::require(c.warmup_steps >= 0, reason::value_must_be_positive, "warmup_steps",
+                    [&] { return "warmup_steps must be 0 or more, got " + detail::str(c.warmup_steps); });
+    if (cfg_.hardware_flops_per_token == 0) cfg_.hardware_flops_per_token = cfg_.model_flops_per_token;
+  }
+
+  // One step: the tokens all devices processed together, and its wall time.
+  void step(std::int64_t tokens, double seconds) { add(tokens, 0, seconds); }
+  // One step given as sequences of seq tokens (samples/s becomes available).
+  void step_sequences(std::int64_t sequences, std::int64_t seq, double seconds) {
+    detail::require_positive(sequences, "sequences");
+    detail::require_positive(seq, "seq");
+    add(detail::checked_mul(sequences, seq, "tokens"), sequences, seconds);
+  }
+  // The trainer's own peak-memory reading (bytes); the meter keeps the maximum.
+  void report_memory(std::int64_t bytes) {
+    detail::require(bytes >= 0, reason::value_must_be_positive, "memory",
+                    [&] { return "memory must be 0 or more bytes, got " + detail::str(bytes); });
+    peak_memory_ = peak_memory_ ? std::max(*peak_memory_, bytes) : bytes;
+  }
+
+  [[nodiscard]] std::int64_t steps_seen() const { return seen_; }
+  // Averages over every step after warm-up, and over the last `window` of them; empty while
+  // still warming up.
+  [[nodiscard]] std::optional<stats> running() const { return summarize(total_); }
+  [[nodiscard]] std::optional<stats> windowed() const {
+    span w;
+    for (const auto& s : window_) w.add(s);
+    return summarize(w);
+  }
+
+ private:
+  struct span {
+    std::int64_t steps = 0;
+    double seconds = 0;
+    double tokens = 0;
+    double samples = 0;
+    bool all_have_samples = true;
+    void add(const span& o) {
+      steps += o.steps;
+      seconds += o.seconds;
+      tokens += o.tokens;
+      samples += o.samples;
+      all_have_samples = all_have_samples && o.all_have_samples;
+    }
+  };
+
+  void add(std::int64_t tokens, std::int64_t samples, double seconds) {
+    detail::require_positive(tokens, "tokens");
+    detail::require_measurement(seconds, "step_time", "seconds");
+    ++seen_;
+    if (seen_ <= cfg_.warmup_steps) return;
+    const span s{1, seconds, static_cast<double>(tokens), static_cast<double>(samples), samples > 0};
+    total_.add(s);
+    window_.push_back(s);
+    if (static_cast<std::int64_t>(window_.size()) > cfg_.window) window_.pop_front();
+  }
+
+  std::optional<stats> summarize(const span& s) const {
+    if (s.steps == 0) return std::nullopt;
+    stats r;
+    r.steps = s.steps;
+    r.seconds = s.seconds;
+    r.tokens = s.tokens;
+    r.tokens_per_device_per_s = s.tokens / s.seconds / static_cast<double>(cfg_.devices);
+    if (s.all_have_samples) r.samples_per_s = s.samples / s.seconds;
+    r.tflops_per_device = r.tokens_per_device_per_s * cfg_.model_flops_per_token / 1e12;
+    if (cfg_.peak_flops > 0) {
+      r.mfu = utilization(cfg_.model_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
+      r.hfu = utilization(cfg_.hardware_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
+    }
+    r.peak_memory_bytes = peak_memory_;
+    return r;
+  }
+
+  config cfg_;
+  std::int64_t seen_ = 0;
+  span total_;
+  std::deque<span> window_;
+  std::optional<std::int64_t> peak_memory_;
+};
+
+}  // namespace trainperf
+// ---- end trainperf/metrics.hpp ----
 // ---- begin trainperf/presets.hpp ----
 // trainperf — preset models: the seed reports' models and the common public ones, each
 // with the source of its configuration and, where benchmark suites use one, its nominal size.
@@ -753,49 +1407,231 @@ constexpr const preset& get_preset(std::string_view name) {
 
 }  // namespace trainperf
 // ---- end trainperf/presets.hpp ----
-// ---- begin trainperf/units.hpp ----
-// trainperf — units and their printing. Bytes are 64-bit integers; printing always says
-// which unit it uses: GiB (2^30, what the seed reports print as "mem") or GB (10^9).
+// ---- begin trainperf/report.hpp ----
+// trainperf — benchmark result rows: rendered in the seed reports' markdown table format and
+// as JSON with explicit rounding rules, and read back with a validator that catches values
+// standing in the wrong column.
 
-#include <cstdint>
+#include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
+
 
 namespace trainperf {
 
-inline constexpr std::int64_t KiB = std::int64_t{1} << 10;
-inline constexpr std::int64_t MiB = std::int64_t{1} << 20;
-inline constexpr std::int64_t GiB = std::int64_t{1} << 30;
-inline constexpr std::int64_t KB = 1'000;
-inline constexpr std::int64_t MB = 1'000'000;
-inline constexpr std::int64_t GB = 1'000'000'000;
+// How a number is cut to its printed digits. Seed 000 truncates MFU to one decimal
+// (0.107700 -> "10.7%"); seed 004 truncates token/p/s to an integer (4410.88 -> "4410");
+// seed 001 rounds MFU to two decimals (0.180058 -> "18.01%").
+enum class rounding { nearest, truncate };
 
-enum class byte_unit { gib, gb };
+struct number_format {
+  int decimals = 2;
+  rounding mode = rounding::nearest;
+};
 
-// "74.20 GiB" / "79.67 GB", with the given number of decimals.
-inline std::string format_bytes(std::int64_t bytes, byte_unit unit = byte_unit::gib, int decimals = 2) {
-  const double div = unit == byte_unit::gib ? static_cast<double>(GiB) : static_cast<double>(GB);
+// Cuts v to `decimals` digits. Truncation forgives a relative 1e-12 so that a value such as
+// 0.336 (stored as 0.33599999999999997) truncates to 33.6, not 33.5.
+inline double cut(double v, number_format f) {
+  const double scale = std::pow(10.0, f.decimals);
+  const double x = v * scale;
+  if (f.mode == rounding::nearest) return std::round(x) / scale;
+  return std::trunc(x + (x >= 0 ? 1 : -1) * std::fabs(x) * 1e-12) / scale;
+}
+
+inline std::string format_number(double v, number_format f) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f %s", decimals, static_cast<double>(bytes) / div,
-                unit == byte_unit::gib ? "GiB" : "GB");
+  std::snprintf(buf, sizeof buf, "%.*f", f.decimals, cut(v, f));
   return buf;
 }
 
-// An integer with thousands separators: 6,738,415,616.
-inline std::string format_count(std::int64_t n) {
-  const bool negative = n < 0;
-  const std::uint64_t magnitude =
-      negative ? std::uint64_t{0} - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
-  const std::string digits = std::to_string(magnitude);
-  std::string out;
-  const int lead = static_cast<int>(digits.size() % 3);
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i != 0 && static_cast<int>(i % 3) == lead) out += ',';
-    out += digits[i];
+// "10.7%" from 0.1077 (a fraction).
+inline std::string format_percent(double fraction, number_format f) { return format_number(fraction * 100, f) + "%"; }
+
+// One result row, in the columns the seed reports use.
+struct report_row {
+  std::string config;     // "H800 4x8"
+  std::string precision;  // "amp", "fp32", "bf16"
+  std::string parallel;   // "TP8PP4DP1"
+  std::string fix_hp;     // "recompute=True", "/" for none
+  std::optional<double> tokens_per_device_per_s;
+  std::optional<double> loss;
+  std::optional<double> memory_used_gib;
+  std::optional<double> memory_total_gib;
+  std::optional<double> mfu;  // a fraction
+};
+
+struct row_format {
+  number_format tokens{2, rounding::nearest};
+  number_format loss{2, rounding::nearest};
+  number_format memory{0, rounding::nearest};
+  number_format mfu{1, rounding::truncate};
+};
+
+inline std::string markdown_header() {
+  return "| config | precision | parallel | fix_hp | token/p/s | loss | mem | MFU |\n"
+         "|---|---|---|---|---|---|---|---|";
+}
+
+namespace detail {
+inline std::string cell(const std::string& s) { return s.empty() ? "/" : s; }
+inline std::string opt_number(const std::optional<double>& v, number_format f) { return v ? format_number(*v, f) : ""; }
+inline std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
   }
-  return negative ? "-" + out : out;
+  return out + "\"";
+}
+}  // namespace detail
+
+inline std::string to_markdown(const report_row& r, const row_format& f = {}) {
+  std::string mem;
+  if (r.memory_used_gib && r.memory_total_gib)
+    mem = format_number(*r.memory_used_gib, f.memory) + "/" + format_number(*r.memory_total_gib, f.memory);
+  return "| " + detail::cell(r.config) + " | " + detail::cell(r.precision) + " | " + detail::cell(r.parallel) + " | " +
+         detail::cell(r.fix_hp) + " | " + detail::opt_number(r.tokens_per_device_per_s, f.tokens) + " | " +
+         detail::opt_number(r.loss, f.loss) + " | " + mem + " | " + (r.mfu ? format_percent(*r.mfu, f.mfu) : "") + " |";
+}
+
+// JSON with the printed (cut) values; absent values are null. mfu is a fraction.
+inline std::string to_json(const report_row& r, const row_format& f = {}) {
+  const auto num = [](const std::optional<double>& v, number_format nf) {
+    return v ? format_number(*v, nf) : std::string("null");
+  };
+  const std::optional<double> mfu = r.mfu ? std::optional<double>(cut(*r.mfu * 100, f.mfu) / 100) : std::nullopt;
+  char mfu_buf[64] = "null";
+  if (mfu) std::snprintf(mfu_buf, sizeof mfu_buf, "%.*f", f.mfu.decimals + 2, *mfu);
+  return "{\"config\": " + detail::json_string(r.config) + ", \"precision\": " + detail::json_string(r.precision) +
+         ", \"parallel\": " + detail::json_string(r.parallel) + ", \"fix_hp\": " + detail::json_string(r.fix_hp) +
+         ", \"tokens_per_device_per_s\": " + num(r.tokens_per_device_per_s, f.tokens) +
+         ", \"loss\": " + num(r.loss, f.loss) + ", \"memory_used_gib\": " + num(r.memory_used_gib, f.memory) +
+         ", \"memory_total_gib\": " + num(r.memory_total_gib, f.memory) + ", \"mfu\": " + mfu_buf + "}";
+}
+
+// ---- reading rows back --------------------------------------------------------------------
+
+// The cells of one markdown table line ("| a | b |" -> {"a", "b"}), trimmed.
+inline std::vector<std::string> split_markdown_row(std::string_view line) {
+  std::vector<std::string> cells;
+  std::string_view s = line;
+  const auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+    return v;
+  };
+  s = trim(s);
+  if (!s.empty() && s.front() == '|') s.remove_prefix(1);
+  if (!s.empty() && s.back() == '|') s.remove_suffix(1);
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == '|') {
+      cells.emplace_back(trim(s.substr(start, i - start)));
+      start = i + 1;
+    }
+  }
+  return cells;
+}
+
+namespace detail {
+// "3.20" -> 3.2; anything else (including "44.2/48.0") -> nullopt.
+inline std::optional<double> plain_number(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  std::size_t i = 0, digits = 0, dots = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] >= '0' && s[i] <= '9')
+      ++digits;
+    else if (s[i] == '.')
+      ++dots;
+    else
+      return std::nullopt;
+  }
+  if (digits == 0 || dots > 1) return std::nullopt;
+  return std::stod(std::string(s));
+}
+// "74/81" or "44.2/48.0" -> (used, total).
+inline std::optional<std::pair<double, double>> memory_pair(std::string_view s) {
+  const auto slash = s.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  const auto used = plain_number(s.substr(0, slash)), total = plain_number(s.substr(slash + 1));
+  if (!used || !total) return std::nullopt;
+  return std::pair{*used, *total};
+}
+inline std::optional<double> percent(std::string_view s) {
+  if (s.empty() || s.back() != '%') return std::nullopt;
+  return plain_number(s.substr(0, s.size() - 1));
+}
+inline bool is_blank(std::string_view s) { return s.empty() || s == "/" || s == "-"; }
+}  // namespace detail
+
+// One problem found in a row: the column, what it holds, and what is wrong.
+struct row_problem {
+  std::string column;
+  std::string value;
+  std::string message;
+};
+
+// Checks the row's cells against their columns (header names as the seeds write them:
+// "token/p/s" or "tokens/p/s", "loss", "mem", "MFU"); blank cells ("", "/", "-") pass. A
+// loss that reads as memory ("44.2/48.0") next to a mem cell that reads as a loss is
+// reported as two swapped columns (seed 003).
+inline std::vector<row_problem> validate_row(const std::vector<std::string>& header,
+                                             const std::vector<std::string>& row) {
+  std::vector<row_problem> problems;
+  if (header.size() != row.size()) {
+    problems.push_back(
+        {"", "",
+         "row has " + std::to_string(row.size()) + " cells but the header has " + std::to_string(header.size())});
+    return problems;
+  }
+  const auto column = [&](std::initializer_list<std::string_view> names) -> int {
+    for (std::size_t i = 0; i < header.size(); ++i)
+      for (auto n : names)
+        if (header[i] == n) return static_cast<int>(i);
+    return -1;
+  };
+  const int loss = column({"loss"}), mem = column({"mem", "memory"}), mfu = column({"MFU", "mfu"});
+  const int tps = column({"token/p/s", "tokens/p/s"});
+  const bool swapped = loss >= 0 && mem >= 0 && detail::memory_pair(row[loss]) && detail::plain_number(row[mem]);
+  if (swapped) {
+    problems.push_back({"loss", row[loss],
+                        "loss column holds '" + row[loss] +
+                            "', which reads as memory used/total, while the mem column holds '" + row[mem] +
+                            "', which reads as a loss: the two columns look swapped"});
+    return problems;
+  }
+  if (loss >= 0 && !detail::is_blank(row[loss]) && !detail::plain_number(row[loss]))
+    problems.push_back({"loss", row[loss], "loss '" + row[loss] + "' is not a number"});
+  if (mem >= 0 && !detail::is_blank(row[mem])) {
+    const auto m = detail::memory_pair(row[mem]);
+    if (!m)
+      problems.push_back({"mem", row[mem], "mem '" + row[mem] + "' is not used/total (e.g. 77/80)"});
+    else if (m->first > m->second)
+      problems.push_back({"mem", row[mem], "mem '" + row[mem] + "' uses more than the device holds"});
+  }
+  if (mfu >= 0 && !detail::is_blank(row[mfu])) {
+    const auto p = detail::percent(row[mfu]);
+    if (!p)
+      problems.push_back({"MFU", row[mfu], "MFU '" + row[mfu] + "' is not a percentage (e.g. 33.6%)"});
+    else if (*p > 100)
+      problems.push_back({"MFU", row[mfu], "MFU '" + row[mfu] + "' exceeds 100%"});
+  }
+  if (tps >= 0 && !detail::is_blank(row[tps]) && !detail::plain_number(row[tps]))
+    problems.push_back({header[tps], row[tps], "token/p/s '" + row[tps] + "' is not a number"});
+  return problems;
 }
 
 }  // namespace trainperf
-// ---- end trainperf/units.hpp ----
+// ---- end trainperf/report.hpp ----
 // ---- end trainperf/trainperf.hpp ----

@@ -1,0 +1,46 @@
+// The device table: dense peaks, explicit unknowns, custom devices.
+#include <doctest/doctest.h>
+
+#include <limits>
+
+#include <trainperf/trainperf.hpp>
+
+using namespace trainperf;
+
+TEST_CASE("dense peaks are half the datasheets' sparse Tensor Core figures") {
+  // NVIDIA H100 SXM5 datasheet: BF16 1,979 TFLOPS and FP8 3,958 TFLOPS "with sparsity".
+  CHECK(require_peak(get_device("H100"), dtype::bf16) == doctest::Approx(1979e12 / 2).epsilon(1e-3));
+  CHECK(require_peak(get_device("H100"), dtype::fp8) == doctest::Approx(3958e12 / 2).epsilon(1e-3));
+  // A100/A800: 312 TFLOPS dense BF16 (FlagPerf's theoryflops for the A800 too).
+  CHECK(require_peak(get_device("A800"), dtype::bf16) == 312e12);
+  CHECK(require_peak(get_device("A100-40GB"), dtype::fp16) == 312e12);
+  // The seed reports' non-NVIDIA devices, as their benchmark configs used them.
+  CHECK(require_peak(get_device("R300"), dtype::fp16) == 128e12);
+  CHECK(require_peak(get_device("S4000"), dtype::bf16) == 98e12);
+  CHECK(get_device("H200").memory_bytes == 141 * GiB);
+  CHECK(get_device("MI300X").memory_bytes == 192 * GiB);
+  for (const device_spec& d : devices) {
+    CAPTURE(d.name);
+    CHECK(!d.source.empty());
+    CHECK(d.memory_bytes > 0);
+  }
+}
+
+TEST_CASE("an unknown peak is an error naming what is known, never a silent zero") {
+  CHECK_THROWS_WITH_AS(require_peak(get_device("A100-80GB"), dtype::fp8),
+                       "A100-80GB has no published dense fp8 peak; known: fp32, tf32, bf16, fp16; pick one of those or "
+                       "pass the peak explicitly (--peak-flops)",
+                       config_error);
+  CHECK_THROWS_WITH_AS(require_peak(get_device("R300"), dtype::bf16), doctest::Contains("known: fp16"), config_error);
+  CHECK_FALSE(get_device("R300").peak(dtype::fp32).has_value());
+  CHECK_THROWS_WITH_AS(get_device("H900"), doctest::Contains("unknown device 'H900'; known devices: H100, H800"),
+                       config_error);
+}
+
+TEST_CASE("custom devices") {
+  constexpr device_spec mine = custom_device("my-npu", dtype::bf16, 400e12, 64 * GiB);
+  static_assert(mine.peak(dtype::bf16).value() == 400e12);
+  static_assert(!mine.peak(dtype::fp32).has_value());
+  CHECK_THROWS_AS(custom_device("bad", dtype::bf16, -1, 0), config_error);
+  CHECK_THROWS_AS(custom_device("bad", dtype::bf16, std::numeric_limits<double>::quiet_NaN(), 0), config_error);
+}
