@@ -191,6 +191,243 @@ int run_presets(const args& a) {
   return 0;
 }
 
+// ---- flops and mfu ------------------------------------------------------------------------
+std::vector<flag> flops_flag_list() {
+  auto f = tp::cli::model_flags();
+  for (auto& x : f)
+    if (x.name == "seq") x.help = "training sequence length (default: the model's max_seq)";
+  f.push_back({"convention", "nominal|palm|megatron|kaplan", "FLOPs convention (default palm)"});
+  f.push_back({"causal", "", "megatron: count half of the attention core"});
+  f.push_back({"recompute", "none|selective|full", "activation recomputation, for HFU (default none)"});
+  f.push_back({"params", "N", "parameter count for nominal/palm/kaplan (nominal default: the preset's nominal size)"});
+  f.push_back({"k", "K", "nominal's multiplier (default 6; 2 when the language model is frozen)"});
+  f.push_back({"tp", "N", "tensor-parallel degree for vocabulary padding"});
+  f.push_back({"train", "PARTS", "comma list of the parts that train: vision,projector,llm (multimodal)"});
+  f.push_back({"images", "N", "images per sequence (multimodal; default 1)"});
+  return f;
+}
+
+struct flops_setup {
+  tp::cli::model_choice model;
+  tp::flops_options options;
+  double params_used = 0;  // N the convention multiplies (0 for megatron)
+};
+
+flops_setup flops_from_args(const args& a) {
+  flops_setup f{tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false), {}, 0};
+  tp::transformer_spec& s = f.model.spec;
+  if (auto parts = a.get("train")) {
+    const auto has = [&](std::string_view part) {
+      std::string_view rest = *parts;
+      while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        if (rest.substr(0, comma) == part) return true;
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      }
+      return false;
+    };
+    std::string_view rest = *parts;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const auto part = rest.substr(0, comma);
+      if (part != "vision" && part != "projector" && part != "llm")
+        throw usage_error("--train expects a comma list of vision, projector, llm; got '" + std::string(part) + "'");
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    if ((has("vision") || has("projector")) && !s.vision.present())
+      throw usage_error("--train names vision/projector parts, but " + f.model.name + " has no vision tower");
+    const auto mode = [&](std::string_view part) {
+      return has(part) ? tp::train_mode::trained : tp::train_mode::frozen;
+    };
+    s.vision.tower_mode = mode("vision");
+    s.vision.projector_mode = mode("projector");
+    s.llm_mode = mode("llm");
+  }
+  tp::flops_options& o = f.options;
+  static constexpr std::string_view conventions[] = {"nominal", "palm", "megatron", "kaplan"};
+  const std::string conv = a.get_choice("convention", conventions).value_or("palm");
+  o.convention = conv == "nominal"    ? tp::flops_convention::nominal
+                 : conv == "palm"     ? tp::flops_convention::palm
+                 : conv == "megatron" ? tp::flops_convention::megatron
+                                      : tp::flops_convention::kaplan;
+  static constexpr std::string_view recomputes[] = {"none", "selective", "full"};
+  const std::string rc = a.get_choice("recompute", recomputes).value_or("none");
+  o.recomputation = rc == "none"        ? tp::recompute::none
+                    : rc == "selective" ? tp::recompute::selective
+                                        : tp::recompute::full;
+  o.seq = a.get_int("seq").value_or(s.max_seq);
+  o.causal = a.has("causal");
+  o.tp = a.get_int("tp").value_or(1);
+  o.k = a.get_double("k").value_or(0);
+  if (a.has("images")) o.images_per_sequence = *a.get_int("images");
+  if (a.has("params") && o.convention == tp::flops_convention::megatron)
+    throw usage_error("--params applies to nominal, palm and kaplan; megatron counts every GEMM from the shapes");
+  if (a.has("k") && o.convention != tp::flops_convention::nominal)
+    throw usage_error("--k applies to the nominal convention only");
+  const tp::param_counts pc = tp::count_params(s, o.tp);
+  o.params = a.get_double("params").value_or(0);
+  if (o.params == 0 && o.convention == tp::flops_convention::nominal && f.model.nominal_params > 0)
+    o.params = f.model.nominal_params;
+  f.params_used = o.params > 0                                     ? o.params
+                  : o.convention == tp::flops_convention::kaplan   ? static_cast<double>(pc.non_embedding())
+                  : o.convention == tp::flops_convention::megatron ? 0.0
+                                                                   : static_cast<double>(pc.total());
+  return f;
+}
+
+int run_flops(const args& a) {
+  const flops_setup f = flops_from_args(a);
+  const tp::flops_count c = tp::count_flops(f.model.spec, f.options);
+  const auto gbs = a.get_int("gbs");
+  if (a.has("json")) {
+    json j{{"model", f.model.name},
+           {"convention", tp::to_string(f.options.convention)},
+           {"seq", c.seq},
+           {"causal", f.options.causal},
+           {"recompute", tp::to_string(f.options.recomputation)}};
+    if (f.params_used > 0) j["params"] = f.params_used;
+    j["flops_per_token"] = c.model_per_token();
+    j["flops_per_sequence"] = c.model;
+    j["forward_flops_per_token"] = c.forward_per_token();
+    j["hardware_flops_per_token"] = c.hardware_per_token();
+    if (gbs) j["flops_per_step"] = c.model * static_cast<double>(*gbs);
+    print_json(j);
+    return 0;
+  }
+  fmt::print("model {}, convention {}, seq {}{}, recompute {}\n", f.model.name, tp::to_string(f.options.convention),
+             c.seq, f.options.causal ? " (causal)" : "", tp::to_string(f.options.recomputation));
+  if (f.params_used > 0) fmt::print("  N                          {:.6g}\n", f.params_used);
+  fmt::print("  training FLOPs per token   {:.6g}   (MFU counts these)\n", c.model_per_token());
+  fmt::print("  forward FLOPs per token    {:.6g}\n", c.forward_per_token());
+  fmt::print("  hardware FLOPs per token   {:.6g}   (HFU: with recomputation)\n", c.hardware_per_token());
+  fmt::print("  training FLOPs per sequence{:>12.6g}\n", c.model);
+  if (gbs)
+    fmt::print("  training FLOPs per step    {:.6g}   ({} sequences)\n", c.model * static_cast<double>(*gbs), *gbs);
+  return 0;
+}
+
+std::vector<flag> flops_flags() {
+  auto f = flops_flag_list();
+  f.push_back({"gbs", "N", "sequences per step, for FLOPs per step"});
+  return with_common(f);
+}
+
+std::vector<flag> mfu_flags() {
+  auto f = flops_flag_list();
+  f.push_back({"device", "NAME", "a device from `trainperf devices`"});
+  f.push_back({"dtype", "fp32|tf32|bf16|fp16|fp8", "dtype whose dense peak counts (default bf16)"});
+  f.push_back({"peak-flops", "X", "dense peak FLOP/s per device (instead of --device)"});
+  f.push_back({"tokens-per-device-per-s", "X", "measured token/p/s"});
+  f.push_back({"samples-per-s", "X", "measured samples/s of all devices (with --devices)"});
+  f.push_back({"step-time", "S", "measured seconds per step (with --gbs and --devices)"});
+  f.push_back({"gbs", "N", "sequences per step (with --step-time)"});
+  f.push_back({"devices", "N", "devices sharing the work"});
+  return with_common(f);
+}
+
+int run_mfu(const args& a) {
+  const flops_setup f = flops_from_args(a);
+  const tp::flops_count c = tp::count_flops(f.model.spec, f.options);
+  // The peak.
+  if (a.has("peak-flops") == a.has("device"))
+    throw usage_error("give the peak as --device NAME [--dtype T] or as --peak-flops X (exactly one)");
+  double peak = 0;
+  std::string peak_source;
+  if (a.has("peak-flops")) {
+    if (a.has("dtype")) throw usage_error("--dtype picks a device's peak; with --peak-flops it has no meaning");
+    peak = *a.get_double("peak-flops");
+    peak_source = "--peak-flops";
+  } else {
+    static constexpr std::string_view dtypes[] = {"fp32", "tf32", "bf16", "fp16", "fp8"};
+    const auto d = *tp::parse_dtype(a.get_choice("dtype", dtypes).value_or("bf16"));
+    const tp::device_spec& dev = tp::get_device(*a.get("device"));
+    peak = tp::require_peak(dev, d);
+    peak_source = fmt::format("{} dense {} ({})", dev.name, tp::to_string(d), dev.source);
+  }
+  // The throughput, given exactly one way.
+  const int forms = a.has("tokens-per-device-per-s") + a.has("samples-per-s") + a.has("step-time");
+  if (forms != 1)
+    throw usage_error(
+        "give the throughput exactly one way: --tokens-per-device-per-s X, --samples-per-s X --devices N, "
+        "or --step-time S --gbs G --devices N");
+  double tps = 0;
+  if (auto t = a.get_double("tokens-per-device-per-s")) {
+    tps = *t;
+  } else {
+    const auto devices = a.get_int("devices");
+    if (!devices) throw usage_error("--samples-per-s and --step-time need --devices N");
+    if (auto s = a.get_double("samples-per-s")) {
+      tps = tp::tokens_per_device_per_s_from_samples(*s, c.seq, *devices);
+    } else {
+      const auto gbs = a.get_int("gbs");
+      if (!gbs) throw usage_error("--step-time needs --gbs G (sequences per step)");
+      tps = tp::tokens_per_device_per_s_from_step(*a.get_double("step-time"), *gbs, c.seq, *devices);
+    }
+  }
+  const double mfu = tp::utilization(c.model_per_token(), tps, peak);
+  const double hfu = tp::utilization(c.hardware_per_token(), tps, peak);
+  const double tflops = tps * c.model_per_token() / 1e12;
+  if (a.has("json")) {
+    json j{{"model", f.model.name},
+           {"convention", tp::to_string(f.options.convention)},
+           {"seq", c.seq},
+           {"recompute", tp::to_string(f.options.recomputation)}};
+    if (f.params_used > 0) j["params"] = f.params_used;
+    j["flops_per_token"] = c.model_per_token();
+    j["peak_flops"] = peak;
+    j["peak_source"] = peak_source;
+    j["tokens_per_device_per_s"] = tps;
+    j["tflops_per_device"] = tflops;
+    j["mfu"] = mfu;
+    j["hfu"] = hfu;
+    print_json(j);
+    return 0;
+  }
+  fmt::print("model {}, convention {}, seq {}, recompute {}\n", f.model.name, tp::to_string(f.options.convention),
+             c.seq, tp::to_string(f.options.recomputation));
+  fmt::print("  peak                {:.6g} FLOP/s per device: {}\n", peak, peak_source);
+  fmt::print("  token/p/s           {:.2f}\n", tps);
+  fmt::print("  TFLOP/s per device  {:.2f}   ({:.6g} FLOPs per token)\n", tflops, c.model_per_token());
+  fmt::print("  MFU                 {:.2f}%\n", mfu * 100);
+  fmt::print("  HFU                 {:.2f}%\n", hfu * 100);
+  return 0;
+}
+
+// ---- devices ----------------------------------------------------------------------------
+int run_devices(const args& a) {
+  constexpr tp::dtype all[] = {tp::dtype::fp32, tp::dtype::tf32, tp::dtype::bf16, tp::dtype::fp16, tp::dtype::fp8};
+  if (a.has("json")) {
+    json j = json::array();
+    for (const auto& d : tp::devices) {
+      json peaks = json::object();
+      for (auto t : all) peaks[std::string(tp::to_string(t))] = d.peak(t) ? json(*d.peak(t)) : json(nullptr);
+      const auto known = [](double v) { return v > 0 ? json(v) : json(nullptr); };
+      j.push_back({{"name", d.name},
+                   {"peak_flops", peaks},
+                   {"memory_bytes", d.memory_bytes},
+                   {"memory_bandwidth", known(d.memory_bandwidth)},
+                   {"intra_node_bandwidth", known(d.intra_node_bandwidth)},
+                   {"inter_node_bandwidth", known(d.inter_node_bandwidth)},
+                   {"source", d.source}});
+    }
+    print_json(j);
+    return 0;
+  }
+  fmt::print("dense peak TFLOP/s ('-' = not published); memory GiB; bandwidths GB/s\n");
+  fmt::print("{:<10}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}\n", "device", "fp32", "tf32", "bf16", "fp16", "fp8",
+             "mem", "mem bw", "intra", "inter");
+  const auto v = [](double x, double div) { return x > 0 ? fmt::format("{:g}", x / div) : std::string("-"); };
+  for (const auto& d : tp::devices) {
+    fmt::print("{:<10}", d.name);
+    for (auto t : all) fmt::print("{:>8}", v(d.peak_flops[static_cast<int>(t)], 1e12));
+    fmt::print("{:>8}{:>8}{:>8}{:>8}\n", v(static_cast<double>(d.memory_bytes), static_cast<double>(tp::GiB)),
+               v(d.memory_bandwidth, 1e9), v(d.intra_node_bandwidth, 1e9), v(d.inter_node_bandwidth, 1e9));
+  }
+  fmt::print("\nsources:\n");
+  for (const auto& d : tp::devices) fmt::print("  {:<10}{}\n", d.name, d.source);
+  return 0;
+}
+
 const std::vector<command>& commands() {
   static const std::vector<command> all = {
       {"params", "parameter counts: total, embedding, non-embedding, per component and layer", params_flags,
@@ -198,6 +435,10 @@ const std::vector<command>& commands() {
       {"batch", "GBS = LBS x GAS x DP: give three (or --world/--tp/--pp for dp), get the fourth", batch_flags,
        run_batch},
       {"presets", "list the preset models with their sources", [] { return with_common({}); }, run_presets},
+      {"flops", "training FLOPs per token / sequence / step under a named convention", flops_flags, run_flops},
+      {"mfu", "MFU, HFU and TFLOP/s per device from a measured throughput", mfu_flags, run_mfu},
+      {"devices", "the device table: dense peaks per dtype, memory, bandwidths, sources",
+       [] { return with_common({}); }, run_devices},
   };
   return all;
 }

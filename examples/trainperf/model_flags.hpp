@@ -53,7 +53,10 @@ inline void exclusive(const args& a, std::string_view x, std::string_view y) {
 }  // namespace detail
 
 // The model named by --model (if any) with every override applied, validated.
-inline model_choice model_from_args(const args& a) {
+// seq_sets_max_seq: --seq overrides the model's max_seq (its learned-position table); when
+// false (flops, mfu) --seq is the training sequence length and only fills max_seq for a
+// model described by flags alone.
+inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true) {
   model_choice m{"custom", {}, 0};
   if (auto name = a.get("model")) {
     if (const preset* p = find_preset(*name)) {
@@ -78,7 +81,7 @@ inline model_choice model_from_args(const args& a) {
   detail::set_if(a, "head-dim", s.head_dim);
   detail::set_if(a, "ffn", s.ffn);
   detail::set_if(a, "vocab", s.vocab);
-  detail::set_if(a, "seq", s.max_seq);
+  if (seq_sets_max_seq || !a.has("model")) detail::set_if(a, "seq", s.max_seq);
   detail::set_if(a, "experts", s.moe.experts);
   detail::set_if(a, "top-k", s.moe.top_k);
   static constexpr std::string_view mlps[] = {"gelu", "swiglu"};

@@ -689,6 +689,7 @@ namespace reason {
 inline void causal_halving_applies_to_the_megatron_convention_only() {}
 inline void flops_parameter_override_must_be_positive() {}
 inline void vision_tokens_exceed_the_sequence() {}
+inline void sequence_exceeds_the_learned_position_table() {}
 }  // namespace reason
 
 namespace detail {
@@ -755,6 +756,11 @@ constexpr flops_count count_flops(const transformer_spec& m, const flops_options
           reason::flops_parameter_override_must_be_positive, "params", [&] {
             return "params and k must be positive finite numbers (0 takes the default), got params " +
                    std::to_string(o.params) + ", k " + std::to_string(o.k);
+          });
+  require(m.positions != position_kind::learned || o.seq <= m.max_seq,
+          reason::sequence_exceeds_the_learned_position_table, "seq", [&] {
+            return "seq " + detail::str(o.seq) + " exceeds the model's learned position table of " +
+                   detail::str(m.max_seq) + " (max_seq); use a sequence of at most " + detail::str(m.max_seq);
           });
   const std::int64_t images = detail::images_per_sequence(m, o);
   require(images * m.vision.image_tokens() <= o.seq, reason::vision_tokens_exceed_the_sequence, "seq", [&] {
