@@ -290,7 +290,7 @@ int run_flops(const args& a) {
     j["flops_per_sequence"] = c.model;
     j["forward_flops_per_token"] = c.forward_per_token();
     j["hardware_flops_per_token"] = c.hardware_per_token();
-    if (gbs) j["flops_per_step"] = c.model * static_cast<double>(*gbs);
+    if (gbs) j["flops_per_step"] = c.model_per_step(*gbs);
     print_json(j);
     return 0;
   }
@@ -301,8 +301,7 @@ int run_flops(const args& a) {
   fmt::print("  forward FLOPs per token    {:.6g}\n", c.forward_per_token());
   fmt::print("  hardware FLOPs per token   {:.6g}   (HFU: with recomputation)\n", c.hardware_per_token());
   fmt::print("  training FLOPs per sequence{:>12.6g}\n", c.model);
-  if (gbs)
-    fmt::print("  training FLOPs per step    {:.6g}   ({} sequences)\n", c.model * static_cast<double>(*gbs), *gbs);
+  if (gbs) fmt::print("  training FLOPs per step    {:.6g}   ({} sequences)\n", c.model_per_step(*gbs), *gbs);
   return 0;
 }
 

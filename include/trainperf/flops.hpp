@@ -87,6 +87,10 @@ struct flops_count {
   [[nodiscard]] constexpr double forward_per_token() const { return forward / static_cast<double>(seq); }
   [[nodiscard]] constexpr double model_per_token() const { return model / static_cast<double>(seq); }
   [[nodiscard]] constexpr double hardware_per_token() const { return hardware / static_cast<double>(seq); }
+  // Training (model) FLOPs of a step of `sequences` sequences (a batch_config's gbs).
+  [[nodiscard]] constexpr double model_per_step(std::int64_t sequences) const {
+    return model * static_cast<double>(sequences);
+  }
 };
 
 // Forward FLOPs of one sequence by GEMM group (megatron convention).
@@ -131,19 +135,15 @@ constexpr forward_breakdown megatron_forward(const transformer_spec& m, std::int
   const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
   const double mats = detail::mlp_matrices(m.mlp);
   forward_breakdown f;
-  for (std::int64_t i = 0; i < m.layers; ++i) {
-    f.attention_projections += 2 * s * h * (q + 2 * kv) + 2 * s * q * h;
-    f.attention_core += (causal ? 0.5 : 1.0) * 4 * s * s * q;  // Q·K^T and P·V, query heads
-    if (m.is_moe_layer(i)) {
-      // Only top_k routed experts touch a token; the router GEMM (2·h·experts per token) is
-      // left out, as Megatron-LM does (under 0.01% of a layer).
-      f.mlp += 2 * s * h * mats *
-               (static_cast<double>(m.moe.top_k) * static_cast<double>(m.resolved_expert_ffn()) +
-                static_cast<double>(m.moe.shared_experts) * static_cast<double>(m.resolved_shared_expert_ffn()));
-    } else {
-      f.mlp += 2 * s * h * mats * static_cast<double>(m.ffn);
-    }
-  }
+  const double layers = static_cast<double>(m.layers), moe_layers = static_cast<double>(m.moe_layers());
+  f.attention_projections = layers * (2 * s * h * (q + 2 * kv) + 2 * s * q * h);
+  f.attention_core = layers * (causal ? 0.5 : 1.0) * 4 * s * s * q;  // Q·K^T and P·V, query heads
+  // Only top_k routed experts touch a token; the router GEMM (2·h·experts per token) is left
+  // out, as Megatron-LM does (under 0.01% of a layer).
+  const double moe_width =
+      static_cast<double>(m.moe.top_k) * static_cast<double>(m.resolved_expert_ffn()) +
+      static_cast<double>(m.moe.shared_experts) * static_cast<double>(m.resolved_shared_expert_ffn());
+  f.mlp = 2 * s * h * mats * (moe_layers * moe_width + (layers - moe_layers) * static_cast<double>(m.ffn));
   f.logits = 2 * s * h * static_cast<double>(m.padded_vocab(tp));
   if (images > 0) {
     const vision_spec& v = m.vision;

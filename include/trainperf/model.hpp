@@ -289,15 +289,20 @@ constexpr param_counts count_params(const transformer_spec& m, std::int64_t tp =
   c.position_embedding =
       m.positions == position_kind::learned ? checked_mul(m.max_seq, m.hidden, "position parameters") : 0;
   c.output = m.tied_embeddings ? 0 : c.token_embedding;
-  for (i64 i = 0; i < m.layers; ++i) {
-    const layer_params l = count_layer_params(m, i);
-    c.attention = checked_add(c.attention, l.attention, "attention parameters");
-    c.mlp = checked_add(c.mlp, l.mlp, "mlp parameters");
-    c.router += l.router;
-    c.routed_experts = checked_add(c.routed_experts, l.routed_experts, "expert parameters");
-    c.shared_experts = checked_add(c.shared_experts, l.shared_experts, "expert parameters");
-    c.norms += l.norms;
-  }
+  // Layers come in two shapes at most: MoE layers (i % layer_freq == 0) and dense ones.
+  const i64 moe_layers = m.moe_layers(), dense_layers = m.layers - moe_layers;
+  const auto add = [&](const layer_params& l, i64 n) {
+    c.attention = checked_add(c.attention, checked_mul(l.attention, n, "attention parameters"), "attention parameters");
+    c.mlp = checked_add(c.mlp, checked_mul(l.mlp, n, "mlp parameters"), "mlp parameters");
+    c.router += l.router * n;
+    c.routed_experts =
+        checked_add(c.routed_experts, checked_mul(l.routed_experts, n, "expert parameters"), "expert parameters");
+    c.shared_experts =
+        checked_add(c.shared_experts, checked_mul(l.shared_experts, n, "expert parameters"), "expert parameters");
+    c.norms += l.norms * n;
+  };
+  if (moe_layers > 0) add(count_layer_params(m, 0), moe_layers);
+  if (dense_layers > 0) add(count_layer_params(m, m.is_moe() ? 1 : 0), dense_layers);
   c.norms += norm_params(m.norm, m.hidden);  // final norm
   c.vision = count_vision_tower_params(m.vision);
   c.projector = count_projector_params(m);

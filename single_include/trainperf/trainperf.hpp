@@ -564,15 +564,20 @@ constexpr param_counts count_params(const transformer_spec& m, std::int64_t tp =
   c.position_embedding =
       m.positions == position_kind::learned ? checked_mul(m.max_seq, m.hidden, "position parameters") : 0;
   c.output = m.tied_embeddings ? 0 : c.token_embedding;
-  for (i64 i = 0; i < m.layers; ++i) {
-    const layer_params l = count_layer_params(m, i);
-    c.attention = checked_add(c.attention, l.attention, "attention parameters");
-    c.mlp = checked_add(c.mlp, l.mlp, "mlp parameters");
-    c.router += l.router;
-    c.routed_experts = checked_add(c.routed_experts, l.routed_experts, "expert parameters");
-    c.shared_experts = checked_add(c.shared_experts, l.shared_experts, "expert parameters");
-    c.norms += l.norms;
-  }
+  // Layers come in two shapes at most: MoE layers (i % layer_freq == 0) and dense ones.
+  const i64 moe_layers = m.moe_layers(), dense_layers = m.layers - moe_layers;
+  const auto add = [&](const layer_params& l, i64 n) {
+    c.attention = checked_add(c.attention, checked_mul(l.attention, n, "attention parameters"), "attention parameters");
+    c.mlp = checked_add(c.mlp, checked_mul(l.mlp, n, "mlp parameters"), "mlp parameters");
+    c.router += l.router * n;
+    c.routed_experts =
+        checked_add(c.routed_experts, checked_mul(l.routed_experts, n, "expert parameters"), "expert parameters");
+    c.shared_experts =
+        checked_add(c.shared_experts, checked_mul(l.shared_experts, n, "expert parameters"), "expert parameters");
+    c.norms += l.norms * n;
+  };
+  if (moe_layers > 0) add(count_layer_params(m, 0), moe_layers);
+  if (dense_layers > 0) add(count_layer_params(m, m.is_moe() ? 1 : 0), dense_layers);
   c.norms += norm_params(m.norm, m.hidden);  // final norm
   c.vision = count_vision_tower_params(m.vision);
   c.projector = count_projector_params(m);
@@ -668,6 +673,10 @@ struct flops_count {
   [[nodiscard]] constexpr double forward_per_token() const { return forward / static_cast<double>(seq); }
   [[nodiscard]] constexpr double model_per_token() const { return model / static_cast<double>(seq); }
   [[nodiscard]] constexpr double hardware_per_token() const { return hardware / static_cast<double>(seq); }
+  // Training (model) FLOPs of a step of `sequences` sequences (a batch_config's gbs).
+  [[nodiscard]] constexpr double model_per_step(std::int64_t sequences) const {
+    return model * static_cast<double>(sequences);
+  }
 };
 
 // Forward FLOPs of one sequence by GEMM group (megatron convention).
@@ -712,19 +721,15 @@ constexpr forward_breakdown megatron_forward(const transformer_spec& m, std::int
   const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
   const double mats = detail::mlp_matrices(m.mlp);
   forward_breakdown f;
-  for (std::int64_t i = 0; i < m.layers; ++i) {
-    f.attention_projections += 2 * s * h * (q + 2 * kv) + 2 * s * q * h;
-    f.attention_core += (causal ? 0.5 : 1.0) * 4 * s * s * q;  // Q·K^T and P·V, query heads
-    if (m.is_moe_layer(i)) {
-      // Only top_k routed experts touch a token; the router GEMM (2·h·experts per token) is
-      // left out, as Megatron-LM does (under 0.01% of a layer).
-      f.mlp += 2 * s * h * mats *
-               (static_cast<double>(m.moe.top_k) * static_cast<double>(m.resolved_expert_ffn()) +
-                static_cast<double>(m.moe.shared_experts) * static_cast<double>(m.resolved_shared_expert_ffn()));
-    } else {
-      f.mlp += 2 * s * h * mats * static_cast<double>(m.ffn);
-    }
-  }
+  const double layers = static_cast<double>(m.layers), moe_layers = static_cast<double>(m.moe_layers());
+  f.attention_projections = layers * (2 * s * h * (q + 2 * kv) + 2 * s * q * h);
+  f.attention_core = layers * (causal ? 0.5 : 1.0) * 4 * s * s * q;  // Q·K^T and P·V, query heads
+  // Only top_k routed experts touch a token; the router GEMM (2·h·experts per token) is left
+  // out, as Megatron-LM does (under 0.01% of a layer).
+  const double moe_width =
+      static_cast<double>(m.moe.top_k) * static_cast<double>(m.resolved_expert_ffn()) +
+      static_cast<double>(m.moe.shared_experts) * static_cast<double>(m.resolved_shared_expert_ffn());
+  f.mlp = 2 * s * h * mats * (moe_layers * moe_width + (layers - moe_layers) * static_cast<double>(m.ffn));
   f.logits = 2 * s * h * static_cast<double>(m.padded_vocab(tp));
   if (images > 0) {
     const vision_spec& v = m.vision;

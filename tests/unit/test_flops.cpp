@@ -37,6 +37,8 @@ TEST_CASE("megatron: Megatron-LM num_floating_point_operations, hand-computed") 
   CHECK(count_flops(l7, {.seq = 4096, .causal = true}).model == 175'569'673'125'888.0);
   CHECK(count_flops(l70, {.seq = 4096}).model == 1'820'636'636'774'400.0);
   CHECK(count_flops(l70, {.seq = 4096, .causal = true}).model == 1'754'665'939'107'840.0);
+  // Per step: Megatron's figure is per global batch, linear in it.
+  CHECK(count_flops(l7, {.seq = 4096}).model_per_step(44) == 44 * 188'763'812'659'200.0);
   // By GEMM group, llama2-70b (G = 8 query groups): projections 6·s·L·(h(q+2kv) + qh), etc.
   const forward_breakdown f = megatron_forward(l70, 4096);
   CHECK(3 * f.attention_projections == 296'868'139'499'520.0);
