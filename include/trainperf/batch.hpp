@@ -61,14 +61,6 @@ inline void world_size_is_not_divisible_by_tp_times_pp_times_cp() {}
 
 namespace detail {
 
-// "nearest valid: 992 or 1024" — the multiples of `step` around `value`.
-inline std::string nearest_multiples(std::int64_t value, std::int64_t step) {
-  const std::int64_t below = value / step * step;
-  const std::int64_t above = below + step;
-  if (below <= 0) return "nearest valid: " + str(above);
-  return "nearest valid: " + str(below) + " or " + str(above);
-}
-
 // gbs must be a multiple of a*b; the message names both factors and proposes gbs values.
 constexpr void require_gbs_multiple(std::int64_t gbs, std::int64_t a, std::string_view a_name, std::int64_t b,
                                     std::string_view b_name, std::string_view solved, reason::fn why) {

@@ -54,6 +54,14 @@ inline void size_exceeds_2_to_the_31() {}
 
 namespace detail {
 
+// "nearest valid: 992 or 1024" — the multiples of `step` around `value`.
+inline std::string nearest_multiples(std::int64_t value, std::int64_t step) {
+  const std::int64_t below = value / step * step;
+  const std::int64_t above = below + step;
+  if (below <= 0) return "nearest valid: " + str(above);
+  return "nearest valid: " + str(below) + " or " + str(above);
+}
+
 // A size the user gave must be > 0.
 constexpr void require_positive(std::int64_t v, std::string_view field) {
   require(v > 0, reason::value_must_be_positive, field,

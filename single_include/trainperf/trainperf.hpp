@@ -74,6 +74,14 @@ inline void size_exceeds_2_to_the_31() {}
 
 namespace detail {
 
+// "nearest valid: 992 or 1024" — the multiples of `step` around `value`.
+inline std::string nearest_multiples(std::int64_t value, std::int64_t step) {
+  const std::int64_t below = value / step * step;
+  const std::int64_t above = below + step;
+  if (below <= 0) return "nearest valid: " + str(above);
+  return "nearest valid: " + str(below) + " or " + str(above);
+}
+
 // A size the user gave must be > 0.
 constexpr void require_positive(std::int64_t v, std::string_view field) {
   require(v > 0, reason::value_must_be_positive, field,
@@ -170,14 +178,6 @@ inline void world_size_is_not_divisible_by_tp_times_pp_times_cp() {}
 }  // namespace reason
 
 namespace detail {
-
-// "nearest valid: 992 or 1024" — the multiples of `step` around `value`.
-inline std::string nearest_multiples(std::int64_t value, std::int64_t step) {
-  const std::int64_t below = value / step * step;
-  const std::int64_t above = below + step;
-  if (below <= 0) return "nearest valid: " + str(above);
-  return "nearest valid: " + str(below) + " or " + str(above);
-}
 
 // gbs must be a multiple of a*b; the message names both factors and proposes gbs values.
 constexpr void require_gbs_multiple(std::int64_t gbs, std::int64_t a, std::string_view a_name, std::int64_t b,
@@ -1077,6 +1077,507 @@ constexpr device_spec custom_device(std::string_view name, dtype d, double peak_
 
 }  // namespace trainperf
 // ---- end trainperf/hardware.hpp ----
+// ---- begin trainperf/layout.hpp ----
+// trainperf — rank layouts: a process mesh is a shape plus strides over named axes (in the
+// spirit of a CuTe layout); process groups are the orthogonal slices of it. The groups are
+// exactly the ones Megatron-LM's RankGenerator builds for the same sizes and order string
+// (megatron/core/parallel_state.py: generate_masked_orthogonal_rank_groups,
+// initialize_model_parallel).
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// ---- begin trainperf/parallel.hpp ----
+// trainperf — parallel configurations (TP, PP, DP, CP, EP, expert TP, virtual stages,
+// sequence parallel, ZeRO / distributed optimizer, recomputation) validated against the world
+// size, the model and the batch. At run time every violated rule is reported with its fix; in
+// constant evaluation the first violation fails compilation, naming the rule.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace trainperf {
+
+enum class pipeline_schedule { gpipe, one_f_one_b, interleaved };
+
+struct parallel_config {
+  std::int64_t tp = 1;   // tensor parallel
+  std::int64_t pp = 1;   // pipeline parallel
+  std::int64_t dp = 0;   // data parallel; 0: world / (tp x cp x pp)
+  std::int64_t cp = 1;   // context parallel
+  std::int64_t ep = 1;   // expert parallel (MoE)
+  std::int64_t etp = 0;  // expert tensor parallel; 0: = tp
+  std::int64_t vpp = 1;  // virtual pipeline stages (model chunks) per pipeline rank
+  bool sequence_parallel = false;
+  int zero_stage = 0;                  // ZeRO 0-3 (DeepSpeed; Paddle "sharding stage")
+  bool distributed_optimizer = false;  // Megatron-LM's sharded optimizer (ZeRO-1 like)
+  recompute recomputation = recompute::none;
+
+  [[nodiscard]] constexpr std::int64_t resolved_etp() const { return etp == 0 ? tp : etp; }
+  // Ranks per data-parallel replica.
+  [[nodiscard]] constexpr std::int64_t model_parallel() const { return tp * cp * pp; }
+  [[nodiscard]] constexpr pipeline_schedule schedule() const {
+    return vpp > 1 ? pipeline_schedule::interleaved : pipeline_schedule::one_f_one_b;
+  }
+};
+
+// One violated rule: the field to change and a message that names the values and the fix.
+struct violation {
+  std::string field;
+  std::string message;
+};
+
+namespace reason {
+inline void tp_times_cp_times_pp_times_dp_is_not_the_world_size() {}
+inline void world_size_is_not_divisible_by_ep_times_etp_times_pp() {}
+inline void heads_are_not_divisible_by_tp() {}
+inline void kv_heads_are_not_divisible_by_tp() {}
+inline void ffn_is_not_divisible_by_tp() {}
+inline void expert_ffn_is_not_divisible_by_expert_tp() {}
+inline void padded_vocab_is_not_divisible_by_tp() {}
+inline void layers_are_not_divisible_by_pp_times_vpp() {}
+inline void experts_are_not_divisible_by_ep() {}
+inline void expert_parallelism_on_a_dense_model() {}
+inline void sequence_is_not_divisible_by_2_cp() {}
+inline void sequence_parallel_needs_tp_above_1() {}
+inline void zero_stage_is_not_0_to_3() {}
+inline void distributed_optimizer_with_zero_stage() {}
+inline void micro_batches_fewer_than_pipeline_stages() {}
+inline void micro_batches_not_a_multiple_of_pp_for_interleaving() {}
+inline void virtual_stages_need_pipeline_parallelism() {}
+inline void batch_dp_differs_from_the_layout_dp() {}
+}  // namespace reason
+
+namespace detail {
+
+// Collects violations at run time; in constant evaluation the first one stops compilation.
+class rule_checker {
+ public:
+  template <class MakeMessage>
+  constexpr void check(bool ok, reason::fn why, std::string_view field, MakeMessage&& make_message) {
+    if (ok) return;
+    if (std::is_constant_evaluated()) why();
+    found_.push_back({std::string(field), make_message()});
+  }
+  constexpr std::vector<violation> take() { return std::move(found_); }
+
+ private:
+  std::vector<violation> found_;
+};
+
+}  // namespace detail
+
+// What the configuration is checked against; every part is optional (a zero or null part
+// is not checked).
+struct parallel_context {
+  std::int64_t world = 0;
+  const transformer_spec* model = nullptr;
+  std::int64_t seq = 0;  // training sequence length
+  std::int64_t gbs = 0;  // global batch (sequences)
+  std::int64_t lbs = 0;  // micro batch (sequences)
+};
+
+// Every rule the configuration breaks, each with its fix; empty when valid.
+constexpr std::vector<violation> check_parallel(const parallel_config& c, const parallel_context& ctx = {}) {
+  using detail::str;
+  detail::rule_checker r;
+  const auto positive = [&](std::int64_t v, std::string_view field) {
+    r.check(v > 0, reason::value_must_be_positive, field,
+            [&] { return std::string(field) + " must be a positive integer, got " + str(v); });
+    return v > 0;
+  };
+  bool sizes_ok = positive(c.tp, "tp") & positive(c.pp, "pp") & positive(c.cp, "cp") & positive(c.ep, "ep") &
+                  positive(c.vpp, "vpp");
+  if (c.dp != 0) sizes_ok &= positive(c.dp, "dp");
+  if (c.etp != 0) sizes_ok &= positive(c.etp, "etp");
+  if (!sizes_ok) return r.take();
+  const std::int64_t etp = c.resolved_etp();
+
+  // ---- world size
+  std::int64_t dp = c.dp;
+  if (ctx.world > 0) {
+    const std::int64_t mp = c.tp * c.cp * c.pp;
+    if (dp == 0) {
+      r.check(ctx.world % mp == 0, reason::tp_times_cp_times_pp_times_dp_is_not_the_world_size, "world", [&] {
+        return "world size " + str(ctx.world) + " is not divisible by tp " + str(c.tp) + " x cp " + str(c.cp) +
+               " x pp " + str(c.pp) + " = " + str(mp) + "; " + detail::nearest_multiples(ctx.world, mp) +
+               " devices, or change tp/cp/pp";
+      });
+      dp = ctx.world % mp == 0 ? ctx.world / mp : 0;
+    } else {
+      r.check(mp * dp == ctx.world, reason::tp_times_cp_times_pp_times_dp_is_not_the_world_size, "dp", [&] {
+        return "tp " + str(c.tp) + " x cp " + str(c.cp) + " x pp " + str(c.pp) + " x dp " + str(dp) + " = " +
+               str(mp * dp) + " but the world size is " + str(ctx.world) +
+               (ctx.world % mp == 0 ? "; set dp to " + str(ctx.world / mp) : "; change tp/cp/pp or the world size");
+      });
+    }
+    // Experts: ep x etp x edp x pp == world (Megatron-LM's expert rank generator).
+    if (c.ep > 1 || etp != c.tp) {
+      const std::int64_t emp = c.ep * etp * c.pp;
+      r.check(ctx.world % emp == 0, reason::world_size_is_not_divisible_by_ep_times_etp_times_pp, "ep", [&] {
+        return "world size " + str(ctx.world) + " is not divisible by ep " + str(c.ep) + " x expert tp " + str(etp) +
+               " x pp " + str(c.pp) + " = " + str(emp) +
+               ", so the expert data-parallel size is not an integer; "
+               "change ep or etp";
+      });
+    }
+  }
+
+  // ---- model
+  if (ctx.model != nullptr) {
+    const transformer_spec& m = *ctx.model;
+    r.check(m.heads % c.tp == 0, reason::heads_are_not_divisible_by_tp, "tp", [&] {
+      return "heads " + str(m.heads) + " are not divisible by tp " + str(c.tp) +
+             "; each tensor-parallel rank needs whole heads: use a tp that divides " + str(m.heads);
+    });
+    r.check(m.resolved_kv_heads() % c.tp == 0, reason::kv_heads_are_not_divisible_by_tp, "tp", [&] {
+      return "kv_heads " + str(m.resolved_kv_heads()) + " are not divisible by tp " + str(c.tp) +
+             "; Megatron-LM splits key/value groups across tensor-parallel ranks: use tp <= " +
+             str(m.resolved_kv_heads()) + " dividing it";
+    });
+    r.check(m.ffn % c.tp == 0, reason::ffn_is_not_divisible_by_tp, "tp", [&] {
+      return "ffn " + str(m.ffn) + " is not divisible by tp " + str(c.tp) + "; pick a tp that divides it";
+    });
+    const std::int64_t pv = m.padded_vocab(c.tp);
+    r.check(pv % c.tp == 0, reason::padded_vocab_is_not_divisible_by_tp, "tp", [&] {
+      return "vocabulary " + str(pv) + " is not divisible by tp " + str(c.tp) +
+             "; pad it as Megatron-LM does (to a multiple of 128 x tp = " + str(detail::round_up(m.vocab, 128 * c.tp)) +
+             ") or pick a tp that divides it";
+    });
+    const std::int64_t chunks = c.pp * c.vpp;
+    r.check(m.layers % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
+      return "layers " + str(m.layers) + " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " +
+             str(chunks) + "; pick pp x vpp dividing " + str(m.layers) +
+             " or give the first/last stages their own layer counts (partition_layers)";
+    });
+    if (m.is_moe()) {
+      r.check(m.moe.experts % c.ep == 0, reason::experts_are_not_divisible_by_ep, "ep", [&] {
+        return "experts " + str(m.moe.experts) + " are not divisible by ep " + str(c.ep) + "; pick an ep dividing " +
+               str(m.moe.experts);
+      });
+      r.check(m.resolved_expert_ffn() % etp == 0, reason::expert_ffn_is_not_divisible_by_expert_tp, "etp", [&] {
+        return "expert ffn " + str(m.resolved_expert_ffn()) + " is not divisible by expert tp " + str(etp) +
+               "; pick an etp dividing it";
+      });
+    } else {
+      r.check(c.ep == 1, reason::expert_parallelism_on_a_dense_model, "ep",
+              [&] { return "ep " + str(c.ep) + " on a dense model (no experts); set ep to 1"; });
+    }
+  }
+
+  // ---- sequence
+  if (ctx.seq > 0 && c.cp > 1) {
+    r.check(ctx.seq % (2 * c.cp) == 0, reason::sequence_is_not_divisible_by_2_cp, "seq", [&] {
+      return "sequence " + str(ctx.seq) + " is not divisible by 2 x cp = " + str(2 * c.cp) +
+             "; load-balanced context parallelism cuts it into 2 x cp chunks: " +
+             detail::nearest_multiples(ctx.seq, 2 * c.cp);
+    });
+  }
+  r.check(!c.sequence_parallel || c.tp > 1, reason::sequence_parallel_needs_tp_above_1, "sequence_parallel", [&] {
+    return std::string(
+        "sequence parallelism splits activations across tensor-parallel ranks; with tp 1 "
+        "there are none: turn it off or set tp > 1");
+  });
+  r.check(c.zero_stage >= 0 && c.zero_stage <= 3, reason::zero_stage_is_not_0_to_3, "zero_stage",
+          [&] { return "ZeRO stage " + str(c.zero_stage) + " does not exist; use 0, 1, 2 or 3"; });
+  r.check(!c.distributed_optimizer || c.zero_stage == 0, reason::distributed_optimizer_with_zero_stage,
+          "distributed_optimizer", [&] {
+            return "the distributed optimizer is Megatron-LM's own optimizer-state sharding; with ZeRO stage " +
+                   str(c.zero_stage) + " on top it shards twice: use one of the two";
+          });
+  r.check(c.vpp == 1 || c.pp > 1, reason::virtual_stages_need_pipeline_parallelism, "vpp",
+          [&] { return "vpp " + str(c.vpp) + " needs pipeline parallelism; set pp > 1 or vpp 1"; });
+
+  // ---- batch
+  if (ctx.gbs > 0 && ctx.lbs > 0 && dp > 0) {
+    const std::int64_t per_step = ctx.lbs * dp;
+    r.check(ctx.gbs % per_step == 0, reason::global_batch_is_not_a_multiple_of_micro_batch_times_data_parallel, "gbs",
+            [&] {
+              return "global batch " + str(ctx.gbs) + " is not a multiple of micro batch " + str(ctx.lbs) +
+                     " x data parallel " + str(dp) + " = " + str(per_step) + "; " +
+                     detail::nearest_multiples(ctx.gbs, per_step);
+            });
+    if (ctx.gbs % per_step == 0 && c.pp > 1) {
+      const std::int64_t m = ctx.gbs / per_step;  // micro-batches per replica per step
+      r.check(m >= c.pp, reason::micro_batches_fewer_than_pipeline_stages, "gas", [&] {
+        return str(m) + " micro-batches per step are fewer than the " + str(c.pp) +
+               " pipeline stages, so 1F1B never reaches its steady state; raise gas (global batch) to at least " +
+               str(c.pp) + " micro-batches, or lower pp";
+      });
+      r.check(c.vpp == 1 || m % c.pp == 0, reason::micro_batches_not_a_multiple_of_pp_for_interleaving, "gas", [&] {
+        return str(m) + " micro-batches per step are not a multiple of pp " + str(c.pp) +
+               ", which the interleaved schedule needs; use " + detail::nearest_multiples(m, c.pp) + " micro-batches";
+      });
+    }
+  }
+  return r.take();
+}
+
+// Throws one config_error listing every violation (field of the first); in constant
+// evaluation an invalid configuration does not compile.
+constexpr void validate(const parallel_config& c, const parallel_context& ctx = {}) {
+  const std::vector<violation> v = check_parallel(c, ctx);
+  if (v.empty()) return;
+  std::string all;
+  for (const violation& x : v) all += (all.empty() ? "" : "\n") + x.message;
+  throw config_error(v.front().field, all);
+}
+
+// The data-parallel degree the configuration implies for `world` devices.
+constexpr std::int64_t resolved_dp(const parallel_config& c, std::int64_t world) {
+  validate(c, {.world = world});
+  return c.dp != 0 ? c.dp : world / c.model_parallel();
+}
+
+}  // namespace trainperf
+// ---- end trainperf/parallel.hpp ----
+
+namespace trainperf {
+
+enum class axis { tp, cp, ep, dp, pp };
+inline constexpr int axis_count = 5;
+inline constexpr std::string_view axis_names[axis_count] = {"tp", "cp", "ep", "dp", "pp"};
+inline constexpr std::string_view default_order = "tp-cp-ep-dp-pp";
+
+namespace reason {
+inline void order_names_an_unknown_axis() {}
+inline void order_names_an_axis_twice() {}
+inline void order_leaves_out_an_axis_larger_than_1() {}
+inline void rank_is_outside_the_world() {}
+inline void expert_dp_must_equal_dp_when_pp_is_not_outermost() {}
+}  // namespace reason
+
+// Sizes per axis, indexed by axis.
+using axis_sizes = std::array<std::int64_t, axis_count>;
+
+// One process mesh: the axes in `order` (first = fastest varying, stride 1).
+class process_mesh {
+ public:
+  // Axes left out of `order` must have size 1 and are appended, as Megatron-LM does.
+  constexpr process_mesh(const axis_sizes& sizes, std::string_view order) : sizes_(sizes) {
+    for (int a = 0; a < axis_count; ++a) detail::require_positive(sizes[a], axis_names[a]);
+    std::array<bool, axis_count> seen{};
+    std::string_view rest = order;
+    while (!rest.empty() || count_ < axis_count) {
+      if (rest.empty()) {  // append the axes the order left out
+        for (int a = 0; a < axis_count; ++a) {
+          if (seen[a]) continue;
+          detail::require(sizes[a] == 1, reason::order_leaves_out_an_axis_larger_than_1, "order", [&] {
+            return "order '" + std::string(order) + "' leaves out " + std::string(axis_names[a]) + " of size " +
+                   detail::str(sizes[a]) + "; name every axis whose size is above 1";
+          });
+          seen[a] = true;
+          order_[count_++] = static_cast<axis>(a);
+        }
+        break;
+      }
+      const auto dash = rest.find('-');
+      const std::string_view token = rest.substr(0, dash);
+      rest = dash == std::string_view::npos ? std::string_view{} : rest.substr(dash + 1);
+      const int a = index_of(token);
+      detail::require(a >= 0, reason::order_names_an_unknown_axis, "order", [&] {
+        return "order '" + std::string(order) + "' names '" + std::string(token) +
+               "'; axes are tp, cp, ep, dp, pp joined by '-' (e.g. tp-cp-ep-dp-pp)";
+      });
+      detail::require(!seen[a], reason::order_names_an_axis_twice, "order",
+                      [&] { return "order '" + std::string(order) + "' names " + std::string(token) + " twice"; });
+      seen[a] = true;
+      order_[count_++] = static_cast<axis>(a);
+    }
+    std::int64_t stride = 1;
+    for (int i = 0; i < axis_count; ++i) {
+      strides_[static_cast<int>(order_[i])] = stride;
+      stride = detail::checked_mul(stride, sizes_[static_cast<int>(order_[i])], "world size");
+    }
+    world_ = stride;
+  }
+
+  [[nodiscard]] constexpr std::int64_t world() const { return world_; }
+  [[nodiscard]] constexpr std::int64_t size(axis a) const { return sizes_[static_cast<int>(a)]; }
+  [[nodiscard]] constexpr std::int64_t stride(axis a) const { return strides_[static_cast<int>(a)]; }
+  // The axes, fastest first.
+  [[nodiscard]] constexpr const std::array<axis, axis_count>& order() const { return order_; }
+  [[nodiscard]] std::string order_string() const {
+    std::string s;
+    for (axis a : order_) s += (s.empty() ? "" : "-") + std::string(axis_names[static_cast<int>(a)]);
+    return s;
+  }
+
+  // Coordinates of a rank, indexed by axis.
+  [[nodiscard]] constexpr axis_sizes coords(std::int64_t rank) const {
+    require_rank(rank);
+    axis_sizes c{};
+    for (int a = 0; a < axis_count; ++a) c[a] = (rank / strides_[a]) % sizes_[a];
+    return c;
+  }
+  [[nodiscard]] constexpr std::int64_t rank(const axis_sizes& coords) const {
+    std::int64_t r = 0;
+    for (int a = 0; a < axis_count; ++a) r += coords[a] * strides_[a];
+    return r;
+  }
+
+  // The groups spanned by the axes named in `token` ("tp", "dp-cp", "tp-pp", ...): ranks that
+  // differ only along those axes. Same order as Megatron-LM: groups by the remaining axes
+  // (fastest first), members by the named axes (in mesh order).
+  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view token) const {
+    std::array<bool, axis_count> masked{};
+    std::string_view rest = token;
+    while (!rest.empty()) {
+      const auto dash = rest.find('-');
+      const std::string_view t = rest.substr(0, dash);
+      rest = dash == std::string_view::npos ? std::string_view{} : rest.substr(dash + 1);
+      const int a = index_of(t);
+      detail::require(a >= 0, reason::order_names_an_unknown_axis, "group", [&] {
+        return "group '" + std::string(token) + "' names '" + std::string(t) + "'; axes are tp, cp, ep, dp, pp";
+      });
+      masked[a] = true;
+    }
+    std::vector<axis> in, out;
+    for (axis a : order_) (masked[static_cast<int>(a)] ? in : out).push_back(a);
+    std::int64_t group_size = 1;
+    for (axis a : in) group_size *= size(a);
+    std::vector<std::vector<std::int64_t>> result;
+    for (std::int64_t g = 0; g < world_ / group_size; ++g) {
+      std::int64_t base = 0, rem = g;
+      for (axis a : out) {
+        base += (rem % size(a)) * stride(a);
+        rem /= size(a);
+      }
+      std::vector<std::int64_t> members;
+      for (std::int64_t k = 0; k < group_size; ++k) {
+        std::int64_t r = base, rk = k;
+        for (axis a : in) {
+          r += (rk % size(a)) * stride(a);
+          rk /= size(a);
+        }
+        members.push_back(r);
+      }
+      result.push_back(std::move(members));
+    }
+    return result;
+  }
+
+  // The group of `token` that contains `rank`.
+  [[nodiscard]] constexpr std::vector<std::int64_t> group_of(std::int64_t rank, std::string_view token) const {
+    require_rank(rank);
+    for (auto& g : groups(token))
+      for (std::int64_t r : g)
+        if (r == rank) return g;
+    return {};
+  }
+
+ private:
+  static constexpr int index_of(std::string_view t) {
+    for (int a = 0; a < axis_count; ++a)
+      if (axis_names[a] == t) return a;
+    return -1;
+  }
+  constexpr void require_rank(std::int64_t rank) const {
+    detail::require(rank >= 0 && rank < world_, reason::rank_is_outside_the_world, "rank", [&] {
+      return "rank " + detail::str(rank) + " is outside the world of " + detail::str(world_) + " ranks (0.." +
+             detail::str(world_ - 1) + ")";
+    });
+  }
+
+  axis_sizes sizes_{};
+  axis_sizes strides_{};
+  std::array<axis, axis_count> order_{};
+  int count_ = 0;
+  std::int64_t world_ = 1;
+};
+
+// A rank's place in both meshes Megatron-LM builds: the decoder's (tp, cp, dp, pp; ep = 1)
+// and the experts' (expert tp, ep, expert dp, pp; cp folded into expert dp).
+struct rank_coords {
+  std::int64_t rank = 0;
+  std::int64_t tp = 0, cp = 0, dp = 0, pp = 0;
+  std::int64_t etp = 0, ep = 0, edp = 0;
+};
+
+class layout {
+ public:
+  // The layout of `world` ranks under config c (dp derived when 0) and an order string.
+  constexpr layout(std::int64_t world, const parallel_config& c, std::string_view order = default_order)
+      : decoder_(decoder_sizes(world, c), order), expert_(expert_sizes(world, c), order) {
+    // Megatron-LM: unless pp is the outermost axis, both meshes must agree on dp.
+    const bool pp_last = order.ends_with("pp");  // the order as given, before size-1 axes are appended
+    detail::require(c.pp == 1 || pp_last || expert_.size(axis::dp) == decoder_.size(axis::dp),
+                    reason::expert_dp_must_equal_dp_when_pp_is_not_outermost, "order", [&] {
+                      return "with pp not the last axis of the order, the expert data-parallel size (" +
+                             detail::str(expert_.size(axis::dp)) + ") must equal dp (" +
+                             detail::str(decoder_.size(axis::dp)) + "); put pp last or change ep/etp";
+                    });
+  }
+
+  [[nodiscard]] constexpr std::int64_t world() const { return decoder_.world(); }
+  [[nodiscard]] constexpr const process_mesh& decoder() const { return decoder_; }
+  [[nodiscard]] constexpr const process_mesh& expert() const { return expert_; }
+
+  [[nodiscard]] constexpr rank_coords coords(std::int64_t rank) const {
+    const axis_sizes d = decoder_.coords(rank), e = expert_.coords(rank);
+    const auto at = [](const axis_sizes& s, axis a) { return s[static_cast<int>(a)]; };
+    return {rank,
+            at(d, axis::tp),
+            at(d, axis::cp),
+            at(d, axis::dp),
+            at(d, axis::pp),
+            at(e, axis::tp),
+            at(e, axis::ep),
+            at(e, axis::dp)};
+  }
+
+  // Megatron-LM's groups by name.
+  //   decoder: "tp", "cp", "dp", "pp", "dp-cp", "tp-pp" (model parallel), "tp-cp", "tp-dp-cp", "tp-dp"
+  //   experts: "ep", "etp" (expert tensor parallel), "edp" (expert data parallel), "etp-ep", "etp-ep-pp"
+  //   "embedding": first and last rank of each pipeline group; "position_embedding": the first.
+  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view name) const {
+    if (name == "ep") return expert_.groups("ep");
+    if (name == "etp") return expert_.groups("tp");
+    if (name == "edp") return expert_.groups("dp");
+    if (name == "etp-ep") return expert_.groups("tp-ep");
+    if (name == "etp-ep-pp") return expert_.groups("tp-ep-pp");
+    if (name == "mp") return decoder_.groups("tp-pp");
+    if (name == "embedding" || name == "position_embedding") {
+      std::vector<std::vector<std::int64_t>> out;
+      for (auto& g : decoder_.groups("pp")) {
+        if (name == "position_embedding" || g.size() == 1)
+          out.push_back({g.front()});
+        else
+          out.push_back({g.front(), g.back()});
+      }
+      return out;
+    }
+    return decoder_.groups(name);
+  }
+
+ private:
+  static constexpr axis_sizes decoder_sizes(std::int64_t world, const parallel_config& c) {
+    validate(c, {.world = world});
+    const std::int64_t dp = c.dp != 0 ? c.dp : world / c.model_parallel();
+    return {c.tp, c.cp, 1, dp, c.pp};
+  }
+  static constexpr axis_sizes expert_sizes(std::int64_t world, const parallel_config& c) {
+    const std::int64_t etp = c.resolved_etp();
+    detail::require(world % (etp * c.ep * c.pp) == 0, reason::world_size_is_not_divisible_by_ep_times_etp_times_pp,
+                    "ep", [&] {
+                      return "world size " + detail::str(world) + " is not divisible by ep " + detail::str(c.ep) +
+                             " x expert tp " + detail::str(etp) + " x pp " + detail::str(c.pp);
+                    });
+    return {etp, 1, c.ep, world / (etp * c.ep * c.pp), c.pp};
+  }
+
+  process_mesh decoder_;
+  process_mesh expert_;
+};
+
+}  // namespace trainperf
+// ---- end trainperf/layout.hpp ----
 // ---- begin trainperf/metrics.hpp ----
 // trainperf — the meter: a trainer reports each step's tokens and wall time; the meter
 // skips warm-up, keeps running and windowed averages, and turns them into token/p/s,
@@ -1241,6 +1742,218 @@ class meter {
 
 }  // namespace trainperf
 // ---- end trainperf/metrics.hpp ----
+// ---- begin trainperf/partition.hpp ----
+// trainperf — partitioners: which layers each pipeline stage (and virtual chunk) owns, the
+// tensor-parallel shard shapes, ZeRO flat-buffer shards, the samples each data-parallel rank
+// reads, and context-parallel sequence chunks.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace trainperf {
+
+namespace reason {
+inline void layers_do_not_split_over_the_stages() {}
+inline void uneven_stages_with_virtual_pipeline() {}
+inline void index_out_of_range() {}
+inline void batch_does_not_split_over_data_parallel_ranks() {}
+}  // namespace reason
+
+// ---- layers -> pipeline stages ------------------------------------------------------------
+
+// The layers one (stage, chunk) owns: [first_layer, first_layer + layers).
+struct stage_layers {
+  std::int64_t stage = 0;
+  std::int64_t chunk = 0;  // virtual pipeline chunk (model chunk) on that stage
+  std::int64_t first_layer = 0;
+  std::int64_t layers = 0;
+  bool embedding = false;  // the input embedding lives here (first stage, first chunk)
+  bool output = false;     // the output layer and the loss live here (last stage, last chunk)
+};
+
+struct layer_split {
+  std::int64_t pp = 1;
+  std::int64_t vpp = 1;
+  // Megatron-LM's decoder_first_pipeline_num_layers / decoder_last_pipeline_num_layers: the
+  // first or last stage's own count (0: even split); the rest share the other layers evenly.
+  std::int64_t first_stage_layers = 0;
+  std::int64_t last_stage_layers = 0;
+};
+
+// Every (stage, chunk) with its layers, ordered by stage then chunk. With virtual stages,
+// chunk c of stage s holds the (c x pp + s)-th block of layers / (pp x vpp) consecutive
+// layers (Megatron-LM's interleaved assignment), so a micro-batch visits stage 0..pp-1 for
+// chunk 0, then again for chunk 1, and so on.
+constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const layer_split& s) {
+  using detail::str;
+  detail::require_positive(layers, "layers");
+  detail::require_positive(s.pp, "pp");
+  detail::require_positive(s.vpp, "vpp");
+  const bool uneven = s.first_stage_layers > 0 || s.last_stage_layers > 0;
+  std::vector<stage_layers> out;
+  if (!uneven) {
+    const std::int64_t blocks = s.pp * s.vpp;
+    detail::require(layers % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
+      return "layers " + str(layers) + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " +
+             str(blocks) + " chunks; pick pp x vpp dividing " + str(layers) + ", or set first/last stage layers";
+    });
+    const std::int64_t per = layers / blocks;
+    for (std::int64_t st = 0; st < s.pp; ++st)
+      for (std::int64_t c = 0; c < s.vpp; ++c)
+        out.push_back({st, c, (c * s.pp + st) * per, per, st == 0 && c == 0, st == s.pp - 1 && c == s.vpp - 1});
+    return out;
+  }
+  detail::require(s.vpp == 1, reason::uneven_stages_with_virtual_pipeline, "vpp", [&] {
+    return std::string("uneven first/last stages are supported without virtual stages only; set vpp 1");
+  });
+  const std::int64_t first = s.first_stage_layers, last = s.pp > 1 ? s.last_stage_layers : 0;
+  const std::int64_t middle_stages = s.pp - (first > 0 ? 1 : 0) - (last > 0 ? 1 : 0);
+  const std::int64_t middle_layers = layers - first - last;
+  detail::require(first >= 0 && last >= 0 && middle_layers >= 0 &&
+                      (middle_stages == 0 ? middle_layers == 0 : middle_layers % middle_stages == 0),
+                  reason::layers_do_not_split_over_the_stages, "pp", [&] {
+                    return "after " + str(first) + " layers on the first stage and " + str(last) + " on the last, " +
+                           str(middle_layers) + " layers do not split evenly over the " + str(middle_stages) +
+                           " other stages; adjust the first/last counts or pp";
+                  });
+  std::int64_t next = 0;
+  for (std::int64_t st = 0; st < s.pp; ++st) {
+    const std::int64_t n = (st == 0 && first > 0)         ? first
+                           : (st == s.pp - 1 && last > 0) ? last
+                                                          : middle_layers / middle_stages;
+    out.push_back({st, 0, next, n, st == 0, st == s.pp - 1});
+    next += n;
+  }
+  return out;
+}
+
+// ---- tensor-parallel shards ----------------------------------------------------------------
+
+// column: the output dimension is split (Q/K/V, MLP up and gate, the output layer);
+// row: the input dimension is split (attention output, MLP down);
+// vocab: the embedding's rows are split over the padded vocabulary.
+enum class shard_kind { column, row, vocab };
+
+struct tensor_shard {
+  std::string_view name;
+  shard_kind kind;
+  std::int64_t rows = 0, cols = 0;              // the full weight, [in, out] (embedding: [vocab, hidden])
+  std::int64_t shard_rows = 0, shard_cols = 0;  // what each tensor-parallel rank stores
+};
+
+// The weight matrices of one layer and the embeddings as Megatron-LM shards them over tp ranks.
+constexpr std::vector<tensor_shard> tensor_shards(const transformer_spec& m, std::int64_t tp) {
+  validate(m);
+  detail::require_positive(tp, "tp");
+  const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn, v = m.padded_vocab(tp);
+  std::vector<tensor_shard> s;
+  const auto column = [&](std::string_view n, std::int64_t in, std::int64_t out) {
+    s.push_back({n, shard_kind::column, in, out, in, out / tp});
+  };
+  const auto row = [&](std::string_view n, std::int64_t in, std::int64_t out) {
+    s.push_back({n, shard_kind::row, in, out, in / tp, out});
+  };
+  s.push_back({"embedding", shard_kind::vocab, v, h, v / tp, h});
+  column("attention.qkv", h, q + 2 * kv);
+  row("attention.out", q, h);
+  column(m.mlp == mlp_kind::swiglu ? "mlp.gate_up" : "mlp.up", h, (m.mlp == mlp_kind::swiglu ? 2 : 1) * f);
+  row("mlp.down", f, h);
+  if (!m.tied_embeddings) column("output", h, v);
+  return s;
+}
+
+// The vocabulary rows tensor-parallel rank `rank` owns, [begin, end), and how many of them
+// are padding beyond the real vocabulary.
+struct vocab_range {
+  std::int64_t begin = 0, end = 0, padding = 0;
+};
+constexpr vocab_range vocab_shard(const transformer_spec& m, std::int64_t tp, std::int64_t rank) {
+  detail::require(rank >= 0 && rank < tp, reason::index_out_of_range, "rank", [&] {
+    return "tensor-parallel rank " + detail::str(rank) + " is outside 0.." + detail::str(tp - 1);
+  });
+  const std::int64_t per = m.padded_vocab(tp) / tp, begin = rank * per, end = begin + per;
+  const std::int64_t real_end = end < m.vocab ? end : m.vocab;
+  return {begin, end, end - (real_end > begin ? real_end : begin)};
+}
+
+// ---- ZeRO flat-buffer shards -----------------------------------------------------------------
+
+// The part of a flat buffer of `numel` elements that data-parallel rank `rank` of `dp` owns
+// under ZeRO (optimizer states, gradients or parameters, by stage): the buffer is padded to
+// a multiple of dp x alignment and cut into dp equal shards.
+struct flat_shard {
+  std::int64_t begin = 0, end = 0;  // [begin, end) in the padded buffer
+  std::int64_t padding = 0;         // elements of the shard beyond numel
+  std::int64_t padded_numel = 0;
+};
+constexpr flat_shard zero_shard(std::int64_t numel, std::int64_t dp, std::int64_t rank, std::int64_t alignment = 1) {
+  detail::require_positive(numel, "numel");
+  detail::require_positive(dp, "dp");
+  detail::require_positive(alignment, "alignment");
+  detail::require(rank >= 0 && rank < dp, reason::index_out_of_range, "rank",
+                  [&] { return "data-parallel rank " + detail::str(rank) + " is outside 0.." + detail::str(dp - 1); });
+  const std::int64_t padded = detail::round_up(numel, detail::checked_mul(dp, alignment, "dp x alignment"));
+  const std::int64_t per = padded / dp, begin = rank * per, end = begin + per;
+  const std::int64_t real = numel > begin ? (numel < end ? numel : end) - begin : 0;
+  return {begin, end, per - real, padded};
+}
+
+// ---- data shards ---------------------------------------------------------------------------
+
+// The consecutive sample indices [first, first + count) that data-parallel rank `rank` reads in
+// micro-step `micro_step` of optimizer step `step`. Each step reads samples
+// [step x gbs, (step + 1) x gbs) once; each micro-step reads lbs x dp consecutive samples, and
+// rank r takes the r-th lbs of them (Megatron-LM's MegatronPretrainingSampler).
+struct sample_range {
+  std::int64_t first = 0, count = 0;
+};
+constexpr sample_range data_shard(std::int64_t gbs, std::int64_t lbs, std::int64_t dp, std::int64_t step,
+                                  std::int64_t micro_step, std::int64_t rank) {
+  using detail::str;
+  detail::require_positive(gbs, "gbs");
+  detail::require_positive(lbs, "lbs");
+  detail::require_positive(dp, "dp");
+  detail::require(gbs % (lbs * dp) == 0, reason::batch_does_not_split_over_data_parallel_ranks, "gbs", [&] {
+    return "global batch " + str(gbs) + " is not a multiple of micro batch " + str(lbs) + " x data parallel " +
+           str(dp) + "; " + detail::nearest_multiples(gbs, lbs * dp);
+  });
+  const std::int64_t gas = gbs / (lbs * dp);
+  detail::require(step >= 0 && micro_step >= 0 && micro_step < gas && rank >= 0 && rank < dp,
+                  reason::index_out_of_range, "micro_step", [&] {
+                    return "step " + str(step) + ", micro-step " + str(micro_step) + " (of " + str(gas) + "), rank " +
+                           str(rank) + " (of " + str(dp) + ") is out of range";
+                  });
+  return {detail::checked_mul(step, gbs, "sample index") + micro_step * lbs * dp + rank * lbs, lbs};
+}
+
+// ---- context-parallel chunks -----------------------------------------------------------------
+
+// The token ranges context-parallel rank `rank` of `cp` holds: the sequence is cut into 2 x cp
+// equal chunks and rank r takes chunks r and 2cp - 1 - r, so every rank gets the same share of
+// causal-attention work (Megatron-LM / Transformer Engine load balancing).
+struct token_range {
+  std::int64_t begin = 0, end = 0;
+};
+constexpr std::array<token_range, 2> cp_chunks(std::int64_t seq, std::int64_t cp, std::int64_t rank) {
+  detail::require_positive(seq, "seq");
+  detail::require_positive(cp, "cp");
+  detail::require(seq % (2 * cp) == 0, reason::index_out_of_range, "seq", [&] {
+    return "sequence " + detail::str(seq) + " is not divisible by 2 x cp = " + detail::str(2 * cp) + "; " +
+           detail::nearest_multiples(seq, 2 * cp);
+  });
+  detail::require(rank >= 0 && rank < cp, reason::index_out_of_range, "rank", [&] {
+    return "context-parallel rank " + detail::str(rank) + " is outside 0.." + detail::str(cp - 1);
+  });
+  const std::int64_t c = seq / (2 * cp);
+  return {token_range{rank * c, (rank + 1) * c}, token_range{(2 * cp - 1 - rank) * c, (2 * cp - rank) * c}};
+}
+
+}  // namespace trainperf
+// ---- end trainperf/partition.hpp ----
 // ---- begin trainperf/presets.hpp ----
 // trainperf — preset models: the seed reports' models and the common public ones, each
 // with the source of its configuration and, where benchmark suites use one, its nominal size.
@@ -1645,4 +2358,336 @@ inline std::vector<row_problem> validate_row(const std::vector<std::string>& hea
 
 }  // namespace trainperf
 // ---- end trainperf/report.hpp ----
+// ---- begin trainperf/schedule.hpp ----
+// trainperf — pipeline schedules: the ordered forward/backward actions of every stage for
+// GPipe, 1F1B and interleaved 1F1B, their closed-form bubble and in-flight micro-batches, a
+// simulator that plays the action lists with given times, and timelines (ASCII and SVG).
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace trainperf {
+
+enum class pass { forward, backward };
+
+struct action {
+  pass kind = pass::forward;
+  std::int64_t micro_batch = 0;
+  std::int64_t chunk = 0;  // virtual pipeline chunk (model chunk) on the stage
+  constexpr bool operator==(const action&) const = default;
+};
+
+constexpr std::string_view to_string(pipeline_schedule k) {
+  switch (k) {
+    case pipeline_schedule::gpipe:
+      return "gpipe";
+    case pipeline_schedule::one_f_one_b:
+      return "1f1b";
+    case pipeline_schedule::interleaved:
+      return "interleaved";
+  }
+  return "?";
+}
+
+namespace reason {
+inline void interleaving_needs_micro_batches_a_multiple_of_pp() {}
+inline void interleaving_needs_more_than_one_chunk() {}
+inline void simulation_times_must_be_positive() {}
+}  // namespace reason
+
+struct schedule {
+  pipeline_schedule kind = pipeline_schedule::one_f_one_b;
+  std::int64_t pp = 1;
+  std::int64_t micro_batches = 1;
+  std::int64_t vpp = 1;
+  std::vector<std::vector<action>> stages;  // per stage, in execution order
+
+  // Idle time over useful time, in closed form (Narayanan et al. 2021, arXiv:2104.04473,
+  // section 2.2): (p - 1) / m for GPipe and 1F1B, (p - 1) / (m x v) interleaved.
+  [[nodiscard]] constexpr double bubble_fraction() const {
+    return static_cast<double>(pp - 1) / static_cast<double>(micro_batches * vpp);
+  }
+
+  // Forward passes a stage runs before its first backward.
+  [[nodiscard]] constexpr std::vector<std::int64_t> warmup() const {
+    std::vector<std::int64_t> w;
+    for (const auto& st : stages) {
+      std::int64_t n = 0;
+      while (n < static_cast<std::int64_t>(st.size()) && st[n].kind == pass::forward) ++n;
+      w.push_back(n);
+    }
+    return w;
+  }
+
+  // The most activations a stage holds at once, in micro-batches of the whole stage (a
+  // chunk's forward holds 1 / vpp of it): 1F1B stage s holds min(p - s, m); GPipe holds m;
+  // interleaved stage 0 holds p + (p - 1) / v (Korthikanti et al. 2022, section 4.2.3).
+  [[nodiscard]] constexpr std::vector<double> inflight_peak() const {
+    std::vector<double> peaks;
+    for (const auto& st : stages) {
+      std::int64_t live = 0, peak = 0;
+      for (const action& a : st) {
+        live += a.kind == pass::forward ? 1 : -1;
+        peak = std::max(peak, live);
+      }
+      peaks.push_back(static_cast<double>(peak) / static_cast<double>(vpp));
+    }
+    return peaks;
+  }
+};
+
+// The action lists of `kind` for pp stages, m micro-batches and vpp chunks per stage.
+// 1F1B and interleaving follow Megatron-LM's megatron/core/pipeline_parallel/schedules.py
+// (forward_backward_pipelining_without_interleaving / _with_interleaving).
+constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::int64_t m, std::int64_t vpp = 1) {
+  using detail::str;
+  detail::require_positive(pp, "pp");
+  detail::require_positive(m, "micro_batches");
+  detail::require_positive(vpp, "vpp");
+  if (kind == pipeline_schedule::interleaved) {
+    detail::require(vpp > 1, reason::interleaving_needs_more_than_one_chunk, "vpp",
+                    [&] { return "the interleaved schedule needs vpp > 1 model chunks per stage, got " + str(vpp); });
+    detail::require(m % pp == 0, reason::interleaving_needs_micro_batches_a_multiple_of_pp, "micro_batches", [&] {
+      return str(m) + " micro-batches are not a multiple of pp " + str(pp) +
+             ", which the interleaved schedule needs; " + detail::nearest_multiples(m, pp) + " micro-batches";
+    });
+  } else {
+    detail::require(vpp == 1, reason::interleaving_needs_more_than_one_chunk, "vpp", [&] {
+      return "vpp " + str(vpp) + " needs the interleaved schedule; use --kind interleaved or vpp 1";
+    });
+  }
+  schedule s{kind, pp, m, vpp, std::vector<std::vector<action>>(static_cast<std::size_t>(pp))};
+  for (std::int64_t st = 0; st < pp; ++st) {
+    auto& list = s.stages[static_cast<std::size_t>(st)];
+    if (kind == pipeline_schedule::gpipe) {
+      for (std::int64_t i = 0; i < m; ++i) list.push_back({pass::forward, i, 0});
+      for (std::int64_t i = 0; i < m; ++i) list.push_back({pass::backward, i, 0});
+      continue;
+    }
+    if (kind == pipeline_schedule::one_f_one_b) {
+      const std::int64_t warm = std::min(pp - st - 1, m), steady = m - warm;
+      for (std::int64_t i = 0; i < warm; ++i) list.push_back({pass::forward, i, 0});
+      for (std::int64_t i = 0; i < steady; ++i) {
+        list.push_back({pass::forward, warm + i, 0});
+        list.push_back({pass::backward, i, 0});
+      }
+      for (std::int64_t i = steady; i < m; ++i) list.push_back({pass::backward, i, 0});
+      continue;
+    }
+    // Interleaved: virtual micro-batch k runs on chunk (k mod (p x v)) / p (reversed for
+    // backward), micro-batch (k / (p x v)) x p + k mod p.
+    const std::int64_t total = m * vpp;
+    const std::int64_t warm = m == pp ? total : std::min((pp - st - 1) * 2 + (vpp - 1) * pp, total);
+    const auto at = [&](std::int64_t k, pass p) {
+      std::int64_t chunk = (k % (pp * vpp)) / pp;
+      if (p == pass::backward) chunk = vpp - chunk - 1;
+      return action{p, (k / (pp * vpp)) * pp + k % pp, chunk};
+    };
+    for (std::int64_t k = 0; k < warm; ++k) list.push_back(at(k, pass::forward));
+    for (std::int64_t k = 0; k < total - warm; ++k) {
+      list.push_back(at(warm + k, pass::forward));
+      list.push_back(at(k, pass::backward));
+    }
+    for (std::int64_t k = total - warm; k < total; ++k) list.push_back(at(k, pass::backward));
+  }
+  return s;
+}
+
+// ---- simulation ----------------------------------------------------------------------------
+
+struct timed_action {
+  action what;
+  double start = 0, end = 0;
+};
+
+struct simulation {
+  double step_time = 0;
+  std::vector<double> busy;  // per stage
+  std::vector<double> idle;  // per stage: step_time - busy
+  std::vector<std::vector<timed_action>> timeline;
+  // Idle over useful time of the busiest stage: the simulated counterpart of
+  // schedule::bubble_fraction().
+  [[nodiscard]] constexpr double bubble_fraction() const {
+    const double most = *std::max_element(busy.begin(), busy.end());
+    return (step_time - most) / most;
+  }
+};
+
+// Plays the action lists: forward[s] and backward[s] are stage s's times for one whole
+// micro-batch (a chunk takes 1 / vpp of them); p2p_latency is added to every hand-off between
+// stages. A forward needs the previous stage's forward of the same micro-batch (stage 0's
+// chunk c > 0 needs the last stage's chunk c - 1); a backward needs the next stage's
+// backward (the last stage's last chunk needs its own forward).
+inline simulation simulate(const schedule& s, const std::vector<double>& forward, const std::vector<double>& backward,
+                           double p2p_latency = 0) {
+  using detail::str;
+  const auto pp = static_cast<std::size_t>(s.pp);
+  detail::require(forward.size() == pp && backward.size() == pp && p2p_latency >= 0 && detail::is_finite(p2p_latency),
+                  reason::simulation_times_must_be_positive, "times", [&] {
+                    return "the simulation needs one forward and one backward time per stage (" + str(s.pp) +
+                           ") and a latency >= 0; got " + str(static_cast<std::int64_t>(forward.size())) + " and " +
+                           str(static_cast<std::int64_t>(backward.size()));
+                  });
+  for (std::size_t i = 0; i < pp; ++i)
+    detail::require(
+        detail::is_finite(forward[i]) && forward[i] > 0 && detail::is_finite(backward[i]) && backward[i] > 0,
+        reason::simulation_times_must_be_positive, "times", [&] {
+          return "stage " + str(static_cast<std::int64_t>(i)) +
+                 ": forward and backward times must be "
+                 "positive and finite";
+        });
+  const std::int64_t v = s.vpp, m = s.micro_batches;
+  // finish[pass][stage][micro_batch * v + chunk], negative while not yet run.
+  std::vector<std::vector<double>> done[2];
+  for (auto& d : done) d.assign(pp, std::vector<double>(static_cast<std::size_t>(m * v), -1.0));
+  const auto finished = [&](pass p, std::int64_t st, std::int64_t mb, std::int64_t c) {
+    return done[p == pass::backward][static_cast<std::size_t>(st)][static_cast<std::size_t>(mb * v + c)];
+  };
+  simulation r;
+  r.busy.assign(pp, 0.0);
+  r.timeline.assign(pp, {});
+  std::vector<double> free_at(pp, 0.0);
+  std::vector<std::size_t> next(pp, 0);
+  std::size_t remaining = 0;
+  for (const auto& st : s.stages) remaining += st.size();
+  const std::int64_t last = s.pp - 1;
+  while (remaining > 0) {
+    bool progressed = false;
+    for (std::int64_t st = 0; st < s.pp; ++st) {
+      const auto i = static_cast<std::size_t>(st);
+      if (next[i] == s.stages[i].size()) continue;
+      const action a = s.stages[i][next[i]];
+      double ready = 0;
+      if (a.kind == pass::forward) {
+        if (st > 0)
+          ready = finished(pass::forward, st - 1, a.micro_batch, a.chunk) + p2p_latency;
+        else if (a.chunk > 0)
+          ready = finished(pass::forward, last, a.micro_batch, a.chunk - 1) + p2p_latency;
+        if ((st > 0 || a.chunk > 0) && ready < p2p_latency) continue;  // dependency not run yet
+      } else {
+        if (st < last)
+          ready = finished(pass::backward, st + 1, a.micro_batch, a.chunk) + p2p_latency;
+        else if (a.chunk < v - 1)
+          ready = finished(pass::backward, 0, a.micro_batch, a.chunk + 1) + p2p_latency;
+        else
+          ready = finished(pass::forward, st, a.micro_batch, a.chunk);
+        const bool same_stage = st == last && a.chunk == v - 1;
+        if (ready < (same_stage ? 0 : p2p_latency)) continue;
+      }
+      const double dur = (a.kind == pass::forward ? forward[i] : backward[i]) / static_cast<double>(v);
+      const double start = std::max(free_at[i], ready);
+      free_at[i] = start + dur;
+      done[a.kind == pass::backward][i][static_cast<std::size_t>(a.micro_batch * v + a.chunk)] = start + dur;
+      r.busy[i] += dur;
+      r.timeline[i].push_back({a, start, start + dur});
+      ++next[i];
+      --remaining;
+      progressed = true;
+    }
+    if (!progressed) throw std::logic_error("trainperf::simulate: the action lists deadlock");
+  }
+  r.step_time = *std::max_element(free_at.begin(), free_at.end());
+  for (std::size_t i = 0; i < pp; ++i) r.idle.push_back(r.step_time - r.busy[i]);
+  return r;
+}
+
+// ---- timelines -------------------------------------------------------------------------------
+
+namespace detail {
+inline std::string action_label(const action& a, std::int64_t vpp) {
+  std::string l = (a.kind == pass::forward ? "F" : "B") + std::to_string(a.micro_batch);
+  if (vpp > 1) l += static_cast<char>('a' + a.chunk % 26);
+  return l;
+}
+}  // namespace detail
+
+// One line per stage; time runs left to right in units of the shortest action, each unit a
+// 4-character cell: "F3" forward of micro-batch 3 (chunk letter a, b, ... when interleaved),
+// "B3" its backward, "." idle.
+inline std::string render_ascii(const simulation& sim, std::int64_t vpp = 1) {
+  double unit = 0;
+  for (const auto& st : sim.timeline)
+    for (const auto& t : st) unit = unit == 0 ? t.end - t.start : std::min(unit, t.end - t.start);
+  if (unit <= 0) return "";
+  const auto cells = static_cast<std::size_t>(sim.step_time / unit + 0.5);
+  std::string out;
+  for (std::size_t s = 0; s < sim.timeline.size(); ++s) {
+    std::vector<std::string> row(cells, " .  ");
+    for (const auto& t : sim.timeline[s]) {
+      const auto b = static_cast<std::size_t>(t.start / unit + 0.5), e = static_cast<std::size_t>(t.end / unit + 0.5);
+      for (std::size_t c = b; c < e && c < cells; ++c) {
+        std::string label =
+            c == b ? detail::action_label(t.what, vpp) : std::string(t.what.kind == pass::forward ? "~" : "=");
+        label.resize(4, ' ');
+        row[c] = label;
+      }
+    }
+    char head[32];
+    std::snprintf(head, sizeof head, "stage %2zu |", s);
+    out += head;
+    for (const auto& c : row) out += c;
+    out += "|\n";
+  }
+  return out;
+}
+
+// A standalone SVG: one lane per stage, forward passes blue, backward green (darker for later
+// chunks), labelled where the label fits, with a time axis in the simulation's units.
+inline std::string render_svg(const simulation& sim, std::int64_t vpp = 1, std::string_view title = "") {
+  const double lane = 28, left = 70, top = title.empty() ? 10 : 34, width = 900;
+  const double scale = sim.step_time > 0 ? width / sim.step_time : 1;
+  const double height = top + lane * static_cast<double>(sim.timeline.size()) + 40;
+  std::string svg;
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+                "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+                left + width + 20, height);
+  svg += buf;
+  if (!title.empty()) {
+    std::string t;
+    for (char c : title) t += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+    svg += "<text x=\"" + std::to_string(static_cast<int>(left)) + "\" y=\"20\" font-size=\"14\">" + t + "</text>\n";
+  }
+  for (std::size_t s = 0; s < sim.timeline.size(); ++s) {
+    const double y = top + lane * static_cast<double>(s);
+    std::snprintf(buf, sizeof buf, "<text x=\"8\" y=\"%.1f\">stage %zu</text>\n", y + lane * 0.62, s);
+    svg += buf;
+    for (const auto& t : sim.timeline[s]) {
+      const bool f = t.what.kind == pass::forward;
+      const double depth = vpp > 1 ? static_cast<double>(t.what.chunk) / static_cast<double>(vpp - 1) : 0;
+      const int red = static_cast<int>(f ? 70 - 40 * depth : 40 - 20 * depth);
+      const int green = static_cast<int>(f ? 130 - 70 * depth : 170 - 80 * depth);
+      const int blue = static_cast<int>(f ? 230 - 90 * depth : 90 - 40 * depth);
+      const double x = left + t.start * scale, w = (t.end - t.start) * scale;
+      std::snprintf(buf, sizeof buf,
+                    "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"rgb(%d,%d,%d)\" "
+                    "stroke=\"white\" stroke-width=\"1\"/>\n",
+                    x, y + 2, w, lane - 4, red, green, blue);
+      svg += buf;
+      const std::string label = detail::action_label(t.what, vpp);
+      if (w >= 7.0 * static_cast<double>(label.size())) {  // label only where it fits
+        std::snprintf(buf, sizeof buf, "<text x=\"%.2f\" y=\"%.1f\" fill=\"white\" text-anchor=\"middle\">%s</text>\n",
+                      x + w / 2, y + lane * 0.62, label.c_str());
+        svg += buf;
+      }
+    }
+  }
+  const double axis_y = top + lane * static_cast<double>(sim.timeline.size()) + 8;
+  std::snprintf(buf, sizeof buf,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n<text x=\"%.1f\" "
+                "y=\"%.1f\">0</text>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.6g</text>\n",
+                left, axis_y, left + width, axis_y, left, axis_y + 16, left + width, axis_y + 16, sim.step_time);
+  svg += buf;
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/schedule.hpp ----
 // ---- end trainperf/trainperf.hpp ----

@@ -1,0 +1,250 @@
+// trainperf — parallel configurations (TP, PP, DP, CP, EP, expert TP, virtual stages,
+// sequence parallel, ZeRO / distributed optimizer, recomputation) validated against the world
+// size, the model and the batch. At run time every violated rule is reported with its fix; in
+// constant evaluation the first violation fails compilation, naming the rule.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "batch.hpp"
+#include "error.hpp"
+#include "flops.hpp"
+#include "model.hpp"
+
+namespace trainperf {
+
+enum class pipeline_schedule { gpipe, one_f_one_b, interleaved };
+
+struct parallel_config {
+  std::int64_t tp = 1;   // tensor parallel
+  std::int64_t pp = 1;   // pipeline parallel
+  std::int64_t dp = 0;   // data parallel; 0: world / (tp x cp x pp)
+  std::int64_t cp = 1;   // context parallel
+  std::int64_t ep = 1;   // expert parallel (MoE)
+  std::int64_t etp = 0;  // expert tensor parallel; 0: = tp
+  std::int64_t vpp = 1;  // virtual pipeline stages (model chunks) per pipeline rank
+  bool sequence_parallel = false;
+  int zero_stage = 0;                  // ZeRO 0-3 (DeepSpeed; Paddle "sharding stage")
+  bool distributed_optimizer = false;  // Megatron-LM's sharded optimizer (ZeRO-1 like)
+  recompute recomputation = recompute::none;
+
+  [[nodiscard]] constexpr std::int64_t resolved_etp() const { return etp == 0 ? tp : etp; }
+  // Ranks per data-parallel replica.
+  [[nodiscard]] constexpr std::int64_t model_parallel() const { return tp * cp * pp; }
+  [[nodiscard]] constexpr pipeline_schedule schedule() const {
+    return vpp > 1 ? pipeline_schedule::interleaved : pipeline_schedule::one_f_one_b;
+  }
+};
+
+// One violated rule: the field to change and a message that names the values and the fix.
+struct violation {
+  std::string field;
+  std::string message;
+};
+
+namespace reason {
+inline void tp_times_cp_times_pp_times_dp_is_not_the_world_size() {}
+inline void world_size_is_not_divisible_by_ep_times_etp_times_pp() {}
+inline void heads_are_not_divisible_by_tp() {}
+inline void kv_heads_are_not_divisible_by_tp() {}
+inline void ffn_is_not_divisible_by_tp() {}
+inline void expert_ffn_is_not_divisible_by_expert_tp() {}
+inline void padded_vocab_is_not_divisible_by_tp() {}
+inline void layers_are_not_divisible_by_pp_times_vpp() {}
+inline void experts_are_not_divisible_by_ep() {}
+inline void expert_parallelism_on_a_dense_model() {}
+inline void sequence_is_not_divisible_by_2_cp() {}
+inline void sequence_parallel_needs_tp_above_1() {}
+inline void zero_stage_is_not_0_to_3() {}
+inline void distributed_optimizer_with_zero_stage() {}
+inline void micro_batches_fewer_than_pipeline_stages() {}
+inline void micro_batches_not_a_multiple_of_pp_for_interleaving() {}
+inline void virtual_stages_need_pipeline_parallelism() {}
+inline void batch_dp_differs_from_the_layout_dp() {}
+}  // namespace reason
+
+namespace detail {
+
+// Collects violations at run time; in constant evaluation the first one stops compilation.
+class rule_checker {
+ public:
+  template <class MakeMessage>
+  constexpr void check(bool ok, reason::fn why, std::string_view field, MakeMessage&& make_message) {
+    if (ok) return;
+    if (std::is_constant_evaluated()) why();
+    found_.push_back({std::string(field), make_message()});
+  }
+  constexpr std::vector<violation> take() { return std::move(found_); }
+
+ private:
+  std::vector<violation> found_;
+};
+
+}  // namespace detail
+
+// What the configuration is checked against; every part is optional (a zero or null part
+// is not checked).
+struct parallel_context {
+  std::int64_t world = 0;
+  const transformer_spec* model = nullptr;
+  std::int64_t seq = 0;  // training sequence length
+  std::int64_t gbs = 0;  // global batch (sequences)
+  std::int64_t lbs = 0;  // micro batch (sequences)
+};
+
+// Every rule the configuration breaks, each with its fix; empty when valid.
+constexpr std::vector<violation> check_parallel(const parallel_config& c, const parallel_context& ctx = {}) {
+  using detail::str;
+  detail::rule_checker r;
+  const auto positive = [&](std::int64_t v, std::string_view field) {
+    r.check(v > 0, reason::value_must_be_positive, field,
+            [&] { return std::string(field) + " must be a positive integer, got " + str(v); });
+    return v > 0;
+  };
+  bool sizes_ok = positive(c.tp, "tp") & positive(c.pp, "pp") & positive(c.cp, "cp") & positive(c.ep, "ep") &
+                  positive(c.vpp, "vpp");
+  if (c.dp != 0) sizes_ok &= positive(c.dp, "dp");
+  if (c.etp != 0) sizes_ok &= positive(c.etp, "etp");
+  if (!sizes_ok) return r.take();
+  const std::int64_t etp = c.resolved_etp();
+
+  // ---- world size
+  std::int64_t dp = c.dp;
+  if (ctx.world > 0) {
+    const std::int64_t mp = c.tp * c.cp * c.pp;
+    if (dp == 0) {
+      r.check(ctx.world % mp == 0, reason::tp_times_cp_times_pp_times_dp_is_not_the_world_size, "world", [&] {
+        return "world size " + str(ctx.world) + " is not divisible by tp " + str(c.tp) + " x cp " + str(c.cp) +
+               " x pp " + str(c.pp) + " = " + str(mp) + "; " + detail::nearest_multiples(ctx.world, mp) +
+               " devices, or change tp/cp/pp";
+      });
+      dp = ctx.world % mp == 0 ? ctx.world / mp : 0;
+    } else {
+      r.check(mp * dp == ctx.world, reason::tp_times_cp_times_pp_times_dp_is_not_the_world_size, "dp", [&] {
+        return "tp " + str(c.tp) + " x cp " + str(c.cp) + " x pp " + str(c.pp) + " x dp " + str(dp) + " = " +
+               str(mp * dp) + " but the world size is " + str(ctx.world) +
+               (ctx.world % mp == 0 ? "; set dp to " + str(ctx.world / mp) : "; change tp/cp/pp or the world size");
+      });
+    }
+    // Experts: ep x etp x edp x pp == world (Megatron-LM's expert rank generator).
+    if (c.ep > 1 || etp != c.tp) {
+      const std::int64_t emp = c.ep * etp * c.pp;
+      r.check(ctx.world % emp == 0, reason::world_size_is_not_divisible_by_ep_times_etp_times_pp, "ep", [&] {
+        return "world size " + str(ctx.world) + " is not divisible by ep " + str(c.ep) + " x expert tp " + str(etp) +
+               " x pp " + str(c.pp) + " = " + str(emp) +
+               ", so the expert data-parallel size is not an integer; "
+               "change ep or etp";
+      });
+    }
+  }
+
+  // ---- model
+  if (ctx.model != nullptr) {
+    const transformer_spec& m = *ctx.model;
+    r.check(m.heads % c.tp == 0, reason::heads_are_not_divisible_by_tp, "tp", [&] {
+      return "heads " + str(m.heads) + " are not divisible by tp " + str(c.tp) +
+             "; each tensor-parallel rank needs whole heads: use a tp that divides " + str(m.heads);
+    });
+    r.check(m.resolved_kv_heads() % c.tp == 0, reason::kv_heads_are_not_divisible_by_tp, "tp", [&] {
+      return "kv_heads " + str(m.resolved_kv_heads()) + " are not divisible by tp " + str(c.tp) +
+             "; Megatron-LM splits key/value groups across tensor-parallel ranks: use tp <= " +
+             str(m.resolved_kv_heads()) + " dividing it";
+    });
+    r.check(m.ffn % c.tp == 0, reason::ffn_is_not_divisible_by_tp, "tp", [&] {
+      return "ffn " + str(m.ffn) + " is not divisible by tp " + str(c.tp) + "; pick a tp that divides it";
+    });
+    const std::int64_t pv = m.padded_vocab(c.tp);
+    r.check(pv % c.tp == 0, reason::padded_vocab_is_not_divisible_by_tp, "tp", [&] {
+      return "vocabulary " + str(pv) + " is not divisible by tp " + str(c.tp) +
+             "; pad it as Megatron-LM does (to a multiple of 128 x tp = " + str(detail::round_up(m.vocab, 128 * c.tp)) +
+             ") or pick a tp that divides it";
+    });
+    const std::int64_t chunks = c.pp * c.vpp;
+    r.check(m.layers % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
+      return "layers " + str(m.layers) + " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " +
+             str(chunks) + "; pick pp x vpp dividing " + str(m.layers) +
+             " or give the first/last stages their own layer counts (partition_layers)";
+    });
+    if (m.is_moe()) {
+      r.check(m.moe.experts % c.ep == 0, reason::experts_are_not_divisible_by_ep, "ep", [&] {
+        return "experts " + str(m.moe.experts) + " are not divisible by ep " + str(c.ep) + "; pick an ep dividing " +
+               str(m.moe.experts);
+      });
+      r.check(m.resolved_expert_ffn() % etp == 0, reason::expert_ffn_is_not_divisible_by_expert_tp, "etp", [&] {
+        return "expert ffn " + str(m.resolved_expert_ffn()) + " is not divisible by expert tp " + str(etp) +
+               "; pick an etp dividing it";
+      });
+    } else {
+      r.check(c.ep == 1, reason::expert_parallelism_on_a_dense_model, "ep",
+              [&] { return "ep " + str(c.ep) + " on a dense model (no experts); set ep to 1"; });
+    }
+  }
+
+  // ---- sequence
+  if (ctx.seq > 0 && c.cp > 1) {
+    r.check(ctx.seq % (2 * c.cp) == 0, reason::sequence_is_not_divisible_by_2_cp, "seq", [&] {
+      return "sequence " + str(ctx.seq) + " is not divisible by 2 x cp = " + str(2 * c.cp) +
+             "; load-balanced context parallelism cuts it into 2 x cp chunks: " +
+             detail::nearest_multiples(ctx.seq, 2 * c.cp);
+    });
+  }
+  r.check(!c.sequence_parallel || c.tp > 1, reason::sequence_parallel_needs_tp_above_1, "sequence_parallel", [&] {
+    return std::string(
+        "sequence parallelism splits activations across tensor-parallel ranks; with tp 1 "
+        "there are none: turn it off or set tp > 1");
+  });
+  r.check(c.zero_stage >= 0 && c.zero_stage <= 3, reason::zero_stage_is_not_0_to_3, "zero_stage",
+          [&] { return "ZeRO stage " + str(c.zero_stage) + " does not exist; use 0, 1, 2 or 3"; });
+  r.check(!c.distributed_optimizer || c.zero_stage == 0, reason::distributed_optimizer_with_zero_stage,
+          "distributed_optimizer", [&] {
+            return "the distributed optimizer is Megatron-LM's own optimizer-state sharding; with ZeRO stage " +
+                   str(c.zero_stage) + " on top it shards twice: use one of the two";
+          });
+  r.check(c.vpp == 1 || c.pp > 1, reason::virtual_stages_need_pipeline_parallelism, "vpp",
+          [&] { return "vpp " + str(c.vpp) + " needs pipeline parallelism; set pp > 1 or vpp 1"; });
+
+  // ---- batch
+  if (ctx.gbs > 0 && ctx.lbs > 0 && dp > 0) {
+    const std::int64_t per_step = ctx.lbs * dp;
+    r.check(ctx.gbs % per_step == 0, reason::global_batch_is_not_a_multiple_of_micro_batch_times_data_parallel, "gbs",
+            [&] {
+              return "global batch " + str(ctx.gbs) + " is not a multiple of micro batch " + str(ctx.lbs) +
+                     " x data parallel " + str(dp) + " = " + str(per_step) + "; " +
+                     detail::nearest_multiples(ctx.gbs, per_step);
+            });
+    if (ctx.gbs % per_step == 0 && c.pp > 1) {
+      const std::int64_t m = ctx.gbs / per_step;  // micro-batches per replica per step
+      r.check(m >= c.pp, reason::micro_batches_fewer_than_pipeline_stages, "gas", [&] {
+        return str(m) + " micro-batches per step are fewer than the " + str(c.pp) +
+               " pipeline stages, so 1F1B never reaches its steady state; raise gas (global batch) to at least " +
+               str(c.pp) + " micro-batches, or lower pp";
+      });
+      r.check(c.vpp == 1 || m % c.pp == 0, reason::micro_batches_not_a_multiple_of_pp_for_interleaving, "gas", [&] {
+        return str(m) + " micro-batches per step are not a multiple of pp " + str(c.pp) +
+               ", which the interleaved schedule needs; use " + detail::nearest_multiples(m, c.pp) + " micro-batches";
+      });
+    }
+  }
+  return r.take();
+}
+
+// Throws one config_error listing every violation (field of the first); in constant
+// evaluation an invalid configuration does not compile.
+constexpr void validate(const parallel_config& c, const parallel_context& ctx = {}) {
+  const std::vector<violation> v = check_parallel(c, ctx);
+  if (v.empty()) return;
+  std::string all;
+  for (const violation& x : v) all += (all.empty() ? "" : "\n") + x.message;
+  throw config_error(v.front().field, all);
+}
+
+// The data-parallel degree the configuration implies for `world` devices.
+constexpr std::int64_t resolved_dp(const parallel_config& c, std::int64_t world) {
+  validate(c, {.world = world});
+  return c.dp != 0 ? c.dp : world / c.model_parallel();
+}
+
+}  // namespace trainperf

@@ -1,0 +1,98 @@
+// Pipeline schedules: action lists, closed forms, and the simulator agreeing with them.
+#include <doctest/doctest.h>
+
+#include <trainperf/trainperf.hpp>
+
+using namespace trainperf;
+
+TEST_CASE("1F1B: warm-up p - s - 1 forwards, then alternate, then cool down") {
+  const schedule s = make_schedule(pipeline_schedule::one_f_one_b, 4, 8);
+  CHECK(s.warmup() == std::vector<std::int64_t>{4, 3, 2, 1});  // warm-up forwards + the first steady one
+  // Last stage: F0 B0 F1 B1 ...
+  CHECK(s.stages[3][0] == action{pass::forward, 0, 0});
+  CHECK(s.stages[3][1] == action{pass::backward, 0, 0});
+  // Stage 0: F0 F1 F2 (warm-up), F3 B0, F4 B1, ...
+  CHECK(s.stages[0][3] == action{pass::forward, 3, 0});
+  CHECK(s.stages[0][4] == action{pass::backward, 0, 0});
+  CHECK(s.inflight_peak() == std::vector<double>{4, 3, 2, 1});
+  // Fewer micro-batches than stages: every stage holds all of them.
+  CHECK(make_schedule(pipeline_schedule::one_f_one_b, 4, 2).inflight_peak() == std::vector<double>{2, 2, 2, 1});
+  CHECK(make_schedule(pipeline_schedule::gpipe, 4, 8).inflight_peak() == std::vector<double>{8, 8, 8, 8});
+}
+
+TEST_CASE("interleaved 1F1B follows Megatron-LM's chunk order") {
+  // pp 2, m 4, v 2: forward virtual micro-batches k = 0..7 map to (micro-batch, chunk)
+  // (0,0) (1,0) (0,1) (1,1) (2,0) (3,0) (2,1) (3,1); stage 0 warms up (2-0-1)*2 + (2-1)*2 = 4.
+  const schedule s = make_schedule(pipeline_schedule::interleaved, 2, 4, 2);
+  CHECK(s.warmup()[0] == 5);  // 4 warm-up forwards + the first steady-state one
+  CHECK(s.stages[0][2] == action{pass::forward, 0, 1});
+  CHECK(s.stages[0][3] == action{pass::forward, 1, 1});
+  CHECK(s.stages[0][4] == action{pass::forward, 2, 0});
+  CHECK(s.stages[0][5] == action{pass::backward, 0, 1});  // backward starts from the last chunk
+  // Every (micro-batch, chunk) runs forward and backward exactly once on every stage.
+  for (const auto& st : s.stages) CHECK(st.size() == 2 * 4 * 2);
+  // Stage 0 holds p + (p - 1) / v micro-batches' activations (Korthikanti et al. 2022).
+  const schedule big = make_schedule(pipeline_schedule::interleaved, 4, 8, 2);
+  CHECK(big.inflight_peak()[0] == doctest::Approx(4 + 3.0 / 2));
+  CHECK_THROWS_WITH_AS(make_schedule(pipeline_schedule::interleaved, 4, 6, 2),
+                       "6 micro-batches are not a multiple of pp 4, which the interleaved schedule needs; nearest "
+                       "valid: 4 or 8 micro-batches",
+                       config_error);
+  CHECK_THROWS_AS(make_schedule(pipeline_schedule::one_f_one_b, 4, 8, 2), config_error);
+}
+
+TEST_CASE("the simulator reproduces the closed-form bubble") {
+  for (auto kind : {pipeline_schedule::gpipe, pipeline_schedule::one_f_one_b})
+    for (std::int64_t p : {1, 2, 4, 8})
+      for (std::int64_t m : {1, 4, 8, 32}) {
+        CAPTURE(p);
+        CAPTURE(m);
+        const schedule s = make_schedule(kind, p, m);
+        const simulation sim = simulate(s, std::vector<double>(p, 1.0), std::vector<double>(p, 2.0));
+        // (m + p - 1) (t_f + t_b) per step; bubble (p - 1) / m (Narayanan et al. 2021).
+        CHECK(sim.step_time == doctest::Approx(static_cast<double>(m + p - 1) * 3));
+        CHECK(sim.bubble_fraction() == doctest::Approx(s.bubble_fraction()));
+      }
+  for (std::int64_t p : {2, 4})
+    for (std::int64_t v : {2, 3, 4})
+      for (std::int64_t m : {p, 2 * p, 4 * p}) {
+        CAPTURE(p);
+        CAPTURE(v);
+        CAPTURE(m);
+        const schedule s = make_schedule(pipeline_schedule::interleaved, p, m, v);
+        const simulation sim = simulate(s, std::vector<double>(p, 1.0), std::vector<double>(p, 2.0));
+        // (p - 1) / (m v).
+        CHECK(sim.bubble_fraction() == doctest::Approx(s.bubble_fraction()));
+      }
+}
+
+TEST_CASE("the simulator: latency, uneven stages, idle time, and bad input") {
+  const schedule s = make_schedule(pipeline_schedule::one_f_one_b, 4, 8);
+  const simulation base = simulate(s, {1, 1, 1, 1}, {2, 2, 2, 2});
+  const simulation slow = simulate(s, {1, 1, 1, 1}, {2, 2, 2, 2}, 0.5);
+  CHECK(slow.step_time > base.step_time);
+  // The critical path crosses 2 x (p - 1) hand-offs at least.
+  CHECK(slow.step_time >= base.step_time + 2 * 3 * 0.5);
+  for (std::size_t i = 0; i < 4; ++i) CHECK(base.idle[i] == doctest::Approx(base.step_time - base.busy[i]));
+  // A slower last stage (the output layer) sets the pace: 8 x 4.5 of work plus the fill.
+  const simulation uneven = simulate(s, {1, 1, 1, 1.5}, {2, 2, 2, 3});
+  CHECK(uneven.step_time >= 8 * 4.5);
+  CHECK(uneven.busy[3] == doctest::Approx(8 * 4.5));
+  CHECK_THROWS_AS(simulate(s, {1, 1, 1}, {2, 2, 2, 2}), config_error);
+  CHECK_THROWS_AS(simulate(s, {1, 1, 1, 0}, {2, 2, 2, 2}), config_error);
+  CHECK_THROWS_AS(simulate(s, {1, 1, 1, 1}, {2, 2, 2, 2}, -1), config_error);
+}
+
+TEST_CASE("timelines: ASCII rows per stage, SVG with a rectangle per action") {
+  const schedule s = make_schedule(pipeline_schedule::one_f_one_b, 2, 2);
+  const simulation sim = simulate(s, {1, 1}, {1, 1});
+  // Stage 0: F0 F1 . B0 B1 ... as laid out by time; stage 1: . F0 B0 F1 B1.
+  const std::string ascii = render_ascii(sim);
+  CHECK(ascii == "stage  0 |F0  F1   .  B0   .  B1  |\nstage  1 | .  F0  B0  F1  B1   .  |\n");
+  const std::string svg = render_svg(sim, 1, "1f1b <pp 2>");
+  CHECK(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  CHECK(svg.find("1f1b &lt;pp 2&gt;") != std::string::npos);
+  std::size_t rects = 0;
+  for (std::size_t at = svg.find("<rect x="); at != std::string::npos; at = svg.find("<rect x=", at + 1)) ++rects;
+  CHECK(rects == 8);  // 2 stages x (2 forwards + 2 backwards)
+}
