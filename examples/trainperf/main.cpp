@@ -7,9 +7,13 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <trainperf/trainperf.hpp>
+
+#include <algorithm>
+#include <fstream>
 
 #include "args.hpp"
 #include "model_flags.hpp"
@@ -427,6 +431,236 @@ int run_devices(const args& a) {
   return 0;
 }
 
+// ---- layout ------------------------------------------------------------------------------
+std::vector<flag> parallel_size_flags() {
+  return {
+      {"world", "N", "devices in all"},
+      {"tp", "N", "tensor parallel (default 1)"},
+      {"pp", "N", "pipeline parallel (default 1)"},
+      {"cp", "N", "context parallel (default 1)"},
+      {"ep", "N", "expert parallel (default 1)"},
+      {"etp", "N", "expert tensor parallel (default: tp)"},
+  };
+}
+
+tp::parallel_config parallel_from_args(const args& a) {
+  tp::parallel_config c;
+  c.tp = a.get_int("tp").value_or(1);
+  c.pp = a.get_int("pp").value_or(1);
+  c.cp = a.get_int("cp").value_or(1);
+  c.ep = a.get_int("ep").value_or(1);
+  c.etp = a.get_int("etp").value_or(0);
+  return c;
+}
+
+std::int64_t require_world(const args& a) {
+  const auto w = a.get_int("world");
+  if (!w) throw usage_error("--world N is required");
+  return *w;
+}
+
+// Groups sorted as the JSON promises: ranks ascending within a group, groups by first rank.
+std::vector<std::vector<std::int64_t>> sorted_groups(std::vector<std::vector<std::int64_t>> g) {
+  for (auto& x : g) std::sort(x.begin(), x.end());
+  std::sort(g.begin(), g.end());
+  return g;
+}
+
+int run_layout(const args& a) {
+  const std::int64_t world = require_world(a);
+  const tp::parallel_config c = parallel_from_args(a);
+  const std::string order = a.get("order").value_or(std::string(tp::default_order));
+  const tp::layout l(world, c, order);
+  const std::pair<const char*, const char*> kinds[] = {
+      {"tp", "tp"},    {"cp", "cp"},       {"dp", "dp"},   {"pp", "pp"},   {"ep", "ep"},
+      {"mp", "tp-pp"}, {"dp_cp", "dp-cp"}, {"etp", "etp"}, {"edp", "edp"}, {"embedding", "embedding"}};
+  if (a.has("json")) {
+    json groups = json::object();
+    for (auto [key, name] : kinds) groups[key] = sorted_groups(l.groups(name));
+    json coords = json::array();
+    for (std::int64_t r = 0; r < world; ++r) {
+      const tp::rank_coords k = l.coords(r);
+      coords.push_back({{"rank", r},
+                        {"tp", k.tp},
+                        {"cp", k.cp},
+                        {"dp", k.dp},
+                        {"pp", k.pp},
+                        {"ep", k.ep},
+                        {"etp", k.etp},
+                        {"edp", k.edp}});
+    }
+    print_json(json{{"world", world}, {"order", l.decoder().order_string()}, {"groups", groups}, {"coords", coords}});
+    return 0;
+  }
+  const auto& m = l.decoder();
+  fmt::print("world {} = tp {} x cp {} x dp {} x pp {}; order {} (first axis fastest)\n", world, m.size(tp::axis::tp),
+             m.size(tp::axis::cp), m.size(tp::axis::dp), m.size(tp::axis::pp), m.order_string());
+  fmt::print("strides: tp {}, cp {}, dp {}, pp {}\n", m.stride(tp::axis::tp), m.stride(tp::axis::cp),
+             m.stride(tp::axis::dp), m.stride(tp::axis::pp));
+  if (c.ep > 1 || c.resolved_etp() != c.tp) {
+    const auto& e = l.expert();
+    fmt::print("experts: etp {} x ep {} x edp {} x pp {}\n", e.size(tp::axis::tp), e.size(tp::axis::ep),
+               e.size(tp::axis::dp), e.size(tp::axis::pp));
+  }
+  for (auto [key, name] : kinds) {
+    const auto g = sorted_groups(l.groups(name));
+    if (g.front().size() == 1 && std::string_view(key) != "dp") continue;  // trivial axis
+    std::string line;
+    for (const auto& grp : g) line += fmt::format("[{}] ", fmt::join(grp, ","));
+    fmt::print("{:<10}{}\n", key, line);
+  }
+  return 0;
+}
+
+// ---- schedule ----------------------------------------------------------------------------
+std::vector<flag> schedule_flags() {
+  return with_common({
+      {"pp", "P", "pipeline stages"},
+      {"microbatches", "M", "micro-batches per step"},
+      {"vpp", "V", "model chunks per stage (interleaved)"},
+      {"kind", "gpipe|1f1b|interleaved", "schedule (default: 1f1b, interleaved when --vpp > 1)"},
+      {"forward-time", "T", "simulated forward time of a stage per micro-batch (default 1)"},
+      {"backward-time", "T", "simulated backward time (default 2)"},
+      {"p2p-latency", "T", "simulated hand-off latency between stages (default 0)"},
+      {"svg", "FILE", "write the simulated timeline as SVG"},
+  });
+}
+
+int run_schedule(const args& a) {
+  const auto pp = a.get_int("pp"), m = a.get_int("microbatches");
+  if (!pp || !m) throw usage_error("--pp P and --microbatches M are required");
+  const std::int64_t vpp = a.get_int("vpp").value_or(1);
+  static constexpr std::string_view kinds[] = {"gpipe", "1f1b", "interleaved"};
+  const std::string k = a.get_choice("kind", kinds).value_or(vpp > 1 ? "interleaved" : "1f1b");
+  const tp::pipeline_schedule kind = k == "gpipe"  ? tp::pipeline_schedule::gpipe
+                                     : k == "1f1b" ? tp::pipeline_schedule::one_f_one_b
+                                                   : tp::pipeline_schedule::interleaved;
+  const tp::schedule s = tp::make_schedule(kind, *pp, *m, vpp);
+  const double tf = a.get_double("forward-time").value_or(1), tb = a.get_double("backward-time").value_or(2);
+  double latency = 0;
+  if (auto l = a.get("p2p-latency")) latency = *l == "0" ? 0 : *a.get_double("p2p-latency");
+  const tp::simulation sim = tp::simulate(s, std::vector<double>(*pp, tf), std::vector<double>(*pp, tb), latency);
+  if (auto path = a.get("svg")) {
+    std::ofstream out(*path);
+    out << tp::render_svg(
+        sim, vpp,
+        fmt::format("{} schedule, pp {}, {} micro-batches{}", k, *pp, *m, vpp > 1 ? fmt::format(", vpp {}", vpp) : ""));
+    if (!out) throw tp::config_error("svg", "cannot write " + *path);
+  }
+  if (a.has("json")) {
+    json actions = json::array();
+    for (const auto& st : s.stages) {
+      json row = json::array();
+      for (const auto& x : st) {
+        std::string l = (x.kind == tp::pass::forward ? "F" : "B") + std::to_string(x.micro_batch);
+        if (vpp > 1) l += "." + std::to_string(x.chunk);
+        row.push_back(l);
+      }
+      actions.push_back(row);
+    }
+    print_json(
+        json{{"kind", k},
+             {"pp", *pp},
+             {"microbatches", *m},
+             {"vpp", vpp},
+             {"bubble_fraction", s.bubble_fraction()},
+             {"inflight_per_stage", s.inflight_peak()},
+             {"warmup_per_stage", s.warmup},
+             {"simulated",
+              {{"step_time", sim.step_time}, {"bubble_fraction", sim.bubble_fraction()}, {"idle_per_stage", sim.idle}}},
+             {"actions", actions}});
+    return 0;
+  }
+  fmt::print("{} schedule, pp {}, {} micro-batches{}\n", k, *pp, *m, vpp > 1 ? fmt::format(", vpp {}", vpp) : "");
+  fmt::print(
+      "  bubble fraction       {:.4f} (closed form), {:.4f} (simulated: forward {:g}, backward {:g}, latency {:g})\n",
+      s.bubble_fraction(), sim.bubble_fraction(), tf, tb, latency);
+  fmt::print("  in-flight peak        {} micro-batches per stage\n", fmt::join(s.inflight_peak(), ", "));
+  fmt::print("  warm-up micro-batches {} per stage{}\n", fmt::join(s.warmup, ", "),
+             vpp > 1 ? " (virtual: one chunk each)" : "");
+  fmt::print("  step time (simulated) {:g}\n\n{}", sim.step_time, tp::render_ascii(sim, vpp));
+  return 0;
+}
+
+// ---- check-config --------------------------------------------------------------------------
+std::vector<flag> check_config_flags() {
+  auto f = tp::cli::model_flags();
+  for (auto& x : f)
+    if (x.name == "seq") x.help = "training sequence length";
+  for (auto& x : parallel_size_flags()) f.push_back(x);
+  f.push_back({"dp", "N", "data parallel (default: world / (tp x cp x pp))"});
+  f.push_back({"vpp", "N", "virtual pipeline stages"});
+  f.push_back({"sp", "", "sequence parallel"});
+  f.push_back({"zero", "0..3", "ZeRO stage"});
+  f.push_back({"distributed-optimizer", "", "Megatron-LM's distributed optimizer"});
+  f.push_back({"recompute", "none|selective|full", "activation recomputation"});
+  f.push_back({"gbs", "N", "global batch (sequences)"});
+  f.push_back({"lbs", "N", "micro batch (sequences)"});
+  f.push_back({"gas", "N", "gradient-accumulation steps"});
+  return with_common(f);
+}
+
+int run_check_config(const args& a) {
+  std::vector<tp::violation> found;
+  tp::parallel_config c = parallel_from_args(a);
+  c.dp = a.get("dp") ? *a.get_int("dp") : 0;
+  c.vpp = a.get_int("vpp").value_or(1);
+  c.sequence_parallel = a.has("sp");
+  c.distributed_optimizer = a.has("distributed-optimizer");
+  if (auto z = a.get("zero")) {
+    if (*z != "0" && *z != "1" && *z != "2" && *z != "3")
+      throw usage_error("--zero expects 0, 1, 2 or 3, got '" + *z + "'");
+    c.zero_stage = (*z)[0] - '0';
+  }
+  static constexpr std::string_view recomputes[] = {"none", "selective", "full"};
+  const std::string rc = a.get_choice("recompute", recomputes).value_or("none");
+  c.recomputation = rc == "none"        ? tp::recompute::none
+                    : rc == "selective" ? tp::recompute::selective
+                                        : tp::recompute::full;
+  const std::int64_t world = require_world(a);
+  std::optional<tp::cli::model_choice> model;
+  try {
+    model = tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false);
+  } catch (const tp::config_error& e) {
+    found.push_back({e.field(), e.what()});
+  }
+  tp::parallel_context ctx{
+      .world = world, .model = model ? &model->spec : nullptr, .seq = a.get_int("seq").value_or(0)};
+  const auto gbs = a.get_int("gbs"), lbs = a.get_int("lbs"), gas = a.get_int("gas");
+  if (lbs) ctx.lbs = *lbs;
+  if (gbs) ctx.gbs = *gbs;
+  std::vector<tp::violation> rules = tp::check_parallel(c, ctx);
+  if (gas && lbs) {  // with a known dp, the global batch follows (or is checked)
+    const std::int64_t mp = c.tp * c.cp * c.pp;
+    const std::int64_t dp = c.dp != 0 ? c.dp : (world % mp == 0 ? world / mp : 0);
+    if (dp > 0) {
+      try {
+        const tp::batch_config b = tp::solve_batch({.gbs = gbs, .lbs = *lbs, .gas = *gas, .dp = dp});
+        if (!gbs) {
+          ctx.gbs = b.gbs;
+          rules = tp::check_parallel(c, ctx);
+        }
+      } catch (const tp::config_error& e) {
+        rules.push_back({e.field(), e.what()});
+      }
+    }
+  }
+  found.insert(found.end(), rules.begin(), rules.end());
+  if (a.has("json")) {
+    json v = json::array();
+    for (const auto& x : found) v.push_back({{"field", x.field}, {"message", x.message}});
+    print_json(json{{"valid", found.empty()}, {"violations", v}});
+    return found.empty() ? 0 : 1;
+  }
+  if (found.empty()) {
+    fmt::print("valid\n");
+    return 0;
+  }
+  fmt::print("invalid: {} rule{} broken\n", found.size(), found.size() == 1 ? "" : "s");
+  for (const auto& x : found) fmt::print("  {}: {}\n", x.field, x.message);
+  return 1;
+}
+
 const std::vector<command>& commands() {
   static const std::vector<command> all = {
       {"params", "parameter counts: total, embedding, non-embedding, per component and layer", params_flags,
@@ -438,6 +672,17 @@ const std::vector<command>& commands() {
       {"mfu", "MFU, HFU and TFLOP/s per device from a measured throughput", mfu_flags, run_mfu},
       {"devices", "the device table: dense peaks per dtype, memory, bandwidths, sources",
        [] { return with_common({}); }, run_devices},
+      {"layout", "rank coordinates and Megatron-LM process groups for a world and its parallel degrees",
+       [] {
+         auto f = parallel_size_flags();
+         f.push_back({"order", "O", "axis order, first fastest (default tp-cp-ep-dp-pp)"});
+         return with_common(f);
+       },
+       run_layout},
+      {"schedule", "pipeline schedule: action lists, bubble, in-flight micro-batches, simulated timeline",
+       schedule_flags, run_schedule},
+      {"check-config", "validate model, batch and parallel settings together: valid, or every broken rule (exit 1)",
+       check_config_flags, run_check_config},
   };
   return all;
 }

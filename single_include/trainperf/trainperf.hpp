@@ -2413,16 +2413,10 @@ struct schedule {
     return static_cast<double>(pp - 1) / static_cast<double>(micro_batches * vpp);
   }
 
-  // Forward passes a stage runs before its first backward.
-  [[nodiscard]] constexpr std::vector<std::int64_t> warmup() const {
-    std::vector<std::int64_t> w;
-    for (const auto& st : stages) {
-      std::int64_t n = 0;
-      while (n < static_cast<std::int64_t>(st.size()) && st[n].kind == pass::forward) ++n;
-      w.push_back(n);
-    }
-    return w;
-  }
+  // Warm-up forwards per stage before the steady one-forward-one-backward phase, as
+  // Megatron-LM counts them (num_warmup_microbatches): 1F1B p - s - 1, interleaved
+  // (p - s - 1) x 2 + (v - 1) x p virtual micro-batches, GPipe all of them; capped at the total.
+  std::vector<std::int64_t> warmup;
 
   // The most activations a stage holds at once, in micro-batches of the whole stage (a
   // chunk's forward holds 1 / vpp of it): 1F1B stage s holds min(p - s, m); GPipe holds m;
@@ -2461,16 +2455,18 @@ constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::i
       return "vpp " + str(vpp) + " needs the interleaved schedule; use --kind interleaved or vpp 1";
     });
   }
-  schedule s{kind, pp, m, vpp, std::vector<std::vector<action>>(static_cast<std::size_t>(pp))};
+  schedule s{kind, pp, m, vpp, std::vector<std::vector<action>>(static_cast<std::size_t>(pp)), {}};
   for (std::int64_t st = 0; st < pp; ++st) {
     auto& list = s.stages[static_cast<std::size_t>(st)];
     if (kind == pipeline_schedule::gpipe) {
       for (std::int64_t i = 0; i < m; ++i) list.push_back({pass::forward, i, 0});
       for (std::int64_t i = 0; i < m; ++i) list.push_back({pass::backward, i, 0});
+      s.warmup.push_back(m);
       continue;
     }
     if (kind == pipeline_schedule::one_f_one_b) {
       const std::int64_t warm = std::min(pp - st - 1, m), steady = m - warm;
+      s.warmup.push_back(warm);
       for (std::int64_t i = 0; i < warm; ++i) list.push_back({pass::forward, i, 0});
       for (std::int64_t i = 0; i < steady; ++i) {
         list.push_back({pass::forward, warm + i, 0});
@@ -2483,6 +2479,7 @@ constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::i
     // backward), micro-batch (k / (p x v)) x p + k mod p.
     const std::int64_t total = m * vpp;
     const std::int64_t warm = m == pp ? total : std::min((pp - st - 1) * 2 + (vpp - 1) * pp, total);
+    s.warmup.push_back(warm);
     const auto at = [&](std::int64_t k, pass p) {
       std::int64_t chunk = (k % (pp * vpp)) / pp;
       if (p == pass::backward) chunk = vpp - chunk - 1;

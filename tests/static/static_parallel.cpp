@@ -35,7 +35,7 @@ static_assert(layout(16, {.tp = 2, .pp = 2}).coords(13).pp == 1);
 static_assert(!constant_evaluable<[] { return layout(16, {.tp = 2}, "tp-xx").world(); }>);
 
 // Schedules and partitions in constant evaluation.
-static_assert(make_schedule(pipeline_schedule::one_f_one_b, 4, 8).warmup()[0] == 4);
+static_assert(make_schedule(pipeline_schedule::one_f_one_b, 4, 8).warmup[0] == 3);
 static_assert(partition_layers(80, {.pp = 4})[2].first_layer == 40);
 static_assert(data_shard(1024, 4, 8, 0, 1, 2).first == 40);
 }  // namespace

@@ -7,7 +7,7 @@ using namespace trainperf;
 
 TEST_CASE("1F1B: warm-up p - s - 1 forwards, then alternate, then cool down") {
   const schedule s = make_schedule(pipeline_schedule::one_f_one_b, 4, 8);
-  CHECK(s.warmup() == std::vector<std::int64_t>{4, 3, 2, 1});  // warm-up forwards + the first steady one
+  CHECK(s.warmup == std::vector<std::int64_t>{3, 2, 1, 0});
   // Last stage: F0 B0 F1 B1 ...
   CHECK(s.stages[3][0] == action{pass::forward, 0, 0});
   CHECK(s.stages[3][1] == action{pass::backward, 0, 0});
@@ -18,13 +18,16 @@ TEST_CASE("1F1B: warm-up p - s - 1 forwards, then alternate, then cool down") {
   // Fewer micro-batches than stages: every stage holds all of them.
   CHECK(make_schedule(pipeline_schedule::one_f_one_b, 4, 2).inflight_peak() == std::vector<double>{2, 2, 2, 1});
   CHECK(make_schedule(pipeline_schedule::gpipe, 4, 8).inflight_peak() == std::vector<double>{8, 8, 8, 8});
+  CHECK(make_schedule(pipeline_schedule::gpipe, 4, 8).warmup == std::vector<std::int64_t>{8, 8, 8, 8});
+  CHECK(make_schedule(pipeline_schedule::one_f_one_b, 4, 2).warmup == std::vector<std::int64_t>{2, 2, 1, 0});
 }
 
 TEST_CASE("interleaved 1F1B follows Megatron-LM's chunk order") {
   // pp 2, m 4, v 2: forward virtual micro-batches k = 0..7 map to (micro-batch, chunk)
   // (0,0) (1,0) (0,1) (1,1) (2,0) (3,0) (2,1) (3,1); stage 0 warms up (2-0-1)*2 + (2-1)*2 = 4.
   const schedule s = make_schedule(pipeline_schedule::interleaved, 2, 4, 2);
-  CHECK(s.warmup()[0] == 5);  // 4 warm-up forwards + the first steady-state one
+  CHECK(s.warmup[0] == 4);
+  CHECK(s.warmup[1] == 2);  // (2-1-1)*2 + (2-1)*2
   CHECK(s.stages[0][2] == action{pass::forward, 0, 1});
   CHECK(s.stages[0][3] == action{pass::forward, 1, 1});
   CHECK(s.stages[0][4] == action{pass::forward, 2, 0});
