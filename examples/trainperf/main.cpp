@@ -624,8 +624,8 @@ int run_check_config(const args& a) {
   } catch (const tp::config_error& e) {
     found.push_back({e.field(), e.what()});
   }
-  tp::parallel_context ctx{
-      .world = world, .model = model ? &model->spec : nullptr, .seq = a.get_int("seq").value_or(0)};
+  tp::parallel_context ctx{.world = world, .seq = a.get_int("seq").value_or(0)};
+  if (model) ctx.model = model->spec;
   const auto gbs = a.get_int("gbs"), lbs = a.get_int("lbs"), gas = a.get_int("gas");
   if (lbs) ctx.lbs = *lbs;
   if (gbs) ctx.gbs = *gbs;

@@ -163,14 +163,15 @@ constexpr const device_spec* find_device(std::string_view name) {
 }
 
 constexpr const device_spec& get_device(std::string_view name) {
-  const device_spec* d = find_device(name);
-  detail::require(d != nullptr, reason::unknown_device, "device", [&] {
+  for (const device_spec& d : devices)
+    if (d.name == name) return d;
+  detail::require(false, reason::unknown_device, "device", [&] {
     std::string known;
     for (const device_spec& x : devices) known += (known.empty() ? "" : ", ") + std::string(x.name);
     return "unknown device '" + std::string(name) + "'; known devices: " + known +
            " (or describe one with custom_device / pass --peak-flops)";
   });
-  return *d;
+  return devices[0];  // not reached: require threw
 }
 
 // A device of your own: a name, one dense peak for one dtype and the memory capacity;

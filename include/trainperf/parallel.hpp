@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,11 +86,11 @@ class rule_checker {
 
 }  // namespace detail
 
-// What the configuration is checked against; every part is optional (a zero or null part
+// What the configuration is checked against; every part is optional (a zero or absent part
 // is not checked).
 struct parallel_context {
   std::int64_t world = 0;
-  const transformer_spec* model = nullptr;
+  std::optional<transformer_spec> model{};
   std::int64_t seq = 0;  // training sequence length
   std::int64_t gbs = 0;  // global batch (sequences)
   std::int64_t lbs = 0;  // micro batch (sequences)
@@ -142,7 +143,7 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
   }
 
   // ---- model
-  if (ctx.model != nullptr) {
+  if (ctx.model) {
     const transformer_spec& m = *ctx.model;
     r.check(m.heads % c.tp == 0, reason::heads_are_not_divisible_by_tp, "tp", [&] {
       return "heads " + str(m.heads) + " are not divisible by tp " + str(c.tp) +

@@ -1051,14 +1051,15 @@ constexpr const device_spec* find_device(std::string_view name) {
 }
 
 constexpr const device_spec& get_device(std::string_view name) {
-  const device_spec* d = find_device(name);
-  detail::require(d != nullptr, reason::unknown_device, "device", [&] {
+  for (const device_spec& d : devices)
+    if (d.name == name) return d;
+  detail::require(false, reason::unknown_device, "device", [&] {
     std::string known;
     for (const device_spec& x : devices) known += (known.empty() ? "" : ", ") + std::string(x.name);
     return "unknown device '" + std::string(name) + "'; known devices: " + known +
            " (or describe one with custom_device / pass --peak-flops)";
   });
-  return *d;
+  return devices[0];  // not reached: require threw
 }
 
 // A device of your own: a name, one dense peak for one dtype and the memory capacity;
@@ -1097,6 +1098,7 @@ constexpr device_spec custom_device(std::string_view name, dtype d, double peak_
 // constant evaluation the first violation fails compilation, naming the rule.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -1173,11 +1175,11 @@ class rule_checker {
 
 }  // namespace detail
 
-// What the configuration is checked against; every part is optional (a zero or null part
+// What the configuration is checked against; every part is optional (a zero or absent part
 // is not checked).
 struct parallel_context {
   std::int64_t world = 0;
-  const transformer_spec* model = nullptr;
+  std::optional<transformer_spec> model{};
   std::int64_t seq = 0;  // training sequence length
   std::int64_t gbs = 0;  // global batch (sequences)
   std::int64_t lbs = 0;  // micro batch (sequences)
@@ -1230,7 +1232,7 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
   }
 
   // ---- model
-  if (ctx.model != nullptr) {
+  if (ctx.model) {
     const transformer_spec& m = *ctx.model;
     r.check(m.heads % c.tp == 0, reason::heads_are_not_divisible_by_tp, "tp", [&] {
       return "heads " + str(m.heads) + " are not divisible by tp " + str(c.tp) +
@@ -2118,15 +2120,17 @@ inline void unknown_model_preset() {}
 }  // namespace reason
 
 // The preset called `name`; an unknown name is a config_error listing the known ones.
+// (No pointer comparison here: GCC cannot constant-evaluate one under -fsanitize=address.)
 constexpr const preset& get_preset(std::string_view name) {
-  const preset* p = find_preset(name);
-  detail::require(p != nullptr, reason::unknown_model_preset, "model", [&] {
+  for (const preset& p : presets)
+    if (p.name == name) return p;
+  detail::require(false, reason::unknown_model_preset, "model", [&] {
     std::string known;
     for (const preset& q : presets) known += (known.empty() ? "" : ", ") + std::string(q.name);
     return "unknown model '" + std::string(name) + "'; known presets: " + known +
            " (or give a path to a Hugging Face config.json)";
   });
-  return *p;
+  return presets[0];  // not reached: require threw
 }
 
 }  // namespace trainperf
