@@ -661,6 +661,198 @@ int run_check_config(const args& a) {
   return 1;
 }
 
+// ---- memory ------------------------------------------------------------------------------
+std::vector<flag> memory_flags() {
+  auto f = tp::cli::model_flags();
+  for (auto& x : f)
+    if (x.name == "seq") x.help = "training sequence length";
+  for (const auto& x : std::vector<flag>{
+           {"lbs", "N", "micro batch (sequences, default 1)"},
+           {"gas", "N", "micro-batches per step (default 1)"},
+           {"tp", "N", "tensor parallel"},
+           {"pp", "N", "pipeline parallel"},
+           {"dp", "N", "data parallel (default 1)"},
+           {"cp", "N", "context parallel"},
+           {"vpp", "N", "virtual pipeline stages"},
+           {"sp", "", "sequence parallel"},
+           {"zero", "0..3", "ZeRO stage"},
+           {"distributed-optimizer", "", "Megatron-LM's distributed optimizer"},
+           {"recompute", "none|selective|full", "activation recomputation"},
+           {"flash", "", "flash attention (no s x s scores kept)"},
+           {"dropout", "", "dropout masks are kept"},
+           {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
+           {"optimizer", "adam|sgd", "optimizer (default adam)"},
+           {"framework", "generic|megatron|deepspeed", "framework accounting (default generic)"},
+           {"offload-optimizer", "", "optimizer states in CPU memory"},
+           {"overhead-gib", "X", "runtime overhead per device (default: the fitted constant)"},
+           {"device", "NAME", "device whose capacity to fit against"},
+           {"svg", "FILE", "write the per-stage breakdown as a stacked bar chart"},
+       })
+    f.push_back(x);
+  return with_common(f);
+}
+
+struct memory_setup {
+  tp::cli::model_choice model;
+  tp::parallel_config parallel;
+  std::int64_t world = 1;
+  tp::memory_options options;
+};
+
+memory_setup memory_from_args(const args& a) {
+  memory_setup m{tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false), {}, 1, {}};
+  tp::parallel_config& c = m.parallel;
+  c.tp = a.get_int("tp").value_or(1);
+  c.pp = a.get_int("pp").value_or(1);
+  c.cp = a.get_int("cp").value_or(1);
+  c.dp = a.get_int("dp").value_or(1);
+  c.vpp = a.get_int("vpp").value_or(1);
+  c.sequence_parallel = a.has("sp");
+  c.distributed_optimizer = a.has("distributed-optimizer");
+  if (auto z = a.get("zero")) {
+    if (*z != "0" && *z != "1" && *z != "2" && *z != "3")
+      throw usage_error("--zero expects 0, 1, 2 or 3, got '" + *z + "'");
+    c.zero_stage = (*z)[0] - '0';
+  }
+  static constexpr std::string_view recomputes[] = {"none", "selective", "full"};
+  const std::string rc = a.get_choice("recompute", recomputes).value_or("none");
+  c.recomputation = rc == "none"        ? tp::recompute::none
+                    : rc == "selective" ? tp::recompute::selective
+                                        : tp::recompute::full;
+  m.world = c.tp * c.cp * c.pp * c.dp;
+  tp::memory_options& o = m.options;
+  o.lbs = a.get_int("lbs").value_or(1);
+  o.micro_batches = a.get_int("gas").value_or(1);
+  o.seq = a.get_int("seq").value_or(m.model.spec.max_seq);
+  static constexpr std::string_view dtypes[] = {"fp32", "bf16", "fp16"};
+  o.param_dtype = *tp::parse_dtype(a.get_choice("dtype", dtypes).value_or("bf16"));
+  static constexpr std::string_view optimizers[] = {"adam", "sgd"};
+  o.optimizer = a.get_choice("optimizer", optimizers).value_or("adam") == "adam" ? tp::optimizer_kind::adam
+                                                                                 : tp::optimizer_kind::sgd;
+  static constexpr std::string_view frameworks[] = {"generic", "megatron", "deepspeed"};
+  const std::string fw = a.get_choice("framework", frameworks).value_or("generic");
+  o.accounting = fw == "megatron"    ? tp::framework::megatron
+                 : fw == "deepspeed" ? tp::framework::deepspeed
+                                     : tp::framework::generic;
+  o.flash_attention = a.has("flash");
+  o.dropout = a.has("dropout");
+  o.offload_optimizer = a.has("offload-optimizer");
+  if (auto g = a.get("overhead-gib"))
+    o.runtime_overhead_bytes = (*g == "0" ? 0.0 : *a.get_double("overhead-gib")) * tp::GiB;
+  return m;
+}
+
+// Changes that would make an over-capacity layout fit, each with its new peak.
+std::vector<std::string> what_would_fit(const memory_setup& m, std::int64_t capacity) {
+  std::vector<std::string> out;
+  const auto tryit = [&](std::string what, tp::parallel_config c, tp::memory_options o) {
+    try {
+      const double total = tp::estimate_memory(m.model.spec, c, c.tp * c.cp * c.pp * (c.dp ? c.dp : 1), o).max_total();
+      if (total <= static_cast<double>(capacity))
+        out.push_back(fmt::format("{} -> {:.1f} GiB", what, total / static_cast<double>(tp::GiB)));
+    } catch (const tp::config_error&) {
+    }
+  };
+  const tp::parallel_config& c = m.parallel;
+  for (int z = c.zero_stage + 1; z <= 3 && c.dp > 1; ++z) {
+    auto x = c;
+    x.zero_stage = z;
+    x.distributed_optimizer = false;
+    tryit(fmt::format("--zero {}", z), x, m.options);
+  }
+  if (c.recomputation != tp::recompute::full) {
+    auto x = c;
+    x.recomputation = c.recomputation == tp::recompute::none ? tp::recompute::selective : tp::recompute::full;
+    tryit(fmt::format("--recompute {}", x.recomputation == tp::recompute::selective ? "selective" : "full"), x,
+          m.options);
+    x.recomputation = tp::recompute::full;
+    tryit("--recompute full", x, m.options);
+  }
+  for (std::int64_t f = 2; f <= 8; f *= 2) {
+    auto x = c;
+    x.tp = c.tp * f;
+    x.sequence_parallel = true;
+    tryit(fmt::format("--tp {} --sp (x{} devices)", x.tp, f), x, m.options);
+    auto y = c;
+    y.pp = c.pp * f;
+    tryit(fmt::format("--pp {} (x{} devices)", y.pp, f), y, m.options);
+  }
+  if (m.options.lbs > 1) {
+    auto o = m.options;
+    o.lbs = m.options.lbs / 2;
+    o.micro_batches = m.options.micro_batches * 2;
+    tryit(fmt::format("--lbs {} --gas {}", o.lbs, o.micro_batches), c, o);
+  }
+  if (!m.options.flash_attention) {
+    auto o = m.options;
+    o.flash_attention = true;
+    tryit("--flash", c, o);
+  }
+  if (out.size() > 4) out.resize(4);
+  return out;
+}
+
+int run_memory(const args& a) {
+  const memory_setup m = memory_from_args(a);
+  const tp::memory_estimate e = tp::estimate_memory(m.model.spec, m.parallel, m.world, m.options);
+  std::optional<tp::device_spec> dev;
+  if (auto d = a.get("device")) dev = tp::get_device(*d);
+  if (auto path = a.get("svg")) {
+    std::ofstream out(*path);
+    out << tp::render_memory_svg(e, dev ? dev->memory_bytes : 0,
+                                 fmt::format("{}: memory per device by pipeline stage", m.model.name));
+    if (!out) throw tp::config_error("svg", "cannot write " + *path);
+  }
+  const double gib = static_cast<double>(tp::GiB);
+  std::vector<std::string> fixes;
+  if (dev && e.max_total() > static_cast<double>(dev->memory_bytes)) fixes = what_would_fit(m, dev->memory_bytes);
+  if (a.has("json")) {
+    json stages = json::array();
+    for (const auto& s : e.stages)
+      stages.push_back({{"stage", s.stage},
+                        {"layers", s.layers},
+                        {"inflight", s.inflight},
+                        {"params", static_cast<std::int64_t>(s.params)},
+                        {"grads", static_cast<std::int64_t>(s.grads)},
+                        {"optimizer", static_cast<std::int64_t>(s.optimizer)},
+                        {"activations", static_cast<std::int64_t>(s.activations)},
+                        {"other", static_cast<std::int64_t>(s.other)},
+                        {"total", static_cast<std::int64_t>(s.total())}});
+    json j{{"model", m.model.name},
+           {"world", m.world},
+           {"stages", stages},
+           {"max_total", static_cast<std::int64_t>(e.max_total())}};
+    if (dev) {
+      j["device"] = dev->name;
+      j["capacity"] = dev->memory_bytes;
+      j["fits"] = e.max_total() <= static_cast<double>(dev->memory_bytes);
+      j["what_would_fit"] = fixes;
+    }
+    print_json(j);
+    return 0;
+  }
+  fmt::print("{} on {} devices (tp {} x cp {} x pp {} x dp {}), per device, GiB\n", m.model.name, m.world,
+             m.parallel.tp, m.parallel.cp, m.parallel.pp, m.parallel.dp);
+  fmt::print("{:>6}{:>7}{:>9}{:>10}{:>8}{:>11}{:>13}{:>8}{:>9}\n", "stage", "layers", "inflight", "weights", "grads",
+             "optimizer", "activations", "other", "total");
+  for (const auto& s : e.stages)
+    fmt::print("{:>6}{:>7}{:>9.2f}{:>10.2f}{:>8.2f}{:>11.2f}{:>13.2f}{:>8.2f}{:>9.2f}\n", s.stage, s.layers, s.inflight,
+               s.params / gib, s.grads / gib, s.optimizer / gib, s.activations / gib, s.other / gib, s.total() / gib);
+  fmt::print(
+      "other = logits/loss buffers, gathered ZeRO-3 weights, comm buffers and the runtime overhead ({:.1f} GiB)\n",
+      (m.options.runtime_overhead_bytes >= 0 ? m.options.runtime_overhead_bytes
+                                             : tp::memory_model_constants::runtime_overhead_bytes) /
+          gib);
+  if (dev) {
+    fmt::print("{}: {}\n", dev->name, tp::fit_summary(e.max_total(), dev->memory_bytes));
+    if (!fixes.empty())
+      fmt::print("what would fit: {}\n", fmt::join(fixes, "; "));
+    else if (e.max_total() > static_cast<double>(dev->memory_bytes))
+      fmt::print("no single change tried here fits\n");
+  }
+  return 0;
+}
+
 const std::vector<command>& commands() {
   static const std::vector<command> all = {
       {"params", "parameter counts: total, embedding, non-embedding, per component and layer", params_flags,
@@ -681,6 +873,8 @@ const std::vector<command>& commands() {
        run_layout},
       {"schedule", "pipeline schedule: action lists, bubble, in-flight micro-batches, simulated timeline",
        schedule_flags, run_schedule},
+      {"memory", "device memory per pipeline stage: weights, gradients, optimizer, activations; fit on a device",
+       memory_flags, run_memory},
       {"check-config", "validate model, batch and parallel settings together: valid, or every broken rule (exit 1)",
        check_config_flags, run_check_config},
   };

@@ -12,6 +12,7 @@
 #include "flops.hpp"
 #include "hardware.hpp"
 #include "layout.hpp"
+#include "memory.hpp"
 #include "metrics.hpp"
 #include "model.hpp"
 #include "parallel.hpp"

@@ -1580,170 +1580,15 @@ class layout {
 
 }  // namespace trainperf
 // ---- end trainperf/layout.hpp ----
-// ---- begin trainperf/metrics.hpp ----
-// trainperf — the meter: a trainer reports each step's tokens and wall time; the meter
-// skips warm-up, keeps running and windowed averages, and turns them into token/p/s,
-// samples/s, TFLOP/s per device, MFU and HFU.
+// ---- begin trainperf/memory.hpp ----
+// trainperf — device-memory model: what every rank of every pipeline stage holds during
+// training (model states, activations, buffers, runtime overhead), and whether it fits.
 
 #include <algorithm>
 #include <cstdint>
-#include <deque>
-#include <optional>
 #include <string>
+#include <vector>
 
-
-namespace trainperf {
-
-namespace reason {
-inline void measurement_must_be_positive_and_finite() {}
-}  // namespace reason
-
-namespace detail {
-constexpr void require_measurement(double v, std::string_view field, std::string_view unit) {
-  require(is_finite(v) && v > 0, reason::measurement_must_be_positive_and_finite, field, [&] {
-    return std::string(field) + " must be a positive, finite number of " + std::string(unit) + ", got " +
-           std::to_string(v);
-  });
-}
-}  // namespace detail
-
-// Achieved model FLOP/s per device over its dense peak: MFU as the PaLM paper defines it
-// (Chowdhery et al. 2022, appendix B) when flops_per_token counts model FLOPs, HFU when it
-// counts hardware FLOPs (recomputation included).
-constexpr double utilization(double flops_per_token, double tokens_per_device_per_s, double peak_flops) {
-  detail::require_measurement(flops_per_token, "flops_per_token", "FLOPs");
-  detail::require_measurement(tokens_per_device_per_s, "tokens_per_device_per_s", "tokens per second");
-  detail::require_measurement(peak_flops, "peak_flops", "FLOP/s");
-  return flops_per_token * tokens_per_device_per_s / peak_flops;
-}
-
-// Token/p/s from the usual ways a throughput is reported.
-constexpr double tokens_per_device_per_s_from_samples(double samples_per_s, std::int64_t seq, std::int64_t devices) {
-  detail::require_measurement(samples_per_s, "samples_per_s", "samples per second");
-  detail::require_positive(seq, "seq");
-  detail::require_positive(devices, "devices");
-  return samples_per_s * static_cast<double>(seq) / static_cast<double>(devices);
-}
-constexpr double tokens_per_device_per_s_from_step(double step_seconds, std::int64_t gbs, std::int64_t seq,
-                                                   std::int64_t devices) {
-  detail::require_measurement(step_seconds, "step_time", "seconds");
-  detail::require_positive(gbs, "gbs");
-  return tokens_per_device_per_s_from_samples(static_cast<double>(gbs) / step_seconds, seq, devices);
-}
-
-class meter {
- public:
-  struct config {
-    double model_flops_per_token = 0;     // count_flops(...).model_per_token()
-    double hardware_flops_per_token = 0;  // count_flops(...).hardware_per_token(); 0: = model
-    double peak_flops = 0;                // dense peak per device; 0: unknown, MFU/HFU absent
-    std::int64_t devices = 1;             // devices sharing each step
-    std::int64_t warmup_steps = 1;        // first steps left out (compilation, allocator warm-up)
-    std::int64_t window = 20;             // steps in the windowed average
-  };
-
-  struct stats {
-    std::int64_t steps = 0;
-    double seconds = 0;
-    double tokens = 0;
-    double tokens_per_device_per_s = 0;
-    std::optional<double> samples_per_s;  // when every step in the span reported sequences
-    double tflops_per_device = 0;         // model TFLOP/s per device
-    std::optional<double> mfu;            // fractions (0.336 = 33.6%); absent when the peak is unknown
-    std::optional<double> hfu;
-    std::optional<std::int64_t> peak_memory_bytes;
-  };
-
-  explicit meter(const config& c) : cfg_(c) {
-    detail::require_measurement(c.model_flops_per_token, "model_flops_per_token", "FLOPs");
-    if (c.hardware_flops_per_token != 0)
-      detail::require_measurement(c.hardware_flops_per_token, "hardware_flops_per_token", "FLOPs");
-    if (c.peak_flops != 0) detail::require_measurement(c.peak_flops, "peak_flops", "FLOP/s");
-    detail::require_positive(c.devices, "devices");
-    detail::require_positive(c.window, "window");
-    detail::require(c.warmup_steps >= 0, reason::value_must_be_positive, "warmup_steps",
-                    [&] { return "warmup_steps must be 0 or more, got " + detail::str(c.warmup_steps); });
-    if (cfg_.hardware_flops_per_token == 0) cfg_.hardware_flops_per_token = cfg_.model_flops_per_token;
-  }
-
-  // One step: the tokens all devices processed together, and its wall time.
-  void step(std::int64_t tokens, double seconds) { add(tokens, 0, seconds); }
-  // One step given as sequences of seq tokens (samples/s becomes available).
-  void step_sequences(std::int64_t sequences, std::int64_t seq, double seconds) {
-    detail::require_positive(sequences, "sequences");
-    detail::require_positive(seq, "seq");
-    add(detail::checked_mul(sequences, seq, "tokens"), sequences, seconds);
-  }
-  // The trainer's own peak-memory reading (bytes); the meter keeps the maximum.
-  void report_memory(std::int64_t bytes) {
-    detail::require(bytes >= 0, reason::value_must_be_positive, "memory",
-                    [&] { return "memory must be 0 or more bytes, got " + detail::str(bytes); });
-    peak_memory_ = peak_memory_ ? std::max(*peak_memory_, bytes) : bytes;
-  }
-
-  [[nodiscard]] std::int64_t steps_seen() const { return seen_; }
-  // Averages over every step after warm-up, and over the last `window` of them; empty while
-  // still warming up.
-  [[nodiscard]] std::optional<stats> running() const { return summarize(total_); }
-  [[nodiscard]] std::optional<stats> windowed() const {
-    span w;
-    for (const auto& s : window_) w.add(s);
-    return summarize(w);
-  }
-
- private:
-  struct span {
-    std::int64_t steps = 0;
-    double seconds = 0;
-    double tokens = 0;
-    double samples = 0;
-    bool all_have_samples = true;
-    void add(const span& o) {
-      steps += o.steps;
-      seconds += o.seconds;
-      tokens += o.tokens;
-      samples += o.samples;
-      all_have_samples = all_have_samples && o.all_have_samples;
-    }
-  };
-
-  void add(std::int64_t tokens, std::int64_t samples, double seconds) {
-    detail::require_positive(tokens, "tokens");
-    detail::require_measurement(seconds, "step_time", "seconds");
-    ++seen_;
-    if (seen_ <= cfg_.warmup_steps) return;
-    const span s{1, seconds, static_cast<double>(tokens), static_cast<double>(samples), samples > 0};
-    total_.add(s);
-    window_.push_back(s);
-    if (static_cast<std::int64_t>(window_.size()) > cfg_.window) window_.pop_front();
-  }
-
-  std::optional<stats> summarize(const span& s) const {
-    if (s.steps == 0) return std::nullopt;
-    stats r;
-    r.steps = s.steps;
-    r.seconds = s.seconds;
-    r.tokens = s.tokens;
-    r.tokens_per_device_per_s = s.tokens / s.seconds / static_cast<double>(cfg_.devices);
-    if (s.all_have_samples) r.samples_per_s = s.samples / s.seconds;
-    r.tflops_per_device = r.tokens_per_device_per_s * cfg_.model_flops_per_token / 1e12;
-    if (cfg_.peak_flops > 0) {
-      r.mfu = utilization(cfg_.model_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
-      r.hfu = utilization(cfg_.hardware_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
-    }
-    r.peak_memory_bytes = peak_memory_;
-    return r;
-  }
-
-  config cfg_;
-  std::int64_t seen_ = 0;
-  span total_;
-  std::deque<span> window_;
-  std::optional<std::int64_t> peak_memory_;
-};
-
-}  // namespace trainperf
-// ---- end trainperf/metrics.hpp ----
 // ---- begin trainperf/partition.hpp ----
 // trainperf — partitioners: which layers each pipeline stage (and virtual chunk) owns, the
 // tensor-parallel shard shapes, ZeRO flat-buffer shards, the samples each data-parallel rank
@@ -1956,6 +1801,837 @@ constexpr std::array<token_range, 2> cp_chunks(std::int64_t seq, std::int64_t cp
 
 }  // namespace trainperf
 // ---- end trainperf/partition.hpp ----
+// ---- begin trainperf/schedule.hpp ----
+// trainperf — pipeline schedules: the ordered forward/backward actions of every stage for
+// GPipe, 1F1B and interleaved 1F1B, their closed-form bubble and in-flight micro-batches, a
+// simulator that plays the action lists with given times, and timelines (ASCII and SVG).
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace trainperf {
+
+enum class pass { forward, backward };
+
+struct action {
+  pass kind = pass::forward;
+  std::int64_t micro_batch = 0;
+  std::int64_t chunk = 0;  // virtual pipeline chunk (model chunk) on the stage
+  constexpr bool operator==(const action&) const = default;
+};
+
+constexpr std::string_view to_string(pipeline_schedule k) {
+  switch (k) {
+    case pipeline_schedule::gpipe:
+      return "gpipe";
+    case pipeline_schedule::one_f_one_b:
+      return "1f1b";
+    case pipeline_schedule::interleaved:
+      return "interleaved";
+  }
+  return "?";
+}
+
+namespace reason {
+inline void interleaving_needs_micro_batches_a_multiple_of_pp() {}
+inline void interleaving_needs_more_than_one_chunk() {}
+inline void simulation_times_must_be_positive() {}
+}  // namespace reason
+
+struct schedule {
+  pipeline_schedule kind = pipeline_schedule::one_f_one_b;
+  std::int64_t pp = 1;
+  std::int64_t micro_batches = 1;
+  std::int64_t vpp = 1;
+  std::vector<std::vector<action>> stages;  // per stage, in execution order
+
+  // Idle time over useful time, in closed form (Narayanan et al. 2021, arXiv:2104.04473,
+  // section 2.2): (p - 1) / m for GPipe and 1F1B, (p - 1) / (m x v) interleaved.
+  [[nodiscard]] constexpr double bubble_fraction() const {
+    return static_cast<double>(pp - 1) / static_cast<double>(micro_batches * vpp);
+  }
+
+  // Warm-up forwards per stage before the steady one-forward-one-backward phase, as
+  // Megatron-LM counts them (num_warmup_microbatches): 1F1B p - s - 1, interleaved
+  // (p - s - 1) x 2 + (v - 1) x p virtual micro-batches, GPipe all of them; capped at the total.
+  std::vector<std::int64_t> warmup;
+
+  // The most activations a stage holds at once, in micro-batches of the whole stage (a
+  // chunk's forward holds 1 / vpp of it): 1F1B stage s holds min(p - s, m); GPipe holds m;
+  // interleaved stage 0 holds p + (p - 1) / v (Korthikanti et al. 2022, section 4.2.3).
+  [[nodiscard]] constexpr std::vector<double> inflight_peak() const {
+    std::vector<double> peaks;
+    for (const auto& st : stages) {
+      std::int64_t live = 0, peak = 0;
+      for (const action& a : st) {
+        live += a.kind == pass::forward ? 1 : -1;
+        peak = std::max(peak, live);
+      }
+      peaks.push_back(static_cast<double>(peak) / static_cast<double>(vpp));
+    }
+    return peaks;
+  }
+};
+
+// The action lists of `kind` for pp stages, m micro-batches and vpp chunks per stage.
+// 1F1B and interleaving follow Megatron-LM's megatron/core/pipeline_parallel/schedules.py
+// (forward_backward_pipelining_without_interleaving / _with_interleaving).
+constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::int64_t m, std::int64_t vpp = 1) {
+  using detail::str;
+  detail::require_positive(pp, "pp");
+  detail::require_positive(m, "micro_batches");
+  detail::require_positive(vpp, "vpp");
+  if (kind == pipeline_schedule::interleaved) {
+    detail::require(vpp > 1, reason::interleaving_needs_more_than_one_chunk, "vpp",
+                    [&] { return "the interleaved schedule needs vpp > 1 model chunks per stage, got " + str(vpp); });
+    detail::require(m % pp == 0, reason::interleaving_needs_micro_batches_a_multiple_of_pp, "micro_batches", [&] {
+      return str(m) + " micro-batches are not a multiple of pp " + str(pp) +
+             ", which the interleaved schedule needs; " + detail::nearest_multiples(m, pp) + " micro-batches";
+    });
+  } else {
+    detail::require(vpp == 1, reason::interleaving_needs_more_than_one_chunk, "vpp", [&] {
+      return "vpp " + str(vpp) + " needs the interleaved schedule; use --kind interleaved or vpp 1";
+    });
+  }
+  schedule s{kind, pp, m, vpp, std::vector<std::vector<action>>(static_cast<std::size_t>(pp)), {}};
+  for (std::int64_t st = 0; st < pp; ++st) {
+    auto& list = s.stages[static_cast<std::size_t>(st)];
+    if (kind == pipeline_schedule::gpipe) {
+      for (std::int64_t i = 0; i < m; ++i) list.push_back({pass::forward, i, 0});
+      for (std::int64_t i = 0; i < m; ++i) list.push_back({pass::backward, i, 0});
+      s.warmup.push_back(m);
+      continue;
+    }
+    if (kind == pipeline_schedule::one_f_one_b) {
+      const std::int64_t warm = std::min(pp - st - 1, m), steady = m - warm;
+      s.warmup.push_back(warm);
+      for (std::int64_t i = 0; i < warm; ++i) list.push_back({pass::forward, i, 0});
+      for (std::int64_t i = 0; i < steady; ++i) {
+        list.push_back({pass::forward, warm + i, 0});
+        list.push_back({pass::backward, i, 0});
+      }
+      for (std::int64_t i = steady; i < m; ++i) list.push_back({pass::backward, i, 0});
+      continue;
+    }
+    // Interleaved: virtual micro-batch k runs on chunk (k mod (p x v)) / p (reversed for
+    // backward), micro-batch (k / (p x v)) x p + k mod p.
+    const std::int64_t total = m * vpp;
+    const std::int64_t warm = m == pp ? total : std::min((pp - st - 1) * 2 + (vpp - 1) * pp, total);
+    s.warmup.push_back(warm);
+    const auto at = [&](std::int64_t k, pass p) {
+      std::int64_t chunk = (k % (pp * vpp)) / pp;
+      if (p == pass::backward) chunk = vpp - chunk - 1;
+      return action{p, (k / (pp * vpp)) * pp + k % pp, chunk};
+    };
+    for (std::int64_t k = 0; k < warm; ++k) list.push_back(at(k, pass::forward));
+    for (std::int64_t k = 0; k < total - warm; ++k) {
+      list.push_back(at(warm + k, pass::forward));
+      list.push_back(at(k, pass::backward));
+    }
+    for (std::int64_t k = total - warm; k < total; ++k) list.push_back(at(k, pass::backward));
+  }
+  return s;
+}
+
+// ---- simulation ----------------------------------------------------------------------------
+
+struct timed_action {
+  action what;
+  double start = 0, end = 0;
+};
+
+struct simulation {
+  double step_time = 0;
+  std::vector<double> busy;  // per stage
+  std::vector<double> idle;  // per stage: step_time - busy
+  std::vector<std::vector<timed_action>> timeline;
+  // Idle over useful time of the busiest stage: the simulated counterpart of
+  // schedule::bubble_fraction().
+  [[nodiscard]] constexpr double bubble_fraction() const {
+    const double most = *std::max_element(busy.begin(), busy.end());
+    return (step_time - most) / most;
+  }
+};
+
+// Plays the action lists: forward[s] and backward[s] are stage s's times for one whole
+// micro-batch (a chunk takes 1 / vpp of them); p2p_latency is added to every hand-off between
+// stages. A forward needs the previous stage's forward of the same micro-batch (stage 0's
+// chunk c > 0 needs the last stage's chunk c - 1); a backward needs the next stage's
+// backward (the last stage's last chunk needs its own forward).
+inline simulation simulate(const schedule& s, const std::vector<double>& forward, const std::vector<double>& backward,
+                           double p2p_latency = 0) {
+  using detail::str;
+  const auto pp = static_cast<std::size_t>(s.pp);
+  detail::require(forward.size() == pp && backward.size() == pp && p2p_latency >= 0 && detail::is_finite(p2p_latency),
+                  reason::simulation_times_must_be_positive, "times", [&] {
+                    return "the simulation needs one forward and one backward time per stage (" + str(s.pp) +
+                           ") and a latency >= 0; got " + str(static_cast<std::int64_t>(forward.size())) + " and " +
+                           str(static_cast<std::int64_t>(backward.size()));
+                  });
+  for (std::size_t i = 0; i < pp; ++i)
+    detail::require(
+        detail::is_finite(forward[i]) && forward[i] > 0 && detail::is_finite(backward[i]) && backward[i] > 0,
+        reason::simulation_times_must_be_positive, "times", [&] {
+          return "stage " + str(static_cast<std::int64_t>(i)) +
+                 ": forward and backward times must be "
+                 "positive and finite";
+        });
+  const std::int64_t v = s.vpp, m = s.micro_batches;
+  // finish[pass][stage][micro_batch * v + chunk], negative while not yet run.
+  std::vector<std::vector<double>> done[2];
+  for (auto& d : done) d.assign(pp, std::vector<double>(static_cast<std::size_t>(m * v), -1.0));
+  const auto finished = [&](pass p, std::int64_t st, std::int64_t mb, std::int64_t c) {
+    return done[p == pass::backward][static_cast<std::size_t>(st)][static_cast<std::size_t>(mb * v + c)];
+  };
+  simulation r;
+  r.busy.assign(pp, 0.0);
+  r.timeline.assign(pp, {});
+  std::vector<double> free_at(pp, 0.0);
+  std::vector<std::size_t> next(pp, 0);
+  std::size_t remaining = 0;
+  for (const auto& st : s.stages) remaining += st.size();
+  const std::int64_t last = s.pp - 1;
+  while (remaining > 0) {
+    bool progressed = false;
+    for (std::int64_t st = 0; st < s.pp; ++st) {
+      const auto i = static_cast<std::size_t>(st);
+      if (next[i] == s.stages[i].size()) continue;
+      const action a = s.stages[i][next[i]];
+      double ready = 0;
+      if (a.kind == pass::forward) {
+        if (st > 0)
+          ready = finished(pass::forward, st - 1, a.micro_batch, a.chunk) + p2p_latency;
+        else if (a.chunk > 0)
+          ready = finished(pass::forward, last, a.micro_batch, a.chunk - 1) + p2p_latency;
+        if ((st > 0 || a.chunk > 0) && ready < p2p_latency) continue;  // dependency not run yet
+      } else {
+        if (st < last)
+          ready = finished(pass::backward, st + 1, a.micro_batch, a.chunk) + p2p_latency;
+        else if (a.chunk < v - 1)
+          ready = finished(pass::backward, 0, a.micro_batch, a.chunk + 1) + p2p_latency;
+        else
+          ready = finished(pass::forward, st, a.micro_batch, a.chunk);
+        const bool same_stage = st == last && a.chunk == v - 1;
+        if (ready < (same_stage ? 0 : p2p_latency)) continue;
+      }
+      const double dur = (a.kind == pass::forward ? forward[i] : backward[i]) / static_cast<double>(v);
+      const double start = std::max(free_at[i], ready);
+      free_at[i] = start + dur;
+      done[a.kind == pass::backward][i][static_cast<std::size_t>(a.micro_batch * v + a.chunk)] = start + dur;
+      r.busy[i] += dur;
+      r.timeline[i].push_back({a, start, start + dur});
+      ++next[i];
+      --remaining;
+      progressed = true;
+    }
+    if (!progressed) throw std::logic_error("trainperf::simulate: the action lists deadlock");
+  }
+  r.step_time = *std::max_element(free_at.begin(), free_at.end());
+  for (std::size_t i = 0; i < pp; ++i) r.idle.push_back(r.step_time - r.busy[i]);
+  return r;
+}
+
+// ---- timelines -------------------------------------------------------------------------------
+
+namespace detail {
+inline std::string action_label(const action& a, std::int64_t vpp) {
+  std::string l = (a.kind == pass::forward ? "F" : "B") + std::to_string(a.micro_batch);
+  if (vpp > 1) l += static_cast<char>('a' + a.chunk % 26);
+  return l;
+}
+}  // namespace detail
+
+// One line per stage; time runs left to right in units of the shortest action, each unit a
+// 4-character cell: "F3" forward of micro-batch 3 (chunk letter a, b, ... when interleaved),
+// "B3" its backward, "." idle.
+inline std::string render_ascii(const simulation& sim, std::int64_t vpp = 1) {
+  double unit = 0;
+  for (const auto& st : sim.timeline)
+    for (const auto& t : st) unit = unit == 0 ? t.end - t.start : std::min(unit, t.end - t.start);
+  if (unit <= 0) return "";
+  const auto cells = static_cast<std::size_t>(sim.step_time / unit + 0.5);
+  std::string out;
+  for (std::size_t s = 0; s < sim.timeline.size(); ++s) {
+    std::vector<std::string> row(cells, " .  ");
+    for (const auto& t : sim.timeline[s]) {
+      const auto b = static_cast<std::size_t>(t.start / unit + 0.5), e = static_cast<std::size_t>(t.end / unit + 0.5);
+      for (std::size_t c = b; c < e && c < cells; ++c) {
+        std::string label =
+            c == b ? detail::action_label(t.what, vpp) : std::string(t.what.kind == pass::forward ? "~" : "=");
+        label.resize(4, ' ');
+        row[c] = label;
+      }
+    }
+    char head[32];
+    std::snprintf(head, sizeof head, "stage %2zu |", s);
+    out += head;
+    for (const auto& c : row) out += c;
+    out += "|\n";
+  }
+  return out;
+}
+
+// A standalone SVG: one lane per stage, forward passes blue, backward green (darker for later
+// chunks), labelled where the label fits, with a time axis in the simulation's units.
+inline std::string render_svg(const simulation& sim, std::int64_t vpp = 1, std::string_view title = "") {
+  const double lane = 28, left = 70, top = title.empty() ? 10 : 34, width = 900;
+  const double scale = sim.step_time > 0 ? width / sim.step_time : 1;
+  const double height = top + lane * static_cast<double>(sim.timeline.size()) + 40;
+  std::string svg;
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+                "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+                left + width + 20, height);
+  svg += buf;
+  if (!title.empty()) {
+    std::string t;
+    for (char c : title) t += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+    svg += "<text x=\"" + std::to_string(static_cast<int>(left)) + "\" y=\"20\" font-size=\"14\">" + t + "</text>\n";
+  }
+  for (std::size_t s = 0; s < sim.timeline.size(); ++s) {
+    const double y = top + lane * static_cast<double>(s);
+    std::snprintf(buf, sizeof buf, "<text x=\"8\" y=\"%.1f\">stage %zu</text>\n", y + lane * 0.62, s);
+    svg += buf;
+    for (const auto& t : sim.timeline[s]) {
+      const bool f = t.what.kind == pass::forward;
+      const double depth = vpp > 1 ? static_cast<double>(t.what.chunk) / static_cast<double>(vpp - 1) : 0;
+      const int red = static_cast<int>(f ? 70 - 40 * depth : 40 - 20 * depth);
+      const int green = static_cast<int>(f ? 130 - 70 * depth : 170 - 80 * depth);
+      const int blue = static_cast<int>(f ? 230 - 90 * depth : 90 - 40 * depth);
+      const double x = left + t.start * scale, w = (t.end - t.start) * scale;
+      std::snprintf(buf, sizeof buf,
+                    "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"rgb(%d,%d,%d)\" "
+                    "stroke=\"white\" stroke-width=\"1\"/>\n",
+                    x, y + 2, w, lane - 4, red, green, blue);
+      svg += buf;
+      const std::string label = detail::action_label(t.what, vpp);
+      if (w >= 7.0 * static_cast<double>(label.size())) {  // label only where it fits
+        std::snprintf(buf, sizeof buf, "<text x=\"%.2f\" y=\"%.1f\" fill=\"white\" text-anchor=\"middle\">%s</text>\n",
+                      x + w / 2, y + lane * 0.62, label.c_str());
+        svg += buf;
+      }
+    }
+  }
+  const double axis_y = top + lane * static_cast<double>(sim.timeline.size()) + 8;
+  std::snprintf(buf, sizeof buf,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n<text x=\"%.1f\" "
+                "y=\"%.1f\">0</text>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.6g</text>\n",
+                left, axis_y, left + width, axis_y, left, axis_y + 16, left + width, axis_y + 16, sim.step_time);
+  svg += buf;
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/schedule.hpp ----
+
+namespace trainperf {
+
+enum class optimizer_kind { adam, sgd };
+
+// Framework-specific accounting the model follows (each case cites its source below).
+//   generic:   16-bit weights and gradients, fp32 master + Adam states (Rajbhandari et al. 2020).
+//   megatron:  fp32 main gradients with bf16 (--accumulate-allreduce-grads-in-fp32, forced by
+//              --bf16); fused vocabulary-parallel cross entropy (fp32 logits once).
+//   deepspeed: an fp32 gradient partition beside the 16-bit gradients under ZeRO (DeepSpeed's
+//              estimate_zero2/3_model_states_mem_needs count 18 bytes per sharded parameter);
+//              Hugging Face's loss path up-casts the logits to fp32 and copies them for the shift
+//              (transformers LlamaForCausalLM.forward).
+enum class framework { generic, megatron, deepspeed };
+
+struct memory_options {
+  std::int64_t lbs = 1;             // micro batch (sequences)
+  std::int64_t seq = 0;             // sequence length (tokens)
+  std::int64_t micro_batches = 1;   // per replica per step (= GAS); bounds in-flight micro-batches
+  dtype param_dtype = dtype::bf16;  // weights as stored for compute: bf16/fp16 (mixed precision) or fp32
+  // Gradient buffers: 0 -> the parameter dtype (DeepSpeed, Paddle); Megatron-LM with bf16
+  // accumulates in fp32 (main grads).
+  bool fp32_grads = false;
+  optimizer_kind optimizer = optimizer_kind::adam;
+  framework accounting = framework::generic;
+  bool flash_attention = true;         // no s x s score matrix kept
+  bool dropout = false;                // dropout masks kept (1 byte per element)
+  bool offload_optimizer = false;      // optimizer states (and master weights) in CPU memory
+  std::int64_t comm_buffer_bytes = 0;  // extra collective buffers the framework keeps (buckets)
+  // The two global constants of the model (see memory_model_constants): the CUDA context and
+  // allocator's fixed share, and the allocator's growth over the activation peak.
+  double runtime_overhead_bytes = -1;  // -1: the fitted default
+  double activation_overhead = -1;     // -1: the fitted default
+};
+
+// The two constants every prediction shares, fitted once to the seed measurements
+// (tests/unit/test_memory.cpp prints the fit and its leave-one-out error).
+struct memory_model_constants {
+  // Least-squares fit of the relative error over all seed rows (bench/memory_accuracy prints
+  // the fit, every row's error and the leave-one-out errors): 8.2 GiB and 15%. The fixed part
+  // is large because the seeds report nvidia-smi's "used" memory, which includes the CUDA
+  // context, NCCL's buffers and the caching allocator's reserve; set your own for other
+  // systems (a CPU trainer has none of them).
+  static constexpr double runtime_overhead_bytes = 8.2 * GiB;
+  static constexpr double activation_overhead = 0.15;
+};
+
+// Bytes per parameter of the model states on one data-parallel rank.
+struct state_bytes {
+  double params = 0, grads = 0, optimizer = 0;
+  [[nodiscard]] constexpr double total() const { return params + grads + optimizer; }
+};
+
+// Mixed-precision accounting of Rajbhandari et al. 2020 (ZeRO, arXiv:1910.02054, section 3.1
+// and figure 1): 16-bit weights (2) and gradients (2), K = 12 bytes of optimizer state (fp32
+// master, Adam m and v); ZeRO stage 1 (P_os) shards the optimizer states over the dp ranks,
+// stage 2 (P_os+g) also the gradients, stage 3 (P_os+g+p) also the weights. Megatron-LM's
+// distributed optimizer shards the optimizer states like stage 1, with fp32 gradients
+// (docs/source/api-guide/dist_optimizer.md: 6 + 12/d bytes per parameter).
+constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64_t dp, const memory_options& o);
+
+// One pipeline stage's memory on each of its ranks, in bytes.
+struct stage_memory {
+  std::int64_t stage = 0;
+  std::int64_t layers = 0;
+  double inflight = 0;     // micro-batches whose activations the stage holds at its peak
+  double params = 0;       // weights on the device
+  double grads = 0;        // gradient buffers
+  double optimizer = 0;    // optimizer states (and fp32 master weights)
+  double activations = 0;  // stored activations at the peak, including the allocator's growth
+  double other = 0;        // logits and loss buffers, gathered ZeRO-3 weights, comm buffers, runtime
+  [[nodiscard]] constexpr double total() const { return params + grads + optimizer + activations + other; }
+};
+
+struct memory_estimate {
+  std::vector<stage_memory> stages;
+  [[nodiscard]] constexpr double max_total() const {
+    double m = 0;
+    for (const auto& s : stages) m = std::max(m, s.total());
+    return m;
+  }
+};
+
+namespace detail {
+
+constexpr double dtype_bytes(dtype d) {
+  return d == dtype::fp32 || d == dtype::tf32 ? 4.0 : d == dtype::fp8 ? 1.0 : 2.0;
+}
+
+// Activation bytes one transformer layer stores for one micro-batch (Korthikanti et al. 2022,
+// arXiv:2205.05198, section 4, generalized): per token, 16-bit elements
+//   replicated over TP ranks (split by sequence parallelism): the two norm inputs and the
+//   QKV and MLP-up inputs, 4h; dropout masks 2h bytes when dropout is on;
+//   split over TP: Q and K (q + kv), V (kv), the attention output (q), the MLP: GELU keeps
+//   its input and output (2f), SwiGLU gate, up and product (3f); MoE layers top_k times;
+//   attention core: softmax probabilities a x s (plus mask and dropout output) unless
+//   flash attention keeps only its fp32 log-sum-exp.
+// Selective recomputation drops the core; full recomputation keeps only the layer input.
+struct layer_activation_bytes {
+  double stored = 0;   // kept from forward to backward, per layer
+  double working = 0;  // one layer's full activations, alive while it is recomputed
+};
+constexpr layer_activation_bytes layer_activations(const transformer_spec& m, const parallel_config& c,
+                                                   const memory_options& o, bool moe_layer) {
+  const double t = static_cast<double>(c.tp), s = static_cast<double>(o.seq / c.cp), b = static_cast<double>(o.lbs);
+  const double h = static_cast<double>(m.hidden), q = static_cast<double>(m.q_dim()),
+               kv = static_cast<double>(m.kv_dim());
+  const double a = static_cast<double>(m.heads), e = dtype_bytes(o.param_dtype);
+  const double split_rep = c.sequence_parallel ? t : 1.0;
+  const double f = moe_layer ? static_cast<double>(m.moe.top_k * m.resolved_expert_ffn() +
+                                                   m.moe.shared_experts * m.resolved_shared_expert_ffn())
+                             : static_cast<double>(m.ffn);
+  const double mlp = (m.mlp == mlp_kind::swiglu ? 3.0 : 2.0) * f;
+  const double per_token = (4 * h * e + (o.dropout ? 2 * h : 0)) / split_rep + (q + kv + kv + q + mlp) * e / t;
+  const double core = o.flash_attention ? a * 4.0 / t : a * s * (e + (o.dropout ? 1 + e : 0)) / t;
+  const double full = s * b * (per_token + core);
+  layer_activation_bytes r;
+  if (c.recomputation == recompute::full) {
+    r.stored = s * b * h * e / split_rep;
+    r.working = full;
+  } else if (c.recomputation == recompute::selective) {
+    r.stored = full - (o.flash_attention ? 0.0 : s * b * a * s * (e + (o.dropout ? 1 + e : 0)) / t);
+  } else {
+    r.stored = full;
+  }
+  return r;
+}
+
+}  // namespace detail
+
+constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64_t dp, const memory_options& o) {
+  const double e = detail::dtype_bytes(o.param_dtype), d = static_cast<double>(dp);
+  const bool mixed = o.param_dtype != dtype::fp32;
+  const bool fp32_grads = o.fp32_grads || (o.accounting == framework::megatron && mixed) || !mixed;
+  // Adam: m and v in fp32, plus an fp32 master copy of 16-bit weights; SGD: momentum (+ master).
+  const double opt = (o.optimizer == optimizer_kind::adam ? 8.0 : 4.0) + (mixed ? 4.0 : 0.0);
+  state_bytes b;
+  b.params = e / (c.zero_stage == 3 ? d : 1.0);
+  b.grads = (fp32_grads ? 4.0 : e) / (c.zero_stage >= 2 ? d : 1.0);
+  // DeepSpeed ZeRO keeps an fp32 partition of the gradients for the optimizer step.
+  if (o.accounting == framework::deepspeed && mixed && c.zero_stage >= 1) b.grads += 4.0 / d;
+  b.optimizer = o.offload_optimizer ? 0.0 : opt / (c.zero_stage >= 1 || c.distributed_optimizer ? d : 1.0);
+  return b;
+}
+
+// ZeRO figure 1: model-state bytes per device for psi parameters on dp devices.
+constexpr double zero_model_state_bytes(double psi, std::int64_t dp, int zero_stage) {
+  parallel_config c;
+  c.zero_stage = zero_stage;
+  return psi * per_param_state_bytes(c, dp, {.param_dtype = dtype::fp16}).total();
+}
+
+namespace reason {
+inline void memory_needs_a_sequence_length() {}
+}  // namespace reason
+
+// The memory of every pipeline stage under config c for world / data-parallel degree dp.
+// Model states follow the mixed-precision accounting of Rajbhandari et al. 2020 (ZeRO,
+// arXiv:1910.02054, section 3.1): 16-bit weights and gradients, fp32 master weights and Adam
+// m and v; ZeRO stage 1 shards the optimizer states, stage 2 also the gradients, stage 3 also
+// the weights, over the data-parallel ranks; Megatron-LM's distributed optimizer shards the
+// optimizer states (docs/source/api-guide/dist_optimizer.md: 6 + 12/d bytes per parameter
+// with fp32 gradients).
+constexpr memory_estimate estimate_memory(const transformer_spec& m, const parallel_config& c, std::int64_t world,
+                                          const memory_options& o) {
+  validate(m);
+  detail::require(o.seq > 0, reason::memory_needs_a_sequence_length, "seq",
+                  [&] { return "the memory model needs the sequence length (seq), got " + detail::str(o.seq); });
+  detail::require_positive(o.lbs, "lbs");
+  detail::require_positive(o.micro_batches, "micro_batches");
+  validate(c, {.world = world, .model = m, .seq = o.seq});
+  const std::int64_t dp = c.dp != 0 ? c.dp : world / c.model_parallel();
+  const double t = static_cast<double>(c.tp);
+  const double overhead =
+      o.runtime_overhead_bytes >= 0 ? o.runtime_overhead_bytes : memory_model_constants::runtime_overhead_bytes;
+  const double growth =
+      o.activation_overhead >= 0 ? o.activation_overhead : memory_model_constants::activation_overhead;
+
+  const std::vector<stage_layers> split = partition_layers(m.layers, {.pp = c.pp, .vpp = c.vpp});
+  std::vector<double> inflight(static_cast<std::size_t>(c.pp), 1.0);
+  if (c.pp > 1) {
+    const std::int64_t mb = c.vpp > 1 ? detail::round_up(o.micro_batches, c.pp) : o.micro_batches;
+    inflight =
+        make_schedule(c.vpp > 1 ? pipeline_schedule::interleaved : pipeline_schedule::one_f_one_b, c.pp, mb, c.vpp)
+            .inflight_peak();
+  }
+  const param_counts pc = count_params(m, c.tp);
+  const double e = detail::dtype_bytes(o.param_dtype);
+  const state_bytes per_param = per_param_state_bytes(c, dp, o);
+  const bool zero3 = c.zero_stage == 3;
+  // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
+  // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the
+  // fp32 gradient.
+  const double logit_bytes = e + (o.accounting == framework::deepspeed ? 16.0 : 8.0);
+
+  memory_estimate est;
+  for (std::int64_t st = 0; st < c.pp; ++st) {
+    stage_memory sm;
+    sm.stage = st;
+    sm.inflight = inflight[static_cast<std::size_t>(st)];
+    // Weights on this stage: its layers, the embedding on the first, the output layer (or a
+    // tied copy of the embedding, as Megatron-LM keeps one) and the final norm on the last.
+    double total_params = 0, trainable = 0, largest_layer = 0;
+    double act_stored = 0, act_working = 0;
+    for (const stage_layers& sl : split) {
+      if (sl.stage != st) continue;
+      sm.layers += sl.layers;
+      for (std::int64_t i = sl.first_layer; i < sl.first_layer + sl.layers; ++i) {
+        const double lp = static_cast<double>(count_layer_params(m, i).total()) / t;
+        total_params += lp;
+        largest_layer = std::max(largest_layer, lp);
+        if (m.llm_mode == train_mode::trained) trainable += lp;
+        const auto la = detail::layer_activations(m, c, o, m.is_moe_layer(i));
+        act_stored += la.stored;
+        act_working = std::max(act_working, la.working);
+      }
+      if (sl.embedding) {
+        const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
+        total_params += emb;
+        if (m.llm_mode == train_mode::trained) trainable += emb;
+        // The vision tower and projector sit with the embedding.
+        const double vis = static_cast<double>(pc.vision) / t, proj = static_cast<double>(pc.projector) / t;
+        total_params += vis + proj;
+        if (m.vision.tower_mode == train_mode::trained) trainable += vis;
+        if (m.vision.projector_mode == train_mode::trained) trainable += proj;
+      }
+      if (sl.output) {
+        const double out =
+            static_cast<double>(m.tied_embeddings ? (c.pp > 1 ? pc.token_embedding : 0) : pc.output) / t +
+            static_cast<double>(m.hidden);
+        total_params += out;
+        if (m.llm_mode == train_mode::trained) trainable += out;
+        // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
+        const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
+        sm.other += tokens * static_cast<double>(m.padded_vocab(c.tp)) / t * logit_bytes;
+      }
+    }
+    sm.params = total_params * per_param.params;
+    sm.grads = trainable * per_param.grads;
+    sm.optimizer = trainable * per_param.optimizer;
+    // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share
+    // when interleaved: inflight_peak already counts micro-batches of the whole stage).
+    const double stored = act_stored * sm.inflight + act_working;
+    sm.activations = stored * (1.0 + growth);
+    if (zero3) sm.other += 2.0 * largest_layer * e;  // the gathered layer and the prefetched next one
+    sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
+    est.stages.push_back(sm);
+  }
+  return est;
+}
+
+// "74.2 / 80.0 GiB, fits, 5.8 GiB headroom" or "82.1 / 80.0 GiB, over by 2.1 GiB".
+inline std::string fit_summary(double bytes, std::int64_t capacity) {
+  char buf[160];
+  const double used = bytes / static_cast<double>(GiB), cap = static_cast<double>(capacity) / static_cast<double>(GiB);
+  if (bytes <= static_cast<double>(capacity))
+    std::snprintf(buf, sizeof buf, "%.1f / %.1f GiB, fits, %.1f GiB headroom", used, cap, cap - used);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f / %.1f GiB, over by %.1f GiB", used, cap, used - cap);
+  return buf;
+}
+
+}  // namespace trainperf
+
+namespace trainperf {
+
+// A stacked bar per pipeline stage (weights, gradients, optimizer, activations, other) with
+// the device capacity as a dashed line when given; standalone SVG.
+inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capacity_bytes = 0,
+                                     const std::string& title = "") {
+  const double gib = static_cast<double>(GiB);
+  double top = static_cast<double>(capacity_bytes);
+  for (const auto& s : e.stages) top = std::max(top, s.total());
+  top = top / gib * 1.08;
+  const double chart_h = 320, bar_w = 46, gap = 24, left = 60, y0 = 40 + chart_h;
+  const double width = left + static_cast<double>(e.stages.size()) * (bar_w + gap) + 170;
+  const char* names[] = {"weights", "gradients", "optimizer", "activations", "other"};
+  const char* colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#9c9c9c"};
+  std::string svg;
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+                "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+                width, y0 + 40);
+  svg += buf;
+  std::string t;
+  for (char ch : title) t += ch == '<' ? "&lt;" : ch == '>' ? "&gt;" : ch == '&' ? "&amp;" : std::string(1, ch);
+  std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"22\" font-size=\"14\">%s</text>\n", left, t.c_str());
+  svg += buf;
+  const auto y_of = [&](double g) { return y0 - g / top * chart_h; };
+  for (int k = 0; k <= 4; ++k) {  // axis ticks in GiB
+    const double g = top / 1.08 * k / 4;
+    std::snprintf(
+        buf, sizeof buf,
+        "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n<text x=\"%.0f\" y=\"%.1f\" "
+        "text-anchor=\"end\">%.0f GiB</text>\n",
+        left, y_of(g), width - 170, y_of(g), left - 6, y_of(g) + 4, g);
+    svg += buf;
+  }
+  for (std::size_t i = 0; i < e.stages.size(); ++i) {
+    const auto& s = e.stages[i];
+    const double parts[] = {s.params, s.grads, s.optimizer, s.activations, s.other};
+    const double x = left + gap / 2 + static_cast<double>(i) * (bar_w + gap);
+    double acc = 0;
+    for (int k = 0; k < 5; ++k) {
+      const double lo = acc / gib, hi = (acc + parts[k]) / gib;
+      std::snprintf(buf, sizeof buf, "<rect x=\"%.1f\" y=\"%.2f\" width=\"%.0f\" height=\"%.2f\" fill=\"%s\"/>\n", x,
+                    y_of(hi), bar_w, y_of(lo) - y_of(hi), colors[k]);
+      svg += buf;
+      acc += parts[k];
+    }
+    std::snprintf(buf, sizeof buf,
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f</text>\n<text x=\"%.1f\" y=\"%.1f\" "
+                  "text-anchor=\"middle\">stage %zu</text>\n",
+                  x + bar_w / 2, y_of(acc / gib) - 4, acc / gib, x + bar_w / 2, y0 + 16, i);
+    svg += buf;
+  }
+  if (capacity_bytes > 0) {
+    const double y = y_of(static_cast<double>(capacity_bytes) / gib);
+    std::snprintf(buf, sizeof buf,
+                  "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"black\" stroke-dasharray=\"6,4\"/>\n"
+                  "<text x=\"%.0f\" y=\"%.1f\">capacity %.0f GiB</text>\n",
+                  left, y, width - 170, y, left + 4, y - 4, static_cast<double>(capacity_bytes) / gib);
+    svg += buf;
+  }
+  for (int k = 0; k < 5; ++k) {
+    std::snprintf(
+        buf, sizeof buf,
+        "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"12\" fill=\"%s\"/>\n<text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
+        width - 150, 50.0 + 18 * k, colors[k], width - 132, 60.0 + 18 * k, names[k]);
+    svg += buf;
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/memory.hpp ----
+// ---- begin trainperf/metrics.hpp ----
+// trainperf — the meter: a trainer reports each step's tokens and wall time; the meter
+// skips warm-up, keeps running and windowed averages, and turns them into token/p/s,
+// samples/s, TFLOP/s per device, MFU and HFU.
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+
+
+namespace trainperf {
+
+namespace reason {
+inline void measurement_must_be_positive_and_finite() {}
+}  // namespace reason
+
+namespace detail {
+constexpr void require_measurement(double v, std::string_view field, std::string_view unit) {
+  require(is_finite(v) && v > 0, reason::measurement_must_be_positive_and_finite, field, [&] {
+    return std::string(field) + " must be a positive, finite number of " + std::string(unit) + ", got " +
+           std::to_string(v);
+  });
+}
+}  // namespace detail
+
+// Achieved model FLOP/s per device over its dense peak: MFU as the PaLM paper defines it
+// (Chowdhery et al. 2022, appendix B) when flops_per_token counts model FLOPs, HFU when it
+// counts hardware FLOPs (recomputation included).
+constexpr double utilization(double flops_per_token, double tokens_per_device_per_s, double peak_flops) {
+  detail::require_measurement(flops_per_token, "flops_per_token", "FLOPs");
+  detail::require_measurement(tokens_per_device_per_s, "tokens_per_device_per_s", "tokens per second");
+  detail::require_measurement(peak_flops, "peak_flops", "FLOP/s");
+  return flops_per_token * tokens_per_device_per_s / peak_flops;
+}
+
+// Token/p/s from the usual ways a throughput is reported.
+constexpr double tokens_per_device_per_s_from_samples(double samples_per_s, std::int64_t seq, std::int64_t devices) {
+  detail::require_measurement(samples_per_s, "samples_per_s", "samples per second");
+  detail::require_positive(seq, "seq");
+  detail::require_positive(devices, "devices");
+  return samples_per_s * static_cast<double>(seq) / static_cast<double>(devices);
+}
+constexpr double tokens_per_device_per_s_from_step(double step_seconds, std::int64_t gbs, std::int64_t seq,
+                                                   std::int64_t devices) {
+  detail::require_measurement(step_seconds, "step_time", "seconds");
+  detail::require_positive(gbs, "gbs");
+  return tokens_per_device_per_s_from_samples(static_cast<double>(gbs) / step_seconds, seq, devices);
+}
+
+class meter {
+ public:
+  struct config {
+    double model_flops_per_token = 0;     // count_flops(...).model_per_token()
+    double hardware_flops_per_token = 0;  // count_flops(...).hardware_per_token(); 0: = model
+    double peak_flops = 0;                // dense peak per device; 0: unknown, MFU/HFU absent
+    std::int64_t devices = 1;             // devices sharing each step
+    std::int64_t warmup_steps = 1;        // first steps left out (compilation, allocator warm-up)
+    std::int64_t window = 20;             // steps in the windowed average
+  };
+
+  struct stats {
+    std::int64_t steps = 0;
+    double seconds = 0;
+    double tokens = 0;
+    double tokens_per_device_per_s = 0;
+    std::optional<double> samples_per_s;  // when every step in the span reported sequences
+    double tflops_per_device = 0;         // model TFLOP/s per device
+    std::optional<double> mfu;            // fractions (0.336 = 33.6%); absent when the peak is unknown
+    std::optional<double> hfu;
+    std::optional<std::int64_t> peak_memory_bytes;
+  };
+
+  explicit meter(const config& c) : cfg_(c) {
+    detail::require_measurement(c.model_flops_per_token, "model_flops_per_token", "FLOPs");
+    if (c.hardware_flops_per_token != 0)
+      detail::require_measurement(c.hardware_flops_per_token, "hardware_flops_per_token", "FLOPs");
+    if (c.peak_flops != 0) detail::require_measurement(c.peak_flops, "peak_flops", "FLOP/s");
+    detail::require_positive(c.devices, "devices");
+    detail::require_positive(c.window, "window");
+    detail::require(c.warmup_steps >= 0, reason::value_must_be_positive, "warmup_steps",
+                    [&] { return "warmup_steps must be 0 or more, got " + detail::str(c.warmup_steps); });
+    if (cfg_.hardware_flops_per_token == 0) cfg_.hardware_flops_per_token = cfg_.model_flops_per_token;
+  }
+
+  // One step: the tokens all devices processed together, and its wall time.
+  void step(std::int64_t tokens, double seconds) { add(tokens, 0, seconds); }
+  // One step given as sequences of seq tokens (samples/s becomes available).
+  void step_sequences(std::int64_t sequences, std::int64_t seq, double seconds) {
+    detail::require_positive(sequences, "sequences");
+    detail::require_positive(seq, "seq");
+    add(detail::checked_mul(sequences, seq, "tokens"), sequences, seconds);
+  }
+  // The trainer's own peak-memory reading (bytes); the meter keeps the maximum.
+  void report_memory(std::int64_t bytes) {
+    detail::require(bytes >= 0, reason::value_must_be_positive, "memory",
+                    [&] { return "memory must be 0 or more bytes, got " + detail::str(bytes); });
+    peak_memory_ = peak_memory_ ? std::max(*peak_memory_, bytes) : bytes;
+  }
+
+  [[nodiscard]] std::int64_t steps_seen() const { return seen_; }
+  // Averages over every step after warm-up, and over the last `window` of them; empty while
+  // still warming up.
+  [[nodiscard]] std::optional<stats> running() const { return summarize(total_); }
+  [[nodiscard]] std::optional<stats> windowed() const {
+    span w;
+    for (const auto& s : window_) w.add(s);
+    return summarize(w);
+  }
+
+ private:
+  struct span {
+    std::int64_t steps = 0;
+    double seconds = 0;
+    double tokens = 0;
+    double samples = 0;
+    bool all_have_samples = true;
+    void add(const span& o) {
+      steps += o.steps;
+      seconds += o.seconds;
+      tokens += o.tokens;
+      samples += o.samples;
+      all_have_samples = all_have_samples && o.all_have_samples;
+    }
+  };
+
+  void add(std::int64_t tokens, std::int64_t samples, double seconds) {
+    detail::require_positive(tokens, "tokens");
+    detail::require_measurement(seconds, "step_time", "seconds");
+    ++seen_;
+    if (seen_ <= cfg_.warmup_steps) return;
+    const span s{1, seconds, static_cast<double>(tokens), static_cast<double>(samples), samples > 0};
+    total_.add(s);
+    window_.push_back(s);
+    if (static_cast<std::int64_t>(window_.size()) > cfg_.window) window_.pop_front();
+  }
+
+  std::optional<stats> summarize(const span& s) const {
+    if (s.steps == 0) return std::nullopt;
+    stats r;
+    r.steps = s.steps;
+    r.seconds = s.seconds;
+    r.tokens = s.tokens;
+    r.tokens_per_device_per_s = s.tokens / s.seconds / static_cast<double>(cfg_.devices);
+    if (s.all_have_samples) r.samples_per_s = s.samples / s.seconds;
+    r.tflops_per_device = r.tokens_per_device_per_s * cfg_.model_flops_per_token / 1e12;
+    if (cfg_.peak_flops > 0) {
+      r.mfu = utilization(cfg_.model_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
+      r.hfu = utilization(cfg_.hardware_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
+    }
+    r.peak_memory_bytes = peak_memory_;
+    return r;
+  }
+
+  config cfg_;
+  std::int64_t seen_ = 0;
+  span total_;
+  std::deque<span> window_;
+  std::optional<std::int64_t> peak_memory_;
+};
+
+}  // namespace trainperf
+// ---- end trainperf/metrics.hpp ----
 // ---- begin trainperf/presets.hpp ----
 // trainperf — preset models: the seed reports' models and the common public ones, each
 // with the source of its configuration and, where benchmark suites use one, its nominal size.
@@ -2362,333 +3038,4 @@ inline std::vector<row_problem> validate_row(const std::vector<std::string>& hea
 
 }  // namespace trainperf
 // ---- end trainperf/report.hpp ----
-// ---- begin trainperf/schedule.hpp ----
-// trainperf — pipeline schedules: the ordered forward/backward actions of every stage for
-// GPipe, 1F1B and interleaved 1F1B, their closed-form bubble and in-flight micro-batches, a
-// simulator that plays the action lists with given times, and timelines (ASCII and SVG).
-
-#include <algorithm>
-#include <cstdint>
-#include <cstdio>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace trainperf {
-
-enum class pass { forward, backward };
-
-struct action {
-  pass kind = pass::forward;
-  std::int64_t micro_batch = 0;
-  std::int64_t chunk = 0;  // virtual pipeline chunk (model chunk) on the stage
-  constexpr bool operator==(const action&) const = default;
-};
-
-constexpr std::string_view to_string(pipeline_schedule k) {
-  switch (k) {
-    case pipeline_schedule::gpipe:
-      return "gpipe";
-    case pipeline_schedule::one_f_one_b:
-      return "1f1b";
-    case pipeline_schedule::interleaved:
-      return "interleaved";
-  }
-  return "?";
-}
-
-namespace reason {
-inline void interleaving_needs_micro_batches_a_multiple_of_pp() {}
-inline void interleaving_needs_more_than_one_chunk() {}
-inline void simulation_times_must_be_positive() {}
-}  // namespace reason
-
-struct schedule {
-  pipeline_schedule kind = pipeline_schedule::one_f_one_b;
-  std::int64_t pp = 1;
-  std::int64_t micro_batches = 1;
-  std::int64_t vpp = 1;
-  std::vector<std::vector<action>> stages;  // per stage, in execution order
-
-  // Idle time over useful time, in closed form (Narayanan et al. 2021, arXiv:2104.04473,
-  // section 2.2): (p - 1) / m for GPipe and 1F1B, (p - 1) / (m x v) interleaved.
-  [[nodiscard]] constexpr double bubble_fraction() const {
-    return static_cast<double>(pp - 1) / static_cast<double>(micro_batches * vpp);
-  }
-
-  // Warm-up forwards per stage before the steady one-forward-one-backward phase, as
-  // Megatron-LM counts them (num_warmup_microbatches): 1F1B p - s - 1, interleaved
-  // (p - s - 1) x 2 + (v - 1) x p virtual micro-batches, GPipe all of them; capped at the total.
-  std::vector<std::int64_t> warmup;
-
-  // The most activations a stage holds at once, in micro-batches of the whole stage (a
-  // chunk's forward holds 1 / vpp of it): 1F1B stage s holds min(p - s, m); GPipe holds m;
-  // interleaved stage 0 holds p + (p - 1) / v (Korthikanti et al. 2022, section 4.2.3).
-  [[nodiscard]] constexpr std::vector<double> inflight_peak() const {
-    std::vector<double> peaks;
-    for (const auto& st : stages) {
-      std::int64_t live = 0, peak = 0;
-      for (const action& a : st) {
-        live += a.kind == pass::forward ? 1 : -1;
-        peak = std::max(peak, live);
-      }
-      peaks.push_back(static_cast<double>(peak) / static_cast<double>(vpp));
-    }
-    return peaks;
-  }
-};
-
-// The action lists of `kind` for pp stages, m micro-batches and vpp chunks per stage.
-// 1F1B and interleaving follow Megatron-LM's megatron/core/pipeline_parallel/schedules.py
-// (forward_backward_pipelining_without_interleaving / _with_interleaving).
-constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::int64_t m, std::int64_t vpp = 1) {
-  using detail::str;
-  detail::require_positive(pp, "pp");
-  detail::require_positive(m, "micro_batches");
-  detail::require_positive(vpp, "vpp");
-  if (kind == pipeline_schedule::interleaved) {
-    detail::require(vpp > 1, reason::interleaving_needs_more_than_one_chunk, "vpp",
-                    [&] { return "the interleaved schedule needs vpp > 1 model chunks per stage, got " + str(vpp); });
-    detail::require(m % pp == 0, reason::interleaving_needs_micro_batches_a_multiple_of_pp, "micro_batches", [&] {
-      return str(m) + " micro-batches are not a multiple of pp " + str(pp) +
-             ", which the interleaved schedule needs; " + detail::nearest_multiples(m, pp) + " micro-batches";
-    });
-  } else {
-    detail::require(vpp == 1, reason::interleaving_needs_more_than_one_chunk, "vpp", [&] {
-      return "vpp " + str(vpp) + " needs the interleaved schedule; use --kind interleaved or vpp 1";
-    });
-  }
-  schedule s{kind, pp, m, vpp, std::vector<std::vector<action>>(static_cast<std::size_t>(pp)), {}};
-  for (std::int64_t st = 0; st < pp; ++st) {
-    auto& list = s.stages[static_cast<std::size_t>(st)];
-    if (kind == pipeline_schedule::gpipe) {
-      for (std::int64_t i = 0; i < m; ++i) list.push_back({pass::forward, i, 0});
-      for (std::int64_t i = 0; i < m; ++i) list.push_back({pass::backward, i, 0});
-      s.warmup.push_back(m);
-      continue;
-    }
-    if (kind == pipeline_schedule::one_f_one_b) {
-      const std::int64_t warm = std::min(pp - st - 1, m), steady = m - warm;
-      s.warmup.push_back(warm);
-      for (std::int64_t i = 0; i < warm; ++i) list.push_back({pass::forward, i, 0});
-      for (std::int64_t i = 0; i < steady; ++i) {
-        list.push_back({pass::forward, warm + i, 0});
-        list.push_back({pass::backward, i, 0});
-      }
-      for (std::int64_t i = steady; i < m; ++i) list.push_back({pass::backward, i, 0});
-      continue;
-    }
-    // Interleaved: virtual micro-batch k runs on chunk (k mod (p x v)) / p (reversed for
-    // backward), micro-batch (k / (p x v)) x p + k mod p.
-    const std::int64_t total = m * vpp;
-    const std::int64_t warm = m == pp ? total : std::min((pp - st - 1) * 2 + (vpp - 1) * pp, total);
-    s.warmup.push_back(warm);
-    const auto at = [&](std::int64_t k, pass p) {
-      std::int64_t chunk = (k % (pp * vpp)) / pp;
-      if (p == pass::backward) chunk = vpp - chunk - 1;
-      return action{p, (k / (pp * vpp)) * pp + k % pp, chunk};
-    };
-    for (std::int64_t k = 0; k < warm; ++k) list.push_back(at(k, pass::forward));
-    for (std::int64_t k = 0; k < total - warm; ++k) {
-      list.push_back(at(warm + k, pass::forward));
-      list.push_back(at(k, pass::backward));
-    }
-    for (std::int64_t k = total - warm; k < total; ++k) list.push_back(at(k, pass::backward));
-  }
-  return s;
-}
-
-// ---- simulation ----------------------------------------------------------------------------
-
-struct timed_action {
-  action what;
-  double start = 0, end = 0;
-};
-
-struct simulation {
-  double step_time = 0;
-  std::vector<double> busy;  // per stage
-  std::vector<double> idle;  // per stage: step_time - busy
-  std::vector<std::vector<timed_action>> timeline;
-  // Idle over useful time of the busiest stage: the simulated counterpart of
-  // schedule::bubble_fraction().
-  [[nodiscard]] constexpr double bubble_fraction() const {
-    const double most = *std::max_element(busy.begin(), busy.end());
-    return (step_time - most) / most;
-  }
-};
-
-// Plays the action lists: forward[s] and backward[s] are stage s's times for one whole
-// micro-batch (a chunk takes 1 / vpp of them); p2p_latency is added to every hand-off between
-// stages. A forward needs the previous stage's forward of the same micro-batch (stage 0's
-// chunk c > 0 needs the last stage's chunk c - 1); a backward needs the next stage's
-// backward (the last stage's last chunk needs its own forward).
-inline simulation simulate(const schedule& s, const std::vector<double>& forward, const std::vector<double>& backward,
-                           double p2p_latency = 0) {
-  using detail::str;
-  const auto pp = static_cast<std::size_t>(s.pp);
-  detail::require(forward.size() == pp && backward.size() == pp && p2p_latency >= 0 && detail::is_finite(p2p_latency),
-                  reason::simulation_times_must_be_positive, "times", [&] {
-                    return "the simulation needs one forward and one backward time per stage (" + str(s.pp) +
-                           ") and a latency >= 0; got " + str(static_cast<std::int64_t>(forward.size())) + " and " +
-                           str(static_cast<std::int64_t>(backward.size()));
-                  });
-  for (std::size_t i = 0; i < pp; ++i)
-    detail::require(
-        detail::is_finite(forward[i]) && forward[i] > 0 && detail::is_finite(backward[i]) && backward[i] > 0,
-        reason::simulation_times_must_be_positive, "times", [&] {
-          return "stage " + str(static_cast<std::int64_t>(i)) +
-                 ": forward and backward times must be "
-                 "positive and finite";
-        });
-  const std::int64_t v = s.vpp, m = s.micro_batches;
-  // finish[pass][stage][micro_batch * v + chunk], negative while not yet run.
-  std::vector<std::vector<double>> done[2];
-  for (auto& d : done) d.assign(pp, std::vector<double>(static_cast<std::size_t>(m * v), -1.0));
-  const auto finished = [&](pass p, std::int64_t st, std::int64_t mb, std::int64_t c) {
-    return done[p == pass::backward][static_cast<std::size_t>(st)][static_cast<std::size_t>(mb * v + c)];
-  };
-  simulation r;
-  r.busy.assign(pp, 0.0);
-  r.timeline.assign(pp, {});
-  std::vector<double> free_at(pp, 0.0);
-  std::vector<std::size_t> next(pp, 0);
-  std::size_t remaining = 0;
-  for (const auto& st : s.stages) remaining += st.size();
-  const std::int64_t last = s.pp - 1;
-  while (remaining > 0) {
-    bool progressed = false;
-    for (std::int64_t st = 0; st < s.pp; ++st) {
-      const auto i = static_cast<std::size_t>(st);
-      if (next[i] == s.stages[i].size()) continue;
-      const action a = s.stages[i][next[i]];
-      double ready = 0;
-      if (a.kind == pass::forward) {
-        if (st > 0)
-          ready = finished(pass::forward, st - 1, a.micro_batch, a.chunk) + p2p_latency;
-        else if (a.chunk > 0)
-          ready = finished(pass::forward, last, a.micro_batch, a.chunk - 1) + p2p_latency;
-        if ((st > 0 || a.chunk > 0) && ready < p2p_latency) continue;  // dependency not run yet
-      } else {
-        if (st < last)
-          ready = finished(pass::backward, st + 1, a.micro_batch, a.chunk) + p2p_latency;
-        else if (a.chunk < v - 1)
-          ready = finished(pass::backward, 0, a.micro_batch, a.chunk + 1) + p2p_latency;
-        else
-          ready = finished(pass::forward, st, a.micro_batch, a.chunk);
-        const bool same_stage = st == last && a.chunk == v - 1;
-        if (ready < (same_stage ? 0 : p2p_latency)) continue;
-      }
-      const double dur = (a.kind == pass::forward ? forward[i] : backward[i]) / static_cast<double>(v);
-      const double start = std::max(free_at[i], ready);
-      free_at[i] = start + dur;
-      done[a.kind == pass::backward][i][static_cast<std::size_t>(a.micro_batch * v + a.chunk)] = start + dur;
-      r.busy[i] += dur;
-      r.timeline[i].push_back({a, start, start + dur});
-      ++next[i];
-      --remaining;
-      progressed = true;
-    }
-    if (!progressed) throw std::logic_error("trainperf::simulate: the action lists deadlock");
-  }
-  r.step_time = *std::max_element(free_at.begin(), free_at.end());
-  for (std::size_t i = 0; i < pp; ++i) r.idle.push_back(r.step_time - r.busy[i]);
-  return r;
-}
-
-// ---- timelines -------------------------------------------------------------------------------
-
-namespace detail {
-inline std::string action_label(const action& a, std::int64_t vpp) {
-  std::string l = (a.kind == pass::forward ? "F" : "B") + std::to_string(a.micro_batch);
-  if (vpp > 1) l += static_cast<char>('a' + a.chunk % 26);
-  return l;
-}
-}  // namespace detail
-
-// One line per stage; time runs left to right in units of the shortest action, each unit a
-// 4-character cell: "F3" forward of micro-batch 3 (chunk letter a, b, ... when interleaved),
-// "B3" its backward, "." idle.
-inline std::string render_ascii(const simulation& sim, std::int64_t vpp = 1) {
-  double unit = 0;
-  for (const auto& st : sim.timeline)
-    for (const auto& t : st) unit = unit == 0 ? t.end - t.start : std::min(unit, t.end - t.start);
-  if (unit <= 0) return "";
-  const auto cells = static_cast<std::size_t>(sim.step_time / unit + 0.5);
-  std::string out;
-  for (std::size_t s = 0; s < sim.timeline.size(); ++s) {
-    std::vector<std::string> row(cells, " .  ");
-    for (const auto& t : sim.timeline[s]) {
-      const auto b = static_cast<std::size_t>(t.start / unit + 0.5), e = static_cast<std::size_t>(t.end / unit + 0.5);
-      for (std::size_t c = b; c < e && c < cells; ++c) {
-        std::string label =
-            c == b ? detail::action_label(t.what, vpp) : std::string(t.what.kind == pass::forward ? "~" : "=");
-        label.resize(4, ' ');
-        row[c] = label;
-      }
-    }
-    char head[32];
-    std::snprintf(head, sizeof head, "stage %2zu |", s);
-    out += head;
-    for (const auto& c : row) out += c;
-    out += "|\n";
-  }
-  return out;
-}
-
-// A standalone SVG: one lane per stage, forward passes blue, backward green (darker for later
-// chunks), labelled where the label fits, with a time axis in the simulation's units.
-inline std::string render_svg(const simulation& sim, std::int64_t vpp = 1, std::string_view title = "") {
-  const double lane = 28, left = 70, top = title.empty() ? 10 : 34, width = 900;
-  const double scale = sim.step_time > 0 ? width / sim.step_time : 1;
-  const double height = top + lane * static_cast<double>(sim.timeline.size()) + 40;
-  std::string svg;
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
-                "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-                left + width + 20, height);
-  svg += buf;
-  if (!title.empty()) {
-    std::string t;
-    for (char c : title) t += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
-    svg += "<text x=\"" + std::to_string(static_cast<int>(left)) + "\" y=\"20\" font-size=\"14\">" + t + "</text>\n";
-  }
-  for (std::size_t s = 0; s < sim.timeline.size(); ++s) {
-    const double y = top + lane * static_cast<double>(s);
-    std::snprintf(buf, sizeof buf, "<text x=\"8\" y=\"%.1f\">stage %zu</text>\n", y + lane * 0.62, s);
-    svg += buf;
-    for (const auto& t : sim.timeline[s]) {
-      const bool f = t.what.kind == pass::forward;
-      const double depth = vpp > 1 ? static_cast<double>(t.what.chunk) / static_cast<double>(vpp - 1) : 0;
-      const int red = static_cast<int>(f ? 70 - 40 * depth : 40 - 20 * depth);
-      const int green = static_cast<int>(f ? 130 - 70 * depth : 170 - 80 * depth);
-      const int blue = static_cast<int>(f ? 230 - 90 * depth : 90 - 40 * depth);
-      const double x = left + t.start * scale, w = (t.end - t.start) * scale;
-      std::snprintf(buf, sizeof buf,
-                    "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"rgb(%d,%d,%d)\" "
-                    "stroke=\"white\" stroke-width=\"1\"/>\n",
-                    x, y + 2, w, lane - 4, red, green, blue);
-      svg += buf;
-      const std::string label = detail::action_label(t.what, vpp);
-      if (w >= 7.0 * static_cast<double>(label.size())) {  // label only where it fits
-        std::snprintf(buf, sizeof buf, "<text x=\"%.2f\" y=\"%.1f\" fill=\"white\" text-anchor=\"middle\">%s</text>\n",
-                      x + w / 2, y + lane * 0.62, label.c_str());
-        svg += buf;
-      }
-    }
-  }
-  const double axis_y = top + lane * static_cast<double>(sim.timeline.size()) + 8;
-  std::snprintf(buf, sizeof buf,
-                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n<text x=\"%.1f\" "
-                "y=\"%.1f\">0</text>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.6g</text>\n",
-                left, axis_y, left + width, axis_y, left, axis_y + 16, left + width, axis_y + 16, sim.step_time);
-  svg += buf;
-  svg += "</svg>\n";
-  return svg;
-}
-
-}  // namespace trainperf
-// ---- end trainperf/schedule.hpp ----
 // ---- end trainperf/trainperf.hpp ----

@@ -1,0 +1,171 @@
+// The memory model against every measured figure of the seed reports: predicted vs measured,
+// the error of each row, the fit of the model's two global constants, leave-one-out errors,
+// and what Megatron-LM's theoretical formula and DeepSpeed's ZeRO estimators predict on the
+// same rows. The targets of the memory issue are checked and printed, met or not.
+//
+//   build/bench/memory_accuracy
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <trainperf/trainperf.hpp>
+
+#include "seed_memory_rows.hpp"
+
+namespace tp = trainperf;
+using tp::seeds::memory_row;
+
+namespace {
+
+constexpr double gib = static_cast<double>(tp::GiB);
+
+// A row's prediction split into what the two constants do not touch (fixed), the part the
+// activation constant scales (activations), and the rest of the total.
+struct parts {
+  double fixed = 0, activations = 0;
+};
+
+const tp::stage_memory& pick(const tp::memory_estimate& e, std::int64_t stage) {
+  if (stage >= 0) return e.stages[static_cast<std::size_t>(stage)];
+  return *std::max_element(e.stages.begin(), e.stages.end(),
+                           [](const auto& a, const auto& b) { return a.total() < b.total(); });
+}
+
+parts raw_parts(const memory_row& r) {
+  tp::memory_options o = r.options;
+  o.runtime_overhead_bytes = 0;
+  o.activation_overhead = 0;
+  const tp::stage_memory& s = pick(tp::estimate_memory(r.model, r.parallel, r.world, o), r.stage);
+  return {(s.params + s.grads + s.optimizer + s.other) / gib, s.activations / gib};
+}
+
+double predict(const parts& p, double c0, double c1) { return p.fixed + (1 + c1) * p.activations + c0; }
+
+// Least squares on the relative error: minimise sum ((fixed + (1 + c1) act + c0 - m) / m)^2.
+std::pair<double, double> fit(const std::vector<parts>& p, const std::vector<double>& m,
+                              std::optional<std::size_t> skip) {
+  double a11 = 0, a12 = 0, a22 = 0, b1 = 0, b2 = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (skip && *skip == i) continue;
+    const double x1 = 1 / m[i], x2 = p[i].activations / m[i], y = (m[i] - p[i].fixed - p[i].activations) / m[i];
+    a11 += x1 * x1, a12 += x1 * x2, a22 += x2 * x2, b1 += x1 * y, b2 += x2 * y;
+  }
+  const double det = a11 * a22 - a12 * a12;
+  return {(b1 * a22 - b2 * a12) / det, (a11 * b2 - a12 * b1) / det};
+}
+
+// Megatron-LM megatron/training/theoretical_memory_usage.py (commit d98e8a64), stage 0:
+// weights and optimizer at 18 bytes per parameter (6 + 12/dp with the distributed optimizer)
+// on the most loaded shard; activations sbh(18 + 4 ffn/h) per layer with sequence parallelism
+// and selective recomputation (divided by tp), else sbh(10 + 24/tp) x 1.05; L layers (stage 0
+// holds pp micro-batches of L/pp layers), times min(1, m/pp), plus the embedding terms.
+double megatron_formula(const memory_row& r) {
+  const auto& m = r.model;
+  const auto& c = r.parallel;
+  const std::int64_t dp = c.dp ? c.dp : r.world / c.model_parallel();
+  const double t = static_cast<double>(c.tp), p = static_cast<double>(c.pp), L = static_cast<double>(m.layers);
+  const double h = static_cast<double>(m.hidden), s = static_cast<double>(r.options.seq),
+               b = static_cast<double>(r.options.lbs);
+  const double layer = static_cast<double>(tp::count_layer_params(m, 0).total());
+  const double emb = static_cast<double>(m.padded_vocab(c.tp)) * h;
+  double shard = (layer * L / p + emb) / t;
+  if (!m.tied_embeddings && c.pp == 1) shard += emb / t;
+  const bool dist = c.distributed_optimizer || c.zero_stage >= 1;
+  const double weights = shard * (dist ? 6 + 12.0 / static_cast<double>(dp) : 18);
+  const double ffn = static_cast<double>(m.ffn), V = static_cast<double>(m.padded_vocab(c.tp));
+  const double inflight = std::min(1.0, static_cast<double>(r.options.micro_batches) / p);
+  double act = 0;
+  if (c.sequence_parallel && c.recomputation == tp::recompute::selective) {
+    act = s * b * h * (18 + 4 * ffn / h) * L + 8 * s * b * p + s * b * h * p;
+    act *= inflight;
+    if (c.pp == 1) act += 4 * s * b * h * (1 + V / h);
+    act /= t;
+  } else {
+    act = s * b * h * (10 + 24 / t) * L + 8 * s * b * p + s * b * h * p;
+    act *= inflight;
+    if (c.pp == 1) act += 2 * (s * b * V / t + s * b * h);
+    act *= 1.05;
+  }
+  return (weights + act) / gib;
+}
+
+// DeepSpeed deepspeed/runtime/zero/stage_1_and_2.py estimate_zero2_model_states_mem_needs and
+// stage3.py estimate_zero3_model_states_mem_needs (no offload): ZeRO-2 2P + 18P/G, ZeRO-3
+// 4 LL + 18P/G (LL: the largest layer's parameters); model states only, no activations.
+std::optional<double> deepspeed_estimate(const memory_row& r) {
+  const auto& c = r.parallel;
+  if (c.zero_stage < 2) return std::nullopt;
+  const std::int64_t dp = c.dp ? c.dp : r.world / c.model_parallel();
+  const double P = static_cast<double>(tp::count_params(r.model).total()) / static_cast<double>(c.tp * c.pp);
+  const double G = static_cast<double>(dp);
+  if (c.zero_stage == 2) return (2 * P + 18 * P / G) / gib;
+  const double LL = static_cast<double>(tp::count_layer_params(r.model, 0).total()) / static_cast<double>(c.tp);
+  return (4 * LL + 18 * P / G) / gib;
+}
+
+}  // namespace
+
+int main() {
+  const std::vector<memory_row> rows = tp::seeds::memory_rows();
+  std::vector<parts> p;
+  std::vector<double> measured;
+  for (const auto& r : rows) {
+    p.push_back(raw_parts(r));
+    measured.push_back(r.measured_gib);
+  }
+  const auto [c0, c1] = fit(p, measured, std::nullopt);
+  fmt::print(
+      "fit over {} rows: runtime overhead {:.2f} GiB, activation overhead {:.3f} "
+      "(defaults in memory.hpp: {:.2f} GiB, {:.3f})\n\n",
+      rows.size(), c0, c1, tp::memory_model_constants::runtime_overhead_bytes / gib,
+      tp::memory_model_constants::activation_overhead);
+  fmt::print(
+      "| seed row | stage | measured GiB | trainperf GiB | error | leave-one-out | Megatron formula | "
+      "DeepSpeed estimator (states only) |\n|---|---|---|---|---|---|---|---|\n");
+  double mae = 0, mae_loo = 0, worst = 0;
+  int within = 0;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const memory_row& r = rows[i];
+    const double pred = predict(p[i], tp::memory_model_constants::runtime_overhead_bytes / gib,
+                                tp::memory_model_constants::activation_overhead);
+    const auto [l0, l1] = fit(p, measured, i);
+    const double loo = predict(p[i], l0, l1);
+    const double err = (pred - r.measured_gib) / r.measured_gib, err_loo = (loo - r.measured_gib) / r.measured_gib;
+    const double meg = megatron_formula(r);
+    const auto ds = deepspeed_estimate(r);
+    mae += std::fabs(err), mae_loo += std::fabs(err_loo), worst = std::max(worst, std::fabs(err));
+    within += std::fabs(err) <= 0.15;
+    fmt::print("| {} | {} | {:.2f} | {:.2f} | {:+.1f}% | {:+.1f}% | {:.2f} ({:+.1f}%) | {} |\n", r.name,
+               r.stage < 0 ? std::string("max") : std::to_string(r.stage), r.measured_gib, pred, 100 * err,
+               100 * err_loo, meg, 100 * (meg - r.measured_gib) / r.measured_gib,
+               ds ? fmt::format("{:.2f} ({:+.1f}%)", *ds, 100 * (*ds - r.measured_gib) / r.measured_gib) : "n/a");
+  }
+  const double n = static_cast<double>(rows.size());
+  fmt::print(
+      "\nmean absolute error {:.1f}% (target < 8%), worst {:.1f}% (target: every row within 15%: {} of {} are), "
+      "leave-one-out mean absolute error {:.1f}%\n",
+      100 * mae / n, 100 * worst, within, rows.size(), 100 * mae_loo / n);
+  // Per-stage ordering of the PP4 rows: the first stage holds the most.
+  for (const char* model : {"004 gpt3-6.7b TP2PP4SH1SP1 stage", "004 gpt3-13b TP2PP4SH1SP1 stage"}) {
+    std::vector<double> pred, meas;
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      if (std::string(rows[i].name) == model) {
+        pred.push_back(predict(p[i], tp::memory_model_constants::runtime_overhead_bytes / gib,
+                               tp::memory_model_constants::activation_overhead));
+        meas.push_back(rows[i].measured_gib);
+      }
+    bool same = true;
+    for (std::size_t a = 0; a < pred.size(); ++a)
+      for (std::size_t b = a + 1; b < pred.size(); ++b) same = same && ((pred[a] > pred[b]) == (meas[a] > meas[b]));
+    fmt::print("{}: per-stage ordering {} (predicted {:.2f})\n", model, same ? "right" : "WRONG",
+               fmt::join(pred, " / "));
+  }
+  const bool met = mae / n < 0.08 && worst <= 0.15;
+  fmt::print("targets {}\n", met ? "met" : "NOT met");
+  return 0;
+}

@@ -1,0 +1,353 @@
+// trainperf — device-memory model: what every rank of every pipeline stage holds during
+// training (model states, activations, buffers, runtime overhead), and whether it fits.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+#include "hardware.hpp"
+#include "model.hpp"
+#include "parallel.hpp"
+#include "partition.hpp"
+#include "schedule.hpp"
+#include "units.hpp"
+
+namespace trainperf {
+
+enum class optimizer_kind { adam, sgd };
+
+// Framework-specific accounting the model follows (each case cites its source below).
+//   generic:   16-bit weights and gradients, fp32 master + Adam states (Rajbhandari et al. 2020).
+//   megatron:  fp32 main gradients with bf16 (--accumulate-allreduce-grads-in-fp32, forced by
+//              --bf16); fused vocabulary-parallel cross entropy (fp32 logits once).
+//   deepspeed: an fp32 gradient partition beside the 16-bit gradients under ZeRO (DeepSpeed's
+//              estimate_zero2/3_model_states_mem_needs count 18 bytes per sharded parameter);
+//              Hugging Face's loss path up-casts the logits to fp32 and copies them for the shift
+//              (transformers LlamaForCausalLM.forward).
+enum class framework { generic, megatron, deepspeed };
+
+struct memory_options {
+  std::int64_t lbs = 1;             // micro batch (sequences)
+  std::int64_t seq = 0;             // sequence length (tokens)
+  std::int64_t micro_batches = 1;   // per replica per step (= GAS); bounds in-flight micro-batches
+  dtype param_dtype = dtype::bf16;  // weights as stored for compute: bf16/fp16 (mixed precision) or fp32
+  // Gradient buffers: 0 -> the parameter dtype (DeepSpeed, Paddle); Megatron-LM with bf16
+  // accumulates in fp32 (main grads).
+  bool fp32_grads = false;
+  optimizer_kind optimizer = optimizer_kind::adam;
+  framework accounting = framework::generic;
+  bool flash_attention = true;         // no s x s score matrix kept
+  bool dropout = false;                // dropout masks kept (1 byte per element)
+  bool offload_optimizer = false;      // optimizer states (and master weights) in CPU memory
+  std::int64_t comm_buffer_bytes = 0;  // extra collective buffers the framework keeps (buckets)
+  // The two global constants of the model (see memory_model_constants): the CUDA context and
+  // allocator's fixed share, and the allocator's growth over the activation peak.
+  double runtime_overhead_bytes = -1;  // -1: the fitted default
+  double activation_overhead = -1;     // -1: the fitted default
+};
+
+// The two constants every prediction shares, fitted once to the seed measurements
+// (tests/unit/test_memory.cpp prints the fit and its leave-one-out error).
+struct memory_model_constants {
+  // Least-squares fit of the relative error over all seed rows (bench/memory_accuracy prints
+  // the fit, every row's error and the leave-one-out errors): 8.2 GiB and 15%. The fixed part
+  // is large because the seeds report nvidia-smi's "used" memory, which includes the CUDA
+  // context, NCCL's buffers and the caching allocator's reserve; set your own for other
+  // systems (a CPU trainer has none of them).
+  static constexpr double runtime_overhead_bytes = 8.2 * GiB;
+  static constexpr double activation_overhead = 0.15;
+};
+
+// Bytes per parameter of the model states on one data-parallel rank.
+struct state_bytes {
+  double params = 0, grads = 0, optimizer = 0;
+  [[nodiscard]] constexpr double total() const { return params + grads + optimizer; }
+};
+
+// Mixed-precision accounting of Rajbhandari et al. 2020 (ZeRO, arXiv:1910.02054, section 3.1
+// and figure 1): 16-bit weights (2) and gradients (2), K = 12 bytes of optimizer state (fp32
+// master, Adam m and v); ZeRO stage 1 (P_os) shards the optimizer states over the dp ranks,
+// stage 2 (P_os+g) also the gradients, stage 3 (P_os+g+p) also the weights. Megatron-LM's
+// distributed optimizer shards the optimizer states like stage 1, with fp32 gradients
+// (docs/source/api-guide/dist_optimizer.md: 6 + 12/d bytes per parameter).
+constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64_t dp, const memory_options& o);
+
+// One pipeline stage's memory on each of its ranks, in bytes.
+struct stage_memory {
+  std::int64_t stage = 0;
+  std::int64_t layers = 0;
+  double inflight = 0;     // micro-batches whose activations the stage holds at its peak
+  double params = 0;       // weights on the device
+  double grads = 0;        // gradient buffers
+  double optimizer = 0;    // optimizer states (and fp32 master weights)
+  double activations = 0;  // stored activations at the peak, including the allocator's growth
+  double other = 0;        // logits and loss buffers, gathered ZeRO-3 weights, comm buffers, runtime
+  [[nodiscard]] constexpr double total() const { return params + grads + optimizer + activations + other; }
+};
+
+struct memory_estimate {
+  std::vector<stage_memory> stages;
+  [[nodiscard]] constexpr double max_total() const {
+    double m = 0;
+    for (const auto& s : stages) m = std::max(m, s.total());
+    return m;
+  }
+};
+
+namespace detail {
+
+constexpr double dtype_bytes(dtype d) {
+  return d == dtype::fp32 || d == dtype::tf32 ? 4.0 : d == dtype::fp8 ? 1.0 : 2.0;
+}
+
+// Activation bytes one transformer layer stores for one micro-batch (Korthikanti et al. 2022,
+// arXiv:2205.05198, section 4, generalized): per token, 16-bit elements
+//   replicated over TP ranks (split by sequence parallelism): the two norm inputs and the
+//   QKV and MLP-up inputs, 4h; dropout masks 2h bytes when dropout is on;
+//   split over TP: Q and K (q + kv), V (kv), the attention output (q), the MLP: GELU keeps
+//   its input and output (2f), SwiGLU gate, up and product (3f); MoE layers top_k times;
+//   attention core: softmax probabilities a x s (plus mask and dropout output) unless
+//   flash attention keeps only its fp32 log-sum-exp.
+// Selective recomputation drops the core; full recomputation keeps only the layer input.
+struct layer_activation_bytes {
+  double stored = 0;   // kept from forward to backward, per layer
+  double working = 0;  // one layer's full activations, alive while it is recomputed
+};
+constexpr layer_activation_bytes layer_activations(const transformer_spec& m, const parallel_config& c,
+                                                   const memory_options& o, bool moe_layer) {
+  const double t = static_cast<double>(c.tp), s = static_cast<double>(o.seq / c.cp), b = static_cast<double>(o.lbs);
+  const double h = static_cast<double>(m.hidden), q = static_cast<double>(m.q_dim()),
+               kv = static_cast<double>(m.kv_dim());
+  const double a = static_cast<double>(m.heads), e = dtype_bytes(o.param_dtype);
+  const double split_rep = c.sequence_parallel ? t : 1.0;
+  const double f = moe_layer ? static_cast<double>(m.moe.top_k * m.resolved_expert_ffn() +
+                                                   m.moe.shared_experts * m.resolved_shared_expert_ffn())
+                             : static_cast<double>(m.ffn);
+  const double mlp = (m.mlp == mlp_kind::swiglu ? 3.0 : 2.0) * f;
+  const double per_token = (4 * h * e + (o.dropout ? 2 * h : 0)) / split_rep + (q + kv + kv + q + mlp) * e / t;
+  const double core = o.flash_attention ? a * 4.0 / t : a * s * (e + (o.dropout ? 1 + e : 0)) / t;
+  const double full = s * b * (per_token + core);
+  layer_activation_bytes r;
+  if (c.recomputation == recompute::full) {
+    r.stored = s * b * h * e / split_rep;
+    r.working = full;
+  } else if (c.recomputation == recompute::selective) {
+    r.stored = full - (o.flash_attention ? 0.0 : s * b * a * s * (e + (o.dropout ? 1 + e : 0)) / t);
+  } else {
+    r.stored = full;
+  }
+  return r;
+}
+
+}  // namespace detail
+
+constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64_t dp, const memory_options& o) {
+  const double e = detail::dtype_bytes(o.param_dtype), d = static_cast<double>(dp);
+  const bool mixed = o.param_dtype != dtype::fp32;
+  const bool fp32_grads = o.fp32_grads || (o.accounting == framework::megatron && mixed) || !mixed;
+  // Adam: m and v in fp32, plus an fp32 master copy of 16-bit weights; SGD: momentum (+ master).
+  const double opt = (o.optimizer == optimizer_kind::adam ? 8.0 : 4.0) + (mixed ? 4.0 : 0.0);
+  state_bytes b;
+  b.params = e / (c.zero_stage == 3 ? d : 1.0);
+  b.grads = (fp32_grads ? 4.0 : e) / (c.zero_stage >= 2 ? d : 1.0);
+  // DeepSpeed ZeRO keeps an fp32 partition of the gradients for the optimizer step.
+  if (o.accounting == framework::deepspeed && mixed && c.zero_stage >= 1) b.grads += 4.0 / d;
+  b.optimizer = o.offload_optimizer ? 0.0 : opt / (c.zero_stage >= 1 || c.distributed_optimizer ? d : 1.0);
+  return b;
+}
+
+// ZeRO figure 1: model-state bytes per device for psi parameters on dp devices.
+constexpr double zero_model_state_bytes(double psi, std::int64_t dp, int zero_stage) {
+  parallel_config c;
+  c.zero_stage = zero_stage;
+  return psi * per_param_state_bytes(c, dp, {.param_dtype = dtype::fp16}).total();
+}
+
+namespace reason {
+inline void memory_needs_a_sequence_length() {}
+}  // namespace reason
+
+// The memory of every pipeline stage under config c for world / data-parallel degree dp.
+// Model states follow the mixed-precision accounting of Rajbhandari et al. 2020 (ZeRO,
+// arXiv:1910.02054, section 3.1): 16-bit weights and gradients, fp32 master weights and Adam
+// m and v; ZeRO stage 1 shards the optimizer states, stage 2 also the gradients, stage 3 also
+// the weights, over the data-parallel ranks; Megatron-LM's distributed optimizer shards the
+// optimizer states (docs/source/api-guide/dist_optimizer.md: 6 + 12/d bytes per parameter
+// with fp32 gradients).
+constexpr memory_estimate estimate_memory(const transformer_spec& m, const parallel_config& c, std::int64_t world,
+                                          const memory_options& o) {
+  validate(m);
+  detail::require(o.seq > 0, reason::memory_needs_a_sequence_length, "seq",
+                  [&] { return "the memory model needs the sequence length (seq), got " + detail::str(o.seq); });
+  detail::require_positive(o.lbs, "lbs");
+  detail::require_positive(o.micro_batches, "micro_batches");
+  validate(c, {.world = world, .model = m, .seq = o.seq});
+  const std::int64_t dp = c.dp != 0 ? c.dp : world / c.model_parallel();
+  const double t = static_cast<double>(c.tp);
+  const double overhead =
+      o.runtime_overhead_bytes >= 0 ? o.runtime_overhead_bytes : memory_model_constants::runtime_overhead_bytes;
+  const double growth =
+      o.activation_overhead >= 0 ? o.activation_overhead : memory_model_constants::activation_overhead;
+
+  const std::vector<stage_layers> split = partition_layers(m.layers, {.pp = c.pp, .vpp = c.vpp});
+  std::vector<double> inflight(static_cast<std::size_t>(c.pp), 1.0);
+  if (c.pp > 1) {
+    const std::int64_t mb = c.vpp > 1 ? detail::round_up(o.micro_batches, c.pp) : o.micro_batches;
+    inflight =
+        make_schedule(c.vpp > 1 ? pipeline_schedule::interleaved : pipeline_schedule::one_f_one_b, c.pp, mb, c.vpp)
+            .inflight_peak();
+  }
+  const param_counts pc = count_params(m, c.tp);
+  const double e = detail::dtype_bytes(o.param_dtype);
+  const state_bytes per_param = per_param_state_bytes(c, dp, o);
+  const bool zero3 = c.zero_stage == 3;
+  // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
+  // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the
+  // fp32 gradient.
+  const double logit_bytes = e + (o.accounting == framework::deepspeed ? 16.0 : 8.0);
+
+  memory_estimate est;
+  for (std::int64_t st = 0; st < c.pp; ++st) {
+    stage_memory sm;
+    sm.stage = st;
+    sm.inflight = inflight[static_cast<std::size_t>(st)];
+    // Weights on this stage: its layers, the embedding on the first, the output layer (or a
+    // tied copy of the embedding, as Megatron-LM keeps one) and the final norm on the last.
+    double total_params = 0, trainable = 0, largest_layer = 0;
+    double act_stored = 0, act_working = 0;
+    for (const stage_layers& sl : split) {
+      if (sl.stage != st) continue;
+      sm.layers += sl.layers;
+      for (std::int64_t i = sl.first_layer; i < sl.first_layer + sl.layers; ++i) {
+        const double lp = static_cast<double>(count_layer_params(m, i).total()) / t;
+        total_params += lp;
+        largest_layer = std::max(largest_layer, lp);
+        if (m.llm_mode == train_mode::trained) trainable += lp;
+        const auto la = detail::layer_activations(m, c, o, m.is_moe_layer(i));
+        act_stored += la.stored;
+        act_working = std::max(act_working, la.working);
+      }
+      if (sl.embedding) {
+        const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
+        total_params += emb;
+        if (m.llm_mode == train_mode::trained) trainable += emb;
+        // The vision tower and projector sit with the embedding.
+        const double vis = static_cast<double>(pc.vision) / t, proj = static_cast<double>(pc.projector) / t;
+        total_params += vis + proj;
+        if (m.vision.tower_mode == train_mode::trained) trainable += vis;
+        if (m.vision.projector_mode == train_mode::trained) trainable += proj;
+      }
+      if (sl.output) {
+        const double out =
+            static_cast<double>(m.tied_embeddings ? (c.pp > 1 ? pc.token_embedding : 0) : pc.output) / t +
+            static_cast<double>(m.hidden);
+        total_params += out;
+        if (m.llm_mode == train_mode::trained) trainable += out;
+        // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
+        const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
+        sm.other += tokens * static_cast<double>(m.padded_vocab(c.tp)) / t * logit_bytes;
+      }
+    }
+    sm.params = total_params * per_param.params;
+    sm.grads = trainable * per_param.grads;
+    sm.optimizer = trainable * per_param.optimizer;
+    // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share
+    // when interleaved: inflight_peak already counts micro-batches of the whole stage).
+    const double stored = act_stored * sm.inflight + act_working;
+    sm.activations = stored * (1.0 + growth);
+    if (zero3) sm.other += 2.0 * largest_layer * e;  // the gathered layer and the prefetched next one
+    sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
+    est.stages.push_back(sm);
+  }
+  return est;
+}
+
+// "74.2 / 80.0 GiB, fits, 5.8 GiB headroom" or "82.1 / 80.0 GiB, over by 2.1 GiB".
+inline std::string fit_summary(double bytes, std::int64_t capacity) {
+  char buf[160];
+  const double used = bytes / static_cast<double>(GiB), cap = static_cast<double>(capacity) / static_cast<double>(GiB);
+  if (bytes <= static_cast<double>(capacity))
+    std::snprintf(buf, sizeof buf, "%.1f / %.1f GiB, fits, %.1f GiB headroom", used, cap, cap - used);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f / %.1f GiB, over by %.1f GiB", used, cap, used - cap);
+  return buf;
+}
+
+}  // namespace trainperf
+
+namespace trainperf {
+
+// A stacked bar per pipeline stage (weights, gradients, optimizer, activations, other) with
+// the device capacity as a dashed line when given; standalone SVG.
+inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capacity_bytes = 0,
+                                     const std::string& title = "") {
+  const double gib = static_cast<double>(GiB);
+  double top = static_cast<double>(capacity_bytes);
+  for (const auto& s : e.stages) top = std::max(top, s.total());
+  top = top / gib * 1.08;
+  const double chart_h = 320, bar_w = 46, gap = 24, left = 60, y0 = 40 + chart_h;
+  const double width = left + static_cast<double>(e.stages.size()) * (bar_w + gap) + 170;
+  const char* names[] = {"weights", "gradients", "optimizer", "activations", "other"};
+  const char* colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#9c9c9c"};
+  std::string svg;
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+                "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+                width, y0 + 40);
+  svg += buf;
+  std::string t;
+  for (char ch : title) t += ch == '<' ? "&lt;" : ch == '>' ? "&gt;" : ch == '&' ? "&amp;" : std::string(1, ch);
+  std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"22\" font-size=\"14\">%s</text>\n", left, t.c_str());
+  svg += buf;
+  const auto y_of = [&](double g) { return y0 - g / top * chart_h; };
+  for (int k = 0; k <= 4; ++k) {  // axis ticks in GiB
+    const double g = top / 1.08 * k / 4;
+    std::snprintf(
+        buf, sizeof buf,
+        "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n<text x=\"%.0f\" y=\"%.1f\" "
+        "text-anchor=\"end\">%.0f GiB</text>\n",
+        left, y_of(g), width - 170, y_of(g), left - 6, y_of(g) + 4, g);
+    svg += buf;
+  }
+  for (std::size_t i = 0; i < e.stages.size(); ++i) {
+    const auto& s = e.stages[i];
+    const double parts[] = {s.params, s.grads, s.optimizer, s.activations, s.other};
+    const double x = left + gap / 2 + static_cast<double>(i) * (bar_w + gap);
+    double acc = 0;
+    for (int k = 0; k < 5; ++k) {
+      const double lo = acc / gib, hi = (acc + parts[k]) / gib;
+      std::snprintf(buf, sizeof buf, "<rect x=\"%.1f\" y=\"%.2f\" width=\"%.0f\" height=\"%.2f\" fill=\"%s\"/>\n", x,
+                    y_of(hi), bar_w, y_of(lo) - y_of(hi), colors[k]);
+      svg += buf;
+      acc += parts[k];
+    }
+    std::snprintf(buf, sizeof buf,
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f</text>\n<text x=\"%.1f\" y=\"%.1f\" "
+                  "text-anchor=\"middle\">stage %zu</text>\n",
+                  x + bar_w / 2, y_of(acc / gib) - 4, acc / gib, x + bar_w / 2, y0 + 16, i);
+    svg += buf;
+  }
+  if (capacity_bytes > 0) {
+    const double y = y_of(static_cast<double>(capacity_bytes) / gib);
+    std::snprintf(buf, sizeof buf,
+                  "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"black\" stroke-dasharray=\"6,4\"/>\n"
+                  "<text x=\"%.0f\" y=\"%.1f\">capacity %.0f GiB</text>\n",
+                  left, y, width - 170, y, left + 4, y - 4, static_cast<double>(capacity_bytes) / gib);
+    svg += buf;
+  }
+  for (int k = 0; k < 5; ++k) {
+    std::snprintf(
+        buf, sizeof buf,
+        "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"12\" fill=\"%s\"/>\n<text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
+        width - 150, 50.0 + 18 * k, colors[k], width - 132, 60.0 + 18 * k, names[k]);
+    svg += buf;
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace trainperf

@@ -1,0 +1,95 @@
+// The memory model: published model-state and activation figures, and the model's own
+// accounting. The accuracy against the seed measurements is bench/memory_accuracy's table
+// (bench/RESULTS.md), run by CTest as well.
+#include <doctest/doctest.h>
+
+#include <trainperf/trainperf.hpp>
+
+using namespace trainperf;
+
+TEST_CASE("ZeRO paper figure 1: 7.5B parameters on 64 devices, K = 12") {
+  // Rajbhandari et al. 2020 (arXiv:1910.02054), figure 1: baseline 120 GB, P_os 31.4 GB,
+  // P_os+g 16.6 GB, P_os+g+p 1.9 GB per device (decimal GB).
+  CHECK(zero_model_state_bytes(7.5e9, 64, 0) / 1e9 == doctest::Approx(120));
+  CHECK(zero_model_state_bytes(7.5e9, 64, 1) / 1e9 == doctest::Approx(31.40625));
+  CHECK(zero_model_state_bytes(7.5e9, 64, 2) / 1e9 == doctest::Approx(16.640625));
+  CHECK(zero_model_state_bytes(7.5e9, 64, 3) / 1e9 == doctest::Approx(1.875));
+}
+
+TEST_CASE("Megatron-LM distributed optimizer: bytes per parameter") {
+  // Megatron-LM docs (dist_optimizer.md): fp16 weights + fp16 grads 20 -> 4 + 16/d;
+  // bf16 weights + fp32 grads 18 -> 6 + 12/d; fp32 + fp32 16 -> 8 + 8/d.
+  for (std::int64_t d : {1, 2, 8, 64}) {
+    CAPTURE(d);
+    const double dd = static_cast<double>(d);
+    const parallel_config plain{}, dist{.distributed_optimizer = true};
+    const memory_options bf16{.accounting = framework::megatron}, fp32{.param_dtype = dtype::fp32};
+    memory_options fp16_fp16{.param_dtype = dtype::fp16};
+    CHECK(per_param_state_bytes(plain, d, bf16).total() == 18);
+    CHECK(per_param_state_bytes(dist, d, bf16).total() == doctest::Approx(6 + 12 / dd));
+    CHECK(per_param_state_bytes(plain, d, fp32).total() == 16);
+    CHECK(per_param_state_bytes(dist, d, fp32).total() == doctest::Approx(8 + 8 / dd));
+    // Megatron's fp16 + fp16 row (20) also keeps fp32 copies of the gradients for the
+    // optimizer; 16-bit gradients alone are ZeRO's 16 bytes (2 + 2 + 12).
+    CHECK(per_param_state_bytes(plain, d, fp16_fp16).total() == 16);
+  }
+}
+
+TEST_CASE("activations per layer reproduce Korthikanti et al. 2022, table 2") {
+  // Korthikanti et al. 2022 (arXiv:2205.05198) section 4, per layer, 16-bit, with dropout,
+  // MHA and a 4h GELU MLP (a GPT-3-like layer): no parallelism sbh(34 + 5as/h); tensor
+  // parallel t: sbh(10 + 24/t + 5as/(ht)); + sequence parallel: sbh(34/t + 5as/(ht));
+  // + selective recompute: sbh(34/t); full recompute: 2sbh (per layer, the input).
+  const transformer_spec m = get_preset("gpt3-175b").spec;  // h 12288, a 96
+  const double s = 2048, b = 1, h = 12288, a = 96;
+  memory_options o{.lbs = 1, .seq = 2048, .flash_attention = false, .dropout = true};
+  const auto per_layer = [&](parallel_config c) { return detail::layer_activations(m, c, o, false).stored; };
+  CHECK(per_layer({}) == doctest::Approx(s * b * h * (34 + 5 * a * s / h)));
+  CHECK(per_layer({.tp = 8}) == doctest::Approx(s * b * h * (10 + 24.0 / 8 + 5 * a * s / (h * 8))));
+  CHECK(per_layer({.tp = 8, .sequence_parallel = true}) ==
+        doctest::Approx(s * b * h * (34.0 / 8 + 5 * a * s / (h * 8))));
+  CHECK(per_layer({.tp = 8, .sequence_parallel = true, .recomputation = recompute::selective}) ==
+        doctest::Approx(s * b * h * 34.0 / 8));
+  CHECK(per_layer({.recomputation = recompute::full}) == doctest::Approx(2 * s * b * h));
+}
+
+TEST_CASE("pipeline stages hold their in-flight micro-batches; ZeRO shards what it says") {
+  const transformer_spec l70 = get_preset("llama2-70b").spec;
+  const memory_options o{
+      .lbs = 1, .seq = 4096, .micro_batches = 44, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  const memory_estimate e = estimate_memory(l70, {.tp = 8, .pp = 4, .sequence_parallel = true}, 32, o);
+  REQUIRE(e.stages.size() == 4);
+  // 1F1B: stage s holds pp - s micro-batches of its 20 layers (schedule.hpp).
+  CHECK(e.stages[0].inflight == 4);
+  CHECK(e.stages[3].inflight == 1);
+  CHECK(e.stages[0].activations == doctest::Approx(4 * e.stages[3].activations));
+  CHECK(e.stages[0].total() > e.stages[1].total());
+  // The last stage carries the output layer and the logits.
+  CHECK(e.stages[3].other > e.stages[1].other);
+  // ZeRO over 8 ranks: stage 1 cuts the optimizer 8-fold, stage 2 the gradients, 3 the weights.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  const memory_options p{.lbs = 1, .seq = 2048, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  const stage_memory z0 = estimate_memory(l7, {}, 8, p).stages[0],
+                     z1 = estimate_memory(l7, {.zero_stage = 1}, 8, p).stages[0];
+  const stage_memory z2 = estimate_memory(l7, {.zero_stage = 2}, 8, p).stages[0],
+                     z3 = estimate_memory(l7, {.zero_stage = 3}, 8, p).stages[0];
+  CHECK(z1.optimizer == doctest::Approx(z0.optimizer / 8));
+  CHECK(z2.grads == doctest::Approx(z0.grads / 8));
+  CHECK(z3.params == doctest::Approx(z0.params / 8));
+  CHECK(z0.params == doctest::Approx(2.0 * 6'738'415'616));  // bf16, one replica
+  // Frozen parts carry no gradients or optimizer states (LLaVA pretraining).
+  transformer_spec pre = get_preset("llava1.5-7b").spec;
+  pre.llm_mode = train_mode::frozen;
+  const stage_memory lv = estimate_memory(pre, {}, 1, p).stages[0];
+  CHECK(lv.grads == doctest::Approx(2.0 * 20'979'712));
+}
+
+TEST_CASE("fit summaries and bad input") {
+  CHECK(fit_summary(74.2 * GiB, 80 * GiB) == "74.2 / 80.0 GiB, fits, 5.8 GiB headroom");
+  CHECK(fit_summary(83.1 * GiB, 80 * GiB) == "83.1 / 80.0 GiB, over by 3.1 GiB");
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, {.seq = 0}), doctest::Contains("needs the sequence length"),
+                       config_error);
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {.tp = 3}, 3, {.seq = 4096}),
+                       doctest::Contains("heads 32 are not divisible by tp 3"), config_error);
+}
