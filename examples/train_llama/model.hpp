@@ -1,0 +1,233 @@
+// The example trainer's model: a Llama-architecture decoder (RMSNorm, RoPE, SwiGLU, GQA, tied
+// or untied embeddings) in fp32 on trainperf's CPU kernels. Parameters, gradients and AdamW
+// states live in flat buffers, so the optimizer and checkpoints see one array each.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include <trainperf/kernels/cpu/kernels.hpp>
+#include <trainperf/model.hpp>
+
+namespace train_llama {
+
+namespace k = trainperf::kernels::cpu;
+using i64 = std::int64_t;
+
+struct llama {
+  trainperf::transformer_spec spec;
+  i64 C, Hq, Hkv, D, Q, KV, F, V, L;
+  float rope_theta = 10000.0f, norm_eps = 1e-5f;
+
+  // Offsets into the flat parameter buffer.
+  struct layer_offsets {
+    i64 attn_norm, wq, wk, wv, wo, mlp_norm, wgate, wup, wdown;
+  };
+  i64 emb = 0, final_norm = 0, head = 0, total = 0;
+  std::vector<layer_offsets> layers;
+  std::vector<float> params, grads, adam_m, adam_v;
+
+  // Wall time per kernel family, accumulated when profiling is on (bench/: the breakdown).
+  enum kernel_kind { k_matmul, k_attention, k_norm, k_rope, k_swiglu, k_embedding, k_loss, k_residual, kinds };
+  static constexpr const char* kernel_names[kinds] = {"matmul", "attention", "rmsnorm",       "rope",
+                                                      "swiglu", "embedding", "cross-entropy", "residual add"};
+  bool profile = false;
+  std::array<double, kinds> seconds{};
+  template <class F>
+  void timed(kernel_kind kind, F&& f) {
+    if (!profile) return f();
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    seconds[kind] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  explicit llama(const trainperf::transformer_spec& s)
+      : spec(s),
+        C(s.hidden),
+        Hq(s.heads),
+        Hkv(s.resolved_kv_heads()),
+        D(s.resolved_head_dim()),
+        Q(s.q_dim()),
+        KV(s.kv_dim()),
+        F(s.ffn),
+        V(s.vocab),
+        L(s.layers) {
+    i64 at = 0;
+    const auto take = [&](i64 n) {
+      const i64 o = at;
+      at += n;
+      return o;
+    };
+    emb = take(V * C);
+    for (i64 l = 0; l < L; ++l)
+      layers.push_back({take(C), take(Q * C), take(KV * C), take(KV * C), take(C * Q), take(C), take(F * C),
+                        take(F * C), take(C * F)});
+    final_norm = take(C);
+    head = s.tied_embeddings ? emb : take(V * C);
+    total = at;
+    params.assign(static_cast<std::size_t>(total), 0.0f);
+    grads.assign(params.size(), 0.0f);
+    adam_m.assign(params.size(), 0.0f);
+    adam_v.assign(params.size(), 0.0f);
+  }
+
+  float* p(i64 o) { return params.data() + o; }
+  float* g(i64 o) { return grads.data() + o; }
+
+  // N(0, 0.02) weights, output projections scaled by 1/sqrt(2L) (GPT-2), norms at 1.
+  void init(std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 0.02f);
+    for (auto& x : params) x = normal(rng);
+    const float residual = 1.0f / std::sqrt(2.0f * static_cast<float>(L));
+    for (const auto& l : layers) {
+      std::fill_n(p(l.attn_norm), C, 1.0f);
+      std::fill_n(p(l.mlp_norm), C, 1.0f);
+      for (i64 i = 0; i < C * Q; ++i) p(l.wo)[i] *= residual;
+      for (i64 i = 0; i < C * F; ++i) p(l.wdown)[i] *= residual;
+    }
+    std::fill_n(p(final_norm), C, 1.0f);
+  }
+
+  // Activations of one micro-batch of B sequences of T tokens.
+  struct activations {
+    i64 B = 0, T = 0;
+    std::vector<std::vector<float>> x;  // residual stream entering each layer, and after the last
+    std::vector<std::vector<float>> n1, rstd1, q, k, v, att, lse, xmid, n2, rstd2, gate, up, act;
+    std::vector<float> nf, rstdf, logits, losses;
+    // Gradient scratch.
+    std::vector<float> dx, dx2, dn, dq, dk, dv, datt, dgate, dup, dact, dlogits;
+  };
+
+  activations make_activations(i64 B, i64 T) const {
+    activations a;
+    a.B = B, a.T = T;
+    const auto n = [&](i64 w) { return std::vector<float>(static_cast<std::size_t>(B * T * w)); };
+    for (i64 l = 0; l <= L; ++l) a.x.push_back(n(C));
+    for (i64 l = 0; l < L; ++l) {
+      a.n1.push_back(n(C)), a.rstd1.push_back(n(1)), a.q.push_back(n(Q)), a.k.push_back(n(KV)), a.v.push_back(n(KV));
+      a.att.push_back(n(Q)), a.lse.push_back(n(Hq)), a.xmid.push_back(n(C)), a.n2.push_back(n(C));
+      a.rstd2.push_back(n(1)), a.gate.push_back(n(F)), a.up.push_back(n(F)), a.act.push_back(n(F));
+    }
+    a.nf = n(C), a.rstdf = n(1), a.logits = n(V), a.losses = n(1);
+    a.dx = n(C), a.dx2 = n(C), a.dn = n(C), a.dq = n(Q), a.dk = n(KV), a.dv = n(KV), a.datt = n(Q);
+    a.dgate = n(F), a.dup = n(F), a.dact = n(F), a.dlogits = n(V);
+    return a;
+  }
+
+  void rope(float* x, i64 B, i64 T, i64 H, bool backward) const {
+    for (i64 b = 0; b < B; ++b) {
+      float* xb = x + b * T * H * D;
+      if (backward)
+        k::rope_backward(xb, T, H, D, rope_theta);
+      else
+        k::rope_forward(xb, T, H, D, rope_theta);
+    }
+  }
+
+  // Forward over tokens [B, T] with targets [B, T]; returns the mean loss. With backward,
+  // accumulates the gradient of loss_scale x mean loss into grads.
+  float step(activations& a, const std::int32_t* tokens, const std::int32_t* targets, bool backward, float loss_scale) {
+    const i64 N = a.B * a.T;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    timed(k_embedding, [&] { k::embedding_forward(a.x[0].data(), tokens, p(emb), N, C); });
+    for (i64 l = 0; l < L; ++l) {
+      const auto& o = layers[static_cast<std::size_t>(l)];
+      timed(k_norm, [&] {
+        k::rmsnorm_forward(a.n1[l].data(), a.rstd1[l].data(), a.x[l].data(), p(o.attn_norm), N, C, norm_eps);
+      });
+      timed(k_matmul, [&] { k::linear_forward(a.q[l].data(), a.n1[l].data(), p(o.wq), nullptr, N, C, Q); });
+      timed(k_matmul, [&] { k::linear_forward(a.k[l].data(), a.n1[l].data(), p(o.wk), nullptr, N, C, KV); });
+      timed(k_matmul, [&] { k::linear_forward(a.v[l].data(), a.n1[l].data(), p(o.wv), nullptr, N, C, KV); });
+      timed(k_rope, [&] { rope(a.q[l].data(), a.B, a.T, Hq, false); });
+      timed(k_rope, [&] { rope(a.k[l].data(), a.B, a.T, Hkv, false); });
+      timed(k_attention, [&] {
+        k::attention_forward(a.att[l].data(), a.lse[l].data(), a.q[l].data(), a.k[l].data(), a.v[l].data(), a.B, a.T,
+                             Hq, Hkv, D, scale);
+      });
+      timed(k_matmul, [&] { k::linear_forward(a.xmid[l].data(), a.att[l].data(), p(o.wo), nullptr, N, Q, C); });
+      timed(k_residual, [&] { k::add_inplace(a.xmid[l].data(), a.x[l].data(), N * C); });
+      timed(k_norm, [&] {
+        k::rmsnorm_forward(a.n2[l].data(), a.rstd2[l].data(), a.xmid[l].data(), p(o.mlp_norm), N, C, norm_eps);
+      });
+      timed(k_matmul, [&] { k::linear_forward(a.gate[l].data(), a.n2[l].data(), p(o.wgate), nullptr, N, C, F); });
+      timed(k_matmul, [&] { k::linear_forward(a.up[l].data(), a.n2[l].data(), p(o.wup), nullptr, N, C, F); });
+      timed(k_swiglu, [&] { k::swiglu_forward(a.act[l].data(), a.gate[l].data(), a.up[l].data(), N * F); });
+      timed(k_matmul, [&] { k::linear_forward(a.x[l + 1].data(), a.act[l].data(), p(o.wdown), nullptr, N, F, C); });
+      timed(k_residual, [&] { k::add_inplace(a.x[l + 1].data(), a.xmid[l].data(), N * C); });
+    }
+    timed(k_norm,
+          [&] { k::rmsnorm_forward(a.nf.data(), a.rstdf.data(), a.x[L].data(), p(final_norm), N, C, norm_eps); });
+    timed(k_matmul, [&] { k::linear_forward(a.logits.data(), a.nf.data(), p(head), nullptr, N, C, V); });
+    float loss = 0;
+    timed(k_loss, [&] {
+      loss = k::cross_entropy(a.losses.data(), backward ? a.dlogits.data() : nullptr, a.logits.data(), targets, N, V,
+                              loss_scale / static_cast<float>(N));
+    });
+    if (!backward) return loss;
+
+    std::fill(a.dn.begin(), a.dn.end(), 0.0f);
+    timed(k_matmul,
+          [&] { k::linear_backward(a.dn.data(), g(head), nullptr, a.dlogits.data(), a.nf.data(), p(head), N, C, V); });
+    std::fill(a.dx.begin(), a.dx.end(), 0.0f);
+    timed(k_norm, [&] {
+      k::rmsnorm_backward(a.dx.data(), g(final_norm), a.dn.data(), a.x[L].data(), p(final_norm), a.rstdf.data(), N, C);
+    });
+    for (i64 l = L - 1; l >= 0; --l) {
+      const auto& o = layers[static_cast<std::size_t>(l)];
+      // x[l+1] = xmid + act · Wdown^T
+      std::fill(a.dact.begin(), a.dact.end(), 0.0f);
+      timed(k_matmul, [&] {
+        k::linear_backward(a.dact.data(), g(o.wdown), nullptr, a.dx.data(), a.act[l].data(), p(o.wdown), N, F, C);
+      });
+      std::fill(a.dgate.begin(), a.dgate.end(), 0.0f);
+      std::fill(a.dup.begin(), a.dup.end(), 0.0f);
+      timed(k_swiglu, [&] {
+        k::swiglu_backward(a.dgate.data(), a.dup.data(), a.dact.data(), a.gate[l].data(), a.up[l].data(), N * F);
+      });
+      std::fill(a.dn.begin(), a.dn.end(), 0.0f);
+      timed(k_matmul, [&] {
+        k::linear_backward(a.dn.data(), g(o.wgate), nullptr, a.dgate.data(), a.n2[l].data(), p(o.wgate), N, C, F);
+      });
+      timed(k_matmul, [&] {
+        k::linear_backward(a.dn.data(), g(o.wup), nullptr, a.dup.data(), a.n2[l].data(), p(o.wup), N, C, F);
+      });
+      a.dx2 = a.dx;  // the residual path
+      timed(k_norm, [&] {
+        k::rmsnorm_backward(a.dx2.data(), g(o.mlp_norm), a.dn.data(), a.xmid[l].data(), p(o.mlp_norm),
+                            a.rstd2[l].data(), N, C);
+      });
+      // xmid = x[l] + att · Wo^T
+      std::fill(a.datt.begin(), a.datt.end(), 0.0f);
+      timed(k_matmul, [&] {
+        k::linear_backward(a.datt.data(), g(o.wo), nullptr, a.dx2.data(), a.att[l].data(), p(o.wo), N, Q, C);
+      });
+      timed(k_attention, [&] {
+        k::attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.q[l].data(), a.k[l].data(),
+                              a.v[l].data(), a.att[l].data(), a.lse[l].data(), a.B, a.T, Hq, Hkv, D, scale);
+      });
+      timed(k_rope, [&] { rope(a.dq.data(), a.B, a.T, Hq, true); });
+      timed(k_rope, [&] { rope(a.dk.data(), a.B, a.T, Hkv, true); });
+      std::fill(a.dn.begin(), a.dn.end(), 0.0f);
+      timed(k_matmul,
+            [&] { k::linear_backward(a.dn.data(), g(o.wq), nullptr, a.dq.data(), a.n1[l].data(), p(o.wq), N, C, Q); });
+      timed(k_matmul,
+            [&] { k::linear_backward(a.dn.data(), g(o.wk), nullptr, a.dk.data(), a.n1[l].data(), p(o.wk), N, C, KV); });
+      timed(k_matmul,
+            [&] { k::linear_backward(a.dn.data(), g(o.wv), nullptr, a.dv.data(), a.n1[l].data(), p(o.wv), N, C, KV); });
+      a.dx = a.dx2;
+      timed(k_norm, [&] {
+        k::rmsnorm_backward(a.dx.data(), g(o.attn_norm), a.dn.data(), a.x[l].data(), p(o.attn_norm), a.rstd1[l].data(),
+                            N, C);
+      });
+    }
+    timed(k_embedding, [&] { k::embedding_backward(g(emb), a.dx.data(), tokens, N, C); });
+    return loss;
+  }
+};
+
+}  // namespace train_llama
