@@ -311,6 +311,16 @@ int run(const args& a) {
                                            .mfu = {1, tp::rounding::nearest}}));
   fmt::print("TFLOP/s per device {:.3f} (model FLOPs, megatron convention, causal); MFU against {}\n",
              st->tflops_per_device, peak_source);
+  if (m.profile) {
+    double kernels = optimizer_seconds;
+    for (double x : m.seconds) kernels += x;
+    fmt::print("time per kernel family (all steps, evaluation forwards included; {:.1f} s of {:.1f} s wall):\n",
+               kernels, wall);
+    for (std::size_t i = 0; i < m.seconds.size(); ++i)
+      fmt::print("  {:<16}{:>9.2f} s {:>6.1f}%\n", train_llama::llama::kernel_names[i], m.seconds[i],
+                 100 * m.seconds[i] / wall);
+    fmt::print("  {:<16}{:>9.2f} s {:>6.1f}%\n", "clip + AdamW", optimizer_seconds, 100 * optimizer_seconds / wall);
+  }
   return 0;
 }
 

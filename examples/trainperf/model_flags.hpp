@@ -98,8 +98,13 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
   if (a.has("tied")) s.tied_embeddings = true;
   if (a.has("untied")) s.tied_embeddings = false;
   // Overridden shapes are no longer the preset's nominal size.
+  bool overridden = false;
   for (const auto& f : model_flags())
-    if (f.name != "model" && f.name != "seq" && a.has(f.name)) m.nominal_params = 0;
+    if (f.name != "model" && f.name != "seq" && a.has(f.name)) overridden = true;
+  if (overridden && a.has("model")) {
+    m.nominal_params = 0;
+    m.name += " (with overrides)";
+  }
   validate(s);
   return m;
 }
