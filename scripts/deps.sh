@@ -1,6 +1,7 @@
 # Sourced by scripts/run and scripts/test: installs whatever of the project's Debian
 # packages is missing (nothing when all are present). Later capabilities add theirs here.
-trainperf_packages=(cmake g++ make python3 libeigen3-dev libfmt-dev doctest-dev nlohmann-json3-dev libxml2-utils)
+trainperf_packages=(cmake g++ make python3 libeigen3-dev libfmt-dev doctest-dev nlohmann-json3-dev libxml2-utils
+  libopenmpi-dev openmpi-bin)
 
 trainperf_install_deps() {
   local missing=()

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,10 @@
 
 #include <trainperf/kernels/cpu/kernels.hpp>
 #include <trainperf/trainperf.hpp>
+
+#ifdef TRAINPERF_WITH_MPI
+#include <trainperf/comm/mpi.hpp>
+#endif
 
 #include "../trainperf/args.hpp"
 #include "../trainperf/model_flags.hpp"
@@ -75,11 +80,14 @@ std::uint64_t mix(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Rows of a micro-batch are the consecutive global samples [first, first + lbs) (for data
+// parallelism: tp::data_shard's range for this rank); sample i of the run starts at a
+// position drawn from (key, i), so any split of a global batch over ranks reads the same data.
 void fill_batch(std::vector<std::int32_t>& in, std::vector<std::int32_t>& out, const std::vector<std::int32_t>& data,
-                i64 lbs, i64 T, std::uint64_t key) {
+                std::uint64_t key, i64 first, i64 lbs, i64 T) {
   const auto span = static_cast<std::uint64_t>(data.size()) - static_cast<std::uint64_t>(T) - 1;
   for (i64 b = 0; b < lbs; ++b) {
-    const auto at = static_cast<std::size_t>(mix(key * 1315423911ULL + static_cast<std::uint64_t>(b)) % span);
+    const auto at = static_cast<std::size_t>(mix(key * 1315423911ULL + static_cast<std::uint64_t>(first + b)) % span);
     std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(at), T, in.begin() + b * T);
     std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(at) + 1, T, out.begin() + b * T);
   }
@@ -167,8 +175,16 @@ int run(const args& a) {
             gas = a.get_int("gas").value_or(1);
   const i64 steps = a.get_int("steps").value_or(300);
   spec.max_seq = std::max(spec.max_seq, T);  // rotary positions: no table bounds the sequence
-  const tp::batch_config batch = tp::solve_batch({.lbs = lbs, .gas = gas, .dp = 1, .seq = T});
-  const auto violations = tp::check_parallel({}, {.world = 1, .model = spec, .seq = T, .gbs = batch.gbs, .lbs = lbs});
+  // Data parallelism over processes (mpirun -np N): one replica per rank, TP = PP = 1.
+  int world = 1, rank = 0;
+#ifdef TRAINPERF_WITH_MPI
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+#endif
+  const i64 dp = world;
+  const tp::batch_config batch = tp::solve_batch({.lbs = lbs, .gas = gas, .dp = dp, .seq = T});
+  const auto violations =
+      tp::check_parallel({}, {.world = world, .model = spec, .seq = T, .gbs = batch.gbs, .lbs = lbs});
   if (!violations.empty()) throw tp::config_error(violations.front().field, violations.front().message);
 
   const std::uint64_t seed = static_cast<std::uint64_t>(a.get_int("seed").value_or(1));
@@ -193,7 +209,12 @@ int run(const args& a) {
     throw tp::config_error(
         "data", fmt::format("{} tokens are too few for sequences of {} (10% are held out)", tokens.size(), T));
 
-  // ---- model, FLOPs, memory prediction
+    // ---- model, FLOPs, memory prediction
+#ifdef TRAINPERF_WITH_MPI
+  const tp::layout dp_layout(world, {});
+  const auto dp_group = std::make_unique<tp::comm::mpi_group>(dp_layout, "dp");
+#endif
+  const bool lead = rank == 0;  // rank 0 prints, logs and checkpoints
   train_llama::llama m(spec);
   m.init(seed);
   m.profile = a.has("profile");
@@ -212,8 +233,9 @@ int run(const args& a) {
                                                        .param_dtype = tp::dtype::fp32,
                                                        .runtime_overhead_bytes = 0,
                                                        .activation_overhead = 0});
-  fmt::print("train_llama: {} ({} parameters), seq {}, LBS {} x GAS {} = GBS {} ({} tokens/step), {} steps\n", mc.name,
-             tp::format_count(m.total), T, lbs, gas, batch.gbs, batch.tokens_per_step(), steps);
+  if (!lead && std::freopen("/dev/null", "w", stdout) == nullptr) return 2;  // one voice: rank 0's
+  fmt::print("train_llama: {} ({} parameters), seq {}, LBS {} x GAS {} x DP {} = GBS {} ({} tokens/step), {} steps\n",
+             mc.name, tp::format_count(m.total), T, lbs, gas, dp, batch.gbs, batch.tokens_per_step(), steps);
   fmt::print(
       "data: {} ({} tokens, {} held out); trainperf: config valid, {:.3g} training FLOPs/token (megatron, causal)\n",
       data_name, tokens.size(), heldout.size(), fl.model_per_token());
@@ -227,7 +249,7 @@ int run(const args& a) {
   const i64 ckpt_every = a.get_int("checkpoint-every").value_or(0);
   const auto ckpt = a.get("checkpoint");
   std::FILE* log = nullptr;
-  if (auto path = a.get("log")) {
+  if (auto path = a.get("log"); path && lead) {
     log = std::fopen(path->c_str(), start > 0 ? "a" : "w");
     if (log == nullptr) throw tp::config_error("log", "cannot write " + *path);
   }
@@ -237,12 +259,13 @@ int run(const args& a) {
     double total = 0;
     const i64 batches = 4;
     for (i64 i = 0; i < batches; ++i) {
-      fill_batch(in, out, heldout, lbs, T, 0xe7a1ULL + static_cast<std::uint64_t>(i));
+      fill_batch(in, out, heldout, 0xe7a1ULL, i * lbs, lbs, T);
       total += m.step(act, in.data(), out.data(), false, 1.0f);
     }
     return total / batches;
   };
-  tp::meter meter({.model_flops_per_token = fl.model_per_token(), .peak_flops = peak, .devices = 1, .warmup_steps = 2});
+  tp::meter meter(
+      {.model_flops_per_token = fl.model_per_token(), .peak_flops = peak, .devices = dp, .warmup_steps = 2});
   float loss = 0, first_loss = -1;
   const auto t_start = clk::now();
   for (i64 s = start; s < steps; ++s) {
@@ -250,9 +273,17 @@ int run(const args& a) {
     std::fill(m.grads.begin(), m.grads.end(), 0.0f);
     loss = 0;
     for (i64 micro = 0; micro < gas; ++micro) {
-      fill_batch(in, out, train, lbs, T, seed * 0x100000001b3ULL + static_cast<std::uint64_t>(s * gas + micro));
-      loss += m.step(act, in.data(), out.data(), true, 1.0f / static_cast<float>(gas)) / static_cast<float>(gas);
+      const tp::sample_range r = tp::data_shard(batch.gbs, lbs, dp, s, micro, rank);
+      fill_batch(in, out, train, seed, r.first, lbs, T);
+      loss +=
+          m.step(act, in.data(), out.data(), true, 1.0f / static_cast<float>(gas * dp)) / static_cast<float>(gas * dp);
     }
+#ifdef TRAINPERF_WITH_MPI
+    if (dp > 1) {  // gradient all-reduce over the data-parallel group (layout.hpp's "dp" groups)
+      dp_group->allreduce_sum(m.grads.data(), m.total);
+      loss = static_cast<float>(dp_group->allreduce_sum(static_cast<double>(loss)));
+    }
+#endif
     const auto t_opt = clk::now();
     const float norm = tp::kernels::cpu::clip_grad_norm(m.grads.data(), m.total, clip);
     const float lr = s < warmup
@@ -277,10 +308,10 @@ int run(const args& a) {
       std::fflush(stdout);
     }
     if (eval_every > 0 && (s + 1) % eval_every == 0) fmt::print("  held-out loss {:.4f}\n", evaluate());
-    if (ckpt && ckpt_every > 0 && (s + 1) % ckpt_every == 0) save_checkpoint(*ckpt, m, s + 1, seed);
+    if (lead && ckpt && ckpt_every > 0 && (s + 1) % ckpt_every == 0) save_checkpoint(*ckpt, m, s + 1, seed);
   }
   if (log != nullptr) std::fclose(log);
-  if (ckpt) save_checkpoint(*ckpt, m, steps, seed);
+  if (lead && ckpt) save_checkpoint(*ckpt, m, steps, seed);
   const double eval_loss = evaluate();
   const double wall = std::chrono::duration<double>(clk::now() - t_start).count();
 
@@ -296,9 +327,9 @@ int run(const args& a) {
       "memory: peak RSS {} vs trainperf's model of this run {} (fp32 weights, grads, AdamW states, activations)\n",
       tp::format_bytes(peak_rss_bytes()), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())));
   fmt::print("{}\n", tp::markdown_header());  // mem: peak RSS / physical memory, GiB
-  const tp::report_row row{"CPU 1x1 (" + std::to_string(omp_get_max_threads()) + " threads)",
+  const tp::report_row row{fmt::format("CPU {} process{} x {} threads", dp, dp > 1 ? "es" : "", omp_get_max_threads()),
                            "fp32",
-                           "TP1PP1DP1",
+                           fmt::format("TP1PP1DP{}", dp),
                            fmt::format("LBS={} GAS={} MPE={}", lbs, gas, T),
                            st->tokens_per_device_per_s,
                            static_cast<double>(loss),
@@ -333,6 +364,12 @@ int main(int argc, char** argv) {
       std::find_if(all.begin(), all.end(), [](const std::string& x) { return x.rfind("--model=", 0) == 0; }) ==
           all.end())
     all.insert(all.begin(), {"--model", "tiny"});
+#ifdef TRAINPERF_WITH_MPI
+  MPI_Init(&argc, &argv);
+  struct finalize {
+    ~finalize() { MPI_Finalize(); }
+  } finalize_at_exit;
+#endif
   try {
     const args a(all, trainer_flags());
     if (a.has("help")) {
