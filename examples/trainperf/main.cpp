@@ -48,6 +48,21 @@ std::string short_count(double n) {
   return fmt::format("{:g}", n);
 }
 
+// --recompute none|selective|full (default none) and --zero 0..3 (default 0), shared by the
+// subcommands that take them.
+tp::recompute recompute_from_args(const args& a) {
+  static constexpr std::string_view choices[] = {"none", "selective", "full"};
+  const std::string rc = a.get_choice("recompute", choices).value_or("none");
+  return rc == "none" ? tp::recompute::none : rc == "selective" ? tp::recompute::selective : tp::recompute::full;
+}
+int zero_from_args(const args& a) {
+  const auto z = a.get("zero");
+  if (!z) return 0;
+  if (*z != "0" && *z != "1" && *z != "2" && *z != "3")
+    throw usage_error("--zero expects 0, 1, 2 or 3, got '" + *z + "'");
+  return (*z)[0] - '0';
+}
+
 // ---- params -----------------------------------------------------------------------------
 std::vector<flag> params_flags() {
   auto f = tp::cli::model_flags();
@@ -254,11 +269,7 @@ flops_setup flops_from_args(const args& a) {
                  : conv == "palm"     ? tp::flops_convention::palm
                  : conv == "megatron" ? tp::flops_convention::megatron
                                       : tp::flops_convention::kaplan;
-  static constexpr std::string_view recomputes[] = {"none", "selective", "full"};
-  const std::string rc = a.get_choice("recompute", recomputes).value_or("none");
-  o.recomputation = rc == "none"        ? tp::recompute::none
-                    : rc == "selective" ? tp::recompute::selective
-                                        : tp::recompute::full;
+  o.recomputation = recompute_from_args(a);
   o.seq = a.get_int("seq").value_or(s.max_seq);
   o.causal = a.has("causal");
   o.tp = a.get_int("tp").value_or(1);
@@ -607,16 +618,8 @@ int run_check_config(const args& a) {
   c.vpp = a.get_int("vpp").value_or(1);
   c.sequence_parallel = a.has("sp");
   c.distributed_optimizer = a.has("distributed-optimizer");
-  if (auto z = a.get("zero")) {
-    if (*z != "0" && *z != "1" && *z != "2" && *z != "3")
-      throw usage_error("--zero expects 0, 1, 2 or 3, got '" + *z + "'");
-    c.zero_stage = (*z)[0] - '0';
-  }
-  static constexpr std::string_view recomputes[] = {"none", "selective", "full"};
-  const std::string rc = a.get_choice("recompute", recomputes).value_or("none");
-  c.recomputation = rc == "none"        ? tp::recompute::none
-                    : rc == "selective" ? tp::recompute::selective
-                                        : tp::recompute::full;
+  c.zero_stage = zero_from_args(a);
+  c.recomputation = recompute_from_args(a);
   const std::int64_t world = require_world(a);
   std::optional<tp::cli::model_choice> model;
   try {
@@ -709,16 +712,8 @@ memory_setup memory_from_args(const args& a) {
   c.vpp = a.get_int("vpp").value_or(1);
   c.sequence_parallel = a.has("sp");
   c.distributed_optimizer = a.has("distributed-optimizer");
-  if (auto z = a.get("zero")) {
-    if (*z != "0" && *z != "1" && *z != "2" && *z != "3")
-      throw usage_error("--zero expects 0, 1, 2 or 3, got '" + *z + "'");
-    c.zero_stage = (*z)[0] - '0';
-  }
-  static constexpr std::string_view recomputes[] = {"none", "selective", "full"};
-  const std::string rc = a.get_choice("recompute", recomputes).value_or("none");
-  c.recomputation = rc == "none"        ? tp::recompute::none
-                    : rc == "selective" ? tp::recompute::selective
-                                        : tp::recompute::full;
+  c.zero_stage = zero_from_args(a);
+  c.recomputation = recompute_from_args(a);
   m.world = c.tp * c.cp * c.pp * c.dp;
   tp::memory_options& o = m.options;
   o.lbs = a.get_int("lbs").value_or(1);
