@@ -2150,8 +2150,8 @@ struct memory_options {
   std::int64_t seq = 0;             // sequence length (tokens)
   std::int64_t micro_batches = 1;   // per replica per step (= GAS); bounds in-flight micro-batches
   dtype param_dtype = dtype::bf16;  // weights as stored for compute: bf16/fp16 (mixed precision) or fp32
-  // Gradient buffers: 0 -> the parameter dtype (DeepSpeed, Paddle); Megatron-LM with bf16
-  // accumulates in fp32 (main grads).
+  // Gradient buffers in fp32 even with 16-bit weights; false keeps them in the weights' dtype
+  // (DeepSpeed, Paddle). framework::megatron implies it (fp32 main grads with bf16).
   bool fp32_grads = false;
   optimizer_kind optimizer = optimizer_kind::adam;
   framework accounting = framework::generic;
