@@ -67,7 +67,7 @@ std::pair<double, double> fit(const std::vector<parts>& p, const std::vector<dou
 double megatron_formula(const memory_row& r) {
   const auto& m = r.model;
   const auto& c = r.parallel;
-  const std::int64_t dp = c.dp ? c.dp : r.world / c.model_parallel();
+  const std::int64_t dp = c.dp_for(r.world);
   const double t = static_cast<double>(c.tp), p = static_cast<double>(c.pp), L = static_cast<double>(m.layers);
   const double h = static_cast<double>(m.hidden), s = static_cast<double>(r.options.seq),
                b = static_cast<double>(r.options.lbs);
@@ -100,7 +100,7 @@ double megatron_formula(const memory_row& r) {
 std::optional<double> deepspeed_estimate(const memory_row& r) {
   const auto& c = r.parallel;
   if (c.zero_stage < 2) return std::nullopt;
-  const std::int64_t dp = c.dp ? c.dp : r.world / c.model_parallel();
+  const std::int64_t dp = c.dp_for(r.world);
   const double P = static_cast<double>(tp::count_params(r.model).total()) / static_cast<double>(c.tp * c.pp);
   const double G = static_cast<double>(dp);
   if (c.zero_stage == 2) return (2 * P + 18 * P / G) / gib;

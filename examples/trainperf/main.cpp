@@ -279,14 +279,10 @@ flops_setup flops_from_args(const args& a) {
     throw usage_error("--params applies to nominal, palm and kaplan; megatron counts every GEMM from the shapes");
   if (a.has("k") && o.convention != tp::flops_convention::nominal)
     throw usage_error("--k applies to the nominal convention only");
-  const tp::param_counts pc = tp::count_params(s, o.tp);
   o.params = a.get_double("params").value_or(0);
   if (o.params == 0 && o.convention == tp::flops_convention::nominal && f.model.nominal_params > 0)
     o.params = f.model.nominal_params;
-  f.params_used = o.params > 0                                     ? o.params
-                  : o.convention == tp::flops_convention::kaplan   ? static_cast<double>(pc.non_embedding())
-                  : o.convention == tp::flops_convention::megatron ? 0.0
-                                                                   : static_cast<double>(pc.total());
+  f.params_used = tp::convention_params(s, o);
   return f;
 }
 

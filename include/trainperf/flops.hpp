@@ -126,6 +126,16 @@ constexpr std::int64_t images_per_sequence(const transformer_spec& m, const flop
 
 }  // namespace detail
 
+// The parameter count N that nominal, palm and kaplan multiply: the override when given,
+// else all parameters (nominal, palm) or the non-embedding ones (kaplan); 0 for megatron,
+// which counts GEMMs from the shapes.
+constexpr double convention_params(const transformer_spec& m, const flops_options& o) {
+  if (o.convention == flops_convention::megatron) return 0;
+  if (o.params > 0) return o.params;
+  const param_counts pc = count_params(m, o.tp);
+  return static_cast<double>(o.convention == flops_convention::kaplan ? pc.non_embedding() : pc.total());
+}
+
 // Megatron-style per-GEMM forward FLOPs of one sequence (2 FLOPs per multiply-add).
 constexpr forward_breakdown megatron_forward(const transformer_spec& m, std::int64_t seq, bool causal = false,
                                              std::int64_t tp = 1, std::int64_t images = 0) {
@@ -223,11 +233,10 @@ constexpr flops_count count_flops(const transformer_spec& m, const flops_options
     return c;
   }
 
-  const param_counts pc = count_params(m, o.tp);
+  const double n = convention_params(m, o);
   const double layers = static_cast<double>(m.layers), heads = static_cast<double>(m.heads);
   const double head_dim = static_cast<double>(m.resolved_head_dim());
   if (o.convention == flops_convention::nominal) {
-    const double n = o.params > 0 ? o.params : static_cast<double>(pc.total());
     const double k = o.k > 0 ? o.k : (llm_trained ? 6.0 : 2.0);
     c.forward = 2 * n * s;
     c.model = k * n * s;
@@ -235,7 +244,6 @@ constexpr flops_count count_flops(const transformer_spec& m, const flops_options
     return c;
   }
   if (o.convention == flops_convention::palm) {
-    const double n = o.params > 0 ? o.params : static_cast<double>(pc.total());
     const double attn = layers * heads * head_dim * s;  // L·H·Q·T
     c.forward = (2 * n + 4 * attn) * s;
     c.model = (6 * n + 12 * attn) * s;
@@ -245,7 +253,6 @@ constexpr flops_count count_flops(const transformer_spec& m, const flops_options
     return c;
   }
   // kaplan
-  const double n = o.params > 0 ? o.params : static_cast<double>(pc.non_embedding());
   const double attn = layers * heads * head_dim * s;  // L·C·T with C = d_attn
   c.forward = (2 * n + 2 * attn) * s;
   c.model = (6 * n + 6 * attn) * s;

@@ -234,9 +234,7 @@ class layout {
 
  private:
   static constexpr axis_sizes decoder_sizes(std::int64_t world, const parallel_config& c) {
-    validate(c, {.world = world});
-    const std::int64_t dp = c.dp != 0 ? c.dp : world / c.model_parallel();
-    return {c.tp, c.cp, 1, dp, c.pp};
+    return {c.tp, c.cp, 1, resolved_dp(c, world), c.pp};
   }
   static constexpr axis_sizes expert_sizes(std::int64_t world, const parallel_config& c) {
     const std::int64_t etp = c.resolved_etp();

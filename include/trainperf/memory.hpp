@@ -185,7 +185,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   detail::require_positive(o.lbs, "lbs");
   detail::require_positive(o.micro_batches, "micro_batches");
   validate(c, {.world = world, .model = m, .seq = o.seq});
-  const std::int64_t dp = c.dp != 0 ? c.dp : world / c.model_parallel();
+  const std::int64_t dp = c.dp_for(world);
   const double t = static_cast<double>(c.tp);
   const double overhead =
       o.runtime_overhead_bytes >= 0 ? o.runtime_overhead_bytes : memory_model_constants::runtime_overhead_bytes;

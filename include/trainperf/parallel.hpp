@@ -33,6 +33,10 @@ struct parallel_config {
   recompute recomputation = recompute::none;
 
   [[nodiscard]] constexpr std::int64_t resolved_etp() const { return etp == 0 ? tp : etp; }
+  // dp, or world / (tp x cp x pp) when dp is 0 (unchecked: see resolved_dp for the checked one).
+  [[nodiscard]] constexpr std::int64_t dp_for(std::int64_t world) const {
+    return dp != 0 ? dp : world / model_parallel();
+  }
   // Ranks per data-parallel replica.
   [[nodiscard]] constexpr std::int64_t model_parallel() const { return tp * cp * pp; }
   [[nodiscard]] constexpr pipeline_schedule schedule() const {
@@ -245,7 +249,7 @@ constexpr void validate(const parallel_config& c, const parallel_context& ctx = 
 // The data-parallel degree the configuration implies for `world` devices.
 constexpr std::int64_t resolved_dp(const parallel_config& c, std::int64_t world) {
   validate(c, {.world = world});
-  return c.dp != 0 ? c.dp : world / c.model_parallel();
+  return c.dp_for(world);
 }
 
 }  // namespace trainperf

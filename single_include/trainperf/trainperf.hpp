@@ -712,6 +712,16 @@ constexpr std::int64_t images_per_sequence(const transformer_spec& m, const flop
 
 }  // namespace detail
 
+// The parameter count N that nominal, palm and kaplan multiply: the override when given,
+// else all parameters (nominal, palm) or the non-embedding ones (kaplan); 0 for megatron,
+// which counts GEMMs from the shapes.
+constexpr double convention_params(const transformer_spec& m, const flops_options& o) {
+  if (o.convention == flops_convention::megatron) return 0;
+  if (o.params > 0) return o.params;
+  const param_counts pc = count_params(m, o.tp);
+  return static_cast<double>(o.convention == flops_convention::kaplan ? pc.non_embedding() : pc.total());
+}
+
 // Megatron-style per-GEMM forward FLOPs of one sequence (2 FLOPs per multiply-add).
 constexpr forward_breakdown megatron_forward(const transformer_spec& m, std::int64_t seq, bool causal = false,
                                              std::int64_t tp = 1, std::int64_t images = 0) {
@@ -809,11 +819,10 @@ constexpr flops_count count_flops(const transformer_spec& m, const flops_options
     return c;
   }
 
-  const param_counts pc = count_params(m, o.tp);
+  const double n = convention_params(m, o);
   const double layers = static_cast<double>(m.layers), heads = static_cast<double>(m.heads);
   const double head_dim = static_cast<double>(m.resolved_head_dim());
   if (o.convention == flops_convention::nominal) {
-    const double n = o.params > 0 ? o.params : static_cast<double>(pc.total());
     const double k = o.k > 0 ? o.k : (llm_trained ? 6.0 : 2.0);
     c.forward = 2 * n * s;
     c.model = k * n * s;
@@ -821,7 +830,6 @@ constexpr flops_count count_flops(const transformer_spec& m, const flops_options
     return c;
   }
   if (o.convention == flops_convention::palm) {
-    const double n = o.params > 0 ? o.params : static_cast<double>(pc.total());
     const double attn = layers * heads * head_dim * s;  // L·H·Q·T
     c.forward = (2 * n + 4 * attn) * s;
     c.model = (6 * n + 12 * attn) * s;
@@ -831,7 +839,6 @@ constexpr flops_count count_flops(const transformer_spec& m, const flops_options
     return c;
   }
   // kaplan
-  const double n = o.params > 0 ? o.params : static_cast<double>(pc.non_embedding());
   const double attn = layers * heads * head_dim * s;  // L·C·T with C = d_attn
   c.forward = (2 * n + 2 * attn) * s;
   c.model = (6 * n + 6 * attn) * s;
@@ -1122,6 +1129,10 @@ struct parallel_config {
   recompute recomputation = recompute::none;
 
   [[nodiscard]] constexpr std::int64_t resolved_etp() const { return etp == 0 ? tp : etp; }
+  // dp, or world / (tp x cp x pp) when dp is 0 (unchecked: see resolved_dp for the checked one).
+  [[nodiscard]] constexpr std::int64_t dp_for(std::int64_t world) const {
+    return dp != 0 ? dp : world / model_parallel();
+  }
   // Ranks per data-parallel replica.
   [[nodiscard]] constexpr std::int64_t model_parallel() const { return tp * cp * pp; }
   [[nodiscard]] constexpr pipeline_schedule schedule() const {
@@ -1334,7 +1345,7 @@ constexpr void validate(const parallel_config& c, const parallel_context& ctx = 
 // The data-parallel degree the configuration implies for `world` devices.
 constexpr std::int64_t resolved_dp(const parallel_config& c, std::int64_t world) {
   validate(c, {.world = world});
-  return c.dp != 0 ? c.dp : world / c.model_parallel();
+  return c.dp_for(world);
 }
 
 }  // namespace trainperf
@@ -1560,9 +1571,7 @@ class layout {
 
  private:
   static constexpr axis_sizes decoder_sizes(std::int64_t world, const parallel_config& c) {
-    validate(c, {.world = world});
-    const std::int64_t dp = c.dp != 0 ? c.dp : world / c.model_parallel();
-    return {c.tp, c.cp, 1, dp, c.pp};
+    return {c.tp, c.cp, 1, resolved_dp(c, world), c.pp};
   }
   static constexpr axis_sizes expert_sizes(std::int64_t world, const parallel_config& c) {
     const std::int64_t etp = c.resolved_etp();
@@ -2301,7 +2310,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   detail::require_positive(o.lbs, "lbs");
   detail::require_positive(o.micro_batches, "micro_batches");
   validate(c, {.world = world, .model = m, .seq = o.seq});
-  const std::int64_t dp = c.dp != 0 ? c.dp : world / c.model_parallel();
+  const std::int64_t dp = c.dp_for(world);
   const double t = static_cast<double>(c.tp);
   const double overhead =
       o.runtime_overhead_bytes >= 0 ? o.runtime_overhead_bytes : memory_model_constants::runtime_overhead_bytes;
