@@ -5,7 +5,7 @@
 //
 //   train_llama [--model tiny|PRESET|config.json] [--seq 128] [--lbs 8] [--gas 1] [--steps 150]
 //               [--data tokens.npy|tokens.u16 [--data-dtype u16|u32|i32]] [--checkpoint FILE]
-//               [--resume FILE] [--peak-flops X] [--log FILE] ...
+//               [--resume FILE] [--peak-flops X] [--log FILE] [--device cpu|cuda] ...
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -30,6 +30,7 @@
 #include "../trainperf/args.hpp"
 #include "../trainperf/model_flags.hpp"
 #include "data.hpp"
+#include "engine.hpp"
 #include "model.hpp"
 
 namespace tp = trainperf;
@@ -61,7 +62,10 @@ std::vector<flag> trainer_flags() {
            {"checkpoint", "FILE", "write a checkpoint (atomically) at the end and every --checkpoint-every steps"},
            {"checkpoint-every", "N", "steps between checkpoints"},
            {"resume", "FILE", "resume from a checkpoint"},
-           {"peak-flops", "X", "device peak for MFU (default: measured by a GEMM probe)"},
+           {"device", "cpu|cuda", "where to train (default cpu); cuda: bf16 compute, fp32 master weights"},
+           {"peak-flops", "X",
+            "device peak for MFU (default: the GPU's dense bf16 peak from trainperf's device "
+            "table; on the CPU, measured by a GEMM probe)"},
            {"log", "FILE", "write every step's loss (exact, hex) to FILE"},
            {"threads", "N", "OpenMP threads (default: all cores)"},
            {"profile", "", "time every kernel family and print the breakdown"},
@@ -161,6 +165,63 @@ std::int64_t peak_rss_bytes() {
   return static_cast<std::int64_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
+// trainperf's CPU kernels on the host model (fp32), data parallel over MPI when built with it.
+class cpu_engine final : public train_llama::engine {
+ public:
+  cpu_engine(train_llama::llama& m, i64 B, i64 T, int world) : m_(m), act_(m.make_activations(B, T)), world_(world) {
+#ifdef TRAINPERF_WITH_MPI
+    if (world > 1) dp_ = std::make_unique<tp::comm::mpi_group>(tp::layout(world, {}), "dp");
+#endif
+  }
+  std::string name() const override {
+    return fmt::format("CPU {} process{} x {} threads", world_, world_ > 1 ? "es" : "", omp_get_max_threads());
+  }
+  tp::dtype compute_dtype() const override { return tp::dtype::fp32; }
+  void zero_grads() override { std::fill(m_.grads.begin(), m_.grads.end(), 0.0f); }
+  float step(const std::int32_t* tokens, const std::int32_t* targets, bool backward, float loss_scale) override {
+    return m_.step(act_, tokens, targets, backward, loss_scale);
+  }
+  void allreduce_grads() override {
+#ifdef TRAINPERF_WITH_MPI
+    if (dp_) dp_->allreduce_sum(m_.grads.data(), m_.total);  // layout.hpp's "dp" groups
+#endif
+  }
+  float clip_and_update(float clip, const train_llama::adamw_step& c, i64 step) override {
+    const float norm = tp::kernels::cpu::clip_grad_norm(m_.grads.data(), m_.total, clip);
+    tp::kernels::cpu::adamw(
+        m_.params.data(), m_.grads.data(), m_.adam_m.data(), m_.adam_v.data(), m_.total,
+        {.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.weight_decay}, step);
+    return norm;
+  }
+  void to_host(train_llama::llama_params&) override {}  // the host model is the model
+  train_llama::memory_reading memory() const override {
+    return {peak_rss_bytes(), static_cast<std::int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE), "peak RSS"};
+  }
+  std::pair<double, std::string> default_peak() const override {
+    return {gemm_probe(), "this machine's fp32 GEMM, measured now (512^3)"};
+  }
+
+ private:
+  train_llama::llama& m_;
+  train_llama::llama::activations act_;
+  int world_;
+#ifdef TRAINPERF_WITH_MPI
+  std::unique_ptr<tp::comm::mpi_group> dp_;
+#endif
+};
+
+}  // namespace
+
+#ifndef TRAINPERF_WITH_CUDA
+std::unique_ptr<train_llama::engine> train_llama::make_cuda_engine(const llama_params&, i64, i64, int, int) {
+  throw tp::config_error("device",
+                         "this train_llama was built without CUDA (CMake found no nvcc); rebuild where nvcc is "
+                         "(/usr/local/cuda/bin or CUDACXX), or train with --device cpu");
+}
+#endif
+
+namespace {
+
 int run(const args& a) {
   // ---- configuration, validated by trainperf before anything runs
   tp::cli::model_choice mc = tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false);
@@ -209,11 +270,7 @@ int run(const args& a) {
     throw tp::config_error(
         "data", fmt::format("{} tokens are too few for sequences of {} (10% are held out)", tokens.size(), T));
 
-    // ---- model, FLOPs, memory prediction
-#ifdef TRAINPERF_WITH_MPI
-  const tp::layout dp_layout(world, {});
-  const auto dp_group = std::make_unique<tp::comm::mpi_group>(dp_layout, "dp");
-#endif
+  // ---- model, engine, FLOPs, memory prediction
   const bool lead = rank == 0;  // rank 0 prints, logs and checkpoints
   train_llama::llama m(spec);
   m.init(seed);
@@ -221,18 +278,33 @@ int run(const args& a) {
   double optimizer_seconds = 0;
   i64 start = 0;
   if (auto r = a.get("resume")) start = load_checkpoint(*r, m, seed);
+  const std::string device = a.get("device").value_or("cpu");
+  std::unique_ptr<train_llama::engine> eng;
+  if (device == "cpu")
+    eng = std::make_unique<cpu_engine>(m, lbs, T, world);
+  else if (device == "cuda")
+    eng = train_llama::make_cuda_engine(m, lbs, T, world, rank);
+  else
+    throw usage_error("--device is cpu or cuda, got '" + device + "'");
+  const bool cpu = device == "cpu";
   const tp::flops_count fl =
       tp::count_flops(spec, {.convention = tp::flops_convention::megatron, .seq = T, .causal = true});
-  const double peak = a.has("peak-flops") ? *a.get_double("peak-flops") : gemm_probe();
-  const std::string peak_source =
-      a.has("peak-flops") ? "--peak-flops" : "this machine's fp32 GEMM, measured now (512^3)";
-  const tp::memory_estimate mem = tp::estimate_memory(spec, {}, 1,
-                                                      {.lbs = lbs,
-                                                       .seq = T,
-                                                       .micro_batches = gas,
-                                                       .param_dtype = tp::dtype::fp32,
-                                                       .runtime_overhead_bytes = 0,
-                                                       .activation_overhead = 0});
+  const auto [peak, peak_source] = a.has("peak-flops")
+                                       ? std::pair<double, std::string>{*a.get_double("peak-flops"), "--peak-flops"}
+                                       : eng->default_peak();
+  // The engine's own accounting: fp32 everything on the CPU; on the GPU bf16 weights for
+  // compute beside fp32 master weights, fp32 gradients and AdamW states (megatron's 18 bytes
+  // per parameter), bf16 activations. No runtime overhead: the prediction is what the trainer
+  // allocates; the measured figure adds the CUDA context and the allocator.
+  const tp::memory_estimate mem =
+      tp::estimate_memory(spec, {}, 1,
+                          {.lbs = lbs,
+                           .seq = T,
+                           .micro_batches = gas,
+                           .param_dtype = cpu ? tp::dtype::fp32 : tp::dtype::bf16,
+                           .accounting = cpu ? tp::framework::generic : tp::framework::megatron,
+                           .runtime_overhead_bytes = 0,
+                           .activation_overhead = 0});
   if (!lead && std::freopen("/dev/null", "w", stdout) == nullptr) return 2;  // one voice: rank 0's
   fmt::print("train_llama: {} ({} parameters), seq {}, LBS {} x GAS {} x DP {} = GBS {} ({} tokens/step), {} steps\n",
              mc.name, tp::format_count(m.total), T, lbs, gas, dp, batch.gbs, batch.tokens_per_step(), steps);
@@ -253,14 +325,13 @@ int run(const args& a) {
     log = std::fopen(path->c_str(), start > 0 ? "a" : "w");
     if (log == nullptr) throw tp::config_error("log", "cannot write " + *path);
   }
-  auto act = m.make_activations(lbs, T);
   std::vector<std::int32_t> in(static_cast<std::size_t>(lbs * T)), out(in.size());
   const auto evaluate = [&] {
     double total = 0;
     const i64 batches = 4;
     for (i64 i = 0; i < batches; ++i) {
       fill_batch(in, out, heldout, 0xe7a1ULL, i * lbs, lbs, T);
-      total += m.step(act, in.data(), out.data(), false, 1.0f);
+      total += eng->step(in.data(), out.data(), false, 1.0f);
     }
     return total / batches;
   };
@@ -270,32 +341,32 @@ int run(const args& a) {
   const auto t_start = clk::now();
   for (i64 s = start; s < steps; ++s) {
     const auto t0 = clk::now();
-    std::fill(m.grads.begin(), m.grads.end(), 0.0f);
+    eng->zero_grads();
     loss = 0;
     for (i64 micro = 0; micro < gas; ++micro) {
       const tp::sample_range r = tp::data_shard(batch.gbs, lbs, dp, s, micro, rank);
       fill_batch(in, out, train, seed, r.first, lbs, T);
       loss +=
-          m.step(act, in.data(), out.data(), true, 1.0f / static_cast<float>(gas * dp)) / static_cast<float>(gas * dp);
+          eng->step(in.data(), out.data(), true, 1.0f / static_cast<float>(gas * dp)) / static_cast<float>(gas * dp);
     }
+    eng->allreduce_grads();
 #ifdef TRAINPERF_WITH_MPI
-    if (dp > 1) {  // gradient all-reduce over the data-parallel group (layout.hpp's "dp" groups)
-      dp_group->allreduce_sum(m.grads.data(), m.total);
-      loss = static_cast<float>(dp_group->allreduce_sum(static_cast<double>(loss)));
+    if (dp > 1) {
+      double sum = loss;
+      MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+      loss = static_cast<float>(sum);
     }
 #endif
     const auto t_opt = clk::now();
-    const float norm = tp::kernels::cpu::clip_grad_norm(m.grads.data(), m.total, clip);
     const float lr = s < warmup
                          ? lr_max * static_cast<float>(s + 1) / static_cast<float>(warmup)
                          : 0.1f * lr_max + 0.45f * lr_max *
                                                (1.0f + std::cos(3.14159265f * static_cast<float>(s - warmup) /
                                                                 static_cast<float>(std::max<i64>(1, steps - warmup))));
-    tp::kernels::cpu::adamw(m.params.data(), m.grads.data(), m.adam_m.data(), m.adam_v.data(), m.total,
-                            {.lr = lr, .weight_decay = 0.1f}, s + 1);
+    const float norm = eng->clip_and_update(clip, {.lr = lr, .weight_decay = 0.1f}, s + 1);
     optimizer_seconds += std::chrono::duration<double>(clk::now() - t_opt).count();
     meter.step_sequences(batch.gbs, T, std::chrono::duration<double>(clk::now() - t0).count());
-    meter.report_memory(peak_rss_bytes());
+    meter.report_memory(eng->memory().used);
     if (first_loss < 0) first_loss = loss;
     if (log != nullptr)
       std::fprintf(log, "step %lld loss %a\n", static_cast<long long>(s + 1), static_cast<double>(loss));
@@ -308,10 +379,16 @@ int run(const args& a) {
       std::fflush(stdout);
     }
     if (eval_every > 0 && (s + 1) % eval_every == 0) fmt::print("  held-out loss {:.4f}\n", evaluate());
-    if (lead && ckpt && ckpt_every > 0 && (s + 1) % ckpt_every == 0) save_checkpoint(*ckpt, m, s + 1, seed);
+    if (lead && ckpt && ckpt_every > 0 && (s + 1) % ckpt_every == 0) {
+      eng->to_host(m);
+      save_checkpoint(*ckpt, m, s + 1, seed);
+    }
   }
   if (log != nullptr) std::fclose(log);
-  if (lead && ckpt) save_checkpoint(*ckpt, m, steps, seed);
+  if (lead && ckpt) {
+    eng->to_host(m);
+    save_checkpoint(*ckpt, m, steps, seed);
+  }
   const double eval_loss = evaluate();
   const double wall = std::chrono::duration<double>(clk::now() - t_start).count();
 
@@ -323,26 +400,28 @@ int run(const args& a) {
   }
   fmt::print("\ntrained {} steps in {:.1f} s; loss {:.4f} -> {:.4f}, held-out {:.4f}\n", steps - start, wall,
              first_loss, loss, eval_loss);
-  fmt::print(
-      "memory: peak RSS {} vs trainperf's model of this run {} (fp32 weights, grads, AdamW states, activations)\n",
-      tp::format_bytes(peak_rss_bytes()), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())));
-  fmt::print("{}\n", tp::markdown_header());  // mem: peak RSS / physical memory, GiB
-  const tp::report_row row{fmt::format("CPU {} process{} x {} threads", dp, dp > 1 ? "es" : "", omp_get_max_threads()),
-                           "fp32",
+  const train_llama::memory_reading used = eng->memory();
+  fmt::print("memory: {} {} vs trainperf's model of this run {} ({}); capacity {}\n", used.what,
+             tp::format_bytes(used.used), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
+             cpu ? "fp32 weights, grads, AdamW states, activations"
+                 : "bf16 weights + fp32 master, fp32 grads, AdamW states, bf16 activations, logits",
+             tp::format_bytes(used.capacity));
+  fmt::print("{}\n", tp::markdown_header());  // mem: measured / capacity, GiB
+  const tp::report_row row{eng->name(),
+                           std::string(tp::to_string(eng->compute_dtype())),
                            fmt::format("TP1PP1DP{}", dp),
                            fmt::format("LBS={} GAS={} MPE={}", lbs, gas, T),
                            st->tokens_per_device_per_s,
                            static_cast<double>(loss),
-                           static_cast<double>(peak_rss_bytes()) / static_cast<double>(tp::GiB),
-                           static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE)) /
-                               static_cast<double>(tp::GiB),
+                           static_cast<double>(used.used) / static_cast<double>(tp::GiB),
+                           static_cast<double>(used.capacity) / static_cast<double>(tp::GiB),
                            st->mfu};
   fmt::print("{}\n", tp::to_markdown(row, {.loss = {4, tp::rounding::nearest},
                                            .memory = {2, tp::rounding::nearest},
                                            .mfu = {1, tp::rounding::nearest}}));
   fmt::print("TFLOP/s per device {:.3f} (model FLOPs, megatron convention, causal); MFU against {}\n",
              st->tflops_per_device, peak_source);
-  if (m.profile) {
+  if (m.profile && cpu) {
     double kernels = optimizer_seconds;
     for (double x : m.seconds) kernels += x;
     fmt::print("time per kernel family (all steps, evaluation forwards included; {:.1f} s of {:.1f} s wall):\n",

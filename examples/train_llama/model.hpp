@@ -1,35 +1,23 @@
-// The example trainer's model: a Llama-architecture decoder (RMSNorm, RoPE, SwiGLU, GQA, tied
-// or untied embeddings) in fp32 on trainperf's CPU kernels. Parameters, gradients and AdamW
-// states live in flat buffers, so the optimizer and checkpoints see one array each.
+// The example trainer's CPU model: the Llama decoder of params.hpp in fp32 on trainperf's CPU
+// kernels.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include <trainperf/kernels/cpu/kernels.hpp>
-#include <trainperf/model.hpp>
+
+#include "params.hpp"
 
 namespace train_llama {
 
 namespace k = trainperf::kernels::cpu;
-using i64 = std::int64_t;
 
-struct llama {
-  trainperf::transformer_spec spec;
-  i64 C, Hq, Hkv, D, Q, KV, F, V, L;
-  float rope_theta = 10000.0f, norm_eps = 1e-5f;
-
-  // Offsets into the flat parameter buffer.
-  struct layer_offsets {
-    i64 attn_norm, wq, wk, wv, wo, mlp_norm, wgate, wup, wdown;
-  };
-  i64 emb = 0, final_norm = 0, head = 0, total = 0;
-  std::vector<layer_offsets> layers;
-  std::vector<float> params, grads, adam_m, adam_v;
+struct llama : llama_params {
+  using llama_params::llama_params;
 
   // Wall time per kernel family, accumulated when profiling is on (bench/: the breakdown).
   enum kernel_kind { k_matmul, k_attention, k_norm, k_rope, k_swiglu, k_embedding, k_loss, k_residual, kinds };
@@ -43,54 +31,6 @@ struct llama {
     const auto t0 = std::chrono::steady_clock::now();
     f();
     seconds[kind] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-
-  explicit llama(const trainperf::transformer_spec& s)
-      : spec(s),
-        C(s.hidden),
-        Hq(s.heads),
-        Hkv(s.resolved_kv_heads()),
-        D(s.resolved_head_dim()),
-        Q(s.q_dim()),
-        KV(s.kv_dim()),
-        F(s.ffn),
-        V(s.vocab),
-        L(s.layers) {
-    i64 at = 0;
-    const auto take = [&](i64 n) {
-      const i64 o = at;
-      at += n;
-      return o;
-    };
-    emb = take(V * C);
-    for (i64 l = 0; l < L; ++l)
-      layers.push_back({take(C), take(Q * C), take(KV * C), take(KV * C), take(C * Q), take(C), take(F * C),
-                        take(F * C), take(C * F)});
-    final_norm = take(C);
-    head = s.tied_embeddings ? emb : take(V * C);
-    total = at;
-    params.assign(static_cast<std::size_t>(total), 0.0f);
-    grads.assign(params.size(), 0.0f);
-    adam_m.assign(params.size(), 0.0f);
-    adam_v.assign(params.size(), 0.0f);
-  }
-
-  float* p(i64 o) { return params.data() + o; }
-  float* g(i64 o) { return grads.data() + o; }
-
-  // N(0, 0.02) weights, output projections scaled by 1/sqrt(2L) (GPT-2), norms at 1.
-  void init(std::uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 0.02f);
-    for (auto& x : params) x = normal(rng);
-    const float residual = 1.0f / std::sqrt(2.0f * static_cast<float>(L));
-    for (const auto& l : layers) {
-      std::fill_n(p(l.attn_norm), C, 1.0f);
-      std::fill_n(p(l.mlp_norm), C, 1.0f);
-      for (i64 i = 0; i < C * Q; ++i) p(l.wo)[i] *= residual;
-      for (i64 i = 0; i < C * F; ++i) p(l.wdown)[i] *= residual;
-    }
-    std::fill_n(p(final_norm), C, 1.0f);
   }
 
   // Activations of one micro-batch of B sequences of T tokens.

@@ -1,0 +1,57 @@
+// What train_llama's loop drives: one replica of the model on one device. The CPU engine runs
+// trainperf's Eigen kernels on the host model's flat fp32 buffers; the CUDA engine
+// (engine_cuda.cu, built where nvcc is) keeps fp32 master weights, fp32 gradients and AdamW
+// states on the GPU and computes in bf16. Both read the same data, write the same checkpoints
+// (the host model's fp32 buffers) and end with the same report row.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <trainperf/hardware.hpp>
+
+#include "params.hpp"
+
+namespace train_llama {
+
+// One AdamW step's hyper-parameters (the CPU kernel's adamw_config, without its header).
+struct adamw_step {
+  float lr = 3e-4f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0.1f;
+};
+
+// Measured memory for the report row, and what it counts.
+struct memory_reading {
+  std::int64_t used = 0;      // bytes
+  std::int64_t capacity = 0;  // bytes
+  std::string what;           // "peak RSS", "device memory in use at the peak (cudaMemGetInfo)"
+};
+
+class engine {
+ public:
+  virtual ~engine() = default;
+  [[nodiscard]] virtual std::string name() const = 0;  // the device, for the report row
+  [[nodiscard]] virtual trainperf::dtype compute_dtype() const = 0;
+  virtual void zero_grads() = 0;
+  // Forward over [B, T] tokens; with backward, accumulates the gradient of loss_scale x mean
+  // loss. Returns the mean loss.
+  virtual float step(const std::int32_t* tokens, const std::int32_t* targets, bool backward, float loss_scale) = 0;
+  // Sums the gradients over the data-parallel group (no-op for one replica).
+  virtual void allreduce_grads() = 0;
+  // Clips the global gradient norm to clip (returns the norm before clipping), then one AdamW step.
+  virtual float clip_and_update(float clip, const adamw_step& c, std::int64_t step) = 0;
+  // Copies the params and Adam states into the host model (before a checkpoint). An engine
+  // starts from the host model's (a resumed checkpoint's) state.
+  virtual void to_host(llama_params& m) = 0;
+  [[nodiscard]] virtual memory_reading memory() const = 0;
+  // The peak FLOP/s MFU is taken against when --peak-flops is not given, and where it comes from.
+  [[nodiscard]] virtual std::pair<double, std::string> default_peak() const = 0;
+};
+
+// The CUDA engine for model m at micro batch B x T tokens (m's weights are uploaded). When the
+// build has no CUDA, or no device is present, it throws a config_error saying so.
+// world and rank: the data-parallel processes (MPI), one GPU each, gradients summed over NCCL.
+std::unique_ptr<engine> make_cuda_engine(const llama_params& m, std::int64_t B, std::int64_t T, int world, int rank);
+
+}  // namespace train_llama
