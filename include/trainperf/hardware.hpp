@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "error.hpp"
 #include "units.hpp"
@@ -159,6 +160,23 @@ inline constexpr device_spec devices[] = {
 constexpr const device_spec* find_device(std::string_view name) {
   for (const device_spec& d : devices)
     if (d.name == name) return &d;
+  return nullptr;
+}
+
+// The table's entry for a GPU as the CUDA runtime names it (cudaDeviceProp::name, the name
+// nvidia-smi prints), or nullptr. Only the SXM parts the table describes match: PCIe and NVL
+// variants have other peaks and are not guessed (a trainer then asks for --peak-flops).
+constexpr const device_spec* find_device_by_product_name(std::string_view product) {
+  constexpr std::pair<std::string_view, std::string_view> names[] = {
+      {"NVIDIA H100 80GB HBM3", "H100"},
+      {"NVIDIA H800", "H800"},
+      {"NVIDIA H200", "H200"},
+      {"NVIDIA A100-SXM4-80GB", "A100-80GB"},
+      {"NVIDIA A100-SXM4-40GB", "A100-40GB"},
+      {"NVIDIA A800-SXM4-80GB", "A800"},
+  };
+  for (const auto& [full, table_name] : names)
+    if (product == full) return find_device(table_name);
   return nullptr;
 }
 

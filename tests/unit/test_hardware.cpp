@@ -44,3 +44,16 @@ TEST_CASE("custom devices") {
   CHECK_THROWS_AS(custom_device("bad", dtype::bf16, -1, 0), config_error);
   CHECK_THROWS_AS(custom_device("bad", dtype::bf16, std::numeric_limits<double>::quiet_NaN(), 0), config_error);
 }
+
+TEST_CASE("GPUs as the CUDA runtime names them map to the table's SXM parts only") {
+  // "NVIDIA H100 80GB HBM3" is what nvidia-smi and cudaDeviceProp::name report for the H100
+  // SXM5 (seen on the lent H100, /work/.library/device/KINDS.md); A100 SXM4 parts report
+  // "NVIDIA A100-SXM4-80GB" / "-40GB".
+  REQUIRE(trainperf::find_device_by_product_name("NVIDIA H100 80GB HBM3") != nullptr);
+  CHECK(trainperf::find_device_by_product_name("NVIDIA H100 80GB HBM3")->name == "H100");
+  CHECK(trainperf::find_device_by_product_name("NVIDIA A100-SXM4-40GB")->name == "A100-40GB");
+  CHECK(trainperf::find_device_by_product_name("NVIDIA H200")->name == "H200");
+  // The PCIe H100 has a lower dense bf16 peak (756 TFLOP/s): never mistaken for the SXM part.
+  CHECK(trainperf::find_device_by_product_name("NVIDIA H100 PCIe") == nullptr);
+  CHECK(trainperf::find_device_by_product_name("") == nullptr);
+}
