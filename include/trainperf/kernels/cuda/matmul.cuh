@@ -858,44 +858,33 @@ inline gemm_path trainperf_path(backend be, bool trans_a, bool trans_b, const vo
   return gemm_path::mma_sync;
 }
 
-template <class T, class Tout, bool AK, bool BKc>
-void launch_mma(const gemm_params<T, Tout>& p, cudaStream_t stream) {
-  using cfg = mma_config;
-  constexpr int smem = mma_smem_bytes<T, AK, BKc>();
-  auto kernel = gemm_mma_kernel<T, Tout, AK, BKc>;
-  // More than 48 KiB of dynamic shared memory needs an opt-in, per kernel and device (CUDA C++
-  // Programming Guide, "Shared Memory"); remember the devices this instantiation was set up on.
+// One CTA of cfg::threads per cfg::bm x cfg::bn output tile, with smem bytes of dynamic shared
+// memory. More than 48 KiB needs an opt-in, per kernel and device (CUDA C++ Programming Guide,
+// "Shared Memory"): each Kernel instantiation remembers the devices it was set up on.
+template <class cfg, auto Kernel, class T, class Tout>
+void launch_tiles(int smem, const gemm_params<T, Tout>& p, cudaStream_t stream) {
   static std::atomic<std::uint64_t> configured{0};
   const int dev = current_device();
   const std::uint64_t bit = dev < 64 ? (std::uint64_t{1} << dev) : 0;
   if (bit == 0 || (configured.load(std::memory_order_relaxed) & bit) == 0) {
-    TRAINPERF_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    TRAINPERF_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     configured.fetch_or(bit, std::memory_order_relaxed);
   }
   const i64 tiles = static_cast<i64>((p.m + cfg::bm - 1) / cfg::bm) * ((p.n + cfg::bn - 1) / cfg::bn);
   require(tiles <= std::numeric_limits<int>::max(),
           "trainperf::cuda::gemm: " + std::to_string(tiles) + " output tiles exceed the grid limit; split the GEMM");
-  kernel<<<static_cast<unsigned>(tiles), cfg::threads, smem, stream>>>(p);
+  Kernel<<<static_cast<unsigned>(tiles), cfg::threads, smem, stream>>>(p);
   TRAINPERF_CUDA_CHECK_LAUNCH();
+}
+
+template <class T, class Tout, bool AK, bool BKc>
+void launch_mma(const gemm_params<T, Tout>& p, cudaStream_t stream) {
+  launch_tiles<mma_config, gemm_mma_kernel<T, Tout, AK, BKc>>(mma_smem_bytes<T, AK, BKc>(), p, stream);
 }
 
 template <class T, class Tout>
 void launch_wgmma(const gemm_params<T, Tout>& p, cudaStream_t stream) {
-  using cfg = wgmma_config;
-  constexpr int smem = cfg::smem_bytes;
-  auto kernel = gemm_wgmma_kernel<T, Tout>;
-  static std::atomic<std::uint64_t> configured{0};  // as in launch_mma
-  const int dev = current_device();
-  const std::uint64_t bit = dev < 64 ? (std::uint64_t{1} << dev) : 0;
-  if (bit == 0 || (configured.load(std::memory_order_relaxed) & bit) == 0) {
-    TRAINPERF_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    configured.fetch_or(bit, std::memory_order_relaxed);
-  }
-  const i64 tiles = static_cast<i64>((p.m + cfg::bm - 1) / cfg::bm) * ((p.n + cfg::bn - 1) / cfg::bn);
-  require(tiles <= std::numeric_limits<int>::max(),
-          "trainperf::cuda::gemm: " + std::to_string(tiles) + " output tiles exceed the grid limit; split the GEMM");
-  kernel<<<static_cast<unsigned>(tiles), cfg::threads, smem, stream>>>(p);
-  TRAINPERF_CUDA_CHECK_LAUNCH();
+  launch_tiles<wgmma_config, gemm_wgmma_kernel<T, Tout>>(wgmma_config::smem_bytes, p, stream);
 }
 
 template <class T, class Tout>
