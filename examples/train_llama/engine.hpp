@@ -51,7 +51,9 @@ class engine {
 
 // The CUDA engine for model m at micro batch B x T tokens (m's weights are uploaded). When the
 // build has no CUDA, or no device is present, it throws a config_error saying so.
-// world and rank: the data-parallel processes (MPI), one GPU each, gradients summed over NCCL.
-std::unique_ptr<engine> make_cuda_engine(const llama_params& m, std::int64_t B, std::int64_t T, int world, int rank);
+// world: the data-parallel processes (MPI), one GPU each, gradients summed over NCCL. gemm: the
+// matmul backend, "trainperf" (the default dispatch), "mma_sync" (never wgmma) or "cublaslt".
+std::unique_ptr<engine> make_cuda_engine(const llama_params& m, std::int64_t B, std::int64_t T, int world,
+                                         const std::string& gemm);
 
 }  // namespace train_llama

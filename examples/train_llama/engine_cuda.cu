@@ -64,23 +64,17 @@ class device_array {
 
 class cuda_engine final : public engine {
  public:
-  cuda_engine(const llama_params& m, i64 B, i64 T, int world, int rank)
-      : m_(m), B_(B), T_(T), N_(B * T), world_(world) {
-#ifdef TRAINPERF_WITH_NCCL
-    if (world > 1) trainperf::comm::select_local_device();
-#else
-    if (world > 1)
-      throw trainperf::config_error("device",
-                                    "data parallelism on GPUs needs NCCL, and this train_llama was built without it; "
-                                    "run one process, or rebuild where NCCL is found (NCCL_ROOT)");
-#endif
-    (void)rank;
-    TRAINPERF_CUDA_CHECK(cudaGetDevice(&device_));
+  cuda_engine(const llama_params& m, i64 B, i64 T, int world, cu::backend gemm)
+      : m_(m), B_(B), T_(T), N_(B * T), world_(world), device_(pick_device(world)), backend_(gemm) {
     TRAINPERF_CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
+    if (prop_.major < 8)
+      throw trainperf::config_error("device", std::string("the CUDA kernels need compute capability 8.0 or newer "
+                                                          "(Ampere, Hopper); ") +
+                                                  prop_.name + " has " + std::to_string(prop_.major) + "." +
+                                                  std::to_string(prop_.minor) + "; train with --device cpu");
     if (m_.D != 64 && m_.D != 128)
       throw trainperf::config_error("head_dim", "the CUDA attention kernels take head dimension 64 or 128, got " +
                                                     std::to_string(m_.D) + "; choose hidden / heads = 64 or 128");
-    TRAINPERF_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     const i64 P = m.total, C = m_.C, Q = m_.Q, KV = m_.KV, F = m_.F, V = m_.V, L = m_.L, N = N_;
     auto& a = allocated_;
     params_ = {P, a}, params16_ = {P, a}, grads_ = {P, a}, adam_m_ = {P, a}, adam_v_ = {P, a};
@@ -112,10 +106,6 @@ class cuda_engine final : public engine {
     sync();
     sample_memory();
   }
-  ~cuda_engine() override {
-    if (stream_ != nullptr) cudaStreamDestroy(stream_);
-  }
-
   std::string name() const override { return std::to_string(world_) + " x " + prop_.name; }
   trainperf::dtype compute_dtype() const override { return trainperf::dtype::bf16; }
 
@@ -130,6 +120,8 @@ class cuda_engine final : public engine {
                       targets_.get(), N_, m_.V, loss_scale / static_cast<float>(N_), stream_);
     cu::mean_loss(scalars_.get(), losses_.get(), N_, stream_);
     if (backward) this->backward();
+    // The loop reads every micro-batch's loss: one host sync per micro-batch (the GPU idles
+    // while the next batch's kernels are queued; measurable on tiny models, counted in the MFU).
     float loss = 0;
     TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(&loss, scalars_.get(), sizeof loss, cudaMemcpyDeviceToHost, stream_));
     sync();
@@ -163,7 +155,8 @@ class cuda_engine final : public engine {
 
   memory_reading memory() const override {
     return {peak_in_use_, static_cast<std::int64_t>(prop_.totalGlobalMem),
-            "device memory in use at the peak (cudaMemGetInfo: CUDA context, cuBLASLt, and " +
+            "device memory in use (cudaMemGetInfo, the most seen after a step: CUDA context, cuBLASLt, any other "
+            "process, and the " +
                 trainperf::format_bytes(allocated_) + " the engine allocated)"};
   }
 
@@ -179,6 +172,22 @@ class cuda_engine final : public engine {
   }
 
  private:
+  // The GPU of this process: with several processes, one per GPU of the node (by local rank),
+  // chosen before anything touches the device.
+  static int pick_device(int world) {
+#ifdef TRAINPERF_WITH_NCCL
+    if (world > 1) trainperf::comm::select_local_device();
+#else
+    if (world > 1)
+      throw trainperf::config_error("device",
+                                    "data parallelism on GPUs needs NCCL, and this train_llama was built without it; "
+                                    "run one process, or rebuild where NCCL is found (NCCL_ROOT)");
+#endif
+    int device = 0;
+    TRAINPERF_CUDA_CHECK(cudaGetDevice(&device));
+    return device;
+  }
+
   template <class X>
   static std::size_t bytes(const device_array<X>& d) {
     return static_cast<std::size_t>(d.size()) * sizeof(X);
@@ -214,9 +223,9 @@ class cuda_engine final : public engine {
   void rope(bf16* x, i64 H, bool inverse) {
     for (i64 b = 0; b < B_; ++b) {  // positions restart at 0 in every sequence, as on the CPU
       if (inverse)
-        cu::rope_backward(x + b * T_ * H * m_.D, T_, H, m_.D, rope_theta_, 0, stream_);
+        cu::rope_backward(x + b * T_ * H * m_.D, T_, H, m_.D, m_.rope_theta, 0, stream_);
       else
-        cu::rope_forward(x + b * T_ * H * m_.D, T_, H, m_.D, rope_theta_, 0, stream_);
+        cu::rope_forward(x + b * T_ * H * m_.D, T_, H, m_.D, m_.rope_theta, 0, stream_);
     }
   }
   int ib(i64 x) const { return static_cast<int>(x); }
@@ -228,7 +237,8 @@ class cuda_engine final : public engine {
     for (i64 l = 0; l < L; ++l) {
       const auto& o = lo.layers[static_cast<std::size_t>(l)];
       const auto s = static_cast<std::size_t>(l);
-      cu::rmsnorm_forward(n1_[s].get(), rstd1_[s].get(), x_[s].get(), params_ + o.attn_norm, N, C, norm_eps_, stream_);
+      cu::rmsnorm_forward(n1_[s].get(), rstd1_[s].get(), x_[s].get(), params_ + o.attn_norm, N, C, m_.norm_eps,
+                          stream_);
       linear(q_[s].get(), n1_[s].get(), o.wq, C, Q);
       linear(k_[s].get(), n1_[s].get(), o.wk, C, KV);
       linear(v_[s].get(), n1_[s].get(), o.wv, C, KV);
@@ -237,7 +247,7 @@ class cuda_engine final : public engine {
       cu::attention_forward(att_[s].get(), lse_[s].get(), q_[s].get(), k_[s].get(), v_[s].get(), ib(B_), ib(T_),
                             ib(m_.Hq), ib(m_.Hkv), ib(m_.D), stream_);
       linear(xmid_[s].get(), att_[s].get(), o.wo, Q, C, x_[s].get());  // + the residual stream
-      cu::rmsnorm_forward(n2_[s].get(), rstd2_[s].get(), xmid_[s].get(), params_ + o.mlp_norm, N, C, norm_eps_,
+      cu::rmsnorm_forward(n2_[s].get(), rstd2_[s].get(), xmid_[s].get(), params_ + o.mlp_norm, N, C, m_.norm_eps,
                           stream_);
       linear(gate_[s].get(), n2_[s].get(), o.wgate, C, F);
       linear(up_[s].get(), n2_[s].get(), o.wup, C, F);
@@ -245,7 +255,7 @@ class cuda_engine final : public engine {
       linear(x_[s + 1].get(), act_[s].get(), o.wdown, F, C, xmid_[s].get());
     }
     cu::rmsnorm_forward(nf_.get(), rstdf_.get(), x_[static_cast<std::size_t>(L)].get(), params_ + lo.final_norm, N, C,
-                        norm_eps_, stream_);
+                        m_.norm_eps, stream_);
     linear(logits_.get(), nf_.get(), lo.head, C, m_.V);
   }
 
@@ -295,9 +305,17 @@ class cuda_engine final : public engine {
   i64 B_, T_, N_;
   int world_, device_ = 0;
   cudaDeviceProp prop_{};
-  cudaStream_t stream_ = nullptr;
-  cu::backend backend_ = cu::backend::trainperf;
-  float rope_theta_ = 10000.0f, norm_eps_ = 1e-5f;  // the CPU model's (model.hpp)
+  cu::backend backend_;
+  // The engine's stream, created before and destroyed after every buffer (members are
+  // destroyed in reverse order), also when the constructor throws halfway.
+  struct owned_stream {
+    cudaStream_t s = nullptr;
+    owned_stream() { TRAINPERF_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+    owned_stream(const owned_stream&) = delete;
+    owned_stream& operator=(const owned_stream&) = delete;
+    ~owned_stream() { cudaStreamDestroy(s); }
+  } owned_stream_;
+  cudaStream_t stream_ = owned_stream_.s;
   std::int64_t allocated_ = 0, peak_in_use_ = 0;
   device_array<float> params_, grads_, adam_m_, adam_v_;
   device_array<bf16> params16_;
@@ -314,12 +332,18 @@ class cuda_engine final : public engine {
 
 }  // namespace
 
-std::unique_ptr<engine> make_cuda_engine(const llama_params& m, i64 B, i64 T, int world, int rank) {
+std::unique_ptr<engine> make_cuda_engine(const llama_params& m, i64 B, i64 T, int world, const std::string& gemm) {
+  const cu::backend be =
+      gemm == "trainperf"  ? cu::backend::trainperf
+      : gemm == "mma_sync" ? cu::backend::trainperf_mma_sync
+      : gemm == "cublaslt"
+          ? cu::backend::cublaslt
+          : throw trainperf::config_error("gemm", "--gemm is trainperf, mma_sync or cublaslt, got '" + gemm + "'");
   std::string why;
   if (cu::device_count(&why) == 0)
     throw trainperf::config_error(
         "device", "--device cuda needs a CUDA GPU, and none is usable here (" + why + "); train with --device cpu");
-  return std::make_unique<cuda_engine>(m, B, T, world, rank);
+  return std::make_unique<cuda_engine>(m, B, T, world, be);
 }
 
 }  // namespace train_llama

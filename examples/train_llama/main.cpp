@@ -63,6 +63,8 @@ std::vector<flag> trainer_flags() {
            {"checkpoint-every", "N", "steps between checkpoints"},
            {"resume", "FILE", "resume from a checkpoint"},
            {"device", "cpu|cuda", "where to train (default cpu); cuda: bf16 compute, fp32 master weights"},
+           {"gemm", "trainperf|mma_sync|cublaslt",
+            "cuda: the matmul backend (default trainperf: wgmma on sm_90a where it applies, else mma.sync)"},
            {"peak-flops", "X",
             "device peak for MFU (default: the GPU's dense bf16 peak from trainperf's device "
             "table; on the CPU, measured by a GEMM probe)"},
@@ -213,7 +215,8 @@ class cpu_engine final : public train_llama::engine {
 }  // namespace
 
 #ifndef TRAINPERF_WITH_CUDA
-std::unique_ptr<train_llama::engine> train_llama::make_cuda_engine(const llama_params&, i64, i64, int, int) {
+std::unique_ptr<train_llama::engine> train_llama::make_cuda_engine(const llama_params&, i64, i64, int,
+                                                                   const std::string&) {
   throw tp::config_error("device",
                          "this train_llama was built without CUDA (CMake found no nvcc); rebuild where nvcc is "
                          "(/usr/local/cuda/bin or CUDACXX), or train with --device cpu");
@@ -283,7 +286,7 @@ int run(const args& a) {
   if (device == "cpu")
     eng = std::make_unique<cpu_engine>(m, lbs, T, world);
   else if (device == "cuda")
-    eng = train_llama::make_cuda_engine(m, lbs, T, world, rank);
+    eng = train_llama::make_cuda_engine(m, lbs, T, world, a.get("gemm").value_or("trainperf"));
   else
     throw usage_error("--device is cpu or cuda, got '" + device + "'");
   const bool cpu = device == "cpu";
@@ -463,6 +466,14 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "train_llama: {}\n", e.what());
   } catch (const tp::config_error& e) {
     fmt::print(stderr, "train_llama: {}\n", e.what());
+  } catch (const std::exception& e) {  // a device, NCCL or MPI failure: say it, and stop every rank
+    fmt::print(stderr, "train_llama: {}\n", e.what());
+#ifdef TRAINPERF_WITH_MPI
+    int world = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 1);  // the other ranks may wait in a collective
+#endif
+    return 1;
   }
   return 2;
 }
