@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <sstream>
@@ -17,56 +16,13 @@
 #include <trainperf/kernels/cpu/kernels.hpp>
 #include <trainperf/kernels/cuda/attention.cuh>
 
+#include "gpu_test.cuh"
+
 namespace {
 
+using namespace trainperf_gpu_test;
 namespace tc = trainperf::cuda;
 namespace cpu = trainperf::kernels::cpu;
-
-template <class T>
-float to_float(T x) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __bfloat162float(x);
-  else
-    return __half2float(x);
-}
-template <class T>
-T from_float(float x) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __float2bfloat16(x);
-  else
-    return __float2half(x);
-}
-template <class T>
-const char* type_name() {
-  return std::is_same_v<T, __nv_bfloat16> ? "bf16" : "fp16";
-}
-
-// Owns a device allocation; poison() fills it with 0xFF bytes, a NaN in bf16, fp16 and fp32.
-template <class T>
-struct device_buffer {
-  T* ptr = nullptr;
-  std::size_t count = 0;
-  explicit device_buffer(std::size_t n) : count(n) { TRAINPERF_CUDA_CHECK(cudaMalloc(&ptr, n * sizeof(T))); }
-  ~device_buffer() { cudaFree(ptr); }
-  device_buffer(const device_buffer&) = delete;
-  device_buffer& operator=(const device_buffer&) = delete;
-  void upload(const std::vector<T>& h) {
-    TRAINPERF_CUDA_CHECK(cudaMemcpy(ptr, h.data(), count * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  std::vector<T> download() const {
-    std::vector<T> h(count);
-    TRAINPERF_CUDA_CHECK(cudaMemcpy(h.data(), ptr, count * sizeof(T), cudaMemcpyDeviceToHost));
-    return h;
-  }
-  void poison(cudaStream_t s) { TRAINPERF_CUDA_CHECK(cudaMemsetAsync(ptr, 0xFF, count * sizeof(T), s)); }
-};
-
-std::uint32_t test_seed() {
-  if (const char* e = std::getenv("TRAINPERF_TEST_SEED"))
-    return static_cast<std::uint32_t>(std::strtoul(e, nullptr, 10));
-  static const std::uint32_t seed = std::random_device{}();
-  return seed;
-}
 
 // Tolerances, |gpu - ref| <= atol + rtol * |ref| per element (llm.c style):
 // - out, dq, dk, dv: the GPU rounds P (and dS) to bf16 / fp16 before the P V, dS K and dS^T Q
@@ -76,9 +32,6 @@ std::uint32_t test_seed() {
 //   rounded terms while any indexing, masking or race error (O(1)) still fails.
 // - lse: fp32 scores from exact bf16 x bf16 products and an fp32 online softmax on both sides;
 //   only summation order and ex2.approx (2^-22 relative) differ, so 1e-3 is generous.
-struct tolerance {
-  double atol, rtol;
-};
 constexpr tolerance tol_values{2e-2, 2e-2};
 constexpr tolerance tol_lse{1e-3, 1e-3};
 
@@ -115,13 +68,6 @@ std::string describe(const char* what, const comparison& c, const std::vector<fl
   return os.str();
 }
 
-template <class T>
-std::vector<float> widen(const std::vector<T>& h) {
-  std::vector<float> f(h.size());
-  for (std::size_t i = 0; i < h.size(); ++i) f[i] = to_float(h[i]);
-  return f;
-}
-
 // Fills with N(0, 1) rounded to T; returns the rounded values as fp32 for the CPU kernels.
 template <class T>
 std::vector<float> random_input(std::vector<T>& h, std::size_t n, std::mt19937& rng) {
@@ -137,8 +83,8 @@ std::vector<float> random_input(std::vector<T>& h, std::size_t n, std::mt19937& 
 
 template <class T>
 void check_shape(int B, int T_, int Hq, int Hkv, int D, std::mt19937& rng, cudaStream_t s) {
-  INFO(type_name<T>() << " B=" << B << " T=" << T_ << " Hq=" << Hq << " Hkv=" << Hkv << " D=" << D
-                      << " seed=" << test_seed());
+  INFO(dtype_name<T>() << " B=" << B << " T=" << T_ << " Hq=" << Hq << " Hkv=" << Hkv << " D=" << D
+                       << " seed=" << test_seed());
   const std::size_t nq = static_cast<std::size_t>(B) * T_ * Hq * D, nkv = static_cast<std::size_t>(B) * T_ * Hkv * D;
   const std::size_t rows = static_cast<std::size_t>(B) * Hq * T_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -156,10 +102,10 @@ void check_shape(int B, int T_, int Hq, int Hkv, int D, std::mt19937& rng, cudaS
   // ---- forward
   out.poison(s);
   lse.poison(s);
-  tc::attention_forward<T>(out.ptr, lse.ptr, q.ptr, k.ptr, v.ptr, B, T_, Hq, Hkv, D, s);
+  tc::attention_forward<T>(out.get(), lse.get(), q.get(), k.get(), v.get(), B, T_, Hq, Hkv, D, s);
   TRAINPERF_CUDA_CHECK(cudaStreamSynchronize(s));
   const std::vector<T> out_h = out.download();
-  const std::vector<float> out_gpu = widen(out_h), lse_gpu = lse.download();
+  const std::vector<float> out_gpu = to_floats(out_h), lse_gpu = lse.download();
 
   std::vector<float> out_ref(nq), lse_ref(rows);
   cpu::attention_forward(out_ref.data(), lse_ref.data(), fq.data(), fk.data(), fv.data(), B, T_, Hq, Hkv, D, scale);
@@ -170,7 +116,7 @@ void check_shape(int B, int T_, int Hq, int Hkv, int D, std::mt19937& rng, cudaS
 
   // The forward has no atomics: a second run is bit-identical.
   out.poison(s);
-  tc::attention_forward<T>(out.ptr, lse.ptr, q.ptr, k.ptr, v.ptr, B, T_, Hq, Hkv, D, s);
+  tc::attention_forward<T>(out.get(), lse.get(), q.get(), k.get(), v.get(), B, T_, Hq, Hkv, D, s);
   TRAINPERF_CUDA_CHECK(cudaStreamSynchronize(s));
   CHECK_MESSAGE(std::memcmp(out.download().data(), out_h.data(), nq * sizeof(T)) == 0,
                 "attention_forward is not bit-reproducible");
@@ -183,11 +129,11 @@ void check_shape(int B, int T_, int Hq, int Hkv, int D, std::mt19937& rng, cudaS
   dk.poison(s);
   dv.poison(s);
   ws.poison(s);  // the backward must initialise its own scratch
-  tc::attention_backward<T>(dq.ptr, dk.ptr, dv.ptr, dout.ptr, q.ptr, k.ptr, v.ptr, out.ptr, lse.ptr, B, T_, Hq, Hkv, D,
-                            ws.ptr, ws_bytes, s);
+  tc::attention_backward<T>(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), k.get(), v.get(), out.get(), lse.get(),
+                            B, T_, Hq, Hkv, D, ws.get(), ws_bytes, s);
   TRAINPERF_CUDA_CHECK(cudaStreamSynchronize(s));
   const std::vector<T> dq_h = dq.download(), dk_h = dk.download(), dv_h = dv.download();
-  const std::vector<float> dq_gpu = widen(dq_h), dk_gpu = widen(dk_h), dv_gpu = widen(dv_h);
+  const std::vector<float> dq_gpu = to_floats(dq_h), dk_gpu = to_floats(dk_h), dv_gpu = to_floats(dv_h);
 
   std::vector<float> dq_ref(nq), dk_ref(nkv), dv_ref(nkv);
   cpu::attention_backward(dq_ref.data(), dk_ref.data(), dv_ref.data(), fdo.data(), fq.data(), fk.data(), fv.data(),
@@ -205,8 +151,8 @@ void check_shape(int B, int T_, int Hq, int Hkv, int D, std::mt19937& rng, cudaS
   // may differ in the last bits, which the comparison above already bounds.
   dk.poison(s);
   dv.poison(s);
-  tc::attention_backward<T>(dq.ptr, dk.ptr, dv.ptr, dout.ptr, q.ptr, k.ptr, v.ptr, out.ptr, lse.ptr, B, T_, Hq, Hkv, D,
-                            ws.ptr, ws_bytes, s);
+  tc::attention_backward<T>(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), k.get(), v.get(), out.get(), lse.get(),
+                            B, T_, Hq, Hkv, D, ws.get(), ws_bytes, s);
   TRAINPERF_CUDA_CHECK(cudaStreamSynchronize(s));
   CHECK_MESSAGE(std::memcmp(dk.download().data(), dk_h.data(), nkv * sizeof(T)) == 0,
                 "attention_backward: dk is not bit-reproducible");
@@ -220,7 +166,8 @@ struct heads {
 
 template <class T>
 void check_all_shapes(int D) {
-  std::mt19937 rng(test_seed() + static_cast<std::uint32_t>(D) + (std::is_same_v<T, __half> ? 7u : 0u));
+  std::mt19937 rng(static_cast<std::uint32_t>(test_seed()) + static_cast<std::uint32_t>(D) +
+                   (std::is_same_v<T, __half> ? 7u : 0u));
   cudaStream_t s;
   TRAINPERF_CUDA_CHECK(cudaStreamCreate(&s));
   // MHA, and GQA with groups of 4 (8 query heads on 2 KV heads) and 4 (4 on 1, MQA).
@@ -249,7 +196,7 @@ TEST_CASE("attention rejects bad arguments on the host, naming the argument and 
   const std::size_t ws_bytes = tc::attention_workspace_bytes(B, T_, Hq, Hkv, D);
   device_buffer<unsigned char> ws(ws_bytes);
   auto fwd = [&](int b, int t, int hq, int hkv, int d, const bf* qp = nullptr) {
-    tc::attention_forward<bf>(out.ptr, lse.ptr, qp ? qp : q.ptr, k.ptr, v.ptr, b, t, hq, hkv, d, nullptr);
+    tc::attention_forward<bf>(out.get(), lse.get(), qp ? qp : q.get(), k.get(), v.get(), b, t, hq, hkv, d, nullptr);
   };
   CHECK_THROWS_WITH_AS(fwd(B, T_, Hq, Hkv, 96), doctest::Contains("head dim D = 96"), tc::cuda_error);
   CHECK_THROWS_WITH_AS(fwd(B, T_, 6, 4, D), doctest::Contains("Hq = 6 is not a multiple of KV heads Hkv = 4"),
@@ -257,18 +204,20 @@ TEST_CASE("attention rejects bad arguments on the host, naming the argument and 
   CHECK_THROWS_WITH_AS(fwd(0, T_, Hq, Hkv, D), doctest::Contains("batch B = 0"), tc::cuda_error);
   CHECK_THROWS_WITH_AS(fwd(B, -3, Hq, Hkv, D), doctest::Contains("sequence length T = -3"), tc::cuda_error);
   CHECK_THROWS_WITH_AS(fwd(B, T_, Hq, 0, D), doctest::Contains("KV heads Hkv = 0"), tc::cuda_error);
-  CHECK_THROWS_WITH_AS(fwd(B, T_, Hq, Hkv, D, q.ptr + 1), doctest::Contains("q is not 16-byte aligned"),
+  CHECK_THROWS_WITH_AS(fwd(B, T_, Hq, Hkv, D, q.get() + 1), doctest::Contains("q is not 16-byte aligned"),
                        tc::cuda_error);
-  CHECK_THROWS_WITH_AS(tc::attention_forward<bf>(out.ptr, lse.ptr, nullptr, k.ptr, v.ptr, B, T_, Hq, Hkv, D, nullptr),
-                       doctest::Contains("q is null"), tc::cuda_error);
-  CHECK_THROWS_WITH_AS(tc::attention_backward<bf>(dq.ptr, dk.ptr, dv.ptr, dout.ptr, q.ptr, k.ptr, v.ptr, out.ptr,
-                                                  lse.ptr, B, T_, Hq, Hkv, D, ws.ptr, ws_bytes - 1, nullptr),
-                       doctest::Contains("workspace_bytes"), tc::cuda_error);
-  CHECK_THROWS_WITH_AS(tc::attention_backward<bf>(dq.ptr, dk.ptr, dv.ptr, dout.ptr, q.ptr, k.ptr, v.ptr, out.ptr,
-                                                  lse.ptr, B, T_, Hq, Hkv, D, nullptr, ws_bytes, nullptr),
+  CHECK_THROWS_WITH_AS(
+      tc::attention_forward<bf>(out.get(), lse.get(), nullptr, k.get(), v.get(), B, T_, Hq, Hkv, D, nullptr),
+      doctest::Contains("q is null"), tc::cuda_error);
+  CHECK_THROWS_WITH_AS(
+      tc::attention_backward<bf>(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), k.get(), v.get(), out.get(),
+                                 lse.get(), B, T_, Hq, Hkv, D, ws.get(), ws_bytes - 1, nullptr),
+      doctest::Contains("workspace_bytes"), tc::cuda_error);
+  CHECK_THROWS_WITH_AS(tc::attention_backward<bf>(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), k.get(), v.get(),
+                                                  out.get(), lse.get(), B, T_, Hq, Hkv, D, nullptr, ws_bytes, nullptr),
                        doctest::Contains("workspace is null"), tc::cuda_error);
-  CHECK_THROWS_WITH_AS(tc::attention_backward<bf>(dq.ptr, nullptr, dv.ptr, dout.ptr, q.ptr, k.ptr, v.ptr, out.ptr,
-                                                  lse.ptr, B, T_, Hq, Hkv, D, ws.ptr, ws_bytes, nullptr),
+  CHECK_THROWS_WITH_AS(tc::attention_backward<bf>(dq.get(), nullptr, dv.get(), dout.get(), q.get(), k.get(), v.get(),
+                                                  out.get(), lse.get(), B, T_, Hq, Hkv, D, ws.get(), ws_bytes, nullptr),
                        doctest::Contains("dk is null"), tc::cuda_error);
   CHECK_THROWS_WITH_AS(tc::attention_workspace_bytes(B, T_, Hq, Hkv, 80), doctest::Contains("head dim D = 80"),
                        tc::cuda_error);

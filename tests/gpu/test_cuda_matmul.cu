@@ -3,9 +3,10 @@
 // Expected values come from the CPU kernels (kernels::cpu::linear_forward / linear_backward) for
 // the linear layer's three GEMMs, and from a double-precision host loop for everything else
 // (every transpose combination, epilogue, output type, beta). Inputs are fresh random numbers on
-// every run (the seed is printed on failure), rounded through bf16 / fp16 first so the
-// reference sees exactly what the GPU sees. Outputs are poisoned with NaN before every run (so an
-// unwritten element fails), and the padding columns between rows must come back untouched.
+// every run (the seed is printed; TRAINPERF_TEST_SEED=<n> replays a run), rounded through
+// bf16 / fp16 first so the reference sees exactly what the GPU sees. Outputs are poisoned with
+// NaN before every run (so an unwritten element fails), and the padding columns between rows
+// must come back untouched.
 // Checks: |got - ref| <= atol + rtol * |ref|, NaN never passes.
 
 #include <doctest/doctest.h>
@@ -13,7 +14,8 @@
 #include <trainperf/kernels/cpu/kernels.hpp>
 #include <trainperf/kernels/cuda/matmul.cuh>
 
-#include <algorithm>
+#include "gpu_test.cuh"
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -27,75 +29,16 @@
 
 namespace {
 
+using namespace trainperf_gpu_test;
 namespace tc = trainperf::cuda;
 namespace kc = trainperf::kernels::cpu;
-using i64 = std::int64_t;
 using bf16 = __nv_bfloat16;
-
-std::size_t sz(i64 n) { return static_cast<std::size_t>(n); }
-
-// ---- host-side type plumbing -------------------------------------------------------------------
-
-template <class X>
-X from_float(float v) {
-  if constexpr (std::is_same_v<X, bf16>)
-    return __float2bfloat16(v);
-  else if constexpr (std::is_same_v<X, __half>)
-    return __float2half(v);
-  else
-    return v;
-}
-template <class X>
-double to_double(X v) {
-  if constexpr (std::is_same_v<X, bf16>)
-    return static_cast<double>(__bfloat162float(v));
-  else if constexpr (std::is_same_v<X, __half>)
-    return static_cast<double>(__half2float(v));
-  else
-    return static_cast<double>(v);
-}
-template <class X>
-const char* name() {
-  if constexpr (std::is_same_v<X, bf16>)
-    return "bf16";
-  else if constexpr (std::is_same_v<X, __half>)
-    return "fp16";
-  else
-    return "fp32";
-}
-
-template <class X>
-class device_buffer {
- public:
-  explicit device_buffer(std::size_t n) : count_(std::max<std::size_t>(n, 1)) {
-    TRAINPERF_CUDA_CHECK(cudaMalloc(&ptr_, count_ * sizeof(X)));
-  }
-  device_buffer(const device_buffer&) = delete;
-  device_buffer& operator=(const device_buffer&) = delete;
-  ~device_buffer() { cudaFree(ptr_); }
-  X* get() const { return ptr_; }
-  void upload(const std::vector<X>& h) {
-    REQUIRE(h.size() <= count_);
-    TRAINPERF_CUDA_CHECK(cudaMemcpy(ptr_, h.data(), h.size() * sizeof(X), cudaMemcpyHostToDevice));
-  }
-  std::vector<X> download(std::size_t n) const {
-    std::vector<X> h(n);
-    TRAINPERF_CUDA_CHECK(cudaMemcpy(h.data(), ptr_, n * sizeof(X), cudaMemcpyDeviceToHost));
-    return h;
-  }
-  // 0xFF bytes: NaN in bf16, fp16 and fp32 alike.
-  void poison() { TRAINPERF_CUDA_CHECK(cudaMemset(ptr_, 0xFF, count_ * sizeof(X))); }
-
- private:
-  X* ptr_ = nullptr;
-  std::size_t count_;
-};
 
 std::mt19937& rng() {
   static std::mt19937 gen = [] {
-    const unsigned seed = std::random_device{}();
-    MESSAGE("test_cuda_matmul random seed: " << seed);
-    return std::mt19937(seed);
+    const std::uint64_t seed = test_seed();
+    MESSAGE("test_cuda_matmul random seed: " << seed << " (TRAINPERF_TEST_SEED=" << seed << " replays it)");
+    return std::mt19937(static_cast<std::uint32_t>(seed));
   }();
   return gen;
 }
@@ -113,9 +56,6 @@ std::vector<X> random_values(std::size_t n, std::vector<double>& exact) {
   return v;
 }
 
-struct tolerance {
-  double atol, rtol;
-};
 // fp32 output: only the fp32 accumulation order differs (~1e-6 relative here).
 // bf16 output: one rounding to 8 significant bits (2^-8 relative) plus, in cuBLASLt's
 // unfused epilogues, one more before the epilogue; fp16: 11 bits (2^-11).
@@ -207,7 +147,7 @@ void run_and_check(problem<T>& pr, const run_config& rc) {
   dd.poison();
   std::vector<double> d_old, res;
   const bool need_old = rc.beta != 0.0f || rc.residual_is_d;
-  std::vector<Tout> before = dd.download(dsize);
+  std::vector<Tout> before = dd.download();
   if (need_old) {
     std::vector<Tout> rows = random_values<Tout>(dsize, d_old);
     for (i64 m = 0; m < s.m; ++m)
@@ -227,12 +167,12 @@ void run_and_check(problem<T>& pr, const run_config& rc) {
     }
   }
 
-  const std::string what = describe(s, pr.trans_a, pr.trans_b, rc, name<T>(), name<Tout>());
+  const std::string what = describe(s, pr.trans_a, pr.trans_b, rc, dtype_name<T>(), dtype_name<Tout>());
   INFO(what);
   tc::gemm<T, Tout>(rc.be, pr.trans_a, pr.trans_b, s.m, s.n, s.k, rc.alpha, pr.da.get(), pr.lda, pr.db.get(), pr.ldb,
                     rc.beta, dd.get(), ldd, rc.ep, pr.dbias.get(), residual);
   TRAINPERF_CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<Tout> got = dd.download(dsize);
+  const std::vector<Tout> got = dd.download();
 
   const tolerance tol = tolerance_for<Tout>();
   std::size_t bad = 0, stray = 0, first = 0;
@@ -347,14 +287,6 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& ref, 
                     << "] got " << got[first] << ", expected " << ref[first]);
 }
 
-template <class Tout>
-std::vector<float> download_float(const device_buffer<Tout>& d, std::size_t n) {
-  const std::vector<Tout> h = d.download(n);
-  std::vector<float> f(n);
-  for (std::size_t i = 0; i < n; ++i) f[i] = static_cast<float>(to_double(h[i]));
-  return f;
-}
-
 template <class T>
 void check_linear(tc::backend be) {
   const i64 tokens = 130, in = 72, out = 200;  // ragged against the 128 x 128 tiles
@@ -369,7 +301,7 @@ void check_linear(tc::backend be) {
   dout2.upload(random_values<T>(sz(tokens * out), dout2_d));
   const std::vector<float> inp_f = as_float(inp_d), w_f = as_float(w_d), bias_f = as_float(bias_d),
                            dout_f = as_float(dout_d), inp2_f = as_float(inp2_d), dout2_f = as_float(dout2_d);
-  const std::string tag = std::string(name<T>()) + " backend=" + tc::to_string(be);
+  const std::string tag = std::string(dtype_name<T>()) + " backend=" + tc::to_string(be);
   const tolerance tol_f32 = tolerance_for<float>();
 
   // forward: out[T, O] = inp[T, I] · W[O, I]^T + bias
@@ -381,7 +313,7 @@ void check_linear(tc::backend be) {
     tc::gemm<T, float>(be, false, true, tokens, out, in, 1.0f, inp.get(), in, w.get(), in, 0.0f, y.get(), out,
                        tc::epilogue::bias, bias.get());
     TRAINPERF_CUDA_CHECK(cudaDeviceSynchronize());
-    expect_close(download_float(y, sz(tokens * out)), out_ref, tol_f32, "linear forward fp32 out, " + tag);
+    expect_close(to_floats(y.download()), out_ref, tol_f32, "linear forward fp32 out, " + tag);
   }
   {
     device_buffer<T> y(sz(tokens * out));
@@ -389,8 +321,8 @@ void check_linear(tc::backend be) {
     tc::gemm<T, T>(be, false, true, tokens, out, in, 1.0f, inp.get(), in, w.get(), in, 0.0f, y.get(), out,
                    tc::epilogue::bias, bias.get());
     TRAINPERF_CUDA_CHECK(cudaDeviceSynchronize());
-    expect_close(download_float(y, sz(tokens * out)), out_ref, tolerance_for<T>(),
-                 std::string("linear forward ") + name<T>() + " out, " + tag);
+    expect_close(to_floats(y.download()), out_ref, tolerance_for<T>(),
+                 std::string("linear forward ") + dtype_name<T>() + " out, " + tag);
   }
 
   // backward over two micro-batches: dinp[T, I] = dout · W; dW[O, I] += dout^T · inp (fp32,
@@ -409,13 +341,13 @@ void check_linear(tc::backend be) {
   dinp.poison();
   tc::gemm<T, float>(be, false, false, tokens, in, out, 1.0f, dout.get(), out, w.get(), in, 0.0f, dinp.get(), in);
   TRAINPERF_CUDA_CHECK(cudaDeviceSynchronize());
-  expect_close(download_float(dinp, sz(tokens * in)), dinp_ref, tol_f32, "linear backward dinp, " + tag);
+  expect_close(to_floats(dinp.download()), dinp_ref, tol_f32, "linear backward dinp, " + tag);
 
   dw.upload(dw_start);
   tc::gemm<T, float>(be, true, false, out, in, tokens, 1.0f, dout.get(), out, inp.get(), in, 1.0f, dw.get(), in);
   tc::gemm<T, float>(be, true, false, out, in, tokens, 1.0f, dout2.get(), out, inp2.get(), in, 1.0f, dw.get(), in);
   TRAINPERF_CUDA_CHECK(cudaDeviceSynchronize());
-  expect_close(download_float(dw, sz(out * in)), dw_ref, tol_f32, "linear backward dW (2 micro-batches), " + tag);
+  expect_close(to_floats(dw.download()), dw_ref, tol_f32, "linear backward dW (2 micro-batches), " + tag);
 }
 
 // A call's message must name the argument, and nothing may be launched.
@@ -462,7 +394,7 @@ TEST_CASE("gemm is deterministic run to run (a moving result would mean a race)"
       tc::gemm<bf16, float>(be, false, true, 640, 520, 1000, 1.0f, pr.da.get(), pr.lda, pr.db.get(), pr.ldb, 0.0f,
                             d->get(), 520);
     TRAINPERF_CUDA_CHECK(cudaDeviceSynchronize());
-    const std::vector<float> a = d1.download(sz(640 * 520)), b = d2.download(sz(640 * 520));
+    const std::vector<float> a = d1.download(), b = d2.download();
     CHECK_MESSAGE(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0, "backend " << tc::to_string(be));
   }
 }
@@ -479,7 +411,7 @@ TEST_CASE("gemm picks the simple path for misaligned operands and still computes
   tc::gemm<bf16, float>(tc::backend::trainperf, false, false, 70, 48, 40, 1.0f, pr.da.get() + 1, pr.lda, pr.db.get(),
                         pr.ldb, 0.0f, d.get(), 48);
   TRAINPERF_CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<float> got = d.download(sz(70 * 48));
+  const std::vector<float> got = d.download();
   std::size_t bad = 0;
   for (i64 m = 0; m < 70; ++m)
     for (i64 n = 0; n < 48; ++n) {

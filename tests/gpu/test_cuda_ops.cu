@@ -16,10 +16,11 @@
 #include <trainperf/kernels/cpu/kernels.hpp>
 #include <trainperf/kernels/cuda/ops.cuh>
 
+#include "gpu_test.cuh"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -30,61 +31,21 @@
 
 namespace {
 
+using namespace trainperf_gpu_test;
 namespace kc = trainperf::kernels::cpu;
 namespace tc = trainperf::cuda;
-using i64 = std::int64_t;
 using vecf = std::vector<float>;
 using veci = std::vector<std::int32_t>;
 
-std::size_t sz(i64 n) { return static_cast<std::size_t>(n); }
-
 // ---- random inputs ---------------------------------------------------------------------------
 
-std::uint64_t base_seed() {
-  static const std::uint64_t seed = [] {
-    if (const char* s = std::getenv("TRAINPERF_TEST_SEED")) return static_cast<std::uint64_t>(std::stoull(s));
-    std::random_device rd;
-    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-  }();
-  return seed;
-}
 // A fresh generator for every call: independent inputs for every case.
 std::mt19937_64 fresh_rng() {
   static std::uint64_t calls = 0;
-  return std::mt19937_64(base_seed() + 0x9E3779B97F4A7C15ull * ++calls);
+  return std::mt19937_64(test_seed() + 0x9E3779B97F4A7C15ull * ++calls);
 }
-#define SEED_INFO() INFO("TRAINPERF_TEST_SEED=" << base_seed())
+#define SEED_INFO() INFO("TRAINPERF_TEST_SEED=" << test_seed())
 
-template <class T>
-float to_float(T x) {
-  if constexpr (std::is_same_v<T, float>)
-    return x;
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __bfloat162float(x);
-  else
-    return __half2float(x);
-}
-template <class T>
-T from_float(float x) {
-  if constexpr (std::is_same_v<T, float>)
-    return x;
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __float2bfloat16_rn(x);
-  else
-    return __float2half_rn(x);
-}
-template <class T>
-vecf to_floats(const std::vector<T>& v) {
-  vecf out(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) out[i] = to_float(v[i]);
-  return out;
-}
-template <class T>
-std::vector<T> from_floats(const vecf& v) {
-  std::vector<T> out(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) out[i] = from_float<T>(v[i]);
-  return out;
-}
 // The reference rounded through T, as the GPU rounds its fp32 result once.
 template <class T>
 vecf round_through(const vecf& v) {
@@ -108,36 +69,6 @@ veci uniform_ids(std::mt19937_64& rng, i64 n, i64 hi) {
   return v;
 }
 
-// ---- device memory -----------------------------------------------------------------------------
-
-template <class T>
-class dbuf {
- public:
-  explicit dbuf(std::size_t n) : n_(n) {
-    TRAINPERF_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p_), std::max<std::size_t>(n, 1) * sizeof(T)));
-  }
-  explicit dbuf(const std::vector<T>& h) : dbuf(h.size()) { upload(h); }
-  dbuf(const dbuf&) = delete;
-  dbuf& operator=(const dbuf&) = delete;
-  ~dbuf() { (void)cudaFree(p_); }
-  T* get() const { return p_; }
-  void upload(const std::vector<T>& h) {
-    REQUIRE(h.size() == n_);
-    TRAINPERF_CUDA_CHECK(cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  std::vector<T> download() const {
-    std::vector<T> h(n_);
-    TRAINPERF_CUDA_CHECK(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
-    return h;
-  }
-  // All bits set: NaN in fp32, bf16 and fp16.
-  void poison() { TRAINPERF_CUDA_CHECK(cudaMemset(p_, 0xFF, n_ * sizeof(T))); }
-
- private:
-  T* p_ = nullptr;
-  std::size_t n_ = 0;
-};
-
 class stream {
  public:
   stream() { TRAINPERF_CUDA_CHECK(cudaStreamCreate(&s_)); }
@@ -153,10 +84,6 @@ class stream {
 
 // ---- comparisons -------------------------------------------------------------------------------
 
-struct tolerance {
-  double atol;
-  double rtol;
-};
 // One unit in the last place of T, relative to the value (upper bound).
 template <class T>
 constexpr double ulp_rel = std::is_same_v<T, __half> ? 0x1p-10 : 0x1p-7;
@@ -225,8 +152,8 @@ TEST_CASE_TEMPLATE("rmsnorm_forward matches the CPU kernel", T, DTYPES) {
     const vecf xf = to_floats(x);
     kc::rmsnorm_forward(ref_out.data(), ref_rstd.data(), xf.data() + o, w.data() + o, rows, C, eps);
 
-    dbuf<T> dx(x), dout(sz(rows * C + o));
-    dbuf<float> dw(w), drstd(sz(rows));
+    device_buffer<T> dx(x), dout(sz(rows * C + o));
+    device_buffer<float> dw(w), drstd(sz(rows));
     dout.poison();
     drstd.poison();
     tc::rmsnorm_forward(offset(dout.get(), misalign), drstd.get(), offset(dx.get(), misalign),
@@ -261,9 +188,9 @@ TEST_CASE_TEMPLATE("rmsnorm_backward matches the CPU kernel and is deterministic
                          rows, C);
     ref_dinp.erase(ref_dinp.begin(), ref_dinp.begin() + o);
 
-    dbuf<T> dx(x), dg(g), ddinp(dinp0);
-    dbuf<float> dwt(w), drstd(rstd), ddw(dw0);
-    dbuf<float> ws(tc::rmsnorm_backward_workspace_floats(rows, C));
+    device_buffer<T> dx(x), dg(g), ddinp(dinp0);
+    device_buffer<float> dwt(w), drstd(rstd), ddw(dw0);
+    device_buffer<float> ws(tc::rmsnorm_backward_workspace_floats(rows, C));
     const auto run = [&](float* workspace) {
       ddinp.upload(dinp0);
       ddw.upload(dw0);
@@ -314,7 +241,7 @@ TEST_CASE_TEMPLATE("rope_forward and rope_backward match the CPU kernels", T, DT
         kc::rope_backward(ref.data() + o, rows, H, D, theta, pos0);
       else
         kc::rope_forward(ref.data() + o, rows, H, D, theta, pos0);
-      dbuf<T> dx(x);
+      device_buffer<T> dx(x);
       if (backward)
         tc::rope_backward(offset(dx.get(), misalign), rows, H, D, theta, pos0, s);
       else
@@ -346,7 +273,7 @@ TEST_CASE_TEMPLATE("swiglu_forward and swiglu_backward match the CPU kernels", T
     kc::swiglu_forward(ref_out.data() + o, gf.data() + o, uf.data() + o, n);
     kc::swiglu_backward(ref_dgate.data() + o, ref_dup.data() + o, df.data() + o, gf.data() + o, uf.data() + o, n);
 
-    dbuf<T> dg(gate), du(up), dd(dout), dout_buf(sz(n + o)), ddg(dgate0), ddu(dup0);
+    device_buffer<T> dg(gate), du(up), dd(dout), dout_buf(sz(n + o)), ddg(dgate0), ddu(dup0);
     dout_buf.poison();
     tc::swiglu_forward(offset(dout_buf.get(), misalign), offset(dg.get(), misalign), offset(du.get(), misalign), n, s);
     tc::swiglu_backward(offset(ddg.get(), misalign), offset(ddu.get(), misalign), offset(dd.get(), misalign),
@@ -392,9 +319,9 @@ TEST_CASE_TEMPLATE("embedding_forward and embedding_backward match the CPU kerne
     kc::embedding_forward(ref_out.data(), tokens.data(), tf.data() + o, n_tokens, C);
     kc::embedding_backward(ref_dtable.data() + o, df.data() + o, tokens.data(), n_tokens, C);
 
-    dbuf<T> dtab(table), dgrad(dout), dout_buf(sz(n_tokens * C + o));
-    dbuf<std::int32_t> dtok(tokens);
-    dbuf<float> ddtable(dtable0);
+    device_buffer<T> dtab(table), dgrad(dout), dout_buf(sz(n_tokens * C + o));
+    device_buffer<std::int32_t> dtok(tokens);
+    device_buffer<float> ddtable(dtable0);
     dout_buf.poison();
     tc::embedding_forward(offset(dout_buf.get(), misalign), dtok.get(), offset(dtab.get(), misalign), n_tokens, C, V,
                           s);
@@ -423,10 +350,11 @@ TEST_CASE_TEMPLATE("embedding kernels turn an out-of-vocabulary id into NaN, not
   auto rng = fresh_rng();
   const i64 C = 16, V = 10;
   const veci tokens = {3, static_cast<std::int32_t>(V), -1, 3};
-  dbuf<T> dtab(normal_t<T>(rng, V * C, 0.0f, 1.0f)), dout(sz(4 * C)), dgrad(normal_t<T>(rng, 4 * C, 0.0f, 1.0f));
-  dbuf<std::int32_t> dtok(tokens);
+  device_buffer<T> dtab(normal_t<T>(rng, V * C, 0.0f, 1.0f)), dout(sz(4 * C)),
+      dgrad(normal_t<T>(rng, 4 * C, 0.0f, 1.0f));
+  device_buffer<std::int32_t> dtok(tokens);
   const vecf zeros(sz(V * C), 0.0f);
-  dbuf<float> ddtable(zeros);
+  device_buffer<float> ddtable(zeros);
   tc::embedding_forward(dout.get(), dtok.get(), dtab.get(), 4, C, V, s);
   tc::embedding_backward(ddtable.get(), dgrad.get(), dtok.get(), 4, C, V, s);
   s.sync();
@@ -463,9 +391,9 @@ TEST_CASE_TEMPLATE("cross_entropy and mean_loss match the CPU kernel and are det
       const float ref_mean =
           kc::cross_entropy(ref_losses.data(), ref_dlogits.data(), lf.data(), targets.data(), rows, V, dloss);
 
-      dbuf<T> dlogits_in(logits), dgrad(sz(rows * V));
-      dbuf<std::int32_t> dtargets(targets);
-      dbuf<float> dlosses(sz(rows)), dmean(1);
+      device_buffer<T> dlogits_in(logits), dgrad(sz(rows * V));
+      device_buffer<std::int32_t> dtargets(targets);
+      device_buffer<float> dlosses(sz(rows)), dmean(1);
       const auto run = [&] {
         dlogits_in.upload(logits);
         dgrad.poison();
@@ -502,7 +430,7 @@ TEST_CASE("mean_loss matches a double-precision mean and is deterministic") {
     const vecf x = normal(rng, n, 5.0f, 2.0f);
     double sum = 0;
     for (float v : x) sum += v;
-    dbuf<float> dx(x), dm(1);
+    device_buffer<float> dx(x), dm(1);
     dm.poison();
     tc::mean_loss(dm.get(), dx.get(), n, s);
     s.sync();
@@ -533,8 +461,8 @@ TEST_CASE_TEMPLATE("adamw matches the CPU kernel, with and without a T copy and 
             .lr = gc.lr, .beta1 = gc.beta1, .beta2 = gc.beta2, .eps = gc.eps, .weight_decay = gc.weight_decay};
         const float scale = 0.5f;
         vecf p = normal(rng, n + o, 0.0f, 1.0f), m(sz(n + o), 0.0f), v(sz(n + o), 0.0f);
-        dbuf<float> dp(p), dm(m), dv(v), dgrads(sz(n + o)), dscale(vecf{scale});
-        dbuf<T> dcopy(sz(n + o));
+        device_buffer<float> dp(p), dm(m), dv(v), dgrads(sz(n + o)), dscale(vecf{scale});
+        device_buffer<T> dcopy(sz(n + o));
         for (i64 step = 1; step <= 3; ++step) {
           const vecf grads = normal(rng, n + o, 0.0f, 1e-2f);
           vecf scaled = grads;
@@ -568,7 +496,7 @@ TEST_CASE("adamw without a copy updates fp32 state like the CPU kernel") {
   const i64 n = 777;
   vecf p = normal(rng, n, 0.0f, 1.0f), m(sz(n), 0.0f), v(sz(n), 0.0f);
   const vecf g = normal(rng, n, 0.0f, 1.0f);
-  dbuf<float> dp(p), dm(m), dv(v), dg(g);
+  device_buffer<float> dp(p), dm(m), dv(v), dg(g);
   tc::adamw(dp.get(), dg.get(), dm.get(), dv.get(), n, tc::adamw_config{}, 1, s);
   kc::adamw(p.data(), g.data(), m.data(), v.data(), n, kc::adamw_config{}, 1);
   s.sync();
@@ -592,7 +520,7 @@ TEST_CASE("grad_norm and clip_grad_norm match the CPU kernel and are determinist
     const vecf g = normal(rng, n + o, 0.0f, 0.01f);
     vecf ref = g;
     const float ref_norm = kc::clip_grad_norm(ref.data() + o, n, 0.0f);  // max_norm 0: no clipping
-    dbuf<float> dg(g), dnorm(1), ws(tc::grad_norm_workspace_floats(n));
+    device_buffer<float> dg(g), dnorm(1), ws(tc::grad_norm_workspace_floats(n));
     dnorm.poison();
     tc::grad_norm(dnorm.get(), offset(dg.get(), misalign), n, ws.get(), s);
     s.sync();
@@ -619,7 +547,7 @@ TEST_CASE("grad_norm and clip_grad_norm match the CPU kernel and are determinist
 
 TEST_CASE("clip_scale follows the CPU rule") {
   stream s;
-  dbuf<float> dnorm(1), dscale(1);
+  device_buffer<float> dnorm(1), dscale(1);
   const std::pair<float, float> cases[] = {{10.0f, 1.0f}, {0.5f, 1.0f}, {10.0f, 0.0f}};
   for (const auto& [norm, max_norm] : cases) {
     CAPTURE(norm);
@@ -647,7 +575,7 @@ TEST_CASE_TEMPLATE("add_inplace matches the CPU kernel", T, DTYPES) {
     vecf ref = to_floats(y);
     const vecf xf = to_floats(x);
     kc::add_inplace(ref.data(), xf.data(), n + o);
-    dbuf<T> dy(y), dx(x);
+    device_buffer<T> dy(y), dx(x);
     tc::add_inplace(offset(dy.get(), misalign), offset(dx.get(), misalign), n, s);
     s.sync();
     auto got = to_floats(dy.download());
@@ -666,8 +594,8 @@ TEST_CASE_TEMPLATE("cast rounds like the host conversion, both ways", T, DTYPES)
     auto rng = fresh_rng();
     const i64 o = misalign ? 1 : 0;
     const vecf f = normal(rng, n + o, 0.0f, 10.0f);
-    dbuf<float> df(f), dback(sz(n + o));
-    dbuf<T> dt(sz(n + o));
+    device_buffer<float> df(f), dback(sz(n + o));
+    device_buffer<T> dt(sz(n + o));
     dt.poison();
     dback.poison();
     tc::cast(offset(dt.get(), misalign), offset(df.get(), misalign), n, s);
@@ -688,9 +616,9 @@ TEST_CASE_TEMPLATE("cast rounds like the host conversion, both ways", T, DTYPES)
 
 TEST_CASE_TEMPLATE("bad arguments throw before launching, naming the argument, the value and the fix", T, DTYPES) {
   stream s;
-  dbuf<T> t(64);
-  dbuf<float> f(64);
-  dbuf<std::int32_t> ids(4);
+  device_buffer<T> t(64);
+  device_buffer<float> f(64);
+  device_buffer<std::int32_t> ids(4);
   CHECK_THROWS_WITH_AS(tc::rmsnorm_forward(t.get(), f.get(), t.get(), f.get(), 4, 0, 1e-5f, s),
                        doctest::Contains("rmsnorm_forward: C = 0 must be at least 1"), tc::cuda_error);
   CHECK_THROWS_WITH_AS(tc::rmsnorm_forward(t.get(), f.get(), t.get(), f.get(), 4, 8, -1.0f, s),
