@@ -44,6 +44,7 @@
 #include <type_traits>
 
 #include "check.cuh"
+#include "ptx.cuh"
 
 namespace trainperf::cuda {
 
@@ -70,18 +71,8 @@ inline constexpr bool is_storage = is_half_precision<T> || std::is_same_v<T, flo
 
 // ---- device helpers -----------------------------------------------------------------------
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
-template <class T>
-__device__ __forceinline__ T from_f(float x) {
-  if constexpr (std::is_same_v<T, float>)
-    return x;
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __float2bfloat16_rn(x);
-  else
-    return __float2half_rn(x);
-}
+using ptx::from_float;
+using ptx::to_float;
 
 // N consecutive elements moved with one (or, for 32 bytes, two) vector loads/stores; the address
 // must be aligned to the pack's size, which the host checks before choosing N > 1.
@@ -172,8 +163,8 @@ struct swiglu_forward_op {
     pack<T, N> o;
 #pragma unroll
     for (int k = 0; k < N; ++k) {
-      const float x = to_f(g.v[k]), sig = 1.0f / (1.0f + expf(-x));
-      o.v[k] = from_f<T>(x * sig * to_f(u.v[k]));  // silu(gate) x up (Shazeer 2020, SwiGLU)
+      const float x = to_float(g.v[k]), sig = 1.0f / (1.0f + expf(-x));
+      o.v[k] = from_float<T>(x * sig * to_float(u.v[k]));  // silu(gate) x up (Shazeer 2020, SwiGLU)
     }
     store<N>(out + i, o);
   }
@@ -193,10 +184,10 @@ struct swiglu_backward_op {
     pack<T, N> dg = load<N>(dgate + i), du = load<N>(dup + i);
 #pragma unroll
     for (int k = 0; k < N; ++k) {
-      const float x = to_f(g.v[k]), sig = 1.0f / (1.0f + expf(-x)), dy = to_f(d.v[k]);
+      const float x = to_float(g.v[k]), sig = 1.0f / (1.0f + expf(-x)), dy = to_float(d.v[k]);
       // d silu(x)/dx = sig (1 + x (1 - sig)), as kernels/cpu swiglu_backward
-      dg.v[k] = from_f<T>(to_f(dg.v[k]) + dy * to_f(u.v[k]) * sig * (1.0f + x * (1.0f - sig)));
-      du.v[k] = from_f<T>(to_f(du.v[k]) + dy * x * sig);
+      dg.v[k] = from_float<T>(to_float(dg.v[k]) + dy * to_float(u.v[k]) * sig * (1.0f + x * (1.0f - sig)));
+      du.v[k] = from_float<T>(to_float(du.v[k]) + dy * x * sig);
     }
     store<N>(dgate + i, dg);
     store<N>(dup + i, du);
@@ -213,7 +204,7 @@ struct add_op {
     pack<T, N> a = load<N>(y + i);
     const pack<T, N> b = load<N>(x + i);
 #pragma unroll
-    for (int k = 0; k < N; ++k) a.v[k] = from_f<T>(to_f(a.v[k]) + to_f(b.v[k]));
+    for (int k = 0; k < N; ++k) a.v[k] = from_float<T>(to_float(a.v[k]) + to_float(b.v[k]));
     store<N>(y + i, a);
   }
 };
@@ -228,7 +219,7 @@ struct cast_op {
     const pack<In, N> a = load<N>(in + i);
     pack<Out, N> b;
 #pragma unroll
-    for (int k = 0; k < N; ++k) b.v[k] = from_f<Out>(to_f(a.v[k]));
+    for (int k = 0; k < N; ++k) b.v[k] = from_float<Out>(to_float(a.v[k]));
     store<N>(out + i, b);
   }
 };
@@ -250,7 +241,7 @@ struct embedding_forward_op {
       o = load<N>(table + static_cast<i64>(tok) * C + c);
     } else {
 #pragma unroll
-      for (int k = 0; k < N; ++k) o.v[k] = from_f<T>(CUDART_NAN_F);  // an out-of-vocabulary id
+      for (int k = 0; k < N; ++k) o.v[k] = from_float<T>(CUDART_NAN_F);  // an out-of-vocabulary id
     }
     store<N>(out + i, o);
   }
@@ -294,7 +285,7 @@ struct adamw_op {
       vv.v[k] = beta2 * vv.v[k] + (1.0f - beta2) * gk * gk;
       const float mhat = mm.v[k] / bc1, vhat = vv.v[k] / bc2;
       p.v[k] -= lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p.v[k]);
-      c.v[k] = from_f<T>(p.v[k]);
+      c.v[k] = from_float<T>(p.v[k]);
     }
     store<N>(params + i, p);
     store<N>(m + i, mm);
@@ -316,7 +307,7 @@ __global__ void rmsnorm_forward_kernel(T* __restrict__ out, float* __restrict__ 
   for (i64 c = static_cast<i64>(threadIdx.x) * N; c < C; c += step) {
     const pack<T, N> a = load<N>(x + c);
 #pragma unroll
-    for (int k = 0; k < N; ++k) ss += to_f(a.v[k]) * to_f(a.v[k]);
+    for (int k = 0; k < N; ++k) ss += to_float(a.v[k]) * to_float(a.v[k]);
   }
   ss = block_sum(ss, red);
   const float r = 1.0f / sqrtf(ss / static_cast<float>(C) + eps);  // 1 / rms(x) (Zhang & Sennrich 2019, RMSNorm)
@@ -327,7 +318,7 @@ __global__ void rmsnorm_forward_kernel(T* __restrict__ out, float* __restrict__ 
     const pack<float, N> w = load<N>(weight + c);
     pack<T, N> y;
 #pragma unroll
-    for (int k = 0; k < N; ++k) y.v[k] = from_f<T>(to_f(a.v[k]) * r * w.v[k]);
+    for (int k = 0; k < N; ++k) y.v[k] = from_float<T>(to_float(a.v[k]) * r * w.v[k]);
     store<N>(o + c, y);
   }
 }
@@ -355,7 +346,7 @@ __global__ void rmsnorm_backward_kernel(T* __restrict__ dinp, float* __restrict_
       const pack<T, N> a = load<N>(x + c), b = load<N>(g + c);
       const pack<float, N> w = load<N>(weight + c);
 #pragma unroll
-      for (int k = 0; k < N; ++k) dot += to_f(b.v[k]) * w.v[k] * to_f(a.v[k]);
+      for (int k = 0; k < N; ++k) dot += to_float(b.v[k]) * w.v[k] * to_float(a.v[k]);
     }
     dot = block_sum(dot, red);
     const float r = rstd[t];
@@ -367,8 +358,8 @@ __global__ void rmsnorm_backward_kernel(T* __restrict__ dinp, float* __restrict_
       pack<T, N> d = load<N>(dx + c);
 #pragma unroll
       for (int k = 0; k < N; ++k) {
-        const float xv = to_f(a.v[k]), gv = to_f(b.v[k]);
-        d.v[k] = from_f<T>(to_f(d.v[k]) + (gv * w.v[k] * r - kx * xv));
+        const float xv = to_float(a.v[k]), gv = to_float(b.v[k]);
+        d.v[k] = from_float<T>(to_float(d.v[k]) + (gv * w.v[k] * r - kx * xv));
         dyn[c + k] += gv * xv * r;  // d(x r w)/dw = x r
       }
       store<N>(dx + c, d);
@@ -409,10 +400,10 @@ __global__ void rope_kernel(T* __restrict__ x, i64 rows, i64 H, i64 D, float the
       pack<T, N> a = load<N>(p), b = load<N>(p + half);
 #pragma unroll
       for (int k = 0; k < N; ++k) {
-        const float u = to_f(a.v[k]), w = to_f(b.v[k]);
+        const float u = to_float(a.v[k]), w = to_float(b.v[k]);
         // the same fp32 operations as the CPU kernel (no FMA contraction)
-        a.v[k] = from_f<T>(__fsub_rn(__fmul_rn(u, cs[k]), __fmul_rn(w, sn[k])));
-        b.v[k] = from_f<T>(__fadd_rn(__fmul_rn(u, sn[k]), __fmul_rn(w, cs[k])));
+        a.v[k] = from_float<T>(__fsub_rn(__fmul_rn(u, cs[k]), __fmul_rn(w, sn[k])));
+        b.v[k] = from_float<T>(__fadd_rn(__fmul_rn(u, sn[k]), __fmul_rn(w, cs[k])));
       }
       store<N>(p, a);
       store<N>(p + half, b);
@@ -444,7 +435,7 @@ __global__ void embedding_backward_kernel(float* __restrict__ dtable, const T* _
       pack<float, N> acc = load<N>(row);
       const pack<T, N> g = load<N>(dout + (t0 + j) * C + c);
 #pragma unroll
-      for (int k = 0; k < N; ++k) acc.v[k] += to_f(g.v[k]);
+      for (int k = 0; k < N; ++k) acc.v[k] += to_float(g.v[k]);
       store<N>(row, acc);
     }
   }
@@ -461,13 +452,13 @@ __global__ void cross_entropy_kernel(float* __restrict__ losses, T* dlogits, con
   const T* z = logits + row * V;
   const std::int32_t target = targets[row];
   const bool valid = target >= 0 && target < V;
-  const float z_target = valid && threadIdx.x == 0 ? to_f(z[target]) : CUDART_NAN_F;
+  const float z_target = valid && threadIdx.x == 0 ? to_float(z[target]) : CUDART_NAN_F;
   const i64 step = static_cast<i64>(blockDim.x) * N, first = static_cast<i64>(threadIdx.x) * N;
   float m = -CUDART_INF_F, s = 0.0f;
   for (i64 j = first; j < V; j += step) {
     const pack<T, N> a = load<N>(z + j);
 #pragma unroll
-    for (int k = 0; k < N; ++k) online_add(m, s, to_f(a.v[k]));
+    for (int k = 0; k < N; ++k) online_add(m, s, to_float(a.v[k]));
   }
   block_online_merge(m, s, red_m, red_s);
   const float lse = m + logf(s);
@@ -480,9 +471,9 @@ __global__ void cross_entropy_kernel(float* __restrict__ losses, T* dlogits, con
 #pragma unroll
     for (int k = 0; k < N; ++k) {
       // d loss / d z_j = softmax_j - [j == target] (softmax cross-entropy), as kernels/cpu cross_entropy
-      float v = dloss * expf(to_f(a.v[k]) - lse);
+      float v = dloss * expf(to_float(a.v[k]) - lse);
       if (j + k == target) v -= dloss;
-      d.v[k] = from_f<T>(v);
+      d.v[k] = from_float<T>(v);
     }
     store<N>(g + j, d);
   }

@@ -1,4 +1,5 @@
-// trainperf — the PTX instructions the tensor-core kernels share (matmul.cuh, attention.cuh):
+// trainperf — what the CUDA kernels share at the instruction level: element conversions
+// (matmul.cuh, ops.cuh), and for the tensor-core kernels (matmul.cuh, attention.cuh)
 // asynchronous global -> shared copies, ldmatrix fragment loads and the m16n8k16 MMA.
 // Compiled only under nvcc (sm_80 and newer); never included by trainperf.hpp.
 #pragma once
@@ -10,6 +11,20 @@
 #include <type_traits>
 
 namespace trainperf::cuda::ptx {
+
+// fp32 <-> storage type (bf16, fp16 or fp32); narrowing rounds to nearest even.
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+template <class T>
+__device__ __forceinline__ T from_float(float x) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __float2bfloat16_rn(x);
+  else if constexpr (std::is_same_v<T, __half>)
+    return __float2half_rn(x);
+  else
+    return x;
+}
 
 __device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
   return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
