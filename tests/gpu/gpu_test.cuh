@@ -10,6 +10,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <trainperf/kernels/cuda/check.cuh>
+#include <trainperf/kernels/cuda/ptx.cuh>
 
 #include <algorithm>
 #include <cstddef>
@@ -32,27 +33,9 @@ template <class T>
 inline constexpr bool is_element_type =
     std::is_same_v<T, float> || std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>;
 
-template <class T>
-float to_float(T x) {
-  static_assert(is_element_type<T>, "to_float: T must be float, __nv_bfloat16 or __half");
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __bfloat162float(x);
-  else if constexpr (std::is_same_v<T, __half>)
-    return __half2float(x);
-  else
-    return x;
-}
-// Round to nearest even, as the kernels round their fp32 results.
-template <class T>
-T from_float(float x) {
-  static_assert(is_element_type<T>, "from_float: T must be float, __nv_bfloat16 or __half");
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __float2bfloat16_rn(x);
-  else if constexpr (std::is_same_v<T, __half>)
-    return __float2half_rn(x);
-  else
-    return x;
-}
+// The kernels' own conversions (round to nearest even when narrowing).
+using trainperf::cuda::ptx::from_float;
+using trainperf::cuda::ptx::to_float;
 // Exact: every bf16, fp16 and fp32 value is a double.
 template <class T>
 double to_double(T x) {

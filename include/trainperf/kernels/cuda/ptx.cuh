@@ -12,12 +12,13 @@
 
 namespace trainperf::cuda::ptx {
 
-// fp32 <-> storage type (bf16, fp16 or fp32); narrowing rounds to nearest even.
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+// fp32 <-> storage type (bf16, fp16 or fp32); narrowing rounds to nearest even. Host and
+// device alike (the tests build their references with the kernels' own rounding).
+__host__ __device__ __forceinline__ float to_float(float x) { return x; }
+__host__ __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__host__ __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 template <class T>
-__device__ __forceinline__ T from_float(float x) {
+__host__ __device__ __forceinline__ T from_float(float x) {
   if constexpr (std::is_same_v<T, __nv_bfloat16>)
     return __float2bfloat16_rn(x);
   else if constexpr (std::is_same_v<T, __half>)
