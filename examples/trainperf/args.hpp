@@ -97,7 +97,8 @@ class args {
     std::string list;
     for (auto c : choices) {
       if (*v == c) return v;
-      list += (list.empty() ? "" : "|") + std::string(c);
+      if (!list.empty()) list += '|';
+      list += c;
     }
     throw usage_error("--" + std::string(name) + " expects " + list + ", got '" + *v + "'");
   }

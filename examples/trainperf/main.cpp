@@ -4,6 +4,7 @@
 #include <functional>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -559,9 +560,8 @@ int run_schedule(const args& a) {
     for (const auto& st : s.stages) {
       json row = json::array();
       for (const auto& x : st) {
-        std::string l = (x.kind == tp::pass::forward ? "F" : "B") + std::to_string(x.micro_batch);
-        if (vpp > 1) l += "." + std::to_string(x.chunk);
-        row.push_back(l);
+        row.push_back(vpp > 1 ? fmt::format("{}{}.{}", x.kind == tp::pass::forward ? 'F' : 'B', x.micro_batch, x.chunk)
+                              : fmt::format("{}{}", x.kind == tp::pass::forward ? 'F' : 'B', x.micro_batch));
       }
       actions.push_back(row);
     }
@@ -733,53 +733,76 @@ memory_setup memory_from_args(const args& a) {
   return m;
 }
 
-// Changes that would make an over-capacity layout fit, each with its new peak.
+// Changes that would make an over-capacity layout fit, each with its new peak: single changes
+// first (sharding the states, recomputation, more tensor or pipeline parallelism, a smaller
+// micro batch, flash attention, offloading the optimizer); when none fits alone, pairs of
+// changes of different kinds. At most four answers: those needing no extra devices first, then
+// the fewest extra devices, then the smallest peak.
 std::vector<std::string> what_would_fit(const memory_setup& m, std::int64_t capacity) {
-  std::vector<std::string> out;
-  const auto tryit = [&](std::string what, tp::parallel_config c, tp::memory_options o) {
-    try {
-      const double total = tp::estimate_memory(m.model.spec, c, c.tp * c.cp * c.pp * (c.dp ? c.dp : 1), o).max_total();
-      if (total <= static_cast<double>(capacity))
-        out.push_back(fmt::format("{} -> {:.1f} GiB", what, total / static_cast<double>(tp::GiB)));
-    } catch (const tp::config_error&) {
-    }
+  struct change {
+    std::string what;
+    int kind;  // changes of the same kind are alternatives, never combined
+    std::function<void(tp::parallel_config&, tp::memory_options&)> apply;
   };
   const tp::parallel_config& c = m.parallel;
-  for (int z = c.zero_stage + 1; z <= 3 && c.dp > 1; ++z) {
-    auto x = c;
-    x.zero_stage = z;
-    x.distributed_optimizer = false;
-    tryit(fmt::format("--zero {}", z), x, m.options);
-  }
-  if (c.recomputation != tp::recompute::full) {
-    auto x = c;
-    x.recomputation = c.recomputation == tp::recompute::none ? tp::recompute::selective : tp::recompute::full;
-    tryit(fmt::format("--recompute {}", x.recomputation == tp::recompute::selective ? "selective" : "full"), x,
-          m.options);
-    x.recomputation = tp::recompute::full;
-    tryit("--recompute full", x, m.options);
-  }
+  const tp::memory_options& o = m.options;
+  std::vector<change> changes;
+  for (int z = c.zero_stage + 1; z <= 3 && c.dp > 1; ++z)
+    changes.push_back({fmt::format("--zero {}", z), 0, [z](auto& x, auto&) {
+                         x.zero_stage = z;
+                         x.distributed_optimizer = false;
+                       }});
+  if (c.dp > 1 && c.zero_stage == 0 && !c.distributed_optimizer)
+    changes.push_back({"--distributed-optimizer", 0, [](auto& x, auto&) { x.distributed_optimizer = true; }});
+  if (c.recomputation == tp::recompute::none)
+    changes.push_back({"--recompute selective", 1, [](auto& x, auto&) { x.recomputation = tp::recompute::selective; }});
+  if (c.recomputation != tp::recompute::full)
+    changes.push_back({"--recompute full", 1, [](auto& x, auto&) { x.recomputation = tp::recompute::full; }});
   for (std::int64_t f = 2; f <= 8; f *= 2) {
-    auto x = c;
-    x.tp = c.tp * f;
-    x.sequence_parallel = true;
-    tryit(fmt::format("--tp {} --sp (x{} devices)", x.tp, f), x, m.options);
-    auto y = c;
-    y.pp = c.pp * f;
-    tryit(fmt::format("--pp {} (x{} devices)", y.pp, f), y, m.options);
+    changes.push_back({fmt::format("--tp {} --sp (x{} devices)", c.tp * f, f), 2, [f](auto& x, auto&) {
+                         x.tp *= f;
+                         x.sequence_parallel = true;
+                       }});
+    changes.push_back({fmt::format("--pp {} (x{} devices)", c.pp * f, f), 3, [f](auto& x, auto&) { x.pp *= f; }});
   }
-  if (m.options.lbs > 1) {
-    auto o = m.options;
-    o.lbs = m.options.lbs / 2;
-    o.micro_batches = m.options.micro_batches * 2;
-    tryit(fmt::format("--lbs {} --gas {}", o.lbs, o.micro_batches), c, o);
+  if (o.lbs > 1)
+    changes.push_back({fmt::format("--lbs {} --gas {}", o.lbs / 2, o.micro_batches * 2), 4, [](auto&, auto& y) {
+                         y.lbs /= 2;
+                         y.micro_batches *= 2;
+                       }});
+  if (!o.flash_attention) changes.push_back({"--flash", 5, [](auto&, auto& y) { y.flash_attention = true; }});
+  if (!o.offload_optimizer)
+    changes.push_back({"--offload-optimizer", 6, [](auto&, auto& y) { y.offload_optimizer = true; }});
+
+  // Tries the given changes; keeps them when the result is a valid layout that fits.
+  std::vector<std::tuple<std::int64_t, double, std::string>> fits;  // world, peak, flags
+  const auto tryit = [&](std::initializer_list<const change*> chosen) {
+    tp::parallel_config x = c;
+    tp::memory_options y = o;
+    std::string what;
+    for (const change* ch : chosen) {
+      ch->apply(x, y);
+      if (!what.empty()) what += ' ';
+      what += ch->what;
+    }
+    const std::int64_t world = x.tp * x.cp * x.pp * (x.dp ? x.dp : 1);
+    try {
+      const double peak = tp::estimate_memory(m.model.spec, x, world, y).max_total();
+      if (peak <= static_cast<double>(capacity)) fits.emplace_back(world, peak, what);
+    } catch (const tp::config_error&) {  // not a valid layout for this model: not an answer
+    }
+  };
+  for (const change& a : changes) tryit({&a});
+  if (fits.empty())
+    for (std::size_t i = 0; i < changes.size(); ++i)
+      for (std::size_t k = i + 1; k < changes.size(); ++k)
+        if (changes[i].kind != changes[k].kind) tryit({&changes[i], &changes[k]});
+  std::sort(fits.begin(), fits.end());
+  std::vector<std::string> out;
+  for (const auto& [world, peak, what] : fits) {
+    if (out.size() == 4) break;
+    out.push_back(fmt::format("{} -> {:.1f} GiB", what, peak / static_cast<double>(tp::GiB)));
   }
-  if (!m.options.flash_attention) {
-    auto o = m.options;
-    o.flash_attention = true;
-    tryit("--flash", c, o);
-  }
-  if (out.size() > 4) out.resize(4);
   return out;
 }
 
@@ -839,7 +862,7 @@ int run_memory(const args& a) {
     if (!fixes.empty())
       fmt::print("what would fit: {}\n", fmt::join(fixes, "; "));
     else if (e.max_total() > static_cast<double>(dev->memory_bytes))
-      fmt::print("no single change tried here fits\n");
+      fmt::print("no single change or pair of changes tried here fits\n");
   }
   return 0;
 }
@@ -876,7 +899,7 @@ void print_help(const command& c) {
   fmt::print("usage: trainperf {} [flags]\n{}\n\nflags:\n", c.name, c.summary);
   for (const auto& f : c.flags()) {
     const std::string lhs = f.value.empty() ? fmt::format("--{}", f.name) : fmt::format("--{} {}", f.name, f.value);
-    fmt::print("  {:<28}{}\n", lhs, f.help);
+    fmt::print("  {:<28}{}{}\n", lhs, lhs.size() < 28 ? "" : " ", f.help);
   }
 }
 

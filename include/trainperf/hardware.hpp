@@ -156,10 +156,20 @@ inline constexpr device_spec devices[] = {
      "240 GB/s); training/mthreads/llama2_7b-deepspeed/config/config_S4000x1x8.py theoryflops 98e12"},
 };
 
-// The device called `name` (case-sensitive, as listed), or nullptr.
+namespace detail {
+constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
+  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+}  // namespace detail
+
+// The device called `name` (as listed, ignoring ASCII case: "h100" finds H100), or nullptr.
 constexpr const device_spec* find_device(std::string_view name) {
   for (const device_spec& d : devices)
-    if (d.name == name) return &d;
+    if (detail::same_name_ignoring_case(d.name, name)) return &d;
   return nullptr;
 }
 
@@ -180,9 +190,9 @@ constexpr const device_spec* find_device_by_product_name(std::string_view produc
   return nullptr;
 }
 
+// The device called `name` (see find_device); an unknown name is an error listing the known ones.
 constexpr const device_spec& get_device(std::string_view name) {
-  for (const device_spec& d : devices)
-    if (d.name == name) return d;
+  if (const device_spec* d = find_device(name)) return *d;
   detail::require(false, reason::unknown_device, "device", [&] {
     std::string known;
     for (const device_spec& x : devices) known += (known.empty() ? "" : ", ") + std::string(x.name);

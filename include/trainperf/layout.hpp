@@ -81,7 +81,10 @@ class process_mesh {
   [[nodiscard]] constexpr const std::array<axis, axis_count>& order() const { return order_; }
   [[nodiscard]] std::string order_string() const {
     std::string s;
-    for (axis a : order_) s += (s.empty() ? "" : "-") + std::string(axis_names[static_cast<int>(a)]);
+    for (axis a : order_) {
+      if (!s.empty()) s += '-';
+      s += axis_names[static_cast<int>(a)];
+    }
     return s;
   }
 

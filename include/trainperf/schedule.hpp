@@ -239,7 +239,8 @@ inline simulation simulate(const schedule& s, const std::vector<double>& forward
 
 namespace detail {
 inline std::string action_label(const action& a, std::int64_t vpp) {
-  std::string l = (a.kind == pass::forward ? "F" : "B") + std::to_string(a.micro_batch);
+  std::string l(1, a.kind == pass::forward ? 'F' : 'B');
+  l += std::to_string(a.micro_batch);
   if (vpp > 1) l += static_cast<char>('a' + a.chunk % 26);
   return l;
 }

@@ -19,6 +19,11 @@ TEST_CASE("dense peaks are half the datasheets' sparse Tensor Core figures") {
   CHECK(require_peak(get_device("S4000"), dtype::bf16) == 98e12);
   CHECK(get_device("H200").memory_bytes == 141 * GiB);
   CHECK(get_device("MI300X").memory_bytes == 192 * GiB);
+  // Names as users type them: case does not matter, anything else does.
+  CHECK(get_device("h100").name == "H100");
+  CHECK(get_device("a100-80gb").name == "A100-80GB");
+  CHECK(find_device("A100 80GB") == nullptr);
+  CHECK(find_device("H10") == nullptr);
   for (const device_spec& d : devices) {
     CAPTURE(d.name);
     CHECK(!d.source.empty());

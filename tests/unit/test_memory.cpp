@@ -1,9 +1,15 @@
-// The memory model: published model-state and activation figures, and the model's own
-// accounting. The accuracy against the seed measurements is bench/memory_accuracy's table
-// (bench/RESULTS.md), run by CTest as well.
+// The memory model: published model-state and activation figures, the model's own accounting,
+// and the accuracy against the seed measurements that holds today (bench/memory_accuracy prints
+// the whole table, bench/RESULTS.md records it).
+#include <algorithm>
+#include <cmath>
+#include <string_view>
+
 #include <doctest/doctest.h>
 
 #include <trainperf/trainperf.hpp>
+
+#include "../seed_memory_rows.hpp"
 
 using namespace trainperf;
 
@@ -92,4 +98,52 @@ TEST_CASE("fit summaries and bad input") {
                        config_error);
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {.tp = 3}, 3, {.seq = 4096}),
                        doctest::Contains("heads 32 are not divisible by tp 3"), config_error);
+}
+
+TEST_CASE("seed measurements: what the model meets today stays met") {
+  // Expected values: the measured device memory of the seed reports (nvidia-smi's "used", GiB),
+  // with each run's settings from FlagPerf's case configs (tests/seed_memory_rows.hpp). The
+  // memory issue's targets are every row within 15% and a mean absolute error under 8%; today
+  // 16 of the 22 rows meet the first and the mean is 11.2%. These rows miss, for the reasons
+  // bench/RESULTS.md gives (mostly the caching allocator's reserve that nvidia-smi counts, at
+  // 91-97% of the device), and are only held to 50% here:
+  struct miss {
+    std::string_view name;
+    std::int64_t stage;
+  };
+  constexpr miss misses[] = {{"000 llama2-70b fp32 TP8PP4 recompute", -1},
+                             {"001 llava1.5-7b pretrain ZeRO-2", -1},
+                             {"001 llava1.5-7b finetune ZeRO-3", -1},
+                             {"003 llama2-7b S4000 ZeRO-3", -1},
+                             {"004 gpt3-13b TP1PP1SH2SP8", -1},
+                             {"004 gpt3-13b TP2PP4SH1SP1 stage", 3}};
+  double sum = 0;
+  int rows = 0;
+  std::vector<double> pp4_67b;
+  for (const seeds::memory_row& r : seeds::memory_rows()) {
+    const memory_estimate e = estimate_memory(r.model, r.parallel, r.world, r.options);
+    const double predicted =
+        (r.stage >= 0 ? e.stages[static_cast<std::size_t>(r.stage)].total() : e.max_total()) / static_cast<double>(GiB);
+    const double error = (predicted - r.measured_gib) / r.measured_gib;
+    const std::string_view name = r.name;
+    const bool known_miss = std::any_of(std::begin(misses), std::end(misses),
+                                        [&](const miss& x) { return x.name == name && x.stage == r.stage; });
+    CAPTURE(name);
+    CAPTURE(r.stage);
+    CAPTURE(predicted);
+    CAPTURE(r.measured_gib);
+    CHECK(std::fabs(error) <= (known_miss ? 0.50 : 0.15));
+    if (known_miss) WARN_MESSAGE(std::fabs(error) > 0.15, "now within 15%: take it off the list of misses");
+    sum += std::fabs(error);
+    ++rows;
+    if (name == "004 gpt3-6.7b TP2PP4SH1SP1 stage") pp4_67b.push_back(predicted);
+  }
+  CHECK(rows == 22);
+  CHECK(sum / rows < 0.12);
+  // Seed 004's 6.7B PP4 stages measure 46.77 > 36.59 > 30.09 > 27.78 GiB: the first stage holds
+  // the most in-flight micro-batches (1F1B). The predicted stages keep that order.
+  REQUIRE(pp4_67b.size() == 4);
+  CHECK(std::is_sorted(pp4_67b.rbegin(), pp4_67b.rend()));
+  CHECK(pp4_67b[0] > pp4_67b[1]);
+  CHECK(pp4_67b[2] > pp4_67b[3]);
 }
