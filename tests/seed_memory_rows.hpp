@@ -37,9 +37,11 @@ inline std::vector<memory_row> memory_rows() {
   const transformer_spec l7 = get_preset("llama2-7b").spec;
   const transformer_spec llava = get_preset("llava1.5-7b").spec;
   const transformer_spec g67 = get_preset("gpt3-6.7b").spec, g13 = get_preset("gpt3-13b").spec;
-  // Seed 000 (FlagScale): --bf16 (fp32 main grads), --sequence-parallel, --use-distributed-optimizer,
-  // flash attention, micro batch 1, seq 4096, 1F1B; the fp32 row drops --bf16 and adds
-  // --recompute-activations (selective).
+  // Seed 000 (FlagScale@26cd664 via FlagPerf's megatron_main.sh): --bf16 (fp32 main grads),
+  // --sequence-parallel, --use-distributed-optimizer, --use-flash-attn, micro batch 1, seq 4096,
+  // 1F1B; the fp32 row drops --bf16 and adds --recompute-activations (selective). FlagScale's
+  // FlashSelfAttention asserts fp16/bf16 inputs (megatron/model/transformer.py), so the fp32 run
+  // used the unfused core attention, whose scores selective recomputation rebuilds per layer.
   const parallel_config tp8pp4{.tp = 8, .pp = 4, .sequence_parallel = true, .distributed_optimizer = true};
   const parallel_config tp4pp8{.tp = 4, .pp = 8, .sequence_parallel = true, .distributed_optimizer = true};
   parallel_config tp8pp4_rc = tp8pp4;
@@ -47,6 +49,7 @@ inline std::vector<memory_row> memory_rows() {
   const memory_options amp70{.lbs = 1, .seq = 4096, .micro_batches = 44, .accounting = framework::megatron};
   memory_options fp32_70 = amp70;
   fp32_70.param_dtype = dtype::fp32;
+  fp32_70.flash_attention = false;
   memory_options amp70_1024 = amp70;
   amp70_1024.micro_batches = 1024;
   // Seed 001 (DeepSpeed, HF Trainer): bf16, gradient checkpointing (every layer), flash

@@ -296,18 +296,17 @@ int run(const args& a) {
                                        ? std::pair<double, std::string>{*a.get_double("peak-flops"), "--peak-flops"}
                                        : eng->default_peak();
   // The engine's own accounting: fp32 everything on the CPU; on the GPU bf16 weights for
-  // compute beside fp32 master weights, fp32 gradients and AdamW states (megatron's 18 bytes
-  // per parameter), bf16 activations. No runtime overhead: the prediction is what the trainer
+  // compute beside fp32 master weights, fp32 gradients and AdamW states (18 bytes per
+  // parameter), bf16 activations. No runtime overhead: the prediction is what the trainer
   // allocates; the measured figure adds the CUDA context and the allocator.
-  const tp::memory_estimate mem =
-      tp::estimate_memory(spec, {}, 1,
-                          {.lbs = lbs,
-                           .seq = T,
-                           .micro_batches = gas,
-                           .param_dtype = cpu ? tp::dtype::fp32 : tp::dtype::bf16,
-                           .accounting = cpu ? tp::framework::generic : tp::framework::megatron,
-                           .runtime_overhead_bytes = 0,
-                           .activation_overhead = 0});
+  const tp::memory_estimate mem = tp::estimate_memory(spec, {}, 1,
+                                                      {.lbs = lbs,
+                                                       .seq = T,
+                                                       .micro_batches = gas,
+                                                       .param_dtype = cpu ? tp::dtype::fp32 : tp::dtype::bf16,
+                                                       .fp32_grads = !cpu,
+                                                       .runtime_overhead_bytes = 0,
+                                                       .activation_overhead = 0});
   if (!lead && std::freopen("/dev/null", "w", stdout) == nullptr) return 2;  // one voice: rank 0's
   fmt::print("train_llama: {} ({} parameters), seq {}, LBS {} x GAS {} x DP {} = GBS {} ({} tokens/step), {} steps\n",
              mc.name, tp::format_count(m.total), T, lbs, gas, dp, batch.gbs, batch.tokens_per_step(), steps);

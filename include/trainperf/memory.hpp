@@ -21,8 +21,14 @@ enum class optimizer_kind { adam, sgd };
 
 // Framework-specific accounting the model follows (each case cites its source below).
 //   generic:   16-bit weights and gradients, fp32 master + Adam states (Rajbhandari et al. 2020).
-//   megatron:  fp32 main gradients with bf16 (--accumulate-allreduce-grads-in-fp32, forced by
-//              --bf16); fused vocabulary-parallel cross entropy (fp32 logits once).
+//   megatron:  Megatron-LM's legacy model (megatron/model/transformer.py; the code seed 000 ran,
+//              FlagScale@26cd664): fp32 main gradients with bf16 (--accumulate-allreduce-grads-
+//              in-fp32, forced by --bf16); fused vocabulary-parallel cross entropy (fp32 logits
+//              once); per layer, K and V repeated to every query head before core attention
+//              (GQA), with flash attention the attention output kept twice (flash-attn's
+//              output and the [s, b, h] copy the output projection saves), and the unfused SwiGLU keeping the whole fc1
+//              output, the SiLU output and the product (4f). Transformer Engine's attention and
+//              fused SwiGLU keep less: use generic with fp32_grads for those.
 //   deepspeed: an fp32 gradient partition beside the 16-bit gradients under ZeRO (DeepSpeed's
 //              estimate_zero2/3_model_states_mem_needs count 18 bytes per sharded parameter);
 //              Hugging Face's loss path up-casts the logits to fp32 and copies them for the shift
@@ -53,12 +59,12 @@ struct memory_options {
 // (tests/unit/test_memory.cpp prints the fit and its leave-one-out error).
 struct memory_model_constants {
   // Least-squares fit of the relative error over all seed rows (bench/memory_accuracy prints
-  // the fit, every row's error and the leave-one-out errors): 8.2 GiB and 15%. The fixed part
+  // the fit, every row's error and the leave-one-out errors): 8.3 GiB and 7%. The fixed part
   // is large because the seeds report nvidia-smi's "used" memory, which includes the CUDA
   // context, NCCL's buffers and the caching allocator's reserve; set your own for other
   // systems (a CPU trainer has none of them).
-  static constexpr double runtime_overhead_bytes = 8.2 * GiB;
-  static constexpr double activation_overhead = 0.15;
+  static constexpr double runtime_overhead_bytes = 8.3 * GiB;
+  static constexpr double activation_overhead = 0.07;
 };
 
 // Bytes per parameter of the model states on one data-parallel rank.
@@ -110,8 +116,9 @@ constexpr double dtype_bytes(dtype d) {
 //   split over TP: Q and K (q + kv), V (kv), the attention output (q), the MLP: GELU keeps
 //   its input and output (2f), SwiGLU gate, up and product (3f); MoE layers top_k times;
 //   attention core: softmax probabilities a x s (plus mask and dropout output) unless
-//   flash attention keeps only its fp32 log-sum-exp.
-// Selective recomputation drops the core; full recomputation keeps only the layer input.
+//   flash attention keeps only its fp32 log-sum-exp. framework::megatron: see above.
+// Selective recomputation drops the core and recomputes one layer's core at a time (its
+// working set); full recomputation keeps only the layer input and recomputes a whole layer.
 struct layer_activation_bytes {
   double stored = 0;   // kept from forward to backward, per layer
   double working = 0;  // one layer's full activations, alive while it is recomputed
@@ -126,16 +133,20 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   const double f = moe_layer ? static_cast<double>(m.moe.top_k * m.resolved_expert_ffn() +
                                                    m.moe.shared_experts * m.resolved_shared_expert_ffn())
                              : static_cast<double>(m.ffn);
-  const double mlp = (m.mlp == mlp_kind::swiglu ? 3.0 : 2.0) * f;
-  const double per_token = (4 * h * e + (o.dropout ? 2 * h : 0)) / split_rep + (q + kv + kv + q + mlp) * e / t;
-  const double core = o.flash_attention ? a * 4.0 / t : a * s * (e + (o.dropout ? 1 + e : 0)) / t;
-  const double full = s * b * (per_token + core);
+  const bool legacy = o.accounting == framework::megatron;
+  const double mlp = (m.mlp == mlp_kind::swiglu ? (legacy ? 4.0 : 3.0) : 2.0) * f;
+  const double k_and_v = legacy ? 2 * q : 2 * kv, attention_out = legacy && o.flash_attention ? 2 * q : q;
+  const double per_token =
+      (4 * h * e + (o.dropout ? 2 * h : 0)) / split_rep + (q + k_and_v + attention_out + mlp) * e / t;
+  const double scores = o.flash_attention ? 0.0 : s * b * a * s * (e + (o.dropout ? 1 + e : 0)) / t;
+  const double full = s * b * (per_token + (o.flash_attention ? a * 4.0 / t : 0.0)) + scores;
   layer_activation_bytes r;
   if (c.recomputation == recompute::full) {
     r.stored = s * b * h * e / split_rep;
     r.working = full;
   } else if (c.recomputation == recompute::selective) {
-    r.stored = full - (o.flash_attention ? 0.0 : s * b * a * s * (e + (o.dropout ? 1 + e : 0)) / t);
+    r.stored = full - scores;
+    r.working = scores;
   } else {
     r.stored = full;
   }

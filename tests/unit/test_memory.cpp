@@ -59,6 +59,27 @@ TEST_CASE("activations per layer reproduce Korthikanti et al. 2022, table 2") {
   CHECK(per_layer({.recomputation = recompute::full}) == doctest::Approx(2 * s * b * h));
 }
 
+TEST_CASE("framework::megatron: what Megatron-LM's legacy llama layer keeps, tensor by tensor") {
+  // Independent enumeration from FlagScale@26cd664 megatron/model/transformer.py (the code seed
+  // 000 ran) for llama2-70b at TP 8 with sequence parallelism and flash attention, bf16, per
+  // token of one layer. Split by sequence parallelism (h each): the input norm's input, the QKV
+  // projection's input, the second norm's input, fc1's input. Split by TP: Q, and K and V after
+  // repeat_interleave to all 64 query heads (q each), flash-attn's output (q) and the
+  // 's b h d -> s b (h d)' copy the output projection saves (q); the unfused swiglu keeps fc1's
+  // output (2f), silu's output (f) and the product (f). Plus flash-attn's fp32 log-sum-exp.
+  const transformer_spec l70 = get_preset("llama2-70b").spec;
+  const double h = 8192, q = 8192, f = 28672, a = 64, t = 8, s = 4096;
+  const double per_token = 2 * (4 * h + 5 * q + 4 * f) / t + 4 * a / t;
+  const parallel_config c{.tp = 8, .sequence_parallel = true};
+  const memory_options megatron{.lbs = 1, .seq = 4096, .accounting = framework::megatron};
+  CHECK(detail::layer_activations(l70, c, megatron, false).stored == doctest::Approx(s * per_token));
+  // The generic accounting keeps K and V at the 8 KV heads, the attention output once and the
+  // fused SwiGLU's gate, up and product (3f).
+  const double kv = 1024, generic_per_token = 2 * (4 * h + 2 * q + 2 * kv + 3 * f) / t + 4 * a / t;
+  CHECK(detail::layer_activations(l70, c, {.lbs = 1, .seq = 4096}, false).stored ==
+        doctest::Approx(s * generic_per_token));
+}
+
 TEST_CASE("pipeline stages hold their in-flight micro-batches; ZeRO shards what it says") {
   const transformer_spec l70 = get_preset("llama2-70b").spec;
   const memory_options o{
@@ -104,15 +125,14 @@ TEST_CASE("seed measurements: what the model meets today stays met") {
   // Expected values: the measured device memory of the seed reports (nvidia-smi's "used", GiB),
   // with each run's settings from FlagPerf's case configs (tests/seed_memory_rows.hpp). The
   // memory issue's targets are every row within 15% and a mean absolute error under 8%; today
-  // 16 of the 22 rows meet the first and the mean is 11.2%. These rows miss, for the reasons
+  // 17 of the 22 rows meet the first and the mean is 9.6%. These rows miss, for the reasons
   // bench/RESULTS.md gives (mostly the caching allocator's reserve that nvidia-smi counts, at
   // 91-97% of the device), and are only held to 50% here:
   struct miss {
     std::string_view name;
     std::int64_t stage;
   };
-  constexpr miss misses[] = {{"000 llama2-70b fp32 TP8PP4 recompute", -1},
-                             {"001 llava1.5-7b pretrain ZeRO-2", -1},
+  constexpr miss misses[] = {{"001 llava1.5-7b pretrain ZeRO-2", -1},
                              {"001 llava1.5-7b finetune ZeRO-3", -1},
                              {"003 llama2-7b S4000 ZeRO-3", -1},
                              {"004 gpt3-13b TP1PP1SH2SP8", -1},
@@ -139,7 +159,7 @@ TEST_CASE("seed measurements: what the model meets today stays met") {
     if (name == "004 gpt3-6.7b TP2PP4SH1SP1 stage") pp4_67b.push_back(predicted);
   }
   CHECK(rows == 22);
-  CHECK(sum / rows < 0.12);
+  CHECK(sum / rows < 0.105);
   // Seed 004's 6.7B PP4 stages measure 46.77 > 36.59 > 30.09 > 27.78 GiB: the first stage holds
   // the most in-flight micro-batches (1F1B). The predicted stages keep that order.
   REQUIRE(pp4_67b.size() == 4);
