@@ -19,6 +19,11 @@
 // blocks at or below the diagonal, recomputes P from the saved LSE, keeps dK and dV in fp32
 // registers and adds each step's dQ contribution into the fp32 workspace with atomicAdd;
 // (3) dq = workspace x scale, rounded to T.
+// Limits: the backward's shared memory (91 KiB at D = 64, 112.5 KiB at D = 128) fits the
+// 163/227 KiB opt-in of A100/H100-class parts; GPUs with about 99 KiB (sm_86, sm_89, sm_120)
+// run D = 128 forward but get a clear error for the D = 128 backward. fp16: P and dS are
+// rounded to fp16 before the scale is applied, as in FlashAttention-2, so the fp16 backward
+// expects loss scaling (tiny unscaled gradients underflow to zero); bf16 is unaffected.
 // Determinism: out, lse, dk and dv are bit-reproducible (the forward has no atomics; each dk,
 // dv row is owned by one CTA, which sums the group's query heads and the query blocks in a
 // fixed order, so GQA needs no cross-CTA reduction). dq is NOT bit-reproducible: the fp32
@@ -36,6 +41,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <type_traits>
 
@@ -48,8 +54,9 @@ namespace detail {
 
 // ---- tile shapes ------------------------------------------------------------------------
 // Forward: BM queries per CTA, BN keys per shared-memory tile, NW warps (BM / NW rows each),
-// MINB CTAs per SM for __launch_bounds__. Chosen from ptxas's report (nvcc 13.0, sm_80 and
-// sm_90a): D = 128 with BN = 64 spills (~90 bytes) at the 255-register cap, BN = 32 does not.
+// MINB CTAs per SM for __launch_bounds__. Chosen from ptxas's report (nvcc 13.0): D = 128 with
+// BN = 64 spills (~90 bytes) at the 255-register cap; BN = 32 does not on sm_80 (250 registers)
+// and spills 8 bytes on sm_90a (255).
 template <int D>
 struct attention_fwd_tiles {
   static constexpr int BM = 128, BN = D == 64 ? 64 : 32, NW = 4, MINB = 2;
@@ -283,7 +290,7 @@ __global__ void __launch_bounds__(attention_fwd_tiles<D>::NW * 32, attention_fwd
           float mx = row_max[mt][r];
 #pragma unroll
           for (int j = 0; j < SN; ++j) mx = fmaxf(mx, fmaxf(s[mt][j][2 * r], s[mt][j][2 * r + 1]));
-          // A row's 16 columns of each n-tile live in the 4 lanes of a quad.
+          // A row's 8 columns of each n-tile live in the 4 lanes of a quad (2 per lane).
           mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
           mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
           // mx is finite: key 0 is visible to every row and block 0 is always visited first.
@@ -660,6 +667,10 @@ inline std::size_t attention_check_shape(const char* fn, int B, int T_, int Hq, 
   require(Hq % Hkv == 0,
           f + "query heads Hq = " + std::to_string(Hq) + " is not a multiple of KV heads Hkv = " + std::to_string(Hkv) +
               "; Hkv must divide Hq (divisors of " + std::to_string(Hq) + ": " + attention_divisors(Hq) + ")");
+  require(T_ <= std::numeric_limits<int>::max() - 256,
+          f + "sequence length T = " + std::to_string(T_) +
+              " leaves no headroom for the kernels' int tile arithmetic; " +
+              "split the sequence (context parallelism)");
   require(B <= 65535, f + "batch B = " + std::to_string(B) + " exceeds the grid limit 65535; split the batch");
   require(Hq <= 65535, f + "query heads Hq = " + std::to_string(Hq) + " exceeds the grid limit 65535; split the heads");
   // Each factor is below 2^31, so check the product in double before forming it in 64 bits.
@@ -784,18 +795,20 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));  // 1/sqrt(D), as the CPU reference
   const float scale_log2 = scale * detail::attention_log2e;     // exp(x*scale) = 2^(x*scale*log2 e)
 
-  TRAINPERF_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float), s));
   auto launch = [&](auto dim) {
     constexpr int Dc = decltype(dim)::value;
     using C = detail::attention_bwd_tiles<Dc>;
+    // The device and shared-memory checks come before anything is queued: a refusal leaves the
+    // workspace and the outputs as they were.
+    constexpr std::size_t smem = detail::attention_bwd_smem_bytes<T, Dc>();
+    detail::attention_prepare(fn, detail::attention_bwd_kernel<T, Dc>, smem);
+    TRAINPERF_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float), s));
     constexpr int warps_per_block = 8;
     const long long r = static_cast<long long>(rows);
     detail::attention_bwd_delta_kernel<T, Dc>
         <<<static_cast<unsigned>((r + warps_per_block - 1) / warps_per_block), warps_per_block * 32, 0, s>>>(
             delta, dout, out, T_, Hq, r);
     TRAINPERF_CUDA_CHECK_LAUNCH();
-    constexpr std::size_t smem = detail::attention_bwd_smem_bytes<T, Dc>();
-    detail::attention_prepare(fn, detail::attention_bwd_kernel<T, Dc>, smem);
     const dim3 grid((T_ + C::BN - 1) / C::BN, Hkv, B);
     detail::attention_bwd_kernel<T, Dc>
         <<<grid, C::NW * 32, smem, s>>>(dq_acc, dk, dv, dout, q, k, v, lse, delta, T_, Hq, Hkv, scale, scale_log2);

@@ -14,7 +14,8 @@
 //   epilogue::bias       D[m, n] = pre[m, n] + bias[n]                        bias: N values of T
 //   epilogue::bias_gelu  D[m, n] = gelu_tanh(pre[m, n] + bias[n])             (Hendrycks & Gimpel 2016)
 //   epilogue::residual   D[m, n] = pre[m, n] + residual[m, n]                 residual: Tout, read
-//                        with ldd; it may alias D (then D_old is read once, before the write)
+//                        with ldd; it may alias D (then every read of D_old, for the residual
+//                        and for beta, comes before the thread's write)
 //   epilogue::silu_gate  D[m, j] = silu(pre[m, 2j]) * pre[m, 2j + 1]          D is [M, N/2], ldd >= N/2
 //                        SwiGLU (Shazeer 2020) in one GEMM: the caller's weight interleaves the
 //                        gate and up projections row by row, so output column 2j of the product is
@@ -156,8 +157,11 @@ using ptx::to_float;
 
 // GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Hendrycks & Gimpel
 // 2016, "Gaussian Error Linear Units", section 2).
+// Below -10 the value is below 1e-20 in magnitude and the formula would give -inf * 0 = NaN
+// at x = -inf, so it returns 0 there (the limit).
 __device__ __forceinline__ float gelu_tanh(float x) {
   constexpr float sqrt_2_over_pi = 0.7978845608028654f;  // sqrt(2 / pi)
+  if (x < -10.0f) return 0.0f;
   return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * (x + 0.044715f * x * x * x)));
 }
 
@@ -771,7 +775,8 @@ void validate(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, const T* a, i64 l
               Tout* d, i64 ldd, epilogue ep, const T* bias, const Tout* residual) {
   const auto s = [](i64 v) { return std::to_string(v); };
   const std::string fn = "trainperf::cuda::gemm: ";
-  constexpr i64 int_max = std::numeric_limits<int>::max();
+  // Tile arithmetic runs in int (row + 8, m + tile - 1): keep a tile's worth of headroom.
+  constexpr i64 int_max = std::numeric_limits<int>::max() - 256;
   require(m > 0, fn + "m = " + s(m) + " must be positive; pass the number of rows of op(A) and of D");
   require(n > 0, fn + "n = " + s(n) + " must be positive; pass the number of columns of op(B) and of D");
   require(k > 0, fn + "k = " + s(k) + " must be positive; pass the shared dimension of op(A) and op(B)");
@@ -849,16 +854,11 @@ inline gemm_path trainperf_path(backend be, bool trans_a, bool trans_b, const vo
 
 // One CTA of cfg::threads per cfg::bm x cfg::bn output tile, with smem bytes of dynamic shared
 // memory. More than 48 KiB needs an opt-in, per kernel and device (CUDA C++ Programming Guide,
-// "Shared Memory"): each Kernel instantiation remembers the devices it was set up on.
+// "Shared Memory"). It is set on every launch: a host-side call without device work, and a
+// remembered setting would be wrong after cudaDeviceReset().
 template <class cfg, auto Kernel, class T, class Tout>
 void launch_tiles(int smem, const gemm_params<T, Tout>& p, cudaStream_t stream) {
-  static std::atomic<std::uint64_t> configured{0};
-  const int dev = current_device();
-  const std::uint64_t bit = dev < 64 ? (std::uint64_t{1} << dev) : 0;
-  if (bit == 0 || (configured.load(std::memory_order_relaxed) & bit) == 0) {
-    TRAINPERF_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    configured.fetch_or(bit, std::memory_order_relaxed);
-  }
+  TRAINPERF_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const i64 tiles = static_cast<i64>((p.m + cfg::bm - 1) / cfg::bm) * ((p.n + cfg::bn - 1) / cfg::bn);
   require(tiles <= std::numeric_limits<int>::max(),
           "trainperf::cuda::gemm: " + std::to_string(tiles) + " output tiles exceed the grid limit; split the GEMM");
