@@ -29,13 +29,10 @@ inline std::size_t sz(i64 n) { return static_cast<std::size_t>(n); }
 
 // ---- host-side type plumbing -------------------------------------------------------------------
 
-template <class T>
-inline constexpr bool is_element_type =
-    std::is_same_v<T, float> || std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>;
-
 // The kernels' own conversions (round to nearest even when narrowing).
 using trainperf::cuda::ptx::from_float;
 using trainperf::cuda::ptx::to_float;
+using trainperf::cuda::ptx::type_name;
 // Exact: every bf16, fp16 and fp32 value is a double.
 template <class T>
 double to_double(T x) {
@@ -52,16 +49,6 @@ std::vector<T> from_floats(const std::vector<float>& v) {
   std::vector<T> out(v.size());
   for (std::size_t i = 0; i < v.size(); ++i) out[i] = from_float<T>(v[i]);
   return out;
-}
-template <class T>
-const char* dtype_name() {
-  static_assert(is_element_type<T>, "dtype_name: T must be float, __nv_bfloat16 or __half");
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return "bf16";
-  else if constexpr (std::is_same_v<T, __half>)
-    return "fp16";
-  else
-    return "fp32";
 }
 
 // Per element: |got - ref| <= atol + rtol * |ref|, and NaN never passes.

@@ -83,8 +83,8 @@ std::vector<float> random_input(std::vector<T>& h, std::size_t n, std::mt19937& 
 
 template <class T>
 void check_shape(int B, int T_, int Hq, int Hkv, int D, std::mt19937& rng, cudaStream_t s) {
-  INFO(dtype_name<T>() << " B=" << B << " T=" << T_ << " Hq=" << Hq << " Hkv=" << Hkv << " D=" << D
-                       << " seed=" << test_seed());
+  INFO(type_name<T>() << " B=" << B << " T=" << T_ << " Hq=" << Hq << " Hkv=" << Hkv << " D=" << D
+                      << " seed=" << test_seed());
   const std::size_t nq = static_cast<std::size_t>(B) * T_ * Hq * D, nkv = static_cast<std::size_t>(B) * T_ * Hkv * D;
   const std::size_t rows = static_cast<std::size_t>(B) * Hq * T_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));

@@ -167,7 +167,7 @@ void run_and_check(problem<T>& pr, const run_config& rc) {
     }
   }
 
-  const std::string what = describe(s, pr.trans_a, pr.trans_b, rc, dtype_name<T>(), dtype_name<Tout>());
+  const std::string what = describe(s, pr.trans_a, pr.trans_b, rc, type_name<T>(), type_name<Tout>());
   INFO(what);
   tc::gemm<T, Tout>(rc.be, pr.trans_a, pr.trans_b, s.m, s.n, s.k, rc.alpha, pr.da.get(), pr.lda, pr.db.get(), pr.ldb,
                     rc.beta, dd.get(), ldd, rc.ep, pr.dbias.get(), residual);
@@ -301,7 +301,7 @@ void check_linear(tc::backend be) {
   dout2.upload(random_values<T>(sz(tokens * out), dout2_d));
   const std::vector<float> inp_f = as_float(inp_d), w_f = as_float(w_d), bias_f = as_float(bias_d),
                            dout_f = as_float(dout_d), inp2_f = as_float(inp2_d), dout2_f = as_float(dout2_d);
-  const std::string tag = std::string(dtype_name<T>()) + " backend=" + tc::to_string(be);
+  const std::string tag = std::string(type_name<T>()) + " backend=" + tc::to_string(be);
   const tolerance tol_f32 = tolerance_for<float>();
 
   // forward: out[T, O] = inp[T, I] · W[O, I]^T + bias
@@ -322,7 +322,7 @@ void check_linear(tc::backend be) {
                    tc::epilogue::bias, bias.get());
     TRAINPERF_CUDA_CHECK(cudaDeviceSynchronize());
     expect_close(to_floats(y.download()), out_ref, tolerance_for<T>(),
-                 std::string("linear forward ") + dtype_name<T>() + " out, " + tag);
+                 std::string("linear forward ") + type_name<T>() + " out, " + tag);
   }
 
   // backward over two micro-batches: dinp[T, I] = dout · W; dW[O, I] += dout^T · inp (fp32,

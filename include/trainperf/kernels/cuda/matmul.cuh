@@ -140,16 +140,6 @@ inline constexpr bool is_gemm_input_v = std::is_same_v<T, __nv_bfloat16> || std:
 template <class T, class Tout>
 inline constexpr bool is_gemm_output_v = std::is_same_v<Tout, T> || std::is_same_v<Tout, float>;
 
-template <class T>
-constexpr const char* type_name() {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return "bf16";
-  else if constexpr (std::is_same_v<T, __half>)
-    return "fp16";
-  else
-    return "fp32";
-}
-
 // ---- device helpers ----------------------------------------------------------------------------
 
 using ptx::from_float;
@@ -1077,8 +1067,8 @@ void lt_matmul(cublaslt_context& ctx, bool trans_a, bool trans_b, i64 m, i64 n, 
     TRAINPERF_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.handle(), fresh->desc, fresh->a, fresh->b, fresh->c,
                                                         fresh->d, pref, 1, &result, &found));
     require(found > 0, "trainperf::cuda::gemm (cublaslt): cuBLASLt has no algorithm for m = " + std::to_string(m) +
-                           ", n = " + std::to_string(n) + ", k = " + std::to_string(k) + " with " + type_name<T>() +
-                           " inputs and " + type_name<Dt>() +
+                           ", n = " + std::to_string(n) + ", k = " + std::to_string(k) + " with " +
+                           ptx::type_name<T>() + " inputs and " + ptx::type_name<Dt>() +
                            " output at these alignments; use backend::trainperf or align the buffers to 16 bytes");
     fresh->algo = result.algo;
     plan = ctx.insert(key, std::move(fresh));

@@ -27,6 +27,19 @@ __host__ __device__ __forceinline__ T from_float(float x) {
     return x;
 }
 
+// The storage type's name for messages: "bf16", "fp16" or "fp32".
+template <class T>
+constexpr const char* type_name() {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
+                "type_name: T must be float, __nv_bfloat16 or __half");
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return "bf16";
+  else if constexpr (std::is_same_v<T, __half>)
+    return "fp16";
+  else
+    return "fp32";
+}
+
 __device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
   return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
 }
