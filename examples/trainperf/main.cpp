@@ -683,6 +683,9 @@ std::vector<flag> memory_flags() {
            {"optimizer", "adam|sgd", "optimizer (default adam)"},
            {"framework", "generic|megatron|deepspeed", "framework accounting (default generic)"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
+           {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
+           {"variable-length", "",
+            "batches padded to their own longest sample (--seq): the reading climbs to capacity"},
            {"overhead-gib", "X", "runtime overhead per device (default: the fitted constant)"},
            {"device", "NAME", "device whose capacity to fit against"},
            {"svg", "FILE", "write the per-stage breakdown as a stacked bar chart"},
@@ -728,6 +731,8 @@ memory_setup memory_from_args(const args& a) {
   o.flash_attention = a.has("flash");
   o.dropout = a.has("dropout");
   o.offload_optimizer = a.has("offload-optimizer");
+  o.weights_built_in_fp32 = a.has("built-fp32");
+  o.variable_length = a.has("variable-length");
   if (auto g = a.get("overhead-gib"))
     o.runtime_overhead_bytes = (*g == "0" ? 0.0 : *a.get_double("overhead-gib")) * tp::GiB;
   return m;
@@ -831,6 +836,7 @@ int run_memory(const args& a) {
                         {"optimizer", static_cast<std::int64_t>(s.optimizer)},
                         {"activations", static_cast<std::int64_t>(s.activations)},
                         {"other", static_cast<std::int64_t>(s.other)},
+                        {"reserve", static_cast<std::int64_t>(s.reserve)},
                         {"total", static_cast<std::int64_t>(s.total())}});
     json j{{"model", m.model.name},
            {"world", m.world},
@@ -840,6 +846,8 @@ int run_memory(const args& a) {
       j["device"] = dev->name;
       j["capacity"] = dev->memory_bytes;
       j["fits"] = e.max_total() <= static_cast<double>(dev->memory_bytes);
+      j["reading"] = static_cast<std::int64_t>(
+          tp::memory_reading(e.max_total(), m.options, static_cast<double>(dev->memory_bytes)));
       j["what_would_fit"] = fixes;
     }
     print_json(j);
@@ -847,18 +855,29 @@ int run_memory(const args& a) {
   }
   fmt::print("{} on {} devices (tp {} x cp {} x pp {} x dp {}), per device, GiB\n", m.model.name, m.world,
              m.parallel.tp, m.parallel.cp, m.parallel.pp, m.parallel.dp);
-  fmt::print("{:>6}{:>7}{:>9}{:>10}{:>8}{:>11}{:>13}{:>8}{:>9}\n", "stage", "layers", "inflight", "weights", "grads",
-             "optimizer", "activations", "other", "total");
+  fmt::print("{:>6}{:>7}{:>9}{:>10}{:>8}{:>11}{:>13}{:>8}{:>9}{:>9}\n", "stage", "layers", "inflight", "weights",
+             "grads", "optimizer", "activations", "other", "reserve", "total");
   for (const auto& s : e.stages)
-    fmt::print("{:>6}{:>7}{:>9.2f}{:>10.2f}{:>8.2f}{:>11.2f}{:>13.2f}{:>8.2f}{:>9.2f}\n", s.stage, s.layers, s.inflight,
-               s.params / gib, s.grads / gib, s.optimizer / gib, s.activations / gib, s.other / gib, s.total() / gib);
+    fmt::print("{:>6}{:>7}{:>9.2f}{:>10.2f}{:>8.2f}{:>11.2f}{:>13.2f}{:>8.2f}{:>9.2f}{:>9.2f}\n", s.stage, s.layers,
+               s.inflight, s.params / gib, s.grads / gib, s.optimizer / gib, s.activations / gib, s.other / gib,
+               s.reserve / gib, s.total() / gib);
   fmt::print(
       "other = logits/loss buffers, gathered ZeRO-3 weights, comm buffers and the runtime overhead ({:.1f} GiB)\n",
       (m.options.runtime_overhead_bytes >= 0 ? m.options.runtime_overhead_bytes
                                              : tp::memory_model_constants::runtime_overhead_bytes) /
           gib);
+  if (m.options.weights_built_in_fp32)
+    fmt::print(
+        "reserve = what weights, gradients and activations leave unfilled of the fp32 construction's "
+        "blocks (4 bytes per weight), which the allocator keeps\n");
   if (dev) {
     fmt::print("{}: {}\n", dev->name, tp::fit_summary(e.max_total(), dev->memory_bytes));
+    const double reading = tp::memory_reading(e.max_total(), m.options, static_cast<double>(dev->memory_bytes));
+    if (reading != e.max_total())
+      fmt::print(
+          "nvidia-smi will read up to {:.1f} GiB: with batches of varying length the caching allocator's "
+          "segments fragment until an allocation fails\n",
+          reading / gib);
     if (!fixes.empty())
       fmt::print("what would fit: {}\n", fmt::join(fixes, "; "));
     else if (e.max_total() > static_cast<double>(dev->memory_bytes))

@@ -2206,6 +2206,21 @@ struct memory_options {
   bool dropout = false;                // dropout masks kept (1 byte per element)
   bool offload_optimizer = false;      // optimizer states (and master weights) in CPU memory
   std::int64_t comm_buffer_bytes = 0;  // extra collective buffers the framework keeps (buckets)
+  // The weights were created in fp32 on the device, then cast in place to param_dtype: Paddle's
+  // Layer._transform (python/paddle/nn/layer/layers.py) casts one parameter at a time and frees
+  // its fp32 copy, but the auto-growth allocator keeps the freed blocks. Each block then holds
+  // the 16-bit weight in one half; gradients and activations can reuse the other half, fp32
+  // optimizer states (twice a half block) cannot. The stage holds at least 4 bytes per weight
+  // plus its optimizer states and buffers (stage_memory::reserve is the difference). FlagPerf's
+  // Paddle GPT-3 cases (seed 004) build this way: run_pretraining.py calls model_class(config)
+  // without a dtype and PaddleNLP's Trainer decorates the model for O2.
+  bool weights_built_in_fp32 = false;
+  // Every batch is padded to its own longest sample, so tensor sizes change from step to step
+  // (LLaVA's collator). PyTorch's caching allocator then leaves unusable slivers at the ends of
+  // its segments and keeps allocating new ones until an allocation fails (PyTorch docs, CUDA
+  // semantics, "expandable_segments"): the device's own reading climbs to its capacity whatever
+  // the need. seq is the longest batch's length; memory_reading() gives the reading.
+  bool variable_length = false;
   // The two global constants of the model (see memory_model_constants): the CUDA context and
   // allocator's fixed share, and the allocator's growth over the activation peak.
   double runtime_overhead_bytes = -1;  // -1: the fitted default
@@ -2213,15 +2228,15 @@ struct memory_options {
 };
 
 // The two constants every prediction shares, fitted once to the seed measurements
-// (tests/unit/test_memory.cpp prints the fit and its leave-one-out error).
+// (bench/memory_accuracy prints the fit and its leave-one-out errors).
 struct memory_model_constants {
   // Least-squares fit of the relative error over all seed rows (bench/memory_accuracy prints
-  // the fit, every row's error and the leave-one-out errors): 8.3 GiB and 7%. The fixed part
-  // is large because the seeds report nvidia-smi's "used" memory, which includes the CUDA
-  // context, NCCL's buffers and the caching allocator's reserve; set your own for other
-  // systems (a CPU trainer has none of them).
-  static constexpr double runtime_overhead_bytes = 8.3 * GiB;
-  static constexpr double activation_overhead = 0.07;
+  // the fit, every row's error and the leave-one-out errors): 5.4 GiB and 17%. The seeds
+  // report nvidia-smi's "used" memory, which includes the CUDA context, NCCL's buffers and the
+  // caching allocator's slack over the live tensors; set your own for other systems (a CPU
+  // trainer has none of them).
+  static constexpr double runtime_overhead_bytes = 5.4 * GiB;
+  static constexpr double activation_overhead = 0.17;
 };
 
 // Bytes per parameter of the model states on one data-parallel rank.
@@ -2248,7 +2263,8 @@ struct stage_memory {
   double optimizer = 0;    // optimizer states (and fp32 master weights)
   double activations = 0;  // stored activations at the peak, including the allocator's growth
   double other = 0;        // logits and loss buffers, gathered ZeRO-3 weights, comm buffers, runtime
-  [[nodiscard]] constexpr double total() const { return params + grads + optimizer + activations + other; }
+  double reserve = 0;      // allocator blocks held beyond the live tensors (weights_built_in_fp32)
+  [[nodiscard]] constexpr double total() const { return params + grads + optimizer + activations + other + reserve; }
 };
 
 struct memory_estimate {
@@ -2428,9 +2444,19 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     sm.activations = stored * (1.0 + growth);
     if (zero3) sm.other += 2.0 * largest_layer * e;  // the gathered layer and the prefetched next one
     sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
+    // The fp32 blocks of the construction (4 bytes per weight) hold the live weights, gradients
+    // and activations; what they do not fill stays reserved (see weights_built_in_fp32).
+    if (o.weights_built_in_fp32) sm.reserve = std::max(0.0, 4.0 * total_params - sm.params - sm.grads - sm.activations);
     est.stages.push_back(sm);
   }
   return est;
+}
+
+// What the device's own counter (nvidia-smi's "used") reads for a stage that needs `need`
+// bytes on a device of `capacity` bytes: the need, or with variable_length the capacity once
+// the need fits (see there).
+constexpr double memory_reading(double need, const memory_options& o, double capacity) {
+  return o.variable_length && need <= capacity ? capacity : need;
 }
 
 // "74.2 / 80.0 GiB, fits, 5.8 GiB headroom" or "82.1 / 80.0 GiB, over by 2.1 GiB".
@@ -2448,7 +2474,7 @@ inline std::string fit_summary(double bytes, std::int64_t capacity) {
 
 namespace trainperf {
 
-// A stacked bar per pipeline stage (weights, gradients, optimizer, activations, other) with
+// A stacked bar per pipeline stage (weights, gradients, optimizer, activations, other, reserve) with
 // the device capacity as a dashed line when given; standalone SVG.
 inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capacity_bytes = 0,
                                      const std::string& title = "") {
@@ -2458,8 +2484,9 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
   top = top / gib * 1.08;
   const double chart_h = 320, bar_w = 46, gap = 24, left = 60, y0 = 40 + chart_h;
   const double width = left + static_cast<double>(e.stages.size()) * (bar_w + gap) + 170;
-  const char* names[] = {"weights", "gradients", "optimizer", "activations", "other"};
-  const char* colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#9c9c9c"};
+  constexpr int kinds = 6;
+  const char* names[kinds] = {"weights", "gradients", "optimizer", "activations", "other", "reserve"};
+  const char* colors[kinds] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#9c9c9c", "#d4c8a8"};
   std::string svg;
   char buf[512];
   std::snprintf(buf, sizeof buf,
@@ -2483,10 +2510,10 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
   }
   for (std::size_t i = 0; i < e.stages.size(); ++i) {
     const auto& s = e.stages[i];
-    const double parts[] = {s.params, s.grads, s.optimizer, s.activations, s.other};
+    const double parts[kinds] = {s.params, s.grads, s.optimizer, s.activations, s.other, s.reserve};
     const double x = left + gap / 2 + static_cast<double>(i) * (bar_w + gap);
     double acc = 0;
-    for (int k = 0; k < 5; ++k) {
+    for (int k = 0; k < kinds; ++k) {
       const double lo = acc / gib, hi = (acc + parts[k]) / gib;
       std::snprintf(buf, sizeof buf, "<rect x=\"%.1f\" y=\"%.2f\" width=\"%.0f\" height=\"%.2f\" fill=\"%s\"/>\n", x,
                     y_of(hi), bar_w, y_of(lo) - y_of(hi), colors[k]);
@@ -2507,7 +2534,7 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
                   left, y, width - 170, y, left + 4, y - 4, static_cast<double>(capacity_bytes) / gib);
     svg += buf;
   }
-  for (int k = 0; k < 5; ++k) {
+  for (int k = 0; k < kinds; ++k) {
     std::snprintf(
         buf, sizeof buf,
         "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"12\" fill=\"%s\"/>\n<text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
