@@ -74,12 +74,12 @@ struct memory_options {
 // (bench/memory_accuracy prints the fit and its leave-one-out errors).
 struct memory_model_constants {
   // Least-squares fit of the relative error over all seed rows (bench/memory_accuracy prints
-  // the fit, every row's error and the leave-one-out errors): 5.4 GiB and 17%. The seeds
+  // the fit, every row's error and the leave-one-out errors): 6.0 GiB and 14%. The seeds
   // report nvidia-smi's "used" memory, which includes the CUDA context, NCCL's buffers and the
   // caching allocator's slack over the live tensors; set your own for other systems (a CPU
   // trainer has none of them).
-  static constexpr double runtime_overhead_bytes = 5.4 * GiB;
-  static constexpr double activation_overhead = 0.17;
+  static constexpr double runtime_overhead_bytes = 6.0 * GiB;
+  static constexpr double activation_overhead = 0.14;
 };
 
 // Bytes per parameter of the model states on one data-parallel rank.
@@ -105,7 +105,7 @@ struct stage_memory {
   double grads = 0;        // gradient buffers
   double optimizer = 0;    // optimizer states (and fp32 master weights)
   double activations = 0;  // stored activations at the peak, including the allocator's growth
-  double other = 0;        // logits and loss buffers, gathered ZeRO-3 weights, comm buffers, runtime
+  double other = 0;        // logits beyond a recomputed layer, gathered ZeRO-3 weights, comm buffers, runtime
   double reserve = 0;      // allocator blocks held beyond the live tensors (weights_built_in_fp32)
   [[nodiscard]] constexpr double total() const { return params + grads + optimizer + activations + other + reserve; }
 };
@@ -244,7 +244,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // Weights on this stage: its layers, the embedding on the first, the output layer (or a
     // tied copy of the embedding, as Megatron-LM keeps one) and the final norm on the last.
     double total_params = 0, trainable = 0, largest_layer = 0;
-    double act_stored = 0, act_working = 0;
+    double act_stored = 0, act_working = 0, logits = 0;
     for (const stage_layers& sl : split) {
       if (sl.stage != st) continue;
       sm.layers += sl.layers;
@@ -275,7 +275,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         if (m.llm_mode == train_mode::trained) trainable += out;
         // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
         const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
-        sm.other += tokens * static_cast<double>(m.padded_vocab(c.tp)) / t * logit_bytes;
+        logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t * logit_bytes;
       }
     }
     sm.params = total_params * per_param.params;
@@ -285,6 +285,10 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // when interleaved: inflight_peak already counts micro-batches of the whole stage).
     const double stored = act_stored * sm.inflight + act_working;
     sm.activations = stored * (1.0 + growth);
+    // The logits live from the head's forward to the end of the loss's backward; the layer being
+    // recomputed lives only after that (recomputation starts with the last layer's backward), so
+    // the stage peaks at the larger of the two, not at their sum.
+    sm.other += std::max(0.0, logits - act_working * (1.0 + growth));
     if (zero3) sm.other += 2.0 * largest_layer * e;  // the gathered layer and the prefetched next one
     sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
     // The fp32 blocks of the construction (4 bytes per weight) hold the live weights, gradients
