@@ -862,7 +862,8 @@ int run_memory(const args& a) {
                s.inflight, s.params / gib, s.grads / gib, s.optimizer / gib, s.activations / gib, s.other / gib,
                s.reserve / gib, s.total() / gib);
   fmt::print(
-      "other = logits/loss buffers, gathered ZeRO-3 weights, comm buffers and the runtime overhead ({:.1f} GiB)\n",
+      "other = logits/loss buffers (beyond a recomputed layer, never alive with them), gathered ZeRO-3 weights, "
+      "comm buffers and the runtime overhead ({:.1f} GiB)\n",
       (m.options.runtime_overhead_bytes >= 0 ? m.options.runtime_overhead_bytes
                                              : tp::memory_model_constants::runtime_overhead_bytes) /
           gib);

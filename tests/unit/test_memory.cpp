@@ -111,6 +111,22 @@ TEST_CASE("pipeline stages hold their in-flight micro-batches; ZeRO shards what 
   CHECK(lv.grads == doctest::Approx(2.0 * 20'979'712));
 }
 
+TEST_CASE("the logits and a recomputed layer are never alive together") {
+  // llama2-7b, seq 4096, one sequence, bf16, generic accounting, no overhead constants.
+  // Logits by hand: 4096 tokens x 32000 x (2 bytes bf16 + 8 bytes fp32 copy and gradient).
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  const memory_options o{.lbs = 1, .seq = 4096, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  const double logits = 4096.0 * 32000 * 10, h = 4096;
+  const stage_memory none = estimate_memory(l7, {}, 1, o).stages[0];
+  CHECK(none.other == doctest::Approx(logits));  // on top of every stored activation
+  // Full recomputation keeps the 32 layer inputs (4096 x h x 2 bytes each) and rebuilds one
+  // layer at a time, whose activations are what each of the 32 layers stores without it.
+  const double layer = none.activations / 32;
+  const stage_memory full = estimate_memory(l7, {.recomputation = recompute::full}, 1, o).stages[0];
+  CHECK(full.activations == doctest::Approx(32 * 4096 * h * 2 + layer));
+  CHECK(full.other == doctest::Approx(std::max(0.0, logits - layer)));
+}
+
 TEST_CASE("fit summaries and bad input") {
   CHECK(fit_summary(74.2 * GiB, 80 * GiB) == "74.2 / 80.0 GiB, fits, 5.8 GiB headroom");
   CHECK(fit_summary(83.1 * GiB, 80 * GiB) == "83.1 / 80.0 GiB, over by 3.1 GiB");
