@@ -685,7 +685,7 @@ std::vector<flag> memory_flags() {
            {"offload-optimizer", "", "optimizer states in CPU memory"},
            {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
            {"variable-length", "",
-            "batches padded to their own longest sample (--seq): the reading climbs to capacity"},
+            "batches padded to their own longest sample (--seq): nvidia-smi's reading may climb to the capacity"},
            {"overhead-gib", "X", "runtime overhead per device (default: the fitted constant)"},
            {"device", "NAME", "device whose capacity to fit against"},
            {"svg", "FILE", "write the per-stage breakdown as a stacked bar chart"},

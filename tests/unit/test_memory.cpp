@@ -169,7 +169,8 @@ TEST_CASE("seed measurements: every row within 15%, mean error under 8%") {
   CHECK(pp4_67b[0] > pp4_67b[1]);
   CHECK(pp4_67b[2] > pp4_67b[3]);
   // The 13B PP4 figures (35.84, 34.71, 32.80, 32.04) put stage 0 first under either reading
-  // of the listing (by stage, or largest first; bench/RESULTS.md): so does the model.
+  // of the listing (by stage, or largest first; bench/RESULTS.md): so does the model. The full
+  // order by stage is NOT met (the model puts stage 3 second); bench/memory_accuracy reports it.
   REQUIRE(pp4_13b.size() == 4);
   CHECK(*std::max_element(pp4_13b.begin(), pp4_13b.end()) == pp4_13b[0]);
 }
@@ -193,9 +194,14 @@ TEST_CASE("weights built in fp32 and cast in place leave the fp32 blocks reserve
                       {.lbs = 4, .seq = 2048, .param_dtype = dtype::fp16, .weights_built_in_fp32 = true})
           .stages[0];
   CHECK(wide.reserve == 0.0);
-  // fp32 training keeps the fp32 weights themselves: nothing extra.
+  // ZeRO-3: the rank builds and keeps its shard; the shard's fp32 blocks (4 bytes per weight of
+  // the shard) hold its fp16 weights and fp16 gradient shard (2 + 2 bytes): nothing reserved.
+  const parallel_config sh3{.zero_stage = 3, .recomputation = recompute::full};
+  CHECK(estimate_memory(g13, sh3, 8, o).stages[0].reserve == 0.0);
+  // fp32 training casts nothing: no reserve, with or without ZeRO-3.
   o.param_dtype = dtype::fp32;
   CHECK(estimate_memory(g13, sh2, 8, o).stages[0].reserve == 0.0);
+  CHECK(estimate_memory(g13, sh3, 8, o).stages[0].reserve == 0.0);
 }
 
 TEST_CASE("variable-length batches: the reading climbs to the capacity") {
