@@ -24,19 +24,13 @@ namespace {
 
 constexpr double gib = static_cast<double>(tp::GiB);
 
-const tp::stage_memory& pick(const tp::memory_estimate& e, std::int64_t stage) {
-  if (stage >= 0) return e.stages[static_cast<std::size_t>(stage)];
-  return *std::max_element(e.stages.begin(), e.stages.end(),
-                           [](const auto& a, const auto& b) { return a.total() < b.total(); });
-}
-
 // The row's need and device reading (GiB) under the two constants: runtime overhead c0 (GiB)
 // and activation overhead c1.
 double need(const memory_row& r, double c0, double c1) {
   tp::memory_options o = r.options;
   o.runtime_overhead_bytes = c0 * gib;
   o.activation_overhead = c1;
-  return pick(tp::estimate_memory(r.model, r.parallel, r.world, o), r.stage).total() / gib;
+  return tp::seeds::row_need(r, tp::estimate_memory(r.model, r.parallel, r.world, o)) / gib;
 }
 double predict(const memory_row& r, double c0, double c1) {
   return tp::memory_reading(need(r, c0, c1) * gib, r.options, r.capacity_gib * gib) / gib;

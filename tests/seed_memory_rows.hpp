@@ -23,6 +23,11 @@ struct memory_row {
   const char* framework;  // "megatron", "deepspeed", "paddle": selects the reference formulas
 };
 
+// The bytes the row's figure belongs to: its stage, or the most loaded stage.
+inline double row_need(const memory_row& r, const memory_estimate& e) {
+  return r.stage >= 0 ? e.stages[static_cast<std::size_t>(r.stage)].total() : e.max_total();
+}
+
 inline transformer_spec megatron_padded(transformer_spec s) {
   s.padding = vocab_padding::megatron;  // --make-vocab-size-divisible-by 128 (default)
   return s;

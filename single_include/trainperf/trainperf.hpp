@@ -2453,8 +2453,9 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     const double gathered = zero3 ? 2.0 * largest_layer * e : 0.0;  // the gathered layer and the prefetched next
     sm.other += gathered;
     sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
-    // The fp32 blocks of the construction (4 bytes per weight) hold the live weights, gradients
-    // and activations; what they do not fill stays reserved (see weights_built_in_fp32).
+    // The fp32 blocks of the construction (4 bytes per weight) hold the live weights, gradients,
+    // activations and gathered ZeRO-3 layers; what they do not fill stays reserved (see
+    // weights_built_in_fp32).
     if (o.weights_built_in_fp32)
       sm.reserve = std::max(0.0, sm.params * (4.0 / e) - sm.params - sm.grads - sm.activations - gathered);
     est.stages.push_back(sm);

@@ -146,7 +146,7 @@ TEST_CASE("seed measurements: every row within 15%, mean error under 8%") {
   std::vector<double> pp4_67b, pp4_13b;
   for (const seeds::memory_row& r : seeds::memory_rows()) {
     const memory_estimate e = estimate_memory(r.model, r.parallel, r.world, r.options);
-    const double need = r.stage >= 0 ? e.stages[static_cast<std::size_t>(r.stage)].total() : e.max_total();
+    const double need = seeds::row_need(r, e);
     const double predicted = memory_reading(need, r.options, r.capacity_gib * GiB) / static_cast<double>(GiB);
     const double error = (predicted - r.measured_gib) / r.measured_gib;
     const std::string_view name = r.name;
