@@ -137,6 +137,8 @@ inline std::vector<memory_row> memory_rows() {
        80,
        "paddle"},
   };
+  // The PP4 figures are by stage: FlagPerf's monitor lists nvidia-smi's GPUs in index order and
+  // Paddle's topology puts TP innermost (GPUs 0-1 are stage 0, ...); bench/RESULTS.md.
   const double g67_pp[] = {46.77, 36.59, 30.09, 27.78}, g13_pp[] = {35.84, 34.71, 32.80, 32.04};
   memory_options g67pp = g67o;
   g67pp.micro_batches = 256;
