@@ -26,15 +26,16 @@ constexpr double gib = static_cast<double>(tp::GiB);
 
 // The row's need and device reading (GiB) under the two constants: runtime overhead c0 (GiB)
 // and activation overhead c1.
+double reading(const memory_row& r, double need_gib) {
+  return tp::memory_reading(need_gib * gib, r.options, r.capacity_gib * gib) / gib;
+}
 double need(const memory_row& r, double c0, double c1) {
   tp::memory_options o = r.options;
   o.runtime_overhead_bytes = c0 * gib;
   o.activation_overhead = c1;
   return tp::seeds::row_need(r, tp::estimate_memory(r.model, r.parallel, r.world, o)) / gib;
 }
-double predict(const memory_row& r, double c0, double c1) {
-  return tp::memory_reading(need(r, c0, c1) * gib, r.options, r.capacity_gib * gib) / gib;
-}
+double predict(const memory_row& r, double c0, double c1) { return reading(r, need(r, c0, c1)); }
 
 // Least squares on the relative error, sum ((predicted - measured) / measured)^2, over a grid
 // of both constants (the reading is not linear in them: reserves and capacity cap it).
@@ -51,10 +52,8 @@ struct grid {
     }
   }
   // The reading of row i at grid point (j, k), from its need without the overhead.
-  [[nodiscard]] double reading(const std::vector<memory_row>& rows, std::size_t i, int j, int k) const {
-    return tp::memory_reading((needs[i][static_cast<std::size_t>(k)] + j * c0_step) * gib, rows[i].options,
-                              rows[i].capacity_gib * gib) /
-           gib;
+  [[nodiscard]] double reading_at(const std::vector<memory_row>& rows, std::size_t i, int j, int k) const {
+    return reading(rows[i], needs[i][static_cast<std::size_t>(k)] + j * c0_step);
   }
 };
 std::pair<double, double> fit(const std::vector<memory_row>& rows, const grid& g, std::optional<std::size_t> skip) {
@@ -65,7 +64,7 @@ std::pair<double, double> fit(const std::vector<memory_row>& rows, const grid& g
       double sum = 0;
       for (std::size_t i = 0; i < rows.size(); ++i) {
         if (skip && *skip == i) continue;
-        const double e = (g.reading(rows, i, j, k) - rows[i].measured_gib) / rows[i].measured_gib;
+        const double e = (g.reading_at(rows, i, j, k) - rows[i].measured_gib) / rows[i].measured_gib;
         sum += e * e;
       }
       if (sum < best) best = sum, arg = {j * c0_step, k * c1_step};
@@ -141,7 +140,8 @@ int main() {
   int within = 0, uncapped = 0;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const memory_row& r = rows[i];
-    const double pred = predict(r, d0, d1);
+    // Variable-length rows read the capacity (memory_reading): the need is shown beside it.
+    const double own_need = need(r, d0, d1), pred = reading(r, own_need);
     const auto [l0, l1] = fit(rows, g, i);
     const double loo = predict(r, l0, l1);
     const double err = (pred - r.measured_gib) / r.measured_gib, err_loo = (loo - r.measured_gib) / r.measured_gib;
@@ -149,8 +149,6 @@ int main() {
     const auto ds = deepspeed_estimate(r);
     mae += std::fabs(err), mae_loo += std::fabs(err_loo), worst = std::max(worst, std::fabs(err));
     within += std::fabs(err) <= 0.15;
-    // Variable-length rows read the capacity (memory_reading): show the need beside it.
-    const double own_need = need(r, d0, d1);
     const bool capped = pred != own_need;
     if (!capped) mae_uncapped += std::fabs(err), ++uncapped;
     fmt::print("| {} | {} | {:.2f} | {} | {:+.1f}% | {:+.1f}% | {:.2f} ({:+.1f}%) | {} |\n", r.name,
@@ -167,7 +165,7 @@ int main() {
       "error {:.1f}% over {} rows\n",
       100 * mae / n, 100 * worst, within, rows.size(), 100 * mae_loo / n, rows.size() - uncapped,
       100 * mae_uncapped / uncapped, uncapped);
-  // Per-stage ordering of the PP4 rows: the first stage holds the most.
+  // Per-stage ordering of the PP4 rows: every pair of predicted stages in the measured order.
   bool orders_right = true;
   for (const char* model : {"004 gpt3-6.7b TP2PP4SH1SP1 stage", "004 gpt3-13b TP2PP4SH1SP1 stage"}) {
     std::vector<double> pred, meas;
