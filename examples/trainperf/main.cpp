@@ -925,7 +925,9 @@ void print_help(const command& c) {
 
 void print_usage() {
   fmt::print("usage: trainperf <command> [flags]   (trainperf <command> --help for its flags)\n\ncommands:\n");
-  for (const auto& c : commands()) fmt::print("  {:<10}{}\n", c.name, c.summary);
+  std::size_t width = 0;  // widest command name, so every summary starts in one column
+  for (const auto& c : commands()) width = std::max(width, c.name.size());
+  for (const auto& c : commands()) fmt::print("  {:<{}}  {}\n", c.name, width, c.summary);
 }
 
 }  // namespace
