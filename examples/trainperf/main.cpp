@@ -629,7 +629,9 @@ int run_check_config(const args& a) {
   if (lbs) ctx.lbs = *lbs;
   if (gbs) ctx.gbs = *gbs;
   std::vector<tp::violation> rules = tp::check_parallel(c, ctx);
-  if (gas && lbs) {  // with a known dp, the global batch follows (or is checked)
+  // Degrees over 2^20 are among the rules already; below it tp x cp x pp cannot overflow.
+  const bool degrees_ok = std::max({c.tp, c.cp, c.pp}) <= tp::max_parallel_degree;
+  if (gas && lbs && degrees_ok) {  // with a known dp, the global batch follows (or is checked)
     const std::int64_t mp = c.tp * c.cp * c.pp;
     const std::int64_t dp = c.dp != 0 ? c.dp : (world % mp == 0 ? world / mp : 0);
     if (dp > 0) {
@@ -713,7 +715,8 @@ memory_setup memory_from_args(const args& a) {
   c.distributed_optimizer = a.has("distributed-optimizer");
   c.zero_stage = zero_from_args(a);
   c.recomputation = recompute_from_args(a);
-  m.world = c.tp * c.cp * c.pp * c.dp;
+  tp::validate(c);  // each degree positive and at most 2^20 before they are multiplied
+  m.world = tp::detail::checked_mul(c.model_parallel(), c.dp, "world (tp x cp x pp x dp)");
   tp::memory_options& o = m.options;
   o.lbs = a.get_int("lbs").value_or(1);
   o.micro_batches = a.get_int("gas").value_or(1);

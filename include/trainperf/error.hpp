@@ -57,9 +57,10 @@ namespace detail {
 // "nearest valid: 992 or 1024" — the multiples of `step` around `value`.
 inline std::string nearest_multiples(std::int64_t value, std::int64_t step) {
   const std::int64_t below = value / step * step;
-  const std::int64_t above = below + step;
+  std::int64_t above = 0;
+  const bool above_fits = !__builtin_add_overflow(below, step, &above);  // not past 2^63 - 1
   if (below <= 0) return "nearest valid: " + str(above);
-  return "nearest valid: " + str(below) + " or " + str(above);
+  return "nearest valid: " + str(below) + (above_fits ? " or " + str(above) : "");
 }
 
 // A size the user gave must be > 0.
@@ -99,7 +100,8 @@ constexpr std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_v
 // std::isfinite is not constexpr before C++23; NaN fails x == x, infinities fail x - x == 0.
 constexpr bool is_finite(double x) { return x == x && x - x == 0; }
 
-constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+// For a >= 0, b > 0; written without a + b - 1, which wraps for a near 2^63.
+constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a / b + (a % b != 0 ? 1 : 0); }
 constexpr std::int64_t round_up(std::int64_t a, std::int64_t multiple) { return ceil_div(a, multiple) * multiple; }
 
 }  // namespace detail

@@ -213,7 +213,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   validate(m);
   detail::require(o.seq > 0, reason::memory_needs_a_sequence_length, "seq",
                   [&] { return "the memory model needs the sequence length (seq), got " + detail::str(o.seq); });
-  detail::require_positive(o.lbs, "lbs");
+  detail::require_dimension(o.seq, "seq");
+  detail::require_dimension(o.lbs, "lbs");
   detail::require_positive(o.micro_batches, "micro_batches");
   validate(c, {.world = world, .model = m, .seq = o.seq});
   const std::int64_t dp = c.dp_for(world);
@@ -226,10 +227,10 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   const std::vector<stage_layers> split = partition_layers(m.layers, {.pp = c.pp, .vpp = c.vpp});
   std::vector<double> inflight(static_cast<std::size_t>(c.pp), 1.0);
   if (c.pp > 1) {
-    const std::int64_t mb = c.vpp > 1 ? detail::round_up(o.micro_batches, c.pp) : o.micro_batches;
-    inflight =
-        make_schedule(c.vpp > 1 ? pipeline_schedule::interleaved : pipeline_schedule::one_f_one_b, c.pp, mb, c.vpp)
-            .inflight_peak();
+    const std::int64_t mb = c.vpp > 1
+                                ? detail::checked_mul(detail::ceil_div(o.micro_batches, c.pp), c.pp, "micro_batches")
+                                : o.micro_batches;
+    inflight = inflight_peaks(c.schedule(), c.pp, mb, c.vpp);
   }
   const param_counts pc = count_params(m, c.tp);
   const double e = detail::dtype_bytes(o.param_dtype);

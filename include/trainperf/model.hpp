@@ -151,6 +151,10 @@ constexpr void validate(const transformer_spec& m) {
            "; grouped-query attention needs heads = kv_heads x group size";
   });
   if (m.moe.experts != 0 || m.moe.top_k != 0) {
+    require(m.moe.experts != 0, reason::moe_fields_set_on_a_dense_model, "experts", [&] {
+      return "top_k " + str(m.moe.top_k) +
+             " is set but experts is 0; set experts for a mixture-of-experts model, or clear top_k";
+    });
     require_dimension(m.moe.experts, "experts");
     require(m.moe.top_k >= 1 && m.moe.top_k <= m.moe.experts, reason::moe_top_k_is_out_of_range, "top_k",
             [&] { return "top_k " + str(m.moe.top_k) + " must be between 1 and experts " + str(m.moe.experts); });

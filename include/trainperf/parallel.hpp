@@ -69,7 +69,11 @@ inline void micro_batches_fewer_than_pipeline_stages() {}
 inline void micro_batches_not_a_multiple_of_pp_for_interleaving() {}
 inline void virtual_stages_need_pipeline_parallelism() {}
 inline void batch_dp_differs_from_the_layout_dp() {}
+inline void parallel_degree_exceeds_2_to_the_20() {}
 }  // namespace reason
+
+// The largest tp, pp, cp, ep, etp, dp or vpp accepted (about a million ranks on one axis).
+inline constexpr std::int64_t max_parallel_degree = std::int64_t{1} << 20;
 
 namespace detail {
 
@@ -104,10 +108,15 @@ struct parallel_context {
 constexpr std::vector<violation> check_parallel(const parallel_config& c, const parallel_context& ctx = {}) {
   using detail::str;
   detail::rule_checker r;
+  // Each degree at most 2^20, so that products of three (tp x cp x pp, ep x etp x pp) fit in 64 bits.
   const auto positive = [&](std::int64_t v, std::string_view field) {
     r.check(v > 0, reason::value_must_be_positive, field,
             [&] { return std::string(field) + " must be a positive integer, got " + str(v); });
-    return v > 0;
+    r.check(v <= max_parallel_degree, reason::parallel_degree_exceeds_2_to_the_20, field, [&] {
+      return std::string(field) + " " + str(v) +
+             " exceeds the largest supported parallel degree 2^20 = " + str(max_parallel_degree);
+    });
+    return v > 0 && v <= max_parallel_degree;
   };
   bool sizes_ok = positive(c.tp, "tp") & positive(c.pp, "pp") & positive(c.cp, "cp") & positive(c.ep, "ep") &
                   positive(c.vpp, "vpp");
@@ -128,9 +137,10 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
       });
       dp = ctx.world % mp == 0 ? ctx.world / mp : 0;
     } else {
-      r.check(mp * dp == ctx.world, reason::tp_times_cp_times_pp_times_dp_is_not_the_world_size, "dp", [&] {
+      const std::int64_t ranks = detail::checked_mul(mp, dp, "tp x cp x pp x dp");
+      r.check(ranks == ctx.world, reason::tp_times_cp_times_pp_times_dp_is_not_the_world_size, "dp", [&] {
         return "tp " + str(c.tp) + " x cp " + str(c.cp) + " x pp " + str(c.pp) + " x dp " + str(dp) + " = " +
-               str(mp * dp) + " but the world size is " + str(ctx.world) +
+               str(ranks) + " but the world size is " + str(ctx.world) +
                (ctx.world % mp == 0 ? "; set dp to " + str(ctx.world / mp) : "; change tp/cp/pp or the world size");
       });
     }
@@ -213,7 +223,7 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
 
   // ---- batch
   if (ctx.gbs > 0 && ctx.lbs > 0 && dp > 0) {
-    const std::int64_t per_step = ctx.lbs * dp;
+    const std::int64_t per_step = detail::checked_mul(ctx.lbs, dp, "lbs x dp");
     r.check(ctx.gbs % per_step == 0, reason::global_batch_is_not_a_multiple_of_micro_batch_times_data_parallel, "gbs",
             [&] {
               return "global batch " + str(ctx.gbs) + " is not a multiple of micro batch " + str(ctx.lbs) +

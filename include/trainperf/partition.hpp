@@ -175,11 +175,12 @@ constexpr sample_range data_shard(std::int64_t gbs, std::int64_t lbs, std::int64
   detail::require_positive(gbs, "gbs");
   detail::require_positive(lbs, "lbs");
   detail::require_positive(dp, "dp");
-  detail::require(gbs % (lbs * dp) == 0, reason::batch_does_not_split_over_data_parallel_ranks, "gbs", [&] {
+  const std::int64_t per_step = detail::checked_mul(lbs, dp, "lbs x dp");
+  detail::require(gbs % per_step == 0, reason::batch_does_not_split_over_data_parallel_ranks, "gbs", [&] {
     return "global batch " + str(gbs) + " is not a multiple of micro batch " + str(lbs) + " x data parallel " +
-           str(dp) + "; " + detail::nearest_multiples(gbs, lbs * dp);
+           str(dp) + "; " + detail::nearest_multiples(gbs, per_step);
   });
-  const std::int64_t gas = gbs / (lbs * dp);
+  const std::int64_t gas = gbs / per_step;
   detail::require(step >= 0 && micro_step >= 0 && micro_step < gas && rank >= 0 && rank < dp,
                   reason::index_out_of_range, "micro_step", [&] {
                     return "step " + str(step) + ", micro-step " + str(micro_step) + " (of " + str(gas) + "), rank " +

@@ -40,7 +40,12 @@ namespace reason {
 inline void interleaving_needs_micro_batches_a_multiple_of_pp() {}
 inline void interleaving_needs_more_than_one_chunk() {}
 inline void simulation_times_must_be_positive() {}
+inline void schedule_is_too_long_to_enumerate() {}
 }  // namespace reason
+
+// make_schedule lists every pass of every stage: at most this many micro-batch x chunk slots
+// over all stages (pp x micro-batches x vpp), about 200 MB of actions.
+inline constexpr std::int64_t max_schedule_slots = std::int64_t{1} << 22;
 
 struct schedule {
   pipeline_schedule kind = pipeline_schedule::one_f_one_b;
@@ -97,6 +102,13 @@ constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::i
       return "vpp " + str(vpp) + " needs the interleaved schedule; use --kind interleaved or vpp 1";
     });
   }
+  detail::require(pp <= max_schedule_slots / vpp && m <= max_schedule_slots / (pp * vpp),
+                  reason::schedule_is_too_long_to_enumerate, "micro_batches", [&] {
+                    return "pp " + str(pp) + " x " + str(m) + " micro-batches x vpp " + str(vpp) +
+                           " exceed the 2^22 = " + str(max_schedule_slots) +
+                           " slots a schedule lists pass by pass; use fewer micro-batches (in-flight peaks stop "
+                           "changing beyond 2 x pp of them; the bubble is (pp - 1) / (micro-batches x vpp))";
+                  });
   schedule s{kind, pp, m, vpp, std::vector<std::vector<action>>(static_cast<std::size_t>(pp)), {}};
   for (std::int64_t st = 0; st < pp; ++st) {
     auto& list = s.stages[static_cast<std::size_t>(st)];
@@ -135,6 +147,16 @@ constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::i
     for (std::int64_t k = total - warm; k < total; ++k) list.push_back(at(k, pass::backward));
   }
   return s;
+}
+
+// schedule::inflight_peak for any number of micro-batches. Under 1F1B and interleaving a
+// stage's peak is its warm-up plus one, and the warm-up is capped at p - s - 1, or
+// (p - s - 1) x 2 + (v - 1) x p virtual micro-batches, which 2 x p micro-batches already
+// exceed: listing at most 2 x p of them gives the same peaks. GPipe holds all m.
+constexpr std::vector<double> inflight_peaks(pipeline_schedule kind, std::int64_t pp, std::int64_t m,
+                                             std::int64_t vpp = 1) {
+  const bool saturates = kind != pipeline_schedule::gpipe && pp > 0 && m / 2 >= pp;
+  return make_schedule(kind, pp, saturates ? 2 * pp : m, vpp).inflight_peak();
 }
 
 // ---- simulation ----------------------------------------------------------------------------
@@ -254,6 +276,15 @@ inline std::string render_ascii(const simulation& sim, std::int64_t vpp = 1) {
   for (const auto& st : sim.timeline)
     for (const auto& t : st) unit = unit == 0 ? t.end - t.start : std::min(unit, t.end - t.start);
   if (unit <= 0) return "";
+  constexpr double max_cells = 2000;  // 8,000 characters a line
+  if (!(sim.step_time / unit <= max_cells)) {
+    char note[160];
+    std::snprintf(note, sizeof note,
+                  "(timeline not drawn: the step is %.3g times the shortest action, more than %.0f cells a line; "
+                  "render it as SVG)\n",
+                  sim.step_time / unit, max_cells);
+    return note;
+  }
   const auto cells = static_cast<std::size_t>(sim.step_time / unit + 0.5);
   std::string out;
   for (std::size_t s = 0; s < sim.timeline.size(); ++s) {

@@ -77,9 +77,10 @@ namespace detail {
 // "nearest valid: 992 or 1024" — the multiples of `step` around `value`.
 inline std::string nearest_multiples(std::int64_t value, std::int64_t step) {
   const std::int64_t below = value / step * step;
-  const std::int64_t above = below + step;
+  std::int64_t above = 0;
+  const bool above_fits = !__builtin_add_overflow(below, step, &above);  // not past 2^63 - 1
   if (below <= 0) return "nearest valid: " + str(above);
-  return "nearest valid: " + str(below) + " or " + str(above);
+  return "nearest valid: " + str(below) + (above_fits ? " or " + str(above) : "");
 }
 
 // A size the user gave must be > 0.
@@ -119,7 +120,8 @@ constexpr std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_v
 // std::isfinite is not constexpr before C++23; NaN fails x == x, infinities fail x - x == 0.
 constexpr bool is_finite(double x) { return x == x && x - x == 0; }
 
-constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+// For a >= 0, b > 0; written without a + b - 1, which wraps for a near 2^63.
+constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a / b + (a % b != 0 ? 1 : 0); }
 constexpr std::int64_t round_up(std::int64_t a, std::int64_t multiple) { return ceil_div(a, multiple) * multiple; }
 
 }  // namespace detail
@@ -426,6 +428,10 @@ constexpr void validate(const transformer_spec& m) {
            "; grouped-query attention needs heads = kv_heads x group size";
   });
   if (m.moe.experts != 0 || m.moe.top_k != 0) {
+    require(m.moe.experts != 0, reason::moe_fields_set_on_a_dense_model, "experts", [&] {
+      return "top_k " + str(m.moe.top_k) +
+             " is set but experts is 0; set experts for a mixture-of-experts model, or clear top_k";
+    });
     require_dimension(m.moe.experts, "experts");
     require(m.moe.top_k >= 1 && m.moe.top_k <= m.moe.experts, reason::moe_top_k_is_out_of_range, "top_k",
             [&] { return "top_k " + str(m.moe.top_k) + " must be between 1 and experts " + str(m.moe.experts); });
@@ -1193,7 +1199,11 @@ inline void micro_batches_fewer_than_pipeline_stages() {}
 inline void micro_batches_not_a_multiple_of_pp_for_interleaving() {}
 inline void virtual_stages_need_pipeline_parallelism() {}
 inline void batch_dp_differs_from_the_layout_dp() {}
+inline void parallel_degree_exceeds_2_to_the_20() {}
 }  // namespace reason
+
+// The largest tp, pp, cp, ep, etp, dp or vpp accepted (about a million ranks on one axis).
+inline constexpr std::int64_t max_parallel_degree = std::int64_t{1} << 20;
 
 namespace detail {
 
@@ -1228,10 +1238,15 @@ struct parallel_context {
 constexpr std::vector<violation> check_parallel(const parallel_config& c, const parallel_context& ctx = {}) {
   using detail::str;
   detail::rule_checker r;
+  // Each degree at most 2^20, so that products of three (tp x cp x pp, ep x etp x pp) fit in 64 bits.
   const auto positive = [&](std::int64_t v, std::string_view field) {
     r.check(v > 0, reason::value_must_be_positive, field,
             [&] { return std::string(field) + " must be a positive integer, got " + str(v); });
-    return v > 0;
+    r.check(v <= max_parallel_degree, reason::parallel_degree_exceeds_2_to_the_20, field, [&] {
+      return std::string(field) + " " + str(v) +
+             " exceeds the largest supported parallel degree 2^20 = " + str(max_parallel_degree);
+    });
+    return v > 0 && v <= max_parallel_degree;
   };
   bool sizes_ok = positive(c.tp, "tp") & positive(c.pp, "pp") & positive(c.cp, "cp") & positive(c.ep, "ep") &
                   positive(c.vpp, "vpp");
@@ -1252,9 +1267,10 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
       });
       dp = ctx.world % mp == 0 ? ctx.world / mp : 0;
     } else {
-      r.check(mp * dp == ctx.world, reason::tp_times_cp_times_pp_times_dp_is_not_the_world_size, "dp", [&] {
+      const std::int64_t ranks = detail::checked_mul(mp, dp, "tp x cp x pp x dp");
+      r.check(ranks == ctx.world, reason::tp_times_cp_times_pp_times_dp_is_not_the_world_size, "dp", [&] {
         return "tp " + str(c.tp) + " x cp " + str(c.cp) + " x pp " + str(c.pp) + " x dp " + str(dp) + " = " +
-               str(mp * dp) + " but the world size is " + str(ctx.world) +
+               str(ranks) + " but the world size is " + str(ctx.world) +
                (ctx.world % mp == 0 ? "; set dp to " + str(ctx.world / mp) : "; change tp/cp/pp or the world size");
       });
     }
@@ -1337,7 +1353,7 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
 
   // ---- batch
   if (ctx.gbs > 0 && ctx.lbs > 0 && dp > 0) {
-    const std::int64_t per_step = ctx.lbs * dp;
+    const std::int64_t per_step = detail::checked_mul(ctx.lbs, dp, "lbs x dp");
     r.check(ctx.gbs % per_step == 0, reason::global_batch_is_not_a_multiple_of_micro_batch_times_data_parallel, "gbs",
             [&] {
               return "global batch " + str(ctx.gbs) + " is not a multiple of micro batch " + str(ctx.lbs) +
@@ -1804,11 +1820,12 @@ constexpr sample_range data_shard(std::int64_t gbs, std::int64_t lbs, std::int64
   detail::require_positive(gbs, "gbs");
   detail::require_positive(lbs, "lbs");
   detail::require_positive(dp, "dp");
-  detail::require(gbs % (lbs * dp) == 0, reason::batch_does_not_split_over_data_parallel_ranks, "gbs", [&] {
+  const std::int64_t per_step = detail::checked_mul(lbs, dp, "lbs x dp");
+  detail::require(gbs % per_step == 0, reason::batch_does_not_split_over_data_parallel_ranks, "gbs", [&] {
     return "global batch " + str(gbs) + " is not a multiple of micro batch " + str(lbs) + " x data parallel " +
-           str(dp) + "; " + detail::nearest_multiples(gbs, lbs * dp);
+           str(dp) + "; " + detail::nearest_multiples(gbs, per_step);
   });
-  const std::int64_t gas = gbs / (lbs * dp);
+  const std::int64_t gas = gbs / per_step;
   detail::require(step >= 0 && micro_step >= 0 && micro_step < gas && rank >= 0 && rank < dp,
                   reason::index_out_of_range, "micro_step", [&] {
                     return "step " + str(step) + ", micro-step " + str(micro_step) + " (of " + str(gas) + "), rank " +
@@ -1881,7 +1898,12 @@ namespace reason {
 inline void interleaving_needs_micro_batches_a_multiple_of_pp() {}
 inline void interleaving_needs_more_than_one_chunk() {}
 inline void simulation_times_must_be_positive() {}
+inline void schedule_is_too_long_to_enumerate() {}
 }  // namespace reason
+
+// make_schedule lists every pass of every stage: at most this many micro-batch x chunk slots
+// over all stages (pp x micro-batches x vpp), about 200 MB of actions.
+inline constexpr std::int64_t max_schedule_slots = std::int64_t{1} << 22;
 
 struct schedule {
   pipeline_schedule kind = pipeline_schedule::one_f_one_b;
@@ -1938,6 +1960,13 @@ constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::i
       return "vpp " + str(vpp) + " needs the interleaved schedule; use --kind interleaved or vpp 1";
     });
   }
+  detail::require(pp <= max_schedule_slots / vpp && m <= max_schedule_slots / (pp * vpp),
+                  reason::schedule_is_too_long_to_enumerate, "micro_batches", [&] {
+                    return "pp " + str(pp) + " x " + str(m) + " micro-batches x vpp " + str(vpp) +
+                           " exceed the 2^22 = " + str(max_schedule_slots) +
+                           " slots a schedule lists pass by pass; use fewer micro-batches (in-flight peaks stop "
+                           "changing beyond 2 x pp of them; the bubble is (pp - 1) / (micro-batches x vpp))";
+                  });
   schedule s{kind, pp, m, vpp, std::vector<std::vector<action>>(static_cast<std::size_t>(pp)), {}};
   for (std::int64_t st = 0; st < pp; ++st) {
     auto& list = s.stages[static_cast<std::size_t>(st)];
@@ -1976,6 +2005,16 @@ constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::i
     for (std::int64_t k = total - warm; k < total; ++k) list.push_back(at(k, pass::backward));
   }
   return s;
+}
+
+// schedule::inflight_peak for any number of micro-batches. Under 1F1B and interleaving a
+// stage's peak is its warm-up plus one, and the warm-up is capped at p - s - 1, or
+// (p - s - 1) x 2 + (v - 1) x p virtual micro-batches, which 2 x p micro-batches already
+// exceed: listing at most 2 x p of them gives the same peaks. GPipe holds all m.
+constexpr std::vector<double> inflight_peaks(pipeline_schedule kind, std::int64_t pp, std::int64_t m,
+                                             std::int64_t vpp = 1) {
+  const bool saturates = kind != pipeline_schedule::gpipe && pp > 0 && m / 2 >= pp;
+  return make_schedule(kind, pp, saturates ? 2 * pp : m, vpp).inflight_peak();
 }
 
 // ---- simulation ----------------------------------------------------------------------------
@@ -2095,6 +2134,15 @@ inline std::string render_ascii(const simulation& sim, std::int64_t vpp = 1) {
   for (const auto& st : sim.timeline)
     for (const auto& t : st) unit = unit == 0 ? t.end - t.start : std::min(unit, t.end - t.start);
   if (unit <= 0) return "";
+  constexpr double max_cells = 2000;  // 8,000 characters a line
+  if (!(sim.step_time / unit <= max_cells)) {
+    char note[160];
+    std::snprintf(note, sizeof note,
+                  "(timeline not drawn: the step is %.3g times the shortest action, more than %.0f cells a line; "
+                  "render it as SVG)\n",
+                  sim.step_time / unit, max_cells);
+    return note;
+  }
   const auto cells = static_cast<std::size_t>(sim.step_time / unit + 0.5);
   std::string out;
   for (std::size_t s = 0; s < sim.timeline.size(); ++s) {
@@ -2370,7 +2418,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   validate(m);
   detail::require(o.seq > 0, reason::memory_needs_a_sequence_length, "seq",
                   [&] { return "the memory model needs the sequence length (seq), got " + detail::str(o.seq); });
-  detail::require_positive(o.lbs, "lbs");
+  detail::require_dimension(o.seq, "seq");
+  detail::require_dimension(o.lbs, "lbs");
   detail::require_positive(o.micro_batches, "micro_batches");
   validate(c, {.world = world, .model = m, .seq = o.seq});
   const std::int64_t dp = c.dp_for(world);
@@ -2383,10 +2432,10 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   const std::vector<stage_layers> split = partition_layers(m.layers, {.pp = c.pp, .vpp = c.vpp});
   std::vector<double> inflight(static_cast<std::size_t>(c.pp), 1.0);
   if (c.pp > 1) {
-    const std::int64_t mb = c.vpp > 1 ? detail::round_up(o.micro_batches, c.pp) : o.micro_batches;
-    inflight =
-        make_schedule(c.vpp > 1 ? pipeline_schedule::interleaved : pipeline_schedule::one_f_one_b, c.pp, mb, c.vpp)
-            .inflight_peak();
+    const std::int64_t mb = c.vpp > 1
+                                ? detail::checked_mul(detail::ceil_div(o.micro_batches, c.pp), c.pp, "micro_batches")
+                                : o.micro_batches;
+    inflight = inflight_peaks(c.schedule(), c.pp, mb, c.vpp);
   }
   const param_counts pc = count_params(m, c.tp);
   const double e = detail::dtype_bytes(o.param_dtype);

@@ -2,6 +2,8 @@
 // for each unknown, and the messages for invalid settings.
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include <trainperf/trainperf.hpp>
 
 using namespace trainperf;
@@ -126,5 +128,15 @@ TEST_CASE("products that overflow 64 bits are refused") {
   CHECK_THROWS_WITH_AS(solve_batch({.lbs = big, .gas = big, .dp = 2}), doctest::Contains("overflows a 64-bit integer"),
                        config_error);
   CHECK_THROWS_WITH_AS((void)make_batch(big, big, 1, 1, big).tokens_per_step(), doctest::Contains("overflows"),
+                       config_error);
+}
+
+TEST_CASE("the nearest valid batch never wraps past 2^63 - 1") {
+  // 2^63 - 1 = 9223372036854775807 is not a multiple of 32; the multiple below is
+  // 2^63 - 32 = 9223372036854775776, the one above does not fit in 64 bits and is left out.
+  const std::int64_t top = std::numeric_limits<std::int64_t>::max();
+  CHECK_THROWS_WITH_AS(solve_batch({.gbs = top, .lbs = 4, .dp = 8}),
+                       "global batch 9223372036854775807 is not a multiple of micro batch 4 x data parallel 8 = "
+                       "32, so accumulation is not an integer; nearest valid: 9223372036854775776",
                        config_error);
 }

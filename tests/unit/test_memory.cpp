@@ -135,6 +135,23 @@ TEST_CASE("fit summaries and bad input") {
                        config_error);
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {.tp = 3}, 3, {.seq = 4096}),
                        doctest::Contains("heads 32 are not divisible by tp 3"), config_error);
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, {.lbs = std::int64_t{1} << 40, .seq = 4096}),
+                       "lbs 1099511627776 exceeds the largest supported size 2^31 = 2147483648", config_error);
+}
+
+TEST_CASE("a step of 2^40 micro-batches: the in-flight peaks of 2 x pp, not a listing of them all") {
+  // Under 1F1B the peak stops growing at pp micro-batches (stage s holds pp - s), so a huge
+  // accumulation count must give the same memory as 2 x pp and answer at once.
+  const transformer_spec l70 = get_preset("llama2-70b").spec;
+  const parallel_config c{.tp = 8, .pp = 4, .sequence_parallel = true};
+  const memory_options few{.lbs = 1, .seq = 4096, .micro_batches = 8};
+  memory_options huge = few;
+  huge.micro_batches = std::int64_t{1} << 40;
+  const memory_estimate a = estimate_memory(l70, c, 32, few), b = estimate_memory(l70, c, 32, huge);
+  for (std::size_t s = 0; s < 4; ++s) {
+    CHECK(b.stages[s].inflight == 4.0 - static_cast<double>(s));
+    CHECK(b.stages[s].total() == a.stages[s].total());
+  }
 }
 
 TEST_CASE("seed measurements: every row within 15%, mean error under 8%") {

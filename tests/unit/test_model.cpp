@@ -126,6 +126,11 @@ TEST_CASE("validation names the field, the values and the fix") {
   s.moe.top_k = 9;
   CHECK_THROWS_WITH_AS(validate(s), "top_k 9 must be between 1 and experts 8", config_error);
   s = get_preset("llama2-7b").spec;
+  s.moe.top_k = 2;  // top_k without experts: name what is missing, not "experts must be positive, got 0"
+  CHECK_THROWS_WITH_AS(validate(s),
+                       "top_k 2 is set but experts is 0; set experts for a mixture-of-experts model, or clear top_k",
+                       config_error);
+  s = get_preset("llama2-7b").spec;
   s.moe.expert_ffn = 1024;
   CHECK_THROWS_WITH_AS(validate(s), doctest::Contains("experts is 0"), config_error);
   s = get_preset("llava1.5-7b").spec;

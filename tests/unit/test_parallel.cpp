@@ -2,6 +2,7 @@
 // with the rule that names the fix.
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <string>
 
 #include <trainperf/trainperf.hpp>
@@ -131,4 +132,16 @@ TEST_CASE("validate throws every violation at once; constant evaluation refuses 
   static constexpr transformer_spec l70 = get_preset("llama2-70b").spec;
   static_assert(
       check_parallel({.tp = 8, .pp = 4}, {.world = 32, .model = l70, .seq = 4096, .gbs = 44, .lbs = 1}).empty());
+}
+
+TEST_CASE("parallel degrees above 2^20 are refused before any product of them is formed") {
+  const std::int64_t top = std::numeric_limits<std::int64_t>::max();
+  const auto v = check_parallel({.tp = 2, .pp = top}, {.world = 8});
+  REQUIRE(v.size() == 1);
+  CHECK(v[0].field == "pp");
+  CHECK(v[0].message == "pp 9223372036854775807 exceeds the largest supported parallel degree 2^20 = 1048576");
+  // At the bound, tp x cp x pp x dp = 2^80 does not fit in 64 bits: refused, not wrapped.
+  const std::int64_t d = max_parallel_degree;
+  CHECK_THROWS_WITH_AS(validate({.tp = d, .pp = d, .dp = d, .cp = d}, {.world = 8}),
+                       doctest::Contains("tp x cp x pp x dp overflows a 64-bit integer"), config_error);
 }

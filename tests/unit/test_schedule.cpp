@@ -99,3 +99,40 @@ TEST_CASE("timelines: ASCII rows per stage, SVG with a rectangle per action") {
   for (std::size_t at = svg.find("<rect x="); at != std::string::npos; at = svg.find("<rect x=", at + 1)) ++rects;
   CHECK(rects == 8);  // 2 stages x (2 forwards + 2 backwards)
 }
+
+TEST_CASE("inflight_peaks: the same peaks as the full action lists, for any number of micro-batches") {
+  // Against the full listing (up to 6 x pp micro-batches, where the peaks have long stopped
+  // changing) ...
+  for (std::int64_t p : {1, 2, 3, 4, 8})
+    for (std::int64_t m = 1; m <= 6 * p; ++m) {
+      CAPTURE(p);
+      CAPTURE(m);
+      CHECK(inflight_peaks(pipeline_schedule::one_f_one_b, p, m) ==
+            make_schedule(pipeline_schedule::one_f_one_b, p, m).inflight_peak());
+      for (std::int64_t v : {2, 3, 4})
+        if (p > 1 && m % p == 0)
+          CHECK(inflight_peaks(pipeline_schedule::interleaved, p, m, v) ==
+                make_schedule(pipeline_schedule::interleaved, p, m, v).inflight_peak());
+    }
+  // ... and, for a step far too long to list, the closed forms: 1F1B stage s holds p - s
+  // (Narayanan et al. 2021, section 2.2); interleaved stage 0 holds p + (p - 1) / v
+  // (Korthikanti et al. 2022, section 4.2.3).
+  const std::int64_t huge = std::int64_t{1} << 40;
+  CHECK(inflight_peaks(pipeline_schedule::one_f_one_b, 8, huge) == std::vector<double>{8, 7, 6, 5, 4, 3, 2, 1});
+  CHECK(inflight_peaks(pipeline_schedule::interleaved, 8, huge, 4)[0] == doctest::Approx(8 + 7.0 / 4));
+  CHECK_THROWS_WITH_AS(make_schedule(pipeline_schedule::one_f_one_b, 4, huge),
+                       doctest::Contains("exceed the 2^22 = 4194304 slots a schedule lists pass by pass"),
+                       config_error);
+}
+
+TEST_CASE("render_ascii declines a timeline too wide to print rather than allocating it") {
+  // Forward 1, backward B = 2^32, pp 2, 2 micro-batches: the critical path is stage 0's two
+  // forwards, stage 1's F1 and both stages' B1 after B0 (stage 1: F0 B0 F1 B1, stage 0's B1
+  // waits for stage 1's): 3 + 3 B = 1.29e10 cells of the shortest action (1).
+  const schedule s = make_schedule(pipeline_schedule::one_f_one_b, 2, 2);
+  const simulation sim = simulate(s, {1, 1}, {4294967296.0, 4294967296.0});
+  CHECK(sim.step_time == 3 + 3 * 4294967296.0);
+  const std::string ascii = render_ascii(sim);
+  CHECK(ascii.starts_with("(timeline not drawn: the step is 1.29e+10 times the shortest action"));
+  CHECK(ascii.size() < 200);
+}
