@@ -40,6 +40,18 @@ TEST_CASE("an unknown peak is an error naming what is known, never a silent zero
   CHECK_FALSE(get_device("R300").peak(dtype::fp32).has_value());
   CHECK_THROWS_WITH_AS(get_device("H900"), doctest::Contains("unknown device 'H900'; known devices: H100, H800"),
                        config_error);
+  // An abbreviation is answered with the names it abbreviates; a longer name is not cut to a
+  // listed prefix (an H100 PCIe has other peaks than the H100 SXM the table lists).
+  CHECK_THROWS_WITH_AS(get_device("a100"),
+                       doctest::Contains("unknown device 'a100'; did you mean A100-80GB or A100-40GB?; known"),
+                       config_error);
+  CHECK_THROWS_WITH_AS(get_device("a100-80g"), doctest::Contains("did you mean A100-80GB?"), config_error);
+  CHECK_THROWS_WITH_AS(get_device("H100-PCIe"),
+                       "unknown device 'H100-PCIe'; known devices: H100, H800, H200, "
+                       "A100-80GB, A100-40GB, A800, MI300X, R300, S4000 (or describe one with custom_device / pass "
+                       "--peak-flops)",
+                       config_error);
+  CHECK_THROWS_WITH_AS(get_device(""), doctest::Contains("unknown device ''; known devices:"), config_error);
 }
 
 TEST_CASE("custom devices") {
