@@ -97,6 +97,35 @@ constexpr std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_v
   return r;
 }
 
+// Whether `name` begins with `prefix`, ignoring ASCII case.
+constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
+  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
+  if (prefix.size() > name.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (lower(name[i]) != lower(prefix[i])) return false;
+  return true;
+}
+constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && starts_with_ignoring_case(a, b);
+}
+
+// "unknown device 'a100'; did you mean A100-80GB or A100-40GB?; known devices: H100, ..." for a
+// table of entries with a `name`. Only names that `name` abbreviates are suggested: a longer name
+// is never cut to a listed prefix ("H100-PCIe" is not the H100 SXM the table lists).
+template <class Table>
+std::string unknown_name_message(std::string_view what, std::string_view name, const Table& table,
+                                 std::string_view known_as) {
+  std::string known, abbreviates;
+  for (const auto& entry : table) {
+    known += (known.empty() ? "" : ", ") + std::string(entry.name);
+    if (!name.empty() && starts_with_ignoring_case(entry.name, name))
+      abbreviates += (abbreviates.empty() ? "" : " or ") + std::string(entry.name);
+  }
+  return "unknown " + std::string(what) + " '" + std::string(name) + "'" +
+         (abbreviates.empty() ? std::string() : "; did you mean " + abbreviates + "?") + "; " + std::string(known_as) +
+         ": " + known;
+}
+
 // std::isfinite is not constexpr before C++23; NaN fails x == x, infinities fail x - x == 0.
 constexpr bool is_finite(double x) { return x == x && x - x == 0; }
 

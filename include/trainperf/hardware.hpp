@@ -156,20 +156,6 @@ inline constexpr device_spec devices[] = {
      "240 GB/s); training/mthreads/llama2_7b-deepspeed/config/config_S4000x1x8.py theoryflops 98e12"},
 };
 
-namespace detail {
-// Whether `name` begins with `prefix`, ignoring ASCII case.
-constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
-  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
-  if (prefix.size() > name.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(name[i]) != lower(prefix[i])) return false;
-  return true;
-}
-constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && starts_with_ignoring_case(a, b);
-}
-}  // namespace detail
-
 // The device called `name` (as listed, ignoring ASCII case: "h100" finds H100), or nullptr.
 constexpr const device_spec* find_device(std::string_view name) {
   for (const device_spec& d : devices)
@@ -198,16 +184,7 @@ constexpr const device_spec* find_device_by_product_name(std::string_view produc
 constexpr const device_spec& get_device(std::string_view name) {
   if (const device_spec* d = find_device(name)) return *d;
   detail::require(false, reason::unknown_device, "device", [&] {
-    // An abbreviation of listed names ("a100", "A100-80G") is answered with those names. A longer
-    // name ("H100-PCIe") is not matched to its prefix: the variants have other peaks.
-    std::string known, abbreviates;
-    for (const device_spec& x : devices) {
-      known += (known.empty() ? "" : ", ") + std::string(x.name);
-      if (!name.empty() && detail::starts_with_ignoring_case(x.name, name))
-        abbreviates += (abbreviates.empty() ? "" : " or ") + std::string(x.name);
-    }
-    return "unknown device '" + std::string(name) + "'" +
-           (abbreviates.empty() ? std::string() : "; did you mean " + abbreviates + "?") + "; known devices: " + known +
+    return detail::unknown_name_message("device", name, devices, "known devices") +
            " (or describe one with custom_device / pass --peak-flops)";
   });
   return devices[0];  // not reached: require threw

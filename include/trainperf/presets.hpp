@@ -152,10 +152,10 @@ inline constexpr preset presets[] = {
      "trainperf's own example model (examples/train_llama)"},
 };
 
-// The preset called `name`, or nullptr.
+// The preset called `name` (as listed, ignoring ASCII case: "Llama2-7B" finds llama2-7b), or nullptr.
 constexpr const preset* find_preset(std::string_view name) {
   for (const preset& p : presets)
-    if (p.name == name) return &p;
+    if (detail::same_name_ignoring_case(p.name, name)) return &p;
   return nullptr;
 }
 
@@ -163,15 +163,13 @@ namespace reason {
 inline void unknown_model_preset() {}
 }  // namespace reason
 
-// The preset called `name`; an unknown name is a config_error listing the known ones.
+// The preset called `name` (see find_preset); an unknown name is a config_error listing the known ones.
 // (No pointer comparison here: GCC cannot constant-evaluate one under -fsanitize=address.)
 constexpr const preset& get_preset(std::string_view name) {
   for (const preset& p : presets)
-    if (p.name == name) return p;
+    if (detail::same_name_ignoring_case(p.name, name)) return p;
   detail::require(false, reason::unknown_model_preset, "model", [&] {
-    std::string known;
-    for (const preset& q : presets) known += (known.empty() ? "" : ", ") + std::string(q.name);
-    return "unknown model '" + std::string(name) + "'; known presets: " + known +
+    return detail::unknown_name_message("model", name, presets, "known presets") +
            " (or give a path to a Hugging Face config.json)";
   });
   return presets[0];  // not reached: require threw

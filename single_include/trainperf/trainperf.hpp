@@ -117,6 +117,35 @@ constexpr std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_v
   return r;
 }
 
+// Whether `name` begins with `prefix`, ignoring ASCII case.
+constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
+  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
+  if (prefix.size() > name.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (lower(name[i]) != lower(prefix[i])) return false;
+  return true;
+}
+constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && starts_with_ignoring_case(a, b);
+}
+
+// "unknown device 'a100'; did you mean A100-80GB or A100-40GB?; known devices: H100, ..." for a
+// table of entries with a `name`. Only names that `name` abbreviates are suggested: a longer name
+// is never cut to a listed prefix ("H100-PCIe" is not the H100 SXM the table lists).
+template <class Table>
+std::string unknown_name_message(std::string_view what, std::string_view name, const Table& table,
+                                 std::string_view known_as) {
+  std::string known, abbreviates;
+  for (const auto& entry : table) {
+    known += (known.empty() ? "" : ", ") + std::string(entry.name);
+    if (!name.empty() && starts_with_ignoring_case(entry.name, name))
+      abbreviates += (abbreviates.empty() ? "" : " or ") + std::string(entry.name);
+  }
+  return "unknown " + std::string(what) + " '" + std::string(name) + "'" +
+         (abbreviates.empty() ? std::string() : "; did you mean " + abbreviates + "?") + "; " + std::string(known_as) +
+         ": " + known;
+}
+
 // std::isfinite is not constexpr before C++23; NaN fails x == x, infinities fail x - x == 0.
 constexpr bool is_finite(double x) { return x == x && x - x == 0; }
 
@@ -1057,20 +1086,6 @@ inline constexpr device_spec devices[] = {
      "240 GB/s); training/mthreads/llama2_7b-deepspeed/config/config_S4000x1x8.py theoryflops 98e12"},
 };
 
-namespace detail {
-// Whether `name` begins with `prefix`, ignoring ASCII case.
-constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
-  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
-  if (prefix.size() > name.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(name[i]) != lower(prefix[i])) return false;
-  return true;
-}
-constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && starts_with_ignoring_case(a, b);
-}
-}  // namespace detail
-
 // The device called `name` (as listed, ignoring ASCII case: "h100" finds H100), or nullptr.
 constexpr const device_spec* find_device(std::string_view name) {
   for (const device_spec& d : devices)
@@ -1099,16 +1114,7 @@ constexpr const device_spec* find_device_by_product_name(std::string_view produc
 constexpr const device_spec& get_device(std::string_view name) {
   if (const device_spec* d = find_device(name)) return *d;
   detail::require(false, reason::unknown_device, "device", [&] {
-    // An abbreviation of listed names ("a100", "A100-80G") is answered with those names. A longer
-    // name ("H100-PCIe") is not matched to its prefix: the variants have other peaks.
-    std::string known, abbreviates;
-    for (const device_spec& x : devices) {
-      known += (known.empty() ? "" : ", ") + std::string(x.name);
-      if (!name.empty() && detail::starts_with_ignoring_case(x.name, name))
-        abbreviates += (abbreviates.empty() ? "" : " or ") + std::string(x.name);
-    }
-    return "unknown device '" + std::string(name) + "'" +
-           (abbreviates.empty() ? std::string() : "; did you mean " + abbreviates + "?") + "; known devices: " + known +
+    return detail::unknown_name_message("device", name, devices, "known devices") +
            " (or describe one with custom_device / pass --peak-flops)";
   });
   return devices[0];  // not reached: require threw
@@ -2935,10 +2941,10 @@ inline constexpr preset presets[] = {
      "trainperf's own example model (examples/train_llama)"},
 };
 
-// The preset called `name`, or nullptr.
+// The preset called `name` (as listed, ignoring ASCII case: "Llama2-7B" finds llama2-7b), or nullptr.
 constexpr const preset* find_preset(std::string_view name) {
   for (const preset& p : presets)
-    if (p.name == name) return &p;
+    if (detail::same_name_ignoring_case(p.name, name)) return &p;
   return nullptr;
 }
 
@@ -2946,15 +2952,13 @@ namespace reason {
 inline void unknown_model_preset() {}
 }  // namespace reason
 
-// The preset called `name`; an unknown name is a config_error listing the known ones.
+// The preset called `name` (see find_preset); an unknown name is a config_error listing the known ones.
 // (No pointer comparison here: GCC cannot constant-evaluate one under -fsanitize=address.)
 constexpr const preset& get_preset(std::string_view name) {
   for (const preset& p : presets)
-    if (p.name == name) return p;
+    if (detail::same_name_ignoring_case(p.name, name)) return p;
   detail::require(false, reason::unknown_model_preset, "model", [&] {
-    std::string known;
-    for (const preset& q : presets) known += (known.empty() ? "" : ", ") + std::string(q.name);
-    return "unknown model '" + std::string(name) + "'; known presets: " + known +
+    return detail::unknown_name_message("model", name, presets, "known presets") +
            " (or give a path to a Hugging Face config.json)";
   });
   return presets[0];  // not reached: require threw

@@ -86,7 +86,13 @@ TEST_CASE("every preset validates and names its source") {
     CHECK(count_params(p.spec).total() > 0);
   }
   CHECK(get_preset("llama2-70b").nominal_params == 70e9);
-  CHECK(find_preset("llama2-70B") == nullptr);
+  CHECK(find_preset("Llama2-70B") == &get_preset("llama2-70b"));  // names ignore ASCII case, as devices do
+  CHECK(find_preset("llama2-70") == nullptr);
   CHECK_THROWS_WITH_AS(get_preset("gpt5"), doctest::Contains("unknown model 'gpt5'; known presets: llama2-7b"),
+                       config_error);
+  // An abbreviation is answered with every preset it abbreviates, in the table's order.
+  CHECK_THROWS_WITH_AS(get_preset("GPT3"),
+                       doctest::Contains("unknown model 'GPT3'; did you mean gpt3-6.7b or gpt3-13b or gpt3-175b?; "
+                                         "known presets: llama2-7b"),
                        config_error);
 }
