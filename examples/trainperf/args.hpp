@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <trainperf/error.hpp>
+
 namespace trainperf::cli {
 
 struct usage_error : std::runtime_error {
@@ -89,14 +91,14 @@ class args {
     return d;
   }
 
-  // One of a fixed set of words.
+  // One of a fixed set of words, ignoring ASCII case ("BF16" is bf16); returns the word as listed.
   [[nodiscard]] std::optional<std::string> get_choice(std::string_view name,
                                                       std::span<const std::string_view> choices) const {
     const auto v = get(name);
     if (!v) return std::nullopt;
     std::string list;
     for (auto c : choices) {
-      if (*v == c) return v;
+      if (trainperf::detail::same_name_ignoring_case(c, *v)) return std::string(c);
       if (!list.empty()) list += '|';
       list += c;
     }

@@ -682,7 +682,7 @@ std::vector<flag> memory_flags() {
            {"flash", "", "flash attention (no s x s scores kept)"},
            {"dropout", "", "dropout masks are kept"},
            {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
-           {"optimizer", "adam|sgd", "optimizer (default adam)"},
+           {"optimizer", "adam|adamw|sgd", "optimizer (default adam; adamw keeps the same states)"},
            {"framework", "generic|megatron|deepspeed", "framework accounting (default generic)"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
            {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
@@ -723,9 +723,10 @@ memory_setup memory_from_args(const args& a) {
   o.seq = a.get_int("seq").value_or(m.model.spec.max_seq);
   static constexpr std::string_view dtypes[] = {"fp32", "bf16", "fp16"};
   o.param_dtype = *tp::parse_dtype(a.get_choice("dtype", dtypes).value_or("bf16"));
-  static constexpr std::string_view optimizers[] = {"adam", "sgd"};
-  o.optimizer = a.get_choice("optimizer", optimizers).value_or("adam") == "adam" ? tp::optimizer_kind::adam
-                                                                                 : tp::optimizer_kind::sgd;
+  // AdamW differs from Adam only in the update (decoupled weight decay): the same m and v.
+  static constexpr std::string_view optimizers[] = {"adam", "adamw", "sgd"};
+  o.optimizer = a.get_choice("optimizer", optimizers).value_or("adam") == "sgd" ? tp::optimizer_kind::sgd
+                                                                                : tp::optimizer_kind::adam;
   static constexpr std::string_view frameworks[] = {"generic", "megatron", "deepspeed"};
   const std::string fw = a.get_choice("framework", frameworks).value_or("generic");
   o.accounting = fw == "megatron"    ? tp::framework::megatron
@@ -856,8 +857,8 @@ int run_memory(const args& a) {
     print_json(j);
     return 0;
   }
-  fmt::print("{} on {} devices (tp {} x cp {} x pp {} x dp {}), per device, GiB\n", m.model.name, m.world,
-             m.parallel.tp, m.parallel.cp, m.parallel.pp, m.parallel.dp);
+  fmt::print("{} on {} device{} (tp {} x cp {} x pp {} x dp {}), per device, GiB\n", m.model.name, m.world,
+             m.world == 1 ? "" : "s", m.parallel.tp, m.parallel.cp, m.parallel.pp, m.parallel.dp);
   fmt::print("{:>6}{:>7}{:>9}{:>10}{:>8}{:>11}{:>13}{:>8}{:>9}{:>9}\n", "stage", "layers", "inflight", "weights",
              "grads", "optimizer", "activations", "other", "reserve", "total");
   for (const auto& s : e.stages)
