@@ -187,7 +187,12 @@ int run_batch(const args& a) {
     fmt::print("  tokens per step         {} ({} sequences x {})\n", tp::format_count(b.tokens_per_step()), b.gbs,
                b.seq);
     fmt::print("  tokens per micro-batch  {}\n", tp::format_count(b.tokens_per_micro_batch()));
-    if (world) fmt::print("  tokens per device/step  {:g}\n", b.tokens_per_device(*world));
+    if (world) {  // a fraction when tensor/pipeline/context ranks share a replica's tokens
+      const double t = b.tokens_per_device(*world);
+      const auto whole = static_cast<std::int64_t>(t);
+      fmt::print("  tokens per device/step  {}\n",
+                 static_cast<double>(whole) == t ? tp::format_count(whole) : fmt::format("{:.2f}", t));
+    }
   }
   return 0;
 }
@@ -308,12 +313,16 @@ int run_flops(const args& a) {
   }
   fmt::print("model {}, convention {}, seq {}{}, recompute {}\n", f.model.name, tp::to_string(f.options.convention),
              c.seq, f.options.causal ? " (causal)" : "", tp::to_string(f.options.recomputation));
-  if (f.params_used > 0) fmt::print("  N                          {:.6g}\n", f.params_used);
-  fmt::print("  training FLOPs per token   {:.6g}   (MFU counts these)\n", c.model_per_token());
-  fmt::print("  forward FLOPs per token    {:.6g}\n", c.forward_per_token());
-  fmt::print("  hardware FLOPs per token   {:.6g}   (HFU: with recomputation)\n", c.hardware_per_token());
-  fmt::print("  training FLOPs per sequence{:>12.6g}\n", c.model);
-  if (gbs) fmt::print("  training FLOPs per step    {:.6g}   ({} sequences)\n", c.model_per_step(*gbs), *gbs);
+  // One label column, as wide as its longest label.
+  const auto row = [](std::string_view label, double v, std::string_view note = {}) {
+    fmt::print("  {:<28}{:.6g}{}{}\n", label, v, note.empty() ? "" : "   ", note);
+  };
+  if (f.params_used > 0) row("N", f.params_used);
+  row("training FLOPs per token", c.model_per_token(), "(MFU counts these)");
+  row("forward FLOPs per token", c.forward_per_token());
+  row("hardware FLOPs per token", c.hardware_per_token(), "(HFU: with recomputation)");
+  row("training FLOPs per sequence", c.model);
+  if (gbs) row("training FLOPs per step", c.model_per_step(*gbs), fmt::format("({} sequences)", *gbs));
   return 0;
 }
 
