@@ -534,6 +534,7 @@ std::vector<flag> schedule_flags() {
   return with_common({
       {"pp", "P", "pipeline stages"},
       {"microbatches", "M", "micro-batches per step"},
+      {"gas", "M", "the same: gradient-accumulation steps (as memory and batch call it)"},
       {"vpp", "V", "model chunks per stage (interleaved)"},
       {"kind", "gpipe|1f1b|interleaved", "schedule (default: 1f1b, interleaved when --vpp > 1)"},
       {"forward-time", "T", "simulated forward time of a stage per micro-batch (default 1)"},
@@ -544,8 +545,9 @@ std::vector<flag> schedule_flags() {
 }
 
 int run_schedule(const args& a) {
-  const auto pp = a.get_int("pp"), m = a.get_int("microbatches");
-  if (!pp || !m) throw usage_error("--pp P and --microbatches M are required");
+  tp::cli::detail::exclusive(a, "microbatches", "gas");
+  const auto pp = a.get_int("pp"), m = a.has("gas") ? a.get_int("gas") : a.get_int("microbatches");
+  if (!pp || !m) throw usage_error("--pp P and --microbatches M (or --gas M) are required");
   const std::int64_t vpp = a.get_int("vpp").value_or(1);
   static constexpr std::string_view kinds[] = {"gpipe", "1f1b", "interleaved"};
   const std::string k = a.get_choice("kind", kinds).value_or(vpp > 1 ? "interleaved" : "1f1b");
