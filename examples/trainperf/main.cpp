@@ -523,7 +523,7 @@ int run_layout(const args& a) {
     const auto g = sorted_groups(l.groups(name));
     if (g.front().size() == 1 && std::string_view(key) != "dp") continue;  // trivial axis
     std::string line;
-    for (const auto& grp : g) line += fmt::format("[{}] ", fmt::join(grp, ","));
+    for (const auto& grp : g) line += fmt::format("{}[{}]", line.empty() ? "" : " ", fmt::join(grp, ","));
     fmt::print("{:<10}{}\n", key, line);
   }
   return 0;
