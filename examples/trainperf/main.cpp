@@ -188,10 +188,10 @@ int run_batch(const args& a) {
                b.seq);
     fmt::print("  tokens per micro-batch  {}\n", tp::format_count(b.tokens_per_micro_batch()));
     if (world) {  // a fraction when tensor/pipeline/context ranks share a replica's tokens
-      const double t = b.tokens_per_device(*world);
-      const auto whole = static_cast<std::int64_t>(t);
-      fmt::print("  tokens per device/step  {}\n",
-                 static_cast<double>(whole) == t ? tp::format_count(whole) : fmt::format("{:.2f}", t));
+      const std::int64_t tokens = b.tokens_per_step();
+      fmt::print("  tokens per device/step  {}\n", tokens % *world == 0
+                                                       ? tp::format_count(tokens / *world)
+                                                       : fmt::format("{:.2f}", b.tokens_per_device(*world)));
     }
   }
   return 0;
