@@ -1,0 +1,257 @@
+// trainperf memory: device memory per pipeline stage: weights, gradients, optimizer, activations; fit on a device
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <tuple>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <trainperf/trainperf.hpp>
+
+#include "cli.hpp"
+#include "model_flags.hpp"
+
+namespace trainperf::cli {
+namespace {
+namespace tp = trainperf;
+
+std::vector<flag> memory_flags() {
+  auto f = tp::cli::model_flags();
+  for (auto& x : f)
+    if (x.name == "seq") x.help = "training sequence length";
+  for (const auto& x : std::vector<flag>{
+           {"lbs", "N", "micro batch (sequences, default 1)"},
+           {"gas", "N", "micro-batches per step (default 1)"},
+           {"tp", "N", "tensor parallel"},
+           {"pp", "N", "pipeline parallel"},
+           {"dp", "N", "data parallel (default 1)"},
+           {"cp", "N", "context parallel"},
+           {"vpp", "N", "virtual pipeline stages"},
+           {"sp", "", "sequence parallel"},
+           {"zero", "0..3", "ZeRO stage"},
+           {"distributed-optimizer", "", "Megatron-LM's distributed optimizer"},
+           {"recompute", "none|selective|full", "activation recomputation"},
+           {"flash", "", "flash attention (no s x s scores kept)"},
+           {"dropout", "", "dropout masks are kept"},
+           {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
+           {"optimizer", "adam|adamw|sgd", "optimizer (default adam; adamw keeps the same states)"},
+           {"framework", "generic|megatron|deepspeed", "framework accounting (default generic)"},
+           {"offload-optimizer", "", "optimizer states in CPU memory"},
+           {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
+           {"variable-length", "",
+            "batches padded to their own longest sample (--seq): nvidia-smi's reading may climb to the capacity"},
+           {"overhead-gib", "X", "runtime overhead per device (default: the fitted constant)"},
+           {"device", "NAME", "device whose capacity to fit against"},
+           {"svg", "FILE", "write the per-stage breakdown as a stacked bar chart"},
+       })
+    f.push_back(x);
+  return with_common(f);
+}
+
+struct memory_setup {
+  tp::cli::model_choice model;
+  tp::parallel_config parallel;
+  std::int64_t world = 1;
+  tp::memory_options options;
+};
+
+memory_setup memory_from_args(const args& a) {
+  memory_setup m{tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false), {}, 1, {}};
+  tp::parallel_config& c = m.parallel;
+  c.tp = a.get_int("tp").value_or(1);
+  c.pp = a.get_int("pp").value_or(1);
+  c.cp = a.get_int("cp").value_or(1);
+  c.dp = a.get_int("dp").value_or(1);
+  c.vpp = a.get_int("vpp").value_or(1);
+  c.sequence_parallel = a.has("sp");
+  c.distributed_optimizer = a.has("distributed-optimizer");
+  c.zero_stage = zero_from_args(a);
+  c.recomputation = recompute_from_args(a);
+  tp::validate(c);  // each degree positive and at most 2^20 before they are multiplied
+  m.world = tp::detail::checked_mul(c.model_parallel(), c.dp, "world (tp x cp x pp x dp)");
+  tp::memory_options& o = m.options;
+  o.lbs = a.get_int("lbs").value_or(1);
+  o.micro_batches = a.get_int("gas").value_or(1);
+  o.seq = a.get_int("seq").value_or(m.model.spec.max_seq);
+  static constexpr std::string_view dtypes[] = {"fp32", "bf16", "fp16"};
+  o.param_dtype = *tp::parse_dtype(a.get_choice("dtype", dtypes).value_or("bf16"));
+  // AdamW differs from Adam only in the update (decoupled weight decay): the same m and v.
+  static constexpr std::string_view optimizers[] = {"adam", "adamw", "sgd"};
+  o.optimizer = a.get_choice("optimizer", optimizers).value_or("adam") == "sgd" ? tp::optimizer_kind::sgd
+                                                                                : tp::optimizer_kind::adam;
+  static constexpr std::string_view frameworks[] = {"generic", "megatron", "deepspeed"};
+  const std::string fw = a.get_choice("framework", frameworks).value_or("generic");
+  o.accounting = fw == "megatron"    ? tp::framework::megatron
+                 : fw == "deepspeed" ? tp::framework::deepspeed
+                                     : tp::framework::generic;
+  o.flash_attention = a.has("flash");
+  o.dropout = a.has("dropout");
+  o.offload_optimizer = a.has("offload-optimizer");
+  o.weights_built_in_fp32 = a.has("built-fp32");
+  o.variable_length = a.has("variable-length");
+  if (auto g = a.get("overhead-gib"))
+    o.runtime_overhead_bytes = (*g == "0" ? 0.0 : *a.get_double("overhead-gib")) * tp::GiB;
+  return m;
+}
+
+// Changes that would make an over-capacity layout fit, each with its new peak: single changes
+// first (sharding the states, recomputation, more tensor or pipeline parallelism, a smaller
+// micro batch, flash attention, offloading the optimizer); when none fits alone, pairs of
+// changes of different kinds. At most four answers: those needing no extra devices first, then
+// the fewest extra devices, then the smallest peak.
+std::vector<std::string> what_would_fit(const memory_setup& m, std::int64_t capacity) {
+  struct change {
+    std::string what;
+    int kind;  // changes of the same kind are alternatives, never combined
+    std::function<void(tp::parallel_config&, tp::memory_options&)> apply;
+  };
+  const tp::parallel_config& c = m.parallel;
+  const tp::memory_options& o = m.options;
+  std::vector<change> changes;
+  for (int z = c.zero_stage + 1; z <= 3 && c.dp > 1; ++z)
+    changes.push_back({fmt::format("--zero {}", z), 0, [z](auto& x, auto&) {
+                         x.zero_stage = z;
+                         x.distributed_optimizer = false;
+                       }});
+  if (c.dp > 1 && c.zero_stage == 0 && !c.distributed_optimizer)
+    changes.push_back({"--distributed-optimizer", 0, [](auto& x, auto&) { x.distributed_optimizer = true; }});
+  if (c.recomputation == tp::recompute::none)
+    changes.push_back({"--recompute selective", 1, [](auto& x, auto&) { x.recomputation = tp::recompute::selective; }});
+  if (c.recomputation != tp::recompute::full)
+    changes.push_back({"--recompute full", 1, [](auto& x, auto&) { x.recomputation = tp::recompute::full; }});
+  for (std::int64_t f = 2; f <= 8; f *= 2) {
+    changes.push_back({fmt::format("--tp {} --sp (x{} devices)", c.tp * f, f), 2, [f](auto& x, auto&) {
+                         x.tp *= f;
+                         x.sequence_parallel = true;
+                       }});
+    changes.push_back({fmt::format("--pp {} (x{} devices)", c.pp * f, f), 3, [f](auto& x, auto&) { x.pp *= f; }});
+  }
+  if (o.lbs > 1)
+    changes.push_back({fmt::format("--lbs {} --gas {}", o.lbs / 2, o.micro_batches * 2), 4, [](auto&, auto& y) {
+                         y.lbs /= 2;
+                         y.micro_batches *= 2;
+                       }});
+  if (!o.flash_attention) changes.push_back({"--flash", 5, [](auto&, auto& y) { y.flash_attention = true; }});
+  if (!o.offload_optimizer)
+    changes.push_back({"--offload-optimizer", 6, [](auto&, auto& y) { y.offload_optimizer = true; }});
+
+  // Tries the given changes; keeps them when the result is a valid layout that fits.
+  std::vector<std::tuple<std::int64_t, double, std::string>> fits;  // world, peak, flags
+  const auto tryit = [&](std::initializer_list<const change*> chosen) {
+    tp::parallel_config x = c;
+    tp::memory_options y = o;
+    std::string what;
+    for (const change* ch : chosen) {
+      ch->apply(x, y);
+      if (!what.empty()) what += ' ';
+      what += ch->what;
+    }
+    const std::int64_t world = x.tp * x.cp * x.pp * (x.dp ? x.dp : 1);
+    try {
+      const double peak = tp::estimate_memory(m.model.spec, x, world, y).max_total();
+      if (peak <= static_cast<double>(capacity)) fits.emplace_back(world, peak, what);
+    } catch (const tp::config_error&) {  // not a valid layout for this model: not an answer
+    }
+  };
+  for (const change& a : changes) tryit({&a});
+  if (fits.empty())
+    for (std::size_t i = 0; i < changes.size(); ++i)
+      for (std::size_t k = i + 1; k < changes.size(); ++k)
+        if (changes[i].kind != changes[k].kind) tryit({&changes[i], &changes[k]});
+  std::sort(fits.begin(), fits.end());
+  std::vector<std::string> out;
+  for (const auto& [world, peak, what] : fits) {
+    if (out.size() == 4) break;
+    out.push_back(fmt::format("{} -> {:.1f} GiB", what, peak / static_cast<double>(tp::GiB)));
+  }
+  return out;
+}
+
+int run_memory(const args& a, output& out) {
+  const memory_setup m = memory_from_args(a);
+  const tp::memory_estimate e = tp::estimate_memory(m.model.spec, m.parallel, m.world, m.options);
+  std::optional<tp::device_spec> dev;
+  if (auto d = a.get("device")) dev = tp::get_device(*d);
+  if (auto path = a.get("svg")) {
+    std::ofstream out(*path);
+    out << tp::render_memory_svg(e, dev ? dev->memory_bytes : 0,
+                                 fmt::format("{}: memory per device by pipeline stage", m.model.name));
+    if (!out) throw tp::config_error("svg", "cannot write " + *path);
+  }
+  const double gib = static_cast<double>(tp::GiB);
+  std::vector<std::string> fixes;
+  if (dev && e.max_total() > static_cast<double>(dev->memory_bytes)) fixes = what_would_fit(m, dev->memory_bytes);
+  if (a.has("json")) {
+    json stages = json::array();
+    for (const auto& s : e.stages)
+      stages.push_back({{"stage", s.stage},
+                        {"layers", s.layers},
+                        {"inflight", s.inflight},
+                        {"params", static_cast<std::int64_t>(s.params)},
+                        {"grads", static_cast<std::int64_t>(s.grads)},
+                        {"optimizer", static_cast<std::int64_t>(s.optimizer)},
+                        {"activations", static_cast<std::int64_t>(s.activations)},
+                        {"other", static_cast<std::int64_t>(s.other)},
+                        {"reserve", static_cast<std::int64_t>(s.reserve)},
+                        {"total", static_cast<std::int64_t>(s.total())}});
+    json j{{"model", m.model.name},
+           {"world", m.world},
+           {"stages", stages},
+           {"max_total", static_cast<std::int64_t>(e.max_total())}};
+    if (dev) {
+      j["device"] = dev->name;
+      j["capacity"] = dev->memory_bytes;
+      j["fits"] = e.max_total() <= static_cast<double>(dev->memory_bytes);
+      j["reading"] = static_cast<std::int64_t>(
+          tp::memory_reading(e.max_total(), m.options, static_cast<double>(dev->memory_bytes)));
+      j["what_would_fit"] = fixes;
+    }
+    out.print_json(j);
+    return 0;
+  }
+  out.print("{} on {} device{} (tp {} x cp {} x pp {} x dp {}), per device, GiB\n", m.model.name, m.world,
+             m.world == 1 ? "" : "s", m.parallel.tp, m.parallel.cp, m.parallel.pp, m.parallel.dp);
+  out.print("{:>6}{:>7}{:>9}{:>10}{:>8}{:>11}{:>13}{:>8}{:>9}{:>9}\n", "stage", "layers", "inflight", "weights",
+             "grads", "optimizer", "activations", "other", "reserve", "total");
+  for (const auto& s : e.stages)
+    out.print("{:>6}{:>7}{:>9.2f}{:>10.2f}{:>8.2f}{:>11.2f}{:>13.2f}{:>8.2f}{:>9.2f}{:>9.2f}\n", s.stage, s.layers,
+               s.inflight, s.params / gib, s.grads / gib, s.optimizer / gib, s.activations / gib, s.other / gib,
+               s.reserve / gib, s.total() / gib);
+  out.print(
+      "other = logits/loss buffers (beyond a recomputed layer, never alive with them), gathered ZeRO-3 weights, "
+      "comm buffers and the runtime overhead ({:.1f} GiB)\n",
+      (m.options.runtime_overhead_bytes >= 0 ? m.options.runtime_overhead_bytes
+                                             : tp::memory_model_constants::runtime_overhead_bytes) /
+          gib);
+  if (m.options.weights_built_in_fp32)
+    out.print(
+        "reserve = what weights, gradients and activations leave unfilled of the fp32 construction's "
+        "blocks (4 bytes per weight), which the allocator keeps\n");
+  if (dev) {
+    out.print("{}: {}\n", dev->name, tp::fit_summary(e.max_total(), dev->memory_bytes));
+    const double reading = tp::memory_reading(e.max_total(), m.options, static_cast<double>(dev->memory_bytes));
+    if (reading != e.max_total())
+      out.print(
+          "nvidia-smi will read up to {:.1f} GiB: with batches of varying length the caching allocator's "
+          "segments fragment until an allocation fails\n",
+          reading / gib);
+    if (!fixes.empty())
+      out.print("what would fit: {}\n", fmt::join(fixes, "; "));
+    else if (e.max_total() > static_cast<double>(dev->memory_bytes))
+      out.print("no single change or pair of changes tried here fits\n");
+  }
+  return 0;
+}
+
+
+}  // namespace
+
+command memory_command() {
+  return {"memory", "device memory per pipeline stage: weights, gradients, optimizer, activations; fit on a device", memory_flags, run_memory};
+}
+
+}  // namespace trainperf::cli

@@ -1,0 +1,95 @@
+// trainperf schedule: pipeline schedule: action lists, bubble, in-flight micro-batches, simulated timeline
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <trainperf/trainperf.hpp>
+
+#include "cli.hpp"
+#include "model_flags.hpp"
+
+namespace trainperf::cli {
+namespace {
+namespace tp = trainperf;
+
+std::vector<flag> schedule_flags() {
+  return with_common({
+      {"pp", "P", "pipeline stages"},
+      {"microbatches", "M", "micro-batches per step"},
+      {"gas", "M", "the same: gradient-accumulation steps (as memory and batch call it)"},
+      {"vpp", "V", "model chunks per stage (interleaved)"},
+      {"kind", "gpipe|1f1b|interleaved", "schedule (default: 1f1b, interleaved when --vpp > 1)"},
+      {"forward-time", "T", "simulated forward time of a stage per micro-batch (default 1)"},
+      {"backward-time", "T", "simulated backward time (default 2)"},
+      {"p2p-latency", "T", "simulated hand-off latency between stages (default 0)"},
+      {"svg", "FILE", "write the simulated timeline as SVG"},
+  });
+}
+
+int run_schedule(const args& a, output& out) {
+  tp::cli::detail::exclusive(a, "microbatches", "gas");
+  const auto pp = a.get_int("pp"), m = a.has("gas") ? a.get_int("gas") : a.get_int("microbatches");
+  if (!pp || !m) throw usage_error("--pp P and --microbatches M (or --gas M) are required");
+  const std::int64_t vpp = a.get_int("vpp").value_or(1);
+  static constexpr std::string_view kinds[] = {"gpipe", "1f1b", "interleaved"};
+  const std::string k = a.get_choice("kind", kinds).value_or(vpp > 1 ? "interleaved" : "1f1b");
+  const tp::pipeline_schedule kind = k == "gpipe"  ? tp::pipeline_schedule::gpipe
+                                     : k == "1f1b" ? tp::pipeline_schedule::one_f_one_b
+                                                   : tp::pipeline_schedule::interleaved;
+  const tp::schedule s = tp::make_schedule(kind, *pp, *m, vpp);
+  const double tf = a.get_double("forward-time").value_or(1), tb = a.get_double("backward-time").value_or(2);
+  double latency = 0;
+  if (auto l = a.get("p2p-latency")) latency = *l == "0" ? 0 : *a.get_double("p2p-latency");
+  const tp::simulation sim = tp::simulate(s, std::vector<double>(*pp, tf), std::vector<double>(*pp, tb), latency);
+  if (auto path = a.get("svg")) {
+    std::ofstream out(*path);
+    out << tp::render_svg(
+        sim, vpp,
+        fmt::format("{} schedule, pp {}, {} micro-batches{}", k, *pp, *m, vpp > 1 ? fmt::format(", vpp {}", vpp) : ""));
+    if (!out) throw tp::config_error("svg", "cannot write " + *path);
+  }
+  if (a.has("json")) {
+    json actions = json::array();
+    for (const auto& st : s.stages) {
+      json row = json::array();
+      for (const auto& x : st) {
+        row.push_back(vpp > 1 ? fmt::format("{}{}.{}", x.kind == tp::pass::forward ? 'F' : 'B', x.micro_batch, x.chunk)
+                              : fmt::format("{}{}", x.kind == tp::pass::forward ? 'F' : 'B', x.micro_batch));
+      }
+      actions.push_back(row);
+    }
+    out.print_json(
+        json{{"kind", k},
+             {"pp", *pp},
+             {"microbatches", *m},
+             {"vpp", vpp},
+             {"bubble_fraction", s.bubble_fraction()},
+             {"inflight_per_stage", s.inflight_peak()},
+             {"warmup_per_stage", s.warmup},
+             {"simulated",
+              {{"step_time", sim.step_time}, {"bubble_fraction", sim.bubble_fraction()}, {"idle_per_stage", sim.idle}}},
+             {"actions", actions}});
+    return 0;
+  }
+  out.print("{} schedule, pp {}, {} micro-batches{}\n", k, *pp, *m, vpp > 1 ? fmt::format(", vpp {}", vpp) : "");
+  out.print(
+      "  bubble fraction       {:.4f} (closed form), {:.4f} (simulated: forward {:g}, backward {:g}, latency {:g})\n",
+      s.bubble_fraction(), sim.bubble_fraction(), tf, tb, latency);
+  out.print("  in-flight peak        {} micro-batches per stage\n", fmt::join(s.inflight_peak(), ", "));
+  out.print("  warm-up micro-batches {} per stage{}\n", fmt::join(s.warmup, ", "),
+             vpp > 1 ? " (virtual: one chunk each)" : "");
+  out.print("  step time (simulated) {:g}\n\n{}", sim.step_time, tp::render_ascii(sim, vpp));
+  return 0;
+}
+
+
+}  // namespace
+
+command schedule_command() {
+  return {"schedule", "pipeline schedule: action lists, bubble, in-flight micro-batches, simulated timeline", schedule_flags, run_schedule};
+}
+
+}  // namespace trainperf::cli
