@@ -1,5 +1,6 @@
 // Command-line parsing for the trainperf tool: known flags only, --flag value or --flag=value,
-// every mistake a one-line usage_error (exit code 2).
+// every mistake a one-line usage_error (exit code 2); an unknown flag or word is answered with
+// "did you mean ...?" by the rule models and devices use (trainperf::detail::close_names).
 #pragma once
 
 #include <charconv>
@@ -13,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include <trainperf/error.hpp>
+#include <trainperf/trainperf.hpp>  // error.hpp's name matching; the umbrella, so the single header serves too
 
 namespace trainperf::cli {
 
@@ -41,7 +42,10 @@ class args {
         a = a.substr(0, eq);
       }
       const flag* f = find(a);
-      if (f == nullptr) throw usage_error("unknown flag --" + std::string(a) + "; see --help");
+      if (f == nullptr) {
+        const std::string hint = trainperf::detail::did_you_mean(a, known_, flag_name, "--");
+        throw usage_error("unknown flag --" + std::string(a) + (hint.empty() ? "" : "; " + hint) + "; see --help");
+      }
       if (values_.contains(std::string(a))) throw usage_error("flag --" + std::string(a) + " given twice");
       if (f->value.empty()) {
         if (inline_value) throw usage_error("flag --" + std::string(a) + " takes no value");
@@ -102,7 +106,9 @@ class args {
       if (!list.empty()) list += '|';
       list += c;
     }
-    throw usage_error("--" + std::string(name) + " expects " + list + ", got '" + *v + "'");
+    const std::string hint = trainperf::detail::did_you_mean(*v, choices, [](std::string_view c) { return c; });
+    throw usage_error("--" + std::string(name) + " expects " + list + ", got '" + *v + "'" +
+                      (hint.empty() ? "" : "; " + hint));
   }
 
   [[nodiscard]] const std::vector<flag>& known() const { return known_; }
@@ -113,6 +119,8 @@ class args {
       if (f.name == name) return &f;
     return nullptr;
   }
+
+  static std::string_view flag_name(const flag& f) { return f.name; }
 
   static double parse_double(std::string_view name, const std::string& v) {
     double d = 0;
