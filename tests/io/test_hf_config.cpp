@@ -2,6 +2,8 @@
 // (tests/io/data) and on deliberately broken ones.
 #include <doctest/doctest.h>
 
+#include <string>
+
 #include <trainperf/io/hf_config.hpp>
 #include <trainperf/trainperf.hpp>
 
@@ -10,6 +12,17 @@ using nlohmann::json;
 
 namespace {
 std::string data(const char* name) { return std::string(TRAINPERF_TEST_DATA) + "/" + name; }
+// The field and the message of the config_error that `f` throws.
+template <class F>
+std::pair<std::string, std::string> refusal(F&& f) {
+  try {
+    (void)f();
+  } catch (const config_error& e) {
+    return {e.field(), e.what()};
+  }
+  return {"(accepted)", ""};
+}
+bool one_line(const std::string& s) { return s.find('\n') == std::string::npos; }
 json llama2_7b() {  // meta-llama/Llama-2-7b-hf config.json (shape fields)
   return json::parse(R"({"model_type": "llama", "hidden_act": "silu", "hidden_size": 4096, "intermediate_size": 11008,
     "max_position_embeddings": 4096, "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32,
@@ -74,8 +87,8 @@ TEST_CASE("missing, mistyped and contradictory fields are named") {
   json m = json::parse(R"({"model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14336,
     "max_position_embeddings": 32768, "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
     "vocab_size": 32000, "num_local_experts": 8, "num_experts_per_tok": 9})");
-  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(m), "config.json: top_k 9 must be between 1 and experts 8",
-                       config_error);
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(m),
+                       "config.json: \"num_experts_per_tok\": top_k 9 must be between 1 and experts 8", config_error);
   m.erase("num_experts_per_tok");
   CHECK_THROWS_WITH_AS(io::spec_from_hf_config(m), doctest::Contains("missing required field \"num_experts_per_tok\""),
                        config_error);
@@ -92,13 +105,174 @@ TEST_CASE("files: validation failures keep the file's name and field; unreadable
     (void)io::read_hf_config(data("bad-kv-heads.json"));
     FAIL("expected a config_error");
   } catch (const config_error& e) {
-    CHECK(e.field() == "kv_heads");
-    CHECK(std::string(e.what()).find("bad-kv-heads.json: heads 32 are not divisible by kv_heads 5") !=
-          std::string::npos);
+    CHECK(e.field() == "num_key_value_heads");  // the file's name for it
+    CHECK(std::string(e.what()).find("bad-kv-heads.json: \"num_key_value_heads\": heads 32 are not divisible by "
+                                     "kv_heads 5") != std::string::npos);
   }
   CHECK_THROWS_WITH_AS(io::read_hf_config(data("not-json.json")), doctest::Contains("is not valid JSON"), config_error);
-  CHECK_THROWS_WITH_AS(io::read_hf_config(data("does-not-exist.json")), doctest::Contains("cannot open"), config_error);
+  CHECK_THROWS_WITH_AS(io::read_hf_config(data("does-not-exist.json")),
+                       doctest::Contains("does-not-exist.json does not exist; give a Hugging Face config.json"),
+                       config_error);
   json lv = json::parse(R"({"model_type": "llava", "text_config": {"model_type": "llama"}})");
   CHECK_THROWS_WITH_AS(io::spec_from_hf_config(lv), "config.json: missing required object \"vision_config\"",
                        config_error);
+}
+
+TEST_CASE("unreadable and malformed files are one-line errors naming --model, not stream exceptions") {
+  // A directory made std::ifstream throw std::ios_base::failure from underflow (abort, exit 134).
+  auto [field, what] = refusal([] { return io::read_hf_config(TRAINPERF_TEST_DATA); });
+  CHECK(field == "model");
+  CHECK(what == std::string(TRAINPERF_TEST_DATA) + " is a directory; give a Hugging Face config.json");
+  std::tie(field, what) = refusal([] { return io::read_hf_config("/dev/zero"); });
+  CHECK(field == "model");
+  CHECK(what == "/dev/zero is not a regular file (a FIFO, device or socket); give a Hugging Face config.json");
+  std::tie(field, what) = refusal([] { return io::read_hf_config(data("empty.json")); });
+  CHECK(field == "model");
+  CHECK(what == data("empty.json") + " is empty; give a Hugging Face config.json");
+  // 1e400 does not fit a double: nlohmann throws out_of_range, which escaped as no config_error.
+  std::tie(field, what) = refusal([] { return io::read_hf_config(data("number-overflow.json")); });
+  CHECK(field == "model");
+  CHECK(what.find("number-overflow.json is not valid JSON: ") != std::string::npos);
+  CHECK(what.find("number overflow parsing '1e400'") != std::string::npos);
+}
+
+TEST_CASE("a key given twice and deep nesting are refused (nlohmann keeps the last key silently)") {
+  auto [field, what] = refusal([] { return io::read_hf_config(data("duplicate-key.json")); });
+  CHECK(field == "hidden_size");
+  CHECK(what == data("duplicate-key.json") + ": key \"hidden_size\" appears twice; keep one");
+  std::tie(field, what) = refusal([] { return io::read_hf_config(data("duplicate-key-nested.json")); });
+  CHECK(field == "text_config.vocab_size");
+  CHECK(what == data("duplicate-key-nested.json") + ": key \"text_config.vocab_size\" appears twice; keep one");
+  // 40 nested arrays under rope_scaling; a config.json nests 2 or 3 levels.
+  std::tie(field, what) = refusal([] { return io::read_hf_config(data("deep-nesting.json")); });
+  CHECK(field == "model");
+  CHECK(what.find("deep-nesting.json nests JSON deeper than 32 levels") != std::string::npos);
+  // The same text through the in-memory entry point.
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config_text(R"({"model_type": "llama", "model_type": "gpt2"})"),
+                       "config.json: key \"model_type\" appears twice; keep one", config_error);
+  CHECK(count_params(io::spec_from_hf_config_text(llama2_7b().dump())).total() == 6'738'415'616);
+}
+
+TEST_CASE("sizes given as 0 or below are refused under the file's name; null takes the default") {
+  // num_key_value_heads 0 was read as "= heads" (the spec's convention), silently.
+  json j = llama2_7b();
+  j["num_key_value_heads"] = 0;
+  auto [field, what] = refusal([&] { return io::spec_from_hf_config(j); });
+  CHECK(field == "num_key_value_heads");
+  CHECK(what == "config.json: field \"num_key_value_heads\" must be a positive integer, got 0; remove it (or set it "
+                "to num_attention_heads) for multi-head attention, 1 for multi-query");
+  j["num_key_value_heads"] = -8;
+  CHECK(refusal([&] { return io::spec_from_hf_config(j); }).first == "num_key_value_heads");
+  j["num_key_value_heads"] = nullptr;  // LlamaConfig: None means num_attention_heads
+  CHECK(io::spec_from_hf_config(j).resolved_kv_heads() == 32);
+  j = llama2_7b();
+  j["head_dim"] = 0;  // was read as hidden / heads, silently
+  std::tie(field, what) = refusal([&] { return io::spec_from_hf_config(j); });
+  CHECK(field == "head_dim");
+  CHECK(what == "config.json: field \"head_dim\" must be a positive integer, got 0; remove it to use hidden_size / "
+                "num_attention_heads");
+  j = llama2_7b();
+  j["num_hidden_layers"] = -32;
+  CHECK(refusal([&] { return io::spec_from_hf_config(j); }).first == "num_hidden_layers");
+  j["num_hidden_layers"] = std::int64_t{1} << 32;
+  std::tie(field, what) = refusal([&] { return io::spec_from_hf_config(j); });
+  CHECK(field == "num_hidden_layers");
+  CHECK(what == "config.json: field \"num_hidden_layers\" = 4294967296 exceeds the largest supported size 2^31 = "
+                "2147483648");
+  // 2^64 - 1 is stored unsigned by nlohmann and came back as -1.
+  j["num_hidden_layers"] = json::parse("18446744073709551615");
+  std::tie(field, what) = refusal([&] { return io::spec_from_hf_config(j); });
+  CHECK(field == "num_hidden_layers");
+  CHECK(what == "config.json: field \"num_hidden_layers\" = 18446744073709551615 is out of range");
+  j["num_hidden_layers"] = 1e20;
+  CHECK(refusal([&] { return io::spec_from_hf_config(j); }).second ==
+        "config.json: field \"num_hidden_layers\" = 1e+20 is out of range");
+
+  json m = json::parse(R"({"model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14336,
+    "max_position_embeddings": 32768, "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+    "vocab_size": 32000, "num_local_experts": 0, "num_experts_per_tok": 2})");
+  CHECK(refusal([&] { return io::spec_from_hf_config(m); }).first == "num_local_experts");
+
+  json g = json::parse(R"({"model_type": "gpt2", "n_embd": 768, "n_head": 12, "n_layer": 12, "n_positions": 1024,
+    "vocab_size": 50257, "n_inner": 0})");
+  CHECK(refusal([&] { return io::spec_from_hf_config(g); }).first == "n_inner");
+  g["n_inner"] = nullptr;  // GPT2Config: None means 4 x n_embd
+  CHECK(io::spec_from_hf_config(g).ffn == 4 * 768);
+}
+
+TEST_CASE("head counts: kv heads divide heads; head_dim may differ from hidden / heads only where transformers allows") {
+  json j = llama2_7b();
+  j["num_key_value_heads"] = 5;
+  auto [field, what] = refusal([&] { return io::spec_from_hf_config(j); });
+  CHECK(field == "num_key_value_heads");
+  CHECK(what.find("heads 32 are not divisible by kv_heads 5") != std::string::npos);
+  j["num_key_value_heads"] = 64;
+  CHECK(refusal([&] { return io::spec_from_hf_config(j); }).first == "num_key_value_heads");
+  // Without head_dim, hidden_size must divide by the heads (4096 / 48 is not whole).
+  j = llama2_7b();
+  j["num_attention_heads"] = 48;
+  j.erase("num_key_value_heads");
+  std::tie(field, what) = refusal([&] { return io::spec_from_hf_config(j); });
+  CHECK(field == "num_attention_heads");
+  CHECK(what.find("hidden 4096 is not divisible by heads 48") != std::string::npos);
+  // mistralai/Mistral-Nemo-Base-2407's shape: 32 heads of 128 on a hidden size of 5120. q
+  // projects to 32 x 128 = 4096, k and v to 8 x 128 = 1024.
+  const json nemo = json::parse(R"({"model_type": "mistral", "hidden_size": 5120, "head_dim": 128,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 40, "intermediate_size": 14336,
+    "vocab_size": 131072, "max_position_embeddings": 1024000})");
+  const transformer_spec s = io::spec_from_hf_config(nemo);
+  CHECK(s.q_dim() == 4096);
+  CHECK(s.kv_dim() == 1024);
+  // GPT-2 has no head_dim: n_embd must divide by n_head (GPT2Attention raises otherwise).
+  json g = json::parse(R"({"model_type": "gpt2", "n_embd": 768, "n_head": 7, "n_layer": 12, "n_positions": 1024,
+    "vocab_size": 50257})");
+  std::tie(field, what) = refusal([&] { return io::spec_from_hf_config(g); });
+  CHECK(field == "n_head");
+  CHECK(what.find("hidden 768 is not divisible by heads 7") != std::string::npos);
+}
+
+TEST_CASE("wrong JSON types and nested configs that are not objects are named, in one line") {
+  json j = llama2_7b();
+  j["hidden_size"] = json::array({4096});
+  CHECK(refusal([&] { return io::spec_from_hf_config(j); }).second ==
+        "config.json: field \"hidden_size\" must be an integer, got an array");
+  j = llama2_7b();
+  j["tie_word_embeddings"] = "false";
+  CHECK(refusal([&] { return io::spec_from_hf_config(j); }).second ==
+        "config.json: field \"tie_word_embeddings\" must be true or false, got \"false\"");
+  j = llama2_7b();
+  j["model_type"] = 42;
+  CHECK(refusal([&] { return io::spec_from_hf_config(j); }).second ==
+        "config.json: field \"model_type\" must be a string, got 42");
+  j["model_type"] = "bert\nsecond line";
+  auto [field, what] = refusal([&] { return io::spec_from_hf_config(j); });
+  CHECK(field == "model_type");
+  CHECK(one_line(what));
+  CHECK(what.find("model_type \"bert\\nsecond line\" is not supported") != std::string::npos);
+  j["model_type"] = std::string(1000, 'x');
+  CHECK(refusal([&] { return io::spec_from_hf_config(j); }).second.size() < 300);
+
+  json lv = json::parse(R"({"model_type": "llava", "text_config": 5, "vision_config": {}})");
+  CHECK(refusal([&] { return io::spec_from_hf_config(lv); }).second ==
+        "config.json: field \"text_config\" must be a JSON object, got 5");
+  lv["text_config"] = json::array();
+  CHECK(refusal([&] { return io::spec_from_hf_config(lv); }).second ==
+        "config.json: field \"text_config\" must be a JSON object, got an array");
+  CHECK(refusal([] { return io::spec_from_hf_config(json("llama")); }).second ==
+        "config.json: the top level must be a JSON object, got \"llama\"");
+}
+
+TEST_CASE("LLaVA: validation failures name text_config and vision_config fields") {
+  json lv = json::parse(R"({"model_type": "llava", "text_config": {"model_type": "llama", "num_key_value_heads": 5},
+    "vision_config": {"hidden_size": 1024, "image_size": 336, "intermediate_size": 4096, "num_attention_heads": 16,
+    "num_hidden_layers": 24, "patch_size": 14}})");
+  CHECK(refusal([&] { return io::spec_from_hf_config(lv); }).first == "text_config.num_key_value_heads");
+  lv["text_config"].erase("num_key_value_heads");
+  lv["vision_config"]["patch_size"] = 15;  // 336 / 15 is not whole
+  CHECK(refusal([&] { return io::spec_from_hf_config(lv); }).first == "vision_config.patch_size");
+  lv["vision_config"]["patch_size"] = 0;
+  CHECK(refusal([&] { return io::spec_from_hf_config(lv); }).first == "vision_config.patch_size");
+  lv["vision_config"]["patch_size"] = 14;
+  lv["vision_feature_layer"] = 25;  // 24 layers
+  CHECK(refusal([&] { return io::spec_from_hf_config(lv); }).first == "vision_feature_layer");
 }

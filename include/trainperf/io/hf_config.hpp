@@ -3,22 +3,45 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
-#include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "../model.hpp"
+#include "file.hpp"
 
 namespace trainperf::io {
 
 namespace detail {
 
 using nlohmann::json;
+
+// A string for a one-line message: JSON-quoted (newlines and quotes escaped), cut to 40 bytes.
+inline std::string json_quoted(std::string_view text) {
+  constexpr std::size_t limit = 40;
+  const bool cut = text.size() > limit;
+  // The replacing error handler keeps dump() from throwing on invalid UTF-8 (a cut character).
+  return json(std::string(text.substr(0, limit))).dump(-1, ' ', false, json::error_handler_t::replace) +
+         (cut ? "..." : "");
+}
+
+// A JSON value for a one-line message: scalars as written, containers by their kind only (a
+// deeply nested or huge value is neither dumped recursively nor printed whole).
+inline std::string describe(const json& v) {
+  if (v.is_object()) return "an object";
+  if (v.is_array()) return "an array";
+  if (v.is_string()) return json_quoted(v.get_ref<const std::string&>());
+  return v.dump();
+}
 
 // Reads fields of one JSON object, naming `prefix + key` (e.g. "text_config.hidden_size")
 // and the file in every error.
@@ -41,15 +64,25 @@ class fields {
     throw config_error(name(key), origin_ + ": " + what);
   }
 
+  // An integer: a JSON integer, or a float with an integral value (4096.0). Values beyond
+  // int64 (18446744073709551615, which nlohmann stores unsigned) are refused, not wrapped.
   [[nodiscard]] std::optional<std::int64_t> opt_int(std::string_view key) const {
     if (!has(key)) return std::nullopt;
     const json& v = obj_.at(std::string(key));
+    if (v.is_number_unsigned()) {
+      if (v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        fail(key, "field \"" + name(key) + "\" = " + v.dump() + " is out of range");
+      return static_cast<std::int64_t>(v.get<std::uint64_t>());
+    }
     if (v.is_number_integer()) return v.get<std::int64_t>();
     if (v.is_number_float()) {
       const double d = v.get<double>();
-      if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return static_cast<std::int64_t>(d);
+      if (std::isfinite(d) && d == std::floor(d)) {
+        if (std::fabs(d) < 9e15) return static_cast<std::int64_t>(d);
+        fail(key, "field \"" + name(key) + "\" = " + v.dump() + " is out of range");
+      }
     }
-    fail(key, "field \"" + name(key) + "\" must be an integer, got " + v.dump());
+    fail(key, "field \"" + name(key) + "\" must be an integer, got " + describe(v));
   }
 
   [[nodiscard]] std::int64_t req_int(std::string_view key) const {
@@ -58,35 +91,55 @@ class fields {
     fail(key, "missing required field \"" + name(key) + "\"");
   }
 
-  // The integer under either of two spellings (HF attribute aliases such as n_embd /
+  // A size: an integer in 1..2^31 (trainperf's largest dimension), refused under the file's
+  // own name. `fix` says what to do instead ("remove it for ...").
+  [[nodiscard]] std::int64_t size_checked(std::string_view key, std::int64_t v, std::string_view fix = "") const {
+    if (v <= 0)
+      fail(key, "field \"" + name(key) + "\" must be a positive integer, got " + std::to_string(v) +
+                    (fix.empty() ? "" : "; " + std::string(fix)));
+    if (v > trainperf::detail::max_dimension)
+      fail(key, "field \"" + name(key) + "\" = " + std::to_string(v) +
+                    " exceeds the largest supported size 2^31 = 2147483648");
+    return v;
+  }
+  [[nodiscard]] std::int64_t req_size(std::string_view key) const { return size_checked(key, req_int(key)); }
+  // An optional size: absent or null takes the default; 0 or less given explicitly is refused.
+  [[nodiscard]] std::optional<std::int64_t> opt_size(std::string_view key, std::string_view fix = "") const {
+    if (auto v = opt_int(key)) return size_checked(key, *v, fix);
+    return std::nullopt;
+  }
+
+  // The size under either of two spellings (HF attribute aliases such as n_embd /
   // hidden_size); both present with different values is a contradiction.
-  [[nodiscard]] std::int64_t req_int_alias(std::string_view key, std::string_view alias) const {
+  [[nodiscard]] std::int64_t req_size_alias(std::string_view key, std::string_view alias) const {
     const auto a = opt_int(key), b = opt_int(alias);
     if (a && b && *a != *b)
       fail(key, "contradictory fields: \"" + name(key) + "\" = " + std::to_string(*a) + " but \"" + name(alias) +
                     "\" = " + std::to_string(*b) + "; remove one");
-    if (a) return *a;
-    if (b) return *b;
+    if (a) return size_checked(key, *a);
+    if (b) return size_checked(alias, *b);
     fail(key, "missing required field \"" + name(key) + "\" (or \"" + name(alias) + "\")");
   }
 
   [[nodiscard]] std::optional<bool> opt_bool(std::string_view key) const {
     if (!has(key)) return std::nullopt;
     const json& v = obj_.at(std::string(key));
-    if (!v.is_boolean()) fail(key, "field \"" + name(key) + "\" must be true or false, got " + v.dump());
+    if (!v.is_boolean()) fail(key, "field \"" + name(key) + "\" must be true or false, got " + describe(v));
     return v.get<bool>();
   }
 
   [[nodiscard]] std::optional<std::string> opt_string(std::string_view key) const {
     if (!has(key)) return std::nullopt;
     const json& v = obj_.at(std::string(key));
-    if (!v.is_string()) fail(key, "field \"" + name(key) + "\" must be a string, got " + v.dump());
+    if (!v.is_string()) fail(key, "field \"" + name(key) + "\" must be a string, got " + describe(v));
     return v.get<std::string>();
   }
 
   [[nodiscard]] const json& object(std::string_view key) const {
-    if (!has(key) || !obj_.at(std::string(key)).is_object()) fail(key, "missing required object \"" + name(key) + "\"");
-    return obj_.at(std::string(key));
+    if (!has(key)) fail(key, "missing required object \"" + name(key) + "\"");
+    const json& v = obj_.at(std::string(key));
+    if (!v.is_object()) fail(key, "field \"" + name(key) + "\" must be a JSON object, got " + describe(v));
+    return v;
   }
 
   [[nodiscard]] const std::string& origin() const { return origin_; }
@@ -104,43 +157,75 @@ inline const fields::defaults_map llama_config_defaults = {
     {"vocab_size", 32000},     {"hidden_size", 4096},       {"intermediate_size", 11008},
     {"num_hidden_layers", 32}, {"num_attention_heads", 32}, {"max_position_embeddings", 2048}};
 
+// Names of transformer_spec fields (as validate() reports them) in the file, so that a
+// failed check names what the user wrote ("num_key_value_heads", not "kv_heads").
+using field_names = std::map<std::string, std::string, std::less<>>;
+inline const field_names llama_field_names = {
+    {"layers", "num_hidden_layers"},       {"hidden", "hidden_size"},
+    {"heads", "num_attention_heads"},      {"kv_heads", "num_key_value_heads"},
+    {"head_dim", "head_dim"},              {"heads x head_dim", "head_dim"},
+    {"ffn", "intermediate_size"},          {"vocab", "vocab_size"},
+    {"max_seq", "max_position_embeddings"}, {"experts", "num_local_experts"},
+    {"top_k", "num_experts_per_tok"}};
+inline const field_names gpt2_field_names = {{"layers", "n_layer"},     {"hidden", "n_embd"},
+                                             {"heads", "n_head"},       {"heads x head_dim", "n_embd"},
+                                             {"ffn", "n_inner"},        {"vocab", "vocab_size"},
+                                             {"max_seq", "n_positions"}};
+inline const field_names llava_vision_field_names = {
+    {"vision.layers", "vision_config.num_hidden_layers"},  {"vision.hidden", "vision_config.hidden_size"},
+    {"vision.heads", "vision_config.num_attention_heads"}, {"vision.ffn", "vision_config.intermediate_size"},
+    {"vision.image_size", "vision_config.image_size"},     {"vision.patch_size", "vision_config.patch_size"},
+    {"vision.channels", "vision_config.num_channels"},     {"vision.feature_layer", "vision_feature_layer"}};
+
 // Llama-family decoders: llama, mistral, mixtral (transformers' LlamaConfig & co.).
 inline transformer_spec llama_family(const fields& f, const std::string& type) {
   transformer_spec s;
-  s.layers = f.req_int("num_hidden_layers");
-  s.hidden = f.req_int("hidden_size");
-  s.heads = f.req_int("num_attention_heads");
-  s.kv_heads = f.opt_int("num_key_value_heads").value_or(0);  // HF default: = heads
-  s.head_dim = f.opt_int("head_dim").value_or(0);
-  s.ffn = f.req_int("intermediate_size");
-  s.vocab = f.req_int("vocab_size");
-  s.max_seq = f.req_int("max_position_embeddings");
+  s.layers = f.req_size("num_hidden_layers");
+  s.hidden = f.req_size("hidden_size");
+  s.heads = f.req_size("num_attention_heads");
+  // Absent or null: LlamaConfig sets num_key_value_heads = num_attention_heads. 0 is not that
+  // default (transformers would divide by it): it is refused like any other size <= 0.
+  s.kv_heads = f.opt_size("num_key_value_heads",
+                          "remove it (or set it to num_attention_heads) for multi-head attention, 1 for multi-query")
+                   .value_or(0);
+  // An explicit head_dim may differ from hidden_size / num_attention_heads: LlamaAttention
+  // takes getattr(config, "head_dim", hidden_size // num_attention_heads) and projects q to
+  // num_attention_heads x head_dim (transformers src/transformers/models/llama/modeling_llama.py;
+  // mistral likewise). mistralai/Mistral-Nemo-Base-2407 ships hidden_size 5120, 32 heads and
+  // head_dim 128. Only when head_dim is absent must hidden_size divide by the heads (validate).
+  s.head_dim = f.opt_size("head_dim", "remove it to use hidden_size / num_attention_heads").value_or(0);
+  s.ffn = f.req_size("intermediate_size");
+  s.vocab = f.req_size("vocab_size");
+  s.max_seq = f.req_size("max_position_embeddings");
   s.tied_embeddings = f.opt_bool("tie_word_embeddings").value_or(false);  // LlamaConfig default
   const auto act = f.opt_string("hidden_act").value_or("silu");
   if (act != "silu" && act != "swish")
-    f.fail("hidden_act", "hidden_act \"" + act + "\" is not supported for model_type \"" + type +
-                             "\"; trainperf models the gated SiLU (SwiGLU) MLP of this family");
+    f.fail("hidden_act", "hidden_act " + json_quoted(act) + " is not supported for model_type " + json_quoted(type) +
+                             "; trainperf models the gated SiLU (SwiGLU) MLP of this family");
   const bool attention_bias = f.opt_bool("attention_bias").value_or(false);
   const bool mlp_bias = f.opt_bool("mlp_bias").value_or(false);
   if (attention_bias != mlp_bias)
     f.fail("attention_bias", "attention_bias and mlp_bias differ; trainperf models biases on every linear or on none");
   s.linear_bias = attention_bias;
   if (type == "mixtral" || f.has("num_local_experts")) {
-    s.moe.experts = f.req_int("num_local_experts");
-    s.moe.top_k = f.req_int("num_experts_per_tok");
+    s.moe.experts = f.req_size("num_local_experts");
+    s.moe.top_k = f.req_size("num_experts_per_tok");
   }
   return s;
 }
 
-// GPT-2 (transformers' GPT2Config): n_inner null means 4 x n_embd.
+// GPT-2 (transformers' GPT2Config): n_inner null means 4 x n_embd. GPT-2 has no head_dim:
+// GPT2Attention splits n_embd into n_head heads and raises "embed_dim must be divisible by
+// num_heads" otherwise (transformers src/transformers/models/gpt2/modeling_gpt2.py), so a
+// head_dim key is ignored as transformers ignores it, and validate() requires the division.
 inline transformer_spec gpt2(const fields& f) {
   transformer_spec s;
-  s.layers = f.req_int_alias("n_layer", "num_hidden_layers");
-  s.hidden = f.req_int_alias("n_embd", "hidden_size");
-  s.heads = f.req_int_alias("n_head", "num_attention_heads");
-  s.ffn = f.opt_int("n_inner").value_or(4 * s.hidden);
-  s.vocab = f.req_int("vocab_size");
-  s.max_seq = f.req_int_alias("n_positions", "max_position_embeddings");
+  s.layers = f.req_size_alias("n_layer", "num_hidden_layers");
+  s.hidden = f.req_size_alias("n_embd", "hidden_size");
+  s.heads = f.req_size_alias("n_head", "num_attention_heads");
+  s.ffn = f.opt_size("n_inner", "set it to null (or remove it) for 4 x n_embd").value_or(4 * s.hidden);
+  s.vocab = f.req_size("vocab_size");
+  s.max_seq = f.req_size_alias("n_positions", "max_position_embeddings");
   s.mlp = mlp_kind::gelu;
   s.norm = norm_kind::layernorm;
   s.linear_bias = true;
@@ -149,20 +234,95 @@ inline transformer_spec gpt2(const fields& f) {
   return s;
 }
 
-inline transformer_spec decoder(const fields& f, const std::string& type) {
-  if (type == "llama" || type == "mistral" || type == "mixtral") return llama_family(f, type);
-  if (type == "gpt2") return gpt2(f);
-  f.fail("model_type", "model_type \"" + type +
-                           "\" is not supported; supported: llama, mistral, mixtral, gpt2, llava "
+inline transformer_spec decoder(const fields& f, const std::string& type, field_names& names) {
+  if (type == "llama" || type == "mistral" || type == "mixtral") {
+    names = llama_field_names;
+    return llama_family(f, type);
+  }
+  if (type == "gpt2") {
+    names = gpt2_field_names;
+    return gpt2(f);
+  }
+  f.fail("model_type", "model_type " + json_quoted(type) +
+                           " is not supported; supported: llama, mistral, mixtral, gpt2, llava "
                            "(or describe the model with --layers/--hidden/... overrides)");
 }
 
-// Maps a validation failure back to the file's own field names.
-inline void validate_as_file(const transformer_spec& s, const std::string& origin, const std::string& prefix) {
+// Runs validate() and maps a failure back to the file's own field names (`names`, then
+// `prefix` for the decoder's fields of a nested text_config).
+inline void validate_as_file(const transformer_spec& s, const std::string& origin, const std::string& prefix,
+                             const field_names& names, const field_names& vision_names = {}) {
   try {
     validate(s);
   } catch (const config_error& e) {
-    throw config_error(prefix + e.field(), origin + ": " + e.what());
+    std::string field = e.field();
+    if (auto v = vision_names.find(field); v != vision_names.end()) {
+      field = v->second;
+    } else {
+      if (auto n = names.find(field); n != names.end()) field = n->second;
+      field = prefix + field;
+    }
+    throw config_error(field, origin + ": \"" + field + "\": " + e.what());
+  }
+}
+
+// A config.json nests two or three levels; deeper input is refused before it is built.
+inline constexpr int max_json_depth = 32;
+
+// Parses JSON text, refusing a key given twice in one object (nlohmann would keep the last
+// one silently) and nesting deeper than max_json_depth. Errors are config_error(field, ...).
+inline json parse_json(std::string_view text, const std::string& origin, const std::string& field) {
+  struct frame {
+    bool is_object = false;
+    std::set<std::string, std::less<>> keys;
+    std::string key;  // the last key read in this object
+  };
+  std::vector<frame> stack;
+  const auto path = [&](const std::string& last) {  // "text_config.hidden_size", "a.b[].c"
+    std::string p;
+    for (std::size_t i = 0; i + 1 < stack.size(); ++i) {
+      if (stack[i].is_object) {
+        p += stack[i].key + ".";
+      } else {
+        if (!p.empty()) p.pop_back();
+        p += "[].";
+      }
+    }
+    return p + last;
+  };
+  const json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (depth >= max_json_depth)
+          throw config_error(field, origin + " nests JSON deeper than " + std::to_string(max_json_depth) +
+                                        " levels; a config.json is an object of fields and a few nested objects");
+        stack.push_back({event == json::parse_event_t::object_start, {}, {}});
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!stack.empty()) stack.pop_back();
+        break;
+      case json::parse_event_t::key: {
+        const std::string& k = parsed.get_ref<const std::string&>();
+        if (!stack.empty()) {
+          if (!stack.back().keys.insert(k).second) {
+            const std::string where = path(k);
+            throw config_error(where, origin + ": key " + json_quoted(where) + " appears twice; keep one");
+          }
+          stack.back().key = k;
+        }
+        break;
+      }
+      case json::parse_event_t::value:
+        break;
+    }
+    return true;
+  };
+  try {
+    return json::parse(text.begin(), text.end(), check);
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers such as 1e400
+    throw config_error(field, origin + " is not valid JSON: " + e.what());
   }
 }
 
@@ -170,13 +330,15 @@ inline void validate_as_file(const transformer_spec& s, const std::string& origi
 
 // Parses an already-loaded config.json object; `origin` names it in errors.
 inline transformer_spec spec_from_hf_config(const nlohmann::json& j, const std::string& origin = "config.json") {
-  if (!j.is_object()) throw config_error("config.json", origin + ": the top level is not a JSON object");
+  if (!j.is_object())
+    throw config_error("config.json", origin + ": the top level must be a JSON object, got " + detail::describe(j));
   const detail::fields f(j, origin);
   const auto type = f.opt_string("model_type");
   if (!type) f.fail("model_type", "missing required field \"model_type\"");
+  detail::field_names names;
   if (*type != "llava") {
-    transformer_spec s = detail::decoder(f, *type);
-    detail::validate_as_file(s, origin, "");
+    transformer_spec s = detail::decoder(f, *type, names);
+    detail::validate_as_file(s, origin, "", names);
     return s;
   }
   // LLaVA (transformers' LlavaConfig): a text_config decoder, a CLIP vision_config and the
@@ -185,38 +347,40 @@ inline transformer_spec spec_from_hf_config(const nlohmann::json& j, const std::
   const auto text_type = detail::fields(text_obj, origin, "text_config.").opt_string("model_type").value_or("llama");
   const detail::fields text(text_obj, origin, "text_config.",
                             text_type == "llama" ? detail::llama_config_defaults : detail::fields::defaults_map{});
-  transformer_spec s = detail::decoder(text, text_type);
+  transformer_spec s = detail::decoder(text, text_type, names);
   const detail::fields vis(f.object("vision_config"), origin, "vision_config.");
-  s.vision.layers = vis.req_int("num_hidden_layers");
-  s.vision.hidden = vis.req_int("hidden_size");
-  s.vision.heads = vis.req_int("num_attention_heads");
-  s.vision.ffn = vis.req_int("intermediate_size");
-  s.vision.image_size = vis.req_int("image_size");
-  s.vision.patch_size = vis.req_int("patch_size");
-  s.vision.channels = vis.opt_int("num_channels").value_or(3);
+  s.vision.layers = vis.req_size("num_hidden_layers");
+  s.vision.hidden = vis.req_size("hidden_size");
+  s.vision.heads = vis.req_size("num_attention_heads");
+  s.vision.ffn = vis.req_size("intermediate_size");
+  s.vision.image_size = vis.req_size("image_size");
+  s.vision.patch_size = vis.req_size("patch_size");
+  s.vision.channels = vis.opt_size("num_channels", "remove it for 3 (RGB)").value_or(3);
   s.vision.feature_layer = f.opt_int("vision_feature_layer").value_or(-2);  // LlavaConfig default
   const auto act = f.opt_string("projector_hidden_act").value_or("gelu");
   if (act != "gelu")
-    f.fail("projector_hidden_act", "projector_hidden_act \"" + act +
-                                       "\" is not supported; LLaVA's projector is "
+    f.fail("projector_hidden_act", "projector_hidden_act " + detail::json_quoted(act) +
+                                       " is not supported; LLaVA's projector is "
                                        "linear-GELU-linear");
   s.vision.projector = projector_kind::mlp2x_gelu;
-  detail::validate_as_file(s, origin, "");
+  detail::validate_as_file(s, origin, "text_config.", names, detail::llava_vision_field_names);
   return s;
 }
 
-// Reads and parses a config.json file.
+// Parses config.json text: refuses invalid JSON, a key given twice in one object and deep
+// nesting, then reads it as spec_from_hf_config does. Every error is a one-line config_error.
+inline transformer_spec spec_from_hf_config_text(std::string_view text, const std::string& origin = "config.json") {
+  return spec_from_hf_config(detail::parse_json(text, origin, "model"), origin);
+}
+
+// The largest config.json read: published ones are a few KiB.
+inline constexpr std::uintmax_t max_hf_config_bytes = std::uintmax_t{16} << 20;  // 16 MiB
+
+// Reads and parses a config.json file (a regular file of at most max_hf_config_bytes; a
+// directory, FIFO, device or empty file is a config_error for "model", not a stream exception).
 inline transformer_spec read_hf_config(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in)
-    throw config_error("model", "cannot open " + path.string() + "; give a preset name or a readable config.json");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw config_error("model", path.string() + " is not valid JSON: " + e.what());
-  }
-  return spec_from_hf_config(j, path.string());
+  const std::string bytes = read_file(path, max_hf_config_bytes, "model", "a Hugging Face config.json");
+  return spec_from_hf_config_text(bytes, path.string());
 }
 
 }  // namespace trainperf::io
