@@ -61,23 +61,23 @@ int run_batch(const args& a, output& out) {
   out.print("  micro-batches per step  {} ({} per data-parallel replica)\n", b.micro_batches_per_step(), b.gas);
   if (b.seq) {
     out.print("  tokens per step         {} ({} sequences x {})\n", tp::format_count(b.tokens_per_step()), b.gbs,
-               b.seq);
+              b.seq);
     out.print("  tokens per micro-batch  {}\n", tp::format_count(b.tokens_per_micro_batch()));
     if (world) {  // a fraction when tensor/pipeline/context ranks share a replica's tokens
       const std::int64_t tokens = b.tokens_per_step();
       out.print("  tokens per device/step  {}\n", tokens % *world == 0
-                                                       ? tp::format_count(tokens / *world)
-                                                       : fmt::format("{:.2f}", b.tokens_per_device(*world)));
+                                                      ? tp::format_count(tokens / *world)
+                                                      : fmt::format("{:.2f}", b.tokens_per_device(*world)));
     }
   }
   return 0;
 }
 
-
 }  // namespace
 
 command batch_command() {
-  return {"batch", "GBS = LBS x GAS x DP: give three (or --world/--tp/--pp for dp), get the fourth", batch_flags, run_batch};
+  return {"batch", "GBS = LBS x GAS x DP: give three (or --world/--tp/--pp for dp), get the fourth", batch_flags,
+          run_batch};
 }
 
 }  // namespace trainperf::cli

@@ -88,11 +88,11 @@ int run_check_config(const args& a, output& out) {
   return 1;
 }
 
-
 }  // namespace
 
 command check_config_command() {
-  return {"check-config", "validate model, batch and parallel settings together: valid, or every broken rule (exit 1)", check_config_flags, run_check_config};
+  return {"check-config", "validate model, batch and parallel settings together: valid, or every broken rule (exit 1)",
+          check_config_flags, run_check_config};
 }
 
 }  // namespace trainperf::cli

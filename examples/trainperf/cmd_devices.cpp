@@ -34,24 +34,24 @@ int run_devices(const args& a, output& out) {
   }
   out.print("dense peak TFLOP/s ('-' = not published); memory GiB; bandwidths GB/s\n");
   out.print("{:<10}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}\n", "device", "fp32", "tf32", "bf16", "fp16", "fp8",
-             "mem", "mem bw", "intra", "inter");
+            "mem", "mem bw", "intra", "inter");
   const auto v = [](double x, double div) { return x > 0 ? fmt::format("{:g}", x / div) : std::string("-"); };
   for (const auto& d : tp::devices) {
     out.print("{:<10}", d.name);
     for (auto t : all) out.print("{:>8}", v(d.peak_flops[static_cast<int>(t)], 1e12));
     out.print("{:>8}{:>8}{:>8}{:>8}\n", v(static_cast<double>(d.memory_bytes), static_cast<double>(tp::GiB)),
-               v(d.memory_bandwidth, 1e9), v(d.intra_node_bandwidth, 1e9), v(d.inter_node_bandwidth, 1e9));
+              v(d.memory_bandwidth, 1e9), v(d.intra_node_bandwidth, 1e9), v(d.inter_node_bandwidth, 1e9));
   }
   out.print("\nsources:\n");
   for (const auto& d : tp::devices) out.print("  {:<10}{}\n", d.name, d.source);
   return 0;
 }
 
-
 }  // namespace
 
 command devices_command() {
-  return {"devices", "the device table: dense peaks per dtype, memory, bandwidths, sources", [] { return with_common({}); }, run_devices};
+  return {"devices", "the device table: dense peaks per dtype, memory, bandwidths, sources",
+          [] { return with_common({}); }, run_devices};
 }
 
 }  // namespace trainperf::cli

@@ -34,7 +34,7 @@ int run_flops(const args& a, output& out) {
     return 0;
   }
   out.print("model {}, convention {}, seq {}{}, recompute {}\n", f.model.name, tp::to_string(f.options.convention),
-             c.seq, f.options.causal ? " (causal)" : "", tp::to_string(f.options.recomputation));
+            c.seq, f.options.causal ? " (causal)" : "", tp::to_string(f.options.recomputation));
   // One label column, as wide as its longest label.
   const auto row = [&out](std::string_view label, double v, std::string_view note = {}) {
     out.print("  {:<28}{:.6g}{}{}\n", label, v, note.empty() ? "" : "   ", note);
@@ -42,7 +42,9 @@ int run_flops(const args& a, output& out) {
   if (f.params_used > 0) row("N", f.params_used);
   row("training FLOPs per token", c.model_per_token(), "(MFU counts these)");
   row("forward FLOPs per token", c.forward_per_token());
-  row("hardware FLOPs per token", c.hardware_per_token(), "(HFU: with recomputation)");
+  row("hardware FLOPs per token", c.hardware_per_token(),
+      f.options.recomputation == tp::recompute::none ? "(HFU: no recomputation, = training)"
+                                                     : "(HFU: with recomputation)");
   row("training FLOPs per sequence", c.model);
   if (gbs) row("training FLOPs per step", c.model_per_step(*gbs), fmt::format("({} sequences)", *gbs));
   return 0;
@@ -53,7 +55,6 @@ std::vector<flag> flops_flags() {
   f.push_back({"gbs", "N", "sequences per step, for FLOPs per step"});
   return with_common(f);
 }
-
 
 }  // namespace
 

@@ -21,26 +21,57 @@ std::vector<std::vector<std::int64_t>> sorted_groups(std::vector<std::vector<std
   return g;
 }
 
-
 std::vector<flag> layout_flags() {
   auto f = parallel_size_flags();
   f.push_back({"order", "O", "axis order, first fastest (default tp-cp-ep-dp-pp)"});
+  f.push_back({"all", "", "list every group and rank however large the world (default: the first 1024 ranks of each)"});
   return with_common(f);
 }
+
+// Megatron-LM's group names (parallel_state.py's RankGenerator tokens; etp / edp are the
+// expert mesh's tp and dp), as layout::groups takes them and the README lists them.
+constexpr std::string_view group_kinds[] = {"tp", "cp", "dp", "pp", "tp-pp", "dp-cp", "tp-cp", "ep", "etp", "edp",
+                                            "embedding"};
+
+// Without --all each kind shows its groups until this many ranks are listed, and the
+// coordinates this many ranks: the answer for a world of 2^20 stays a few pages.
+constexpr std::int64_t shown_ranks = 1024;
 
 int run_layout(const args& a, output& out) {
   const std::int64_t world = require_world(a);
   const tp::parallel_config c = parallel_from_args(a);
   const std::string order = a.get("order").value_or(std::string(tp::default_order));
   const tp::layout l(world, c, order);
-  const std::pair<const char*, const char*> kinds[] = {
-      {"tp", "tp"},    {"cp", "cp"},       {"dp", "dp"},   {"pp", "pp"},   {"ep", "ep"},
-      {"mp", "tp-pp"}, {"dp_cp", "dp-cp"}, {"etp", "etp"}, {"edp", "edp"}, {"embedding", "embedding"}};
+  const bool all = a.has("all");
+  struct listing {
+    std::string_view kind;
+    std::int64_t count = 0, size = 0;  // groups of this kind, ranks per group
+    std::vector<std::vector<std::int64_t>> shown;
+  };
+  std::vector<listing> kinds;
+  for (std::string_view kind : group_kinds) {
+    const auto first = l.groups(kind, 1);
+    const std::int64_t size = static_cast<std::int64_t>(first.front().size());
+    const std::int64_t count = kind == "embedding" ? world / l.decoder().size(tp::axis::pp) : world / size;
+    const std::int64_t budget = all ? count : std::max<std::int64_t>(1, shown_ranks / size);
+    // Megatron-LM's order lists groups by their lowest rank already (the remaining axes, fastest
+    // first, have growing strides), so the first `budget` groups are the lowest ones.
+    kinds.push_back({kind, count, size, sorted_groups(l.groups(kind, budget))});
+  }
+  const std::int64_t coords_shown = all ? world : std::min(world, shown_ranks);
   if (a.has("json")) {
-    json groups = json::object();
-    for (auto [key, name] : kinds) groups[key] = sorted_groups(l.groups(name));
+    json groups = json::object(), counts = json::object();
+    bool truncated = false;
+    for (const auto& k : kinds) {
+      json list = json::array();
+      for (const auto& g : k.shown)
+        if (all || k.size <= shown_ranks) list.push_back(g);
+      truncated |= static_cast<std::int64_t>(list.size()) < k.count;
+      groups[std::string(k.kind)] = list;
+      counts[std::string(k.kind)] = {{"groups", k.count}, {"ranks_per_group", k.size}};
+    }
     json coords = json::array();
-    for (std::int64_t r = 0; r < world; ++r) {
+    for (std::int64_t r = 0; r < coords_shown; ++r) {
       const tp::rank_coords k = l.coords(r);
       coords.push_back({{"rank", r},
                         {"tp", k.tp},
@@ -51,34 +82,54 @@ int run_layout(const args& a, output& out) {
                         {"etp", k.etp},
                         {"edp", k.edp}});
     }
-    out.print_json(json{{"world", world}, {"order", l.decoder().order_string()}, {"groups", groups}, {"coords", coords}});
+    json j{{"world", world}, {"order", l.decoder().order_string()}, {"groups", groups}, {"group_counts", counts},
+           {"coords", coords}};
+    // A consumer must not mistake a summary for the whole: say what was cut and how to get all.
+    if (truncated || coords_shown < world)
+      j["truncated"] = fmt::format("groups past {} ranks per kind and coords past rank {} left out; --all lists them",
+                                   shown_ranks, coords_shown - 1);
+    out.print_json(j);
     return 0;
   }
   const auto& m = l.decoder();
-  out.print("world {} = tp {} x cp {} x dp {} x pp {}; order {} (first axis fastest)\n", world, m.size(tp::axis::tp),
-             m.size(tp::axis::cp), m.size(tp::axis::dp), m.size(tp::axis::pp), m.order_string());
-  out.print("strides: tp {}, cp {}, dp {}, pp {}\n", m.stride(tp::axis::tp), m.stride(tp::axis::cp),
-             m.stride(tp::axis::dp), m.stride(tp::axis::pp));
+  // Degree-1 axes say nothing: left out of the shape and stride lines.
+  std::vector<std::string> shape, strides;
+  for (tp::axis x : {tp::axis::tp, tp::axis::cp, tp::axis::dp, tp::axis::pp})
+    if (m.size(x) > 1) {
+      shape.push_back(fmt::format("{} {}", tp::axis_names[static_cast<int>(x)], m.size(x)));
+      strides.push_back(fmt::format("{} {}", tp::axis_names[static_cast<int>(x)], m.stride(x)));
+    }
+  std::string used_order;  // the order string without its degree-1 axes
+  for (tp::axis x : m.order())
+    if (m.size(x) > 1) used_order += (used_order.empty() ? "" : "-") + std::string(tp::axis_names[static_cast<int>(x)]);
+  out.print("world {}{}{}; order {} (first axis fastest)\n", world, shape.empty() ? "" : " = ",
+            fmt::join(shape, " x "), used_order.empty() ? m.order_string() : used_order);
+  if (!strides.empty()) out.print("strides: {}\n", fmt::join(strides, ", "));
   if (c.ep > 1 || c.resolved_etp() != c.tp) {
     const auto& e = l.expert();
     out.print("experts: etp {} x ep {} x edp {} x pp {}\n", e.size(tp::axis::tp), e.size(tp::axis::ep),
-               e.size(tp::axis::dp), e.size(tp::axis::pp));
+              e.size(tp::axis::dp), e.size(tp::axis::pp));
   }
-  for (auto [key, name] : kinds) {
-    const auto g = sorted_groups(l.groups(name));
-    if (g.front().size() == 1 && std::string_view(key) != "dp") continue;  // trivial axis
+  const auto show = [&](const std::vector<std::int64_t>& g) {
+    if (all || static_cast<std::int64_t>(g.size()) <= shown_ranks) return fmt::format("[{}]", fmt::join(g, ","));
+    return fmt::format("[{},...,{}] ({} ranks)", fmt::join(g.begin(), g.begin() + 8, ","), g.back(), g.size());
+  };
+  for (const auto& k : kinds) {
+    if (k.size == 1 && k.kind != "dp") continue;  // trivial axis
     std::string line;
-    for (const auto& grp : g) line += fmt::format("{}[{}]", line.empty() ? "" : " ", fmt::join(grp, ","));
-    out.print("{:<10}{}\n", key, line);
+    for (const auto& g : k.shown) line += (line.empty() ? "" : " ") + show(g);
+    if (static_cast<std::int64_t>(k.shown.size()) < k.count)
+      line += fmt::format(" ... and {} more groups of {} (--all lists them)", k.count - k.shown.size(), k.size);
+    out.print("{:<10}{}\n", k.kind, line);
   }
   return 0;
 }
 
-
 }  // namespace
 
 command layout_command() {
-  return {"layout", "rank coordinates and Megatron-LM process groups for a world and its parallel degrees", layout_flags, run_layout};
+  return {"layout", "rank coordinates and Megatron-LM process groups for a world and its parallel degrees",
+          layout_flags, run_layout};
 }
 
 }  // namespace trainperf::cli

@@ -3,8 +3,8 @@
 #include <fstream>
 #include <functional>
 #include <optional>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -214,13 +214,13 @@ int run_memory(const args& a, output& out) {
     return 0;
   }
   out.print("{} on {} device{} (tp {} x cp {} x pp {} x dp {}), per device, GiB\n", m.model.name, m.world,
-             m.world == 1 ? "" : "s", m.parallel.tp, m.parallel.cp, m.parallel.pp, m.parallel.dp);
+            m.world == 1 ? "" : "s", m.parallel.tp, m.parallel.cp, m.parallel.pp, m.parallel.dp);
   out.print("{:>6}{:>7}{:>9}{:>10}{:>8}{:>11}{:>13}{:>8}{:>9}{:>9}\n", "stage", "layers", "inflight", "weights",
-             "grads", "optimizer", "activations", "other", "reserve", "total");
+            "grads", "optimizer", "activations", "other", "reserve", "total");
   for (const auto& s : e.stages)
     out.print("{:>6}{:>7}{:>9.2f}{:>10.2f}{:>8.2f}{:>11.2f}{:>13.2f}{:>8.2f}{:>9.2f}{:>9.2f}\n", s.stage, s.layers,
-               s.inflight, s.params / gib, s.grads / gib, s.optimizer / gib, s.activations / gib, s.other / gib,
-               s.reserve / gib, s.total() / gib);
+              s.inflight, s.params / gib, s.grads / gib, s.optimizer / gib, s.activations / gib, s.other / gib,
+              s.reserve / gib, s.total() / gib);
   out.print(
       "other = logits/loss buffers (beyond a recomputed layer, never alive with them), gathered ZeRO-3 weights, "
       "comm buffers and the runtime overhead ({:.1f} GiB)\n",
@@ -247,11 +247,11 @@ int run_memory(const args& a, output& out) {
   return 0;
 }
 
-
 }  // namespace
 
 command memory_command() {
-  return {"memory", "device memory per pipeline stage: weights, gradients, optimizer, activations; fit on a device", memory_flags, run_memory};
+  return {"memory", "device memory per pipeline stage: weights, gradients, optimizer, activations; fit on a device",
+          memory_flags, run_memory};
 }
 
 }  // namespace trainperf::cli

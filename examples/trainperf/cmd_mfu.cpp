@@ -66,8 +66,17 @@ int run_mfu(const args& a, output& out) {
       tps = tp::tokens_per_device_per_s_from_step(*a.get_double("step-time"), *gbs, c.seq, *devices);
     }
   }
-  const double mfu = tp::utilization(c.model_per_token(), tps, peak);
-  const double hfu = tp::utilization(c.hardware_per_token(), tps, peak);
+  // Above 100% (hardware FLOPs include recomputation, so HFU meets it first) is refused by
+  // utilization(); the CLI adds what only it knows: the convention and where the peak came from.
+  double mfu = 0, hfu = 0;
+  try {
+    mfu = tp::utilization(c.model_per_token(), tps, peak);
+    hfu = tp::utilization(c.hardware_per_token(), tps, peak);
+  } catch (const tp::config_error& e) {
+    throw tp::config_error(e.field(), fmt::format("{} (convention {}, recompute {}, peak {})", e.what(),
+                                                  tp::to_string(f.options.convention),
+                                                  tp::to_string(f.options.recomputation), peak_source));
+  }
   const double tflops = tps * c.model_per_token() / 1e12;
   if (a.has("json")) {
     json j{{"model", f.model.name},
@@ -85,16 +94,19 @@ int run_mfu(const args& a, output& out) {
     out.print_json(j);
     return 0;
   }
-  out.print("model {}, convention {}, seq {}, recompute {}\n", f.model.name, tp::to_string(f.options.convention),
-             c.seq, tp::to_string(f.options.recomputation));
+  out.print("model {}, convention {}, seq {}, recompute {}\n", f.model.name, tp::to_string(f.options.convention), c.seq,
+            tp::to_string(f.options.recomputation));
   out.print("  peak                {:.6g} FLOP/s per device: {}\n", peak, peak_source);
-  out.print("  token/p/s           {:.2f}\n", tps);
-  out.print("  TFLOP/s per device  {:.2f}   ({:.6g} FLOPs per token)\n", tflops, c.model_per_token());
-  out.print("  MFU                 {:.2f}%\n", mfu * 100);
-  out.print("  HFU                 {:.2f}%\n", hfu * 100);
+  // Two decimals as the reports print them; significant digits where two decimals would hide the value.
+  const auto fixed2 = [](double v) {
+    return v >= 0.01 && v < 1e12 ? fmt::format("{:.2f}", v) : fmt::format("{:.3g}", v);
+  };
+  out.print("  token/p/s           {}\n", fixed2(tps));
+  out.print("  TFLOP/s per device  {}   ({:.6g} FLOPs per token)\n", fixed2(tflops), c.model_per_token());
+  out.print("  MFU                 {}%\n", fixed2(mfu * 100));
+  out.print("  HFU                 {}%\n", fixed2(hfu * 100));
   return 0;
 }
-
 
 }  // namespace
 

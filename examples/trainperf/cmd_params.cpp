@@ -63,7 +63,7 @@ int run_params(const args& a, output& out) {
     out.print("  {:<28}{:>22}\n", what, tp::format_count(n));
   };
   out.print("model {}{}\n", m.name,
-             m.nominal_params > 0 ? fmt::format(" (nominal {})", short_count(m.nominal_params)) : "");
+            m.nominal_params > 0 ? fmt::format(" (nominal {})", short_count(m.nominal_params)) : "");
   row("total", c.total());
   row("embedding", c.embedding());
   row("non-embedding", c.non_embedding());
@@ -85,11 +85,11 @@ int run_params(const args& a, output& out) {
   return 0;
 }
 
-
 }  // namespace
 
 command params_command() {
-  return {"params", "parameter counts: total, embedding, non-embedding, per component and layer", params_flags, run_params};
+  return {"params", "parameter counts: total, embedding, non-embedding, per component and layer", params_flags,
+          run_params};
 }
 
 }  // namespace trainperf::cli

@@ -27,10 +27,9 @@ int run_presets(const args& a, output& out) {
   out.print("{:<14}{:>20}{:>10}  {}\n", "preset", "parameters", "nominal", "source");
   for (const auto& p : tp::presets)
     out.print("{:<14}{:>20}{:>10}  {}\n", p.name, tp::format_count(tp::count_params(p.spec).total()),
-               p.nominal_params > 0 ? short_count(p.nominal_params) : "-", p.source);
+              p.nominal_params > 0 ? short_count(p.nominal_params) : "-", p.source);
   return 0;
 }
-
 
 }  // namespace
 

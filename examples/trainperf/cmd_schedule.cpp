@@ -39,6 +39,13 @@ int run_schedule(const args& a, output& out) {
   const tp::pipeline_schedule kind = k == "gpipe"  ? tp::pipeline_schedule::gpipe
                                      : k == "1f1b" ? tp::pipeline_schedule::one_f_one_b
                                                    : tp::pipeline_schedule::interleaved;
+  // The micro-batch rules check-config applies to Megatron-LM's 1F1B and interleaved
+  // schedules, from the same place (check_parallel): one verdict in every subcommand. GPipe
+  // runs any number of micro-batches (its bubble is simply (p - 1) / m of the useful time).
+  if (kind != tp::pipeline_schedule::gpipe) {
+    const auto broken = tp::check_parallel({.pp = *pp, .vpp = vpp}, {.world = *pp, .gbs = *m, .lbs = 1});
+    if (!broken.empty()) throw tp::config_error(broken.front().field, broken.front().message);
+  }
   const tp::schedule s = tp::make_schedule(kind, *pp, *m, vpp);
   const double tf = a.get_double("forward-time").value_or(1), tb = a.get_double("backward-time").value_or(2);
   double latency = 0;
@@ -80,16 +87,16 @@ int run_schedule(const args& a, output& out) {
       s.bubble_fraction(), sim.bubble_fraction(), tf, tb, latency);
   out.print("  in-flight peak        {} micro-batches per stage\n", fmt::join(s.inflight_peak(), ", "));
   out.print("  warm-up micro-batches {} per stage{}\n", fmt::join(s.warmup, ", "),
-             vpp > 1 ? " (virtual: one chunk each)" : "");
+            vpp > 1 ? " (virtual: one chunk each)" : "");
   out.print("  step time (simulated) {:g}\n\n{}", sim.step_time, tp::render_ascii(sim, vpp));
   return 0;
 }
 
-
 }  // namespace
 
 command schedule_command() {
-  return {"schedule", "pipeline schedule: action lists, bubble, in-flight micro-batches, simulated timeline", schedule_flags, run_schedule};
+  return {"schedule", "pipeline schedule: action lists, bubble, in-flight micro-batches, simulated timeline",
+          schedule_flags, run_schedule};
 }
 
 }  // namespace trainperf::cli

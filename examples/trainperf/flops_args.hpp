@@ -56,9 +56,7 @@ inline flops_setup flops_from_args(const args& a) {
     }
     if ((has("vision") || has("projector")) && !s.vision.present())
       throw usage_error("--train names vision/projector parts, but " + f.model.name + " has no vision tower");
-    const auto mode = [&](std::string_view part) {
-      return has(part) ? train_mode::trained : train_mode::frozen;
-    };
+    const auto mode = [&](std::string_view part) { return has(part) ? train_mode::trained : train_mode::frozen; };
     s.vision.tower_mode = mode("vision");
     s.vision.projector_mode = mode("projector");
     s.llm_mode = mode("llm");
@@ -86,6 +84,5 @@ inline flops_setup flops_from_args(const args& a) {
   f.params_used = convention_params(s, o);
   return f;
 }
-
 
 }  // namespace trainperf::cli

@@ -13,10 +13,9 @@
 namespace trainperf::cli {
 
 const std::vector<command>& commands() {
-  static const std::vector<command> all = {params_command(), batch_command(),    presets_command(),
-                                           flops_command(),  mfu_command(),      devices_command(),
-                                           layout_command(), schedule_command(), memory_command(),
-                                           check_config_command()};
+  static const std::vector<command> all = {
+      params_command(),  batch_command(),  presets_command(),  flops_command(),  mfu_command(),
+      devices_command(), layout_command(), schedule_command(), memory_command(), check_config_command()};
   return all;
 }
 

@@ -103,8 +103,10 @@ class process_mesh {
 
   // The groups spanned by the axes named in `token` ("tp", "dp-cp", "tp-pp", ...): ranks that
   // differ only along those axes. Same order as Megatron-LM: groups by the remaining axes
-  // (fastest first), members by the named axes (in mesh order).
-  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view token) const {
+  // (fastest first), members by the named axes (in mesh order). `max_groups` (>= 0) stops after
+  // that many, so a caller that shows a few groups of a large world does not build them all.
+  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view token,
+                                                                        std::int64_t max_groups = -1) const {
     std::array<bool, axis_count> masked{};
     std::string_view rest = token;
     while (!rest.empty()) {
@@ -122,7 +124,8 @@ class process_mesh {
     std::int64_t group_size = 1;
     for (axis a : in) group_size *= size(a);
     std::vector<std::vector<std::int64_t>> result;
-    for (std::int64_t g = 0; g < world_ / group_size; ++g) {
+    const std::int64_t count = max_groups >= 0 ? std::min(max_groups, world_ / group_size) : world_ / group_size;
+    for (std::int64_t g = 0; g < count; ++g) {
       std::int64_t base = 0, rem = g;
       for (axis a : out) {
         base += (rem % size(a)) * stride(a);
@@ -215,16 +218,18 @@ class layout {
   //   decoder: "tp", "cp", "dp", "pp", "dp-cp", "tp-pp" (model parallel), "tp-cp", "tp-dp-cp", "tp-dp"
   //   experts: "ep", "etp" (expert tensor parallel), "edp" (expert data parallel), "etp-ep", "etp-ep-pp"
   //   "embedding": first and last rank of each pipeline group; "position_embedding": the first.
-  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view name) const {
-    if (name == "ep") return expert_.groups("ep");
-    if (name == "etp") return expert_.groups("tp");
-    if (name == "edp") return expert_.groups("dp");
-    if (name == "etp-ep") return expert_.groups("tp-ep");
-    if (name == "etp-ep-pp") return expert_.groups("tp-ep-pp");
-    if (name == "mp") return decoder_.groups("tp-pp");
+  // `max_groups` (>= 0): at most that many, the first ones.
+  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view name,
+                                                                        std::int64_t max_groups = -1) const {
+    if (name == "ep") return expert_.groups("ep", max_groups);
+    if (name == "etp") return expert_.groups("tp", max_groups);
+    if (name == "edp") return expert_.groups("dp", max_groups);
+    if (name == "etp-ep") return expert_.groups("tp-ep", max_groups);
+    if (name == "etp-ep-pp") return expert_.groups("tp-ep-pp", max_groups);
+    if (name == "mp") return decoder_.groups("tp-pp", max_groups);
     if (name == "embedding" || name == "position_embedding") {
       std::vector<std::vector<std::int64_t>> out;
-      for (auto& g : decoder_.groups("pp")) {
+      for (auto& g : decoder_.groups("pp", max_groups)) {
         if (name == "position_embedding" || g.size() == 1)
           out.push_back({g.front()});
         else
@@ -232,7 +237,7 @@ class layout {
       }
       return out;
     }
-    return decoder_.groups(name);
+    return decoder_.groups(name, max_groups);
   }
 
  private:

@@ -6,34 +6,52 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <optional>
 #include <string>
 
 #include "error.hpp"
+#include "units.hpp"
 
 namespace trainperf {
 
 namespace reason {
 inline void measurement_must_be_positive_and_finite() {}
+inline void utilization_exceeds_100_percent() {}
 }  // namespace reason
 
 namespace detail {
+// Positive, finite and normal: a denormal (below 2.2e-308) is no measurement, it is an
+// underflow, and MFUs computed from it print as 0.00%.
 constexpr void require_measurement(double v, std::string_view field, std::string_view unit) {
-  require(is_finite(v) && v > 0, reason::measurement_must_be_positive_and_finite, field, [&] {
-    return std::string(field) + " must be a positive, finite number of " + std::string(unit) + ", got " +
-           std::to_string(v);
-  });
+  require(is_finite(v) && v >= std::numeric_limits<double>::min(), reason::measurement_must_be_positive_and_finite,
+          field, [&] {
+            return std::string(field) + " must be a positive, finite number of " + std::string(unit) + ", got " +
+                   format_double(v);
+          });
 }
 }  // namespace detail
 
 // Achieved model FLOP/s per device over its dense peak: MFU as the PaLM paper defines it
 // (Chowdhery et al. 2022, appendix B) when flops_per_token counts model FLOPs, HFU when it
-// counts hardware FLOPs (recomputation included).
+// counts hardware FLOPs (recomputation included). No device computes above its peak, so a
+// utilization above 100% is refused: one of the three inputs is wrong.
 constexpr double utilization(double flops_per_token, double tokens_per_device_per_s, double peak_flops) {
   detail::require_measurement(flops_per_token, "flops_per_token", "FLOPs");
   detail::require_measurement(tokens_per_device_per_s, "tokens_per_device_per_s", "tokens per second");
   detail::require_measurement(peak_flops, "peak_flops", "FLOP/s");
-  return flops_per_token * tokens_per_device_per_s / peak_flops;
+  const double achieved = flops_per_token * tokens_per_device_per_s;
+  detail::require(detail::is_finite(achieved) && achieved <= peak_flops, reason::utilization_exceeds_100_percent,
+                  "tokens_per_device_per_s", [&] {
+                    return "utilization " + format_double(achieved / peak_flops * 100) + "% exceeds 100%: " +
+                           format_double(flops_per_token) + " FLOPs per token x " +
+                           format_double(tokens_per_device_per_s) + " tokens/s per device = " +
+                           format_double(achieved) + " FLOP/s, above the peak of " +
+                           format_double(peak_flops) +
+                           " FLOP/s; give the throughput per device (not per node or job), the dense peak of the "
+                           "dtype that computes, and FLOPs per token of this model";
+                  });
+  return achieved / peak_flops;
 }
 
 // Token/p/s from the usual ways a throughput is reported.
@@ -70,6 +88,7 @@ class meter {
     double tflops_per_device = 0;         // model TFLOP/s per device
     std::optional<double> mfu;            // fractions (0.336 = 33.6%); absent when the peak is unknown
     std::optional<double> hfu;
+    std::string utilization_refused;  // why mfu/hfu are absent although the peak is known (above 100%)
     std::optional<std::int64_t> peak_memory_bytes;
   };
 
@@ -146,9 +165,15 @@ class meter {
     r.tokens_per_device_per_s = s.tokens / s.seconds / static_cast<double>(cfg_.devices);
     if (s.all_have_samples) r.samples_per_s = s.samples / s.seconds;
     r.tflops_per_device = r.tokens_per_device_per_s * cfg_.model_flops_per_token / 1e12;
-    if (cfg_.peak_flops > 0) {
-      r.mfu = utilization(cfg_.model_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
-      r.hfu = utilization(cfg_.hardware_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
+    if (cfg_.peak_flops > 0) {  // a trainer's loop asks often: an impossible MFU is reported, not thrown
+      try {
+        r.mfu = utilization(cfg_.model_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
+        r.hfu = utilization(cfg_.hardware_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
+      } catch (const config_error& e) {
+        r.mfu.reset();
+        r.hfu.reset();
+        r.utilization_refused = e.what();
+      }
     }
     r.peak_memory_bytes = peak_memory_;
     return r;

@@ -70,10 +70,13 @@ inline void micro_batches_not_a_multiple_of_pp_for_interleaving() {}
 inline void virtual_stages_need_pipeline_parallelism() {}
 inline void batch_dp_differs_from_the_layout_dp() {}
 inline void parallel_degree_exceeds_2_to_the_20() {}
+inline void world_size_exceeds_2_to_the_20() {}
 }  // namespace reason
 
-// The largest tp, pp, cp, ep, etp, dp or vpp accepted (about a million ranks on one axis).
+// The largest tp, pp, cp, ep, etp, dp or vpp accepted (about a million ranks on one axis), and
+// the largest world: a layout lists every rank, so a world past it would take gigabytes.
 inline constexpr std::int64_t max_parallel_degree = std::int64_t{1} << 20;
+inline constexpr std::int64_t max_world_size = std::int64_t{1} << 20;
 
 namespace detail {
 
@@ -122,7 +125,11 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
                   positive(c.vpp, "vpp");
   if (c.dp != 0) sizes_ok &= positive(c.dp, "dp");
   if (c.etp != 0) sizes_ok &= positive(c.etp, "etp");
-  if (!sizes_ok) return r.take();
+  r.check(ctx.world <= max_world_size, reason::world_size_exceeds_2_to_the_20, "world", [&] {
+    return "world size " + str(ctx.world) + " exceeds the largest supported world 2^20 = " + str(max_world_size) +
+           " ranks";
+  });
+  if (!sizes_ok || ctx.world > max_world_size) return r.take();
   const std::int64_t etp = c.resolved_etp();
 
   // ---- world size

@@ -41,4 +41,12 @@ inline std::string format_count(std::int64_t n) {
   return negative ? "-" + out : out;
 }
 
+// A measurement in six significant digits, as %g prints it: "989.4e+12" style magnitudes
+// stay short whatever their size ("1e+308", "1e-320").
+inline std::string format_double(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
 }  // namespace trainperf

@@ -1,5 +1,5 @@
 # Runs EXE with ARGS ("@@"-separated), requires exit code RC and every "@@"-separated EXPECT
-# regex. JSON patterns may be written without whitespace: they are also matched against the
+# regex; with RC 2, also an empty stdout and exactly one line on stderr. JSON patterns may be written without whitespace: they are also matched against the
 # output with all whitespace removed. (The patterns are split by hand: CMake's list splitting
 # treats the square brackets of regexes specially.)
 string(REPLACE "@@" ";" args "${ARGS}")
@@ -7,6 +7,17 @@ execute_process(COMMAND ${EXE} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ER
 message("${out}${err}")
 if(NOT rc STREQUAL "${RC}")
   message(FATAL_ERROR "exit code ${rc}, expected ${RC}")
+endif()
+# Bad input: one line on stderr and nothing on stdout (no half-printed answer before the error).
+if(RC STREQUAL "2")
+  if(NOT out STREQUAL "")
+    message(FATAL_ERROR "exit code 2 with output on stdout")
+  endif()
+  string(REGEX MATCHALL "\n" newlines "${err}")
+  list(LENGTH newlines lines)
+  if(NOT lines EQUAL 1 OR NOT err MATCHES "\n$")
+    message(FATAL_ERROR "exit code 2 needs exactly one line on stderr, got ${lines}")
+  endif()
 endif()
 string(REGEX REPLACE "[ \t\r\n]+" "" compact "${out}${err}")
 set(rest "${EXPECT}")

@@ -259,3 +259,20 @@ TEST_CASE("layouts are usable in constant evaluation") {
   static_assert(tp_group_of_5() == 5);
   static_assert(layout(32, {.tp = 8, .pp = 4}).coords(31).pp == 3);
 }
+
+TEST_CASE("the world is capped at 2^20 ranks and groups can be listed in part") {
+  CHECK(check_parallel({}, {.world = max_world_size}).empty());
+  const auto v = check_parallel({}, {.world = max_world_size + 1});
+  REQUIRE(v.size() == 1);
+  CHECK(v.front().field == "world");
+  CHECK_THROWS_AS(layout(std::int64_t{1} << 30, {}), config_error);
+  // The first groups of a partial listing are the first of the full one (16 ranks, tp 2, pp 4:
+  // the Megatron-LM docstring's dp groups [0,2] [1,3] [4,6] ...).
+  const layout l(16, {.tp = 2, .pp = 4});
+  const auto all = l.groups("dp");
+  CHECK(all.size() == 8);
+  CHECK(l.groups("dp", 3) == groups_t(all.begin(), all.begin() + 3));
+  CHECK(l.groups("dp", 3) == groups_t{{0, 2}, {1, 3}, {4, 6}});
+  CHECK(l.groups("embedding", 1) == groups_t{{0, 12}});
+  CHECK(l.groups("tp", 0).empty());
+}

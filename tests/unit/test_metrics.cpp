@@ -70,3 +70,25 @@ TEST_CASE("throughput conversions") {
   CHECK(tokens_per_device_per_s_from_step(10.0, 1024, 2048, 8) == doctest::Approx(1024.0 * 2048 / 10 / 8));
   CHECK_THROWS_AS(tokens_per_device_per_s_from_step(0.0, 1024, 2048, 8), config_error);
 }
+
+TEST_CASE("a utilization above 100% or from a denormal throughput is refused") {
+  // 1e9 FLOPs per token x 2000 tokens/s = 2e12 FLOP/s on a 1e12 FLOP/s device: 200%.
+  CHECK_THROWS_WITH_AS(utilization(1e9, 2000, 1e12),
+                       doctest::Contains("utilization 200% exceeds 100%: 1e+09 FLOPs per token x 2000 tokens/s"),
+                       config_error);
+  CHECK(utilization(1e9, 1000, 1e12) == 1.0);  // exactly the peak is possible, if unlikely
+  // 1e308 x 1e9 overflows to infinity: no "MFU inf%".
+  CHECK_THROWS_AS(utilization(1e9, 1e308, 1e12), config_error);
+  // Below DBL_MIN (2.2e-308) a double is denormal: an underflow, not a measurement.
+  CHECK_THROWS_WITH_AS(utilization(1e9, 1e-310, 1e12), doctest::Contains("tokens_per_device_per_s must be a positive"),
+                       config_error);
+  CHECK(utilization(1e9, std::numeric_limits<double>::min(), 1e12) > 0);
+  // The meter reports instead of throwing from a trainer's loop: MFU and HFU absent, the reason kept.
+  meter m({.model_flops_per_token = 1e9, .peak_flops = 1e12, .devices = 1, .warmup_steps = 0});
+  m.step(4000, 1.0);  // 4000 tokens/s: 400%
+  const auto s = m.running().value();
+  CHECK(s.tokens_per_device_per_s == 4000);
+  CHECK_FALSE(s.mfu.has_value());
+  CHECK_FALSE(s.hfu.has_value());
+  CHECK(s.utilization_refused.find("utilization 400% exceeds 100%") != std::string::npos);
+}

@@ -24,20 +24,20 @@ inline std::string read_file(const std::filesystem::path& path, std::uintmax_t m
   namespace fs = std::filesystem;
   const std::string p = path.string();
   const auto fail = [&](const std::string& why) {
-    throw config_error(field, p + " " + why + "; give " + std::string(what));
+    throw config_error(std::string(field), p + " " + why + "; give " + std::string(what));
   };
   std::error_code ec;
   // status() follows symbolic links and never opens the file, so a FIFO cannot block here.
   const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) fail(ec && ec != std::errc::no_such_file_or_directory ? "cannot be read (" + ec.message() + ")" : "does not exist");
+  if (ec || !fs::exists(st))
+    fail(ec && ec != std::errc::no_such_file_or_directory ? "cannot be read (" + ec.message() + ")" : "does not exist");
   if (fs::is_directory(st)) fail("is a directory");
   if (!fs::is_regular_file(st)) fail("is not a regular file (a FIFO, device or socket)");
   const std::uintmax_t size = fs::file_size(path, ec);
   if (ec) fail("cannot be read (" + ec.message() + ")");
   if (size == 0) fail("is empty");
   if (size > max_bytes)
-    fail("is " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) +
-         " this reader accepts");
+    fail("is " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) + " this reader accepts");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot be opened (" + std::string(std::strerror(errno)) + ")");
   std::string bytes(static_cast<std::size_t>(size), '\0');
