@@ -33,17 +33,21 @@ int run_devices(const args& a, output& out) {
     return 0;
   }
   out.print("dense peak TFLOP/s ('-' = not published); memory GiB; bandwidths GB/s\n");
-  out.print("{:<10}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}{:>8}\n", "device", "fp32", "tf32", "bf16", "fp16", "fp8",
-            "mem", "mem bw", "intra", "inter");
+  table t({"device", "fp32", "tf32", "bf16", "fp16", "fp8", "mem", "mem bw", "intra", "inter"}, {true});
   const auto v = [](double x, double div) { return x > 0 ? fmt::format("{:g}", x / div) : std::string("-"); };
   for (const auto& d : tp::devices) {
-    out.print("{:<10}", d.name);
-    for (auto t : all) out.print("{:>8}", v(d.peak_flops[static_cast<int>(t)], 1e12));
-    out.print("{:>8}{:>8}{:>8}{:>8}\n", v(static_cast<double>(d.memory_bytes), static_cast<double>(tp::GiB)),
-              v(d.memory_bandwidth, 1e9), v(d.intra_node_bandwidth, 1e9), v(d.inter_node_bandwidth, 1e9));
+    std::vector<std::string> row{std::string(d.name)};
+    for (auto t : all) row.push_back(v(d.peak_flops[static_cast<int>(t)], 1e12));
+    for (const double x : {static_cast<double>(d.memory_bytes) / static_cast<double>(tp::GiB) * 1e9,
+                           d.memory_bandwidth, d.intra_node_bandwidth, d.inter_node_bandwidth})
+      row.push_back(v(x, 1e9));
+    t.row(std::move(row));
   }
+  out.print("{}", t.render());
   out.print("\nsources:\n");
-  for (const auto& d : tp::devices) out.print("  {:<10}{}\n", d.name, d.source);
+  table sources({"device", "source"}, {true, true});
+  for (const auto& d : tp::devices) sources.row({std::string(d.name), std::string(d.source)});
+  out.print("{}", sources.render());
   return 0;
 }
 

@@ -98,11 +98,14 @@ memory_setup memory_from_args(const args& a) {
   return m;
 }
 
-// Changes that would make an over-capacity layout fit, each with its new peak: single changes
-// first (sharding the states, recomputation, more tensor or pipeline parallelism, a smaller
-// micro batch, flash attention, offloading the optimizer); when none fits alone, pairs of
-// changes of different kinds. At most four answers: those needing no extra devices first, then
-// the fewest extra devices, then the smallest peak.
+// Changes that would make an over-capacity layout fit, each with its new peak and the devices
+// it uses: single changes first (sharding the states, recomputation, more tensor or pipeline
+// parallelism, a smaller micro batch, flash attention, offloading the optimizer); when none fits
+// alone, pairs of changes of different kinds. Only what the named framework offers: Megatron-LM
+// shards optimizer states with its distributed optimizer, not ZeRO stages; DeepSpeed's ZeRO
+// over Hugging Face models (the deepspeed accounting) has ZeRO 1-3 and offload but no tensor,
+// sequence or pipeline parallelism; the generic accounting takes all. At most four answers:
+// those needing no extra devices first, then the fewest devices, then the smallest peak.
 std::vector<std::string> what_would_fit(const memory_setup& m, std::int64_t capacity) {
   struct change {
     std::string what;
@@ -111,24 +114,25 @@ std::vector<std::string> what_would_fit(const memory_setup& m, std::int64_t capa
   };
   const tp::parallel_config& c = m.parallel;
   const tp::memory_options& o = m.options;
+  const bool megatron = o.accounting == tp::framework::megatron, deepspeed = o.accounting == tp::framework::deepspeed;
   std::vector<change> changes;
-  for (int z = c.zero_stage + 1; z <= 3 && c.dp > 1; ++z)
+  for (int z = c.zero_stage + 1; z <= 3 && c.dp > 1 && !megatron; ++z)
     changes.push_back({fmt::format("--zero {}", z), 0, [z](auto& x, auto&) {
                          x.zero_stage = z;
                          x.distributed_optimizer = false;
                        }});
-  if (c.dp > 1 && c.zero_stage == 0 && !c.distributed_optimizer)
+  if (c.dp > 1 && c.zero_stage == 0 && !c.distributed_optimizer && !deepspeed)
     changes.push_back({"--distributed-optimizer", 0, [](auto& x, auto&) { x.distributed_optimizer = true; }});
   if (c.recomputation == tp::recompute::none)
     changes.push_back({"--recompute selective", 1, [](auto& x, auto&) { x.recomputation = tp::recompute::selective; }});
   if (c.recomputation != tp::recompute::full)
     changes.push_back({"--recompute full", 1, [](auto& x, auto&) { x.recomputation = tp::recompute::full; }});
-  for (std::int64_t f = 2; f <= 8; f *= 2) {
-    changes.push_back({fmt::format("--tp {} --sp (x{} devices)", c.tp * f, f), 2, [f](auto& x, auto&) {
+  for (std::int64_t f = 2; f <= 8 && !deepspeed; f *= 2) {
+    changes.push_back({fmt::format("--tp {} --sp", c.tp * f), 2, [f](auto& x, auto&) {
                          x.tp *= f;
                          x.sequence_parallel = true;
                        }});
-    changes.push_back({fmt::format("--pp {} (x{} devices)", c.pp * f, f), 3, [f](auto& x, auto&) { x.pp *= f; }});
+    changes.push_back({fmt::format("--pp {}", c.pp * f), 3, [f](auto& x, auto&) { x.pp *= f; }});
   }
   if (o.lbs > 1)
     changes.push_back({fmt::format("--lbs {} --gas {}", o.lbs / 2, o.micro_batches * 2), 4, [](auto&, auto& y) {
@@ -136,7 +140,7 @@ std::vector<std::string> what_would_fit(const memory_setup& m, std::int64_t capa
                          y.micro_batches *= 2;
                        }});
   if (!o.flash_attention) changes.push_back({"--flash", 5, [](auto&, auto& y) { y.flash_attention = true; }});
-  if (!o.offload_optimizer)
+  if (!o.offload_optimizer && !megatron)
     changes.push_back({"--offload-optimizer", 6, [](auto&, auto& y) { y.offload_optimizer = true; }});
 
   // Tries the given changes; keeps them when the result is a valid layout that fits.
@@ -166,7 +170,8 @@ std::vector<std::string> what_would_fit(const memory_setup& m, std::int64_t capa
   std::vector<std::string> out;
   for (const auto& [world, peak, what] : fits) {
     if (out.size() == 4) break;
-    out.push_back(fmt::format("{} -> {:.1f} GiB", what, peak / static_cast<double>(tp::GiB)));
+    out.push_back(fmt::format("{} -> {:.1f} GiB on {} device{}", what, peak / static_cast<double>(tp::GiB), world,
+                              world == 1 ? "" : "s"));
   }
   return out;
 }
@@ -176,15 +181,15 @@ int run_memory(const args& a, output& out) {
   const tp::memory_estimate e = tp::estimate_memory(m.model.spec, m.parallel, m.world, m.options);
   std::optional<tp::device_spec> dev;
   if (auto d = a.get("device")) dev = tp::get_device(*d);
-  if (auto path = a.get("svg")) {
-    std::ofstream out(*path);
-    out << tp::render_memory_svg(e, dev ? dev->memory_bytes : 0,
-                                 fmt::format("{}: memory per device by pipeline stage", m.model.name));
-    if (!out) throw tp::config_error("svg", "cannot write " + *path);
-  }
   const double gib = static_cast<double>(tp::GiB);
   std::vector<std::string> fixes;
   if (dev && e.max_total() > static_cast<double>(dev->memory_bytes)) fixes = what_would_fit(m, dev->memory_bytes);
+  if (auto path = a.get("svg")) {  // last: a refused request leaves no file behind
+    std::ofstream svg(*path);
+    svg << tp::render_memory_svg(e, dev ? dev->memory_bytes : 0,
+                                 fmt::format("{}: memory per device by pipeline stage", m.model.name));
+    if (!svg) throw tp::config_error("svg", "cannot write " + *path + "; give a writable file path");
+  }
   if (a.has("json")) {
     json stages = json::array();
     for (const auto& s : e.stages)
@@ -215,12 +220,12 @@ int run_memory(const args& a, output& out) {
   }
   out.print("{} on {} device{} (tp {} x cp {} x pp {} x dp {}), per device, GiB\n", m.model.name, m.world,
             m.world == 1 ? "" : "s", m.parallel.tp, m.parallel.cp, m.parallel.pp, m.parallel.dp);
-  out.print("{:>6}{:>7}{:>9}{:>10}{:>8}{:>11}{:>13}{:>8}{:>9}{:>9}\n", "stage", "layers", "inflight", "weights",
-            "grads", "optimizer", "activations", "other", "reserve", "total");
+  table t({"stage", "layers", "inflight", "weights", "grads", "optimizer", "activations", "other", "reserve", "total"});
+  const auto g2 = [gib](double bytes) { return fmt::format("{:.2f}", bytes / gib); };
   for (const auto& s : e.stages)
-    out.print("{:>6}{:>7}{:>9.2f}{:>10.2f}{:>8.2f}{:>11.2f}{:>13.2f}{:>8.2f}{:>9.2f}{:>9.2f}\n", s.stage, s.layers,
-              s.inflight, s.params / gib, s.grads / gib, s.optimizer / gib, s.activations / gib, s.other / gib,
-              s.reserve / gib, s.total() / gib);
+    t.row({fmt::format("{}", s.stage), fmt::format("{}", s.layers), fmt::format("{:.2f}", s.inflight), g2(s.params),
+           g2(s.grads), g2(s.optimizer), g2(s.activations), g2(s.other), g2(s.reserve), g2(s.total())});
+  out.print("{}", t.render());
   out.print(
       "other = logits/loss buffers (beyond a recomputed layer, never alive with them), gathered ZeRO-3 weights, "
       "comm buffers and the runtime overhead ({:.1f} GiB)\n",

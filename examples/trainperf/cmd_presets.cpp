@@ -24,10 +24,11 @@ int run_presets(const args& a, output& out) {
     out.print_json(j);
     return 0;
   }
-  out.print("{:<14}{:>20}{:>10}  {}\n", "preset", "parameters", "nominal", "source");
+  table t({"preset", "parameters", "nominal", "source"}, {true, false, false, true});
   for (const auto& p : tp::presets)
-    out.print("{:<14}{:>20}{:>10}  {}\n", p.name, tp::format_count(tp::count_params(p.spec).total()),
-              p.nominal_params > 0 ? short_count(p.nominal_params) : "-", p.source);
+    t.row({std::string(p.name), tp::format_count(tp::count_params(p.spec).total()),
+           p.nominal_params > 0 ? short_count(p.nominal_params) : "-", std::string(p.source)});
+  out.print("{}", t.render());
   return 0;
 }
 

@@ -1,5 +1,6 @@
 # Runs EXE with ARGS ("@@"-separated), requires exit code RC and every "@@"-separated EXPECT
-# regex; with RC 2, also an empty stdout and exactly one line on stderr. JSON patterns may be written without whitespace: they are also matched against the
+# regex, and no "@@"-separated REJECT regex; with RC 2, also an empty stdout and exactly one line
+# on stderr. JSON patterns may be written without whitespace: they are also matched against the
 # output with all whitespace removed. (The patterns are split by hand: CMake's list splitting
 # treats the square brackets of regexes specially.)
 string(REPLACE "@@" ";" args "${ARGS}")
@@ -35,3 +36,9 @@ while(NOT rest STREQUAL "")
     message(FATAL_ERROR "output lacks /${p}/")
   endif()
 endwhile()
+string(REPLACE "@@" ";" rejects "${REJECT}")
+foreach(p IN LISTS rejects)
+  if("${out}${err}" MATCHES "${p}")
+    message(FATAL_ERROR "output has /${p}/, which it must not")
+  endif()
+endforeach()
