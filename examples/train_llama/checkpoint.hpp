@@ -1,0 +1,281 @@
+// train_llama's checkpoints: the host model's fp32 parameters and AdamW moments after a step,
+// with a format version and a checksum, so that a truncated, corrupted, padded or foreign file
+// is refused with a message before any of the model's state is touched, and written so that
+// a crash at any moment leaves either the previous checkpoint or the new one, never a mix
+// (temporary file, fsync, rename, fsync of the folder).
+//
+// Format 2, little-endian:
+//   offset  0  char[8]   "TPLLCKPT"
+//           8  u32       format version (2)
+//          12  u32       header bytes (88)
+//          16  i64 x 9   step, parameters (total), layers, hidden, heads, kv heads, ffn, vocab, seed
+//          88  f32 x 3 x total   parameters, AdamW m, AdamW v (the flat layout of params.hpp)
+//   88 + 12 x total  u64  FNV-1a (64-bit) of every byte before it
+// Format 1 (magic "TPLLAMA1", a raw struct and the payload, no checksum) is recognized and refused.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <trainperf/error.hpp>
+#include <trainperf/io/file.hpp>
+
+#include "params.hpp"
+
+namespace train_llama {
+
+static_assert(std::endian::native == std::endian::little, "checkpoints store the host's fp32 bytes little-endian");
+
+inline constexpr char checkpoint_magic[8] = {'T', 'P', 'L', 'L', 'C', 'K', 'P', 'T'};
+inline constexpr std::uint32_t checkpoint_version = 2;
+inline constexpr std::uint64_t checkpoint_header_bytes = 88, checkpoint_trailer_bytes = 8;
+
+// What a checkpoint says about itself; all but step must match the model it is loaded into.
+struct checkpoint_info {
+  std::int64_t step = 0, total = 0, layers = 0, hidden = 0, heads = 0, kv_heads = 0, ffn = 0, vocab = 0;
+  std::uint64_t seed = 0;
+};
+
+inline checkpoint_info checkpoint_info_of(const llama_params& m, std::int64_t step, std::uint64_t seed) {
+  return {step, m.total, m.L, m.C, m.Hq, m.Hkv, m.F, m.V, seed};
+}
+
+// The file size for `total` parameters; 0 when total is not a size any file can have.
+constexpr std::uint64_t checkpoint_file_bytes(std::int64_t total) {
+  if (total <= 0 || static_cast<std::uint64_t>(total) > (std::uint64_t{1} << 56)) return 0;
+  return checkpoint_header_bytes + 12 * static_cast<std::uint64_t>(total) + checkpoint_trailer_bytes;
+}
+
+// FNV-1a, 64-bit (Fowler, Noll, Vo): offset basis 14695981039346656037, prime 1099511628211.
+inline constexpr std::uint64_t fnv1a64_basis = 14695981039346656037ULL;
+inline std::uint64_t fnv1a64(const void* data, std::size_t n, std::uint64_t h = fnv1a64_basis) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+namespace detail {
+
+inline void put_le(unsigned char* p, std::uint64_t v, int n) {
+  for (int i = 0; i < n; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+inline std::uint64_t get_le(const unsigned char* p, int n) {
+  std::uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+inline std::array<unsigned char, checkpoint_header_bytes> encode_header(const checkpoint_info& c) {
+  std::array<unsigned char, checkpoint_header_bytes> h{};
+  std::memcpy(h.data(), checkpoint_magic, 8);
+  put_le(h.data() + 8, checkpoint_version, 4);
+  put_le(h.data() + 12, checkpoint_header_bytes, 4);
+  const std::int64_t fields[9] = {c.step,  c.total, c.layers, c.hidden, c.heads, c.kv_heads,
+                                  c.ffn, c.vocab, static_cast<std::int64_t>(c.seed)};
+  for (int i = 0; i < 9; ++i) put_le(h.data() + 16 + 8 * i, static_cast<std::uint64_t>(fields[i]), 8);
+  return h;
+}
+
+inline std::string describe(const checkpoint_info& c) {
+  return "layers " + std::to_string(c.layers) + ", hidden " + std::to_string(c.hidden) + ", heads " +
+         std::to_string(c.heads) + ", kv heads " + std::to_string(c.kv_heads) + ", ffn " + std::to_string(c.ffn) +
+         ", vocab " + std::to_string(c.vocab) + ", " + std::to_string(c.total) + " parameters, seed " +
+         std::to_string(c.seed);
+}
+
+}  // namespace detail
+
+// Checks a whole checkpoint's bytes: magic, version, header, size, checksum and, when `want`
+// is given, that it was written for that model and seed (step is not compared). Returns what
+// the checkpoint says about itself. Anything wrong is a config_error(field, message starting
+// with `name`); nothing else is thrown, nothing is allocated.
+inline checkpoint_info verify_checkpoint(std::string_view bytes, const std::string& name,
+                                         const checkpoint_info* want = nullptr, const std::string& field = "resume") {
+  const auto fail = [&](const std::string& why) { throw trainperf::config_error(field, name + " " + why); };
+  const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
+  if (bytes.size() >= 8 && bytes.substr(0, 8) == std::string_view("TPLLAMA1", 8))
+    fail("is a format-1 train_llama checkpoint (no checksum), which this train_llama no longer reads; train "
+         "again from the start, or resume it with the train_llama that wrote it");
+  if (bytes.size() < 8 || bytes.substr(0, 8) != std::string_view(checkpoint_magic, 8))
+    fail("is not a train_llama checkpoint (no TPLLCKPT magic); give a file written by train_llama --checkpoint");
+  if (bytes.size() < checkpoint_header_bytes + checkpoint_trailer_bytes)
+    fail("is truncated (" + std::to_string(bytes.size()) +
+         " bytes, shorter than a checkpoint's header); the write was interrupted, use an earlier checkpoint");
+  const std::uint64_t version = detail::get_le(u + 8, 4), header = detail::get_le(u + 12, 4);
+  if (version != checkpoint_version)
+    fail("is checkpoint format " + std::to_string(version) + "; this train_llama reads format " +
+         std::to_string(checkpoint_version) + " (the file is corrupted, or from another train_llama version)");
+  if (header != checkpoint_header_bytes)
+    fail("has a header of " + std::to_string(header) + " bytes, not " + std::to_string(checkpoint_header_bytes) +
+         "; the file is corrupted, use an earlier checkpoint");
+  std::int64_t f[9];
+  for (int i = 0; i < 9; ++i) f[i] = static_cast<std::int64_t>(detail::get_le(u + 16 + 8 * i, 8));
+  const checkpoint_info got{f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], static_cast<std::uint64_t>(f[8])};
+  const std::uint64_t expect = checkpoint_file_bytes(got.total);
+  if (expect == 0)
+    fail("has a corrupted header (" + std::to_string(got.total) + " parameters); use an earlier checkpoint");
+  if (bytes.size() != expect)
+    fail("is " + std::to_string(bytes.size()) + " bytes but its header says " + std::to_string(expect) + " (" +
+         std::to_string(got.total) + " parameters): it is " + (bytes.size() < expect ? "truncated" : "padded") +
+         " or corrupted; use an earlier checkpoint");
+  const std::uint64_t stored = detail::get_le(u + expect - checkpoint_trailer_bytes, 8);
+  const std::uint64_t computed = fnv1a64(bytes.data(), expect - checkpoint_trailer_bytes);
+  if (stored != computed)
+    fail("fails its checksum (FNV-1a stored " + std::to_string(stored) + ", computed " + std::to_string(computed) +
+         "): the file is corrupted; use an earlier checkpoint");
+  if (got.step < 0) fail("has a corrupted header (step " + std::to_string(got.step) + "); use an earlier checkpoint");
+  if (want != nullptr && (got.total != want->total || got.layers != want->layers || got.hidden != want->hidden ||
+                          got.heads != want->heads || got.kv_heads != want->kv_heads || got.ffn != want->ffn ||
+                          got.vocab != want->vocab || got.seed != want->seed))
+    fail("was written for another model or seed (" + detail::describe(got) + "; this run: " + detail::describe(*want) +
+         "); resume with the flags that wrote it");
+  return got;
+}
+
+// Verifies a whole checkpoint's bytes against m and seed, then copies them into m and returns
+// its step; m is written only once everything checked out.
+inline std::int64_t restore_checkpoint(std::string_view bytes, const std::string& name, llama_params& m,
+                                       std::uint64_t seed, const std::string& field = "resume") {
+  const checkpoint_info want = checkpoint_info_of(m, 0, seed);
+  const checkpoint_info got = verify_checkpoint(bytes, name, &want, field);
+  const char* at = bytes.data() + checkpoint_header_bytes;
+  for (auto* v : {&m.params, &m.adam_m, &m.adam_v}) {
+    std::memcpy(v->data(), at, v->size() * sizeof(float));
+    at += v->size() * sizeof(float);
+  }
+  return got.step;
+}
+
+// Loads the checkpoint at `path` into m and returns its step: the file is read whole (through
+// io::read_file, at most the size this model's checkpoint has), verified, then committed.
+inline std::int64_t load_checkpoint(const std::string& path, llama_params& m, std::uint64_t seed,
+                                    const std::string& field = "resume") {
+  const std::uint64_t size = checkpoint_file_bytes(m.total);
+  const std::string bytes = trainperf::io::read_file(
+      path, size, field,
+      "a train_llama checkpoint of this model (" + std::to_string(size) +
+          " bytes: " + detail::describe(checkpoint_info_of(m, 0, seed)) + "), written with the same flags");
+  return restore_checkpoint(bytes, path, m, seed, field);
+}
+
+namespace detail {
+
+inline std::string errno_text(int e) { return std::strerror(e); }
+
+// Makes a rename in `dir` durable (POSIX leaves it in the page cache until the folder is synced).
+inline bool fsync_dir(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  return (::close(fd) == 0) && ok;
+}
+
+inline bool write_all(int fd, const void* data, std::size_t n) {
+  const auto* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w, n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+}  // namespace detail
+
+// Writes m's parameters and AdamW moments after `step` to `path`: to path + ".tmp" first,
+// fsynced, renamed over path, the folder fsynced. On failure path is as it was.
+inline void save_checkpoint(const std::string& path, const llama_params& m, std::int64_t step, std::uint64_t seed,
+                            const std::string& field = "checkpoint") {
+  namespace fs = std::filesystem;
+  const std::string tmp = path + ".tmp";
+  const bool had = fs::is_regular_file(path);
+  const auto fail = [&](const std::string& what, int e) {
+    throw trainperf::config_error(
+        field, path + ": " + what + " failed (" + detail::errno_text(e) + "); " +
+                   (had ? "the previous checkpoint there is untouched" : "no checkpoint was written") +
+                   "; free space or choose another --" + field + " path");
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("creating " + tmp, errno);
+  const auto header = detail::encode_header(checkpoint_info_of(m, step, seed));
+  std::uint64_t sum = fnv1a64(header.data(), header.size());
+  bool ok = detail::write_all(fd, header.data(), header.size());
+  for (const auto* v : {&m.params, &m.adam_m, &m.adam_v}) {
+    if (!ok) break;
+    sum = fnv1a64(v->data(), v->size() * sizeof(float), sum);
+    ok = detail::write_all(fd, v->data(), v->size() * sizeof(float));
+  }
+  unsigned char trailer[checkpoint_trailer_bytes];
+  detail::put_le(trailer, sum, 8);
+  ok = ok && detail::write_all(fd, trailer, sizeof trailer) && ::fsync(fd) == 0;
+  const int write_errno = errno;
+  ok = (::close(fd) == 0) && ok;
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    fail("writing " + tmp, write_errno);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    fail("renaming " + tmp + " to it", e);
+  }
+  if (!detail::fsync_dir(fs::path(path).parent_path()) && errno != EINVAL)  // EINVAL: the file system cannot
+    throw trainperf::config_error(field, path + " was written, but syncing its folder failed (" +
+                                             detail::errno_text(errno) +
+                                             "); it may not survive a power loss, check the file system");
+}
+
+// Refuses, before any work is done, an output file `path` (given as --field) that cannot be
+// written: a directory, something that is not a regular file (for checkpoints, which are
+// renamed into place), a folder that does not exist or where no file can be created, an
+// existing file that is not writable (for appended logs). The check creates and removes a
+// temporary file in the folder.
+inline void check_output_file(const std::string& path, const std::string& field, bool renamed_into_place) {
+  namespace fs = std::filesystem;
+  const auto fail = [&](const std::string& why) { throw trainperf::config_error(field, path + " " + why); };
+  if (path.empty()) throw trainperf::config_error(field, "--" + field + " needs a file path, got ''");
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (fs::is_directory(st))
+    fail("is a directory; give a file path, e.g. " +
+         (fs::path(path) / (renamed_into_place ? "ckpt.bin" : "train.log")).string());
+  if (fs::exists(st) && !fs::is_regular_file(st)) {
+    if (renamed_into_place || !fs::is_character_file(st))
+      fail("exists and is not a regular file (a FIFO, device or socket); give a path to a regular file");
+    if (::access(path.c_str(), W_OK) != 0)  // a log may go to a device such as /dev/null
+      fail("is not writable (" + detail::errno_text(errno) + "); choose another path");
+    return;
+  }
+  const fs::path dir = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  const fs::file_status ds = fs::status(dir, ec);
+  if (!fs::exists(ds)) fail("is in folder " + dir.string() + ", which does not exist; create it first");
+  if (!fs::is_directory(ds)) fail("is in " + dir.string() + ", which is not a folder; give a path inside a folder");
+  if (renamed_into_place) {
+    const fs::file_status ts = fs::status(path + ".tmp", ec);
+    if (fs::exists(ts) && !fs::is_regular_file(ts))
+      fail("cannot be written: " + path + ".tmp is in the way (not a regular file); remove it");
+  }
+  std::string probe = (dir / ".train_llama-write-test-XXXXXX").string();
+  const int fd = ::mkstemp(probe.data());
+  if (fd < 0) fail("cannot be written: no file can be created in " + dir.string() + " (" +
+                   detail::errno_text(errno) + "); choose a writable folder");
+  ::close(fd);
+  ::unlink(probe.c_str());
+  if (!renamed_into_place && fs::is_regular_file(st) && ::access(path.c_str(), W_OK) != 0)
+    fail("exists and is not writable (" + detail::errno_text(errno) + "); make it writable or choose another path");
+}
+
+}  // namespace train_llama
