@@ -10,12 +10,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -29,6 +33,7 @@
 
 #include "../trainperf/args.hpp"
 #include "../trainperf/model_flags.hpp"
+#include "checkpoint.hpp"
 #include "data.hpp"
 #include "engine.hpp"
 #include "model.hpp"
@@ -54,11 +59,14 @@ std::vector<flag> trainer_flags() {
            {"warmup", "N", "warm-up steps (default 10)"},
            {"clip", "X", "gradient-norm clip (default 1.0)"},
            {"seed", "N", "seed of the initialization and the data order (default 1)"},
-           {"data", "FILE", "pre-tokenized tokens (.npy int32/uint16, or raw with --data-dtype)"},
+           {"data", "FILE",
+            "pre-tokenized tokens (.npy int32/uint16/uint32, or raw with --data-dtype); read whole, at most 8 GiB "
+            "and a third of the available memory"},
            {"data-dtype", "u16|u32|i32", "raw token file dtype (default u16)"},
            {"corpus-bytes", "N", "size of the embedded generated corpus (default 2000000)"},
            {"eval-every", "N", "evaluate on held-out data every N steps (default 50)"},
            {"log-every", "N", "progress line every N steps (default 10)"},
+           {"progress-every", "S", "say what the run is doing at least every S seconds of wall time (default 10)"},
            {"checkpoint", "FILE", "write a checkpoint (atomically) at the end and every --checkpoint-every steps"},
            {"checkpoint-every", "N", "steps between checkpoints"},
            {"resume", "FILE", "resume from a checkpoint"},
@@ -99,53 +107,6 @@ void fill_batch(std::vector<std::int32_t>& in, std::vector<std::int32_t>& out, c
   }
 }
 
-// ---- checkpoints: temporary file, fsync, rename -----------------------------------------------
-struct ckpt_header {
-  char magic[8] = {'T', 'P', 'L', 'L', 'A', 'M', 'A', '1'};
-  std::int64_t step = 0, total = 0, layers = 0, hidden = 0, heads = 0, kv_heads = 0, ffn = 0, vocab = 0, seed = 0;
-};
-
-void save_checkpoint(const std::string& path, const train_llama::llama& m, i64 step, std::uint64_t seed) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw tp::config_error("checkpoint", "cannot write " + tmp);
-  ckpt_header h;
-  h.step = step, h.total = m.total, h.layers = m.L, h.hidden = m.C, h.heads = m.Hq, h.kv_heads = m.Hkv, h.ffn = m.F;
-  h.vocab = m.V, h.seed = static_cast<std::int64_t>(seed);
-  bool ok = std::fwrite(&h, sizeof h, 1, f) == 1;
-  for (const auto* v : {&m.params, &m.adam_m, &m.adam_v})
-    ok = ok && std::fwrite(v->data(), sizeof(float), v->size(), f) == v->size();
-  ok = ok && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw tp::config_error("checkpoint", "writing " + path + " failed; the previous checkpoint is untouched");
-  }
-}
-
-i64 load_checkpoint(const std::string& path, train_llama::llama& m, std::uint64_t seed) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) throw tp::config_error("resume", "cannot open checkpoint " + path);
-  ckpt_header h, want;
-  bool ok = std::fread(&h, sizeof h, 1, f) == 1 && std::equal(h.magic, h.magic + 8, want.magic);
-  if (!ok) {
-    std::fclose(f);
-    throw tp::config_error("resume", path + " is not a train_llama checkpoint");
-  }
-  if (h.total != m.total || h.layers != m.L || h.hidden != m.C || h.heads != m.Hq || h.kv_heads != m.Hkv ||
-      h.ffn != m.F || h.vocab != m.V || h.seed != static_cast<std::int64_t>(seed)) {
-    std::fclose(f);
-    throw tp::config_error("resume", path + " was written for another model or seed (layers " +
-                                         std::to_string(h.layers) + ", hidden " + std::to_string(h.hidden) + ", seed " +
-                                         std::to_string(h.seed) + "); resume with the same flags");
-  }
-  for (auto* v : {&m.params, &m.adam_m, &m.adam_v})
-    ok = ok && std::fread(v->data(), sizeof(float), v->size(), f) == v->size();
-  std::fclose(f);
-  if (!ok) throw tp::config_error("resume", path + " is truncated");
-  return h.step;
-}
-
 // Dense fp32 GEMM throughput of this machine, with the trainer's own kernel and threads.
 double gemm_probe() {
   const i64 n = 512;
@@ -166,6 +127,104 @@ std::int64_t peak_rss_bytes() {
   getrusage(RUSAGE_SELF, &u);
   return static_cast<std::int64_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
 }
+
+// Resident set size now (bytes, from /proc/self/statm); 0 where that is not available.
+std::int64_t current_rss_bytes() {
+  std::ifstream in("/proc/self/statm");
+  std::int64_t pages = 0, resident = 0;
+  if (!(in >> pages >> resident)) return 0;
+  return resident * static_cast<std::int64_t>(sysconf(_SC_PAGE_SIZE));
+}
+
+std::string format_duration(double s) {
+  if (!(s >= 0) || s > 1e9) return "?";
+  if (s < 60) return fmt::format("{:.1f} s", s);
+  const auto t = static_cast<std::int64_t>(s + 0.5);
+  if (t < 3600) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}h{:02}m", t / 3600, t / 60 % 60);
+}
+
+// Every line the run prints goes through here; a background thread says what the run is
+// doing, how long it has taken and (while training) the ETA whenever nothing was printed for
+// `every`, so a long set-up or a step of minutes is never silent.
+class progress {
+ public:
+  progress(bool on, double every_s) : every_(every_s), last_(clk::now()) {
+    if (on) thread_ = std::thread([this] { loop(); });
+  }
+  progress(const progress&) = delete;
+  progress& operator=(const progress&) = delete;
+  ~progress() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void line(const std::string& s) {
+    std::lock_guard<std::mutex> g(mu_);
+    std::fputs(s.c_str(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    last_ = clk::now();
+  }
+  // What the run is doing from now on; said at once when `say`.
+  void phase(const std::string& what, bool say = true) {
+    if (say) line(what + "...");
+    std::lock_guard<std::mutex> g(mu_);
+    phase_ = what;
+    phase_start_ = clk::now();
+  }
+  // Training runs steps [first, steps); min_step_s: a step's FLOPs at the full peak.
+  void start_training(std::int64_t first, std::int64_t steps, double min_step_s) {
+    std::lock_guard<std::mutex> g(mu_);
+    first_ = done_ = first, steps_ = steps, min_step_s_ = min_step_s;
+    train_start_ = last_step_ = clk::now();
+  }
+  void step_done(std::int64_t done) {
+    std::lock_guard<std::mutex> g(mu_);
+    done_ = done;
+    last_step_ = clk::now();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!cv_.wait_for(lk, std::chrono::milliseconds(200), [&] { return stop_; })) {
+      const auto now = clk::now();
+      if (std::chrono::duration<double>(now - last_).count() < every_) continue;
+      const double in_phase = std::chrono::duration<double>(now - phase_start_).count();
+      std::string s = fmt::format("  ... {}: {} so far", phase_, format_duration(in_phase));
+      if (steps_ > 0 && done_ == steps_) {
+        s += fmt::format("; all {} steps done", steps_);
+      } else if (steps_ > 0 && done_ > first_) {
+        const double per = std::chrono::duration<double>(last_step_ - train_start_).count() /
+                           static_cast<double>(done_ - first_);
+        const double since = std::chrono::duration<double>(now - last_step_).count();
+        s += fmt::format("; {} of {} steps done, {} per step, ETA {}", done_, steps_, format_duration(per),
+                         format_duration(std::max(0.0, per * static_cast<double>(steps_ - done_) - since)));
+      } else if (steps_ > 0) {
+        s += fmt::format("; the first step of this run (no ETA until it ends; at the peak a step takes {})",
+                         format_duration(min_step_s_));
+      }
+      std::fputs(s.c_str(), stdout);
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+      last_ = now;
+    }
+  }
+
+  double every_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  clk::time_point last_, phase_start_ = clk::now(), train_start_, last_step_;
+  std::string phase_ = "starting";
+  std::int64_t first_ = 0, done_ = 0, steps_ = 0;
+  double min_step_s_ = 0;
+  std::thread thread_;
+};
 
 // trainperf's CPU kernels on the host model (fp32), data parallel over MPI when built with it.
 class cpu_engine final : public train_llama::engine {
@@ -226,7 +285,7 @@ std::unique_ptr<train_llama::engine> train_llama::make_cuda_engine(const llama_p
 namespace {
 
 int run(const args& a) {
-  // ---- configuration, validated by trainperf before anything runs
+  // ---- every flag, read and checked before any work: a mistake costs no set-up time
   tp::cli::model_choice mc = tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false);
   tp::transformer_spec& spec = mc.spec;
   if (spec.mlp != tp::mlp_kind::swiglu || spec.norm != tp::norm_kind::rmsnorm ||
@@ -239,6 +298,31 @@ int run(const args& a) {
             gas = a.get_int("gas").value_or(1);
   const i64 steps = a.get_int("steps").value_or(300);
   spec.max_seq = std::max(spec.max_seq, T);  // rotary positions: no table bounds the sequence
+  const std::uint64_t seed = static_cast<std::uint64_t>(a.get_int("seed").value_or(1));
+  const auto threads = a.get_int("threads");
+  if (threads && *threads > 4096) throw usage_error(fmt::format("--threads {} is more than 4096; give at most the cores", *threads));
+  const float lr_max = static_cast<float>(a.get_double("lr").value_or(3e-3));
+  const i64 warmup = a.get_int("warmup").value_or(10);
+  const float clip = static_cast<float>(a.get_double("clip").value_or(1.0));
+  const i64 eval_every = a.get_int("eval-every").value_or(50), log_every = a.get_int("log-every").value_or(10);
+  const double progress_every = a.get_double("progress-every").value_or(10.0);
+  const i64 ckpt_every = a.get_int("checkpoint-every").value_or(0);
+  const auto ckpt = a.get("checkpoint"), resume = a.get("resume"), log_path = a.get("log"), data_path = a.get("data");
+  if (ckpt_every > 0 && !ckpt)
+    throw usage_error(fmt::format("--checkpoint-every {} writes nothing without --checkpoint FILE; give both", ckpt_every));
+  static constexpr std::string_view dtypes[] = {"u16", "u32", "i32"}, devices[] = {"cpu", "cuda"},
+                                    gemms[] = {"trainperf", "mma_sync", "cublaslt"};
+  const std::string data_dtype = a.get_choice("data-dtype", dtypes).value_or("u16");
+  const std::string device = a.get_choice("device", devices).value_or("cpu");
+  const std::string gemm = a.get_choice("gemm", gemms).value_or("trainperf");
+  const std::optional<double> peak_flag = a.get_double("peak-flops");
+  const i64 corpus_bytes = a.get_int("corpus-bytes").value_or(2'000'000);
+  if (!data_path && spec.vocab < 256)
+    throw tp::config_error("vocab", fmt::format("the embedded byte-level corpus needs --vocab >= 256, got {}; give "
+                                                "--data with your own tokens or a larger vocabulary",
+                                                spec.vocab));
+  const bool cpu = device == "cpu";
+
   // Data parallelism over processes (mpirun -np N): one replica per rank, TP = PP = 1.
   int world = 1, rank = 0;
 #ifdef TRAINPERF_WITH_MPI
@@ -251,54 +335,17 @@ int run(const args& a) {
       tp::check_parallel({}, {.world = world, .model = spec, .seq = T, .gbs = batch.gbs, .lbs = lbs});
   if (!violations.empty()) throw tp::config_error(violations.front().field, violations.front().message);
 
-  const std::uint64_t seed = static_cast<std::uint64_t>(a.get_int("seed").value_or(1));
-  if (auto t = a.get_int("threads")) omp_set_num_threads(static_cast<int>(*t));
+  // Outputs: a run that cannot write its checkpoint or log says so now, not after training.
+  if (ckpt) train_llama::check_output_file(*ckpt, "checkpoint", /*renamed_into_place=*/true);
+  if (log_path) train_llama::check_output_file(*log_path, "log", /*renamed_into_place=*/false);
 
-  // ---- data
-  std::vector<std::int32_t> tokens;
-  std::string data_name;
-  if (auto path = a.get("data")) {
-    tokens = train_llama::read_tokens(*path, a.get("data-dtype").value_or("u16"), spec.vocab);
-    data_name = *path;
-  } else {
-    if (spec.vocab < 256) throw tp::config_error("vocab", "the embedded byte-level corpus needs vocab >= 256");
-    tokens = train_llama::bytes_to_tokens(train_llama::generate_corpus(
-        static_cast<std::size_t>(a.get_int("corpus-bytes").value_or(2'000'000)), 20261123));
-    data_name = "embedded generated corpus (byte-level)";
-  }
-  const std::size_t split = tokens.size() * 9 / 10;
-  const std::vector<std::int32_t> train(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(split));
-  const std::vector<std::int32_t> heldout(tokens.begin() + static_cast<std::ptrdiff_t>(split), tokens.end());
-  if (static_cast<i64>(heldout.size()) <= T + 1)
-    throw tp::config_error(
-        "data", fmt::format("{} tokens are too few for sequences of {} (10% are held out)", tokens.size(), T));
-
-  // ---- model, engine, FLOPs, memory prediction
-  const bool lead = rank == 0;  // rank 0 prints, logs and checkpoints
-  train_llama::llama m(spec);
-  m.init(seed);
-  m.profile = a.has("profile");
-  double optimizer_seconds = 0;
-  i64 start = 0;
-  if (auto r = a.get("resume")) start = load_checkpoint(*r, m, seed);
-  const std::string device = a.get("device").value_or("cpu");
-  std::unique_ptr<train_llama::engine> eng;
-  if (device == "cpu")
-    eng = std::make_unique<cpu_engine>(m, lbs, T, world);
-  else if (device == "cuda")
-    eng = train_llama::make_cuda_engine(m, lbs, T, world, a.get("gemm").value_or("trainperf"));
-  else
-    throw usage_error("--device is cpu or cuda, got '" + device + "'");
-  const bool cpu = device == "cpu";
-  const tp::flops_count fl =
-      tp::count_flops(spec, {.convention = tp::flops_convention::megatron, .seq = T, .causal = true});
-  const auto [peak, peak_source] = a.has("peak-flops")
-                                       ? std::pair<double, std::string>{*a.get_double("peak-flops"), "--peak-flops"}
-                                       : eng->default_peak();
+  // ---- FLOPs and the memory prediction, from the configuration alone (nothing is allocated yet).
   // The engine's own accounting: fp32 everything on the CPU; on the GPU bf16 weights for
   // compute beside fp32 master weights, fp32 gradients and AdamW states (18 bytes per
   // parameter), bf16 activations. No runtime overhead: the prediction is what the trainer
   // allocates; the measured figure adds the CUDA context and the allocator.
+  const tp::flops_count fl =
+      tp::count_flops(spec, {.convention = tp::flops_convention::megatron, .seq = T, .causal = true});
   const tp::memory_estimate mem = tp::estimate_memory(spec, {}, 1,
                                                       {.lbs = lbs,
                                                        .seq = T,
@@ -307,25 +354,101 @@ int run(const args& a) {
                                                        .fp32_grads = !cpu,
                                                        .runtime_overhead_bytes = 0,
                                                        .activation_overhead = 0});
+  const i64 n_params = tp::count_params(spec).total();
+  // What this process allocates on the host: all of it on the CPU; with CUDA the host model's
+  // fp32 weights, gradients and AdamW moments (params.hpp), the rest lives on the GPU.
+  const double host_need = cpu ? mem.max_total() : 16.0 * static_cast<double>(n_params);
+  if (const std::uint64_t avail = train_llama::available_memory_bytes();
+      avail != 0 && host_need > static_cast<double>(avail)) {
+    const double act = mem.stages.empty() ? 0.0 : mem.stages.front().activations;
+    throw tp::config_error(
+        "seq", fmt::format("trainperf predicts {} for this run ({} of them activations of --lbs {} x --seq {}), more than "
+                           "the {} this machine has available (MemAvailable); lower --seq or --lbs{}",
+                           tp::format_bytes(static_cast<std::int64_t>(host_need)),
+                           tp::format_bytes(static_cast<std::int64_t>(act)), lbs, T,
+                           tp::format_bytes(static_cast<std::int64_t>(avail)),
+                           cpu ? ", or train a smaller --model" : " (host memory holds the fp32 model and AdamW states: "
+                                                                   "train a smaller --model)"));
+  }
+  if (!data_path && static_cast<double>(corpus_bytes) * 9 > static_cast<double>(train_llama::available_memory_bytes()))
+    throw usage_error(fmt::format("--corpus-bytes {} needs about 9 bytes of memory per corpus byte, more than this "
+                                  "machine has available; give a smaller size",
+                                  corpus_bytes));
+
+  const bool lead = rank == 0;  // rank 0 prints, logs and checkpoints
   if (!lead && std::freopen("/dev/null", "w", stdout) == nullptr) return 2;  // one voice: rank 0's
-  fmt::print("train_llama: {} ({} parameters), seq {}, LBS {} x GAS {} x DP {} = GBS {} ({} tokens/step), {} steps\n",
-             mc.name, tp::format_count(m.total), T, lbs, gas, dp, batch.gbs, batch.tokens_per_step(), steps);
-  fmt::print(
-      "data: {} ({} tokens, {} held out); trainperf: config valid, {:.3g} training FLOPs/token (megatron, causal)\n",
-      data_name, tokens.size(), heldout.size(), fl.model_per_token());
-  fmt::print("peak for MFU: {:.3g} FLOP/s ({})\n", peak, peak_source);
+  if (threads) omp_set_num_threads(static_cast<int>(*threads));
+  progress say(lead, progress_every);
+  say.line(fmt::format(
+      "train_llama: {} ({} parameters), seq {}, LBS {} x GAS {} x DP {} = GBS {} ({} tokens/step), {} steps", mc.name,
+      tp::format_count(n_params), T, lbs, gas, dp, batch.gbs, batch.tokens_per_step(), steps));
+  say.line(fmt::format("trainperf: config valid, {:.3g} training FLOPs/token (megatron, causal), memory predicted {} "
+                       "({} available)",
+                       fl.model_per_token(), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
+                       tp::format_bytes(static_cast<std::int64_t>(train_llama::available_memory_bytes()))));
+
+  // ---- data
+  std::vector<std::int32_t> tokens;
+  std::string data_name;
+  if (data_path) {
+    say.phase("reading " + *data_path);
+    tokens = train_llama::read_tokens(*data_path, data_dtype, spec.vocab);
+    data_name = *data_path;
+  } else {
+    say.phase(fmt::format("generating the embedded corpus ({} bytes)", corpus_bytes), false);
+    tokens = train_llama::bytes_to_tokens(
+        train_llama::generate_corpus(static_cast<std::size_t>(corpus_bytes), 20261123));
+    data_name = "embedded generated corpus (byte-level)";
+  }
+  const std::size_t split = tokens.size() * 9 / 10;
+  const std::vector<std::int32_t> heldout(tokens.begin() + static_cast<std::ptrdiff_t>(split), tokens.end());
+  tokens.resize(split);
+  const std::vector<std::int32_t> train = std::move(tokens);
+  if (static_cast<i64>(heldout.size()) <= T + 1)
+    throw tp::config_error("data", fmt::format("{} tokens are too few for sequences of {} (10% are held out); give more "
+                                               "data or a shorter --seq",
+                                               train.size() + heldout.size(), T));
+  say.line(fmt::format("data: {} ({} tokens, {} held out)", data_name, train.size() + heldout.size(), heldout.size()));
+
+  // The process before the model exists: libraries, the OpenMP runtime's threads, the data.
+  // The report compares what training adds to it with trainperf's prediction.
+#pragma omp parallel
+  { (void)omp_get_thread_num(); }
+  const std::int64_t baseline_rss = current_rss_bytes(), baseline_peak = peak_rss_bytes();
+
+  // ---- model, engine, peak
+  say.phase(fmt::format("building the model and its activations (predicted {})",
+                        tp::format_bytes(static_cast<std::int64_t>(mem.max_total()))));
+  train_llama::llama m(spec);
+  m.init(seed);
+  m.profile = a.has("profile");
+  double optimizer_seconds = 0;
+  i64 start = 0;
+  if (resume) {
+    say.phase("reading and verifying checkpoint " + *resume, false);
+    start = train_llama::load_checkpoint(*resume, m, seed);
+  }
+  std::unique_ptr<train_llama::engine> eng;
+  if (cpu)
+    eng = std::make_unique<cpu_engine>(m, lbs, T, world);
+  else
+    eng = train_llama::make_cuda_engine(m, lbs, T, world, gemm);
+  if (!peak_flag && cpu) say.phase("measuring this machine's fp32 GEMM peak for MFU");
+  const auto [peak, peak_source] =
+      peak_flag ? std::pair<double, std::string>{*peak_flag, "--peak-flops"} : eng->default_peak();
+  // One step's model FLOPs per device at the full peak: a floor on the step time.
+  const double min_step_s = fl.model_per_token() * static_cast<double>(lbs * gas * T) / peak;
+  say.line(fmt::format("peak for MFU: {:.3g} FLOP/s ({}){}", peak, peak_source,
+                       min_step_s >= 1 ? "; one step takes at least " + format_duration(min_step_s) + " at that peak"
+                                       : std::string()));
+  if (start > 0) say.line(fmt::format("resumed from {} after step {}", *resume, start));
 
   // ---- training
-  const float lr_max = static_cast<float>(a.get_double("lr").value_or(3e-3));
-  const i64 warmup = a.get_int("warmup").value_or(10);
-  const float clip = static_cast<float>(a.get_double("clip").value_or(1.0));
-  const i64 eval_every = a.get_int("eval-every").value_or(50), log_every = a.get_int("log-every").value_or(10);
-  const i64 ckpt_every = a.get_int("checkpoint-every").value_or(0);
-  const auto ckpt = a.get("checkpoint");
   std::FILE* log = nullptr;
-  if (auto path = a.get("log"); path && lead) {
-    log = std::fopen(path->c_str(), start > 0 ? "a" : "w");
-    if (log == nullptr) throw tp::config_error("log", "cannot write " + *path);
+  if (log_path && lead) {
+    log = std::fopen(log_path->c_str(), start > 0 ? "a" : "w");
+    if (log == nullptr)
+      throw tp::config_error("log", fmt::format("{} cannot be written ({})", *log_path, std::strerror(errno)));
   }
   std::vector<std::int32_t> in(static_cast<std::size_t>(lbs * T)), out(in.size());
   const auto evaluate = [&] {
@@ -341,7 +464,9 @@ int run(const args& a) {
       {.model_flops_per_token = fl.model_per_token(), .peak_flops = peak, .devices = dp, .warmup_steps = 2});
   float loss = 0, first_loss = -1;
   const auto t_start = clk::now();
+  say.start_training(start, steps, min_step_s);
   for (i64 s = start; s < steps; ++s) {
+    say.phase(fmt::format("step {}/{}", s + 1, steps), false);
     const auto t0 = clk::now();
     eng->zero_grads();
     loss = 0;
@@ -369,46 +494,66 @@ int run(const args& a) {
     optimizer_seconds += std::chrono::duration<double>(clk::now() - t_opt).count();
     meter.step_sequences(batch.gbs, T, std::chrono::duration<double>(clk::now() - t0).count());
     meter.report_memory(eng->memory().used);
+    say.step_done(s + 1);
     if (first_loss < 0) first_loss = loss;
     if (log != nullptr)
       std::fprintf(log, "step %lld loss %a\n", static_cast<long long>(s + 1), static_cast<double>(loss));
     if ((s + 1) % log_every == 0 || s + 1 == steps) {
       const int width = 30, done = static_cast<int>(width * (s + 1) / steps);
       const auto w = meter.windowed();
-      fmt::print("step {:>5}/{} [{}{}] loss {:.4f} | grad norm {:.3f} | {:.0f} tok/s\n", s + 1, steps,
-                 std::string(done, '='), std::string(width - done, ' '), loss, norm,
-                 w ? w->tokens_per_device_per_s : 0.0);
-      std::fflush(stdout);
+      const double elapsed = std::chrono::duration<double>(clk::now() - t_start).count();
+      const double eta = elapsed / static_cast<double>(s + 1 - start) * static_cast<double>(steps - s - 1);
+      say.line(fmt::format("step {:>5}/{} [{}{}] loss {:.4f} | grad norm {:.3f} | {:.0f} tok/s | ETA {}", s + 1, steps,
+                           std::string(done, '='), std::string(width - done, ' '), loss, norm,
+                           w ? w->tokens_per_device_per_s : 0.0, format_duration(eta)));
     }
-    if (eval_every > 0 && (s + 1) % eval_every == 0) fmt::print("  held-out loss {:.4f}\n", evaluate());
+    if (eval_every > 0 && (s + 1) % eval_every == 0) {
+      say.phase("evaluating the held-out loss", false);
+      say.line(fmt::format("  held-out loss {:.4f}", evaluate()));
+    }
     if (lead && ckpt && ckpt_every > 0 && (s + 1) % ckpt_every == 0) {
+      say.phase("writing checkpoint " + *ckpt, false);
       eng->to_host(m);
-      save_checkpoint(*ckpt, m, s + 1, seed);
+      train_llama::save_checkpoint(*ckpt, m, s + 1, seed);
     }
   }
   if (log != nullptr) std::fclose(log);
   if (lead && ckpt) {
+    say.phase("writing checkpoint " + *ckpt, false);
     eng->to_host(m);
-    save_checkpoint(*ckpt, m, steps, seed);
+    train_llama::save_checkpoint(*ckpt, m, steps, seed);
   }
+  say.phase("evaluating the held-out loss", false);
   const double eval_loss = evaluate();
   const double wall = std::chrono::duration<double>(clk::now() - t_start).count();
 
   // ---- the report row, computed by trainperf
   const auto st = meter.running();
   if (!st) {
-    fmt::print("too few steps after warm-up for a throughput figure (run more than 2 steps)\n");
+    say.line("too few steps after warm-up for a throughput figure (run more than 2 steps)");
     return 0;
   }
-  fmt::print("\ntrained {} steps in {:.1f} s; loss {:.4f} -> {:.4f}, held-out {:.4f}\n", steps - start, wall,
-             first_loss, loss, eval_loss);
+  say.line(fmt::format("\ntrained {} steps in {:.1f} s; loss {:.4f} -> {:.4f}, held-out {:.4f}", steps - start, wall,
+                       first_loss, loss, eval_loss));
   const train_llama::memory_reading used = eng->memory();
-  fmt::print("memory: {} {} vs trainperf's model of this run {} ({}); capacity {}\n", used.what,
-             tp::format_bytes(used.used), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
-             cpu ? "fp32 weights, grads, AdamW states, activations"
-                 : "bf16 weights + fp32 master, fp32 grads, AdamW states, bf16 activations, logits",
-             tp::format_bytes(used.capacity));
-  fmt::print("{}\n", tp::markdown_header());  // mem: measured / capacity, GiB
+  const std::string accounting = cpu ? "fp32 weights, grads, AdamW states, activations"
+                                     : "bf16 weights + fp32 master, fp32 grads, AdamW states, bf16 activations, logits";
+  if (cpu) {
+    // Peak RSS counts the whole process; trainperf predicts what training allocates. Say both
+    // parts, so that the figures compared are what training added and the prediction.
+    const std::int64_t added = std::max<std::int64_t>(0, used.used - baseline_rss);
+    say.line(fmt::format("memory: peak RSS {} = {} before the model was built (libraries, OpenMP runtime, data{}) + {} "
+                         "for training; trainperf's model of the training part {} ({}); capacity {}",
+                         tp::format_bytes(used.used), tp::format_bytes(baseline_rss),
+                         baseline_peak >= used.used ? "; the peak was reached while reading them" : "",
+                         tp::format_bytes(added), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
+                         accounting, tp::format_bytes(used.capacity)));
+  } else {
+    say.line(fmt::format("memory: {} {} vs trainperf's model of this run {} ({}); capacity {}", used.what,
+                         tp::format_bytes(used.used), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
+                         accounting, tp::format_bytes(used.capacity)));
+  }
+  say.line(tp::markdown_header());  // mem: measured / capacity, GiB
   const tp::report_row row{eng->name(),
                            std::string(tp::to_string(eng->compute_dtype())),
                            fmt::format("TP1PP1DP{}", dp),
@@ -418,20 +563,21 @@ int run(const args& a) {
                            static_cast<double>(used.used) / static_cast<double>(tp::GiB),
                            static_cast<double>(used.capacity) / static_cast<double>(tp::GiB),
                            st->mfu};
-  fmt::print("{}\n", tp::to_markdown(row, {.loss = {4, tp::rounding::nearest},
-                                           .memory = {2, tp::rounding::nearest},
-                                           .mfu = {1, tp::rounding::nearest}}));
-  fmt::print("TFLOP/s per device {:.3f} (model FLOPs, megatron convention, causal); MFU against {}\n",
-             st->tflops_per_device, peak_source);
+  say.line(tp::to_markdown(row, {.loss = {4, tp::rounding::nearest},
+                                 .memory = {2, tp::rounding::nearest},
+                                 .mfu = {1, tp::rounding::nearest}}));
+  say.line(fmt::format("TFLOP/s per device {:.3f} (model FLOPs, megatron convention, causal); MFU against {}",
+                       st->tflops_per_device, peak_source));
   if (m.profile && cpu) {
     double kernels = optimizer_seconds;
     for (double x : m.seconds) kernels += x;
-    fmt::print("time per kernel family (all steps, evaluation forwards included; {:.1f} s of {:.1f} s wall):\n",
-               kernels, wall);
+    say.line(fmt::format("time per kernel family (all steps, evaluation forwards included; {:.1f} s of {:.1f} s wall):",
+                         kernels, wall));
     for (std::size_t i = 0; i < m.seconds.size(); ++i)
-      fmt::print("  {:<16}{:>9.2f} s {:>6.1f}%\n", train_llama::llama::kernel_names[i], m.seconds[i],
-                 100 * m.seconds[i] / wall);
-    fmt::print("  {:<16}{:>9.2f} s {:>6.1f}%\n", "clip + AdamW", optimizer_seconds, 100 * optimizer_seconds / wall);
+      say.line(fmt::format("  {:<16}{:>9.2f} s {:>6.1f}%", train_llama::llama::kernel_names[i], m.seconds[i],
+                           100 * m.seconds[i] / wall));
+    say.line(fmt::format("  {:<16}{:>9.2f} s {:>6.1f}%", "clip + AdamW", optimizer_seconds,
+                         100 * optimizer_seconds / wall));
   }
   return 0;
 }
@@ -464,7 +610,11 @@ int main(int argc, char** argv) {
   } catch (const usage_error& e) {
     fmt::print(stderr, "train_llama: {}\n", e.what());
   } catch (const tp::config_error& e) {
-    fmt::print(stderr, "train_llama: {}\n", e.what());
+    // The file readers' messages start with the path; say which flag named it.
+    const std::string& f = e.field();
+    const bool file_flag = f == "data" || f == "resume" || f == "checkpoint" || f == "log";
+    const std::string what = e.what();
+    fmt::print(stderr, "train_llama: {}{}\n", file_flag && !what.starts_with("--") ? "--" + f + " " : "", what);
   } catch (const std::exception& e) {  // a device, NCCL or MPI failure: say it, and stop every rank
     fmt::print(stderr, "train_llama: {}\n", e.what());
 #ifdef TRAINPERF_WITH_MPI

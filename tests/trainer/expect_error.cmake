@@ -1,0 +1,22 @@
+# Runs train_llama with ARGS (separated by @) and requires the project's convention for bad input:
+# exit code RC (default 2), exactly one line on stderr, matching REGEX, within SECONDS
+# (default 20: every such mistake is found before any training).
+if(NOT DEFINED RC)
+  set(RC 2)
+endif()
+if(NOT DEFINED SECONDS)
+  set(SECONDS 20)
+endif()
+string(REPLACE "@" ";" ARGS "${ARGS}")
+execute_process(COMMAND ${EXE} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT ${SECONDS})
+string(REGEX REPLACE "\n$" "" line "${err}")
+if(NOT rc STREQUAL "${RC}")
+  message(FATAL_ERROR "train_llama ${ARGS}: exit '${rc}', expected ${RC}\nstderr: ${err}\nstdout: ${out}")
+endif()
+if(line MATCHES "\n" OR line STREQUAL "")
+  message(FATAL_ERROR "train_llama ${ARGS}: expected one line on stderr, got:\n${err}")
+endif()
+if(NOT line MATCHES "${REGEX}")
+  message(FATAL_ERROR "train_llama ${ARGS}: stderr does not match '${REGEX}':\n${err}")
+endif()
+message("ok: ${line}")
