@@ -18,6 +18,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -597,8 +598,9 @@ int main(int argc, char** argv) {
     ~finalize() { MPI_Finalize(); }
   } finalize_at_exit;
 #endif
+  std::optional<args> parsed;
   try {
-    const args a(all, trainer_flags());
+    const args& a = parsed.emplace(all, trainer_flags());
     if (a.has("help")) {
       fmt::print("usage: train_llama [flags]\n");
       for (const auto& f : a.known())
@@ -610,11 +612,12 @@ int main(int argc, char** argv) {
   } catch (const usage_error& e) {
     fmt::print(stderr, "train_llama: {}\n", e.what());
   } catch (const tp::config_error& e) {
-    // The file readers' messages start with the path; say which flag named it.
-    const std::string& f = e.field();
-    const bool file_flag = f == "data" || f == "resume" || f == "checkpoint" || f == "log";
+    // The file readers' messages start with the path (--model, --data, --resume, --checkpoint,
+    // --log); say which flag named it.
     const std::string what = e.what();
-    fmt::print(stderr, "train_llama: {}{}\n", file_flag && !what.starts_with("--") ? "--" + f + " " : "", what);
+    const auto value = parsed ? parsed->get(e.field()) : std::nullopt;
+    const bool names_file = value && !value->empty() && what.starts_with(*value);
+    fmt::print(stderr, "train_llama: {}{}\n", names_file ? "--" + e.field() + " " : "", what);
   } catch (const std::exception& e) {  // a device, NCCL or MPI failure: say it, and stop every rank
     fmt::print(stderr, "train_llama: {}\n", e.what());
 #ifdef TRAINPERF_WITH_MPI
