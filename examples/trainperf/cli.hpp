@@ -31,7 +31,9 @@ struct output {
   void print(fmt::format_string<T...> f, T&&... a) {
     fmt::format_to(std::back_inserter(text), f, std::forward<T>(a)...);
   }
-  void print_json(const json& j) { text += j.dump(2) + '\n'; }
+  // Bytes that are not UTF-8 (a model name typed in another encoding) become U+FFFD rather than
+  // an exception from the JSON writer.
+  void print_json(const json& j) { text += j.dump(2, ' ', false, json::error_handler_t::replace) + '\n'; }
 };
 
 struct command {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <trainperf/io/hf_config.hpp>
@@ -61,7 +62,8 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
   if (auto name = a.get("model")) {
     if (const preset* p = find_preset(*name)) {
       m = {std::string(p->name), p->spec, p->nominal_params};
-    } else if (name->ends_with(".json") || std::filesystem::exists(*name)) {
+    } else if (std::error_code ec; name->ends_with(".json") || std::filesystem::exists(*name, ec)) {
+      // (the error_code overload: a name too long for a path is an unknown model, not an exception)
       m = {*name, io::read_hf_config(*name), 0};
     } else {
       (void)get_preset(*name);  // throws the "unknown model; known presets: ..." error

@@ -1027,6 +1027,14 @@ inline std::string format_count(std::int64_t n) {
   return negative ? "-" + out : out;
 }
 
+// A measurement in six significant digits, as %g prints it: "989.4e+12" style magnitudes
+// stay short whatever their size ("1e+308", "1e-320").
+inline std::string format_double(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
 }  // namespace trainperf
 // ---- end trainperf/units.hpp ----
 
@@ -1305,10 +1313,13 @@ inline void micro_batches_not_a_multiple_of_pp_for_interleaving() {}
 inline void virtual_stages_need_pipeline_parallelism() {}
 inline void batch_dp_differs_from_the_layout_dp() {}
 inline void parallel_degree_exceeds_2_to_the_20() {}
+inline void world_size_exceeds_2_to_the_20() {}
 }  // namespace reason
 
-// The largest tp, pp, cp, ep, etp, dp or vpp accepted (about a million ranks on one axis).
+// The largest tp, pp, cp, ep, etp, dp or vpp accepted (about a million ranks on one axis), and
+// the largest world: a layout lists every rank, so a world past it would take gigabytes.
 inline constexpr std::int64_t max_parallel_degree = std::int64_t{1} << 20;
+inline constexpr std::int64_t max_world_size = std::int64_t{1} << 20;
 
 namespace detail {
 
@@ -1357,7 +1368,11 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
                   positive(c.vpp, "vpp");
   if (c.dp != 0) sizes_ok &= positive(c.dp, "dp");
   if (c.etp != 0) sizes_ok &= positive(c.etp, "etp");
-  if (!sizes_ok) return r.take();
+  r.check(ctx.world <= max_world_size, reason::world_size_exceeds_2_to_the_20, "world", [&] {
+    return "world size " + str(ctx.world) + " exceeds the largest supported world 2^20 = " + str(max_world_size) +
+           " ranks";
+  });
+  if (!sizes_ok || ctx.world > max_world_size) return r.take();
   const std::int64_t etp = c.resolved_etp();
 
   // ---- world size
@@ -1589,8 +1604,10 @@ class process_mesh {
 
   // The groups spanned by the axes named in `token` ("tp", "dp-cp", "tp-pp", ...): ranks that
   // differ only along those axes. Same order as Megatron-LM: groups by the remaining axes
-  // (fastest first), members by the named axes (in mesh order).
-  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view token) const {
+  // (fastest first), members by the named axes (in mesh order). `max_groups` (>= 0) stops after
+  // that many, so a caller that shows a few groups of a large world does not build them all.
+  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view token,
+                                                                        std::int64_t max_groups = -1) const {
     std::array<bool, axis_count> masked{};
     std::string_view rest = token;
     while (!rest.empty()) {
@@ -1608,7 +1625,8 @@ class process_mesh {
     std::int64_t group_size = 1;
     for (axis a : in) group_size *= size(a);
     std::vector<std::vector<std::int64_t>> result;
-    for (std::int64_t g = 0; g < world_ / group_size; ++g) {
+    const std::int64_t count = max_groups >= 0 ? std::min(max_groups, world_ / group_size) : world_ / group_size;
+    for (std::int64_t g = 0; g < count; ++g) {
       std::int64_t base = 0, rem = g;
       for (axis a : out) {
         base += (rem % size(a)) * stride(a);
@@ -1701,16 +1719,18 @@ class layout {
   //   decoder: "tp", "cp", "dp", "pp", "dp-cp", "tp-pp" (model parallel), "tp-cp", "tp-dp-cp", "tp-dp"
   //   experts: "ep", "etp" (expert tensor parallel), "edp" (expert data parallel), "etp-ep", "etp-ep-pp"
   //   "embedding": first and last rank of each pipeline group; "position_embedding": the first.
-  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view name) const {
-    if (name == "ep") return expert_.groups("ep");
-    if (name == "etp") return expert_.groups("tp");
-    if (name == "edp") return expert_.groups("dp");
-    if (name == "etp-ep") return expert_.groups("tp-ep");
-    if (name == "etp-ep-pp") return expert_.groups("tp-ep-pp");
-    if (name == "mp") return decoder_.groups("tp-pp");
+  // `max_groups` (>= 0): at most that many, the first ones.
+  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view name,
+                                                                        std::int64_t max_groups = -1) const {
+    if (name == "ep") return expert_.groups("ep", max_groups);
+    if (name == "etp") return expert_.groups("tp", max_groups);
+    if (name == "edp") return expert_.groups("dp", max_groups);
+    if (name == "etp-ep") return expert_.groups("tp-ep", max_groups);
+    if (name == "etp-ep-pp") return expert_.groups("tp-ep-pp", max_groups);
+    if (name == "mp") return decoder_.groups("tp-pp", max_groups);
     if (name == "embedding" || name == "position_embedding") {
       std::vector<std::vector<std::int64_t>> out;
-      for (auto& g : decoder_.groups("pp")) {
+      for (auto& g : decoder_.groups("pp", max_groups)) {
         if (name == "position_embedding" || g.size() == 1)
           out.push_back({g.front()});
         else
@@ -1718,7 +1738,7 @@ class layout {
       }
       return out;
     }
-    return decoder_.groups(name);
+    return decoder_.groups(name, max_groups);
   }
 
  private:
@@ -2721,6 +2741,7 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -2729,25 +2750,41 @@ namespace trainperf {
 
 namespace reason {
 inline void measurement_must_be_positive_and_finite() {}
+inline void utilization_exceeds_100_percent() {}
 }  // namespace reason
 
 namespace detail {
+// Positive, finite and normal: a denormal (below 2.2e-308) is no measurement, it is an
+// underflow, and MFUs computed from it print as 0.00%.
 constexpr void require_measurement(double v, std::string_view field, std::string_view unit) {
-  require(is_finite(v) && v > 0, reason::measurement_must_be_positive_and_finite, field, [&] {
-    return std::string(field) + " must be a positive, finite number of " + std::string(unit) + ", got " +
-           std::to_string(v);
-  });
+  require(is_finite(v) && v >= std::numeric_limits<double>::min(), reason::measurement_must_be_positive_and_finite,
+          field, [&] {
+            return std::string(field) + " must be a positive, finite number of " + std::string(unit) + ", got " +
+                   format_double(v);
+          });
 }
 }  // namespace detail
 
 // Achieved model FLOP/s per device over its dense peak: MFU as the PaLM paper defines it
 // (Chowdhery et al. 2022, appendix B) when flops_per_token counts model FLOPs, HFU when it
-// counts hardware FLOPs (recomputation included).
+// counts hardware FLOPs (recomputation included). No device computes above its peak, so a
+// utilization above 100% is refused: one of the three inputs is wrong.
 constexpr double utilization(double flops_per_token, double tokens_per_device_per_s, double peak_flops) {
   detail::require_measurement(flops_per_token, "flops_per_token", "FLOPs");
   detail::require_measurement(tokens_per_device_per_s, "tokens_per_device_per_s", "tokens per second");
   detail::require_measurement(peak_flops, "peak_flops", "FLOP/s");
-  return flops_per_token * tokens_per_device_per_s / peak_flops;
+  const double achieved = flops_per_token * tokens_per_device_per_s;
+  detail::require(detail::is_finite(achieved) && achieved <= peak_flops, reason::utilization_exceeds_100_percent,
+                  "tokens_per_device_per_s", [&] {
+                    return "utilization " + format_double(achieved / peak_flops * 100) + "% exceeds 100%: " +
+                           format_double(flops_per_token) + " FLOPs per token x " +
+                           format_double(tokens_per_device_per_s) + " tokens/s per device = " +
+                           format_double(achieved) + " FLOP/s, above the peak of " +
+                           format_double(peak_flops) +
+                           " FLOP/s; give the throughput per device (not per node or job), the dense peak of the "
+                           "dtype that computes, and FLOPs per token of this model";
+                  });
+  return achieved / peak_flops;
 }
 
 // Token/p/s from the usual ways a throughput is reported.
@@ -2784,6 +2821,7 @@ class meter {
     double tflops_per_device = 0;         // model TFLOP/s per device
     std::optional<double> mfu;            // fractions (0.336 = 33.6%); absent when the peak is unknown
     std::optional<double> hfu;
+    std::string utilization_refused;  // why mfu/hfu are absent although the peak is known (above 100%)
     std::optional<std::int64_t> peak_memory_bytes;
   };
 
@@ -2860,9 +2898,15 @@ class meter {
     r.tokens_per_device_per_s = s.tokens / s.seconds / static_cast<double>(cfg_.devices);
     if (s.all_have_samples) r.samples_per_s = s.samples / s.seconds;
     r.tflops_per_device = r.tokens_per_device_per_s * cfg_.model_flops_per_token / 1e12;
-    if (cfg_.peak_flops > 0) {
-      r.mfu = utilization(cfg_.model_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
-      r.hfu = utilization(cfg_.hardware_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
+    if (cfg_.peak_flops > 0) {  // a trainer's loop asks often: an impossible MFU is reported, not thrown
+      try {
+        r.mfu = utilization(cfg_.model_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
+        r.hfu = utilization(cfg_.hardware_flops_per_token, r.tokens_per_device_per_s, cfg_.peak_flops);
+      } catch (const config_error& e) {
+        r.mfu.reset();
+        r.hfu.reset();
+        r.utilization_refused = e.what();
+      }
     }
     r.peak_memory_bytes = peak_memory_;
     return r;
