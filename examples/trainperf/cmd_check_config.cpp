@@ -47,6 +47,9 @@ int run_check_config(const args& a, output& out) {
   try {
     model = tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false);
   } catch (const tp::config_error& e) {
+    // A --model that names nothing readable is bad input (exit 2); a model that reads but breaks
+    // a rule is a finding like any other (exit 1).
+    if (e.field() == "model") throw;
     found.push_back({e.field(), e.what()});
   }
   tp::parallel_context ctx{.world = world, .seq = a.get_int("seq").value_or(0)};

@@ -12,6 +12,8 @@
 
 #include <trainperf/trainperf.hpp>
 
+#include <trainperf/io/file.hpp>
+
 #include "cli.hpp"
 #include "model_flags.hpp"
 
@@ -185,10 +187,10 @@ int run_memory(const args& a, output& out) {
   std::vector<std::string> fixes;
   if (dev && e.max_total() > static_cast<double>(dev->memory_bytes)) fixes = what_would_fit(m, dev->memory_bytes);
   if (auto path = a.get("svg")) {  // last: a refused request leaves no file behind
-    std::ofstream svg(*path);
-    svg << tp::render_memory_svg(e, dev ? dev->memory_bytes : 0,
-                                 fmt::format("{}: memory per device by pipeline stage", m.model.name));
-    if (!svg) throw tp::config_error("svg", "cannot write " + *path + "; give a writable file path");
+    tp::io::write_file(*path,
+                       tp::render_memory_svg(e, dev ? dev->memory_bytes : 0,
+                                             fmt::format("{}: memory per device by pipeline stage", m.model.name)),
+                       "svg");
   }
   if (a.has("json")) {
     json stages = json::array();

@@ -8,6 +8,8 @@
 
 #include <trainperf/trainperf.hpp>
 
+#include <trainperf/io/file.hpp>
+
 #include "cli.hpp"
 #include "model_flags.hpp"
 
@@ -51,13 +53,15 @@ int run_schedule(const args& a, output& out) {
   double latency = 0;
   if (auto l = a.get("p2p-latency")) latency = *l == "0" ? 0 : *a.get_double("p2p-latency");
   const tp::simulation sim = tp::simulate(s, std::vector<double>(*pp, tf), std::vector<double>(*pp, tb), latency);
-  if (auto path = a.get("svg")) {
-    std::ofstream out(*path);
-    out << tp::render_svg(
-        sim, vpp,
-        fmt::format("{} schedule, pp {}, {} micro-batches{}", k, *pp, *m, vpp > 1 ? fmt::format(", vpp {}", vpp) : ""));
-    if (!out) throw tp::config_error("svg", "cannot write " + *path);
-  }
+  // Written once the answer is complete, so a refused request leaves no file behind.
+  const auto write_svg = [&] {
+    if (auto path = a.get("svg"))
+      tp::io::write_file(*path,
+                         tp::render_svg(sim, vpp,
+                                        fmt::format("{} schedule, pp {}, {} micro-batches{}", k, *pp, *m,
+                                                    vpp > 1 ? fmt::format(", vpp {}", vpp) : "")),
+                         "svg");
+  };
   if (a.has("json")) {
     json actions = json::array();
     for (const auto& st : s.stages) {
@@ -79,6 +83,7 @@ int run_schedule(const args& a, output& out) {
              {"simulated",
               {{"step_time", sim.step_time}, {"bubble_fraction", sim.bubble_fraction()}, {"idle_per_stage", sim.idle}}},
              {"actions", actions}});
+    write_svg();
     return 0;
   }
   out.print("{} schedule, pp {}, {} micro-batches{}\n", k, *pp, *m, vpp > 1 ? fmt::format(", vpp {}", vpp) : "");
@@ -89,6 +94,7 @@ int run_schedule(const args& a, output& out) {
   out.print("  warm-up micro-batches {} per stage{}\n", fmt::join(s.warmup, ", "),
             vpp > 1 ? " (virtual: one chunk each)" : "");
   out.print("  step time (simulated) {:g}\n\n{}", sim.step_time, tp::render_ascii(sim, vpp));
+  write_svg();
   return 0;
 }
 

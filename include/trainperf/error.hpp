@@ -100,6 +100,13 @@ constexpr std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_v
   return r;
 }
 
+// a + b + ... with every partial sum checked.
+template <class... Rest>
+constexpr std::int64_t checked_sum(std::string_view what, std::int64_t a, Rest... rest) {
+  ((a = checked_add(a, static_cast<std::int64_t>(rest), what)), ...);
+  return a;
+}
+
 // Whether `name` begins with `prefix`, ignoring ASCII case.
 constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
   const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };

@@ -1,4 +1,4 @@
-// trainperf — read a whole input file, bounded, with one-line errors: every reader of
+// trainperf — read a whole input file, bounded, and write an output file whole, with one-line errors: every reader of
 // user-named files (config.json, token files, checkpoints, reports) goes through here, so a
 // directory, a FIFO, /dev/zero, an empty file or one that changes while read is refused with
 // the field to fix instead of hanging, aborting on a stream exception or reading forever.
@@ -46,6 +46,40 @@ inline std::string read_file(const std::filesystem::path& path, std::uintmax_t m
   const bool grew = !short_read && in.peek() != std::ifstream::traits_type::eof();
   if (short_read || grew) fail("changed size while it was read; read it again once it is complete");
   return bytes;
+}
+
+// Writes `text` to the file `path` whole or not at all: into path + ".tmp", then renamed over
+// `path`. A directory, FIFO or device at either name is refused up front (opening a FIFO for
+// writing would wait for a reader forever); `field` names the flag in every error.
+inline void write_file(const std::filesystem::path& path, std::string_view text, std::string_view field) {
+  namespace fs = std::filesystem;
+  const std::string p = path.string(), tmp = p + ".tmp";
+  const auto fail = [&](const std::string& why) {
+    throw config_error(std::string(field), p + " " + why + "; give a path to a regular file in a writable folder");
+  };
+  std::error_code ec;
+  for (const std::string& name : {p, tmp}) {
+    const fs::file_status st = fs::status(name, ec);
+    if (fs::is_directory(st)) fail(name == p ? "is a directory" : "cannot be written: " + tmp + " is a directory");
+    if (fs::exists(st) && !fs::is_regular_file(st))
+      fail(name == p ? "is not a regular file (a FIFO, device or socket)"
+                     : "cannot be written: " + tmp + " is in the way (not a regular file)");
+  }
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) fail("cannot be written (" + std::string(std::strerror(errno)) + ")");
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    out.close();
+    if (!out) {
+      fs::remove(tmp, ec);
+      fail("could not be written in full (" + std::string(std::strerror(errno)) + ")");
+    }
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    fail("could not be put in place (" + ec.message() + ")");
+  }
 }
 
 }  // namespace trainperf::io
