@@ -120,6 +120,13 @@ constexpr std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_v
   return r;
 }
 
+// a + b + ... with every partial sum checked.
+template <class... Rest>
+constexpr std::int64_t checked_sum(std::string_view what, std::int64_t a, Rest... rest) {
+  ((a = checked_add(a, static_cast<std::int64_t>(rest), what)), ...);
+  return a;
+}
+
 // Whether `name` begins with `prefix`, ignoring ASCII case.
 constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
   const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
@@ -595,7 +602,7 @@ struct layer_params {
   std::int64_t shared_experts = 0;
   std::int64_t norms = 0;  // the two pre-norms
   [[nodiscard]] constexpr std::int64_t total() const {
-    return attention + mlp + router + routed_experts + shared_experts + norms;
+    return detail::checked_sum("layer parameters", attention, mlp, router, routed_experts, shared_experts, norms);
   }
 };
 
@@ -615,12 +622,18 @@ struct param_counts {
   std::int64_t vision = 0;
   std::int64_t projector = 0;
 
-  [[nodiscard]] constexpr std::int64_t embedding() const { return token_embedding + position_embedding + output; }
-  [[nodiscard]] constexpr std::int64_t layers() const {
-    return attention + mlp + router + routed_experts + shared_experts + norms;
+  [[nodiscard]] constexpr std::int64_t embedding() const {
+    return detail::checked_sum("embedding parameters", token_embedding, position_embedding, output);
   }
-  [[nodiscard]] constexpr std::int64_t language_model() const { return embedding() + layers(); }
-  [[nodiscard]] constexpr std::int64_t total() const { return language_model() + vision + projector; }
+  [[nodiscard]] constexpr std::int64_t layers() const {
+    return detail::checked_sum("layer parameters", attention, mlp, router, routed_experts, shared_experts, norms);
+  }
+  [[nodiscard]] constexpr std::int64_t language_model() const {
+    return detail::checked_sum("parameters", embedding(), layers());
+  }
+  [[nodiscard]] constexpr std::int64_t total() const {
+    return detail::checked_sum("parameters", language_model(), vision, projector);
+  }
   [[nodiscard]] constexpr std::int64_t non_embedding() const { return total() - embedding(); }
 };
 
@@ -630,7 +643,7 @@ constexpr i64 norm_params(norm_kind k, i64 h) { return k == norm_kind::layernorm
 constexpr i64 mlp_params(mlp_kind k, i64 h, i64 f, bool bias) {
   const i64 mats = k == mlp_kind::swiglu ? 3 : 2;
   const i64 in_bias = k == mlp_kind::swiglu ? 2 * f : f;
-  return checked_mul(mats * h, f, "mlp parameters") + (bias ? in_bias + h : 0);
+  return checked_sum("mlp parameters", checked_mul(mats * h, f, "mlp parameters"), bias ? in_bias + h : 0);
 }
 }  // namespace detail
 
@@ -639,11 +652,13 @@ constexpr layer_params count_layer_params(const transformer_spec& m, std::int64_
   using namespace detail;
   const i64 h = m.hidden, q = m.q_dim(), kv = m.kv_dim();
   layer_params p;
-  p.attention = checked_mul(h, q + 2 * kv, "attention parameters") + checked_mul(q, h, "attention parameters") +
-                (m.linear_bias ? q + 2 * kv + h : 0);
+  // Every size is below 2^31 (validate), so q + 2 kv + h and 2 x norms cannot overflow; products and
+  // sums of products are checked.
+  p.attention = checked_sum("attention parameters", checked_mul(h, q + 2 * kv, "attention parameters"),
+                            checked_mul(q, h, "attention parameters"), m.linear_bias ? q + 2 * kv + h : 0);
   p.norms = 2 * norm_params(m.norm, h);
   if (m.is_moe_layer(i)) {
-    p.router = h * m.moe.experts;
+    p.router = checked_mul(h, m.moe.experts, "router parameters");
     p.routed_experts =
         checked_mul(m.moe.experts, mlp_params(m.mlp, h, m.resolved_expert_ffn(), m.linear_bias), "expert parameters");
     p.shared_experts = checked_mul(
@@ -662,17 +677,21 @@ constexpr std::int64_t count_vision_tower_params(const vision_spec& v) {
   const i64 patch_embed =
       checked_mul(checked_mul(checked_mul(v.channels, v.patch_size, "vision"), v.patch_size, "vision"), h,
                   "vision parameters");  // conv, no bias
-  const i64 class_and_positions = h + v.tower_tokens() * h;
+  const i64 class_and_positions = checked_sum("vision parameters", h, checked_mul(v.tower_tokens(), h, "vision"));
   const i64 pre_post_norms = 2 * 2 * h;
-  const i64 layer = 4 * (h * h + h) + 2 * 2 * h + mlp_params(mlp_kind::gelu, h, v.ffn, true);
-  return patch_embed + class_and_positions + pre_post_norms + checked_mul(v.layers, layer, "vision parameters");
+  const i64 layer = checked_sum("vision parameters", checked_mul(4, checked_mul(h, h, "vision") + h, "vision"),
+                                2 * 2 * h, mlp_params(mlp_kind::gelu, h, v.ffn, true));
+  return checked_sum("vision parameters", patch_embed, class_and_positions, pre_post_norms,
+                     checked_mul(v.layers, layer, "vision parameters"));
 }
 
 constexpr std::int64_t count_projector_params(const transformer_spec& m) {
   if (!m.vision.present()) return 0;
   const std::int64_t vh = m.vision.hidden, h = m.hidden;
-  const std::int64_t first = vh * h + h;
-  return m.vision.projector == projector_kind::linear ? first : first + h * h + h;
+  const std::int64_t first = detail::checked_mul(vh, h, "projector parameters") + h;  // < 2^62 + 2^31
+  return m.vision.projector == projector_kind::linear
+             ? first
+             : detail::checked_sum("projector parameters", first, detail::checked_mul(h, h, "projector parameters"), h);
 }
 
 // Exact parameter count of the model as stored (vocabulary padded for tensor-parallel
@@ -692,12 +711,12 @@ constexpr param_counts count_params(const transformer_spec& m, std::int64_t tp =
   const auto add = [&](const layer_params& l, i64 n) {
     c.attention = checked_add(c.attention, checked_mul(l.attention, n, "attention parameters"), "attention parameters");
     c.mlp = checked_add(c.mlp, checked_mul(l.mlp, n, "mlp parameters"), "mlp parameters");
-    c.router += l.router * n;
+    c.router = checked_add(c.router, checked_mul(l.router, n, "router parameters"), "router parameters");
     c.routed_experts =
         checked_add(c.routed_experts, checked_mul(l.routed_experts, n, "expert parameters"), "expert parameters");
     c.shared_experts =
         checked_add(c.shared_experts, checked_mul(l.shared_experts, n, "expert parameters"), "expert parameters");
-    c.norms += l.norms * n;
+    c.norms = checked_add(c.norms, checked_mul(l.norms, n, "norm parameters"), "norm parameters");
   };
   if (moe_layers > 0) add(count_layer_params(m, 0), moe_layers);
   if (dense_layers > 0) add(count_layer_params(m, m.is_moe() ? 1 : 0), dense_layers);
