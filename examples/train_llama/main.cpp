@@ -569,6 +569,9 @@ int run(const args& a) {
                                  .mfu = {1, tp::rounding::nearest}}));
   say.line(fmt::format("TFLOP/s per device {:.3f} (model FLOPs, megatron convention, causal); MFU against {}",
                        st->tflops_per_device, peak_source));
+  if (!st->utilization_refused.empty())  // the MFU cell stays empty rather than show more than 100%
+    say.line(fmt::format("MFU left out: {}; the peak ({}) is too low for this run: give --peak-flops",
+                         st->utilization_refused, peak_source));
   if (m.profile && cpu) {
     double kernels = optimizer_seconds;
     for (double x : m.seconds) kernels += x;
@@ -627,5 +630,12 @@ int main(int argc, char** argv) {
 #endif
     return 1;
   }
+#ifdef TRAINPERF_WITH_MPI
+  // Bad input found on one rank only (a path another rank never checks) must not leave the
+  // others waiting in a collective: stop them all.
+  int world = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  if (world > 1) MPI_Abort(MPI_COMM_WORLD, 2);
+#endif
   return 2;
 }

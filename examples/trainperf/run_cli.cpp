@@ -48,13 +48,13 @@ int run_cli(std::span<const std::string> argv, std::string& out, std::string& er
     return argv.empty() ? 2 : 0;
   }
   const command* cmd = nullptr;
-  std::vector<std::string_view> names;
-  for (const auto& c : commands()) {
-    names.push_back(c.name);
+  for (const auto& c : commands())
     if (c.name == argv[0]) cmd = &c;
-  }
   if (cmd == nullptr) {
-    err = fmt::format("trainperf: unknown command '{}'; run `trainperf help`\n", argv[0]);
+    const std::string hint =
+        trainperf::detail::did_you_mean(argv[0], commands(), [](const command& c) { return c.name; });
+    err = fmt::format("trainperf: unknown command '{}'; {}run `trainperf help`\n", argv[0],
+                      hint.empty() ? "" : hint + " ");
     return 2;
   }
   // One line, whatever the message carries: the first line is the error.
