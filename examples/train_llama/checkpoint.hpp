@@ -82,8 +82,8 @@ inline std::array<unsigned char, checkpoint_header_bytes> encode_header(const ch
   std::memcpy(h.data(), checkpoint_magic, 8);
   put_le(h.data() + 8, checkpoint_version, 4);
   put_le(h.data() + 12, checkpoint_header_bytes, 4);
-  const std::int64_t fields[9] = {c.step,  c.total, c.layers, c.hidden, c.heads, c.kv_heads,
-                                  c.ffn, c.vocab, static_cast<std::int64_t>(c.seed)};
+  const std::int64_t fields[9] = {
+      c.step, c.total, c.layers, c.hidden, c.heads, c.kv_heads, c.ffn, c.vocab, static_cast<std::int64_t>(c.seed)};
   for (int i = 0; i < 9; ++i) put_le(h.data() + 16 + 8 * i, static_cast<std::uint64_t>(fields[i]), 8);
   return h;
 }
@@ -106,8 +106,9 @@ inline checkpoint_info verify_checkpoint(std::string_view bytes, const std::stri
   const auto fail = [&](const std::string& why) { throw trainperf::config_error(field, name + " " + why); };
   const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
   if (bytes.size() >= 8 && bytes.substr(0, 8) == std::string_view("TPLLAMA1", 8))
-    fail("is a format-1 train_llama checkpoint (no checksum), which this train_llama no longer reads; train "
-         "again from the start, or resume it with the train_llama that wrote it");
+    fail(
+        "is a format-1 train_llama checkpoint (no checksum), which this train_llama no longer reads; train "
+        "again from the start, or resume it with the train_llama that wrote it");
   if (bytes.size() < 8 || bytes.substr(0, 8) != std::string_view(checkpoint_magic, 8))
     fail("is not a train_llama checkpoint (no TPLLCKPT magic); give a file written by train_llama --checkpoint");
   if (bytes.size() < checkpoint_header_bytes + checkpoint_trailer_bytes)
@@ -163,10 +164,10 @@ inline std::int64_t restore_checkpoint(std::string_view bytes, const std::string
 inline std::int64_t load_checkpoint(const std::string& path, llama_params& m, std::uint64_t seed,
                                     const std::string& field = "resume") {
   const std::uint64_t size = checkpoint_file_bytes(m.total);
-  const std::string bytes = trainperf::io::read_file(
-      path, size, field,
-      "a train_llama checkpoint of this model (" + std::to_string(size) +
-          " bytes: " + detail::describe(checkpoint_info_of(m, 0, seed)) + "), written with the same flags");
+  const std::string bytes = trainperf::io::read_file(path, size, field,
+                                                     "a train_llama checkpoint of this model (" + std::to_string(size) +
+                                                         " bytes: " + detail::describe(checkpoint_info_of(m, 0, seed)) +
+                                                         "), written with the same flags");
   return restore_checkpoint(bytes, path, m, seed, field);
 }
 
@@ -201,7 +202,8 @@ inline void save_checkpoint(const std::string& path, const llama_params& m, std:
                             const std::string& field = "checkpoint") {
   namespace fs = std::filesystem;
   const std::string tmp = path + ".tmp";
-  const bool had = fs::is_regular_file(path);
+  std::error_code exists_ec;  // the error_code overload: never a filesystem_error after a whole run
+  const bool had = fs::is_regular_file(path, exists_ec);
   const auto fail = [&](const std::string& what, int e) {
     throw trainperf::config_error(
         field, path + ": " + what + " failed (" + detail::errno_text(e) + "); " +
@@ -236,46 +238,6 @@ inline void save_checkpoint(const std::string& path, const llama_params& m, std:
     throw trainperf::config_error(field, path + " was written, but syncing its folder failed (" +
                                              detail::errno_text(errno) +
                                              "); it may not survive a power loss, check the file system");
-}
-
-// Refuses, before any work is done, an output file `path` (given as --field) that cannot be
-// written: a directory, something that is not a regular file (for checkpoints, which are
-// renamed into place), a folder that does not exist or where no file can be created, an
-// existing file that is not writable (for appended logs). The check creates and removes a
-// temporary file in the folder.
-inline void check_output_file(const std::string& path, const std::string& field, bool renamed_into_place) {
-  namespace fs = std::filesystem;
-  const auto fail = [&](const std::string& why) { throw trainperf::config_error(field, path + " " + why); };
-  if (path.empty()) throw trainperf::config_error(field, "--" + field + " needs a file path, got ''");
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (fs::is_directory(st))
-    fail("is a directory; give a file path, e.g. " +
-         (fs::path(path) / (renamed_into_place ? "ckpt.bin" : "train.log")).string());
-  if (fs::exists(st) && !fs::is_regular_file(st)) {
-    if (renamed_into_place || !fs::is_character_file(st))
-      fail("exists and is not a regular file (a FIFO, device or socket); give a path to a regular file");
-    if (::access(path.c_str(), W_OK) != 0)  // a log may go to a device such as /dev/null
-      fail("is not writable (" + detail::errno_text(errno) + "); choose another path");
-    return;
-  }
-  const fs::path dir = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
-  const fs::file_status ds = fs::status(dir, ec);
-  if (!fs::exists(ds)) fail("is in folder " + dir.string() + ", which does not exist; create it first");
-  if (!fs::is_directory(ds)) fail("is in " + dir.string() + ", which is not a folder; give a path inside a folder");
-  if (renamed_into_place) {
-    const fs::file_status ts = fs::status(path + ".tmp", ec);
-    if (fs::exists(ts) && !fs::is_regular_file(ts))
-      fail("cannot be written: " + path + ".tmp is in the way (not a regular file); remove it");
-  }
-  std::string probe = (dir / ".train_llama-write-test-XXXXXX").string();
-  const int fd = ::mkstemp(probe.data());
-  if (fd < 0) fail("cannot be written: no file can be created in " + dir.string() + " (" +
-                   detail::errno_text(errno) + "); choose a writable folder");
-  ::close(fd);
-  ::unlink(probe.c_str());
-  if (!renamed_into_place && fs::is_regular_file(st) && ::access(path.c_str(), W_OK) != 0)
-    fail("exists and is not writable (" + detail::errno_text(errno) + "); make it writable or choose another path");
 }
 
 }  // namespace train_llama

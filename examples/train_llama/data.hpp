@@ -17,6 +17,9 @@
 #include <trainperf/error.hpp>
 #include <trainperf/io/file.hpp>
 
+#include <trainperf/io/file.hpp>
+#include "host.hpp"
+
 namespace train_llama {
 
 // A small artificial language with learnable structure, generated from a fixed seed (nothing
@@ -72,7 +75,7 @@ inline std::vector<std::int32_t> bytes_to_tokens(const std::string& s) {
 
 [[noreturn]] inline void data_error(const std::string& msg) { throw trainperf::config_error("data", msg); }
 
-// Token files are read whole: at most this many bytes, and at most a third of the memory the
+// Token files are read whole: at most this many bytes, and at most a sixth of the memory the
 // machine has available (the file's bytes and the int32 ids are alive together while parsing,
 // then the ids once more as training and held-out splits). Documented in --help.
 inline constexpr std::uint64_t max_token_file_bytes = std::uint64_t{8} << 30;  // 8 GiB
@@ -225,8 +228,9 @@ inline std::vector<std::int32_t> parse_tokens(std::string_view bytes, const std:
   const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
   if (name.ends_with(".npy")) {
     if (bytes.size() < 10 || bytes.substr(0, 6) != std::string_view("\x93NUMPY", 6))
-      data_error(name + " is not a .npy file (it does not start with \\x93NUMPY); save the array with numpy.save "
-                        "or give a raw file with --data-dtype");
+      data_error(name +
+                 " is not a .npy file (it does not start with \\x93NUMPY); save the array with numpy.save "
+                 "or give a raw file with --data-dtype");
     const int major = u[6], minor = u[7];
     if (major < 1 || major > 3 || minor != 0)
       data_error(name + ": .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
@@ -236,8 +240,9 @@ inline std::vector<std::int32_t> parse_tokens(std::string_view bytes, const std:
       header_len = detail::le(u + 8, 2);
       offset = 10;
     } else {
-      if (bytes.size() < 12) data_error(name + ": the .npy header is truncated (" + std::to_string(bytes.size()) +
-                                        " bytes); the file is incomplete, write it again");
+      if (bytes.size() < 12)
+        data_error(name + ": the .npy header is truncated (" + std::to_string(bytes.size()) +
+                   " bytes); the file is incomplete, write it again");
       header_len = detail::le(u + 8, 4);
       offset = 12;
     }
@@ -260,8 +265,8 @@ inline std::vector<std::int32_t> parse_tokens(std::string_view bytes, const std:
     if (h.shape.size() != 1) {
       std::string shape = "(";
       for (std::size_t i = 0; i < h.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(h.shape[i]);
-      data_error(name + ": shape " + shape + ") is " +
-                 std::to_string(h.shape.size()) + "-D; save a 1-D array of ids (a.reshape(-1))");
+      data_error(name + ": shape " + shape + ") is " + std::to_string(h.shape.size()) +
+                 "-D; save a 1-D array of ids (a.reshape(-1))");
     }
     declared = h.shape[0];
   } else if (dtype != "u16" && dtype != "u32" && dtype != "i32") {
@@ -289,25 +294,13 @@ inline std::vector<std::int32_t> parse_tokens(std::string_view bytes, const std:
   return tokens;
 }
 
-// The memory the machine has available now (MemAvailable, else MemTotal, from /proc/meminfo),
-// in bytes; 0 when unknown.
-inline std::uint64_t available_memory_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  std::uint64_t kib = 0, total = 0;
-  while (in >> key >> kib) {
-    if (key == "MemAvailable:") return kib * 1024;
-    if (key == "MemTotal:") total = kib * 1024;
-    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  return total;
-}
-
 // The largest token file read_tokens accepts on this machine now, and why.
 inline std::pair<std::uint64_t, std::string> token_file_limit() {
   const std::uint64_t avail = available_memory_bytes();
-  if (avail != 0 && avail / 3 < max_token_file_bytes)
-    return {avail / 3, "a third of the memory available now, " + std::to_string(avail >> 20) + " MiB"};
+  // The file's bytes and the int32 ids read from them (twice the bytes for u16) stay within half
+  // of what is available, leaving the rest to the model: a sixth for the file.
+  if (avail != 0 && avail / 6 < max_token_file_bytes)
+    return {avail / 6, "a sixth of the memory available now, " + std::to_string(avail >> 20) + " MiB"};
   return {max_token_file_bytes, "train_llama's limit for token files, 8 GiB"};
 }
 
@@ -320,6 +313,29 @@ inline std::vector<std::int32_t> read_tokens(const std::string& path, const std:
                                "a token file (.npy or raw ids) of at most " + std::to_string(limit) + " bytes (" + why +
                                    "), e.g. a shard of the data");
   return parse_tokens(bytes, path, raw_dtype, vocab);
+}
+
+// Deterministic sample offsets: a function of (seed, step, micro-step, row) only, so a resumed
+// run reads exactly what an uninterrupted one would.
+inline std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Rows of a micro-batch are the consecutive global samples [first, first + lbs) (for data
+// parallelism: tp::data_shard's range for this rank); sample i of the run starts at a
+// position drawn from (key, i), so any split of a global batch over ranks reads the same data.
+inline void fill_batch(std::vector<std::int32_t>& in, std::vector<std::int32_t>& out,
+                       const std::vector<std::int32_t>& data, std::uint64_t key, std::int64_t first, std::int64_t lbs,
+                       std::int64_t T) {
+  const auto span = static_cast<std::uint64_t>(data.size()) - static_cast<std::uint64_t>(T) - 1;
+  for (std::int64_t b = 0; b < lbs; ++b) {
+    const auto at = static_cast<std::size_t>(mix(key * 1315423911ULL + static_cast<std::uint64_t>(first + b)) % span);
+    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(at), T, in.begin() + b * T);
+    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(at) + 1, T, out.begin() + b * T);
+  }
 }
 
 }  // namespace train_llama

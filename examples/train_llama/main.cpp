@@ -6,21 +6,15 @@
 //   train_llama [--model tiny|PRESET|config.json] [--seq 128] [--lbs 8] [--gas 1] [--steps 150]
 //               [--data tokens.npy|tokens.u16 [--data-dtype u16|u32|i32]] [--checkpoint FILE]
 //               [--resume FILE] [--peak-flops X] [--log FILE] [--device cpu|cuda] ...
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -37,7 +31,10 @@
 #include "checkpoint.hpp"
 #include "data.hpp"
 #include "engine.hpp"
+#include "engine_cpu.hpp"
+#include "host.hpp"
 #include "model.hpp"
+#include "progress.hpp"
 
 namespace tp = trainperf;
 using tp::cli::args;
@@ -45,6 +42,12 @@ using tp::cli::flag;
 using tp::cli::usage_error;
 using train_llama::i64;
 using clk = std::chrono::steady_clock;
+using train_llama::cpu_engine;
+using train_llama::current_rss_bytes;
+using train_llama::fill_batch;
+using train_llama::format_duration;
+using train_llama::peak_rss_bytes;
+using train_llama::progress;
 
 namespace {
 
@@ -62,7 +65,7 @@ std::vector<flag> trainer_flags() {
            {"seed", "N", "seed of the initialization and the data order (default 1)"},
            {"data", "FILE",
             "pre-tokenized tokens (.npy int32/uint16/uint32, or raw with --data-dtype); read whole, at most 8 GiB "
-            "and a third of the available memory"},
+            "and a sixth of the available memory"},
            {"data-dtype", "u16|u32|i32", "raw token file dtype (default u16)"},
            {"corpus-bytes", "N", "size of the embedded generated corpus (default 2000000)"},
            {"eval-every", "N", "evaluate on held-out data every N steps (default 50)"},
@@ -85,192 +88,6 @@ std::vector<flag> trainer_flags() {
     f.push_back(x);
   return f;
 }
-
-// Deterministic sample offsets: a function of (seed, step, micro-step, row) only, so a resumed
-// run reads exactly what an uninterrupted one would.
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// Rows of a micro-batch are the consecutive global samples [first, first + lbs) (for data
-// parallelism: tp::data_shard's range for this rank); sample i of the run starts at a
-// position drawn from (key, i), so any split of a global batch over ranks reads the same data.
-void fill_batch(std::vector<std::int32_t>& in, std::vector<std::int32_t>& out, const std::vector<std::int32_t>& data,
-                std::uint64_t key, i64 first, i64 lbs, i64 T) {
-  const auto span = static_cast<std::uint64_t>(data.size()) - static_cast<std::uint64_t>(T) - 1;
-  for (i64 b = 0; b < lbs; ++b) {
-    const auto at = static_cast<std::size_t>(mix(key * 1315423911ULL + static_cast<std::uint64_t>(first + b)) % span);
-    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(at), T, in.begin() + b * T);
-    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(at) + 1, T, out.begin() + b * T);
-  }
-}
-
-// Dense fp32 GEMM throughput of this machine, with the trainer's own kernel and threads.
-double gemm_probe() {
-  const i64 n = 512;
-  std::vector<float> a(static_cast<std::size_t>(n * n), 0.5f), b(a.size(), 0.25f), c(a.size());
-  tp::kernels::cpu::linear_forward(c.data(), a.data(), b.data(), nullptr, n, n, n);  // warm-up
-  double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    const auto t0 = clk::now();
-    for (int i = 0; i < 4; ++i) tp::kernels::cpu::linear_forward(c.data(), a.data(), b.data(), nullptr, n, n, n);
-    const double s = std::chrono::duration<double>(clk::now() - t0).count();
-    best = std::max(best, 4 * 2.0 * n * n * n / s);
-  }
-  return best;
-}
-
-std::int64_t peak_rss_bytes() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<std::int64_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
-}
-
-// Resident set size now (bytes, from /proc/self/statm); 0 where that is not available.
-std::int64_t current_rss_bytes() {
-  std::ifstream in("/proc/self/statm");
-  std::int64_t pages = 0, resident = 0;
-  if (!(in >> pages >> resident)) return 0;
-  return resident * static_cast<std::int64_t>(sysconf(_SC_PAGE_SIZE));
-}
-
-std::string format_duration(double s) {
-  if (!(s >= 0) || s > 1e9) return "?";
-  if (s < 60) return fmt::format("{:.1f} s", s);
-  const auto t = static_cast<std::int64_t>(s + 0.5);
-  if (t < 3600) return fmt::format("{}m{:02}s", t / 60, t % 60);
-  return fmt::format("{}h{:02}m", t / 3600, t / 60 % 60);
-}
-
-// Every line the run prints goes through here; a background thread says what the run is
-// doing, how long it has taken and (while training) the ETA whenever nothing was printed for
-// `every`, so a long set-up or a step of minutes is never silent.
-class progress {
- public:
-  progress(bool on, double every_s) : every_(every_s), last_(clk::now()) {
-    if (on) thread_ = std::thread([this] { loop(); });
-  }
-  progress(const progress&) = delete;
-  progress& operator=(const progress&) = delete;
-  ~progress() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-  void line(const std::string& s) {
-    std::lock_guard<std::mutex> g(mu_);
-    std::fputs(s.c_str(), stdout);
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
-    last_ = clk::now();
-  }
-  // What the run is doing from now on; said at once when `say`.
-  void phase(const std::string& what, bool say = true) {
-    if (say) line(what + "...");
-    std::lock_guard<std::mutex> g(mu_);
-    phase_ = what;
-    phase_start_ = clk::now();
-  }
-  // Training runs steps [first, steps); min_step_s: a step's FLOPs at the full peak.
-  void start_training(std::int64_t first, std::int64_t steps, double min_step_s) {
-    std::lock_guard<std::mutex> g(mu_);
-    first_ = done_ = first, steps_ = steps, min_step_s_ = min_step_s;
-    train_start_ = last_step_ = clk::now();
-  }
-  void step_done(std::int64_t done) {
-    std::lock_guard<std::mutex> g(mu_);
-    done_ = done;
-    last_step_ = clk::now();
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lk(mu_);
-    while (!cv_.wait_for(lk, std::chrono::milliseconds(200), [&] { return stop_; })) {
-      const auto now = clk::now();
-      if (std::chrono::duration<double>(now - last_).count() < every_) continue;
-      const double in_phase = std::chrono::duration<double>(now - phase_start_).count();
-      std::string s = fmt::format("  ... {}: {} so far", phase_, format_duration(in_phase));
-      if (steps_ > 0 && done_ == steps_) {
-        s += fmt::format("; all {} steps done", steps_);
-      } else if (steps_ > 0 && done_ > first_) {
-        const double per = std::chrono::duration<double>(last_step_ - train_start_).count() /
-                           static_cast<double>(done_ - first_);
-        const double since = std::chrono::duration<double>(now - last_step_).count();
-        s += fmt::format("; {} of {} steps done, {} per step, ETA {}", done_, steps_, format_duration(per),
-                         format_duration(std::max(0.0, per * static_cast<double>(steps_ - done_) - since)));
-      } else if (steps_ > 0) {
-        s += fmt::format("; the first step of this run (no ETA until it ends; at the peak a step takes {})",
-                         format_duration(min_step_s_));
-      }
-      std::fputs(s.c_str(), stdout);
-      std::fputc('\n', stdout);
-      std::fflush(stdout);
-      last_ = now;
-    }
-  }
-
-  double every_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  clk::time_point last_, phase_start_ = clk::now(), train_start_, last_step_;
-  std::string phase_ = "starting";
-  std::int64_t first_ = 0, done_ = 0, steps_ = 0;
-  double min_step_s_ = 0;
-  std::thread thread_;
-};
-
-// trainperf's CPU kernels on the host model (fp32), data parallel over MPI when built with it.
-class cpu_engine final : public train_llama::engine {
- public:
-  cpu_engine(train_llama::llama& m, i64 B, i64 T, int world) : m_(m), act_(m.make_activations(B, T)), world_(world) {
-#ifdef TRAINPERF_WITH_MPI
-    if (world > 1) dp_ = std::make_unique<tp::comm::mpi_group>(tp::layout(world, {}), "dp");
-#endif
-  }
-  std::string name() const override {
-    return fmt::format("CPU {} process{} x {} threads", world_, world_ > 1 ? "es" : "", omp_get_max_threads());
-  }
-  tp::dtype compute_dtype() const override { return tp::dtype::fp32; }
-  void zero_grads() override { std::fill(m_.grads.begin(), m_.grads.end(), 0.0f); }
-  float step(const std::int32_t* tokens, const std::int32_t* targets, bool backward, float loss_scale) override {
-    return m_.step(act_, tokens, targets, backward, loss_scale);
-  }
-  void allreduce_grads() override {
-#ifdef TRAINPERF_WITH_MPI
-    if (dp_) dp_->allreduce_sum(m_.grads.data(), m_.total);  // layout.hpp's "dp" groups
-#endif
-  }
-  float clip_and_update(float clip, const train_llama::adamw_step& c, i64 step) override {
-    const float norm = tp::kernels::cpu::clip_grad_norm(m_.grads.data(), m_.total, clip);
-    tp::kernels::cpu::adamw(
-        m_.params.data(), m_.grads.data(), m_.adam_m.data(), m_.adam_v.data(), m_.total,
-        {.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.weight_decay}, step);
-    return norm;
-  }
-  void to_host(train_llama::llama_params&) override {}  // the host model is the model
-  train_llama::memory_reading memory() const override {
-    return {peak_rss_bytes(), static_cast<std::int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE), "peak RSS"};
-  }
-  std::pair<double, std::string> default_peak() const override {
-    return {gemm_probe(), "this machine's fp32 GEMM, measured now (512^3)"};
-  }
-
- private:
-  train_llama::llama& m_;
-  train_llama::llama::activations act_;
-  int world_;
-#ifdef TRAINPERF_WITH_MPI
-  std::unique_ptr<tp::comm::mpi_group> dp_;
-#endif
-};
 
 }  // namespace
 
@@ -301,7 +118,8 @@ int run(const args& a) {
   spec.max_seq = std::max(spec.max_seq, T);  // rotary positions: no table bounds the sequence
   const std::uint64_t seed = static_cast<std::uint64_t>(a.get_int("seed").value_or(1));
   const auto threads = a.get_int("threads");
-  if (threads && *threads > 4096) throw usage_error(fmt::format("--threads {} is more than 4096; give at most the cores", *threads));
+  if (threads && *threads > 4096)
+    throw usage_error(fmt::format("--threads {} is more than 4096; give at most the cores", *threads));
   const float lr_max = static_cast<float>(a.get_double("lr").value_or(3e-3));
   const i64 warmup = a.get_int("warmup").value_or(10);
   const float clip = static_cast<float>(a.get_double("clip").value_or(1.0));
@@ -310,7 +128,8 @@ int run(const args& a) {
   const i64 ckpt_every = a.get_int("checkpoint-every").value_or(0);
   const auto ckpt = a.get("checkpoint"), resume = a.get("resume"), log_path = a.get("log"), data_path = a.get("data");
   if (ckpt_every > 0 && !ckpt)
-    throw usage_error(fmt::format("--checkpoint-every {} writes nothing without --checkpoint FILE; give both", ckpt_every));
+    throw usage_error(
+        fmt::format("--checkpoint-every {} writes nothing without --checkpoint FILE; give both", ckpt_every));
   static constexpr std::string_view dtypes[] = {"u16", "u32", "i32"}, devices[] = {"cpu", "cuda"},
                                     gemms[] = {"trainperf", "mma_sync", "cublaslt"};
   const std::string data_dtype = a.get_choice("data-dtype", dtypes).value_or("u16");
@@ -337,8 +156,8 @@ int run(const args& a) {
   if (!violations.empty()) throw tp::config_error(violations.front().field, violations.front().message);
 
   // Outputs: a run that cannot write its checkpoint or log says so now, not after training.
-  if (ckpt) train_llama::check_output_file(*ckpt, "checkpoint", /*renamed_into_place=*/true);
-  if (log_path) train_llama::check_output_file(*log_path, "log", /*renamed_into_place=*/false);
+  if (ckpt) trainperf::io::check_output_path(*ckpt, "checkpoint", /*renamed_into_place=*/true);
+  if (log_path) trainperf::io::check_output_path(*log_path, "log", /*renamed_into_place=*/false);
 
   // ---- FLOPs and the memory prediction, from the configuration alone (nothing is allocated yet).
   // The engine's own accounting: fp32 everything on the CPU; on the GPU bf16 weights for
@@ -363,30 +182,35 @@ int run(const args& a) {
       avail != 0 && host_need > static_cast<double>(avail)) {
     const double act = mem.stages.empty() ? 0.0 : mem.stages.front().activations;
     throw tp::config_error(
-        "seq", fmt::format("trainperf predicts {} for this run ({} of them activations of --lbs {} x --seq {}), more than "
-                           "the {} this machine has available (MemAvailable); lower --seq or --lbs{}",
-                           tp::format_bytes(static_cast<std::int64_t>(host_need)),
-                           tp::format_bytes(static_cast<std::int64_t>(act)), lbs, T,
-                           tp::format_bytes(static_cast<std::int64_t>(avail)),
-                           cpu ? ", or train a smaller --model" : " (host memory holds the fp32 model and AdamW states: "
-                                                                   "train a smaller --model)"));
+        "seq",
+        fmt::format("trainperf predicts {} for this run ({} of them activations of --lbs {} x --seq {}), more than "
+                    "the {} this machine has available (MemAvailable); lower --seq or --lbs{}",
+                    tp::format_bytes(static_cast<std::int64_t>(host_need)),
+                    tp::format_bytes(static_cast<std::int64_t>(act)), lbs, T,
+                    tp::format_bytes(static_cast<std::int64_t>(avail)),
+                    cpu ? ", or train a smaller --model"
+                        : " (host memory holds the fp32 model and AdamW states: "
+                          "train a smaller --model)"));
   }
-  if (!data_path && static_cast<double>(corpus_bytes) * 9 > static_cast<double>(train_llama::available_memory_bytes()))
-    throw usage_error(fmt::format("--corpus-bytes {} needs about 9 bytes of memory per corpus byte, more than this "
-                                  "machine has available; give a smaller size",
-                                  corpus_bytes));
+  if (const std::uint64_t avail = train_llama::available_memory_bytes();
+      !data_path && avail != 0 && static_cast<double>(corpus_bytes) * 9 > static_cast<double>(avail))
+    throw usage_error(
+        fmt::format("--corpus-bytes {} needs about 9 bytes of memory per corpus byte, more than this "
+                    "machine has available; give a smaller size",
+                    corpus_bytes));
 
-  const bool lead = rank == 0;  // rank 0 prints, logs and checkpoints
+  const bool lead = rank == 0;                                               // rank 0 prints, logs and checkpoints
   if (!lead && std::freopen("/dev/null", "w", stdout) == nullptr) return 2;  // one voice: rank 0's
   if (threads) omp_set_num_threads(static_cast<int>(*threads));
   progress say(lead, progress_every);
   say.line(fmt::format(
       "train_llama: {} ({} parameters), seq {}, LBS {} x GAS {} x DP {} = GBS {} ({} tokens/step), {} steps", mc.name,
       tp::format_count(n_params), T, lbs, gas, dp, batch.gbs, batch.tokens_per_step(), steps));
-  say.line(fmt::format("trainperf: config valid, {:.3g} training FLOPs/token (megatron, causal), memory predicted {} "
-                       "({} available)",
-                       fl.model_per_token(), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
-                       tp::format_bytes(static_cast<std::int64_t>(train_llama::available_memory_bytes()))));
+  say.line(
+      fmt::format("trainperf: config valid, {:.3g} training FLOPs/token (megatron, causal), memory predicted {} "
+                  "({} available)",
+                  fl.model_per_token(), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
+                  tp::format_bytes(static_cast<std::int64_t>(train_llama::available_memory_bytes()))));
 
   // ---- data
   std::vector<std::int32_t> tokens;
@@ -397,8 +221,8 @@ int run(const args& a) {
     data_name = *data_path;
   } else {
     say.phase(fmt::format("generating the embedded corpus ({} bytes)", corpus_bytes), false);
-    tokens = train_llama::bytes_to_tokens(
-        train_llama::generate_corpus(static_cast<std::size_t>(corpus_bytes), 20261123));
+    tokens =
+        train_llama::bytes_to_tokens(train_llama::generate_corpus(static_cast<std::size_t>(corpus_bytes), 20261123));
     data_name = "embedded generated corpus (byte-level)";
   }
   const std::size_t split = tokens.size() * 9 / 10;
@@ -406,9 +230,10 @@ int run(const args& a) {
   tokens.resize(split);
   const std::vector<std::int32_t> train = std::move(tokens);
   if (static_cast<i64>(heldout.size()) <= T + 1)
-    throw tp::config_error("data", fmt::format("{} tokens are too few for sequences of {} (10% are held out); give more "
-                                               "data or a shorter --seq",
-                                               train.size() + heldout.size(), T));
+    throw tp::config_error("data",
+                           fmt::format("{} tokens are too few for sequences of {} (10% are held out); give more "
+                                       "data or a shorter --seq",
+                                       train.size() + heldout.size(), T));
   say.line(fmt::format("data: {} ({} tokens, {} held out)", data_name, train.size() + heldout.size(), heldout.size()));
 
   // The process before the model exists: libraries, the OpenMP runtime's threads, the data.
@@ -428,6 +253,10 @@ int run(const args& a) {
   if (resume) {
     say.phase("reading and verifying checkpoint " + *resume, false);
     start = train_llama::load_checkpoint(*resume, m, seed);
+    if (start >= steps)  // no step would run, and the checkpoint written at the end would go back in time
+      throw tp::config_error("steps", fmt::format("--resume {} is at step {}, and --steps {} asks for no more; give "
+                                                  "--steps above {} to continue",
+                                                  *resume, start, steps, start));
   }
   std::unique_ptr<train_llama::engine> eng;
   if (cpu)
@@ -439,9 +268,9 @@ int run(const args& a) {
       peak_flag ? std::pair<double, std::string>{*peak_flag, "--peak-flops"} : eng->default_peak();
   // One step's model FLOPs per device at the full peak: a floor on the step time.
   const double min_step_s = fl.model_per_token() * static_cast<double>(lbs * gas * T) / peak;
-  say.line(fmt::format("peak for MFU: {:.3g} FLOP/s ({}){}", peak, peak_source,
-                       min_step_s >= 1 ? "; one step takes at least " + format_duration(min_step_s) + " at that peak"
-                                       : std::string()));
+  say.line(fmt::format(
+      "peak for MFU: {:.3g} FLOP/s ({}){}", peak, peak_source,
+      min_step_s >= 1 ? "; one step takes at least " + format_duration(min_step_s) + " at that peak" : std::string()));
   if (start > 0) say.line(fmt::format("resumed from {} after step {}", *resume, start));
 
   // ---- training
@@ -543,12 +372,12 @@ int run(const args& a) {
     // Peak RSS counts the whole process; trainperf predicts what training allocates. Say both
     // parts, so that the figures compared are what training added and the prediction.
     const std::int64_t added = std::max<std::int64_t>(0, used.used - baseline_rss);
-    say.line(fmt::format("memory: peak RSS {} = {} before the model was built (libraries, OpenMP runtime, data{}) + {} "
-                         "for training; trainperf's model of the training part {} ({}); capacity {}",
-                         tp::format_bytes(used.used), tp::format_bytes(baseline_rss),
-                         baseline_peak >= used.used ? "; the peak was reached while reading them" : "",
-                         tp::format_bytes(added), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
-                         accounting, tp::format_bytes(used.capacity)));
+    say.line(fmt::format(
+        "memory: peak RSS {} = {} before the model was built (libraries, OpenMP runtime, data{}) + {} "
+        "for training; trainperf's model of the training part {} ({}); capacity {}",
+        tp::format_bytes(used.used), tp::format_bytes(baseline_rss),
+        baseline_peak >= used.used ? "; the peak was reached while reading them" : "", tp::format_bytes(added),
+        tp::format_bytes(static_cast<std::int64_t>(mem.max_total())), accounting, tp::format_bytes(used.capacity)));
   } else {
     say.line(fmt::format("memory: {} {} vs trainperf's model of this run {} ({}); capacity {}", used.what,
                          tp::format_bytes(used.used), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
@@ -564,9 +393,9 @@ int run(const args& a) {
                            static_cast<double>(used.used) / static_cast<double>(tp::GiB),
                            static_cast<double>(used.capacity) / static_cast<double>(tp::GiB),
                            st->mfu};
-  say.line(tp::to_markdown(row, {.loss = {4, tp::rounding::nearest},
-                                 .memory = {2, tp::rounding::nearest},
-                                 .mfu = {1, tp::rounding::nearest}}));
+  say.line(tp::to_markdown(
+      row,
+      {.loss = {4, tp::rounding::nearest}, .memory = {2, tp::rounding::nearest}, .mfu = {1, tp::rounding::nearest}}));
   say.line(fmt::format("TFLOP/s per device {:.3f} (model FLOPs, megatron convention, causal); MFU against {}",
                        st->tflops_per_device, peak_source));
   if (!st->utilization_refused.empty())  // the MFU cell stays empty rather than show more than 100%
@@ -575,13 +404,13 @@ int run(const args& a) {
   if (m.profile && cpu) {
     double kernels = optimizer_seconds;
     for (double x : m.seconds) kernels += x;
-    say.line(fmt::format("time per kernel family (all steps, evaluation forwards included; {:.1f} s of {:.1f} s wall):",
-                         kernels, wall));
+    say.line(fmt::format(
+        "time per kernel family (all steps, evaluation forwards included; {:.1f} s of {:.1f} s wall):", kernels, wall));
     for (std::size_t i = 0; i < m.seconds.size(); ++i)
       say.line(fmt::format("  {:<16}{:>9.2f} s {:>6.1f}%", train_llama::llama::kernel_names[i], m.seconds[i],
                            100 * m.seconds[i] / wall));
-    say.line(fmt::format("  {:<16}{:>9.2f} s {:>6.1f}%", "clip + AdamW", optimizer_seconds,
-                         100 * optimizer_seconds / wall));
+    say.line(
+        fmt::format("  {:<16}{:>9.2f} s {:>6.1f}%", "clip + AdamW", optimizer_seconds, 100 * optimizer_seconds / wall));
   }
   return 0;
 }
@@ -605,24 +434,16 @@ int main(int argc, char** argv) {
   try {
     const args& a = parsed.emplace(all, trainer_flags());
     if (a.has("help")) {
-      fmt::print("usage: train_llama [flags]\n");
-      for (const auto& f : a.known())
-        fmt::print("  {:<28}{}\n",
-                   f.value.empty() ? fmt::format("--{}", f.name) : fmt::format("--{} {}", f.name, f.value), f.help);
+      fmt::print("usage: train_llama [flags]\n{}", tp::cli::flags_help(a.known()));
       return 0;
     }
     return run(a);
   } catch (const usage_error& e) {
-    fmt::print(stderr, "train_llama: {}\n", e.what());
+    fmt::print(stderr, "train_llama: {}\n", tp::detail::one_line(e.what()));
   } catch (const tp::config_error& e) {
-    // The file readers' messages start with the path (--model, --data, --resume, --checkpoint,
-    // --log); say which flag named it.
-    const std::string what = e.what();
-    const auto value = parsed ? parsed->get(e.field()) : std::nullopt;
-    const bool names_file = value && !value->empty() && what.starts_with(*value);
-    fmt::print(stderr, "train_llama: {}{}\n", names_file ? "--" + e.field() + " " : "", what);
+    fmt::print(stderr, "train_llama: {}\n", tp::cli::error_line(parsed ? &*parsed : nullptr, e));
   } catch (const std::exception& e) {  // a device, NCCL or MPI failure: say it, and stop every rank
-    fmt::print(stderr, "train_llama: {}\n", e.what());
+    fmt::print(stderr, "train_llama: {}\n", tp::detail::one_line(e.what()));
 #ifdef TRAINPERF_WITH_MPI
     int world = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &world);

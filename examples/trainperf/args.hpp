@@ -135,4 +135,26 @@ class args {
   std::map<std::string, std::string> values_;
 };
 
+// The flag list of a --help: each flag with its value placeholder in a 28-column field, then its
+// help (after one space at least, when the flag is wider than the field).
+inline std::string flags_help(const std::vector<flag>& flags) {
+  std::string out;
+  for (const auto& f : flags) {
+    std::string lhs = "--" + std::string(f.name);
+    if (!f.value.empty()) lhs += " " + std::string(f.value);
+    out += "  " + lhs + std::string(lhs.size() < 28 ? 28 - lhs.size() : 1, ' ') + std::string(f.help) + "\n";
+  }
+  return out;
+}
+
+// One line for a configuration error: control characters escaped, and the flag named when the
+// message begins with the flag's value (the file readers say "x.json is a directory; ...",
+// which becomes "--model x.json is a directory; ...").
+inline std::string error_line(const args* a, const config_error& e) {
+  const std::string what = e.what();
+  const auto value = a != nullptr ? a->get(e.field()) : std::nullopt;
+  const bool names_value = value && !value->empty() && what.starts_with(*value);
+  return trainperf::detail::one_line((names_value ? "--" + e.field() + " " : std::string()) + what);
+}
+
 }  // namespace trainperf::cli

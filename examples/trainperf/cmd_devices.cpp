@@ -38,8 +38,8 @@ int run_devices(const args& a, output& out) {
   for (const auto& d : tp::devices) {
     std::vector<std::string> row{std::string(d.name)};
     for (auto t : all) row.push_back(v(d.peak_flops[static_cast<int>(t)], 1e12));
-    for (const double x : {static_cast<double>(d.memory_bytes) / static_cast<double>(tp::GiB) * 1e9,
-                           d.memory_bandwidth, d.intra_node_bandwidth, d.inter_node_bandwidth})
+    for (const double x : {static_cast<double>(d.memory_bytes) / static_cast<double>(tp::GiB) * 1e9, d.memory_bandwidth,
+                           d.intra_node_bandwidth, d.inter_node_bandwidth})
       row.push_back(v(x, 1e9));
     t.row(std::move(row));
   }

@@ -30,8 +30,8 @@ std::vector<flag> layout_flags() {
 
 // Megatron-LM's group names (parallel_state.py's RankGenerator tokens; etp / edp are the
 // expert mesh's tp and dp), as layout::groups takes them and the README lists them.
-constexpr std::string_view group_kinds[] = {"tp", "cp", "dp", "pp", "tp-pp", "dp-cp", "tp-cp", "ep", "etp", "edp",
-                                            "embedding"};
+constexpr std::string_view group_kinds[] = {"tp",    "cp", "dp",  "pp",  "tp-pp",    "dp-cp",
+                                            "tp-cp", "ep", "etp", "edp", "embedding"};
 
 // Without --all each kind shows its groups until this many ranks are listed, and the
 // coordinates this many ranks: the answer for a world of 2^20 stays a few pages.
@@ -82,7 +82,10 @@ int run_layout(const args& a, output& out) {
                         {"etp", k.etp},
                         {"edp", k.edp}});
     }
-    json j{{"world", world}, {"order", l.decoder().order_string()}, {"groups", groups}, {"group_counts", counts},
+    json j{{"world", world},
+           {"order", l.decoder().order_string()},
+           {"groups", groups},
+           {"group_counts", counts},
            {"coords", coords}};
     // A consumer must not mistake a summary for the whole: say what was cut and how to get all.
     if (truncated || coords_shown < world)
@@ -102,8 +105,8 @@ int run_layout(const args& a, output& out) {
   std::string used_order;  // the order string without its degree-1 axes
   for (tp::axis x : m.order())
     if (m.size(x) > 1) used_order += (used_order.empty() ? "" : "-") + std::string(tp::axis_names[static_cast<int>(x)]);
-  out.print("world {}{}{}; order {} (first axis fastest)\n", world, shape.empty() ? "" : " = ",
-            fmt::join(shape, " x "), used_order.empty() ? m.order_string() : used_order);
+  out.print("world {}{}{}; order {} (first axis fastest)\n", world, shape.empty() ? "" : " = ", fmt::join(shape, " x "),
+            used_order.empty() ? m.order_string() : used_order);
   if (!strides.empty()) out.print("strides: {}\n", fmt::join(strides, ", "));
   if (c.ep > 1 || c.resolved_etp() != c.tp) {
     const auto& e = l.expert();

@@ -156,8 +156,9 @@ std::vector<std::string> what_would_fit(const memory_setup& m, std::int64_t capa
       if (!what.empty()) what += ' ';
       what += ch->what;
     }
-    const std::int64_t world = x.tp * x.cp * x.pp * (x.dp ? x.dp : 1);
-    try {
+    try {  // more tp or pp can pass a degree's bound (2^20): then not a valid layout, not an answer
+      tp::validate(x);
+      const std::int64_t world = tp::detail::checked_mul(x.model_parallel(), x.dp ? x.dp : 1, "world");
       const double peak = tp::estimate_memory(m.model.spec, x, world, y).max_total();
       if (peak <= static_cast<double>(capacity)) fits.emplace_back(world, peak, what);
     } catch (const tp::config_error&) {  // not a valid layout for this model: not an answer

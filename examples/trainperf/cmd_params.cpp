@@ -24,17 +24,13 @@ int run_params(const args& a, output& out) {
   const auto m = tp::cli::model_from_args(a);
   const std::int64_t tpd = a.get_int("tp").value_or(1);
   const tp::param_counts c = tp::count_params(m.spec, tpd);
-  // Layers come in at most two shapes (dense and MoE); show each shape once.
-  std::vector<std::pair<std::int64_t, tp::layer_params>> shapes;  // (count, params)
-  std::vector<std::int64_t> per_layer;
-  for (std::int64_t i = 0; i < m.spec.layers; ++i) {
-    const auto l = tp::count_layer_params(m.spec, i);
-    per_layer.push_back(l.total());
-    bool found = false;
-    for (auto& [n, s] : shapes)
-      if (s.total() == l.total() && s.mlp == l.mlp) ++n, found = true;
-    if (!found) shapes.push_back({1, l});
-  }
+  // Layers come in at most two shapes: MoE (layer i with i % layer_freq == 0) and dense; each
+  // once with its count, never a loop over the layers (2^31 of them are allowed).
+  const tp::transformer_spec& sp = m.spec;
+  std::vector<std::pair<std::int64_t, tp::layer_params>> shapes;  // (count, params), in layer order of first use
+  const std::int64_t moe = sp.moe_layers();
+  if (moe > 0) shapes.push_back({moe, tp::count_layer_params(sp, 0)});
+  if (sp.layers > moe) shapes.push_back({sp.layers - moe, tp::count_layer_params(sp, moe > 0 ? 1 : 0)});
   const std::int64_t active = tp::count_active_params(m.spec, tpd);
   if (a.has("json")) {
     json j;
@@ -54,7 +50,17 @@ int run_params(const args& a, output& out) {
                        {"norms", c.norms},
                        {"vision", c.vision},
                        {"projector", c.projector}};
-    j["per_layer"] = per_layer;
+    // Every layer's count, while the list is short; the shapes always.
+    if (sp.layers <= 4096) {
+      json per_layer = json::array();
+      for (std::int64_t i = 0; i < sp.layers; ++i)
+        per_layer.push_back(shapes[sp.is_moe_layer(i) || shapes.size() == 1 ? 0 : 1].second.total());
+      j["per_layer"] = per_layer;
+    }
+    json layer_shapes = json::array();
+    for (const auto& [n, l] : shapes)
+      layer_shapes.push_back({{"layers", n}, {"kind", l.routed_experts ? "moe" : "dense"}, {"params", l.total()}});
+    j["layer_shapes"] = layer_shapes;
     if (m.nominal_params > 0) j["nominal"] = m.nominal_params;
     out.print_json(j);
     return 0;

@@ -31,10 +31,17 @@ std::vector<flag> schedule_flags() {
   });
 }
 
+constexpr std::int64_t max_stages = 65536;
+constexpr std::size_t max_listed_actions = 65536;
+
 int run_schedule(const args& a, output& out) {
   tp::cli::detail::exclusive(a, "microbatches", "gas");
   const auto pp = a.get_int("pp"), m = a.has("gas") ? a.get_int("gas") : a.get_int("microbatches");
   if (!pp || !m) throw usage_error("--pp P and --microbatches M (or --gas M) are required");
+  // Per-stage figures are listed for every stage: bounded so that an answer stays readable.
+  if (*pp > max_stages)
+    throw usage_error(
+        fmt::format("--pp {} is more than the {} pipeline stages this tool lists; give fewer", *pp, max_stages));
   const std::int64_t vpp = a.get_int("vpp").value_or(1);
   static constexpr std::string_view kinds[] = {"gpipe", "1f1b", "interleaved"};
   const std::string k = a.get_choice("kind", kinds).value_or(vpp > 1 ? "interleaved" : "1f1b");
@@ -63,8 +70,13 @@ int run_schedule(const args& a, output& out) {
                          "svg");
   };
   if (a.has("json")) {
-    json actions = json::array();
+    // Every stage's action list, up to max_listed_actions in all (the schedule itself may hold
+    // 2^22 slots: a JSON of them would be hundreds of megabytes); past it, null and why.
+    std::size_t total = 0;
+    for (const auto& st : s.stages) total += st.size();
+    json actions = total <= max_listed_actions ? json::array() : json(nullptr);
     for (const auto& st : s.stages) {
+      if (actions.is_null()) break;
       json row = json::array();
       for (const auto& x : st) {
         row.push_back(vpp > 1 ? fmt::format("{}{}.{}", x.kind == tp::pass::forward ? 'F' : 'B', x.micro_batch, x.chunk)
@@ -72,17 +84,19 @@ int run_schedule(const args& a, output& out) {
       }
       actions.push_back(row);
     }
-    out.print_json(
-        json{{"kind", k},
-             {"pp", *pp},
-             {"microbatches", *m},
-             {"vpp", vpp},
-             {"bubble_fraction", s.bubble_fraction()},
-             {"inflight_per_stage", s.inflight_peak()},
-             {"warmup_per_stage", s.warmup},
-             {"simulated",
-              {{"step_time", sim.step_time}, {"bubble_fraction", sim.bubble_fraction()}, {"idle_per_stage", sim.idle}}},
-             {"actions", actions}});
+    json j{{"kind", k},
+           {"pp", *pp},
+           {"microbatches", *m},
+           {"vpp", vpp},
+           {"bubble_fraction", s.bubble_fraction()},
+           {"inflight_per_stage", s.inflight_peak()},
+           {"warmup_per_stage", s.warmup},
+           {"simulated",
+            {{"step_time", sim.step_time}, {"bubble_fraction", sim.bubble_fraction()}, {"idle_per_stage", sim.idle}}},
+           {"actions", actions}};
+    if (actions.is_null())
+      j["actions_left_out"] = fmt::format("{} actions, more than the {} listed at most", total, max_listed_actions);
+    out.print_json(j);
     write_svg();
     return 0;
   }

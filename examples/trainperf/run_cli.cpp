@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,12 +23,7 @@ const std::vector<command>& commands() {
 namespace {
 
 std::string help(const command& c) {
-  std::string out = fmt::format("usage: trainperf {} [flags]\n{}\n\nflags:\n", c.name, c.summary);
-  for (const auto& f : c.flags()) {
-    const std::string lhs = f.value.empty() ? fmt::format("--{}", f.name) : fmt::format("--{} {}", f.name, f.value);
-    out += fmt::format("  {:<28}{}{}\n", lhs, lhs.size() < 28 ? "" : " ", f.help);
-  }
-  return out;
+  return fmt::format("usage: trainperf {} [flags]\n{}\n\nflags:\n", c.name, c.summary) + flags_help(c.flags());
 }
 
 std::string usage() {
@@ -43,9 +39,13 @@ std::string usage() {
 int run_cli(std::span<const std::string> argv, std::string& out, std::string& err) {
   out.clear();
   err.clear();
-  if (argv.empty() || argv[0] == "help" || argv[0] == "--help" || argv[0] == "-h") {
+  if (argv.empty()) {
+    err = "trainperf: give a command; `trainperf help` lists them\n";
+    return 2;
+  }
+  if (argv[0] == "help" || argv[0] == "--help" || argv[0] == "-h") {
     out = usage();
-    return argv.empty() ? 2 : 0;
+    return 0;
   }
   const command* cmd = nullptr;
   for (const auto& c : commands())
@@ -53,17 +53,19 @@ int run_cli(std::span<const std::string> argv, std::string& out, std::string& er
   if (cmd == nullptr) {
     const std::string hint =
         trainperf::detail::did_you_mean(argv[0], commands(), [](const command& c) { return c.name; });
-    err = fmt::format("trainperf: unknown command '{}'; {}run `trainperf help`\n", argv[0],
-                      hint.empty() ? "" : hint + " ");
+    err = trainperf::detail::one_line(fmt::format("trainperf: unknown command '{}'; {}run `trainperf help`", argv[0],
+                                                  hint.empty() ? "" : hint + " ")) +
+          '\n';
     return 2;
   }
-  // One line, whatever the message carries: the first line is the error.
+  // One line, whatever the message carries (a newline typed into a value is shown escaped).
   const auto fail = [&](std::string_view what) {
-    err = fmt::format("trainperf {}: {}\n", cmd->name, what.substr(0, what.find('\n')));
+    err = fmt::format("trainperf {}: {}\n", cmd->name, trainperf::detail::one_line(what));
     return 2;
   };
+  std::optional<args> parsed;
   try {
-    const args a(argv.subspan(1), cmd->flags());
+    const args& a = parsed.emplace(argv.subspan(1), cmd->flags());
     if (a.has("help")) {
       out = help(*cmd);
       return 0;
@@ -75,7 +77,8 @@ int run_cli(std::span<const std::string> argv, std::string& out, std::string& er
   } catch (const usage_error& e) {
     return fail(e.what());
   } catch (const config_error& e) {
-    return fail(e.what());
+    err = fmt::format("trainperf {}: {}\n", cmd->name, error_line(parsed ? &*parsed : nullptr, e));
+    return 2;
   } catch (const std::bad_alloc&) {
     return fail("out of memory; the sizes given are too large for this machine");
   }

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "error.hpp"
+#include "names.hpp"
 #include "units.hpp"
 
 namespace trainperf {

@@ -199,7 +199,12 @@ constexpr double zero_model_state_bytes(double psi, std::int64_t dp, int zero_st
 
 namespace reason {
 inline void memory_needs_a_sequence_length() {}
+inline void memory_estimate_exceeds_2_to_the_62_bytes() {}
 }  // namespace reason
+
+// Past 2^62 bytes (4 EiB, some million times any device) an estimate means nothing and no longer
+// converts to a 64-bit byte count: refused.
+inline constexpr double max_memory_estimate_bytes = 4.611686018427387904e18;
 
 // The memory of every pipeline stage under config c for world / data-parallel degree dp.
 // Model states follow the mixed-precision accounting of Rajbhandari et al. 2020 (ZeRO,
@@ -253,13 +258,21 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     for (const stage_layers& sl : split) {
       if (sl.stage != st) continue;
       sm.layers += sl.layers;
-      for (std::int64_t i = sl.first_layer; i < sl.first_layer + sl.layers; ++i) {
+      // Layers come in two shapes at most (MoE where i % layer_freq == 0, dense otherwise): each
+      // shape once, times its count in [first, first + layers), so 2^31 layers cost no loop.
+      const std::int64_t end = sl.first_layer + sl.layers;
+      const auto moe_below = [&](std::int64_t n) { return m.is_moe() ? detail::ceil_div(n, m.moe.layer_freq) : 0; };
+      const std::int64_t moe_count = moe_below(end) - moe_below(sl.first_layer);
+      for (const auto& [moe, count] : {std::pair{true, moe_count}, std::pair{false, sl.layers - moe_count}}) {
+        if (count == 0) continue;
+        const std::int64_t i = moe || !m.is_moe() ? 0 : 1;  // a layer of this shape (layer 1 is dense: freq > 1)
         const double lp = static_cast<double>(count_layer_params(m, i).total()) / t;
-        total_params += lp;
+        const double n = static_cast<double>(count);
+        total_params += lp * n;
         largest_layer = std::max(largest_layer, lp);
-        if (m.llm_mode == train_mode::trained) trainable += lp;
-        const auto la = detail::layer_activations(m, c, o, m.is_moe_layer(i));
-        act_stored += la.stored;
+        if (m.llm_mode == train_mode::trained) trainable += lp * n;
+        const auto la = detail::layer_activations(m, c, o, moe);
+        act_stored += la.stored * n;
         act_working = std::max(act_working, la.working);
       }
       if (sl.embedding) {
@@ -302,6 +315,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // weights_built_in_fp32).
     if (o.weights_built_in_fp32)
       sm.reserve = std::max(0.0, sm.params * (4.0 / e) - sm.params - sm.grads - sm.activations - gathered);
+    detail::require(detail::is_finite(sm.total()) && sm.total() < max_memory_estimate_bytes,
+                    reason::memory_estimate_exceeds_2_to_the_62_bytes, "memory", [&] {
+                      return "stage " + detail::str(st) + " would need " + format_double(sm.total()) +
+                             " bytes, past 2^62 (4 EiB); lower lbs, seq, the runtime overhead or the model's sizes";
+                    });
     est.stages.push_back(sm);
   }
   return est;

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "error.hpp"
+#include "names.hpp"
 #include "model.hpp"
 
 namespace trainperf {

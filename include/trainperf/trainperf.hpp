@@ -9,6 +9,7 @@
 
 #include "batch.hpp"
 #include "error.hpp"
+#include "names.hpp"
 #include "flops.hpp"
 #include "hardware.hpp"
 #include "layout.hpp"

@@ -127,118 +127,23 @@ constexpr std::int64_t checked_sum(std::string_view what, std::int64_t a, Rest..
   return a;
 }
 
-// Whether `name` begins with `prefix`, ignoring ASCII case.
-constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
-  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
-  if (prefix.size() > name.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(name[i]) != lower(prefix[i])) return false;
-  return true;
-}
-constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && starts_with_ignoring_case(a, b);
-}
-
-// ---- "did you mean ...?" --------------------------------------------------------------------
-// Names are compared after folding what a reader does not see as a different name: ASCII case,
-// '_' for '-', and the look-alikes O/0 and l/I/1 ("H8OO" is H800, "Llama3_8B" is llama3-8b).
-constexpr char fold_for_matching(char ch) {
-  if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  switch (ch) {
-    case 'o': return '0';
-    case 'l': case 'i': return '1';
-    case '_': return '-';
-    default: return ch;
-  }
-}
-
-// Optimal string alignment distance (the restricted Damerau-Levenshtein distance: insertions,
-// deletions, substitutions and swaps of two adjacent characters, no substring edited twice),
-// on folded characters. One change costs 1, except a digit put for another digit, which costs
-// 2 (a deletion plus an insertion): the numbers in model and device names pick a product or a
-// size (H100 / H200 / H800, llama2-7b / llama3-8b), so a different digit is a different name
-// more often than a slip of the finger. Linear memory; typed names may be long.
-inline std::size_t name_distance(std::string_view a, std::string_view b) {
-  const auto is_digit = [](char ch) { return ch >= '0' && ch <= '9'; };
-  std::vector<std::size_t> before(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    const char ca = fold_for_matching(a[i - 1]);
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const char cb = fold_for_matching(b[j - 1]);
-      const std::size_t change = ca == cb ? 0 : (is_digit(ca) && is_digit(cb) ? 2 : 1);
-      std::size_t d = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + change});
-      if (i > 1 && j > 1 && ca != cb && ca == fold_for_matching(b[j - 2]) && fold_for_matching(a[i - 2]) == cb)
-        d = std::min(d, before[j - 2] + 1);
-      cur[j] = d;
-    }
-    std::swap(before, prev);
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// The edits a typed name may be away from a listed one and still be suggested: one per four
-// typed characters, at least one. Two names that close share three quarters of their
-// characters, so the suggestion is recognisably the word the user meant ("lama2-7b", 8
-// characters: 2 edits; "gsb", "bf61", "H8OO": 1), while a longer name stays far from a listed
-// prefix of it ("H100-PCIe", 9 characters: 2 allowed, 5 away from H100) and short names do not
-// drift into each other (H900 is 2 from H100).
-constexpr std::size_t max_suggestion_edits(std::size_t typed_length) {
-  return typed_length / 4 > 1 ? typed_length / 4 : 1;
-}
-
-// The names of `names` (each projected to a string_view by `name_of`) the user probably meant
-// by `typed`, in the list's order: every name that `typed` abbreviates (ignoring case: "a100" ->
-// A100-80GB, A100-40GB; "--tokens" -> --tokens-per-device-per-s); if none, the names nearest to
-// `typed` by name_distance, if within max_suggestion_edits. Empty input suggests nothing.
-template <class Range, class NameOf>
-std::vector<std::string> close_names(std::string_view typed, const Range& names, NameOf name_of) {
-  std::vector<std::string> out;
-  if (typed.empty()) return out;
-  for (const auto& entry : names) {
-    const std::string_view n = name_of(entry);
-    if (starts_with_ignoring_case(n, typed)) out.emplace_back(n);
-  }
-  if (!out.empty()) return out;
-  std::size_t best = max_suggestion_edits(typed.size());  // the nearest distance so far
-  for (const auto& entry : names) {
-    const std::string_view n = name_of(entry);
-    const std::size_t gap = n.size() > typed.size() ? n.size() - typed.size() : typed.size() - n.size();
-    if (gap > best) continue;  // at least that many insertions or deletions
-    const std::size_t d = name_distance(typed, n);
-    if (d > best) continue;
-    if (d < best) {
-      out.clear();
-      best = d;
-    }
-    out.emplace_back(n);
+// A message as one line: control characters that came in with user input (a newline in an
+// argument or a file name) are written as escapes, so an error stays one line and loses nothing.
+inline std::string one_line(std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (const char ch : text) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (ch == '\n')
+      out += "\\n";
+    else if (ch == '\t')
+      out += "\\t";
+    else if (u < 0x20 || u == 0x7f)
+      out += std::string("\\x") + hex[u >> 4] + hex[u & 15];
+    else
+      out += ch;
   }
   return out;
-}
-
-// "did you mean --gbs?" / "did you mean A100-80GB or A100-40GB?" (each name after `prefix`),
-// or "" when nothing is close.
-template <class Range, class NameOf>
-std::string did_you_mean(std::string_view typed, const Range& names, NameOf name_of, std::string_view prefix = "") {
-  std::string out;
-  for (const auto& n : close_names(typed, names, name_of))
-    out += (out.empty() ? "did you mean " : " or ") + std::string(prefix) + n;
-  return out.empty() ? out : out + "?";
-}
-
-// "unknown device 'a100'; did you mean A100-80GB or A100-40GB?; known devices: H100, ..." for a
-// table of entries with a `name` (see close_names: a longer name such as "H100-PCIe" is not
-// cut to a listed prefix; an H100 PCIe is not the H100 SXM the table lists).
-template <class Table>
-std::string unknown_name_message(std::string_view what, std::string_view name, const Table& table,
-                                 std::string_view known_as) {
-  std::string known;
-  for (const auto& entry : table) known += (known.empty() ? "" : ", ") + std::string(entry.name);
-  const std::string hint = did_you_mean(name, table, [](const auto& e) { return std::string_view(e.name); });
-  return "unknown " + std::string(what) + " '" + std::string(name) + "'" + (hint.empty() ? "" : "; " + hint) + "; " +
-         std::string(known_as) + ": " + known;
 }
 
 // std::isfinite is not constexpr before C++23; NaN fails x == x, infinities fail x - x == 0.
@@ -392,6 +297,140 @@ constexpr std::int64_t data_parallel_size(std::int64_t world, std::int64_t tp, s
 
 }  // namespace trainperf
 // ---- end trainperf/batch.hpp ----
+// ---- begin trainperf/names.hpp ----
+// trainperf — names a user types (models, devices, flags, choices, commands): matching that
+// ignores what a reader does not see as a difference, and the "did you mean ...?" that an
+// unknown name's error carries.
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trainperf::detail {
+
+// Whether `name` begins with `prefix`, ignoring ASCII case.
+constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
+  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
+  if (prefix.size() > name.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (lower(name[i]) != lower(prefix[i])) return false;
+  return true;
+}
+constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && starts_with_ignoring_case(a, b);
+}
+
+// ---- "did you mean ...?" --------------------------------------------------------------------
+// Names are compared after folding what a reader does not see as a different name: ASCII case,
+// '_' for '-', and the look-alikes O/0 and l/I/1 ("H8OO" is H800, "Llama3_8B" is llama3-8b).
+constexpr char fold_for_matching(char ch) {
+  if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  switch (ch) {
+    case 'o':
+      return '0';
+    case 'l':
+    case 'i':
+      return '1';
+    case '_':
+      return '-';
+    default:
+      return ch;
+  }
+}
+
+// Optimal string alignment distance (the restricted Damerau-Levenshtein distance: insertions,
+// deletions, substitutions and swaps of two adjacent characters, no substring edited twice),
+// on folded characters. One change costs 1, except a digit put for another digit, which costs
+// 2 (a deletion plus an insertion): the numbers in model and device names pick a product or a
+// size (H100 / H200 / H800, llama2-7b / llama3-8b), so a different digit is a different name
+// more often than a slip of the finger. Linear memory; typed names may be long.
+inline std::size_t name_distance(std::string_view a, std::string_view b) {
+  const auto is_digit = [](char ch) { return ch >= '0' && ch <= '9'; };
+  std::vector<std::size_t> before(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    const char ca = fold_for_matching(a[i - 1]);
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const char cb = fold_for_matching(b[j - 1]);
+      const std::size_t change = ca == cb ? 0 : (is_digit(ca) && is_digit(cb) ? 2 : 1);
+      std::size_t d = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + change});
+      if (i > 1 && j > 1 && ca != cb && ca == fold_for_matching(b[j - 2]) && fold_for_matching(a[i - 2]) == cb)
+        d = std::min(d, before[j - 2] + 1);
+      cur[j] = d;
+    }
+    std::swap(before, prev);
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// The edits a typed name may be away from a listed one and still be suggested: one per four
+// typed characters, at least one. Two names that close share three quarters of their
+// characters, so the suggestion is recognisably the word the user meant ("lama2-7b", 8
+// characters: 2 edits; "gsb", "bf61", "H8OO": 1), while a longer name stays far from a listed
+// prefix of it ("H100-PCIe", 9 characters: 2 allowed, 5 away from H100) and short names do not
+// drift into each other (H900 is 2 from H100).
+constexpr std::size_t max_suggestion_edits(std::size_t typed_length) {
+  return typed_length / 4 > 1 ? typed_length / 4 : 1;
+}
+
+// The names of `names` (each projected to a string_view by `name_of`) the user probably meant
+// by `typed`, in the list's order: every name that `typed` abbreviates (ignoring case: "a100" ->
+// A100-80GB, A100-40GB; "--tokens" -> --tokens-per-device-per-s); if none, the names nearest to
+// `typed` by name_distance, if within max_suggestion_edits. Empty input suggests nothing.
+template <class Range, class NameOf>
+std::vector<std::string> close_names(std::string_view typed, const Range& names, NameOf name_of) {
+  std::vector<std::string> out;
+  if (typed.empty()) return out;
+  for (const auto& entry : names) {
+    const std::string_view n = name_of(entry);
+    if (starts_with_ignoring_case(n, typed)) out.emplace_back(n);
+  }
+  if (!out.empty()) return out;
+  std::size_t best = max_suggestion_edits(typed.size());  // the nearest distance so far
+  for (const auto& entry : names) {
+    const std::string_view n = name_of(entry);
+    const std::size_t gap = n.size() > typed.size() ? n.size() - typed.size() : typed.size() - n.size();
+    if (gap > best) continue;  // at least that many insertions or deletions
+    const std::size_t d = name_distance(typed, n);
+    if (d > best) continue;
+    if (d < best) {
+      out.clear();
+      best = d;
+    }
+    out.emplace_back(n);
+  }
+  return out;
+}
+
+// "did you mean --gbs?" / "did you mean A100-80GB or A100-40GB?" (each name after `prefix`),
+// or "" when nothing is close.
+template <class Range, class NameOf>
+std::string did_you_mean(std::string_view typed, const Range& names, NameOf name_of, std::string_view prefix = "") {
+  std::string out;
+  for (const auto& n : close_names(typed, names, name_of))
+    out += (out.empty() ? "did you mean " : " or ") + std::string(prefix) + n;
+  return out.empty() ? out : out + "?";
+}
+
+// "unknown device 'a100'; did you mean A100-80GB or A100-40GB?; known devices: H100, ..." for a
+// table of entries with a `name` (see close_names: a longer name such as "H100-PCIe" is not
+// cut to a listed prefix; an H100 PCIe is not the H100 SXM the table lists).
+template <class Table>
+std::string unknown_name_message(std::string_view what, std::string_view name, const Table& table,
+                                 std::string_view known_as) {
+  std::string known;
+  for (const auto& entry : table) known += (known.empty() ? "" : ", ") + std::string(entry.name);
+  const std::string hint = did_you_mean(name, table, [](const auto& e) { return std::string_view(e.name); });
+  return "unknown " + std::string(what) + " '" + std::string(name) + "'" + (hint.empty() ? "" : "; " + hint) + "; " +
+         std::string(known_as) + ": " + known;
+}
+
+}  // namespace trainperf::detail
+// ---- end trainperf/names.hpp ----
 // ---- begin trainperf/flops.hpp ----
 // trainperf — training FLOPs under named conventions, and the recomputation that turns
 // model FLOPs (MFU) into hardware FLOPs (HFU).
@@ -2548,7 +2587,12 @@ constexpr double zero_model_state_bytes(double psi, std::int64_t dp, int zero_st
 
 namespace reason {
 inline void memory_needs_a_sequence_length() {}
+inline void memory_estimate_exceeds_2_to_the_62_bytes() {}
 }  // namespace reason
+
+// Past 2^62 bytes (4 EiB, some million times any device) an estimate means nothing and no longer
+// converts to a 64-bit byte count: refused.
+inline constexpr double max_memory_estimate_bytes = 4.611686018427387904e18;
 
 // The memory of every pipeline stage under config c for world / data-parallel degree dp.
 // Model states follow the mixed-precision accounting of Rajbhandari et al. 2020 (ZeRO,
@@ -2602,13 +2646,21 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     for (const stage_layers& sl : split) {
       if (sl.stage != st) continue;
       sm.layers += sl.layers;
-      for (std::int64_t i = sl.first_layer; i < sl.first_layer + sl.layers; ++i) {
+      // Layers come in two shapes at most (MoE where i % layer_freq == 0, dense otherwise): each
+      // shape once, times its count in [first, first + layers), so 2^31 layers cost no loop.
+      const std::int64_t end = sl.first_layer + sl.layers;
+      const auto moe_below = [&](std::int64_t n) { return m.is_moe() ? detail::ceil_div(n, m.moe.layer_freq) : 0; };
+      const std::int64_t moe_count = moe_below(end) - moe_below(sl.first_layer);
+      for (const auto& [moe, count] : {std::pair{true, moe_count}, std::pair{false, sl.layers - moe_count}}) {
+        if (count == 0) continue;
+        const std::int64_t i = moe || !m.is_moe() ? 0 : 1;  // a layer of this shape (layer 1 is dense: freq > 1)
         const double lp = static_cast<double>(count_layer_params(m, i).total()) / t;
-        total_params += lp;
+        const double n = static_cast<double>(count);
+        total_params += lp * n;
         largest_layer = std::max(largest_layer, lp);
-        if (m.llm_mode == train_mode::trained) trainable += lp;
-        const auto la = detail::layer_activations(m, c, o, m.is_moe_layer(i));
-        act_stored += la.stored;
+        if (m.llm_mode == train_mode::trained) trainable += lp * n;
+        const auto la = detail::layer_activations(m, c, o, moe);
+        act_stored += la.stored * n;
         act_working = std::max(act_working, la.working);
       }
       if (sl.embedding) {
@@ -2651,6 +2703,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // weights_built_in_fp32).
     if (o.weights_built_in_fp32)
       sm.reserve = std::max(0.0, sm.params * (4.0 / e) - sm.params - sm.grads - sm.activations - gathered);
+    detail::require(detail::is_finite(sm.total()) && sm.total() < max_memory_estimate_bytes,
+                    reason::memory_estimate_exceeds_2_to_the_62_bytes, "memory", [&] {
+                      return "stage " + detail::str(st) + " would need " + format_double(sm.total()) +
+                             " bytes, past 2^62 (4 EiB); lower lbs, seq, the runtime overhead or the model's sizes";
+                    });
     est.stages.push_back(sm);
   }
   return est;

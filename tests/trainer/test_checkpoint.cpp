@@ -176,7 +176,7 @@ TEST_CASE("output paths that cannot be written are refused before any work") {
   temp_dir d;
   const auto err = [](const std::string& path, bool renamed) {
     try {
-      train_llama::check_output_file(path, "checkpoint", renamed);
+      trainperf::io::check_output_path(path, "checkpoint", renamed);
     } catch (const trainperf::config_error& e) {
       CHECK(e.field() == "checkpoint");
       return std::string(e.what());

@@ -4,8 +4,11 @@
 // the field to fix instead of hanging, aborting on a stream exception or reading forever.
 #pragma once
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -48,23 +51,61 @@ inline std::string read_file(const std::filesystem::path& path, std::uintmax_t m
   return bytes;
 }
 
+// Refuses, before any work is done, an output file `path` (named by `field`) that cannot be
+// written: a directory, something that is not a regular file (for checkpoints, which are
+// renamed into place), a folder that does not exist or where no file can be created, an
+// existing file that is not writable (for appended logs). The check creates and removes a
+// temporary file in the folder.
+inline void check_output_path(const std::string& path, const std::string& field, bool renamed_into_place) {
+  namespace fs = std::filesystem;
+  const auto fail = [&](const std::string& why) { throw config_error(field, path + " " + why); };
+  if (path.empty()) throw config_error(field, "--" + field + " needs a file path, got ''");
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  // Missing, or under something that is not a folder: said below; anything else (a name too long
+  // for a path) here.
+  if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
+    fail("cannot be used as a path (" + ec.message() + "); give another");
+  if (fs::is_directory(st))
+    fail("is a directory; give a file path, e.g. " + (fs::path(path) / ("out." + field)).string());
+  if (fs::exists(st) && !fs::is_regular_file(st)) {
+    if (renamed_into_place || !fs::is_character_file(st))
+      fail("exists and is not a regular file (a FIFO, device or socket); give a path to a regular file");
+    if (::access(path.c_str(), W_OK) != 0)  // a log may go to a device such as /dev/null
+      fail("is not writable (" + std::string(std::strerror(errno)) + "); choose another path");
+    return;
+  }
+  const fs::path dir = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  const fs::file_status ds = fs::status(dir, ec);
+  if (!fs::exists(ds)) fail("is in folder " + dir.string() + ", which does not exist; create it first");
+  if (!fs::is_directory(ds)) fail("is in " + dir.string() + ", which is not a folder; give a path inside a folder");
+  if (renamed_into_place) {
+    const fs::file_status ts = fs::status(path + ".tmp", ec);
+    if (fs::exists(ts) && !fs::is_regular_file(ts))
+      fail("cannot be written: " + path + ".tmp is in the way (not a regular file); remove it");
+  }
+  std::string probe = (dir / ".trainperf-write-test-XXXXXX").string();
+  const int fd = ::mkstemp(probe.data());
+  if (fd < 0)
+    fail("cannot be written: no file can be created in " + dir.string() + " (" + std::string(std::strerror(errno)) +
+         "); choose a writable folder");
+  ::close(fd);
+  ::unlink(probe.c_str());
+  if (!renamed_into_place && fs::is_regular_file(st) && ::access(path.c_str(), W_OK) != 0)
+    fail("exists and is not writable (" + std::string(std::strerror(errno)) +
+         "); make it writable or choose another path");
+}
+
 // Writes `text` to the file `path` whole or not at all: into path + ".tmp", then renamed over
-// `path`. A directory, FIFO or device at either name is refused up front (opening a FIFO for
-// writing would wait for a reader forever); `field` names the flag in every error.
+// `path`, after check_output_path (opening a FIFO for writing would wait for a reader forever).
 inline void write_file(const std::filesystem::path& path, std::string_view text, std::string_view field) {
   namespace fs = std::filesystem;
   const std::string p = path.string(), tmp = p + ".tmp";
   const auto fail = [&](const std::string& why) {
     throw config_error(std::string(field), p + " " + why + "; give a path to a regular file in a writable folder");
   };
+  check_output_path(p, std::string(field), /*renamed_into_place=*/true);
   std::error_code ec;
-  for (const std::string& name : {p, tmp}) {
-    const fs::file_status st = fs::status(name, ec);
-    if (fs::is_directory(st)) fail(name == p ? "is a directory" : "cannot be written: " + tmp + " is a directory");
-    if (fs::exists(st) && !fs::is_regular_file(st))
-      fail(name == p ? "is not a regular file (a FIFO, device or socket)"
-                     : "cannot be written: " + tmp + " is in the way (not a regular file)");
-  }
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) fail("cannot be written (" + std::string(std::strerror(errno)) + ")");
