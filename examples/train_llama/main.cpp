@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -158,6 +159,11 @@ int run(const args& a) {
   // Outputs: a run that cannot write its checkpoint or log says so now, not after training.
   if (ckpt) trainperf::io::check_output_path(*ckpt, "checkpoint", /*renamed_into_place=*/true);
   if (log_path) trainperf::io::check_output_path(*log_path, "log", /*renamed_into_place=*/false);
+  // The checkpoint to resume from is read once the model exists (its size is the model's); that
+  // it is a readable file is checked now, before the data is read and the model built.
+  if (resume)
+    trainperf::io::check_input_file(*resume, std::numeric_limits<std::uintmax_t>::max(), "resume",
+                                    "a checkpoint written by train_llama --checkpoint");
 
   // ---- FLOPs and the memory prediction, from the configuration alone (nothing is allocated yet).
   // The engine's own accounting: fp32 everything on the CPU; on the GPU bf16 weights for

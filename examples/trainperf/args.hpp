@@ -86,12 +86,14 @@ class args {
     return out;
   }
 
-  // A finite positive number.
-  [[nodiscard]] std::optional<double> get_double(std::string_view name) const {
+  // A finite positive number (or zero, where zero_allowed: a latency, an overhead).
+  [[nodiscard]] std::optional<double> get_double(std::string_view name, bool zero_allowed = false) const {
     const auto v = get(name);
     if (!v) return std::nullopt;
     const double d = parse_double(name, *v);
-    if (!(d > 0)) throw usage_error("--" + std::string(name) + " expects a positive number, got '" + *v + "'");
+    if (!(d > 0 || (zero_allowed && d == 0)))
+      throw usage_error("--" + std::string(name) + " expects a " + (zero_allowed ? "non-negative" : "positive") +
+                        " number, got '" + *v + "'");
     return d;
   }
 

@@ -138,6 +138,9 @@ inline std::vector<flag> parallel_size_flags() {
   };
 }
 
+// The parallel configuration from whichever of its flags the subcommand has (--tp --pp --cp
+// --ep --etp --dp --vpp --sp --distributed-optimizer --zero --recompute); dp 0 (derived from the
+// world) unless given.
 inline parallel_config parallel_from_args(const args& a) {
   parallel_config c;
   c.tp = a.get_int("tp").value_or(1);
@@ -145,6 +148,12 @@ inline parallel_config parallel_from_args(const args& a) {
   c.cp = a.get_int("cp").value_or(1);
   c.ep = a.get_int("ep").value_or(1);
   c.etp = a.get_int("etp").value_or(0);
+  c.dp = a.get_int("dp").value_or(0);
+  c.vpp = a.get_int("vpp").value_or(1);
+  c.sequence_parallel = a.has("sp");
+  c.distributed_optimizer = a.has("distributed-optimizer");
+  c.zero_stage = zero_from_args(a);
+  c.recomputation = recompute_from_args(a);
   return c;
 }
 

@@ -35,13 +35,7 @@ std::vector<flag> check_config_flags() {
 
 int run_check_config(const args& a, output& out) {
   std::vector<tp::violation> found;
-  tp::parallel_config c = parallel_from_args(a);
-  c.dp = a.get("dp") ? *a.get_int("dp") : 0;
-  c.vpp = a.get_int("vpp").value_or(1);
-  c.sequence_parallel = a.has("sp");
-  c.distributed_optimizer = a.has("distributed-optimizer");
-  c.zero_stage = zero_from_args(a);
-  c.recomputation = recompute_from_args(a);
+  const tp::parallel_config c = parallel_from_args(a);
   const std::int64_t world = require_world(a);
   std::optional<tp::cli::model_choice> model;
   try {

@@ -64,16 +64,9 @@ struct memory_setup {
 memory_setup memory_from_args(const args& a) {
   memory_setup m{tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false), {}, 1, {}};
   tp::parallel_config& c = m.parallel;
-  c.tp = a.get_int("tp").value_or(1);
-  c.pp = a.get_int("pp").value_or(1);
-  c.cp = a.get_int("cp").value_or(1);
-  c.dp = a.get_int("dp").value_or(1);
-  c.vpp = a.get_int("vpp").value_or(1);
-  c.sequence_parallel = a.has("sp");
-  c.distributed_optimizer = a.has("distributed-optimizer");
-  c.zero_stage = zero_from_args(a);
-  c.recomputation = recompute_from_args(a);
-  tp::validate(c);  // each degree positive and at most 2^20 before they are multiplied
+  c = parallel_from_args(a);
+  c.dp = a.get_int("dp").value_or(1);  // no world to derive it from: one replica unless given
+  tp::validate(c);                     // each degree positive and at most 2^20 before they are multiplied
   m.world = tp::detail::checked_mul(c.model_parallel(), c.dp, "world (tp x cp x pp x dp)");
   tp::memory_options& o = m.options;
   o.lbs = a.get_int("lbs").value_or(1);
@@ -96,7 +89,7 @@ memory_setup memory_from_args(const args& a) {
   o.weights_built_in_fp32 = a.has("built-fp32");
   o.variable_length = a.has("variable-length");
   if (auto g = a.get("overhead-gib"))
-    o.runtime_overhead_bytes = (*g == "0" ? 0.0 : *a.get_double("overhead-gib")) * tp::GiB;
+    o.runtime_overhead_bytes = *a.get_double("overhead-gib", /*zero_allowed=*/true) * tp::GiB;
   return m;
 }
 

@@ -58,7 +58,7 @@ int run_schedule(const args& a, output& out) {
   const tp::schedule s = tp::make_schedule(kind, *pp, *m, vpp);
   const double tf = a.get_double("forward-time").value_or(1), tb = a.get_double("backward-time").value_or(2);
   double latency = 0;
-  if (auto l = a.get("p2p-latency")) latency = *l == "0" ? 0 : *a.get_double("p2p-latency");
+  if (a.has("p2p-latency")) latency = *a.get_double("p2p-latency", /*zero_allowed=*/true);
   const tp::simulation sim = tp::simulate(s, std::vector<double>(*pp, tf), std::vector<double>(*pp, tb), latency);
   // Written once the answer is complete, so a refused request leaves no file behind.
   const auto write_svg = [&] {

@@ -20,10 +20,11 @@
 
 namespace trainperf::io {
 
-// The bytes of the regular file `path`, at most `max_bytes` of them. `field` is the flag or
-// field that named the file; `what` says what the file should be ("a config.json").
-inline std::string read_file(const std::filesystem::path& path, std::uintmax_t max_bytes, std::string_view field,
-                             std::string_view what) {
+// The size of the regular, non-empty file `path` if it is at most `max_bytes`; refuses anything
+// else without opening it (a caller can check an input before any work and read it later).
+// `field` is the flag or field that named the file; `what` says what it should be ("a config.json").
+inline std::uintmax_t check_input_file(const std::filesystem::path& path, std::uintmax_t max_bytes,
+                                       std::string_view field, std::string_view what) {
   namespace fs = std::filesystem;
   const std::string p = path.string();
   const auto fail = [&](const std::string& why) {
@@ -41,6 +42,16 @@ inline std::string read_file(const std::filesystem::path& path, std::uintmax_t m
   if (size == 0) fail("is empty");
   if (size > max_bytes)
     fail("is " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) + " this reader accepts");
+  return size;
+}
+
+// The bytes of the regular file `path`, at most `max_bytes` of them (see check_input_file).
+inline std::string read_file(const std::filesystem::path& path, std::uintmax_t max_bytes, std::string_view field,
+                             std::string_view what) {
+  const std::uintmax_t size = check_input_file(path, max_bytes, field, what);
+  const auto fail = [&](const std::string& why) {
+    throw config_error(std::string(field), path.string() + " " + why + "; give " + std::string(what));
+  };
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot be opened (" + std::string(std::strerror(errno)) + ")");
   std::string bytes(static_cast<std::size_t>(size), '\0');
