@@ -86,7 +86,18 @@ inline void linear_backward(float* dinp, float* dweight, float* dbias, const flo
   for (i64 o0 = 0; o0 < O; o0 += row_block) {
     const i64 rows = std::min(row_block, O - o0);
     map(dweight + o0 * I, rows, I).noalias() += d.middleCols(o0, rows).transpose() * x;
-    if (dbias != nullptr) vmap(dbias + o0, rows) += d.middleCols(o0, rows).colwise().sum().transpose();
+    // Column sums in a fixed order (row after row) whatever the instruction set and the buffer's
+    // address: Eigen's colwise().sum() picks its summation order from the packet alignment of
+    // the data, so with AVX-512 (64-byte packets, which malloc does not align to) two runs of the
+    // same step differed in the last bit (the 1/2/3/8-thread test caught it).
+    if (dbias != nullptr) {
+      std::vector<float> sum(static_cast<std::size_t>(rows), 0.0f);
+      for (i64 t = 0; t < T; ++t) {
+        const float* row = dout + t * O + o0;
+        for (i64 k = 0; k < rows; ++k) sum[static_cast<std::size_t>(k)] += row[k];
+      }
+      vmap(dbias + o0, rows) += cvmap(sum.data(), rows);
+    }
   }
 }
 
