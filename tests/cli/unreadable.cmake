@@ -1,0 +1,20 @@
+# A config.json that exists but cannot be read: one line naming the file and the reason, exit 2.
+# Root reads every file, so the tool runs as nobody (setpriv); skipped where that is impossible.
+find_program(SETPRIV setpriv)
+execute_process(COMMAND id -u OUTPUT_VARIABLE uid OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT SETPRIV OR NOT uid STREQUAL "0")
+  message("SKIPPED: needs root and setpriv to run the tool as another user")
+  return()
+endif()
+set(dir ${WORK}/unreadable)
+file(REMOVE_RECURSE ${dir})
+file(MAKE_DIRECTORY ${dir})
+file(CHMOD ${dir} DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_EXECUTE WORLD_EXECUTE)
+file(WRITE ${dir}/config.json "{\"model_type\": \"llama\"}")
+file(CHMOD ${dir}/config.json PERMISSIONS OWNER_READ)
+execute_process(COMMAND ${SETPRIV} --reuid=65534 --regid=65534 --clear-groups ${EXE} params --model ${dir}/config.json
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc EQUAL 2 OR NOT out STREQUAL "" OR NOT err MATCHES "config.json cannot be opened \\(Permission denied\\)")
+  message(FATAL_ERROR "expected exit 2 and 'cannot be opened (Permission denied)', got ${rc}")
+endif()
