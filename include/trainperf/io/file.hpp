@@ -1,7 +1,8 @@
-// trainperf — read a whole input file, bounded, and write an output file whole, with one-line errors: every reader of
-// user-named files (config.json, token files, checkpoints, reports) goes through here, so a
-// directory, a FIFO, /dev/zero, an empty file or one that changes while read is refused with
-// the field to fix instead of hanging, aborting on a stream exception or reading forever.
+// trainperf — read a whole input file, bounded, and write an output file whole, each with
+// one-line errors. Every reader of user-named files (config.json, token files, checkpoints,
+// reports) goes through here, so a directory, a FIFO, /dev/zero, an empty file or one that
+// changes while read is refused with the field to fix instead of hanging, aborting on a stream
+// exception or reading forever.
 #pragma once
 
 #include <unistd.h>
