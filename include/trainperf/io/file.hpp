@@ -5,6 +5,8 @@
 // exception or reading forever.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -53,13 +55,28 @@ inline std::string read_file(const std::filesystem::path& path, std::uintmax_t m
   const auto fail = [&](const std::string& why) {
     throw config_error(std::string(field), path.string() + " " + why + "; give " + std::string(what));
   };
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot be opened (" + std::string(std::strerror(errno)) + ")");
-  std::string bytes(static_cast<std::size_t>(size), '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  const bool short_read = static_cast<std::uintmax_t>(in.gcount()) != size;
-  const bool grew = !short_read && in.peek() != std::ifstream::traits_type::eof();
-  if (short_read || grew) fail("changed size while it was read; read it again once it is complete");
+  // Opened without blocking and checked again on the descriptor: a FIFO put in the file's place
+  // after check_input_file looked cannot make the open or the read wait.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) fail("cannot be opened (" + std::string(std::strerror(errno)) + ")");
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } const close_at_exit{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) fail("is not a regular file (a FIFO, device or socket)");
+  // One byte more than the size: reading it means the file grew.
+  std::string bytes(static_cast<std::size_t>(size) + 1, '\0');
+  std::size_t got = 0;
+  while (got < bytes.size()) {
+    const ::ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("cannot be read (" + std::string(std::strerror(errno)) + ")");
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got != size) fail("changed size while it was read; read it again once it is complete");
+  bytes.resize(static_cast<std::size_t>(size));
   return bytes;
 }
 
