@@ -29,8 +29,8 @@ int run_params(const args& a, output& out) {
   const tp::transformer_spec& sp = m.spec;
   std::vector<std::pair<std::int64_t, tp::layer_params>> shapes;  // (count, params), in layer order of first use
   const std::int64_t moe = sp.moe_layers();
-  if (moe > 0) shapes.push_back({moe, tp::count_layer_params(sp, 0)});
-  if (sp.layers > moe) shapes.push_back({sp.layers - moe, tp::count_layer_params(sp, moe > 0 ? 1 : 0)});
+  if (moe > 0) shapes.push_back({moe, tp::count_layer_params(sp, sp.layer_of_shape(true))});
+  if (sp.layers > moe) shapes.push_back({sp.layers - moe, tp::count_layer_params(sp, sp.layer_of_shape(false))});
   const std::int64_t active = tp::count_active_params(m.spec, tpd);
   if (a.has("json")) {
     json j;

@@ -261,12 +261,10 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       // Layers come in two shapes at most (MoE where i % layer_freq == 0, dense otherwise): each
       // shape once, times its count in [first, first + layers), so 2^31 layers cost no loop.
       const std::int64_t end = sl.first_layer + sl.layers;
-      const auto moe_below = [&](std::int64_t n) { return m.is_moe() ? detail::ceil_div(n, m.moe.layer_freq) : 0; };
-      const std::int64_t moe_count = moe_below(end) - moe_below(sl.first_layer);
+      const std::int64_t moe_count = m.moe_layers_below(end) - m.moe_layers_below(sl.first_layer);
       for (const auto& [moe, count] : {std::pair{true, moe_count}, std::pair{false, sl.layers - moe_count}}) {
         if (count == 0) continue;
-        const std::int64_t i = moe || !m.is_moe() ? 0 : 1;  // a layer of this shape (layer 1 is dense: freq > 1)
-        const double lp = static_cast<double>(count_layer_params(m, i).total()) / t;
+        const double lp = static_cast<double>(count_layer_params(m, m.layer_of_shape(moe)).total()) / t;
         const double n = static_cast<double>(count);
         total_params += lp * n;
         largest_layer = std::max(largest_layer, lp);

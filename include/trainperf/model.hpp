@@ -95,9 +95,14 @@ struct transformer_spec {
   [[nodiscard]] constexpr std::int64_t kv_dim() const { return resolved_kv_heads() * resolved_head_dim(); }
   [[nodiscard]] constexpr bool is_moe() const { return moe.experts > 0; }
   [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const { return is_moe() && i % moe.layer_freq == 0; }
-  [[nodiscard]] constexpr std::int64_t moe_layers() const {
-    return is_moe() ? detail::ceil_div(layers, moe.layer_freq) : 0;
+  // MoE layers among layers [0, n): layer i is one when i % layer_freq == 0.
+  [[nodiscard]] constexpr std::int64_t moe_layers_below(std::int64_t n) const {
+    return is_moe() ? detail::ceil_div(n, moe.layer_freq) : 0;
   }
+  [[nodiscard]] constexpr std::int64_t moe_layers() const { return moe_layers_below(layers); }
+  // A layer of each shape, so that per-layer figures are computed once per shape: layer 0 is an
+  // MoE layer in an MoE model, layer 1 a dense one wherever any is (layer_freq > 1).
+  [[nodiscard]] constexpr std::int64_t layer_of_shape(bool moe_layer) const { return moe_layer || !is_moe() ? 0 : 1; }
   [[nodiscard]] constexpr std::int64_t resolved_expert_ffn() const {
     return moe.expert_ffn == 0 ? ffn : moe.expert_ffn;
   }
@@ -317,8 +322,8 @@ constexpr param_counts count_params(const transformer_spec& m, std::int64_t tp =
         checked_add(c.shared_experts, checked_mul(l.shared_experts, n, "expert parameters"), "expert parameters");
     c.norms = checked_add(c.norms, checked_mul(l.norms, n, "norm parameters"), "norm parameters");
   };
-  if (moe_layers > 0) add(count_layer_params(m, 0), moe_layers);
-  if (dense_layers > 0) add(count_layer_params(m, m.is_moe() ? 1 : 0), dense_layers);
+  if (moe_layers > 0) add(count_layer_params(m, m.layer_of_shape(true)), moe_layers);
+  if (dense_layers > 0) add(count_layer_params(m, m.layer_of_shape(false)), dense_layers);
   c.norms += norm_params(m.norm, m.hidden);  // final norm
   c.vision = count_vision_tower_params(m.vision);
   c.projector = count_projector_params(m);

@@ -535,9 +535,14 @@ struct transformer_spec {
   [[nodiscard]] constexpr std::int64_t kv_dim() const { return resolved_kv_heads() * resolved_head_dim(); }
   [[nodiscard]] constexpr bool is_moe() const { return moe.experts > 0; }
   [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const { return is_moe() && i % moe.layer_freq == 0; }
-  [[nodiscard]] constexpr std::int64_t moe_layers() const {
-    return is_moe() ? detail::ceil_div(layers, moe.layer_freq) : 0;
+  // MoE layers among layers [0, n): layer i is one when i % layer_freq == 0.
+  [[nodiscard]] constexpr std::int64_t moe_layers_below(std::int64_t n) const {
+    return is_moe() ? detail::ceil_div(n, moe.layer_freq) : 0;
   }
+  [[nodiscard]] constexpr std::int64_t moe_layers() const { return moe_layers_below(layers); }
+  // A layer of each shape, so that per-layer figures are computed once per shape: layer 0 is an
+  // MoE layer in an MoE model, layer 1 a dense one wherever any is (layer_freq > 1).
+  [[nodiscard]] constexpr std::int64_t layer_of_shape(bool moe_layer) const { return moe_layer || !is_moe() ? 0 : 1; }
   [[nodiscard]] constexpr std::int64_t resolved_expert_ffn() const {
     return moe.expert_ffn == 0 ? ffn : moe.expert_ffn;
   }
@@ -757,8 +762,8 @@ constexpr param_counts count_params(const transformer_spec& m, std::int64_t tp =
         checked_add(c.shared_experts, checked_mul(l.shared_experts, n, "expert parameters"), "expert parameters");
     c.norms = checked_add(c.norms, checked_mul(l.norms, n, "norm parameters"), "norm parameters");
   };
-  if (moe_layers > 0) add(count_layer_params(m, 0), moe_layers);
-  if (dense_layers > 0) add(count_layer_params(m, m.is_moe() ? 1 : 0), dense_layers);
+  if (moe_layers > 0) add(count_layer_params(m, m.layer_of_shape(true)), moe_layers);
+  if (dense_layers > 0) add(count_layer_params(m, m.layer_of_shape(false)), dense_layers);
   c.norms += norm_params(m.norm, m.hidden);  // final norm
   c.vision = count_vision_tower_params(m.vision);
   c.projector = count_projector_params(m);
@@ -2649,12 +2654,10 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       // Layers come in two shapes at most (MoE where i % layer_freq == 0, dense otherwise): each
       // shape once, times its count in [first, first + layers), so 2^31 layers cost no loop.
       const std::int64_t end = sl.first_layer + sl.layers;
-      const auto moe_below = [&](std::int64_t n) { return m.is_moe() ? detail::ceil_div(n, m.moe.layer_freq) : 0; };
-      const std::int64_t moe_count = moe_below(end) - moe_below(sl.first_layer);
+      const std::int64_t moe_count = m.moe_layers_below(end) - m.moe_layers_below(sl.first_layer);
       for (const auto& [moe, count] : {std::pair{true, moe_count}, std::pair{false, sl.layers - moe_count}}) {
         if (count == 0) continue;
-        const std::int64_t i = moe || !m.is_moe() ? 0 : 1;  // a layer of this shape (layer 1 is dense: freq > 1)
-        const double lp = static_cast<double>(count_layer_params(m, i).total()) / t;
+        const double lp = static_cast<double>(count_layer_params(m, m.layer_of_shape(moe)).total()) / t;
         const double n = static_cast<double>(count);
         total_params += lp * n;
         largest_layer = std::max(largest_layer, lp);
