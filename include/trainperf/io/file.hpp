@@ -23,16 +23,21 @@
 
 namespace trainperf::io {
 
+namespace detail {
+// "<path> <why>; give <what>", under `field`: every refusal of an input file reads the same.
+[[noreturn]] inline void input_file_error(const std::filesystem::path& path, std::string_view field,
+                                          std::string_view what, const std::string& why) {
+  throw config_error(std::string(field), path.string() + " " + why + "; give " + std::string(what));
+}
+}  // namespace detail
+
 // The size of the regular, non-empty file `path` if it is at most `max_bytes`; refuses anything
 // else without opening it (a caller can check an input before any work and read it later).
 // `field` is the flag or field that named the file; `what` says what it should be ("a config.json").
 inline std::uintmax_t check_input_file(const std::filesystem::path& path, std::uintmax_t max_bytes,
                                        std::string_view field, std::string_view what) {
   namespace fs = std::filesystem;
-  const std::string p = path.string();
-  const auto fail = [&](const std::string& why) {
-    throw config_error(std::string(field), p + " " + why + "; give " + std::string(what));
-  };
+  const auto fail = [&](const std::string& why) { detail::input_file_error(path, field, what, why); };
   std::error_code ec;
   // status() follows symbolic links and never opens the file, so a FIFO cannot block here.
   const fs::file_status st = fs::status(path, ec);
@@ -52,9 +57,7 @@ inline std::uintmax_t check_input_file(const std::filesystem::path& path, std::u
 inline std::string read_file(const std::filesystem::path& path, std::uintmax_t max_bytes, std::string_view field,
                              std::string_view what) {
   const std::uintmax_t size = check_input_file(path, max_bytes, field, what);
-  const auto fail = [&](const std::string& why) {
-    throw config_error(std::string(field), path.string() + " " + why + "; give " + std::string(what));
-  };
+  const auto fail = [&](const std::string& why) { detail::input_file_error(path, field, what, why); };
   // Opened without blocking and checked again on the descriptor: a FIFO put in the file's place
   // after check_input_file looked cannot make the open or the read wait.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
