@@ -184,8 +184,8 @@ int run(const args& a) {
   // What this process allocates on the host: all of it on the CPU; with CUDA the host model's
   // fp32 weights, gradients and AdamW moments (params.hpp), the rest lives on the GPU.
   const double host_need = cpu ? mem.max_total() : 16.0 * static_cast<double>(n_params);
-  if (const std::uint64_t avail = train_llama::available_memory_bytes();
-      avail != 0 && host_need > static_cast<double>(avail)) {
+  const std::uint64_t avail = train_llama::available_memory_bytes();  // one reading of /proc/meminfo
+  if (avail != 0 && host_need > static_cast<double>(avail)) {
     const double act = mem.stages.empty() ? 0.0 : mem.stages.front().activations;
     throw tp::config_error(
         "seq",
@@ -198,8 +198,7 @@ int run(const args& a) {
                         : " (host memory holds the fp32 model and AdamW states: "
                           "train a smaller --model)"));
   }
-  if (const std::uint64_t avail = train_llama::available_memory_bytes();
-      !data_path && avail != 0 && static_cast<double>(corpus_bytes) * 9 > static_cast<double>(avail))
+  if (!data_path && avail != 0 && static_cast<double>(corpus_bytes) * 9 > static_cast<double>(avail))
     throw usage_error(
         fmt::format("--corpus-bytes {} needs about 9 bytes of memory per corpus byte, more than this "
                     "machine has available; give a smaller size",
@@ -216,7 +215,7 @@ int run(const args& a) {
       fmt::format("trainperf: config valid, {:.3g} training FLOPs/token (megatron, causal), memory predicted {} "
                   "({} available)",
                   fl.model_per_token(), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
-                  tp::format_bytes(static_cast<std::int64_t>(train_llama::available_memory_bytes()))));
+                  tp::format_bytes(static_cast<std::int64_t>(avail))));
 
   // ---- data
   std::vector<std::int32_t> tokens;
