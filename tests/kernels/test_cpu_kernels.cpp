@@ -1124,6 +1124,54 @@ TEST_CASE("cpu kernels: clip_grad_norm returns the pre-clip norm and scales only
   }
 }
 
+TEST_CASE("cpu kernels: clip_and_adamw is clip_grad_norm then adamw, bit for bit, and matches a double reference") {
+  std::uint32_t seed = 2200;
+  for (i64 n : {i64{37}, i64{100003}})
+    for (double clip_ratio : {0.25, 4.0}) {  // clipped, and not clipped
+      CAPTURE(n);
+      CAPTURE(clip_ratio);
+      vecf p = random_vec(sz(n), ++seed), m(sz(n), 0.0f), v(sz(n), 0.0f);
+      vecf p2 = p, m2 = m, v2 = v;
+      adamw_state ref{to_d(p), vecd(sz(n), 0.0), vecd(sz(n), 0.0)};
+      for (int step = 1; step <= 2; ++step) {
+        CAPTURE(step);
+        const vecf g = random_vec(sz(n), ++seed, 0.5f);
+        const double norm = l2(g);
+        const float max_norm = static_cast<float>(clip_ratio * norm);
+        const float got = kc::clip_and_adamw(p.data(), g.data(), m.data(), v.data(), n, max_norm, {}, step);
+        vecf g2 = g;
+        const float got2 = kc::clip_grad_norm(g2.data(), n, max_norm);
+        kc::adamw(p2.data(), g2.data(), m2.data(), v2.data(), n, {}, step);
+        CHECK(got == got2);
+        CHECK(p == p2);
+        CHECK(m == m2);
+        CHECK(v == v2);
+        check_close_scalar("clip_and_adamw returns the pre-clip norm", got, norm, tolerance{0.0, 1e-6});
+        vecd gd = to_d(g);  // the reference: scale by max_norm / norm in double when above, then AdamW in double
+        if (norm > max_norm)
+          for (auto& x : gd) x *= static_cast<double>(max_norm) / norm;
+        ref_adamw_step(ref, gd, kc::adamw_config{}, step);
+        check_close("clip_and_adamw params", p, ref.p, tol_adamw);
+        check_close("clip_and_adamw m", m, ref.m, tol_adamw);
+        check_close("clip_and_adamw v", v, ref.v, tol_adamw);
+      }
+    }
+}
+
+TEST_CASE("cpu kernels: exp_fast is within 2 ulp of exp over [-87, 88] and clamps outside") {
+  double worst = 0;
+  for (double x = -87.0; x <= 88.0; x += 0.000731) {
+    const float xf = static_cast<float>(x);
+    const double want = std::exp(static_cast<double>(xf));
+    worst = std::max(worst, std::abs(static_cast<double>(kc::detail::exp_fast(xf)) - want) / want);
+  }
+  CHECK(worst < 2.0 * 5.96e-8);  // 2 ulp of fp32 (2^-24 relative per ulp at the top of a binade)
+  CHECK(kc::detail::exp_fast(0.0f) == 1.0f);
+  CHECK(kc::detail::exp_fast(-std::numeric_limits<float>::infinity()) > 0.0f);  // clamped to exp(-87)
+  CHECK(kc::detail::exp_fast(-std::numeric_limits<float>::infinity()) < 2e-38f);
+  CHECK(std::isfinite(kc::detail::exp_fast(1e30f)));
+}
+
 // =================================================================================================
 // determinism: the header promises results independent of the thread count
 // =================================================================================================
@@ -1262,6 +1310,14 @@ std::vector<named_output> run_every_kernel() {
     const float norm = kc::clip_grad_norm(g.data(), n, 1.0f);
     r.push_back({"clip_grad_norm norm", vecf{norm}});
     r.push_back({"clip_grad_norm grads", g});
+  }
+  {
+    const i64 n = 100003;
+    vecf p = random_vec(sz(n), ++seed), m(sz(n), 0.0f), v(sz(n), 0.0f);
+    const vecf g = random_vec(sz(n), ++seed);
+    const float norm = kc::clip_and_adamw(p.data(), g.data(), m.data(), v.data(), n, 1.0f, {}, 1);
+    r.push_back({"clip_and_adamw norm", vecf{norm}});
+    r.push_back({"clip_and_adamw params", p});
   }
   return r;
 }

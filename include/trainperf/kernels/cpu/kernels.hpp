@@ -11,6 +11,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -37,21 +38,48 @@ inline constexpr i64 row_block = 64;
 namespace detail {
 // Reductions are summed over fixed chunks and then in chunk order, so results do not depend
 // on the thread count or on scheduling: a run and its resumption from a checkpoint compute
-// bit-identical numbers.
-inline constexpr i64 sum_chunk = 4096;
+// bit-identical numbers. Inside a chunk, term i goes to accumulator i mod sum_lanes: the lanes
+// are independent, so the loop compiles to vector code without reordering any sum, and the
+// lanes are added in lane order at the end.
+inline constexpr i64 sum_chunk = 4096, sum_lanes = 8;
 template <class F>
 double ordered_sum(i64 n, F&& term) {
   const i64 chunks = (n + sum_chunk - 1) / sum_chunk;
   std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
 #pragma omp parallel for schedule(static)
   for (i64 c = 0; c < chunks; ++c) {
+    const i64 begin = c * sum_chunk, end = std::min(n, begin + sum_chunk);
+    double lane[sum_lanes] = {};
+    i64 i = begin;
+    for (; i + sum_lanes <= end; i += sum_lanes)
+      for (i64 l = 0; l < sum_lanes; ++l) lane[l] += term(i + l);
+    for (; i < end; ++i) lane[(i - begin) % sum_lanes] += term(i);
     double acc = 0;
-    for (i64 i = c * sum_chunk; i < std::min(n, (c + 1) * sum_chunk); ++i) acc += term(i);
+    for (double x : lane) acc += x;
     partial[static_cast<std::size_t>(c)] = acc;
   }
   double total = 0;
   for (double p : partial) total += p;
   return total;
+}
+
+// exp(x) in fp32 for the softmax and sigmoid loops: the Cephes expf reduction and polynomial
+// (S. Moshier, Cephes Mathematical Library, expf.c): x = n ln2 + r with |r| <= ln2/2, exp(r) by a
+// degree-7 polynomial, 2^n put into the exponent bits. Branch-free, so a loop of it compiles to
+// vector code and every element is computed the same way on the vector and the scalar path
+// (within 1.5 ulp of exp over [-87, 88]; x is clamped to that range: exp(-87) = 1.6e-38).
+inline float exp_fast(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln2): 1.5 x 2^23 trick
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;              // x - n ln2, ln2 in two parts
+  float e = 1.9875691500e-4f;
+  e = e * r + 1.3981999507e-3f;
+  e = e * r + 8.3334519073e-3f;
+  e = e * r + 4.1665795894e-2f;
+  e = e * r + 1.6666665459e-1f;
+  e = e * r + 5.0000001201e-1f;
+  e = e * (r * r) + r + 1.0f;
+  return e * std::bit_cast<float>((static_cast<std::int32_t>(n) + 127) << 23);
 }
 }  // namespace detail
 
@@ -182,14 +210,14 @@ inline void rope_backward(float* dx, i64 T, i64 H, i64 D, float theta, i64 pos0 
 inline void swiglu_forward(float* out, const float* gate, const float* up, i64 n) {
 #pragma omp parallel for schedule(static)
   for (i64 i = 0; i < n; ++i) {
-    const float g = gate[i], sig = 1.0f / (1.0f + std::exp(-g));
+    const float g = gate[i], sig = 1.0f / (1.0f + detail::exp_fast(-g));
     out[i] = g * sig * up[i];
   }
 }
 inline void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, i64 n) {
 #pragma omp parallel for schedule(static)
   for (i64 i = 0; i < n; ++i) {
-    const float g = gate[i], sig = 1.0f / (1.0f + std::exp(-g));
+    const float g = gate[i], sig = 1.0f / (1.0f + detail::exp_fast(-g));
     dgate[i] += dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
     dup[i] += dout[i] * g * sig;
   }
@@ -209,10 +237,29 @@ inline void embedding_backward(float* dtable, const float* dout, const std::int3
 // ---- causal attention, flash-attention style (Dao 2023) -----------------------------------
 // q: [B, T, Hq, D]; k, v: [B, T, Hkv, D] with Hq a multiple of Hkv (query head h reads KV
 // head h / (Hq / Hkv)); out: [B, T, Hq, D]; lse: [B, Hq, T], the log-sum-exp of each query's
-// scaled scores, saved for the backward. Keys are visited in blocks of kv_block with an
-// online softmax, so no T x T score matrix is ever stored: O(T) extra memory per head.
+// scaled scores, saved for the backward. Queries are taken in tiles of q_block rows and keys
+// in tiles of kv_block with an online softmax (FlashAttention-2, Dao 2023, algorithm 1), so
+// no T x T score matrix is ever stored: O(T) extra memory per head. Each tile product is a
+// small GEMM (Eigen, one thread); one OpenMP task per (sequence, head).
 
-inline constexpr i64 kv_block = 64;
+inline constexpr i64 q_block = 64, kv_block = 64;
+
+namespace detail {
+using head_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using tile = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Head `h` of a [T, H, D] buffer as a contiguous [T, D] matrix, and back.
+inline void gather_head(head_matrix& dst, const float* src, i64 T, i64 H, i64 h, i64 D) {
+  dst.resize(T, D);
+  for (i64 t = 0; t < T; ++t) std::copy_n(src + (t * H + h) * D, D, dst.data() + t * D);
+}
+inline void scatter_head(float* dst, const head_matrix& src, i64 T, i64 H, i64 h, i64 D) {
+  for (i64 t = 0; t < T; ++t) std::copy_n(src.data() + t * D, D, dst + (t * H + h) * D);
+}
+
+// Score tile rows [i0, i0 + rows) x keys [j0, j0 + cols): is key j visible from query i (j <= i)?
+inline bool tile_needs_mask(i64 i0, i64 j0, i64 cols) { return j0 + cols - 1 > i0; }
+}  // namespace detail
 
 inline void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, i64 B, i64 T,
                               i64 Hq, i64 Hkv, i64 D, float scale) {
@@ -221,88 +268,150 @@ inline void attention_forward(float* out, float* lse, const float* q, const floa
   for (i64 b = 0; b < B; ++b)
     for (i64 h = 0; h < Hq; ++h) {
       const i64 hk = h / group;
-      std::vector<float> acc(static_cast<std::size_t>(D)), s(static_cast<std::size_t>(kv_block));
-      for (i64 i = 0; i < T; ++i) {
-        const float* qi = q + ((b * T + i) * Hq + h) * D;
-        float m = -std::numeric_limits<float>::infinity(), l = 0;
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (i64 j0 = 0; j0 <= i; j0 += kv_block) {
-          const i64 j1 = std::min(i + 1, j0 + kv_block);
-          float block_max = -std::numeric_limits<float>::infinity();
-          for (i64 j = j0; j < j1; ++j) {
-            const float* kj = k + ((b * T + j) * Hkv + hk) * D;
-            float dot = 0;
-            for (i64 d = 0; d < D; ++d) dot += qi[d] * kj[d];
-            s[static_cast<std::size_t>(j - j0)] = dot * scale;
-            block_max = std::max(block_max, dot * scale);
+      detail::head_matrix qh, kh, vh, acc(T, D);
+      detail::gather_head(qh, q + b * T * Hq * D, T, Hq, h, D);
+      detail::gather_head(kh, k + b * T * Hkv * D, T, Hkv, hk, D);
+      detail::gather_head(vh, v + b * T * Hkv * D, T, Hkv, hk, D);
+      qh *= scale;
+      detail::tile s;
+      std::vector<float> m(static_cast<std::size_t>(q_block)), l(m.size());
+      for (i64 i0 = 0; i0 < T; i0 += q_block) {
+        const i64 rows = std::min(q_block, T - i0);
+        std::fill(m.begin(), m.end(), -std::numeric_limits<float>::infinity());
+        std::fill(l.begin(), l.end(), 0.0f);
+        auto a = acc.middleRows(i0, rows);
+        a.setZero();
+        for (i64 j0 = 0; j0 < i0 + rows; j0 += kv_block) {
+          const i64 cols = std::min(kv_block, i0 + rows - j0);
+          s.resize(rows, cols);
+          s.noalias() = qh.middleRows(i0, rows) * kh.middleRows(j0, cols).transpose();
+          const bool masked = detail::tile_needs_mask(i0, j0, cols);
+          for (i64 r = 0; r < rows; ++r) {
+            float* sr = s.data() + r * cols;
+            const i64 visible = masked ? std::clamp<i64>(i0 + r - j0 + 1, 0, cols) : cols;  // keys j <= i
+            float mx = m[static_cast<std::size_t>(r)];
+            for (i64 c = 0; c < visible; ++c) mx = std::max(mx, sr[c]);
+            const float correction = std::exp(m[static_cast<std::size_t>(r)] - mx);  // 0 on the first tile
+            float sum = 0;
+            for (i64 c = 0; c < visible; ++c) {
+              sr[c] = detail::exp_fast(sr[c] - mx);
+              sum += sr[c];
+            }
+            for (i64 c = visible; c < cols; ++c) sr[c] = 0.0f;
+            l[static_cast<std::size_t>(r)] = l[static_cast<std::size_t>(r)] * correction + sum;
+            m[static_cast<std::size_t>(r)] = mx;
+            a.row(r) *= correction;
           }
-          const float m_new = std::max(m, block_max);
-          const float correction = std::exp(m - m_new);
-          l *= correction;
-          for (auto& a : acc) a *= correction;
-          for (i64 j = j0; j < j1; ++j) {
-            const float p = std::exp(s[static_cast<std::size_t>(j - j0)] - m_new);
-            l += p;
-            const float* vj = v + ((b * T + j) * Hkv + hk) * D;
-            for (i64 d = 0; d < D; ++d) acc[static_cast<std::size_t>(d)] += p * vj[d];
-          }
-          m = m_new;
+          a.noalias() += s * vh.middleRows(j0, cols);
         }
-        float* oi = out + ((b * T + i) * Hq + h) * D;
-        for (i64 d = 0; d < D; ++d) oi[d] = acc[static_cast<std::size_t>(d)] / l;
-        lse[(b * Hq + h) * T + i] = m + std::log(l);
+        for (i64 r = 0; r < rows; ++r) {
+          a.row(r) /= l[static_cast<std::size_t>(r)];
+          lse[(b * Hq + h) * T + i0 + r] = m[static_cast<std::size_t>(r)] + std::log(l[static_cast<std::size_t>(r)]);
+        }
       }
+      detail::scatter_head(out + b * T * Hq * D, acc, T, Hq, h, D);
     }
 }
 
-// dq, dk, dv are overwritten. Recomputes the probabilities block by block from lse:
+// dq, dk, dv are overwritten. Recomputes the probabilities tile by tile from lse:
 // p_ij = exp(s_ij - lse_i); dP_ij = dout_i · v_j; dS_ij = p_ij (dP_ij - delta_i) with
-// delta_i = dout_i · out_i (FlashAttention-2, Dao 2023, algorithm 2).
+// delta_i = dout_i · out_i (FlashAttention-2, Dao 2023, algorithm 2). One OpenMP task per
+// (sequence, KV head): it owns that head's dk and dv and its query heads' dq.
 inline void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                                const float* v, const float* out, const float* lse, i64 B, i64 T, i64 Hq, i64 Hkv, i64 D,
                                float scale) {
   const i64 group = Hq / Hkv;
-  std::fill_n(dq, B * T * Hq * D, 0.0f);
-  std::fill_n(dk, B * T * Hkv * D, 0.0f);
-  std::fill_n(dv, B * T * Hkv * D, 0.0f);
-  // One task per (batch, KV head): it owns that head's dk and dv and its query heads' dq.
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (i64 b = 0; b < B; ++b)
-    for (i64 hk = 0; hk < Hkv; ++hk)
-      for (i64 h = hk * group; h < (hk + 1) * group; ++h)
-        for (i64 i = 0; i < T; ++i) {
-          const float* qi = q + ((b * T + i) * Hq + h) * D;
-          const float* gi = dout + ((b * T + i) * Hq + h) * D;
-          const float* oi = out + ((b * T + i) * Hq + h) * D;
-          float* dqi = dq + ((b * T + i) * Hq + h) * D;
-          float delta = 0;
-          for (i64 d = 0; d < D; ++d) delta += gi[d] * oi[d];
-          const float li = lse[(b * Hq + h) * T + i];
-          for (i64 j = 0; j <= i; ++j) {
-            const float* kj = k + ((b * T + j) * Hkv + hk) * D;
-            const float* vj = v + ((b * T + j) * Hkv + hk) * D;
-            float dot = 0, dp = 0;
-            for (i64 d = 0; d < D; ++d) {
-              dot += qi[d] * kj[d];
-              dp += gi[d] * vj[d];
+    for (i64 hk = 0; hk < Hkv; ++hk) {
+      detail::head_matrix kh, vh, qh, gh, oh, dqh(T, D), dkh(T, D), dvh(T, D);
+      detail::gather_head(kh, k + b * T * Hkv * D, T, Hkv, hk, D);
+      detail::gather_head(vh, v + b * T * Hkv * D, T, Hkv, hk, D);
+      dkh.setZero();
+      dvh.setZero();
+      detail::tile p, dp;
+      std::vector<float> delta(static_cast<std::size_t>(T));
+      for (i64 h = hk * group; h < (hk + 1) * group; ++h) {
+        detail::gather_head(qh, q + b * T * Hq * D, T, Hq, h, D);
+        detail::gather_head(gh, dout + b * T * Hq * D, T, Hq, h, D);
+        detail::gather_head(oh, out + b * T * Hq * D, T, Hq, h, D);
+        for (i64 i = 0; i < T; ++i) {  // fixed order, whatever the instruction set
+          float acc = 0;
+          for (i64 d = 0; d < D; ++d) acc += gh(i, d) * oh(i, d);
+          delta[static_cast<std::size_t>(i)] = acc;
+        }
+        const float* lh = lse + (b * Hq + h) * T;
+        dqh.setZero();
+        for (i64 i0 = 0; i0 < T; i0 += q_block) {
+          const i64 rows = std::min(q_block, T - i0);
+          for (i64 j0 = 0; j0 < i0 + rows; j0 += kv_block) {
+            const i64 cols = std::min(kv_block, i0 + rows - j0);
+            p.resize(rows, cols);
+            dp.resize(rows, cols);
+            p.noalias() = qh.middleRows(i0, rows) * kh.middleRows(j0, cols).transpose();
+            dp.noalias() = gh.middleRows(i0, rows) * vh.middleRows(j0, cols).transpose();
+            const bool masked = detail::tile_needs_mask(i0, j0, cols);
+            for (i64 r = 0; r < rows; ++r) {
+              float* pr = p.data() + r * cols;
+              float* dr = dp.data() + r * cols;  // becomes dS
+              const i64 visible = masked ? std::clamp<i64>(i0 + r - j0 + 1, 0, cols) : cols;
+              const float li = lh[i0 + r], di = delta[static_cast<std::size_t>(i0 + r)];
+              for (i64 c = 0; c < visible; ++c) {
+                pr[c] = detail::exp_fast(pr[c] * scale - li);
+                dr[c] = pr[c] * (dr[c] - di) * scale;
+              }
+              for (i64 c = visible; c < cols; ++c) pr[c] = dr[c] = 0.0f;
             }
-            const float p = std::exp(dot * scale - li);
-            const float ds = p * (dp - delta) * scale;
-            float* dkj = dk + ((b * T + j) * Hkv + hk) * D;
-            float* dvj = dv + ((b * T + j) * Hkv + hk) * D;
-            for (i64 d = 0; d < D; ++d) {
-              dqi[d] += ds * kj[d];
-              dkj[d] += ds * qi[d];
-              dvj[d] += p * gi[d];
-            }
+            dvh.middleRows(j0, cols).noalias() += p.transpose() * gh.middleRows(i0, rows);
+            dkh.middleRows(j0, cols).noalias() += dp.transpose() * qh.middleRows(i0, rows);
+            dqh.middleRows(i0, rows).noalias() += dp * kh.middleRows(j0, cols);
           }
         }
+        detail::scatter_head(dq + b * T * Hq * D, dqh, T, Hq, h, D);
+      }
+      detail::scatter_head(dk + b * T * Hkv * D, dkh, T, Hkv, hk, D);
+      detail::scatter_head(dv + b * T * Hkv * D, dvh, T, Hkv, hk, D);
+    }
 }
 
 // ---- softmax cross-entropy -----------------------------------------------------------------
 // losses[t] = logsumexp(logits[t]) - logits[t][targets[t]]. When dlogits is given it receives
 // dloss x (softmax - onehot), the gradient of dloss x sum_t losses[t] (pass dloss = 1/T for
-// the mean). Returns the mean loss.
+// the mean). Returns the mean loss. Each row of V logits is read from memory once: its maximum,
+// then exp(z - max) written to dlogits (the row is still in cache) and summed, then scaled by
+// dloss / sum; one exp per logit.
+
+namespace detail {
+// max_j z[j] over sum_lanes lanes (max is exact, so the lanes change nothing but the speed).
+inline float row_max(const float* z, i64 V) {
+  float lane[sum_lanes];
+  std::fill_n(lane, sum_lanes, -std::numeric_limits<float>::infinity());
+  i64 j = 0;
+  for (; j + sum_lanes <= V; j += sum_lanes)
+    for (i64 l = 0; l < sum_lanes; ++l) lane[l] = std::max(lane[l], z[j + l]);
+  for (; j < V; ++j) lane[0] = std::max(lane[0], z[j]);
+  return *std::max_element(lane, lane + sum_lanes);
+}
+// sum_j exp(z[j] - mx), in double lanes added in lane order; stores each exp in e when given.
+inline double row_exp_sum(float* e, const float* z, i64 V, float mx) {
+  double lane[sum_lanes] = {};
+  i64 j = 0;
+  for (; j + sum_lanes <= V; j += sum_lanes)
+    for (i64 l = 0; l < sum_lanes; ++l) {
+      const float x = exp_fast(z[j + l] - mx);
+      if (e != nullptr) e[j + l] = x;
+      lane[l] += static_cast<double>(x);
+    }
+  for (; j < V; ++j) {
+    const float x = exp_fast(z[j] - mx);
+    if (e != nullptr) e[j] = x;
+    lane[j % sum_lanes] += static_cast<double>(x);
+  }
+  double sum = 0;
+  for (double x : lane) sum += x;
+  return sum;
+}
+}  // namespace detail
 
 inline float cross_entropy(float* losses, float* dlogits, const float* logits, const std::int32_t* targets, i64 T,
                            i64 V, float dloss) {
@@ -314,14 +423,13 @@ inline float cross_entropy(float* losses, float* dlogits, const float* logits, c
 #pragma omp parallel for schedule(static)
   for (i64 t = 0; t < T; ++t) {
     const float* z = logits + t * V;
-    const float mx = *std::max_element(z, z + V);
-    double sum = 0;
-    for (i64 j = 0; j < V; ++j) sum += std::exp(static_cast<double>(z[j] - mx));
-    const double lse = static_cast<double>(mx) + std::log(sum);
-    losses[t] = static_cast<float>(lse - z[targets[t]]);
-    if (dlogits != nullptr) {
-      float* g = dlogits + t * V;
-      for (i64 j = 0; j < V; ++j) g[j] = dloss * static_cast<float>(std::exp(static_cast<double>(z[j]) - lse));
+    float* g = dlogits != nullptr ? dlogits + t * V : nullptr;
+    const float mx = detail::row_max(z, V);
+    const double sum = g != nullptr ? detail::row_exp_sum(g, z, V, mx) : detail::row_exp_sum(nullptr, z, V, mx);
+    losses[t] = static_cast<float>(static_cast<double>(mx) + std::log(sum) - static_cast<double>(z[targets[t]]));
+    if (g != nullptr) {
+      const float k = static_cast<float>(static_cast<double>(dloss) / sum);
+      for (i64 j = 0; j < V; ++j) g[j] *= k;
       g[targets[t]] -= dloss;
     }
   }
@@ -335,31 +443,59 @@ struct adamw_config {
   float lr = 3e-4f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0.1f;
 };
 
-// One AdamW step (Loshchilov & Hutter 2019, decoupled weight decay) on n parameters; step
-// counts from 1 (bias correction).
-inline void adamw(float* params, const float* grads, float* m, float* v, i64 n, const adamw_config& c, i64 step) {
+namespace detail {
+// AdamW (Loshchilov & Hutter 2019, decoupled weight decay) on n parameters with each gradient
+// taken as grads[i] x grad_scale; step counts from 1 (bias correction).
+inline void adamw_pass(float* params, const float* grads, float* m, float* v, i64 n, const adamw_config& c, i64 step,
+                       float grad_scale) {
   const float bc1 = 1.0f - std::pow(c.beta1, static_cast<float>(step));
   const float bc2 = 1.0f - std::pow(c.beta2, static_cast<float>(step));
 #pragma omp parallel for schedule(static)
   for (i64 i = 0; i < n; ++i) {
-    const float g = grads[i];
+    const float g = grads[i] * grad_scale;
     m[i] = c.beta1 * m[i] + (1.0f - c.beta1) * g;
     v[i] = c.beta2 * v[i] + (1.0f - c.beta2) * g * g;
     const float mhat = m[i] / bc1, vhat = v[i] / bc2;
     params[i] -= c.lr * (mhat / (std::sqrt(vhat) + c.eps) + c.weight_decay * params[i]);
   }
 }
+// The factor that brings a gradient of L2 norm `norm` down to max_norm (Pascanu et al. 2013),
+// or 1 when it is within it or clipping is off (max_norm <= 0).
+inline float clip_factor(float norm, float max_norm) {
+  return max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6f) : 1.0f;
+}
+}  // namespace detail
+
+// One AdamW step on n parameters; step counts from 1 (bias correction).
+inline void adamw(float* params, const float* grads, float* m, float* v, i64 n, const adamw_config& c, i64 step) {
+  detail::adamw_pass(params, grads, m, v, n, c, step, 1.0f);
+}
+
+// The global L2 norm of n gradients (fixed-order sum in double).
+inline float grad_norm(const float* grads, i64 n) {
+  return static_cast<float>(
+      std::sqrt(detail::ordered_sum(n, [&](i64 i) { return static_cast<double>(grads[i]) * grads[i]; })));
+}
 
 // The global L2 norm of n gradients; when it exceeds max_norm, scales them by
 // max_norm / norm (Pascanu et al. 2013). Returns the norm before clipping.
 inline float clip_grad_norm(float* grads, i64 n, float max_norm) {
-  const double ss = detail::ordered_sum(n, [&](i64 i) { return static_cast<double>(grads[i]) * grads[i]; });
-  const float norm = static_cast<float>(std::sqrt(ss));
-  if (max_norm > 0 && norm > max_norm) {
-    const float k = max_norm / (norm + 1e-6f);
+  const float norm = grad_norm(grads, n);
+  const float k = detail::clip_factor(norm, max_norm);
+  if (k != 1.0f) {
 #pragma omp parallel for schedule(static)
     for (i64 i = 0; i < n; ++i) grads[i] *= k;
   }
+  return norm;
+}
+
+// clip_grad_norm then adamw, bit for bit, in two passes instead of three: the norm, then the
+// update with each gradient scaled on the fly (the gradients are left as they were, unscaled).
+// Returns the norm before clipping.
+inline float clip_and_adamw(float* params, const float* grads, float* m, float* v, i64 n, float max_norm,
+                            const adamw_config& c, i64 step) {
+  const float norm = grad_norm(grads, n);
+  detail::adamw_pass(params, grads, m, v, n, c, step, detail::clip_factor(norm, max_norm));
   return norm;
 }
 
