@@ -91,11 +91,9 @@ class cpu_engine final : public engine {
 #endif
   }
   float clip_and_update(float clip, const adamw_step& c, i64 step) override {
-    const float norm = tp::kernels::cpu::clip_grad_norm(m_.grads.data(), m_.total, clip);
-    tp::kernels::cpu::adamw(
-        m_.params.data(), m_.grads.data(), m_.adam_m.data(), m_.adam_v.data(), m_.total,
+    return tp::kernels::cpu::clip_and_adamw(
+        m_.params.data(), m_.grads.data(), m_.adam_m.data(), m_.adam_v.data(), m_.total, clip,
         {.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.weight_decay}, step);
-    return norm;
   }
   void to_host(llama_params&) override {}  // the host model is the model
   memory_reading memory() const override {
