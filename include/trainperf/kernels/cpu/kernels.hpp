@@ -32,7 +32,14 @@ using cmap = Eigen::Map<const matrix>;
 using vmap = Eigen::Map<Eigen::VectorXf>;
 using cvmap = Eigen::Map<const Eigen::VectorXf>;
 
-// Rows per OpenMP task in the row-blocked GEMMs.
+// The GEMMs are split into output tiles, one OpenMP task each (a single-threaded Eigen product
+// over the whole inner dimension), so every output element is computed the same way whatever
+// the thread count. Tiles are gemm_tile x gemm_tile, halved along their longer side (down to
+// gemm_min_tile) until there are gemm_min_tasks of them, a count that depends on the shape only.
+// Not 64-row strips as before: a strip repacks the whole right-hand operand for every 64 rows
+// (the 768 x 50304 output layer packed 16 times per forward of 1024 tokens).
+inline constexpr i64 gemm_tile = 256, gemm_min_tile = 64, gemm_min_tasks = 16;
+// Rows per block in the row-blocked reductions (RMSNorm's weight gradient, the bias gradient).
 inline constexpr i64 row_block = 64;
 
 namespace detail {
@@ -85,46 +92,66 @@ inline float exp_fast(float x) {
 
 // ---- linear: out[T, O] = inp[T, I] · weight[O, I]^T (+ bias[O]) ---------------------------
 
-inline void linear_forward(float* out, const float* inp, const float* weight, const float* bias, i64 T, i64 I, i64 O) {
-  const cmap w(weight, O, I);
-#pragma omp parallel for schedule(static)
-  for (i64 r0 = 0; r0 < T; r0 += row_block) {
-    const i64 rows = std::min(row_block, T - r0);
-    map o(out + r0 * O, rows, O);
-    o.noalias() = cmap(inp + r0 * I, rows, I) * w.transpose();
-    if (bias != nullptr) o.rowwise() += cvmap(bias, O).transpose();
+namespace detail {
+using strided_map = Eigen::Map<matrix, 0, Eigen::OuterStride<>>;
+using cstrided_map = Eigen::Map<const matrix, 0, Eigen::OuterStride<>>;
+// Rows x cols of a row-major matrix with `ld` columns, from (r0, c0).
+inline strided_map block(float* m, i64 ld, i64 r0, i64 c0, i64 rows, i64 cols) {
+  return {m + r0 * ld + c0, rows, cols, Eigen::OuterStride<>(ld)};
+}
+inline cstrided_map block(const float* m, i64 ld, i64 r0, i64 c0, i64 rows, i64 cols) {
+  return {m + r0 * ld + c0, rows, cols, Eigen::OuterStride<>(ld)};
+}
+// f(r0, rows, c0, cols) for every tile of a rows x cols output, in parallel.
+template <class F>
+void for_each_tile(i64 rows, i64 cols, F&& f) {
+  i64 tr = gemm_tile, tc = gemm_tile;
+  const auto tiles = [&] { return ((rows + tr - 1) / tr) * ((cols + tc - 1) / tc); };
+  while (tiles() < gemm_min_tasks && std::max(tr, tc) > gemm_min_tile) (tr >= tc ? tr : tc) /= 2;
+  const i64 ct = (cols + tc - 1) / tc;
+#pragma omp parallel for schedule(dynamic)
+  for (i64 t = 0; t < tiles(); ++t) {
+    const i64 r0 = t / ct * tr, c0 = t % ct * tc;
+    f(r0, std::min(tr, rows - r0), c0, std::min(tc, cols - c0));
   }
+}
+}  // namespace detail
+
+inline void linear_forward(float* out, const float* inp, const float* weight, const float* bias, i64 T, i64 I, i64 O) {
+  detail::for_each_tile(T, O, [&](i64 r0, i64 rows, i64 c0, i64 cols) {
+    auto o = detail::block(out, O, r0, c0, rows, cols);
+    o.noalias() = detail::block(inp, I, r0, 0, rows, I) * detail::block(weight, I, c0, 0, cols, I).transpose();
+    if (bias != nullptr) o.rowwise() += cvmap(bias + c0, cols).transpose();
+  });
 }
 
 // dinp[T, I] += dout · weight; dweight[O, I] += dout^T · inp; dbias[O] += column sums of dout.
 // dinp and dbias may be null (the first layer needs no input gradient; no bias).
 inline void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                             const float* weight, i64 T, i64 I, i64 O) {
-  if (dinp != nullptr) {
-    const cmap w(weight, O, I);
+  if (dinp != nullptr)
+    detail::for_each_tile(T, I, [&](i64 r0, i64 rows, i64 c0, i64 cols) {
+      detail::block(dinp, I, r0, c0, rows, cols).noalias() +=
+          detail::block(dout, O, r0, 0, rows, O) * detail::block(weight, I, 0, c0, O, cols);
+    });
+  detail::for_each_tile(O, I, [&](i64 r0, i64 rows, i64 c0, i64 cols) {
+    detail::block(dweight, I, r0, c0, rows, cols).noalias() +=
+        detail::block(dout, O, 0, r0, T, rows).transpose() * detail::block(inp, I, 0, c0, T, cols);
+  });
+  // Column sums in a fixed order (row after row) whatever the instruction set and the buffer's
+  // address: Eigen's colwise().sum() picks its summation order from the packet alignment of the
+  // data, so with AVX-512 (64-byte packets, which malloc does not align to) two runs of the same
+  // step differed in the last bit (the 1/2/3/8-thread test caught it).
+  if (dbias != nullptr) {
 #pragma omp parallel for schedule(static)
-    for (i64 r0 = 0; r0 < T; r0 += row_block) {
-      const i64 rows = std::min(row_block, T - r0);
-      map(dinp + r0 * I, rows, I).noalias() += cmap(dout + r0 * O, rows, O) * w;
-    }
-  }
-  const cmap d(dout, T, O), x(inp, T, I);
-  // Split the weight gradient by output rows so every thread owns its rows of dweight.
-#pragma omp parallel for schedule(static)
-  for (i64 o0 = 0; o0 < O; o0 += row_block) {
-    const i64 rows = std::min(row_block, O - o0);
-    map(dweight + o0 * I, rows, I).noalias() += d.middleCols(o0, rows).transpose() * x;
-    // Column sums in a fixed order (row after row) whatever the instruction set and the buffer's
-    // address: Eigen's colwise().sum() picks its summation order from the packet alignment of
-    // the data, so with AVX-512 (64-byte packets, which malloc does not align to) two runs of the
-    // same step differed in the last bit (the 1/2/3/8-thread test caught it).
-    if (dbias != nullptr) {
-      std::vector<float> sum(static_cast<std::size_t>(rows), 0.0f);
+    for (i64 o0 = 0; o0 < O; o0 += row_block) {
+      const i64 cols = std::min(row_block, O - o0);
+      std::vector<float> sum(static_cast<std::size_t>(cols), 0.0f);
       for (i64 t = 0; t < T; ++t) {
         const float* row = dout + t * O + o0;
-        for (i64 k = 0; k < rows; ++k) sum[static_cast<std::size_t>(k)] += row[k];
+        for (i64 k = 0; k < cols; ++k) sum[static_cast<std::size_t>(k)] += row[k];
       }
-      vmap(dbias + o0, rows) += cvmap(sum.data(), rows);
+      vmap(dbias + o0, cols) += cvmap(sum.data(), cols);
     }
   }
 }
