@@ -4,7 +4,8 @@
 // no Eigen, no blocking, full T x T attention matrix) or from central finite differences of such
 // a reference; the kernels under test are never used to produce expected values. Inputs are
 // deterministic (std::mt19937 with fixed seeds). Shapes are deliberately ragged: row counts and
-// key counts straddle the kernels' row_block (64) and kv_block (64).
+// key counts straddle the kernels' row_block (64), q_block and kv_block (64), and the GEMM's
+// register block (mr x nr), work items and cache blocks (kc, mc, nc).
 
 #include <doctest/doctest.h>
 
@@ -392,6 +393,51 @@ double l2(const vecf& v) {
 // =================================================================================================
 // linear
 // =================================================================================================
+
+TEST_CASE("cpu kernels: gemm::multiply matches a double reference for every operand layout, overwrite and accumulate") {
+  namespace g = kc::gemm;
+  struct shape {
+    i64 m, n, k;
+  };
+  // 1 x 1 x 1; one register block +- 1; past a work item (4 mr x 8 nr); k past kc; m past mc and
+  // n past nc (one shape, to keep the double reference cheap); k = 0.
+  const shape shapes[] = {{1, 1, 1},
+                          {g::mr - 1, g::nr + 1, 3},
+                          {g::mr + 1, g::nr - 1, 17},
+                          {g::item_rows + 5, g::item_cols + 7, g::kc + 3},
+                          {g::mc + 3, 37, 9},
+                          {29, g::nc + 5, 2 * g::kc + 1},
+                          {5, 7, 0}};
+  std::uint32_t seed = 50;
+  for (const auto& s : shapes)
+    for (bool a_transposed : {false, true})
+      for (bool b_transposed : {false, true})
+        for (bool accumulate : {false, true}) {
+          CAPTURE(s.m);
+          CAPTURE(s.n);
+          CAPTURE(s.k);
+          CAPTURE(a_transposed);
+          CAPTURE(b_transposed);
+          CAPTURE(accumulate);
+          const vecf a = random_vec(sz(s.m * s.k), ++seed), b = random_vec(sz(s.k * s.n), ++seed);
+          const i64 ldc = s.n + 3;  // C with a leading dimension past n: the gap must be left alone
+          const vecf c0 = random_vec(sz(s.m * ldc), ++seed);
+          // Stored as given: A row-major [m, k] or column-major (its transpose stored row-major).
+          const g::view av = a_transposed ? g::view{a.data(), 1, s.m} : g::view{a.data(), s.k, 1};
+          const g::view bv = b_transposed ? g::view{b.data(), 1, s.k} : g::view{b.data(), s.n, 1};
+          vecd ref(c0.begin(), c0.end());
+          for (i64 i = 0; i < s.m; ++i)
+            for (i64 j = 0; j < s.n; ++j) {
+              double acc = accumulate ? static_cast<double>(c0[sz(i * ldc + j)]) : 0.0;
+              for (i64 p = 0; p < s.k; ++p)
+                acc += static_cast<double>(a[sz(i * av.rs + p * av.cs)]) * b[sz(p * bv.rs + j * bv.cs)];
+              ref[sz(i * ldc + j)] = acc;
+            }
+          vecf c = c0;
+          g::multiply(c.data(), ldc, av, bv, s.m, s.n, s.k, accumulate);
+          check_close("gemm::multiply", c, ref, tol_reduce);
+        }
+}
 
 TEST_CASE("cpu kernels: linear_forward matches a double reference (ragged shapes, with and without bias)") {
   struct shape {
@@ -1217,6 +1263,13 @@ std::vector<named_output> run_every_kernel() {
     r.push_back({"linear_backward dinp", dx});
     r.push_back({"linear_backward dweight", dw});
     r.push_back({"linear_backward dbias", db});
+  }
+  {
+    const i64 m = 70, n = 300, k = 600;  // crosses kc, work items and register blocks
+    const vecf a = random_vec(sz(m * k), ++seed), b = random_vec(sz(k * n), ++seed);
+    vecf c(sz(m * n));
+    kc::gemm::multiply(c.data(), n, {a.data(), k, 1}, {b.data(), 1, k}, m, n, k, false);
+    r.push_back({"gemm::multiply", c});
   }
   {
     const i64 n = 10001;

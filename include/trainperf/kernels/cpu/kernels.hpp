@@ -6,7 +6,9 @@
 // Results are deterministic: independent of the thread count (reductions in fixed order).
 // Backward kernels ACCUMULATE (+=) into parameter gradients and into input gradients, so a
 // trainer zeroes its gradient buffers once per step; attention_backward overwrites dq, dk, dv.
-// Threading: OpenMP over the outer loops; Eigen's own threading is never used inside them.
+// Threading: OpenMP over the outer loops; the linear layers' products run on gemm.hpp's kernel
+// (all threads share its packed blocks); attention's tile products are single-threaded Eigen
+// products inside its per-head tasks, never Eigen's own threading.
 // Not part of trainperf.hpp: include <trainperf/kernels/cpu/kernels.hpp> and link Eigen3.
 #pragma once
 
@@ -18,6 +20,8 @@
 #include <vector>
 
 #include <Eigen/Core>
+
+#include <trainperf/kernels/cpu/gemm.hpp>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -32,13 +36,6 @@ using cmap = Eigen::Map<const matrix>;
 using vmap = Eigen::Map<Eigen::VectorXf>;
 using cvmap = Eigen::Map<const Eigen::VectorXf>;
 
-// The GEMMs are split into output tiles, one OpenMP task each (a single-threaded Eigen product
-// over the whole inner dimension), so every output element is computed the same way whatever
-// the thread count. Tiles are gemm_tile x gemm_tile, halved along their longer side (down to
-// gemm_min_tile) until there are gemm_min_tasks of them, a count that depends on the shape only.
-// Not 64-row strips as before: a strip repacks the whole right-hand operand for every 64 rows
-// (the 768 x 50304 output layer packed 16 times per forward of 1024 tokens).
-inline constexpr i64 gemm_tile = 256, gemm_min_tile = 64, gemm_min_tasks = 16;
 // Rows per block in the row-blocked reductions (RMSNorm's weight gradient, the bias gradient).
 inline constexpr i64 row_block = 64;
 
@@ -91,53 +88,23 @@ inline float exp_fast(float x) {
 }  // namespace detail
 
 // ---- linear: out[T, O] = inp[T, I] · weight[O, I]^T (+ bias[O]) ---------------------------
-
-namespace detail {
-using strided_map = Eigen::Map<matrix, 0, Eigen::OuterStride<>>;
-using cstrided_map = Eigen::Map<const matrix, 0, Eigen::OuterStride<>>;
-// Rows x cols of a row-major matrix with `ld` columns, from (r0, c0).
-inline strided_map block(float* m, i64 ld, i64 r0, i64 c0, i64 rows, i64 cols) {
-  return {m + r0 * ld + c0, rows, cols, Eigen::OuterStride<>(ld)};
-}
-inline cstrided_map block(const float* m, i64 ld, i64 r0, i64 c0, i64 rows, i64 cols) {
-  return {m + r0 * ld + c0, rows, cols, Eigen::OuterStride<>(ld)};
-}
-// f(r0, rows, c0, cols) for every tile of a rows x cols output, in parallel.
-template <class F>
-void for_each_tile(i64 rows, i64 cols, F&& f) {
-  i64 tr = gemm_tile, tc = gemm_tile;
-  const auto tiles = [&] { return ((rows + tr - 1) / tr) * ((cols + tc - 1) / tc); };
-  while (tiles() < gemm_min_tasks && std::max(tr, tc) > gemm_min_tile) (tr >= tc ? tr : tc) /= 2;
-  const i64 ct = (cols + tc - 1) / tc;
-#pragma omp parallel for schedule(dynamic)
-  for (i64 t = 0; t < tiles(); ++t) {
-    const i64 r0 = t / ct * tr, c0 = t % ct * tc;
-    f(r0, std::min(tr, rows - r0), c0, std::min(tc, cols - c0));
-  }
-}
-}  // namespace detail
+// The products run on gemm.hpp's kernel over all threads.
 
 inline void linear_forward(float* out, const float* inp, const float* weight, const float* bias, i64 T, i64 I, i64 O) {
-  detail::for_each_tile(T, O, [&](i64 r0, i64 rows, i64 c0, i64 cols) {
-    auto o = detail::block(out, O, r0, c0, rows, cols);
-    o.noalias() = detail::block(inp, I, r0, 0, rows, I) * detail::block(weight, I, c0, 0, cols, I).transpose();
-    if (bias != nullptr) o.rowwise() += cvmap(bias + c0, cols).transpose();
-  });
+  gemm::multiply(out, O, {inp, I, 1}, {weight, 1, I}, T, O, I, false);  // weight^T: (i, o) at weight[o I + i]
+  if (bias != nullptr) {
+#pragma omp parallel for schedule(static)
+    for (i64 t = 0; t < T; ++t)
+      for (i64 o = 0; o < O; ++o) out[t * O + o] += bias[o];
+  }
 }
 
 // dinp[T, I] += dout · weight; dweight[O, I] += dout^T · inp; dbias[O] += column sums of dout.
 // dinp and dbias may be null (the first layer needs no input gradient; no bias).
 inline void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                             const float* weight, i64 T, i64 I, i64 O) {
-  if (dinp != nullptr)
-    detail::for_each_tile(T, I, [&](i64 r0, i64 rows, i64 c0, i64 cols) {
-      detail::block(dinp, I, r0, c0, rows, cols).noalias() +=
-          detail::block(dout, O, r0, 0, rows, O) * detail::block(weight, I, 0, c0, O, cols);
-    });
-  detail::for_each_tile(O, I, [&](i64 r0, i64 rows, i64 c0, i64 cols) {
-    detail::block(dweight, I, r0, c0, rows, cols).noalias() +=
-        detail::block(dout, O, 0, r0, T, rows).transpose() * detail::block(inp, I, 0, c0, T, cols);
-  });
+  if (dinp != nullptr) gemm::multiply(dinp, I, {dout, O, 1}, {weight, I, 1}, T, I, O, true);
+  gemm::multiply(dweight, I, {dout, 1, O}, {inp, I, 1}, O, I, T, true);  // dout^T: (o, t) at dout[t O + o]
   // Column sums in a fixed order (row after row) whatever the instruction set and the buffer's
   // address: Eigen's colwise().sum() picks its summation order from the packet alignment of the
   // data, so with AVX-512 (64-byte packets, which malloc does not align to) two runs of the same
