@@ -81,7 +81,11 @@ class cpu_engine final : public engine {
     return fmt::format("CPU {} process{} x {} threads", world_, world_ > 1 ? "es" : "", omp_get_max_threads());
   }
   tp::dtype compute_dtype() const override { return tp::dtype::fp32; }
-  void zero_grads() override { std::fill(m_.grads.begin(), m_.grads.end(), 0.0f); }
+  void zero_grads() override {  // 0.65 GB at 162M parameters: on every thread, like the update
+    float* g = m_.grads.data();
+#pragma omp parallel for schedule(static)
+    for (i64 i = 0; i < m_.total; ++i) g[i] = 0.0f;
+  }
   float step(const std::int32_t* tokens, const std::int32_t* targets, bool backward, float loss_scale) override {
     return m_.step(act_, tokens, targets, backward, loss_scale);
   }
