@@ -40,6 +40,8 @@ std::vector<flag> memory_flags() {
            {"flash", "", "flash attention (no s x s scores kept)"},
            {"dropout", "", "dropout masks are kept"},
            {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
+           {"grad-dtype", "fp32|bf16|fp16", "gradient buffers: fp32 or the weights' dtype (default: the weights')"},
+           {"no-master-weights", "", "pure 16-bit training: no fp32 master copy, optimizer states in the weights' dtype"},
            {"optimizer", "adam|adamw|sgd", "optimizer (default adam; adamw keeps the same states)"},
            {"framework", "generic|megatron|deepspeed", "framework accounting (default generic)"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
@@ -83,6 +85,25 @@ memory_setup memory_from_args(const args& a) {
   o.accounting = fw == "megatron"    ? tp::framework::megatron
                  : fw == "deepspeed" ? tp::framework::deepspeed
                                      : tp::framework::generic;
+  if (const auto g = a.get_choice("grad-dtype", dtypes)) {
+    const tp::dtype grads = *tp::parse_dtype(*g);
+    if (grads != tp::dtype::fp32 && grads != o.param_dtype)
+      throw tp::config_error("grad-dtype", fmt::format("--grad-dtype {} with --dtype {}: gradients are kept in fp32 or in "
+                                                       "the weights' dtype; give --grad-dtype fp32 or {}",
+                                                       *g, tp::to_string(o.param_dtype), tp::to_string(o.param_dtype)));
+    if (grads != tp::dtype::fp32 && o.accounting == tp::framework::megatron)
+      throw tp::config_error("grad-dtype", fmt::format("--grad-dtype {} with --framework megatron: Megatron-LM keeps fp32 "
+                                                       "main gradients with 16-bit weights; give --grad-dtype fp32 or "
+                                                       "--framework generic",
+                                                       *g));
+    o.fp32_grads = grads == tp::dtype::fp32;
+  }
+  o.master_weights = !a.has("no-master-weights");
+  if (!o.master_weights && o.accounting != tp::framework::generic)
+    throw tp::config_error("no-master-weights", fmt::format("--no-master-weights with --framework {}: its optimizer "
+                                                            "keeps fp32 master weights of 16-bit models; give "
+                                                            "--framework generic for pure 16-bit training",
+                                                            fw));
   o.flash_attention = a.has("flash");
   o.dropout = a.has("dropout");
   o.offload_optimizer = a.has("offload-optimizer");

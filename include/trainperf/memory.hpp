@@ -43,6 +43,12 @@ struct memory_options {
   // Gradient buffers in fp32 even with 16-bit weights; false keeps them in the weights' dtype
   // (DeepSpeed, Paddle). framework::megatron implies it (fp32 main grads with bf16).
   bool fp32_grads = false;
+  // An fp32 master copy of 16-bit weights for the optimizer (mixed precision, the default).
+  // false: pure 16-bit training: no master copy, and the optimizer states in the weights' dtype,
+  // as torch.optim keeps them (AdamW's exp_avg and exp_avg_sq are created like the parameter:
+  // torch/optim/adamw.py, torch.zeros_like(p)); e.g. a model loaded in bf16 and trained by
+  // Hugging Face's Trainer or torchtune without FSDP mixed precision, Lightning's "bf16-true".
+  bool master_weights = true;
   optimizer_kind optimizer = optimizer_kind::adam;
   framework accounting = framework::generic;
   bool flash_attention = true;         // no s x s score matrix kept
@@ -180,7 +186,10 @@ constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64
   const bool mixed = o.param_dtype != dtype::fp32;
   const bool fp32_grads = o.fp32_grads || (o.accounting == framework::megatron && mixed) || !mixed;
   // Adam: m and v in fp32, plus an fp32 master copy of 16-bit weights; SGD: momentum (+ master).
-  const double opt = (o.optimizer == optimizer_kind::adam ? 8.0 : 4.0) + (mixed ? 4.0 : 0.0);
+  // Pure 16-bit (no master weights): the states in the weights' dtype, no copy.
+  const bool master = mixed && o.master_weights;
+  const double state = mixed && !o.master_weights ? e : 4.0;
+  const double opt = (o.optimizer == optimizer_kind::adam ? 2.0 : 1.0) * state + (master ? 4.0 : 0.0);
   state_bytes b;
   b.params = e / (c.zero_stage == 3 ? d : 1.0);
   b.grads = (fp32_grads ? 4.0 : e) / (c.zero_stage >= 2 ? d : 1.0);
@@ -239,7 +248,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   }
   const param_counts pc = count_params(m, c.tp);
   const double e = detail::dtype_bytes(o.param_dtype);
-  const state_bytes per_param = per_param_state_bytes(c, dp, o);
+  // Context-parallel ranks hold the same weights, so the sharded states spread over dp x cp:
+  // Megatron-LM's distributed optimizer shards over its data-parallel-with-CP group
+  // (parallel_state.get_data_parallel_group(with_context_parallel=True)), torchtitan's FSDP2
+  // over its dp_shard x cp mesh (parallelize_llama: dp_shard_cp).
+  const state_bytes per_param = per_param_state_bytes(c, detail::checked_mul(dp, c.cp, "dp x cp"), o);
   const bool zero3 = c.zero_stage == 3;
   // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
   // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the

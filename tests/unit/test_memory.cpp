@@ -41,6 +41,40 @@ TEST_CASE("Megatron-LM distributed optimizer: bytes per parameter") {
   }
 }
 
+TEST_CASE("pure 16-bit training (no master weights): states in the weights' dtype") {
+  // Hand count: torch.optim.AdamW creates exp_avg and exp_avg_sq with torch.zeros_like(p)
+  // (torch/optim/adamw.py), so a bf16 model trained without a master copy holds 2 (weights)
+  // + 2 (grads) + 2 + 2 (the two states) = 8 bytes per parameter; SGD with momentum 6; the
+  // states shard over d ranks with ZeRO-1 (2 + 2 + 4/d); fp32 gradients add 2.
+  for (std::int64_t d : {1, 4}) {
+    CAPTURE(d);
+    const double dd = static_cast<double>(d);
+    const memory_options pure{.master_weights = false};
+    CHECK(per_param_state_bytes({}, d, pure).total() == 8);
+    CHECK(per_param_state_bytes({.zero_stage = 1}, d, pure).total() == doctest::Approx(4 + 4 / dd));
+    CHECK(per_param_state_bytes({}, d, {.master_weights = false, .optimizer = optimizer_kind::sgd}).total() == 6);
+    CHECK(per_param_state_bytes({}, d, {.fp32_grads = true, .master_weights = false}).total() == 10);
+    // fp32 weights have no master copy to drop: 4 + 4 + 8 either way.
+    CHECK(per_param_state_bytes({}, d, {.param_dtype = dtype::fp32, .master_weights = false}).total() == 16);
+  }
+}
+
+TEST_CASE("context-parallel ranks share the sharding of the states: dp x cp ranks") {
+  // CP ranks hold the same weights; Megatron-LM's distributed optimizer and torchtitan's FSDP2
+  // shard over dp x cp. So DP 2 x CP 4 holds the states of DP 8 (and ZeRO-3's weights too).
+  const transformer_spec m = get_preset("llama2-7b").spec;
+  for (int zero : {1, 2, 3}) {
+    CAPTURE(zero);
+    const memory_options o{.seq = 4096};
+    const auto cp4 = estimate_memory(m, {.cp = 4, .zero_stage = zero}, 8, o).stages[0];
+    const auto dp8 = estimate_memory(m, {.zero_stage = zero}, 8, o).stages[0];
+    CHECK(cp4.params == doctest::Approx(dp8.params));
+    CHECK(cp4.grads == doctest::Approx(dp8.grads));
+    CHECK(cp4.optimizer == doctest::Approx(dp8.optimizer));
+    CHECK(cp4.optimizer == doctest::Approx(static_cast<double>(count_params(m).total()) * 12 / 8));
+  }
+}
+
 TEST_CASE("activations per layer reproduce Korthikanti et al. 2022, table 2") {
   // Korthikanti et al. 2022 (arXiv:2205.05198) section 4, per layer, 16-bit, with dropout,
   // MHA and a 4h GELU MLP (a GPT-3-like layer): no parallelism sbh(34 + 5as/h); tensor
