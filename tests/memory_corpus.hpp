@@ -1,0 +1,209 @@
+// The public memory corpus (tests/data/memory_corpus/rows.csv, sources and schema in its
+// README.md) read into trainperf's terms: each row becomes a model, a parallel configuration,
+// memory options and the quantity it measured, or says why the memory model cannot express it
+// yet. Shared by bench/memory_corpus and tests/unit/test_memory_corpus.cpp.
+//
+// The reading of a row follows global rules only (below, each with the column it reads); no
+// row or source has a rule of its own.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <trainperf/trainperf.hpp>
+
+namespace trainperf::corpus {
+
+// What a row's figure measures (its measured_kind column).
+enum class measured { torch_allocated, torch_reserved, torch_active, unknown };
+
+struct row {
+  std::string id, source, model_name;
+  transformer_spec model;
+  parallel_config parallel;
+  std::int64_t world = 0;
+  memory_options options;
+  measured kind = measured::unknown;
+  double measured_gib = NAN;  // NaN for an out-of-memory row
+  bool oom = false;
+  double capacity_gib = 0;
+  std::int64_t stage = -1;    // the pipeline stage the figure belongs to (the last rank's); -1: the most loaded
+  bool duplicate = false;     // repeats an earlier row's configuration (same_config_as)
+  std::string unexpressible;  // why the model cannot express the row yet; empty when it can
+};
+
+namespace detail {
+
+// RFC 4180: comma-separated, fields in double quotes may hold commas, newlines and "" quotes.
+inline std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+  std::vector<std::vector<std::string>> records(1);
+  std::string field;
+  bool quoted = false, any = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (quoted) {
+      if (ch == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (ch == '"') {
+        quoted = false;
+      } else {
+        field += ch;
+      }
+    } else if (ch == '"') {
+      quoted = true;
+    } else if (ch == ',') {
+      records.back().push_back(field);
+      field.clear();
+    } else if (ch == '\n' || ch == '\r') {
+      if (ch == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      records.back().push_back(field);
+      field.clear();
+      records.emplace_back();
+    } else {
+      field += ch;
+    }
+    any = true;
+  }
+  if (quoted) throw std::runtime_error("memory corpus: a quoted field is not closed");
+  if (!field.empty() || (any && !records.back().empty())) records.back().push_back(field);
+  if (records.back().empty()) records.pop_back();
+  return records;
+}
+
+inline bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+// An integer column, or -1 where it is blank, "unknown" or text.
+inline std::int64_t integer(const std::string& s) {
+  if (s.empty()) return -1;
+  std::size_t used = 0;
+  try {
+    const long long v = std::stoll(s, &used);
+    return used == s.size() ? v : -1;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+}  // namespace detail
+
+// The rows of the corpus at `path`, read by the global rules; throws on a malformed file.
+inline std::vector<row> load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("memory corpus: cannot open " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const auto records = detail::parse_csv(buf.str());
+  if (records.empty()) throw std::runtime_error("memory corpus: " + path + " is empty");
+  const auto& header = records.front();
+  const auto column = [&](const char* name) {
+    for (std::size_t i = 0; i < header.size(); ++i)
+      if (header[i] == name) return i;
+    throw std::runtime_error(std::string("memory corpus: no column ") + name);
+  };
+  const std::size_t c_id = column("row_id"), c_source = column("source_id"), c_model = column("model"),
+                    c_layers = column("layers"), c_hidden = column("hidden"), c_heads = column("heads"),
+                    c_kv = column("kv_heads"), c_ffn = column("ffn"), c_vocab = column("vocab"),
+                    c_experts = column("num_experts"), c_arch = column("arch_notes"), c_train = column("train_type"),
+                    c_framework = column("framework"), c_precision = column("precision"),
+                    c_grad = column("grad_dtype"), c_master = column("master_weights"),
+                    c_optimizer = column("optimizer"), c_seq = column("seq_len"), c_mb = column("micro_batch"),
+                    c_tp = column("tp"), c_pp = column("pp"), c_dp = column("dp"), c_cp = column("cp"),
+                    c_ep = column("ep"), c_vpp = column("vpp"), c_sp = column("sequence_parallel"),
+                    c_sharding = column("sharding"), c_offload = column("offload"), c_recompute = column("recompute"),
+                    c_attention = column("attention"), c_devices = column("num_devices"),
+                    c_capacity = column("device_capacity_gib"), c_kind = column("measured_kind"), c_rank = column("measured_rank"),
+                    c_gib = column("memory_gib"), c_outcome = column("outcome"),
+                    c_complete = column("settings_complete"), c_same = column("same_config_as");
+  std::vector<row> rows;
+  for (std::size_t k = 1; k < records.size(); ++k) {
+    const auto& f = records[k];
+    if (f.size() != header.size())
+      throw std::runtime_error("memory corpus: record " + std::to_string(k) + " has " + std::to_string(f.size()) +
+                               " fields, the header " + std::to_string(header.size()));
+    row r;
+    r.id = f[c_id];
+    r.source = f[c_source];
+    r.model_name = f[c_model];
+    r.duplicate = !f[c_same].empty();
+    r.oom = f[c_outcome] == "oom";
+    r.measured_gib = r.oom || f[c_gib].empty() ? NAN : std::stod(f[c_gib]);
+    r.capacity_gib = f[c_capacity].empty() ? 0 : std::stod(f[c_capacity]);
+    const std::string& kind = f[c_kind];
+    r.kind = kind == "torch_max_allocated" ? measured::torch_allocated
+             : kind == "torch_max_reserved" ? measured::torch_reserved
+             : kind == "torch_peak_active"  ? measured::torch_active
+                                            : measured::unknown;
+    const auto why = [&](const std::string& reason) {
+      if (r.unexpressible.empty()) r.unexpressible = reason;
+    };
+
+    // Rules that decide whether the row can be expressed at all, in the order the issue lists
+    // the missing capabilities.
+    const std::string &train = f[c_train], &precision = f[c_precision], &master = f[c_master],
+                      &sharding = f[c_sharding], &offload = f[c_offload], &framework_name = f[c_framework];
+    if (f[c_complete] != "yes") why("settings not complete in the source");
+    if (detail::has(train, "lora") || detail::has(train, "adapter")) why("adapters (LoRA, QLoRA, LLaMA-Adapter)");
+    if (detail::has(precision, "float8") || detail::has(precision, "fp8")) why("fp8 training");
+    if (!f[c_experts].empty()) why("MoE with expert parallelism");
+    if (detail::has(f[c_optimizer], "8bit") || detail::has(f[c_optimizer], "8-bit")) why("8-bit optimizer states");
+    if (offload != "none") why("offload beyond the optimizer states (" + offload + ")");
+    if (detail::has(sharding, "split across")) why("layers split over devices without pipelining");
+    if (detail::has(f[c_arch], "MLA")) why("multi-head latent attention");
+
+    // The model.
+    transformer_spec& m = r.model;
+    m.layers = detail::integer(f[c_layers]);
+    m.hidden = detail::integer(f[c_hidden]);
+    m.heads = detail::integer(f[c_heads]);
+    m.kv_heads = std::max<std::int64_t>(0, detail::integer(f[c_kv]));
+    m.ffn = detail::integer(f[c_ffn]);
+    m.vocab = detail::integer(f[c_vocab]);
+    const std::string& arch = f[c_arch];
+    m.mlp = detail::has(arch, "GELU") || detail::has(arch, "gelu") ? mlp_kind::gelu : mlp_kind::swiglu;
+    m.tied_embeddings = detail::has(arch, "tied") && !detail::has(arch, "untied");
+    if (m.layers <= 0 || m.hidden <= 0 || m.heads <= 0 || m.ffn <= 0 || m.vocab <= 0) why("model sizes not given");
+
+    // Layout: degrees as printed (blank or unknown: 1), the world from the device count.
+    parallel_config& c = r.parallel;
+    const auto degree = [&](std::size_t col) { return std::max<std::int64_t>(1, detail::integer(f[col])); };
+    c.tp = degree(c_tp), c.pp = degree(c_pp), c.cp = degree(c_cp), c.ep = degree(c_ep), c.vpp = degree(c_vpp);
+    c.sequence_parallel = f[c_sp] == "yes";
+    const std::int64_t dp = detail::integer(f[c_dp]);
+    r.world = detail::integer(f[c_devices]);
+    if (r.world <= 0) r.world = (dp > 0 ? dp : 1) * c.tp * c.pp * c.cp;
+    const std::string& recompute_mode = f[c_recompute];
+    c.recomputation = recompute_mode == "full"        ? recompute::full
+                      : recompute_mode == "selective" ? recompute::selective
+                                                      : recompute::none;
+
+    // Sharding and framework accounting.
+    memory_options& o = r.options;
+    o.seq = detail::integer(f[c_seq]);
+    o.lbs = detail::integer(f[c_mb]);
+    if (o.seq <= 0 || o.lbs <= 0) why("sequence length or micro-batch not given");
+    m.max_seq = std::max<std::int64_t>(1, o.seq);  // the context the run trained at
+    o.param_dtype = detail::has(precision, "fp16") ? dtype::fp16 : dtype::bf16;
+    o.fp32_grads = detail::has(f[c_grad], "fp32");
+    o.master_weights = !detail::has(master, "none");  // "none": pure 16-bit, states in the weights' dtype
+    o.flash_attention = !detail::has(f[c_attention], "eager");
+    if (detail::has(sharding, "deepspeed_zero")) {
+      o.accounting = framework::deepspeed;
+      c.zero_stage = detail::has(sharding, "zero3") ? 3 : detail::has(sharding, "zero2") ? 2 : 1;
+    } else if (detail::has(sharding, "fsdp")) {
+      c.zero_stage = 3;  // FSDP full shard: weights, gradients and optimizer states sharded over dp
+    } else if (detail::has(sharding, "distributed_optimizer")) {
+      c.distributed_optimizer = true;
+    }
+    if (detail::has(framework_name, "Megatron")) o.fp32_grads = true;  // main grads in fp32 with bf16
+    if (detail::has(f[c_rank], "last rank")) r.stage = c.pp - 1;         // the last stage's rank logs it
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+}  // namespace trainperf::corpus
