@@ -239,19 +239,17 @@ inline void embedding_backward(float* dtable, const float* dout, const std::int3
 inline constexpr i64 q_block = 64, kv_block = 64;
 
 namespace detail {
-using head_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using tile = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 // Head `h` of a [T, H, D] buffer as a contiguous [T, D] matrix, and back.
-inline void gather_head(head_matrix& dst, const float* src, i64 T, i64 H, i64 h, i64 D) {
+inline void gather_head(matrix& dst, const float* src, i64 T, i64 H, i64 h, i64 D) {
   dst.resize(T, D);
   for (i64 t = 0; t < T; ++t) std::copy_n(src + (t * H + h) * D, D, dst.data() + t * D);
 }
-inline void scatter_head(float* dst, const head_matrix& src, i64 T, i64 H, i64 h, i64 D) {
+inline void scatter_head(float* dst, const matrix& src, i64 T, i64 H, i64 h, i64 D) {
   for (i64 t = 0; t < T; ++t) std::copy_n(src.data() + t * D, D, dst + (t * H + h) * D);
 }
 
-// Score tile rows [i0, i0 + rows) x keys [j0, j0 + cols): is key j visible from query i (j <= i)?
+// Does the score tile of queries from i0 and keys [j0, j0 + cols) hold a key past its first
+// query (j > i0), so that the causal mask applies inside it?
 inline bool tile_needs_mask(i64 i0, i64 j0, i64 cols) { return j0 + cols - 1 > i0; }
 }  // namespace detail
 
@@ -262,12 +260,12 @@ inline void attention_forward(float* out, float* lse, const float* q, const floa
   for (i64 b = 0; b < B; ++b)
     for (i64 h = 0; h < Hq; ++h) {
       const i64 hk = h / group;
-      detail::head_matrix qh, kh, vh, acc(T, D);
+      matrix qh, kh, vh, acc(T, D);
       detail::gather_head(qh, q + b * T * Hq * D, T, Hq, h, D);
       detail::gather_head(kh, k + b * T * Hkv * D, T, Hkv, hk, D);
       detail::gather_head(vh, v + b * T * Hkv * D, T, Hkv, hk, D);
       qh *= scale;
-      detail::tile s;
+      matrix s;
       std::vector<float> m(static_cast<std::size_t>(q_block)), l(m.size());
       for (i64 i0 = 0; i0 < T; i0 += q_block) {
         const i64 rows = std::min(q_block, T - i0);
@@ -318,12 +316,12 @@ inline void attention_backward(float* dq, float* dk, float* dv, const float* dou
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (i64 b = 0; b < B; ++b)
     for (i64 hk = 0; hk < Hkv; ++hk) {
-      detail::head_matrix kh, vh, qh, gh, oh, dqh(T, D), dkh(T, D), dvh(T, D);
+      matrix kh, vh, qh, gh, oh, dqh(T, D), dkh(T, D), dvh(T, D);
       detail::gather_head(kh, k + b * T * Hkv * D, T, Hkv, hk, D);
       detail::gather_head(vh, v + b * T * Hkv * D, T, Hkv, hk, D);
       dkh.setZero();
       dvh.setZero();
-      detail::tile p, dp;
+      matrix p, dp;
       std::vector<float> delta(static_cast<std::size_t>(T));
       for (i64 h = hk * group; h < (hk + 1) * group; ++h) {
         detail::gather_head(qh, q + b * T * Hq * D, T, Hq, h, D);
