@@ -78,13 +78,14 @@ inline std::vector<std::vector<std::string>> parse_csv(const std::string& text) 
 
 inline bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
-// An integer column, or -1 where it is blank, "unknown" or text.
+// An integer column ("8", or "8 (how)" with a note after a space), or -1 where it is blank,
+// "unknown" or text.
 inline std::int64_t integer(const std::string& s) {
-  if (s.empty()) return -1;
+  if (s.empty() || s[0] < '0' || s[0] > '9') return -1;
   std::size_t used = 0;
   try {
     const long long v = std::stoll(s, &used);
-    return used == s.size() ? v : -1;
+    return used == s.size() || s[used] == ' ' ? v : -1;
   } catch (const std::exception&) {
     return -1;
   }
@@ -172,7 +173,7 @@ inline std::vector<row> load(const std::string& path) {
     parallel_config& c = r.parallel;
     const auto degree = [&](std::size_t col) { return std::max<std::int64_t>(1, detail::integer(f[col])); };
     c.tp = degree(c_tp), c.pp = degree(c_pp), c.cp = degree(c_cp), c.ep = degree(c_ep), c.vpp = degree(c_vpp);
-    c.sequence_parallel = f[c_sp] == "yes";
+    c.sequence_parallel = f[c_sp].rfind("yes", 0) == 0;  // "yes" or "yes (how)"
     const std::int64_t dp = detail::integer(f[c_dp]);
     r.world = detail::integer(f[c_devices]);
     if (r.world <= 0) r.world = (dp > 0 ? dp : 1) * c.tp * c.pp * c.cp;
