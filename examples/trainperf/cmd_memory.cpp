@@ -50,6 +50,7 @@ std::vector<flag> memory_flags() {
             "batches padded to their own longest sample (--seq): nvidia-smi's reading may climb to the capacity"},
            {"overhead-gib", "X", "runtime overhead per device (default: the fitted constant)"},
            {"device", "NAME", "device whose capacity to fit against"},
+           {"capacity-gib", "X", "fit against a device of X GiB instead of a named one"},
            {"svg", "FILE", "write the per-stage breakdown as a stacked bar chart"},
        })
     f.push_back(x);
@@ -198,6 +199,22 @@ int run_memory(const args& a, output& out) {
   const tp::memory_estimate e = tp::estimate_memory(m.model.spec, m.parallel, m.world, m.options);
   std::optional<tp::device_spec> dev;
   if (auto d = a.get("device")) dev = tp::get_device(*d);
+  std::string custom_name;  // the custom device's name lives here
+  if (a.get("capacity-gib")) {
+    if (dev)
+      throw tp::config_error("capacity-gib", "--capacity-gib with --device: give one capacity, the named device's or "
+                                             "your own");
+    const double capacity = *a.get_double("capacity-gib");
+    if (capacity > 4294967296.0)
+      throw tp::config_error("capacity-gib", fmt::format("--capacity-gib {} is past 2^32 GiB; give the capacity of one "
+                                                         "device in GiB",
+                                                         tp::format_double(capacity)));
+    custom_name = fmt::format("{} GiB device", tp::format_double(capacity));
+    tp::device_spec d;
+    d.name = custom_name;
+    d.memory_bytes = static_cast<std::int64_t>(capacity * static_cast<double>(tp::GiB));
+    dev = d;
+  }
   const double gib = static_cast<double>(tp::GiB);
   std::vector<std::string> fixes;
   if (dev && e.max_total() > static_cast<double>(dev->memory_bytes)) fixes = what_would_fit(m, dev->memory_bytes);
