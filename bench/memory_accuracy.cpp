@@ -15,6 +15,7 @@
 
 #include <trainperf/trainperf.hpp>
 
+#include "constant_fit.hpp"
 #include "seed_memory_rows.hpp"
 
 namespace tp = trainperf;
@@ -37,39 +38,27 @@ double need(const memory_row& r, double c0, double c1) {
 }
 double predict(const memory_row& r, double c0, double c1) { return reading(r, need(r, c0, c1)); }
 
-// Least squares on the relative error, sum ((predicted - measured) / measured)^2, over a grid
-// of both constants (the reading is not linear in them: reserves and capacity cap it).
+// The constants' grid (constant_fit.hpp): c0 in [0, 16] GiB, c1 in [0, 0.4].
 // needs[i][k]: row i's need without the runtime overhead at c1 = k * c1_step.
-constexpr double c0_step = 0.02, c1_step = 0.002;
-constexpr int c0_steps = 800, c1_steps = 200;  // c0 in [0, 16] GiB, c1 in [0, 0.4]
+constexpr tp::bench::constant_grid constants{.c0_step = 0.02, .c1_step = 0.002, .c0_steps = 800, .c1_steps = 200};
 struct grid {
   std::vector<std::vector<double>> needs;
   explicit grid(const std::vector<memory_row>& rows) {
     for (const auto& r : rows) {
       std::vector<double> v;
-      for (int k = 0; k <= c1_steps; ++k) v.push_back(need(r, 0, k * c1_step));
+      for (int k = 0; k <= constants.c1_steps; ++k) v.push_back(need(r, 0, k * constants.c1_step));
       needs.push_back(v);
     }
   }
   // The reading of row i at grid point (j, k), from its need without the overhead.
   [[nodiscard]] double reading_at(const std::vector<memory_row>& rows, std::size_t i, int j, int k) const {
-    return reading(rows[i], needs[i][static_cast<std::size_t>(k)] + j * c0_step);
+    return reading(rows[i], needs[i][static_cast<std::size_t>(k)] + j * constants.c0_step);
   }
 };
 std::pair<double, double> fit(const std::vector<memory_row>& rows, const grid& g, std::optional<std::size_t> skip) {
-  double best = 1e300;
-  std::pair<double, double> arg{0, 0};
-  for (int j = 0; j <= c0_steps; ++j)
-    for (int k = 0; k <= c1_steps; ++k) {
-      double sum = 0;
-      for (std::size_t i = 0; i < rows.size(); ++i) {
-        if (skip && *skip == i) continue;
-        const double e = (g.reading_at(rows, i, j, k) - rows[i].measured_gib) / rows[i].measured_gib;
-        sum += e * e;
-      }
-      if (sum < best) best = sum, arg = {j * c0_step, k * c1_step};
-    }
-  return arg;
+  return tp::bench::fit_constants(
+      rows.size(), constants, [&](std::size_t i, int j, int k) { return g.reading_at(rows, i, j, k); },
+      [&](std::size_t i) { return rows[i].measured_gib; }, [&](std::size_t i) { return !skip || *skip != i; });
 }
 
 // Megatron-LM megatron/training/theoretical_memory_usage.py (commit d98e8a64), stage 0:

@@ -22,6 +22,7 @@
 
 #include <trainperf/trainperf.hpp>
 
+#include "constant_fit.hpp"
 #include "memory_corpus.hpp"
 
 namespace tp = trainperf;
@@ -43,10 +44,8 @@ double predict(const row& r, double c0, double c1) {
   return (r.stage >= 0 ? e.stages[static_cast<std::size_t>(r.stage)].total() : e.max_total()) / gib;
 }
 
-// The grid both constants are fitted on (least squares of the relative error, as
-// bench/memory_accuracy fits the seeds): c0 in [0, 8] GiB, c1 in [0, 0.5].
-constexpr double c0_step = 0.05, c1_step = 0.01;
-constexpr int c0_steps = 160, c1_steps = 50;
+// The constants' grid (constant_fit.hpp): c0 in [0, 8] GiB, c1 in [0, 0.5].
+constexpr tp::bench::constant_grid constants{.c0_step = 0.05, .c1_step = 0.01, .c0_steps = 160, .c1_steps = 50};
 
 struct table {
   // need[i][k]: row i's prediction without the runtime overhead at c1 = k c1_step (the
@@ -55,27 +54,17 @@ struct table {
   explicit table(const std::vector<row>& rows) {
     for (const auto& r : rows) {
       std::vector<double> v;
-      for (int k = 0; k <= c1_steps; ++k) v.push_back(predict(r, 0, k * c1_step));
+      for (int k = 0; k <= constants.c1_steps; ++k) v.push_back(predict(r, 0, k * constants.c1_step));
       need.push_back(v);
     }
   }
 };
 
 std::pair<double, double> fit(const std::vector<row>& rows, const table& t, const std::string& without) {
-  double best = 1e300;
-  std::pair<double, double> arg{0, 0};
-  for (int j = 0; j <= c0_steps; ++j)
-    for (int k = 0; k <= c1_steps; ++k) {
-      double sum = 0;
-      for (std::size_t i = 0; i < rows.size(); ++i) {
-        if (rows[i].source == without) continue;
-        const double e = (t.need[i][static_cast<std::size_t>(k)] + j * c0_step - rows[i].measured_gib) /
-                         rows[i].measured_gib;
-        sum += e * e;
-      }
-      if (sum < best) best = sum, arg = {j * c0_step, k * c1_step};
-    }
-  return arg;
+  return tp::bench::fit_constants(
+      rows.size(), constants,
+      [&](std::size_t i, int j, int k) { return t.need[i][static_cast<std::size_t>(k)] + j * constants.c0_step; },
+      [&](std::size_t i) { return rows[i].measured_gib; }, [&](std::size_t i) { return rows[i].source != without; });
 }
 
 struct summary {
@@ -161,8 +150,8 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const row& r = rows[i];
     const auto [l0, l1] = loso[r.source];
-    const double p = t.need[i][static_cast<std::size_t>(std::lround(c1 / c1_step))] + c0;
-    const double pl = t.need[i][static_cast<std::size_t>(std::lround(l1 / c1_step))] + l0;
+    const double p = t.need[i][static_cast<std::size_t>(std::lround(c1 / constants.c1_step))] + c0;
+    const double pl = t.need[i][static_cast<std::size_t>(std::lround(l1 / constants.c1_step))] + l0;
     // The library's defaults less the CUDA context (nothing of it is in PyTorch's counters).
     const double pu = predict(r, 0, -1);
     const double e = (p - r.measured_gib) / r.measured_gib, el = (pl - r.measured_gib) / r.measured_gib,
