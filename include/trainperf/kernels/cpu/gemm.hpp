@@ -1,5 +1,5 @@
-// trainperf — fp32 GEMM for the CPU kernels: C[m, n] (+)= A[m, k] · B[k, n] on one thread, any
-// strides (so A or B may be a transposed view), in the Goto/BLIS structure (Goto & van de Geijn
+// trainperf — fp32 GEMM for the CPU kernels: C[m, n] (+)= A[m, k] · B[k, n] over the OpenMP
+// threads, any strides (so A or B may be a transposed view), in the Goto/BLIS structure (Goto & van de Geijn
 // 2008, "Anatomy of high-performance matrix multiplication"; Van Zee & van de Geijn 2015, BLIS):
 // B is packed in kc x nr micro-panels, A in mr x kc micro-panels, and a register-blocked
 // micro-kernel of mr x nr accumulators runs over them. Written with GCC/Clang vector extensions,
@@ -127,7 +127,8 @@ struct view {
 };
 
 // C[m, n] = A · B (accumulate = false) or C += A · B, C row-major with leading dimension ldc, on
-// the calling thread's OpenMP team (call it outside a parallel region to use every thread).
+// every OpenMP thread (called inside a parallel region, on the calling thread alone: OpenMP does
+// not nest by default).
 // Blocks of mc x kc of A and kc x nc of B are packed once, by all threads together, into shared
 // buffers (an element packed is then used by every row or column of the block, so packing is
 // a small part of the work); the block product is split into work items of a few micro-panels
