@@ -417,7 +417,7 @@ inline float cross_entropy(float* losses, float* dlogits, const float* logits, c
     const float* z = logits + t * V;
     float* g = dlogits != nullptr ? dlogits + t * V : nullptr;
     const float mx = detail::row_max(z, V);
-    const double sum = g != nullptr ? detail::row_exp_sum(g, z, V, mx) : detail::row_exp_sum(nullptr, z, V, mx);
+    const double sum = detail::row_exp_sum(g, z, V, mx);
     losses[t] = static_cast<float>(static_cast<double>(mx) + std::log(sum) - static_cast<double>(z[targets[t]]));
     if (g != nullptr) {
       const float k = static_cast<float>(static_cast<double>(dloss) / sum);
