@@ -147,6 +147,7 @@ int main(int argc, char** argv) {
   fmt::print("|---|---|---|---|---|---|---|---|---|\n");
   std::map<std::string, summary> in_sample, out_of_source, unfitted;
   summary all_in, all_loso, all_unfitted;
+  int verdicts = 0, right = 0;  // fit / out-of-memory verdicts against the device's capacity
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const row& r = rows[i];
     const auto [l0, l1] = loso[r.source];
@@ -158,6 +159,7 @@ int main(int argc, char** argv) {
                  eu = (pu - r.measured_gib) / r.measured_gib;
     in_sample[r.source].add(r.id, e), out_of_source[r.source].add(r.id, el), unfitted[r.source].add(r.id, eu);
     all_in.add(r.id, e), all_loso.add(r.id, el), all_unfitted.add(r.id, eu);
+    if (r.capacity_gib > 0) ++verdicts, right += p <= r.capacity_gib;
     const auto& c = r.parallel;
     fmt::print("| {} | {} | {} | TP{}PP{}CP{} dp{} ZeRO{}{} {} | {} | {:.2f} | {:.2f} | {:+.1f}% | {:+.1f}% |\n", r.id,
                r.source, r.model_name, c.tp, c.pp, c.cp, c.dp_for(r.world), c.zero_stage,
@@ -178,16 +180,10 @@ int main(int argc, char** argv) {
   fmt::print("{:<16} fit   {}\n{:<16} LOSO  {}\n{:<16} dflt  {}\n", "all", all_in.line(), "", all_loso.line(), "",
              all_unfitted.line());
 
-  int verdicts = 0, right = 0;
   for (const auto& r : oom_rows) {
     if (r.capacity_gib <= 0) continue;
     ++verdicts;
     right += predict(r, c0, c1) > r.capacity_gib;
-  }
-  for (const auto& r : rows) {
-    if (r.capacity_gib <= 0) continue;
-    ++verdicts;
-    right += predict(r, c0, c1) <= r.capacity_gib;
   }
   fmt::print("\nfit / out-of-memory verdicts right: {} of {} ({} out-of-memory rows)\n", right, verdicts,
              oom_rows.size());
