@@ -269,7 +269,7 @@ int run(const args& a) {
   else
     eng = train_llama::make_cuda_engine(m, lbs, T, world, gemm);
   if (!peak_flag && cpu) say.phase("measuring this machine's fp32 GEMM peak for MFU");
-  const auto [peak, peak_source] =
+  auto [peak, peak_source] =
       peak_flag ? std::pair<double, std::string>{*peak_flag, "--peak-flops"} : eng->default_peak();
   // One step's model FLOPs per device at the full peak: a floor on the step time.
   const double min_step_s = fl.model_per_token() * static_cast<double>(lbs * gas * T) / peak;
@@ -363,7 +363,20 @@ int run(const args& a) {
   const double wall = std::chrono::duration<double>(clk::now() - t_start).count();
 
   // ---- the report row, computed by trainperf
-  const auto st = meter.running();
+  auto st = meter.running();
+  // On a shared machine the probe can run through a slow spell and read low; the steps then
+  // outrun it. The peak is the best rate the kernel sustains, so measure it once more and keep
+  // the better reading; should the steps still outrun it, the MFU stays refused below.
+  if (st && !st->utilization_refused.empty() && !peak_flag) {
+    say.phase("the steps ran faster than the GEMM probe's peak: measuring it again");
+    const auto [again, again_source] = eng->default_peak();
+    if (again > peak) {
+      peak = again;
+      peak_source = again_source + ", the better of two probes: the first read lower";
+      meter.set_peak_flops(peak);
+      st = meter.running();
+    }
+  }
   if (!st) {
     say.line("too few steps after warm-up for a throughput figure (run more than 2 steps)");
     return 0;

@@ -104,6 +104,13 @@ class meter {
     if (cfg_.hardware_flops_per_token == 0) cfg_.hardware_flops_per_token = cfg_.model_flops_per_token;
   }
 
+  // A peak measured again (a trainer's GEMM probe, re-run when its first reading proved low):
+  // the summaries from now on use it.
+  void set_peak_flops(double peak) {
+    detail::require_measurement(peak, "peak_flops", "FLOP/s");
+    cfg_.peak_flops = peak;
+  }
+
   // One step: the tokens all devices processed together, and its wall time.
   void step(std::int64_t tokens, double seconds) { add(tokens, 0, seconds); }
   // One step given as sequences of seq tokens (samples/s becomes available).

@@ -91,4 +91,11 @@ TEST_CASE("a utilization above 100% or from a denormal throughput is refused") {
   CHECK_FALSE(s.mfu.has_value());
   CHECK_FALSE(s.hfu.has_value());
   CHECK(s.utilization_refused.find("utilization 400% exceeds 100%") != std::string::npos);
+  // A peak measured again applies from then on: 1e9 FLOPs x 4000 tokens/s over 8e12 = 50%.
+  m.set_peak_flops(8e12);
+  const auto again = m.running().value();
+  CHECK(again.mfu.value() == doctest::Approx(0.5));
+  CHECK(again.utilization_refused.empty());
+  CHECK_THROWS_AS(m.set_peak_flops(0), config_error);
+  CHECK_THROWS_AS(m.set_peak_flops(std::numeric_limits<double>::infinity()), config_error);
 }
