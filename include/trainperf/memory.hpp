@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters.hpp"
 #include "error.hpp"
 #include "hardware.hpp"
 #include "model.hpp"
@@ -78,6 +79,8 @@ struct memory_options {
   // allocator's fixed share, and the allocator's growth over the activation peak.
   double runtime_overhead_bytes = -1;  // -1: the fitted default
   double activation_overhead = -1;     // -1: the fitted default
+  // LoRA adapters on a frozen base, a quantized frozen base (adapters.hpp).
+  adapter_options adapters{};
 };
 
 // The two constants every prediction shares, fitted once to the seed measurements
@@ -143,6 +146,8 @@ constexpr double dtype_bytes(dtype d) {
 //   its input and output (2f), SwiGLU gate, up and product (3f); MoE layers top_k times;
 //   attention core: softmax probabilities a x s (plus mask and dropout output) unless
 //   flash attention keeps only its fp32 log-sum-exp. framework::megatron: see above.
+//   The QKV, MLP-up and down projections' inputs only where those weights train (or carry a
+//   LoRA adapter): a frozen base keeps 2h + q + 2kv + q + 2f (SwiGLU), whatever trains above it.
 // Selective recomputation drops the core and recomputes one layer's core at a time (its
 // working set); full recomputation keeps only the layer input and recomputes a whole layer.
 struct layer_activation_bytes {
@@ -160,10 +165,39 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
                                                    m.moe.shared_experts * m.resolved_shared_expert_ffn())
                              : static_cast<double>(m.ffn);
   const bool legacy = o.accounting == framework::megatron;
-  const double mlp = (m.mlp == mlp_kind::swiglu ? (legacy ? 4.0 : 3.0) : 2.0) * f;
-  const double k_and_v = legacy ? 2 * q : 2 * kv, attention_out = legacy && o.flash_attention ? 2 * q : q;
-  const double per_token =
-      (4 * h * e + (o.dropout ? 2 * h : 0)) / split_rep + (q + k_and_v + attention_out + mlp) * e / t;
+  // A linear layer keeps its input only for its weight's gradient, so a frozen one keeps none
+  // (PyTorch's mm backward saves mat1 only when mat2 requires grad: derivatives.yaml, mm); a
+  // LoRA adapter keeps its projection's input for A's gradient, or with dropout the dropped-out
+  // copy and its mask in its place (below).
+  const adapter_options& ad = o.adapters;
+  const bool base_trains = m.llm_mode == train_mode::trained && !ad.lora();
+  const auto input_kept = [&](unsigned targets) {
+    return base_trains || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
+  };
+  namespace lt = lora_target;
+  const double linear_inputs = (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h : 0);
+  // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (the
+  // legacy unfused one also the SiLU output), GELU's input.
+  const double mlp = (m.mlp == mlp_kind::swiglu ? (legacy ? 3.0 : 2.0) : 1.0) * f + (input_kept(lt::down) ? f : 0);
+  const double k_and_v = legacy ? 2 * q : 2 * kv;
+  // Flash attention keeps its output for its own backward (legacy Megatron also the copy the
+  // output projection saves); the unfused core keeps probabilities and V, and the output only
+  // as the output projection's input.
+  const double attention_out = o.flash_attention ? (legacy ? 2 * q : q) : (input_kept(lt::o) ? q : 0);
+  // Per LoRA target: A's output (r, B's input); with dropout, the copy of the input and its mask.
+  double lora_rep = 0, lora_split = 0;
+  if (ad.lora()) {
+    const double r = static_cast<double>(ad.lora_rank), drop = ad.lora_dropout ? e + 1 : 0;
+    for (unsigned bit : {lt::q, lt::k, lt::v, lt::qkv, lt::o, lt::gate, lt::up, lt::down}) {
+      if ((ad.lora_targets & bit) == 0 || (bit == lt::gate && m.mlp != mlp_kind::swiglu)) continue;
+      lora_split += r * e;
+      if (bit == lt::o) lora_split += q * drop;
+      else if (bit == lt::down) lora_split += f * drop;
+      else lora_rep += h * drop;
+    }
+  }
+  const double per_token = ((2 * h + linear_inputs) * e + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
+                           ((q + k_and_v + attention_out + mlp) * e + lora_split) / t;
   const double scores = o.flash_attention ? 0.0 : s * b * a * s * (e + (o.dropout ? 1 + e : 0)) / t;
   const double full = s * b * (per_token + (o.flash_attention ? a * 4.0 / t : 0.0)) + scores;
   layer_activation_bytes r;
@@ -209,6 +243,7 @@ constexpr double zero_model_state_bytes(double psi, std::int64_t dp, int zero_st
 namespace reason {
 inline void memory_needs_a_sequence_length() {}
 inline void memory_estimate_exceeds_2_to_the_62_bytes() {}
+inline void quantized_weights_cannot_train() {}
 }  // namespace reason
 
 // Past 2^62 bytes (4 EiB, some million times any device) an estimate means nothing and no longer
@@ -246,6 +281,16 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                                 : o.micro_batches;
     inflight = inflight_peaks(c.schedule(), c.pp, mb, c.vpp);
   }
+  const adapter_options& ad = o.adapters;
+  validate(ad, m);
+  // With LoRA the base is frozen whatever llm_mode says; quantized weights cannot train.
+  const bool base_trains = m.llm_mode == train_mode::trained && !ad.lora();
+  detail::require(ad.frozen_weight_bits == 0 || !base_trains, reason::quantized_weights_cannot_train,
+                  "frozen_weight_bits", [&] {
+                    return "frozen_weight_bits " + format_double(ad.frozen_weight_bits) +
+                           " with the base model training: quantized weights stay frozen; add LoRA adapters "
+                           "(lora_rank) or freeze the LLM";
+                  });
   const param_counts pc = count_params(m, c.tp);
   const double e = detail::dtype_bytes(o.param_dtype);
   // Context-parallel ranks hold the same weights, so the sharded states spread over dp x cp:
@@ -267,7 +312,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // Weights on this stage: its layers, the embedding on the first, the output layer (or a
     // tied copy of the embedding, as Megatron-LM keeps one) and the final norm on the last.
     double total_params = 0, trainable = 0, largest_layer = 0;
-    double act_stored = 0, act_working = 0, logits = 0;
+    double act_stored = 0, act_working = 0, logits = 0, quantized = 0;
     for (const stage_layers& sl : split) {
       if (sl.stage != st) continue;
       sm.layers += sl.layers;
@@ -277,11 +322,17 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       const std::int64_t moe_count = m.moe_layers_below(end) - m.moe_layers_below(sl.first_layer);
       for (const auto& [moe, count] : {std::pair{true, moe_count}, std::pair{false, sl.layers - moe_count}}) {
         if (count == 0) continue;
-        const double lp = static_cast<double>(count_layer_params(m, m.layer_of_shape(moe)).total()) / t;
+        const layer_params lps = count_layer_params(m, m.layer_of_shape(moe));
+        const double lp = static_cast<double>(lps.total()) / t;
         const double n = static_cast<double>(count);
         total_params += lp * n;
         largest_layer = std::max(largest_layer, lp);
-        if (m.llm_mode == train_mode::trained) trainable += lp * n;
+        if (base_trains) trainable += lp * n;
+        // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
+        if (ad.frozen_weight_bits > 0) quantized += static_cast<double>(lps.total() - lps.norms) / t * n;
+        const double lora = static_cast<double>(count_lora_params(m, ad)) / t * n;
+        total_params += lora;
+        trainable += lora;
         const auto la = detail::layer_activations(m, c, o, moe);
         act_stored += la.stored * n;
         act_working = std::max(act_working, la.working);
@@ -289,7 +340,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       if (sl.embedding) {
         const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
         total_params += emb;
-        if (m.llm_mode == train_mode::trained) trainable += emb;
+        if (base_trains) trainable += emb;
+        if (ad.train_embeddings) total_params += emb, trainable += emb;  // the trainable copy
         // The vision tower and projector sit with the embedding.
         const double vis = static_cast<double>(pc.vision) / t, proj = static_cast<double>(pc.projector) / t;
         total_params += vis + proj;
@@ -301,13 +353,16 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
             static_cast<double>(m.tied_embeddings ? (c.pp > 1 ? pc.token_embedding : 0) : pc.output) / t +
             static_cast<double>(m.hidden);
         total_params += out;
-        if (m.llm_mode == train_mode::trained) trainable += out;
+        if (base_trains) trainable += out;
+        if (ad.train_embeddings) total_params += out, trainable += out;
         // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
         const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
         logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t * logit_bytes;
       }
     }
-    sm.params = total_params * per_param.params;
+    // Quantized weights shard like the others (per_param.params / e: 1, or 1/d under ZeRO-3).
+    sm.params = (total_params - quantized) * per_param.params +
+                quantized * ad.frozen_weight_bits / 8 * (per_param.params / e);
     sm.grads = trainable * per_param.grads;
     sm.optimizer = trainable * per_param.optimizer;
     // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share

@@ -7,6 +7,7 @@
 #define TRAINPERF_VERSION_MINOR 1
 #define TRAINPERF_VERSION_PATCH 0
 
+#include "adapters.hpp"
 #include "batch.hpp"
 #include "error.hpp"
 #include "names.hpp"

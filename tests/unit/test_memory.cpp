@@ -262,3 +262,86 @@ TEST_CASE("variable-length batches: the reading climbs to the capacity") {
   CHECK(memory_reading(50.0 * GiB, o, 80.0 * GiB) == 80.0 * GiB);
   CHECK(memory_reading(90.0 * GiB, o, 80.0 * GiB) == 90.0 * GiB);  // does not fit: the need, not the capacity
 }
+
+TEST_CASE("LoRA trainable parameters: Lit-GPT's resource tables") {
+  // Lit-GPT tutorials/resource-tables.md@26857050 (lines 41-65), LoRA r = 8 on the query and
+  // value projections (finetune/lora.py defaults): "trainable params" per model.
+  const adapter_options qv{.lora_rank = 8, .lora_targets = lora_target::q | lora_target::v};
+  const auto lora = [&](transformer_spec m) { return count_lora_params(m, qv) * m.layers; };
+  transformer_spec phi{.layers = 24, .hidden = 2048, .heads = 32, .ffn = 8192, .vocab = 51200};
+  phi.mlp = mlp_kind::gelu;
+  CHECK(lora(phi) == 1'572'864);
+  CHECK(lora({.layers = 16, .hidden = 4096, .heads = 32, .ffn = 16384, .vocab = 50688}) == 2'097'152);  // StableLM 3B
+  CHECK(lora(get_preset("llama2-7b").spec) == 4'194'304);
+  CHECK(lora(get_preset("llama2-13b").spec) == 6'553'600);
+  // Falcon 40B: 128 query heads of 64 in 8 groups (kv 512).
+  CHECK(lora({.layers = 60, .hidden = 8192, .heads = 128, .kv_heads = 8, .ffn = 32768, .vocab = 65024}) ==
+        12'042'240);
+  // A fused QKV adapter has one A for the shared input: r (h + q + 2kv) against r (3h + q + 2kv).
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  CHECK(count_lora_params(l7, {.lora_rank = 8, .lora_targets = lora_target::qkv}) == 8 * (4096 + 3 * 4096));
+  CHECK(count_lora_params(l7, {.lora_rank = 8, .lora_targets = lora_target::q | lora_target::k | lora_target::v}) ==
+        8 * (3 * 4096 + 3 * 4096));
+  // All seven projections of a SwiGLU layer: q, k, v, o (h -> h each) and gate, up, down (h <-> f).
+  CHECK(count_lora_params(l7, {.lora_rank = 64, .lora_targets = lora_target::all_linear}) ==
+        64 * (4 * 2 * 4096 + 3 * (4096 + 11008)));
+}
+
+TEST_CASE("quantized frozen weights: the formats' bits per weight") {
+  // QLoRA (arXiv:2305.14314) section 3: NF4 with fp32 absmax per 64 weights costs 32/64 = 0.5
+  // bits more; double quantization 8/64 + 32/(64 x 256) = 0.127.
+  CHECK(*quantized_weight_bits("nf4") == 4.5);
+  CHECK(*quantized_weight_bits("nf4-dq") == doctest::Approx(4.127).epsilon(1e-4));
+  CHECK(!quantized_weight_bits("nf3"));
+  CHECK(*parse_lora_targets("q,v") == (lora_target::q | lora_target::v));
+  CHECK(*parse_lora_targets("all-linear") == lora_target::all_linear);
+  std::string bad;
+  CHECK(!parse_lora_targets("q,query", &bad));
+  CHECK(bad == "query");
+}
+
+TEST_CASE("LoRA on a frozen base: states of the adapters only, activations without frozen linears' inputs") {
+  // Hand count for llama2-7b, pure bf16 (no master weights), LoRA r = 8 on q and v without
+  // dropout, one sequence of 2048 tokens, no recomputation, flash attention.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  const double h = 4096, f = 11008, a = 32, s = 2048, layers = 32, r = 8;
+  memory_options o{.lbs = 1, .seq = 2048, .master_weights = false, .runtime_overhead_bytes = 0,
+                   .activation_overhead = 0};
+  o.adapters = {.lora_rank = 8, .lora_targets = lora_target::q | lora_target::v};
+  const stage_memory st = estimate_memory(l7, {}, 1, o).stages[0];
+  const double base = static_cast<double>(count_params(l7).total()), lora = 4'194'304;
+  CHECK(st.params == doctest::Approx(2 * (base + lora)));
+  CHECK(st.grads == doctest::Approx(2 * lora));
+  CHECK(st.optimizer == doctest::Approx(4 * lora));  // AdamW's m and v in bf16
+  // Per token and layer, bf16: the two norm inputs (2h) and the QKV input (h, kept for the q and
+  // v adapters' A), Q, K, V and flash attention's output (4h), SwiGLU's gate and up (2f), the
+  // adapters' A outputs (2r); flash's fp32 log-sum-exp (4a bytes). The MLP-up and down
+  // projections' inputs are not kept: those weights are frozen.
+  const double per_token = 2 * (3 * h + 4 * h + 2 * f + 2 * r) + 4 * a;
+  CHECK(detail::layer_activations(l7, {}, o, false).stored == doctest::Approx(s * per_token));
+  CHECK(st.activations == doctest::Approx(layers * s * per_token));
+  // With dropout the adapters keep their dropped-out inputs and masks (h (2 + 1) bytes each)
+  // and the QKV input itself no longer.
+  o.adapters.lora_dropout = true;
+  CHECK(detail::layer_activations(l7, {}, o, false).stored ==
+        doctest::Approx(s * (per_token - 2 * h + 2 * 3 * h)));
+  // Full training keeps all three linear inputs (and the down projection's, f) and trains all.
+  o.adapters = {};
+  CHECK(detail::layer_activations(l7, {}, o, false).stored == doctest::Approx(s * (2 * (4 * h + 4 * h + 3 * f) + 4 * a)));
+}
+
+TEST_CASE("QLoRA: the blocks' linear weights at 4.127 bits, the rest in bf16") {
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  memory_options o{.lbs = 1, .seq = 512, .master_weights = false, .runtime_overhead_bytes = 0};
+  o.adapters = {.lora_rank = 8, .lora_targets = lora_target::q | lora_target::v,
+                .frozen_weight_bits = *quantized_weight_bits("nf4-dq")};
+  const param_counts pc = count_params(l7);
+  const double linears = static_cast<double>(pc.attention + pc.mlp);  // llama has no biases
+  const double bf16 = static_cast<double>(pc.total()) - linears + 4'194'304;  // embeddings, norms, output, LoRA
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].params == doctest::Approx(linears * 4.127 / 8 + 2 * bf16).epsilon(1e-4));
+  // Quantized weights cannot train: refused with the fix.
+  o.adapters.lora_rank = 0;
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("quantized weights stay frozen"), config_error);
+  o.adapters = {.lora_rank = 8};
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("with no targets"), config_error);
+}

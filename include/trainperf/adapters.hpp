@@ -1,0 +1,143 @@
+// trainperf — parameter-efficient fine-tuning: low-rank adapters (LoRA) on a frozen base, and
+// frozen base weights stored quantized (QLoRA's NF4, GPTQ's int4/int8).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "error.hpp"
+#include "model.hpp"
+#include "units.hpp"
+
+namespace trainperf {
+
+// The projections of a layer a LoRA adapter can sit beside. qkv is one adapter on a fused
+// query-key-value projection (Qwen's c_attn, Baichuan's W_pack, ChatGLM's query_key_value),
+// which has one A for the shared input where separate q, k, v adapters have three.
+namespace lora_target {
+inline constexpr unsigned q = 1, k = 2, v = 4, qkv = 8, o = 16, gate = 32, up = 64, down = 128;
+inline constexpr unsigned attention = q | k | v | o, mlp = gate | up | down, all_linear = attention | mlp;
+}  // namespace lora_target
+
+// LoRA (Hu et al. 2021, arXiv:2106.09685, section 4.1): each targeted projection W (out x in)
+// stays frozen and gains a trainable pair A (r x in) and B (out x r). With rank > 0 every base
+// weight of the language model is frozen; the embedding and output layer gain trainable copies
+// when train_embeddings is set (PEFT's modules_to_save keeps the original beside the copy).
+struct adapter_options {
+  std::int64_t lora_rank = 0;  // 0: no adapters
+  unsigned lora_targets = 0;   // lora_target bits
+  // Dropout on each adapter's input (PEFT's lora_dropout > 0): autograd keeps the dropped-out
+  // copy of the input (for A's gradient) and its 1-byte mask, per target.
+  bool lora_dropout = false;
+  bool train_embeddings = false;
+  // Bits per frozen layer weight (the linear layers of the transformer blocks; embeddings, norms
+  // and the output layer stay in the compute dtype, as bitsandbytes and GPTQ leave them);
+  // 0: the weights' dtype. See quantized_weight_bits for the formats' figures.
+  double frozen_weight_bits = 0;
+
+  [[nodiscard]] constexpr bool lora() const { return lora_rank > 0; }
+};
+
+// Bits per weight of a quantized format, its scales included:
+//   nf4:    4-bit NormalFloat with an fp32 absmax per block of 64: 4 + 32/64 = 4.5
+//           (Dettmers et al. 2023, QLoRA, arXiv:2305.14314, section 3);
+//   nf4-dq: the same with double quantization: 8-bit absmaxes plus an fp32 constant per 256 of
+//           them: 4 + 8/64 + 32/(64 x 256) = 4.127 (same section: "0.127 bits per parameter");
+//   int8:   LLM.int8()'s 8-bit weights with an fp32 scale per output row (Dettmers et al. 2022,
+//           arXiv:2208.07339, section 3.2): 8 bits, the row scales below 0.01 bit at h >= 1024;
+//   int4, int8-gptq: GPTQ (Frantar et al. 2022, arXiv:2210.17323) as AutoGPTQ stores it with
+//           group size 128: per group an fp16 scale and a packed zero point of the same width,
+//           4 + (16 + 4)/128 = 4.156 and 8 + (16 + 8)/128 = 8.1875.
+constexpr std::optional<double> quantized_weight_bits(std::string_view name) {
+  if (name == "nf4") return 4.5;
+  if (name == "nf4-dq") return 4.0 + 8.0 / 64 + 32.0 / (64 * 256);
+  if (name == "int8") return 8.0;
+  if (name == "int4") return 4.0 + 20.0 / 128;
+  if (name == "int8-gptq") return 8.0 + 24.0 / 128;
+  return std::nullopt;
+}
+
+// The lora_target bits of a comma list of q, k, v, qkv, o, gate, up, down, attention, mlp,
+// all-linear; nullopt (and the offending name in *bad) on an unknown name.
+inline std::optional<unsigned> parse_lora_targets(std::string_view list, std::string* bad = nullptr) {
+  unsigned bits = 0;
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    const std::string_view name = list.substr(0, comma);
+    using namespace lora_target;
+    const unsigned b = name == "q"            ? q
+                       : name == "k"          ? k
+                       : name == "v"          ? v
+                       : name == "qkv"        ? qkv
+                       : name == "o"          ? o
+                       : name == "gate"       ? gate
+                       : name == "up"         ? up
+                       : name == "down"       ? down
+                       : name == "attention"  ? attention
+                       : name == "mlp"        ? mlp
+                       : name == "all-linear" ? all_linear
+                                              : 0u;
+    if (b == 0) {
+      if (bad) *bad = std::string(name);
+      return std::nullopt;
+    }
+    bits |= b;
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+  }
+  return bits;
+}
+
+namespace reason {
+inline void lora_needs_targets() {}
+inline void lora_rank_is_negative() {}
+inline void lora_targets_q_k_v_and_fused_qkv() {}
+inline void lora_on_moe_layers_is_not_modeled() {}
+inline void frozen_weight_bits_out_of_range() {}
+}  // namespace reason
+
+constexpr void validate(const adapter_options& a, const transformer_spec& m) {
+  using detail::str;
+  detail::require(a.lora_rank >= 0, reason::lora_rank_is_negative, "lora_rank",
+                  [&] { return "lora_rank " + str(a.lora_rank) + " is negative; give 0 (no adapters) or a rank"; });
+  detail::require(!a.lora() || a.lora_targets != 0, reason::lora_needs_targets, "lora_targets", [&] {
+    return "lora_rank " + str(a.lora_rank) + " with no targets; name the projections (q, v, qkv, all-linear, ...)";
+  });
+  detail::require((a.lora_targets & lora_target::qkv) == 0 ||
+                      (a.lora_targets & (lora_target::q | lora_target::k | lora_target::v)) == 0,
+                  reason::lora_targets_q_k_v_and_fused_qkv, "lora_targets", [&] {
+                    return std::string("lora_targets has both the fused qkv projection and separate q/k/v ones; a "
+                                       "model has one or the other");
+                  });
+  detail::require(!a.lora() || !m.is_moe(), reason::lora_on_moe_layers_is_not_modeled, "lora_rank", [&] {
+    return "LoRA on a mixture-of-experts model (" + str(m.moe.experts) +
+           " experts) is not modeled yet; give lora_rank 0 or a dense model";
+  });
+  detail::require(a.frozen_weight_bits >= 0 && a.frozen_weight_bits <= 32, reason::frozen_weight_bits_out_of_range,
+                  "frozen_weight_bits", [&] {
+                    return "frozen_weight_bits " + format_double(a.frozen_weight_bits) +
+                           " is outside 0..32; give 0 (the weights' dtype) or a format's bits (nf4 4.5)";
+                  });
+}
+
+// Trainable LoRA parameters of one dense layer: r (in + out) per targeted projection (Hu et al.
+// 2021, section 4.1), in/out as the layer's shapes give them (an MLP without a gate, GELU, has
+// no gate projection to target).
+constexpr std::int64_t count_lora_params(const transformer_spec& m, const adapter_options& a) {
+  if (!a.lora()) return 0;
+  namespace lt = lora_target;
+  const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn, r = a.lora_rank;
+  const bool gated = m.mlp == mlp_kind::swiglu;
+  std::int64_t sum = 0;
+  const auto add = [&](unsigned bit, std::int64_t in, std::int64_t out) {
+    if (a.lora_targets & bit) sum = detail::checked_add(sum, detail::checked_mul(r, in + out, "LoRA parameters"),
+                                                        "LoRA parameters");
+  };
+  add(lt::q, h, q), add(lt::k, h, kv), add(lt::v, h, kv), add(lt::qkv, h, q + 2 * kv), add(lt::o, q, h);
+  if (gated) add(lt::gate, h, f);
+  add(lt::up, h, f), add(lt::down, f, h);
+  return sum;
+}
+
+}  // namespace trainperf
