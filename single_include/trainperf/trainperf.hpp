@@ -10,8 +10,9 @@
 #define TRAINPERF_VERSION_MINOR 1
 #define TRAINPERF_VERSION_PATCH 0
 
-// ---- begin trainperf/batch.hpp ----
-// trainperf — batch-size algebra: GBS = LBS x GAS x DP, in sequences and in tokens.
+// ---- begin trainperf/adapters.hpp ----
+// trainperf — parameter-efficient fine-tuning: low-rank adapters (LoRA) on a frozen base, and
+// frozen base weights stored quantized (QLoRA's NF4, GPTQ's int4/int8).
 
 #include <cstdint>
 #include <optional>
@@ -156,289 +157,6 @@ constexpr std::int64_t round_up(std::int64_t a, std::int64_t multiple) { return 
 }  // namespace detail
 }  // namespace trainperf
 // ---- end trainperf/error.hpp ----
-
-namespace trainperf {
-
-// A complete, consistent batch configuration. All batch sizes count sequences.
-//   gbs: global batch per optimizer step     lbs: micro (local) batch per device per micro-step
-//   gas: gradient-accumulation steps          dp:  data-parallel replicas
-//   seq: tokens per sequence (0 when unknown; the token figures then need it)
-struct batch_config {
-  std::int64_t gbs = 0;
-  std::int64_t lbs = 0;
-  std::int64_t gas = 0;
-  std::int64_t dp = 0;
-  std::int64_t seq = 0;
-
-  // Micro-batches each data-parallel replica runs per step (what a pipeline schedule sees).
-  [[nodiscard]] constexpr std::int64_t micro_batches_per_replica() const { return gas; }
-  [[nodiscard]] constexpr std::int64_t micro_batches_per_step() const { return gas * dp; }
-  [[nodiscard]] constexpr std::int64_t tokens_per_micro_batch() const { return tokens(lbs); }
-  [[nodiscard]] constexpr std::int64_t tokens_per_replica() const { return tokens(lbs * gas); }
-  [[nodiscard]] constexpr std::int64_t tokens_per_step() const { return tokens(gbs); }
-  // Tokens per device per step when `world` devices share the step (TP/PP/CP ranks of a
-  // replica each count the replica's tokens once between them, as token/p/s does).
-  [[nodiscard]] constexpr double tokens_per_device(std::int64_t world) const {
-    detail::require_positive(world, "world");
-    return static_cast<double>(tokens_per_step()) / static_cast<double>(world);
-  }
-
- private:
-  constexpr std::int64_t tokens(std::int64_t sequences) const {
-    detail::require_positive(seq, "seq");
-    return detail::checked_mul(sequences, seq, "tokens per step");
-  }
-};
-
-// Any three of gbs, lbs, gas, dp (and optionally seq); solve_batch finds the fourth.
-struct batch_query {
-  std::optional<std::int64_t> gbs{};
-  std::optional<std::int64_t> lbs{};
-  std::optional<std::int64_t> gas{};
-  std::optional<std::int64_t> dp{};
-  std::int64_t seq = 0;
-};
-
-namespace reason {
-inline void fewer_than_three_of_gbs_lbs_gas_dp_are_given() {}
-inline void global_batch_is_not_lbs_times_gas_times_dp() {}
-inline void global_batch_is_not_a_multiple_of_micro_batch_times_data_parallel() {}
-inline void global_batch_is_not_a_multiple_of_accumulation_times_data_parallel() {}
-inline void global_batch_is_not_a_multiple_of_micro_batch_times_accumulation() {}
-inline void world_size_is_not_divisible_by_tp_times_pp_times_cp() {}
-}  // namespace reason
-
-namespace detail {
-
-// gbs must be a multiple of a*b; the message names both factors and proposes gbs values.
-constexpr void require_gbs_multiple(std::int64_t gbs, std::int64_t a, std::string_view a_name, std::int64_t b,
-                                    std::string_view b_name, std::string_view solved, reason::fn why) {
-  const std::int64_t m = checked_mul(a, b, "batch");
-  require(gbs % m == 0, why, "gbs", [&] {
-    return "global batch " + str(gbs) + " is not a multiple of " + std::string(a_name) + " " + str(a) + " x " +
-           std::string(b_name) + " " + str(b) + " = " + str(m) + ", so " + std::string(solved) +
-           " is not an integer; " + nearest_multiples(gbs, m);
-  });
-}
-
-}  // namespace detail
-
-// Checks a complete configuration: every size positive and gbs == lbs x gas x dp.
-constexpr batch_config make_batch(std::int64_t gbs, std::int64_t lbs, std::int64_t gas, std::int64_t dp,
-                                  std::int64_t seq = 0) {
-  using namespace detail;
-  require_positive(gbs, "gbs");
-  require_positive(lbs, "lbs");
-  require_positive(gas, "gas");
-  require_positive(dp, "dp");
-  if (seq != 0) require_positive(seq, "seq");
-  const std::int64_t product = checked_mul(checked_mul(lbs, gas, "batch"), dp, "batch");
-  require(gbs == product, reason::global_batch_is_not_lbs_times_gas_times_dp, "gbs", [&] {
-    return "global batch " + str(gbs) + " != micro batch " + str(lbs) + " x accumulation " + str(gas) +
-           " x data parallel " + str(dp) + " = " + str(product) + "; set gbs to " + str(product) +
-           ", or leave one of the four out to solve for it";
-  });
-  return batch_config{gbs, lbs, gas, dp, seq};
-}
-
-// Solves GBS = LBS x GAS x DP for the one unknown; rejects non-integral solutions with
-// the nearest valid global batch sizes.
-constexpr batch_config solve_batch(const batch_query& q) {
-  using namespace detail;
-  const struct {
-    std::string_view name;
-    std::optional<std::int64_t> value;
-  } fields[] = {{"gbs", q.gbs}, {"lbs", q.lbs}, {"gas", q.gas}, {"dp", q.dp}};
-  int given = 0;
-  for (const auto& f : fields) given += f.value.has_value();
-  require(given >= 3, reason::fewer_than_three_of_gbs_lbs_gas_dp_are_given, "batch", [&] {
-    std::string missing;
-    for (const auto& f : fields)
-      if (!f.value) missing += (missing.empty() ? "" : ", ") + std::string(f.name);
-    return "give at least three of gbs, lbs, gas, dp; missing: " + missing;
-  });
-  for (const auto& f : fields)
-    if (f.value) require_positive(*f.value, f.name);
-  if (!q.gas) {
-    require_gbs_multiple(*q.gbs, *q.lbs, "micro batch", *q.dp, "data parallel", "accumulation",
-                         reason::global_batch_is_not_a_multiple_of_micro_batch_times_data_parallel);
-    return make_batch(*q.gbs, *q.lbs, *q.gbs / (*q.lbs * *q.dp), *q.dp, q.seq);
-  }
-  if (!q.lbs) {
-    require_gbs_multiple(*q.gbs, *q.gas, "accumulation", *q.dp, "data parallel", "micro batch",
-                         reason::global_batch_is_not_a_multiple_of_accumulation_times_data_parallel);
-    return make_batch(*q.gbs, *q.gbs / (*q.gas * *q.dp), *q.gas, *q.dp, q.seq);
-  }
-  if (!q.dp) {
-    require_gbs_multiple(*q.gbs, *q.lbs, "micro batch", *q.gas, "accumulation", "data parallel",
-                         reason::global_batch_is_not_a_multiple_of_micro_batch_times_accumulation);
-    return make_batch(*q.gbs, *q.lbs, *q.gas, *q.gbs / (*q.lbs * *q.gas), q.seq);
-  }
-  const std::int64_t gbs = q.gbs ? *q.gbs : checked_mul(checked_mul(*q.lbs, *q.gas, "gbs"), *q.dp, "gbs");
-  return make_batch(gbs, *q.lbs, *q.gas, *q.dp, q.seq);
-}
-
-// Data-parallel degree left once tensor, pipeline and context parallelism take their share:
-// DP = world / (TP x PP x CP) (Megatron-LM, megatron/core/parallel_state.py).
-constexpr std::int64_t data_parallel_size(std::int64_t world, std::int64_t tp, std::int64_t pp, std::int64_t cp = 1) {
-  using namespace detail;
-  require_positive(world, "world");
-  require_positive(tp, "tp");
-  require_positive(pp, "pp");
-  require_positive(cp, "cp");
-  const std::int64_t model = checked_mul(checked_mul(tp, pp, "tp x pp"), cp, "tp x pp x cp");
-  require(world % model == 0, reason::world_size_is_not_divisible_by_tp_times_pp_times_cp, "world", [&] {
-    return "world size " + str(world) + " is not divisible by tensor " + str(tp) + " x pipeline " + str(pp) +
-           " x context " + str(cp) + " = " + str(model) + "; " + nearest_multiples(world, model) +
-           " devices, or change tp/pp/cp";
-  });
-  return world / model;
-}
-
-}  // namespace trainperf
-// ---- end trainperf/batch.hpp ----
-// ---- begin trainperf/names.hpp ----
-// trainperf — names a user types (models, devices, flags, choices, commands): matching that
-// ignores what a reader does not see as a difference, and the "did you mean ...?" that an
-// unknown name's error carries.
-
-#include <algorithm>
-#include <cstddef>
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace trainperf::detail {
-
-// Whether `name` begins with `prefix`, ignoring ASCII case.
-constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
-  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
-  if (prefix.size() > name.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(name[i]) != lower(prefix[i])) return false;
-  return true;
-}
-constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && starts_with_ignoring_case(a, b);
-}
-
-// ---- "did you mean ...?" --------------------------------------------------------------------
-// Names are compared after folding what a reader does not see as a different name: ASCII case,
-// '_' for '-', and the look-alikes O/0 and l/I/1 ("H8OO" is H800, "Llama3_8B" is llama3-8b).
-constexpr char fold_for_matching(char ch) {
-  if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  switch (ch) {
-    case 'o':
-      return '0';
-    case 'l':
-    case 'i':
-      return '1';
-    case '_':
-      return '-';
-    default:
-      return ch;
-  }
-}
-
-// Optimal string alignment distance (the restricted Damerau-Levenshtein distance: insertions,
-// deletions, substitutions and swaps of two adjacent characters, no substring edited twice),
-// on folded characters. One change costs 1, except a digit put for another digit, which costs
-// 2 (a deletion plus an insertion): the numbers in model and device names pick a product or a
-// size (H100 / H200 / H800, llama2-7b / llama3-8b), so a different digit is a different name
-// more often than a slip of the finger. Linear memory; typed names may be long.
-inline std::size_t name_distance(std::string_view a, std::string_view b) {
-  const auto is_digit = [](char ch) { return ch >= '0' && ch <= '9'; };
-  std::vector<std::size_t> before(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    const char ca = fold_for_matching(a[i - 1]);
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const char cb = fold_for_matching(b[j - 1]);
-      const std::size_t change = ca == cb ? 0 : (is_digit(ca) && is_digit(cb) ? 2 : 1);
-      std::size_t d = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + change});
-      if (i > 1 && j > 1 && ca != cb && ca == fold_for_matching(b[j - 2]) && fold_for_matching(a[i - 2]) == cb)
-        d = std::min(d, before[j - 2] + 1);
-      cur[j] = d;
-    }
-    std::swap(before, prev);
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// The edits a typed name may be away from a listed one and still be suggested: one per four
-// typed characters, at least one. Two names that close share three quarters of their
-// characters, so the suggestion is recognisably the word the user meant ("lama2-7b", 8
-// characters: 2 edits; "gsb", "bf61", "H8OO": 1), while a longer name stays far from a listed
-// prefix of it ("H100-PCIe", 9 characters: 2 allowed, 5 away from H100) and short names do not
-// drift into each other (H900 is 2 from H100).
-constexpr std::size_t max_suggestion_edits(std::size_t typed_length) {
-  return typed_length / 4 > 1 ? typed_length / 4 : 1;
-}
-
-// The names of `names` (each projected to a string_view by `name_of`) the user probably meant
-// by `typed`, in the list's order: every name that `typed` abbreviates (ignoring case: "a100" ->
-// A100-80GB, A100-40GB; "--tokens" -> --tokens-per-device-per-s); if none, the names nearest to
-// `typed` by name_distance, if within max_suggestion_edits. Empty input suggests nothing.
-template <class Range, class NameOf>
-std::vector<std::string> close_names(std::string_view typed, const Range& names, NameOf name_of) {
-  std::vector<std::string> out;
-  if (typed.empty()) return out;
-  for (const auto& entry : names) {
-    const std::string_view n = name_of(entry);
-    if (starts_with_ignoring_case(n, typed)) out.emplace_back(n);
-  }
-  if (!out.empty()) return out;
-  std::size_t best = max_suggestion_edits(typed.size());  // the nearest distance so far
-  for (const auto& entry : names) {
-    const std::string_view n = name_of(entry);
-    const std::size_t gap = n.size() > typed.size() ? n.size() - typed.size() : typed.size() - n.size();
-    if (gap > best) continue;  // at least that many insertions or deletions
-    const std::size_t d = name_distance(typed, n);
-    if (d > best) continue;
-    if (d < best) {
-      out.clear();
-      best = d;
-    }
-    out.emplace_back(n);
-  }
-  return out;
-}
-
-// "did you mean --gbs?" / "did you mean A100-80GB or A100-40GB?" (each name after `prefix`),
-// or "" when nothing is close.
-template <class Range, class NameOf>
-std::string did_you_mean(std::string_view typed, const Range& names, NameOf name_of, std::string_view prefix = "") {
-  std::string out;
-  for (const auto& n : close_names(typed, names, name_of))
-    out += (out.empty() ? "did you mean " : " or ") + std::string(prefix) + n;
-  return out.empty() ? out : out + "?";
-}
-
-// "unknown device 'a100'; did you mean A100-80GB or A100-40GB?; known devices: H100, ..." for a
-// table of entries with a `name` (see close_names: a longer name such as "H100-PCIe" is not
-// cut to a listed prefix; an H100 PCIe is not the H100 SXM the table lists).
-template <class Table>
-std::string unknown_name_message(std::string_view what, std::string_view name, const Table& table,
-                                 std::string_view known_as) {
-  std::string known;
-  for (const auto& entry : table) known += (known.empty() ? "" : ", ") + std::string(entry.name);
-  const std::string hint = did_you_mean(name, table, [](const auto& e) { return std::string_view(e.name); });
-  return "unknown " + std::string(what) + " '" + std::string(name) + "'" + (hint.empty() ? "" : "; " + hint) + "; " +
-         std::string(known_as) + ": " + known;
-}
-
-}  // namespace trainperf::detail
-// ---- end trainperf/names.hpp ----
-// ---- begin trainperf/flops.hpp ----
-// trainperf — training FLOPs under named conventions, and the recomputation that turns
-// model FLOPs (MFU) into hardware FLOPs (HFU).
-
-#include <cstdint>
-#include <string>
-#include <string_view>
-
 // ---- begin trainperf/model.hpp ----
 // trainperf — transformer model specifications and exact parameter counts.
 
@@ -780,6 +498,482 @@ constexpr std::int64_t count_active_params(const transformer_spec& m, std::int64
 
 }  // namespace trainperf
 // ---- end trainperf/model.hpp ----
+// ---- begin trainperf/units.hpp ----
+// trainperf — units and their printing. Bytes are 64-bit integers; printing always says
+// which unit it uses: GiB (2^30, what the seed reports print as "mem") or GB (10^9).
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace trainperf {
+
+inline constexpr std::int64_t KiB = std::int64_t{1} << 10;
+inline constexpr std::int64_t MiB = std::int64_t{1} << 20;
+inline constexpr std::int64_t GiB = std::int64_t{1} << 30;
+inline constexpr std::int64_t KB = 1'000;
+inline constexpr std::int64_t MB = 1'000'000;
+inline constexpr std::int64_t GB = 1'000'000'000;
+
+enum class byte_unit { gib, gb };
+
+// "74.20 GiB" / "79.67 GB", with the given number of decimals.
+inline std::string format_bytes(std::int64_t bytes, byte_unit unit = byte_unit::gib, int decimals = 2) {
+  const double div = unit == byte_unit::gib ? static_cast<double>(GiB) : static_cast<double>(GB);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f %s", decimals, static_cast<double>(bytes) / div,
+                unit == byte_unit::gib ? "GiB" : "GB");
+  return buf;
+}
+
+// An integer with thousands separators: 6,738,415,616.
+inline std::string format_count(std::int64_t n) {
+  const bool negative = n < 0;
+  const std::uint64_t magnitude =
+      negative ? std::uint64_t{0} - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
+  const std::string digits = std::to_string(magnitude);
+  std::string out;
+  const int lead = static_cast<int>(digits.size() % 3);
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i != 0 && static_cast<int>(i % 3) == lead) out += ',';
+    out += digits[i];
+  }
+  return negative ? "-" + out : out;
+}
+
+// A measurement in six significant digits, as %g prints it: "989.4e+12" style magnitudes
+// stay short whatever their size ("1e+308", "1e-320").
+inline std::string format_double(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/units.hpp ----
+
+namespace trainperf {
+
+// The projections of a layer a LoRA adapter can sit beside. qkv is one adapter on a fused
+// query-key-value projection (Qwen's c_attn, Baichuan's W_pack, ChatGLM's query_key_value),
+// which has one A for the shared input where separate q, k, v adapters have three.
+namespace lora_target {
+inline constexpr unsigned q = 1, k = 2, v = 4, qkv = 8, o = 16, gate = 32, up = 64, down = 128;
+inline constexpr unsigned attention = q | k | v | o, mlp = gate | up | down, all_linear = attention | mlp;
+}  // namespace lora_target
+
+// LoRA (Hu et al. 2021, arXiv:2106.09685, section 4.1): each targeted projection W (out x in)
+// stays frozen and gains a trainable pair A (r x in) and B (out x r). With rank > 0 every base
+// weight of the language model is frozen; the embedding and output layer gain trainable copies
+// when train_embeddings is set (PEFT's modules_to_save keeps the original beside the copy).
+struct adapter_options {
+  std::int64_t lora_rank = 0;  // 0: no adapters
+  unsigned lora_targets = 0;   // lora_target bits
+  // Dropout on each adapter's input (PEFT's lora_dropout > 0): autograd keeps the dropped-out
+  // copy of the input (for A's gradient) and its 1-byte mask, per target.
+  bool lora_dropout = false;
+  bool train_embeddings = false;
+  // Bits per frozen layer weight (the linear layers of the transformer blocks; embeddings, norms
+  // and the output layer stay in the compute dtype, as bitsandbytes and GPTQ leave them);
+  // 0: the weights' dtype. See quantized_weight_bits for the formats' figures.
+  double frozen_weight_bits = 0;
+
+  [[nodiscard]] constexpr bool lora() const { return lora_rank > 0; }
+};
+
+// Bits per weight of a quantized format, its scales included:
+//   nf4:    4-bit NormalFloat with an fp32 absmax per block of 64: 4 + 32/64 = 4.5
+//           (Dettmers et al. 2023, QLoRA, arXiv:2305.14314, section 3);
+//   nf4-dq: the same with double quantization: 8-bit absmaxes plus an fp32 constant per 256 of
+//           them: 4 + 8/64 + 32/(64 x 256) = 4.127 (same section: "0.127 bits per parameter");
+//   int8:   LLM.int8()'s 8-bit weights with an fp32 scale per output row (Dettmers et al. 2022,
+//           arXiv:2208.07339, section 3.2): 8 bits, the row scales below 0.01 bit at h >= 1024;
+//   int4, int8-gptq: GPTQ (Frantar et al. 2022, arXiv:2210.17323) as AutoGPTQ stores it with
+//           group size 128: per group an fp16 scale and a packed zero point of the same width,
+//           4 + (16 + 4)/128 = 4.156 and 8 + (16 + 8)/128 = 8.1875.
+constexpr std::optional<double> quantized_weight_bits(std::string_view name) {
+  if (name == "nf4") return 4.5;
+  if (name == "nf4-dq") return 4.0 + 8.0 / 64 + 32.0 / (64 * 256);
+  if (name == "int8") return 8.0;
+  if (name == "int4") return 4.0 + 20.0 / 128;
+  if (name == "int8-gptq") return 8.0 + 24.0 / 128;
+  return std::nullopt;
+}
+
+// The lora_target bits of a comma list of q, k, v, qkv, o, gate, up, down, attention, mlp,
+// all-linear; nullopt (and the offending name in *bad) on an unknown name.
+inline std::optional<unsigned> parse_lora_targets(std::string_view list, std::string* bad = nullptr) {
+  unsigned bits = 0;
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    const std::string_view name = list.substr(0, comma);
+    using namespace lora_target;
+    const unsigned b = name == "q"            ? q
+                       : name == "k"          ? k
+                       : name == "v"          ? v
+                       : name == "qkv"        ? qkv
+                       : name == "o"          ? o
+                       : name == "gate"       ? gate
+                       : name == "up"         ? up
+                       : name == "down"       ? down
+                       : name == "attention"  ? attention
+                       : name == "mlp"        ? mlp
+                       : name == "all-linear" ? all_linear
+                                              : 0u;
+    if (b == 0) {
+      if (bad) *bad = std::string(name);
+      return std::nullopt;
+    }
+    bits |= b;
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+  }
+  return bits;
+}
+
+namespace reason {
+inline void lora_needs_targets() {}
+inline void lora_rank_is_negative() {}
+inline void lora_targets_q_k_v_and_fused_qkv() {}
+inline void lora_on_moe_layers_is_not_modeled() {}
+inline void frozen_weight_bits_out_of_range() {}
+}  // namespace reason
+
+constexpr void validate(const adapter_options& a, const transformer_spec& m) {
+  using detail::str;
+  detail::require(a.lora_rank >= 0, reason::lora_rank_is_negative, "lora_rank",
+                  [&] { return "lora_rank " + str(a.lora_rank) + " is negative; give 0 (no adapters) or a rank"; });
+  detail::require(!a.lora() || a.lora_targets != 0, reason::lora_needs_targets, "lora_targets", [&] {
+    return "lora_rank " + str(a.lora_rank) + " with no targets; name the projections (q, v, qkv, all-linear, ...)";
+  });
+  detail::require((a.lora_targets & lora_target::qkv) == 0 ||
+                      (a.lora_targets & (lora_target::q | lora_target::k | lora_target::v)) == 0,
+                  reason::lora_targets_q_k_v_and_fused_qkv, "lora_targets", [&] {
+                    return std::string("lora_targets has both the fused qkv projection and separate q/k/v ones; a "
+                                       "model has one or the other");
+                  });
+  detail::require(!a.lora() || !m.is_moe(), reason::lora_on_moe_layers_is_not_modeled, "lora_rank", [&] {
+    return "LoRA on a mixture-of-experts model (" + str(m.moe.experts) +
+           " experts) is not modeled yet; give lora_rank 0 or a dense model";
+  });
+  detail::require(a.frozen_weight_bits >= 0 && a.frozen_weight_bits <= 32, reason::frozen_weight_bits_out_of_range,
+                  "frozen_weight_bits", [&] {
+                    return "frozen_weight_bits " + format_double(a.frozen_weight_bits) +
+                           " is outside 0..32; give 0 (the weights' dtype) or a format's bits (nf4 4.5)";
+                  });
+}
+
+// Trainable LoRA parameters of one dense layer: r (in + out) per targeted projection (Hu et al.
+// 2021, section 4.1), in/out as the layer's shapes give them (an MLP without a gate, GELU, has
+// no gate projection to target).
+constexpr std::int64_t count_lora_params(const transformer_spec& m, const adapter_options& a) {
+  if (!a.lora()) return 0;
+  namespace lt = lora_target;
+  const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn, r = a.lora_rank;
+  const bool gated = m.mlp == mlp_kind::swiglu;
+  std::int64_t sum = 0;
+  const auto add = [&](unsigned bit, std::int64_t in, std::int64_t out) {
+    if (a.lora_targets & bit) sum = detail::checked_add(sum, detail::checked_mul(r, in + out, "LoRA parameters"),
+                                                        "LoRA parameters");
+  };
+  add(lt::q, h, q), add(lt::k, h, kv), add(lt::v, h, kv), add(lt::qkv, h, q + 2 * kv), add(lt::o, q, h);
+  if (gated) add(lt::gate, h, f);
+  add(lt::up, h, f), add(lt::down, f, h);
+  return sum;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/adapters.hpp ----
+// ---- begin trainperf/batch.hpp ----
+// trainperf — batch-size algebra: GBS = LBS x GAS x DP, in sequences and in tokens.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+
+namespace trainperf {
+
+// A complete, consistent batch configuration. All batch sizes count sequences.
+//   gbs: global batch per optimizer step     lbs: micro (local) batch per device per micro-step
+//   gas: gradient-accumulation steps          dp:  data-parallel replicas
+//   seq: tokens per sequence (0 when unknown; the token figures then need it)
+struct batch_config {
+  std::int64_t gbs = 0;
+  std::int64_t lbs = 0;
+  std::int64_t gas = 0;
+  std::int64_t dp = 0;
+  std::int64_t seq = 0;
+
+  // Micro-batches each data-parallel replica runs per step (what a pipeline schedule sees).
+  [[nodiscard]] constexpr std::int64_t micro_batches_per_replica() const { return gas; }
+  [[nodiscard]] constexpr std::int64_t micro_batches_per_step() const { return gas * dp; }
+  [[nodiscard]] constexpr std::int64_t tokens_per_micro_batch() const { return tokens(lbs); }
+  [[nodiscard]] constexpr std::int64_t tokens_per_replica() const { return tokens(lbs * gas); }
+  [[nodiscard]] constexpr std::int64_t tokens_per_step() const { return tokens(gbs); }
+  // Tokens per device per step when `world` devices share the step (TP/PP/CP ranks of a
+  // replica each count the replica's tokens once between them, as token/p/s does).
+  [[nodiscard]] constexpr double tokens_per_device(std::int64_t world) const {
+    detail::require_positive(world, "world");
+    return static_cast<double>(tokens_per_step()) / static_cast<double>(world);
+  }
+
+ private:
+  constexpr std::int64_t tokens(std::int64_t sequences) const {
+    detail::require_positive(seq, "seq");
+    return detail::checked_mul(sequences, seq, "tokens per step");
+  }
+};
+
+// Any three of gbs, lbs, gas, dp (and optionally seq); solve_batch finds the fourth.
+struct batch_query {
+  std::optional<std::int64_t> gbs{};
+  std::optional<std::int64_t> lbs{};
+  std::optional<std::int64_t> gas{};
+  std::optional<std::int64_t> dp{};
+  std::int64_t seq = 0;
+};
+
+namespace reason {
+inline void fewer_than_three_of_gbs_lbs_gas_dp_are_given() {}
+inline void global_batch_is_not_lbs_times_gas_times_dp() {}
+inline void global_batch_is_not_a_multiple_of_micro_batch_times_data_parallel() {}
+inline void global_batch_is_not_a_multiple_of_accumulation_times_data_parallel() {}
+inline void global_batch_is_not_a_multiple_of_micro_batch_times_accumulation() {}
+inline void world_size_is_not_divisible_by_tp_times_pp_times_cp() {}
+}  // namespace reason
+
+namespace detail {
+
+// gbs must be a multiple of a*b; the message names both factors and proposes gbs values.
+constexpr void require_gbs_multiple(std::int64_t gbs, std::int64_t a, std::string_view a_name, std::int64_t b,
+                                    std::string_view b_name, std::string_view solved, reason::fn why) {
+  const std::int64_t m = checked_mul(a, b, "batch");
+  require(gbs % m == 0, why, "gbs", [&] {
+    return "global batch " + str(gbs) + " is not a multiple of " + std::string(a_name) + " " + str(a) + " x " +
+           std::string(b_name) + " " + str(b) + " = " + str(m) + ", so " + std::string(solved) +
+           " is not an integer; " + nearest_multiples(gbs, m);
+  });
+}
+
+}  // namespace detail
+
+// Checks a complete configuration: every size positive and gbs == lbs x gas x dp.
+constexpr batch_config make_batch(std::int64_t gbs, std::int64_t lbs, std::int64_t gas, std::int64_t dp,
+                                  std::int64_t seq = 0) {
+  using namespace detail;
+  require_positive(gbs, "gbs");
+  require_positive(lbs, "lbs");
+  require_positive(gas, "gas");
+  require_positive(dp, "dp");
+  if (seq != 0) require_positive(seq, "seq");
+  const std::int64_t product = checked_mul(checked_mul(lbs, gas, "batch"), dp, "batch");
+  require(gbs == product, reason::global_batch_is_not_lbs_times_gas_times_dp, "gbs", [&] {
+    return "global batch " + str(gbs) + " != micro batch " + str(lbs) + " x accumulation " + str(gas) +
+           " x data parallel " + str(dp) + " = " + str(product) + "; set gbs to " + str(product) +
+           ", or leave one of the four out to solve for it";
+  });
+  return batch_config{gbs, lbs, gas, dp, seq};
+}
+
+// Solves GBS = LBS x GAS x DP for the one unknown; rejects non-integral solutions with
+// the nearest valid global batch sizes.
+constexpr batch_config solve_batch(const batch_query& q) {
+  using namespace detail;
+  const struct {
+    std::string_view name;
+    std::optional<std::int64_t> value;
+  } fields[] = {{"gbs", q.gbs}, {"lbs", q.lbs}, {"gas", q.gas}, {"dp", q.dp}};
+  int given = 0;
+  for (const auto& f : fields) given += f.value.has_value();
+  require(given >= 3, reason::fewer_than_three_of_gbs_lbs_gas_dp_are_given, "batch", [&] {
+    std::string missing;
+    for (const auto& f : fields)
+      if (!f.value) missing += (missing.empty() ? "" : ", ") + std::string(f.name);
+    return "give at least three of gbs, lbs, gas, dp; missing: " + missing;
+  });
+  for (const auto& f : fields)
+    if (f.value) require_positive(*f.value, f.name);
+  if (!q.gas) {
+    require_gbs_multiple(*q.gbs, *q.lbs, "micro batch", *q.dp, "data parallel", "accumulation",
+                         reason::global_batch_is_not_a_multiple_of_micro_batch_times_data_parallel);
+    return make_batch(*q.gbs, *q.lbs, *q.gbs / (*q.lbs * *q.dp), *q.dp, q.seq);
+  }
+  if (!q.lbs) {
+    require_gbs_multiple(*q.gbs, *q.gas, "accumulation", *q.dp, "data parallel", "micro batch",
+                         reason::global_batch_is_not_a_multiple_of_accumulation_times_data_parallel);
+    return make_batch(*q.gbs, *q.gbs / (*q.gas * *q.dp), *q.gas, *q.dp, q.seq);
+  }
+  if (!q.dp) {
+    require_gbs_multiple(*q.gbs, *q.lbs, "micro batch", *q.gas, "accumulation", "data parallel",
+                         reason::global_batch_is_not_a_multiple_of_micro_batch_times_accumulation);
+    return make_batch(*q.gbs, *q.lbs, *q.gas, *q.gbs / (*q.lbs * *q.gas), q.seq);
+  }
+  const std::int64_t gbs = q.gbs ? *q.gbs : checked_mul(checked_mul(*q.lbs, *q.gas, "gbs"), *q.dp, "gbs");
+  return make_batch(gbs, *q.lbs, *q.gas, *q.dp, q.seq);
+}
+
+// Data-parallel degree left once tensor, pipeline and context parallelism take their share:
+// DP = world / (TP x PP x CP) (Megatron-LM, megatron/core/parallel_state.py).
+constexpr std::int64_t data_parallel_size(std::int64_t world, std::int64_t tp, std::int64_t pp, std::int64_t cp = 1) {
+  using namespace detail;
+  require_positive(world, "world");
+  require_positive(tp, "tp");
+  require_positive(pp, "pp");
+  require_positive(cp, "cp");
+  const std::int64_t model = checked_mul(checked_mul(tp, pp, "tp x pp"), cp, "tp x pp x cp");
+  require(world % model == 0, reason::world_size_is_not_divisible_by_tp_times_pp_times_cp, "world", [&] {
+    return "world size " + str(world) + " is not divisible by tensor " + str(tp) + " x pipeline " + str(pp) +
+           " x context " + str(cp) + " = " + str(model) + "; " + nearest_multiples(world, model) +
+           " devices, or change tp/pp/cp";
+  });
+  return world / model;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/batch.hpp ----
+// ---- begin trainperf/names.hpp ----
+// trainperf — names a user types (models, devices, flags, choices, commands): matching that
+// ignores what a reader does not see as a difference, and the "did you mean ...?" that an
+// unknown name's error carries.
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trainperf::detail {
+
+// Whether `name` begins with `prefix`, ignoring ASCII case.
+constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
+  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
+  if (prefix.size() > name.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (lower(name[i]) != lower(prefix[i])) return false;
+  return true;
+}
+constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && starts_with_ignoring_case(a, b);
+}
+
+// ---- "did you mean ...?" --------------------------------------------------------------------
+// Names are compared after folding what a reader does not see as a different name: ASCII case,
+// '_' for '-', and the look-alikes O/0 and l/I/1 ("H8OO" is H800, "Llama3_8B" is llama3-8b).
+constexpr char fold_for_matching(char ch) {
+  if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  switch (ch) {
+    case 'o':
+      return '0';
+    case 'l':
+    case 'i':
+      return '1';
+    case '_':
+      return '-';
+    default:
+      return ch;
+  }
+}
+
+// Optimal string alignment distance (the restricted Damerau-Levenshtein distance: insertions,
+// deletions, substitutions and swaps of two adjacent characters, no substring edited twice),
+// on folded characters. One change costs 1, except a digit put for another digit, which costs
+// 2 (a deletion plus an insertion): the numbers in model and device names pick a product or a
+// size (H100 / H200 / H800, llama2-7b / llama3-8b), so a different digit is a different name
+// more often than a slip of the finger. Linear memory; typed names may be long.
+inline std::size_t name_distance(std::string_view a, std::string_view b) {
+  const auto is_digit = [](char ch) { return ch >= '0' && ch <= '9'; };
+  std::vector<std::size_t> before(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    const char ca = fold_for_matching(a[i - 1]);
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const char cb = fold_for_matching(b[j - 1]);
+      const std::size_t change = ca == cb ? 0 : (is_digit(ca) && is_digit(cb) ? 2 : 1);
+      std::size_t d = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + change});
+      if (i > 1 && j > 1 && ca != cb && ca == fold_for_matching(b[j - 2]) && fold_for_matching(a[i - 2]) == cb)
+        d = std::min(d, before[j - 2] + 1);
+      cur[j] = d;
+    }
+    std::swap(before, prev);
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// The edits a typed name may be away from a listed one and still be suggested: one per four
+// typed characters, at least one. Two names that close share three quarters of their
+// characters, so the suggestion is recognisably the word the user meant ("lama2-7b", 8
+// characters: 2 edits; "gsb", "bf61", "H8OO": 1), while a longer name stays far from a listed
+// prefix of it ("H100-PCIe", 9 characters: 2 allowed, 5 away from H100) and short names do not
+// drift into each other (H900 is 2 from H100).
+constexpr std::size_t max_suggestion_edits(std::size_t typed_length) {
+  return typed_length / 4 > 1 ? typed_length / 4 : 1;
+}
+
+// The names of `names` (each projected to a string_view by `name_of`) the user probably meant
+// by `typed`, in the list's order: every name that `typed` abbreviates (ignoring case: "a100" ->
+// A100-80GB, A100-40GB; "--tokens" -> --tokens-per-device-per-s); if none, the names nearest to
+// `typed` by name_distance, if within max_suggestion_edits. Empty input suggests nothing.
+template <class Range, class NameOf>
+std::vector<std::string> close_names(std::string_view typed, const Range& names, NameOf name_of) {
+  std::vector<std::string> out;
+  if (typed.empty()) return out;
+  for (const auto& entry : names) {
+    const std::string_view n = name_of(entry);
+    if (starts_with_ignoring_case(n, typed)) out.emplace_back(n);
+  }
+  if (!out.empty()) return out;
+  std::size_t best = max_suggestion_edits(typed.size());  // the nearest distance so far
+  for (const auto& entry : names) {
+    const std::string_view n = name_of(entry);
+    const std::size_t gap = n.size() > typed.size() ? n.size() - typed.size() : typed.size() - n.size();
+    if (gap > best) continue;  // at least that many insertions or deletions
+    const std::size_t d = name_distance(typed, n);
+    if (d > best) continue;
+    if (d < best) {
+      out.clear();
+      best = d;
+    }
+    out.emplace_back(n);
+  }
+  return out;
+}
+
+// "did you mean --gbs?" / "did you mean A100-80GB or A100-40GB?" (each name after `prefix`),
+// or "" when nothing is close.
+template <class Range, class NameOf>
+std::string did_you_mean(std::string_view typed, const Range& names, NameOf name_of, std::string_view prefix = "") {
+  std::string out;
+  for (const auto& n : close_names(typed, names, name_of))
+    out += (out.empty() ? "did you mean " : " or ") + std::string(prefix) + n;
+  return out.empty() ? out : out + "?";
+}
+
+// "unknown device 'a100'; did you mean A100-80GB or A100-40GB?; known devices: H100, ..." for a
+// table of entries with a `name` (see close_names: a longer name such as "H100-PCIe" is not
+// cut to a listed prefix; an H100 PCIe is not the H100 SXM the table lists).
+template <class Table>
+std::string unknown_name_message(std::string_view what, std::string_view name, const Table& table,
+                                 std::string_view known_as) {
+  std::string known;
+  for (const auto& entry : table) known += (known.empty() ? "" : ", ") + std::string(entry.name);
+  const std::string hint = did_you_mean(name, table, [](const auto& e) { return std::string_view(e.name); });
+  return "unknown " + std::string(what) + " '" + std::string(name) + "'" + (hint.empty() ? "" : "; " + hint) + "; " +
+         std::string(known_as) + ": " + known;
+}
+
+}  // namespace trainperf::detail
+// ---- end trainperf/names.hpp ----
+// ---- begin trainperf/flops.hpp ----
+// trainperf — training FLOPs under named conventions, and the recomputation that turns
+// model FLOPs (MFU) into hardware FLOPs (HFU).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
 
 namespace trainperf {
 
@@ -1047,59 +1241,6 @@ constexpr flops_count count_flops(const transformer_spec& m, const flops_options
 #include <string_view>
 #include <utility>
 
-// ---- begin trainperf/units.hpp ----
-// trainperf — units and their printing. Bytes are 64-bit integers; printing always says
-// which unit it uses: GiB (2^30, what the seed reports print as "mem") or GB (10^9).
-
-#include <cstdint>
-#include <cstdio>
-#include <string>
-
-namespace trainperf {
-
-inline constexpr std::int64_t KiB = std::int64_t{1} << 10;
-inline constexpr std::int64_t MiB = std::int64_t{1} << 20;
-inline constexpr std::int64_t GiB = std::int64_t{1} << 30;
-inline constexpr std::int64_t KB = 1'000;
-inline constexpr std::int64_t MB = 1'000'000;
-inline constexpr std::int64_t GB = 1'000'000'000;
-
-enum class byte_unit { gib, gb };
-
-// "74.20 GiB" / "79.67 GB", with the given number of decimals.
-inline std::string format_bytes(std::int64_t bytes, byte_unit unit = byte_unit::gib, int decimals = 2) {
-  const double div = unit == byte_unit::gib ? static_cast<double>(GiB) : static_cast<double>(GB);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f %s", decimals, static_cast<double>(bytes) / div,
-                unit == byte_unit::gib ? "GiB" : "GB");
-  return buf;
-}
-
-// An integer with thousands separators: 6,738,415,616.
-inline std::string format_count(std::int64_t n) {
-  const bool negative = n < 0;
-  const std::uint64_t magnitude =
-      negative ? std::uint64_t{0} - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
-  const std::string digits = std::to_string(magnitude);
-  std::string out;
-  const int lead = static_cast<int>(digits.size() % 3);
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i != 0 && static_cast<int>(i % 3) == lead) out += ',';
-    out += digits[i];
-  }
-  return negative ? "-" + out : out;
-}
-
-// A measurement in six significant digits, as %g prints it: "989.4e+12" style magnitudes
-// stay short whatever their size ("1e+308", "1e-320").
-inline std::string format_double(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
-}
-
-}  // namespace trainperf
-// ---- end trainperf/units.hpp ----
 
 namespace trainperf {
 
@@ -2471,6 +2612,8 @@ struct memory_options {
   // allocator's fixed share, and the allocator's growth over the activation peak.
   double runtime_overhead_bytes = -1;  // -1: the fitted default
   double activation_overhead = -1;     // -1: the fitted default
+  // LoRA adapters on a frozen base, a quantized frozen base (adapters.hpp).
+  adapter_options adapters{};
 };
 
 // The two constants every prediction shares, fitted once to the seed measurements
@@ -2536,6 +2679,8 @@ constexpr double dtype_bytes(dtype d) {
 //   its input and output (2f), SwiGLU gate, up and product (3f); MoE layers top_k times;
 //   attention core: softmax probabilities a x s (plus mask and dropout output) unless
 //   flash attention keeps only its fp32 log-sum-exp. framework::megatron: see above.
+//   The QKV, MLP-up and down projections' inputs only where those weights train (or carry a
+//   LoRA adapter): a frozen base keeps 2h + q + 2kv + q + 2f (SwiGLU), whatever trains above it.
 // Selective recomputation drops the core and recomputes one layer's core at a time (its
 // working set); full recomputation keeps only the layer input and recomputes a whole layer.
 struct layer_activation_bytes {
@@ -2553,10 +2698,39 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
                                                    m.moe.shared_experts * m.resolved_shared_expert_ffn())
                              : static_cast<double>(m.ffn);
   const bool legacy = o.accounting == framework::megatron;
-  const double mlp = (m.mlp == mlp_kind::swiglu ? (legacy ? 4.0 : 3.0) : 2.0) * f;
-  const double k_and_v = legacy ? 2 * q : 2 * kv, attention_out = legacy && o.flash_attention ? 2 * q : q;
-  const double per_token =
-      (4 * h * e + (o.dropout ? 2 * h : 0)) / split_rep + (q + k_and_v + attention_out + mlp) * e / t;
+  // A linear layer keeps its input only for its weight's gradient, so a frozen one keeps none
+  // (PyTorch's mm backward saves mat1 only when mat2 requires grad: derivatives.yaml, mm); a
+  // LoRA adapter keeps its projection's input for A's gradient, or with dropout the dropped-out
+  // copy and its mask in its place (below).
+  const adapter_options& ad = o.adapters;
+  const bool base_trains = m.llm_mode == train_mode::trained && !ad.lora();
+  const auto input_kept = [&](unsigned targets) {
+    return base_trains || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
+  };
+  namespace lt = lora_target;
+  const double linear_inputs = (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h : 0);
+  // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (the
+  // legacy unfused one also the SiLU output), GELU's input.
+  const double mlp = (m.mlp == mlp_kind::swiglu ? (legacy ? 3.0 : 2.0) : 1.0) * f + (input_kept(lt::down) ? f : 0);
+  const double k_and_v = legacy ? 2 * q : 2 * kv;
+  // Flash attention keeps its output for its own backward (legacy Megatron also the copy the
+  // output projection saves); the unfused core keeps probabilities and V, and the output only
+  // as the output projection's input.
+  const double attention_out = o.flash_attention ? (legacy ? 2 * q : q) : (input_kept(lt::o) ? q : 0);
+  // Per LoRA target: A's output (r, B's input); with dropout, the copy of the input and its mask.
+  double lora_rep = 0, lora_split = 0;
+  if (ad.lora()) {
+    const double r = static_cast<double>(ad.lora_rank), drop = ad.lora_dropout ? e + 1 : 0;
+    for (unsigned bit : {lt::q, lt::k, lt::v, lt::qkv, lt::o, lt::gate, lt::up, lt::down}) {
+      if ((ad.lora_targets & bit) == 0 || (bit == lt::gate && m.mlp != mlp_kind::swiglu)) continue;
+      lora_split += r * e;
+      if (bit == lt::o) lora_split += q * drop;
+      else if (bit == lt::down) lora_split += f * drop;
+      else lora_rep += h * drop;
+    }
+  }
+  const double per_token = ((2 * h + linear_inputs) * e + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
+                           ((q + k_and_v + attention_out + mlp) * e + lora_split) / t;
   const double scores = o.flash_attention ? 0.0 : s * b * a * s * (e + (o.dropout ? 1 + e : 0)) / t;
   const double full = s * b * (per_token + (o.flash_attention ? a * 4.0 / t : 0.0)) + scores;
   layer_activation_bytes r;
@@ -2602,6 +2776,7 @@ constexpr double zero_model_state_bytes(double psi, std::int64_t dp, int zero_st
 namespace reason {
 inline void memory_needs_a_sequence_length() {}
 inline void memory_estimate_exceeds_2_to_the_62_bytes() {}
+inline void quantized_weights_cannot_train() {}
 }  // namespace reason
 
 // Past 2^62 bytes (4 EiB, some million times any device) an estimate means nothing and no longer
@@ -2639,6 +2814,16 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                                 : o.micro_batches;
     inflight = inflight_peaks(c.schedule(), c.pp, mb, c.vpp);
   }
+  const adapter_options& ad = o.adapters;
+  validate(ad, m);
+  // With LoRA the base is frozen whatever llm_mode says; quantized weights cannot train.
+  const bool base_trains = m.llm_mode == train_mode::trained && !ad.lora();
+  detail::require(ad.frozen_weight_bits == 0 || !base_trains, reason::quantized_weights_cannot_train,
+                  "frozen_weight_bits", [&] {
+                    return "frozen_weight_bits " + format_double(ad.frozen_weight_bits) +
+                           " with the base model training: quantized weights stay frozen; add LoRA adapters "
+                           "(lora_rank) or freeze the LLM";
+                  });
   const param_counts pc = count_params(m, c.tp);
   const double e = detail::dtype_bytes(o.param_dtype);
   // Context-parallel ranks hold the same weights, so the sharded states spread over dp x cp:
@@ -2660,7 +2845,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // Weights on this stage: its layers, the embedding on the first, the output layer (or a
     // tied copy of the embedding, as Megatron-LM keeps one) and the final norm on the last.
     double total_params = 0, trainable = 0, largest_layer = 0;
-    double act_stored = 0, act_working = 0, logits = 0;
+    double act_stored = 0, act_working = 0, logits = 0, quantized = 0;
     for (const stage_layers& sl : split) {
       if (sl.stage != st) continue;
       sm.layers += sl.layers;
@@ -2670,11 +2855,17 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       const std::int64_t moe_count = m.moe_layers_below(end) - m.moe_layers_below(sl.first_layer);
       for (const auto& [moe, count] : {std::pair{true, moe_count}, std::pair{false, sl.layers - moe_count}}) {
         if (count == 0) continue;
-        const double lp = static_cast<double>(count_layer_params(m, m.layer_of_shape(moe)).total()) / t;
+        const layer_params lps = count_layer_params(m, m.layer_of_shape(moe));
+        const double lp = static_cast<double>(lps.total()) / t;
         const double n = static_cast<double>(count);
         total_params += lp * n;
         largest_layer = std::max(largest_layer, lp);
-        if (m.llm_mode == train_mode::trained) trainable += lp * n;
+        if (base_trains) trainable += lp * n;
+        // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
+        if (ad.frozen_weight_bits > 0) quantized += static_cast<double>(lps.total() - lps.norms) / t * n;
+        const double lora = static_cast<double>(count_lora_params(m, ad)) / t * n;
+        total_params += lora;
+        trainable += lora;
         const auto la = detail::layer_activations(m, c, o, moe);
         act_stored += la.stored * n;
         act_working = std::max(act_working, la.working);
@@ -2682,7 +2873,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       if (sl.embedding) {
         const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
         total_params += emb;
-        if (m.llm_mode == train_mode::trained) trainable += emb;
+        if (base_trains) trainable += emb;
+        if (ad.train_embeddings) total_params += emb, trainable += emb;  // the trainable copy
         // The vision tower and projector sit with the embedding.
         const double vis = static_cast<double>(pc.vision) / t, proj = static_cast<double>(pc.projector) / t;
         total_params += vis + proj;
@@ -2694,13 +2886,16 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
             static_cast<double>(m.tied_embeddings ? (c.pp > 1 ? pc.token_embedding : 0) : pc.output) / t +
             static_cast<double>(m.hidden);
         total_params += out;
-        if (m.llm_mode == train_mode::trained) trainable += out;
+        if (base_trains) trainable += out;
+        if (ad.train_embeddings) total_params += out, trainable += out;
         // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
         const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
         logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t * logit_bytes;
       }
     }
-    sm.params = total_params * per_param.params;
+    // Quantized weights shard like the others (per_param.params / e: 1, or 1/d under ZeRO-3).
+    sm.params = (total_params - quantized) * per_param.params +
+                quantized * ad.frozen_weight_bits / 8 * (per_param.params / e);
     sm.grads = trainable * per_param.grads;
     sm.optimizer = trainable * per_param.optimizer;
     // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share
