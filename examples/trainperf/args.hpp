@@ -144,7 +144,9 @@ inline std::string flags_help(const std::vector<flag>& flags) {
   for (const auto& f : flags) {
     std::string lhs = "--" + std::string(f.name);
     if (!f.value.empty()) lhs += " " + std::string(f.value);
-    out += "  " + lhs + std::string(lhs.size() < 28 ? 28 - lhs.size() : 1, ' ') + std::string(f.help) + "\n";
+    // A name too long for the column puts its help on the next line, in the column.
+    out += "  " + lhs + (lhs.size() < 27 ? std::string(28 - lhs.size(), ' ') : "\n" + std::string(30, ' ')) +
+           std::string(f.help) + "\n";
   }
   return out;
 }

@@ -45,6 +45,14 @@ std::vector<flag> memory_flags() {
            {"optimizer", "adam|adamw|sgd", "optimizer (default adam; adamw keeps the same states)"},
            {"framework", "generic|megatron|deepspeed", "framework accounting (default generic)"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
+           {"train", "PARTS", "comma list of the parts that train: vision,projector,llm (the rest frozen)"},
+           {"lora-rank", "R", "LoRA adapters of rank R on a frozen base (Hu et al. 2021)"},
+           {"lora-targets", "LIST", "projections with adapters: q,k,v,qkv (fused),o,gate,up,down, attention, mlp, all-linear"},
+           {"lora-dropout", "", "dropout on the adapters' inputs (each keeps a dropped-out copy and its mask)"},
+           {"train-embeddings", "", "trainable copies of the embedding and output layer beside the frozen ones "
+                                    "(PEFT's modules_to_save)"},
+           {"base-weights", "nf4|nf4-dq|int8|int4|int8-gptq",
+            "frozen base's linear weights quantized (QLoRA's NF4, LLM.int8, GPTQ); default: the weights' dtype"},
            {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
            {"variable-length", "",
             "batches padded to their own longest sample (--seq): nvidia-smi's reading may climb to the capacity"},
@@ -105,6 +113,31 @@ memory_setup memory_from_args(const args& a) {
                                                             "keeps fp32 master weights of 16-bit models; give "
                                                             "--framework generic for pure 16-bit training",
                                                             fw));
+  train_parts_from_args(a, m.model);
+  tp::adapter_options& ad = o.adapters;
+  if (const auto r = a.get_int("lora-rank")) {
+    ad.lora_rank = *r;
+    const auto list = a.get("lora-targets");
+    if (!list)
+      throw tp::config_error("lora-targets", fmt::format("--lora-rank {} needs --lora-targets: name the projections "
+                                                         "with adapters (q,v or all-linear)",
+                                                         *r));
+    std::string bad;
+    const auto bits = tp::parse_lora_targets(*list, &bad);
+    if (!bits)
+      throw tp::config_error("lora-targets", fmt::format("--lora-targets: unknown projection '{}'; give a comma list "
+                                                         "of q,k,v,qkv,o,gate,up,down,attention,mlp,all-linear",
+                                                         bad));
+    ad.lora_targets = *bits;
+  } else {
+    for (const char* flag : {"lora-targets", "lora-dropout", "train-embeddings"})
+      if (a.has(flag))
+        throw tp::config_error(flag, fmt::format("--{} without --lora-rank: give the adapters' rank", flag));
+  }
+  ad.lora_dropout = a.has("lora-dropout");
+  ad.train_embeddings = a.has("train-embeddings");
+  static constexpr std::string_view formats[] = {"nf4", "nf4-dq", "int8", "int4", "int8-gptq"};
+  if (const auto q = a.get_choice("base-weights", formats)) ad.frozen_weight_bits = *tp::quantized_weight_bits(*q);
   o.flash_attention = a.has("flash");
   o.dropout = a.has("dropout");
   o.offload_optimizer = a.has("offload-optimizer");

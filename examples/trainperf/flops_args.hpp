@@ -35,32 +35,8 @@ struct flops_setup {
 
 inline flops_setup flops_from_args(const args& a) {
   flops_setup f{model_from_args(a, /*seq_sets_max_seq=*/false), {}, 0};
-  transformer_spec& s = f.model.spec;
-  if (auto parts = a.get("train")) {
-    const auto has = [&](std::string_view part) {
-      std::string_view rest = *parts;
-      while (!rest.empty()) {
-        const auto comma = rest.find(',');
-        if (rest.substr(0, comma) == part) return true;
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-      }
-      return false;
-    };
-    std::string_view rest = *parts;
-    while (!rest.empty()) {
-      const auto comma = rest.find(',');
-      const auto part = rest.substr(0, comma);
-      if (part != "vision" && part != "projector" && part != "llm")
-        throw usage_error("--train expects a comma list of vision, projector, llm; got '" + std::string(part) + "'");
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    }
-    if ((has("vision") || has("projector")) && !s.vision.present())
-      throw usage_error("--train names vision/projector parts, but " + f.model.name + " has no vision tower");
-    const auto mode = [&](std::string_view part) { return has(part) ? train_mode::trained : train_mode::frozen; };
-    s.vision.tower_mode = mode("vision");
-    s.vision.projector_mode = mode("projector");
-    s.llm_mode = mode("llm");
-  }
+  const transformer_spec& s = f.model.spec;
+  train_parts_from_args(a, f.model);
   flops_options& o = f.options;
   static constexpr std::string_view conventions[] = {"nominal", "palm", "megatron", "kaplan"};
   const std::string conv = a.get_choice("convention", conventions).value_or("palm");

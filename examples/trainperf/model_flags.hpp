@@ -33,6 +33,8 @@ inline std::vector<flag> model_flags() {
       {"untied", "", "separate output layer"},
       {"experts", "N", "MoE experts"},
       {"top-k", "N", "MoE experts per token"},
+      {"make-vocab-size-divisible-by", "N",
+       "pad the vocabulary to a multiple of N x tp, as Megatron-LM's flag of that name (its default 128)"},
   };
 }
 
@@ -86,6 +88,10 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
   if (seq_sets_max_seq || !a.has("model")) detail::set_if(a, "seq", s.max_seq);
   detail::set_if(a, "experts", s.moe.experts);
   detail::set_if(a, "top-k", s.moe.top_k);
+  if (auto n = a.get_int("make-vocab-size-divisible-by")) {
+    s.padding = vocab_padding::megatron;
+    s.pad_multiple = *n;
+  }
   static constexpr std::string_view mlps[] = {"gelu", "swiglu"};
   if (auto v = a.get_choice("mlp", mlps)) s.mlp = *v == "gelu" ? mlp_kind::gelu : mlp_kind::swiglu;
   static constexpr std::string_view norms[] = {"layernorm", "rmsnorm"};
@@ -109,6 +115,31 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
   }
   validate(s);
   return m;
+}
+
+// --train PARTS: which of a model's parts train (the others are frozen): a comma list of
+// vision, projector, llm; absent: the model's own modes.
+inline void train_parts_from_args(const args& a, model_choice& m) {
+  const auto parts = a.get("train");
+  if (!parts) return;
+  bool vision = false, projector = false, llm = false;
+  std::string_view rest = *parts;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const auto part = rest.substr(0, comma);
+    if (part == "vision") vision = true;
+    else if (part == "projector") projector = true;
+    else if (part == "llm") llm = true;
+    else throw usage_error("--train expects a comma list of vision, projector, llm; got '" + std::string(part) + "'");
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  transformer_spec& s = m.spec;
+  if ((vision || projector) && !s.vision.present())
+    throw usage_error("--train names vision/projector parts, but " + m.name + " has no vision tower");
+  const auto mode = [](bool on) { return on ? train_mode::trained : train_mode::frozen; };
+  s.vision.tower_mode = mode(vision);
+  s.vision.projector_mode = mode(projector);
+  s.llm_mode = mode(llm);
 }
 
 }  // namespace trainperf::cli
