@@ -1,12 +1,13 @@
 // The public memory corpus (tests/data/memory_corpus/rows.csv, sources and schema in its
 // README.md) read into trainperf's terms: each row becomes a model, a parallel configuration,
 // memory options and the quantity it measured, or says why the memory model cannot express it
-// yet. Shared by bench/memory_corpus and tests/unit/test_memory_corpus.cpp.
+// yet. Read by bench/memory_corpus (which CTest runs with its pins).
 //
 // The reading of a row follows global rules only (below, each with the column it reads); no
 // row or source has a rule of its own.
 #pragma once
 
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -34,6 +35,7 @@ struct row {
   double capacity_gib = 0;
   std::int64_t stage = -1;    // the pipeline stage the figure belongs to (the last rank's); -1: the most loaded
   bool duplicate = false;     // repeats an earlier row's configuration (same_config_as)
+  std::int64_t stated_trainable = -1;  // trainable parameters the source states (adapter_detail), or -1
   std::string unexpressible;  // why the model cannot express the row yet; empty when it can
 };
 
@@ -90,6 +92,48 @@ inline std::int64_t integer(const std::string& s) {
     return -1;
   }
 }
+// The number after `key` in `text` ("r=8" with key "r="), or -1.
+inline std::int64_t number_after(const std::string& text, const char* key) {
+  const std::size_t at = text.find(key);
+  if (at == std::string::npos) return -1;
+  const std::size_t from = at + std::string(key).size();
+  std::size_t end = from;
+  while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
+  return end > from ? std::stoll(text.substr(from, end - from)) : -1;
+}
+
+// A LoRA row's adapters from its adapter_detail text: the rank ("r=8", "rank 8"), the targets by
+// the names the frameworks give the projections (a fused QKV projection, Qwen's c_attn, Baichuan's
+// W_pack, ChatGLM's query_key_value, is one target; Qwen's c_proj names both the attention
+// output and the MLP's down projection; its w1 and w2 are the gate and up projections), dropout
+// when a dropout is named, the quantized base's format, and PEFT's modules_to_save copies.
+inline adapter_options adapters(const std::string& d) {
+  namespace lt = lora_target;
+  adapter_options a;
+  a.lora_rank = std::max(number_after(d, "r="), number_after(d, "rank "));
+  const bool fused = has(d, "c_attn") || has(d, "W_pack") || has(d, "query_key_value");
+  unsigned t = 0;
+  if (has(d, "query and value")) t |= lt::q | lt::v;
+  if (fused) t |= lt::qkv;
+  if (has(d, "q_proj,k_proj,v_proj") || has(d, "q/k/v")) t |= lt::q | lt::k | lt::v;
+  if (has(d, "q_proj+v_proj") || has(d, "q/v/")) t |= lt::q | lt::v;
+  if (has(d, "output_proj")) t |= lt::o;
+  if (has(d, "+ MLP")) t |= lt::mlp;
+  if (has(d, "c_proj")) t |= lt::o | lt::down;
+  if (has(d, "w1")) t |= lt::gate;
+  if (has(d, "w2")) t |= lt::up;
+  if (has(d, "targets ALL")) t |= (fused ? lt::qkv : lt::q | lt::k | lt::v) | lt::o | lt::mlp;
+  a.lora_targets = t;
+  a.lora_dropout = has(d, "dropout 0.") && !has(d, "dropout 0.0 ") && !has(d, "dropout 0,");
+  a.train_embeddings = has(d, "modules_to_save");
+  const char* format = has(d, "nf4-dq")                                               ? "nf4-dq"
+                       : has(d, "nf4") || has(d, "NF4") || has(d, "int4 (bnb)")       ? "nf4"
+                       : has(d, "int4 (gptq)") || has(d, "Int4 GPTQ")                 ? "int4"
+                       : has(d, "int8 (gptq)")                                        ? "int8-gptq"
+                                                                                      : nullptr;
+  if (format) a.frozen_weight_bits = *quantized_weight_bits(format);
+  return a;
+}
 }  // namespace detail
 
 // The rows of the corpus at `path`, read by the global rules; throws on a malformed file.
@@ -110,6 +154,7 @@ inline std::vector<row> load(const std::string& path) {
                     c_layers = column("layers"), c_hidden = column("hidden"), c_heads = column("heads"),
                     c_kv = column("kv_heads"), c_ffn = column("ffn"), c_vocab = column("vocab"),
                     c_experts = column("num_experts"), c_arch = column("arch_notes"), c_train = column("train_type"),
+                    c_adapter = column("adapter_detail"),
                     c_framework = column("framework"), c_precision = column("precision"),
                     c_grad = column("grad_dtype"), c_master = column("master_weights"),
                     c_optimizer = column("optimizer"), c_seq = column("seq_len"), c_mb = column("micro_batch"),
@@ -148,7 +193,7 @@ inline std::vector<row> load(const std::string& path) {
     const std::string &train = f[c_train], &precision = f[c_precision], &master = f[c_master],
                       &sharding = f[c_sharding], &offload = f[c_offload], &framework_name = f[c_framework];
     if (f[c_complete] != "yes") why("settings not complete in the source");
-    if (detail::has(train, "lora") || detail::has(train, "adapter")) why("adapters (LoRA, QLoRA, LLaMA-Adapter)");
+    if (detail::has(train, "adapter")) why("LLaMA-Adapter prompts");
     if (detail::has(precision, "float8") || detail::has(precision, "fp8")) why("fp8 training");
     if (!f[c_experts].empty()) why("MoE with expert parallelism");
     if (detail::has(f[c_optimizer], "8bit") || detail::has(f[c_optimizer], "8-bit")) why("8-bit optimizer states");
@@ -200,7 +245,19 @@ inline std::vector<row> load(const std::string& path) {
     } else if (detail::has(sharding, "distributed_optimizer")) {
       c.distributed_optimizer = true;
     }
-    if (detail::has(framework_name, "Megatron")) o.fp32_grads = true;  // main grads in fp32 with bf16
+    if (detail::has(train, "lora")) {
+      o.adapters = detail::adapters(f[c_adapter]);
+      if (!o.adapters.lora()) why("LoRA rank or targets not read from adapter_detail");
+      std::string stated;  // "trainable params 1,572,864" without its thousands separators
+      if (const std::size_t at = f[c_adapter].find("trainable params "); at != std::string::npos)
+        for (std::size_t i = at + 17; i < f[c_adapter].size() && (std::isdigit(static_cast<unsigned char>(f[c_adapter][i])) || f[c_adapter][i] == ','); ++i)
+          if (f[c_adapter][i] != ',') stated += f[c_adapter][i];
+      if (!stated.empty()) r.stated_trainable = std::stoll(stated);
+    }
+    if (detail::has(framework_name, "Megatron")) {
+      o.fp32_grads = true;                   // main grads in fp32 with bf16
+      m.padding = vocab_padding::megatron;  // --make-vocab-size-divisible-by, default 128 x tp
+    }
     if (detail::has(f[c_rank], "last rank")) r.stage = c.pp - 1;         // the last stage's rank logs it
     rows.push_back(r);
   }

@@ -269,6 +269,8 @@ int run_memory(const args& a, output& out) {
                         {"activations", static_cast<std::int64_t>(s.activations)},
                         {"other", static_cast<std::int64_t>(s.other)},
                         {"reserve", static_cast<std::int64_t>(s.reserve)},
+                        {"reads_allocated", static_cast<std::int64_t>(s.reading(tp::memory_counter::allocated))},
+                        {"reads_reserved", static_cast<std::int64_t>(s.reading(tp::memory_counter::reserved))},
                         {"total", static_cast<std::int64_t>(s.total())}});
     json j{{"model", m.model.name},
            {"world", m.world},
@@ -299,6 +301,13 @@ int run_memory(const args& a, output& out) {
       (m.options.runtime_overhead_bytes >= 0 ? m.options.runtime_overhead_bytes
                                              : tp::memory_model_constants::runtime_overhead_bytes) /
           gib);
+  {
+    const auto most = std::max_element(e.stages.begin(), e.stages.end(),
+                                       [](const auto& x, const auto& y) { return x.total() < y.total(); });
+    out.print("what the counters read (stage {}): torch max allocated {:.2f}, max reserved {:.2f}, nvidia-smi {:.2f}\n",
+              most->stage, most->reading(tp::memory_counter::allocated) / gib,
+              most->reading(tp::memory_counter::reserved) / gib, most->total() / gib);
+  }
   if (m.options.weights_built_in_fp32)
     out.print(
         "reserve = what weights, gradients and activations leave unfilled of the fp32 construction's "

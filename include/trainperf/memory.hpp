@@ -109,6 +109,12 @@ struct state_bytes {
 // (docs/source/api-guide/dist_optimizer.md: 6 + 12/d bytes per parameter).
 constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64_t dp, const memory_options& o);
 
+// What a measured memory figure counts. allocated: the live tensors at their peak
+// (torch.cuda.max_memory_allocated, PyTorch's peak "active" bytes); reserved: what the caching
+// allocator holds (torch.cuda.max_memory_reserved); device_used: the device's own counter
+// (nvidia-smi's "used"), which adds the CUDA context and buffers outside the allocator.
+enum class memory_counter { allocated, reserved, device_used };
+
 // One pipeline stage's memory on each of its ranks, in bytes.
 struct stage_memory {
   std::int64_t stage = 0;
@@ -120,7 +126,18 @@ struct stage_memory {
   double activations = 0;  // stored activations at the peak, including the allocator's growth
   double other = 0;        // logits beyond a recomputed layer, gathered ZeRO-3 weights, comm buffers, runtime
   double reserve = 0;      // allocator blocks held beyond the live tensors (weights_built_in_fp32)
+  // Parts of the above that are not live tensors: the allocator's growth over the activation
+  // peak (in activations) and the runtime overhead (in other).
+  double allocator_growth = 0, runtime = 0;
   [[nodiscard]] constexpr double total() const { return params + grads + optimizer + activations + other + reserve; }
+  // What each counter reads (memory_counter): the live tensors alone, the allocator's reserve
+  // (the tensors, its growth and the blocks it keeps), or the device's own counter (also the
+  // CUDA context, NCCL's and the framework's buffers: the runtime overhead).
+  [[nodiscard]] constexpr double reading(memory_counter c) const {
+    return c == memory_counter::allocated ? total() - runtime - allocator_growth - reserve
+           : c == memory_counter::reserved ? total() - runtime
+                                           : total();
+  }
 };
 
 struct memory_estimate {
@@ -369,6 +386,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // when interleaved: inflight_peak already counts micro-batches of the whole stage).
     const double stored = act_stored * sm.inflight + act_working;
     sm.activations = stored * (1.0 + growth);
+    sm.allocator_growth = stored * growth;
     // The logits live from the head's forward to the end of the loss's backward; the layer being
     // recomputed lives only after that (recomputation starts with the last layer's backward), so
     // the stage peaks at the larger of the two, not at their sum.
@@ -376,6 +394,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     const double gathered = zero3 ? 2.0 * largest_layer * e : 0.0;  // the gathered layer and the prefetched next
     sm.other += gathered;
     sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
+    sm.runtime = overhead;
     // The fp32 blocks of the construction (4 bytes per weight) hold the live weights, gradients,
     // activations and gathered ZeRO-3 layers; what they do not fill stays reserved (see
     // weights_built_in_fp32).

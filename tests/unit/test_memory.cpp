@@ -345,3 +345,18 @@ TEST_CASE("QLoRA: the blocks' linear weights at 4.127 bits, the rest in bf16") {
   o.adapters = {.lora_rank = 8};
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("with no targets"), config_error);
 }
+
+TEST_CASE("what each counter reads: live tensors, the allocator's reserve, the device's own counter") {
+  // The same estimate with both constants at 0 is the live tensors; the activation overhead adds
+  // to reserved (the allocator's growth), the runtime overhead only to the device's counter.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  memory_options o{.lbs = 1, .seq = 4096, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  const stage_memory bare = estimate_memory(l7, {}, 1, o).stages[0];
+  o.runtime_overhead_bytes = 3.0 * GiB;
+  o.activation_overhead = 0.25;
+  const stage_memory st = estimate_memory(l7, {}, 1, o).stages[0];
+  CHECK(st.reading(memory_counter::allocated) == doctest::Approx(bare.total()));
+  CHECK(st.reading(memory_counter::reserved) == doctest::Approx(bare.total() + 0.25 * bare.activations));
+  CHECK(st.reading(memory_counter::device_used) == doctest::Approx(bare.total() + 0.25 * bare.activations + 3.0 * GiB));
+  CHECK(st.reading(memory_counter::device_used) == st.total());
+}
