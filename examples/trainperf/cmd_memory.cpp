@@ -37,6 +37,9 @@ std::vector<flag> memory_flags() {
            {"zero", "0..3", "ZeRO stage"},
            {"distributed-optimizer", "", "Megatron-LM's distributed optimizer"},
            {"recompute", "none|selective|full", "activation recomputation"},
+           {"selective", "attention-core|every-other-matmul",
+            "what --recompute selective keeps: Megatron-LM's (all but the attention core, the default) or "
+            "torchtitan's op-level SAC (every other matmul's output)"},
            {"flash", "", "flash attention (no s x s scores kept)"},
            {"dropout", "", "dropout masks are kept"},
            {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
@@ -113,6 +116,15 @@ memory_setup memory_from_args(const args& a) {
                                                             "keeps fp32 master weights of 16-bit models; give "
                                                             "--framework generic for pure 16-bit training",
                                                             fw));
+  static constexpr std::string_view policies[] = {"attention-core", "every-other-matmul"};
+  if (const auto p = a.get_choice("selective", policies)) {
+    if (c.recomputation != tp::recompute::selective)
+      throw tp::config_error("selective", fmt::format("--selective {} without --recompute selective: give both, or "
+                                                      "drop --selective",
+                                                      *p));
+    o.selective = *p == "every-other-matmul" ? tp::selective_policy::every_other_matmul
+                                             : tp::selective_policy::attention_core;
+  }
   train_parts_from_args(a, m.model);
   tp::adapter_options& ad = o.adapters;
   if (const auto r = a.get_int("lora-rank")) {

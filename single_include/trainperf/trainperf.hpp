@@ -2569,6 +2569,14 @@ enum class optimizer_kind { adam, sgd };
 //              (transformers LlamaForCausalLM.forward).
 enum class framework { generic, megatron, deepspeed };
 
+// What selective recomputation keeps. attention_core: Megatron-LM's selective recomputation
+// (Korthikanti et al. 2022, section 5): everything but the attention core (scores, softmax,
+// dropout), recomputed per layer. every_other_matmul: torchtitan's op-level selective activation
+// checkpointing (selective_ac_option "op", torchtitan/distributed/activation_checkpoint.py):
+// per block, the outputs of matmuls, attention and reduce-scatters are saved except every second
+// matmul; everything else (norms, activations, RoPE) is recomputed from the block's input.
+enum class selective_policy { attention_core, every_other_matmul };
+
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)
   std::int64_t seq = 0;             // sequence length (tokens)
@@ -2612,6 +2620,7 @@ struct memory_options {
   // allocator's fixed share, and the allocator's growth over the activation peak.
   double runtime_overhead_bytes = -1;  // -1: the fitted default
   double activation_overhead = -1;     // -1: the fitted default
+  selective_policy selective = selective_policy::attention_core;  // what recompute::selective keeps
   // LoRA adapters on a frozen base, a quantized frozen base (adapters.hpp).
   adapter_options adapters{};
 };
@@ -2754,6 +2763,16 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   if (c.recomputation == recompute::full) {
     r.stored = s * b * h * e / split_rep;
     r.working = full;
+  } else if (c.recomputation == recompute::selective && o.selective == selective_policy::every_other_matmul) {
+    // torchtitan's op-level SAC saves the layer input, the attention output (and log-sum-exp),
+    // and the outputs of the 1st, 3rd, 5th and 7th matmul of the block: wq (q), wv (kv), w1 (f)
+    // and w2 (h: the row-parallel matmul's full-width partial sum); the rest is recomputed, one
+    // layer at a time.
+    const double saved_per_token = (h * e + (o.dropout ? 2 * h : 0)) / split_rep + h * e +
+                                   (2 * q + kv + (m.mlp == mlp_kind::swiglu ? f : 0)) * e / t +
+                                   (o.flash_attention ? a * 4.0 / t : 0.0);
+    r.stored = s * b * saved_per_token + (o.flash_attention ? 0.0 : scores);
+    r.working = std::max(0.0, full - r.stored);
   } else if (c.recomputation == recompute::selective) {
     r.stored = full - scores;
     r.working = scores;

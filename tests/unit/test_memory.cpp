@@ -360,3 +360,23 @@ TEST_CASE("what each counter reads: live tensors, the allocator's reserve, the d
   CHECK(st.reading(memory_counter::device_used) == doctest::Approx(bare.total() + 0.25 * bare.activations + 3.0 * GiB));
   CHECK(st.reading(memory_counter::device_used) == st.total());
 }
+
+TEST_CASE("torchtitan's op-level selective checkpointing: every other matmul's output") {
+  // Hand count from torchtitan's policy (torchtitan/distributed/activation_checkpoint.py: save
+  // mm, SDPA and reduce-scatter outputs except every second mm, counted per block) on its Llama
+  // block, whose matmuls run wq, wk, wv, wo, w1, w3, w2: saved wq (q), wv (kv), w1 (f), w2 (h),
+  // SDPA's output (q) and fp32 log-sum-exp (4a bytes), and the block's input (h). Llama 3 8B,
+  // bf16, 8192 tokens: 2 (2h + 2q + kv + f) + 4a bytes per token.
+  const transformer_spec l8 = get_preset("llama3-8b").spec;
+  const double h = 4096, q = 4096, kv = 1024, f = 14336, a = 32, s = 8192;
+  memory_options o{.lbs = 1, .seq = 8192, .selective = selective_policy::every_other_matmul};
+  const auto la = detail::layer_activations(l8, {.recomputation = recompute::selective}, o, false);
+  CHECK(la.stored == doctest::Approx(s * (2 * (2 * h + 2 * q + kv + f) + 4 * a)));
+  // The rest of the layer is recomputed one layer at a time: together they are the whole layer.
+  const auto none = detail::layer_activations(l8, {}, o, false);
+  CHECK(la.stored + la.working == doctest::Approx(none.stored));
+  // Megatron's selective recomputation keeps more with flash attention (only the core, nothing
+  // with flash, is recomputed): the policies differ.
+  o.selective = selective_policy::attention_core;
+  CHECK(detail::layer_activations(l8, {.recomputation = recompute::selective}, o, false).stored > la.stored * 1.5);
+}
