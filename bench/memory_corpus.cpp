@@ -53,7 +53,8 @@ double predict(const row& r, double c0, double c1) {
   const tp::memory_estimate e = tp::estimate_memory(r.model, r.parallel, r.world, o);
   const auto reading = [&](const tp::stage_memory& s) { return s.reading(counter(r)); };
   double m = 0;
-  if (r.stage >= 0) m = reading(e.stages[static_cast<std::size_t>(r.stage)]);
+  if (r.stage >= 0)
+    m = reading(e.stages[static_cast<std::size_t>(r.stage)]);
   else
     for (const auto& s : e.stages) m = std::max(m, reading(s));
   return m / gib;
@@ -78,9 +79,9 @@ struct table {
 // The activation overhead c1 fitted on the rows not from source `without`.
 double fit(const std::vector<row>& rows, const table& t, const std::string& without) {
   return tp::bench::fit_constants(
-      rows.size(), constants,
-      [&](std::size_t i, int, int k) { return t.need[i][static_cast<std::size_t>(k)]; },
-      [&](std::size_t i) { return rows[i].measured_gib; }, [&](std::size_t i) { return rows[i].source != without; })
+             rows.size(), constants, [&](std::size_t i, int, int k) { return t.need[i][static_cast<std::size_t>(k)]; },
+             [&](std::size_t i) { return rows[i].measured_gib; },
+             [&](std::size_t i) { return rows[i].source != without; })
       .second;
 }
 
@@ -111,8 +112,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc || (a != "--corpus" && a != "--require-rows" && a != "--require-loso-mae")) {
-      std::fprintf(stderr, "memory_corpus: unknown or incomplete option '%s'; use --corpus PATH, --require-rows N, "
-                           "--require-loso-mae X\n", a.c_str());
+      std::fprintf(stderr,
+                   "memory_corpus: unknown or incomplete option '%s'; use --corpus PATH, --require-rows N, "
+                   "--require-loso-mae X\n",
+                   a.c_str());
       return 2;
     }
     const std::string v = argv[++i];
@@ -156,8 +159,10 @@ int main(int argc, char** argv) {
     if (r.stated_trainable < 0 || !r.options.adapters.lora()) continue;
     ++stated;
     const std::int64_t counted = tp::count_lora_params(r.model, r.options.adapters) * r.model.layers;
-    if (counted == r.stated_trainable) ++agree;
-    else fmt::print("    {}: {} LoRA weights counted, the source states {}\n", r.id, counted, r.stated_trainable);
+    if (counted == r.stated_trainable)
+      ++agree;
+    else
+      fmt::print("    {}: {} LoRA weights counted, the source states {}\n", r.id, counted, r.stated_trainable);
   }
   fmt::print("LoRA rows whose source states the trainable count: {} of {} counted alike\n", agree, stated);
   if (agree != stated) return 1;
@@ -170,9 +175,10 @@ int main(int argc, char** argv) {
   std::map<std::string, double> loso;
   for (const auto& s : sources) loso[s] = fit(rows, t, s);
 
-  fmt::print("\nconstant fitted on all expressible rows: activation overhead (allocator growth) {:.2f}; the runtime "
-             "overhead ({:.1f} GiB, fitted on the seeds' nvidia-smi figures) is in no row's counter\n",
-             c1, tp::memory_model_constants::runtime_overhead_bytes / gib);
+  fmt::print(
+      "\nconstant fitted on all expressible rows: activation overhead (allocator growth) {:.2f}; the runtime "
+      "overhead ({:.1f} GiB, fitted on the seeds' nvidia-smi figures) is in no row's counter\n",
+      c1, tp::memory_model_constants::runtime_overhead_bytes / gib);
   fmt::print("| row | source | model | layout | measured | GiB | predicted | error | leave-one-source-out |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|\n");
   std::map<std::string, summary> in_sample, out_of_source, unfitted;
@@ -202,8 +208,7 @@ int main(int argc, char** argv) {
   fmt::print("\nper source (in-sample fit | leave-one-source-out | library defaults):\n");
   for (const auto& s : sources) {
     fmt::print("{:<16} fit   {}\n", s, in_sample[s].line());
-    fmt::print("{:<16} LOSO  {}   (activation overhead without it: {:.2f})\n", "", out_of_source[s].line(),
-               loso[s]);
+    fmt::print("{:<16} LOSO  {}   (activation overhead without it: {:.2f})\n", "", out_of_source[s].line(), loso[s]);
     fmt::print("{:<16} dflt  {}\n", "", unfitted[s].line());
   }
   fmt::print("{:<16} fit   {}\n{:<16} LOSO  {}\n{:<16} dflt  {}\n", "all", all_in.line(), "", all_loso.line(), "",
@@ -220,7 +225,8 @@ int main(int argc, char** argv) {
   fmt::print("targets (issue 18): leave-one-source-out MAE < 8%: {}; every row within 20%: {}\n",
              loso_mae < 0.08 ? "met" : "NOT met", std::abs(all_loso.worst) <= 0.20 ? "met" : "NOT met");
   if (rows.size() < require_rows || loso_mae > require_loso_mae) {
-    std::fprintf(stderr, "memory_corpus: %zu expressible rows (required %zu), leave-one-source-out MAE %.4f (allowed %.4f)\n",
+    std::fprintf(stderr,
+                 "memory_corpus: %zu expressible rows (required %zu), leave-one-source-out MAE %.4f (allowed %.4f)\n",
                  rows.size(), require_rows, loso_mae, require_loso_mae);
     return 1;
   }

@@ -33,10 +33,10 @@ struct row {
   double measured_gib = NAN;  // NaN for an out-of-memory row
   bool oom = false;
   double capacity_gib = 0;
-  std::int64_t stage = -1;    // the pipeline stage the figure belongs to (the last rank's); -1: the most loaded
-  bool duplicate = false;     // repeats an earlier row's configuration (same_config_as)
+  std::int64_t stage = -1;  // the pipeline stage the figure belongs to (the last rank's); -1: the most loaded
+  bool duplicate = false;   // repeats an earlier row's configuration (same_config_as)
   std::int64_t stated_trainable = -1;  // trainable parameters the source states (adapter_detail), or -1
-  std::string unexpressible;  // why the model cannot express the row yet; empty when it can
+  std::string unexpressible;           // why the model cannot express the row yet; empty when it can
 };
 
 namespace detail {
@@ -126,11 +126,11 @@ inline adapter_options adapters(const std::string& d) {
   a.lora_targets = t;
   a.lora_dropout = has(d, "dropout 0.") && !has(d, "dropout 0.0 ") && !has(d, "dropout 0,");
   a.train_embeddings = has(d, "modules_to_save");
-  const char* format = has(d, "nf4-dq")                                               ? "nf4-dq"
-                       : has(d, "nf4") || has(d, "NF4") || has(d, "int4 (bnb)")       ? "nf4"
-                       : has(d, "int4 (gptq)") || has(d, "Int4 GPTQ")                 ? "int4"
-                       : has(d, "int8 (gptq)")                                        ? "int8-gptq"
-                                                                                      : nullptr;
+  const char* format = has(d, "nf4-dq")                                         ? "nf4-dq"
+                       : has(d, "nf4") || has(d, "NF4") || has(d, "int4 (bnb)") ? "nf4"
+                       : has(d, "int4 (gptq)") || has(d, "Int4 GPTQ")           ? "int4"
+                       : has(d, "int8 (gptq)")                                  ? "int8-gptq"
+                                                                                : nullptr;
   if (format) a.frozen_weight_bits = *quantized_weight_bits(format);
   return a;
 }
@@ -154,18 +154,17 @@ inline std::vector<row> load(const std::string& path) {
                     c_layers = column("layers"), c_hidden = column("hidden"), c_heads = column("heads"),
                     c_kv = column("kv_heads"), c_ffn = column("ffn"), c_vocab = column("vocab"),
                     c_experts = column("num_experts"), c_arch = column("arch_notes"), c_train = column("train_type"),
-                    c_adapter = column("adapter_detail"),
-                    c_framework = column("framework"), c_precision = column("precision"),
-                    c_grad = column("grad_dtype"), c_master = column("master_weights"),
-                    c_optimizer = column("optimizer"), c_seq = column("seq_len"), c_mb = column("micro_batch"),
-                    c_tp = column("tp"), c_pp = column("pp"), c_dp = column("dp"), c_cp = column("cp"),
-                    c_ep = column("ep"), c_vpp = column("vpp"), c_sp = column("sequence_parallel"),
+                    c_adapter = column("adapter_detail"), c_framework = column("framework"),
+                    c_precision = column("precision"), c_grad = column("grad_dtype"),
+                    c_master = column("master_weights"), c_optimizer = column("optimizer"), c_seq = column("seq_len"),
+                    c_mb = column("micro_batch"), c_tp = column("tp"), c_pp = column("pp"), c_dp = column("dp"),
+                    c_cp = column("cp"), c_ep = column("ep"), c_vpp = column("vpp"), c_sp = column("sequence_parallel"),
                     c_sharding = column("sharding"), c_offload = column("offload"), c_recompute = column("recompute"),
-                    c_recompute_detail = column("recompute_detail"),
-                    c_attention = column("attention"), c_devices = column("num_devices"),
-                    c_capacity = column("device_capacity_gib"), c_kind = column("measured_kind"), c_rank = column("measured_rank"),
-                    c_gib = column("memory_gib"), c_outcome = column("outcome"),
-                    c_complete = column("settings_complete"), c_same = column("same_config_as");
+                    c_recompute_detail = column("recompute_detail"), c_attention = column("attention"),
+                    c_devices = column("num_devices"), c_capacity = column("device_capacity_gib"),
+                    c_kind = column("measured_kind"), c_rank = column("measured_rank"), c_gib = column("memory_gib"),
+                    c_outcome = column("outcome"), c_complete = column("settings_complete"),
+                    c_same = column("same_config_as");
   std::vector<row> rows;
   for (std::size_t k = 1; k < records.size(); ++k) {
     const auto& f = records[k];
@@ -181,7 +180,7 @@ inline std::vector<row> load(const std::string& path) {
     r.measured_gib = r.oom || f[c_gib].empty() ? NAN : std::stod(f[c_gib]);
     r.capacity_gib = f[c_capacity].empty() ? 0 : std::stod(f[c_capacity]);
     const std::string& kind = f[c_kind];
-    r.kind = kind == "torch_max_allocated" ? measured::torch_allocated
+    r.kind = kind == "torch_max_allocated"  ? measured::torch_allocated
              : kind == "torch_max_reserved" ? measured::torch_reserved
              : kind == "torch_peak_active"  ? measured::torch_active
                                             : measured::unknown;
@@ -252,15 +251,18 @@ inline std::vector<row> load(const std::string& path) {
       if (!o.adapters.lora()) why("LoRA rank or targets not read from adapter_detail");
       std::string stated;  // "trainable params 1,572,864" without its thousands separators
       if (const std::size_t at = f[c_adapter].find("trainable params "); at != std::string::npos)
-        for (std::size_t i = at + 17; i < f[c_adapter].size() && (std::isdigit(static_cast<unsigned char>(f[c_adapter][i])) || f[c_adapter][i] == ','); ++i)
+        for (std::size_t i = at + 17;
+             i < f[c_adapter].size() &&
+             (std::isdigit(static_cast<unsigned char>(f[c_adapter][i])) || f[c_adapter][i] == ',');
+             ++i)
           if (f[c_adapter][i] != ',') stated += f[c_adapter][i];
       if (!stated.empty()) r.stated_trainable = std::stoll(stated);
     }
     if (detail::has(framework_name, "Megatron")) {
-      o.fp32_grads = true;                   // main grads in fp32 with bf16
+      o.fp32_grads = true;                  // main grads in fp32 with bf16
       m.padding = vocab_padding::megatron;  // --make-vocab-size-divisible-by, default 128 x tp
     }
-    if (detail::has(f[c_rank], "last rank")) r.stage = c.pp - 1;         // the last stage's rank logs it
+    if (detail::has(f[c_rank], "last rank")) r.stage = c.pp - 1;  // the last stage's rank logs it
     rows.push_back(r);
   }
   return rows;

@@ -145,8 +145,12 @@ inline std::string flags_help(const std::vector<flag>& flags) {
     std::string lhs = "--" + std::string(f.name);
     if (!f.value.empty()) lhs += " " + std::string(f.value);
     // A name too long for the column puts its help on the next line, in the column.
-    out += "  " + lhs + (lhs.size() < 27 ? std::string(28 - lhs.size(), ' ') : "\n" + std::string(30, ' ')) +
-           std::string(f.help) + "\n";
+    out.append("  ").append(lhs);
+    if (lhs.size() < 27)
+      out.append(28 - lhs.size(), ' ');
+    else
+      out.append("\n").append(30, ' ');
+    out.append(f.help).append("\n");
   }
   return out;
 }

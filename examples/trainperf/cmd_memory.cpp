@@ -44,16 +44,19 @@ std::vector<flag> memory_flags() {
            {"dropout", "", "dropout masks are kept"},
            {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
            {"grad-dtype", "fp32|bf16|fp16", "gradient buffers: fp32 or the weights' dtype (default: the weights')"},
-           {"no-master-weights", "", "pure 16-bit training: no fp32 master copy, optimizer states in the weights' dtype"},
+           {"no-master-weights", "",
+            "pure 16-bit training: no fp32 master copy, optimizer states in the weights' dtype"},
            {"optimizer", "adam|adamw|sgd", "optimizer (default adam; adamw keeps the same states)"},
            {"framework", "generic|megatron|deepspeed", "framework accounting (default generic)"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
            {"train", "PARTS", "comma list of the parts that train: vision,projector,llm (the rest frozen)"},
            {"lora-rank", "R", "LoRA adapters of rank R on a frozen base (Hu et al. 2021)"},
-           {"lora-targets", "LIST", "projections with adapters: q,k,v,qkv (fused),o,gate,up,down, attention, mlp, all-linear"},
+           {"lora-targets", "LIST",
+            "projections with adapters: q,k,v,qkv (fused),o,gate,up,down, attention, mlp, all-linear"},
            {"lora-dropout", "", "dropout on the adapters' inputs (each keeps a dropped-out copy and its mask)"},
-           {"train-embeddings", "", "trainable copies of the embedding and output layer beside the frozen ones "
-                                    "(PEFT's modules_to_save)"},
+           {"train-embeddings", "",
+            "trainable copies of the embedding and output layer beside the frozen ones "
+            "(PEFT's modules_to_save)"},
            {"base-weights", "nf4|nf4-dq|int8|int4|int8-gptq",
             "frozen base's linear weights quantized (QLoRA's NF4, LLM.int8, GPTQ); default: the weights' dtype"},
            {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
@@ -100,14 +103,16 @@ memory_setup memory_from_args(const args& a) {
   if (const auto g = a.get_choice("grad-dtype", dtypes)) {
     const tp::dtype grads = *tp::parse_dtype(*g);
     if (grads != tp::dtype::fp32 && grads != o.param_dtype)
-      throw tp::config_error("grad-dtype", fmt::format("--grad-dtype {} with --dtype {}: gradients are kept in fp32 or in "
-                                                       "the weights' dtype; give --grad-dtype fp32 or {}",
-                                                       *g, tp::to_string(o.param_dtype), tp::to_string(o.param_dtype)));
+      throw tp::config_error("grad-dtype",
+                             fmt::format("--grad-dtype {} with --dtype {}: gradients are kept in fp32 or in "
+                                         "the weights' dtype; give --grad-dtype fp32 or {}",
+                                         *g, tp::to_string(o.param_dtype), tp::to_string(o.param_dtype)));
     if (grads != tp::dtype::fp32 && o.accounting == tp::framework::megatron)
-      throw tp::config_error("grad-dtype", fmt::format("--grad-dtype {} with --framework megatron: Megatron-LM keeps fp32 "
-                                                       "main gradients with 16-bit weights; give --grad-dtype fp32 or "
-                                                       "--framework generic",
-                                                       *g));
+      throw tp::config_error("grad-dtype",
+                             fmt::format("--grad-dtype {} with --framework megatron: Megatron-LM keeps fp32 "
+                                         "main gradients with 16-bit weights; give --grad-dtype fp32 or "
+                                         "--framework generic",
+                                         *g));
     o.fp32_grads = grads == tp::dtype::fp32;
   }
   o.master_weights = !a.has("no-master-weights");
@@ -122,8 +127,8 @@ memory_setup memory_from_args(const args& a) {
       throw tp::config_error("selective", fmt::format("--selective {} without --recompute selective: give both, or "
                                                       "drop --selective",
                                                       *p));
-    o.selective = *p == "every-other-matmul" ? tp::selective_policy::every_other_matmul
-                                             : tp::selective_policy::attention_core;
+    o.selective =
+        *p == "every-other-matmul" ? tp::selective_policy::every_other_matmul : tp::selective_policy::attention_core;
   }
   train_parts_from_args(a, m.model);
   tp::adapter_options& ad = o.adapters;
@@ -247,8 +252,9 @@ int run_memory(const args& a, output& out) {
   std::string custom_name;  // the custom device's name lives here
   if (a.get("capacity-gib")) {
     if (dev)
-      throw tp::config_error("capacity-gib", "--capacity-gib with --device: give one capacity, the named device's or "
-                                             "your own");
+      throw tp::config_error("capacity-gib",
+                             "--capacity-gib with --device: give one capacity, the named device's or "
+                             "your own");
     const double capacity = *a.get_double("capacity-gib");
     if (capacity > 4294967296.0)
       throw tp::config_error("capacity-gib", fmt::format("--capacity-gib {} is past 2^32 GiB; give the capacity of one "

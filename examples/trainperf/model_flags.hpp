@@ -127,10 +127,14 @@ inline void train_parts_from_args(const args& a, model_choice& m) {
   while (!rest.empty()) {
     const auto comma = rest.find(',');
     const auto part = rest.substr(0, comma);
-    if (part == "vision") vision = true;
-    else if (part == "projector") projector = true;
-    else if (part == "llm") llm = true;
-    else throw usage_error("--train expects a comma list of vision, projector, llm; got '" + std::string(part) + "'");
+    if (part == "vision")
+      vision = true;
+    else if (part == "projector")
+      projector = true;
+    else if (part == "llm")
+      llm = true;
+    else
+      throw usage_error("--train expects a comma list of vision, projector, llm; got '" + std::string(part) + "'");
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
   }
   transformer_spec& s = m.spec;

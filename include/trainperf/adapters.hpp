@@ -107,8 +107,9 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
   detail::require((a.lora_targets & lora_target::qkv) == 0 ||
                       (a.lora_targets & (lora_target::q | lora_target::k | lora_target::v)) == 0,
                   reason::lora_targets_q_k_v_and_fused_qkv, "lora_targets", [&] {
-                    return std::string("lora_targets has both the fused qkv projection and separate q/k/v ones; a "
-                                       "model has one or the other");
+                    return std::string(
+                        "lora_targets has both the fused qkv projection and separate q/k/v ones; a "
+                        "model has one or the other");
                   });
   detail::require(!a.lora() || !m.is_moe(), reason::lora_on_moe_layers_is_not_modeled, "lora_rank", [&] {
     return "LoRA on a mixture-of-experts model (" + str(m.moe.experts) +
@@ -131,8 +132,8 @@ constexpr std::int64_t count_lora_params(const transformer_spec& m, const adapte
   const bool gated = m.mlp == mlp_kind::swiglu;
   std::int64_t sum = 0;
   const auto add = [&](unsigned bit, std::int64_t in, std::int64_t out) {
-    if (a.lora_targets & bit) sum = detail::checked_add(sum, detail::checked_mul(r, in + out, "LoRA parameters"),
-                                                        "LoRA parameters");
+    if (a.lora_targets & bit)
+      sum = detail::checked_add(sum, detail::checked_mul(r, in + out, "LoRA parameters"), "LoRA parameters");
   };
   add(lt::q, h, q), add(lt::k, h, kv), add(lt::v, h, kv), add(lt::qkv, h, q + 2 * kv), add(lt::o, q, h);
   if (gated) add(lt::gate, h, f);

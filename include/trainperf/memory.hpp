@@ -85,8 +85,8 @@ struct memory_options {
   bool variable_length = false;
   // The two global constants of the model (see memory_model_constants): the CUDA context and
   // allocator's fixed share, and the allocator's growth over the activation peak.
-  double runtime_overhead_bytes = -1;  // -1: the fitted default
-  double activation_overhead = -1;     // -1: the fitted default
+  double runtime_overhead_bytes = -1;                             // -1: the fitted default
+  double activation_overhead = -1;                                // -1: the fitted default
   selective_policy selective = selective_policy::attention_core;  // what recompute::selective keeps
   // LoRA adapters on a frozen base, a quantized frozen base (adapters.hpp).
   adapter_options adapters{};
@@ -143,7 +143,7 @@ struct stage_memory {
   // (the tensors, its growth and the blocks it keeps), or the device's own counter (also the
   // CUDA context, NCCL's and the framework's buffers: the runtime overhead).
   [[nodiscard]] constexpr double reading(memory_counter c) const {
-    return c == memory_counter::allocated ? total() - runtime - allocator_growth - reserve
+    return c == memory_counter::allocated  ? total() - runtime - allocator_growth - reserve
            : c == memory_counter::reserved ? total() - runtime
                                            : total();
   }
@@ -201,7 +201,8 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
     return base_trains || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
   };
   namespace lt = lora_target;
-  const double linear_inputs = (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h : 0);
+  const double linear_inputs =
+      (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h : 0);
   // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (the
   // legacy unfused one also the SiLU output), GELU's input.
   const double mlp = (m.mlp == mlp_kind::swiglu ? (legacy ? 3.0 : 2.0) : 1.0) * f + (input_kept(lt::down) ? f : 0);
@@ -217,9 +218,12 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
     for (unsigned bit : {lt::q, lt::k, lt::v, lt::qkv, lt::o, lt::gate, lt::up, lt::down}) {
       if ((ad.lora_targets & bit) == 0 || (bit == lt::gate && m.mlp != mlp_kind::swiglu)) continue;
       lora_split += r * e;
-      if (bit == lt::o) lora_split += q * drop;
-      else if (bit == lt::down) lora_split += f * drop;
-      else lora_rep += h * drop;
+      if (bit == lt::o)
+        lora_split += q * drop;
+      else if (bit == lt::down)
+        lora_split += f * drop;
+      else
+        lora_rep += h * drop;
     }
   }
   const double per_token = ((2 * h + linear_inputs) * e + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
@@ -397,8 +401,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       }
     }
     // Quantized weights shard like the others (per_param.params / e: 1, or 1/d under ZeRO-3).
-    sm.params = (total_params - quantized) * per_param.params +
-                quantized * ad.frozen_weight_bits / 8 * (per_param.params / e);
+    sm.params =
+        (total_params - quantized) * per_param.params + quantized * ad.frozen_weight_bits / 8 * (per_param.params / e);
     sm.grads = trainable * per_param.grads;
     sm.optimizer = trainable * per_param.optimizer;
     // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share

@@ -275,8 +275,7 @@ TEST_CASE("LoRA trainable parameters: Lit-GPT's resource tables") {
   CHECK(lora(get_preset("llama2-7b").spec) == 4'194'304);
   CHECK(lora(get_preset("llama2-13b").spec) == 6'553'600);
   // Falcon 40B: 128 query heads of 64 in 8 groups (kv 512).
-  CHECK(lora({.layers = 60, .hidden = 8192, .heads = 128, .kv_heads = 8, .ffn = 32768, .vocab = 65024}) ==
-        12'042'240);
+  CHECK(lora({.layers = 60, .hidden = 8192, .heads = 128, .kv_heads = 8, .ffn = 32768, .vocab = 65024}) == 12'042'240);
   // A fused QKV adapter has one A for the shared input: r (h + q + 2kv) against r (3h + q + 2kv).
   const transformer_spec l7 = get_preset("llama2-7b").spec;
   CHECK(count_lora_params(l7, {.lora_rank = 8, .lora_targets = lora_target::qkv}) == 8 * (4096 + 3 * 4096));
@@ -305,8 +304,8 @@ TEST_CASE("LoRA on a frozen base: states of the adapters only, activations witho
   // dropout, one sequence of 2048 tokens, no recomputation, flash attention.
   const transformer_spec l7 = get_preset("llama2-7b").spec;
   const double h = 4096, f = 11008, a = 32, s = 2048, layers = 32, r = 8;
-  memory_options o{.lbs = 1, .seq = 2048, .master_weights = false, .runtime_overhead_bytes = 0,
-                   .activation_overhead = 0};
+  memory_options o{
+      .lbs = 1, .seq = 2048, .master_weights = false, .runtime_overhead_bytes = 0, .activation_overhead = 0};
   o.adapters = {.lora_rank = 8, .lora_targets = lora_target::q | lora_target::v};
   const stage_memory st = estimate_memory(l7, {}, 1, o).stages[0];
   const double base = static_cast<double>(count_params(l7).total()), lora = 4'194'304;
@@ -323,22 +322,24 @@ TEST_CASE("LoRA on a frozen base: states of the adapters only, activations witho
   // With dropout the adapters keep their dropped-out inputs and masks (h (2 + 1) bytes each)
   // and the QKV input itself no longer.
   o.adapters.lora_dropout = true;
-  CHECK(detail::layer_activations(l7, {}, o, false).stored ==
-        doctest::Approx(s * (per_token - 2 * h + 2 * 3 * h)));
+  CHECK(detail::layer_activations(l7, {}, o, false).stored == doctest::Approx(s * (per_token - 2 * h + 2 * 3 * h)));
   // Full training keeps all three linear inputs (and the down projection's, f) and trains all.
   o.adapters = {};
-  CHECK(detail::layer_activations(l7, {}, o, false).stored == doctest::Approx(s * (2 * (4 * h + 4 * h + 3 * f) + 4 * a)));
+  CHECK(detail::layer_activations(l7, {}, o, false).stored ==
+        doctest::Approx(s * (2 * (4 * h + 4 * h + 3 * f) + 4 * a)));
 }
 
 TEST_CASE("QLoRA: the blocks' linear weights at 4.127 bits, the rest in bf16") {
   const transformer_spec l7 = get_preset("llama2-7b").spec;
   memory_options o{.lbs = 1, .seq = 512, .master_weights = false, .runtime_overhead_bytes = 0};
-  o.adapters = {.lora_rank = 8, .lora_targets = lora_target::q | lora_target::v,
+  o.adapters = {.lora_rank = 8,
+                .lora_targets = lora_target::q | lora_target::v,
                 .frozen_weight_bits = *quantized_weight_bits("nf4-dq")};
   const param_counts pc = count_params(l7);
-  const double linears = static_cast<double>(pc.attention + pc.mlp);  // llama has no biases
+  const double linears = static_cast<double>(pc.attention + pc.mlp);          // llama has no biases
   const double bf16 = static_cast<double>(pc.total()) - linears + 4'194'304;  // embeddings, norms, output, LoRA
-  CHECK(estimate_memory(l7, {}, 1, o).stages[0].params == doctest::Approx(linears * 4.127 / 8 + 2 * bf16).epsilon(1e-4));
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].params ==
+        doctest::Approx(linears * 4.127 / 8 + 2 * bf16).epsilon(1e-4));
   // Quantized weights cannot train: refused with the fix.
   o.adapters.lora_rank = 0;
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("quantized weights stay frozen"), config_error);
