@@ -138,13 +138,13 @@ class args {
 };
 
 // The flag list of a --help: each flag with its value placeholder in a 28-column field, then its
-// help (after one space at least, when the flag is wider than the field).
+// help (on the next line, in the column, when the flag is wider than the field).
 inline std::string flags_help(const std::vector<flag>& flags) {
   std::string out;
   for (const auto& f : flags) {
-    std::string lhs = "--" + std::string(f.name);
-    if (!f.value.empty()) lhs += " " + std::string(f.value);
-    // A name too long for the column puts its help on the next line, in the column.
+    std::string lhs = "--";
+    lhs.append(f.name);
+    if (!f.value.empty()) lhs.append(" ").append(f.value);
     out.append("  ").append(lhs);
     if (lhs.size() < 27)
       out.append(28 - lhs.size(), ' ');

@@ -37,6 +37,10 @@ std::vector<flag> memory_flags() {
            {"zero", "0..3", "ZeRO stage"},
            {"distributed-optimizer", "", "Megatron-LM's distributed optimizer"},
            {"recompute", "none|selective|full", "activation recomputation"},
+           {"recompute-method", "uniform|block",
+            "with --recompute full, Megatron-LM's: groups of --recompute-num-layers (uniform, the default) or the "
+            "first --recompute-num-layers layers of each stage (block)"},
+           {"recompute-num-layers", "N", "layers per recomputed group (uniform) or recomputed per stage (block)"},
            {"selective", "attention-core|every-other-matmul",
             "what --recompute selective keeps: Megatron-LM's (all but the attention core, the default) or "
             "torchtitan's op-level SAC (every other matmul's output)"},
@@ -130,6 +134,14 @@ memory_setup memory_from_args(const args& a) {
     o.selective =
         *p == "every-other-matmul" ? tp::selective_policy::every_other_matmul : tp::selective_policy::attention_core;
   }
+  static constexpr std::string_view methods[] = {"uniform", "block"};
+  if (const auto how = a.get_choice("recompute-method", methods))
+    o.recompute_method = *how == "block" ? tp::recompute_grouping::block : tp::recompute_grouping::uniform;
+  o.recompute_num_layers = a.get_int("recompute-num-layers").value_or(1);
+  if ((a.has("recompute-method") || a.has("recompute-num-layers")) && c.recomputation != tp::recompute::full)
+    throw tp::config_error(a.has("recompute-method") ? "recompute-method" : "recompute-num-layers",
+                           "--recompute-method and --recompute-num-layers choose which layers full recomputation "
+                           "recomputes; add --recompute full");
   train_parts_from_args(a, m.model);
   tp::adapter_options& ad = o.adapters;
   if (const auto r = a.get_int("lora-rank")) {

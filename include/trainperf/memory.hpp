@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <tuple>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -43,6 +44,7 @@ enum class framework { generic, megatron, deepspeed };
 // per block, the outputs of matmuls, attention and reduce-scatters are saved except every second
 // matmul; everything else (norms, activations, RoPE) is recomputed from the block's input.
 enum class selective_policy { attention_core, every_other_matmul };
+enum class recompute_grouping { uniform, block };
 
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)
@@ -88,6 +90,13 @@ struct memory_options {
   double runtime_overhead_bytes = -1;                             // -1: the fitted default
   double activation_overhead = -1;                                // -1: the fitted default
   selective_policy selective = selective_policy::attention_core;  // what recompute::selective keeps
+  // Which layers full recomputation recomputes (Megatron-LM's --recompute-method and
+  // --recompute-num-layers, megatron/training/arguments.py): uniform, the layers in groups of
+  // recompute_num_layers, each group's input kept and the group recomputed as one; block, the
+  // first recompute_num_layers layers of each pipeline stage (of each virtual chunk) recomputed
+  // one by one, the others keeping all their activations.
+  recompute_grouping recompute_method = recompute_grouping::uniform;
+  std::int64_t recompute_num_layers = 1;
   // LoRA adapters on a frozen base, a quantized frozen base (adapters.hpp).
   adapter_options adapters{};
 };
@@ -284,6 +293,7 @@ namespace reason {
 inline void memory_needs_a_sequence_length() {}
 inline void memory_estimate_exceeds_2_to_the_62_bytes() {}
 inline void quantized_weights_cannot_train() {}
+inline void recompute_method_needs_full_recomputation() {}
 }  // namespace reason
 
 // Past 2^62 bytes (4 EiB, some million times any device) an estimate means nothing and no longer
@@ -331,6 +341,17 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                            " with the base model training: quantized weights stay frozen; add LoRA adapters "
                            "(lora_rank) or freeze the LLM";
                   });
+  detail::require_positive(o.recompute_num_layers, "recompute_num_layers");
+  detail::require(c.recomputation == recompute::full ||
+                      (o.recompute_num_layers == 1 && o.recompute_method == recompute_grouping::uniform),
+                  reason::recompute_method_needs_full_recomputation, "recompute_num_layers", [&] {
+                    return "recompute_num_layers " + detail::str(o.recompute_num_layers) +
+                           " (or the block method) with " + std::string(to_string(c.recomputation)) +
+                           " recomputation: Megatron-LM's recompute method applies to full recomputation; set "
+                           "full recomputation or drop them";
+                  });
+  parallel_config keep_all = c;  // the layers full recomputation leaves alone keep everything
+  keep_all.recomputation = recompute::none;
   const param_counts pc = count_params(m, c.tp);
   const double e = detail::dtype_bytes(o.param_dtype);
   // Context-parallel ranks hold the same weights, so the sharded states spread over dp x cp:
@@ -373,9 +394,31 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         const double lora = static_cast<double>(count_lora_params(m, ad)) / t * n;
         total_params += lora;
         trainable += lora;
+      }
+      // Activations. With full recomputation, `recomputed` of the chunk's layers keep only
+      // inputs (block: the chunk's first recompute_num_layers layers, one input each; uniform:
+      // all, one input per group of recompute_num_layers, a whole group recomputed at a time);
+      // the others keep everything.
+      const bool full = c.recomputation == recompute::full;
+      const std::int64_t group = o.recompute_num_layers;
+      const std::int64_t recomputed =
+          !full ? 0 : o.recompute_method == recompute_grouping::block ? std::min(group, sl.layers) : sl.layers;
+      const std::int64_t split_at = sl.first_layer + recomputed;
+      const std::int64_t moe_recomputed = m.moe_layers_below(split_at) - m.moe_layers_below(sl.first_layer);
+      const std::int64_t moe_kept = moe_count - moe_recomputed;
+      for (const auto& [moe, kept, again] :
+           {std::tuple{true, moe_kept, moe_recomputed},
+            std::tuple{false, sl.layers - recomputed - moe_kept, recomputed - moe_recomputed}}) {
+        if (kept > 0) act_stored += detail::layer_activations(m, keep_all, o, moe).stored * static_cast<double>(kept);
+        if (again == 0) continue;
         const auto la = detail::layer_activations(m, c, o, moe);
-        act_stored += la.stored * n;
-        act_working = std::max(act_working, la.working);
+        const bool grouped = full && o.recompute_method == recompute_grouping::uniform;
+        // uniform: this shape's share of the ceil(recomputed / group) group inputs.
+        const double inputs = grouped ? static_cast<double>(detail::ceil_div(recomputed, group)) *
+                                            static_cast<double>(again) / static_cast<double>(recomputed)
+                                      : static_cast<double>(again);
+        act_stored += la.stored * inputs;
+        act_working = std::max(act_working, la.working * static_cast<double>(grouped ? std::min(group, recomputed) : 1));
       }
       if (sl.embedding) {
         const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;

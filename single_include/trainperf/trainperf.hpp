@@ -648,8 +648,9 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
   detail::require((a.lora_targets & lora_target::qkv) == 0 ||
                       (a.lora_targets & (lora_target::q | lora_target::k | lora_target::v)) == 0,
                   reason::lora_targets_q_k_v_and_fused_qkv, "lora_targets", [&] {
-                    return std::string("lora_targets has both the fused qkv projection and separate q/k/v ones; a "
-                                       "model has one or the other");
+                    return std::string(
+                        "lora_targets has both the fused qkv projection and separate q/k/v ones; a "
+                        "model has one or the other");
                   });
   detail::require(!a.lora() || !m.is_moe(), reason::lora_on_moe_layers_is_not_modeled, "lora_rank", [&] {
     return "LoRA on a mixture-of-experts model (" + str(m.moe.experts) +
@@ -672,8 +673,8 @@ constexpr std::int64_t count_lora_params(const transformer_spec& m, const adapte
   const bool gated = m.mlp == mlp_kind::swiglu;
   std::int64_t sum = 0;
   const auto add = [&](unsigned bit, std::int64_t in, std::int64_t out) {
-    if (a.lora_targets & bit) sum = detail::checked_add(sum, detail::checked_mul(r, in + out, "LoRA parameters"),
-                                                        "LoRA parameters");
+    if (a.lora_targets & bit)
+      sum = detail::checked_add(sum, detail::checked_mul(r, in + out, "LoRA parameters"), "LoRA parameters");
   };
   add(lt::q, h, q), add(lt::k, h, kv), add(lt::v, h, kv), add(lt::qkv, h, q + 2 * kv), add(lt::o, q, h);
   if (gated) add(lt::gate, h, f);
@@ -1970,6 +1971,7 @@ class layout {
 // training (model states, activations, buffers, runtime overhead), and whether it fits.
 
 #include <algorithm>
+#include <tuple>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -2576,6 +2578,7 @@ enum class framework { generic, megatron, deepspeed };
 // per block, the outputs of matmuls, attention and reduce-scatters are saved except every second
 // matmul; everything else (norms, activations, RoPE) is recomputed from the block's input.
 enum class selective_policy { attention_core, every_other_matmul };
+enum class recompute_grouping { uniform, block };
 
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)
@@ -2618,9 +2621,16 @@ struct memory_options {
   bool variable_length = false;
   // The two global constants of the model (see memory_model_constants): the CUDA context and
   // allocator's fixed share, and the allocator's growth over the activation peak.
-  double runtime_overhead_bytes = -1;  // -1: the fitted default
-  double activation_overhead = -1;     // -1: the fitted default
+  double runtime_overhead_bytes = -1;                             // -1: the fitted default
+  double activation_overhead = -1;                                // -1: the fitted default
   selective_policy selective = selective_policy::attention_core;  // what recompute::selective keeps
+  // Which layers full recomputation recomputes (Megatron-LM's --recompute-method and
+  // --recompute-num-layers, megatron/training/arguments.py): uniform, the layers in groups of
+  // recompute_num_layers, each group's input kept and the group recomputed as one; block, the
+  // first recompute_num_layers layers of each pipeline stage (of each virtual chunk) recomputed
+  // one by one, the others keeping all their activations.
+  recompute_grouping recompute_method = recompute_grouping::uniform;
+  std::int64_t recompute_num_layers = 1;
   // LoRA adapters on a frozen base, a quantized frozen base (adapters.hpp).
   adapter_options adapters{};
 };
@@ -2676,7 +2686,7 @@ struct stage_memory {
   // (the tensors, its growth and the blocks it keeps), or the device's own counter (also the
   // CUDA context, NCCL's and the framework's buffers: the runtime overhead).
   [[nodiscard]] constexpr double reading(memory_counter c) const {
-    return c == memory_counter::allocated ? total() - runtime - allocator_growth - reserve
+    return c == memory_counter::allocated  ? total() - runtime - allocator_growth - reserve
            : c == memory_counter::reserved ? total() - runtime
                                            : total();
   }
@@ -2734,7 +2744,8 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
     return base_trains || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
   };
   namespace lt = lora_target;
-  const double linear_inputs = (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h : 0);
+  const double linear_inputs =
+      (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h : 0);
   // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (the
   // legacy unfused one also the SiLU output), GELU's input.
   const double mlp = (m.mlp == mlp_kind::swiglu ? (legacy ? 3.0 : 2.0) : 1.0) * f + (input_kept(lt::down) ? f : 0);
@@ -2750,9 +2761,12 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
     for (unsigned bit : {lt::q, lt::k, lt::v, lt::qkv, lt::o, lt::gate, lt::up, lt::down}) {
       if ((ad.lora_targets & bit) == 0 || (bit == lt::gate && m.mlp != mlp_kind::swiglu)) continue;
       lora_split += r * e;
-      if (bit == lt::o) lora_split += q * drop;
-      else if (bit == lt::down) lora_split += f * drop;
-      else lora_rep += h * drop;
+      if (bit == lt::o)
+        lora_split += q * drop;
+      else if (bit == lt::down)
+        lora_split += f * drop;
+      else
+        lora_rep += h * drop;
     }
   }
   const double per_token = ((2 * h + linear_inputs) * e + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
@@ -2813,6 +2827,7 @@ namespace reason {
 inline void memory_needs_a_sequence_length() {}
 inline void memory_estimate_exceeds_2_to_the_62_bytes() {}
 inline void quantized_weights_cannot_train() {}
+inline void recompute_method_needs_full_recomputation() {}
 }  // namespace reason
 
 // Past 2^62 bytes (4 EiB, some million times any device) an estimate means nothing and no longer
@@ -2860,6 +2875,17 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                            " with the base model training: quantized weights stay frozen; add LoRA adapters "
                            "(lora_rank) or freeze the LLM";
                   });
+  detail::require_positive(o.recompute_num_layers, "recompute_num_layers");
+  detail::require(c.recomputation == recompute::full ||
+                      (o.recompute_num_layers == 1 && o.recompute_method == recompute_grouping::uniform),
+                  reason::recompute_method_needs_full_recomputation, "recompute_num_layers", [&] {
+                    return "recompute_num_layers " + detail::str(o.recompute_num_layers) +
+                           " (or the block method) with " + std::string(to_string(c.recomputation)) +
+                           " recomputation: Megatron-LM's recompute method applies to full recomputation; set "
+                           "full recomputation or drop them";
+                  });
+  parallel_config keep_all = c;  // the layers full recomputation leaves alone keep everything
+  keep_all.recomputation = recompute::none;
   const param_counts pc = count_params(m, c.tp);
   const double e = detail::dtype_bytes(o.param_dtype);
   // Context-parallel ranks hold the same weights, so the sharded states spread over dp x cp:
@@ -2902,9 +2928,31 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         const double lora = static_cast<double>(count_lora_params(m, ad)) / t * n;
         total_params += lora;
         trainable += lora;
+      }
+      // Activations. With full recomputation, `recomputed` of the chunk's layers keep only
+      // inputs (block: the chunk's first recompute_num_layers layers, one input each; uniform:
+      // all, one input per group of recompute_num_layers, a whole group recomputed at a time);
+      // the others keep everything.
+      const bool full = c.recomputation == recompute::full;
+      const std::int64_t group = o.recompute_num_layers;
+      const std::int64_t recomputed =
+          !full ? 0 : o.recompute_method == recompute_grouping::block ? std::min(group, sl.layers) : sl.layers;
+      const std::int64_t split_at = sl.first_layer + recomputed;
+      const std::int64_t moe_recomputed = m.moe_layers_below(split_at) - m.moe_layers_below(sl.first_layer);
+      const std::int64_t moe_kept = moe_count - moe_recomputed;
+      for (const auto& [moe, kept, again] :
+           {std::tuple{true, moe_kept, moe_recomputed},
+            std::tuple{false, sl.layers - recomputed - moe_kept, recomputed - moe_recomputed}}) {
+        if (kept > 0) act_stored += detail::layer_activations(m, keep_all, o, moe).stored * static_cast<double>(kept);
+        if (again == 0) continue;
         const auto la = detail::layer_activations(m, c, o, moe);
-        act_stored += la.stored * n;
-        act_working = std::max(act_working, la.working);
+        const bool grouped = full && o.recompute_method == recompute_grouping::uniform;
+        // uniform: this shape's share of the ceil(recomputed / group) group inputs.
+        const double inputs = grouped ? static_cast<double>(detail::ceil_div(recomputed, group)) *
+                                            static_cast<double>(again) / static_cast<double>(recomputed)
+                                      : static_cast<double>(again);
+        act_stored += la.stored * inputs;
+        act_working = std::max(act_working, la.working * static_cast<double>(grouped ? std::min(group, recomputed) : 1));
       }
       if (sl.embedding) {
         const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
@@ -2930,8 +2978,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       }
     }
     // Quantized weights shard like the others (per_param.params / e: 1, or 1/d under ZeRO-3).
-    sm.params = (total_params - quantized) * per_param.params +
-                quantized * ad.frozen_weight_bits / 8 * (per_param.params / e);
+    sm.params =
+        (total_params - quantized) * per_param.params + quantized * ad.frozen_weight_bits / 8 * (per_param.params / e);
     sm.grads = trainable * per_param.grads;
     sm.optimizer = trainable * per_param.optimizer;
     // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share

@@ -381,3 +381,40 @@ TEST_CASE("torchtitan's op-level selective checkpointing: every other matmul's o
   o.selective = selective_policy::attention_core;
   CHECK(detail::layer_activations(l8, {.recomputation = recompute::selective}, o, false).stored > la.stored * 1.5);
 }
+
+TEST_CASE("partial recomputation: Megatron-LM's uniform and block methods") {
+  // Megatron-LM's --recompute-method (megatron/training/arguments.py): uniform divides the
+  // layers into groups of --recompute-num-layers and keeps each group's input, recomputing a
+  // group at a time; block recomputes the first --recompute-num-layers layers of each pipeline
+  // stage and keeps everything of the rest. Hand count for llama2-7b (32 layers), one sequence of
+  // 4096 tokens: a layer's input is 4096 x 4096 x 2 bytes; `all` is what a layer keeps without
+  // recomputation.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  memory_options o{.lbs = 1, .seq = 4096, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  const double input = 4096.0 * 4096 * 2;
+  const double all = detail::layer_activations(l7, {}, o, false).stored;
+  const auto activations = [&](recompute_grouping how, std::int64_t n) {
+    memory_options x = o;
+    x.recompute_method = how;
+    x.recompute_num_layers = n;
+    return estimate_memory(l7, {.recomputation = recompute::full}, 1, x).stages[0].activations;
+  };
+  CHECK(activations(recompute_grouping::uniform, 1) == doctest::Approx(32 * input + all));
+  CHECK(activations(recompute_grouping::uniform, 4) == doctest::Approx(8 * input + 4 * all));
+  CHECK(activations(recompute_grouping::uniform, 5) == doctest::Approx(7 * input + 5 * all));  // ceil(32 / 5) groups
+  CHECK(activations(recompute_grouping::block, 4) == doctest::Approx(4 * input + 28 * all + all));
+  CHECK(activations(recompute_grouping::block, 32) == doctest::Approx(activations(recompute_grouping::uniform, 1)));
+  // Per pipeline stage: with 4 stages of 8 layers, block 2 recomputes 2 of each stage's 8.
+  const auto st = estimate_memory(l7, {.pp = 4, .recomputation = recompute::full}, 4,
+                                  [&] {
+                                    memory_options x = o;
+                                    x.recompute_method = recompute_grouping::block;
+                                    x.recompute_num_layers = 2;
+                                    return x;
+                                  }())
+                      .stages[3];
+  CHECK(st.activations == doctest::Approx(st.inflight * (2 * input + 6 * all) + all));
+  // The method applies to full recomputation only.
+  o.recompute_num_layers = 2;
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("applies to full recomputation"), config_error);
+}
