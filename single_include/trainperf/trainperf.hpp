@@ -2884,7 +2884,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                            " recomputation: Megatron-LM's recompute method applies to full recomputation; set "
                            "full recomputation or drop them";
                   });
-  parallel_config keep_all = c;  // the layers full recomputation leaves alone keep everything
+  parallel_config keep_all = c;  // the layers partial full recomputation leaves alone keep everything
   keep_all.recomputation = recompute::none;
   const param_counts pc = count_params(m, c.tp);
   const double e = detail::dtype_bytes(o.param_dtype);
@@ -2943,7 +2943,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       for (const auto& [moe, kept, again] :
            {std::tuple{true, moe_kept, moe_recomputed},
             std::tuple{false, sl.layers - recomputed - moe_kept, recomputed - moe_recomputed}}) {
-        if (kept > 0) act_stored += detail::layer_activations(m, keep_all, o, moe).stored * static_cast<double>(kept);
+        if (kept > 0) {  // without full recomputation: as c says (nothing, or selectively)
+          const auto la = detail::layer_activations(m, full ? keep_all : c, o, moe);
+          act_stored += la.stored * static_cast<double>(kept);
+          act_working = std::max(act_working, la.working);
+        }
         if (again == 0) continue;
         const auto la = detail::layer_activations(m, c, o, moe);
         const bool grouped = full && o.recompute_method == recompute_grouping::uniform;
