@@ -155,7 +155,95 @@ inline constexpr device_spec devices[] = {
      0,
      "Moore Threads MTT S4000 launch specifications (FP32 25, TF32 49, FP16/BF16 98 TFLOP/s, 768 GB/s, MTLink "
      "240 GB/s); training/mthreads/llama2_7b-deepspeed/config/config_S4000x1x8.py theoryflops 98e12"},
+    // Huawei Ascend 910B, as the Atlas 800T A2 training server (8 per server, HCCS full mesh)
+    // offers it: the product page gives per-chip dense peaks ("峰值稠密算力") for the two
+    // options, 910B3 313 TFLOP/s FP16 and 82 FP32, 910B2 376 FP16 and 99 FP32, 64 GB at
+    // 1600 GB/s, 7 HCCS links of 392 GB/s in all. Huawei's CANN migration guide (hicann/ops-nn,
+    // docs/zh/develop/cross_platform_migration_guide.md, Atlas A2 column) gives "353T/376T
+    // @BF16,FP16", 64 GB, 1.6 TB/s: BF16 equal to FP16; 353.9 is the Cube unit alone (24 cores x
+    // 16^3 MACs x 2 x 1.8 GHz), 376 adds the Vector unit. For the 910B3 no BF16 figure is printed.
+    {"910B2",
+     {99 * detail::T, 0, 376 * detail::T, 376 * detail::T, 0},
+     64 * GiB,
+     1600 * detail::GBps,
+     392 * detail::GBps,
+     0,
+     "Huawei Atlas 800T A2 product page (910B2 option: 376 TFLOPS @FP16, 99 @FP32, dense; 64 GB, 1600 GB/s; HCCS "
+     "392 GB/s) and CANN migration guide (353T Cube / 376T @BF16,FP16); TF32 and FP8 not published"},
+    {"910B3",
+     {82 * detail::T, 0, 0, 313 * detail::T, 0},
+     64 * GiB,
+     1600 * detail::GBps,
+     392 * detail::GBps,
+     0,
+     "Huawei Atlas 800T A2 product page (910B3 option: 313 TFLOPS @FP16, 82 @FP32, dense; 64 GB, 1600 GB/s; HCCS "
+     "392 GB/s); BF16, TF32 and FP8 not published"},
+    // Ascend 910B4 (Atlas 800I A2 / 300I A2): 280 TFLOP/s FP16, 75 FP32 per chip, 32 GB at
+    // 800 GB/s or 64 GB at 1.6 TB/s (Huawei's product pages); BF16 280 from Gitee AI's cluster
+    // documentation (a cloud provider's listing, not Huawei's).
+    {"910B4-32G",
+     {75 * detail::T, 0, 280 * detail::T, 280 * detail::T, 0},
+     32 * GiB,
+     800 * detail::GBps,
+     392 * detail::GBps,
+     0,
+     "Huawei Atlas 800I A2 product page (910B4: 280 TFLOPS FP16, 75 FP32; 32 GB HBM, 800 GB/s; HCCS 392 GB/s); BF16 "
+     "280 from Gitee AI's Ascend cluster docs (provider listing); TF32 and FP8 not published"},
+    {"910B4-64G",
+     {75 * detail::T, 0, 280 * detail::T, 280 * detail::T, 0},
+     64 * GiB,
+     1600 * detail::GBps,
+     392 * detail::GBps,
+     0,
+     "Huawei Atlas 800I A2 product page (910B4: 280 TFLOPS FP16, 75 FP32; 64 GB HBM, 1600 GB/s; HCCS 392 GB/s); BF16 "
+     "280 from Gitee AI's Ascend cluster docs (provider listing); TF32 and FP8 not published"},
+    // Iluvatar CoreX BI-V100 at its 2021 launch (as reported by TechPowerUp): 37 TFLOP/s FP32,
+    // 147 FP16 and BF16, 32 GB HBM2 at 1.2 TB/s, PCIe 4.0 x16.
+    {"BI-V100",
+     {37 * detail::T, 0, 147 * detail::T, 147 * detail::T, 0},
+     32 * GiB,
+     1200 * detail::GBps,
+     0,
+     0,
+     "Iluvatar CoreX BI-V100 launch figures as reported (TechPowerUp, 2021-04): 37 TFLOPS FP32, 147 FP16/BF16, 32 GB "
+     "HBM2, 1.2 TB/s; no chip-to-chip link figure"},
+    // Iluvatar BI-V150: 64 GB HBM2e, 350 W, PCIe 4.0 x16 (Iluvatar's product page and Gitee AI's
+    // listing). Iluvatar publishes no FLOP/s figure; 192 TFLOP/s FP16 appears only in a broker's
+    // comparison table (CMB International) quoted by third parties, so the table leaves it out.
+    {"BI-V150",
+     {0, 0, 0, 0, 0},
+     64 * GiB,
+     0,
+     0,
+     0,
+     "Iluvatar CoreX BI-V150 product page (64 GB HBM2e, PCIe 4.0 x16); no peak FLOP/s published by the vendor (a "
+     "broker report's 192 TFLOPS FP16 is not used); pass your own peak with --peak-flops"},
+    // MetaX C500 (OAM): Gitee AI's listing "according to official data": FP32 18 (vector) and 36
+    // (matrix), TF32 140, FP16 and BF16 280 TFLOP/s, no FP8; 64 GB (mx-smi reads 65536 MiB). Its
+    // memory bandwidth (1.8 TB/s) appears only in third-party compilations: left unknown.
+    {"C500",
+     {36 * detail::T, 140 * detail::T, 280 * detail::T, 280 * detail::T, 0},
+     64 * GiB,
+     0,
+     0,
+     0,
+     "MetaX C500 figures as Gitee AI's docs quote the vendor (FP32 matrix 36, TF32 140, FP16/BF16 280 TFLOPS; no "
+     "FP8); 64 GB; memory and MetaXLink bandwidths not published"},
+    // Cambricon MLU370-X8 (one card, two chips) at its 2022-03 launch: 32 TFLOP/s FP32, 96 FP16
+    // and BF16, 48 GB LPDDR5 at 614.4 GB/s, MLU-Link 200 GB/s per card.
+    {"MLU370-X8",
+     {32 * detail::T, 0, 96 * detail::T, 96 * detail::T, 0},
+     48 * GiB,
+     614.4 * detail::GBps,
+     200 * detail::GBps,
+     0,
+     "Cambricon MLU370-X8 launch figures as reported (2022-03-21): FP32 32, FP16/BF16 96 TFLOPS per card, 48 GB "
+     "LPDDR5, 614.4 GB/s, MLU-Link 200 GB/s; TF32 and FP8 not published"},
 };
+
+// Accelerators people ask for that have no public figures here: Cambricon MLU590, Kunlunxin
+// P800 (R300+), Hygon DCU K100 and Z100 publish neither peaks nor capacities a source would
+// carry; use custom_device (or the CLI's --peak-flops and --capacity-gib) with your vendor's.
 
 // The device called `name` (as listed, ignoring ASCII case: "h100" finds H100), or nullptr.
 constexpr const device_spec* find_device(std::string_view name) {

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <algorithm>
-#include <tuple>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "adapters.hpp"
@@ -401,8 +401,9 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       // the others keep everything.
       const bool full = c.recomputation == recompute::full;
       const std::int64_t group = o.recompute_num_layers;
-      const std::int64_t recomputed =
-          !full ? 0 : o.recompute_method == recompute_grouping::block ? std::min(group, sl.layers) : sl.layers;
+      const std::int64_t recomputed = !full                                             ? 0
+                                      : o.recompute_method == recompute_grouping::block ? std::min(group, sl.layers)
+                                                                                        : sl.layers;
       const std::int64_t split_at = sl.first_layer + recomputed;
       const std::int64_t moe_recomputed = m.moe_layers_below(split_at) - m.moe_layers_below(sl.first_layer);
       const std::int64_t moe_kept = moe_count - moe_recomputed;
@@ -422,7 +423,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                                             static_cast<double>(again) / static_cast<double>(recomputed)
                                       : static_cast<double>(again);
         act_stored += la.stored * inputs;
-        act_working = std::max(act_working, la.working * static_cast<double>(grouped ? std::min(group, recomputed) : 1));
+        act_working =
+            std::max(act_working, la.working * static_cast<double>(grouped ? std::min(group, recomputed) : 1));
       }
       if (sl.embedding) {
         const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;

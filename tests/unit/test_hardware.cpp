@@ -48,7 +48,8 @@ TEST_CASE("an unknown peak is an error naming what is known, never a silent zero
   CHECK_THROWS_WITH_AS(get_device("a100-80g"), doctest::Contains("did you mean A100-80GB?"), config_error);
   CHECK_THROWS_WITH_AS(get_device("H100-PCIe"),
                        "unknown device 'H100-PCIe'; known devices: H100, H800, H200, "
-                       "A100-80GB, A100-40GB, A800, MI300X, R300, S4000 (or describe one with custom_device / pass "
+                       "A100-80GB, A100-40GB, A800, MI300X, R300, S4000, 910B2, 910B3, 910B4-32G, 910B4-64G, BI-V100, "
+                       "BI-V150, C500, MLU370-X8 (or describe one with custom_device / pass "
                        "--peak-flops)",
                        config_error);
   CHECK_THROWS_WITH_AS(get_device(""), doctest::Contains("unknown device ''; known devices:"), config_error);
@@ -73,4 +74,22 @@ TEST_CASE("GPUs as the CUDA runtime names them map to the table's SXM parts only
   // The PCIe H100 has a lower dense bf16 peak (756 TFLOP/s): never mistaken for the SXM part.
   CHECK(trainperf::find_device_by_product_name("NVIDIA H100 PCIe") == nullptr);
   CHECK(trainperf::find_device_by_product_name("") == nullptr);
+}
+
+TEST_CASE("Ascend 910B: per-chip peaks add up to the servers' published totals") {
+  // Huawei's Atlas 800T A2 page prints the whole server (8 chips) beside each chip option:
+  // 3.008 PFLOPS FP16 / 0.792 FP32 with 910B2, 2.504 / 0.656 with 910B3; Atlas 800I A2 with
+  // 910B4: 2.24 PFLOPS FP16, 0.60 FP32.
+  CHECK(8 * require_peak(get_device("910B2"), dtype::fp16) == doctest::Approx(3.008e15));
+  CHECK(8 * require_peak(get_device("910B2"), dtype::fp32) == doctest::Approx(0.792e15));
+  CHECK(8 * require_peak(get_device("910B3"), dtype::fp16) == doctest::Approx(2.504e15));
+  CHECK(8 * require_peak(get_device("910B3"), dtype::fp32) == doctest::Approx(0.656e15));
+  CHECK(8 * require_peak(get_device("910B4-64G"), dtype::fp16) == doctest::Approx(2.24e15));
+  CHECK(8 * require_peak(get_device("910B4-32G"), dtype::fp32) == doctest::Approx(0.60e15));
+  // What no vendor prints stays unknown and is refused with the fix, never a zero peak.
+  CHECK_THROWS_WITH_AS(require_peak(get_device("910B3"), dtype::bf16),
+                       doctest::Contains("910B3 has no published dense bf16 peak; known: fp32, fp16"), config_error);
+  CHECK_THROWS_WITH_AS(require_peak(get_device("BI-V150"), dtype::fp16), doctest::Contains("known: none"),
+                       config_error);
+  CHECK(get_device("BI-V150").memory_bytes == 64 * GiB);
 }
