@@ -127,6 +127,14 @@ inline int zero_from_args(const args& a) {
 }
 
 // --world and the parallel degrees, shared by layout and check-config.
+// Uneven pipeline stages (Megatron-LM's --decoder-first/last-pipeline-num-layers).
+inline std::vector<flag> uneven_stage_flags() {
+  return {
+      {"first-stage-layers", "N", "layers on the first pipeline stage (the others share the rest evenly)"},
+      {"last-stage-layers", "N", "layers on the last pipeline stage"},
+  };
+}
+
 inline std::vector<flag> parallel_size_flags() {
   return {
       {"world", "N", "devices in all"},
@@ -139,8 +147,8 @@ inline std::vector<flag> parallel_size_flags() {
 }
 
 // The parallel configuration from whichever of its flags the subcommand has (--tp --pp --cp
-// --ep --etp --dp --vpp --sp --distributed-optimizer --zero --recompute); dp 0 (derived from the
-// world) unless given.
+// --ep --etp --dp --vpp --sp --distributed-optimizer --zero --recompute --first-stage-layers
+// --last-stage-layers); dp 0 (derived from the world) unless given.
 inline parallel_config parallel_from_args(const args& a) {
   parallel_config c;
   c.tp = a.get_int("tp").value_or(1);
@@ -154,6 +162,8 @@ inline parallel_config parallel_from_args(const args& a) {
   c.distributed_optimizer = a.has("distributed-optimizer");
   c.zero_stage = zero_from_args(a);
   c.recomputation = recompute_from_args(a);
+  c.first_stage_layers = a.get_int("first-stage-layers").value_or(0);
+  c.last_stage_layers = a.get_int("last-stage-layers").value_or(0);
   return c;
 }
 

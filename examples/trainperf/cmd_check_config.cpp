@@ -23,6 +23,7 @@ std::vector<flag> check_config_flags() {
   for (auto& x : parallel_size_flags()) f.push_back(x);
   f.push_back({"dp", "N", "data parallel (default: world / (tp x cp x pp))"});
   f.push_back({"vpp", "N", "virtual pipeline stages"});
+  for (auto& x : uneven_stage_flags()) f.push_back(x);
   f.push_back({"sp", "", "sequence parallel"});
   f.push_back({"zero", "0..3", "ZeRO stage"});
   f.push_back({"distributed-optimizer", "", "Megatron-LM's distributed optimizer"});

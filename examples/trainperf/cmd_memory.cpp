@@ -72,6 +72,7 @@ std::vector<flag> memory_flags() {
            {"svg", "FILE", "write the per-stage breakdown as a stacked bar chart"},
        })
     f.push_back(x);
+  for (auto& x : uneven_stage_flags()) f.push_back(x);
   return with_common(f);
 }
 

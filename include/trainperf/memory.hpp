@@ -323,7 +323,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   const double growth =
       o.activation_overhead >= 0 ? o.activation_overhead : memory_model_constants::activation_overhead;
 
-  const std::vector<stage_layers> split = partition_layers(m.layers, {.pp = c.pp, .vpp = c.vpp});
+  const std::vector<stage_layers> split = partition_layers(m.layers, c.split());
   std::vector<double> inflight(static_cast<std::size_t>(c.pp), 1.0);
   if (c.pp > 1) {
     const std::int64_t mb = c.vpp > 1

@@ -14,6 +14,7 @@
 #include "error.hpp"
 #include "flops.hpp"
 #include "model.hpp"
+#include "partition.hpp"
 
 namespace trainperf {
 
@@ -31,7 +32,14 @@ struct parallel_config {
   int zero_stage = 0;                  // ZeRO 0-3 (DeepSpeed; Paddle "sharding stage")
   bool distributed_optimizer = false;  // Megatron-LM's sharded optimizer (ZeRO-1 like)
   recompute recomputation = recompute::none;
+  // Uneven pipeline stages: the first or last stage's own layer count (Megatron-LM's
+  // --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers); 0: an even split.
+  std::int64_t first_stage_layers = 0;
+  std::int64_t last_stage_layers = 0;
 
+  [[nodiscard]] constexpr layer_split split() const {
+    return {.pp = pp, .vpp = vpp, .first_stage_layers = first_stage_layers, .last_stage_layers = last_stage_layers};
+  }
   [[nodiscard]] constexpr std::int64_t resolved_etp() const { return etp == 0 ? tp : etp; }
   // dp, or world / (tp x cp x pp) when dp is 0 (unchecked: see resolved_dp for the checked one).
   [[nodiscard]] constexpr std::int64_t dp_for(std::int64_t world) const {
@@ -185,7 +193,25 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
              ") or pick a tp that divides it";
     });
     const std::int64_t chunks = c.pp * c.vpp;
-    r.check(m.layers % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
+    const bool uneven = c.first_stage_layers > 0 || c.last_stage_layers > 0;
+    if (uneven) {
+      r.check(c.vpp == 1, reason::uneven_stages_with_virtual_pipeline, "vpp", [&] {
+        return "uneven first/last stages (" + str(c.first_stage_layers) + ", " + str(c.last_stage_layers) +
+               " layers) are supported without virtual stages only; set vpp 1";
+      });
+      r.check(uneven_stages_split(m.layers, c.split()), reason::layers_do_not_split_over_the_stages, "pp", [&] {
+        return "after " + str(c.first_stage_layers) + " layers on the first stage and " + str(c.last_stage_layers) +
+               " on the last, the other " + str(m.layers - c.first_stage_layers - c.last_stage_layers) + " of the " +
+               str(m.layers) + " layers do not split evenly over the other stages of pp " + str(c.pp) +
+               "; adjust the first/last counts or pp";
+      });
+    }
+    r.check(c.first_stage_layers >= 0 && c.last_stage_layers >= 0, reason::layers_do_not_split_over_the_stages, "pp",
+            [&] {
+              return "first/last stage layers " + str(c.first_stage_layers) + ", " + str(c.last_stage_layers) +
+                     " are negative; give 0 (an even split) or a count";
+            });
+    r.check(uneven || m.layers % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
       return "layers " + str(m.layers) + " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " +
              str(chunks) + "; pick pp x vpp dividing " + str(m.layers) +
              " or give the first/last stages their own layer counts (partition_layers)";

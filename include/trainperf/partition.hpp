@@ -42,6 +42,17 @@ struct layer_split {
   std::int64_t last_stage_layers = 0;
 };
 
+// Whether uneven first/last stages leave the other stages an even share: the layers left after
+// the first and last stages' own counts split evenly over the other stages (checked by
+// partition_layers and by validate(parallel_config)).
+constexpr bool uneven_stages_split(std::int64_t layers, const layer_split& s) {
+  const std::int64_t first = s.first_stage_layers, last = s.pp > 1 ? s.last_stage_layers : 0;
+  const std::int64_t middle_stages = s.pp - (first > 0 ? 1 : 0) - (last > 0 ? 1 : 0);
+  const std::int64_t middle_layers = layers - first - last;
+  return first >= 0 && last >= 0 && middle_layers >= 0 &&
+         (middle_stages == 0 ? middle_layers == 0 : middle_layers % middle_stages == 0);
+}
+
 // Every (stage, chunk) with its layers, ordered by stage then chunk. With virtual stages,
 // chunk c of stage s holds the (c x pp + s)-th block of layers / (pp x vpp) consecutive
 // layers (Megatron-LM's interleaved assignment), so a micro-batch visits stage 0..pp-1 for
@@ -71,13 +82,11 @@ constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const 
   const std::int64_t first = s.first_stage_layers, last = s.pp > 1 ? s.last_stage_layers : 0;
   const std::int64_t middle_stages = s.pp - (first > 0 ? 1 : 0) - (last > 0 ? 1 : 0);
   const std::int64_t middle_layers = layers - first - last;
-  detail::require(first >= 0 && last >= 0 && middle_layers >= 0 &&
-                      (middle_stages == 0 ? middle_layers == 0 : middle_layers % middle_stages == 0),
-                  reason::layers_do_not_split_over_the_stages, "pp", [&] {
-                    return "after " + str(first) + " layers on the first stage and " + str(last) + " on the last, " +
-                           str(middle_layers) + " layers do not split evenly over the " + str(middle_stages) +
-                           " other stages; adjust the first/last counts or pp";
-                  });
+  detail::require(uneven_stages_split(layers, s), reason::layers_do_not_split_over_the_stages, "pp", [&] {
+    return "after " + str(first) + " layers on the first stage and " + str(last) + " on the last, " +
+           str(middle_layers) + " layers do not split evenly over the " + str(middle_stages) +
+           " other stages; adjust the first/last counts or pp";
+  });
   std::int64_t next = 0;
   for (std::int64_t st = 0; st < s.pp; ++st) {
     const std::int64_t n = (st == 0 && first > 0)         ? first

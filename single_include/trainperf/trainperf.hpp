@@ -1550,6 +1550,228 @@ constexpr device_spec custom_device(std::string_view name, dtype d, double peak_
 #include <string_view>
 #include <vector>
 
+// ---- begin trainperf/partition.hpp ----
+// trainperf — partitioners: which layers each pipeline stage (and virtual chunk) owns, the
+// tensor-parallel shard shapes, ZeRO flat-buffer shards, the samples each data-parallel rank
+// reads, and context-parallel sequence chunks.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace trainperf {
+
+namespace reason {
+inline void layers_do_not_split_over_the_stages() {}
+inline void uneven_stages_with_virtual_pipeline() {}
+inline void index_out_of_range() {}
+inline void batch_does_not_split_over_data_parallel_ranks() {}
+}  // namespace reason
+
+// ---- layers -> pipeline stages ------------------------------------------------------------
+
+// The layers one (stage, chunk) owns: [first_layer, first_layer + layers).
+struct stage_layers {
+  std::int64_t stage = 0;
+  std::int64_t chunk = 0;  // virtual pipeline chunk (model chunk) on that stage
+  std::int64_t first_layer = 0;
+  std::int64_t layers = 0;
+  bool embedding = false;  // the input embedding lives here (first stage, first chunk)
+  bool output = false;     // the output layer and the loss live here (last stage, last chunk)
+};
+
+struct layer_split {
+  std::int64_t pp = 1;
+  std::int64_t vpp = 1;
+  // Megatron-LM's decoder_first_pipeline_num_layers / decoder_last_pipeline_num_layers: the
+  // first or last stage's own count (0: even split); the rest share the other layers evenly.
+  std::int64_t first_stage_layers = 0;
+  std::int64_t last_stage_layers = 0;
+};
+
+// Whether uneven first/last stages leave the other stages an even share: the layers left after
+// the first and last stages' own counts split evenly over the other stages (checked by
+// partition_layers and by validate(parallel_config)).
+constexpr bool uneven_stages_split(std::int64_t layers, const layer_split& s) {
+  const std::int64_t first = s.first_stage_layers, last = s.pp > 1 ? s.last_stage_layers : 0;
+  const std::int64_t middle_stages = s.pp - (first > 0 ? 1 : 0) - (last > 0 ? 1 : 0);
+  const std::int64_t middle_layers = layers - first - last;
+  return first >= 0 && last >= 0 && middle_layers >= 0 &&
+         (middle_stages == 0 ? middle_layers == 0 : middle_layers % middle_stages == 0);
+}
+
+// Every (stage, chunk) with its layers, ordered by stage then chunk. With virtual stages,
+// chunk c of stage s holds the (c x pp + s)-th block of layers / (pp x vpp) consecutive
+// layers (Megatron-LM's interleaved assignment), so a micro-batch visits stage 0..pp-1 for
+// chunk 0, then again for chunk 1, and so on.
+constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const layer_split& s) {
+  using detail::str;
+  detail::require_positive(layers, "layers");
+  detail::require_positive(s.pp, "pp");
+  detail::require_positive(s.vpp, "vpp");
+  const bool uneven = s.first_stage_layers > 0 || s.last_stage_layers > 0;
+  std::vector<stage_layers> out;
+  if (!uneven) {
+    const std::int64_t blocks = s.pp * s.vpp;
+    detail::require(layers % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
+      return "layers " + str(layers) + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " +
+             str(blocks) + " chunks; pick pp x vpp dividing " + str(layers) + ", or set first/last stage layers";
+    });
+    const std::int64_t per = layers / blocks;
+    for (std::int64_t st = 0; st < s.pp; ++st)
+      for (std::int64_t c = 0; c < s.vpp; ++c)
+        out.push_back({st, c, (c * s.pp + st) * per, per, st == 0 && c == 0, st == s.pp - 1 && c == s.vpp - 1});
+    return out;
+  }
+  detail::require(s.vpp == 1, reason::uneven_stages_with_virtual_pipeline, "vpp", [&] {
+    return std::string("uneven first/last stages are supported without virtual stages only; set vpp 1");
+  });
+  const std::int64_t first = s.first_stage_layers, last = s.pp > 1 ? s.last_stage_layers : 0;
+  const std::int64_t middle_stages = s.pp - (first > 0 ? 1 : 0) - (last > 0 ? 1 : 0);
+  const std::int64_t middle_layers = layers - first - last;
+  detail::require(uneven_stages_split(layers, s), reason::layers_do_not_split_over_the_stages, "pp", [&] {
+    return "after " + str(first) + " layers on the first stage and " + str(last) + " on the last, " +
+           str(middle_layers) + " layers do not split evenly over the " + str(middle_stages) +
+           " other stages; adjust the first/last counts or pp";
+  });
+  std::int64_t next = 0;
+  for (std::int64_t st = 0; st < s.pp; ++st) {
+    const std::int64_t n = (st == 0 && first > 0)         ? first
+                           : (st == s.pp - 1 && last > 0) ? last
+                                                          : middle_layers / middle_stages;
+    out.push_back({st, 0, next, n, st == 0, st == s.pp - 1});
+    next += n;
+  }
+  return out;
+}
+
+// ---- tensor-parallel shards ----------------------------------------------------------------
+
+// column: the output dimension is split (Q/K/V, MLP up and gate, the output layer);
+// row: the input dimension is split (attention output, MLP down);
+// vocab: the embedding's rows are split over the padded vocabulary.
+enum class shard_kind { column, row, vocab };
+
+struct tensor_shard {
+  std::string_view name;
+  shard_kind kind;
+  std::int64_t rows = 0, cols = 0;              // the full weight, [in, out] (embedding: [vocab, hidden])
+  std::int64_t shard_rows = 0, shard_cols = 0;  // what each tensor-parallel rank stores
+};
+
+// The weight matrices of one layer and the embeddings as Megatron-LM shards them over tp ranks.
+constexpr std::vector<tensor_shard> tensor_shards(const transformer_spec& m, std::int64_t tp) {
+  validate(m);
+  detail::require_positive(tp, "tp");
+  const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn, v = m.padded_vocab(tp);
+  std::vector<tensor_shard> s;
+  const auto column = [&](std::string_view n, std::int64_t in, std::int64_t out) {
+    s.push_back({n, shard_kind::column, in, out, in, out / tp});
+  };
+  const auto row = [&](std::string_view n, std::int64_t in, std::int64_t out) {
+    s.push_back({n, shard_kind::row, in, out, in / tp, out});
+  };
+  s.push_back({"embedding", shard_kind::vocab, v, h, v / tp, h});
+  column("attention.qkv", h, q + 2 * kv);
+  row("attention.out", q, h);
+  column(m.mlp == mlp_kind::swiglu ? "mlp.gate_up" : "mlp.up", h, (m.mlp == mlp_kind::swiglu ? 2 : 1) * f);
+  row("mlp.down", f, h);
+  if (!m.tied_embeddings) column("output", h, v);
+  return s;
+}
+
+// The vocabulary rows tensor-parallel rank `rank` owns, [begin, end), and how many of them
+// are padding beyond the real vocabulary.
+struct vocab_range {
+  std::int64_t begin = 0, end = 0, padding = 0;
+};
+constexpr vocab_range vocab_shard(const transformer_spec& m, std::int64_t tp, std::int64_t rank) {
+  detail::require(rank >= 0 && rank < tp, reason::index_out_of_range, "rank", [&] {
+    return "tensor-parallel rank " + detail::str(rank) + " is outside 0.." + detail::str(tp - 1);
+  });
+  const std::int64_t per = m.padded_vocab(tp) / tp, begin = rank * per, end = begin + per;
+  const std::int64_t real_end = end < m.vocab ? end : m.vocab;
+  return {begin, end, end - (real_end > begin ? real_end : begin)};
+}
+
+// ---- ZeRO flat-buffer shards -----------------------------------------------------------------
+
+// The part of a flat buffer of `numel` elements that data-parallel rank `rank` of `dp` owns
+// under ZeRO (optimizer states, gradients or parameters, by stage): the buffer is padded to
+// a multiple of dp x alignment and cut into dp equal shards.
+struct flat_shard {
+  std::int64_t begin = 0, end = 0;  // [begin, end) in the padded buffer
+  std::int64_t padding = 0;         // elements of the shard beyond numel
+  std::int64_t padded_numel = 0;
+};
+constexpr flat_shard zero_shard(std::int64_t numel, std::int64_t dp, std::int64_t rank, std::int64_t alignment = 1) {
+  detail::require_positive(numel, "numel");
+  detail::require_positive(dp, "dp");
+  detail::require_positive(alignment, "alignment");
+  detail::require(rank >= 0 && rank < dp, reason::index_out_of_range, "rank",
+                  [&] { return "data-parallel rank " + detail::str(rank) + " is outside 0.." + detail::str(dp - 1); });
+  const std::int64_t padded = detail::round_up(numel, detail::checked_mul(dp, alignment, "dp x alignment"));
+  const std::int64_t per = padded / dp, begin = rank * per, end = begin + per;
+  const std::int64_t real = numel > begin ? (numel < end ? numel : end) - begin : 0;
+  return {begin, end, per - real, padded};
+}
+
+// ---- data shards ---------------------------------------------------------------------------
+
+// The consecutive sample indices [first, first + count) that data-parallel rank `rank` reads in
+// micro-step `micro_step` of optimizer step `step`. Each step reads samples
+// [step x gbs, (step + 1) x gbs) once; each micro-step reads lbs x dp consecutive samples, and
+// rank r takes the r-th lbs of them (Megatron-LM's MegatronPretrainingSampler).
+struct sample_range {
+  std::int64_t first = 0, count = 0;
+};
+constexpr sample_range data_shard(std::int64_t gbs, std::int64_t lbs, std::int64_t dp, std::int64_t step,
+                                  std::int64_t micro_step, std::int64_t rank) {
+  using detail::str;
+  detail::require_positive(gbs, "gbs");
+  detail::require_positive(lbs, "lbs");
+  detail::require_positive(dp, "dp");
+  const std::int64_t per_step = detail::checked_mul(lbs, dp, "lbs x dp");
+  detail::require(gbs % per_step == 0, reason::batch_does_not_split_over_data_parallel_ranks, "gbs", [&] {
+    return "global batch " + str(gbs) + " is not a multiple of micro batch " + str(lbs) + " x data parallel " +
+           str(dp) + "; " + detail::nearest_multiples(gbs, per_step);
+  });
+  const std::int64_t gas = gbs / per_step;
+  detail::require(step >= 0 && micro_step >= 0 && micro_step < gas && rank >= 0 && rank < dp,
+                  reason::index_out_of_range, "micro_step", [&] {
+                    return "step " + str(step) + ", micro-step " + str(micro_step) + " (of " + str(gas) + "), rank " +
+                           str(rank) + " (of " + str(dp) + ") is out of range";
+                  });
+  return {detail::checked_mul(step, gbs, "sample index") + micro_step * lbs * dp + rank * lbs, lbs};
+}
+
+// ---- context-parallel chunks -----------------------------------------------------------------
+
+// The token ranges context-parallel rank `rank` of `cp` holds: the sequence is cut into 2 x cp
+// equal chunks and rank r takes chunks r and 2cp - 1 - r, so every rank gets the same share of
+// causal-attention work (Megatron-LM / Transformer Engine load balancing).
+struct token_range {
+  std::int64_t begin = 0, end = 0;
+};
+constexpr std::array<token_range, 2> cp_chunks(std::int64_t seq, std::int64_t cp, std::int64_t rank) {
+  detail::require_positive(seq, "seq");
+  detail::require_positive(cp, "cp");
+  detail::require(seq % (2 * cp) == 0, reason::index_out_of_range, "seq", [&] {
+    return "sequence " + detail::str(seq) + " is not divisible by 2 x cp = " + detail::str(2 * cp) + "; " +
+           detail::nearest_multiples(seq, 2 * cp);
+  });
+  detail::require(rank >= 0 && rank < cp, reason::index_out_of_range, "rank", [&] {
+    return "context-parallel rank " + detail::str(rank) + " is outside 0.." + detail::str(cp - 1);
+  });
+  const std::int64_t c = seq / (2 * cp);
+  return {token_range{rank * c, (rank + 1) * c}, token_range{(2 * cp - 1 - rank) * c, (2 * cp - rank) * c}};
+}
+
+}  // namespace trainperf
+// ---- end trainperf/partition.hpp ----
 
 namespace trainperf {
 
@@ -1567,7 +1789,14 @@ struct parallel_config {
   int zero_stage = 0;                  // ZeRO 0-3 (DeepSpeed; Paddle "sharding stage")
   bool distributed_optimizer = false;  // Megatron-LM's sharded optimizer (ZeRO-1 like)
   recompute recomputation = recompute::none;
+  // Uneven pipeline stages: the first or last stage's own layer count (Megatron-LM's
+  // --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers); 0: an even split.
+  std::int64_t first_stage_layers = 0;
+  std::int64_t last_stage_layers = 0;
 
+  [[nodiscard]] constexpr layer_split split() const {
+    return {.pp = pp, .vpp = vpp, .first_stage_layers = first_stage_layers, .last_stage_layers = last_stage_layers};
+  }
   [[nodiscard]] constexpr std::int64_t resolved_etp() const { return etp == 0 ? tp : etp; }
   // dp, or world / (tp x cp x pp) when dp is 0 (unchecked: see resolved_dp for the checked one).
   [[nodiscard]] constexpr std::int64_t dp_for(std::int64_t world) const {
@@ -1721,7 +1950,25 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
              ") or pick a tp that divides it";
     });
     const std::int64_t chunks = c.pp * c.vpp;
-    r.check(m.layers % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
+    const bool uneven = c.first_stage_layers > 0 || c.last_stage_layers > 0;
+    if (uneven) {
+      r.check(c.vpp == 1, reason::uneven_stages_with_virtual_pipeline, "vpp", [&] {
+        return "uneven first/last stages (" + str(c.first_stage_layers) + ", " + str(c.last_stage_layers) +
+               " layers) are supported without virtual stages only; set vpp 1";
+      });
+      r.check(uneven_stages_split(m.layers, c.split()), reason::layers_do_not_split_over_the_stages, "pp", [&] {
+        return "after " + str(c.first_stage_layers) + " layers on the first stage and " + str(c.last_stage_layers) +
+               " on the last, the other " + str(m.layers - c.first_stage_layers - c.last_stage_layers) + " of the " +
+               str(m.layers) + " layers do not split evenly over the other stages of pp " + str(c.pp) +
+               "; adjust the first/last counts or pp";
+      });
+    }
+    r.check(c.first_stage_layers >= 0 && c.last_stage_layers >= 0, reason::layers_do_not_split_over_the_stages, "pp",
+            [&] {
+              return "first/last stage layers " + str(c.first_stage_layers) + ", " + str(c.last_stage_layers) +
+                     " are negative; give 0 (an even split) or a count";
+            });
+    r.check(uneven || m.layers % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
       return "layers " + str(m.layers) + " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " +
              str(chunks) + "; pick pp x vpp dividing " + str(m.layers) +
              " or give the first/last stages their own layer counts (partition_layers)";
@@ -2064,219 +2311,6 @@ class layout {
 #include <tuple>
 #include <vector>
 
-// ---- begin trainperf/partition.hpp ----
-// trainperf — partitioners: which layers each pipeline stage (and virtual chunk) owns, the
-// tensor-parallel shard shapes, ZeRO flat-buffer shards, the samples each data-parallel rank
-// reads, and context-parallel sequence chunks.
-
-#include <array>
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace trainperf {
-
-namespace reason {
-inline void layers_do_not_split_over_the_stages() {}
-inline void uneven_stages_with_virtual_pipeline() {}
-inline void index_out_of_range() {}
-inline void batch_does_not_split_over_data_parallel_ranks() {}
-}  // namespace reason
-
-// ---- layers -> pipeline stages ------------------------------------------------------------
-
-// The layers one (stage, chunk) owns: [first_layer, first_layer + layers).
-struct stage_layers {
-  std::int64_t stage = 0;
-  std::int64_t chunk = 0;  // virtual pipeline chunk (model chunk) on that stage
-  std::int64_t first_layer = 0;
-  std::int64_t layers = 0;
-  bool embedding = false;  // the input embedding lives here (first stage, first chunk)
-  bool output = false;     // the output layer and the loss live here (last stage, last chunk)
-};
-
-struct layer_split {
-  std::int64_t pp = 1;
-  std::int64_t vpp = 1;
-  // Megatron-LM's decoder_first_pipeline_num_layers / decoder_last_pipeline_num_layers: the
-  // first or last stage's own count (0: even split); the rest share the other layers evenly.
-  std::int64_t first_stage_layers = 0;
-  std::int64_t last_stage_layers = 0;
-};
-
-// Every (stage, chunk) with its layers, ordered by stage then chunk. With virtual stages,
-// chunk c of stage s holds the (c x pp + s)-th block of layers / (pp x vpp) consecutive
-// layers (Megatron-LM's interleaved assignment), so a micro-batch visits stage 0..pp-1 for
-// chunk 0, then again for chunk 1, and so on.
-constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const layer_split& s) {
-  using detail::str;
-  detail::require_positive(layers, "layers");
-  detail::require_positive(s.pp, "pp");
-  detail::require_positive(s.vpp, "vpp");
-  const bool uneven = s.first_stage_layers > 0 || s.last_stage_layers > 0;
-  std::vector<stage_layers> out;
-  if (!uneven) {
-    const std::int64_t blocks = s.pp * s.vpp;
-    detail::require(layers % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
-      return "layers " + str(layers) + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " +
-             str(blocks) + " chunks; pick pp x vpp dividing " + str(layers) + ", or set first/last stage layers";
-    });
-    const std::int64_t per = layers / blocks;
-    for (std::int64_t st = 0; st < s.pp; ++st)
-      for (std::int64_t c = 0; c < s.vpp; ++c)
-        out.push_back({st, c, (c * s.pp + st) * per, per, st == 0 && c == 0, st == s.pp - 1 && c == s.vpp - 1});
-    return out;
-  }
-  detail::require(s.vpp == 1, reason::uneven_stages_with_virtual_pipeline, "vpp", [&] {
-    return std::string("uneven first/last stages are supported without virtual stages only; set vpp 1");
-  });
-  const std::int64_t first = s.first_stage_layers, last = s.pp > 1 ? s.last_stage_layers : 0;
-  const std::int64_t middle_stages = s.pp - (first > 0 ? 1 : 0) - (last > 0 ? 1 : 0);
-  const std::int64_t middle_layers = layers - first - last;
-  detail::require(first >= 0 && last >= 0 && middle_layers >= 0 &&
-                      (middle_stages == 0 ? middle_layers == 0 : middle_layers % middle_stages == 0),
-                  reason::layers_do_not_split_over_the_stages, "pp", [&] {
-                    return "after " + str(first) + " layers on the first stage and " + str(last) + " on the last, " +
-                           str(middle_layers) + " layers do not split evenly over the " + str(middle_stages) +
-                           " other stages; adjust the first/last counts or pp";
-                  });
-  std::int64_t next = 0;
-  for (std::int64_t st = 0; st < s.pp; ++st) {
-    const std::int64_t n = (st == 0 && first > 0)         ? first
-                           : (st == s.pp - 1 && last > 0) ? last
-                                                          : middle_layers / middle_stages;
-    out.push_back({st, 0, next, n, st == 0, st == s.pp - 1});
-    next += n;
-  }
-  return out;
-}
-
-// ---- tensor-parallel shards ----------------------------------------------------------------
-
-// column: the output dimension is split (Q/K/V, MLP up and gate, the output layer);
-// row: the input dimension is split (attention output, MLP down);
-// vocab: the embedding's rows are split over the padded vocabulary.
-enum class shard_kind { column, row, vocab };
-
-struct tensor_shard {
-  std::string_view name;
-  shard_kind kind;
-  std::int64_t rows = 0, cols = 0;              // the full weight, [in, out] (embedding: [vocab, hidden])
-  std::int64_t shard_rows = 0, shard_cols = 0;  // what each tensor-parallel rank stores
-};
-
-// The weight matrices of one layer and the embeddings as Megatron-LM shards them over tp ranks.
-constexpr std::vector<tensor_shard> tensor_shards(const transformer_spec& m, std::int64_t tp) {
-  validate(m);
-  detail::require_positive(tp, "tp");
-  const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn, v = m.padded_vocab(tp);
-  std::vector<tensor_shard> s;
-  const auto column = [&](std::string_view n, std::int64_t in, std::int64_t out) {
-    s.push_back({n, shard_kind::column, in, out, in, out / tp});
-  };
-  const auto row = [&](std::string_view n, std::int64_t in, std::int64_t out) {
-    s.push_back({n, shard_kind::row, in, out, in / tp, out});
-  };
-  s.push_back({"embedding", shard_kind::vocab, v, h, v / tp, h});
-  column("attention.qkv", h, q + 2 * kv);
-  row("attention.out", q, h);
-  column(m.mlp == mlp_kind::swiglu ? "mlp.gate_up" : "mlp.up", h, (m.mlp == mlp_kind::swiglu ? 2 : 1) * f);
-  row("mlp.down", f, h);
-  if (!m.tied_embeddings) column("output", h, v);
-  return s;
-}
-
-// The vocabulary rows tensor-parallel rank `rank` owns, [begin, end), and how many of them
-// are padding beyond the real vocabulary.
-struct vocab_range {
-  std::int64_t begin = 0, end = 0, padding = 0;
-};
-constexpr vocab_range vocab_shard(const transformer_spec& m, std::int64_t tp, std::int64_t rank) {
-  detail::require(rank >= 0 && rank < tp, reason::index_out_of_range, "rank", [&] {
-    return "tensor-parallel rank " + detail::str(rank) + " is outside 0.." + detail::str(tp - 1);
-  });
-  const std::int64_t per = m.padded_vocab(tp) / tp, begin = rank * per, end = begin + per;
-  const std::int64_t real_end = end < m.vocab ? end : m.vocab;
-  return {begin, end, end - (real_end > begin ? real_end : begin)};
-}
-
-// ---- ZeRO flat-buffer shards -----------------------------------------------------------------
-
-// The part of a flat buffer of `numel` elements that data-parallel rank `rank` of `dp` owns
-// under ZeRO (optimizer states, gradients or parameters, by stage): the buffer is padded to
-// a multiple of dp x alignment and cut into dp equal shards.
-struct flat_shard {
-  std::int64_t begin = 0, end = 0;  // [begin, end) in the padded buffer
-  std::int64_t padding = 0;         // elements of the shard beyond numel
-  std::int64_t padded_numel = 0;
-};
-constexpr flat_shard zero_shard(std::int64_t numel, std::int64_t dp, std::int64_t rank, std::int64_t alignment = 1) {
-  detail::require_positive(numel, "numel");
-  detail::require_positive(dp, "dp");
-  detail::require_positive(alignment, "alignment");
-  detail::require(rank >= 0 && rank < dp, reason::index_out_of_range, "rank",
-                  [&] { return "data-parallel rank " + detail::str(rank) + " is outside 0.." + detail::str(dp - 1); });
-  const std::int64_t padded = detail::round_up(numel, detail::checked_mul(dp, alignment, "dp x alignment"));
-  const std::int64_t per = padded / dp, begin = rank * per, end = begin + per;
-  const std::int64_t real = numel > begin ? (numel < end ? numel : end) - begin : 0;
-  return {begin, end, per - real, padded};
-}
-
-// ---- data shards ---------------------------------------------------------------------------
-
-// The consecutive sample indices [first, first + count) that data-parallel rank `rank` reads in
-// micro-step `micro_step` of optimizer step `step`. Each step reads samples
-// [step x gbs, (step + 1) x gbs) once; each micro-step reads lbs x dp consecutive samples, and
-// rank r takes the r-th lbs of them (Megatron-LM's MegatronPretrainingSampler).
-struct sample_range {
-  std::int64_t first = 0, count = 0;
-};
-constexpr sample_range data_shard(std::int64_t gbs, std::int64_t lbs, std::int64_t dp, std::int64_t step,
-                                  std::int64_t micro_step, std::int64_t rank) {
-  using detail::str;
-  detail::require_positive(gbs, "gbs");
-  detail::require_positive(lbs, "lbs");
-  detail::require_positive(dp, "dp");
-  const std::int64_t per_step = detail::checked_mul(lbs, dp, "lbs x dp");
-  detail::require(gbs % per_step == 0, reason::batch_does_not_split_over_data_parallel_ranks, "gbs", [&] {
-    return "global batch " + str(gbs) + " is not a multiple of micro batch " + str(lbs) + " x data parallel " +
-           str(dp) + "; " + detail::nearest_multiples(gbs, per_step);
-  });
-  const std::int64_t gas = gbs / per_step;
-  detail::require(step >= 0 && micro_step >= 0 && micro_step < gas && rank >= 0 && rank < dp,
-                  reason::index_out_of_range, "micro_step", [&] {
-                    return "step " + str(step) + ", micro-step " + str(micro_step) + " (of " + str(gas) + "), rank " +
-                           str(rank) + " (of " + str(dp) + ") is out of range";
-                  });
-  return {detail::checked_mul(step, gbs, "sample index") + micro_step * lbs * dp + rank * lbs, lbs};
-}
-
-// ---- context-parallel chunks -----------------------------------------------------------------
-
-// The token ranges context-parallel rank `rank` of `cp` holds: the sequence is cut into 2 x cp
-// equal chunks and rank r takes chunks r and 2cp - 1 - r, so every rank gets the same share of
-// causal-attention work (Megatron-LM / Transformer Engine load balancing).
-struct token_range {
-  std::int64_t begin = 0, end = 0;
-};
-constexpr std::array<token_range, 2> cp_chunks(std::int64_t seq, std::int64_t cp, std::int64_t rank) {
-  detail::require_positive(seq, "seq");
-  detail::require_positive(cp, "cp");
-  detail::require(seq % (2 * cp) == 0, reason::index_out_of_range, "seq", [&] {
-    return "sequence " + detail::str(seq) + " is not divisible by 2 x cp = " + detail::str(2 * cp) + "; " +
-           detail::nearest_multiples(seq, 2 * cp);
-  });
-  detail::require(rank >= 0 && rank < cp, reason::index_out_of_range, "rank", [&] {
-    return "context-parallel rank " + detail::str(rank) + " is outside 0.." + detail::str(cp - 1);
-  });
-  const std::int64_t c = seq / (2 * cp);
-  return {token_range{rank * c, (rank + 1) * c}, token_range{(2 * cp - 1 - rank) * c, (2 * cp - rank) * c}};
-}
-
-}  // namespace trainperf
-// ---- end trainperf/partition.hpp ----
 // ---- begin trainperf/schedule.hpp ----
 // trainperf — pipeline schedules: the ordered forward/backward actions of every stage for
 // GPipe, 1F1B and interleaved 1F1B, their closed-form bubble and in-flight micro-batches, a
@@ -2945,7 +2979,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   const double growth =
       o.activation_overhead >= 0 ? o.activation_overhead : memory_model_constants::activation_overhead;
 
-  const std::vector<stage_layers> split = partition_layers(m.layers, {.pp = c.pp, .vpp = c.vpp});
+  const std::vector<stage_layers> split = partition_layers(m.layers, c.split());
   std::vector<double> inflight(static_cast<std::size_t>(c.pp), 1.0);
   if (c.pp > 1) {
     const std::int64_t mb = c.vpp > 1

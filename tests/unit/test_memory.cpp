@@ -418,3 +418,23 @@ TEST_CASE("partial recomputation: Megatron-LM's uniform and block methods") {
   o.recompute_num_layers = 2;
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("applies to full recomputation"), config_error);
 }
+
+TEST_CASE("uneven pipeline stages: the first and last stages' own layer counts") {
+  // llama2-7b's 32 layers over 4 stages with 5 on the first and 9 on the last: 18 left for the
+  // 2 middle stages, 9 each (Megatron-LM's --decoder-first/last-pipeline-num-layers).
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  const memory_options o{.seq = 4096, .micro_batches = 8, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  const parallel_config c{.pp = 4, .first_stage_layers = 5, .last_stage_layers = 9};
+  const auto e = estimate_memory(l7, c, 4, o);
+  REQUIRE(e.stages.size() == 4);
+  CHECK(e.stages[0].layers == 5);
+  CHECK(e.stages[1].layers == 9);
+  CHECK(e.stages[3].layers == 9);
+  // A middle stage holds 9 layers' weights: 9 x 202,383,360 (llama2-7b's layer) x 2 bytes.
+  CHECK(e.stages[1].params == doctest::Approx(9.0 * 202383360 * 2));
+  // Counts that leave the middle stages unequal are refused with the numbers.
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {.pp = 4, .first_stage_layers = 5, .last_stage_layers = 8}, 4, o),
+                       doctest::Contains("the other 19 of the 32 layers do not split evenly"), config_error);
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {.pp = 4, .vpp = 2, .first_stage_layers = 4}, 4, o),
+                       doctest::Contains("without virtual stages only"), config_error);
+}
