@@ -238,6 +238,10 @@ inline std::vector<row> load(const std::string& path) {
     o.fp32_grads = detail::has(f[c_grad], "fp32");
     o.master_weights = !detail::has(master, "none");  // "none": pure 16-bit, states in the weights' dtype
     o.flash_attention = !detail::has(f[c_attention], "eager");
+    // The eager rows' attention up-casts its softmax to fp32 and casts it back (Qwen's remote
+    // code, modeling_qwen.py _attn: softmax(attn_weights.float()).type(value.dtype)), as
+    // transformers' eager attention does.
+    o.fp32_softmax = !o.flash_attention;
     if (detail::has(sharding, "deepspeed_zero")) {
       o.accounting = framework::deepspeed;
       c.zero_stage = detail::has(sharding, "zero3") ? 3 : detail::has(sharding, "zero2") ? 2 : 1;

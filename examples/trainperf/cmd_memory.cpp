@@ -44,7 +44,11 @@ std::vector<flag> memory_flags() {
            {"selective", "attention-core|every-other-matmul",
             "what --recompute selective keeps: Megatron-LM's (all but the attention core, the default) or "
             "torchtitan's op-level SAC (every other matmul's output)"},
-           {"flash", "", "flash attention (no s x s scores kept)"},
+           {"flash", "", "flash attention (no s x s scores kept); the same as --attention flash"},
+           {"attention", "flash|sdpa|eager|unfused",
+            "attention implementation: flash and SDPA's fused kernels keep no scores; eager (transformers) keeps an "
+            "fp32 softmax and its 16-bit copy, unfused (Megatron-LM) a 16-bit softmax (default: unfused unless "
+            "--flash)"},
            {"dropout", "", "dropout masks are kept"},
            {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
            {"grad-dtype", "fp32|bf16|fp16", "gradient buffers: fp32 or the weights' dtype (default: the weights')"},
@@ -168,7 +172,15 @@ memory_setup memory_from_args(const args& a) {
   ad.train_embeddings = a.has("train-embeddings");
   static constexpr std::string_view formats[] = {"nf4", "nf4-dq", "int8", "int4", "int8-gptq"};
   if (const auto q = a.get_choice("base-weights", formats)) ad.frozen_weight_bits = *tp::quantized_weight_bits(*q);
-  o.flash_attention = a.has("flash");
+  // --attention: flash and SDPA's fused kernels keep no scores; eager is transformers' unfused
+  // attention with its fp32 softmax; unfused is Megatron-LM's (a 16-bit fused softmax).
+  static constexpr std::string_view attentions[] = {"flash", "sdpa", "eager", "unfused"};
+  const auto attention = a.get_choice("attention", attentions);
+  if (attention && a.has("flash") && *attention != "flash" && *attention != "sdpa")
+    throw tp::config_error("attention",
+                           fmt::format("--attention {} with --flash: give one attention implementation", *attention));
+  o.flash_attention = a.has("flash") || attention == "flash" || attention == "sdpa";
+  o.fp32_softmax = attention == "eager";
   o.dropout = a.has("dropout");
   o.offload_optimizer = a.has("offload-optimizer");
   o.weights_built_in_fp32 = a.has("built-fp32");

@@ -2718,7 +2718,13 @@ struct memory_options {
   bool master_weights = true;
   optimizer_kind optimizer = optimizer_kind::adam;
   framework accounting = framework::generic;
-  bool flash_attention = true;         // no s x s score matrix kept
+  bool flash_attention = true;  // no s x s score matrix kept
+  // Without flash attention: the unfused core computes its softmax in fp32 and casts it back, as
+  // Hugging Face transformers' eager attention does (eager_attention_forward: softmax(...,
+  // dtype=torch.float32).to(query.dtype)), keeping the fp32 probabilities for the softmax's
+  // backward and the 16-bit copy for the product with V: 4 + 2 bytes per score, where Megatron-
+  // LM's fused softmax keeps its 16-bit output only (Korthikanti et al. 2022: 2 bytes).
+  bool fp32_softmax = false;
   bool dropout = false;                // dropout masks kept (1 byte per element)
   bool offload_optimizer = false;      // optimizer states (and master weights) in CPU memory
   std::int64_t comm_buffer_bytes = 0;  // extra collective buffers the framework keeps (buckets)
@@ -2893,7 +2899,8 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   }
   const double per_token = ((2 * h + linear_inputs) * e + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
                            ((q + k_and_v + attention_out + mlp) * e + lora_split) / t;
-  const double scores = o.flash_attention ? 0.0 : s * b * a * s * (e + (o.dropout ? 1 + e : 0)) / t;
+  const double softmax_bytes = o.fp32_softmax ? 4 + e : e;
+  const double scores = o.flash_attention ? 0.0 : s * b * a * s * (softmax_bytes + (o.dropout ? 1 + e : 0)) / t;
   const double full = s * b * (per_token + (o.flash_attention ? a * 4.0 / t : 0.0)) + scores;
   layer_activation_bytes r;
   if (c.recomputation == recompute::full) {

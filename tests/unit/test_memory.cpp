@@ -438,3 +438,20 @@ TEST_CASE("uneven pipeline stages: the first and last stages' own layer counts")
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {.pp = 4, .vpp = 2, .first_stage_layers = 4}, 4, o),
                        doctest::Contains("without virtual stages only"), config_error);
 }
+
+TEST_CASE("unfused attention: a 16-bit softmax (Megatron-LM) or an fp32 one cast back (transformers' eager)") {
+  // Per layer, bf16, no dropout, MHA with a heads: the unfused core adds a s^2 b scores of 2 bytes
+  // (Korthikanti et al. 2022: the softmax output), or 4 + 2 with an fp32 softmax kept for its
+  // backward and its bf16 copy kept for the product with V. Without flash, the 4a-byte log-sum-exp
+  // is not kept.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  const double s = 2048, a = 32;
+  memory_options o{.lbs = 1, .seq = 2048};
+  const double flash = detail::layer_activations(l7, {}, o, false).stored;
+  o.flash_attention = false;
+  const double megatron = detail::layer_activations(l7, {}, o, false).stored;
+  o.fp32_softmax = true;
+  const double eager = detail::layer_activations(l7, {}, o, false).stored;
+  CHECK(megatron - flash == doctest::Approx(a * s * s * 2 - s * 4 * a));
+  CHECK(eager - megatron == doctest::Approx(a * s * s * 4));
+}
