@@ -212,6 +212,10 @@ inline std::vector<row> load(const std::string& path) {
     const std::string& arch = f[c_arch];
     m.mlp = detail::has(arch, "GELU") || detail::has(arch, "gelu") ? mlp_kind::gelu : mlp_kind::swiglu;
     m.tied_embeddings = detail::has(arch, "tied") && !detail::has(arch, "untied");
+    m.qkv_bias = detail::has(arch, "QKV bias");
+    m.linear_bias =
+        (detail::has(arch, "biases") && !detail::has(arch, "no biases")) || detail::has(arch, "linear biases on");
+    m.norm = detail::has(arch, "LayerNorm") ? norm_kind::layernorm : norm_kind::rmsnorm;
     if (m.layers <= 0 || m.hidden <= 0 || m.heads <= 0 || m.ffn <= 0 || m.vocab <= 0) why("model sizes not given");
 
     // Layout: degrees as printed (blank or unknown: 1), the world from the device count.

@@ -28,6 +28,7 @@ inline std::vector<flag> model_flags() {
       {"norm", "layernorm|rmsnorm", "norm kind"},
       {"positions", "learned|rotary", "position embedding kind"},
       {"bias", "", "biases on every linear"},
+      {"qkv-bias", "", "biases on the query, key and value projections only (Qwen, ChatGLM)"},
       {"no-bias", "", "no linear biases"},
       {"tied", "", "output layer tied to the token embedding"},
       {"untied", "", "separate output layer"},
@@ -102,6 +103,7 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
   detail::exclusive(a, "bias", "no-bias");
   detail::exclusive(a, "tied", "untied");
   if (a.has("bias")) s.linear_bias = true;
+  if (a.has("qkv-bias")) s.qkv_bias = true;
   if (a.has("no-bias")) s.linear_bias = false;
   if (a.has("tied")) s.tied_embeddings = true;
   if (a.has("untied")) s.tied_embeddings = false;

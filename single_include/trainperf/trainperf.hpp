@@ -237,6 +237,7 @@ struct transformer_spec {
   mlp_kind mlp = mlp_kind::swiglu;
   norm_kind norm = norm_kind::rmsnorm;
   bool linear_bias = false;      // biases on every linear (GPT-2/3) or none (Llama)
+  bool qkv_bias = false;         // biases on the query, key and value projections only (Qwen, Qwen2, ChatGLM)
   bool tied_embeddings = false;  // output projection shares the token-embedding matrix
   position_kind positions = position_kind::rotary;
   vocab_padding padding = vocab_padding::none;
@@ -417,7 +418,10 @@ constexpr layer_params count_layer_params(const transformer_spec& m, std::int64_
   // Every size is below 2^31 (validate), so q + 2 kv + h and 2 x norms cannot overflow; products and
   // sums of products are checked.
   p.attention = checked_sum("attention parameters", checked_mul(h, q + 2 * kv, "attention parameters"),
-                            checked_mul(q, h, "attention parameters"), m.linear_bias ? q + 2 * kv + h : 0);
+                            checked_mul(q, h, "attention parameters"),
+                            m.linear_bias ? q + 2 * kv + h
+                            : m.qkv_bias  ? q + 2 * kv
+                                          : 0);
   p.norms = 2 * norm_params(m.norm, h);
   if (m.is_moe_layer(i)) {
     p.router = checked_mul(h, m.moe.experts, "router parameters");

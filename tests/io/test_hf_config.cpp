@@ -52,6 +52,15 @@ TEST_CASE("published configs read to the published parameter counts") {
   CHECK(lv.vision.layers_run() == 23);
   CHECK(count_params(lv).total() == 7'063'427'072);
   CHECK(count_params(io::spec_from_hf_config(llama2_7b())).total() == 6'738'415'616);
+  // Qwen/Qwen2-7B (config.json shape fields): its model.safetensors.index.json declares
+  // total_size 15,231,233,024 bytes of bf16 weights = 7,615,616,512; the model card says 7.61B,
+  // 6.53B non-embedding. The q, k and v biases (3584 + 2 x 512 per layer) are in that count.
+  const transformer_spec q2 = io::spec_from_hf_config(json::parse(R"({"model_type": "qwen2", "hidden_act": "silu",
+    "hidden_size": 3584, "intermediate_size": 18944, "max_position_embeddings": 131072, "num_attention_heads": 28,
+    "num_hidden_layers": 28, "num_key_value_heads": 4, "vocab_size": 152064, "tie_word_embeddings": false})"));
+  CHECK(q2.qkv_bias);
+  CHECK(count_params(q2).total() == 7'615'616'512);
+  CHECK(count_params(q2).non_embedding() == 6'525'621'760);
 }
 
 TEST_CASE("missing, mistyped and contradictory fields are named") {
@@ -159,8 +168,9 @@ TEST_CASE("sizes given as 0 or below are refused under the file's name; null tak
   j["num_key_value_heads"] = 0;
   auto [field, what] = refusal([&] { return io::spec_from_hf_config(j); });
   CHECK(field == "num_key_value_heads");
-  CHECK(what == "config.json: field \"num_key_value_heads\" must be a positive integer, got 0; remove it (or set it "
-                "to num_attention_heads) for multi-head attention, 1 for multi-query");
+  CHECK(what ==
+        "config.json: field \"num_key_value_heads\" must be a positive integer, got 0; remove it (or set it "
+        "to num_attention_heads) for multi-head attention, 1 for multi-query");
   j["num_key_value_heads"] = -8;
   CHECK(refusal([&] { return io::spec_from_hf_config(j); }).first == "num_key_value_heads");
   j["num_key_value_heads"] = nullptr;  // LlamaConfig: None means num_attention_heads
@@ -169,16 +179,18 @@ TEST_CASE("sizes given as 0 or below are refused under the file's name; null tak
   j["head_dim"] = 0;  // was read as hidden / heads, silently
   std::tie(field, what) = refusal([&] { return io::spec_from_hf_config(j); });
   CHECK(field == "head_dim");
-  CHECK(what == "config.json: field \"head_dim\" must be a positive integer, got 0; remove it to use hidden_size / "
-                "num_attention_heads");
+  CHECK(what ==
+        "config.json: field \"head_dim\" must be a positive integer, got 0; remove it to use hidden_size / "
+        "num_attention_heads");
   j = llama2_7b();
   j["num_hidden_layers"] = -32;
   CHECK(refusal([&] { return io::spec_from_hf_config(j); }).first == "num_hidden_layers");
   j["num_hidden_layers"] = std::int64_t{1} << 32;
   std::tie(field, what) = refusal([&] { return io::spec_from_hf_config(j); });
   CHECK(field == "num_hidden_layers");
-  CHECK(what == "config.json: field \"num_hidden_layers\" = 4294967296 exceeds the largest supported size 2^31 = "
-                "2147483648");
+  CHECK(what ==
+        "config.json: field \"num_hidden_layers\" = 4294967296 exceeds the largest supported size 2^31 = "
+        "2147483648");
   // 2^64 - 1 is stored unsigned by nlohmann and came back as -1.
   j["num_hidden_layers"] = json::parse("18446744073709551615");
   std::tie(field, what) = refusal([&] { return io::spec_from_hf_config(j); });
@@ -200,7 +212,8 @@ TEST_CASE("sizes given as 0 or below are refused under the file's name; null tak
   CHECK(io::spec_from_hf_config(g).ffn == 4 * 768);
 }
 
-TEST_CASE("head counts: kv heads divide heads; head_dim may differ from hidden / heads only where transformers allows") {
+TEST_CASE(
+    "head counts: kv heads divide heads; head_dim may differ from hidden / heads only where transformers allows") {
   json j = llama2_7b();
   j["num_key_value_heads"] = 5;
   auto [field, what] = refusal([&] { return io::spec_from_hf_config(j); });

@@ -161,23 +161,20 @@ inline const fields::defaults_map llama_config_defaults = {
 // failed check names what the user wrote ("num_key_value_heads", not "kv_heads").
 using field_names = std::map<std::string, std::string, std::less<>>;
 inline const field_names llama_field_names = {
-    {"layers", "num_hidden_layers"},       {"hidden", "hidden_size"},
-    {"heads", "num_attention_heads"},      {"kv_heads", "num_key_value_heads"},
-    {"head_dim", "head_dim"},              {"heads x head_dim", "head_dim"},
-    {"ffn", "intermediate_size"},          {"vocab", "vocab_size"},
-    {"max_seq", "max_position_embeddings"}, {"experts", "num_local_experts"},
-    {"top_k", "num_experts_per_tok"}};
-inline const field_names gpt2_field_names = {{"layers", "n_layer"},     {"hidden", "n_embd"},
-                                             {"heads", "n_head"},       {"heads x head_dim", "n_embd"},
-                                             {"ffn", "n_inner"},        {"vocab", "vocab_size"},
-                                             {"max_seq", "n_positions"}};
+    {"layers", "num_hidden_layers"},     {"hidden", "hidden_size"},       {"heads", "num_attention_heads"},
+    {"kv_heads", "num_key_value_heads"}, {"head_dim", "head_dim"},        {"heads x head_dim", "head_dim"},
+    {"ffn", "intermediate_size"},        {"vocab", "vocab_size"},         {"max_seq", "max_position_embeddings"},
+    {"experts", "num_local_experts"},    {"top_k", "num_experts_per_tok"}};
+inline const field_names gpt2_field_names = {
+    {"layers", "n_layer"}, {"hidden", "n_embd"},    {"heads", "n_head"},       {"heads x head_dim", "n_embd"},
+    {"ffn", "n_inner"},    {"vocab", "vocab_size"}, {"max_seq", "n_positions"}};
 inline const field_names llava_vision_field_names = {
     {"vision.layers", "vision_config.num_hidden_layers"},  {"vision.hidden", "vision_config.hidden_size"},
     {"vision.heads", "vision_config.num_attention_heads"}, {"vision.ffn", "vision_config.intermediate_size"},
     {"vision.image_size", "vision_config.image_size"},     {"vision.patch_size", "vision_config.patch_size"},
     {"vision.channels", "vision_config.num_channels"},     {"vision.feature_layer", "vision_feature_layer"}};
 
-// Llama-family decoders: llama, mistral, mixtral (transformers' LlamaConfig & co.).
+// Llama-family decoders: llama, mistral, mixtral, qwen2 (transformers' LlamaConfig & co.).
 inline transformer_spec llama_family(const fields& f, const std::string& type) {
   transformer_spec s;
   s.layers = f.req_size("num_hidden_layers");
@@ -207,6 +204,9 @@ inline transformer_spec llama_family(const fields& f, const std::string& type) {
   if (attention_bias != mlp_bias)
     f.fail("attention_bias", "attention_bias and mlp_bias differ; trainperf models biases on every linear or on none");
   s.linear_bias = attention_bias;
+  // Qwen2 (transformers' Qwen2Attention): q_proj, k_proj and v_proj carry biases, o_proj and the
+  // MLP none (modeling_qwen2.py: bias=True on the three, bias=False on o_proj).
+  if (type == "qwen2") s.qkv_bias = true;
   if (type == "mixtral" || f.has("num_local_experts")) {
     s.moe.experts = f.req_size("num_local_experts");
     s.moe.top_k = f.req_size("num_experts_per_tok");
@@ -235,7 +235,7 @@ inline transformer_spec gpt2(const fields& f) {
 }
 
 inline transformer_spec decoder(const fields& f, const std::string& type, field_names& names) {
-  if (type == "llama" || type == "mistral" || type == "mixtral") {
+  if (type == "llama" || type == "mistral" || type == "mixtral" || type == "qwen2") {
     names = llama_field_names;
     return llama_family(f, type);
   }
@@ -244,7 +244,7 @@ inline transformer_spec decoder(const fields& f, const std::string& type, field_
     return gpt2(f);
   }
   f.fail("model_type", "model_type " + json_quoted(type) +
-                           " is not supported; supported: llama, mistral, mixtral, gpt2, llava "
+                           " is not supported; supported: llama, mistral, mixtral, qwen2, gpt2, llava "
                            "(or describe the model with --layers/--hidden/... overrides)");
 }
 
