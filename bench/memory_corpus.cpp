@@ -184,6 +184,7 @@ int main(int argc, char** argv) {
   std::map<std::string, summary> in_sample, out_of_source, unfitted;
   summary all_in, all_loso, all_unfitted;
   int verdicts = 0, right = 0;  // fit / out-of-memory verdicts against the device's capacity
+  std::vector<std::string> wrong;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const row& r = rows[i];
     const double l1 = loso[r.source];
@@ -194,7 +195,12 @@ int main(int argc, char** argv) {
                  eu = (pu - r.measured_gib) / r.measured_gib;
     in_sample[r.source].add(r.id, e), out_of_source[r.source].add(r.id, el), unfitted[r.source].add(r.id, eu);
     all_in.add(r.id, e), all_loso.add(r.id, el), all_unfitted.add(r.id, eu);
-    if (r.capacity_gib > 0) ++verdicts, right += p <= r.capacity_gib;
+    if (r.capacity_gib > 0) {
+      ++verdicts;
+      if (p <= r.capacity_gib) ++right;
+      else wrong.push_back(fmt::format("{} ran in {:.1f} GiB, predicted {:.1f} > {:.1f}", r.id, r.measured_gib, p,
+                                       r.capacity_gib));
+    }
     const auto& c = r.parallel;
     fmt::print("| {} | {} | {} | TP{}PP{}CP{} dp{} ZeRO{}{} {} | {} | {:.2f} | {:.2f} | {:+.1f}% | {:+.1f}% |\n", r.id,
                r.source, r.model_name, c.tp, c.pp, c.cp, c.dp_for(r.world), c.zero_stage,
@@ -217,10 +223,13 @@ int main(int argc, char** argv) {
   for (const auto& r : oom_rows) {
     if (r.capacity_gib <= 0) continue;
     ++verdicts;
-    right += predict(r, 0, c1) > r.capacity_gib;
+    const double p = predict(r, 0, c1);
+    if (p > r.capacity_gib) ++right;
+    else wrong.push_back(fmt::format("{} ran out of memory, predicted {:.1f} <= {:.1f}", r.id, p, r.capacity_gib));
   }
   fmt::print("\nfit / out-of-memory verdicts right: {} of {} ({} out-of-memory rows)\n", right, verdicts,
              oom_rows.size());
+  for (const auto& w : wrong) fmt::print("    wrong: {}\n", w);
   const double loso_mae = all_loso.abs_sum / all_loso.n;
   fmt::print("targets (issue 18): leave-one-source-out MAE < 8%: {}; every row within 20%: {}\n",
              loso_mae < 0.08 ? "met" : "NOT met", std::abs(all_loso.worst) <= 0.20 ? "met" : "NOT met");

@@ -160,11 +160,11 @@ inline std::vector<row> load(const std::string& path) {
                     c_mb = column("micro_batch"), c_tp = column("tp"), c_pp = column("pp"), c_dp = column("dp"),
                     c_cp = column("cp"), c_ep = column("ep"), c_vpp = column("vpp"), c_sp = column("sequence_parallel"),
                     c_sharding = column("sharding"), c_offload = column("offload"), c_recompute = column("recompute"),
-                    c_recompute_detail = column("recompute_detail"), c_attention = column("attention"),
-                    c_devices = column("num_devices"), c_capacity = column("device_capacity_gib"),
-                    c_kind = column("measured_kind"), c_rank = column("measured_rank"), c_gib = column("memory_gib"),
-                    c_outcome = column("outcome"), c_complete = column("settings_complete"),
-                    c_same = column("same_config_as");
+                    c_recompute_detail = column("recompute_detail"), c_compile = column("compile"),
+                    c_attention = column("attention"), c_devices = column("num_devices"),
+                    c_capacity = column("device_capacity_gib"), c_kind = column("measured_kind"),
+                    c_rank = column("measured_rank"), c_gib = column("memory_gib"), c_outcome = column("outcome"),
+                    c_complete = column("settings_complete"), c_same = column("same_config_as");
   std::vector<row> rows;
   for (std::size_t k = 1; k < records.size(); ++k) {
     const auto& f = records[k];
@@ -227,6 +227,12 @@ inline std::vector<row> load(const std::string& path) {
     r.world = detail::integer(f[c_devices]);
     if (r.world <= 0) r.world = (dp > 0 ? dp : 1) * c.tp * c.pp * c.cp;
     const std::string& recompute_mode = f[c_recompute];
+    // Eager PyTorch modules (layer_kernels::eager): models as Hugging Face transformers and
+    // Lit-GPT write them, and torchtitan/torchtune runs without torch.compile.
+    const bool compiled = f[c_compile] == "yes";
+    if (detail::has(framework_name, "Transformers") || detail::has(framework_name, "lit-gpt") ||
+        ((detail::has(framework_name, "torchtune") || detail::has(framework_name, "torchtitan")) && !compiled))
+      r.options.kernels = layer_kernels::eager;
     if (detail::has(f[c_recompute_detail], "per-op SAC")) r.options.selective = selective_policy::every_other_matmul;
     c.recomputation = recompute_mode == "full"        ? recompute::full
                       : recompute_mode == "selective" ? recompute::selective

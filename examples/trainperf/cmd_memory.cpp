@@ -41,6 +41,9 @@ std::vector<flag> memory_flags() {
             "with --recompute full, Megatron-LM's: groups of --recompute-num-layers (uniform, the default) or the "
             "first --recompute-num-layers layers of each stage (block)"},
            {"recompute-num-layers", "N", "layers per recomputed group (uniform) or recomputed per stage (block)"},
+           {"kernels", "fused|eager",
+            "norms and activation: fused kernels (default; TE, Apex, torch.compile) or eager PyTorch modules as "
+            "Hugging Face transformers writes them (fp32 norm copies, the SiLU output kept)"},
            {"selective", "attention-core|every-other-matmul",
             "what --recompute selective keeps: Megatron-LM's (all but the attention core, the default) or "
             "torchtitan's op-level SAC (every other matmul's output)"},
@@ -139,6 +142,8 @@ memory_setup memory_from_args(const args& a) {
     o.selective =
         *p == "every-other-matmul" ? tp::selective_policy::every_other_matmul : tp::selective_policy::attention_core;
   }
+  static constexpr std::string_view kernel_kinds[] = {"fused", "eager"};
+  if (a.get_choice("kernels", kernel_kinds).value_or("fused") == "eager") o.kernels = tp::layer_kernels::eager;
   static constexpr std::string_view methods[] = {"uniform", "block"};
   if (const auto how = a.get_choice("recompute-method", methods))
     o.recompute_method = *how == "block" ? tp::recompute_grouping::block : tp::recompute_grouping::uniform;

@@ -45,6 +45,13 @@ enum class framework { generic, megatron, deepspeed };
 // matmul; everything else (norms, activations, RoPE) is recomputed from the block's input.
 enum class selective_policy { attention_core, every_other_matmul };
 enum class recompute_grouping { uniform, block };
+// How a layer's norms and activation function run. fused: kernels that keep their 16-bit inputs
+// only (Transformer Engine, Apex, torch.compile'd code: RMSNorm its input, SwiGLU its gate and
+// up). eager: PyTorch modules as Hugging Face transformers writes them (modeling_llama.py):
+// LlamaRMSNorm up-casts its input to fp32 and keeps that copy (and its 16-bit normalized output
+// when the norm's weight trains); LlamaMLP's act_fn(gate_proj(x)) * up_proj(x) keeps the gate,
+// the SiLU output and up.
+enum class layer_kernels { fused, eager };
 
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)
@@ -93,8 +100,9 @@ struct memory_options {
   bool variable_length = false;
   // The two global constants of the model (see memory_model_constants): the CUDA context and
   // allocator's fixed share, and the allocator's growth over the activation peak.
-  double runtime_overhead_bytes = -1;                             // -1: the fitted default
-  double activation_overhead = -1;                                // -1: the fitted default
+  double runtime_overhead_bytes = -1;  // -1: the fitted default
+  double activation_overhead = -1;     // -1: the fitted default
+  layer_kernels kernels = layer_kernels::fused;
   selective_policy selective = selective_policy::attention_core;  // what recompute::selective keeps
   // Which layers full recomputation recomputes (Megatron-LM's --recompute-method and
   // --recompute-num-layers, megatron/training/arguments.py): uniform, the layers in groups of
@@ -218,9 +226,14 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   namespace lt = lora_target;
   const double linear_inputs =
       (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h : 0);
-  // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (the
-  // legacy unfused one also the SiLU output), GELU's input.
-  const double mlp = (m.mlp == mlp_kind::swiglu ? (legacy ? 3.0 : 2.0) : 1.0) * f + (input_kept(lt::down) ? f : 0);
+  // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (an
+  // unfused one, legacy Megatron's or eager PyTorch's, also the SiLU output), GELU's input.
+  const bool eager = o.kernels == layer_kernels::eager;
+  const double mlp =
+      (m.mlp == mlp_kind::swiglu ? (legacy || eager ? 3.0 : 2.0) : 1.0) * f + (input_kept(lt::down) ? f : 0);
+  // Per norm: a fused RMSNorm/LayerNorm keeps its 16-bit input; an eager one computed in fp32
+  // keeps the fp32 copy of its input, and the 16-bit normalized output when its weight trains.
+  const double norm_bytes = eager ? 4 * h + (base_trains ? h * e : 0) : h * e;
   const double k_and_v = legacy ? 2 * q : 2 * kv;
   // Flash attention keeps its output for its own backward (legacy Megatron also the copy the
   // output projection saves); the unfused core keeps probabilities and V, and the output only
@@ -241,7 +254,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
         lora_rep += h * drop;
     }
   }
-  const double per_token = ((2 * h + linear_inputs) * e + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
+  const double per_token = (2 * norm_bytes + linear_inputs * e + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
                            ((q + k_and_v + attention_out + mlp) * e + lora_split) / t;
   const double softmax_bytes = o.fp32_softmax ? 4 + e : e;
   const double scores = o.flash_attention ? 0.0 : s * b * a * s * (softmax_bytes + (o.dropout ? 1 + e : 0)) / t;

@@ -455,3 +455,22 @@ TEST_CASE("unfused attention: a 16-bit softmax (Megatron-LM) or an fp32 one cast
   CHECK(megatron - flash == doctest::Approx(a * s * s * 2 - s * 4 * a));
   CHECK(eager - megatron == doctest::Approx(a * s * s * 4));
 }
+
+TEST_CASE("eager PyTorch layers: fp32 norm copies and the unfused SwiGLU's SiLU output") {
+  // transformers' LlamaRMSNorm keeps the fp32 copy of its input (4h bytes) and, when its weight
+  // trains, the bf16 normalized output (2h) where a fused RMSNorm keeps its bf16 input (2h);
+  // LlamaMLP keeps gate, SiLU output and up (3f) where a fused SwiGLU keeps gate and up (2f).
+  // Per token and layer, llama2-7b, bf16: full training +2 x 4h + f x 2 bytes over fused; a frozen
+  // base (LoRA) +2 x 2h + f x 2.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  const double h = 4096, f = 11008, s = 1024;
+  memory_options o{.lbs = 1, .seq = 1024};
+  const auto stored = [&](layer_kernels k) {
+    memory_options x = o;
+    x.kernels = k;
+    return detail::layer_activations(l7, {}, x, false).stored;
+  };
+  CHECK(stored(layer_kernels::eager) - stored(layer_kernels::fused) == doctest::Approx(s * (2 * 4 * h + 2 * f)));
+  o.adapters = {.lora_rank = 8, .lora_targets = lora_target::q | lora_target::v};
+  CHECK(stored(layer_kernels::eager) - stored(layer_kernels::fused) == doctest::Approx(s * (2 * 2 * h + 2 * f)));
+}
