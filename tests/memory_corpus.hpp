@@ -257,6 +257,7 @@ inline std::vector<row> load(const std::string& path) {
       c.zero_stage = detail::has(sharding, "zero3") ? 3 : detail::has(sharding, "zero2") ? 2 : 1;
     } else if (detail::has(sharding, "fsdp")) {
       c.zero_stage = 3;  // FSDP full shard: weights, gradients and optimizer states sharded over dp
+      o.accounting = framework::fsdp;
     } else if (detail::has(sharding, "distributed_optimizer")) {
       c.distributed_optimizer = true;
     }

@@ -58,7 +58,7 @@ std::vector<flag> memory_flags() {
            {"no-master-weights", "",
             "pure 16-bit training: no fp32 master copy, optimizer states in the weights' dtype"},
            {"optimizer", "adam|adamw|sgd", "optimizer (default adam; adamw keeps the same states)"},
-           {"framework", "generic|megatron|deepspeed", "framework accounting (default generic)"},
+           {"framework", "generic|megatron|deepspeed|fsdp", "framework accounting (default generic)"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
            {"train", "PARTS", "comma list of the parts that train: vision,projector,llm (the rest frozen)"},
            {"lora-rank", "R", "LoRA adapters of rank R on a frozen base (Hu et al. 2021)"},
@@ -107,10 +107,11 @@ memory_setup memory_from_args(const args& a) {
   static constexpr std::string_view optimizers[] = {"adam", "adamw", "sgd"};
   o.optimizer = a.get_choice("optimizer", optimizers).value_or("adam") == "sgd" ? tp::optimizer_kind::sgd
                                                                                 : tp::optimizer_kind::adam;
-  static constexpr std::string_view frameworks[] = {"generic", "megatron", "deepspeed"};
+  static constexpr std::string_view frameworks[] = {"generic", "megatron", "deepspeed", "fsdp"};
   const std::string fw = a.get_choice("framework", frameworks).value_or("generic");
   o.accounting = fw == "megatron"    ? tp::framework::megatron
                  : fw == "deepspeed" ? tp::framework::deepspeed
+                 : fw == "fsdp"      ? tp::framework::fsdp
                                      : tp::framework::generic;
   if (const auto g = a.get_choice("grad-dtype", dtypes)) {
     const tp::dtype grads = *tp::parse_dtype(*g);
@@ -128,10 +129,10 @@ memory_setup memory_from_args(const args& a) {
     o.fp32_grads = grads == tp::dtype::fp32;
   }
   o.master_weights = !a.has("no-master-weights");
-  if (!o.master_weights && o.accounting != tp::framework::generic)
+  if (!o.master_weights && o.accounting != tp::framework::generic && o.accounting != tp::framework::fsdp)
     throw tp::config_error("no-master-weights", fmt::format("--no-master-weights with --framework {}: its optimizer "
                                                             "keeps fp32 master weights of 16-bit models; give "
-                                                            "--framework generic for pure 16-bit training",
+                                                            "--framework generic or fsdp for pure 16-bit training",
                                                             fw));
   static constexpr std::string_view policies[] = {"attention-core", "every-other-matmul"};
   if (const auto p = a.get_choice("selective", policies)) {

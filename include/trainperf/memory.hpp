@@ -35,7 +35,14 @@ enum class optimizer_kind { adam, sgd };
 //              estimate_zero2/3_model_states_mem_needs count 18 bytes per sharded parameter);
 //              Hugging Face's loss path up-casts the logits to fp32 and copies them for the shift
 //              (transformers LlamaForCausalLM.forward).
-enum class framework { generic, megatron, deepspeed };
+//   fsdp:      PyTorch FSDP2 (fully_shard with MixedPrecisionPolicy, as torchtitan runs it): the
+//              sharded fp32 parameters are the optimizer's weights, so with 16-bit compute no
+//              16-bit shard is kept, only the gathered 16-bit layers (torch/distributed/_composable/
+//              fsdp: FSDPParam keeps the sharded fp32 parameter and all-gathers in param_dtype):
+//              4 (the fp32 shard: weights and master at once) + gradients + 8 (Adam) bytes per
+//              sharded parameter, 16 with fp32 gradient reduction. With pure 16-bit parameters (no master)
+//              it shards like ZeRO-3.
+enum class framework { generic, megatron, deepspeed, fsdp };
 
 // What selective recomputation keeps. attention_core: Megatron-LM's selective recomputation
 // (Korthikanti et al. 2022, section 5): everything but the attention core (scores, softmax,
@@ -291,10 +298,13 @@ constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64
   // Adam: m and v in fp32, plus an fp32 master copy of 16-bit weights; SGD: momentum (+ master).
   // Pure 16-bit (no master weights): the states in the weights' dtype, no copy.
   const bool master = mixed && o.master_weights;
+  // FSDP2 over fp32 parameters: the weights are the fp32 shard, which is the master too (no
+  // 16-bit shard kept, no separate master copy).
+  const bool fp32_shard = o.accounting == framework::fsdp && master;
   const double state = mixed && !o.master_weights ? e : 4.0;
-  const double opt = (o.optimizer == optimizer_kind::adam ? 2.0 : 1.0) * state + (master ? 4.0 : 0.0);
+  const double opt = (o.optimizer == optimizer_kind::adam ? 2.0 : 1.0) * state + (master && !fp32_shard ? 4.0 : 0.0);
   state_bytes b;
-  b.params = e / (c.zero_stage == 3 ? d : 1.0);
+  b.params = (fp32_shard ? 4.0 : e) / (c.zero_stage == 3 ? d : 1.0);
   b.grads = (fp32_grads ? 4.0 : e) / (c.zero_stage >= 2 ? d : 1.0);
   // DeepSpeed ZeRO keeps an fp32 partition of the gradients for the optimizer step.
   if (o.accounting == framework::deepspeed && mixed && c.zero_stage >= 1) b.grads += 4.0 / d;
@@ -378,7 +388,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   // Megatron-LM's distributed optimizer shards over its data-parallel-with-CP group
   // (parallel_state.get_data_parallel_group(with_context_parallel=True)), torchtitan's FSDP2
   // over its dp_shard x cp mesh (parallelize_llama: dp_shard_cp).
-  const state_bytes per_param = per_param_state_bytes(c, detail::checked_mul(dp, c.cp, "dp x cp"), o);
+  const std::int64_t shards = detail::checked_mul(dp, c.cp, "dp x cp");
+  const state_bytes per_param = per_param_state_bytes(c, shards, o);
   const bool zero3 = c.zero_stage == 3;
   // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
   // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the
@@ -469,9 +480,9 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t * logit_bytes;
       }
     }
-    // Quantized weights shard like the others (per_param.params / e: 1, or 1/d under ZeRO-3).
-    sm.params =
-        (total_params - quantized) * per_param.params + quantized * ad.frozen_weight_bits / 8 * (per_param.params / e);
+    // Quantized weights shard like the others (over dp x cp under ZeRO-3).
+    sm.params = (total_params - quantized) * per_param.params +
+                quantized * ad.frozen_weight_bits / 8 / (zero3 ? static_cast<double>(shards) : 1.0);
     sm.grads = trainable * per_param.grads;
     sm.optimizer = trainable * per_param.optimizer;
     // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share

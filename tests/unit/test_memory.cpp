@@ -474,3 +474,21 @@ TEST_CASE("eager PyTorch layers: fp32 norm copies and the unfused SwiGLU's SiLU 
   o.adapters = {.lora_rank = 8, .lora_targets = lora_target::q | lora_target::v};
   CHECK(stored(layer_kernels::eager) - stored(layer_kernels::fused) == doctest::Approx(s * (2 * 2 * h + 2 * f)));
 }
+
+TEST_CASE("FSDP2 over fp32 parameters: the sharded fp32 parameter is the master, no 16-bit shard") {
+  // Hand count (framework::fsdp): per sharded parameter 4 (fp32 shard) + 4 (fp32-reduced
+  // gradient shard) + 8 (Adam m, v) = 16 bytes over d ranks, where ZeRO-3 with a 16-bit shard
+  // and an fp32 master holds 2 + 4 + 12 = 18; pure bf16 FSDP2 (no master) is ZeRO-3's 2 + 2 + 4.
+  for (std::int64_t d : {1, 8, 64}) {
+    CAPTURE(d);
+    const double dd = static_cast<double>(d);
+    const parallel_config z3{.zero_stage = 3};
+    const memory_options fsdp{.fp32_grads = true, .accounting = framework::fsdp};
+    CHECK(per_param_state_bytes(z3, d, fsdp).params == doctest::Approx(4 / dd));
+    CHECK(per_param_state_bytes(z3, d, fsdp).optimizer == doctest::Approx(8 / dd));
+    CHECK(per_param_state_bytes(z3, d, fsdp).total() == doctest::Approx(16 / dd));
+    CHECK(per_param_state_bytes(z3, d, {.fp32_grads = true}).total() == doctest::Approx(18 / dd));
+    CHECK(per_param_state_bytes(z3, d, {.master_weights = false, .accounting = framework::fsdp}).total() ==
+          doctest::Approx(8 / dd));
+  }
+}
