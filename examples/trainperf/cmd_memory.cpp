@@ -33,6 +33,8 @@ std::vector<flag> memory_flags() {
            {"dp", "N", "data parallel (default 1)"},
            {"cp", "N", "context parallel"},
            {"vpp", "N", "virtual pipeline stages"},
+           {"ep", "N", "expert parallel (MoE: each rank holds experts / ep)"},
+           {"etp", "N", "expert tensor parallel (default: tp)"},
            {"sp", "", "sequence parallel"},
            {"zero", "0..3", "ZeRO stage"},
            {"distributed-optimizer", "", "Megatron-LM's distributed optimizer"},

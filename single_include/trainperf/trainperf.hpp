@@ -2891,8 +2891,11 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
     return base_trains || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
   };
   namespace lt = lora_target;
+  // An MoE layer's experts also keep their inputs: each token's hidden state permuted to its
+  // top_k experts (Megatron-LM's token dispatcher output, the grouped GEMM's input).
+  const double expert_inputs = moe_layer ? static_cast<double>(m.moe.top_k) * h : 0;
   const double linear_inputs =
-      (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h : 0);
+      (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h + expert_inputs : 0);
   // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (an
   // unfused one, legacy Megatron's or eager PyTorch's, also the SiLU output), GELU's input.
   const bool eager = o.kernels == layer_kernels::eager;
@@ -3050,6 +3053,12 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   // over its dp_shard x cp mesh (parallelize_llama: dp_shard_cp).
   const std::int64_t shards = detail::checked_mul(dp, c.cp, "dp x cp");
   const state_bytes per_param = per_param_state_bytes(c, shards, o);
+  // Expert parallelism (Megatron-LM's expert rank generator): each expert weight lives on one of
+  // ep ranks, split etp ways, and its states shard over the expert data-parallel group of
+  // world / (pp x ep x etp) ranks (validate checks it divides).
+  const double expert_split = static_cast<double>(c.ep * c.resolved_etp());
+  const std::int64_t expert_shards = std::max<std::int64_t>(1, world / (c.pp * c.ep * c.resolved_etp()));
+  const state_bytes per_expert = per_param_state_bytes(c, expert_shards, o);
   const bool zero3 = c.zero_stage == 3;
   // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
   // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the
@@ -3064,7 +3073,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // Weights on this stage: its layers, the embedding on the first, the output layer (or a
     // tied copy of the embedding, as Megatron-LM keeps one) and the final norm on the last.
     double total_params = 0, trainable = 0, largest_layer = 0;
-    double act_stored = 0, act_working = 0, logits = 0, quantized = 0;
+    double act_stored = 0, act_working = 0, logits = 0, quantized = 0, experts = 0, trainable_experts = 0;
     for (const stage_layers& sl : split) {
       if (sl.stage != st) continue;
       sm.layers += sl.layers;
@@ -3075,11 +3084,15 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       for (const auto& [moe, count] : {std::pair{true, moe_count}, std::pair{false, sl.layers - moe_count}}) {
         if (count == 0) continue;
         const layer_params lps = count_layer_params(m, m.layer_of_shape(moe));
-        const double lp = static_cast<double>(lps.total()) / t;
+        // Routed experts spread over ep x etp ranks (each rank its experts' etp shard), the rest
+        // of the layer over tp.
+        const double routed = static_cast<double>(lps.routed_experts) / expert_split;
+        const double lp = static_cast<double>(lps.total() - lps.routed_experts) / t + routed;
         const double n = static_cast<double>(count);
         total_params += lp * n;
+        experts += routed * n;
         largest_layer = std::max(largest_layer, lp);
-        if (base_trains) trainable += lp * n;
+        if (base_trains) trainable += lp * n, trainable_experts += routed * n;
         // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
         if (ad.frozen_weight_bits > 0) quantized += static_cast<double>(lps.total() - lps.norms) / t * n;
         const double lora = static_cast<double>(count_lora_params(m, ad)) / t * n;
@@ -3141,10 +3154,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       }
     }
     // Quantized weights shard like the others (over dp x cp under ZeRO-3).
-    sm.params = (total_params - quantized) * per_param.params +
+    // Expert weights' states shard over the expert data-parallel ranks, the others over dp x cp.
+    sm.params = (total_params - quantized - experts) * per_param.params + experts * per_expert.params +
                 quantized * ad.frozen_weight_bits / 8 / (zero3 ? static_cast<double>(shards) : 1.0);
-    sm.grads = trainable * per_param.grads;
-    sm.optimizer = trainable * per_param.optimizer;
+    sm.grads = (trainable - trainable_experts) * per_param.grads + trainable_experts * per_expert.grads;
+    sm.optimizer = (trainable - trainable_experts) * per_param.optimizer + trainable_experts * per_expert.optimizer;
     // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share
     // when interleaved: inflight_peak already counts micro-batches of the whole stage).
     const double stored = act_stored * sm.inflight + act_working;

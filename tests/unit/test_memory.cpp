@@ -492,3 +492,24 @@ TEST_CASE("FSDP2 over fp32 parameters: the sharded fp32 parameter is the master,
           doctest::Approx(8 / dd));
   }
 }
+
+TEST_CASE("expert parallelism: each rank holds its experts; their states shard over expert data parallelism") {
+  // Hand count for Mixtral 8x7B (32 layers, hidden 4096, 32 heads / 8 KV heads, 8 experts of
+  // ffn 14336, vocabulary 32000) on 8 ranks with ep 8 (tp 1, dp 8) and the distributed optimizer.
+  // Per layer: attention 4096 x (4096 + 2 x 1024) + 4096 x 4096 = 41,943,040, router 4096 x 8 =
+  // 32,768, norms 8,192; experts 8 x 3 x 4096 x 14336 = 1,409,286,144, one of the 8 per rank.
+  // Dense weights per rank: 32 x 41,984,000 + 2 x 32000 x 4096 + 4096 = 1,605,636,096; expert
+  // weights per rank: 32 x 176,160,768 = 5,637,144,576. The dense states shard over dp 8; the
+  // expert data-parallel group is 8 / (1 x 8 x 1) = 1 rank.
+  const transformer_spec mx = get_preset("mixtral-8x7b").spec;
+  const double dense = 1'605'636'096, expert = 5'637'144'576;
+  const memory_options o{.seq = 4096, .runtime_overhead_bytes = 0};
+  const parallel_config ep8{.ep = 8, .distributed_optimizer = true};
+  const stage_memory st = estimate_memory(mx, ep8, 8, o).stages[0];
+  CHECK(st.params == doctest::Approx(2 * (dense + expert)).epsilon(1e-12));
+  CHECK(st.optimizer == doctest::Approx(12 * (dense / 8 + expert)).epsilon(1e-12));
+  // Without expert parallelism every rank holds all experts, and their states shard over dp 8.
+  const stage_memory ep1 = estimate_memory(mx, {.distributed_optimizer = true}, 8, o).stages[0];
+  CHECK(ep1.params == doctest::Approx(2 * (dense + 8 * expert)).epsilon(1e-12));
+  CHECK(ep1.optimizer == doctest::Approx(12 * (dense + 8 * expert) / 8).epsilon(1e-12));
+}
