@@ -8,6 +8,7 @@
 #include <trainperf/trainperf.hpp>
 
 #include "cli.hpp"
+#include "device_flags.hpp"
 
 namespace trainperf::cli {
 namespace {
@@ -15,9 +16,12 @@ namespace tp = trainperf;
 
 int run_devices(const args& a, output& out) {
   constexpr tp::dtype all[] = {tp::dtype::fp32, tp::dtype::tf32, tp::dtype::bf16, tp::dtype::fp16, tp::dtype::fp8};
+  const tp::io::device_table file = devices_file_from_args(a);
+  std::vector<tp::device_spec> listed(std::begin(tp::devices), std::end(tp::devices));
+  listed.insert(listed.end(), file.devices.begin(), file.devices.end());
   if (a.has("json")) {
     json j = json::array();
-    for (const auto& d : tp::devices) {
+    for (const auto& d : listed) {
       json peaks = json::object();
       for (auto t : all) peaks[std::string(tp::to_string(t))] = d.peak(t) ? json(*d.peak(t)) : json(nullptr);
       const auto known = [](double v) { return v > 0 ? json(v) : json(nullptr); };
@@ -35,7 +39,7 @@ int run_devices(const args& a, output& out) {
   out.print("dense peak TFLOP/s ('-' = not published); memory GiB; bandwidths GB/s\n");
   table t({"device", "fp32", "tf32", "bf16", "fp16", "fp8", "mem", "mem bw", "intra", "inter"}, {true});
   const auto v = [](double x, double div) { return x > 0 ? fmt::format("{:g}", x / div) : std::string("-"); };
-  for (const auto& d : tp::devices) {
+  for (const auto& d : listed) {
     std::vector<std::string> row{std::string(d.name)};
     for (auto t : all) row.push_back(v(d.peak_flops[static_cast<int>(t)], 1e12));
     for (const double x : {static_cast<double>(d.memory_bytes) / static_cast<double>(tp::GiB) * 1e9, d.memory_bandwidth,
@@ -46,7 +50,7 @@ int run_devices(const args& a, output& out) {
   out.print("{}", t.render());
   out.print("\nsources:\n");
   table sources({"device", "source"}, {true, true});
-  for (const auto& d : tp::devices) sources.row({std::string(d.name), std::string(d.source)});
+  for (const auto& d : listed) sources.row({std::string(d.name), std::string(d.source)});
   out.print("{}", sources.render());
   return 0;
 }
@@ -55,7 +59,7 @@ int run_devices(const args& a, output& out) {
 
 command devices_command() {
   return {"devices", "the device table: dense peaks per dtype, memory, bandwidths, sources",
-          [] { return with_common({}); }, run_devices};
+          [] { return with_common({devices_file_flag()}); }, run_devices};
 }
 
 }  // namespace trainperf::cli

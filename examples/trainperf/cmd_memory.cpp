@@ -15,6 +15,7 @@
 #include <trainperf/io/file.hpp>
 
 #include "cli.hpp"
+#include "device_flags.hpp"
 #include "model_flags.hpp"
 
 namespace trainperf::cli {
@@ -77,6 +78,7 @@ std::vector<flag> memory_flags() {
             "batches padded to their own longest sample (--seq): nvidia-smi's reading may climb to the capacity"},
            {"overhead-gib", "X", "runtime overhead per device (default: the fitted constant)"},
            {"device", "NAME", "device whose capacity to fit against"},
+           devices_file_flag(),
            {"capacity-gib", "X", "fit against a device of X GiB instead of a named one"},
            {"svg", "FILE", "write the per-stage breakdown as a stacked bar chart"},
        })
@@ -281,7 +283,8 @@ int run_memory(const args& a, output& out) {
   const memory_setup m = memory_from_args(a);
   const tp::memory_estimate e = tp::estimate_memory(m.model.spec, m.parallel, m.world, m.options);
   std::optional<tp::device_spec> dev;
-  if (auto d = a.get("device")) dev = tp::get_device(*d);
+  const tp::io::device_table file = devices_file_from_args(a);
+  if (a.get("device")) dev = device_from_args(a, file);
   std::string custom_name;  // the custom device's name lives here
   if (a.get("capacity-gib")) {
     if (dev)

@@ -8,6 +8,7 @@
 #include <trainperf/trainperf.hpp>
 
 #include "cli.hpp"
+#include "device_flags.hpp"
 #include "flops_args.hpp"
 
 namespace trainperf::cli {
@@ -17,6 +18,7 @@ namespace tp = trainperf;
 std::vector<flag> mfu_flags() {
   auto f = flops_flag_list();
   f.push_back({"device", "NAME", "a device from `trainperf devices`"});
+  f.push_back(devices_file_flag());
   f.push_back({"dtype", "fp32|tf32|bf16|fp16|fp8", "dtype whose dense peak counts (default bf16)"});
   f.push_back({"peak-flops", "X", "dense peak FLOP/s per device (instead of --device)"});
   f.push_back({"tokens-per-device-per-s", "X", "measured token/p/s"});
@@ -42,7 +44,8 @@ int run_mfu(const args& a, output& out) {
   } else {
     static constexpr std::string_view dtypes[] = {"fp32", "tf32", "bf16", "fp16", "fp8"};
     const auto d = *tp::parse_dtype(a.get_choice("dtype", dtypes).value_or("bf16"));
-    const tp::device_spec& dev = tp::get_device(*a.get("device"));
+    const tp::io::device_table file = devices_file_from_args(a);
+    const tp::device_spec& dev = device_from_args(a, file);
     peak = tp::require_peak(dev, d);
     peak_source = fmt::format("{} dense {} ({})", dev.name, tp::to_string(d), dev.source);
   }

@@ -1,0 +1,39 @@
+// --device NAME and --devices-file FILE, shared by `trainperf memory`, `mfu` and `devices`: a
+// device from the built-in table (hardware.hpp) or from a JSON file of the user's own
+// (io/devices.hpp).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <trainperf/io/devices.hpp>
+#include <trainperf/trainperf.hpp>
+
+#include "cli.hpp"
+
+namespace trainperf::cli {
+
+inline flag devices_file_flag() {
+  return {"devices-file", "FILE",
+          "JSON array of extra devices: [{\"name\", \"memory_gib\", \"peak_tflops\": {\"bf16\": ...}, \"source\"}]"};
+}
+
+// The devices of --devices-file, or an empty table.
+inline io::device_table devices_file_from_args(const args& a) {
+  if (auto path = a.get("devices-file")) return io::read_devices(*path);
+  return {};
+}
+
+// The device --device names, looked up in `file` (from --devices-file) and in the built-in table.
+inline const device_spec& device_from_args(const args& a, const io::device_table& file) {
+  const std::string name = *a.get("device");
+  if (const device_spec* d = file.find(name)) return *d;
+  if (const device_spec* d = find_device(name)) return *d;
+  std::string known;
+  for (const auto& d : devices) known += (known.empty() ? "" : ", ") + std::string(d.name);
+  for (const auto& d : file.devices) known += ", " + std::string(d.name);
+  throw config_error("device", "unknown device '" + name + "'; known devices: " + known +
+                                   " (or describe yours in a --devices-file, or pass --peak-flops / --capacity-gib)");
+}
+
+}  // namespace trainperf::cli

@@ -1,0 +1,67 @@
+// Devices from a JSON file (io/devices.hpp): read as the built-in table reads, every refusal a
+// one-line error naming the entry's field.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include <trainperf/io/devices.hpp>
+#include <trainperf/trainperf.hpp>
+
+using namespace trainperf;
+
+namespace {
+// The field and message of the config_error reading `text` throws.
+std::pair<std::string, std::string> refusal(const std::string& text) {
+  try {
+    (void)io::devices_from_json(text, "devices.json", "devices-file");
+  } catch (const config_error& e) {
+    return {e.field(), e.what()};
+  }
+  return {"(accepted)", ""};
+}
+}  // namespace
+
+TEST_CASE("a devices file reads into device specs the rest of trainperf uses like the built-in ones") {
+  const io::device_table t = io::devices_from_json(
+      R"([{"name": "MyNPU", "memory_gib": 64, "peak_tflops": {"bf16": 280, "fp32": 36.5},
+          "memory_bandwidth_gbps": 1600, "intra_node_gbps": 392, "source": "vendor datasheet"},
+         {"name": "Other", "memory_gib": 24.5, "source": "lab measurement"}])",
+      "devices.json", "devices-file");
+  REQUIRE(t.devices.size() == 2);
+  const device_spec* npu = t.find("mynpu");  // case ignored, as get_device
+  REQUIRE(npu != nullptr);
+  CHECK(npu->memory_bytes == 64 * GiB);
+  CHECK(require_peak(*npu, dtype::bf16) == 280e12);
+  CHECK(require_peak(*npu, dtype::fp32) == 36.5e12);
+  CHECK(npu->memory_bandwidth == 1600e9);
+  CHECK(npu->intra_node_bandwidth == 392e9);
+  CHECK(npu->inter_node_bandwidth == 0);  // not given: unknown
+  CHECK(npu->source == "vendor datasheet");
+  // A dtype the file does not give is "not published", refused with what is known.
+  CHECK_THROWS_WITH_AS(require_peak(*npu, dtype::fp8), doctest::Contains("known: fp32, bf16"), config_error);
+  CHECK(t.find("Other")->memory_bytes == static_cast<std::int64_t>(24.5 * GiB));
+  CHECK(t.find("nothing") == nullptr);
+}
+
+TEST_CASE("a devices file's mistakes are named by entry and field") {
+  CHECK(refusal(R"({"name": "x"})").second.find("must be a non-empty JSON array of devices") != std::string::npos);
+  CHECK(refusal("[]").first == "devices-file");
+  CHECK(refusal(R"([{"memory_gib": 8, "source": "s"}])").first == "devices[0].name");
+  CHECK(refusal(R"([{"name": "a", "memory_gib": 8}])").second.find("say where the figures come from") !=
+        std::string::npos);
+  CHECK(refusal(R"([{"name": "a", "source": "s"}])").first == "devices[0].memory_gib");
+  CHECK(refusal(R"([{"name": "a", "memory_gib": -1, "source": "s"}])").second.find("must be positive") !=
+        std::string::npos);
+  CHECK(refusal(R"([{"name": "a", "memory_gib": "64", "source": "s"}])").second.find("must be a number") !=
+        std::string::npos);
+  CHECK(refusal(R"([{"name": "a", "memory_gib": 8, "source": "s", "peak": 1}])").first == "devices[0].peak");
+  CHECK(refusal(R"([{"name": "a", "memory_gib": 8, "source": "s", "peak_tflops": {"int8": 1}}])").first ==
+        "devices[0].peak_tflops.int8");
+  CHECK(refusal(R"([{"name": "a", "memory_gib": 8, "source": "s"}, {"name": "A", "memory_gib": 8, "source": "s"}])")
+            .second.find("is already in this file") != std::string::npos);
+  CHECK(refusal(R"([{"name": "H100", "memory_gib": 8, "source": "s"}])").second.find("in the built-in table") !=
+        std::string::npos);
+  CHECK(refusal(R"([3])").first == "devices[0]");
+  CHECK(refusal(R"([{"name": "a", "name": "b", "memory_gib": 8, "source": "s"}])").second.find("appears twice") !=
+        std::string::npos);
+}
