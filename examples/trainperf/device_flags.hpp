@@ -29,11 +29,10 @@ inline const device_spec& device_from_args(const args& a, const io::device_table
   const std::string name = *a.get("device");
   if (const device_spec* d = file.find(name)) return *d;
   if (const device_spec* d = find_device(name)) return *d;
-  std::string known;
-  for (const auto& d : devices) known += (known.empty() ? "" : ", ") + std::string(d.name);
-  for (const auto& d : file.devices) known += ", " + std::string(d.name);
-  throw config_error("device", "unknown device '" + name + "'; known devices: " + known +
-                                   " (or describe yours in a --devices-file, or pass --peak-flops / --capacity-gib)");
+  std::vector<device_spec> all(std::begin(devices), std::end(devices));
+  all.insert(all.end(), file.devices.begin(), file.devices.end());
+  throw config_error("device", trainperf::detail::unknown_name_message("device", name, all, "known devices") +
+                                   " (or describe yours in a --devices-file)");
 }
 
 }  // namespace trainperf::cli
