@@ -44,6 +44,8 @@ std::vector<flag> memory_flags() {
             "with --recompute full, Megatron-LM's: groups of --recompute-num-layers (uniform, the default) or the "
             "first --recompute-num-layers layers of each stage (block)"},
            {"recompute-num-layers", "N", "layers per recomputed group (uniform) or recomputed per stage (block)"},
+           {"distribute-saved-activations", "", "with --recompute full, the kept layer inputs split over tp ranks"},
+           {"moe-capacity-factor", "C", "MoE experts padded to C x their share of tokens (default: dropless)"},
            {"kernels", "fused|eager",
             "norms and activation: fused kernels (default; TE, Apex, torch.compile) or eager PyTorch modules as "
             "Hugging Face transformers writes them (fp32 norm copies, the SiLU output kept)"},
@@ -157,6 +159,12 @@ memory_setup memory_from_args(const args& a) {
     throw tp::config_error(a.has("recompute-method") ? "recompute-method" : "recompute-num-layers",
                            "--recompute-method and --recompute-num-layers choose which layers full recomputation "
                            "recomputes; add --recompute full");
+  o.distribute_saved_activations = a.has("distribute-saved-activations");
+  if (o.distribute_saved_activations && c.recomputation != tp::recompute::full)
+    throw tp::config_error("distribute-saved-activations",
+                           "--distribute-saved-activations splits the inputs full recomputation keeps; add "
+                           "--recompute full");
+  if (a.has("moe-capacity-factor")) o.moe_capacity_factor = *a.get_double("moe-capacity-factor");
   train_parts_from_args(a, m.model);
   tp::adapter_options& ad = o.adapters;
   if (const auto r = a.get_int("lora-rank")) {

@@ -110,6 +110,12 @@ struct memory_options {
   double runtime_overhead_bytes = -1;  // -1: the fitted default
   double activation_overhead = -1;     // -1: the fitted default
   layer_kernels kernels = layer_kernels::fused;
+  // Megatron-LM's --distribute-saved-activations: with full recomputation, each layer's kept
+  // input split over the TP ranks.
+  bool distribute_saved_activations = false;
+  // MoE: 0, dropless (Megatron-LM's default); C > 0, experts padded to C x the balanced share of
+  // tokens (--moe-expert-capacity-factor C --moe-pad-expert-input-to-capacity).
+  double moe_capacity_factor = 0;
   selective_policy selective = selective_policy::attention_core;  // what recompute::selective keeps
   // Which layers full recomputation recomputes (Megatron-LM's --recompute-method and
   // --recompute-num-layers, megatron/training/arguments.py): uniform, the layers in groups of
@@ -217,8 +223,12 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
                kv = static_cast<double>(m.kv_dim());
   const double a = static_cast<double>(m.heads), e = dtype_bytes(o.param_dtype);
   const double split_rep = c.sequence_parallel ? t : 1.0;
-  const double f = moe_layer ? static_cast<double>(m.moe.top_k * m.resolved_expert_ffn() +
-                                                   m.moe.shared_experts * m.resolved_shared_expert_ffn())
+  // Per token, an MoE layer's experts run top_k expert MLPs (dropless, balanced routing; padded
+  // to a capacity factor C, the experts hold C times the routed tokens, dropped ones included)
+  // plus the shared experts.
+  const double routed_share = o.moe_capacity_factor > 0 ? o.moe_capacity_factor : 1.0;
+  const double f = moe_layer ? routed_share * static_cast<double>(m.moe.top_k * m.resolved_expert_ffn()) +
+                                   static_cast<double>(m.moe.shared_experts * m.resolved_shared_expert_ffn())
                              : static_cast<double>(m.ffn);
   const bool legacy = o.accounting == framework::megatron;
   // A linear layer keeps its input only for its weight's gradient, so a frozen one keeps none
@@ -233,7 +243,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   namespace lt = lora_target;
   // An MoE layer's experts also keep their inputs: each token's hidden state permuted to its
   // top_k experts (Megatron-LM's token dispatcher output, the grouped GEMM's input).
-  const double expert_inputs = moe_layer ? static_cast<double>(m.moe.top_k) * h : 0;
+  const double expert_inputs = moe_layer ? routed_share * static_cast<double>(m.moe.top_k) * h : 0;
   const double linear_inputs =
       (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h + expert_inputs : 0);
   // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (an
@@ -271,7 +281,9 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   const double full = s * b * (per_token + (o.flash_attention ? a * 4.0 / t : 0.0)) + scores;
   layer_activation_bytes r;
   if (c.recomputation == recompute::full) {
-    r.stored = s * b * h * e / split_rep;
+    // Megatron-LM's --distribute-saved-activations splits the kept layer input over the TP ranks
+    // (sequence parallelism already does).
+    r.stored = s * b * h * e / (o.distribute_saved_activations ? t : split_rep);
     r.working = full;
   } else if (c.recomputation == recompute::selective && o.selective == selective_policy::every_other_matmul) {
     // torchtitan's op-level SAC saves the layer input, the attention output (and log-sum-exp),
@@ -327,6 +339,7 @@ inline void memory_needs_a_sequence_length() {}
 inline void memory_estimate_exceeds_2_to_the_62_bytes() {}
 inline void quantized_weights_cannot_train() {}
 inline void recompute_method_needs_full_recomputation() {}
+inline void moe_capacity_factor_out_of_range() {}
 }  // namespace reason
 
 // Past 2^62 bytes (4 EiB, some million times any device) an estimate means nothing and no longer
@@ -375,6 +388,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                            "(lora_rank) or freeze the LLM";
                   });
   detail::require_positive(o.recompute_num_layers, "recompute_num_layers");
+  detail::require(o.moe_capacity_factor >= 0 && o.moe_capacity_factor <= 1024, reason::moe_capacity_factor_out_of_range,
+                  "moe_capacity_factor", [&] {
+                    return "moe_capacity_factor " + format_double(o.moe_capacity_factor) +
+                           " is outside 0..1024; give 0 (dropless) or a factor such as 1.25";
+                  });
   detail::require(c.recomputation == recompute::full ||
                       (o.recompute_num_layers == 1 && o.recompute_method == recompute_grouping::uniform),
                   reason::recompute_method_needs_full_recomputation, "recompute_num_layers", [&] {

@@ -513,3 +513,22 @@ TEST_CASE("expert parallelism: each rank holds its experts; their states shard o
   CHECK(ep1.params == doctest::Approx(2 * (dense + 8 * expert)).epsilon(1e-12));
   CHECK(ep1.optimizer == doctest::Approx(12 * (dense + 8 * expert) / 8).epsilon(1e-12));
 }
+
+TEST_CASE("distributed saved activations and MoE capacity factors") {
+  // --distribute-saved-activations: with full recomputation the kept layer input (s b h x 2 bytes)
+  // is split over the tp ranks: llama2-70b, tp 8, 4096 tokens: 4096 x 8192 x 2 / 8 per layer.
+  const transformer_spec l70 = get_preset("llama2-70b").spec;
+  memory_options o{.lbs = 1, .seq = 4096};
+  const parallel_config full8{.tp = 8, .recomputation = recompute::full};
+  CHECK(detail::layer_activations(l70, full8, o, false).stored == 4096.0 * 8192 * 2);
+  o.distribute_saved_activations = true;
+  CHECK(detail::layer_activations(l70, full8, o, false).stored == 4096.0 * 8192 * 2 / 8);
+  // Capacity factor 1.25 with padding: the experts' part of an MoE layer (the expert inputs top_k h
+  // and the SwiGLU's 3 top_k f, 2 bytes each) grows by a quarter; the rest does not.
+  const transformer_spec mx = get_preset("mixtral-8x7b").spec;  // top_k 2, expert ffn 14336
+  memory_options moe{.lbs = 1, .seq = 2048};
+  const double dropless = detail::layer_activations(mx, {}, moe, true).stored;
+  moe.moe_capacity_factor = 1.25;
+  const double padded = detail::layer_activations(mx, {}, moe, true).stored;
+  CHECK(padded - dropless == doctest::Approx(2048 * 0.25 * 2 * (2 * 4096 + 3 * 2 * 14336)));
+}
