@@ -96,6 +96,72 @@ struct memory_setup {
   tp::memory_options options;
 };
 
+// What the layers keep for the backward: recomputation's policy and grouping, the kernels,
+// the attention implementation, MoE capacity.
+void activations_from_args(const args& a, const tp::parallel_config& c, tp::memory_options& o) {
+  static constexpr std::string_view policies[] = {"attention-core", "every-other-matmul"};
+  if (const auto p = a.get_choice("selective", policies)) {
+    if (c.recomputation != tp::recompute::selective)
+      throw tp::config_error("selective", fmt::format("--selective {} without --recompute selective: give both, or "
+                                                      "drop --selective",
+                                                      *p));
+    o.selective =
+        *p == "every-other-matmul" ? tp::selective_policy::every_other_matmul : tp::selective_policy::attention_core;
+  }
+  static constexpr std::string_view kernel_kinds[] = {"fused", "eager"};
+  if (a.get_choice("kernels", kernel_kinds).value_or("fused") == "eager") o.kernels = tp::layer_kernels::eager;
+  static constexpr std::string_view methods[] = {"uniform", "block"};
+  if (const auto how = a.get_choice("recompute-method", methods))
+    o.recompute_method = *how == "block" ? tp::recompute_grouping::block : tp::recompute_grouping::uniform;
+  o.recompute_num_layers = a.get_int("recompute-num-layers").value_or(1);
+  if ((a.has("recompute-method") || a.has("recompute-num-layers")) && c.recomputation != tp::recompute::full)
+    throw tp::config_error(a.has("recompute-method") ? "recompute-method" : "recompute-num-layers",
+                           "--recompute-method and --recompute-num-layers choose which layers full recomputation "
+                           "recomputes; add --recompute full");
+  o.distribute_saved_activations = a.has("distribute-saved-activations");
+  if (o.distribute_saved_activations && c.recomputation != tp::recompute::full)
+    throw tp::config_error("distribute-saved-activations",
+                           "--distribute-saved-activations splits the inputs full recomputation keeps; add "
+                           "--recompute full");
+  if (a.has("moe-capacity-factor")) o.moe_capacity_factor = *a.get_double("moe-capacity-factor");
+  // --attention: flash and SDPA's fused kernels keep no scores; eager is transformers' unfused
+  // attention with its fp32 softmax; unfused is Megatron-LM's (a 16-bit fused softmax).
+  static constexpr std::string_view attentions[] = {"flash", "sdpa", "eager", "unfused"};
+  const auto attention = a.get_choice("attention", attentions);
+  if (attention && a.has("flash") && *attention != "flash" && *attention != "sdpa")
+    throw tp::config_error("attention",
+                           fmt::format("--attention {} with --flash: give one attention implementation", *attention));
+  o.flash_attention = a.has("flash") || attention == "flash" || attention == "sdpa";
+  o.fp32_softmax = attention == "eager";
+}
+
+// LoRA adapters and a quantized frozen base.
+void adapters_from_args(const args& a, tp::adapter_options& ad) {
+  if (const auto r = a.get_int("lora-rank")) {
+    ad.lora_rank = *r;
+    const auto list = a.get("lora-targets");
+    if (!list)
+      throw tp::config_error("lora-targets", fmt::format("--lora-rank {} needs --lora-targets: name the projections "
+                                                         "with adapters (q,v or all-linear)",
+                                                         *r));
+    std::string bad;
+    const auto bits = tp::parse_lora_targets(*list, &bad);
+    if (!bits)
+      throw tp::config_error("lora-targets", fmt::format("--lora-targets: unknown projection '{}'; give a comma list "
+                                                         "of q,k,v,qkv,o,gate,up,down,attention,mlp,all-linear",
+                                                         bad));
+    ad.lora_targets = *bits;
+  } else {
+    for (const char* flag : {"lora-targets", "lora-dropout", "train-embeddings"})
+      if (a.has(flag))
+        throw tp::config_error(flag, fmt::format("--{} without --lora-rank: give the adapters' rank", flag));
+  }
+  ad.lora_dropout = a.has("lora-dropout");
+  ad.train_embeddings = a.has("train-embeddings");
+  static constexpr std::string_view formats[] = {"nf4", "nf4-dq", "int8", "int4", "int8-gptq"};
+  if (const auto q = a.get_choice("base-weights", formats)) ad.frozen_weight_bits = *tp::quantized_weight_bits(*q);
+}
+
 memory_setup memory_from_args(const args& a) {
   memory_setup m{tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false), {}, 1, {}};
   tp::parallel_config& c = m.parallel;
@@ -140,65 +206,9 @@ memory_setup memory_from_args(const args& a) {
                                                             "keeps fp32 master weights of 16-bit models; give "
                                                             "--framework generic or fsdp for pure 16-bit training",
                                                             fw));
-  static constexpr std::string_view policies[] = {"attention-core", "every-other-matmul"};
-  if (const auto p = a.get_choice("selective", policies)) {
-    if (c.recomputation != tp::recompute::selective)
-      throw tp::config_error("selective", fmt::format("--selective {} without --recompute selective: give both, or "
-                                                      "drop --selective",
-                                                      *p));
-    o.selective =
-        *p == "every-other-matmul" ? tp::selective_policy::every_other_matmul : tp::selective_policy::attention_core;
-  }
-  static constexpr std::string_view kernel_kinds[] = {"fused", "eager"};
-  if (a.get_choice("kernels", kernel_kinds).value_or("fused") == "eager") o.kernels = tp::layer_kernels::eager;
-  static constexpr std::string_view methods[] = {"uniform", "block"};
-  if (const auto how = a.get_choice("recompute-method", methods))
-    o.recompute_method = *how == "block" ? tp::recompute_grouping::block : tp::recompute_grouping::uniform;
-  o.recompute_num_layers = a.get_int("recompute-num-layers").value_or(1);
-  if ((a.has("recompute-method") || a.has("recompute-num-layers")) && c.recomputation != tp::recompute::full)
-    throw tp::config_error(a.has("recompute-method") ? "recompute-method" : "recompute-num-layers",
-                           "--recompute-method and --recompute-num-layers choose which layers full recomputation "
-                           "recomputes; add --recompute full");
-  o.distribute_saved_activations = a.has("distribute-saved-activations");
-  if (o.distribute_saved_activations && c.recomputation != tp::recompute::full)
-    throw tp::config_error("distribute-saved-activations",
-                           "--distribute-saved-activations splits the inputs full recomputation keeps; add "
-                           "--recompute full");
-  if (a.has("moe-capacity-factor")) o.moe_capacity_factor = *a.get_double("moe-capacity-factor");
+  activations_from_args(a, c, o);
   train_parts_from_args(a, m.model);
-  tp::adapter_options& ad = o.adapters;
-  if (const auto r = a.get_int("lora-rank")) {
-    ad.lora_rank = *r;
-    const auto list = a.get("lora-targets");
-    if (!list)
-      throw tp::config_error("lora-targets", fmt::format("--lora-rank {} needs --lora-targets: name the projections "
-                                                         "with adapters (q,v or all-linear)",
-                                                         *r));
-    std::string bad;
-    const auto bits = tp::parse_lora_targets(*list, &bad);
-    if (!bits)
-      throw tp::config_error("lora-targets", fmt::format("--lora-targets: unknown projection '{}'; give a comma list "
-                                                         "of q,k,v,qkv,o,gate,up,down,attention,mlp,all-linear",
-                                                         bad));
-    ad.lora_targets = *bits;
-  } else {
-    for (const char* flag : {"lora-targets", "lora-dropout", "train-embeddings"})
-      if (a.has(flag))
-        throw tp::config_error(flag, fmt::format("--{} without --lora-rank: give the adapters' rank", flag));
-  }
-  ad.lora_dropout = a.has("lora-dropout");
-  ad.train_embeddings = a.has("train-embeddings");
-  static constexpr std::string_view formats[] = {"nf4", "nf4-dq", "int8", "int4", "int8-gptq"};
-  if (const auto q = a.get_choice("base-weights", formats)) ad.frozen_weight_bits = *tp::quantized_weight_bits(*q);
-  // --attention: flash and SDPA's fused kernels keep no scores; eager is transformers' unfused
-  // attention with its fp32 softmax; unfused is Megatron-LM's (a 16-bit fused softmax).
-  static constexpr std::string_view attentions[] = {"flash", "sdpa", "eager", "unfused"};
-  const auto attention = a.get_choice("attention", attentions);
-  if (attention && a.has("flash") && *attention != "flash" && *attention != "sdpa")
-    throw tp::config_error("attention",
-                           fmt::format("--attention {} with --flash: give one attention implementation", *attention));
-  o.flash_attention = a.has("flash") || attention == "flash" || attention == "sdpa";
-  o.fp32_softmax = attention == "eager";
+  adapters_from_args(a, o.adapters);
   o.dropout = a.has("dropout");
   o.offload_optimizer = a.has("offload-optimizer");
   o.weights_built_in_fp32 = a.has("built-fp32");
