@@ -161,10 +161,11 @@ inline std::vector<row> load(const std::string& path) {
                     c_cp = column("cp"), c_ep = column("ep"), c_vpp = column("vpp"), c_sp = column("sequence_parallel"),
                     c_sharding = column("sharding"), c_offload = column("offload"), c_recompute = column("recompute"),
                     c_recompute_detail = column("recompute_detail"), c_compile = column("compile"),
-                    c_attention = column("attention"), c_devices = column("num_devices"),
-                    c_capacity = column("device_capacity_gib"), c_kind = column("measured_kind"),
-                    c_rank = column("measured_rank"), c_gib = column("memory_gib"), c_outcome = column("outcome"),
-                    c_complete = column("settings_complete"), c_same = column("same_config_as");
+                    c_other = column("other_settings"), c_attention = column("attention"),
+                    c_devices = column("num_devices"), c_capacity = column("device_capacity_gib"),
+                    c_kind = column("measured_kind"), c_rank = column("measured_rank"), c_gib = column("memory_gib"),
+                    c_outcome = column("outcome"), c_complete = column("settings_complete"),
+                    c_same = column("same_config_as");
   std::vector<row> rows;
   for (std::size_t k = 1; k < records.size(); ++k) {
     const auto& f = records[k];
@@ -196,7 +197,15 @@ inline std::vector<row> load(const std::string& path) {
     if (detail::has(train, "adapter")) why("LLaMA-Adapter prompts");
     if (detail::has(precision, "float8") || detail::has(precision, "fp8")) why("fp8 training");
     if (!f[c_experts].empty()) why("MoE with expert parallelism");
-    if (detail::has(f[c_optimizer], "8bit") || detail::has(f[c_optimizer], "8-bit")) why("8-bit optimizer states");
+    if (detail::has(f[c_optimizer], "8bit") || detail::has(f[c_optimizer], "8-bit"))
+      r.options.optimizer = optimizer_kind::adam_8bit;
+    // torchtune's optimizer_in_bwd steps each parameter as its gradient arrives and frees it;
+    // bitsandbytes' paged optimizers move their states to host memory under pressure (it matters
+    // where the states are large: full fine-tuning).
+    if (detail::has(f[c_other], "optimizer_in_bwd=True") || detail::has(f[c_other], "optimizer_in_bwd: yes"))
+      why("optimizer step in the backward (no gradient buffers)");
+    if (detail::has(f[c_optimizer], "Paged") && !detail::has(train, "lora") && !detail::has(train, "adapter"))
+      why("paged optimizer states of a full fine-tune");
     if (offload != "none") why("offload beyond the optimizer states (" + offload + ")");
     if (detail::has(sharding, "split across")) why("layers split over devices without pipelining");
     if (detail::has(f[c_arch], "MLA")) why("multi-head latent attention");

@@ -62,7 +62,8 @@ std::vector<flag> memory_flags() {
            {"grad-dtype", "fp32|bf16|fp16", "gradient buffers: fp32 or the weights' dtype (default: the weights')"},
            {"no-master-weights", "",
             "pure 16-bit training: no fp32 master copy, optimizer states in the weights' dtype"},
-           {"optimizer", "adam|adamw|sgd", "optimizer (default adam; adamw keeps the same states)"},
+           {"optimizer", "adam|adamw|sgd|adamw8bit",
+            "optimizer (default adam; adamw keeps the same states; adamw8bit: bitsandbytes' block-wise 8-bit states)"},
            {"framework", "generic|megatron|deepspeed|fsdp", "framework accounting (default generic)"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
            {"train", "PARTS", "comma list of the parts that train: vision,projector,llm (the rest frozen)"},
@@ -176,9 +177,11 @@ memory_setup memory_from_args(const args& a) {
   static constexpr std::string_view dtypes[] = {"fp32", "bf16", "fp16"};
   o.param_dtype = *tp::parse_dtype(a.get_choice("dtype", dtypes).value_or("bf16"));
   // AdamW differs from Adam only in the update (decoupled weight decay): the same m and v.
-  static constexpr std::string_view optimizers[] = {"adam", "adamw", "sgd"};
-  o.optimizer = a.get_choice("optimizer", optimizers).value_or("adam") == "sgd" ? tp::optimizer_kind::sgd
-                                                                                : tp::optimizer_kind::adam;
+  static constexpr std::string_view optimizers[] = {"adam", "adamw", "sgd", "adamw8bit"};
+  const std::string opt = a.get_choice("optimizer", optimizers).value_or("adam");
+  o.optimizer = opt == "sgd"         ? tp::optimizer_kind::sgd
+                : opt == "adamw8bit" ? tp::optimizer_kind::adam_8bit
+                                     : tp::optimizer_kind::adam;
   static constexpr std::string_view frameworks[] = {"generic", "megatron", "deepspeed", "fsdp"};
   const std::string fw = a.get_choice("framework", frameworks).value_or("generic");
   o.accounting = fw == "megatron"    ? tp::framework::megatron

@@ -19,7 +19,10 @@
 
 namespace trainperf {
 
-enum class optimizer_kind { adam, sgd };
+// adam_8bit: bitsandbytes' block-wise 8-bit Adam (Dettmers et al. 2021, arXiv:2110.02861,
+// section 2: m and v quantized to 8 bits in blocks of 2048 with an fp32 absmax per block):
+// 2 x (1 + 4/2048) bytes per parameter, plus the fp32 master copy of mixed precision.
+enum class optimizer_kind { adam, sgd, adam_8bit };
 
 // Framework-specific accounting the model follows (each case cites its source below).
 //   generic:   16-bit weights and gradients, fp32 master + Adam states (Rajbhandari et al. 2020).
@@ -317,7 +320,10 @@ constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64
   // 16-bit shard kept, no separate master copy).
   const bool fp32_shard = o.accounting == framework::fsdp && master;
   const double state = mixed && !o.master_weights ? e : 4.0;
-  const double opt = (o.optimizer == optimizer_kind::adam ? 2.0 : 1.0) * state + (master && !fp32_shard ? 4.0 : 0.0);
+  const double states = o.optimizer == optimizer_kind::adam_8bit ? 2.0 * (1.0 + 4.0 / 2048)
+                        : o.optimizer == optimizer_kind::adam    ? 2.0 * state
+                                                                 : state;
+  const double opt = states + (master && !fp32_shard ? 4.0 : 0.0);
   state_bytes b;
   b.params = (fp32_shard ? 4.0 : e) / (c.zero_stage == 3 ? d : 1.0);
   b.grads = (fp32_grads ? 4.0 : e) / (c.zero_stage >= 2 ? d : 1.0);

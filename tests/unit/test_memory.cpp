@@ -532,3 +532,14 @@ TEST_CASE("distributed saved activations and MoE capacity factors") {
   const double padded = detail::layer_activations(mx, {}, moe, true).stored;
   CHECK(padded - dropless == doctest::Approx(2048 * 0.25 * 2 * (2 * 4096 + 3 * 2 * 14336)));
 }
+
+TEST_CASE("8-bit Adam: two 1-byte states with an fp32 absmax per 2048") {
+  // Dettmers et al. 2021 (arXiv:2110.02861), block-wise quantization with blocks of 2048: per
+  // parameter 2 x (1 + 4/2048) bytes of states; with mixed precision the fp32 master stays (4),
+  // without a master (pure bf16) it does not.
+  const memory_options mixed{.optimizer = optimizer_kind::adam_8bit};
+  CHECK(per_param_state_bytes({}, 1, mixed).optimizer == doctest::Approx(4 + 2 * (1 + 4.0 / 2048)));
+  const memory_options pure{.master_weights = false, .optimizer = optimizer_kind::adam_8bit};
+  CHECK(per_param_state_bytes({}, 1, pure).optimizer == doctest::Approx(2 * (1 + 4.0 / 2048)));
+  CHECK(per_param_state_bytes({.zero_stage = 1}, 4, pure).optimizer == doctest::Approx(2 * (1 + 4.0 / 2048) / 4));
+}
