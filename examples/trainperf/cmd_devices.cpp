@@ -17,8 +17,7 @@ namespace tp = trainperf;
 int run_devices(const args& a, output& out) {
   constexpr tp::dtype all[] = {tp::dtype::fp32, tp::dtype::tf32, tp::dtype::bf16, tp::dtype::fp16, tp::dtype::fp8};
   const tp::io::device_table file = devices_file_from_args(a);
-  std::vector<tp::device_spec> listed(std::begin(tp::devices), std::end(tp::devices));
-  listed.insert(listed.end(), file.devices.begin(), file.devices.end());
+  const std::vector<tp::device_spec> listed = all_devices(file);
   if (a.has("json")) {
     json j = json::array();
     for (const auto& d : listed) {

@@ -24,15 +24,21 @@ inline io::device_table devices_file_from_args(const args& a) {
   return {};
 }
 
+// The built-in table's devices, then the file's.
+inline std::vector<device_spec> all_devices(const io::device_table& file) {
+  std::vector<device_spec> all(std::begin(devices), std::end(devices));
+  all.insert(all.end(), file.devices.begin(), file.devices.end());
+  return all;
+}
+
 // The device --device names, looked up in `file` (from --devices-file) and in the built-in table.
 inline const device_spec& device_from_args(const args& a, const io::device_table& file) {
   const std::string name = *a.get("device");
   if (const device_spec* d = file.find(name)) return *d;
   if (const device_spec* d = find_device(name)) return *d;
-  std::vector<device_spec> all(std::begin(devices), std::end(devices));
-  all.insert(all.end(), file.devices.begin(), file.devices.end());
-  throw config_error("device", trainperf::detail::unknown_name_message("device", name, all, "known devices") +
-                                   " (or describe yours in a --devices-file)");
+  throw config_error("device",
+                     trainperf::detail::unknown_name_message("device", name, all_devices(file), "known devices") +
+                         " (or describe yours in a --devices-file)");
 }
 
 }  // namespace trainperf::cli

@@ -122,6 +122,17 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
                   });
 }
 
+// Whether the language model's own weights train: as the model says (llm_mode), unless LoRA
+// adapters freeze them.
+constexpr bool base_weights_train(const transformer_spec& m, const adapter_options& a) {
+  return m.llm_mode == train_mode::trained && !a.lora();
+}
+
+// The targets a layer of `m` has: a GELU MLP has no gate projection to target.
+constexpr unsigned lora_targets_present(const transformer_spec& m, const adapter_options& a) {
+  return m.mlp == mlp_kind::swiglu ? a.lora_targets : a.lora_targets & ~lora_target::gate;
+}
+
 // Trainable LoRA parameters of one dense layer: r (in + out) per targeted projection (Hu et al.
 // 2021, section 4.1), in/out as the layer's shapes give them (an MLP without a gate, GELU, has
 // no gate projection to target).
@@ -129,15 +140,14 @@ constexpr std::int64_t count_lora_params(const transformer_spec& m, const adapte
   if (!a.lora()) return 0;
   namespace lt = lora_target;
   const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn, r = a.lora_rank;
-  const bool gated = m.mlp == mlp_kind::swiglu;
+  const unsigned targets = lora_targets_present(m, a);
   std::int64_t sum = 0;
   const auto add = [&](unsigned bit, std::int64_t in, std::int64_t out) {
-    if (a.lora_targets & bit)
+    if (targets & bit)
       sum = detail::checked_add(sum, detail::checked_mul(r, in + out, "LoRA parameters"), "LoRA parameters");
   };
   add(lt::q, h, q), add(lt::k, h, kv), add(lt::v, h, kv), add(lt::qkv, h, q + 2 * kv), add(lt::o, q, h);
-  if (gated) add(lt::gate, h, f);
-  add(lt::up, h, f), add(lt::down, f, h);
+  add(lt::gate, h, f), add(lt::up, h, f), add(lt::down, f, h);
   return sum;
 }
 

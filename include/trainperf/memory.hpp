@@ -239,7 +239,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // LoRA adapter keeps its projection's input for A's gradient, or with dropout the dropped-out
   // copy and its mask in its place (below).
   const adapter_options& ad = o.adapters;
-  const bool base_trains = m.llm_mode == train_mode::trained && !ad.lora();
+  const bool base_trains = base_weights_train(m, ad);
   const auto input_kept = [&](unsigned targets) {
     return base_trains || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
   };
@@ -266,8 +266,9 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   double lora_rep = 0, lora_split = 0;
   if (ad.lora()) {
     const double r = static_cast<double>(ad.lora_rank), drop = ad.lora_dropout ? e + 1 : 0;
+    const unsigned present = lora_targets_present(m, ad);
     for (unsigned bit : {lt::q, lt::k, lt::v, lt::qkv, lt::o, lt::gate, lt::up, lt::down}) {
-      if ((ad.lora_targets & bit) == 0 || (bit == lt::gate && m.mlp != mlp_kind::swiglu)) continue;
+      if ((present & bit) == 0) continue;
       lora_split += r * e;
       if (bit == lt::o)
         lora_split += q * drop;
@@ -386,7 +387,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   const adapter_options& ad = o.adapters;
   validate(ad, m);
   // With LoRA the base is frozen whatever llm_mode says; quantized weights cannot train.
-  const bool base_trains = m.llm_mode == train_mode::trained && !ad.lora();
+  const bool base_trains = base_weights_train(m, ad);
   detail::require(ad.frozen_weight_bits == 0 || !base_trains, reason::quantized_weights_cannot_train,
                   "frozen_weight_bits", [&] {
                     return "frozen_weight_bits " + format_double(ad.frozen_weight_bits) +

@@ -667,6 +667,17 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
                   });
 }
 
+// Whether the language model's own weights train: as the model says (llm_mode), unless LoRA
+// adapters freeze them.
+constexpr bool base_weights_train(const transformer_spec& m, const adapter_options& a) {
+  return m.llm_mode == train_mode::trained && !a.lora();
+}
+
+// The targets a layer of `m` has: a GELU MLP has no gate projection to target.
+constexpr unsigned lora_targets_present(const transformer_spec& m, const adapter_options& a) {
+  return m.mlp == mlp_kind::swiglu ? a.lora_targets : a.lora_targets & ~lora_target::gate;
+}
+
 // Trainable LoRA parameters of one dense layer: r (in + out) per targeted projection (Hu et al.
 // 2021, section 4.1), in/out as the layer's shapes give them (an MLP without a gate, GELU, has
 // no gate projection to target).
@@ -674,15 +685,14 @@ constexpr std::int64_t count_lora_params(const transformer_spec& m, const adapte
   if (!a.lora()) return 0;
   namespace lt = lora_target;
   const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn, r = a.lora_rank;
-  const bool gated = m.mlp == mlp_kind::swiglu;
+  const unsigned targets = lora_targets_present(m, a);
   std::int64_t sum = 0;
   const auto add = [&](unsigned bit, std::int64_t in, std::int64_t out) {
-    if (a.lora_targets & bit)
+    if (targets & bit)
       sum = detail::checked_add(sum, detail::checked_mul(r, in + out, "LoRA parameters"), "LoRA parameters");
   };
   add(lt::q, h, q), add(lt::k, h, kv), add(lt::v, h, kv), add(lt::qkv, h, q + 2 * kv), add(lt::o, q, h);
-  if (gated) add(lt::gate, h, f);
-  add(lt::up, h, f), add(lt::down, f, h);
+  add(lt::gate, h, f), add(lt::up, h, f), add(lt::down, f, h);
   return sum;
 }
 
@@ -2899,7 +2909,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // LoRA adapter keeps its projection's input for A's gradient, or with dropout the dropped-out
   // copy and its mask in its place (below).
   const adapter_options& ad = o.adapters;
-  const bool base_trains = m.llm_mode == train_mode::trained && !ad.lora();
+  const bool base_trains = base_weights_train(m, ad);
   const auto input_kept = [&](unsigned targets) {
     return base_trains || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
   };
@@ -2926,8 +2936,9 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   double lora_rep = 0, lora_split = 0;
   if (ad.lora()) {
     const double r = static_cast<double>(ad.lora_rank), drop = ad.lora_dropout ? e + 1 : 0;
+    const unsigned present = lora_targets_present(m, ad);
     for (unsigned bit : {lt::q, lt::k, lt::v, lt::qkv, lt::o, lt::gate, lt::up, lt::down}) {
-      if ((ad.lora_targets & bit) == 0 || (bit == lt::gate && m.mlp != mlp_kind::swiglu)) continue;
+      if ((present & bit) == 0) continue;
       lora_split += r * e;
       if (bit == lt::o)
         lora_split += q * drop;
@@ -3046,7 +3057,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   const adapter_options& ad = o.adapters;
   validate(ad, m);
   // With LoRA the base is frozen whatever llm_mode says; quantized weights cannot train.
-  const bool base_trains = m.llm_mode == train_mode::trained && !ad.lora();
+  const bool base_trains = base_weights_train(m, ad);
   detail::require(ad.frozen_weight_bits == 0 || !base_trains, reason::quantized_weights_cannot_train,
                   "frozen_weight_bits", [&] {
                     return "frozen_weight_bits " + format_double(ad.frozen_weight_bits) +
