@@ -162,10 +162,10 @@ inline std::vector<row> load(const std::string& path) {
                     c_sharding = column("sharding"), c_offload = column("offload"), c_recompute = column("recompute"),
                     c_recompute_detail = column("recompute_detail"), c_compile = column("compile"),
                     c_other = column("other_settings"), c_attention = column("attention"),
-                    c_devices = column("num_devices"), c_capacity = column("device_capacity_gib"),
-                    c_kind = column("measured_kind"), c_rank = column("measured_rank"), c_gib = column("memory_gib"),
-                    c_outcome = column("outcome"), c_complete = column("settings_complete"),
-                    c_same = column("same_config_as");
+                    c_devices = column("num_devices"), c_device = column("device"),
+                    c_capacity = column("device_capacity_gib"), c_kind = column("measured_kind"),
+                    c_rank = column("measured_rank"), c_gib = column("memory_gib"), c_outcome = column("outcome"),
+                    c_complete = column("settings_complete"), c_same = column("same_config_as");
   std::vector<row> rows;
   for (std::size_t k = 1; k < records.size(); ++k) {
     const auto& f = records[k];
@@ -283,7 +283,17 @@ inline std::vector<row> load(const std::string& path) {
       if (!stated.empty()) r.stated_trainable = std::stoll(stated);
     }
     if (detail::has(framework_name, "Megatron")) {
-      o.fp32_grads = true;                  // main grads in fp32 with bf16
+      // megatron-core models with Transformer Engine (framework::megatron_core: fp32 main grads
+      // with bf16); TE runs flash attention through cuDNN's FusedAttention on sm90 and later
+      // (Hopper, Blackwell) and through flash-attn before (get_attention_backend).
+      if (detail::has(framework_name, "megatron-core")) {
+        o.accounting = framework::megatron_core;
+        const std::string& device = f[c_device];
+        o.cudnn_attention = detail::has(device, "H100") || detail::has(device, "H200") || detail::has(device, "H800") ||
+                            detail::has(device, "H20") || detail::has(device, "B200") || detail::has(device, "GB200");
+      } else {
+        o.fp32_grads = true;  // main grads in fp32 with bf16
+      }
       m.padding = vocab_padding::megatron;  // --make-vocab-size-divisible-by, default 128 x tp
     }
     if (detail::has(f[c_rank], "last rank")) r.stage = c.pp - 1;  // the last stage's rank logs it

@@ -76,8 +76,12 @@ inline std::vector<memory_row> memory_rows() {
   // seq 2048): sharding stage 1/2 over the sharding degree; 13B with full recompute. FlagPerf's
   // run_pretraining.py builds the model with model_class(gpt_config) (fp32, on the device; the
   // O2 dtype is only passed to from_pretrained) and PaddleNLP's Trainer casts it in place.
-  const memory_options g67o{
-      .lbs = 4, .seq = 2048, .param_dtype = dtype::fp16, .dropout = true, .weights_built_in_fp32 = true};
+  const memory_options g67o{.lbs = 4,
+                            .seq = 2048,
+                            .param_dtype = dtype::fp16,
+                            .accounting = framework::paddle,
+                            .dropout = true,
+                            .weights_built_in_fp32 = true};
   memory_options g13o = g67o;
   g13o.lbs = 2;
   memory_options g13pp = g67o;

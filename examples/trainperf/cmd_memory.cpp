@@ -53,10 +53,10 @@ std::vector<flag> memory_flags() {
             "what --recompute selective keeps: Megatron-LM's (all but the attention core, the default) or "
             "torchtitan's op-level SAC (every other matmul's output)"},
            {"flash", "", "flash attention (no s x s scores kept); the same as --attention flash"},
-           {"attention", "flash|sdpa|eager|unfused",
-            "attention implementation: flash and SDPA's fused kernels keep no scores; eager (transformers) keeps an "
-            "fp32 softmax and its 16-bit copy, unfused (Megatron-LM) a 16-bit softmax (default: unfused unless "
-            "--flash)"},
+           {"attention", "flash|cudnn|sdpa|eager|unfused",
+            "attention implementation: flash, cudnn (Transformer Engine's FusedAttention, in Megatron's [s, b, h] "
+            "layout) and SDPA's fused kernels keep no scores; eager (transformers) keeps an fp32 softmax and its "
+            "16-bit copy, unfused (Megatron-LM) a 16-bit softmax (default: unfused unless --flash)"},
            {"dropout", "", "dropout masks are kept"},
            {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
            {"grad-dtype", "fp32|bf16|fp16", "gradient buffers: fp32 or the weights' dtype (default: the weights')"},
@@ -64,7 +64,9 @@ std::vector<flag> memory_flags() {
             "pure 16-bit training: no fp32 master copy, optimizer states in the weights' dtype"},
            {"optimizer", "adam|adamw|sgd|adamw8bit",
             "optimizer (default adam; adamw keeps the same states; adamw8bit: bitsandbytes' block-wise 8-bit states)"},
-           {"framework", "generic|megatron|deepspeed|fsdp", "framework accounting (default generic)"},
+           {"framework", "generic|megatron|megatron-core|deepspeed|fsdp|paddle",
+            "framework accounting (default generic): megatron is Megatron-LM's legacy models, megatron-core its "
+            "mcore models with Transformer Engine"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
            {"train", "PARTS", "comma list of the parts that train: vision,projector,llm (the rest frozen)"},
            {"lora-rank", "R", "LoRA adapters of rank R on a frozen base (Hu et al. 2021)"},
@@ -127,12 +129,13 @@ void activations_from_args(const args& a, const tp::parallel_config& c, tp::memo
   if (a.has("moe-capacity-factor")) o.moe_capacity_factor = *a.get_double("moe-capacity-factor");
   // --attention: flash and SDPA's fused kernels keep no scores; eager is transformers' unfused
   // attention with its fp32 softmax; unfused is Megatron-LM's (a 16-bit fused softmax).
-  static constexpr std::string_view attentions[] = {"flash", "sdpa", "eager", "unfused"};
+  static constexpr std::string_view attentions[] = {"flash", "cudnn", "sdpa", "eager", "unfused"};
   const auto attention = a.get_choice("attention", attentions);
-  if (attention && a.has("flash") && *attention != "flash" && *attention != "sdpa")
+  if (attention && a.has("flash") && (attention == "eager" || attention == "unfused"))
     throw tp::config_error("attention",
                            fmt::format("--attention {} with --flash: give one attention implementation", *attention));
-  o.flash_attention = a.has("flash") || attention == "flash" || attention == "sdpa";
+  o.flash_attention = a.has("flash") || attention == "flash" || attention == "cudnn" || attention == "sdpa";
+  o.cudnn_attention = attention == "cudnn";
   o.fp32_softmax = attention == "eager";
 }
 
@@ -182,12 +185,15 @@ memory_setup memory_from_args(const args& a) {
   o.optimizer = opt == "sgd"         ? tp::optimizer_kind::sgd
                 : opt == "adamw8bit" ? tp::optimizer_kind::adam_8bit
                                      : tp::optimizer_kind::adam;
-  static constexpr std::string_view frameworks[] = {"generic", "megatron", "deepspeed", "fsdp"};
+  static constexpr std::string_view frameworks[] = {"generic",   "megatron", "megatron-core",
+                                                    "deepspeed", "fsdp",     "paddle"};
   const std::string fw = a.get_choice("framework", frameworks).value_or("generic");
-  o.accounting = fw == "megatron"    ? tp::framework::megatron
-                 : fw == "deepspeed" ? tp::framework::deepspeed
-                 : fw == "fsdp"      ? tp::framework::fsdp
-                                     : tp::framework::generic;
+  o.accounting = fw == "megatron"        ? tp::framework::megatron
+                 : fw == "megatron-core" ? tp::framework::megatron_core
+                 : fw == "deepspeed"     ? tp::framework::deepspeed
+                 : fw == "fsdp"          ? tp::framework::fsdp
+                 : fw == "paddle"        ? tp::framework::paddle
+                                         : tp::framework::generic;
   if (const auto g = a.get_choice("grad-dtype", dtypes)) {
     const tp::dtype grads = *tp::parse_dtype(*g);
     if (grads != tp::dtype::fp32 && grads != o.param_dtype)
@@ -195,12 +201,13 @@ memory_setup memory_from_args(const args& a) {
                              fmt::format("--grad-dtype {} with --dtype {}: gradients are kept in fp32 or in "
                                          "the weights' dtype; give --grad-dtype fp32 or {}",
                                          *g, tp::to_string(o.param_dtype), tp::to_string(o.param_dtype)));
-    if (grads != tp::dtype::fp32 && o.accounting == tp::framework::megatron)
-      throw tp::config_error("grad-dtype",
-                             fmt::format("--grad-dtype {} with --framework megatron: Megatron-LM keeps fp32 "
-                                         "main gradients with 16-bit weights; give --grad-dtype fp32 or "
-                                         "--framework generic",
-                                         *g));
+    if (grads != tp::dtype::fp32 &&
+        (o.accounting == tp::framework::megatron ||
+         (o.accounting == tp::framework::megatron_core && o.param_dtype == tp::dtype::bf16)))
+      throw tp::config_error("grad-dtype", fmt::format("--grad-dtype {} with --framework {}: Megatron-LM keeps fp32 "
+                                                       "main gradients with {} weights; give --grad-dtype fp32 or "
+                                                       "--framework generic",
+                                                       *g, fw, tp::to_string(o.param_dtype)));
     o.fp32_grads = grads == tp::dtype::fp32;
   }
   o.master_weights = !a.has("no-master-weights");
@@ -237,7 +244,8 @@ std::vector<std::string> what_would_fit(const memory_setup& m, std::int64_t capa
   };
   const tp::parallel_config& c = m.parallel;
   const tp::memory_options& o = m.options;
-  const bool megatron = o.accounting == tp::framework::megatron, deepspeed = o.accounting == tp::framework::deepspeed;
+  const bool megatron = o.accounting == tp::framework::megatron || o.accounting == tp::framework::megatron_core,
+             deepspeed = o.accounting == tp::framework::deepspeed;
   std::vector<change> changes;
   for (int z = c.zero_stage + 1; z <= 3 && c.dp > 1 && !megatron; ++z)
     changes.push_back({fmt::format("--zero {}", z), 0, [z](auto& x, auto&) {

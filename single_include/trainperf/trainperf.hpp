@@ -2715,7 +2715,28 @@ enum class optimizer_kind { adam, sgd, adam_8bit };
 //              4 (the fp32 shard: weights and master at once) + gradients + 8 (Adam) bytes per
 //              sharded parameter, 16 with fp32 gradient reduction. With pure 16-bit parameters (no master)
 //              it shards like ZeRO-3.
-enum class framework { generic, megatron, deepspeed, fsdp };
+//   megatron_core: Megatron-LM's megatron-core models with Transformer Engine's layers (the TE
+//              layer spec, gpt_layer_specs.py): fp32 main gradients with bf16 (arguments.py forces
+//              --accumulate-allreduce-grads-in-fp32 with --bf16; with fp16 they stay 16-bit unless
+//              fp32_grads), in the DDP's contiguous grad buffer, unsharded even under the distributed
+//              optimizer (which shards only the fp32 main weights and Adam states:
+//              dist_optimizer.md, 6 + 12/d bytes per parameter); K and V at their own heads (no
+//              repeat); TE's layers keep what the generic accounting counts (LayerNormLinear its norm
+//              input and normalized output, the fused bias-SwiGLU its 2f input, fc2 its f input),
+//              and the attention output twice under TE's FlashAttention backend, which transposes
+//              Megatron's [s, b, h] layout to flash-attn's [b, s, h] and back with a contiguous copy
+//              (transformer_engine/pytorch/attention/dot_product_attention/backends.py,
+//              FlashAttention.forward: "(bs)hd -> bs(hd) -> sb(hd)", then output.contiguous()),
+//              once under its cuDNN FusedAttention backend, which works in [s, b, h] and which TE
+//              prefers on sm90 and later (utils.py get_attention_backend: "Disabling FlashAttention
+//              to give FusedAttention preference on Hopper+"): memory_options::cudnn_attention.
+//   paddle:    PaddleNLP's Trainer with AMP O2 (paddlenlp/trainer/training_args.py): gradients in
+//              the weights' dtype (amp_master_grad off by default; fp32_grads turns it on), fp32
+//              master weights in the optimizer (multi_precision), sharding stage 1/2/3 as ZeRO
+//              stages over the sharding degree (zero_stage): the generic arithmetic. What is
+//              Paddle's own is how the script builds the model: in fp32 and cast in place
+//              (weights_built_in_fp32), which FlagPerf's run_pretraining.py does.
+enum class framework { generic, megatron, megatron_core, deepspeed, fsdp, paddle };
 
 // What selective recomputation keeps. attention_core: Megatron-LM's selective recomputation
 // (Korthikanti et al. 2022, section 5): everything but the attention core (scores, softmax,
@@ -2756,6 +2777,10 @@ struct memory_options {
   // backward and the 16-bit copy for the product with V: 4 + 2 bytes per score, where Megatron-
   // LM's fused softmax keeps its 16-bit output only (Korthikanti et al. 2022: 2 bytes).
   bool fp32_softmax = false;
+  // Flash attention through Transformer Engine's cuDNN FusedAttention backend, which reads and
+  // writes Megatron's [s, b, h] layout (no transposed copy of its output); matters for
+  // framework::megatron_core, whose default FlashAttention backend keeps one.
+  bool cudnn_attention = false;
   bool dropout = false;                // dropout masks kept (1 byte per element)
   bool offload_optimizer = false;      // optimizer states (and master weights) in CPU memory
   std::int64_t comm_buffer_bytes = 0;  // extra collective buffers the framework keeps (buckets)
@@ -2928,10 +2953,11 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // keeps the fp32 copy of its input, and the 16-bit normalized output when its weight trains.
   const double norm_bytes = eager ? 4 * h + (base_trains ? h * e : 0) : h * e;
   const double k_and_v = legacy ? 2 * q : 2 * kv;
-  // Flash attention keeps its output for its own backward (legacy Megatron also the copy the
-  // output projection saves); the unfused core keeps probabilities and V, and the output only
-  // as the output projection's input.
-  const double attention_out = o.flash_attention ? (legacy ? 2 * q : q) : (input_kept(lt::o) ? q : 0);
+  // Flash attention keeps its output for its own backward (legacy Megatron and megatron-core
+  // under TE's FlashAttention also the re-laid-out copy the output projection saves); the
+  // unfused core keeps probabilities and V, and the output only as the output projection's input.
+  const bool transposed_copy = legacy || (o.accounting == framework::megatron_core && !o.cudnn_attention);
+  const double attention_out = o.flash_attention ? (transposed_copy ? 2 * q : q) : (input_kept(lt::o) ? q : 0);
   // Per LoRA target: A's output (r, B's input); with dropout, the copy of the input and its mask.
   double lora_rep = 0, lora_split = 0;
   if (ad.lora()) {
@@ -2983,7 +3009,8 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
 constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64_t dp, const memory_options& o) {
   const double e = detail::dtype_bytes(o.param_dtype), d = static_cast<double>(dp);
   const bool mixed = o.param_dtype != dtype::fp32;
-  const bool fp32_grads = o.fp32_grads || (o.accounting == framework::megatron && mixed) || !mixed;
+  const bool fp32_grads = o.fp32_grads || (o.accounting == framework::megatron && mixed) ||
+                          (o.accounting == framework::megatron_core && o.param_dtype == dtype::bf16) || !mixed;
   // Adam: m and v in fp32, plus an fp32 master copy of 16-bit weights; SGD: momentum (+ master).
   // Pure 16-bit (no master weights): the states in the weights' dtype, no copy.
   const bool master = mixed && o.master_weights;

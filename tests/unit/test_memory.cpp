@@ -114,6 +114,52 @@ TEST_CASE("framework::megatron: what Megatron-LM's legacy llama layer keeps, ten
         doctest::Approx(s * generic_per_token));
 }
 
+TEST_CASE("framework::megatron_core: mcore with Transformer Engine, tensor by tensor and state by state") {
+  // Independent enumeration for llama2-70b at TP 8 with sequence parallelism, bf16, per token of
+  // one layer, from the TE layer spec (megatron/core/models/gpt/gpt_layer_specs.py): split by
+  // sequence parallelism (h each), TELayerNormColumnParallelLinear's norm input and normalized
+  // output, twice (QKV and fc1); split by TP: Q and K, V at their 8 KV heads (q + 2 kv), the
+  // attention output once as TE's cuDNN FusedAttention keeps it in [s, b, h] and a second time
+  // under its FlashAttention backend (the contiguous [s, b, h] copy of flash-attn's [b, s, h]
+  // output that the output projection saves), the fused bias-SwiGLU's input (2f) and fc2's input
+  // (f); plus the fp32 log-sum-exp.
+  const transformer_spec l70 = get_preset("llama2-70b").spec;
+  const double h = 8192, q = 8192, kv = 1024, f = 28672, a = 64, t = 8, s = 4096;
+  const parallel_config c{.tp = 8, .sequence_parallel = true};
+  const double cudnn_per_token = 2 * (4 * h + 2 * q + 2 * kv + 3 * f) / t + 4 * a / t;
+  const memory_options mcore{.lbs = 1, .seq = 4096, .accounting = framework::megatron_core};
+  memory_options mcore_cudnn = mcore;
+  mcore_cudnn.cudnn_attention = true;
+  CHECK(detail::layer_activations(l70, c, mcore_cudnn, false).stored == doctest::Approx(s * cudnn_per_token));
+  CHECK(detail::layer_activations(l70, c, mcore, false).stored == doctest::Approx(s * (cudnn_per_token + 2 * q / t)));
+  // The legacy layer repeats K and V to all heads and keeps the unfused SwiGLU's SiLU output too.
+  CHECK(detail::layer_activations(l70, c, {.lbs = 1, .seq = 4096, .accounting = framework::megatron}, false).stored >
+        detail::layer_activations(l70, c, mcore, false).stored);
+  // States with the distributed optimizer over 8 ranks (dist_optimizer.md: 6 + 12/d bytes per
+  // parameter): bf16 weights 2, the fp32 main-grad buffer 4 unsharded, 12 / 8 of fp32 master, m, v.
+  const parallel_config distopt{.distributed_optimizer = true};
+  const state_bytes bf16 = per_param_state_bytes(distopt, 8, mcore);
+  CHECK(bf16.params == 2);
+  CHECK(bf16.grads == 4);
+  CHECK(bf16.optimizer == doctest::Approx(12.0 / 8));
+  // With fp16 Megatron-LM accumulates in the weights' dtype unless asked
+  // (--accumulate-allreduce-grads-in-fp32 is forced only by --bf16).
+  memory_options fp16 = mcore;
+  fp16.param_dtype = dtype::fp16;
+  CHECK(per_param_state_bytes(distopt, 8, fp16).grads == 2);
+  fp16.fp32_grads = true;
+  CHECK(per_param_state_bytes(distopt, 8, fp16).grads == 4);
+}
+
+TEST_CASE("framework::paddle: PaddleNLP's O2 states, sharding stages as ZeRO stages") {
+  // PaddleNLP's Trainer (amp_master_grad off): 16-bit weights (2) and gradients (2), fp32 master
+  // weights and Adam m, v (12), the last sharded by sharding stage 1 over 8 ranks, the gradients
+  // too by stage 2: 2 + 2 + 12 / 8 and 2 + 2 / 8 + 12 / 8 bytes per parameter.
+  const memory_options paddle{.param_dtype = dtype::fp16, .accounting = framework::paddle};
+  CHECK(per_param_state_bytes({.zero_stage = 1}, 8, paddle).total() == doctest::Approx(2 + 2 + 12.0 / 8));
+  CHECK(per_param_state_bytes({.zero_stage = 2}, 8, paddle).total() == doctest::Approx(2 + 2.0 / 8 + 12.0 / 8));
+}
+
 TEST_CASE("pipeline stages hold their in-flight micro-batches; ZeRO shards what it says") {
   const transformer_spec l70 = get_preset("llama2-70b").spec;
   const memory_options o{
