@@ -264,6 +264,15 @@ inline std::vector<row> load(const std::string& path) {
     if (detail::has(sharding, "deepspeed_zero")) {
       o.accounting = framework::deepspeed;
       c.zero_stage = detail::has(sharding, "zero3") ? 3 : detail::has(sharding, "zero2") ? 2 : 1;
+      // ZeRO's buffer settings as other_settings gives them: Hugging Face's "auto" values, or the
+      // 2e8 buckets with overlap_comm of the config file that names them (Qwen's
+      // finetune/ds_config_zero2.json sets both); DeepSpeed's defaults otherwise.
+      const std::string& other = f[c_other];
+      if (detail::has(other, "auto")) o.deepspeed = deepspeed_zero_config::hf_auto(m.hidden);
+      if (detail::has(other, "bucket sizes 2e8")) {
+        o.deepspeed.reduce_bucket_size = 2e8;
+        o.deepspeed.overlap_comm = deepspeed_zero_config::toggle::on;
+      }
     } else if (detail::has(sharding, "fsdp")) {
       c.zero_stage = 3;  // FSDP full shard: weights, gradients and optimizer states sharded over dp
       o.accounting = framework::fsdp;

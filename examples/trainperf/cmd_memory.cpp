@@ -68,6 +68,15 @@ std::vector<flag> memory_flags() {
             "framework accounting (default generic): megatron is Megatron-LM's legacy models, megatron-core its "
             "mcore models with Transformer Engine"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
+           {"ds-auto", "", "DeepSpeed's buffer sizes as Hugging Face's \"auto\" sets them (hidden^2 buckets)"},
+           {"reduce-bucket-size", "N", "DeepSpeed's reduce_bucket_size in elements (default 5e8)"},
+           {"overlap-comm", "on|off", "DeepSpeed's overlap_comm (default: on for ZeRO-3 only)"},
+           {"no-contiguous-gradients", "", "DeepSpeed without contiguous_gradients (no reduction bucket)"},
+           {"stage3-prefetch-bucket-size", "N", "DeepSpeed ZeRO-3's prefetch bucket in elements (default 5e7)"},
+           {"stage3-max-live-parameters", "N", "DeepSpeed ZeRO-3's live-parameter budget (default 1e9)"},
+           {"stage3-max-reuse-distance", "N", "DeepSpeed ZeRO-3's reuse distance in elements (default 1e9)"},
+           {"stage3-param-persistence-threshold", "N",
+            "DeepSpeed ZeRO-3: weights of at most N elements stay gathered (default 1e5)"},
            {"train", "PARTS", "comma list of the parts that train: vision,projector,llm (the rest frozen)"},
            {"lora-rank", "R", "LoRA adapters of rank R on a frozen base (Hu et al. 2021)"},
            {"lora-targets", "LIST",
@@ -137,6 +146,27 @@ void activations_from_args(const args& a, const tp::parallel_config& c, tp::memo
   o.flash_attention = a.has("flash") || attention == "flash" || attention == "cudnn" || attention == "sdpa";
   o.cudnn_attention = attention == "cudnn";
   o.fp32_softmax = attention == "eager";
+}
+
+// DeepSpeed ZeRO's buffer settings (framework deepspeed only).
+void deepspeed_from_args(const args& a, std::int64_t hidden, tp::memory_options& o) {
+  static constexpr const char* sizes[] = {"reduce-bucket-size", "stage3-prefetch-bucket-size",
+                                          "stage3-max-live-parameters", "stage3-max-reuse-distance",
+                                          "stage3-param-persistence-threshold"};
+  for (const char* flag :
+       {"ds-auto", "overlap-comm", "no-contiguous-gradients", sizes[0], sizes[1], sizes[2], sizes[3], sizes[4]})
+    if (a.has(flag) && o.accounting != tp::framework::deepspeed)
+      throw tp::config_error(flag, fmt::format("--{} sets a DeepSpeed buffer; add --framework deepspeed", flag));
+  tp::deepspeed_zero_config& z = o.deepspeed;
+  if (a.has("ds-auto")) z = tp::deepspeed_zero_config::hf_auto(hidden);
+  double* fields[] = {&z.reduce_bucket_size, &z.stage3_prefetch_bucket_size, &z.stage3_max_live_parameters,
+                      &z.stage3_max_reuse_distance, &z.stage3_param_persistence_threshold};
+  for (std::size_t i = 0; i < std::size(sizes); ++i)
+    if (a.has(sizes[i])) *fields[i] = *a.get_double(sizes[i], /*zero_allowed=*/true);
+  static constexpr std::string_view toggles[] = {"on", "off"};
+  if (const auto t = a.get_choice("overlap-comm", toggles))
+    z.overlap_comm = *t == "on" ? tp::deepspeed_zero_config::toggle::on : tp::deepspeed_zero_config::toggle::off;
+  z.contiguous_gradients = !a.has("no-contiguous-gradients");
 }
 
 // LoRA adapters and a quantized frozen base.
@@ -217,6 +247,7 @@ memory_setup memory_from_args(const args& a) {
                                                             "--framework generic or fsdp for pure 16-bit training",
                                                             fw));
   activations_from_args(a, c, o);
+  deepspeed_from_args(a, m.model.spec.hidden, o);
   train_parts_from_args(a, m.model);
   adapters_from_args(a, o.adapters);
   o.dropout = a.has("dropout");

@@ -11,6 +11,7 @@
 #include "adapters.hpp"
 #include "error.hpp"
 #include "hardware.hpp"
+#include "memory/deepspeed.hpp"
 #include "model.hpp"
 #include "parallel.hpp"
 #include "partition.hpp"
@@ -154,18 +155,20 @@ struct memory_options {
   std::int64_t recompute_num_layers = 1;
   // LoRA adapters on a frozen base, a quantized frozen base (adapters.hpp).
   adapter_options adapters{};
+  // framework::deepspeed: ZeRO's buckets, prefetch and persistence (memory/deepspeed.hpp).
+  deepspeed_zero_config deepspeed{};
 };
 
 // The two constants every prediction shares, fitted once to the seed measurements
 // (bench/memory_accuracy prints the fit and its leave-one-out errors).
 struct memory_model_constants {
   // Least-squares fit of the relative error over all seed rows (bench/memory_accuracy prints
-  // the fit, every row's error and the leave-one-out errors): 6.5 GiB and 11%. The seeds
+  // the fit, every row's error and the leave-one-out errors): 6.2 GiB and 12%. The seeds
   // report nvidia-smi's "used" memory, which includes the CUDA context, NCCL's buffers and the
   // caching allocator's slack over the live tensors; set your own for other systems (a CPU
   // trainer has none of them).
-  static constexpr double runtime_overhead_bytes = 6.5 * GiB;
-  static constexpr double activation_overhead = 0.11;
+  static constexpr double runtime_overhead_bytes = 6.2 * GiB;
+  static constexpr double activation_overhead = 0.12;
 };
 
 // Bytes per parameter of the model states on one data-parallel rank.
@@ -332,6 +335,16 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
     r.stored = full;
   }
   return r;
+}
+
+// The elements of one dense layer's weight tensors of at most `threshold` elements each (norm
+// weights and biases), which DeepSpeed's ZeRO-3 keeps gathered (stage3_param_persistence_threshold).
+constexpr std::int64_t small_layer_weights(const transformer_spec& m, double threshold) {
+  const auto small = [&](std::int64_t n) { return static_cast<double>(n) <= threshold ? n : 0; };
+  std::int64_t sum = (m.norm == norm_kind::layernorm ? 4 : 2) * small(m.hidden);
+  if (m.qkv_bias || m.linear_bias) sum += small(m.q_dim()) + 2 * small(m.kv_dim());
+  if (m.linear_bias) sum += 2 * small(m.hidden) + (m.mlp == mlp_kind::swiglu ? 2 : 1) * small(m.ffn);
+  return sum;
 }
 
 }  // namespace detail
@@ -560,7 +573,21 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // recomputed lives only after that (recomputation starts with the last layer's backward), so
     // the stage peaks at the larger of the two, not at their sum.
     sm.other += std::max(0.0, logits - act_working * (1.0 + growth));
-    const double gathered = zero3 ? 2.0 * largest_layer * e : 0.0;  // the gathered layer and the prefetched next
+    // ZeRO-3's gathered weights: DeepSpeed's by its prefetch, reuse and persistence rules
+    // (memory/deepspeed.hpp), otherwise the running layer and the prefetched next (FSDP's
+    // forward and backward prefetch of one module).
+    double gathered = zero3 ? 2.0 * largest_layer * e : 0.0;
+    if (o.accounting == framework::deepspeed && c.zero_stage > 0) {
+      const double persistent = zero3 ? static_cast<double>(sm.layers) *
+                                            static_cast<double>(detail::small_layer_weights(
+                                                m, o.deepspeed.stage3_param_persistence_threshold)) *
+                                            (1.0 - 1.0 / static_cast<double>(shards))
+                                      : 0.0;
+      const deepspeed_buffer_bytes ds =
+          deepspeed_buffers(o.deepspeed, c.zero_stage, largest_layer, sm.layers, persistent, e);
+      gathered = ds.gathered;
+      sm.other += ds.buckets;
+    }
     sm.other += gathered;
     sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
     sm.runtime = overhead;

@@ -2325,6 +2325,89 @@ class layout {
 #include <tuple>
 #include <vector>
 
+// ---- begin trainperf/memory/deepspeed.hpp ----
+// trainperf — DeepSpeed ZeRO's own buffers: the gradient reduction buckets and, under stage 3,
+// the gathered weights its prefetch and reuse rules keep (framework::deepspeed in memory.hpp).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+namespace trainperf {
+
+// The zero_optimization settings that size device buffers, in elements, with DeepSpeed's
+// defaults (deepspeed/runtime/zero/config.py, DeepSpeedZeroConfig, v0.16.5).
+struct deepspeed_zero_config {
+  double reduce_bucket_size = 5e8;
+  // allgather_bucket_size (5e8) allocates nothing: stages 1 and 2 all-gather the updated weights
+  // in place into their flat 16-bit buffer (runtime/utils.py, all_gather_dp_groups).
+  double stage3_prefetch_bucket_size = 5e7;
+  double stage3_max_live_parameters = 1e9;
+  double stage3_max_reuse_distance = 1e9;
+  double stage3_param_persistence_threshold = 1e5;
+  // overlap_comm: DeepSpeed's default is on for stage 3 only (config.py, overlap_comm_valid).
+  enum class toggle { stage_default, on, off } overlap_comm = toggle::stage_default;
+  bool contiguous_gradients = true;
+
+  // Hugging Face transformers' "auto" values (integrations/deepspeed.py,
+  // HfTrainerDeepSpeedConfig.trainer_config_finalize): reduce_bucket_size h^2; under stage 3
+  // stage3_prefetch_bucket_size 0.9 h^2 and stage3_param_persistence_threshold 10 h.
+  static constexpr deepspeed_zero_config hf_auto(std::int64_t hidden) {
+    const double h = static_cast<double>(hidden);
+    deepspeed_zero_config c;
+    c.reduce_bucket_size = h * h;
+    c.stage3_prefetch_bucket_size = 0.9 * h * h;
+    c.stage3_param_persistence_threshold = 10 * h;
+    return c;
+  }
+  [[nodiscard]] constexpr bool overlaps(int zero_stage) const {
+    return overlap_comm == toggle::stage_default ? zero_stage == 3 : overlap_comm == toggle::on;
+  }
+};
+
+// The bytes DeepSpeed's buffers add on one rank at the backward's peak, for weights of
+// `element_bytes` each.
+//   Stages 1 and 2, contiguous_gradients: the reduction bucket of reduce_bucket_size elements,
+//   two with overlap_comm (stage_1_and_2.py, backward: ipg_buffer buf_0, and buf_1 "double
+//   buffers"), alive through the backward.
+//   Stage 3: one persistent bucket of reduce_bucket_size elements (stage3.py __init__:
+//   __ipg_bucket_flat_buffer, not doubled by overlap_comm), and the gathered weights: the layer
+//   running and the prefetched ones (at most stage3_prefetch_bucket_size elements, and no more
+//   than stage3_max_live_parameters in all: partitioned_param_coordinator.py, fetch_sub_module);
+//   at the turn from forward to backward, the last layers of the forward also stay gathered when
+//   their next use, in the backward, comes within stage3_max_reuse_distance elements of the trace
+//   (__params_to_release): the last layer's comes at once, layer L - j's after 2j layers.
+//   Weights of at most stage3_param_persistence_threshold elements (norms, biases) stay gathered
+//   for good (parameter_offload.py, mark_persistent_parameters).
+struct deepspeed_buffer_bytes {
+  double buckets = 0;   // gradient reduction buckets
+  double gathered = 0;  // stage 3: gathered weights beyond the rank's shard
+};
+// layer_elements: the largest layer's weights on the rank (its tensor-parallel share, all of it
+// gathered); stage_layers: the layers of the pipeline stage; persistent_elements: what the
+// stage's weights no larger than the persistence threshold hold beyond their shards.
+constexpr deepspeed_buffer_bytes deepspeed_buffers(const deepspeed_zero_config& z, int zero_stage,
+                                                   double layer_elements, std::int64_t stage_layers,
+                                                   double persistent_elements, double element_bytes) {
+  deepspeed_buffer_bytes b;
+  if (zero_stage == 0) return b;
+  if (z.contiguous_gradients)
+    b.buckets = z.reduce_bucket_size * element_bytes * (zero_stage < 3 && z.overlaps(zero_stage) ? 2.0 : 1.0);
+  if (zero_stage < 3 || layer_elements <= 0) return b;
+  const double layers = static_cast<double>(std::max<std::int64_t>(1, stage_layers));
+  // Running layer plus prefetch, bounded by the live-parameter budget (never below one layer:
+  // the running module's weights are fetched regardless).
+  const double prefetch =
+      std::min(z.stage3_prefetch_bucket_size, std::max(0.0, z.stage3_max_live_parameters - layer_elements));
+  const double running = layer_elements + std::min(prefetch, layer_elements * (layers - 1));
+  // Layers kept across the forward/backward turn: j = 0, 1, ... while 2 j layers fit in the reuse distance.
+  const double kept = std::min(layers, 1.0 + std::floor(z.stage3_max_reuse_distance / (2.0 * layer_elements)));
+  b.gathered = (std::max(running, kept * layer_elements) + persistent_elements) * element_bytes;
+  return b;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/memory/deepspeed.hpp ----
 // ---- begin trainperf/schedule.hpp ----
 // trainperf — pipeline schedules: the ordered forward/backward actions of every stage for
 // GPipe, 1F1B and interleaved 1F1B, their closed-form bubble and in-flight micro-batches, a
@@ -2824,18 +2907,20 @@ struct memory_options {
   std::int64_t recompute_num_layers = 1;
   // LoRA adapters on a frozen base, a quantized frozen base (adapters.hpp).
   adapter_options adapters{};
+  // framework::deepspeed: ZeRO's buckets, prefetch and persistence (memory/deepspeed.hpp).
+  deepspeed_zero_config deepspeed{};
 };
 
 // The two constants every prediction shares, fitted once to the seed measurements
 // (bench/memory_accuracy prints the fit and its leave-one-out errors).
 struct memory_model_constants {
   // Least-squares fit of the relative error over all seed rows (bench/memory_accuracy prints
-  // the fit, every row's error and the leave-one-out errors): 6.5 GiB and 11%. The seeds
+  // the fit, every row's error and the leave-one-out errors): 6.2 GiB and 12%. The seeds
   // report nvidia-smi's "used" memory, which includes the CUDA context, NCCL's buffers and the
   // caching allocator's slack over the live tensors; set your own for other systems (a CPU
   // trainer has none of them).
-  static constexpr double runtime_overhead_bytes = 6.5 * GiB;
-  static constexpr double activation_overhead = 0.11;
+  static constexpr double runtime_overhead_bytes = 6.2 * GiB;
+  static constexpr double activation_overhead = 0.12;
 };
 
 // Bytes per parameter of the model states on one data-parallel rank.
@@ -3002,6 +3087,16 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
     r.stored = full;
   }
   return r;
+}
+
+// The elements of one dense layer's weight tensors of at most `threshold` elements each (norm
+// weights and biases), which DeepSpeed's ZeRO-3 keeps gathered (stage3_param_persistence_threshold).
+constexpr std::int64_t small_layer_weights(const transformer_spec& m, double threshold) {
+  const auto small = [&](std::int64_t n) { return static_cast<double>(n) <= threshold ? n : 0; };
+  std::int64_t sum = (m.norm == norm_kind::layernorm ? 4 : 2) * small(m.hidden);
+  if (m.qkv_bias || m.linear_bias) sum += small(m.q_dim()) + 2 * small(m.kv_dim());
+  if (m.linear_bias) sum += 2 * small(m.hidden) + (m.mlp == mlp_kind::swiglu ? 2 : 1) * small(m.ffn);
+  return sum;
 }
 
 }  // namespace detail
@@ -3230,7 +3325,21 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // recomputed lives only after that (recomputation starts with the last layer's backward), so
     // the stage peaks at the larger of the two, not at their sum.
     sm.other += std::max(0.0, logits - act_working * (1.0 + growth));
-    const double gathered = zero3 ? 2.0 * largest_layer * e : 0.0;  // the gathered layer and the prefetched next
+    // ZeRO-3's gathered weights: DeepSpeed's by its prefetch, reuse and persistence rules
+    // (memory/deepspeed.hpp), otherwise the running layer and the prefetched next (FSDP's
+    // forward and backward prefetch of one module).
+    double gathered = zero3 ? 2.0 * largest_layer * e : 0.0;
+    if (o.accounting == framework::deepspeed && c.zero_stage > 0) {
+      const double persistent = zero3 ? static_cast<double>(sm.layers) *
+                                            static_cast<double>(detail::small_layer_weights(
+                                                m, o.deepspeed.stage3_param_persistence_threshold)) *
+                                            (1.0 - 1.0 / static_cast<double>(shards))
+                                      : 0.0;
+      const deepspeed_buffer_bytes ds =
+          deepspeed_buffers(o.deepspeed, c.zero_stage, largest_layer, sm.layers, persistent, e);
+      gathered = ds.gathered;
+      sm.other += ds.buckets;
+    }
     sm.other += gathered;
     sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
     sm.runtime = overhead;

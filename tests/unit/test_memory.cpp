@@ -151,6 +151,44 @@ TEST_CASE("framework::megatron_core: mcore with Transformer Engine, tensor by te
   CHECK(per_param_state_bytes(distopt, 8, fp16).grads == 4);
 }
 
+TEST_CASE("framework::deepspeed: ZeRO's buckets, prefetch, reuse and persistence (memory/deepspeed.hpp)") {
+  // Hand counts with DeepSpeed's defaults (zero/config.py): stage 2 keeps one reduction bucket of
+  // 5e8 bf16 elements (overlap_comm off below stage 3), two with overlap_comm: 1e9 and 2e9 bytes.
+  const deepspeed_zero_config defaults;
+  CHECK(deepspeed_buffers(defaults, 2, 0, 1, 0, 2).buckets == 1e9);
+  deepspeed_zero_config overlap = defaults;
+  overlap.overlap_comm = deepspeed_zero_config::toggle::on;
+  CHECK(deepspeed_buffers(overlap, 2, 0, 1, 0, 2).buckets == 2e9);
+  CHECK(deepspeed_buffers(defaults, 0, 0, 1, 0, 2).buckets == 0);
+  // Stage 3, llama2-7b (a layer: 4 x 4096^2 + 3 x 4096 x 11008 + 2 x 4096 = 202,383,360 weights),
+  // 32 layers: one bucket of 5e8 (not doubled); running layer + 5e7 prefetched = 252,383,360
+  // elements, but at the forward/backward turn the last 1 + floor(1e9 / (2 x 202,383,360)) = 3
+  // layers stay gathered (607,150,080); plus the norms (2 x 4096 per layer, under the 1e5
+  // persistence threshold) whole instead of 1/8 shards: 32 x 8192 x 7/8 = 229,376.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  CHECK(detail::small_layer_weights(l7, 1e5) == 8192);
+  CHECK(detail::small_layer_weights(l7, 4095) == 0);
+  const deepspeed_buffer_bytes z3 = deepspeed_buffers(defaults, 3, 202'383'360, 32, 229'376, 2);
+  CHECK(z3.buckets == 1e9);
+  CHECK(z3.gathered == (607'150'080.0 + 229'376) * 2);
+  // A reuse distance under two layers keeps the running layer and the prefetch only.
+  deepspeed_zero_config short_reuse = defaults;
+  short_reuse.stage3_max_reuse_distance = 1e8;
+  CHECK(deepspeed_buffers(short_reuse, 3, 202'383'360, 32, 0, 2).gathered == 252'383'360.0 * 2);
+  // Hugging Face's "auto" for hidden 4096: buckets of 4096^2, prefetch 0.9 x 4096^2, persistence 40960.
+  const deepspeed_zero_config hf = deepspeed_zero_config::hf_auto(4096);
+  CHECK(hf.reduce_bucket_size == 16'777'216);
+  CHECK(hf.stage3_prefetch_bucket_size == doctest::Approx(15'099'494.4));
+  CHECK(hf.stage3_param_persistence_threshold == 40960);
+  // estimate_memory adds the bucket to the stage's other memory.
+  const memory_options ds{.lbs = 1, .seq = 2048, .accounting = framework::deepspeed};
+  memory_options no_buckets = ds;
+  no_buckets.deepspeed.contiguous_gradients = false;
+  CHECK(estimate_memory(l7, {.zero_stage = 2}, 8, ds).stages[0].other -
+            estimate_memory(l7, {.zero_stage = 2}, 8, no_buckets).stages[0].other ==
+        doctest::Approx(1e9));
+}
+
 TEST_CASE("framework::paddle: PaddleNLP's O2 states, sharding stages as ZeRO stages") {
   // PaddleNLP's Trainer (amp_master_grad off): 16-bit weights (2) and gradients (2), fp32 master
   // weights and Adam m, v (12), the last sharded by sharding stage 1 over 8 ranks, the gradients
