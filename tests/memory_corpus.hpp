@@ -195,7 +195,13 @@ inline std::vector<row> load(const std::string& path) {
                       &sharding = f[c_sharding], &offload = f[c_offload], &framework_name = f[c_framework];
     if (f[c_complete] != "yes") why("settings not complete in the source");
     if (detail::has(train, "adapter")) why("LLaMA-Adapter prompts");
-    if (detail::has(precision, "float8") || detail::has(precision, "fp8")) why("fp8 training");
+    // fp8: torchao's float8 and MX linears (torchtitan's float8 converter) keep 16-bit inputs;
+    // FSDP2 gathers the weights in fp8 where the row says so; Transformer Engine otherwise.
+    if (detail::has(precision, "float8") || detail::has(precision, "fp8"))
+      r.options.fp8 = detail::has(framework_name, "torchao") || detail::has(framework_name, "torchtitan")
+                          ? (detail::has(f[c_other], "fp8 all-gather") ? fp8_training::torchao_fp8_all_gather
+                                                                       : fp8_training::torchao)
+                          : fp8_training::transformer_engine;
     if (!f[c_experts].empty()) why("MoE with expert parallelism");
     if (detail::has(f[c_optimizer], "8bit") || detail::has(f[c_optimizer], "8-bit"))
       r.options.optimizer = optimizer_kind::adam_8bit;

@@ -59,6 +59,9 @@ std::vector<flag> memory_flags() {
             "16-bit copy, unfused (Megatron-LM) a 16-bit softmax (default: unfused unless --flash)"},
            {"dropout", "", "dropout masks are kept"},
            {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
+           {"fp8", "te|torchao|torchao-fp8-all-gather",
+            "fp8 linear layers: Transformer Engine's delayed scaling (fp8 GEMM inputs kept, fp8 weight caches), "
+            "torchao's float8/MX linears (16-bit inputs kept), with FSDP2 gathering weights in fp8"},
            {"grad-dtype", "fp32|bf16|fp16", "gradient buffers: fp32 or the weights' dtype (default: the weights')"},
            {"no-master-weights", "",
             "pure 16-bit training: no fp32 master copy, optimizer states in the weights' dtype"},
@@ -209,6 +212,11 @@ memory_setup memory_from_args(const args& a) {
   o.seq = a.get_int("seq").value_or(m.model.spec.max_seq);
   static constexpr std::string_view dtypes[] = {"fp32", "bf16", "fp16"};
   o.param_dtype = *tp::parse_dtype(a.get_choice("dtype", dtypes).value_or("bf16"));
+  static constexpr std::string_view fp8_kinds[] = {"te", "torchao", "torchao-fp8-all-gather"};
+  if (const auto k = a.get_choice("fp8", fp8_kinds))
+    o.fp8 = *k == "te"        ? tp::fp8_training::transformer_engine
+            : *k == "torchao" ? tp::fp8_training::torchao
+                              : tp::fp8_training::torchao_fp8_all_gather;
   // AdamW differs from Adam only in the update (decoupled weight decay): the same m and v.
   static constexpr std::string_view optimizers[] = {"adam", "adamw", "sgd", "adamw8bit"};
   const std::string opt = a.get_choice("optimizer", optimizers).value_or("adam");
@@ -411,7 +419,7 @@ int run_memory(const args& a, output& out) {
   out.print("{}", t.render());
   out.print(
       "other = logits/loss buffers (beyond a recomputed layer, never alive with them), gathered ZeRO-3 weights, "
-      "comm buffers and the runtime overhead ({:.1f} GiB)\n",
+      "comm buffers, fp8 weight caches and the runtime overhead ({:.1f} GiB)\n",
       (m.options.runtime_overhead_bytes >= 0 ? m.options.runtime_overhead_bytes
                                              : tp::memory_model_constants::runtime_overhead_bytes) /
           gib);

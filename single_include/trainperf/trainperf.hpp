@@ -2837,6 +2837,26 @@ enum class recompute_grouping { uniform, block };
 // the SiLU output and up.
 enum class layer_kernels { fused, eager };
 
+// fp8 training: which library casts the linear layers' GEMM inputs to fp8, and what that keeps.
+//   transformer_engine: TE's delayed scaling (recipe.DelayedScaling; TE 1.9-2.x): a Linear keeps
+//     its input as fp8 for the weight gradient (1 byte; linear.py, _Linear.forward saves
+//     inputmat_t or, with sequence parallelism, the fp8 shard), LayerNormLinear keeps its norm's
+//     16-bit input and the fp8 normalized output (layernorm_linear.py), the MLP its 16-bit fc1
+//     output and the fp8 activation output (layernorm_mlp.py: fc1_out, gelu_out); the attention
+//     core stays 16-bit, so the output projection's fp8 input comes beside the core's own 16-bit
+//     output. Each linear weight keeps a cached fp8 copy and its transpose across micro-batches
+//     (base.py get_fp8_workspace: data and data_transpose, 2 bytes per weight on Hopper), and
+//     each GEMM an amax history of 1024 x 5 fp32 values (fp8.py, amax_history_len 1024: 3
+//     forward and 2 backward fp8 tensors).
+//   torchao: torchao's Float8Linear (tensorwise or rowwise) and MX linears keep their 16-bit
+//     input and weight and recast in the backward (float8_linear.py,
+//     matmul_with_hp_or_float8_args.forward: save_for_backward(input_hp, weight_hp_t)): the
+//     activations are those of 16-bit training.
+//   torchao_fp8_all_gather: the same with FSDP2 gathering the weights in fp8, tensorwise only
+//     (fsdp_utils.py, WeightWithDynamicFloat8CastTensor.fsdp_pre_all_gather): 1 byte per
+//     gathered weight.
+enum class fp8_training { none, transformer_engine, torchao, torchao_fp8_all_gather };
+
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)
   std::int64_t seq = 0;             // sequence length (tokens)
@@ -2909,6 +2929,7 @@ struct memory_options {
   adapter_options adapters{};
   // framework::deepspeed: ZeRO's buckets, prefetch and persistence (memory/deepspeed.hpp).
   deepspeed_zero_config deepspeed{};
+  fp8_training fp8 = fp8_training::none;  // fp8 linear layers (see fp8_training)
 };
 
 // The two constants every prediction shares, fitted once to the seed measurements
@@ -2952,7 +2973,8 @@ struct stage_memory {
   double grads = 0;        // gradient buffers
   double optimizer = 0;    // optimizer states (and fp32 master weights)
   double activations = 0;  // stored activations at the peak, including the allocator's growth
-  double other = 0;        // logits beyond a recomputed layer, gathered ZeRO-3 weights, comm buffers, runtime
+  double other = 0;        // logits beyond a recomputed layer, gathered ZeRO-3 weights, comm buffers,
+                           // fp8 weight caches, runtime
   double reserve = 0;      // allocator blocks held beyond the live tensors (weights_built_in_fp32)
   // Parts of the above that are not live tensors: the allocator's growth over the activation
   // peak (in activations) and the runtime overhead (in other).
@@ -3032,8 +3054,12 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (an
   // unfused one, legacy Megatron's or eager PyTorch's, also the SiLU output), GELU's input.
   const bool eager = o.kernels == layer_kernels::eager;
-  const double mlp =
-      (m.mlp == mlp_kind::swiglu ? (legacy || eager ? 3.0 : 2.0) : 1.0) * f + (input_kept(lt::down) ? f : 0);
+  const double mlp_act = (m.mlp == mlp_kind::swiglu ? (legacy || eager ? 3.0 : 2.0) : 1.0) * f;
+  const double down_input = input_kept(lt::down) ? f : 0;
+  // Transformer Engine's fp8 linears keep their GEMM inputs in fp8 (see fp8_training), and the
+  // output projection its own fp8 input beside the attention core's 16-bit output.
+  const bool te_fp8 = o.fp8 == fp8_training::transformer_engine;
+  const double linear_input_bytes = te_fp8 ? 1.0 : e;
   // Per norm: a fused RMSNorm/LayerNorm keeps its 16-bit input; an eager one computed in fp32
   // keeps the fp32 copy of its input, and the 16-bit normalized output when its weight trains.
   const double norm_bytes = eager ? 4 * h + (base_trains ? h * e : 0) : h * e;
@@ -3041,8 +3067,10 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // Flash attention keeps its output for its own backward (legacy Megatron and megatron-core
   // under TE's FlashAttention also the re-laid-out copy the output projection saves); the
   // unfused core keeps probabilities and V, and the output only as the output projection's input.
-  const bool transposed_copy = legacy || (o.accounting == framework::megatron_core && !o.cudnn_attention);
-  const double attention_out = o.flash_attention ? (transposed_copy ? 2 * q : q) : (input_kept(lt::o) ? q : 0);
+  const bool transposed_copy = !te_fp8 && (legacy || (o.accounting == framework::megatron_core && !o.cudnn_attention));
+  const double attention_out =
+      o.flash_attention ? (transposed_copy ? 2 * q : q) : (input_kept(lt::o) && !te_fp8 ? q : 0);
+  const double attention_out_fp8 = te_fp8 && input_kept(lt::o) ? q : 0;
   // Per LoRA target: A's output (r, B's input); with dropout, the copy of the input and its mask.
   double lora_rep = 0, lora_split = 0;
   if (ad.lora()) {
@@ -3059,8 +3087,11 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
         lora_rep += h * drop;
     }
   }
-  const double per_token = (2 * norm_bytes + linear_inputs * e + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
-                           ((q + k_and_v + attention_out + mlp) * e + lora_split) / t;
+  const double per_token =
+      (2 * norm_bytes + linear_inputs * linear_input_bytes + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
+      ((q + k_and_v + attention_out + mlp_act) * e + (attention_out_fp8 + down_input) * linear_input_bytes +
+       lora_split) /
+          t;
   const double softmax_bytes = o.fp32_softmax ? 4 + e : e;
   const double scores = o.flash_attention ? 0.0 : s * b * a * s * (softmax_bytes + (o.dropout ? 1 + e : 0)) / t;
   const double full = s * b * (per_token + (o.flash_attention ? a * 4.0 / t : 0.0)) + scores;
@@ -3231,6 +3262,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // tied copy of the embedding, as Megatron-LM keeps one) and the final norm on the last.
     double total_params = 0, trainable = 0, largest_layer = 0;
     double act_stored = 0, act_working = 0, logits = 0, quantized = 0, experts = 0, trainable_experts = 0;
+    double linear_weights = 0, gemms = 0;  // the layers' linear weights and GEMMs on the rank (fp8 caches)
     for (const stage_layers& sl : split) {
       if (sl.stage != st) continue;
       sm.layers += sl.layers;
@@ -3249,6 +3281,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         total_params += lp * n;
         experts += routed * n;
         largest_layer = std::max(largest_layer, lp);
+        linear_weights += (lp - static_cast<double>(lps.norms) / t) * n;
+        gemms += 4 * n;  // QKV, output projection, fc1 (gate and up, or the experts' grouped GEMM), fc2
         if (base_trains) trainable += lp * n, trainable_experts += routed * n;
         // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
         if (ad.frozen_weight_bits > 0) quantized += static_cast<double>(lps.total() - lps.norms) / t * n;
@@ -3328,7 +3362,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // ZeRO-3's gathered weights: DeepSpeed's by its prefetch, reuse and persistence rules
     // (memory/deepspeed.hpp), otherwise the running layer and the prefetched next (FSDP's
     // forward and backward prefetch of one module).
-    double gathered = zero3 ? 2.0 * largest_layer * e : 0.0;
+    const double gathered_bytes = o.fp8 == fp8_training::torchao_fp8_all_gather ? 1.0 : e;
+    double gathered = zero3 ? 2.0 * largest_layer * gathered_bytes : 0.0;
     if (o.accounting == framework::deepspeed && c.zero_stage > 0) {
       const double persistent = zero3 ? static_cast<double>(sm.layers) *
                                             static_cast<double>(detail::small_layer_weights(
@@ -3341,6 +3376,9 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       sm.other += ds.buckets;
     }
     sm.other += gathered;
+    // Transformer Engine's fp8 weight caches (an fp8 copy and its transpose of every linear
+    // weight) and amax histories (1024 x 5 fp32 values per GEMM): see fp8_training.
+    if (o.fp8 == fp8_training::transformer_engine) sm.other += 2.0 * linear_weights + gemms * 1024 * 5 * 4;
     sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
     sm.runtime = overhead;
     // The fp32 blocks of the construction (4 bytes per weight) hold the live weights, gradients,

@@ -189,6 +189,45 @@ TEST_CASE("framework::deepspeed: ZeRO's buckets, prefetch, reuse and persistence
         doctest::Approx(1e9));
 }
 
+TEST_CASE("fp8 training: Transformer Engine keeps fp8 GEMM inputs and weight caches; torchao keeps 16-bit") {
+  // Independent enumeration for llama2-70b at TP 8 with sequence parallelism, megatron-core with
+  // TE's cuDNN attention, per token of one layer under TE's delayed scaling: split by sequence
+  // parallelism, the two norms' 16-bit inputs (2h x 2 bytes) and the two fp8 normalized outputs
+  // that QKV and fc1 keep (2h x 1); split by TP, in 16 bits Q, K, V (q + 2kv), the core's output
+  // (q) and fc1's output (2f), in fp8 the output projection's input (q) and fc2's (f); plus the
+  // fp32 log-sum-exp.
+  const transformer_spec l70 = get_preset("llama2-70b").spec;
+  const double h = 8192, q = 8192, kv = 1024, f = 28672, a = 64, t = 8, s = 4096;
+  const parallel_config c{.tp = 8, .sequence_parallel = true};
+  memory_options te{.lbs = 1, .seq = 4096, .accounting = framework::megatron_core};
+  te.cudnn_attention = true;
+  te.fp8 = fp8_training::transformer_engine;
+  const double per_token = (2 * h * 2 + 2 * h * 1) / t + ((q + 2 * kv + q + 2 * f) * 2 + (q + f) * 1) / t + 4 * a / t;
+  CHECK(detail::layer_activations(l70, c, te, false).stored == doctest::Approx(s * per_token));
+  // torchao's float8 linears keep the 16-bit input and weight: the activations of bf16 training.
+  memory_options ao = te;
+  ao.fp8 = fp8_training::torchao;
+  memory_options bf16 = te;
+  bf16.fp8 = fp8_training::none;
+  CHECK(detail::layer_activations(l70, c, ao, false).stored == detail::layer_activations(l70, c, bf16, false).stored);
+  // TE's weight caches: an fp8 copy and its transpose of each linear weight on the rank,
+  // (8192 x (8192 + 2048) + 8192^2 + 3 x 8192 x 28672) / 8 = 106,954,752 per layer, x 80 layers
+  // x 2 bytes = 17,112,760,320, plus 4 GEMMs x 80 layers of 1024 x 5 fp32 amax values, 6,553,600.
+  const parallel_config tp8{.tp = 8, .sequence_parallel = true};
+  CHECK(estimate_memory(l70, tp8, 8, te).stages[0].other - estimate_memory(l70, tp8, 8, bf16).stages[0].other ==
+        doctest::Approx(17'112'760'320.0 + 6'553'600));
+  // torchao with FSDP2's fp8 all-gather: the two gathered llama2-7b layers (202,383,360 weights
+  // each) at 1 byte instead of 2.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  memory_options fsdp{.lbs = 1, .seq = 2048, .accounting = framework::fsdp};
+  fsdp.fp8 = fp8_training::torchao;
+  memory_options fp8_gather = fsdp;
+  fp8_gather.fp8 = fp8_training::torchao_fp8_all_gather;
+  CHECK(estimate_memory(l7, {.zero_stage = 3}, 8, fsdp).stages[0].other -
+            estimate_memory(l7, {.zero_stage = 3}, 8, fp8_gather).stages[0].other ==
+        doctest::Approx(2.0 * 202'383'360));
+}
+
 TEST_CASE("framework::paddle: PaddleNLP's O2 states, sharding stages as ZeRO stages") {
   // PaddleNLP's Trainer (amp_master_grad off): 16-bit weights (2) and gradients (2), fp32 master
   // weights and Adam m, v (12), the last sharded by sharding stage 1 over 8 ranks, the gradients
