@@ -153,9 +153,10 @@ inline std::vector<row> load(const std::string& path) {
   const std::size_t c_id = column("row_id"), c_source = column("source_id"), c_model = column("model"),
                     c_layers = column("layers"), c_hidden = column("hidden"), c_heads = column("heads"),
                     c_kv = column("kv_heads"), c_ffn = column("ffn"), c_vocab = column("vocab"),
-                    c_experts = column("num_experts"), c_arch = column("arch_notes"), c_train = column("train_type"),
-                    c_adapter = column("adapter_detail"), c_framework = column("framework"),
-                    c_precision = column("precision"), c_grad = column("grad_dtype"),
+                    c_experts = column("num_experts"), c_topk = column("moe_topk"), c_expert_ffn = column("expert_ffn"),
+                    c_shared = column("shared_experts"), c_moe_layers = column("moe_layers"), c_etp = column("etp"),
+                    c_arch = column("arch_notes"), c_train = column("train_type"), c_adapter = column("adapter_detail"),
+                    c_framework = column("framework"), c_precision = column("precision"), c_grad = column("grad_dtype"),
                     c_master = column("master_weights"), c_optimizer = column("optimizer"), c_seq = column("seq_len"),
                     c_mb = column("micro_batch"), c_tp = column("tp"), c_pp = column("pp"), c_dp = column("dp"),
                     c_cp = column("cp"), c_ep = column("ep"), c_vpp = column("vpp"), c_sp = column("sequence_parallel"),
@@ -202,7 +203,6 @@ inline std::vector<row> load(const std::string& path) {
                           ? (detail::has(f[c_other], "fp8 all-gather") ? fp8_training::torchao_fp8_all_gather
                                                                        : fp8_training::torchao)
                           : fp8_training::transformer_engine;
-    if (!f[c_experts].empty()) why("MoE with expert parallelism");
     if (detail::has(f[c_optimizer], "8bit") || detail::has(f[c_optimizer], "8-bit"))
       r.options.optimizer = optimizer_kind::adam_8bit;
     // torchtune's optimizer_in_bwd steps each parameter as its gradient arrives and frees it;
@@ -232,12 +232,23 @@ inline std::vector<row> load(const std::string& path) {
         (detail::has(arch, "biases") && !detail::has(arch, "no biases")) || detail::has(arch, "linear biases on");
     m.norm = detail::has(arch, "LayerNorm") ? norm_kind::layernorm : norm_kind::rmsnorm;
     if (m.layers <= 0 || m.hidden <= 0 || m.heads <= 0 || m.ffn <= 0 || m.vocab <= 0) why("model sizes not given");
+    // MoE: experts, top-k, the experts' ffn, shared experts (each of the expert ffn unless the
+    // column gives its own in parentheses); MoE layers everywhere or not expressible.
+    if (!f[c_experts].empty()) {
+      m.moe.experts = detail::integer(f[c_experts]);
+      m.moe.top_k = detail::integer(f[c_topk]);
+      m.moe.expert_ffn = std::max<std::int64_t>(0, detail::integer(f[c_expert_ffn]));
+      m.moe.shared_experts = std::max<std::int64_t>(0, detail::integer(f[c_shared]));
+      m.moe.shared_expert_ffn = std::max<std::int64_t>(0, detail::number_after(f[c_shared], "("));
+      if (f[c_moe_layers].rfind("all", 0) != 0) why("MoE layers in a pattern other than every layer");
+    }
 
     // Layout: degrees as printed (blank or unknown: 1), the world from the device count.
     parallel_config& c = r.parallel;
     const auto degree = [&](std::size_t col) { return std::max<std::int64_t>(1, detail::integer(f[col])); };
     c.tp = degree(c_tp), c.pp = degree(c_pp), c.cp = degree(c_cp), c.ep = degree(c_ep), c.vpp = degree(c_vpp);
-    c.sequence_parallel = f[c_sp].rfind("yes", 0) == 0;  // "yes" or "yes (how)"
+    c.etp = std::max<std::int64_t>(0, detail::integer(f[c_etp]));  // blank: Megatron-LM's default, tp
+    c.sequence_parallel = f[c_sp].rfind("yes", 0) == 0;            // "yes" or "yes (how)"
     const std::int64_t dp = detail::integer(f[c_dp]);
     r.world = detail::integer(f[c_devices]);
     if (r.world <= 0) r.world = (dp > 0 ? dp : 1) * c.tp * c.pp * c.cp;

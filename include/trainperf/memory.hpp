@@ -335,8 +335,19 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
         lora_rep += h * drop;
     }
   }
+  // An MoE layer's router keeps one fp32 score per expert for its backward (Megatron-LM: the
+  // softmax of compute_routing_scores_for_aux_loss, moe/moe_utils.py; transformers:
+  // softmax(router_logits, dtype=torch.float)); the shared experts' gate its input (the shared
+  // output, h) and two values (gate and sigmoid). Eager PyTorch (transformers' Qwen2Moe, Mixtral)
+  // also keeps the router logits for the load-balancing loss and each routed token's expert output
+  // for its weighting (expert_layer(x) * routing_weights), where Megatron-LM applies the weights
+  // inside the experts' SwiGLU (WeightedSwiGLUFunction) and keeps no expert output.
+  const double experts_n = static_cast<double>(m.moe.experts);
+  const double router = !moe_layer ? 0
+                                   : experts_n * 4 + (m.moe.shared_expert_gate ? (h + 2) * e : 0) +
+                                         (eager ? experts_n * e + expert_inputs * e : 0);
   const double per_token =
-      (2 * norm_bytes + linear_inputs * linear_input_bytes + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
+      (2 * norm_bytes + linear_inputs * linear_input_bytes + (o.dropout ? 2 * h : 0) + lora_rep + router) / split_rep +
       ((q + k_and_v + attention_out + mlp_act) * e + (attention_out_fp8 + down_input) * linear_input_bytes +
        lora_split) /
           t;

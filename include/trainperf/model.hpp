@@ -34,6 +34,9 @@ struct moe_spec {
   std::int64_t shared_experts = 0;     // always-active experts (DeepSeekMoE, Qwen-MoE)
   std::int64_t shared_expert_ffn = 0;  // 0: expert_ffn
   std::int64_t layer_freq = 1;         // layer i is MoE iff i % layer_freq == 0 (Megatron moe_layer_freq)
+  // A sigmoid gate on the shared experts' output, a linear h -> 1 (Qwen-MoE: modeling_qwen2_moe.py
+  // shared_expert_gate; Megatron-LM's --moe-shared-expert-gate).
+  bool shared_expert_gate = false;
 };
 
 // A ViT vision tower (CLIP-style: conv patch embedding without bias, class token, learned
@@ -202,7 +205,7 @@ constexpr void validate(const transformer_spec& m) {
 struct layer_params {
   std::int64_t attention = 0;       // q, k, v, o (and their biases)
   std::int64_t mlp = 0;             // dense MLP (0 in an MoE layer)
-  std::int64_t router = 0;          // MoE gate
+  std::int64_t router = 0;          // MoE gate (and the shared experts' gate)
   std::int64_t routed_experts = 0;  // all routed experts of the layer
   std::int64_t shared_experts = 0;
   std::int64_t norms = 0;  // the two pre-norms
@@ -266,7 +269,7 @@ constexpr layer_params count_layer_params(const transformer_spec& m, std::int64_
                                           : 0);
   p.norms = 2 * norm_params(m.norm, h);
   if (m.is_moe_layer(i)) {
-    p.router = checked_mul(h, m.moe.experts, "router parameters");
+    p.router = checked_mul(h, m.moe.experts + (m.moe.shared_expert_gate ? 1 : 0), "router parameters");
     p.routed_experts =
         checked_mul(m.moe.experts, mlp_params(m.mlp, h, m.resolved_expert_ffn(), m.linear_bias), "expert parameters");
     p.shared_experts = checked_mul(

@@ -8,8 +8,8 @@
 #include <string_view>
 
 #include "error.hpp"
-#include "names.hpp"
 #include "model.hpp"
+#include "names.hpp"
 
 namespace trainperf {
 
@@ -127,6 +127,19 @@ inline constexpr preset presets[] = {
          {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
          {.experts = 8, .top_k = 2}),
      0, "Jiang et al. 2024 (arXiv:2401.04088) table 1; mistralai/Mixtral-8x7B-v0.1 config.json"},
+    // Qwen1.5-MoE-A2.7B (Qwen/Qwen1.5-MoE-A2.7B config.json, transformers' Qwen2MoeConfig
+    // defaults): 24 layers of 60 SwiGLU experts of 1408, top-4, and one shared expert of 5632
+    // behind a sigmoid gate; QKV biases; untied embeddings.
+    {"qwen1.5-moe-a2.7b",
+     detail::with_moe(
+         {.layers = 24, .hidden = 2048, .heads = 16, .ffn = 5632, .vocab = 151936, .max_seq = 8192, .qkv_bias = true},
+         {.experts = 60,
+          .top_k = 4,
+          .expert_ffn = 1408,
+          .shared_experts = 1,
+          .shared_expert_ffn = 5632,
+          .shared_expert_gate = true}),
+     0, "Qwen/Qwen1.5-MoE-A2.7B config.json and model card (14.3B parameters, 2.7B activated)"},
     {"mistral-7b",
      {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
      7e9,

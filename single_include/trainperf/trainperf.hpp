@@ -192,6 +192,9 @@ struct moe_spec {
   std::int64_t shared_experts = 0;     // always-active experts (DeepSeekMoE, Qwen-MoE)
   std::int64_t shared_expert_ffn = 0;  // 0: expert_ffn
   std::int64_t layer_freq = 1;         // layer i is MoE iff i % layer_freq == 0 (Megatron moe_layer_freq)
+  // A sigmoid gate on the shared experts' output, a linear h -> 1 (Qwen-MoE: modeling_qwen2_moe.py
+  // shared_expert_gate; Megatron-LM's --moe-shared-expert-gate).
+  bool shared_expert_gate = false;
 };
 
 // A ViT vision tower (CLIP-style: conv patch embedding without bias, class token, learned
@@ -360,7 +363,7 @@ constexpr void validate(const transformer_spec& m) {
 struct layer_params {
   std::int64_t attention = 0;       // q, k, v, o (and their biases)
   std::int64_t mlp = 0;             // dense MLP (0 in an MoE layer)
-  std::int64_t router = 0;          // MoE gate
+  std::int64_t router = 0;          // MoE gate (and the shared experts' gate)
   std::int64_t routed_experts = 0;  // all routed experts of the layer
   std::int64_t shared_experts = 0;
   std::int64_t norms = 0;  // the two pre-norms
@@ -424,7 +427,7 @@ constexpr layer_params count_layer_params(const transformer_spec& m, std::int64_
                                           : 0);
   p.norms = 2 * norm_params(m.norm, h);
   if (m.is_moe_layer(i)) {
-    p.router = checked_mul(h, m.moe.experts, "router parameters");
+    p.router = checked_mul(h, m.moe.experts + (m.moe.shared_expert_gate ? 1 : 0), "router parameters");
     p.routed_experts =
         checked_mul(m.moe.experts, mlp_params(m.mlp, h, m.resolved_expert_ffn(), m.linear_bias), "expert parameters");
     p.shared_experts = checked_mul(
@@ -3087,8 +3090,19 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
         lora_rep += h * drop;
     }
   }
+  // An MoE layer's router keeps one fp32 score per expert for its backward (Megatron-LM: the
+  // softmax of compute_routing_scores_for_aux_loss, moe/moe_utils.py; transformers:
+  // softmax(router_logits, dtype=torch.float)); the shared experts' gate its input (the shared
+  // output, h) and two values (gate and sigmoid). Eager PyTorch (transformers' Qwen2Moe, Mixtral)
+  // also keeps the router logits for the load-balancing loss and each routed token's expert output
+  // for its weighting (expert_layer(x) * routing_weights), where Megatron-LM applies the weights
+  // inside the experts' SwiGLU (WeightedSwiGLUFunction) and keeps no expert output.
+  const double experts_n = static_cast<double>(m.moe.experts);
+  const double router = !moe_layer ? 0
+                                   : experts_n * 4 + (m.moe.shared_expert_gate ? (h + 2) * e : 0) +
+                                         (eager ? experts_n * e + expert_inputs * e : 0);
   const double per_token =
-      (2 * norm_bytes + linear_inputs * linear_input_bytes + (o.dropout ? 2 * h : 0) + lora_rep) / split_rep +
+      (2 * norm_bytes + linear_inputs * linear_input_bytes + (o.dropout ? 2 * h : 0) + lora_rep + router) / split_rep +
       ((q + k_and_v + attention_out + mlp_act) * e + (attention_out_fp8 + down_input) * linear_input_bytes +
        lora_split) /
           t;
@@ -3813,6 +3827,19 @@ inline constexpr preset presets[] = {
          {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
          {.experts = 8, .top_k = 2}),
      0, "Jiang et al. 2024 (arXiv:2401.04088) table 1; mistralai/Mixtral-8x7B-v0.1 config.json"},
+    // Qwen1.5-MoE-A2.7B (Qwen/Qwen1.5-MoE-A2.7B config.json, transformers' Qwen2MoeConfig
+    // defaults): 24 layers of 60 SwiGLU experts of 1408, top-4, and one shared expert of 5632
+    // behind a sigmoid gate; QKV biases; untied embeddings.
+    {"qwen1.5-moe-a2.7b",
+     detail::with_moe(
+         {.layers = 24, .hidden = 2048, .heads = 16, .ffn = 5632, .vocab = 151936, .max_seq = 8192, .qkv_bias = true},
+         {.experts = 60,
+          .top_k = 4,
+          .expert_ffn = 1408,
+          .shared_experts = 1,
+          .shared_expert_ffn = 5632,
+          .shared_expert_gate = true}),
+     0, "Qwen/Qwen1.5-MoE-A2.7B config.json and model card (14.3B parameters, 2.7B activated)"},
     {"mistral-7b",
      {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
      7e9,

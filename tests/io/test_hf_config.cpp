@@ -61,6 +61,24 @@ TEST_CASE("published configs read to the published parameter counts") {
   CHECK(q2.qkv_bias);
   CHECK(count_params(q2).total() == 7'615'616'512);
   CHECK(count_params(q2).non_embedding() == 6'525'621'760);
+  // Qwen/Qwen1.5-MoE-A2.7B (config.json shape fields). Hand count per layer: attention
+  // 4 x 2048^2 + 3 x 2048 (QKV biases) = 16,783,360; 60 experts x 3 x 2048 x 1408 = 519,045,120;
+  // the shared expert 3 x 2048 x 5632 = 34,603,008; the router 2048 x 60 and the shared expert's
+  // gate 2048 x 1 = 124,928; norms 4,096: 570,560,512; x 24 = 13,693,452,288, plus two
+  // 151936 x 2048 embeddings and the final norm = 14,315,784,192 (the model card: "14.3B").
+  const transformer_spec qm = io::spec_from_hf_config(json::parse(R"({"model_type": "qwen2_moe",
+    "hidden_act": "silu", "hidden_size": 2048, "intermediate_size": 5632, "max_position_embeddings": 8192,
+    "num_attention_heads": 16, "num_hidden_layers": 24, "num_key_value_heads": 16, "vocab_size": 151936,
+    "num_experts": 60, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
+    "shared_expert_intermediate_size": 5632, "decoder_sparse_step": 1, "mlp_only_layers": [],
+    "tie_word_embeddings": false})"));
+  CHECK(count_params(qm).total() == 14'315'784'192);
+  CHECK(count_params(get_preset("qwen1.5-moe-a2.7b").spec).total() == 14'315'784'192);
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(json::parse(R"({"model_type": "qwen2_moe", "hidden_size": 2048,
+    "intermediate_size": 5632, "max_position_embeddings": 8192, "num_attention_heads": 16, "num_hidden_layers": 24,
+    "vocab_size": 151936, "num_experts": 60, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
+    "shared_expert_intermediate_size": 5632, "mlp_only_layers": [0]})")),
+                       doctest::Contains("mlp_only_layers is not supported"), config_error);
 }
 
 TEST_CASE("missing, mistyped and contradictory fields are named") {

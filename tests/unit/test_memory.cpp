@@ -637,6 +637,29 @@ TEST_CASE("expert parallelism: each rank holds its experts; their states shard o
   CHECK(ep1.optimizer == doctest::Approx(12 * (dense + 8 * expert) / 8).epsilon(1e-12));
 }
 
+TEST_CASE("an MoE layer keeps its router's scores, the shared expert's gate and its experts' inputs") {
+  // Independent enumeration for a Qwen1.5-MoE-A2.7B layer (h 2048, 16 heads of 128, 60 experts
+  // of 1408, top-4, one shared expert of 5632 behind a sigmoid gate), bf16, tp 1, flash
+  // attention, fused kernels, per token: the two norms' inputs (2h) and the QKV input (h); the MLP
+  // input (h) and its 4 permuted copies, the experts' inputs (4h); Q, K, V and the attention
+  // output (4 x 2048); the SwiGLU's gate and up (2 x (4 x 1408 + 5632)) and the down projections'
+  // inputs (4 x 1408 + 5632), all at 2 bytes; the router's 60 fp32 scores; the shared expert's
+  // gate input (h) and its two values at 2 bytes; flash attention's 16 fp32 log-sum-exps.
+  const transformer_spec qm = get_preset("qwen1.5-moe-a2.7b").spec;
+  const double h = 2048, f = 4 * 1408 + 5632;
+  const double per_token = (2 * h + h + h + 4 * h + 4 * 2048 + 3 * f) * 2 + 60 * 4 + (h + 2) * 2 + 16 * 4;
+  const memory_options o{.lbs = 1, .seq = 4096};
+  CHECK(detail::layer_activations(qm, {}, o, true).stored == doctest::Approx(4096 * per_token));
+  // Eager PyTorch (transformers' Qwen2MoeSparseMoeBlock) also keeps the router logits (60 x 2
+  // bytes) and each routed token's expert output (4h x 2) for its weighting, besides the eager
+  // norms' fp32 input copies and normalized outputs (2 x (4h + 2h) instead of 2 x 2h) and the
+  // SiLU output (f x 2).
+  memory_options eager = o;
+  eager.kernels = layer_kernels::eager;
+  CHECK(detail::layer_activations(qm, {}, eager, true).stored - detail::layer_activations(qm, {}, o, true).stored ==
+        doctest::Approx(4096 * (60 * 2 + 4 * h * 2 + 2 * (6 * h - 2 * h) + f * 2)));
+}
+
 TEST_CASE("distributed saved activations and MoE capacity factors") {
   // --distribute-saved-activations: with full recomputation the kept layer input (s b h x 2 bytes)
   // is split over the tp ranks: llama2-70b, tp 8, 4096 tokens: 4096 x 8192 x 2 / 8 per layer.

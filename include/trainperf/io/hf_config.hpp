@@ -86,6 +86,27 @@ inline transformer_spec llama_family(const fields& f, const std::string& type) {
     s.moe.experts = f.req_size("num_local_experts");
     s.moe.top_k = f.req_size("num_experts_per_tok");
   }
+  // Qwen-MoE (transformers' Qwen2MoeConfig, modeling_qwen2_moe.py Qwen2MoeSparseMoeBlock): QKV
+  // biases, num_experts experts of moe_intermediate_size, one shared expert of
+  // shared_expert_intermediate_size behind a sigmoid gate; a layer is sparse when (i + 1) %
+  // decoder_sparse_step == 0 and it is not in mlp_only_layers.
+  if (type == "qwen2_moe") {
+    s.qkv_bias = true;
+    s.moe.experts = f.req_size("num_experts");
+    s.moe.top_k = f.req_size("num_experts_per_tok");
+    s.moe.expert_ffn = f.req_size("moe_intermediate_size");
+    s.moe.shared_experts = 1;
+    s.moe.shared_expert_ffn = f.req_size("shared_expert_intermediate_size");
+    s.moe.shared_expert_gate = true;
+    if (f.opt_size("decoder_sparse_step", "give 1").value_or(1) != 1)
+      f.fail("decoder_sparse_step",
+             "decoder_sparse_step other than 1 is not supported: trainperf places MoE layers "
+             "at i % layer_freq == 0 (Megatron-LM's moe_layer_freq); give 1");
+    if (!f.empty("mlp_only_layers"))
+      f.fail("mlp_only_layers",
+             "mlp_only_layers is not supported: trainperf places MoE layers by frequency only; "
+             "give []");
+  }
   return s;
 }
 
@@ -110,7 +131,7 @@ inline transformer_spec gpt2(const fields& f) {
 }
 
 inline transformer_spec decoder(const fields& f, const std::string& type, field_names& names) {
-  if (type == "llama" || type == "mistral" || type == "mixtral" || type == "qwen2") {
+  if (type == "llama" || type == "mistral" || type == "mixtral" || type == "qwen2" || type == "qwen2_moe") {
     names = llama_field_names;
     return llama_family(f, type);
   }
@@ -119,7 +140,7 @@ inline transformer_spec decoder(const fields& f, const std::string& type, field_
     return gpt2(f);
   }
   f.fail("model_type", "model_type " + json_quoted(type) +
-                           " is not supported; supported: llama, mistral, mixtral, qwen2, gpt2, llava "
+                           " is not supported; supported: llama, mistral, mixtral, qwen2, qwen2_moe, gpt2, llava "
                            "(or describe the model with --layers/--hidden/... overrides)");
 }
 

@@ -59,6 +59,9 @@ class fields {
     return it != obj_.end() && !it->is_null();
   }
 
+  // Absent, null, or an empty array or object.
+  [[nodiscard]] bool empty(std::string_view key) const { return !has(key) || obj_.at(std::string(key)).empty(); }
+
   [[noreturn]] void fail(std::string_view key, const std::string& what) const {
     throw config_error(name(key), origin_ + ": " + what);
   }
