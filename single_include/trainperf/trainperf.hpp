@@ -3131,6 +3131,10 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   } else {
     r.stored = full;
   }
+  // Expert parallelism's all-to-all exchanges each token's top_k copies: the permuted tokens sent
+  // and those received live together during the dispatch (and the combine, and their gradients in
+  // the backward), then are freed (Megatron-LM's MoEAlltoAllTokenDispatcher saves neither).
+  if (moe_layer && c.ep > 1) r.working = std::max(r.working, 2 * s * b * expert_inputs * e / split_rep);
   return r;
 }
 

@@ -658,6 +658,10 @@ TEST_CASE("an MoE layer keeps its router's scores, the shared expert's gate and 
   eager.kernels = layer_kernels::eager;
   CHECK(detail::layer_activations(qm, {}, eager, true).stored - detail::layer_activations(qm, {}, o, true).stored ==
         doctest::Approx(4096 * (60 * 2 + 4 * h * 2 + 2 * (6 * h - 2 * h) + f * 2)));
+  // With expert parallelism the all-to-all's send and receive buffers (4 copies of each token's
+  // hidden state each way, 2 bytes) are alive during the exchange, not kept.
+  CHECK(detail::layer_activations(qm, {.ep = 4}, o, true).working == doctest::Approx(4096 * 2 * 4 * h * 2));
+  CHECK(detail::layer_activations(qm, {.ep = 4}, o, true).stored == detail::layer_activations(qm, {}, o, true).stored);
 }
 
 TEST_CASE("distributed saved activations and MoE capacity factors") {
