@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <iterator>
 #include <span>
@@ -132,6 +133,7 @@ inline std::vector<flag> uneven_stage_flags() {
   return {
       {"first-stage-layers", "N", "layers on the first pipeline stage (the others share the rest evenly)"},
       {"last-stage-layers", "N", "layers on the last pipeline stage"},
+      {"stage-layers", "LIST", "every pipeline stage's layers, e.g. 5,9,9,9 (instead of the two above)"},
   };
 }
 
@@ -164,6 +166,21 @@ inline parallel_config parallel_from_args(const args& a) {
   c.recomputation = recompute_from_args(a);
   c.first_stage_layers = a.get_int("first-stage-layers").value_or(0);
   c.last_stage_layers = a.get_int("last-stage-layers").value_or(0);
+  if (const auto list = a.get("stage-layers")) {
+    std::size_t at = 0;
+    while (at <= list->size()) {
+      const std::size_t comma = std::min(list->find(',', at), list->size());
+      const std::string item = list->substr(at, comma - at);
+      char* end = nullptr;
+      const long long n = std::strtoll(item.c_str(), &end, 10);
+      if (item.empty() || *end != '\0' || n < 0 || n > (1LL << 30))
+        throw usage_error("--stage-layers expects a comma list of layer counts such as 5,9,9,9, got '" + *list + "'");
+      if (c.stage_layers.count == static_cast<std::int32_t>(max_listed_stages))
+        throw usage_error("--stage-layers lists more than " + std::to_string(max_listed_stages) + " stages");
+      c.stage_layers.layers[static_cast<std::size_t>(c.stage_layers.count++)] = static_cast<std::int32_t>(n);
+      at = comma + 1;
+    }
+  }
   return c;
 }
 

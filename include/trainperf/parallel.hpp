@@ -36,9 +36,15 @@ struct parallel_config {
   // --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers); 0: an even split.
   std::int64_t first_stage_layers = 0;
   std::int64_t last_stage_layers = 0;
+  // Or every stage's own count (partition.hpp, stage_layer_list).
+  stage_layer_list stage_layers{};
 
   [[nodiscard]] constexpr layer_split split() const {
-    return {.pp = pp, .vpp = vpp, .first_stage_layers = first_stage_layers, .last_stage_layers = last_stage_layers};
+    return {.pp = pp,
+            .vpp = vpp,
+            .first_stage_layers = first_stage_layers,
+            .last_stage_layers = last_stage_layers,
+            .listed = stage_layers};
   }
   [[nodiscard]] constexpr std::int64_t resolved_etp() const { return etp == 0 ? tp : etp; }
   // dp, or world / (tp x cp x pp) when dp is 0 (unchecked: see resolved_dp for the checked one).
@@ -193,6 +199,8 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
              ") or pick a tp that divides it";
     });
     const std::int64_t chunks = c.pp * c.vpp;
+    r.check(listed_stages_split(m.layers, c.split()), reason::layers_do_not_split_over_the_stages, "stage_layers",
+            [&] { return describe_listed_stages(m.layers, c.split()); });
     const bool uneven = c.first_stage_layers > 0 || c.last_stage_layers > 0;
     if (uneven) {
       r.check(c.vpp == 1, reason::uneven_stages_with_virtual_pipeline, "vpp", [&] {
@@ -211,11 +219,12 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
               return "first/last stage layers " + str(c.first_stage_layers) + ", " + str(c.last_stage_layers) +
                      " are negative; give 0 (an even split) or a count";
             });
-    r.check(uneven || m.layers % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
-      return "layers " + str(m.layers) + " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " +
-             str(chunks) + "; pick pp x vpp dividing " + str(m.layers) +
-             " or give the first/last stages their own layer counts (partition_layers)";
-    });
+    r.check(uneven || c.stage_layers.given() || m.layers % chunks == 0,
+            reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
+              return "layers " + str(m.layers) + " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) +
+                     " = " + str(chunks) + "; pick pp x vpp dividing " + str(m.layers) +
+                     " or give the first/last stages their own layer counts (partition_layers)";
+            });
     if (m.is_moe()) {
       r.check(m.moe.experts % c.ep == 0, reason::experts_are_not_divisible_by_ep, "ep", [&] {
         return "experts " + str(m.moe.experts) + " are not divisible by ep " + str(c.ep) + "; pick an ep dividing " +

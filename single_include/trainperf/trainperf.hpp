@@ -1600,6 +1600,21 @@ struct stage_layers {
   bool output = false;     // the output layer and the loss live here (last stage, last chunk)
 };
 
+// Every stage's own layer count, listed (Megatron-LM's --pipeline-model-parallel-layout with one
+// entry per stage, DeepSpeed's PipelineModule partition, PaddleNLP's segments): at most
+// max_listed_stages stages; count 0 means no list.
+inline constexpr std::size_t max_listed_stages = 128;
+struct stage_layer_list {
+  std::array<std::int32_t, max_listed_stages> layers{};
+  std::int32_t count = 0;
+  [[nodiscard]] constexpr bool given() const { return count > 0; }
+  [[nodiscard]] constexpr std::int64_t sum() const {
+    std::int64_t total = 0;
+    for (std::int32_t i = 0; i < count; ++i) total += layers[static_cast<std::size_t>(i)];
+    return total;
+  }
+};
+
 struct layer_split {
   std::int64_t pp = 1;
   std::int64_t vpp = 1;
@@ -1607,7 +1622,27 @@ struct layer_split {
   // first or last stage's own count (0: even split); the rest share the other layers evenly.
   std::int64_t first_stage_layers = 0;
   std::int64_t last_stage_layers = 0;
+  stage_layer_list listed{};  // every stage's count, instead of the above
 };
+
+// Whether a listed split is usable for `layers` layers: one count per stage, none negative,
+// adding up to the layers, no first/last counts beside it, no virtual stages.
+constexpr bool listed_stages_split(std::int64_t layers, const layer_split& s) {
+  if (!s.listed.given()) return true;
+  for (std::int32_t i = 0; i < s.listed.count; ++i)
+    if (s.listed.layers[static_cast<std::size_t>(i)] < 0) return false;
+  return s.listed.count == s.pp && s.listed.sum() == layers && s.first_stage_layers == 0 && s.last_stage_layers == 0 &&
+         s.vpp == 1;
+}
+inline std::string describe_listed_stages(std::int64_t layers, const layer_split& s) {
+  std::string list;
+  for (std::int32_t i = 0; i < s.listed.count; ++i)
+    list += (i ? "," : "") + detail::str(s.listed.layers[static_cast<std::size_t>(i)]);
+  return "stage layers " + list + " (" + detail::str(s.listed.count) + " stages, " + detail::str(s.listed.sum()) +
+         " layers) for pp " + detail::str(s.pp) + " and " + detail::str(layers) +
+         " layers: give one non-negative count per stage adding up to the layers, without first/last stage "
+         "counts or virtual stages";
+}
 
 // Whether uneven first/last stages leave the other stages an even share: the layers left after
 // the first and last stages' own counts split evenly over the other stages (checked by
@@ -1631,6 +1666,17 @@ constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const 
   detail::require_positive(s.vpp, "vpp");
   const bool uneven = s.first_stage_layers > 0 || s.last_stage_layers > 0;
   std::vector<stage_layers> out;
+  if (s.listed.given()) {
+    detail::require(listed_stages_split(layers, s), reason::layers_do_not_split_over_the_stages, "stage_layers",
+                    [&] { return describe_listed_stages(layers, s); });
+    std::int64_t next = 0;
+    for (std::int64_t st = 0; st < s.pp; ++st) {
+      const std::int64_t n = s.listed.layers[static_cast<std::size_t>(st)];
+      out.push_back({st, 0, next, n, st == 0, st == s.pp - 1});
+      next += n;
+    }
+    return out;
+  }
   if (!uneven) {
     const std::int64_t blocks = s.pp * s.vpp;
     detail::require(layers % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
@@ -1810,9 +1856,15 @@ struct parallel_config {
   // --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers); 0: an even split.
   std::int64_t first_stage_layers = 0;
   std::int64_t last_stage_layers = 0;
+  // Or every stage's own count (partition.hpp, stage_layer_list).
+  stage_layer_list stage_layers{};
 
   [[nodiscard]] constexpr layer_split split() const {
-    return {.pp = pp, .vpp = vpp, .first_stage_layers = first_stage_layers, .last_stage_layers = last_stage_layers};
+    return {.pp = pp,
+            .vpp = vpp,
+            .first_stage_layers = first_stage_layers,
+            .last_stage_layers = last_stage_layers,
+            .listed = stage_layers};
   }
   [[nodiscard]] constexpr std::int64_t resolved_etp() const { return etp == 0 ? tp : etp; }
   // dp, or world / (tp x cp x pp) when dp is 0 (unchecked: see resolved_dp for the checked one).
@@ -1967,6 +2019,8 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
              ") or pick a tp that divides it";
     });
     const std::int64_t chunks = c.pp * c.vpp;
+    r.check(listed_stages_split(m.layers, c.split()), reason::layers_do_not_split_over_the_stages, "stage_layers",
+            [&] { return describe_listed_stages(m.layers, c.split()); });
     const bool uneven = c.first_stage_layers > 0 || c.last_stage_layers > 0;
     if (uneven) {
       r.check(c.vpp == 1, reason::uneven_stages_with_virtual_pipeline, "vpp", [&] {
@@ -1985,11 +2039,12 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
               return "first/last stage layers " + str(c.first_stage_layers) + ", " + str(c.last_stage_layers) +
                      " are negative; give 0 (an even split) or a count";
             });
-    r.check(uneven || m.layers % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
-      return "layers " + str(m.layers) + " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " +
-             str(chunks) + "; pick pp x vpp dividing " + str(m.layers) +
-             " or give the first/last stages their own layer counts (partition_layers)";
-    });
+    r.check(uneven || c.stage_layers.given() || m.layers % chunks == 0,
+            reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
+              return "layers " + str(m.layers) + " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) +
+                     " = " + str(chunks) + "; pick pp x vpp dividing " + str(m.layers) +
+                     " or give the first/last stages their own layer counts (partition_layers)";
+            });
     if (m.is_moe()) {
       r.check(m.moe.experts % c.ep == 0, reason::experts_are_not_divisible_by_ep, "ep", [&] {
         return "experts " + str(m.moe.experts) + " are not divisible by ep " + str(c.ep) + "; pick an ep dividing " +

@@ -560,6 +560,20 @@ TEST_CASE("uneven pipeline stages: the first and last stages' own layer counts")
                        doctest::Contains("the other 19 of the 32 layers do not split evenly"), config_error);
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {.pp = 4, .vpp = 2, .first_stage_layers = 4}, 4, o),
                        doctest::Contains("without virtual stages only"), config_error);
+  // Every stage listed (a split the first/last counts cannot give): 6, 10, 10, 6 layers; the
+  // second stage holds 10 layers' weights.
+  parallel_config listed{.pp = 4};
+  listed.stage_layers.layers = {6, 10, 10, 6};
+  listed.stage_layers.count = 4;
+  const auto l = estimate_memory(l7, listed, 4, o);
+  CHECK(l.stages[0].layers == 6);
+  CHECK(l.stages[1].layers == 10);
+  CHECK(l.stages[3].layers == 6);
+  CHECK(l.stages[1].params == doctest::Approx(10.0 * 202383360 * 2));
+  listed.stage_layers.layers[3] = 5;  // 31 layers listed for 32
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, listed, 4, o),
+                       doctest::Contains("stage layers 6,10,10,5 (4 stages, 31 layers) for pp 4 and 32 layers"),
+                       config_error);
 }
 
 TEST_CASE("unfused attention: a 16-bit softmax (Megatron-LM) or an fp32 one cast back (transformers' eager)") {
