@@ -39,6 +39,9 @@ std::vector<flag> memory_flags() {
            {"sp", "", "sequence parallel"},
            {"zero", "0..3", "ZeRO stage"},
            {"distributed-optimizer", "", "Megatron-LM's distributed optimizer"},
+           {"shard-dp", "N",
+            "hybrid sharding: ZeRO/FSDP shards over groups of N data-parallel ranks, replicated across groups "
+            "(FSDP HYBRID_SHARD / HSDP, torchtitan's dp_shard)"},
            {"recompute", "none|selective|full", "activation recomputation"},
            {"recompute-method", "uniform|block",
             "with --recompute full, Megatron-LM's: groups of --recompute-num-layers (uniform, the default) or the "
@@ -204,7 +207,8 @@ memory_setup memory_from_args(const args& a) {
   tp::parallel_config& c = m.parallel;
   c = parallel_from_args(a);
   c.dp = a.get_int("dp").value_or(1);  // no world to derive it from: one replica unless given
-  tp::validate(c);                     // each degree positive and at most 2^20 before they are multiplied
+  c.shard_dp = a.get_int("shard-dp").value_or(0);
+  tp::validate(c);  // each degree positive and at most 2^20 before they are multiplied
   m.world = tp::detail::checked_mul(c.model_parallel(), c.dp, "world (tp x cp x pp x dp)");
   tp::memory_options& o = m.options;
   o.lbs = a.get_int("lbs").value_or(1);

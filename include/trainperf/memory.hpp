@@ -502,7 +502,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   // Megatron-LM's distributed optimizer shards over its data-parallel-with-CP group
   // (parallel_state.get_data_parallel_group(with_context_parallel=True)), torchtitan's FSDP2
   // over its dp_shard x cp mesh (parallelize_llama: dp_shard_cp).
-  const std::int64_t shards = detail::checked_mul(dp, c.cp, "dp x cp");
+  // Hybrid sharding shards over shard_dp of the dp ranks only (and replicates across the groups).
+  const std::int64_t shards = detail::checked_mul(c.shard_dp > 0 ? c.shard_dp : dp, c.cp, "dp x cp");
   const state_bytes per_param = per_param_state_bytes(c, shards, o);
   // Expert parallelism (Megatron-LM's expert rank generator): each expert weight lives on one of
   // ep ranks, split etp ways, and its states shard over the expert data-parallel group of

@@ -1849,7 +1849,11 @@ struct parallel_config {
   std::int64_t etp = 0;  // expert tensor parallel; 0: = tp
   std::int64_t vpp = 1;  // virtual pipeline stages (model chunks) per pipeline rank
   bool sequence_parallel = false;
-  int zero_stage = 0;                  // ZeRO 0-3 (DeepSpeed; Paddle "sharding stage")
+  int zero_stage = 0;  // ZeRO 0-3 (DeepSpeed; Paddle "sharding stage")
+  // Hybrid sharding: ZeRO/FSDP shards over groups of shard_dp data-parallel ranks and replicates
+  // across the dp / shard_dp groups (PyTorch FSDP's HYBRID_SHARD and FSDP2's HSDP, torchtitan's
+  // dp_shard with dp_replicate; DeepSpeed's MiCS). 0: the shards span all of dp.
+  std::int64_t shard_dp = 0;
   bool distributed_optimizer = false;  // Megatron-LM's sharded optimizer (ZeRO-1 like)
   recompute recomputation = recompute::none;
   // Uneven pipeline stages: the first or last stage's own layer count (Megatron-LM's
@@ -1899,6 +1903,7 @@ inline void sequence_is_not_divisible_by_2_cp() {}
 inline void sequence_parallel_needs_tp_above_1() {}
 inline void zero_stage_is_not_0_to_3() {}
 inline void distributed_optimizer_with_zero_stage() {}
+inline void shard_group_does_not_divide_dp() {}
 inline void micro_batches_fewer_than_pipeline_stages() {}
 inline void micro_batches_not_a_multiple_of_pp_for_interleaving() {}
 inline void virtual_stages_need_pipeline_parallelism() {}
@@ -2079,6 +2084,12 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
           "distributed_optimizer", [&] {
             return "the distributed optimizer is Megatron-LM's own optimizer-state sharding; with ZeRO stage " +
                    str(c.zero_stage) + " on top it shards twice: use one of the two";
+          });
+  r.check(c.shard_dp >= 0 && (c.shard_dp == 0 || dp <= 0 || dp % c.shard_dp == 0),
+          reason::shard_group_does_not_divide_dp, "shard_dp", [&] {
+            return "shard group " + str(c.shard_dp) + " does not divide data parallel " + str(dp) +
+                   "; hybrid sharding replicates dp / shard_dp groups: pick a divisor of " + str(dp) +
+                   " (or 0: shard over all of dp)";
           });
   r.check(c.vpp == 1 || c.pp > 1, reason::virtual_stages_need_pipeline_parallelism, "vpp",
           [&] { return "vpp " + str(c.vpp) + " needs pipeline parallelism; set pp > 1 or vpp 1"; });
@@ -3312,7 +3323,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   // Megatron-LM's distributed optimizer shards over its data-parallel-with-CP group
   // (parallel_state.get_data_parallel_group(with_context_parallel=True)), torchtitan's FSDP2
   // over its dp_shard x cp mesh (parallelize_llama: dp_shard_cp).
-  const std::int64_t shards = detail::checked_mul(dp, c.cp, "dp x cp");
+  // Hybrid sharding shards over shard_dp of the dp ranks only (and replicates across the groups).
+  const std::int64_t shards = detail::checked_mul(c.shard_dp > 0 ? c.shard_dp : dp, c.cp, "dp x cp");
   const state_bytes per_param = per_param_state_bytes(c, shards, o);
   // Expert parallelism (Megatron-LM's expert rank generator): each expert weight lives on one of
   // ep ranks, split etp ways, and its states shard over the expert data-parallel group of

@@ -228,6 +228,19 @@ TEST_CASE("fp8 training: Transformer Engine keeps fp8 GEMM inputs and weight cac
         doctest::Approx(2.0 * 202'383'360));
 }
 
+TEST_CASE("hybrid sharding: states shard within groups of shard_dp ranks, replicated across") {
+  // FSDP2 over fp32 parameters, llama2-7b (6,738,415,616 weights) on 64 ranks as 8 replicas of 8
+  // shards: 16 bytes per parameter / 8 = 13,476,831,232 bytes of states per rank, not / 64.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  const memory_options fsdp{.lbs = 1, .seq = 2048, .fp32_grads = true, .accounting = framework::fsdp};
+  const stage_memory hsdp = estimate_memory(l7, {.zero_stage = 3, .shard_dp = 8}, 64, fsdp).stages[0];
+  CHECK(hsdp.params + hsdp.grads + hsdp.optimizer == doctest::Approx(16.0 * 6'738'415'616 / 8));
+  const stage_memory full = estimate_memory(l7, {.zero_stage = 3}, 64, fsdp).stages[0];
+  CHECK(full.params + full.grads + full.optimizer == doctest::Approx(16.0 * 6'738'415'616 / 64));
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {.zero_stage = 3, .shard_dp = 6}, 64, fsdp),
+                       doctest::Contains("shard group 6 does not divide data parallel 64"), config_error);
+}
+
 TEST_CASE("framework::paddle: PaddleNLP's O2 states, sharding stages as ZeRO stages") {
   // PaddleNLP's Trainer (amp_master_grad off): 16-bit weights (2) and gradients (2), fp32 master
   // weights and Adam m, v (12), the last sharded by sharding stage 1 over 8 ranks, the gradients
