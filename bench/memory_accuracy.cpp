@@ -16,6 +16,7 @@
 #include <trainperf/trainperf.hpp>
 
 #include "constant_fit.hpp"
+#include "public_estimators.hpp"
 #include "seed_memory_rows.hpp"
 
 namespace tp = trainperf;
@@ -61,55 +62,6 @@ std::pair<double, double> fit(const std::vector<memory_row>& rows, const grid& g
       [&](std::size_t i) { return rows[i].measured_gib; }, [&](std::size_t i) { return !skip || *skip != i; });
 }
 
-// Megatron-LM megatron/training/theoretical_memory_usage.py (commit d98e8a64), stage 0:
-// weights and optimizer at 18 bytes per parameter (6 + 12/dp with the distributed optimizer)
-// on the most loaded shard; activations sbh(18 + 4 ffn/h) per layer with sequence parallelism
-// and selective recomputation (divided by tp), else sbh(10 + 24/tp) x 1.05; L layers (stage 0
-// holds pp micro-batches of L/pp layers), times min(1, m/pp), plus the embedding terms.
-double megatron_formula(const memory_row& r) {
-  const auto& m = r.model;
-  const auto& c = r.parallel;
-  const std::int64_t dp = c.dp_for(r.world);
-  const double t = static_cast<double>(c.tp), p = static_cast<double>(c.pp), L = static_cast<double>(m.layers);
-  const double h = static_cast<double>(m.hidden), s = static_cast<double>(r.options.seq),
-               b = static_cast<double>(r.options.lbs);
-  const double layer = static_cast<double>(tp::count_layer_params(m, 0).total());
-  const double emb = static_cast<double>(m.padded_vocab(c.tp)) * h;
-  double shard = (layer * L / p + emb) / t;
-  if (!m.tied_embeddings && c.pp == 1) shard += emb / t;
-  const bool dist = c.distributed_optimizer || c.zero_stage >= 1;
-  const double weights = shard * (dist ? 6 + 12.0 / static_cast<double>(dp) : 18);
-  const double ffn = static_cast<double>(m.ffn), V = static_cast<double>(m.padded_vocab(c.tp));
-  const double inflight = std::min(1.0, static_cast<double>(r.options.micro_batches) / p);
-  double act = 0;
-  if (c.sequence_parallel && c.recomputation == tp::recompute::selective) {
-    act = s * b * h * (18 + 4 * ffn / h) * L + 8 * s * b * p + s * b * h * p;
-    act *= inflight;
-    if (c.pp == 1) act += 4 * s * b * h * (1 + V / h);
-    act /= t;
-  } else {
-    act = s * b * h * (10 + 24 / t) * L + 8 * s * b * p + s * b * h * p;
-    act *= inflight;
-    if (c.pp == 1) act += 2 * (s * b * V / t + s * b * h);
-    act *= 1.05;
-  }
-  return (weights + act) / gib;
-}
-
-// DeepSpeed deepspeed/runtime/zero/stage_1_and_2.py estimate_zero2_model_states_mem_needs and
-// stage3.py estimate_zero3_model_states_mem_needs (no offload): ZeRO-2 2P + 18P/G, ZeRO-3
-// 4 LL + 18P/G (LL: the largest layer's parameters); model states only, no activations.
-std::optional<double> deepspeed_estimate(const memory_row& r) {
-  const auto& c = r.parallel;
-  if (c.zero_stage < 2) return std::nullopt;
-  const std::int64_t dp = c.dp_for(r.world);
-  const double P = static_cast<double>(tp::count_params(r.model).total()) / static_cast<double>(c.tp * c.pp);
-  const double G = static_cast<double>(dp);
-  if (c.zero_stage == 2) return (2 * P + 18 * P / G) / gib;
-  const double LL = static_cast<double>(tp::count_layer_params(r.model, 0).total()) / static_cast<double>(c.tp);
-  return (4 * LL + 18 * P / G) / gib;
-}
-
 }  // namespace
 
 int main() {
@@ -134,8 +86,8 @@ int main() {
     const auto [l0, l1] = fit(rows, g, i);
     const double loo = predict(r, l0, l1);
     const double err = (pred - r.measured_gib) / r.measured_gib, err_loo = (loo - r.measured_gib) / r.measured_gib;
-    const double meg = megatron_formula(r);
-    const auto ds = deepspeed_estimate(r);
+    const double meg = tp::bench::megatron_formula_gib(r.model, r.parallel, r.world, r.options);
+    const auto ds = tp::bench::deepspeed_estimate_gib(r.model, r.parallel, r.world);
     mae += std::fabs(err), mae_loo += std::fabs(err_loo), worst = std::max(worst, std::fabs(err));
     within += std::fabs(err) <= 0.15;
     const bool capped = pred != own_need;

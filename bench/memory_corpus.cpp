@@ -24,6 +24,7 @@
 
 #include "constant_fit.hpp"
 #include "memory_corpus.hpp"
+#include "public_estimators.hpp"
 
 namespace tp = trainperf;
 using tp::corpus::row;
@@ -181,8 +182,8 @@ int main(int argc, char** argv) {
       c1, tp::memory_model_constants::runtime_overhead_bytes / gib);
   fmt::print("| row | source | model | layout | measured | GiB | predicted | error | leave-one-source-out |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|\n");
-  std::map<std::string, summary> in_sample, out_of_source, unfitted;
-  summary all_in, all_loso, all_unfitted;
+  std::map<std::string, summary> in_sample, out_of_source, unfitted, megatron, deepspeed;
+  summary all_in, all_loso, all_unfitted, all_megatron, all_deepspeed;
   int verdicts = 0, right = 0;  // fit / out-of-memory verdicts against the device's capacity
   std::vector<std::string> wrong;
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -195,11 +196,22 @@ int main(int argc, char** argv) {
                  eu = (pu - r.measured_gib) / r.measured_gib;
     in_sample[r.source].add(r.id, e), out_of_source[r.source].add(r.id, el), unfitted[r.source].add(r.id, eu);
     all_in.add(r.id, e), all_loso.add(r.id, el), all_unfitted.add(r.id, eu);
+    // The public estimators on the same row: Megatron-LM's formula (stage 0, whatever the row's
+    // framework), DeepSpeed's model-state estimator where the row runs ZeRO-2 or -3.
+    const double em =
+        (tp::bench::megatron_formula_gib(r.model, r.parallel, r.world, r.options) - r.measured_gib) / r.measured_gib;
+    megatron[r.source].add(r.id, em), all_megatron.add(r.id, em);
+    if (const auto ds = tp::bench::deepspeed_estimate_gib(r.model, r.parallel, r.world)) {
+      const double ed = (*ds - r.measured_gib) / r.measured_gib;
+      deepspeed[r.source].add(r.id, ed), all_deepspeed.add(r.id, ed);
+    }
     if (r.capacity_gib > 0) {
       ++verdicts;
-      if (p <= r.capacity_gib) ++right;
-      else wrong.push_back(fmt::format("{} ran in {:.1f} GiB, predicted {:.1f} > {:.1f}", r.id, r.measured_gib, p,
-                                       r.capacity_gib));
+      if (p <= r.capacity_gib)
+        ++right;
+      else
+        wrong.push_back(
+            fmt::format("{} ran in {:.1f} GiB, predicted {:.1f} > {:.1f}", r.id, r.measured_gib, p, r.capacity_gib));
     }
     const auto& c = r.parallel;
     fmt::print("| {} | {} | {} | TP{}PP{}CP{} dp{} ZeRO{}{} {} | {} | {:.2f} | {:.2f} | {:+.1f}% | {:+.1f}% |\n", r.id,
@@ -211,21 +223,28 @@ int main(int argc, char** argv) {
                                                                 : "unknown",
                r.measured_gib, p, 100 * e, 100 * el);
   }
-  fmt::print("\nper source (in-sample fit | leave-one-source-out | library defaults):\n");
+  fmt::print(
+      "\nper source (in-sample fit | leave-one-source-out | library defaults | Megatron-LM's "
+      "theoretical_memory_usage | DeepSpeed's ZeRO-2/3 estimator, model states only, on its rows):\n");
   for (const auto& s : sources) {
     fmt::print("{:<16} fit   {}\n", s, in_sample[s].line());
     fmt::print("{:<16} LOSO  {}   (activation overhead without it: {:.2f})\n", "", out_of_source[s].line(), loso[s]);
     fmt::print("{:<16} dflt  {}\n", "", unfitted[s].line());
+    fmt::print("{:<16} mgtn  {}\n", "", megatron[s].line());
+    if (deepspeed[s].n > 0) fmt::print("{:<16} dspd  {}\n", "", deepspeed[s].line());
   }
-  fmt::print("{:<16} fit   {}\n{:<16} LOSO  {}\n{:<16} dflt  {}\n", "all", all_in.line(), "", all_loso.line(), "",
-             all_unfitted.line());
+  fmt::print("{:<16} fit   {}\n{:<16} LOSO  {}\n{:<16} dflt  {}\n{:<16} mgtn  {}\n{:<16} dspd  {}\n", "all",
+             all_in.line(), "", all_loso.line(), "", all_unfitted.line(), "", all_megatron.line(), "",
+             all_deepspeed.line());
 
   for (const auto& r : oom_rows) {
     if (r.capacity_gib <= 0) continue;
     ++verdicts;
     const double p = predict(r, 0, c1);
-    if (p > r.capacity_gib) ++right;
-    else wrong.push_back(fmt::format("{} ran out of memory, predicted {:.1f} <= {:.1f}", r.id, p, r.capacity_gib));
+    if (p > r.capacity_gib)
+      ++right;
+    else
+      wrong.push_back(fmt::format("{} ran out of memory, predicted {:.1f} <= {:.1f}", r.id, p, r.capacity_gib));
   }
   fmt::print("\nfit / out-of-memory verdicts right: {} of {} ({} out-of-memory rows)\n", right, verdicts,
              oom_rows.size());
