@@ -205,14 +205,18 @@ inline std::vector<row> load(const std::string& path) {
                           : fp8_training::transformer_engine;
     if (detail::has(f[c_optimizer], "8bit") || detail::has(f[c_optimizer], "8-bit"))
       r.options.optimizer = optimizer_kind::adam_8bit;
-    // torchtune's optimizer_in_bwd steps each parameter as its gradient arrives and frees it;
-    // bitsandbytes' paged optimizers move their states to host memory under pressure (it matters
-    // where the states are large: full fine-tuning).
-    if (detail::has(f[c_other], "optimizer_in_bwd=True") || detail::has(f[c_other], "optimizer_in_bwd: yes"))
-      why("optimizer step in the backward (no gradient buffers)");
+    // torchtune's memory options (optimizer_in_bwd, chunked cross-entropy, activation
+    // offloading) as the row names them; bitsandbytes' paged optimizers move their states to host
+    // memory under pressure (it matters where the states are large: full fine-tuning).
+    r.options.optimizer_in_backward =
+        detail::has(f[c_other], "optimizer_in_bwd=True") || detail::has(f[c_other], "optimizer_in_bwd: yes");
+    if (detail::has(f[c_other], "chunked CE"))
+      r.options.loss = f[c_compile] == "yes" ? logits_loss::chunked_compiled : logits_loss::chunked;
     if (detail::has(f[c_optimizer], "Paged") && !detail::has(train, "lora") && !detail::has(train, "adapter"))
       why("paged optimizer states of a full fine-tune");
-    if (offload != "none") why("offload beyond the optimizer states (" + offload + ")");
+    r.options.offload_activations = detail::has(offload, "activations offloaded");
+    if (offload != "none" && !r.options.offload_activations)
+      why("offload beyond the optimizer states (" + offload + ")");
     if (detail::has(sharding, "split across")) why("layers split over devices without pipelining");
     if (detail::has(f[c_arch], "MLA")) why("multi-head latent attention");
 

@@ -74,6 +74,13 @@ std::vector<flag> memory_flags() {
             "framework accounting (default generic): megatron is Megatron-LM's legacy models, megatron-core its "
             "mcore models with Transformer Engine"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
+           {"optimizer-in-backward", "",
+            "each weight stepped as its gradient arrives, no gradient buffers (torchtune's optimizer_in_bwd)"},
+           {"loss", "standard|chunked|chunked-compiled",
+            "how the loss holds the logits: an fp32 copy and fp32 log-softmax (standard), torchtune's chunked "
+            "cross-entropy (fp32 log-softmax per chunk kept), or compiled (16-bit chunks only)"},
+           {"offload-activations", "",
+            "with --recompute full, the layer inputs moved to host memory but the last 5 (torchtune)"},
            {"ds-auto", "", "DeepSpeed's buffer sizes as Hugging Face's \"auto\" sets them (hidden^2 buckets)"},
            {"reduce-bucket-size", "N", "DeepSpeed's reduce_bucket_size in elements (default 5e8)"},
            {"overlap-comm", "on|off", "DeepSpeed's overlap_comm (default: on for ZeRO-3 only)"},
@@ -264,6 +271,13 @@ memory_setup memory_from_args(const args& a) {
   adapters_from_args(a, o.adapters);
   o.dropout = a.has("dropout");
   o.offload_optimizer = a.has("offload-optimizer");
+  o.optimizer_in_backward = a.has("optimizer-in-backward");
+  static constexpr std::string_view losses[] = {"standard", "chunked", "chunked-compiled"};
+  const std::string loss = a.get_choice("loss", losses).value_or("standard");
+  o.loss = loss == "chunked"            ? tp::logits_loss::chunked
+           : loss == "chunked-compiled" ? tp::logits_loss::chunked_compiled
+                                        : tp::logits_loss::standard;
+  o.offload_activations = a.has("offload-activations");
   o.weights_built_in_fp32 = a.has("built-fp32");
   o.variable_length = a.has("variable-length");
   if (auto g = a.get("overhead-gib"))

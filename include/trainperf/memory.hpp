@@ -105,6 +105,8 @@ enum class layer_kernels { fused, eager };
 //     gathered weight.
 enum class fp8_training { none, transformer_engine, torchao, torchao_fp8_all_gather };
 
+enum class logits_loss { standard, chunked, chunked_compiled };  // memory_options::loss
+
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)
   std::int64_t seq = 0;             // sequence length (tokens)
@@ -132,8 +134,30 @@ struct memory_options {
   // writes Megatron's [s, b, h] layout (no transposed copy of its output); matters for
   // framework::megatron_core, whose default FlashAttention backend keeps one.
   bool cudnn_attention = false;
-  bool dropout = false;                // dropout masks kept (1 byte per element)
-  bool offload_optimizer = false;      // optimizer states (and master weights) in CPU memory
+  bool dropout = false;            // dropout masks kept (1 byte per element)
+  bool offload_optimizer = false;  // optimizer states (and master weights) in CPU memory
+  // torchtune's memory options (torchtune/training/memory.py, modules/loss, training/
+  // _activation_offloading.py, v0.3-0.6):
+  // optimizer_in_backward: each parameter stepped in its post-accumulate-grad hook and its
+  //   gradient freed (register_optim_in_bwd_hooks: one optimizer per parameter, step() then
+  //   zero_grad()): no gradient buffers kept, one weight's gradient at a time.
+  bool optimizer_in_backward = false;
+  // loss: how the loss holds the logits. standard: the 16-bit logits, an fp32 copy and the fp32
+  //   log-softmax kept for the backward (torchtune's unembed: output(h).float(); transformers).
+  //   chunked: torchtune's CEWithChunkedOutputLoss (8 chunks) in eager mode: the output layer
+  //   returns 16-bit chunks and the loss up-casts one at a time, so no full fp32 copy exists, but
+  //   each chunk's fp32 log-softmax is kept (PyTorch's _log_softmax saves its result): 2 + 4
+  //   bytes per logit. chunked_compiled: the same loss compiled with its up-cast, as torchtune's
+  //   docstring requires for the saving ("The CE and upcasting have to be compiled together"):
+  //   taken to keep only the 16-bit chunks and recompute each chunk's fp32 log-softmax in the
+  //   backward (one chunk's fp32 alive at a time). That reading is inferred, not confirmed in
+  //   Inductor's code; torchtune's compiled rows in the corpus agree with it (bench/RESULTS.md).
+  logits_loss loss = logits_loss::standard;
+  // offload_activations: OffloadActivations moves every saved tensor of 1 KiB or more to pinned
+  //   host memory, keeping the 5 most recent on the device (max_fwd_stash_size); the output layer
+  //   and the loss stay on the device. torchtune requires activation checkpointing with it, so
+  //   what moves is each layer's kept input: the device keeps at most 5 of them.
+  bool offload_activations = false;
   std::int64_t comm_buffer_bytes = 0;  // extra collective buffers the framework keeps (buckets)
   // The weights were created in fp32 on the device, then cast in place to param_dtype: Paddle's
   // Layer._transform (python/paddle/nn/layer/layers.py) casts one parameter at a time and frees
@@ -433,6 +457,8 @@ inline void memory_estimate_exceeds_2_to_the_62_bytes() {}
 inline void quantized_weights_cannot_train() {}
 inline void recompute_method_needs_full_recomputation() {}
 inline void moe_capacity_factor_out_of_range() {}
+inline void offloaded_activations_need_full_recomputation() {}
+inline void optimizer_in_backward_with_accumulation() {}
 }  // namespace reason
 
 // Past 2^62 bytes (4 EiB, some million times any device) an estimate means nothing and no longer
@@ -481,6 +507,18 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                            "(lora_rank) or freeze the LLM";
                   });
   detail::require_positive(o.recompute_num_layers, "recompute_num_layers");
+  detail::require(!o.offload_activations || c.recomputation == recompute::full,
+                  reason::offloaded_activations_need_full_recomputation, "offload_activations", [&] {
+                    return std::string("offload_activations with ") + std::string(to_string(c.recomputation)) +
+                           " recomputation: torchtune offloads the layer inputs activation checkpointing keeps; set "
+                           "full recomputation";
+                  });
+  detail::require(!o.optimizer_in_backward || o.micro_batches == 1, reason::optimizer_in_backward_with_accumulation,
+                  "optimizer_in_backward", [&] {
+                    return "optimizer_in_backward with " + detail::str(o.micro_batches) +
+                           " micro-batches: the optimizer steps as each gradient arrives, so gradients cannot "
+                           "accumulate (torchtune refuses it); set micro_batches 1 or turn it off";
+                  });
   detail::require(o.moe_capacity_factor >= 0 && o.moe_capacity_factor <= 1024, reason::moe_capacity_factor_out_of_range,
                   "moe_capacity_factor", [&] {
                     return "moe_capacity_factor " + format_double(o.moe_capacity_factor) +
@@ -515,7 +553,12 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
   // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the
   // fp32 gradient.
-  const double logit_bytes = e + (o.accounting == framework::deepspeed ? 16.0 : 8.0);
+  // (torchtune's chunked loss: the fp32 log-softmax of each chunk, or of one chunk of 8 at a time
+  // when compiled.)
+  const double logit_bytes = e + (o.accounting == framework::deepspeed      ? 16.0
+                                  : o.loss == logits_loss::chunked          ? 4.0
+                                  : o.loss == logits_loss::chunked_compiled ? 4.0 / 8
+                                                                            : 8.0);
 
   memory_estimate est;
   for (std::int64_t st = 0; st < c.pp; ++st) {
@@ -527,6 +570,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     double total_params = 0, trainable = 0, largest_layer = 0;
     double act_stored = 0, act_working = 0, logits = 0, quantized = 0, experts = 0, trainable_experts = 0;
     double linear_weights = 0, gemms = 0;  // the layers' linear weights and GEMMs on the rank (fp8 caches)
+    double largest_trainable = 0;          // the largest trainable weight tensor (optimizer_in_backward)
+    double recomputed_input = 0;           // one recomputed layer's kept input (offload_activations)
     for (const stage_layers& sl : split) {
       if (sl.stage != st) continue;
       sm.layers += sl.layers;
@@ -548,11 +593,18 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         linear_weights += (lp - static_cast<double>(lps.norms) / t) * n;
         gemms += 4 * n;  // QKV, output projection, fc1 (gate and up, or the experts' grouped GEMM), fc2
         if (base_trains) trainable += lp * n, trainable_experts += routed * n;
+        // The largest single matrix of the layer: an MLP projection (an expert's when routed) or
+        // the fused QKV projection.
+        const double h = static_cast<double>(m.hidden);
+        const double mlp_matrix = h * static_cast<double>(moe ? m.resolved_expert_ffn() : m.ffn) / t;
+        const double qkv_matrix = h * static_cast<double>(m.q_dim() + 2 * m.kv_dim()) / t;
+        if (base_trains) largest_trainable = std::max({largest_trainable, mlp_matrix, qkv_matrix});
         // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
         if (ad.frozen_weight_bits > 0) quantized += static_cast<double>(lps.total() - lps.norms) / t * n;
         const double lora = static_cast<double>(count_lora_params(m, ad)) / t * n;
         total_params += lora;
         trainable += lora;
+        if (lora > 0) largest_trainable = std::max(largest_trainable, lora / n);  // a layer's adapters, at most
       }
       // Activations. With full recomputation, `recomputed` of the chunk's layers keep only
       // inputs (block: the chunk's first recompute_num_layers layers, one input each; uniform:
@@ -582,6 +634,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                                             static_cast<double>(again) / static_cast<double>(recomputed)
                                       : static_cast<double>(again);
         act_stored += la.stored * inputs;
+        recomputed_input = std::max(recomputed_input, la.stored);
         act_working =
             std::max(act_working, la.working * static_cast<double>(grouped ? std::min(group, recomputed) : 1));
       }
@@ -590,6 +643,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         total_params += emb;
         if (base_trains) trainable += emb;
         if (ad.train_embeddings) total_params += emb, trainable += emb;  // the trainable copy
+        if (base_trains || ad.train_embeddings) largest_trainable = std::max(largest_trainable, emb);
         // The vision tower and projector sit with the embedding.
         const double vis = static_cast<double>(pc.vision) / t, proj = static_cast<double>(pc.projector) / t;
         total_params += vis + proj;
@@ -603,6 +657,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         total_params += out;
         if (base_trains) trainable += out;
         if (ad.train_embeddings) total_params += out, trainable += out;
+        if (base_trains || ad.train_embeddings)
+          largest_trainable = std::max(largest_trainable, out - static_cast<double>(m.hidden));  // not the norm
         // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
         const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
         logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t * logit_bytes;
@@ -613,6 +669,10 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     sm.params = (total_params - quantized - experts) * per_param.params + experts * per_expert.params +
                 quantized * ad.frozen_weight_bits / 8 / (zero3 ? static_cast<double>(shards) : 1.0);
     sm.grads = (trainable - trainable_experts) * per_param.grads + trainable_experts * per_expert.grads;
+    // Stepped in the backward: one weight's gradient at a time, the largest at the peak.
+    if (o.optimizer_in_backward) sm.grads = std::min(sm.grads, largest_trainable * per_param.grads);
+    // Offloaded layer inputs: the device keeps the 5 most recent (torchtune's max_fwd_stash_size).
+    if (o.offload_activations) act_stored = std::min(act_stored, 5 * recomputed_input);
     sm.optimizer = (trainable - trainable_experts) * per_param.optimizer + trainable_experts * per_expert.optimizer;
     // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share
     // when interleaved: inflight_peak already counts micro-batches of the whole stage).

@@ -241,6 +241,37 @@ TEST_CASE("hybrid sharding: states shard within groups of shard_dp ranks, replic
                        doctest::Contains("shard group 6 does not divide data parallel 64"), config_error);
 }
 
+TEST_CASE("torchtune's memory options: optimizer in the backward, chunked loss, offloaded activations") {
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  const memory_options base{.lbs = 1, .seq = 2048, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  const stage_memory plain = estimate_memory(l7, {}, 1, base).stages[0];
+  // Optimizer in the backward: one gradient at a time; the largest weight is the embedding,
+  // 32000 x 4096 = 131,072,000 bf16 gradients (an MLP projection is 4096 x 11008).
+  memory_options in_bwd = base;
+  in_bwd.optimizer_in_backward = true;
+  CHECK(estimate_memory(l7, {}, 1, in_bwd).stages[0].grads == 131'072'000.0 * 2);
+  in_bwd.micro_batches = 4;
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, in_bwd), doctest::Contains("gradients cannot accumulate"),
+                       config_error);
+  // Chunked loss: no full fp32 copy of the logits: 2048 x 32000 x 4 bytes less; compiled, also
+  // the fp32 log-softmax but one chunk's of 8: 2048 x 32000 x (4 + 4 x 7/8) bytes less.
+  memory_options chunked = base;
+  chunked.loss = logits_loss::chunked;
+  CHECK(plain.other - estimate_memory(l7, {}, 1, chunked).stages[0].other == doctest::Approx(2048.0 * 32000 * 4));
+  chunked.loss = logits_loss::chunked_compiled;
+  CHECK(plain.other - estimate_memory(l7, {}, 1, chunked).stages[0].other ==
+        doctest::Approx(2048.0 * 32000 * (4 + 4 * 7.0 / 8)));
+  // Offloaded activations under full recomputation: 5 of the 32 layer inputs (2048 x 4096 x 2
+  // bytes each) stay on the device.
+  const parallel_config full{.recomputation = recompute::full};
+  memory_options offload = base;
+  offload.offload_activations = true;
+  CHECK(estimate_memory(l7, full, 1, base).stages[0].activations -
+            estimate_memory(l7, full, 1, offload).stages[0].activations ==
+        doctest::Approx(27.0 * 2048 * 4096 * 2));
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, offload), doctest::Contains("set full recomputation"), config_error);
+}
+
 TEST_CASE("framework::paddle: PaddleNLP's O2 states, sharding stages as ZeRO stages") {
   // PaddleNLP's Trainer (amp_master_grad off): 16-bit weights (2) and gradients (2), fp32 master
   // weights and Adam m, v (12), the last sharded by sharding stage 1 over 8 ranks, the gradients
