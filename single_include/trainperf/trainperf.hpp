@@ -3373,12 +3373,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   const bool zero3 = c.zero_stage == 3;
   // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
   // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the
-  // fp32 gradient.
-  // (torchtune's chunked loss: the fp32 log-softmax of each chunk, or of one chunk of 8 at a time
-  // when compiled.)
-  const double logit_bytes = e + (o.accounting == framework::deepspeed      ? 16.0
-                                  : o.loss == logits_loss::chunked          ? 4.0
+  // fp32 gradient; torchtune's chunked loss: the fp32 log-softmax of every chunk, or of one
+  // chunk of 8 at a time when compiled (see logits_loss).
+  const double logit_bytes = e + (o.loss == logits_loss::chunked            ? 4.0
                                   : o.loss == logits_loss::chunked_compiled ? 4.0 / 8
+                                  : o.accounting == framework::deepspeed    ? 16.0
                                                                             : 8.0);
 
   memory_estimate est;
