@@ -37,5 +37,10 @@ static_assert(!constant_evaluable<[] { return layout(16, {.tp = 2}, "tp-xx").wor
 // Schedules and partitions in constant evaluation.
 static_assert(make_schedule(pipeline_schedule::one_f_one_b, 4, 8).warmup[0] == 3);
 static_assert(partition_layers(80, {.pp = 4})[2].first_layer == 40);
+// Every stage's layers listed: 6, 10, 10, 6 of 32; the third stage starts at layer 16.
+static_assert(partition_layers(32, {.pp = 4, .listed = {.layers = {6, 10, 10, 6}, .count = 4}})[2].first_layer == 16);
+static_assert(!constant_evaluable<[] {
+  return partition_layers(32, {.pp = 4, .listed = {.layers = {6, 10, 10, 5}, .count = 4}}).size();
+}>);
 static_assert(data_shard(1024, 4, 8, 0, 1, 2).first == 40);
 }  // namespace
