@@ -217,7 +217,9 @@ inline std::vector<row> load(const std::string& path) {
     r.options.offload_activations = detail::has(offload, "activations offloaded");
     if (offload != "none" && !r.options.offload_activations)
       why("offload beyond the optimizer states (" + offload + ")");
-    if (detail::has(sharding, "split across")) why("layers split over devices without pipelining");
+    // Layers split over devices without pipelining (transformers' device_map="auto": accelerate's
+    // get_balanced_memory gives each device an even share of the weights): pipeline stages with
+    // one micro-batch in flight, as the row's pp column gives them (micro_batches stays 1).
     if (detail::has(f[c_arch], "MLA")) why("multi-head latent attention");
 
     // The model.
