@@ -157,15 +157,17 @@ int main(int argc, char** argv) {
   // prints it): the reading rules and count_lora_params checked on every such row.
   int stated = 0, agree = 0;
   for (const auto& r : all) {
-    if (r.stated_trainable < 0 || !r.options.adapters.lora()) continue;
+    const tp::adapter_options& ad = r.options.adapters;
+    if (r.stated_trainable < 0 || !(ad.lora() || ad.prompt())) continue;
     ++stated;
-    const std::int64_t counted = tp::count_lora_params(r.model, r.options.adapters) * r.model.layers;
+    const std::int64_t counted =
+        tp::count_lora_params(r.model, ad) * r.model.layers + tp::count_prompt_adapter_params(r.model, ad);
     if (counted == r.stated_trainable)
       ++agree;
     else
-      fmt::print("    {}: {} LoRA weights counted, the source states {}\n", r.id, counted, r.stated_trainable);
+      fmt::print("    {}: {} adapter weights counted, the source states {}\n", r.id, counted, r.stated_trainable);
   }
-  fmt::print("LoRA rows whose source states the trainable count: {} of {} counted alike\n", agree, stated);
+  fmt::print("adapter rows whose source states the trainable count: {} of {} counted alike\n", agree, stated);
   if (agree != stated) return 1;
   if (rows.empty()) return require_rows > 0 ? 1 : 0;
 

@@ -195,7 +195,6 @@ inline std::vector<row> load(const std::string& path) {
     const std::string &train = f[c_train], &precision = f[c_precision], &master = f[c_master],
                       &sharding = f[c_sharding], &offload = f[c_offload], &framework_name = f[c_framework];
     if (f[c_complete] != "yes") why("settings not complete in the source");
-    if (detail::has(train, "adapter")) why("LLaMA-Adapter prompts");
     // fp8: torchao's float8 and MX linears (torchtitan's float8 converter) keep 16-bit inputs;
     // FSDP2 gathers the weights in fp8 where the row says so; Transformer Engine otherwise.
     if (detail::has(precision, "float8") || detail::has(precision, "fp8"))
@@ -302,9 +301,14 @@ inline std::vector<row> load(const std::string& path) {
     } else if (detail::has(sharding, "distributed_optimizer")) {
       c.distributed_optimizer = true;
     }
-    if (detail::has(train, "lora")) {
+    if (detail::has(train, "llama_adapter")) {  // Lit-GPT's LLaMA-Adapter with its defaults
       o.adapters = detail::adapters(f[c_adapter]);
-      if (!o.adapters.lora()) why("LoRA rank or targets not read from adapter_detail");
+      o.adapters.lora_rank = 0, o.adapters.lora_targets = 0, o.adapters.lora_dropout = false;
+      o.adapters.llama_adapter = detail::has(train, "v2") ? prompt_adapter::v2 : prompt_adapter::v1;
+    }
+    if (detail::has(train, "lora") || detail::has(train, "llama_adapter")) {
+      if (!o.adapters.prompt()) o.adapters = detail::adapters(f[c_adapter]);
+      if (!o.adapters.lora() && !o.adapters.prompt()) why("LoRA rank or targets not read from adapter_detail");
       std::string stated;  // "trainable params 1,572,864" without its thousands separators
       if (const std::size_t at = f[c_adapter].find("trainable params "); at != std::string::npos)
         for (std::size_t i = at + 17;

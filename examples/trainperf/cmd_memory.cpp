@@ -1,5 +1,6 @@
 // trainperf memory: device memory per pipeline stage: weights, gradients, optimizer, activations; fit on a device
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <optional>
@@ -98,6 +99,11 @@ std::vector<flag> memory_flags() {
            {"train-embeddings", "",
             "trainable copies of the embedding and output layer beside the frozen ones "
             "(PEFT's modules_to_save)"},
+           {"llama-adapter", "v1|v2",
+            "LLaMA-Adapter on a frozen base as Lit-GPT builds it: prompts and gates (v1), also a bias and scale per "
+            "linear output and trainable norms (v2)"},
+           {"adapter-prompt-length", "N", "LLaMA-Adapter prompt length (default 10)"},
+           {"adapter-start-layer", "N", "first layer with a LLaMA-Adapter prompt (default 2)"},
            {"base-weights", "nf4|nf4-dq|int8|int4|int8-gptq",
             "frozen base's linear weights quantized (QLoRA's NF4, LLM.int8, GPTQ); default: the weights' dtype"},
            {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
@@ -205,6 +211,19 @@ void adapters_from_args(const args& a, tp::adapter_options& ad) {
   }
   ad.lora_dropout = a.has("lora-dropout");
   ad.train_embeddings = a.has("train-embeddings");
+  static constexpr std::string_view versions[] = {"v1", "v2"};
+  if (const auto v = a.get_choice("llama-adapter", versions))
+    ad.llama_adapter = *v == "v2" ? tp::prompt_adapter::v2 : tp::prompt_adapter::v1;
+  for (const char* flag : {"adapter-prompt-length", "adapter-start-layer"})
+    if (a.has(flag) && !ad.prompt())
+      throw tp::config_error(flag, fmt::format("--{} without --llama-adapter: give the adapter's version", flag));
+  ad.adapter_prompt_length = a.get_int("adapter-prompt-length").value_or(ad.adapter_prompt_length);
+  if (const auto start = a.get_double("adapter-start-layer", /*zero_allowed=*/true)) {
+    if (*start != std::floor(*start) || *start > 1e9)
+      throw tp::config_error("adapter-start-layer",
+                             fmt::format("--adapter-start-layer expects a layer index, got {}", *start));
+    ad.adapter_start_layer = static_cast<std::int64_t>(*start);
+  }
   static constexpr std::string_view formats[] = {"nf4", "nf4-dq", "int8", "int4", "int8-gptq"};
   if (const auto q = a.get_choice("base-weights", formats)) ad.frozen_weight_bits = *tp::quantized_weight_bits(*q);
 }

@@ -2,6 +2,7 @@
 // frozen base weights stored quantized (QLoRA's NF4, GPTQ's int4/int8).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +22,16 @@ inline constexpr unsigned q = 1, k = 2, v = 4, qkv = 8, o = 16, gate = 32, up = 
 inline constexpr unsigned attention = q | k | v | o, mlp = gate | up | down, all_linear = attention | mlp;
 }  // namespace lora_target
 
+// LLaMA-Adapter as Lit-GPT implements it. v1 (Zhang et al. 2023, arXiv:2303.16199;
+// lit_gpt/adapter.py): from layer adapter_start_layer on, each attention layer gains a trainable
+// prompt of adapter_prompt_length x hidden (adapter_wte) and a zero-initialized gate per head
+// (gating_factor); the frozen QKV projection turns the prompt into keys and values, and every
+// token attends to them a second time, gated: y + gating_factor x attention(q, prompt k, v). v2
+// (Gao et al. 2023, arXiv:2304.15010; lit_gpt/adapter_v2.py) also gives every linear layer of the
+// blocks and the output layer a trainable bias and scale per output feature, scale x (W x + bias),
+// and trains the norms.
+enum class prompt_adapter { none, v1, v2 };
+
 // LoRA (Hu et al. 2021, arXiv:2106.09685, section 4.1): each targeted projection W (out x in)
 // stays frozen and gains a trainable pair A (r x in) and B (out x r). With rank > 0 every base
 // weight of the language model is frozen; the embedding and output layer gain trainable copies
@@ -36,8 +47,13 @@ struct adapter_options {
   // and the output layer stay in the compute dtype, as bitsandbytes and GPTQ leave them);
   // 0: the weights' dtype. See quantized_weight_bits for the formats' figures.
   double frozen_weight_bits = 0;
+  // LLaMA-Adapter (prompt_adapter) with Lit-GPT's defaults (lit_gpt/config.py).
+  prompt_adapter llama_adapter = prompt_adapter::none;
+  std::int64_t adapter_prompt_length = 10;
+  std::int64_t adapter_start_layer = 2;
 
   [[nodiscard]] constexpr bool lora() const { return lora_rank > 0; }
+  [[nodiscard]] constexpr bool prompt() const { return llama_adapter != prompt_adapter::none; }
 };
 
 // Bits per weight of a quantized format, its scales included:
@@ -95,6 +111,8 @@ inline void lora_rank_is_negative() {}
 inline void lora_targets_q_k_v_and_fused_qkv() {}
 inline void lora_on_moe_layers_is_not_modeled() {}
 inline void frozen_weight_bits_out_of_range() {}
+inline void two_kinds_of_adapters() {}
+inline void adapter_prompt_out_of_range() {}
 }  // namespace reason
 
 constexpr void validate(const adapter_options& a, const transformer_spec& m) {
@@ -111,10 +129,20 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
                         "lora_targets has both the fused qkv projection and separate q/k/v ones; a "
                         "model has one or the other");
                   });
-  detail::require(!a.lora() || !m.is_moe(), reason::lora_on_moe_layers_is_not_modeled, "lora_rank", [&] {
-    return "LoRA on a mixture-of-experts model (" + str(m.moe.experts) +
-           " experts) is not modeled yet; give lora_rank 0 or a dense model";
-  });
+  detail::require(!(a.lora() || a.prompt()) || !m.is_moe(), reason::lora_on_moe_layers_is_not_modeled,
+                  a.lora() ? "lora_rank" : "llama_adapter", [&] {
+                    return "adapters on a mixture-of-experts model (" + str(m.moe.experts) +
+                           " experts) are not modeled yet; drop them or give a dense model";
+                  });
+  detail::require(!(a.lora() && a.prompt()), reason::two_kinds_of_adapters, "llama_adapter",
+                  [&] { return std::string("LoRA and LLaMA-Adapter together: give one kind of adapter"); });
+  detail::require(!a.prompt() || (a.adapter_prompt_length > 0 && a.adapter_prompt_length <= (1 << 20) &&
+                                  a.adapter_start_layer >= 0 && a.adapter_start_layer < m.layers),
+                  reason::adapter_prompt_out_of_range, "adapter_prompt_length", [&] {
+                    return "LLaMA-Adapter prompt length " + str(a.adapter_prompt_length) + " from layer " +
+                           str(a.adapter_start_layer) + " of " + str(m.layers) +
+                           ": give a positive length (Lit-GPT's default 10) and a start layer below the layers";
+                  });
   detail::require(a.frozen_weight_bits >= 0 && a.frozen_weight_bits <= 32, reason::frozen_weight_bits_out_of_range,
                   "frozen_weight_bits", [&] {
                     return "frozen_weight_bits " + format_double(a.frozen_weight_bits) +
@@ -125,7 +153,42 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
 // Whether the language model's own weights train: as the model says (llm_mode), unless LoRA
 // adapters freeze them.
 constexpr bool base_weights_train(const transformer_spec& m, const adapter_options& a) {
-  return m.llm_mode == train_mode::trained && !a.lora();
+  return m.llm_mode == train_mode::trained && !a.lora() && !a.prompt();
+}
+
+// LLaMA-Adapter's trainable parameters of one dense layer (prompt_adapter): in a layer from
+// adapter_start_layer on, the prompt (length x hidden) and one gate per head; with v2, in every
+// layer, a bias and a scale per output feature of the QKV, output, MLP and down projections, and
+// the two norms' weights (and biases).
+constexpr std::int64_t count_prompt_adapter_layer_params(const transformer_spec& m, const adapter_options& a,
+                                                         bool prompt_layer) {
+  if (!a.prompt()) return 0;
+  const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn;
+  std::int64_t sum = prompt_layer ? detail::checked_mul(a.adapter_prompt_length, h, "adapter parameters") + m.heads : 0;
+  if (a.llama_adapter == prompt_adapter::v2) {
+    const std::int64_t outputs = q + 2 * kv + h + (m.mlp == mlp_kind::swiglu ? 2 : 1) * f + h;
+    sum += 2 * outputs + 2 * detail::norm_params(m.norm, h);
+  }
+  return sum;
+}
+
+// v2's parameters outside the layers: the output layer's bias and scale per (padded) vocabulary
+// entry and the final norm.
+constexpr std::int64_t count_prompt_adapter_head_params(const transformer_spec& m, const adapter_options& a,
+                                                        std::int64_t tp = 1) {
+  if (a.llama_adapter != prompt_adapter::v2) return 0;
+  return 2 * m.padded_vocab(tp) + detail::norm_params(m.norm, m.hidden);
+}
+
+// All of LLaMA-Adapter's trainable parameters in the model.
+constexpr std::int64_t count_prompt_adapter_params(const transformer_spec& m, const adapter_options& a) {
+  if (!a.prompt()) return 0;
+  const std::int64_t start = std::min(a.adapter_start_layer, m.layers);
+  return detail::checked_sum(
+      "adapter parameters",
+      detail::checked_mul(m.layers - start, count_prompt_adapter_layer_params(m, a, true), "adapter parameters"),
+      detail::checked_mul(start, count_prompt_adapter_layer_params(m, a, false), "adapter parameters"),
+      count_prompt_adapter_head_params(m, a));
 }
 
 // The targets a layer of `m` has: a GELU MLP has no gate projection to target.

@@ -334,7 +334,12 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   const double linear_input_bytes = te_fp8 ? 1.0 : e;
   // Per norm: a fused RMSNorm/LayerNorm keeps its 16-bit input; an eager one computed in fp32
   // keeps the fp32 copy of its input, and the 16-bit normalized output when its weight trains.
-  const double norm_bytes = eager ? 4 * h + (base_trains ? h * e : 0) : h * e;
+  const bool norms_train = base_trains || ad.llama_adapter == prompt_adapter::v2;
+  const double norm_bytes = eager ? 4 * h + (norms_train ? h * e : 0) : h * e;
+  // LLaMA-Adapter v2's scale x (W x + bias) keeps each linear's biased output for the scale's
+  // gradient: QKV, output projection, the MLP's up (and gate) and down projections.
+  const double v2_outputs =
+      ad.llama_adapter == prompt_adapter::v2 ? q + 2 * kv + h + (m.mlp == mlp_kind::swiglu ? 2.0 : 1.0) * f + h : 0.0;
   const double k_and_v = legacy ? 2 * q : 2 * kv;
   // Flash attention keeps its output for its own backward (legacy Megatron and megatron-core
   // under TE's FlashAttention also the re-laid-out copy the output projection saves); the
@@ -372,8 +377,8 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
                                          (eager ? experts_n * e + expert_inputs * e : 0);
   const double per_token =
       (2 * norm_bytes + linear_inputs * linear_input_bytes + (o.dropout ? 2 * h : 0) + lora_rep + router) / split_rep +
-      ((q + k_and_v + attention_out + mlp_act) * e + (attention_out_fp8 + down_input) * linear_input_bytes +
-       lora_split) /
+      ((q + k_and_v + attention_out + mlp_act + v2_outputs) * e +
+       (attention_out_fp8 + down_input) * linear_input_bytes + lora_split) /
           t;
   const double softmax_bytes = o.fp32_softmax ? 4 + e : e;
   const double scores = o.flash_attention ? 0.0 : s * b * a * s * (softmax_bytes + (o.dropout ? 1 + e : 0)) / t;
@@ -415,6 +420,15 @@ constexpr std::int64_t small_layer_weights(const transformer_spec& m, double thr
   if (m.qkv_bias || m.linear_bias) sum += small(m.q_dim()) + 2 * small(m.kv_dim());
   if (m.linear_bias) sum += 2 * small(m.hidden) + (m.mlp == mlp_kind::swiglu ? 2 : 1) * small(m.ffn);
   return sum;
+}
+
+// What a LLaMA-Adapter layer keeps beyond the layer (prompt_adapter): the second attention's
+// output, over the prompt's keys and values, for the gate's gradient, and its fp32 log-sum-exp
+// (the keys and values of a 10-token prompt are negligible).
+constexpr double prompt_attention_bytes(const transformer_spec& m, const parallel_config& c, const memory_options& o) {
+  const double tokens = static_cast<double>(o.seq / c.cp * o.lbs), t = static_cast<double>(c.tp);
+  return tokens * (static_cast<double>(m.q_dim()) * dtype_bytes(o.param_dtype) + 4.0 * static_cast<double>(m.heads)) /
+         t;
 }
 
 }  // namespace detail
@@ -603,6 +617,18 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         const double lora = static_cast<double>(count_lora_params(m, ad)) / t * n;
         total_params += lora;
         trainable += lora;
+        // LLaMA-Adapter: the prompt and gates from adapter_start_layer on (v2's biases and scales
+        // in every layer); adapters are refused on MoE models, so these are dense layers.
+        if (ad.prompt()) {
+          const double prompt_layers = static_cast<double>(
+              std::max<std::int64_t>(0, sl.first_layer + sl.layers - std::max(sl.first_layer, ad.adapter_start_layer)));
+          const double adapters =
+              (static_cast<double>(count_prompt_adapter_layer_params(m, ad, true)) * prompt_layers +
+               static_cast<double>(count_prompt_adapter_layer_params(m, ad, false)) * (n - prompt_layers)) /
+              t;
+          total_params += adapters;
+          trainable += adapters;
+        }
         if (lora > 0) largest_trainable = std::max(largest_trainable, lora / n);  // a layer's adapters, at most
       }
       // Activations. With full recomputation, `recomputed` of the chunk's layers keep only
@@ -637,6 +663,18 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         act_working =
             std::max(act_working, la.working * static_cast<double>(grouped ? std::min(group, recomputed) : 1));
       }
+      // LLaMA-Adapter: each prompt layer's second attention; under v1 the layers below the first
+      // prompt get no gradient (their inputs and weights are frozen), so they keep nothing (under
+      // grouped recomputation, each such layer's share of a group input).
+      if (ad.prompt()) {
+        const std::int64_t prompt_layers =
+            std::max<std::int64_t>(0, end - std::max(sl.first_layer, ad.adapter_start_layer));
+        act_stored += static_cast<double>(prompt_layers) * detail::prompt_attention_bytes(m, c, o);
+        const std::int64_t below = std::max<std::int64_t>(0, std::min(end, ad.adapter_start_layer) - sl.first_layer);
+        if (ad.llama_adapter == prompt_adapter::v1 && below > 0)
+          act_stored =
+              std::max(0.0, act_stored - static_cast<double>(below) * detail::layer_activations(m, c, o, false).stored);
+      }
       if (sl.embedding) {
         const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
         total_params += emb;
@@ -658,9 +696,15 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         if (ad.train_embeddings) total_params += out, trainable += out;
         if (base_trains || ad.train_embeddings)
           largest_trainable = std::max(largest_trainable, out - static_cast<double>(m.hidden));  // not the norm
+        // LLaMA-Adapter v2: the output layer's bias and scale and the final norm; the biased
+        // logits kept for the scale's gradient.
+        const double head_adapter = static_cast<double>(count_prompt_adapter_head_params(m, ad, c.tp)) / t;
+        total_params += head_adapter;
+        trainable += head_adapter;
         // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
         const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
-        logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t * logit_bytes;
+        logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t *
+                 (logit_bytes + (ad.llama_adapter == prompt_adapter::v2 ? e : 0.0));
       }
     }
     // Quantized weights shard like the others (over dp x cp under ZeRO-3).

@@ -140,8 +140,11 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
     });
     return v > 0 && v <= max_parallel_degree;
   };
-  bool sizes_ok = positive(c.tp, "tp") & positive(c.pp, "pp") & positive(c.cp, "cp") & positive(c.ep, "ep") &
-                  positive(c.vpp, "vpp");
+  // Every degree checked (no short circuit): each broken one is reported.
+  bool sizes_ok = true;
+  for (const auto& [v, field] : {std::pair{c.tp, "tp"}, std::pair{c.pp, "pp"}, std::pair{c.cp, "cp"},
+                                 std::pair{c.ep, "ep"}, std::pair{c.vpp, "vpp"}})
+    sizes_ok = positive(v, field) && sizes_ok;
   if (c.dp != 0) sizes_ok &= positive(c.dp, "dp");
   if (c.etp != 0) sizes_ok &= positive(c.etp, "etp");
   r.check(ctx.world <= max_world_size, reason::world_size_exceeds_2_to_the_20, "world", [&] {

@@ -14,6 +14,7 @@
 // trainperf — parameter-efficient fine-tuning: low-rank adapters (LoRA) on a frozen base, and
 // frozen base weights stored quantized (QLoRA's NF4, GPTQ's int4/int8).
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -569,6 +570,16 @@ inline constexpr unsigned q = 1, k = 2, v = 4, qkv = 8, o = 16, gate = 32, up = 
 inline constexpr unsigned attention = q | k | v | o, mlp = gate | up | down, all_linear = attention | mlp;
 }  // namespace lora_target
 
+// LLaMA-Adapter as Lit-GPT implements it. v1 (Zhang et al. 2023, arXiv:2303.16199;
+// lit_gpt/adapter.py): from layer adapter_start_layer on, each attention layer gains a trainable
+// prompt of adapter_prompt_length x hidden (adapter_wte) and a zero-initialized gate per head
+// (gating_factor); the frozen QKV projection turns the prompt into keys and values, and every
+// token attends to them a second time, gated: y + gating_factor x attention(q, prompt k, v). v2
+// (Gao et al. 2023, arXiv:2304.15010; lit_gpt/adapter_v2.py) also gives every linear layer of the
+// blocks and the output layer a trainable bias and scale per output feature, scale x (W x + bias),
+// and trains the norms.
+enum class prompt_adapter { none, v1, v2 };
+
 // LoRA (Hu et al. 2021, arXiv:2106.09685, section 4.1): each targeted projection W (out x in)
 // stays frozen and gains a trainable pair A (r x in) and B (out x r). With rank > 0 every base
 // weight of the language model is frozen; the embedding and output layer gain trainable copies
@@ -584,8 +595,13 @@ struct adapter_options {
   // and the output layer stay in the compute dtype, as bitsandbytes and GPTQ leave them);
   // 0: the weights' dtype. See quantized_weight_bits for the formats' figures.
   double frozen_weight_bits = 0;
+  // LLaMA-Adapter (prompt_adapter) with Lit-GPT's defaults (lit_gpt/config.py).
+  prompt_adapter llama_adapter = prompt_adapter::none;
+  std::int64_t adapter_prompt_length = 10;
+  std::int64_t adapter_start_layer = 2;
 
   [[nodiscard]] constexpr bool lora() const { return lora_rank > 0; }
+  [[nodiscard]] constexpr bool prompt() const { return llama_adapter != prompt_adapter::none; }
 };
 
 // Bits per weight of a quantized format, its scales included:
@@ -643,6 +659,8 @@ inline void lora_rank_is_negative() {}
 inline void lora_targets_q_k_v_and_fused_qkv() {}
 inline void lora_on_moe_layers_is_not_modeled() {}
 inline void frozen_weight_bits_out_of_range() {}
+inline void two_kinds_of_adapters() {}
+inline void adapter_prompt_out_of_range() {}
 }  // namespace reason
 
 constexpr void validate(const adapter_options& a, const transformer_spec& m) {
@@ -659,10 +677,20 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
                         "lora_targets has both the fused qkv projection and separate q/k/v ones; a "
                         "model has one or the other");
                   });
-  detail::require(!a.lora() || !m.is_moe(), reason::lora_on_moe_layers_is_not_modeled, "lora_rank", [&] {
-    return "LoRA on a mixture-of-experts model (" + str(m.moe.experts) +
-           " experts) is not modeled yet; give lora_rank 0 or a dense model";
-  });
+  detail::require(!(a.lora() || a.prompt()) || !m.is_moe(), reason::lora_on_moe_layers_is_not_modeled,
+                  a.lora() ? "lora_rank" : "llama_adapter", [&] {
+                    return "adapters on a mixture-of-experts model (" + str(m.moe.experts) +
+                           " experts) are not modeled yet; drop them or give a dense model";
+                  });
+  detail::require(!(a.lora() && a.prompt()), reason::two_kinds_of_adapters, "llama_adapter",
+                  [&] { return std::string("LoRA and LLaMA-Adapter together: give one kind of adapter"); });
+  detail::require(!a.prompt() || (a.adapter_prompt_length > 0 && a.adapter_prompt_length <= (1 << 20) &&
+                                  a.adapter_start_layer >= 0 && a.adapter_start_layer < m.layers),
+                  reason::adapter_prompt_out_of_range, "adapter_prompt_length", [&] {
+                    return "LLaMA-Adapter prompt length " + str(a.adapter_prompt_length) + " from layer " +
+                           str(a.adapter_start_layer) + " of " + str(m.layers) +
+                           ": give a positive length (Lit-GPT's default 10) and a start layer below the layers";
+                  });
   detail::require(a.frozen_weight_bits >= 0 && a.frozen_weight_bits <= 32, reason::frozen_weight_bits_out_of_range,
                   "frozen_weight_bits", [&] {
                     return "frozen_weight_bits " + format_double(a.frozen_weight_bits) +
@@ -673,7 +701,42 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
 // Whether the language model's own weights train: as the model says (llm_mode), unless LoRA
 // adapters freeze them.
 constexpr bool base_weights_train(const transformer_spec& m, const adapter_options& a) {
-  return m.llm_mode == train_mode::trained && !a.lora();
+  return m.llm_mode == train_mode::trained && !a.lora() && !a.prompt();
+}
+
+// LLaMA-Adapter's trainable parameters of one dense layer (prompt_adapter): in a layer from
+// adapter_start_layer on, the prompt (length x hidden) and one gate per head; with v2, in every
+// layer, a bias and a scale per output feature of the QKV, output, MLP and down projections, and
+// the two norms' weights (and biases).
+constexpr std::int64_t count_prompt_adapter_layer_params(const transformer_spec& m, const adapter_options& a,
+                                                         bool prompt_layer) {
+  if (!a.prompt()) return 0;
+  const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn;
+  std::int64_t sum = prompt_layer ? detail::checked_mul(a.adapter_prompt_length, h, "adapter parameters") + m.heads : 0;
+  if (a.llama_adapter == prompt_adapter::v2) {
+    const std::int64_t outputs = q + 2 * kv + h + (m.mlp == mlp_kind::swiglu ? 2 : 1) * f + h;
+    sum += 2 * outputs + 2 * detail::norm_params(m.norm, h);
+  }
+  return sum;
+}
+
+// v2's parameters outside the layers: the output layer's bias and scale per (padded) vocabulary
+// entry and the final norm.
+constexpr std::int64_t count_prompt_adapter_head_params(const transformer_spec& m, const adapter_options& a,
+                                                        std::int64_t tp = 1) {
+  if (a.llama_adapter != prompt_adapter::v2) return 0;
+  return 2 * m.padded_vocab(tp) + detail::norm_params(m.norm, m.hidden);
+}
+
+// All of LLaMA-Adapter's trainable parameters in the model.
+constexpr std::int64_t count_prompt_adapter_params(const transformer_spec& m, const adapter_options& a) {
+  if (!a.prompt()) return 0;
+  const std::int64_t start = std::min(a.adapter_start_layer, m.layers);
+  return detail::checked_sum(
+      "adapter parameters",
+      detail::checked_mul(m.layers - start, count_prompt_adapter_layer_params(m, a, true), "adapter parameters"),
+      detail::checked_mul(start, count_prompt_adapter_layer_params(m, a, false), "adapter parameters"),
+      count_prompt_adapter_head_params(m, a));
 }
 
 // The targets a layer of `m` has: a GELU MLP has no gate projection to target.
@@ -1960,8 +2023,11 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
     });
     return v > 0 && v <= max_parallel_degree;
   };
-  bool sizes_ok = positive(c.tp, "tp") & positive(c.pp, "pp") & positive(c.cp, "cp") & positive(c.ep, "ep") &
-                  positive(c.vpp, "vpp");
+  // Every degree checked (no short circuit): each broken one is reported.
+  bool sizes_ok = true;
+  for (const auto& [v, field] : {std::pair{c.tp, "tp"}, std::pair{c.pp, "pp"}, std::pair{c.cp, "cp"},
+                                 std::pair{c.ep, "ep"}, std::pair{c.vpp, "vpp"}})
+    sizes_ok = positive(v, field) && sizes_ok;
   if (c.dp != 0) sizes_ok &= positive(c.dp, "dp");
   if (c.etp != 0) sizes_ok &= positive(c.etp, "etp");
   r.check(ctx.world <= max_world_size, reason::world_size_exceeds_2_to_the_20, "world", [&] {
@@ -3155,7 +3221,12 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   const double linear_input_bytes = te_fp8 ? 1.0 : e;
   // Per norm: a fused RMSNorm/LayerNorm keeps its 16-bit input; an eager one computed in fp32
   // keeps the fp32 copy of its input, and the 16-bit normalized output when its weight trains.
-  const double norm_bytes = eager ? 4 * h + (base_trains ? h * e : 0) : h * e;
+  const bool norms_train = base_trains || ad.llama_adapter == prompt_adapter::v2;
+  const double norm_bytes = eager ? 4 * h + (norms_train ? h * e : 0) : h * e;
+  // LLaMA-Adapter v2's scale x (W x + bias) keeps each linear's biased output for the scale's
+  // gradient: QKV, output projection, the MLP's up (and gate) and down projections.
+  const double v2_outputs =
+      ad.llama_adapter == prompt_adapter::v2 ? q + 2 * kv + h + (m.mlp == mlp_kind::swiglu ? 2.0 : 1.0) * f + h : 0.0;
   const double k_and_v = legacy ? 2 * q : 2 * kv;
   // Flash attention keeps its output for its own backward (legacy Megatron and megatron-core
   // under TE's FlashAttention also the re-laid-out copy the output projection saves); the
@@ -3193,8 +3264,8 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
                                          (eager ? experts_n * e + expert_inputs * e : 0);
   const double per_token =
       (2 * norm_bytes + linear_inputs * linear_input_bytes + (o.dropout ? 2 * h : 0) + lora_rep + router) / split_rep +
-      ((q + k_and_v + attention_out + mlp_act) * e + (attention_out_fp8 + down_input) * linear_input_bytes +
-       lora_split) /
+      ((q + k_and_v + attention_out + mlp_act + v2_outputs) * e +
+       (attention_out_fp8 + down_input) * linear_input_bytes + lora_split) /
           t;
   const double softmax_bytes = o.fp32_softmax ? 4 + e : e;
   const double scores = o.flash_attention ? 0.0 : s * b * a * s * (softmax_bytes + (o.dropout ? 1 + e : 0)) / t;
@@ -3236,6 +3307,15 @@ constexpr std::int64_t small_layer_weights(const transformer_spec& m, double thr
   if (m.qkv_bias || m.linear_bias) sum += small(m.q_dim()) + 2 * small(m.kv_dim());
   if (m.linear_bias) sum += 2 * small(m.hidden) + (m.mlp == mlp_kind::swiglu ? 2 : 1) * small(m.ffn);
   return sum;
+}
+
+// What a LLaMA-Adapter layer keeps beyond the layer (prompt_adapter): the second attention's
+// output, over the prompt's keys and values, for the gate's gradient, and its fp32 log-sum-exp
+// (the keys and values of a 10-token prompt are negligible).
+constexpr double prompt_attention_bytes(const transformer_spec& m, const parallel_config& c, const memory_options& o) {
+  const double tokens = static_cast<double>(o.seq / c.cp * o.lbs), t = static_cast<double>(c.tp);
+  return tokens * (static_cast<double>(m.q_dim()) * dtype_bytes(o.param_dtype) + 4.0 * static_cast<double>(m.heads)) /
+         t;
 }
 
 }  // namespace detail
@@ -3424,6 +3504,18 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         const double lora = static_cast<double>(count_lora_params(m, ad)) / t * n;
         total_params += lora;
         trainable += lora;
+        // LLaMA-Adapter: the prompt and gates from adapter_start_layer on (v2's biases and scales
+        // in every layer); adapters are refused on MoE models, so these are dense layers.
+        if (ad.prompt()) {
+          const double prompt_layers = static_cast<double>(
+              std::max<std::int64_t>(0, sl.first_layer + sl.layers - std::max(sl.first_layer, ad.adapter_start_layer)));
+          const double adapters =
+              (static_cast<double>(count_prompt_adapter_layer_params(m, ad, true)) * prompt_layers +
+               static_cast<double>(count_prompt_adapter_layer_params(m, ad, false)) * (n - prompt_layers)) /
+              t;
+          total_params += adapters;
+          trainable += adapters;
+        }
         if (lora > 0) largest_trainable = std::max(largest_trainable, lora / n);  // a layer's adapters, at most
       }
       // Activations. With full recomputation, `recomputed` of the chunk's layers keep only
@@ -3458,6 +3550,18 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         act_working =
             std::max(act_working, la.working * static_cast<double>(grouped ? std::min(group, recomputed) : 1));
       }
+      // LLaMA-Adapter: each prompt layer's second attention; under v1 the layers below the first
+      // prompt get no gradient (their inputs and weights are frozen), so they keep nothing (under
+      // grouped recomputation, each such layer's share of a group input).
+      if (ad.prompt()) {
+        const std::int64_t prompt_layers =
+            std::max<std::int64_t>(0, end - std::max(sl.first_layer, ad.adapter_start_layer));
+        act_stored += static_cast<double>(prompt_layers) * detail::prompt_attention_bytes(m, c, o);
+        const std::int64_t below = std::max<std::int64_t>(0, std::min(end, ad.adapter_start_layer) - sl.first_layer);
+        if (ad.llama_adapter == prompt_adapter::v1 && below > 0)
+          act_stored =
+              std::max(0.0, act_stored - static_cast<double>(below) * detail::layer_activations(m, c, o, false).stored);
+      }
       if (sl.embedding) {
         const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
         total_params += emb;
@@ -3479,9 +3583,15 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         if (ad.train_embeddings) total_params += out, trainable += out;
         if (base_trains || ad.train_embeddings)
           largest_trainable = std::max(largest_trainable, out - static_cast<double>(m.hidden));  // not the norm
+        // LLaMA-Adapter v2: the output layer's bias and scale and the final norm; the biased
+        // logits kept for the scale's gradient.
+        const double head_adapter = static_cast<double>(count_prompt_adapter_head_params(m, ad, c.tp)) / t;
+        total_params += head_adapter;
+        trainable += head_adapter;
         // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
         const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
-        logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t * logit_bytes;
+        logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t *
+                 (logit_bytes + (ad.llama_adapter == prompt_adapter::v2 ? e : 0.0));
       }
     }
     // Quantized weights shard like the others (over dp x cp under ZeRO-3).

@@ -272,6 +272,43 @@ TEST_CASE("torchtune's memory options: optimizer in the backward, chunked loss, 
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, offload), doctest::Contains("set full recomputation"), config_error);
 }
 
+TEST_CASE("LLaMA-Adapter: Lit-GPT's trainable counts and what a prompt layer keeps") {
+  // Lit-GPT's resource tables (tutorials/resource-tables.md, measured at commit 8641822) state
+  // the trainable parameters: Llama 2 7B 1,229,760 (adapter) and 4,279,744 (adapter v2),
+  // StableLM-Base-Alpha 3B 573,888 and 2,125,248.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  const transformer_spec stablelm{.layers = 16,
+                                  .hidden = 4096,
+                                  .heads = 32,
+                                  .ffn = 16384,
+                                  .vocab = 50688,
+                                  .max_seq = 4096,
+                                  .mlp = mlp_kind::gelu,
+                                  .norm = norm_kind::layernorm,
+                                  .linear_bias = true};
+  adapter_options v1{.llama_adapter = prompt_adapter::v1};
+  adapter_options v2{.llama_adapter = prompt_adapter::v2};
+  CHECK(count_prompt_adapter_params(l7, v1) == 1'229'760);
+  CHECK(count_prompt_adapter_params(l7, v2) == 4'279'744);
+  CHECK(count_prompt_adapter_params(stablelm, v1) == 573'888);
+  CHECK(count_prompt_adapter_params(stablelm, v2) == 2'125'248);
+  // Activations, hand count for llama2-7b (generic fused kernels, flash attention, bf16), 1024
+  // tokens: layers 0 and 1 get no gradient and keep nothing; each of the 30 prompt layers keeps
+  // its two norms' inputs (2h), Q, K, V and the attention output (4 x 4096), the SwiGLU's gate
+  // and up (2 x 11008), at 2 bytes, the log-sum-exp (32 x 4), and for the prompt attention its
+  // output (4096 x 2) and log-sum-exp (32 x 4); the frozen linears keep no inputs.
+  const double per_token = (2 * 4096 + 4 * 4096 + 2 * 11008) * 2 + 32 * 4 + 4096 * 2 + 32 * 4;
+  memory_options o{.lbs = 1, .seq = 1024, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  o.adapters = v1;
+  const stage_memory st = estimate_memory(l7, {}, 1, o).stages[0];
+  CHECK(st.activations == doctest::Approx(30.0 * 1024 * per_token));
+  CHECK(st.grads == doctest::Approx(1'229'760.0 * 2));
+  o.adapters = v2;
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].grads == doctest::Approx(4'279'744.0 * 2));
+  o.adapters = {.lora_rank = 8, .lora_targets = lora_target::q, .llama_adapter = prompt_adapter::v1};
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("give one kind of adapter"), config_error);
+}
+
 TEST_CASE("framework::paddle: PaddleNLP's O2 states, sharding stages as ZeRO stages") {
   // PaddleNLP's Trainer (amp_master_grad off): 16-bit weights (2) and gradients (2), fp32 master
   // weights and Adam m, v (12), the last sharded by sharding stage 1 over 8 ranks, the gradients
