@@ -665,7 +665,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       }
       // LLaMA-Adapter: each prompt layer's second attention; under v1 the layers below the first
       // prompt get no gradient (their inputs and weights are frozen), so they keep nothing (under
-      // grouped recomputation, each such layer's share of a group input).
+      // uniform grouped recomputation the layers' kept inputs are shared by groups, and removing
+      // one input per such layer is an approximation, floored at zero).
       if (ad.prompt()) {
         const std::int64_t prompt_layers =
             std::max<std::int64_t>(0, end - std::max(sl.first_layer, ad.adapter_start_layer));
