@@ -1729,18 +1729,7 @@ constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const 
   detail::require_positive(s.vpp, "vpp");
   const bool uneven = s.first_stage_layers > 0 || s.last_stage_layers > 0;
   std::vector<stage_layers> out;
-  if (s.listed.given()) {
-    detail::require(listed_stages_split(layers, s), reason::layers_do_not_split_over_the_stages, "stage_layers",
-                    [&] { return describe_listed_stages(layers, s); });
-    std::int64_t next = 0;
-    for (std::int64_t st = 0; st < s.pp; ++st) {
-      const std::int64_t n = s.listed.layers[static_cast<std::size_t>(st)];
-      out.push_back({st, 0, next, n, st == 0, st == s.pp - 1});
-      next += n;
-    }
-    return out;
-  }
-  if (!uneven) {
+  if (!uneven && !s.listed.given()) {
     const std::int64_t blocks = s.pp * s.vpp;
     detail::require(layers % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
       return "layers " + str(layers) + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " +
@@ -1752,20 +1741,28 @@ constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const 
         out.push_back({st, c, (c * s.pp + st) * per, per, st == 0 && c == 0, st == s.pp - 1 && c == s.vpp - 1});
     return out;
   }
-  detail::require(s.vpp == 1, reason::uneven_stages_with_virtual_pipeline, "vpp", [&] {
-    return std::string("uneven first/last stages are supported without virtual stages only; set vpp 1");
-  });
+  // Stages of their own sizes, one chunk each: listed, or the first/last counts with the other
+  // stages sharing the rest evenly.
   const std::int64_t first = s.first_stage_layers, last = s.pp > 1 ? s.last_stage_layers : 0;
   const std::int64_t middle_stages = s.pp - (first > 0 ? 1 : 0) - (last > 0 ? 1 : 0);
   const std::int64_t middle_layers = layers - first - last;
-  detail::require(uneven_stages_split(layers, s), reason::layers_do_not_split_over_the_stages, "pp", [&] {
-    return "after " + str(first) + " layers on the first stage and " + str(last) + " on the last, " +
-           str(middle_layers) + " layers do not split evenly over the " + str(middle_stages) +
-           " other stages; adjust the first/last counts or pp";
-  });
+  if (s.listed.given()) {
+    detail::require(listed_stages_split(layers, s), reason::layers_do_not_split_over_the_stages, "stage_layers",
+                    [&] { return describe_listed_stages(layers, s); });
+  } else {
+    detail::require(s.vpp == 1, reason::uneven_stages_with_virtual_pipeline, "vpp", [&] {
+      return std::string("uneven first/last stages are supported without virtual stages only; set vpp 1");
+    });
+    detail::require(uneven_stages_split(layers, s), reason::layers_do_not_split_over_the_stages, "pp", [&] {
+      return "after " + str(first) + " layers on the first stage and " + str(last) + " on the last, " +
+             str(middle_layers) + " layers do not split evenly over the " + str(middle_stages) +
+             " other stages; adjust the first/last counts or pp";
+    });
+  }
   std::int64_t next = 0;
   for (std::int64_t st = 0; st < s.pp; ++st) {
-    const std::int64_t n = (st == 0 && first > 0)         ? first
+    const std::int64_t n = s.listed.given()               ? s.listed.layers[static_cast<std::size_t>(st)]
+                           : (st == 0 && first > 0)       ? first
                            : (st == s.pp - 1 && last > 0) ? last
                                                           : middle_layers / middle_stages;
     out.push_back({st, 0, next, n, st == 0, st == s.pp - 1});
