@@ -150,8 +150,8 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
                   });
 }
 
-// Whether the language model's own weights train: as the model says (llm_mode), unless LoRA
-// adapters freeze them.
+// Whether the language model's own weights train: as the model says (llm_mode), unless adapters
+// (LoRA, LLaMA-Adapter) freeze them.
 constexpr bool base_weights_train(const transformer_spec& m, const adapter_options& a) {
   return m.llm_mode == train_mode::trained && !a.lora() && !a.prompt();
 }

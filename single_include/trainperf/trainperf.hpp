@@ -698,8 +698,8 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
                   });
 }
 
-// Whether the language model's own weights train: as the model says (llm_mode), unless LoRA
-// adapters freeze them.
+// Whether the language model's own weights train: as the model says (llm_mode), unless adapters
+// (LoRA, LLaMA-Adapter) freeze them.
 constexpr bool base_weights_train(const transformer_spec& m, const adapter_options& a) {
   return m.llm_mode == train_mode::trained && !a.lora() && !a.prompt();
 }
@@ -3468,13 +3468,21 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     double act_stored = 0, act_working = 0, logits = 0, quantized = 0, experts = 0, trainable_experts = 0;
     double linear_weights = 0, gemms = 0;  // the layers' linear weights and GEMMs on the rank (fp8 caches)
     double largest_trainable = 0;          // the largest trainable weight tensor (optimizer_in_backward)
-    double recomputed_input = 0;           // one recomputed layer's kept input (offload_activations)
+    // Every trainable part goes through here, so the largest tensor is never missed.
+    const auto trains = [&](double params, double largest_tensor) {
+      trainable += params;
+      largest_trainable = std::max(largest_trainable, largest_tensor);
+    };
+    double recomputed_input = 0;  // one recomputed layer's kept input (offload_activations)
     for (const stage_layers& sl : split) {
       if (sl.stage != st) continue;
       sm.layers += sl.layers;
       // Layers come in two shapes at most (MoE where i % layer_freq == 0, dense otherwise): each
       // shape once, times its count in [first, first + layers), so 2^31 layers cost no loop.
       const std::int64_t end = sl.first_layer + sl.layers;
+      // LLaMA-Adapter's prompt layers on this stage (from adapter_start_layer on).
+      const std::int64_t prompt_layers =
+          ad.prompt() ? std::max<std::int64_t>(0, end - std::max(sl.first_layer, ad.adapter_start_layer)) : 0;
       const std::int64_t moe_count = m.moe_layers_below(end) - m.moe_layers_below(sl.first_layer);
       for (const auto& [moe, count] : {std::pair{true, moe_count}, std::pair{false, sl.layers - moe_count}}) {
         if (count == 0) continue;
@@ -3489,31 +3497,24 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         largest_layer = std::max(largest_layer, lp);
         linear_weights += (lp - static_cast<double>(lps.norms) / t) * n;
         gemms += 4 * n;  // QKV, output projection, fc1 (gate and up, or the experts' grouped GEMM), fc2
-        if (base_trains) trainable += lp * n, trainable_experts += routed * n;
         // The largest single matrix of the layer: an MLP projection (an expert's when routed) or
         // the fused QKV projection.
         const double h = static_cast<double>(m.hidden);
         const double mlp_matrix = h * static_cast<double>(moe ? m.resolved_expert_ffn() : m.ffn) / t;
         const double qkv_matrix = h * static_cast<double>(m.q_dim() + 2 * m.kv_dim()) / t;
-        if (base_trains) largest_trainable = std::max({largest_trainable, mlp_matrix, qkv_matrix});
+        if (base_trains) trains(lp * n, std::max(mlp_matrix, qkv_matrix)), trainable_experts += routed * n;
         // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
         if (ad.frozen_weight_bits > 0) quantized += static_cast<double>(lps.total() - lps.norms) / t * n;
-        const double lora = static_cast<double>(count_lora_params(m, ad)) / t * n;
-        total_params += lora;
-        trainable += lora;
-        // LLaMA-Adapter: the prompt and gates from adapter_start_layer on (v2's biases and scales
-        // in every layer); adapters are refused on MoE models, so these are dense layers.
-        if (ad.prompt()) {
-          const double prompt_layers = static_cast<double>(
-              std::max<std::int64_t>(0, sl.first_layer + sl.layers - std::max(sl.first_layer, ad.adapter_start_layer)));
-          const double adapters =
-              (static_cast<double>(count_prompt_adapter_layer_params(m, ad, true)) * prompt_layers +
-               static_cast<double>(count_prompt_adapter_layer_params(m, ad, false)) * (n - prompt_layers)) /
-              t;
-          total_params += adapters;
-          trainable += adapters;
-        }
-        if (lora > 0) largest_trainable = std::max(largest_trainable, lora / n);  // a layer's adapters, at most
+        // Adapters (a layer's adapters together bound its largest adapter tensor). LoRA; LLaMA-
+        // Adapter's prompts and gates from adapter_start_layer on (v2's biases and scales in every
+        // layer); adapters are refused on MoE models, so these are dense layers.
+        const double lora = static_cast<double>(count_lora_params(m, ad)) / t;
+        const double prompt_layer = static_cast<double>(count_prompt_adapter_layer_params(m, ad, true)) / t;
+        const double other_layer = static_cast<double>(count_prompt_adapter_layer_params(m, ad, false)) / t;
+        const double adapters = lora * n + prompt_layer * static_cast<double>(prompt_layers) +
+                                other_layer * (n - static_cast<double>(prompt_layers));
+        total_params += adapters;
+        if (adapters > 0) trains(adapters, std::max(lora, prompt_layer));
       }
       // Activations. With full recomputation, `recomputed` of the chunk's layers keep only
       // inputs (block: the chunk's first recompute_num_layers layers, one input each; uniform:
@@ -3552,8 +3553,6 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       // uniform grouped recomputation the layers' kept inputs are shared by groups, and removing
       // one input per such layer is an approximation, floored at zero).
       if (ad.prompt()) {
-        const std::int64_t prompt_layers =
-            std::max<std::int64_t>(0, end - std::max(sl.first_layer, ad.adapter_start_layer));
         act_stored += static_cast<double>(prompt_layers) * detail::prompt_attention_bytes(m, c, o);
         const std::int64_t below = std::max<std::int64_t>(0, std::min(end, ad.adapter_start_layer) - sl.first_layer);
         if (ad.llama_adapter == prompt_adapter::v1 && below > 0)
@@ -3563,29 +3562,29 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       if (sl.embedding) {
         const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
         total_params += emb;
-        if (base_trains) trainable += emb;
-        if (ad.train_embeddings) total_params += emb, trainable += emb;  // the trainable copy
-        if (base_trains || ad.train_embeddings) largest_trainable = std::max(largest_trainable, emb);
-        // The vision tower and projector sit with the embedding.
+        if (base_trains) trains(emb, emb);
+        if (ad.train_embeddings) total_params += emb, trains(emb, emb);  // the trainable copy
+        // The vision tower and projector sit with the embedding (the tower's largest tensor: an
+        // MLP matrix; the projector's: at most all of it).
         const double vis = static_cast<double>(pc.vision) / t, proj = static_cast<double>(pc.projector) / t;
         total_params += vis + proj;
-        if (m.vision.tower_mode == train_mode::trained) trainable += vis;
-        if (m.vision.projector_mode == train_mode::trained) trainable += proj;
+        if (m.vision.tower_mode == train_mode::trained)
+          trains(vis, static_cast<double>(m.vision.hidden) * static_cast<double>(m.vision.ffn) / t);
+        if (m.vision.projector_mode == train_mode::trained) trains(proj, proj);
       }
       if (sl.output) {
         const double out =
             static_cast<double>(m.tied_embeddings ? (c.pp > 1 ? pc.token_embedding : 0) : pc.output) / t +
             static_cast<double>(m.hidden);
         total_params += out;
-        if (base_trains) trainable += out;
-        if (ad.train_embeddings) total_params += out, trainable += out;
-        if (base_trains || ad.train_embeddings)
-          largest_trainable = std::max(largest_trainable, out - static_cast<double>(m.hidden));  // not the norm
+        const double out_matrix = out - static_cast<double>(m.hidden);  // not the final norm
+        if (base_trains) trains(out, out_matrix);
+        if (ad.train_embeddings) total_params += out, trains(out, out_matrix);
         // LLaMA-Adapter v2: the output layer's bias and scale and the final norm; the biased
         // logits kept for the scale's gradient.
         const double head_adapter = static_cast<double>(count_prompt_adapter_head_params(m, ad, c.tp)) / t;
         total_params += head_adapter;
-        trainable += head_adapter;
+        if (head_adapter > 0) trains(head_adapter, static_cast<double>(m.padded_vocab(c.tp)) / t);
         // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
         const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
         logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t *

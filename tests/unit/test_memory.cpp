@@ -270,6 +270,12 @@ TEST_CASE("torchtune's memory options: optimizer in the backward, chunked loss, 
             estimate_memory(l7, full, 1, offload).stages[0].activations ==
         doctest::Approx(27.0 * 2048 * 4096 * 2));
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, offload), doctest::Contains("set full recomputation"), config_error);
+  // With only adapters training, the one gradient at a time is an adapter's: a LLaMA-Adapter
+  // layer's prompt and gates, 10 x 4096 + 32 = 40,992 bf16 gradients (not zero).
+  memory_options adapter_in_bwd = base;
+  adapter_in_bwd.optimizer_in_backward = true;
+  adapter_in_bwd.adapters.llama_adapter = prompt_adapter::v1;
+  CHECK(estimate_memory(l7, {}, 1, adapter_in_bwd).stages[0].grads == 40'992.0 * 2);
 }
 
 TEST_CASE("LLaMA-Adapter: Lit-GPT's trainable counts and what a prompt layer keeps") {
