@@ -188,7 +188,7 @@ void deepspeed_from_args(const args& a, std::int64_t hidden, tp::memory_options&
   z.contiguous_gradients = !a.has("no-contiguous-gradients");
 }
 
-// LoRA adapters and a quantized frozen base.
+// Adapters (LoRA, LLaMA-Adapter) and a quantized frozen base.
 void adapters_from_args(const args& a, tp::adapter_options& ad) {
   if (const auto r = a.get_int("lora-rank")) {
     ad.lora_rank = *r;
