@@ -806,8 +806,7 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
                 "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
                 width, y0 + 40);
   svg += buf;
-  std::string t;
-  for (char ch : title) t += ch == '<' ? "&lt;" : ch == '>' ? "&gt;" : ch == '&' ? "&amp;" : std::string(1, ch);
+  const std::string t = detail::xml_escape(title);
   std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"22\" font-size=\"14\">%s</text>\n", left, t.c_str());
   svg += buf;
   const auto y_of = [&](double g) { return y0 - g / top * chart_h; };

@@ -12,6 +12,7 @@
 
 #include "error.hpp"
 #include "parallel.hpp"
+#include "units.hpp"
 
 namespace trainperf {
 
@@ -149,14 +150,27 @@ constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::i
   return s;
 }
 
-// schedule::inflight_peak for any number of micro-batches. Under 1F1B and interleaving a
-// stage's peak is its warm-up plus one, and the warm-up is capped at p - s - 1, or
-// (p - s - 1) x 2 + (v - 1) x p virtual micro-batches, which 2 x p micro-batches already
-// exceed: listing at most 2 x p of them gives the same peaks. GPipe holds all m.
+// schedule::inflight_peak for any number of micro-batches, without listing the schedule: a
+// stage's peak is its warm-up forwards plus the one that starts the steady phase, capped at all
+// of its passes (Megatron-LM's num_warmup_microbatches: 1F1B p - s - 1; interleaved
+// (p - s - 1) x 2 + (v - 1) x p virtual micro-batches, or all of them when m == p); GPipe holds
+// all m. The unit tests check it against the listed schedules' inflight_peak().
 constexpr std::vector<double> inflight_peaks(pipeline_schedule kind, std::int64_t pp, std::int64_t m,
                                              std::int64_t vpp = 1) {
-  const bool saturates = kind != pipeline_schedule::gpipe && pp > 0 && m / 2 >= pp;
-  return make_schedule(kind, pp, saturates ? 2 * pp : m, vpp).inflight_peak();
+  make_schedule(kind, pp, std::min<std::int64_t>(m, pp), vpp);  // the same checks of the arguments
+  std::vector<double> peaks;
+  for (std::int64_t st = 0; st < pp; ++st) {
+    if (kind == pipeline_schedule::gpipe) {
+      peaks.push_back(static_cast<double>(m));
+      continue;
+    }
+    const std::int64_t total = m * vpp;
+    const std::int64_t warm = kind == pipeline_schedule::one_f_one_b ? std::min(pp - st - 1, m)
+                              : m == pp                              ? total
+                                        : std::min((pp - st - 1) * 2 + (vpp - 1) * pp, total);
+    peaks.push_back(static_cast<double>(std::min(warm + 1, total)) / static_cast<double>(vpp));
+  }
+  return peaks;
 }
 
 // ---- simulation ----------------------------------------------------------------------------
@@ -185,7 +199,7 @@ struct simulation {
 // chunk c > 0 needs the last stage's chunk c - 1); a backward needs the next stage's
 // backward (the last stage's last chunk needs its own forward).
 inline simulation simulate(const schedule& s, const std::vector<double>& forward, const std::vector<double>& backward,
-                           double p2p_latency = 0) {
+                           double p2p_latency = 0, bool keep_timeline = true) {
   using detail::str;
   const auto pp = static_cast<std::size_t>(s.pp);
   detail::require(forward.size() == pp && backward.size() == pp && p2p_latency >= 0 && detail::is_finite(p2p_latency),
@@ -245,7 +259,7 @@ inline simulation simulate(const schedule& s, const std::vector<double>& forward
       free_at[i] = start + dur;
       done[a.kind == pass::backward][i][static_cast<std::size_t>(a.micro_batch * v + a.chunk)] = start + dur;
       r.busy[i] += dur;
-      r.timeline[i].push_back({a, start, start + dur});
+      if (keep_timeline) r.timeline[i].push_back({a, start, start + dur});
       ++next[i];
       --remaining;
       progressed = true;
@@ -255,6 +269,28 @@ inline simulation simulate(const schedule& s, const std::vector<double>& forward
   r.step_time = *std::max_element(free_at.begin(), free_at.end());
   for (std::size_t i = 0; i < pp; ++i) r.idle.push_back(r.step_time - r.busy[i]);
   return r;
+}
+
+// The step time simulate() finds, in closed form: one micro-batch's way through every stage and
+// back, plus the other m x v - 1 chunk slots at the slowest stage's pace (the generalisation to
+// unequal stages of Narayanan et al. 2021, section 2.2: (m x v + p - 1) x (f + b) / v for equal
+// ones), and a hand-off per stage boundary each way; GPipe runs the forwards and the backwards as
+// two such passes. Exact for equal stages; the unit tests bound it against the simulator for
+// unequal ones. What the planner screens layouts with before it simulates the best.
+constexpr double pipeline_time_estimate(pipeline_schedule kind, std::int64_t pp, std::int64_t m, std::int64_t vpp,
+                                        const std::vector<double>& forward, const std::vector<double>& backward,
+                                        double p2p_latency = 0) {
+  double sum_f = 0, sum_b = 0, max_f = 0, max_b = 0, max_fb = 0;
+  for (std::size_t i = 0; i < forward.size() && i < backward.size(); ++i) {
+    sum_f += forward[i], sum_b += backward[i];
+    max_f = std::max(max_f, forward[i]), max_b = std::max(max_b, backward[i]);
+    max_fb = std::max(max_fb, forward[i] + backward[i]);
+  }
+  const double hops = 2 * static_cast<double>(pp - 1) * p2p_latency;
+  const double rest = static_cast<double>(m - 1);
+  if (kind == pipeline_schedule::gpipe) return sum_f + sum_b + rest * (max_f + max_b) + hops;
+  const double v = static_cast<double>(vpp);
+  return (sum_f + sum_b) / v + (static_cast<double>(m) * v - 1) * max_fb / v + hops;
 }
 
 // ---- timelines -------------------------------------------------------------------------------
@@ -321,9 +357,8 @@ inline std::string render_svg(const simulation& sim, std::int64_t vpp = 1, std::
                 left + width + 20, height);
   svg += buf;
   if (!title.empty()) {
-    std::string t;
-    for (char c : title) t += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
-    svg += "<text x=\"" + std::to_string(static_cast<int>(left)) + "\" y=\"20\" font-size=\"14\">" + t + "</text>\n";
+    svg += "<text x=\"" + std::to_string(static_cast<int>(left)) + "\" y=\"20\" font-size=\"14\">" +
+           detail::xml_escape(title) + "</text>\n";
   }
   for (std::size_t s = 0; s < sim.timeline.size(); ++s) {
     const double y = top + lane * static_cast<double>(s);

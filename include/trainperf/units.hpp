@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace trainperf {
 
@@ -48,5 +49,14 @@ inline std::string format_double(double v) {
   std::snprintf(buf, sizeof buf, "%.6g", v);
   return buf;
 }
+
+namespace detail {
+// Text for an SVG or XML element: <, > and & escaped.
+inline std::string xml_escape(std::string_view text) {
+  std::string t;
+  for (char c : text) t += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+  return t;
+}
+}  // namespace detail
 
 }  // namespace trainperf

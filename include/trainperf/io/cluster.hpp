@@ -1,0 +1,62 @@
+// trainperf — a cluster description (collectives.hpp) as JSON, what `predict` and `plan` read
+// with --cluster:
+//   {"device": "H100", "devices": 1024, "devices_per_node": 8, "intra_node_gbps": 370,
+//    "inter_node_gbps": 47, "latency_us": 5.8}
+// Bandwidths are per device, unidirectional, as collectives achieve them (nccl-tests' bus
+// bandwidth), in GB/s. device and devices are required; the rest default to the device table at
+// the profile's fractions. Optional: needs nlohmann_json.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "devices.hpp"
+#include "file.hpp"
+#include "json.hpp"
+
+namespace trainperf::io {
+
+// What a cluster file states; absent fields stay unset.
+struct cluster_file {
+  std::string device;
+  std::int64_t devices = 0;
+  std::optional<std::int64_t> devices_per_node;
+  std::optional<double> intra_node_bandwidth, inter_node_bandwidth, latency_s;  // bytes/s, s
+};
+
+inline cluster_file cluster_from_json(std::string_view text, const std::string& origin, const std::string& field) {
+  const nlohmann::json j = detail::parse_json(text, origin, field);
+  if (!j.is_object())
+    throw config_error(field, origin + " must be a JSON object (a cluster), got " + detail::describe(j));
+  const detail::fields f(j, origin);
+  static constexpr std::string_view known[] = {"device",          "devices",         "devices_per_node",
+                                               "intra_node_gbps", "inter_node_gbps", "latency_us"};
+  for (const auto& [key, value] : j.items()) {
+    bool ok = false;
+    for (auto k : known) ok |= key == k;
+    if (!ok)
+      f.fail(key, "unknown field \"" + key +
+                      "\"; known: device, devices, devices_per_node, intra_node_gbps, inter_node_gbps, latency_us");
+  }
+  cluster_file c;
+  const auto device = f.opt_string("device");
+  if (!device || device->empty())
+    f.fail("device", "missing required field \"device\" (a name from `trainperf devices`)");
+  c.device = *device;
+  c.devices = f.req_size("devices");
+  c.devices_per_node = f.opt_size("devices_per_node");
+  if (f.has("intra_node_gbps")) c.intra_node_bandwidth = detail::positive_number(f, j, "intra_node_gbps", 1e9) * 1e9;
+  if (f.has("inter_node_gbps")) c.inter_node_bandwidth = detail::positive_number(f, j, "inter_node_gbps", 1e9) * 1e9;
+  if (f.has("latency_us")) c.latency_s = detail::positive_number(f, j, "latency_us", 1e9) * 1e-6;
+  return c;
+}
+
+inline cluster_file read_cluster(const std::filesystem::path& path, const std::string& field = "cluster") {
+  return cluster_from_json(read_file(path, std::uintmax_t{1} << 16, field, "a JSON cluster description"), path.string(),
+                           field);
+}
+
+}  // namespace trainperf::io

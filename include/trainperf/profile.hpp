@@ -1,0 +1,138 @@
+// trainperf — what a device achieves, as against its datasheet: the fractions of dense peak a
+// GEMM and a flash-attention kernel reach, of memory bandwidth a streaming kernel reaches, and
+// of the links a collective reaches. The step-time model (step_time.hpp) reads a device through
+// its profile; `trainperf calibrate` measures one, and the built-in ones cite their sources.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "error.hpp"
+#include "units.hpp"
+
+namespace trainperf {
+
+struct device_profile {
+  std::string name = "generic";
+  // A GEMM (or a batch of them) with C = m x n (x batch) output elements runs at
+  // peak x gemm_efficiency x C / (C + gemm_half_outputs): a GEMM whose output tiles do not fill
+  // the device's SMs a few times over runs below the large-GEMM rate (wave quantization), and
+  // the roofline over memory bandwidth bounds those with a short reduction k or a skinny side
+  // (step_time.hpp, gemm_time).
+  double gemm_efficiency = 0;
+  double gemm_half_outputs = 0;
+  double memory_efficiency = 0;              // streaming kernels (norms, activations, optimizer)
+  double attention_forward_efficiency = 0;   // flash attention (FlashAttention-2) forward, of the dense peak
+  double attention_backward_efficiency = 0;  // and backward (2.5 x the forward's FLOPs)
+  // The same through cuDNN's fused attention (Transformer Engine's FusedAttention backend,
+  // memory_options::cudnn_attention), which on Hopper runs at FlashAttention-3's rate.
+  double cudnn_attention_forward_efficiency = 0;
+  double cudnn_attention_backward_efficiency = 0;
+  // nccl-tests' bus bandwidth over the link's unidirectional rate, inside a node and across
+  // nodes, and the latency of one algorithm step: what a cluster built from the device table
+  // gets by default (collectives.hpp, default_cluster).
+  double intra_node_bus_efficiency = 0;
+  double inter_node_bus_efficiency = 0;
+  double latency_s = 0;
+  std::string source;
+};
+
+namespace reason {
+inline void profile_efficiency_out_of_range() {}
+}  // namespace reason
+
+inline void validate(const device_profile& p) {
+  const auto fraction = [&](double v, std::string_view field) {
+    detail::require(detail::is_finite(v) && v > 0 && v <= 1, reason::profile_efficiency_out_of_range, field, [&] {
+      return "profile " + p.name + ": " + std::string(field) + " must be a fraction in (0, 1], got " +
+             format_double(v) + "; a profile states what a device achieves of its datasheet figure";
+    });
+  };
+  fraction(p.gemm_efficiency, "gemm_efficiency");
+  fraction(p.memory_efficiency, "memory_efficiency");
+  fraction(p.attention_forward_efficiency, "attention_forward_efficiency");
+  fraction(p.attention_backward_efficiency, "attention_backward_efficiency");
+  fraction(p.cudnn_attention_forward_efficiency, "cudnn_attention_forward_efficiency");
+  fraction(p.cudnn_attention_backward_efficiency, "cudnn_attention_backward_efficiency");
+  fraction(p.intra_node_bus_efficiency, "intra_node_bus_efficiency");
+  fraction(p.inter_node_bus_efficiency, "inter_node_bus_efficiency");
+  detail::require(detail::is_finite(p.latency_s) && p.latency_s >= 0, reason::profile_efficiency_out_of_range,
+                  "latency_s",
+                  [&] { return "profile " + p.name + ": latency_s must be >= 0, got " + format_double(p.latency_s); });
+  detail::require(detail::is_finite(p.gemm_half_outputs) && p.gemm_half_outputs >= 0,
+                  reason::profile_efficiency_out_of_range, "gemm_half_outputs", [&] {
+                    return "profile " + p.name + ": gemm_half_outputs must be >= 0, got " +
+                           format_double(p.gemm_half_outputs);
+                  });
+}
+
+// Built-in profiles from published measurements, one rule for every figure: the best
+// achieved value published, over the datasheet's.
+//   gemm_efficiency: the maximum achievable matmul FLOP/s (MAMF) over the dense peak, Stas
+//     Bekman's ml-engineering, compute/accelerator/README.md (commit 744d01e): A100 SXM bf16
+//     271.2 of 312, H100 SXM bf16 794.5 of 989 (H200 and H800: the same silicon).
+//   gemm_half_outputs: one value for every device, from the only published shape curve found:
+//     cuBLAS square fp16 GEMMs on an A100 (same source, its matmul plot: 28, 88, 195, 258 and 290
+//     TFLOP/s at n = 512, 1024, 2048, 4096 and 8192). Each smaller size's ratio to the 8192 one
+//     gives the half point C / (C + h) needs: 2.56, 2.54, 2.25 and 2.89 million outputs; their
+//     mean, 2.56 million, about 1.4 waves of 128 x 128 output tiles over the A100's 108 SMs.
+//   memory_efficiency: best published copy bandwidth over the datasheet: A100 80GB 1536 of 2039
+//     GB/s (AnjaliSandip/FastIceFlo, output/EffectiveMemoryThroughput.md; a 1616 GB/s vector
+//     multiply ran on a 16 MiB array that may sit in L2, not taken), H100 3050 of 3350 and H200
+//     4110 of 4800 (yencal/gpu-bandwidth-benchmark, bandwidth plot, read off the figure).
+//   attention: FlashAttention-2 forward + backward, causal, head dim 128, seq 4k, one efficiency
+//     for both passes: A100 173 of 312 TFLOP/s, H100 294 of 989 (Dao-AILab/flash-attention
+//     assets/flash2_{a100,h100}_fwd_bwd_benchmark.png). cuDNN's fused attention: on the A100 taken
+//     as FlashAttention-2's; on Hopper FlashAttention-3's fp16 causal head dim 128 seq 4k:
+//     forward 579 (assets/flash3_fp16_fwd.png), backward 542 (FA3 paper, arXiv:2407.08608,
+//     backward figure as transcribed by a third party; causality not stated) of 989.
+//   intra_node_bus_efficiency: nccl-tests ring bus bandwidth over the unidirectional NVLink
+//     rate: A100 235 of 300 GB/s (ml-engineering network/README.md), H100 370 of 450 (NVIDIA's
+//     sjeaugey, NVIDIA/nccl-tests#212; NVLink SHARP all-reduce reaches 480, not assumed).
+//   inter_node_bus_efficiency: 47 of 50 GB/s per 400 Gb/s NIC (NVIDIA/nccl-tests#290, the
+//     expected busbw per NDR NIC), taken for HDR as well.
+//   latency_s: 46.3 us for a small all-reduce over 2 nodes x 8 GPUs (NCCL 2.21.5, NVLSTree, an
+//     H20 cluster: NVIDIA/nccl#1244) over its 2 x log2(16) = 8 tree steps: 5.8 us a step.
+inline constexpr double builtin_gemm_half_outputs = 2.56e6;
+inline constexpr double builtin_inter_node_bus_efficiency = 47.0 / 50;
+inline constexpr double builtin_latency_s = 46.3e-6 / 8;
+
+// The built-in profile for a device of the table (hardware.hpp), or the A100's fractions named
+// "generic" for a device without published measurements (say so where it is printed).
+inline device_profile builtin_profile(std::string_view device) {
+  // Named fields: the figures and their sources are in the comment above.
+  const auto make = [](std::string name, double gemm, double memory, double fa2, double cudnn_f, double cudnn_b,
+                       double nvlink, std::string source) {
+    device_profile p;
+    p.name = std::move(name);
+    p.gemm_efficiency = gemm;
+    p.gemm_half_outputs = builtin_gemm_half_outputs;
+    p.memory_efficiency = memory;
+    p.attention_forward_efficiency = p.attention_backward_efficiency = fa2;
+    p.cudnn_attention_forward_efficiency = cudnn_f;
+    p.cudnn_attention_backward_efficiency = cudnn_b;
+    p.intra_node_bus_efficiency = nvlink;
+    p.inter_node_bus_efficiency = builtin_inter_node_bus_efficiency;
+    p.latency_s = builtin_latency_s;
+    p.source = std::move(source);
+    return p;
+  };
+  const auto hopper = [&](std::string name, double memory_efficiency) {
+    return make(std::move(name), 794.5 / 989.4, memory_efficiency, 294 / 989.4, 579 / 989.4, 542 / 989.4, 370.0 / 450,
+                "published H100 SXM measurements (profile.hpp)");
+  };
+  const auto ampere = [&](std::string name, std::string source) {
+    return make(std::move(name), 271.2 / 312, 1536.0 / 2039, 173.0 / 312, 173.0 / 312, 173.0 / 312, 235.0 / 300,
+                std::move(source));
+  };
+  if (device == "H100") return hopper("H100", 3050.0 / 3350);
+  if (device == "H800") return hopper("H800", 3050.0 / 3350);
+  if (device == "H200") return hopper("H200", 4110.0 / 4800);
+  for (std::string_view a : {"A100-80GB", "A100-40GB", "A800"})
+    if (device == a) return ampere(std::string(a), "published A100 SXM measurements (profile.hpp)");
+  return ampere("generic", "no published measurements for " + std::string(device) +
+                               "; the A100's fractions assumed (profile.hpp); calibrate or pass --profile");
+}
+
+}  // namespace trainperf

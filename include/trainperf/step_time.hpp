@@ -1,0 +1,502 @@
+// trainperf — one layout's training step time, predicted: every GEMM at a shape-dependent
+// efficiency, flash attention at its own, memory-bound operations from the bytes they move, the
+// communication each parallelism adds (collectives.hpp) where the framework leaves it exposed,
+// the pipeline's bubble from the schedule simulator (schedule.hpp) and the optimizer step.
+// The figures of a benchmark report (token/p/s, MFU, HFU) follow from it, with the memory
+// model's per-stage figure beside them.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "collectives.hpp"
+#include "error.hpp"
+#include "flops.hpp"
+#include "hardware.hpp"
+#include "memory.hpp"
+#include "model.hpp"
+#include "parallel.hpp"
+#include "partition.hpp"
+#include "profile.hpp"
+#include "schedule.hpp"
+
+namespace trainperf {
+
+struct step_options {
+  memory_options memory{};  // micro batch (lbs), seq, dtypes, framework, recomputation details
+  std::int64_t gbs = 0;     // global batch in sequences; micro-batches per step = gbs / (lbs x dp)
+  // Megatron-core's --tp-comm-overlap (Transformer Engine's userbuffers): tensor-parallel
+  // collectives hidden behind the GEMMs next to them; off, they are exposed.
+  bool tp_comm_overlap = false;
+  // Gradient reduction overlapped with the backward: unset takes the framework's default
+  // (fsdp: yes, FSDP2 reduce-scatters each layer's gradients as its backward ends; deepspeed:
+  // its overlap_comm; megatron, megatron-core, paddle, generic: no, as their flags default:
+  // --overlap-grad-reduce off).
+  std::optional<bool> overlap_grad_reduce{};
+  // The sharded optimizer's parameter all-gather overlapped with the next step's forward
+  // (Megatron-LM's --overlap-param-gather); unset: no.
+  std::optional<bool> overlap_param_gather{};
+  // The FLOPs convention MFU and HFU count (flops.hpp); seq and recomputation are filled in.
+  flops_convention mfu_convention = flops_convention::megatron;
+  bool mfu_causal = false;
+};
+
+// Where a step's time goes, in seconds, on the stage that sets it.
+struct step_breakdown {
+  double compute = 0;    // GEMMs, attention, memory-bound operations, recomputation
+  double tp_comm = 0;    // exposed tensor-parallel collectives
+  double cp_comm = 0;    // exposed context-parallel ring exchange
+  double ep_comm = 0;    // expert-parallel all-to-all
+  double bubble = 0;     // pipeline idle time and stage hand-offs
+  double dp_comm = 0;    // exposed data-parallel gradient reduction and parameter gathers
+  double optimizer = 0;  // the optimizer step
+  [[nodiscard]] constexpr double total() const {
+    return compute + tp_comm + cp_comm + ep_comm + bubble + dp_comm + optimizer;
+  }
+};
+
+struct step_prediction {
+  double step_time = 0;  // seconds
+  double tokens_per_device_per_s = 0;
+  double mfu = 0, hfu = 0;  // under step_options::mfu_convention, against the dense peak of the compute dtype
+  step_breakdown breakdown{};
+  std::int64_t micro_batches = 0;                     // per step per data-parallel replica
+  std::vector<double> stage_forward, stage_backward;  // one micro-batch on each pipeline stage, s
+  std::vector<double> stage_memory;                   // bytes, the memory model's total per stage
+  [[nodiscard]] double memory_max() const {
+    return stage_memory.empty() ? 0 : *std::max_element(stage_memory.begin(), stage_memory.end());
+  }
+};
+
+namespace reason {
+inline void step_time_needs_a_global_batch() {}
+inline void step_time_models_language_models_only() {}
+inline void step_time_does_not_model_offloading() {}
+}  // namespace reason
+
+namespace detail {
+
+// Seconds for `batch` GEMMs of m x n x k: their FLOPs at the profile's efficiency for that many
+// output elements, or the bytes of their operands over the achieved memory bandwidth when that
+// is slower (the roofline, Williams et al. 2009).
+constexpr double gemm_time(double m, double n, double k, double peak, double element_bytes, double memory_bw,
+                           const device_profile& p, double batch = 1) {
+  if (m <= 0 || n <= 0 || k <= 0) return 0;
+  const double outputs = m * n * batch, flops = 2 * outputs * k;
+  const double compute = flops / (peak * p.gemm_efficiency * outputs / (outputs + p.gemm_half_outputs));
+  const double memory = batch * element_bytes * (m * k + k * n + m * n) / (memory_bw * p.memory_efficiency);
+  return std::max(compute, memory);
+}
+
+// One micro-batch through one layer (or the embedding, or the output layer) on one rank.
+struct pass_time {
+  double compute = 0, tp = 0, cp = 0, ep = 0;
+  constexpr pass_time& operator+=(const pass_time& o) {
+    compute += o.compute, tp += o.tp, cp += o.cp, ep += o.ep;
+    return *this;
+  }
+  [[nodiscard]] constexpr pass_time times(double f) const { return {compute * f, tp * f, cp * f, ep * f}; }
+  [[nodiscard]] constexpr double total() const { return compute + tp + cp + ep; }
+};
+
+struct layer_time {
+  pass_time forward, backward;  // backward includes what recomputation repeats
+};
+
+// The process groups' spans under Megatron-LM's default order (tp-cp-ep-dp-pp, layout.hpp):
+// tp fastest, then cp, dp, pp; the expert mesh tp-ep-dp-pp with etp in place of tp.
+struct group_spans {
+  group_span tp, cp, ep, dp, expert_dp;
+  bool pp_crosses_nodes = false;
+};
+
+constexpr group_spans spans_for(const parallel_config& c, std::int64_t dp, const cluster_spec& cl) {
+  const std::int64_t k = cl.devices_per_node;
+  group_spans g;
+  g.tp = span_of(c.tp, 1, k);
+  g.cp = span_of(c.cp, c.tp, k);
+  g.dp = span_of(dp, c.tp * c.cp, k);
+  const std::int64_t etp = c.resolved_etp();
+  g.ep = span_of(c.ep, etp, k);
+  const std::int64_t expert_dp = std::max<std::int64_t>(1, c.tp * c.cp * dp / (etp * c.ep));
+  g.expert_dp = span_of(expert_dp, etp * c.ep, k);
+  g.pp_crosses_nodes = c.tp * c.cp * dp >= k;
+  return g;
+}
+
+struct step_context {
+  const transformer_spec& m;
+  const parallel_config& c;
+  const cluster_spec& cl;
+  const device_profile& p;
+  const step_options& o;
+  group_spans g;
+  double peak = 0, linear_peak = 0, mem_bw = 0, e = 2;  // e: bytes per activation element
+  double tokens = 0;                                    // per micro-batch on one rank (lbs x seq / cp)
+};
+
+constexpr double streaming_time(const step_context& x, double bytes) {
+  return bytes / (x.mem_bw * x.p.memory_efficiency);
+}
+
+// Megatron-LM's tensor-parallel pattern around one block (Shoeybi et al. 2019, section 3; with
+// sequence parallelism Korthikanti et al. 2022, section 4.2.2): one all-reduce of the block's
+// output in the forward, one of its input gradient in the backward; with sequence parallelism a
+// reduce-scatter and an all-gather of the same activation instead.
+constexpr double tp_block_comm(const step_context& x) {
+  if (x.c.tp <= 1) return 0;
+  const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
+  return x.c.sequence_parallel ? collective_time(collective::reduce_scatter, bytes, x.g.tp, x.cl) +
+                                     collective_time(collective::all_gather, bytes, x.g.tp, x.cl)
+                               : collective_time(collective::all_reduce, bytes, x.g.tp, x.cl);
+}
+
+constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
+  const transformer_spec& m = x.m;
+  const parallel_config& c = x.c;
+  const double t = x.tokens, tp = static_cast<double>(c.tp), h = static_cast<double>(m.hidden);
+  const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
+  const double d = static_cast<double>(m.resolved_head_dim()), heads = static_cast<double>(m.heads) / tp;
+  const double up = detail::mlp_matrices(m.mlp) - 1;  // fc1's output widths: gate and up, or up alone
+  const double e = x.e, bw = x.mem_bw;
+  const auto gemm = [&](double rows, double n, double k) { return gemm_time(rows, n, k, x.linear_peak, e, bw, x.p); };
+
+  // Linear layers (forward; each backward GEMM, input and weight gradient, has the same FLOPs).
+  double linear = gemm(t, (q + 2 * kv) / tp, h) + gemm(t, h, q / tp);
+  double activation_bytes = 0;  // the activation function's reads and writes, forward
+  const auto mlp = [&](double rows, double f, double split) {
+    linear += gemm(rows, up * f / split, h) + gemm(rows, h, f / split);
+    activation_bytes += rows * (up + 1) * f / split * e;  // SwiGLU reads gate and up, writes one; GELU one in, one out
+  };
+  double ep_comm = 0;
+  if (moe_layer) {
+    const double experts = static_cast<double>(m.moe.experts), k = static_cast<double>(m.moe.top_k);
+    const double ep = static_cast<double>(c.ep), etp = static_cast<double>(c.resolved_etp());
+    const double cf = x.o.memory.moe_capacity_factor > 0 ? x.o.memory.moe_capacity_factor : 1.0;
+    linear += gemm(t, experts, h);  // router
+    // Balanced routing: each of the experts / ep local experts receives t x top_k x ep / experts tokens.
+    const double rows = t * k * ep / experts * cf;
+    const double local = experts / ep;
+    const double before = linear, before_bytes = activation_bytes;
+    mlp(rows, static_cast<double>(m.resolved_expert_ffn()), etp);
+    linear = before + (linear - before) * local;
+    activation_bytes = before_bytes + (activation_bytes - before_bytes) * local;
+    if (m.moe.shared_experts > 0)
+      mlp(t, static_cast<double>(m.moe.shared_experts * m.resolved_shared_expert_ffn()), tp);
+    // Dispatch and combine: each routed token copy (t x top_k of them, hidden wide) crosses the
+    // expert-parallel group once each way (Megatron-LM's alltoall token dispatcher).
+    if (c.ep > 1) ep_comm = 2 * collective_time(collective::all_to_all, t * k * cf * h * e, x.g.ep, x.cl);
+  } else {
+    mlp(t, static_cast<double>(m.ffn), tp);
+  }
+
+  // Attention core: FLOPs of Q·K^T and P·V over the query heads of this rank against the whole
+  // sequence's keys (context parallelism splits the queries), halved for the causal mask that
+  // flash attention skips; FlashAttention-2's backward does 2.5 x the forward's FLOPs (Dao 2023,
+  // arXiv:2307.08691, section 4.1: five matrix products to the forward's two).
+  const double seq = static_cast<double>(x.o.memory.seq);
+  double attn_f = 0, attn_b = 0;
+  if (x.o.memory.flash_attention) {
+    const double flops = 4 * t * seq * heads * d * 0.5;
+    const bool cudnn = x.o.memory.cudnn_attention;
+    attn_f = flops / (x.peak * (cudnn ? x.p.cudnn_attention_forward_efficiency : x.p.attention_forward_efficiency));
+    attn_b =
+        2.5 * flops / (x.peak * (cudnn ? x.p.cudnn_attention_backward_efficiency : x.p.attention_backward_efficiency));
+  } else {
+    // Unfused: two batched GEMMs per head over the whole score matrix, and the softmax reading
+    // and writing it (scale and mask, softmax, and its fp32 copy when it runs in fp32).
+    const double lbs = static_cast<double>(x.o.memory.lbs), rows = t / lbs;
+    const double products =
+        lbs * heads * (gemm_time(rows, seq, d, x.peak, e, bw, x.p) + gemm_time(rows, d, seq, x.peak, e, bw, x.p));
+    const double scores = t * seq * heads;
+    const double passes = x.o.memory.fp32_softmax ? 3 * e + 8 : 4 * e;
+    attn_f = products + streaming_time(x, scores * passes);
+    attn_b = 2 * products + streaming_time(x, scores * 1.5 * passes);
+  }
+
+  // Memory-bound operations (forward bytes): two norms reading and writing the hidden state,
+  // two residual additions reading two and writing one, rotary embedding on Q and K, the
+  // activation function. Sequence parallelism splits the norms and residuals over tp.
+  const double norm_tokens = c.sequence_parallel ? t / tp : t;
+  double bytes = norm_tokens * h * e * (2 * 2 + 2 * 3) + activation_bytes;
+  if (m.positions == position_kind::rotary) bytes += t * 2 * (q + kv) / tp * e;
+  const double elementwise = streaming_time(x, bytes);
+
+  const double tp_comm = 2 * tp_block_comm(x);  // attention and MLP blocks
+  // Context parallelism: ring attention passes each rank's K and V chunk around the ring, cp - 1
+  // hops forward and the same back with their gradients (Megatron-LM's p2p ring,
+  // transformer_engine attention's AttnFuncWithCPAndKVP2P), overlapped with the core.
+  double cp_f = 0, cp_b = 0;
+  if (c.cp > 1) {
+    const double hop = collective_time(collective::p2p, 2 * t * kv / tp * e, x.g.cp, x.cl);
+    const double steps = static_cast<double>(c.cp - 1);
+    cp_f = std::max(0.0, steps * hop - attn_f);
+    cp_b = std::max(0.0, 2 * steps * hop - attn_b);
+  }
+  const double tp_f = x.o.tp_comm_overlap ? std::max(0.0, tp_comm - linear) : tp_comm;
+  const double tp_b = x.o.tp_comm_overlap ? std::max(0.0, tp_comm - 2 * linear) : tp_comm;
+
+  layer_time r;
+  r.forward = {linear + attn_f + elementwise, tp_f, cp_f, ep_comm};
+  r.backward = {2 * linear + attn_b + 2 * elementwise, tp_b, cp_b, ep_comm};
+  // Recomputation repeats forward work inside the backward: full, the whole layer; Megatron's
+  // selective, the attention core; torchtitan's op-level selective, every other matmul and the
+  // memory-bound operations.
+  const recompute rc = c.recomputation;
+  if (rc == recompute::full)
+    r.backward += r.forward;
+  else if (rc == recompute::selective)
+    r.backward.compute += x.o.memory.selective == selective_policy::attention_core ? attn_f : linear / 2 + elementwise;
+  return r;
+}
+
+// The output layer and loss (last stage) and the embedding (first stage), per micro-batch.
+constexpr layer_time time_output(const step_context& x) {
+  const double t = x.tokens, tp = static_cast<double>(x.c.tp), h = static_cast<double>(x.m.hidden);
+  const double v = static_cast<double>(x.m.padded_vocab(x.c.tp)) / tp;
+  const double logits = gemm_time(t, v, h, x.linear_peak, x.e, x.mem_bw, x.p);
+  // Final norm; the cross entropy reads the logits and writes fp32 softmax statistics forward,
+  // reads them and writes the logits' gradient backward (Megatron-LM's vocab-parallel cross
+  // entropy computes in fp32).
+  const double norm = (x.c.sequence_parallel ? t / tp : t) * h * x.e * 2;
+  const double ce = t * v * (x.e + 4);
+  layer_time r;
+  const double comm = tp_block_comm(x);
+  r.forward = {logits + streaming_time(x, norm + ce), comm, 0, 0};
+  r.backward = {2 * logits + streaming_time(x, 2 * norm + ce), comm, 0, 0};
+  return r;
+}
+
+constexpr layer_time time_embedding(const step_context& x) {
+  const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
+  layer_time r;
+  const double comm = tp_block_comm(x);  // the vocabulary-parallel embedding's reduction
+  r.forward = {streaming_time(x, bytes), comm, 0, 0};
+  r.backward = {streaming_time(x, 2 * bytes), 0, 0, 0};
+  return r;
+}
+
+constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
+  if (o.overlap_grad_reduce) return *o.overlap_grad_reduce;
+  if (o.memory.accounting == framework::fsdp) return true;
+  if (o.memory.accounting == framework::deepspeed) return o.memory.deepspeed.overlaps(zero_stage);
+  return false;
+}
+
+}  // namespace detail
+
+namespace detail {
+// predict_step without the memory model (the planner has run it already); simulate false takes
+// the pipeline's time in closed form (pipeline_time_estimate), as the planner's screening does.
+inline step_prediction predict_step_time(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
+                                         const device_profile& p, const step_options& o,
+                                         bool simulate_pipeline = true) {
+  using detail::str;
+  validate(m);
+  validate(cl);
+  validate(p);
+  detail::require(!m.vision.present() && m.llm_mode == train_mode::trained && !o.memory.adapters.lora() &&
+                      !o.memory.adapters.prompt(),
+                  reason::step_time_models_language_models_only, "model", [&] {
+                    return std::string(
+                        "the step-time model covers fully trained language models; vision towers, "
+                        "frozen parts and adapters are not modeled yet (use memory and mfu for them)");
+                  });
+  detail::require(!o.memory.offload_optimizer && !o.memory.offload_activations,
+                  reason::step_time_does_not_model_offloading, "offload", [&] {
+                    return std::string(
+                        "offloaded optimizer states or activations are not in the step-time model; "
+                        "predict without offloading");
+                  });
+  detail::require(o.gbs > 0, reason::step_time_needs_a_global_batch, "gbs",
+                  [&] { return "the step time needs the global batch (gbs, sequences), got " + str(o.gbs); });
+  const std::int64_t world = cl.devices;
+  const std::int64_t dp = resolved_dp(c, world);
+  const std::int64_t per_step = detail::checked_mul(o.memory.lbs, dp, "lbs x dp");
+  validate(c, {.world = world, .model = m, .seq = o.memory.seq, .gbs = o.gbs, .lbs = o.memory.lbs});
+  detail::require(o.gbs % per_step == 0, reason::step_time_needs_a_global_batch, "gbs", [&] {
+    return "global batch " + str(o.gbs) + " is not a multiple of micro batch " + str(o.memory.lbs) +
+           " x data parallel " + str(dp) + " = " + str(per_step) +
+           "; nearest valid: " + detail::nearest_multiples(o.gbs, per_step);
+  });
+  const std::int64_t micro = o.gbs / per_step;
+
+  step_options opt = o;
+  opt.memory.micro_batches = micro;
+  const dtype compute = o.memory.param_dtype;
+  const bool fp8 = o.memory.fp8 != fp8_training::none;
+  detail::step_context x{m, c, cl, p, opt, detail::spans_for(c, dp, cl)};
+  x.peak = require_peak(cl.device, compute);
+  x.linear_peak = fp8 ? require_peak(cl.device, dtype::fp8) : x.peak;
+  detail::require(cl.device.memory_bandwidth > 0, reason::device_fields_must_be_positive, "memory_bandwidth", [&] {
+    return std::string(cl.device.name) + " has no memory bandwidth in the device table; the step-time model needs it";
+  });
+  x.mem_bw = cl.device.memory_bandwidth;
+  x.e = detail::dtype_bytes(compute == dtype::tf32 ? dtype::fp32 : compute);
+  x.tokens = static_cast<double>(o.memory.lbs) * static_cast<double>(o.memory.seq) / static_cast<double>(c.cp);
+
+  const detail::layer_time dense = detail::time_layer(x, false);
+  const detail::layer_time moe = m.is_moe() ? detail::time_layer(x, true) : dense;
+  const detail::layer_time head = detail::time_output(x), embed = detail::time_embedding(x);
+
+  // Per stage: one micro-batch's forward and backward, and its parameters.
+  const auto stages = partition_layers(m.layers, c.split());
+  const auto pp = static_cast<std::size_t>(c.pp);
+  std::vector<detail::pass_time> fwd(pp), bwd(pp);
+  std::vector<double> stage_params(pp, 0.0), stage_expert_params(pp, 0.0);
+  const param_counts pc = count_params(m, c.tp);
+  const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
+  for (const stage_layers& s : stages) {
+    const auto st = static_cast<std::size_t>(s.stage);
+    const std::int64_t moe_layers = m.moe_layers_below(s.first_layer + s.layers) - m.moe_layers_below(s.first_layer);
+    const std::int64_t dense_layers = s.layers - moe_layers;
+    fwd[st] += dense.forward.times(static_cast<double>(dense_layers));
+    fwd[st] += moe.forward.times(static_cast<double>(moe_layers));
+    bwd[st] += dense.backward.times(static_cast<double>(dense_layers));
+    bwd[st] += moe.backward.times(static_cast<double>(moe_layers));
+    if (moe_layers > 0) {
+      const layer_params lp = count_layer_params(m, m.layer_of_shape(true));
+      stage_params[st] += static_cast<double>(moe_layers) *
+                          static_cast<double>(lp.attention + lp.router + lp.shared_experts + lp.norms) / tp;
+      stage_expert_params[st] +=
+          static_cast<double>(moe_layers) * static_cast<double>(lp.routed_experts) / (etp * static_cast<double>(c.ep));
+    }
+    if (dense_layers > 0)
+      stage_params[st] += static_cast<double>(dense_layers) *
+                          static_cast<double>(count_layer_params(m, m.layer_of_shape(false)).total()) / tp;
+    if (s.embedding) {
+      fwd[st] += embed.forward, bwd[st] += embed.backward;
+      stage_params[st] += static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
+    }
+    if (s.output) {
+      fwd[st] += head.forward, bwd[st] += head.backward;
+      stage_params[st] += static_cast<double>(pc.output) / tp;
+    }
+  }
+  if (m.tied_embeddings && c.pp > 1) stage_params[pp - 1] += static_cast<double>(pc.token_embedding) / tp;
+
+  // The pipeline: the schedule simulator plays the stages' per-micro-batch times, each hand-off
+  // carrying one activation (Megatron-LM sends it split over tp with sequence parallelism).
+  double pipeline = 0;
+  std::vector<double> f_total(pp), b_total(pp);
+  for (std::size_t s = 0; s < pp; ++s) f_total[s] = fwd[s].total(), b_total[s] = bwd[s].total();
+  if (c.pp > 1) {
+    const double act = x.tokens * static_cast<double>(m.hidden) * x.e / (c.sequence_parallel ? tp : 1.0);
+    const group_span pair{2, x.g.pp_crosses_nodes ? 1 : 2};
+    const double hop = collective_time(collective::p2p, act, pair, cl);
+    pipeline = simulate_pipeline
+                   ? simulate(make_schedule(c.schedule(), c.pp, micro, c.vpp), f_total, b_total, hop, false).step_time
+                   : pipeline_time_estimate(c.schedule(), c.pp, micro, c.vpp, f_total, b_total, hop);
+  } else {
+    pipeline = static_cast<double>(micro) * (f_total[0] + b_total[0]);
+  }
+
+  // Data parallelism and the optimizer, per stage (the slowest sets the step's tail).
+  const memory_options& mo = opt.memory;
+  const bool fp32_grads =
+      mo.fp32_grads ||
+      ((mo.accounting == framework::megatron || mo.accounting == framework::megatron_core) && compute == dtype::bf16);
+  const double grad_bytes = fp32_grads ? 4 : x.e;
+  const bool fsdp = mo.accounting == framework::fsdp;
+  const int zero = fsdp ? 3 : c.zero_stage;
+  const bool sharded_states = zero >= 1 || c.distributed_optimizer;
+  const bool overlap = detail::overlaps_grad_reduce(opt, c.zero_stage);
+  const bool overlap_gather = opt.overlap_param_gather.value_or(false);
+  const double m_d = static_cast<double>(micro);
+  std::size_t critical = 0;
+  double tail_max = 0;
+  std::vector<double> dp_exposed(pp), opt_time(pp);
+  for (std::size_t s = 0; s < pp; ++s) {
+    double exposed = 0;
+    const auto reduce = [&](double params, group_span g) {
+      if (params <= 0 || g.size <= 1) return;
+      const double grads = params * grad_bytes, weights = params * x.e;
+      const double f1 = fwd[s].total(), b1 = bwd[s].total();
+      const auto hide = [&](double comm, double behind, bool overlapped) {
+        return overlapped ? std::max(0.0, comm - behind) : comm;
+      };
+      if (zero == 3) {
+        // ZeRO-3 / FSDP: every micro-batch gathers the weights for its forward and again for its
+        // backward and reduce-scatters the gradients; prefetching overlaps the gathers.
+        const double gather = collective_time(collective::all_gather, weights, g, cl);
+        const double rs = collective_time(collective::reduce_scatter, grads, g, cl);
+        exposed += m_d * (hide(gather, f1, true) + hide(gather + rs, b1, overlap || fsdp));
+      } else if (zero == 2) {
+        // ZeRO-2 keeps only its gradient partition: it reduce-scatters every micro-batch.
+        exposed += m_d * hide(collective_time(collective::reduce_scatter, grads, g, cl), b1, overlap);
+        exposed += hide(collective_time(collective::all_gather, weights, g, cl), f1, overlap_gather);
+      } else if (sharded_states) {
+        // ZeRO-1 / the distributed optimizer: one reduce-scatter per step, then the updated
+        // weights are gathered (Megatron-LM dist_optimizer.md).
+        exposed += hide(collective_time(collective::reduce_scatter, grads, g, cl), b1, overlap);
+        exposed += hide(collective_time(collective::all_gather, weights, g, cl), f1, overlap_gather);
+      } else {
+        exposed += hide(collective_time(collective::all_reduce, grads, g, cl), b1, overlap);
+      }
+    };
+    reduce(stage_params[s], x.g.dp);
+    reduce(stage_expert_params[s], x.g.expert_dp);
+    // Adam (Kingma and Ba 2015, algorithm 1) with mixed precision reads the gradient, the fp32
+    // master weight, m and v, writes those three and the 16-bit weight, reads the gradient again
+    // for its norm (clipping) and zeroes the gradient buffer.
+    const double shard = sharded_states ? static_cast<double>(dp) : 1.0;
+    const double states = mo.optimizer == optimizer_kind::sgd         ? 8
+                          : mo.optimizer == optimizer_kind::adam_8bit ? 2 * 2
+                                                                      : 2 * 8;
+    const double master = mo.master_weights && compute != dtype::fp32 ? 8 : 0;
+    const double per_param = 3 * grad_bytes + states + master + x.e;
+    const double local = (stage_params[s] + stage_expert_params[s]) / shard;
+    opt_time[s] = detail::streaming_time(x, local * per_param);
+    dp_exposed[s] = exposed;
+    if (exposed + opt_time[s] > tail_max) tail_max = exposed + opt_time[s], critical = s;
+  }
+
+  step_prediction r;
+  r.micro_batches = micro;
+  r.step_time = pipeline + tail_max;
+  // The breakdown on the busiest stage: its compute and exposed communication over all
+  // micro-batches, the rest of the pipeline time as bubble, and the slowest stage's tail.
+  std::size_t busiest = 0;
+  for (std::size_t s = 1; s < pp; ++s)
+    if (f_total[s] + b_total[s] > f_total[busiest] + b_total[busiest]) busiest = s;
+  detail::pass_time busy = fwd[busiest];
+  busy += bwd[busiest];
+  busy = busy.times(m_d);
+  r.breakdown.compute = busy.compute;
+  r.breakdown.tp_comm = busy.tp;
+  r.breakdown.cp_comm = busy.cp;
+  r.breakdown.ep_comm = busy.ep;
+  r.breakdown.bubble = std::max(0.0, pipeline - busy.total());
+  r.breakdown.dp_comm = dp_exposed[critical];
+  r.breakdown.optimizer = opt_time[critical];
+  for (std::size_t s = 0; s < pp; ++s) r.stage_forward.push_back(f_total[s]), r.stage_backward.push_back(b_total[s]);
+
+  const double tokens = static_cast<double>(o.gbs) * static_cast<double>(o.memory.seq);
+  const double devices = static_cast<double>(world);
+  r.tokens_per_device_per_s = tokens / (r.step_time * devices);
+  flops_options fo{
+      .convention = o.mfu_convention, .seq = o.memory.seq, .causal = o.mfu_causal, .recomputation = c.recomputation};
+  fo.tp = c.tp;
+  const flops_count fc = count_flops(m, fo);
+  r.mfu = fc.model * static_cast<double>(o.gbs) / (r.step_time * devices * x.peak);
+  r.hfu = fc.hardware * static_cast<double>(o.gbs) / (r.step_time * devices * x.peak);
+
+  return r;
+}
+}  // namespace detail
+
+// The predicted step of model m under layout c on cluster cl with profile p, with the memory
+// model's figure for each pipeline stage.
+inline step_prediction predict_step(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
+                                    const device_profile& p, const step_options& o) {
+  step_prediction r = detail::predict_step_time(m, c, cl, p, o);
+  memory_options mo = o.memory;
+  mo.micro_batches = r.micro_batches;
+  for (const stage_memory& s : estimate_memory(m, c, cl.devices, mo).stages) r.stage_memory.push_back(s.total());
+  return r;
+}
+
+}  // namespace trainperf

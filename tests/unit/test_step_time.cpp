@@ -1,0 +1,161 @@
+// The step-time model: a one-layer model's step by hand, its invariants, and the seeds' orders.
+#include <doctest/doctest.h>
+
+#include <trainperf/trainperf.hpp>
+
+using namespace trainperf;
+
+namespace {
+// 100 TFLOP/s bf16, 1 TB/s, one device.
+const device_spec toy_device = [] {
+  device_spec d = custom_device("toy", dtype::bf16, 100e12, 80 * GiB);
+  d.memory_bandwidth = 1e12;
+  return d;
+}();
+
+device_profile flat_profile() {
+  // No shape penalty (half size 0), half the peak for GEMMs, a quarter for attention, the whole
+  // memory bandwidth: every term below is then a plain quotient.
+  return {"flat", 0.5, 0, 1.0, 0.25, 0.25, 0.25, 0.25, 1.0, 1.0, 0, "test"};
+}
+
+transformer_spec one_layer() {
+  return {.layers = 1, .hidden = 1024, .heads = 8, .ffn = 4096, .vocab = 32000, .max_seq = 1024};
+}
+}  // namespace
+
+TEST_CASE("gemm_time: FLOPs at the shape's efficiency, or the operands over bandwidth when slower") {
+  device_profile p = flat_profile();
+  p.gemm_efficiency = 0.8;
+  const double flops = 2.0 * 4096 * 4096 * 4096;
+  CHECK(detail::gemm_time(4096, 4096, 4096, 1e15, 2, 3e12, p) == doctest::Approx(flops / 0.8e15));
+  p.gemm_half_outputs = 4096.0 * 4096;  // the output at the half point: 0.8 x 0.5
+  CHECK(detail::gemm_time(4096, 4096, 4096, 1e15, 2, 3e12, p) == doctest::Approx(flops / 0.4e15));
+  // A batch of 16 such GEMMs fills the device 16 times over: 0.8 x 16/17, 16 x the FLOPs.
+  CHECK(detail::gemm_time(4096, 4096, 4096, 1e15, 2, 3e12, p, 16) == doctest::Approx(16 * flops / (0.8e15 * 16 / 17)));
+  p.gemm_half_outputs = 0;
+  // A GEMV: 2 x (4096 + 4096^2 + 4096) bytes over 3 TB/s, far above its 33.6 MFLOP at 0.8 PFLOP/s.
+  CHECK(detail::gemm_time(1, 4096, 4096, 1e15, 2, 3e12, p) ==
+        doctest::Approx(2.0 * (4096 + 4096.0 * 4096 + 4096) / 3e12));
+}
+
+TEST_CASE("one layer on one device, by hand") {
+  const transformer_spec m = one_layer();
+  const cluster_spec c{toy_device, 1, 8, 1e12, 1e12, 0};
+  step_options o;
+  o.memory.seq = 1024;
+  o.gbs = 1;
+  const step_prediction r = predict_step(m, {}, c, flat_profile(), o);
+  // Forward GEMMs per token: QKV 3h^2, O h^2, SwiGLU 2fh + fh: 16,777,216 x 2 FLOPs x 1024 tokens;
+  // logits 2 x 1024 x 32000 per token. At 50 TFLOP/s; the backward twice that.
+  const double layer_gemm = 2.0 * 1024 * 16777216, logits = 2.0 * 1024 * 1024 * 32000;
+  const double gemm = (layer_gemm + logits) / 50e12;
+  // Flash attention: 4 x 1024 x 1024 x 8 heads x 128 x 0.5 (causal) at 25 TFLOP/s; backward 2.5x.
+  const double attn = 4.0 * 1024 * 1024 * 1024 * 0.5 / 25e12;
+  // Bytes at 1 TB/s, forward: norms and residuals 10 x h x 2 bytes per token, SwiGLU 3 x f x 2,
+  // RoPE 2 x (q + kv) x 2; the output's norm 2 x h x 2 and cross entropy V x (2 + 4); the
+  // embedding h x 2. The backward moves twice the layer's and the embedding's, the norm twice
+  // and the cross entropy once more.
+  const double layer_bytes = 1024.0 * (10 * 1024 * 2 + 3 * 4096 * 2 + 2 * 2048 * 2);
+  const double out_f = 1024.0 * (2 * 1024 * 2 + 32000 * 6), out_b = 1024.0 * (4 * 1024 * 2 + 32000 * 6);
+  const double emb = 1024.0 * 1024 * 2;
+  const double forward = gemm + attn + (layer_bytes + out_f + emb) / 1e12;
+  const double backward = 2 * gemm + 2.5 * attn + (2 * layer_bytes + out_b + 2 * emb) / 1e12;
+  CHECK(r.stage_forward[0] == doctest::Approx(forward).epsilon(1e-12));
+  CHECK(r.stage_backward[0] == doctest::Approx(backward).epsilon(1e-12));
+  // Adam with bf16 gradients: 3 x 2 (gradient read twice, zeroed) + 16 (fp32 m, v read and
+  // written) + 8 (fp32 master read and written) + 2 (the bf16 weight written) bytes per weight.
+  const double optimizer = static_cast<double>(count_params(m).total()) * 32 / 1e12;
+  CHECK(r.breakdown.optimizer == doctest::Approx(optimizer));
+  CHECK(r.step_time == doctest::Approx(forward + backward + optimizer));
+  CHECK(r.breakdown.tp_comm == 0);
+  CHECK(r.breakdown.dp_comm == 0);
+  CHECK(r.breakdown.bubble == doctest::Approx(0).epsilon(1e-12));
+  CHECK(r.tokens_per_device_per_s == doctest::Approx(1024 / r.step_time));
+  CHECK(r.micro_batches == 1);
+  CHECK(r.stage_memory.size() == 1);
+}
+
+TEST_CASE("step-time invariants") {
+  const transformer_spec m = get_preset("llama2-7b").spec;
+  const device_profile p = builtin_profile("A100-80GB");
+  const cluster_spec c = default_cluster(get_device("A100-80GB"), 16, 8, p);
+  step_options o;
+  o.memory.seq = 4096;
+  o.memory.lbs = 1;
+  o.gbs = 64;
+  parallel_config layout{.tp = 2, .pp = 2, .sequence_parallel = true};
+  const step_prediction a = predict_step(m, layout, c, p, o);
+  CHECK(a.micro_batches == 16);  // 64 / (1 x dp 4)
+  // MFU can never pass the GEMM efficiency: every part runs at or below it.
+  CHECK(a.mfu > 0.1);
+  CHECK(a.mfu < p.gemm_efficiency);
+  CHECK(a.breakdown.total() == doctest::Approx(a.step_time));
+  // Twice the batch: twice the compute; the step less than twice as long (bubble and the DP tail
+  // do not grow).
+  o.gbs = 128;
+  const step_prediction b = predict_step(m, layout, c, p, o);
+  CHECK(b.breakdown.compute == doctest::Approx(2 * a.breakdown.compute));
+  CHECK(b.step_time < 2 * a.step_time);
+  // Full recomputation adds a forward: HFU above MFU, the step longer.
+  layout.recomputation = recompute::full;
+  const step_prediction rc = predict_step(m, layout, c, p, o);
+  CHECK(rc.step_time > b.step_time);
+  CHECK(rc.hfu > rc.mfu);
+  // A global batch that does not split is refused with the nearest valid ones.
+  o.gbs = 66;
+  CHECK_THROWS_WITH_AS(predict_step(m, layout, c, p, o), doctest::Contains("nearest valid"), config_error);
+}
+
+// Seed 000 (seeds/README.md): llama2-70b on 4 x 8 H800, seq 4096, micro batch 1, GAS 44:
+// TP4PP8 measured 791.37 token/p/s, TP8PP4 641.93. Seed 004: GPT-3 6.7B on 8 A100, 1024 x 2048
+// tokens: 4410 > 4024 > 3811 > 3791 token/p/s over sharding 2 x8, TP2 + sharding 1, TP2 +
+// sharding 2, TP2 PP4.
+TEST_CASE("the seeds' layout orders, with the built-in profiles") {
+  const transformer_spec l70 = get_preset("llama2-70b").spec;
+  const device_profile h800 = builtin_profile("H800");
+  const cluster_spec c = default_cluster(get_device("H800"), 32, 8, h800);
+  step_options o;
+  o.memory.seq = 4096;
+  o.memory.accounting = framework::megatron;
+  o.gbs = 44;
+  const auto tput = [&](std::int64_t tp, std::int64_t pp) {
+    return predict_step(l70, {.tp = tp, .pp = pp, .sequence_parallel = true}, c, h800, o).tokens_per_device_per_s;
+  };
+  CHECK(tput(4, 8) > tput(8, 4));
+
+  const transformer_spec g67 = get_preset("gpt3-6.7b").spec;
+  const device_profile a100 = builtin_profile("A100-80GB");
+  const cluster_spec node = default_cluster(get_device("A100-80GB"), 8, 8, a100);
+  step_options q;
+  q.memory.seq = 2048;
+  q.memory.lbs = 4;
+  q.memory.param_dtype = dtype::fp16;
+  q.memory.accounting = framework::paddle;
+  q.gbs = 1024;
+  const auto t67 = [&](parallel_config layout) {
+    return predict_step(g67, layout, node, a100, q).tokens_per_device_per_s;
+  };
+  const double sh2 = t67({.zero_stage = 2}), tp2sh1 = t67({.tp = 2, .zero_stage = 1});
+  const double tp2sh2 = t67({.tp = 2, .zero_stage = 2}), tp2pp4 = t67({.tp = 2, .pp = 4, .zero_stage = 1});
+  CHECK(sh2 > tp2sh1);
+  CHECK(tp2sh1 > tp2sh2);
+  CHECK(tp2sh2 > tp2pp4);
+}
+
+TEST_CASE("what the step-time model does not cover is refused") {
+  transformer_spec m = one_layer();
+  const cluster_spec c{toy_device, 1, 8, 1e12, 1e12, 0};
+  step_options o;
+  o.memory.seq = 1024;
+  o.gbs = 1;
+  o.memory.offload_optimizer = true;
+  CHECK_THROWS_WITH_AS(predict_step(m, {}, c, flat_profile(), o), doctest::Contains("offload"), config_error);
+  o.memory.offload_optimizer = false;
+  o.memory.adapters.lora_rank = 8;
+  CHECK_THROWS_WITH_AS(predict_step(m, {}, c, flat_profile(), o), doctest::Contains("adapters"), config_error);
+  o.memory.adapters.lora_rank = 0;
+  device_profile bad = flat_profile();
+  bad.gemm_efficiency = 1.5;
+  CHECK_THROWS_WITH_AS(predict_step(m, {}, c, bad, o), doctest::Contains("gemm_efficiency"), config_error);
+}
