@@ -513,6 +513,7 @@ constexpr std::int64_t count_active_params(const transformer_spec& m, std::int64
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace trainperf {
 
@@ -556,6 +557,15 @@ inline std::string format_double(double v) {
   std::snprintf(buf, sizeof buf, "%.6g", v);
   return buf;
 }
+
+namespace detail {
+// Text for an SVG or XML element: <, > and & escaped.
+inline std::string xml_escape(std::string_view text) {
+  std::string t;
+  for (char c : text) t += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+  return t;
+}
+}  // namespace detail
 
 }  // namespace trainperf
 // ---- end trainperf/units.hpp ----
@@ -913,6 +923,27 @@ constexpr std::int64_t data_parallel_size(std::int64_t world, std::int64_t tp, s
 
 }  // namespace trainperf
 // ---- end trainperf/batch.hpp ----
+// ---- begin trainperf/collectives.hpp ----
+// trainperf — what a collective costs on a cluster: the alpha-beta model (a latency per
+// algorithm step plus bytes over bandwidth) in nccl-tests' bus-bandwidth convention, with a
+// group that spans nodes limited by its ranks' share of the inter-node links.
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+// ---- begin trainperf/hardware.hpp ----
+// trainperf — accelerators: dense peak FLOP/s per dtype, memory, bandwidths, each with a
+// source. Peaks are dense (never 2:4-sparse). An unknown peak is explicit (0 here) and
+// asking for it is a config_error, never a silent or negative MFU.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
 // ---- begin trainperf/names.hpp ----
 // trainperf — names a user types (models, devices, flags, choices, commands): matching that
 // ignores what a reader does not see as a difference, and the "did you mean ...?" that an
@@ -1047,281 +1078,6 @@ std::string unknown_name_message(std::string_view what, std::string_view name, c
 
 }  // namespace trainperf::detail
 // ---- end trainperf/names.hpp ----
-// ---- begin trainperf/flops.hpp ----
-// trainperf — training FLOPs under named conventions, and the recomputation that turns
-// model FLOPs (MFU) into hardware FLOPs (HFU).
-
-#include <cstdint>
-#include <string>
-#include <string_view>
-
-
-namespace trainperf {
-
-// Which formula. Each is someone's published convention; none is "the" FLOPs.
-//   nominal  — k x N_nominal per token (benchmark suites: FlagPerf's "6 x 70e9"; k = 2 when
-//              only a part at the input trains and the rest is frozen, or for inference).
-//   palm     — 6N + 12·L·H·Q·T per token, N all parameters, full (non-causal) attention
-//              (Chowdhery et al. 2022, arXiv:2204.02311, appendix B).
-//   megatron — per-GEMM count: Q/K/V/O with GQA, attention core with query heads, SwiGLU or
-//              GELU MLP, routed and shared experts, logits over the padded vocabulary; x3 for
-//              forward + both backward GEMMs (Megatron-LM megatron/training/training.py,
-//              num_floating_point_operations); causal halving of the core is an option.
-//   kaplan   — 6N + 6·L·C·T per token, N non-embedding parameters, C = heads x head_dim
-//              (Kaplan et al. 2020, arXiv:2001.08361, table 1; llm.c uses it with N = all).
-enum class flops_convention { nominal, palm, megatron, kaplan };
-
-// Activation recomputation, which HFU counts and MFU does not.
-//   selective — the attention core is recomputed; charged as Korthikanti et al. 2022
-//               (arXiv:2205.05198) equation 8 does: the core's term is counted twice.
-//   full      — every transformer layer runs its forward again (Narayanan et al. 2021,
-//               arXiv:2104.04473, equation 3: 4 forwards of the layers, 3 of the logits).
-enum class recompute { none, selective, full };
-
-constexpr std::string_view to_string(flops_convention c) {
-  switch (c) {
-    case flops_convention::nominal:
-      return "nominal";
-    case flops_convention::palm:
-      return "palm";
-    case flops_convention::megatron:
-      return "megatron";
-    case flops_convention::kaplan:
-      return "kaplan";
-  }
-  return "?";
-}
-constexpr std::string_view to_string(recompute r) {
-  switch (r) {
-    case recompute::none:
-      return "none";
-    case recompute::selective:
-      return "selective";
-    case recompute::full:
-      return "full";
-  }
-  return "?";
-}
-
-struct flops_options {
-  flops_convention convention = flops_convention::megatron;
-  std::int64_t seq = 0;  // tokens per sequence (for a multimodal model: image tokens included)
-  bool causal = false;   // megatron only: count half of the s x s attention core
-  recompute recomputation = recompute::none;
-  // N for nominal, palm and kaplan; 0 takes the convention's default (nominal: the preset's
-  // nominal size, which the caller passes here, else the exact total; palm: exact total;
-  // kaplan: exact non-embedding count).
-  double params = 0;
-  // nominal's multiplier; 0 takes 6, or 2 when the language model is frozen (the
-  // benchmark-suite shortcut for LLaVA pretraining, where only the projector trains).
-  double k = 0;
-  std::int64_t tp = 1;                    // vocabulary padding of the logits (megatron)
-  std::int64_t images_per_sequence = -1;  // -1: one per sequence when the model has a vision tower
-};
-
-// FLOPs of one sequence of `seq` tokens.
-//   forward  — one forward pass of everything that runs.
-//   model    — training: what MFU counts (trained parts forward + both backward GEMMs;
-//              frozen parts forward, plus the activation-gradient GEMM when a trained part
-//              lies upstream of them).
-//   hardware — model plus recomputation: what HFU counts.
-struct flops_count {
-  std::int64_t seq = 0;
-  double forward = 0;
-  double model = 0;
-  double hardware = 0;
-
-  [[nodiscard]] constexpr double forward_per_token() const { return forward / static_cast<double>(seq); }
-  [[nodiscard]] constexpr double model_per_token() const { return model / static_cast<double>(seq); }
-  [[nodiscard]] constexpr double hardware_per_token() const { return hardware / static_cast<double>(seq); }
-  // Training (model) FLOPs of a step of `sequences` sequences (a batch_config's gbs).
-  [[nodiscard]] constexpr double model_per_step(std::int64_t sequences) const {
-    return model * static_cast<double>(sequences);
-  }
-};
-
-// Forward FLOPs of one sequence by GEMM group (megatron convention).
-struct forward_breakdown {
-  double attention_projections = 0;  // Q, K, V, O over all layers
-  double attention_core = 0;         // Q·K^T and P·V over all layers (halved when causal)
-  double mlp = 0;                    // dense MLPs, routed experts (top-k) and shared experts
-  double logits = 0;                 // output layer over the padded vocabulary
-  double vision = 0;                 // vision tower, layers that run (LLaVA reads layer -2)
-  double vision_core = 0;            // of which the tower's attention core
-  double projector = 0;
-  [[nodiscard]] constexpr double language_model() const {
-    return attention_projections + attention_core + mlp + logits;
-  }
-  [[nodiscard]] constexpr double total() const { return language_model() + vision + projector; }
-};
-
-namespace reason {
-inline void causal_halving_applies_to_the_megatron_convention_only() {}
-inline void flops_parameter_override_must_be_positive() {}
-inline void vision_tokens_exceed_the_sequence() {}
-inline void sequence_exceeds_the_learned_position_table() {}
-}  // namespace reason
-
-namespace detail {
-
-constexpr double mlp_matrices(mlp_kind k) { return k == mlp_kind::swiglu ? 3.0 : 2.0; }
-
-constexpr std::int64_t images_per_sequence(const transformer_spec& m, const flops_options& o) {
-  if (!m.vision.present()) return 0;
-  return o.images_per_sequence < 0 ? 1 : o.images_per_sequence;
-}
-
-}  // namespace detail
-
-// The parameter count N that nominal, palm and kaplan multiply: the override when given,
-// else all parameters (nominal, palm) or the non-embedding ones (kaplan); 0 for megatron,
-// which counts GEMMs from the shapes.
-constexpr double convention_params(const transformer_spec& m, const flops_options& o) {
-  if (o.convention == flops_convention::megatron) return 0;
-  if (o.params > 0) return o.params;
-  const param_counts pc = count_params(m, o.tp);
-  return static_cast<double>(o.convention == flops_convention::kaplan ? pc.non_embedding() : pc.total());
-}
-
-// Megatron-style per-GEMM forward FLOPs of one sequence (2 FLOPs per multiply-add).
-constexpr forward_breakdown megatron_forward(const transformer_spec& m, std::int64_t seq, bool causal = false,
-                                             std::int64_t tp = 1, std::int64_t images = 0) {
-  validate(m);
-  detail::require_positive(seq, "seq");
-  const double s = static_cast<double>(seq), h = static_cast<double>(m.hidden);
-  const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
-  const double mats = detail::mlp_matrices(m.mlp);
-  forward_breakdown f;
-  const double layers = static_cast<double>(m.layers), moe_layers = static_cast<double>(m.moe_layers());
-  f.attention_projections = layers * (2 * s * h * (q + 2 * kv) + 2 * s * q * h);
-  f.attention_core = layers * (causal ? 0.5 : 1.0) * 4 * s * s * q;  // Q·K^T and P·V, query heads
-  // Only top_k routed experts touch a token; the router GEMM (2·h·experts per token) is left
-  // out, as Megatron-LM does (under 0.01% of a layer).
-  const double moe_width =
-      static_cast<double>(m.moe.top_k) * static_cast<double>(m.resolved_expert_ffn()) +
-      static_cast<double>(m.moe.shared_experts) * static_cast<double>(m.resolved_shared_expert_ffn());
-  f.mlp = 2 * s * h * mats * (moe_layers * moe_width + (layers - moe_layers) * static_cast<double>(m.ffn));
-  f.logits = 2 * s * h * static_cast<double>(m.padded_vocab(tp));
-  if (images > 0) {
-    const vision_spec& v = m.vision;
-    const double n = static_cast<double>(images);
-    const double t = static_cast<double>(v.tower_tokens()), vh = static_cast<double>(v.hidden);
-    const double layers = static_cast<double>(v.layers_run());
-    const double patch =
-        2 * static_cast<double>(v.patches()) * static_cast<double>(v.channels * v.patch_size * v.patch_size) * vh;
-    const double per_layer_gemms = 2 * t * vh * 4 * vh + 2 * t * vh * static_cast<double>(v.ffn) * 2;
-    f.vision_core = n * layers * 4 * t * t * vh;  // the tower attends bidirectionally
-    f.vision = n * (patch + layers * per_layer_gemms) + f.vision_core;
-    const double it = static_cast<double>(v.image_tokens());
-    f.projector = n * 2 * it * (vh * h + (v.projector == projector_kind::mlp2x_gelu ? h * h : 0));
-  }
-  return f;
-}
-
-// The FLOPs of one training sequence under the chosen convention.
-constexpr flops_count count_flops(const transformer_spec& m, const flops_options& o) {
-  using detail::require;
-  validate(m);
-  detail::require_positive(o.seq, "seq");
-  require(!o.causal || o.convention == flops_convention::megatron,
-          reason::causal_halving_applies_to_the_megatron_convention_only, "causal", [&] {
-            return "causal halving applies to the megatron convention only; " + std::string(to_string(o.convention)) +
-                   "'s attention term is defined without it (drop --causal or use --convention megatron)";
-          });
-  require(o.params >= 0 && detail::is_finite(o.params) && o.k >= 0 && detail::is_finite(o.k),
-          reason::flops_parameter_override_must_be_positive, "params", [&] {
-            return "params and k must be positive finite numbers (0 takes the default), got params " +
-                   std::to_string(o.params) + ", k " + std::to_string(o.k);
-          });
-  require(m.positions != position_kind::learned || o.seq <= m.max_seq,
-          reason::sequence_exceeds_the_learned_position_table, "seq", [&] {
-            return "seq " + detail::str(o.seq) + " exceeds the model's learned position table of " +
-                   detail::str(m.max_seq) + " (max_seq); use a sequence of at most " + detail::str(m.max_seq);
-          });
-  const std::int64_t images = detail::images_per_sequence(m, o);
-  require(images * m.vision.image_tokens() <= o.seq, reason::vision_tokens_exceed_the_sequence, "seq", [&] {
-    return "seq " + detail::str(o.seq) + " is shorter than the " + detail::str(images * m.vision.image_tokens()) +
-           " image tokens per sequence; the sequence length counts image tokens too";
-  });
-  const double s = static_cast<double>(o.seq);
-  const bool llm_trained = m.llm_mode == train_mode::trained;
-  flops_count c{o.seq, 0, 0, 0};
-
-  if (o.convention == flops_convention::megatron) {
-    const forward_breakdown f = megatron_forward(m, o.seq, o.causal, o.tp, images);
-    // Parts in data-flow order: vision tower -> projector -> language model. A part pays
-    // forward; plus the activation-gradient GEMMs when it or anything upstream trains; plus
-    // the weight-gradient GEMMs when it trains itself.
-    struct part {
-      double forward, core, recompute_full;
-      bool trained;
-    };
-    const part parts[] = {
-        {f.vision, f.vision_core, f.vision, m.vision.tower_mode == train_mode::trained},
-        {f.projector, 0, 0, m.vision.projector_mode == train_mode::trained},
-        {f.language_model(), f.attention_core, f.language_model() - f.logits, llm_trained},
-    };
-    bool upstream_trained = false;
-    for (const part& p : parts) {
-      const bool backward = p.trained || upstream_trained;
-      const double mult = 1.0 + (backward ? 1.0 : 0.0) + (p.trained ? 1.0 : 0.0);
-      c.forward += p.forward;
-      c.model += mult * p.forward;
-      if (backward) {
-        // Korthikanti eq. 8: selective recomputation counts the core's model term twice.
-        const double redo = o.recomputation == recompute::full        ? p.recompute_full
-                            : o.recomputation == recompute::selective ? (mult * p.core)
-                                                                      : 0.0;
-        c.hardware += redo;
-      }
-      upstream_trained = upstream_trained || p.trained;
-    }
-    c.hardware += c.model;
-    return c;
-  }
-
-  const double n = convention_params(m, o);
-  const double layers = static_cast<double>(m.layers), heads = static_cast<double>(m.heads);
-  const double head_dim = static_cast<double>(m.resolved_head_dim());
-  if (o.convention == flops_convention::nominal) {
-    const double k = o.k > 0 ? o.k : (llm_trained ? 6.0 : 2.0);
-    c.forward = 2 * n * s;
-    c.model = k * n * s;
-    c.hardware = c.model + (o.recomputation == recompute::full ? k / 3 * n * s : 0.0);
-    return c;
-  }
-  if (o.convention == flops_convention::palm) {
-    const double attn = layers * heads * head_dim * s;  // L·H·Q·T
-    c.forward = (2 * n + 4 * attn) * s;
-    c.model = (6 * n + 12 * attn) * s;
-    c.hardware = c.model + (o.recomputation == recompute::full        ? c.forward
-                            : o.recomputation == recompute::selective ? 12 * attn * s
-                                                                      : 0.0);
-    return c;
-  }
-  // kaplan
-  const double attn = layers * heads * head_dim * s;  // L·C·T with C = d_attn
-  c.forward = (2 * n + 2 * attn) * s;
-  c.model = (6 * n + 6 * attn) * s;
-  c.hardware = c.model + (o.recomputation == recompute::full        ? c.forward
-                          : o.recomputation == recompute::selective ? 6 * attn * s
-                                                                    : 0.0);
-  return c;
-}
-
-}  // namespace trainperf
-// ---- end trainperf/flops.hpp ----
-// ---- begin trainperf/hardware.hpp ----
-// trainperf — accelerators: dense peak FLOP/s per dtype, memory, bandwidths, each with a
-// source. Peaks are dense (never 2:4-sparse). An unknown peak is explicit (0 here) and
-// asking for it is a config_error, never a silent or negative MFU.
-
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-
 
 namespace trainperf {
 
@@ -1605,6 +1361,570 @@ constexpr device_spec custom_device(std::string_view name, dtype d, double peak_
 
 }  // namespace trainperf
 // ---- end trainperf/hardware.hpp ----
+// ---- begin trainperf/profile.hpp ----
+// trainperf — what a device achieves, as against its datasheet: the fractions of dense peak a
+// GEMM and a flash-attention kernel reach, of memory bandwidth a streaming kernel reaches, and
+// of the links a collective reaches. The step-time model (step_time.hpp) reads a device through
+// its profile; `trainperf calibrate` measures one, and the built-in ones cite their sources.
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+
+namespace trainperf {
+
+struct device_profile {
+  std::string name = "generic";
+  // A GEMM (or a batch of them) with C = m x n (x batch) output elements runs at
+  // peak x gemm_efficiency x C / (C + gemm_half_outputs): a GEMM whose output tiles do not fill
+  // the device's SMs a few times over runs below the large-GEMM rate (wave quantization), and
+  // the roofline over memory bandwidth bounds those with a short reduction k or a skinny side
+  // (step_time.hpp, gemm_time).
+  double gemm_efficiency = 0;
+  double gemm_half_outputs = 0;
+  double memory_efficiency = 0;              // streaming kernels (norms, activations, optimizer)
+  double attention_forward_efficiency = 0;   // flash attention (FlashAttention-2) forward, of the dense peak
+  double attention_backward_efficiency = 0;  // and backward (2.5 x the forward's FLOPs)
+  // The same through cuDNN's fused attention (Transformer Engine's FusedAttention backend,
+  // memory_options::cudnn_attention), which on Hopper runs at FlashAttention-3's rate.
+  double cudnn_attention_forward_efficiency = 0;
+  double cudnn_attention_backward_efficiency = 0;
+  // nccl-tests' bus bandwidth over the link's unidirectional rate, inside a node and across
+  // nodes, and the latency of one algorithm step: what a cluster built from the device table
+  // gets by default (collectives.hpp, default_cluster).
+  double intra_node_bus_efficiency = 0;
+  double inter_node_bus_efficiency = 0;
+  double latency_s = 0;
+  std::string source;
+};
+
+namespace reason {
+inline void profile_efficiency_out_of_range() {}
+}  // namespace reason
+
+inline void validate(const device_profile& p) {
+  const auto fraction = [&](double v, std::string_view field) {
+    detail::require(detail::is_finite(v) && v > 0 && v <= 1, reason::profile_efficiency_out_of_range, field, [&] {
+      return "profile " + p.name + ": " + std::string(field) + " must be a fraction in (0, 1], got " +
+             format_double(v) + "; a profile states what a device achieves of its datasheet figure";
+    });
+  };
+  fraction(p.gemm_efficiency, "gemm_efficiency");
+  fraction(p.memory_efficiency, "memory_efficiency");
+  fraction(p.attention_forward_efficiency, "attention_forward_efficiency");
+  fraction(p.attention_backward_efficiency, "attention_backward_efficiency");
+  fraction(p.cudnn_attention_forward_efficiency, "cudnn_attention_forward_efficiency");
+  fraction(p.cudnn_attention_backward_efficiency, "cudnn_attention_backward_efficiency");
+  fraction(p.intra_node_bus_efficiency, "intra_node_bus_efficiency");
+  fraction(p.inter_node_bus_efficiency, "inter_node_bus_efficiency");
+  detail::require(detail::is_finite(p.latency_s) && p.latency_s >= 0, reason::profile_efficiency_out_of_range,
+                  "latency_s",
+                  [&] { return "profile " + p.name + ": latency_s must be >= 0, got " + format_double(p.latency_s); });
+  detail::require(detail::is_finite(p.gemm_half_outputs) && p.gemm_half_outputs >= 0,
+                  reason::profile_efficiency_out_of_range, "gemm_half_outputs", [&] {
+                    return "profile " + p.name + ": gemm_half_outputs must be >= 0, got " +
+                           format_double(p.gemm_half_outputs);
+                  });
+}
+
+// Built-in profiles from published measurements, one rule for every figure: the best
+// achieved value published, over the datasheet's.
+//   gemm_efficiency: the maximum achievable matmul FLOP/s (MAMF) over the dense peak, Stas
+//     Bekman's ml-engineering, compute/accelerator/README.md (commit 744d01e): A100 SXM bf16
+//     271.2 of 312, H100 SXM bf16 794.5 of 989 (H200 and H800: the same silicon).
+//   gemm_half_outputs: one value for every device, from the only published shape curve found:
+//     cuBLAS square fp16 GEMMs on an A100 (same source, its matmul plot: 28, 88, 195, 258 and 290
+//     TFLOP/s at n = 512, 1024, 2048, 4096 and 8192). Each smaller size's ratio to the 8192 one
+//     gives the half point C / (C + h) needs: 2.56, 2.54, 2.25 and 2.89 million outputs; their
+//     mean, 2.56 million, about 1.4 waves of 128 x 128 output tiles over the A100's 108 SMs.
+//   memory_efficiency: best published copy bandwidth over the datasheet: A100 80GB 1536 of 2039
+//     GB/s (AnjaliSandip/FastIceFlo, output/EffectiveMemoryThroughput.md; a 1616 GB/s vector
+//     multiply ran on a 16 MiB array that may sit in L2, not taken), H100 3050 of 3350 and H200
+//     4110 of 4800 (yencal/gpu-bandwidth-benchmark, bandwidth plot, read off the figure).
+//   attention: FlashAttention-2 forward + backward, causal, head dim 128, seq 4k, one efficiency
+//     for both passes: A100 173 of 312 TFLOP/s, H100 294 of 989 (Dao-AILab/flash-attention
+//     assets/flash2_{a100,h100}_fwd_bwd_benchmark.png). cuDNN's fused attention: on the A100 taken
+//     as FlashAttention-2's; on Hopper FlashAttention-3's fp16 causal head dim 128 seq 4k:
+//     forward 579 (assets/flash3_fp16_fwd.png), backward 542 (FA3 paper, arXiv:2407.08608,
+//     backward figure as transcribed by a third party; causality not stated) of 989.
+//   intra_node_bus_efficiency: nccl-tests ring bus bandwidth over the unidirectional NVLink
+//     rate: A100 235 of 300 GB/s (ml-engineering network/README.md), H100 370 of 450 (NVIDIA's
+//     sjeaugey, NVIDIA/nccl-tests#212; NVLink SHARP all-reduce reaches 480, not assumed).
+//   inter_node_bus_efficiency: 47 of 50 GB/s per 400 Gb/s NIC (NVIDIA/nccl-tests#290, the
+//     expected busbw per NDR NIC), taken for HDR as well.
+//   latency_s: 46.3 us for a small all-reduce over 2 nodes x 8 GPUs (NCCL 2.21.5, NVLSTree, an
+//     H20 cluster: NVIDIA/nccl#1244) over its 2 x log2(16) = 8 tree steps: 5.8 us a step.
+inline constexpr double builtin_gemm_half_outputs = 2.56e6;
+inline constexpr double builtin_inter_node_bus_efficiency = 47.0 / 50;
+inline constexpr double builtin_latency_s = 46.3e-6 / 8;
+
+// The built-in profile for a device of the table (hardware.hpp), or the A100's fractions named
+// "generic" for a device without published measurements (say so where it is printed).
+inline device_profile builtin_profile(std::string_view device) {
+  // Named fields: the figures and their sources are in the comment above.
+  const auto make = [](std::string name, double gemm, double memory, double fa2, double cudnn_f, double cudnn_b,
+                       double nvlink, std::string source) {
+    device_profile p;
+    p.name = std::move(name);
+    p.gemm_efficiency = gemm;
+    p.gemm_half_outputs = builtin_gemm_half_outputs;
+    p.memory_efficiency = memory;
+    p.attention_forward_efficiency = p.attention_backward_efficiency = fa2;
+    p.cudnn_attention_forward_efficiency = cudnn_f;
+    p.cudnn_attention_backward_efficiency = cudnn_b;
+    p.intra_node_bus_efficiency = nvlink;
+    p.inter_node_bus_efficiency = builtin_inter_node_bus_efficiency;
+    p.latency_s = builtin_latency_s;
+    p.source = std::move(source);
+    return p;
+  };
+  const auto hopper = [&](std::string name, double memory_efficiency) {
+    return make(std::move(name), 794.5 / 989.4, memory_efficiency, 294 / 989.4, 579 / 989.4, 542 / 989.4, 370.0 / 450,
+                "published H100 SXM measurements (profile.hpp)");
+  };
+  const auto ampere = [&](std::string name, std::string source) {
+    return make(std::move(name), 271.2 / 312, 1536.0 / 2039, 173.0 / 312, 173.0 / 312, 173.0 / 312, 235.0 / 300,
+                std::move(source));
+  };
+  if (device == "H100") return hopper("H100", 3050.0 / 3350);
+  if (device == "H800") return hopper("H800", 3050.0 / 3350);
+  if (device == "H200") return hopper("H200", 4110.0 / 4800);
+  for (std::string_view a : {"A100-80GB", "A100-40GB", "A800"})
+    if (device == a) return ampere(std::string(a), "published A100 SXM measurements (profile.hpp)");
+  return ampere("generic", "no published measurements for " + std::string(device) +
+                               "; the A100's fractions assumed (profile.hpp); calibrate or pass --profile");
+}
+
+}  // namespace trainperf
+// ---- end trainperf/profile.hpp ----
+
+namespace trainperf {
+
+enum class collective { all_reduce, reduce_scatter, all_gather, all_to_all, p2p };
+
+constexpr std::string_view to_string(collective c) {
+  switch (c) {
+    case collective::all_reduce:
+      return "all-reduce";
+    case collective::reduce_scatter:
+      return "reduce-scatter";
+    case collective::all_gather:
+      return "all-gather";
+    case collective::all_to_all:
+      return "all-to-all";
+    case collective::p2p:
+      return "p2p";
+  }
+  return "?";
+}
+
+// The machines a job runs on. Bandwidths are per device and unidirectional, in bytes/s, as
+// collectives achieve them (nccl-tests' bus bandwidth, not the links' signalling rate);
+// latency is the time of one algorithm step (NCCL's alpha), in seconds.
+struct cluster_spec {
+  device_spec device{};
+  std::int64_t devices = 0;
+  std::int64_t devices_per_node = 8;
+  double intra_node_bandwidth = 0;  // bytes/s per device inside a node (NVLink, xGMI, HCCS)
+  double inter_node_bandwidth = 0;  // bytes/s per device between nodes (its share of the NICs)
+  double latency = 0;               // s per algorithm step
+  [[nodiscard]] constexpr std::int64_t nodes() const { return detail::ceil_div(devices, devices_per_node); }
+};
+
+namespace reason {
+inline void cluster_fields_must_be_positive() {}
+inline void collective_size_must_be_finite() {}
+}  // namespace reason
+
+constexpr void validate(const cluster_spec& c) {
+  using detail::str;
+  detail::require_positive(c.devices, "devices");
+  detail::require_positive(c.devices_per_node, "devices_per_node");
+  const auto positive_rate = [](double v, std::string_view field, std::string_view flag) {
+    detail::require(detail::is_finite(v) && v > 0, reason::cluster_fields_must_be_positive, field, [&] {
+      return std::string(field) + " must be a positive number of bytes/s, got " + std::to_string(v) +
+             "; give it with " + std::string(flag) + " (GB/s per device, unidirectional)";
+    });
+  };
+  positive_rate(c.intra_node_bandwidth, "intra_node_bandwidth", "--intra-node-bw");
+  if (c.devices > c.devices_per_node) positive_rate(c.inter_node_bandwidth, "inter_node_bandwidth", "--inter-node-bw");
+  detail::require(
+      detail::is_finite(c.latency) && c.latency >= 0, reason::cluster_fields_must_be_positive, "latency",
+      [&] { return "latency must be >= 0 s, got " + std::to_string(c.latency) + "; give it with --latency-us"; });
+}
+
+// A cluster of `devices` of one kind, devices_per_node to a node, with the links of the device
+// table at the profile's achieved fractions: the table's intra-node figure is the datasheet's
+// aggregate over both directions (NVLink's 900 GB/s on an H100 is 450 each way), its inter-node
+// figure one NIC's rate per device in one direction (DGX H100: 400 Gb/s = 50 GB/s).
+inline cluster_spec default_cluster(const device_spec& d, std::int64_t devices, std::int64_t devices_per_node,
+                                    const device_profile& p) {
+  return {d,
+          devices,
+          devices_per_node,
+          d.intra_node_bandwidth / 2 * p.intra_node_bus_efficiency,
+          d.inter_node_bandwidth * p.inter_node_bus_efficiency,
+          p.latency_s};
+}
+
+// How a process group lies on the nodes: its size and how many of its ranks share a node
+// (the most on any one node; a group inside one node has per_node == size).
+struct group_span {
+  std::int64_t size = 1;
+  std::int64_t per_node = 1;
+  [[nodiscard]] constexpr bool spans_nodes() const { return per_node < size; }
+};
+
+// The group of `size` ranks at `stride` apart (one axis of a process mesh, layout.hpp) on
+// nodes of devices_per_node consecutive ranks: the ranks of the group that start at rank 0.
+constexpr group_span span_of(std::int64_t size, std::int64_t stride, std::int64_t devices_per_node) {
+  detail::require_positive(size, "group size");
+  detail::require_positive(stride, "group stride");
+  detail::require_positive(devices_per_node, "devices_per_node");
+  std::int64_t best = 0, run = 0, node = -1;
+  for (std::int64_t i = 0; i < size; ++i) {  // ranks i x stride increase, so a node's members are consecutive
+    const std::int64_t n = i * stride / devices_per_node;
+    run = n == node ? run + 1 : 1;
+    node = n;
+    best = std::max(best, run);
+  }
+  return {size, best};
+}
+
+namespace detail {
+constexpr std::int64_t ceil_log2(std::int64_t n) {
+  std::int64_t k = 0;
+  while ((std::int64_t{1} << k) < n) ++k;
+  return k;
+}
+}  // namespace detail
+
+// nccl-tests' conversion from algorithm bandwidth (size / time) to bus bandwidth
+// (nccl-tests doc/PERFORMANCE.md): all-reduce 2(n-1)/n, reduce-scatter, all-gather and
+// all-to-all (n-1)/n, a send/receive 1. `bytes` is the size nccl-tests reports: the buffer
+// of an all-reduce, the whole (gathered) buffer of an all-gather or reduce-scatter, the send
+// buffer of an all-to-all.
+constexpr double bus_factor(collective c, std::int64_t n) {
+  const double f = n > 0 ? static_cast<double>(n - 1) / static_cast<double>(n) : 0;
+  return c == collective::all_reduce ? 2 * f : c == collective::p2p ? 1.0 : f;
+}
+
+// The bus bandwidth a group reaches: inside a node the intra-node links; across nodes the ring
+// or tree crosses each node boundary once per channel and the node's NICs carry the group's
+// per_node ranks' traffic in parallel, so the group's bus bandwidth is per_node x the per-device
+// inter-node bandwidth, at most the intra-node one (the hierarchical reduce-scatter, inter-node
+// all-reduce, all-gather reaches the same figure). With one NIC per GPU this is why a
+// tensor-parallel group of 8 inside a DGX reaches NVLink speed while a data-parallel group
+// strided one rank per node reaches one NIC's.
+constexpr double bus_bandwidth(group_span g, const cluster_spec& c) {
+  if (!g.spans_nodes()) return c.intra_node_bandwidth;
+  return std::min(c.intra_node_bandwidth, static_cast<double>(g.per_node) * c.inter_node_bandwidth);
+}
+
+// Seconds for one collective of `bytes` over group g on cluster c.
+//   all-reduce: the faster of ring (2(n-1) steps) and tree (2 ceil(log2 n) steps, 2 x bytes
+//     over the bus; NCCL's double binary tree), as NCCL's tuner picks the faster per size;
+//   reduce-scatter, all-gather: ring, n-1 steps;
+//   all-to-all: n-1 steps; the (per_node-1)/n share of the send buffer over the intra-node links
+//     and the (n-per_node)/n share over the device's own inter-node bandwidth, concurrently;
+//   p2p: one step over the intra-node link when both ranks share a node (per_node == 2), else
+//     over the inter-node one.
+constexpr double collective_time(collective kind, double bytes, group_span g, const cluster_spec& c) {
+  detail::require(detail::is_finite(bytes) && bytes >= 0, reason::collective_size_must_be_finite, "bytes", [&] {
+    return std::string(to_string(kind)) + " of " + std::to_string(bytes) + " bytes: the size must be >= 0 and finite";
+  });
+  const std::int64_t n = g.size;
+  if (n <= 1 || bytes == 0) return 0;
+  const double a = c.latency, dn = static_cast<double>(n);
+  switch (kind) {
+    case collective::all_reduce: {
+      const double bw = bus_bandwidth(g, c);
+      const double ring = 2 * (dn - 1) * a + bus_factor(kind, n) * bytes / bw;
+      const double tree = 2 * static_cast<double>(detail::ceil_log2(n)) * a + 2 * bytes / bw;
+      return std::min(ring, tree);
+    }
+    case collective::reduce_scatter:
+    case collective::all_gather:
+      return (dn - 1) * a + bus_factor(kind, n) * bytes / bus_bandwidth(g, c);
+    case collective::all_to_all: {
+      const double k = static_cast<double>(g.per_node);
+      const double intra = (k - 1) / dn * bytes / c.intra_node_bandwidth;
+      const double inter = g.spans_nodes() ? (dn - k) / dn * bytes / c.inter_node_bandwidth : 0;
+      return (dn - 1) * a + std::max(intra, inter);
+    }
+    case collective::p2p:
+      return a + bytes / (g.spans_nodes() ? c.inter_node_bandwidth : c.intra_node_bandwidth);
+  }
+  return 0;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/collectives.hpp ----
+// ---- begin trainperf/flops.hpp ----
+// trainperf — training FLOPs under named conventions, and the recomputation that turns
+// model FLOPs (MFU) into hardware FLOPs (HFU).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+
+namespace trainperf {
+
+// Which formula. Each is someone's published convention; none is "the" FLOPs.
+//   nominal  — k x N_nominal per token (benchmark suites: FlagPerf's "6 x 70e9"; k = 2 when
+//              only a part at the input trains and the rest is frozen, or for inference).
+//   palm     — 6N + 12·L·H·Q·T per token, N all parameters, full (non-causal) attention
+//              (Chowdhery et al. 2022, arXiv:2204.02311, appendix B).
+//   megatron — per-GEMM count: Q/K/V/O with GQA, attention core with query heads, SwiGLU or
+//              GELU MLP, routed and shared experts, logits over the padded vocabulary; x3 for
+//              forward + both backward GEMMs (Megatron-LM megatron/training/training.py,
+//              num_floating_point_operations); causal halving of the core is an option.
+//   kaplan   — 6N + 6·L·C·T per token, N non-embedding parameters, C = heads x head_dim
+//              (Kaplan et al. 2020, arXiv:2001.08361, table 1; llm.c uses it with N = all).
+enum class flops_convention { nominal, palm, megatron, kaplan };
+
+// Activation recomputation, which HFU counts and MFU does not.
+//   selective — the attention core is recomputed; charged as Korthikanti et al. 2022
+//               (arXiv:2205.05198) equation 8 does: the core's term is counted twice.
+//   full      — every transformer layer runs its forward again (Narayanan et al. 2021,
+//               arXiv:2104.04473, equation 3: 4 forwards of the layers, 3 of the logits).
+enum class recompute { none, selective, full };
+
+constexpr std::string_view to_string(flops_convention c) {
+  switch (c) {
+    case flops_convention::nominal:
+      return "nominal";
+    case flops_convention::palm:
+      return "palm";
+    case flops_convention::megatron:
+      return "megatron";
+    case flops_convention::kaplan:
+      return "kaplan";
+  }
+  return "?";
+}
+constexpr std::string_view to_string(recompute r) {
+  switch (r) {
+    case recompute::none:
+      return "none";
+    case recompute::selective:
+      return "selective";
+    case recompute::full:
+      return "full";
+  }
+  return "?";
+}
+
+struct flops_options {
+  flops_convention convention = flops_convention::megatron;
+  std::int64_t seq = 0;  // tokens per sequence (for a multimodal model: image tokens included)
+  bool causal = false;   // megatron only: count half of the s x s attention core
+  recompute recomputation = recompute::none;
+  // N for nominal, palm and kaplan; 0 takes the convention's default (nominal: the preset's
+  // nominal size, which the caller passes here, else the exact total; palm: exact total;
+  // kaplan: exact non-embedding count).
+  double params = 0;
+  // nominal's multiplier; 0 takes 6, or 2 when the language model is frozen (the
+  // benchmark-suite shortcut for LLaVA pretraining, where only the projector trains).
+  double k = 0;
+  std::int64_t tp = 1;                    // vocabulary padding of the logits (megatron)
+  std::int64_t images_per_sequence = -1;  // -1: one per sequence when the model has a vision tower
+};
+
+// FLOPs of one sequence of `seq` tokens.
+//   forward  — one forward pass of everything that runs.
+//   model    — training: what MFU counts (trained parts forward + both backward GEMMs;
+//              frozen parts forward, plus the activation-gradient GEMM when a trained part
+//              lies upstream of them).
+//   hardware — model plus recomputation: what HFU counts.
+struct flops_count {
+  std::int64_t seq = 0;
+  double forward = 0;
+  double model = 0;
+  double hardware = 0;
+
+  [[nodiscard]] constexpr double forward_per_token() const { return forward / static_cast<double>(seq); }
+  [[nodiscard]] constexpr double model_per_token() const { return model / static_cast<double>(seq); }
+  [[nodiscard]] constexpr double hardware_per_token() const { return hardware / static_cast<double>(seq); }
+  // Training (model) FLOPs of a step of `sequences` sequences (a batch_config's gbs).
+  [[nodiscard]] constexpr double model_per_step(std::int64_t sequences) const {
+    return model * static_cast<double>(sequences);
+  }
+};
+
+// Forward FLOPs of one sequence by GEMM group (megatron convention).
+struct forward_breakdown {
+  double attention_projections = 0;  // Q, K, V, O over all layers
+  double attention_core = 0;         // Q·K^T and P·V over all layers (halved when causal)
+  double mlp = 0;                    // dense MLPs, routed experts (top-k) and shared experts
+  double logits = 0;                 // output layer over the padded vocabulary
+  double vision = 0;                 // vision tower, layers that run (LLaVA reads layer -2)
+  double vision_core = 0;            // of which the tower's attention core
+  double projector = 0;
+  [[nodiscard]] constexpr double language_model() const {
+    return attention_projections + attention_core + mlp + logits;
+  }
+  [[nodiscard]] constexpr double total() const { return language_model() + vision + projector; }
+};
+
+namespace reason {
+inline void causal_halving_applies_to_the_megatron_convention_only() {}
+inline void flops_parameter_override_must_be_positive() {}
+inline void vision_tokens_exceed_the_sequence() {}
+inline void sequence_exceeds_the_learned_position_table() {}
+}  // namespace reason
+
+namespace detail {
+
+constexpr double mlp_matrices(mlp_kind k) { return k == mlp_kind::swiglu ? 3.0 : 2.0; }
+
+constexpr std::int64_t images_per_sequence(const transformer_spec& m, const flops_options& o) {
+  if (!m.vision.present()) return 0;
+  return o.images_per_sequence < 0 ? 1 : o.images_per_sequence;
+}
+
+}  // namespace detail
+
+// The parameter count N that nominal, palm and kaplan multiply: the override when given,
+// else all parameters (nominal, palm) or the non-embedding ones (kaplan); 0 for megatron,
+// which counts GEMMs from the shapes.
+constexpr double convention_params(const transformer_spec& m, const flops_options& o) {
+  if (o.convention == flops_convention::megatron) return 0;
+  if (o.params > 0) return o.params;
+  const param_counts pc = count_params(m, o.tp);
+  return static_cast<double>(o.convention == flops_convention::kaplan ? pc.non_embedding() : pc.total());
+}
+
+// Megatron-style per-GEMM forward FLOPs of one sequence (2 FLOPs per multiply-add).
+constexpr forward_breakdown megatron_forward(const transformer_spec& m, std::int64_t seq, bool causal = false,
+                                             std::int64_t tp = 1, std::int64_t images = 0) {
+  validate(m);
+  detail::require_positive(seq, "seq");
+  const double s = static_cast<double>(seq), h = static_cast<double>(m.hidden);
+  const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
+  const double mats = detail::mlp_matrices(m.mlp);
+  forward_breakdown f;
+  const double layers = static_cast<double>(m.layers), moe_layers = static_cast<double>(m.moe_layers());
+  f.attention_projections = layers * (2 * s * h * (q + 2 * kv) + 2 * s * q * h);
+  f.attention_core = layers * (causal ? 0.5 : 1.0) * 4 * s * s * q;  // Q·K^T and P·V, query heads
+  // Only top_k routed experts touch a token; the router GEMM (2·h·experts per token) is left
+  // out, as Megatron-LM does (under 0.01% of a layer).
+  const double moe_width =
+      static_cast<double>(m.moe.top_k) * static_cast<double>(m.resolved_expert_ffn()) +
+      static_cast<double>(m.moe.shared_experts) * static_cast<double>(m.resolved_shared_expert_ffn());
+  f.mlp = 2 * s * h * mats * (moe_layers * moe_width + (layers - moe_layers) * static_cast<double>(m.ffn));
+  f.logits = 2 * s * h * static_cast<double>(m.padded_vocab(tp));
+  if (images > 0) {
+    const vision_spec& v = m.vision;
+    const double n = static_cast<double>(images);
+    const double t = static_cast<double>(v.tower_tokens()), vh = static_cast<double>(v.hidden);
+    const double layers = static_cast<double>(v.layers_run());
+    const double patch =
+        2 * static_cast<double>(v.patches()) * static_cast<double>(v.channels * v.patch_size * v.patch_size) * vh;
+    const double per_layer_gemms = 2 * t * vh * 4 * vh + 2 * t * vh * static_cast<double>(v.ffn) * 2;
+    f.vision_core = n * layers * 4 * t * t * vh;  // the tower attends bidirectionally
+    f.vision = n * (patch + layers * per_layer_gemms) + f.vision_core;
+    const double it = static_cast<double>(v.image_tokens());
+    f.projector = n * 2 * it * (vh * h + (v.projector == projector_kind::mlp2x_gelu ? h * h : 0));
+  }
+  return f;
+}
+
+// The FLOPs of one training sequence under the chosen convention.
+constexpr flops_count count_flops(const transformer_spec& m, const flops_options& o) {
+  using detail::require;
+  validate(m);
+  detail::require_positive(o.seq, "seq");
+  require(!o.causal || o.convention == flops_convention::megatron,
+          reason::causal_halving_applies_to_the_megatron_convention_only, "causal", [&] {
+            return "causal halving applies to the megatron convention only; " + std::string(to_string(o.convention)) +
+                   "'s attention term is defined without it (drop --causal or use --convention megatron)";
+          });
+  require(o.params >= 0 && detail::is_finite(o.params) && o.k >= 0 && detail::is_finite(o.k),
+          reason::flops_parameter_override_must_be_positive, "params", [&] {
+            return "params and k must be positive finite numbers (0 takes the default), got params " +
+                   std::to_string(o.params) + ", k " + std::to_string(o.k);
+          });
+  require(m.positions != position_kind::learned || o.seq <= m.max_seq,
+          reason::sequence_exceeds_the_learned_position_table, "seq", [&] {
+            return "seq " + detail::str(o.seq) + " exceeds the model's learned position table of " +
+                   detail::str(m.max_seq) + " (max_seq); use a sequence of at most " + detail::str(m.max_seq);
+          });
+  const std::int64_t images = detail::images_per_sequence(m, o);
+  require(images * m.vision.image_tokens() <= o.seq, reason::vision_tokens_exceed_the_sequence, "seq", [&] {
+    return "seq " + detail::str(o.seq) + " is shorter than the " + detail::str(images * m.vision.image_tokens()) +
+           " image tokens per sequence; the sequence length counts image tokens too";
+  });
+  const double s = static_cast<double>(o.seq);
+  const bool llm_trained = m.llm_mode == train_mode::trained;
+  flops_count c{o.seq, 0, 0, 0};
+
+  if (o.convention == flops_convention::megatron) {
+    const forward_breakdown f = megatron_forward(m, o.seq, o.causal, o.tp, images);
+    // Parts in data-flow order: vision tower -> projector -> language model. A part pays
+    // forward; plus the activation-gradient GEMMs when it or anything upstream trains; plus
+    // the weight-gradient GEMMs when it trains itself.
+    struct part {
+      double forward, core, recompute_full;
+      bool trained;
+    };
+    const part parts[] = {
+        {f.vision, f.vision_core, f.vision, m.vision.tower_mode == train_mode::trained},
+        {f.projector, 0, 0, m.vision.projector_mode == train_mode::trained},
+        {f.language_model(), f.attention_core, f.language_model() - f.logits, llm_trained},
+    };
+    bool upstream_trained = false;
+    for (const part& p : parts) {
+      const bool backward = p.trained || upstream_trained;
+      const double mult = 1.0 + (backward ? 1.0 : 0.0) + (p.trained ? 1.0 : 0.0);
+      c.forward += p.forward;
+      c.model += mult * p.forward;
+      if (backward) {
+        // Korthikanti eq. 8: selective recomputation counts the core's model term twice.
+        const double redo = o.recomputation == recompute::full        ? p.recompute_full
+                            : o.recomputation == recompute::selective ? (mult * p.core)
+                                                                      : 0.0;
+        c.hardware += redo;
+      }
+      upstream_trained = upstream_trained || p.trained;
+    }
+    c.hardware += c.model;
+    return c;
+  }
+
+  const double n = convention_params(m, o);
+  const double layers = static_cast<double>(m.layers), heads = static_cast<double>(m.heads);
+  const double head_dim = static_cast<double>(m.resolved_head_dim());
+  if (o.convention == flops_convention::nominal) {
+    const double k = o.k > 0 ? o.k : (llm_trained ? 6.0 : 2.0);
+    c.forward = 2 * n * s;
+    c.model = k * n * s;
+    c.hardware = c.model + (o.recomputation == recompute::full ? k / 3 * n * s : 0.0);
+    return c;
+  }
+  if (o.convention == flops_convention::palm) {
+    const double attn = layers * heads * head_dim * s;  // L·H·Q·T
+    c.forward = (2 * n + 4 * attn) * s;
+    c.model = (6 * n + 12 * attn) * s;
+    c.hardware = c.model + (o.recomputation == recompute::full        ? c.forward
+                            : o.recomputation == recompute::selective ? 12 * attn * s
+                                                                      : 0.0);
+    return c;
+  }
+  // kaplan
+  const double attn = layers * heads * head_dim * s;  // L·C·T with C = d_attn
+  c.forward = (2 * n + 2 * attn) * s;
+  c.model = (6 * n + 6 * attn) * s;
+  c.hardware = c.model + (o.recomputation == recompute::full        ? c.forward
+                          : o.recomputation == recompute::selective ? 6 * attn * s
+                                                                    : 0.0);
+  return c;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/flops.hpp ----
 // ---- begin trainperf/layout.hpp ----
 // trainperf — rank layouts: a process mesh is a shape plus strides over named axes (in the
 // spirit of a CuTe layout); process groups are the orthogonal slices of it. The groups are
@@ -2689,14 +3009,27 @@ constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::i
   return s;
 }
 
-// schedule::inflight_peak for any number of micro-batches. Under 1F1B and interleaving a
-// stage's peak is its warm-up plus one, and the warm-up is capped at p - s - 1, or
-// (p - s - 1) x 2 + (v - 1) x p virtual micro-batches, which 2 x p micro-batches already
-// exceed: listing at most 2 x p of them gives the same peaks. GPipe holds all m.
+// schedule::inflight_peak for any number of micro-batches, without listing the schedule: a
+// stage's peak is its warm-up forwards plus the one that starts the steady phase, capped at all
+// of its passes (Megatron-LM's num_warmup_microbatches: 1F1B p - s - 1; interleaved
+// (p - s - 1) x 2 + (v - 1) x p virtual micro-batches, or all of them when m == p); GPipe holds
+// all m. The unit tests check it against the listed schedules' inflight_peak().
 constexpr std::vector<double> inflight_peaks(pipeline_schedule kind, std::int64_t pp, std::int64_t m,
                                              std::int64_t vpp = 1) {
-  const bool saturates = kind != pipeline_schedule::gpipe && pp > 0 && m / 2 >= pp;
-  return make_schedule(kind, pp, saturates ? 2 * pp : m, vpp).inflight_peak();
+  make_schedule(kind, pp, std::min<std::int64_t>(m, pp), vpp);  // the same checks of the arguments
+  std::vector<double> peaks;
+  for (std::int64_t st = 0; st < pp; ++st) {
+    if (kind == pipeline_schedule::gpipe) {
+      peaks.push_back(static_cast<double>(m));
+      continue;
+    }
+    const std::int64_t total = m * vpp;
+    const std::int64_t warm = kind == pipeline_schedule::one_f_one_b ? std::min(pp - st - 1, m)
+                              : m == pp                              ? total
+                                        : std::min((pp - st - 1) * 2 + (vpp - 1) * pp, total);
+    peaks.push_back(static_cast<double>(std::min(warm + 1, total)) / static_cast<double>(vpp));
+  }
+  return peaks;
 }
 
 // ---- simulation ----------------------------------------------------------------------------
@@ -2725,7 +3058,7 @@ struct simulation {
 // chunk c > 0 needs the last stage's chunk c - 1); a backward needs the next stage's
 // backward (the last stage's last chunk needs its own forward).
 inline simulation simulate(const schedule& s, const std::vector<double>& forward, const std::vector<double>& backward,
-                           double p2p_latency = 0) {
+                           double p2p_latency = 0, bool keep_timeline = true) {
   using detail::str;
   const auto pp = static_cast<std::size_t>(s.pp);
   detail::require(forward.size() == pp && backward.size() == pp && p2p_latency >= 0 && detail::is_finite(p2p_latency),
@@ -2785,7 +3118,7 @@ inline simulation simulate(const schedule& s, const std::vector<double>& forward
       free_at[i] = start + dur;
       done[a.kind == pass::backward][i][static_cast<std::size_t>(a.micro_batch * v + a.chunk)] = start + dur;
       r.busy[i] += dur;
-      r.timeline[i].push_back({a, start, start + dur});
+      if (keep_timeline) r.timeline[i].push_back({a, start, start + dur});
       ++next[i];
       --remaining;
       progressed = true;
@@ -2795,6 +3128,28 @@ inline simulation simulate(const schedule& s, const std::vector<double>& forward
   r.step_time = *std::max_element(free_at.begin(), free_at.end());
   for (std::size_t i = 0; i < pp; ++i) r.idle.push_back(r.step_time - r.busy[i]);
   return r;
+}
+
+// The step time simulate() finds, in closed form: one micro-batch's way through every stage and
+// back, plus the other m x v - 1 chunk slots at the slowest stage's pace (the generalisation to
+// unequal stages of Narayanan et al. 2021, section 2.2: (m x v + p - 1) x (f + b) / v for equal
+// ones), and a hand-off per stage boundary each way; GPipe runs the forwards and the backwards as
+// two such passes. Exact for equal stages; the unit tests bound it against the simulator for
+// unequal ones. What the planner screens layouts with before it simulates the best.
+constexpr double pipeline_time_estimate(pipeline_schedule kind, std::int64_t pp, std::int64_t m, std::int64_t vpp,
+                                        const std::vector<double>& forward, const std::vector<double>& backward,
+                                        double p2p_latency = 0) {
+  double sum_f = 0, sum_b = 0, max_f = 0, max_b = 0, max_fb = 0;
+  for (std::size_t i = 0; i < forward.size() && i < backward.size(); ++i) {
+    sum_f += forward[i], sum_b += backward[i];
+    max_f = std::max(max_f, forward[i]), max_b = std::max(max_b, backward[i]);
+    max_fb = std::max(max_fb, forward[i] + backward[i]);
+  }
+  const double hops = 2 * static_cast<double>(pp - 1) * p2p_latency;
+  const double rest = static_cast<double>(m - 1);
+  if (kind == pipeline_schedule::gpipe) return sum_f + sum_b + rest * (max_f + max_b) + hops;
+  const double v = static_cast<double>(vpp);
+  return (sum_f + sum_b) / v + (static_cast<double>(m) * v - 1) * max_fb / v + hops;
 }
 
 // ---- timelines -------------------------------------------------------------------------------
@@ -2861,9 +3216,8 @@ inline std::string render_svg(const simulation& sim, std::int64_t vpp = 1, std::
                 left + width + 20, height);
   svg += buf;
   if (!title.empty()) {
-    std::string t;
-    for (char c : title) t += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
-    svg += "<text x=\"" + std::to_string(static_cast<int>(left)) + "\" y=\"20\" font-size=\"14\">" + t + "</text>\n";
+    svg += "<text x=\"" + std::to_string(static_cast<int>(left)) + "\" y=\"20\" font-size=\"14\">" +
+           detail::xml_escape(title) + "</text>\n";
   }
   for (std::size_t s = 0; s < sim.timeline.size(); ++s) {
     const double y = top + lane * static_cast<double>(s);
@@ -3690,8 +4044,7 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
                 "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
                 width, y0 + 40);
   svg += buf;
-  std::string t;
-  for (char ch : title) t += ch == '<' ? "&lt;" : ch == '>' ? "&gt;" : ch == '&' ? "&amp;" : std::string(1, ch);
+  const std::string t = detail::xml_escape(title);
   std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"22\" font-size=\"14\">%s</text>\n", left, t.c_str());
   svg += buf;
   const auto y_of = [&](double g) { return y0 - g / top * chart_h; };
@@ -3938,6 +4291,809 @@ class meter {
 
 }  // namespace trainperf
 // ---- end trainperf/metrics.hpp ----
+// ---- begin trainperf/planner.hpp ----
+// trainperf — the planner: every layout a framework supports for a model, a cluster and a global
+// batch, enumerated, checked (parallel.hpp), pruned by the memory model against the device's
+// capacity (memory.hpp), predicted (step_time.hpp) and ranked fastest first.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+// ---- begin trainperf/step_time.hpp ----
+// trainperf — one layout's training step time, predicted: every GEMM at a shape-dependent
+// efficiency, flash attention at its own, memory-bound operations from the bytes they move, the
+// communication each parallelism adds (collectives.hpp) where the framework leaves it exposed,
+// the pipeline's bubble from the schedule simulator (schedule.hpp) and the optimizer step.
+// The figures of a benchmark report (token/p/s, MFU, HFU) follow from it, with the memory
+// model's per-stage figure beside them.
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace trainperf {
+
+struct step_options {
+  memory_options memory{};  // micro batch (lbs), seq, dtypes, framework, recomputation details
+  std::int64_t gbs = 0;     // global batch in sequences; micro-batches per step = gbs / (lbs x dp)
+  // Megatron-core's --tp-comm-overlap (Transformer Engine's userbuffers): tensor-parallel
+  // collectives hidden behind the GEMMs next to them; off, they are exposed.
+  bool tp_comm_overlap = false;
+  // Gradient reduction overlapped with the backward: unset takes the framework's default
+  // (fsdp: yes, FSDP2 reduce-scatters each layer's gradients as its backward ends; deepspeed:
+  // its overlap_comm; megatron, megatron-core, paddle, generic: no, as their flags default:
+  // --overlap-grad-reduce off).
+  std::optional<bool> overlap_grad_reduce{};
+  // The sharded optimizer's parameter all-gather overlapped with the next step's forward
+  // (Megatron-LM's --overlap-param-gather); unset: no.
+  std::optional<bool> overlap_param_gather{};
+  // The FLOPs convention MFU and HFU count (flops.hpp); seq and recomputation are filled in.
+  flops_convention mfu_convention = flops_convention::megatron;
+  bool mfu_causal = false;
+};
+
+// Where a step's time goes, in seconds, on the stage that sets it.
+struct step_breakdown {
+  double compute = 0;    // GEMMs, attention, memory-bound operations, recomputation
+  double tp_comm = 0;    // exposed tensor-parallel collectives
+  double cp_comm = 0;    // exposed context-parallel ring exchange
+  double ep_comm = 0;    // expert-parallel all-to-all
+  double bubble = 0;     // pipeline idle time and stage hand-offs
+  double dp_comm = 0;    // exposed data-parallel gradient reduction and parameter gathers
+  double optimizer = 0;  // the optimizer step
+  [[nodiscard]] constexpr double total() const {
+    return compute + tp_comm + cp_comm + ep_comm + bubble + dp_comm + optimizer;
+  }
+};
+
+struct step_prediction {
+  double step_time = 0;  // seconds
+  double tokens_per_device_per_s = 0;
+  double mfu = 0, hfu = 0;  // under step_options::mfu_convention, against the dense peak of the compute dtype
+  step_breakdown breakdown{};
+  std::int64_t micro_batches = 0;                     // per step per data-parallel replica
+  std::vector<double> stage_forward, stage_backward;  // one micro-batch on each pipeline stage, s
+  std::vector<double> stage_memory;                   // bytes, the memory model's total per stage
+  [[nodiscard]] double memory_max() const {
+    return stage_memory.empty() ? 0 : *std::max_element(stage_memory.begin(), stage_memory.end());
+  }
+};
+
+namespace reason {
+inline void step_time_needs_a_global_batch() {}
+inline void step_time_models_language_models_only() {}
+inline void step_time_does_not_model_offloading() {}
+}  // namespace reason
+
+namespace detail {
+
+// Seconds for `batch` GEMMs of m x n x k: their FLOPs at the profile's efficiency for that many
+// output elements, or the bytes of their operands over the achieved memory bandwidth when that
+// is slower (the roofline, Williams et al. 2009).
+constexpr double gemm_time(double m, double n, double k, double peak, double element_bytes, double memory_bw,
+                           const device_profile& p, double batch = 1) {
+  if (m <= 0 || n <= 0 || k <= 0) return 0;
+  const double outputs = m * n * batch, flops = 2 * outputs * k;
+  const double compute = flops / (peak * p.gemm_efficiency * outputs / (outputs + p.gemm_half_outputs));
+  const double memory = batch * element_bytes * (m * k + k * n + m * n) / (memory_bw * p.memory_efficiency);
+  return std::max(compute, memory);
+}
+
+// One micro-batch through one layer (or the embedding, or the output layer) on one rank.
+struct pass_time {
+  double compute = 0, tp = 0, cp = 0, ep = 0;
+  constexpr pass_time& operator+=(const pass_time& o) {
+    compute += o.compute, tp += o.tp, cp += o.cp, ep += o.ep;
+    return *this;
+  }
+  [[nodiscard]] constexpr pass_time times(double f) const { return {compute * f, tp * f, cp * f, ep * f}; }
+  [[nodiscard]] constexpr double total() const { return compute + tp + cp + ep; }
+};
+
+struct layer_time {
+  pass_time forward, backward;  // backward includes what recomputation repeats
+};
+
+// The process groups' spans under Megatron-LM's default order (tp-cp-ep-dp-pp, layout.hpp):
+// tp fastest, then cp, dp, pp; the expert mesh tp-ep-dp-pp with etp in place of tp.
+struct group_spans {
+  group_span tp, cp, ep, dp, expert_dp;
+  bool pp_crosses_nodes = false;
+};
+
+constexpr group_spans spans_for(const parallel_config& c, std::int64_t dp, const cluster_spec& cl) {
+  const std::int64_t k = cl.devices_per_node;
+  group_spans g;
+  g.tp = span_of(c.tp, 1, k);
+  g.cp = span_of(c.cp, c.tp, k);
+  g.dp = span_of(dp, c.tp * c.cp, k);
+  const std::int64_t etp = c.resolved_etp();
+  g.ep = span_of(c.ep, etp, k);
+  const std::int64_t expert_dp = std::max<std::int64_t>(1, c.tp * c.cp * dp / (etp * c.ep));
+  g.expert_dp = span_of(expert_dp, etp * c.ep, k);
+  g.pp_crosses_nodes = c.tp * c.cp * dp >= k;
+  return g;
+}
+
+struct step_context {
+  const transformer_spec& m;
+  const parallel_config& c;
+  const cluster_spec& cl;
+  const device_profile& p;
+  const step_options& o;
+  group_spans g;
+  double peak = 0, linear_peak = 0, mem_bw = 0, e = 2;  // e: bytes per activation element
+  double tokens = 0;                                    // per micro-batch on one rank (lbs x seq / cp)
+};
+
+constexpr double streaming_time(const step_context& x, double bytes) {
+  return bytes / (x.mem_bw * x.p.memory_efficiency);
+}
+
+// Megatron-LM's tensor-parallel pattern around one block (Shoeybi et al. 2019, section 3; with
+// sequence parallelism Korthikanti et al. 2022, section 4.2.2): one all-reduce of the block's
+// output in the forward, one of its input gradient in the backward; with sequence parallelism a
+// reduce-scatter and an all-gather of the same activation instead.
+constexpr double tp_block_comm(const step_context& x) {
+  if (x.c.tp <= 1) return 0;
+  const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
+  return x.c.sequence_parallel ? collective_time(collective::reduce_scatter, bytes, x.g.tp, x.cl) +
+                                     collective_time(collective::all_gather, bytes, x.g.tp, x.cl)
+                               : collective_time(collective::all_reduce, bytes, x.g.tp, x.cl);
+}
+
+constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
+  const transformer_spec& m = x.m;
+  const parallel_config& c = x.c;
+  const double t = x.tokens, tp = static_cast<double>(c.tp), h = static_cast<double>(m.hidden);
+  const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
+  const double d = static_cast<double>(m.resolved_head_dim()), heads = static_cast<double>(m.heads) / tp;
+  const double up = detail::mlp_matrices(m.mlp) - 1;  // fc1's output widths: gate and up, or up alone
+  const double e = x.e, bw = x.mem_bw;
+  const auto gemm = [&](double rows, double n, double k) { return gemm_time(rows, n, k, x.linear_peak, e, bw, x.p); };
+
+  // Linear layers (forward; each backward GEMM, input and weight gradient, has the same FLOPs).
+  double linear = gemm(t, (q + 2 * kv) / tp, h) + gemm(t, h, q / tp);
+  double activation_bytes = 0;  // the activation function's reads and writes, forward
+  const auto mlp = [&](double rows, double f, double split) {
+    linear += gemm(rows, up * f / split, h) + gemm(rows, h, f / split);
+    activation_bytes += rows * (up + 1) * f / split * e;  // SwiGLU reads gate and up, writes one; GELU one in, one out
+  };
+  double ep_comm = 0;
+  if (moe_layer) {
+    const double experts = static_cast<double>(m.moe.experts), k = static_cast<double>(m.moe.top_k);
+    const double ep = static_cast<double>(c.ep), etp = static_cast<double>(c.resolved_etp());
+    const double cf = x.o.memory.moe_capacity_factor > 0 ? x.o.memory.moe_capacity_factor : 1.0;
+    linear += gemm(t, experts, h);  // router
+    // Balanced routing: each of the experts / ep local experts receives t x top_k x ep / experts tokens.
+    const double rows = t * k * ep / experts * cf;
+    const double local = experts / ep;
+    const double before = linear, before_bytes = activation_bytes;
+    mlp(rows, static_cast<double>(m.resolved_expert_ffn()), etp);
+    linear = before + (linear - before) * local;
+    activation_bytes = before_bytes + (activation_bytes - before_bytes) * local;
+    if (m.moe.shared_experts > 0)
+      mlp(t, static_cast<double>(m.moe.shared_experts * m.resolved_shared_expert_ffn()), tp);
+    // Dispatch and combine: each routed token copy (t x top_k of them, hidden wide) crosses the
+    // expert-parallel group once each way (Megatron-LM's alltoall token dispatcher).
+    if (c.ep > 1) ep_comm = 2 * collective_time(collective::all_to_all, t * k * cf * h * e, x.g.ep, x.cl);
+  } else {
+    mlp(t, static_cast<double>(m.ffn), tp);
+  }
+
+  // Attention core: FLOPs of Q·K^T and P·V over the query heads of this rank against the whole
+  // sequence's keys (context parallelism splits the queries), halved for the causal mask that
+  // flash attention skips; FlashAttention-2's backward does 2.5 x the forward's FLOPs (Dao 2023,
+  // arXiv:2307.08691, section 4.1: five matrix products to the forward's two).
+  const double seq = static_cast<double>(x.o.memory.seq);
+  double attn_f = 0, attn_b = 0;
+  if (x.o.memory.flash_attention) {
+    const double flops = 4 * t * seq * heads * d * 0.5;
+    const bool cudnn = x.o.memory.cudnn_attention;
+    attn_f = flops / (x.peak * (cudnn ? x.p.cudnn_attention_forward_efficiency : x.p.attention_forward_efficiency));
+    attn_b =
+        2.5 * flops / (x.peak * (cudnn ? x.p.cudnn_attention_backward_efficiency : x.p.attention_backward_efficiency));
+  } else {
+    // Unfused: two batched GEMMs per head over the whole score matrix, and the softmax reading
+    // and writing it (scale and mask, softmax, and its fp32 copy when it runs in fp32).
+    const double lbs = static_cast<double>(x.o.memory.lbs), rows = t / lbs;
+    const double products =
+        lbs * heads * (gemm_time(rows, seq, d, x.peak, e, bw, x.p) + gemm_time(rows, d, seq, x.peak, e, bw, x.p));
+    const double scores = t * seq * heads;
+    const double passes = x.o.memory.fp32_softmax ? 3 * e + 8 : 4 * e;
+    attn_f = products + streaming_time(x, scores * passes);
+    attn_b = 2 * products + streaming_time(x, scores * 1.5 * passes);
+  }
+
+  // Memory-bound operations (forward bytes): two norms reading and writing the hidden state,
+  // two residual additions reading two and writing one, rotary embedding on Q and K, the
+  // activation function. Sequence parallelism splits the norms and residuals over tp.
+  const double norm_tokens = c.sequence_parallel ? t / tp : t;
+  double bytes = norm_tokens * h * e * (2 * 2 + 2 * 3) + activation_bytes;
+  if (m.positions == position_kind::rotary) bytes += t * 2 * (q + kv) / tp * e;
+  const double elementwise = streaming_time(x, bytes);
+
+  const double tp_comm = 2 * tp_block_comm(x);  // attention and MLP blocks
+  // Context parallelism: ring attention passes each rank's K and V chunk around the ring, cp - 1
+  // hops forward and the same back with their gradients (Megatron-LM's p2p ring,
+  // transformer_engine attention's AttnFuncWithCPAndKVP2P), overlapped with the core.
+  double cp_f = 0, cp_b = 0;
+  if (c.cp > 1) {
+    const double hop = collective_time(collective::p2p, 2 * t * kv / tp * e, x.g.cp, x.cl);
+    const double steps = static_cast<double>(c.cp - 1);
+    cp_f = std::max(0.0, steps * hop - attn_f);
+    cp_b = std::max(0.0, 2 * steps * hop - attn_b);
+  }
+  const double tp_f = x.o.tp_comm_overlap ? std::max(0.0, tp_comm - linear) : tp_comm;
+  const double tp_b = x.o.tp_comm_overlap ? std::max(0.0, tp_comm - 2 * linear) : tp_comm;
+
+  layer_time r;
+  r.forward = {linear + attn_f + elementwise, tp_f, cp_f, ep_comm};
+  r.backward = {2 * linear + attn_b + 2 * elementwise, tp_b, cp_b, ep_comm};
+  // Recomputation repeats forward work inside the backward: full, the whole layer; Megatron's
+  // selective, the attention core; torchtitan's op-level selective, every other matmul and the
+  // memory-bound operations.
+  const recompute rc = c.recomputation;
+  if (rc == recompute::full)
+    r.backward += r.forward;
+  else if (rc == recompute::selective)
+    r.backward.compute += x.o.memory.selective == selective_policy::attention_core ? attn_f : linear / 2 + elementwise;
+  return r;
+}
+
+// The output layer and loss (last stage) and the embedding (first stage), per micro-batch.
+constexpr layer_time time_output(const step_context& x) {
+  const double t = x.tokens, tp = static_cast<double>(x.c.tp), h = static_cast<double>(x.m.hidden);
+  const double v = static_cast<double>(x.m.padded_vocab(x.c.tp)) / tp;
+  const double logits = gemm_time(t, v, h, x.linear_peak, x.e, x.mem_bw, x.p);
+  // Final norm; the cross entropy reads the logits and writes fp32 softmax statistics forward,
+  // reads them and writes the logits' gradient backward (Megatron-LM's vocab-parallel cross
+  // entropy computes in fp32).
+  const double norm = (x.c.sequence_parallel ? t / tp : t) * h * x.e * 2;
+  const double ce = t * v * (x.e + 4);
+  layer_time r;
+  const double comm = tp_block_comm(x);
+  r.forward = {logits + streaming_time(x, norm + ce), comm, 0, 0};
+  r.backward = {2 * logits + streaming_time(x, 2 * norm + ce), comm, 0, 0};
+  return r;
+}
+
+constexpr layer_time time_embedding(const step_context& x) {
+  const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
+  layer_time r;
+  const double comm = tp_block_comm(x);  // the vocabulary-parallel embedding's reduction
+  r.forward = {streaming_time(x, bytes), comm, 0, 0};
+  r.backward = {streaming_time(x, 2 * bytes), 0, 0, 0};
+  return r;
+}
+
+constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
+  if (o.overlap_grad_reduce) return *o.overlap_grad_reduce;
+  if (o.memory.accounting == framework::fsdp) return true;
+  if (o.memory.accounting == framework::deepspeed) return o.memory.deepspeed.overlaps(zero_stage);
+  return false;
+}
+
+}  // namespace detail
+
+namespace detail {
+// predict_step without the memory model (the planner has run it already); simulate false takes
+// the pipeline's time in closed form (pipeline_time_estimate), as the planner's screening does.
+inline step_prediction predict_step_time(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
+                                         const device_profile& p, const step_options& o,
+                                         bool simulate_pipeline = true) {
+  using detail::str;
+  validate(m);
+  validate(cl);
+  validate(p);
+  detail::require(!m.vision.present() && m.llm_mode == train_mode::trained && !o.memory.adapters.lora() &&
+                      !o.memory.adapters.prompt(),
+                  reason::step_time_models_language_models_only, "model", [&] {
+                    return std::string(
+                        "the step-time model covers fully trained language models; vision towers, "
+                        "frozen parts and adapters are not modeled yet (use memory and mfu for them)");
+                  });
+  detail::require(!o.memory.offload_optimizer && !o.memory.offload_activations,
+                  reason::step_time_does_not_model_offloading, "offload", [&] {
+                    return std::string(
+                        "offloaded optimizer states or activations are not in the step-time model; "
+                        "predict without offloading");
+                  });
+  detail::require(o.gbs > 0, reason::step_time_needs_a_global_batch, "gbs",
+                  [&] { return "the step time needs the global batch (gbs, sequences), got " + str(o.gbs); });
+  const std::int64_t world = cl.devices;
+  const std::int64_t dp = resolved_dp(c, world);
+  const std::int64_t per_step = detail::checked_mul(o.memory.lbs, dp, "lbs x dp");
+  validate(c, {.world = world, .model = m, .seq = o.memory.seq, .gbs = o.gbs, .lbs = o.memory.lbs});
+  detail::require(o.gbs % per_step == 0, reason::step_time_needs_a_global_batch, "gbs", [&] {
+    return "global batch " + str(o.gbs) + " is not a multiple of micro batch " + str(o.memory.lbs) +
+           " x data parallel " + str(dp) + " = " + str(per_step) +
+           "; nearest valid: " + detail::nearest_multiples(o.gbs, per_step);
+  });
+  const std::int64_t micro = o.gbs / per_step;
+
+  step_options opt = o;
+  opt.memory.micro_batches = micro;
+  const dtype compute = o.memory.param_dtype;
+  const bool fp8 = o.memory.fp8 != fp8_training::none;
+  detail::step_context x{m, c, cl, p, opt, detail::spans_for(c, dp, cl)};
+  x.peak = require_peak(cl.device, compute);
+  x.linear_peak = fp8 ? require_peak(cl.device, dtype::fp8) : x.peak;
+  detail::require(cl.device.memory_bandwidth > 0, reason::device_fields_must_be_positive, "memory_bandwidth", [&] {
+    return std::string(cl.device.name) + " has no memory bandwidth in the device table; the step-time model needs it";
+  });
+  x.mem_bw = cl.device.memory_bandwidth;
+  x.e = detail::dtype_bytes(compute == dtype::tf32 ? dtype::fp32 : compute);
+  x.tokens = static_cast<double>(o.memory.lbs) * static_cast<double>(o.memory.seq) / static_cast<double>(c.cp);
+
+  const detail::layer_time dense = detail::time_layer(x, false);
+  const detail::layer_time moe = m.is_moe() ? detail::time_layer(x, true) : dense;
+  const detail::layer_time head = detail::time_output(x), embed = detail::time_embedding(x);
+
+  // Per stage: one micro-batch's forward and backward, and its parameters.
+  const auto stages = partition_layers(m.layers, c.split());
+  const auto pp = static_cast<std::size_t>(c.pp);
+  std::vector<detail::pass_time> fwd(pp), bwd(pp);
+  std::vector<double> stage_params(pp, 0.0), stage_expert_params(pp, 0.0);
+  const param_counts pc = count_params(m, c.tp);
+  const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
+  for (const stage_layers& s : stages) {
+    const auto st = static_cast<std::size_t>(s.stage);
+    const std::int64_t moe_layers = m.moe_layers_below(s.first_layer + s.layers) - m.moe_layers_below(s.first_layer);
+    const std::int64_t dense_layers = s.layers - moe_layers;
+    fwd[st] += dense.forward.times(static_cast<double>(dense_layers));
+    fwd[st] += moe.forward.times(static_cast<double>(moe_layers));
+    bwd[st] += dense.backward.times(static_cast<double>(dense_layers));
+    bwd[st] += moe.backward.times(static_cast<double>(moe_layers));
+    if (moe_layers > 0) {
+      const layer_params lp = count_layer_params(m, m.layer_of_shape(true));
+      stage_params[st] += static_cast<double>(moe_layers) *
+                          static_cast<double>(lp.attention + lp.router + lp.shared_experts + lp.norms) / tp;
+      stage_expert_params[st] +=
+          static_cast<double>(moe_layers) * static_cast<double>(lp.routed_experts) / (etp * static_cast<double>(c.ep));
+    }
+    if (dense_layers > 0)
+      stage_params[st] += static_cast<double>(dense_layers) *
+                          static_cast<double>(count_layer_params(m, m.layer_of_shape(false)).total()) / tp;
+    if (s.embedding) {
+      fwd[st] += embed.forward, bwd[st] += embed.backward;
+      stage_params[st] += static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
+    }
+    if (s.output) {
+      fwd[st] += head.forward, bwd[st] += head.backward;
+      stage_params[st] += static_cast<double>(pc.output) / tp;
+    }
+  }
+  if (m.tied_embeddings && c.pp > 1) stage_params[pp - 1] += static_cast<double>(pc.token_embedding) / tp;
+
+  // The pipeline: the schedule simulator plays the stages' per-micro-batch times, each hand-off
+  // carrying one activation (Megatron-LM sends it split over tp with sequence parallelism).
+  double pipeline = 0;
+  std::vector<double> f_total(pp), b_total(pp);
+  for (std::size_t s = 0; s < pp; ++s) f_total[s] = fwd[s].total(), b_total[s] = bwd[s].total();
+  if (c.pp > 1) {
+    const double act = x.tokens * static_cast<double>(m.hidden) * x.e / (c.sequence_parallel ? tp : 1.0);
+    const group_span pair{2, x.g.pp_crosses_nodes ? 1 : 2};
+    const double hop = collective_time(collective::p2p, act, pair, cl);
+    pipeline = simulate_pipeline
+                   ? simulate(make_schedule(c.schedule(), c.pp, micro, c.vpp), f_total, b_total, hop, false).step_time
+                   : pipeline_time_estimate(c.schedule(), c.pp, micro, c.vpp, f_total, b_total, hop);
+  } else {
+    pipeline = static_cast<double>(micro) * (f_total[0] + b_total[0]);
+  }
+
+  // Data parallelism and the optimizer, per stage (the slowest sets the step's tail).
+  const memory_options& mo = opt.memory;
+  const bool fp32_grads =
+      mo.fp32_grads ||
+      ((mo.accounting == framework::megatron || mo.accounting == framework::megatron_core) && compute == dtype::bf16);
+  const double grad_bytes = fp32_grads ? 4 : x.e;
+  const bool fsdp = mo.accounting == framework::fsdp;
+  const int zero = fsdp ? 3 : c.zero_stage;
+  const bool sharded_states = zero >= 1 || c.distributed_optimizer;
+  const bool overlap = detail::overlaps_grad_reduce(opt, c.zero_stage);
+  const bool overlap_gather = opt.overlap_param_gather.value_or(false);
+  const double m_d = static_cast<double>(micro);
+  std::size_t critical = 0;
+  double tail_max = 0;
+  std::vector<double> dp_exposed(pp), opt_time(pp);
+  for (std::size_t s = 0; s < pp; ++s) {
+    double exposed = 0;
+    const auto reduce = [&](double params, group_span g) {
+      if (params <= 0 || g.size <= 1) return;
+      const double grads = params * grad_bytes, weights = params * x.e;
+      const double f1 = fwd[s].total(), b1 = bwd[s].total();
+      const auto hide = [&](double comm, double behind, bool overlapped) {
+        return overlapped ? std::max(0.0, comm - behind) : comm;
+      };
+      if (zero == 3) {
+        // ZeRO-3 / FSDP: every micro-batch gathers the weights for its forward and again for its
+        // backward and reduce-scatters the gradients; prefetching overlaps the gathers.
+        const double gather = collective_time(collective::all_gather, weights, g, cl);
+        const double rs = collective_time(collective::reduce_scatter, grads, g, cl);
+        exposed += m_d * (hide(gather, f1, true) + hide(gather + rs, b1, overlap || fsdp));
+      } else if (zero == 2) {
+        // ZeRO-2 keeps only its gradient partition: it reduce-scatters every micro-batch.
+        exposed += m_d * hide(collective_time(collective::reduce_scatter, grads, g, cl), b1, overlap);
+        exposed += hide(collective_time(collective::all_gather, weights, g, cl), f1, overlap_gather);
+      } else if (sharded_states) {
+        // ZeRO-1 / the distributed optimizer: one reduce-scatter per step, then the updated
+        // weights are gathered (Megatron-LM dist_optimizer.md).
+        exposed += hide(collective_time(collective::reduce_scatter, grads, g, cl), b1, overlap);
+        exposed += hide(collective_time(collective::all_gather, weights, g, cl), f1, overlap_gather);
+      } else {
+        exposed += hide(collective_time(collective::all_reduce, grads, g, cl), b1, overlap);
+      }
+    };
+    reduce(stage_params[s], x.g.dp);
+    reduce(stage_expert_params[s], x.g.expert_dp);
+    // Adam (Kingma and Ba 2015, algorithm 1) with mixed precision reads the gradient, the fp32
+    // master weight, m and v, writes those three and the 16-bit weight, reads the gradient again
+    // for its norm (clipping) and zeroes the gradient buffer.
+    const double shard = sharded_states ? static_cast<double>(dp) : 1.0;
+    const double states = mo.optimizer == optimizer_kind::sgd         ? 8
+                          : mo.optimizer == optimizer_kind::adam_8bit ? 2 * 2
+                                                                      : 2 * 8;
+    const double master = mo.master_weights && compute != dtype::fp32 ? 8 : 0;
+    const double per_param = 3 * grad_bytes + states + master + x.e;
+    const double local = (stage_params[s] + stage_expert_params[s]) / shard;
+    opt_time[s] = detail::streaming_time(x, local * per_param);
+    dp_exposed[s] = exposed;
+    if (exposed + opt_time[s] > tail_max) tail_max = exposed + opt_time[s], critical = s;
+  }
+
+  step_prediction r;
+  r.micro_batches = micro;
+  r.step_time = pipeline + tail_max;
+  // The breakdown on the busiest stage: its compute and exposed communication over all
+  // micro-batches, the rest of the pipeline time as bubble, and the slowest stage's tail.
+  std::size_t busiest = 0;
+  for (std::size_t s = 1; s < pp; ++s)
+    if (f_total[s] + b_total[s] > f_total[busiest] + b_total[busiest]) busiest = s;
+  detail::pass_time busy = fwd[busiest];
+  busy += bwd[busiest];
+  busy = busy.times(m_d);
+  r.breakdown.compute = busy.compute;
+  r.breakdown.tp_comm = busy.tp;
+  r.breakdown.cp_comm = busy.cp;
+  r.breakdown.ep_comm = busy.ep;
+  r.breakdown.bubble = std::max(0.0, pipeline - busy.total());
+  r.breakdown.dp_comm = dp_exposed[critical];
+  r.breakdown.optimizer = opt_time[critical];
+  for (std::size_t s = 0; s < pp; ++s) r.stage_forward.push_back(f_total[s]), r.stage_backward.push_back(b_total[s]);
+
+  const double tokens = static_cast<double>(o.gbs) * static_cast<double>(o.memory.seq);
+  const double devices = static_cast<double>(world);
+  r.tokens_per_device_per_s = tokens / (r.step_time * devices);
+  flops_options fo{
+      .convention = o.mfu_convention, .seq = o.memory.seq, .causal = o.mfu_causal, .recomputation = c.recomputation};
+  fo.tp = c.tp;
+  const flops_count fc = count_flops(m, fo);
+  r.mfu = fc.model * static_cast<double>(o.gbs) / (r.step_time * devices * x.peak);
+  r.hfu = fc.hardware * static_cast<double>(o.gbs) / (r.step_time * devices * x.peak);
+
+  return r;
+}
+}  // namespace detail
+
+// The predicted step of model m under layout c on cluster cl with profile p, with the memory
+// model's figure for each pipeline stage.
+inline step_prediction predict_step(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
+                                    const device_profile& p, const step_options& o) {
+  step_prediction r = detail::predict_step_time(m, c, cl, p, o);
+  memory_options mo = o.memory;
+  mo.micro_batches = r.micro_batches;
+  for (const stage_memory& s : estimate_memory(m, c, cl.devices, mo).stages) r.stage_memory.push_back(s.total());
+  return r;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/step_time.hpp ----
+
+namespace trainperf {
+
+// The values each dimension may take; an empty list enumerates what the framework supports
+// (plan_dimensions), a list of one fixes the dimension.
+struct plan_space {
+  std::vector<std::int64_t> tp, pp, cp, ep, vpp, lbs;
+  std::vector<recompute> recomputation;
+  std::vector<int> sequence_parallel;      // 0 / 1
+  std::vector<int> zero_stage;             // 0-3
+  std::vector<int> distributed_optimizer;  // 0 / 1
+};
+
+struct plan_request {
+  transformer_spec model{};
+  cluster_spec cluster{};
+  device_profile profile{};
+  step_options step{};  // gbs, seq and the framework (step.memory.accounting) and its options
+  plan_space space{};
+  // The share of the device's capacity a layout must leave free to be kept: the memory model's
+  // figure must not exceed capacity x (1 - memory_margin).
+  double memory_margin = 0.05;
+  std::size_t top = 10;
+  unsigned threads = 0;  // 0: the hardware's concurrency
+};
+
+struct plan_candidate {
+  parallel_config config{};
+  std::int64_t lbs = 0, gas = 0;
+  step_prediction prediction{};
+};
+
+struct plan_result {
+  std::vector<plan_candidate> candidates;  // the top ones, fastest first
+  std::int64_t enumerated = 0, invalid = 0, pruned_memory = 0, evaluated = 0;
+  double search_ms = 0;
+};
+
+namespace detail {
+
+constexpr std::vector<std::int64_t> divisors(std::int64_t n) {
+  std::vector<std::int64_t> d;
+  for (std::int64_t i = 1; i <= n; ++i)
+    if (n % i == 0) d.push_back(i);
+  return d;
+}
+
+template <class T>
+std::vector<T> or_default(const std::vector<T>& given, std::vector<T> all) {
+  return given.empty() ? all : given;
+}
+
+// A strict order on layouts, so that equal step times rank the same way on every run.
+inline auto layout_key(const plan_candidate& c) {
+  const parallel_config& p = c.config;
+  return std::make_tuple(p.tp, p.pp, p.cp, p.ep, p.vpp, c.lbs, static_cast<int>(p.recomputation), p.sequence_parallel,
+                         p.zero_stage, p.distributed_optimizer);
+}
+
+// When the layers do not split evenly over pp stages: ceil(layers / pp) on every middle stage and
+// the rest shared by the first and last (which also hold the embedding and the output layer), as
+// Megatron-LM's --decoder-first/last-pipeline-num-layers lay out Llama 3 405B's 126 layers over
+// 16 stages; {0, 0} when the layers split evenly, {-1, -1} when no such split exists.
+constexpr std::pair<std::int64_t, std::int64_t> edge_stage_layers(std::int64_t layers, std::int64_t pp) {
+  if (layers % pp == 0) return {0, 0};
+  if (pp < 3) return {-1, -1};
+  const std::int64_t per = ceil_div(layers, pp), rest = layers - (pp - 2) * per;
+  if (rest < 2) return {-1, -1};
+  return {rest / 2, rest - rest / 2};
+}
+
+}  // namespace detail
+
+// What a framework offers to vary (Megatron-LM has no ZeRO-2/3 and no data-parallel sharding
+// beyond its distributed optimizer; DeepSpeed on its own no tensor or pipeline parallelism;
+// FSDP2 as torchtitan composes it: tensor, pipeline and context parallelism over ZeRO-3-like
+// sharding; PaddleNLP: tensor and pipeline parallelism with sharding stages 1-3).
+inline plan_space plan_dimensions(const plan_request& q) {
+  const framework f = q.step.memory.accounting;
+  const std::int64_t world = q.cluster.devices;
+  const transformer_spec& m = q.model;
+  plan_space s;
+  const auto all = detail::divisors(world);
+  const bool megatron = f == framework::megatron || f == framework::megatron_core || f == framework::generic;
+  const bool model_parallel = f != framework::deepspeed;
+  s.tp = model_parallel ? all : std::vector<std::int64_t>{1};
+  s.pp = model_parallel ? all : std::vector<std::int64_t>{1};
+  s.cp = f == framework::megatron_core || f == framework::fsdp ? all : std::vector<std::int64_t>{1};
+  s.ep = m.is_moe() && (f == framework::megatron_core || f == framework::megatron || f == framework::generic)
+             ? detail::divisors(m.moe.experts)
+             : std::vector<std::int64_t>{1};
+  s.vpp = megatron ? std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 8} : std::vector<std::int64_t>{1};
+  s.lbs = {1, 2, 4, 8, 16};
+  s.recomputation = {recompute::none, recompute::selective, recompute::full};
+  s.sequence_parallel = model_parallel ? std::vector<int>{0, 1} : std::vector<int>{0};
+  s.zero_stage = f == framework::deepspeed ? std::vector<int>{0, 1, 2, 3}
+                 : f == framework::paddle  ? std::vector<int>{0, 1, 2, 3}
+                 : f == framework::fsdp    ? std::vector<int>{3}
+                                           : std::vector<int>{0};
+  s.distributed_optimizer = megatron ? std::vector<int>{0, 1} : std::vector<int>{0};
+  const plan_space& g = q.space;
+  return {detail::or_default(g.tp, s.tp),
+          detail::or_default(g.pp, s.pp),
+          detail::or_default(g.cp, s.cp),
+          detail::or_default(g.ep, s.ep),
+          detail::or_default(g.vpp, s.vpp),
+          detail::or_default(g.lbs, s.lbs),
+          detail::or_default(g.recomputation, s.recomputation),
+          detail::or_default(g.sequence_parallel, s.sequence_parallel),
+          detail::or_default(g.zero_stage, s.zero_stage),
+          detail::or_default(g.distributed_optimizer, s.distributed_optimizer)};
+}
+
+namespace reason {
+inline void memory_margin_out_of_range() {}
+}  // namespace reason
+
+// Enumerate, check, prune, predict, rank.
+inline plan_result plan(const plan_request& q) {
+  const auto start = std::chrono::steady_clock::now();
+  validate(q.model);
+  validate(q.cluster);
+  validate(q.profile);
+  detail::require(detail::is_finite(q.memory_margin) && q.memory_margin >= 0 && q.memory_margin < 1,
+                  reason::memory_margin_out_of_range, "memory_margin",
+                  [&] { return "memory margin must be a fraction in [0, 1), got " + std::to_string(q.memory_margin); });
+  detail::require_positive(q.step.gbs, "gbs");
+  const plan_space s = plan_dimensions(q);
+  const std::int64_t world = q.cluster.devices;
+  const double capacity = static_cast<double>(q.cluster.device.memory_bytes) * (1 - q.memory_margin);
+
+  // Enumerate the layouts whose degrees multiply into the world, with the batch split they imply.
+  struct job {
+    parallel_config c;
+    std::int64_t lbs;
+  };
+  std::vector<job> jobs;
+  plan_result r;
+  for (std::int64_t tp : s.tp)
+    for (std::int64_t cp : s.cp)
+      for (std::int64_t pp : s.pp) {
+        if (tp <= 0 || cp <= 0 || pp <= 0) continue;
+        const std::int64_t mp = tp * cp * pp;
+        if (world % mp != 0) continue;
+        const std::int64_t dp = world / mp;
+        for (std::int64_t ep : s.ep)
+          for (std::int64_t vpp : s.vpp)
+            for (std::int64_t lbs : s.lbs)
+              for (recompute rc : s.recomputation)
+                for (int sp : s.sequence_parallel)
+                  for (int zero : s.zero_stage)
+                    for (int dopt : s.distributed_optimizer) {
+                      if (vpp > 1 && pp == 1) continue;  // virtual stages need a pipeline
+                      if (sp && tp == 1) continue;       // sequence parallelism needs tp > 1
+                      if (dopt && dp == 1) continue;     // nothing to shard
+                      if (zero > 0 && dp == 1) continue;
+                      ++r.enumerated;
+                      parallel_config c;
+                      c.tp = tp, c.pp = pp, c.cp = cp, c.ep = ep, c.vpp = vpp, c.dp = dp;
+                      if (vpp == 1)
+                        std::tie(c.first_stage_layers, c.last_stage_layers) =
+                            detail::edge_stage_layers(q.model.layers, pp);
+                      c.sequence_parallel = sp != 0;
+                      c.zero_stage = zero;
+                      c.distributed_optimizer = dopt != 0;
+                      c.recomputation = rc;
+                      const parallel_context ctx{
+                          .world = world, .model = q.model, .seq = q.step.memory.seq, .gbs = q.step.gbs, .lbs = lbs};
+                      if (!check_parallel(c, ctx).empty()) {
+                        ++r.invalid;
+                        continue;
+                      }
+                      jobs.push_back({c, lbs});
+                    }
+      }
+
+  // Prune by memory and predict, in parallel; each job writes its own slot.
+  enum class outcome { pruned, evaluated };
+  std::vector<outcome> outcomes(jobs.size(), outcome::pruned);
+  std::vector<plan_candidate> results(jobs.size());
+  const auto run = [&](std::size_t i) {
+    const job& j = jobs[i];
+    step_options o = q.step;
+    o.memory.lbs = j.lbs;
+    const std::int64_t gas = q.step.gbs / (j.lbs * j.c.dp);
+    o.memory.micro_batches = gas;
+    const memory_estimate me = estimate_memory(q.model, j.c, world, o.memory);
+    if (me.max_total() > capacity) return;
+    results[i] = {j.c, j.lbs, gas, detail::predict_step_time(q.model, j.c, q.cluster, q.profile, o, false)};
+    for (const stage_memory& s : me.stages) results[i].prediction.stage_memory.push_back(s.total());
+    outcomes[i] = outcome::evaluated;
+  };
+  unsigned threads = q.threads != 0 ? q.threads : std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(1, jobs.size() / 16)));
+  if (threads <= 1) {
+    for (std::size_t i = 0; i < jobs.size(); ++i) run(i);
+  } else {
+    std::vector<std::thread> pool;
+    std::vector<std::exception_ptr> errors(threads);
+    for (unsigned t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        try {
+          for (std::size_t i = t; i < jobs.size(); i += threads) run(i);
+        } catch (...) {
+          errors[t] = std::current_exception();
+        }
+      });
+    for (auto& th : pool) th.join();
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
+  }
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (outcomes[i] == outcome::pruned) {
+      ++r.pruned_memory;
+      continue;
+    }
+    ++r.evaluated;
+    r.candidates.push_back(std::move(results[i]));
+  }
+  const auto faster = [](const plan_candidate& a, const plan_candidate& b) {
+    if (a.prediction.step_time != b.prediction.step_time) return a.prediction.step_time < b.prediction.step_time;
+    return detail::layout_key(a) < detail::layout_key(b);
+  };
+  // Screened by the closed-form pipeline time; the best are re-timed by the schedule simulator
+  // (within a few percent of it: schedule.hpp) and ranked again.
+  std::sort(r.candidates.begin(), r.candidates.end(), faster);
+  const std::size_t retimed = std::min(r.candidates.size(), std::max<std::size_t>(4 * q.top, 32));
+  r.candidates.resize(retimed);
+  for (plan_candidate& c : r.candidates) {
+    step_options o = q.step;
+    o.memory.lbs = c.lbs;
+    o.memory.micro_batches = c.gas;
+    std::vector<double> memory = std::move(c.prediction.stage_memory);
+    c.prediction = detail::predict_step_time(q.model, c.config, q.cluster, q.profile, o);
+    c.prediction.stage_memory = std::move(memory);
+  }
+  std::sort(r.candidates.begin(), r.candidates.end(), faster);
+  if (r.candidates.size() > q.top) r.candidates.resize(q.top);
+  r.search_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+// The ranked candidates as an SVG: one horizontal bar per candidate, its predicted step time
+// stacked by the breakdown, and its memory beside it against the capacity.
+inline std::string render_plan_svg(const plan_result& r, double capacity_bytes, std::string_view title = "") {
+  constexpr double left = 240, bar_width = 520, mem_left = left + bar_width + 40, mem_width = 160, row = 26;
+  constexpr std::string_view colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#bab0ac", "#59a14f", "#edc948"};
+  constexpr std::string_view parts[] = {"compute", "TP comm", "CP comm", "EP comm", "bubble", "DP comm", "optimizer"};
+  double longest = 0;
+  for (const auto& c : r.candidates) longest = std::max(longest, c.prediction.step_time);
+  const double height = 90 + row * static_cast<double>(r.candidates.size());
+  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + format_double(mem_left + mem_width + 80) +
+                    "\" height=\"" + format_double(height) + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  svg += "<text x=\"10\" y=\"20\" font-size=\"14\">" + detail::xml_escape(title) + "</text>\n";
+  for (std::size_t i = 0; i < std::size(parts); ++i)
+    svg += "<rect x=\"" + format_double(left + 80.0 * static_cast<double>(i)) +
+           "\" y=\"32\" width=\"10\" height=\"10\" fill=\"" + std::string(colors[i]) + "\"/><text x=\"" +
+           format_double(left + 14 + 80.0 * static_cast<double>(i)) + "\" y=\"41\">" + std::string(parts[i]) +
+           "</text>\n";
+  svg += "<text x=\"" + format_double(mem_left) + "\" y=\"62\">memory / capacity</text>\n";
+  for (std::size_t k = 0; k < r.candidates.size(); ++k) {
+    const plan_candidate& c = r.candidates[k];
+    const step_breakdown& b = c.prediction.breakdown;
+    const double y = 70 + row * static_cast<double>(k);
+    const parallel_config& p = c.config;
+    const std::string label = "#" + std::to_string(k + 1) + " tp" + std::to_string(p.tp) + " cp" +
+                              std::to_string(p.cp) + " pp" + std::to_string(p.pp) + " dp" + std::to_string(p.dp) +
+                              (p.vpp > 1 ? " vpp" + std::to_string(p.vpp) : "") + " mbs" + std::to_string(c.lbs) + " " +
+                              std::string(to_string(p.recomputation));
+    svg += "<text x=\"10\" y=\"" + format_double(y + 14) + "\">" + detail::xml_escape(label) + "</text>\n";
+    const double values[] = {b.compute, b.tp_comm, b.cp_comm, b.ep_comm, b.bubble, b.dp_comm, b.optimizer};
+    double x = left;
+    for (std::size_t i = 0; i < std::size(values); ++i) {
+      const double w = longest > 0 ? values[i] / longest * bar_width : 0;
+      if (w > 0)
+        svg += "<rect x=\"" + format_double(x) + "\" y=\"" + format_double(y) + "\" width=\"" + format_double(w) +
+               "\" height=\"18\" fill=\"" + std::string(colors[i]) + "\"/>\n";
+      x += w;
+    }
+    svg += "<text x=\"" + format_double(x + 4) + "\" y=\"" + format_double(y + 14) + "\">" +
+           format_double(c.prediction.step_time) + " s</text>\n";
+    const double share = capacity_bytes > 0 ? std::min(1.0, c.prediction.memory_max() / capacity_bytes) : 0;
+    svg += "<rect x=\"" + format_double(mem_left) + "\" y=\"" + format_double(y) + "\" width=\"" +
+           format_double(mem_width) + "\" height=\"18\" fill=\"none\" stroke=\"#999\"/><rect x=\"" +
+           format_double(mem_left) + "\" y=\"" + format_double(y) + "\" width=\"" + format_double(share * mem_width) +
+           "\" height=\"18\" fill=\"#9c755f\"/>\n";
+    svg += "<text x=\"" + format_double(mem_left + mem_width + 4) + "\" y=\"" + format_double(y + 14) + "\">" +
+           format_double(c.prediction.memory_max() / static_cast<double>(GiB)) + " GiB</text>\n";
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/planner.hpp ----
 // ---- begin trainperf/presets.hpp ----
 // trainperf — preset models: the seed reports' models and the common public ones, each
 // with the source of its configuration and, where benchmark suites use one, its nominal size.

@@ -1,0 +1,317 @@
+// trainperf — the planner: every layout a framework supports for a model, a cluster and a global
+// batch, enumerated, checked (parallel.hpp), pruned by the memory model against the device's
+// capacity (memory.hpp), predicted (step_time.hpp) and ranked fastest first.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "collectives.hpp"
+#include "error.hpp"
+#include "memory.hpp"
+#include "model.hpp"
+#include "parallel.hpp"
+#include "profile.hpp"
+#include "step_time.hpp"
+#include "units.hpp"
+
+namespace trainperf {
+
+// The values each dimension may take; an empty list enumerates what the framework supports
+// (plan_dimensions), a list of one fixes the dimension.
+struct plan_space {
+  std::vector<std::int64_t> tp, pp, cp, ep, vpp, lbs;
+  std::vector<recompute> recomputation;
+  std::vector<int> sequence_parallel;      // 0 / 1
+  std::vector<int> zero_stage;             // 0-3
+  std::vector<int> distributed_optimizer;  // 0 / 1
+};
+
+struct plan_request {
+  transformer_spec model{};
+  cluster_spec cluster{};
+  device_profile profile{};
+  step_options step{};  // gbs, seq and the framework (step.memory.accounting) and its options
+  plan_space space{};
+  // The share of the device's capacity a layout must leave free to be kept: the memory model's
+  // figure must not exceed capacity x (1 - memory_margin).
+  double memory_margin = 0.05;
+  std::size_t top = 10;
+  unsigned threads = 0;  // 0: the hardware's concurrency
+};
+
+struct plan_candidate {
+  parallel_config config{};
+  std::int64_t lbs = 0, gas = 0;
+  step_prediction prediction{};
+};
+
+struct plan_result {
+  std::vector<plan_candidate> candidates;  // the top ones, fastest first
+  std::int64_t enumerated = 0, invalid = 0, pruned_memory = 0, evaluated = 0;
+  double search_ms = 0;
+};
+
+namespace detail {
+
+constexpr std::vector<std::int64_t> divisors(std::int64_t n) {
+  std::vector<std::int64_t> d;
+  for (std::int64_t i = 1; i <= n; ++i)
+    if (n % i == 0) d.push_back(i);
+  return d;
+}
+
+template <class T>
+std::vector<T> or_default(const std::vector<T>& given, std::vector<T> all) {
+  return given.empty() ? all : given;
+}
+
+// A strict order on layouts, so that equal step times rank the same way on every run.
+inline auto layout_key(const plan_candidate& c) {
+  const parallel_config& p = c.config;
+  return std::make_tuple(p.tp, p.pp, p.cp, p.ep, p.vpp, c.lbs, static_cast<int>(p.recomputation), p.sequence_parallel,
+                         p.zero_stage, p.distributed_optimizer);
+}
+
+// When the layers do not split evenly over pp stages: ceil(layers / pp) on every middle stage and
+// the rest shared by the first and last (which also hold the embedding and the output layer), as
+// Megatron-LM's --decoder-first/last-pipeline-num-layers lay out Llama 3 405B's 126 layers over
+// 16 stages; {0, 0} when the layers split evenly, {-1, -1} when no such split exists.
+constexpr std::pair<std::int64_t, std::int64_t> edge_stage_layers(std::int64_t layers, std::int64_t pp) {
+  if (layers % pp == 0) return {0, 0};
+  if (pp < 3) return {-1, -1};
+  const std::int64_t per = ceil_div(layers, pp), rest = layers - (pp - 2) * per;
+  if (rest < 2) return {-1, -1};
+  return {rest / 2, rest - rest / 2};
+}
+
+}  // namespace detail
+
+// What a framework offers to vary (Megatron-LM has no ZeRO-2/3 and no data-parallel sharding
+// beyond its distributed optimizer; DeepSpeed on its own no tensor or pipeline parallelism;
+// FSDP2 as torchtitan composes it: tensor, pipeline and context parallelism over ZeRO-3-like
+// sharding; PaddleNLP: tensor and pipeline parallelism with sharding stages 1-3).
+inline plan_space plan_dimensions(const plan_request& q) {
+  const framework f = q.step.memory.accounting;
+  const std::int64_t world = q.cluster.devices;
+  const transformer_spec& m = q.model;
+  plan_space s;
+  const auto all = detail::divisors(world);
+  const bool megatron = f == framework::megatron || f == framework::megatron_core || f == framework::generic;
+  const bool model_parallel = f != framework::deepspeed;
+  s.tp = model_parallel ? all : std::vector<std::int64_t>{1};
+  s.pp = model_parallel ? all : std::vector<std::int64_t>{1};
+  s.cp = f == framework::megatron_core || f == framework::fsdp ? all : std::vector<std::int64_t>{1};
+  s.ep = m.is_moe() && (f == framework::megatron_core || f == framework::megatron || f == framework::generic)
+             ? detail::divisors(m.moe.experts)
+             : std::vector<std::int64_t>{1};
+  s.vpp = megatron ? std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 8} : std::vector<std::int64_t>{1};
+  s.lbs = {1, 2, 4, 8, 16};
+  s.recomputation = {recompute::none, recompute::selective, recompute::full};
+  s.sequence_parallel = model_parallel ? std::vector<int>{0, 1} : std::vector<int>{0};
+  s.zero_stage = f == framework::deepspeed ? std::vector<int>{0, 1, 2, 3}
+                 : f == framework::paddle  ? std::vector<int>{0, 1, 2, 3}
+                 : f == framework::fsdp    ? std::vector<int>{3}
+                                           : std::vector<int>{0};
+  s.distributed_optimizer = megatron ? std::vector<int>{0, 1} : std::vector<int>{0};
+  const plan_space& g = q.space;
+  return {detail::or_default(g.tp, s.tp),
+          detail::or_default(g.pp, s.pp),
+          detail::or_default(g.cp, s.cp),
+          detail::or_default(g.ep, s.ep),
+          detail::or_default(g.vpp, s.vpp),
+          detail::or_default(g.lbs, s.lbs),
+          detail::or_default(g.recomputation, s.recomputation),
+          detail::or_default(g.sequence_parallel, s.sequence_parallel),
+          detail::or_default(g.zero_stage, s.zero_stage),
+          detail::or_default(g.distributed_optimizer, s.distributed_optimizer)};
+}
+
+namespace reason {
+inline void memory_margin_out_of_range() {}
+}  // namespace reason
+
+// Enumerate, check, prune, predict, rank.
+inline plan_result plan(const plan_request& q) {
+  const auto start = std::chrono::steady_clock::now();
+  validate(q.model);
+  validate(q.cluster);
+  validate(q.profile);
+  detail::require(detail::is_finite(q.memory_margin) && q.memory_margin >= 0 && q.memory_margin < 1,
+                  reason::memory_margin_out_of_range, "memory_margin",
+                  [&] { return "memory margin must be a fraction in [0, 1), got " + std::to_string(q.memory_margin); });
+  detail::require_positive(q.step.gbs, "gbs");
+  const plan_space s = plan_dimensions(q);
+  const std::int64_t world = q.cluster.devices;
+  const double capacity = static_cast<double>(q.cluster.device.memory_bytes) * (1 - q.memory_margin);
+
+  // Enumerate the layouts whose degrees multiply into the world, with the batch split they imply.
+  struct job {
+    parallel_config c;
+    std::int64_t lbs;
+  };
+  std::vector<job> jobs;
+  plan_result r;
+  for (std::int64_t tp : s.tp)
+    for (std::int64_t cp : s.cp)
+      for (std::int64_t pp : s.pp) {
+        if (tp <= 0 || cp <= 0 || pp <= 0) continue;
+        const std::int64_t mp = tp * cp * pp;
+        if (world % mp != 0) continue;
+        const std::int64_t dp = world / mp;
+        for (std::int64_t ep : s.ep)
+          for (std::int64_t vpp : s.vpp)
+            for (std::int64_t lbs : s.lbs)
+              for (recompute rc : s.recomputation)
+                for (int sp : s.sequence_parallel)
+                  for (int zero : s.zero_stage)
+                    for (int dopt : s.distributed_optimizer) {
+                      if (vpp > 1 && pp == 1) continue;  // virtual stages need a pipeline
+                      if (sp && tp == 1) continue;       // sequence parallelism needs tp > 1
+                      if (dopt && dp == 1) continue;     // nothing to shard
+                      if (zero > 0 && dp == 1) continue;
+                      ++r.enumerated;
+                      parallel_config c;
+                      c.tp = tp, c.pp = pp, c.cp = cp, c.ep = ep, c.vpp = vpp, c.dp = dp;
+                      if (vpp == 1)
+                        std::tie(c.first_stage_layers, c.last_stage_layers) =
+                            detail::edge_stage_layers(q.model.layers, pp);
+                      c.sequence_parallel = sp != 0;
+                      c.zero_stage = zero;
+                      c.distributed_optimizer = dopt != 0;
+                      c.recomputation = rc;
+                      const parallel_context ctx{
+                          .world = world, .model = q.model, .seq = q.step.memory.seq, .gbs = q.step.gbs, .lbs = lbs};
+                      if (!check_parallel(c, ctx).empty()) {
+                        ++r.invalid;
+                        continue;
+                      }
+                      jobs.push_back({c, lbs});
+                    }
+      }
+
+  // Prune by memory and predict, in parallel; each job writes its own slot.
+  enum class outcome { pruned, evaluated };
+  std::vector<outcome> outcomes(jobs.size(), outcome::pruned);
+  std::vector<plan_candidate> results(jobs.size());
+  const auto run = [&](std::size_t i) {
+    const job& j = jobs[i];
+    step_options o = q.step;
+    o.memory.lbs = j.lbs;
+    const std::int64_t gas = q.step.gbs / (j.lbs * j.c.dp);
+    o.memory.micro_batches = gas;
+    const memory_estimate me = estimate_memory(q.model, j.c, world, o.memory);
+    if (me.max_total() > capacity) return;
+    results[i] = {j.c, j.lbs, gas, detail::predict_step_time(q.model, j.c, q.cluster, q.profile, o, false)};
+    for (const stage_memory& s : me.stages) results[i].prediction.stage_memory.push_back(s.total());
+    outcomes[i] = outcome::evaluated;
+  };
+  unsigned threads = q.threads != 0 ? q.threads : std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(1, jobs.size() / 16)));
+  if (threads <= 1) {
+    for (std::size_t i = 0; i < jobs.size(); ++i) run(i);
+  } else {
+    std::vector<std::thread> pool;
+    std::vector<std::exception_ptr> errors(threads);
+    for (unsigned t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        try {
+          for (std::size_t i = t; i < jobs.size(); i += threads) run(i);
+        } catch (...) {
+          errors[t] = std::current_exception();
+        }
+      });
+    for (auto& th : pool) th.join();
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
+  }
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (outcomes[i] == outcome::pruned) {
+      ++r.pruned_memory;
+      continue;
+    }
+    ++r.evaluated;
+    r.candidates.push_back(std::move(results[i]));
+  }
+  const auto faster = [](const plan_candidate& a, const plan_candidate& b) {
+    if (a.prediction.step_time != b.prediction.step_time) return a.prediction.step_time < b.prediction.step_time;
+    return detail::layout_key(a) < detail::layout_key(b);
+  };
+  // Screened by the closed-form pipeline time; the best are re-timed by the schedule simulator
+  // (within a few percent of it: schedule.hpp) and ranked again.
+  std::sort(r.candidates.begin(), r.candidates.end(), faster);
+  const std::size_t retimed = std::min(r.candidates.size(), std::max<std::size_t>(4 * q.top, 32));
+  r.candidates.resize(retimed);
+  for (plan_candidate& c : r.candidates) {
+    step_options o = q.step;
+    o.memory.lbs = c.lbs;
+    o.memory.micro_batches = c.gas;
+    std::vector<double> memory = std::move(c.prediction.stage_memory);
+    c.prediction = detail::predict_step_time(q.model, c.config, q.cluster, q.profile, o);
+    c.prediction.stage_memory = std::move(memory);
+  }
+  std::sort(r.candidates.begin(), r.candidates.end(), faster);
+  if (r.candidates.size() > q.top) r.candidates.resize(q.top);
+  r.search_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+// The ranked candidates as an SVG: one horizontal bar per candidate, its predicted step time
+// stacked by the breakdown, and its memory beside it against the capacity.
+inline std::string render_plan_svg(const plan_result& r, double capacity_bytes, std::string_view title = "") {
+  constexpr double left = 240, bar_width = 520, mem_left = left + bar_width + 40, mem_width = 160, row = 26;
+  constexpr std::string_view colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#bab0ac", "#59a14f", "#edc948"};
+  constexpr std::string_view parts[] = {"compute", "TP comm", "CP comm", "EP comm", "bubble", "DP comm", "optimizer"};
+  double longest = 0;
+  for (const auto& c : r.candidates) longest = std::max(longest, c.prediction.step_time);
+  const double height = 90 + row * static_cast<double>(r.candidates.size());
+  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + format_double(mem_left + mem_width + 80) +
+                    "\" height=\"" + format_double(height) + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  svg += "<text x=\"10\" y=\"20\" font-size=\"14\">" + detail::xml_escape(title) + "</text>\n";
+  for (std::size_t i = 0; i < std::size(parts); ++i)
+    svg += "<rect x=\"" + format_double(left + 80.0 * static_cast<double>(i)) +
+           "\" y=\"32\" width=\"10\" height=\"10\" fill=\"" + std::string(colors[i]) + "\"/><text x=\"" +
+           format_double(left + 14 + 80.0 * static_cast<double>(i)) + "\" y=\"41\">" + std::string(parts[i]) +
+           "</text>\n";
+  svg += "<text x=\"" + format_double(mem_left) + "\" y=\"62\">memory / capacity</text>\n";
+  for (std::size_t k = 0; k < r.candidates.size(); ++k) {
+    const plan_candidate& c = r.candidates[k];
+    const step_breakdown& b = c.prediction.breakdown;
+    const double y = 70 + row * static_cast<double>(k);
+    const parallel_config& p = c.config;
+    const std::string label = "#" + std::to_string(k + 1) + " tp" + std::to_string(p.tp) + " cp" +
+                              std::to_string(p.cp) + " pp" + std::to_string(p.pp) + " dp" + std::to_string(p.dp) +
+                              (p.vpp > 1 ? " vpp" + std::to_string(p.vpp) : "") + " mbs" + std::to_string(c.lbs) + " " +
+                              std::string(to_string(p.recomputation));
+    svg += "<text x=\"10\" y=\"" + format_double(y + 14) + "\">" + detail::xml_escape(label) + "</text>\n";
+    const double values[] = {b.compute, b.tp_comm, b.cp_comm, b.ep_comm, b.bubble, b.dp_comm, b.optimizer};
+    double x = left;
+    for (std::size_t i = 0; i < std::size(values); ++i) {
+      const double w = longest > 0 ? values[i] / longest * bar_width : 0;
+      if (w > 0)
+        svg += "<rect x=\"" + format_double(x) + "\" y=\"" + format_double(y) + "\" width=\"" + format_double(w) +
+               "\" height=\"18\" fill=\"" + std::string(colors[i]) + "\"/>\n";
+      x += w;
+    }
+    svg += "<text x=\"" + format_double(x + 4) + "\" y=\"" + format_double(y + 14) + "\">" +
+           format_double(c.prediction.step_time) + " s</text>\n";
+    const double share = capacity_bytes > 0 ? std::min(1.0, c.prediction.memory_max() / capacity_bytes) : 0;
+    svg += "<rect x=\"" + format_double(mem_left) + "\" y=\"" + format_double(y) + "\" width=\"" +
+           format_double(mem_width) + "\" height=\"18\" fill=\"none\" stroke=\"#999\"/><rect x=\"" +
+           format_double(mem_left) + "\" y=\"" + format_double(y) + "\" width=\"" + format_double(share * mem_width) +
+           "\" height=\"18\" fill=\"#9c755f\"/>\n";
+    svg += "<text x=\"" + format_double(mem_left + mem_width + 4) + "\" y=\"" + format_double(y + 14) + "\">" +
+           format_double(c.prediction.memory_max() / static_cast<double>(GiB)) + " GiB</text>\n";
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace trainperf
