@@ -54,6 +54,8 @@ command layout_command();
 command schedule_command();
 command memory_command();
 command check_config_command();
+command predict_command();
+command plan_command();
 
 // Every subcommand, in the order `trainperf help` lists them.
 const std::vector<command>& commands();

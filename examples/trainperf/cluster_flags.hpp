@@ -1,0 +1,109 @@
+// The cluster and device-profile flags of `trainperf predict` and `plan`: a device from the table
+// (or --devices-file), how many and how many to a node, the links (defaults: the device table at
+// the profile's achieved fractions, collectives.hpp default_cluster), or a --cluster file; the
+// profile built in for the device (profile.hpp) or read with --profile; the framework's overlaps.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <trainperf/collectives.hpp>
+#include <trainperf/io/cluster.hpp>
+#include <trainperf/io/profile.hpp>
+#include <trainperf/step_time.hpp>
+
+#include "cli.hpp"
+#include "device_flags.hpp"
+
+namespace trainperf::cli {
+
+inline std::vector<flag> cluster_flags() {
+  return {
+      {"device", "NAME", "accelerator (`trainperf devices`)"},
+      devices_file_flag(),
+      {"devices", "N", "devices in the job"},
+      {"devices-per-node", "K", "devices per node (default 8)"},
+      {"gbs", "N", "global batch in sequences (micro-batches per step = gbs / (lbs x dp))"},
+      {"intra-node-bw", "GB/s",
+       "per device, unidirectional, as collectives achieve it (default: the table's links x the profile's fraction)"},
+      {"inter-node-bw", "GB/s", "per device across nodes, unidirectional (default: its NIC x the profile's fraction)"},
+      {"latency-us", "US", "latency of one collective algorithm step, microseconds (default: the profile's)"},
+      {"cluster", "FILE",
+       "JSON cluster: {\"device\", \"devices\", \"devices_per_node\", \"intra_node_gbps\", \"inter_node_gbps\", "
+       "\"latency_us\"}; flags override it"},
+      {"profile", "FILE", "JSON device profile (`trainperf calibrate` writes one); default: the built-in one"},
+      {"tp-comm-overlap", "", "tensor-parallel collectives hidden behind GEMMs (Megatron-core --tp-comm-overlap)"},
+      {"overlap-grad-reduce", "on|off", "gradient reduction overlapped with the backward (default: the framework's)"},
+      {"overlap-param-gather", "", "the sharded optimizer's all-gather overlapped with the forward"},
+  };
+}
+
+struct cluster_setup {
+  io::device_table file;  // owns the names a --devices-file device points to
+  cluster_spec cluster;
+  device_profile profile;
+  std::string link_source;  // how the links were set, printed beside the figures
+};
+
+inline cluster_setup cluster_from_args(const args& a) {
+  cluster_setup s;
+  s.file = devices_file_from_args(a);
+  std::optional<io::cluster_file> cf;
+  if (auto path = a.get("cluster")) cf = io::read_cluster(*path);
+  const std::string device_name = a.get("device") ? *a.get("device") : cf ? cf->device : std::string();
+  if (device_name.empty())
+    throw config_error("device", "give the accelerator with --device NAME (or a --cluster file)");
+  const device_spec* dev = s.file.find(device_name);
+  if (dev == nullptr) dev = find_device(device_name);
+  if (dev == nullptr)
+    throw config_error(
+        "device", trainperf::detail::unknown_name_message("device", device_name, all_devices(s.file), "known devices") +
+                      " (or describe yours in a --devices-file)");
+  s.profile = a.get("profile") ? io::read_profile(*a.get("profile")) : builtin_profile(dev->name);
+  const std::optional<std::int64_t> devices = a.get_int("devices") ? a.get_int("devices")
+                                              : cf                 ? std::optional<std::int64_t>(cf->devices)
+                                                                   : std::nullopt;
+  if (!devices) throw config_error("devices", "give the number of devices with --devices N (or a --cluster file)");
+  const std::int64_t per_node =
+      a.get_int("devices-per-node").value_or(cf && cf->devices_per_node ? *cf->devices_per_node : 8);
+  s.cluster = default_cluster(*dev, *devices, per_node, s.profile);
+  s.link_source = "device table x profile " + s.profile.name;
+  if (cf) {
+    if (cf->intra_node_bandwidth) s.cluster.intra_node_bandwidth = *cf->intra_node_bandwidth;
+    if (cf->inter_node_bandwidth) s.cluster.inter_node_bandwidth = *cf->inter_node_bandwidth;
+    if (cf->latency_s) s.cluster.latency = *cf->latency_s;
+    s.link_source = "cluster file, else " + s.link_source;
+  }
+  if (a.get("intra-node-bw")) s.cluster.intra_node_bandwidth = *a.get_double("intra-node-bw") * 1e9;
+  if (a.get("inter-node-bw")) s.cluster.inter_node_bandwidth = *a.get_double("inter-node-bw") * 1e9;
+  if (a.get("latency-us")) s.cluster.latency = *a.get_double("latency-us", /*zero_allowed=*/true) * 1e-6;
+  validate(s.cluster);
+  return s;
+}
+
+// The step options beside memory_options: the global batch and the framework's overlaps.
+inline void step_from_args(const args& a, step_options& o) {
+  const auto gbs = a.get_int("gbs");
+  if (!gbs) throw config_error("gbs", "give the global batch with --gbs N (sequences per step)");
+  o.gbs = *gbs;
+  o.tp_comm_overlap = a.has("tp-comm-overlap");
+  static constexpr std::string_view on_off[] = {"on", "off"};
+  if (const auto v = a.get_choice("overlap-grad-reduce", on_off)) o.overlap_grad_reduce = *v == "on";
+  if (a.has("overlap-param-gather")) o.overlap_param_gather = true;
+}
+
+// The cluster in one line, units named.
+inline std::string describe_cluster(const cluster_setup& s) {
+  const cluster_spec& c = s.cluster;
+  return fmt::format(
+      "{} x {} ({} per node, {} node{}); links per device, unidirectional: intra-node {:.0f} GB/s, "
+      "inter-node {:.1f} GB/s, {:.1f} us per step ({})",
+      c.devices, c.device.name, c.devices_per_node, c.nodes(), c.nodes() == 1 ? "" : "s", c.intra_node_bandwidth / 1e9,
+      c.inter_node_bandwidth / 1e9, c.latency * 1e6, s.link_source);
+}
+
+}  // namespace trainperf::cli

@@ -1,0 +1,302 @@
+// The memory subcommand's model, parallel, framework and memory flags, shared by `trainperf memory`,
+// `predict` and `plan`: flag list and their reading into a model, a layout and memory_options.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <trainperf/trainperf.hpp>
+
+#include "cli.hpp"
+#include "device_flags.hpp"
+#include "model_flags.hpp"
+
+namespace trainperf::cli {
+namespace tp = trainperf;
+
+inline std::vector<flag> memory_flags() {
+  auto f = tp::cli::model_flags();
+  for (auto& x : f)
+    if (x.name == "seq") x.help = "training sequence length";
+  for (const auto& x : std::vector<flag>{
+           {"lbs", "N", "micro batch (sequences, default 1)"},
+           {"gas", "N", "micro-batches per step (default 1)"},
+           {"tp", "N", "tensor parallel"},
+           {"pp", "N", "pipeline parallel"},
+           {"dp", "N", "data parallel (default 1)"},
+           {"cp", "N", "context parallel"},
+           {"vpp", "N", "virtual pipeline stages"},
+           {"ep", "N", "expert parallel (MoE: each rank holds experts / ep)"},
+           {"etp", "N", "expert tensor parallel (default: tp)"},
+           {"sp", "", "sequence parallel"},
+           {"zero", "0..3", "ZeRO stage"},
+           {"distributed-optimizer", "", "Megatron-LM's distributed optimizer"},
+           {"shard-dp", "N",
+            "hybrid sharding: ZeRO/FSDP shards over groups of N data-parallel ranks, replicated across groups "
+            "(FSDP HYBRID_SHARD / HSDP, torchtitan's dp_shard)"},
+           {"recompute", "none|selective|full", "activation recomputation"},
+           {"recompute-method", "uniform|block",
+            "with --recompute full, Megatron-LM's: groups of --recompute-num-layers (uniform, the default) or the "
+            "first --recompute-num-layers layers of each stage (block)"},
+           {"recompute-num-layers", "N", "layers per recomputed group (uniform) or recomputed per stage (block)"},
+           {"distribute-saved-activations", "", "with --recompute full, the kept layer inputs split over tp ranks"},
+           {"moe-capacity-factor", "C", "MoE experts padded to C x their share of tokens (default: dropless)"},
+           {"kernels", "fused|eager",
+            "norms and activation: fused kernels (default; TE, Apex, torch.compile) or eager PyTorch modules as "
+            "Hugging Face transformers writes them (fp32 norm copies, the SiLU output kept)"},
+           {"selective", "attention-core|every-other-matmul",
+            "what --recompute selective keeps: Megatron-LM's (all but the attention core, the default) or "
+            "torchtitan's op-level SAC (every other matmul's output)"},
+           {"flash", "", "flash attention (no s x s scores kept); the same as --attention flash"},
+           {"attention", "flash|cudnn|sdpa|eager|unfused",
+            "attention implementation: flash, cudnn (Transformer Engine's FusedAttention, in Megatron's [s, b, h] "
+            "layout) and SDPA's fused kernels keep no scores; eager (transformers) keeps an fp32 softmax and its "
+            "16-bit copy, unfused (Megatron-LM) a 16-bit softmax (default: unfused unless --flash)"},
+           {"dropout", "", "dropout masks are kept"},
+           {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
+           {"fp8", "te|torchao|torchao-fp8-all-gather",
+            "fp8 linear layers: Transformer Engine's delayed scaling (fp8 GEMM inputs kept, fp8 weight caches), "
+            "torchao's float8/MX linears (16-bit inputs kept), with FSDP2 gathering weights in fp8"},
+           {"grad-dtype", "fp32|bf16|fp16", "gradient buffers: fp32 or the weights' dtype (default: the weights')"},
+           {"no-master-weights", "",
+            "pure 16-bit training: no fp32 master copy, optimizer states in the weights' dtype"},
+           {"optimizer", "adam|adamw|sgd|adamw8bit",
+            "optimizer (default adam; adamw keeps the same states; adamw8bit: bitsandbytes' block-wise 8-bit states)"},
+           {"framework", "generic|megatron|megatron-core|deepspeed|fsdp|paddle",
+            "framework accounting (default generic): megatron is Megatron-LM's legacy models, megatron-core its "
+            "mcore models with Transformer Engine"},
+           {"offload-optimizer", "", "optimizer states in CPU memory"},
+           {"optimizer-in-backward", "",
+            "each weight stepped as its gradient arrives, no gradient buffers (torchtune's optimizer_in_bwd)"},
+           {"loss", "standard|chunked|chunked-compiled",
+            "how the loss holds the logits: an fp32 copy and fp32 log-softmax (standard), torchtune's chunked "
+            "cross-entropy (fp32 log-softmax per chunk kept), or compiled (16-bit chunks only)"},
+           {"offload-activations", "",
+            "with --recompute full, the layer inputs moved to host memory but the last 5 (torchtune)"},
+           {"ds-auto", "", "DeepSpeed's buffer sizes as Hugging Face's \"auto\" sets them (hidden^2 buckets)"},
+           {"reduce-bucket-size", "N", "DeepSpeed's reduce_bucket_size in elements (default 5e8)"},
+           {"overlap-comm", "on|off", "DeepSpeed's overlap_comm (default: on for ZeRO-3 only)"},
+           {"no-contiguous-gradients", "", "DeepSpeed without contiguous_gradients (no reduction bucket)"},
+           {"stage3-prefetch-bucket-size", "N", "DeepSpeed ZeRO-3's prefetch bucket in elements (default 5e7)"},
+           {"stage3-max-live-parameters", "N", "DeepSpeed ZeRO-3's live-parameter budget (default 1e9)"},
+           {"stage3-max-reuse-distance", "N", "DeepSpeed ZeRO-3's reuse distance in elements (default 1e9)"},
+           {"stage3-param-persistence-threshold", "N",
+            "DeepSpeed ZeRO-3: weights of at most N elements stay gathered (default 1e5)"},
+           {"train", "PARTS", "comma list of the parts that train: vision,projector,llm (the rest frozen)"},
+           {"lora-rank", "R", "LoRA adapters of rank R on a frozen base (Hu et al. 2021)"},
+           {"lora-targets", "LIST",
+            "projections with adapters: q,k,v,qkv (fused),o,gate,up,down, attention, mlp, all-linear"},
+           {"lora-dropout", "", "dropout on the adapters' inputs (each keeps a dropped-out copy and its mask)"},
+           {"train-embeddings", "",
+            "trainable copies of the embedding and output layer beside the frozen ones "
+            "(PEFT's modules_to_save)"},
+           {"llama-adapter", "v1|v2",
+            "LLaMA-Adapter on a frozen base as Lit-GPT builds it: prompts and gates (v1), also a bias and scale per "
+            "linear output and trainable norms (v2)"},
+           {"adapter-prompt-length", "N", "LLaMA-Adapter prompt length (default 10)"},
+           {"adapter-start-layer", "N", "first layer with a LLaMA-Adapter prompt (default 2)"},
+           {"base-weights", "nf4|nf4-dq|int8|int4|int8-gptq",
+            "frozen base's linear weights quantized (QLoRA's NF4, LLM.int8, GPTQ); default: the weights' dtype"},
+           {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
+           {"variable-length", "",
+            "batches padded to their own longest sample (--seq): nvidia-smi's reading may climb to the capacity"},
+           {"overhead-gib", "X", "runtime overhead per device (default: the fitted constant)"},
+           {"device", "NAME", "device whose capacity to fit against"},
+           devices_file_flag(),
+           {"capacity-gib", "X", "fit against a device of X GiB instead of a named one"},
+           {"svg", "FILE", "write the per-stage breakdown as a stacked bar chart"},
+       })
+    f.push_back(x);
+  for (auto& x : uneven_stage_flags()) f.push_back(x);
+  return with_common(f);
+}
+
+struct memory_setup {
+  tp::cli::model_choice model;
+  tp::parallel_config parallel;
+  std::int64_t world = 1;
+  tp::memory_options options;
+};
+
+// What the layers keep for the backward: recomputation's policy and grouping, the kernels,
+// the attention implementation, MoE capacity.
+inline void activations_from_args(const args& a, const tp::parallel_config& c, tp::memory_options& o) {
+  static constexpr std::string_view policies[] = {"attention-core", "every-other-matmul"};
+  if (const auto p = a.get_choice("selective", policies)) {
+    if (c.recomputation != tp::recompute::selective)
+      throw tp::config_error("selective", fmt::format("--selective {} without --recompute selective: give both, or "
+                                                      "drop --selective",
+                                                      *p));
+    o.selective =
+        *p == "every-other-matmul" ? tp::selective_policy::every_other_matmul : tp::selective_policy::attention_core;
+  }
+  static constexpr std::string_view kernel_kinds[] = {"fused", "eager"};
+  if (a.get_choice("kernels", kernel_kinds).value_or("fused") == "eager") o.kernels = tp::layer_kernels::eager;
+  static constexpr std::string_view methods[] = {"uniform", "block"};
+  if (const auto how = a.get_choice("recompute-method", methods))
+    o.recompute_method = *how == "block" ? tp::recompute_grouping::block : tp::recompute_grouping::uniform;
+  o.recompute_num_layers = a.get_int("recompute-num-layers").value_or(1);
+  if ((a.has("recompute-method") || a.has("recompute-num-layers")) && c.recomputation != tp::recompute::full)
+    throw tp::config_error(a.has("recompute-method") ? "recompute-method" : "recompute-num-layers",
+                           "--recompute-method and --recompute-num-layers choose which layers full recomputation "
+                           "recomputes; add --recompute full");
+  o.distribute_saved_activations = a.has("distribute-saved-activations");
+  if (o.distribute_saved_activations && c.recomputation != tp::recompute::full)
+    throw tp::config_error("distribute-saved-activations",
+                           "--distribute-saved-activations splits the inputs full recomputation keeps; add "
+                           "--recompute full");
+  if (a.has("moe-capacity-factor")) o.moe_capacity_factor = *a.get_double("moe-capacity-factor");
+  // --attention: flash and SDPA's fused kernels keep no scores; eager is transformers' unfused
+  // attention with its fp32 softmax; unfused is Megatron-LM's (a 16-bit fused softmax).
+  static constexpr std::string_view attentions[] = {"flash", "cudnn", "sdpa", "eager", "unfused"};
+  const auto attention = a.get_choice("attention", attentions);
+  if (attention && a.has("flash") && (attention == "eager" || attention == "unfused"))
+    throw tp::config_error("attention",
+                           fmt::format("--attention {} with --flash: give one attention implementation", *attention));
+  o.flash_attention = a.has("flash") || attention == "flash" || attention == "cudnn" || attention == "sdpa";
+  o.cudnn_attention = attention == "cudnn";
+  o.fp32_softmax = attention == "eager";
+}
+
+// DeepSpeed ZeRO's buffer settings (framework deepspeed only).
+inline void deepspeed_from_args(const args& a, std::int64_t hidden, tp::memory_options& o) {
+  static constexpr const char* sizes[] = {"reduce-bucket-size", "stage3-prefetch-bucket-size",
+                                          "stage3-max-live-parameters", "stage3-max-reuse-distance",
+                                          "stage3-param-persistence-threshold"};
+  for (const char* flag :
+       {"ds-auto", "overlap-comm", "no-contiguous-gradients", sizes[0], sizes[1], sizes[2], sizes[3], sizes[4]})
+    if (a.has(flag) && o.accounting != tp::framework::deepspeed)
+      throw tp::config_error(flag, fmt::format("--{} sets a DeepSpeed buffer; add --framework deepspeed", flag));
+  tp::deepspeed_zero_config& z = o.deepspeed;
+  if (a.has("ds-auto")) z = tp::deepspeed_zero_config::hf_auto(hidden);
+  double* fields[] = {&z.reduce_bucket_size, &z.stage3_prefetch_bucket_size, &z.stage3_max_live_parameters,
+                      &z.stage3_max_reuse_distance, &z.stage3_param_persistence_threshold};
+  for (std::size_t i = 0; i < std::size(sizes); ++i)
+    if (a.has(sizes[i])) *fields[i] = *a.get_double(sizes[i], /*zero_allowed=*/true);
+  static constexpr std::string_view toggles[] = {"on", "off"};
+  if (const auto t = a.get_choice("overlap-comm", toggles))
+    z.overlap_comm = *t == "on" ? tp::deepspeed_zero_config::toggle::on : tp::deepspeed_zero_config::toggle::off;
+  z.contiguous_gradients = !a.has("no-contiguous-gradients");
+}
+
+// Adapters (LoRA, LLaMA-Adapter) and a quantized frozen base.
+inline void adapters_from_args(const args& a, tp::adapter_options& ad) {
+  if (const auto r = a.get_int("lora-rank")) {
+    ad.lora_rank = *r;
+    const auto list = a.get("lora-targets");
+    if (!list)
+      throw tp::config_error("lora-targets", fmt::format("--lora-rank {} needs --lora-targets: name the projections "
+                                                         "with adapters (q,v or all-linear)",
+                                                         *r));
+    std::string bad;
+    const auto bits = tp::parse_lora_targets(*list, &bad);
+    if (!bits)
+      throw tp::config_error("lora-targets", fmt::format("--lora-targets: unknown projection '{}'; give a comma list "
+                                                         "of q,k,v,qkv,o,gate,up,down,attention,mlp,all-linear",
+                                                         bad));
+    ad.lora_targets = *bits;
+  } else {
+    for (const char* flag : {"lora-targets", "lora-dropout", "train-embeddings"})
+      if (a.has(flag))
+        throw tp::config_error(flag, fmt::format("--{} without --lora-rank: give the adapters' rank", flag));
+  }
+  ad.lora_dropout = a.has("lora-dropout");
+  ad.train_embeddings = a.has("train-embeddings");
+  static constexpr std::string_view versions[] = {"v1", "v2"};
+  if (const auto v = a.get_choice("llama-adapter", versions))
+    ad.llama_adapter = *v == "v2" ? tp::prompt_adapter::v2 : tp::prompt_adapter::v1;
+  for (const char* flag : {"adapter-prompt-length", "adapter-start-layer"})
+    if (a.has(flag) && !ad.prompt())
+      throw tp::config_error(flag, fmt::format("--{} without --llama-adapter: give the adapter's version", flag));
+  ad.adapter_prompt_length = a.get_int("adapter-prompt-length").value_or(ad.adapter_prompt_length);
+  if (const auto start = a.get_double("adapter-start-layer", /*zero_allowed=*/true)) {
+    if (*start != std::floor(*start) || *start > 1e9)
+      throw tp::config_error("adapter-start-layer",
+                             fmt::format("--adapter-start-layer expects a layer index, got {}", *start));
+    ad.adapter_start_layer = static_cast<std::int64_t>(*start);
+  }
+  static constexpr std::string_view formats[] = {"nf4", "nf4-dq", "int8", "int4", "int8-gptq"};
+  if (const auto q = a.get_choice("base-weights", formats)) ad.frozen_weight_bits = *tp::quantized_weight_bits(*q);
+}
+
+inline memory_setup memory_from_args(const args& a) {
+  memory_setup m{tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false), {}, 1, {}};
+  tp::parallel_config& c = m.parallel;
+  c = parallel_from_args(a);
+  c.dp = a.get_int("dp").value_or(1);  // no world to derive it from: one replica unless given
+  c.shard_dp = a.get_int("shard-dp").value_or(0);
+  tp::validate(c);  // each degree positive and at most 2^20 before they are multiplied
+  m.world = tp::detail::checked_mul(c.model_parallel(), c.dp, "world (tp x cp x pp x dp)");
+  tp::memory_options& o = m.options;
+  o.lbs = a.get_int("lbs").value_or(1);
+  o.micro_batches = a.get_int("gas").value_or(1);
+  o.seq = a.get_int("seq").value_or(m.model.spec.max_seq);
+  static constexpr std::string_view dtypes[] = {"fp32", "bf16", "fp16"};
+  o.param_dtype = *tp::parse_dtype(a.get_choice("dtype", dtypes).value_or("bf16"));
+  static constexpr std::string_view fp8_kinds[] = {"te", "torchao", "torchao-fp8-all-gather"};
+  if (const auto k = a.get_choice("fp8", fp8_kinds))
+    o.fp8 = *k == "te"        ? tp::fp8_training::transformer_engine
+            : *k == "torchao" ? tp::fp8_training::torchao
+                              : tp::fp8_training::torchao_fp8_all_gather;
+  // AdamW differs from Adam only in the update (decoupled weight decay): the same m and v.
+  static constexpr std::string_view optimizers[] = {"adam", "adamw", "sgd", "adamw8bit"};
+  const std::string opt = a.get_choice("optimizer", optimizers).value_or("adam");
+  o.optimizer = opt == "sgd"         ? tp::optimizer_kind::sgd
+                : opt == "adamw8bit" ? tp::optimizer_kind::adam_8bit
+                                     : tp::optimizer_kind::adam;
+  static constexpr std::string_view frameworks[] = {"generic",   "megatron", "megatron-core",
+                                                    "deepspeed", "fsdp",     "paddle"};
+  const std::string fw = a.get_choice("framework", frameworks).value_or("generic");
+  o.accounting = fw == "megatron"        ? tp::framework::megatron
+                 : fw == "megatron-core" ? tp::framework::megatron_core
+                 : fw == "deepspeed"     ? tp::framework::deepspeed
+                 : fw == "fsdp"          ? tp::framework::fsdp
+                 : fw == "paddle"        ? tp::framework::paddle
+                                         : tp::framework::generic;
+  if (const auto g = a.get_choice("grad-dtype", dtypes)) {
+    const tp::dtype grads = *tp::parse_dtype(*g);
+    if (grads != tp::dtype::fp32 && grads != o.param_dtype)
+      throw tp::config_error("grad-dtype",
+                             fmt::format("--grad-dtype {} with --dtype {}: gradients are kept in fp32 or in "
+                                         "the weights' dtype; give --grad-dtype fp32 or {}",
+                                         *g, tp::to_string(o.param_dtype), tp::to_string(o.param_dtype)));
+    if (grads != tp::dtype::fp32 &&
+        (o.accounting == tp::framework::megatron ||
+         (o.accounting == tp::framework::megatron_core && o.param_dtype == tp::dtype::bf16)))
+      throw tp::config_error("grad-dtype", fmt::format("--grad-dtype {} with --framework {}: Megatron-LM keeps fp32 "
+                                                       "main gradients with {} weights; give --grad-dtype fp32 or "
+                                                       "--framework generic",
+                                                       *g, fw, tp::to_string(o.param_dtype)));
+    o.fp32_grads = grads == tp::dtype::fp32;
+  }
+  o.master_weights = !a.has("no-master-weights");
+  if (!o.master_weights && o.accounting != tp::framework::generic && o.accounting != tp::framework::fsdp)
+    throw tp::config_error("no-master-weights", fmt::format("--no-master-weights with --framework {}: its optimizer "
+                                                            "keeps fp32 master weights of 16-bit models; give "
+                                                            "--framework generic or fsdp for pure 16-bit training",
+                                                            fw));
+  activations_from_args(a, c, o);
+  deepspeed_from_args(a, m.model.spec.hidden, o);
+  train_parts_from_args(a, m.model);
+  adapters_from_args(a, o.adapters);
+  o.dropout = a.has("dropout");
+  o.offload_optimizer = a.has("offload-optimizer");
+  o.optimizer_in_backward = a.has("optimizer-in-backward");
+  static constexpr std::string_view losses[] = {"standard", "chunked", "chunked-compiled"};
+  const std::string loss = a.get_choice("loss", losses).value_or("standard");
+  o.loss = loss == "chunked"            ? tp::logits_loss::chunked
+           : loss == "chunked-compiled" ? tp::logits_loss::chunked_compiled
+                                        : tp::logits_loss::standard;
+  o.offload_activations = a.has("offload-activations");
+  o.weights_built_in_fp32 = a.has("built-fp32");
+  o.variable_length = a.has("variable-length");
+  if (auto g = a.get("overhead-gib"))
+    o.runtime_overhead_bytes = *a.get_double("overhead-gib", /*zero_allowed=*/true) * tp::GiB;
+  return m;
+}
+
+}  // namespace trainperf::cli
