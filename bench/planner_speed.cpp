@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <trainperf/planner.hpp>
 #include <trainperf/trainperf.hpp>
 
 namespace tp = trainperf;

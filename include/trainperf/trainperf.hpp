@@ -1,5 +1,6 @@
 // trainperf — the analytical core in one include. No Eigen, CUDA, MPI or file I/O here:
-// kernels (kernels/), collectives (comm/) and readers (io/) are included separately.
+// kernels (kernels/), collectives (comm/) and readers (io/) are included separately, and so is
+// the planner (planner.hpp), which brings in threads.
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
@@ -20,7 +21,6 @@
 #include "names.hpp"
 #include "parallel.hpp"
 #include "partition.hpp"
-#include "planner.hpp"
 #include "presets.hpp"
 #include "profile.hpp"
 #include "report.hpp"

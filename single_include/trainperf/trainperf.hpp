@@ -3,7 +3,8 @@
 #pragma once
 // ---- begin trainperf/trainperf.hpp ----
 // trainperf — the analytical core in one include. No Eigen, CUDA, MPI or file I/O here:
-// kernels (kernels/), collectives (comm/) and readers (io/) are included separately.
+// kernels (kernels/), collectives (comm/) and readers (io/) are included separately, and so is
+// the planner (planner.hpp), which brings in threads.
 // SPDX-License-Identifier: Apache-2.0
 
 #define TRAINPERF_VERSION_MAJOR 0
@@ -4291,21 +4292,423 @@ class meter {
 
 }  // namespace trainperf
 // ---- end trainperf/metrics.hpp ----
-// ---- begin trainperf/planner.hpp ----
-// trainperf — the planner: every layout a framework supports for a model, a cluster and a global
-// batch, enumerated, checked (parallel.hpp), pruned by the memory model against the device's
-// capacity (memory.hpp), predicted (step_time.hpp) and ranked fastest first.
+// ---- begin trainperf/presets.hpp ----
+// trainperf — preset models: the seed reports' models and the common public ones, each
+// with the source of its configuration and, where benchmark suites use one, its nominal size.
 
-#include <algorithm>
-#include <chrono>
 #include <cstdint>
-#include <exception>
+#include <span>
 #include <string>
-#include <thread>
-#include <tuple>
-#include <utility>
+#include <string_view>
+
+
+namespace trainperf {
+
+struct preset {
+  std::string_view name;
+  transformer_spec spec;
+  // The round size a benchmark suite multiplies by (70e9 for llama2-70b); 0 when none is
+  // customary, and then the exact count stands in.
+  double nominal_params = 0;
+  std::string_view source;
+};
+
+namespace detail {
+
+// Llama 2 (Touvron et al. 2023, arXiv:2307.09288): RMSNorm, SwiGLU, RoPE, no biases, untied,
+// vocabulary 32000, context 4096.
+constexpr transformer_spec llama2(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t kv_heads,
+                                  std::int64_t ffn) {
+  return {.layers = layers,
+          .hidden = hidden,
+          .heads = heads,
+          .kv_heads = kv_heads,
+          .ffn = ffn,
+          .vocab = 32000,
+          .max_seq = 4096};
+}
+
+// Llama 3 / 3.1 (Grattafiori et al. 2024, arXiv:2407.21783, table 3): GQA with 8 KV heads,
+// vocabulary 128256.
+constexpr transformer_spec llama3(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t ffn,
+                                  std::int64_t max_seq) {
+  return {.layers = layers,
+          .hidden = hidden,
+          .heads = heads,
+          .kv_heads = 8,
+          .ffn = ffn,
+          .vocab = 128256,
+          .max_seq = max_seq};
+}
+
+// GPT-2/GPT-3 family (Radford et al. 2019; Brown et al. 2020, arXiv:2005.14165): LayerNorm,
+// GELU MLP of 4 x hidden, biases everywhere, learned positions, tied embeddings; the GPT-2
+// tokenizer's 50257 tokens, or 50304 where the training framework pads them.
+constexpr transformer_spec gpt(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t max_seq,
+                               std::int64_t vocab) {
+  return {.layers = layers,
+          .hidden = hidden,
+          .heads = heads,
+          .ffn = 4 * hidden,
+          .vocab = vocab,
+          .max_seq = max_seq,
+          .mlp = mlp_kind::gelu,
+          .norm = norm_kind::layernorm,
+          .linear_bias = true,
+          .tied_embeddings = true,
+          .positions = position_kind::learned};
+}
+
+constexpr transformer_spec with_vision(transformer_spec s, vision_spec v) {
+  s.vision = v;
+  return s;
+}
+
+constexpr transformer_spec with_moe(transformer_spec s, moe_spec m) {
+  s.moe = m;
+  return s;
+}
+
+}  // namespace detail
+
+inline constexpr preset presets[] = {
+    {"llama2-7b", detail::llama2(32, 4096, 32, 0, 11008), 7e9,
+     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-7b-hf config.json"},
+    {"llama2-13b", detail::llama2(40, 5120, 40, 0, 13824), 13e9,
+     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-13b-hf config.json"},
+    {"llama2-70b", detail::llama2(80, 8192, 64, 8, 28672), 70e9,
+     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-70b-hf config.json"},
+    {"llama3-8b", detail::llama3(32, 4096, 32, 14336, 8192), 8e9,
+     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Meta-Llama-3-8B config.json"},
+    {"llama3-70b", detail::llama3(80, 8192, 64, 28672, 8192), 70e9,
+     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Meta-Llama-3-70B config.json"},
+    {"llama3-405b", detail::llama3(126, 16384, 128, 53248, 131072), 405e9,
+     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Llama-3.1-405B config.json"},
+    // LLaVA 1.5 (Liu et al. 2023, arXiv:2310.03744): Vicuna-7B v1.5 (Llama 2 7B shape), CLIP
+    // ViT-L/14 at 336 px (features of the penultimate layer), two-layer GELU projector.
+    // Trainable parts as in the finetune stage; pretraining also freezes the LLM.
+    {"llava1.5-7b",
+     detail::with_vision(detail::llama2(32, 4096, 32, 0, 11008), {.layers = 24,
+                                                                  .hidden = 1024,
+                                                                  .heads = 16,
+                                                                  .ffn = 4096,
+                                                                  .image_size = 336,
+                                                                  .patch_size = 14,
+                                                                  .feature_layer = -2}),
+     7e9,
+     "Liu et al. 2023 (arXiv:2310.03744); llava-hf/llava-1.5-7b-hf config.json; "
+     "openai/clip-vit-large-patch14-336 config.json"},
+    // GPT-3 shapes (Brown et al. 2020, arXiv:2005.14165, table 2.1) as the seed-004 runs built
+    // them: PaddleNLP's gpt3-6.7B-en / gpt3-13B-en configs used by FlagPerf (vocabulary padded
+    // to 50304, context 2048). Table 2.1 prints d_model 5140 for 13B, but 40 heads x d_head 128
+    // = 5120, which is what PaddleNLP and Megatron-LM use.
+    {"gpt3-6.7b", detail::gpt(32, 4096, 32, 2048, 50304), 6.7e9,
+     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; PaddleNLP gpt3-6.7B-en via FlagPerf "
+     "training/benchmarks/gpt3_6.7B/paddle"},
+    {"gpt3-13b", detail::gpt(40, 5120, 40, 2048, 50304), 13e9,
+     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; PaddleNLP gpt3-13B-en via FlagPerf "
+     "training/benchmarks/gpt3_13B/paddle"},
+    {"gpt3-175b", detail::gpt(96, 12288, 96, 2048, 50304), 175e9,
+     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; vocabulary padded as Megatron-LM does at TP 1"},
+    {"gpt2-124m", detail::gpt(12, 768, 12, 1024, 50257), 124e6,
+     "Radford et al. 2019; openai-community/gpt2 config.json"},
+    // Mixtral 8x7B (Jiang et al. 2024, arXiv:2401.04088, table 1): 8 SwiGLU experts, top-2.
+    {"mixtral-8x7b",
+     detail::with_moe(
+         {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
+         {.experts = 8, .top_k = 2}),
+     0, "Jiang et al. 2024 (arXiv:2401.04088) table 1; mistralai/Mixtral-8x7B-v0.1 config.json"},
+    // Qwen1.5-MoE-A2.7B (Qwen/Qwen1.5-MoE-A2.7B config.json, transformers' Qwen2MoeConfig
+    // defaults): 24 layers of 60 SwiGLU experts of 1408, top-4, and one shared expert of 5632
+    // behind a sigmoid gate; QKV biases; untied embeddings.
+    {"qwen1.5-moe-a2.7b",
+     detail::with_moe(
+         {.layers = 24, .hidden = 2048, .heads = 16, .ffn = 5632, .vocab = 151936, .max_seq = 8192, .qkv_bias = true},
+         {.experts = 60,
+          .top_k = 4,
+          .expert_ffn = 1408,
+          .shared_experts = 1,
+          .shared_expert_ffn = 5632,
+          .shared_expert_gate = true}),
+     0, "Qwen/Qwen1.5-MoE-A2.7B config.json and model card (14.3B parameters, 2.7B activated)"},
+    {"mistral-7b",
+     {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
+     7e9,
+     "Jiang et al. 2023 (arXiv:2310.06825) table 1; mistralai/Mistral-7B-v0.1 config.json"},
+    // Pythia (Biderman et al. 2023, arXiv:2304.01373): GPT-NeoX layout, LayerNorm, biased
+    // linears, GELU, rotary, untied. (Parallel residual and partial rotary change no count.)
+    {"pythia-1.4b",
+     {.layers = 24,
+      .hidden = 2048,
+      .heads = 16,
+      .ffn = 8192,
+      .vocab = 50304,
+      .max_seq = 2048,
+      .mlp = mlp_kind::gelu,
+      .norm = norm_kind::layernorm,
+      .linear_bias = true},
+     1.4e9,
+     "Biderman et al. 2023 (arXiv:2304.01373) table 1; EleutherAI/pythia models/1.4B/pythia-1.4b.yml"},
+    // The example trainer's model: Llama shape, byte-level vocabulary, small enough to learn
+    // visibly on two CPU cores in a minute.
+    {"tiny",
+     {.layers = 4, .hidden = 128, .heads = 4, .kv_heads = 2, .ffn = 384, .vocab = 256, .max_seq = 128},
+     0,
+     "trainperf's own example model (examples/train_llama)"},
+};
+
+// The preset called `name` (as listed, ignoring ASCII case: "Llama2-7B" finds llama2-7b), or nullptr.
+constexpr const preset* find_preset(std::string_view name) {
+  for (const preset& p : presets)
+    if (detail::same_name_ignoring_case(p.name, name)) return &p;
+  return nullptr;
+}
+
+namespace reason {
+inline void unknown_model_preset() {}
+}  // namespace reason
+
+// The preset called `name` (see find_preset); an unknown name is a config_error listing the known ones.
+// (No pointer comparison here: GCC cannot constant-evaluate one under -fsanitize=address.)
+constexpr const preset& get_preset(std::string_view name) {
+  for (const preset& p : presets)
+    if (detail::same_name_ignoring_case(p.name, name)) return p;
+  detail::require(false, reason::unknown_model_preset, "model", [&] {
+    return detail::unknown_name_message("model", name, presets, "known presets") +
+           " (or give a path to a Hugging Face config.json)";
+  });
+  return presets[0];  // not reached: require threw
+}
+
+}  // namespace trainperf
+// ---- end trainperf/presets.hpp ----
+// ---- begin trainperf/report.hpp ----
+// trainperf — benchmark result rows: rendered in the seed reports' markdown table format and
+// as JSON with explicit rounding rules, and read back with a validator that catches values
+// standing in the wrong column.
+
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
+
+namespace trainperf {
+
+// How a number is cut to its printed digits. Seed 000 truncates MFU to one decimal
+// (0.107700 -> "10.7%"); seed 004 truncates token/p/s to an integer (4410.88 -> "4410");
+// seed 001 rounds MFU to two decimals (0.180058 -> "18.01%").
+enum class rounding { nearest, truncate };
+
+struct number_format {
+  int decimals = 2;
+  rounding mode = rounding::nearest;
+};
+
+// Cuts v to `decimals` digits. Truncation forgives a relative 1e-12 so that a value such as
+// 0.336 (stored as 0.33599999999999997) truncates to 33.6, not 33.5.
+inline double cut(double v, number_format f) {
+  const double scale = std::pow(10.0, f.decimals);
+  const double x = v * scale;
+  if (f.mode == rounding::nearest) return std::round(x) / scale;
+  return std::trunc(x + (x >= 0 ? 1 : -1) * std::fabs(x) * 1e-12) / scale;
+}
+
+inline std::string format_number(double v, number_format f) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", f.decimals, cut(v, f));
+  return buf;
+}
+
+// "10.7%" from 0.1077 (a fraction).
+inline std::string format_percent(double fraction, number_format f) { return format_number(fraction * 100, f) + "%"; }
+
+// One result row, in the columns the seed reports use.
+struct report_row {
+  std::string config;     // "H800 4x8"
+  std::string precision;  // "amp", "fp32", "bf16"
+  std::string parallel;   // "TP8PP4DP1"
+  std::string fix_hp;     // "recompute=True", "/" for none
+  std::optional<double> tokens_per_device_per_s;
+  std::optional<double> loss;
+  std::optional<double> memory_used_gib;
+  std::optional<double> memory_total_gib;
+  std::optional<double> mfu;  // a fraction
+};
+
+struct row_format {
+  number_format tokens{2, rounding::nearest};
+  number_format loss{2, rounding::nearest};
+  number_format memory{0, rounding::nearest};
+  number_format mfu{1, rounding::truncate};
+};
+
+inline std::string markdown_header() {
+  return "| config | precision | parallel | fix_hp | token/p/s | loss | mem | MFU |\n"
+         "|---|---|---|---|---|---|---|---|";
+}
+
+namespace detail {
+inline std::string cell(const std::string& s) { return s.empty() ? "/" : s; }
+inline std::string opt_number(const std::optional<double>& v, number_format f) { return v ? format_number(*v, f) : ""; }
+inline std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+}  // namespace detail
+
+inline std::string to_markdown(const report_row& r, const row_format& f = {}) {
+  std::string mem;
+  if (r.memory_used_gib && r.memory_total_gib)
+    mem = format_number(*r.memory_used_gib, f.memory) + "/" + format_number(*r.memory_total_gib, f.memory);
+  return "| " + detail::cell(r.config) + " | " + detail::cell(r.precision) + " | " + detail::cell(r.parallel) + " | " +
+         detail::cell(r.fix_hp) + " | " + detail::opt_number(r.tokens_per_device_per_s, f.tokens) + " | " +
+         detail::opt_number(r.loss, f.loss) + " | " + mem + " | " + (r.mfu ? format_percent(*r.mfu, f.mfu) : "") + " |";
+}
+
+// JSON with the printed (cut) values; absent values are null. mfu is a fraction.
+inline std::string to_json(const report_row& r, const row_format& f = {}) {
+  const auto num = [](const std::optional<double>& v, number_format nf) {
+    return v ? format_number(*v, nf) : std::string("null");
+  };
+  const std::optional<double> mfu = r.mfu ? std::optional<double>(cut(*r.mfu * 100, f.mfu) / 100) : std::nullopt;
+  char mfu_buf[64] = "null";
+  if (mfu) std::snprintf(mfu_buf, sizeof mfu_buf, "%.*f", f.mfu.decimals + 2, *mfu);
+  return "{\"config\": " + detail::json_string(r.config) + ", \"precision\": " + detail::json_string(r.precision) +
+         ", \"parallel\": " + detail::json_string(r.parallel) + ", \"fix_hp\": " + detail::json_string(r.fix_hp) +
+         ", \"tokens_per_device_per_s\": " + num(r.tokens_per_device_per_s, f.tokens) +
+         ", \"loss\": " + num(r.loss, f.loss) + ", \"memory_used_gib\": " + num(r.memory_used_gib, f.memory) +
+         ", \"memory_total_gib\": " + num(r.memory_total_gib, f.memory) + ", \"mfu\": " + mfu_buf + "}";
+}
+
+// ---- reading rows back --------------------------------------------------------------------
+
+// The cells of one markdown table line ("| a | b |" -> {"a", "b"}), trimmed.
+inline std::vector<std::string> split_markdown_row(std::string_view line) {
+  std::vector<std::string> cells;
+  std::string_view s = line;
+  const auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+    return v;
+  };
+  s = trim(s);
+  if (!s.empty() && s.front() == '|') s.remove_prefix(1);
+  if (!s.empty() && s.back() == '|') s.remove_suffix(1);
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == '|') {
+      cells.emplace_back(trim(s.substr(start, i - start)));
+      start = i + 1;
+    }
+  }
+  return cells;
+}
+
+namespace detail {
+// "3.20" -> 3.2; anything else (including "44.2/48.0") -> nullopt.
+inline std::optional<double> plain_number(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  std::size_t i = 0, digits = 0, dots = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] >= '0' && s[i] <= '9')
+      ++digits;
+    else if (s[i] == '.')
+      ++dots;
+    else
+      return std::nullopt;
+  }
+  if (digits == 0 || dots > 1) return std::nullopt;
+  return std::stod(std::string(s));
+}
+// "74/81" or "44.2/48.0" -> (used, total).
+inline std::optional<std::pair<double, double>> memory_pair(std::string_view s) {
+  const auto slash = s.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  const auto used = plain_number(s.substr(0, slash)), total = plain_number(s.substr(slash + 1));
+  if (!used || !total) return std::nullopt;
+  return std::pair{*used, *total};
+}
+inline std::optional<double> percent(std::string_view s) {
+  if (s.empty() || s.back() != '%') return std::nullopt;
+  return plain_number(s.substr(0, s.size() - 1));
+}
+inline bool is_blank(std::string_view s) { return s.empty() || s == "/" || s == "-"; }
+}  // namespace detail
+
+// One problem found in a row: the column, what it holds, and what is wrong.
+struct row_problem {
+  std::string column;
+  std::string value;
+  std::string message;
+};
+
+// Checks the row's cells against their columns (header names as the seeds write them:
+// "token/p/s" or "tokens/p/s", "loss", "mem", "MFU"); blank cells ("", "/", "-") pass. A
+// loss that reads as memory ("44.2/48.0") next to a mem cell that reads as a loss is
+// reported as two swapped columns (seed 003).
+inline std::vector<row_problem> validate_row(const std::vector<std::string>& header,
+                                             const std::vector<std::string>& row) {
+  std::vector<row_problem> problems;
+  if (header.size() != row.size()) {
+    problems.push_back(
+        {"", "",
+         "row has " + std::to_string(row.size()) + " cells but the header has " + std::to_string(header.size())});
+    return problems;
+  }
+  const auto column = [&](std::initializer_list<std::string_view> names) -> int {
+    for (std::size_t i = 0; i < header.size(); ++i)
+      for (auto n : names)
+        if (header[i] == n) return static_cast<int>(i);
+    return -1;
+  };
+  const int loss = column({"loss"}), mem = column({"mem", "memory"}), mfu = column({"MFU", "mfu"});
+  const int tps = column({"token/p/s", "tokens/p/s"});
+  const bool swapped = loss >= 0 && mem >= 0 && detail::memory_pair(row[loss]) && detail::plain_number(row[mem]);
+  if (swapped) {
+    problems.push_back({"loss", row[loss],
+                        "loss column holds '" + row[loss] +
+                            "', which reads as memory used/total, while the mem column holds '" + row[mem] +
+                            "', which reads as a loss: the two columns look swapped"});
+    return problems;
+  }
+  if (loss >= 0 && !detail::is_blank(row[loss]) && !detail::plain_number(row[loss]))
+    problems.push_back({"loss", row[loss], "loss '" + row[loss] + "' is not a number"});
+  if (mem >= 0 && !detail::is_blank(row[mem])) {
+    const auto m = detail::memory_pair(row[mem]);
+    if (!m)
+      problems.push_back({"mem", row[mem], "mem '" + row[mem] + "' is not used/total (e.g. 77/80)"});
+    else if (m->first > m->second)
+      problems.push_back({"mem", row[mem], "mem '" + row[mem] + "' uses more than the device holds"});
+  }
+  if (mfu >= 0 && !detail::is_blank(row[mfu])) {
+    const auto p = detail::percent(row[mfu]);
+    if (!p)
+      problems.push_back({"MFU", row[mfu], "MFU '" + row[mfu] + "' is not a percentage (e.g. 33.6%)"});
+    else if (*p > 100)
+      problems.push_back({"MFU", row[mfu], "MFU '" + row[mfu] + "' exceeds 100%"});
+  }
+  if (tps >= 0 && !detail::is_blank(row[tps]) && !detail::plain_number(row[tps]))
+    problems.push_back({header[tps], row[tps], "token/p/s '" + row[tps] + "' is not a number"});
+  return problems;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/report.hpp ----
 // ---- begin trainperf/step_time.hpp ----
 // trainperf — one layout's training step time, predicted: every GEMM at a shape-dependent
 // efficiency, flash attention at its own, memory-bound operations from the bytes they move, the
@@ -4799,716 +5202,4 @@ inline step_prediction predict_step(const transformer_spec& m, const parallel_co
 
 }  // namespace trainperf
 // ---- end trainperf/step_time.hpp ----
-
-namespace trainperf {
-
-// The values each dimension may take; an empty list enumerates what the framework supports
-// (plan_dimensions), a list of one fixes the dimension.
-struct plan_space {
-  std::vector<std::int64_t> tp, pp, cp, ep, vpp, lbs;
-  std::vector<recompute> recomputation;
-  std::vector<int> sequence_parallel;      // 0 / 1
-  std::vector<int> zero_stage;             // 0-3
-  std::vector<int> distributed_optimizer;  // 0 / 1
-};
-
-struct plan_request {
-  transformer_spec model{};
-  cluster_spec cluster{};
-  device_profile profile{};
-  step_options step{};  // gbs, seq and the framework (step.memory.accounting) and its options
-  plan_space space{};
-  // The share of the device's capacity a layout must leave free to be kept: the memory model's
-  // figure must not exceed capacity x (1 - memory_margin).
-  double memory_margin = 0.05;
-  std::size_t top = 10;
-  unsigned threads = 0;  // 0: the hardware's concurrency
-};
-
-struct plan_candidate {
-  parallel_config config{};
-  std::int64_t lbs = 0, gas = 0;
-  step_prediction prediction{};
-};
-
-struct plan_result {
-  std::vector<plan_candidate> candidates;  // the top ones, fastest first
-  std::int64_t enumerated = 0, invalid = 0, pruned_memory = 0, evaluated = 0;
-  double search_ms = 0;
-};
-
-namespace detail {
-
-constexpr std::vector<std::int64_t> divisors(std::int64_t n) {
-  std::vector<std::int64_t> d;
-  for (std::int64_t i = 1; i <= n; ++i)
-    if (n % i == 0) d.push_back(i);
-  return d;
-}
-
-template <class T>
-std::vector<T> or_default(const std::vector<T>& given, std::vector<T> all) {
-  return given.empty() ? all : given;
-}
-
-// A strict order on layouts, so that equal step times rank the same way on every run.
-inline auto layout_key(const plan_candidate& c) {
-  const parallel_config& p = c.config;
-  return std::make_tuple(p.tp, p.pp, p.cp, p.ep, p.vpp, c.lbs, static_cast<int>(p.recomputation), p.sequence_parallel,
-                         p.zero_stage, p.distributed_optimizer);
-}
-
-// When the layers do not split evenly over pp stages: ceil(layers / pp) on every middle stage and
-// the rest shared by the first and last (which also hold the embedding and the output layer), as
-// Megatron-LM's --decoder-first/last-pipeline-num-layers lay out Llama 3 405B's 126 layers over
-// 16 stages; {0, 0} when the layers split evenly, {-1, -1} when no such split exists.
-constexpr std::pair<std::int64_t, std::int64_t> edge_stage_layers(std::int64_t layers, std::int64_t pp) {
-  if (layers % pp == 0) return {0, 0};
-  if (pp < 3) return {-1, -1};
-  const std::int64_t per = ceil_div(layers, pp), rest = layers - (pp - 2) * per;
-  if (rest < 2) return {-1, -1};
-  return {rest / 2, rest - rest / 2};
-}
-
-}  // namespace detail
-
-// What a framework offers to vary (Megatron-LM has no ZeRO-2/3 and no data-parallel sharding
-// beyond its distributed optimizer; DeepSpeed on its own no tensor or pipeline parallelism;
-// FSDP2 as torchtitan composes it: tensor, pipeline and context parallelism over ZeRO-3-like
-// sharding; PaddleNLP: tensor and pipeline parallelism with sharding stages 1-3).
-inline plan_space plan_dimensions(const plan_request& q) {
-  const framework f = q.step.memory.accounting;
-  const std::int64_t world = q.cluster.devices;
-  const transformer_spec& m = q.model;
-  plan_space s;
-  const auto all = detail::divisors(world);
-  const bool megatron = f == framework::megatron || f == framework::megatron_core || f == framework::generic;
-  const bool model_parallel = f != framework::deepspeed;
-  s.tp = model_parallel ? all : std::vector<std::int64_t>{1};
-  s.pp = model_parallel ? all : std::vector<std::int64_t>{1};
-  s.cp = f == framework::megatron_core || f == framework::fsdp ? all : std::vector<std::int64_t>{1};
-  s.ep = m.is_moe() && (f == framework::megatron_core || f == framework::megatron || f == framework::generic)
-             ? detail::divisors(m.moe.experts)
-             : std::vector<std::int64_t>{1};
-  s.vpp = megatron ? std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 8} : std::vector<std::int64_t>{1};
-  s.lbs = {1, 2, 4, 8, 16};
-  s.recomputation = {recompute::none, recompute::selective, recompute::full};
-  s.sequence_parallel = model_parallel ? std::vector<int>{0, 1} : std::vector<int>{0};
-  s.zero_stage = f == framework::deepspeed ? std::vector<int>{0, 1, 2, 3}
-                 : f == framework::paddle  ? std::vector<int>{0, 1, 2, 3}
-                 : f == framework::fsdp    ? std::vector<int>{3}
-                                           : std::vector<int>{0};
-  s.distributed_optimizer = megatron ? std::vector<int>{0, 1} : std::vector<int>{0};
-  const plan_space& g = q.space;
-  return {detail::or_default(g.tp, s.tp),
-          detail::or_default(g.pp, s.pp),
-          detail::or_default(g.cp, s.cp),
-          detail::or_default(g.ep, s.ep),
-          detail::or_default(g.vpp, s.vpp),
-          detail::or_default(g.lbs, s.lbs),
-          detail::or_default(g.recomputation, s.recomputation),
-          detail::or_default(g.sequence_parallel, s.sequence_parallel),
-          detail::or_default(g.zero_stage, s.zero_stage),
-          detail::or_default(g.distributed_optimizer, s.distributed_optimizer)};
-}
-
-namespace reason {
-inline void memory_margin_out_of_range() {}
-}  // namespace reason
-
-// Enumerate, check, prune, predict, rank.
-inline plan_result plan(const plan_request& q) {
-  const auto start = std::chrono::steady_clock::now();
-  validate(q.model);
-  validate(q.cluster);
-  validate(q.profile);
-  detail::require(detail::is_finite(q.memory_margin) && q.memory_margin >= 0 && q.memory_margin < 1,
-                  reason::memory_margin_out_of_range, "memory_margin",
-                  [&] { return "memory margin must be a fraction in [0, 1), got " + std::to_string(q.memory_margin); });
-  detail::require_positive(q.step.gbs, "gbs");
-  const plan_space s = plan_dimensions(q);
-  const std::int64_t world = q.cluster.devices;
-  const double capacity = static_cast<double>(q.cluster.device.memory_bytes) * (1 - q.memory_margin);
-
-  // Enumerate the layouts whose degrees multiply into the world, with the batch split they imply.
-  struct job {
-    parallel_config c;
-    std::int64_t lbs;
-  };
-  std::vector<job> jobs;
-  plan_result r;
-  for (std::int64_t tp : s.tp)
-    for (std::int64_t cp : s.cp)
-      for (std::int64_t pp : s.pp) {
-        if (tp <= 0 || cp <= 0 || pp <= 0) continue;
-        const std::int64_t mp = tp * cp * pp;
-        if (world % mp != 0) continue;
-        const std::int64_t dp = world / mp;
-        for (std::int64_t ep : s.ep)
-          for (std::int64_t vpp : s.vpp)
-            for (std::int64_t lbs : s.lbs)
-              for (recompute rc : s.recomputation)
-                for (int sp : s.sequence_parallel)
-                  for (int zero : s.zero_stage)
-                    for (int dopt : s.distributed_optimizer) {
-                      if (vpp > 1 && pp == 1) continue;  // virtual stages need a pipeline
-                      if (sp && tp == 1) continue;       // sequence parallelism needs tp > 1
-                      if (dopt && dp == 1) continue;     // nothing to shard
-                      if (zero > 0 && dp == 1) continue;
-                      ++r.enumerated;
-                      parallel_config c;
-                      c.tp = tp, c.pp = pp, c.cp = cp, c.ep = ep, c.vpp = vpp, c.dp = dp;
-                      if (vpp == 1)
-                        std::tie(c.first_stage_layers, c.last_stage_layers) =
-                            detail::edge_stage_layers(q.model.layers, pp);
-                      c.sequence_parallel = sp != 0;
-                      c.zero_stage = zero;
-                      c.distributed_optimizer = dopt != 0;
-                      c.recomputation = rc;
-                      const parallel_context ctx{
-                          .world = world, .model = q.model, .seq = q.step.memory.seq, .gbs = q.step.gbs, .lbs = lbs};
-                      if (!check_parallel(c, ctx).empty()) {
-                        ++r.invalid;
-                        continue;
-                      }
-                      jobs.push_back({c, lbs});
-                    }
-      }
-
-  // Prune by memory and predict, in parallel; each job writes its own slot.
-  enum class outcome { pruned, evaluated };
-  std::vector<outcome> outcomes(jobs.size(), outcome::pruned);
-  std::vector<plan_candidate> results(jobs.size());
-  const auto run = [&](std::size_t i) {
-    const job& j = jobs[i];
-    step_options o = q.step;
-    o.memory.lbs = j.lbs;
-    const std::int64_t gas = q.step.gbs / (j.lbs * j.c.dp);
-    o.memory.micro_batches = gas;
-    const memory_estimate me = estimate_memory(q.model, j.c, world, o.memory);
-    if (me.max_total() > capacity) return;
-    results[i] = {j.c, j.lbs, gas, detail::predict_step_time(q.model, j.c, q.cluster, q.profile, o, false)};
-    for (const stage_memory& s : me.stages) results[i].prediction.stage_memory.push_back(s.total());
-    outcomes[i] = outcome::evaluated;
-  };
-  unsigned threads = q.threads != 0 ? q.threads : std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(1, jobs.size() / 16)));
-  if (threads <= 1) {
-    for (std::size_t i = 0; i < jobs.size(); ++i) run(i);
-  } else {
-    std::vector<std::thread> pool;
-    std::vector<std::exception_ptr> errors(threads);
-    for (unsigned t = 0; t < threads; ++t)
-      pool.emplace_back([&, t] {
-        try {
-          for (std::size_t i = t; i < jobs.size(); i += threads) run(i);
-        } catch (...) {
-          errors[t] = std::current_exception();
-        }
-      });
-    for (auto& th : pool) th.join();
-    for (const auto& e : errors)
-      if (e) std::rethrow_exception(e);
-  }
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    if (outcomes[i] == outcome::pruned) {
-      ++r.pruned_memory;
-      continue;
-    }
-    ++r.evaluated;
-    r.candidates.push_back(std::move(results[i]));
-  }
-  const auto faster = [](const plan_candidate& a, const plan_candidate& b) {
-    if (a.prediction.step_time != b.prediction.step_time) return a.prediction.step_time < b.prediction.step_time;
-    return detail::layout_key(a) < detail::layout_key(b);
-  };
-  // Screened by the closed-form pipeline time; the best are re-timed by the schedule simulator
-  // (within a few percent of it: schedule.hpp) and ranked again.
-  std::sort(r.candidates.begin(), r.candidates.end(), faster);
-  const std::size_t retimed = std::min(r.candidates.size(), std::max<std::size_t>(4 * q.top, 32));
-  r.candidates.resize(retimed);
-  for (plan_candidate& c : r.candidates) {
-    step_options o = q.step;
-    o.memory.lbs = c.lbs;
-    o.memory.micro_batches = c.gas;
-    std::vector<double> memory = std::move(c.prediction.stage_memory);
-    c.prediction = detail::predict_step_time(q.model, c.config, q.cluster, q.profile, o);
-    c.prediction.stage_memory = std::move(memory);
-  }
-  std::sort(r.candidates.begin(), r.candidates.end(), faster);
-  if (r.candidates.size() > q.top) r.candidates.resize(q.top);
-  r.search_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  return r;
-}
-
-// The ranked candidates as an SVG: one horizontal bar per candidate, its predicted step time
-// stacked by the breakdown, and its memory beside it against the capacity.
-inline std::string render_plan_svg(const plan_result& r, double capacity_bytes, std::string_view title = "") {
-  constexpr double left = 240, bar_width = 520, mem_left = left + bar_width + 40, mem_width = 160, row = 26;
-  constexpr std::string_view colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#bab0ac", "#59a14f", "#edc948"};
-  constexpr std::string_view parts[] = {"compute", "TP comm", "CP comm", "EP comm", "bubble", "DP comm", "optimizer"};
-  double longest = 0;
-  for (const auto& c : r.candidates) longest = std::max(longest, c.prediction.step_time);
-  const double height = 90 + row * static_cast<double>(r.candidates.size());
-  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + format_double(mem_left + mem_width + 80) +
-                    "\" height=\"" + format_double(height) + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  svg += "<text x=\"10\" y=\"20\" font-size=\"14\">" + detail::xml_escape(title) + "</text>\n";
-  for (std::size_t i = 0; i < std::size(parts); ++i)
-    svg += "<rect x=\"" + format_double(left + 80.0 * static_cast<double>(i)) +
-           "\" y=\"32\" width=\"10\" height=\"10\" fill=\"" + std::string(colors[i]) + "\"/><text x=\"" +
-           format_double(left + 14 + 80.0 * static_cast<double>(i)) + "\" y=\"41\">" + std::string(parts[i]) +
-           "</text>\n";
-  svg += "<text x=\"" + format_double(mem_left) + "\" y=\"62\">memory / capacity</text>\n";
-  for (std::size_t k = 0; k < r.candidates.size(); ++k) {
-    const plan_candidate& c = r.candidates[k];
-    const step_breakdown& b = c.prediction.breakdown;
-    const double y = 70 + row * static_cast<double>(k);
-    const parallel_config& p = c.config;
-    const std::string label = "#" + std::to_string(k + 1) + " tp" + std::to_string(p.tp) + " cp" +
-                              std::to_string(p.cp) + " pp" + std::to_string(p.pp) + " dp" + std::to_string(p.dp) +
-                              (p.vpp > 1 ? " vpp" + std::to_string(p.vpp) : "") + " mbs" + std::to_string(c.lbs) + " " +
-                              std::string(to_string(p.recomputation));
-    svg += "<text x=\"10\" y=\"" + format_double(y + 14) + "\">" + detail::xml_escape(label) + "</text>\n";
-    const double values[] = {b.compute, b.tp_comm, b.cp_comm, b.ep_comm, b.bubble, b.dp_comm, b.optimizer};
-    double x = left;
-    for (std::size_t i = 0; i < std::size(values); ++i) {
-      const double w = longest > 0 ? values[i] / longest * bar_width : 0;
-      if (w > 0)
-        svg += "<rect x=\"" + format_double(x) + "\" y=\"" + format_double(y) + "\" width=\"" + format_double(w) +
-               "\" height=\"18\" fill=\"" + std::string(colors[i]) + "\"/>\n";
-      x += w;
-    }
-    svg += "<text x=\"" + format_double(x + 4) + "\" y=\"" + format_double(y + 14) + "\">" +
-           format_double(c.prediction.step_time) + " s</text>\n";
-    const double share = capacity_bytes > 0 ? std::min(1.0, c.prediction.memory_max() / capacity_bytes) : 0;
-    svg += "<rect x=\"" + format_double(mem_left) + "\" y=\"" + format_double(y) + "\" width=\"" +
-           format_double(mem_width) + "\" height=\"18\" fill=\"none\" stroke=\"#999\"/><rect x=\"" +
-           format_double(mem_left) + "\" y=\"" + format_double(y) + "\" width=\"" + format_double(share * mem_width) +
-           "\" height=\"18\" fill=\"#9c755f\"/>\n";
-    svg += "<text x=\"" + format_double(mem_left + mem_width + 4) + "\" y=\"" + format_double(y + 14) + "\">" +
-           format_double(c.prediction.memory_max() / static_cast<double>(GiB)) + " GiB</text>\n";
-  }
-  svg += "</svg>\n";
-  return svg;
-}
-
-}  // namespace trainperf
-// ---- end trainperf/planner.hpp ----
-// ---- begin trainperf/presets.hpp ----
-// trainperf — preset models: the seed reports' models and the common public ones, each
-// with the source of its configuration and, where benchmark suites use one, its nominal size.
-
-#include <cstdint>
-#include <span>
-#include <string>
-#include <string_view>
-
-
-namespace trainperf {
-
-struct preset {
-  std::string_view name;
-  transformer_spec spec;
-  // The round size a benchmark suite multiplies by (70e9 for llama2-70b); 0 when none is
-  // customary, and then the exact count stands in.
-  double nominal_params = 0;
-  std::string_view source;
-};
-
-namespace detail {
-
-// Llama 2 (Touvron et al. 2023, arXiv:2307.09288): RMSNorm, SwiGLU, RoPE, no biases, untied,
-// vocabulary 32000, context 4096.
-constexpr transformer_spec llama2(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t kv_heads,
-                                  std::int64_t ffn) {
-  return {.layers = layers,
-          .hidden = hidden,
-          .heads = heads,
-          .kv_heads = kv_heads,
-          .ffn = ffn,
-          .vocab = 32000,
-          .max_seq = 4096};
-}
-
-// Llama 3 / 3.1 (Grattafiori et al. 2024, arXiv:2407.21783, table 3): GQA with 8 KV heads,
-// vocabulary 128256.
-constexpr transformer_spec llama3(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t ffn,
-                                  std::int64_t max_seq) {
-  return {.layers = layers,
-          .hidden = hidden,
-          .heads = heads,
-          .kv_heads = 8,
-          .ffn = ffn,
-          .vocab = 128256,
-          .max_seq = max_seq};
-}
-
-// GPT-2/GPT-3 family (Radford et al. 2019; Brown et al. 2020, arXiv:2005.14165): LayerNorm,
-// GELU MLP of 4 x hidden, biases everywhere, learned positions, tied embeddings; the GPT-2
-// tokenizer's 50257 tokens, or 50304 where the training framework pads them.
-constexpr transformer_spec gpt(std::int64_t layers, std::int64_t hidden, std::int64_t heads, std::int64_t max_seq,
-                               std::int64_t vocab) {
-  return {.layers = layers,
-          .hidden = hidden,
-          .heads = heads,
-          .ffn = 4 * hidden,
-          .vocab = vocab,
-          .max_seq = max_seq,
-          .mlp = mlp_kind::gelu,
-          .norm = norm_kind::layernorm,
-          .linear_bias = true,
-          .tied_embeddings = true,
-          .positions = position_kind::learned};
-}
-
-constexpr transformer_spec with_vision(transformer_spec s, vision_spec v) {
-  s.vision = v;
-  return s;
-}
-
-constexpr transformer_spec with_moe(transformer_spec s, moe_spec m) {
-  s.moe = m;
-  return s;
-}
-
-}  // namespace detail
-
-inline constexpr preset presets[] = {
-    {"llama2-7b", detail::llama2(32, 4096, 32, 0, 11008), 7e9,
-     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-7b-hf config.json"},
-    {"llama2-13b", detail::llama2(40, 5120, 40, 0, 13824), 13e9,
-     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-13b-hf config.json"},
-    {"llama2-70b", detail::llama2(80, 8192, 64, 8, 28672), 70e9,
-     "Touvron et al. 2023 (arXiv:2307.09288) table 1; meta-llama/Llama-2-70b-hf config.json"},
-    {"llama3-8b", detail::llama3(32, 4096, 32, 14336, 8192), 8e9,
-     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Meta-Llama-3-8B config.json"},
-    {"llama3-70b", detail::llama3(80, 8192, 64, 28672, 8192), 70e9,
-     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Meta-Llama-3-70B config.json"},
-    {"llama3-405b", detail::llama3(126, 16384, 128, 53248, 131072), 405e9,
-     "Grattafiori et al. 2024 (arXiv:2407.21783) table 3; meta-llama/Llama-3.1-405B config.json"},
-    // LLaVA 1.5 (Liu et al. 2023, arXiv:2310.03744): Vicuna-7B v1.5 (Llama 2 7B shape), CLIP
-    // ViT-L/14 at 336 px (features of the penultimate layer), two-layer GELU projector.
-    // Trainable parts as in the finetune stage; pretraining also freezes the LLM.
-    {"llava1.5-7b",
-     detail::with_vision(detail::llama2(32, 4096, 32, 0, 11008), {.layers = 24,
-                                                                  .hidden = 1024,
-                                                                  .heads = 16,
-                                                                  .ffn = 4096,
-                                                                  .image_size = 336,
-                                                                  .patch_size = 14,
-                                                                  .feature_layer = -2}),
-     7e9,
-     "Liu et al. 2023 (arXiv:2310.03744); llava-hf/llava-1.5-7b-hf config.json; "
-     "openai/clip-vit-large-patch14-336 config.json"},
-    // GPT-3 shapes (Brown et al. 2020, arXiv:2005.14165, table 2.1) as the seed-004 runs built
-    // them: PaddleNLP's gpt3-6.7B-en / gpt3-13B-en configs used by FlagPerf (vocabulary padded
-    // to 50304, context 2048). Table 2.1 prints d_model 5140 for 13B, but 40 heads x d_head 128
-    // = 5120, which is what PaddleNLP and Megatron-LM use.
-    {"gpt3-6.7b", detail::gpt(32, 4096, 32, 2048, 50304), 6.7e9,
-     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; PaddleNLP gpt3-6.7B-en via FlagPerf "
-     "training/benchmarks/gpt3_6.7B/paddle"},
-    {"gpt3-13b", detail::gpt(40, 5120, 40, 2048, 50304), 13e9,
-     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; PaddleNLP gpt3-13B-en via FlagPerf "
-     "training/benchmarks/gpt3_13B/paddle"},
-    {"gpt3-175b", detail::gpt(96, 12288, 96, 2048, 50304), 175e9,
-     "Brown et al. 2020 (arXiv:2005.14165) table 2.1; vocabulary padded as Megatron-LM does at TP 1"},
-    {"gpt2-124m", detail::gpt(12, 768, 12, 1024, 50257), 124e6,
-     "Radford et al. 2019; openai-community/gpt2 config.json"},
-    // Mixtral 8x7B (Jiang et al. 2024, arXiv:2401.04088, table 1): 8 SwiGLU experts, top-2.
-    {"mixtral-8x7b",
-     detail::with_moe(
-         {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
-         {.experts = 8, .top_k = 2}),
-     0, "Jiang et al. 2024 (arXiv:2401.04088) table 1; mistralai/Mixtral-8x7B-v0.1 config.json"},
-    // Qwen1.5-MoE-A2.7B (Qwen/Qwen1.5-MoE-A2.7B config.json, transformers' Qwen2MoeConfig
-    // defaults): 24 layers of 60 SwiGLU experts of 1408, top-4, and one shared expert of 5632
-    // behind a sigmoid gate; QKV biases; untied embeddings.
-    {"qwen1.5-moe-a2.7b",
-     detail::with_moe(
-         {.layers = 24, .hidden = 2048, .heads = 16, .ffn = 5632, .vocab = 151936, .max_seq = 8192, .qkv_bias = true},
-         {.experts = 60,
-          .top_k = 4,
-          .expert_ffn = 1408,
-          .shared_experts = 1,
-          .shared_expert_ffn = 5632,
-          .shared_expert_gate = true}),
-     0, "Qwen/Qwen1.5-MoE-A2.7B config.json and model card (14.3B parameters, 2.7B activated)"},
-    {"mistral-7b",
-     {.layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000, .max_seq = 32768},
-     7e9,
-     "Jiang et al. 2023 (arXiv:2310.06825) table 1; mistralai/Mistral-7B-v0.1 config.json"},
-    // Pythia (Biderman et al. 2023, arXiv:2304.01373): GPT-NeoX layout, LayerNorm, biased
-    // linears, GELU, rotary, untied. (Parallel residual and partial rotary change no count.)
-    {"pythia-1.4b",
-     {.layers = 24,
-      .hidden = 2048,
-      .heads = 16,
-      .ffn = 8192,
-      .vocab = 50304,
-      .max_seq = 2048,
-      .mlp = mlp_kind::gelu,
-      .norm = norm_kind::layernorm,
-      .linear_bias = true},
-     1.4e9,
-     "Biderman et al. 2023 (arXiv:2304.01373) table 1; EleutherAI/pythia models/1.4B/pythia-1.4b.yml"},
-    // The example trainer's model: Llama shape, byte-level vocabulary, small enough to learn
-    // visibly on two CPU cores in a minute.
-    {"tiny",
-     {.layers = 4, .hidden = 128, .heads = 4, .kv_heads = 2, .ffn = 384, .vocab = 256, .max_seq = 128},
-     0,
-     "trainperf's own example model (examples/train_llama)"},
-};
-
-// The preset called `name` (as listed, ignoring ASCII case: "Llama2-7B" finds llama2-7b), or nullptr.
-constexpr const preset* find_preset(std::string_view name) {
-  for (const preset& p : presets)
-    if (detail::same_name_ignoring_case(p.name, name)) return &p;
-  return nullptr;
-}
-
-namespace reason {
-inline void unknown_model_preset() {}
-}  // namespace reason
-
-// The preset called `name` (see find_preset); an unknown name is a config_error listing the known ones.
-// (No pointer comparison here: GCC cannot constant-evaluate one under -fsanitize=address.)
-constexpr const preset& get_preset(std::string_view name) {
-  for (const preset& p : presets)
-    if (detail::same_name_ignoring_case(p.name, name)) return p;
-  detail::require(false, reason::unknown_model_preset, "model", [&] {
-    return detail::unknown_name_message("model", name, presets, "known presets") +
-           " (or give a path to a Hugging Face config.json)";
-  });
-  return presets[0];  // not reached: require threw
-}
-
-}  // namespace trainperf
-// ---- end trainperf/presets.hpp ----
-// ---- begin trainperf/report.hpp ----
-// trainperf — benchmark result rows: rendered in the seed reports' markdown table format and
-// as JSON with explicit rounding rules, and read back with a validator that catches values
-// standing in the wrong column.
-
-#include <cmath>
-#include <cstdio>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace trainperf {
-
-// How a number is cut to its printed digits. Seed 000 truncates MFU to one decimal
-// (0.107700 -> "10.7%"); seed 004 truncates token/p/s to an integer (4410.88 -> "4410");
-// seed 001 rounds MFU to two decimals (0.180058 -> "18.01%").
-enum class rounding { nearest, truncate };
-
-struct number_format {
-  int decimals = 2;
-  rounding mode = rounding::nearest;
-};
-
-// Cuts v to `decimals` digits. Truncation forgives a relative 1e-12 so that a value such as
-// 0.336 (stored as 0.33599999999999997) truncates to 33.6, not 33.5.
-inline double cut(double v, number_format f) {
-  const double scale = std::pow(10.0, f.decimals);
-  const double x = v * scale;
-  if (f.mode == rounding::nearest) return std::round(x) / scale;
-  return std::trunc(x + (x >= 0 ? 1 : -1) * std::fabs(x) * 1e-12) / scale;
-}
-
-inline std::string format_number(double v, number_format f) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", f.decimals, cut(v, f));
-  return buf;
-}
-
-// "10.7%" from 0.1077 (a fraction).
-inline std::string format_percent(double fraction, number_format f) { return format_number(fraction * 100, f) + "%"; }
-
-// One result row, in the columns the seed reports use.
-struct report_row {
-  std::string config;     // "H800 4x8"
-  std::string precision;  // "amp", "fp32", "bf16"
-  std::string parallel;   // "TP8PP4DP1"
-  std::string fix_hp;     // "recompute=True", "/" for none
-  std::optional<double> tokens_per_device_per_s;
-  std::optional<double> loss;
-  std::optional<double> memory_used_gib;
-  std::optional<double> memory_total_gib;
-  std::optional<double> mfu;  // a fraction
-};
-
-struct row_format {
-  number_format tokens{2, rounding::nearest};
-  number_format loss{2, rounding::nearest};
-  number_format memory{0, rounding::nearest};
-  number_format mfu{1, rounding::truncate};
-};
-
-inline std::string markdown_header() {
-  return "| config | precision | parallel | fix_hp | token/p/s | loss | mem | MFU |\n"
-         "|---|---|---|---|---|---|---|---|";
-}
-
-namespace detail {
-inline std::string cell(const std::string& s) { return s.empty() ? "/" : s; }
-inline std::string opt_number(const std::optional<double>& v, number_format f) { return v ? format_number(*v, f) : ""; }
-inline std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-}  // namespace detail
-
-inline std::string to_markdown(const report_row& r, const row_format& f = {}) {
-  std::string mem;
-  if (r.memory_used_gib && r.memory_total_gib)
-    mem = format_number(*r.memory_used_gib, f.memory) + "/" + format_number(*r.memory_total_gib, f.memory);
-  return "| " + detail::cell(r.config) + " | " + detail::cell(r.precision) + " | " + detail::cell(r.parallel) + " | " +
-         detail::cell(r.fix_hp) + " | " + detail::opt_number(r.tokens_per_device_per_s, f.tokens) + " | " +
-         detail::opt_number(r.loss, f.loss) + " | " + mem + " | " + (r.mfu ? format_percent(*r.mfu, f.mfu) : "") + " |";
-}
-
-// JSON with the printed (cut) values; absent values are null. mfu is a fraction.
-inline std::string to_json(const report_row& r, const row_format& f = {}) {
-  const auto num = [](const std::optional<double>& v, number_format nf) {
-    return v ? format_number(*v, nf) : std::string("null");
-  };
-  const std::optional<double> mfu = r.mfu ? std::optional<double>(cut(*r.mfu * 100, f.mfu) / 100) : std::nullopt;
-  char mfu_buf[64] = "null";
-  if (mfu) std::snprintf(mfu_buf, sizeof mfu_buf, "%.*f", f.mfu.decimals + 2, *mfu);
-  return "{\"config\": " + detail::json_string(r.config) + ", \"precision\": " + detail::json_string(r.precision) +
-         ", \"parallel\": " + detail::json_string(r.parallel) + ", \"fix_hp\": " + detail::json_string(r.fix_hp) +
-         ", \"tokens_per_device_per_s\": " + num(r.tokens_per_device_per_s, f.tokens) +
-         ", \"loss\": " + num(r.loss, f.loss) + ", \"memory_used_gib\": " + num(r.memory_used_gib, f.memory) +
-         ", \"memory_total_gib\": " + num(r.memory_total_gib, f.memory) + ", \"mfu\": " + mfu_buf + "}";
-}
-
-// ---- reading rows back --------------------------------------------------------------------
-
-// The cells of one markdown table line ("| a | b |" -> {"a", "b"}), trimmed.
-inline std::vector<std::string> split_markdown_row(std::string_view line) {
-  std::vector<std::string> cells;
-  std::string_view s = line;
-  const auto trim = [](std::string_view v) {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
-    return v;
-  };
-  s = trim(s);
-  if (!s.empty() && s.front() == '|') s.remove_prefix(1);
-  if (!s.empty() && s.back() == '|') s.remove_suffix(1);
-  std::size_t start = 0;
-  for (std::size_t i = 0; i <= s.size(); ++i) {
-    if (i == s.size() || s[i] == '|') {
-      cells.emplace_back(trim(s.substr(start, i - start)));
-      start = i + 1;
-    }
-  }
-  return cells;
-}
-
-namespace detail {
-// "3.20" -> 3.2; anything else (including "44.2/48.0") -> nullopt.
-inline std::optional<double> plain_number(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  std::size_t i = 0, digits = 0, dots = 0;
-  for (; i < s.size(); ++i) {
-    if (s[i] >= '0' && s[i] <= '9')
-      ++digits;
-    else if (s[i] == '.')
-      ++dots;
-    else
-      return std::nullopt;
-  }
-  if (digits == 0 || dots > 1) return std::nullopt;
-  return std::stod(std::string(s));
-}
-// "74/81" or "44.2/48.0" -> (used, total).
-inline std::optional<std::pair<double, double>> memory_pair(std::string_view s) {
-  const auto slash = s.find('/');
-  if (slash == std::string_view::npos) return std::nullopt;
-  const auto used = plain_number(s.substr(0, slash)), total = plain_number(s.substr(slash + 1));
-  if (!used || !total) return std::nullopt;
-  return std::pair{*used, *total};
-}
-inline std::optional<double> percent(std::string_view s) {
-  if (s.empty() || s.back() != '%') return std::nullopt;
-  return plain_number(s.substr(0, s.size() - 1));
-}
-inline bool is_blank(std::string_view s) { return s.empty() || s == "/" || s == "-"; }
-}  // namespace detail
-
-// One problem found in a row: the column, what it holds, and what is wrong.
-struct row_problem {
-  std::string column;
-  std::string value;
-  std::string message;
-};
-
-// Checks the row's cells against their columns (header names as the seeds write them:
-// "token/p/s" or "tokens/p/s", "loss", "mem", "MFU"); blank cells ("", "/", "-") pass. A
-// loss that reads as memory ("44.2/48.0") next to a mem cell that reads as a loss is
-// reported as two swapped columns (seed 003).
-inline std::vector<row_problem> validate_row(const std::vector<std::string>& header,
-                                             const std::vector<std::string>& row) {
-  std::vector<row_problem> problems;
-  if (header.size() != row.size()) {
-    problems.push_back(
-        {"", "",
-         "row has " + std::to_string(row.size()) + " cells but the header has " + std::to_string(header.size())});
-    return problems;
-  }
-  const auto column = [&](std::initializer_list<std::string_view> names) -> int {
-    for (std::size_t i = 0; i < header.size(); ++i)
-      for (auto n : names)
-        if (header[i] == n) return static_cast<int>(i);
-    return -1;
-  };
-  const int loss = column({"loss"}), mem = column({"mem", "memory"}), mfu = column({"MFU", "mfu"});
-  const int tps = column({"token/p/s", "tokens/p/s"});
-  const bool swapped = loss >= 0 && mem >= 0 && detail::memory_pair(row[loss]) && detail::plain_number(row[mem]);
-  if (swapped) {
-    problems.push_back({"loss", row[loss],
-                        "loss column holds '" + row[loss] +
-                            "', which reads as memory used/total, while the mem column holds '" + row[mem] +
-                            "', which reads as a loss: the two columns look swapped"});
-    return problems;
-  }
-  if (loss >= 0 && !detail::is_blank(row[loss]) && !detail::plain_number(row[loss]))
-    problems.push_back({"loss", row[loss], "loss '" + row[loss] + "' is not a number"});
-  if (mem >= 0 && !detail::is_blank(row[mem])) {
-    const auto m = detail::memory_pair(row[mem]);
-    if (!m)
-      problems.push_back({"mem", row[mem], "mem '" + row[mem] + "' is not used/total (e.g. 77/80)"});
-    else if (m->first > m->second)
-      problems.push_back({"mem", row[mem], "mem '" + row[mem] + "' uses more than the device holds"});
-  }
-  if (mfu >= 0 && !detail::is_blank(row[mfu])) {
-    const auto p = detail::percent(row[mfu]);
-    if (!p)
-      problems.push_back({"MFU", row[mfu], "MFU '" + row[mfu] + "' is not a percentage (e.g. 33.6%)"});
-    else if (*p > 100)
-      problems.push_back({"MFU", row[mfu], "MFU '" + row[mfu] + "' exceeds 100%"});
-  }
-  if (tps >= 0 && !detail::is_blank(row[tps]) && !detail::plain_number(row[tps]))
-    problems.push_back({header[tps], row[tps], "token/p/s '" + row[tps] + "' is not a number"});
-  return problems;
-}
-
-}  // namespace trainperf
-// ---- end trainperf/report.hpp ----
 // ---- end trainperf/trainperf.hpp ----

@@ -1,6 +1,7 @@
 // The planner: counts that add up, deterministic ranking, fixed dimensions, framework limits.
 #include <doctest/doctest.h>
 
+#include <trainperf/planner.hpp>
 #include <trainperf/trainperf.hpp>
 
 using namespace trainperf;
@@ -90,28 +91,4 @@ TEST_CASE("plan: nothing fits, and bad requests") {
   CHECK(r.pruned_memory > 0);
   q.memory_margin = 1.5;
   CHECK_THROWS_WITH_AS(plan(q), doctest::Contains("memory margin"), config_error);
-}
-
-TEST_CASE("pipeline_time_estimate: exact for equal stages, close to the simulator for unequal ones") {
-  const std::vector<double> f(4, 1.0), b(4, 2.0);
-  // (m + p - 1) x (f + b) = 11 x 3; interleaved (m v + p - 1) (f + b) / v = (16 + 3) x 3 / 2.
-  CHECK(pipeline_time_estimate(pipeline_schedule::one_f_one_b, 4, 8, 1, f, b) == doctest::Approx(33));
-  CHECK(simulate(make_schedule(pipeline_schedule::one_f_one_b, 4, 8), f, b).step_time == doctest::Approx(33));
-  CHECK(pipeline_time_estimate(pipeline_schedule::interleaved, 4, 8, 2, f, b) == doctest::Approx(28.5));
-  CHECK(simulate(make_schedule(pipeline_schedule::interleaved, 4, 8, 2), f, b).step_time == doctest::Approx(28.5));
-  // A last stage up to twice as slow (the output layer), a slower first one (the embedding):
-  // within 3% of the simulation over a grid.
-  double worst = 0;
-  for (std::int64_t pp : {2, 4, 8, 16})
-    for (std::int64_t v : {1, 2, 4})
-      for (std::int64_t k : {1, 2, 8})
-        for (double extra : {0.0, 0.3, 1.0}) {
-          std::vector<double> ff(static_cast<std::size_t>(pp), 1.0), bb(static_cast<std::size_t>(pp), 2.0);
-          ff.back() += extra, bb.back() += 2 * extra, ff.front() += 0.05, bb.front() += 0.1;
-          const auto kind = v > 1 ? pipeline_schedule::interleaved : pipeline_schedule::one_f_one_b;
-          const double sim = simulate(make_schedule(kind, pp, k * pp, v), ff, bb, 0.01).step_time;
-          const double est = pipeline_time_estimate(kind, pp, k * pp, v, ff, bb, 0.01);
-          worst = std::max(worst, std::abs(est - sim) / sim);
-        }
-  CHECK(worst < 0.03);
 }
