@@ -80,6 +80,8 @@ int run_plan(const args& a, output& out) {
   if (a.get("recompute")) q.space.recomputation = {c.recomputation};
   if (a.has("sp")) q.space.sequence_parallel = {1};
   if (a.has("distributed-optimizer")) q.space.distributed_optimizer = {1};
+  q.space.etp = c.etp;
+  q.space.shard_dp = c.shard_dp;
   const auto top = a.get_int("top").value_or(5);
   if (top <= 0 || top > 1000) throw config_error("top", fmt::format("--top {} must be in 1..1000", top));
   q.top = static_cast<std::size_t>(top);

@@ -32,6 +32,8 @@ struct plan_space {
   std::vector<int> sequence_parallel;      // 0 / 1
   std::vector<int> zero_stage;             // 0-3
   std::vector<int> distributed_optimizer;  // 0 / 1
+  // Not searched: kept as given (0: expert tp = tp; shards over all of dp).
+  std::int64_t etp = 0, shard_dp = 0;
 };
 
 struct plan_request {
@@ -62,10 +64,14 @@ struct plan_result {
 namespace detail {
 
 constexpr std::vector<std::int64_t> divisors(std::int64_t n) {
-  std::vector<std::int64_t> d;
-  for (std::int64_t i = 1; i <= n; ++i)
-    if (n % i == 0) d.push_back(i);
-  return d;
+  std::vector<std::int64_t> low, high;
+  for (std::int64_t i = 1; i <= n / i; ++i)
+    if (n % i == 0) {
+      low.push_back(i);
+      if (i != n / i) high.push_back(n / i);
+    }
+  low.insert(low.end(), high.rbegin(), high.rend());
+  return low;
 }
 
 template <class T>
@@ -131,7 +137,9 @@ inline plan_space plan_dimensions(const plan_request& q) {
           detail::or_default(g.recomputation, s.recomputation),
           detail::or_default(g.sequence_parallel, s.sequence_parallel),
           detail::or_default(g.zero_stage, s.zero_stage),
-          detail::or_default(g.distributed_optimizer, s.distributed_optimizer)};
+          detail::or_default(g.distributed_optimizer, s.distributed_optimizer),
+          g.etp,
+          g.shard_dp};
 }
 
 namespace reason {
@@ -148,6 +156,10 @@ inline plan_result plan(const plan_request& q) {
                   reason::memory_margin_out_of_range, "memory_margin",
                   [&] { return "memory margin must be a fraction in [0, 1), got " + std::to_string(q.memory_margin); });
   detail::require_positive(q.step.gbs, "gbs");
+  detail::require(q.cluster.devices <= max_world_size, reason::world_size_exceeds_2_to_the_20, "devices", [&] {
+    return "devices " + detail::str(q.cluster.devices) + " exceed 2^20 = " + detail::str(max_world_size) +
+           ", the largest world a layout lists; plan a smaller job";
+  });
   const plan_space s = plan_dimensions(q);
   const std::int64_t world = q.cluster.devices;
   const double capacity = static_cast<double>(q.cluster.device.memory_bytes) * (1 - q.memory_margin);
@@ -187,6 +199,8 @@ inline plan_result plan(const plan_request& q) {
                       c.zero_stage = zero;
                       c.distributed_optimizer = dopt != 0;
                       c.recomputation = rc;
+                      c.etp = s.etp;
+                      c.shard_dp = s.shard_dp;
                       const parallel_context ctx{
                           .world = world, .model = q.model, .seq = q.step.memory.seq, .gbs = q.step.gbs, .lbs = lbs};
                       if (!check_parallel(c, ctx).empty()) {
@@ -198,8 +212,10 @@ inline plan_result plan(const plan_request& q) {
       }
 
   // Prune by memory and predict, in parallel; each job writes its own slot.
-  enum class outcome { pruned, evaluated };
-  std::vector<outcome> outcomes(jobs.size(), outcome::pruned);
+  // A layout the rules accept can still be refused deeper (a schedule too long to list): it
+  // counts as invalid, and the search goes on.
+  enum class outcome { invalid, pruned, evaluated };
+  std::vector<outcome> outcomes(jobs.size(), outcome::pruned);  // set by each job
   std::vector<plan_candidate> results(jobs.size());
   const auto run = [&](std::size_t i) {
     const job& j = jobs[i];
@@ -207,11 +223,15 @@ inline plan_result plan(const plan_request& q) {
     o.memory.lbs = j.lbs;
     const std::int64_t gas = q.step.gbs / (j.lbs * j.c.dp);
     o.memory.micro_batches = gas;
-    const memory_estimate me = estimate_memory(q.model, j.c, world, o.memory);
-    if (me.max_total() > capacity) return;
-    results[i] = {j.c, j.lbs, gas, detail::predict_step_time(q.model, j.c, q.cluster, q.profile, o, false)};
-    for (const stage_memory& s : me.stages) results[i].prediction.stage_memory.push_back(s.total());
-    outcomes[i] = outcome::evaluated;
+    try {
+      const memory_estimate me = estimate_memory(q.model, j.c, world, o.memory);
+      if (me.max_total() > capacity) return;
+      results[i] = {j.c, j.lbs, gas, detail::predict_step_time(q.model, j.c, q.cluster, q.profile, o, false)};
+      for (const stage_memory& st : me.stages) results[i].prediction.stage_memory.push_back(st.total());
+      outcomes[i] = outcome::evaluated;
+    } catch (const config_error&) {
+      outcomes[i] = outcome::invalid;
+    }
   };
   unsigned threads = q.threads != 0 ? q.threads : std::max(1u, std::thread::hardware_concurrency());
   threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(1, jobs.size() / 16)));
@@ -233,8 +253,8 @@ inline plan_result plan(const plan_request& q) {
       if (e) std::rethrow_exception(e);
   }
   for (std::size_t i = 0; i < jobs.size(); ++i) {
-    if (outcomes[i] == outcome::pruned) {
-      ++r.pruned_memory;
+    if (outcomes[i] != outcome::evaluated) {
+      ++(outcomes[i] == outcome::pruned ? r.pruned_memory : r.invalid);
       continue;
     }
     ++r.evaluated;
@@ -254,7 +274,10 @@ inline plan_result plan(const plan_request& q) {
     o.memory.lbs = c.lbs;
     o.memory.micro_batches = c.gas;
     std::vector<double> memory = std::move(c.prediction.stage_memory);
-    c.prediction = detail::predict_step_time(q.model, c.config, q.cluster, q.profile, o);
+    try {
+      c.prediction = detail::predict_step_time(q.model, c.config, q.cluster, q.profile, o);
+    } catch (const config_error&) {  // the schedule too long for the simulator: keep the closed form
+    }
     c.prediction.stage_memory = std::move(memory);
   }
   std::sort(r.candidates.begin(), r.candidates.end(), faster);

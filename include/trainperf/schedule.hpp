@@ -83,10 +83,10 @@ struct schedule {
   }
 };
 
-// The action lists of `kind` for pp stages, m micro-batches and vpp chunks per stage.
-// 1F1B and interleaving follow Megatron-LM's megatron/core/pipeline_parallel/schedules.py
-// (forward_backward_pipelining_without_interleaving / _with_interleaving).
-constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::int64_t m, std::int64_t vpp = 1) {
+namespace detail {
+// What every schedule needs of its arguments: positive sizes; interleaving with more than one
+// chunk per stage and micro-batches a multiple of pp; no chunks without interleaving.
+constexpr void check_schedule(pipeline_schedule kind, std::int64_t pp, std::int64_t m, std::int64_t vpp) {
   using detail::str;
   detail::require_positive(pp, "pp");
   detail::require_positive(m, "micro_batches");
@@ -103,6 +103,15 @@ constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::i
       return "vpp " + str(vpp) + " needs the interleaved schedule; use --kind interleaved or vpp 1";
     });
   }
+}
+}  // namespace detail
+
+// The action lists of `kind` for pp stages, m micro-batches and vpp chunks per stage.
+// 1F1B and interleaving follow Megatron-LM's megatron/core/pipeline_parallel/schedules.py
+// (forward_backward_pipelining_without_interleaving / _with_interleaving).
+constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::int64_t m, std::int64_t vpp = 1) {
+  using detail::str;
+  detail::check_schedule(kind, pp, m, vpp);
   detail::require(pp <= max_schedule_slots / vpp && m <= max_schedule_slots / (pp * vpp),
                   reason::schedule_is_too_long_to_enumerate, "micro_batches", [&] {
                     return "pp " + str(pp) + " x " + str(m) + " micro-batches x vpp " + str(vpp) +
@@ -157,7 +166,7 @@ constexpr schedule make_schedule(pipeline_schedule kind, std::int64_t pp, std::i
 // all m. The unit tests check it against the listed schedules' inflight_peak().
 constexpr std::vector<double> inflight_peaks(pipeline_schedule kind, std::int64_t pp, std::int64_t m,
                                              std::int64_t vpp = 1) {
-  make_schedule(kind, pp, std::min<std::int64_t>(m, pp), vpp);  // the same checks of the arguments
+  detail::check_schedule(kind, pp, m, vpp);
   std::vector<double> peaks;
   for (std::int64_t st = 0; st < pp; ++st) {
     if (kind == pipeline_schedule::gpipe) {
@@ -275,8 +284,12 @@ inline simulation simulate(const schedule& s, const std::vector<double>& forward
 // back, plus the other m x v - 1 chunk slots at the slowest stage's pace (the generalisation to
 // unequal stages of Narayanan et al. 2021, section 2.2: (m x v + p - 1) x (f + b) / v for equal
 // ones), and a hand-off per stage boundary each way; GPipe runs the forwards and the backwards as
-// two such passes. Exact for equal stages; the unit tests bound it against the simulator for
-// unequal ones. What the planner screens layouts with before it simulates the best.
+// two such passes. In 1F1B's steady phase every micro-batch also waits for a hand-off each way on
+// all but one of p turns (2 x h x (p - 1) / p, the simulator's own pace); interleaving hides its
+// hand-offs behind the other chunks while they are short. Exact for equal stages without
+// hand-off time; the unit tests bound it against the simulator for unequal stages and for
+// hand-offs up to a tenth of a stage's forward (interleaved) or a third (1F1B). What the planner
+// screens layouts with before it simulates the best.
 constexpr double pipeline_time_estimate(pipeline_schedule kind, std::int64_t pp, std::int64_t m, std::int64_t vpp,
                                         const std::vector<double>& forward, const std::vector<double>& backward,
                                         double p2p_latency = 0) {
@@ -286,9 +299,10 @@ constexpr double pipeline_time_estimate(pipeline_schedule kind, std::int64_t pp,
     max_f = std::max(max_f, forward[i]), max_b = std::max(max_b, backward[i]);
     max_fb = std::max(max_fb, forward[i] + backward[i]);
   }
-  const double hops = 2 * static_cast<double>(pp - 1) * p2p_latency;
+  const double p = static_cast<double>(pp), hops = 2 * (p - 1) * p2p_latency;
   const double rest = static_cast<double>(m - 1);
   if (kind == pipeline_schedule::gpipe) return sum_f + sum_b + rest * (max_f + max_b) + hops;
+  if (kind == pipeline_schedule::one_f_one_b) return sum_f + sum_b + rest * (max_fb + hops / p) + hops;
   const double v = static_cast<double>(vpp);
   return (sum_f + sum_b) / v + (static_cast<double>(m) * v - 1) * max_fb / v + hops;
 }

@@ -61,7 +61,7 @@ struct step_breakdown {
 struct step_prediction {
   double step_time = 0;  // seconds
   double tokens_per_device_per_s = 0;
-  double mfu = 0, hfu = 0;  // under step_options::mfu_convention, against the dense peak of the compute dtype
+  double mfu = 0, hfu = 0;  // under step_options::mfu_convention, against the dense peak of the GEMMs' dtype
   step_breakdown breakdown{};
   std::int64_t micro_batches = 0;                     // per step per data-parallel replica
   std::vector<double> stage_forward, stage_backward;  // one micro-batch on each pipeline stage, s
@@ -107,10 +107,13 @@ struct layer_time {
 };
 
 // The process groups' spans under Megatron-LM's default order (tp-cp-ep-dp-pp, layout.hpp):
-// tp fastest, then cp, dp, pp; the expert mesh tp-ep-dp-pp with etp in place of tp.
+// tp fastest, then cp, dp, pp; the expert mesh tp-ep-dp-pp with etp in place of tp. Gradients
+// reduce over dp x cp (context-parallel ranks hold the same weights: Megatron-LM's
+// data-parallel group with context parallelism, torchtitan's dp_shard x cp), and with hybrid
+// sharding over groups of shard_dp x cp of them, then across the dp / shard_dp replicas.
 struct group_spans {
-  group_span tp, cp, ep, dp, expert_dp;
-  bool pp_crosses_nodes = false;
+  group_span tp, cp, ep, dp, shard, replicate, expert_dp;
+  bool pp_crosses_nodes = false;  // some stage hand-off crosses a node boundary
 };
 
 constexpr group_spans spans_for(const parallel_config& c, std::int64_t dp, const cluster_spec& cl) {
@@ -118,12 +121,15 @@ constexpr group_spans spans_for(const parallel_config& c, std::int64_t dp, const
   group_spans g;
   g.tp = span_of(c.tp, 1, k);
   g.cp = span_of(c.cp, c.tp, k);
-  g.dp = span_of(dp, c.tp * c.cp, k);
+  g.dp = span_of(dp * c.cp, c.tp, k);
+  const std::int64_t shard = c.shard_dp > 0 ? c.shard_dp : dp;
+  g.shard = span_of(shard * c.cp, c.tp, k);
+  g.replicate = span_of(dp / shard, c.tp * c.cp * shard, k);
   const std::int64_t etp = c.resolved_etp();
   g.ep = span_of(c.ep, etp, k);
   const std::int64_t expert_dp = std::max<std::int64_t>(1, c.tp * c.cp * dp / (etp * c.ep));
   g.expert_dp = span_of(expert_dp, etp * c.ep, k);
-  g.pp_crosses_nodes = c.tp * c.cp * dp >= k;
+  g.pp_crosses_nodes = span_of(c.pp, c.tp * c.cp * dp, k).spans_nodes();
   return g;
 }
 
@@ -146,12 +152,15 @@ constexpr double streaming_time(const step_context& x, double bytes) {
 // sequence parallelism Korthikanti et al. 2022, section 4.2.2): one all-reduce of the block's
 // output in the forward, one of its input gradient in the backward; with sequence parallelism a
 // reduce-scatter and an all-gather of the same activation instead.
+constexpr double tp_collective(const step_context& x, collective kind, double bytes) {
+  return collective_time(kind, bytes, x.g.tp, x.cl);
+}
 constexpr double tp_block_comm(const step_context& x) {
   if (x.c.tp <= 1) return 0;
   const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
-  return x.c.sequence_parallel ? collective_time(collective::reduce_scatter, bytes, x.g.tp, x.cl) +
-                                     collective_time(collective::all_gather, bytes, x.g.tp, x.cl)
-                               : collective_time(collective::all_reduce, bytes, x.g.tp, x.cl);
+  return x.c.sequence_parallel
+             ? tp_collective(x, collective::reduce_scatter, bytes) + tp_collective(x, collective::all_gather, bytes)
+             : tp_collective(x, collective::all_reduce, bytes);
 }
 
 constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
@@ -209,8 +218,9 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
     // Unfused: two batched GEMMs per head over the whole score matrix, and the softmax reading
     // and writing it (scale and mask, softmax, and its fp32 copy when it runs in fp32).
     const double lbs = static_cast<double>(x.o.memory.lbs), rows = t / lbs;
+    const double batch = lbs * heads;  // one batched GEMM each, filling the device as one
     const double products =
-        lbs * heads * (gemm_time(rows, seq, d, x.peak, e, bw, x.p) + gemm_time(rows, d, seq, x.peak, e, bw, x.p));
+        gemm_time(rows, seq, d, x.peak, e, bw, x.p, batch) + gemm_time(rows, d, seq, x.peak, e, bw, x.p, batch);
     const double scores = t * seq * heads;
     const double passes = x.o.memory.fp32_softmax ? 3 * e + 8 : 4 * e;
     attn_f = products + streaming_time(x, scores * passes);
@@ -263,19 +273,28 @@ constexpr layer_time time_output(const step_context& x) {
   // entropy computes in fp32).
   const double norm = (x.c.sequence_parallel ? t / tp : t) * h * x.e * 2;
   const double ce = t * v * (x.e + 4);
+  // The column-parallel output layer: with sequence parallelism its input is all-gathered forward
+  // and its gradient reduce-scattered backward; without, the forward copy is free and the
+  // gradient all-reduced (Megatron-LM's copy_to / gather_from_sequence_parallel_region).
+  const double a = t * h * x.e;
+  const bool sp = x.c.sequence_parallel, split = x.c.tp > 1;
   layer_time r;
-  const double comm = tp_block_comm(x);
-  r.forward = {logits + streaming_time(x, norm + ce), comm, 0, 0};
-  r.backward = {2 * logits + streaming_time(x, 2 * norm + ce), comm, 0, 0};
+  r.forward = {logits + streaming_time(x, norm + ce), split && sp ? tp_collective(x, collective::all_gather, a) : 0, 0,
+               0};
+  r.backward = {2 * logits + streaming_time(x, 2 * norm + ce),
+                split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, a) : 0, 0, 0};
   return r;
 }
 
+// The vocabulary-parallel embedding: its output reduced forward (all-reduce, or reduce-scatter
+// into the sequence-parallel region); backward, only sequence parallelism gathers the gradient.
 constexpr layer_time time_embedding(const step_context& x) {
   const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
+  const bool sp = x.c.sequence_parallel, split = x.c.tp > 1;
   layer_time r;
-  const double comm = tp_block_comm(x);  // the vocabulary-parallel embedding's reduction
-  r.forward = {streaming_time(x, bytes), comm, 0, 0};
-  r.backward = {streaming_time(x, 2 * bytes), 0, 0, 0};
+  r.forward = {streaming_time(x, bytes),
+               split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, bytes) : 0, 0, 0};
+  r.backward = {streaming_time(x, 2 * bytes), split && sp ? tp_collective(x, collective::all_gather, bytes) : 0, 0, 0};
   return r;
 }
 
@@ -394,12 +413,12 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     pipeline = static_cast<double>(micro) * (f_total[0] + b_total[0]);
   }
 
-  // Data parallelism and the optimizer, per stage (the slowest sets the step's tail).
+  // Data parallelism and the optimizer, per stage (the slowest sets the step's tail). Bytes per
+  // parameter as the memory model keeps them (per_param_state_bytes, unsharded): the gradient's
+  // dtype and the optimizer's states.
   const memory_options& mo = opt.memory;
-  const bool fp32_grads =
-      mo.fp32_grads ||
-      ((mo.accounting == framework::megatron || mo.accounting == framework::megatron_core) && compute == dtype::bf16);
-  const double grad_bytes = fp32_grads ? 4 : x.e;
+  const state_bytes unsharded = per_param_state_bytes(parallel_config{}, 1, mo);
+  const double grad_bytes = unsharded.grads;
   const bool fsdp = mo.accounting == framework::fsdp;
   const int zero = fsdp ? 3 : c.zero_stage;
   const bool sharded_states = zero >= 1 || c.distributed_optimizer;
@@ -411,44 +430,46 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   std::vector<double> dp_exposed(pp), opt_time(pp);
   for (std::size_t s = 0; s < pp; ++s) {
     double exposed = 0;
-    const auto reduce = [&](double params, group_span g) {
-      if (params <= 0 || g.size <= 1) return;
+    const double f1 = fwd[s].total(), b1 = bwd[s].total();
+    const auto hide = [](double comm, double behind, bool overlapped) {
+      return overlapped ? std::max(0.0, comm - behind) : comm;
+    };
+    // The parameters' gradients reduced over `shard` (then, with hybrid sharding, their shard
+    // all-reduced over `replicate`), and with sharded states the weights gathered back.
+    const auto reduce = [&](double params, group_span shard, group_span replicate) {
+      if (params <= 0 || shard.size * replicate.size <= 1) return;
       const double grads = params * grad_bytes, weights = params * x.e;
-      const double f1 = fwd[s].total(), b1 = bwd[s].total();
-      const auto hide = [&](double comm, double behind, bool overlapped) {
-        return overlapped ? std::max(0.0, comm - behind) : comm;
-      };
+      const double across =
+          collective_time(collective::all_reduce, grads / static_cast<double>(shard.size), replicate, cl);
       if (zero == 3) {
         // ZeRO-3 / FSDP: every micro-batch gathers the weights for its forward and again for its
         // backward and reduce-scatters the gradients; prefetching overlaps the gathers.
-        const double gather = collective_time(collective::all_gather, weights, g, cl);
-        const double rs = collective_time(collective::reduce_scatter, grads, g, cl);
+        const double gather = collective_time(collective::all_gather, weights, shard, cl);
+        const double rs = collective_time(collective::reduce_scatter, grads, shard, cl) + across;
         exposed += m_d * (hide(gather, f1, true) + hide(gather + rs, b1, overlap || fsdp));
       } else if (zero == 2) {
         // ZeRO-2 keeps only its gradient partition: it reduce-scatters every micro-batch.
-        exposed += m_d * hide(collective_time(collective::reduce_scatter, grads, g, cl), b1, overlap);
-        exposed += hide(collective_time(collective::all_gather, weights, g, cl), f1, overlap_gather);
+        exposed += m_d * hide(collective_time(collective::reduce_scatter, grads, shard, cl) + across, b1, overlap);
+        exposed += hide(collective_time(collective::all_gather, weights, shard, cl), f1, overlap_gather);
       } else if (sharded_states) {
         // ZeRO-1 / the distributed optimizer: one reduce-scatter per step, then the updated
         // weights are gathered (Megatron-LM dist_optimizer.md).
-        exposed += hide(collective_time(collective::reduce_scatter, grads, g, cl), b1, overlap);
-        exposed += hide(collective_time(collective::all_gather, weights, g, cl), f1, overlap_gather);
+        exposed += hide(collective_time(collective::reduce_scatter, grads, shard, cl) + across, b1, overlap);
+        exposed += hide(collective_time(collective::all_gather, weights, shard, cl), f1, overlap_gather);
       } else {
-        exposed += hide(collective_time(collective::all_reduce, grads, g, cl), b1, overlap);
+        exposed += hide(collective_time(collective::all_reduce, grads, x.g.dp, cl), b1, overlap);
       }
     };
-    reduce(stage_params[s], x.g.dp);
-    reduce(stage_expert_params[s], x.g.expert_dp);
-    // Adam (Kingma and Ba 2015, algorithm 1) with mixed precision reads the gradient, the fp32
-    // master weight, m and v, writes those three and the 16-bit weight, reads the gradient again
-    // for its norm (clipping) and zeroes the gradient buffer.
-    const double shard = sharded_states ? static_cast<double>(dp) : 1.0;
-    const double states = mo.optimizer == optimizer_kind::sgd         ? 8
-                          : mo.optimizer == optimizer_kind::adam_8bit ? 2 * 2
-                                                                      : 2 * 8;
-    const double master = mo.master_weights && compute != dtype::fp32 ? 8 : 0;
-    const double per_param = 3 * grad_bytes + states + master + x.e;
-    const double local = (stage_params[s] + stage_expert_params[s]) / shard;
+    reduce(stage_params[s], x.g.shard, x.g.replicate);
+    reduce(stage_expert_params[s], x.g.expert_dp, group_span{});
+    // The optimizer step streams its states (Adam, Kingma and Ba 2015, algorithm 1: m, v and the
+    // fp32 master read and written), reads the gradient twice (the update and the norm for
+    // clipping) and zeroes it, and writes the 16-bit weight (FSDP2 updates its fp32 shard in
+    // place: read and written). Sharded states spread over the shard groups.
+    const double per_param = 3 * grad_bytes + 2 * unsharded.optimizer + (fsdp ? 2 : 1) * unsharded.params;
+    const double dense_shards = sharded_states ? static_cast<double>(x.g.shard.size) : 1.0;
+    const double expert_shards = sharded_states ? static_cast<double>(x.g.expert_dp.size) : 1.0;
+    const double local = stage_params[s] / dense_shards + stage_expert_params[s] / expert_shards;
     opt_time[s] = detail::streaming_time(x, local * per_param);
     dp_exposed[s] = exposed;
     if (exposed + opt_time[s] > tail_max) tail_max = exposed + opt_time[s], critical = s;
@@ -481,8 +502,10 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
       .convention = o.mfu_convention, .seq = o.memory.seq, .causal = o.mfu_causal, .recomputation = c.recomputation};
   fo.tp = c.tp;
   const flops_count fc = count_flops(m, fo);
-  r.mfu = fc.model * static_cast<double>(o.gbs) / (r.step_time * devices * x.peak);
-  r.hfu = fc.hardware * static_cast<double>(o.gbs) / (r.step_time * devices * x.peak);
+  // Against the dense peak of the dtype the GEMMs run in (fp8 with fp8 linear layers), so that no
+  // part of the step can run above it.
+  r.mfu = fc.model * static_cast<double>(o.gbs) / (r.step_time * devices * x.linear_peak);
+  r.hfu = fc.hardware * static_cast<double>(o.gbs) / (r.step_time * devices * x.linear_peak);
 
   return r;
 }

@@ -159,4 +159,16 @@ TEST_CASE("pipeline_time_estimate: exact for equal stages, close to the simulato
           worst = std::max(worst, std::abs(est - sim) / sim);
         }
   CHECK(worst < 0.03);
+  // Hand-offs: up to a third of a stage's forward under 1F1B, a tenth interleaved.
+  worst = 0;
+  for (std::int64_t pp : {2, 4, 8})
+    for (std::int64_t v : {1, 2})
+      for (double hop : {0.1, 0.3}) {
+        if (v > 1 && hop > 0.1) continue;
+        const std::vector<double> ff(static_cast<std::size_t>(pp), 1.0), bb(static_cast<std::size_t>(pp), 2.0);
+        const auto kind = v > 1 ? pipeline_schedule::interleaved : pipeline_schedule::one_f_one_b;
+        const double sim = simulate(make_schedule(kind, pp, 8 * pp, v), ff, bb, hop).step_time;
+        worst = std::max(worst, std::abs(pipeline_time_estimate(kind, pp, 8 * pp, v, ff, bb, hop) - sim) / sim);
+      }
+  CHECK(worst < 0.03);
 }

@@ -87,7 +87,8 @@ TEST_CASE("step-time invariants") {
   parallel_config layout{.tp = 2, .pp = 2, .sequence_parallel = true};
   const step_prediction a = predict_step(m, layout, c, p, o);
   CHECK(a.micro_batches == 16);  // 64 / (1 x dp 4)
-  // MFU can never pass the GEMM efficiency: every part runs at or below it.
+  // MFU (against the peak the GEMMs run at) can never pass the GEMM efficiency: every part runs
+  // at or below it.
   CHECK(a.mfu > 0.1);
   CHECK(a.mfu < p.gemm_efficiency);
   CHECK(a.breakdown.total() == doctest::Approx(a.step_time));
@@ -158,4 +159,42 @@ TEST_CASE("what the step-time model does not cover is refused") {
   device_profile bad = flat_profile();
   bad.gemm_efficiency = 1.5;
   CHECK_THROWS_WITH_AS(predict_step(m, {}, c, bad, o), doctest::Contains("gemm_efficiency"), config_error);
+}
+
+TEST_CASE("tensor- and data-parallel communication on two nodes, by hand") {
+  // 8 toy devices, 4 to a node: 100 GB/s inside, 10 GB/s per device across, no latency.
+  const cluster_spec c{toy_device, 8, 4, 100e9, 10e9, 0};
+  step_options o;
+  o.memory.seq = 1024;
+  o.gbs = 4;  // one micro-batch per replica
+  const step_prediction r = predict_step(one_layer(), {.tp = 2}, c, flat_profile(), o);
+  // TP pairs share a node. A block's activation is 1024 tokens x 1024 x 2 bytes; its all-reduce
+  // over 2 ranks moves 2 x 1/2 of it at 100 GB/s (the ring; the tree's 2 x it is slower).
+  const double ar = 1024.0 * 1024 * 2 / 100e9;
+  // Forward: 2 per layer and the embedding's; backward: 2 per layer and the output layer's.
+  CHECK(r.breakdown.tp_comm == doctest::Approx(6 * ar));
+  // DP groups: ranks 0, 2, 4, 6, two per node: 2 x 10 GB/s. Parameters per rank: the layer
+  // (4 h^2 + 3 h f + 2 h = 16,779,264) and the untied embedding and output (2 x 32000 x 1024),
+  // halved by tp: 41,157,632, bf16 gradients. Ring all-reduce over 4: 2 x 3/4 x bytes / 20 GB/s.
+  const double params = (16779264.0 + 2 * 32000.0 * 1024) / 2;
+  CHECK(r.breakdown.dp_comm == doctest::Approx(1.5 * params * 2 / 20e9));
+  CHECK(r.breakdown.optimizer == doctest::Approx(params * 32 / 1e12));
+}
+
+TEST_CASE("process groups on the nodes under Megatron-LM's order") {
+  const cluster_spec c{toy_device, 8, 4, 100e9, 10e9, 0};
+  // tp 2 x pp 4: stages 2 ranks apart, stage 1 -> 2 crosses from node 0 to node 1.
+  CHECK(detail::spans_for({.tp = 2, .pp = 4}, 1, c).pp_crosses_nodes);
+  CHECK_FALSE(
+      detail::spans_for({.tp = 2, .pp = 2}, 1, cluster_spec{toy_device, 4, 4, 100e9, 10e9, 0}).pp_crosses_nodes);
+  // Gradients reduce over dp x cp: tp 2, cp 2, dp 2 gives ranks 0, 2, 4, 6.
+  const detail::group_spans g = detail::spans_for({.tp = 2, .cp = 2}, 2, c);
+  CHECK(g.dp.size == 4);
+  CHECK(g.dp.per_node == 2);
+  // Hybrid sharding over 2 of 4 data-parallel ranks (tp 2): shards 0, 2 on node 0; replicas 0, 4.
+  const detail::group_spans h = detail::spans_for({.tp = 2, .shard_dp = 2}, 4, c);
+  CHECK(h.shard.size == 2);
+  CHECK_FALSE(h.shard.spans_nodes());
+  CHECK(h.replicate.size == 2);
+  CHECK(h.replicate.per_node == 1);
 }

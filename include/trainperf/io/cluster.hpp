@@ -50,7 +50,7 @@ inline cluster_file cluster_from_json(std::string_view text, const std::string& 
   c.devices_per_node = f.opt_size("devices_per_node");
   if (f.has("intra_node_gbps")) c.intra_node_bandwidth = detail::positive_number(f, j, "intra_node_gbps", 1e9) * 1e9;
   if (f.has("inter_node_gbps")) c.inter_node_bandwidth = detail::positive_number(f, j, "inter_node_gbps", 1e9) * 1e9;
-  if (f.has("latency_us")) c.latency_s = detail::positive_number(f, j, "latency_us", 1e9) * 1e-6;
+  if (f.has("latency_us")) c.latency_s = detail::nonnegative_number(f, j, "latency_us", 1e9) * 1e-6;
   return c;
 }
 

@@ -43,6 +43,16 @@ inline double positive_number(const fields& f, const nlohmann::json& obj, std::s
     f.fail(key, "field \"" + f.name(key) + "\" = " + v.dump() + " must be positive and below " + format_double(limit));
   return x;
 }
+// A number of a field in [0, limit): what may be zero (a latency, a saturation point).
+inline double nonnegative_number(const fields& f, const nlohmann::json& obj, std::string_view key, double limit) {
+  const nlohmann::json& v = obj.at(std::string(key));
+  if (!v.is_number()) f.fail(key, "field \"" + f.name(key) + "\" must be a number, got " + describe(v));
+  const double x = v.get<double>();
+  if (!(x >= 0) || !(x < limit))
+    f.fail(key,
+           "field \"" + f.name(key) + "\" = " + v.dump() + " must be at least 0 and below " + format_double(limit));
+  return x;
+}
 }  // namespace detail
 
 // The devices of the JSON text `text` (`origin` names it in errors; `field` is the flag that gave

@@ -59,8 +59,8 @@ inline device_profile profile_from_json(std::string_view text, const std::string
   p.cudnn_attention_backward_efficiency = number("cudnn_attention_backward_efficiency", 1e9);
   p.intra_node_bus_efficiency = number("intra_node_bus_efficiency", 1e9);
   p.inter_node_bus_efficiency = number("inter_node_bus_efficiency", 1e9);
-  p.gemm_half_outputs = number("gemm_half_outputs", 1e9);
-  p.latency_s = number("latency_us", 1e9) * 1e-6;
+  p.gemm_half_outputs = detail::nonnegative_number(f, j, "gemm_half_outputs", 1e18);
+  p.latency_s = detail::nonnegative_number(f, j, "latency_us", 1e9) * 1e-6;
   try {
     validate(p);
   } catch (const config_error& e) {
