@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -20,6 +21,14 @@
 #include "device_flags.hpp"
 
 namespace trainperf::cli {
+
+// The memory subcommand's flags that predict and plan leave out: the cluster decides dp and the
+// micro-batches per step and names the device; they print their own JSON, help and SVG.
+inline bool decided_by_the_cluster(std::string_view name) {
+  for (std::string_view n : {"dp", "gas", "device", "devices-file", "capacity-gib", "svg", "json", "help"})
+    if (name == n) return true;
+  return false;
+}
 
 inline std::vector<flag> cluster_flags() {
   return {

@@ -20,9 +20,7 @@ namespace {
 std::vector<flag> plan_flags() {
   std::vector<flag> f;
   for (const flag& x : memory_flags()) {
-    if (x.name == "dp" || x.name == "gas" || x.name == "device" || x.name == "devices-file" ||
-        x.name == "capacity-gib" || x.name == "svg" || x.name == "json" || x.name == "help")
-      continue;
+    if (decided_by_the_cluster(x.name)) continue;
     // A layout flag given fixes that dimension of the search.
     if (x.name == "tp" || x.name == "pp" || x.name == "cp" || x.name == "ep" || x.name == "vpp" || x.name == "lbs" ||
         x.name == "zero" || x.name == "recompute" || x.name == "sp" || x.name == "distributed-optimizer")

@@ -15,13 +15,10 @@
 namespace trainperf::cli {
 namespace {
 
-// The memory subcommand's flags without what the cluster decides (dp, gas) or says (the device).
 std::vector<flag> predict_flags() {
   std::vector<flag> f;
   for (const flag& x : memory_flags())
-    if (x.name != "dp" && x.name != "gas" && x.name != "device" && x.name != "devices-file" &&
-        x.name != "capacity-gib" && x.name != "svg" && x.name != "json" && x.name != "help")
-      f.push_back(x);
+    if (!decided_by_the_cluster(x.name)) f.push_back(x);
   for (const flag& x : cluster_flags()) f.push_back(x);
   return with_common(f);
 }

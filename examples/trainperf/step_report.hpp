@@ -16,7 +16,7 @@ namespace trainperf::cli {
 
 inline constexpr std::string_view mfu_convention_note =
     "MFU/HFU: megatron convention (per-GEMM FLOPs, attention core not halved for the causal mask) over the "
-    "dense peak of the weights' dtype";
+    "dense peak of the GEMMs' dtype (fp8 with --fp8)";
 
 inline std::string describe_layout(const parallel_config& c, std::int64_t world) {
   std::string s = fmt::format("tp {} x cp {} x pp {} x dp {}", c.tp, c.cp, c.pp, resolved_dp(c, world));
@@ -47,7 +47,7 @@ inline json prediction_json(const step_prediction& p, const cluster_setup& cs) {
           {"tokens_per_device_per_s", p.tokens_per_device_per_s},
           {"mfu", p.mfu},
           {"hfu", p.hfu},
-          {"mfu_convention", "megatron, attention not halved, dense peak of the weights' dtype"},
+          {"mfu_convention", "megatron, attention not halved, dense peak of the GEMMs' dtype"},
           {"micro_batches", p.micro_batches},
           {"breakdown", breakdown_json(p.breakdown)},
           {"breakdown_units", "s"},
