@@ -305,9 +305,6 @@ constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
   return false;
 }
 
-}  // namespace detail
-
-namespace detail {
 // predict_step without the memory model (the planner has run it already); simulate false takes
 // the pipeline's time in closed form (pipeline_time_estimate), as the planner's screening does.
 inline step_prediction predict_step_time(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
@@ -335,12 +332,8 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   const std::int64_t world = cl.devices;
   const std::int64_t dp = resolved_dp(c, world);
   const std::int64_t per_step = detail::checked_mul(o.memory.lbs, dp, "lbs x dp");
+  // Also refuses a global batch that is not a multiple of lbs x dp, naming the nearest valid ones.
   validate(c, {.world = world, .model = m, .seq = o.memory.seq, .gbs = o.gbs, .lbs = o.memory.lbs});
-  detail::require(o.gbs % per_step == 0, reason::step_time_needs_a_global_batch, "gbs", [&] {
-    return "global batch " + str(o.gbs) + " is not a multiple of micro batch " + str(o.memory.lbs) +
-           " x data parallel " + str(dp) + " = " + str(per_step) +
-           "; nearest valid: " + detail::nearest_multiples(o.gbs, per_step);
-  });
   const std::int64_t micro = o.gbs / per_step;
 
   step_options opt = o;
@@ -368,6 +361,8 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   std::vector<double> stage_params(pp, 0.0), stage_expert_params(pp, 0.0);
   const param_counts pc = count_params(m, c.tp);
   const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
+  const layer_params moe_lp = count_layer_params(m, m.layer_of_shape(true));
+  const double dense_layer_params = static_cast<double>(count_layer_params(m, m.layer_of_shape(false)).total());
   for (const stage_layers& s : stages) {
     const auto st = static_cast<std::size_t>(s.stage);
     const std::int64_t moe_layers = m.moe_layers_below(s.first_layer + s.layers) - m.moe_layers_below(s.first_layer);
@@ -377,15 +372,13 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     bwd[st] += dense.backward.times(static_cast<double>(dense_layers));
     bwd[st] += moe.backward.times(static_cast<double>(moe_layers));
     if (moe_layers > 0) {
-      const layer_params lp = count_layer_params(m, m.layer_of_shape(true));
       stage_params[st] += static_cast<double>(moe_layers) *
-                          static_cast<double>(lp.attention + lp.router + lp.shared_experts + lp.norms) / tp;
-      stage_expert_params[st] +=
-          static_cast<double>(moe_layers) * static_cast<double>(lp.routed_experts) / (etp * static_cast<double>(c.ep));
+                          static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) /
+                          tp;
+      stage_expert_params[st] += static_cast<double>(moe_layers) * static_cast<double>(moe_lp.routed_experts) /
+                                 (etp * static_cast<double>(c.ep));
     }
-    if (dense_layers > 0)
-      stage_params[st] += static_cast<double>(dense_layers) *
-                          static_cast<double>(count_layer_params(m, m.layer_of_shape(false)).total()) / tp;
+    stage_params[st] += static_cast<double>(dense_layers) * dense_layer_params / tp;
     if (s.embedding) {
       fwd[st] += embed.forward, bwd[st] += embed.backward;
       stage_params[st] += static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
