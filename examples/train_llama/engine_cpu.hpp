@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <trainperf/kernels/cpu/kernels.hpp>
+#include <trainperf/kernels/cpu/measure.hpp>
 #include <trainperf/trainperf.hpp>
 
 #ifdef TRAINPERF_WITH_MPI
@@ -28,46 +29,6 @@
 namespace train_llama {
 
 namespace tp = trainperf;
-
-// The fp32 GEMM rate of trainperf's linear kernel on this machine, with the trainer's threads.
-struct gemm_peak {
-  double best = 0, median = 0, worst = 0;  // FLOP/s over the timed repetitions
-  i64 n = 0;
-  int repetitions = 0;
-  double seconds = 0;  // the probe's whole time, warm-up included
-};
-
-// n x n x n products (n = 1024: 12 MiB of operands, past the private caches, so the rate is the
-// sustained one, not a cache burst), one warm-up, then `repetitions` timed runs of at least
-// `min_seconds` each. The best run is the peak, what this kernel can sustain here; the spread
-// says how steady the machine was while it was measured. (A 512^3 probe of 4 products, as
-// before, read anywhere from 34 to 246 GFLOP/s on a shared 2-core machine: MFUs above 100%.)
-inline gemm_peak measure_gemm_peak(i64 n = 1024, int repetitions = 5, double min_seconds = 0.2) {
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  std::vector<float> a(static_cast<std::size_t>(n * n)), b(a.size()), c(a.size());
-  for (std::size_t i = 0; i < a.size(); ++i) {  // varied operands: no shortcut on constant data
-    a[i] = static_cast<float>(i % 13) * 0.01f - 0.06f;
-    b[i] = static_cast<float>(i % 7) * 0.02f - 0.06f;
-  }
-  const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
-  tp::kernels::cpu::linear_forward(c.data(), a.data(), b.data(), nullptr, n, n, n);  // warm-up: pages, threads
-  std::vector<double> rates;
-  for (int rep = 0; rep < repetitions; ++rep) {
-    const auto t0 = clock::now();
-    int calls = 0;
-    double s = 0;
-    do {
-      tp::kernels::cpu::linear_forward(c.data(), a.data(), b.data(), nullptr, n, n, n);
-      ++calls;
-      s = std::chrono::duration<double>(clock::now() - t0).count();
-    } while (s < min_seconds);
-    rates.push_back(calls * flops / s);
-  }
-  std::sort(rates.begin(), rates.end());
-  return {rates.back(), rates[rates.size() / 2], rates.front(), n, repetitions,
-          std::chrono::duration<double>(clock::now() - start).count()};
-}
 
 // trainperf's CPU kernels on the host model (fp32), data parallel over MPI when built with it.
 class cpu_engine final : public engine {
@@ -104,7 +65,7 @@ class cpu_engine final : public engine {
     return {peak_rss_bytes(), static_cast<std::int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE), "peak RSS"};
   }
   std::pair<double, std::string> default_peak() const override {
-    const gemm_peak p = measure_gemm_peak();
+    const auto p = tp::kernels::cpu::measure::measure_gemm_peak();
     return {p.best, fmt::format("this machine's fp32 GEMM through trainperf's linear kernel with {} threads: best of "
                                 "{} runs of {}^3 products, measured now in {:.1f} s (median {:.3g}, slowest {:.3g} "
                                 "FLOP/s)",

@@ -254,6 +254,7 @@ int run(const args& a) {
   m.init(seed);
   m.profile = a.has("profile");
   double optimizer_seconds = 0;
+  std::vector<double> step_seconds;
   i64 start = 0;
   if (resume) {
     say.phase("reading and verifying checkpoint " + *resume, false);
@@ -327,7 +328,9 @@ int run(const args& a) {
                                                                 static_cast<float>(std::max<i64>(1, steps - warmup))));
     const float norm = eng->clip_and_update(clip, {.lr = lr, .weight_decay = 0.1f}, s + 1);
     optimizer_seconds += std::chrono::duration<double>(clk::now() - t_opt).count();
-    meter.step_sequences(batch.gbs, T, std::chrono::duration<double>(clk::now() - t0).count());
+    const double step_s = std::chrono::duration<double>(clk::now() - t0).count();
+    meter.step_sequences(batch.gbs, T, step_s);
+    if (s - start >= 2) step_seconds.push_back(step_s);  // the meter's warm-up left out, as in its figures
     meter.report_memory(eng->memory().used);
     say.step_done(s + 1);
     if (first_loss < 0) first_loss = loss;
@@ -383,6 +386,12 @@ int run(const args& a) {
   }
   say.line(fmt::format("\ntrained {} steps in {:.1f} s; loss {:.4f} -> {:.4f}, held-out {:.4f}", steps - start, wall,
                        first_loss, loss, eval_loss));
+  if (!step_seconds.empty()) {  // what `trainperf predict` compares with (the undisturbed step: the fastest)
+    std::sort(step_seconds.begin(), step_seconds.end());
+    say.line(fmt::format(
+        "step time over the {} steps after warm-up: median {:.6f} s, fastest {:.6f} s, slowest {:.6f} s",
+        step_seconds.size(), step_seconds[step_seconds.size() / 2], step_seconds.front(), step_seconds.back()));
+  }
   const train_llama::memory_reading used = eng->memory();
   const std::string accounting = cpu ? "fp32 weights, grads, AdamW states, activations"
                                      : "bf16 weights + fp32 master, fp32 grads, AdamW states, bf16 activations, logits";

@@ -56,6 +56,7 @@ command memory_command();
 command check_config_command();
 command predict_command();
 command plan_command();
+command calibrate_command();
 
 // Every subcommand, in the order `trainperf help` lists them.
 const std::vector<command>& commands();

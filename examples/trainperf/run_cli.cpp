@@ -17,7 +17,8 @@ const std::vector<command>& commands() {
   static const std::vector<command> all = {params_command(),       batch_command(),    presets_command(),
                                            flops_command(),        mfu_command(),      devices_command(),
                                            layout_command(),       schedule_command(), memory_command(),
-                                           check_config_command(), predict_command(),  plan_command()};
+                                           check_config_command(), predict_command(),  plan_command(),
+                                           calibrate_command()};
   return all;
 }
 

@@ -60,7 +60,9 @@ constexpr void validate(const cluster_spec& c) {
              "; give it with " + std::string(flag) + " (GB/s per device, unidirectional)";
     });
   };
-  positive_rate(c.intra_node_bandwidth, "intra_node_bandwidth", "--intra-node-bw");
+  // Links no group can use (one device; one device a node) need no figure.
+  if (c.devices > 1 && c.devices_per_node > 1)
+    positive_rate(c.intra_node_bandwidth, "intra_node_bandwidth", "--intra-node-bw");
   if (c.devices > c.devices_per_node) positive_rate(c.inter_node_bandwidth, "inter_node_bandwidth", "--inter-node-bw");
   detail::require(
       detail::is_finite(c.latency) && c.latency >= 0, reason::cluster_fields_must_be_positive, "latency",

@@ -77,6 +77,42 @@ inline void step_time_models_language_models_only() {}
 inline void step_time_does_not_model_offloading() {}
 }  // namespace reason
 
+// The work the step-time model charges each operation, in FLOPs or bytes moved; calibration
+// (calibration.hpp) measures a device in the same units, so that what it writes into a profile
+// is what predict_step divides by.
+namespace costs {
+// Flash attention's forward: Q·K^T and P·V (2 x 2 FLOPs per query, key and head dimension) for
+// `queries` queries against `keys` keys, halved for the causal mask it skips (Dao 2023,
+// arXiv:2307.08691). Its backward does 2.5 x the forward's FLOPs (same paper, section 4.1: five
+// matrix products to the forward's two).
+constexpr double flash_attention_forward_flops(double queries, double keys, double heads, double head_dim) {
+  return 4 * queries * keys * heads * head_dim * 0.5;
+}
+inline constexpr double flash_attention_backward_ratio = 2.5;
+// Memory-bound operations, forward: a norm reads and writes the hidden state, a residual
+// addition reads two and writes one, rotary embedding reads and writes Q and K, the MLP's
+// activation reads its inputs (gate and up for SwiGLU, one for GELU) and writes one. A backward
+// moves twice its forward's bytes (the forward's inputs and the incoming gradient read, a
+// gradient written).
+constexpr double norm_bytes(double tokens, double width, double e) { return 2 * tokens * width * e; }
+constexpr double residual_bytes(double tokens, double width, double e) { return 3 * tokens * width * e; }
+constexpr double rotary_bytes(double tokens, double q_width, double kv_width, double e) {
+  return 2 * tokens * (q_width + kv_width) * e;
+}
+constexpr double activation_bytes(double tokens, double width, double inputs, double e) {
+  return tokens * width * (inputs + 1) * e;
+}
+inline constexpr double streaming_backward_ratio = 2;
+// The optimizer step per parameter (Adam, Kingma and Ba 2015, algorithm 1): its states (m, v and
+// any fp32 master) read and written, the gradient read twice (the update and the norm for
+// clipping) and zeroed, the weight written (read and written where the update is in place on the
+// weight itself, as FSDP2's fp32 shard).
+constexpr double optimizer_bytes_per_param(double grad_bytes, double state_bytes, double weight_bytes,
+                                           bool weight_read_too) {
+  return 3 * grad_bytes + 2 * state_bytes + (weight_read_too ? 2 : 1) * weight_bytes;
+}
+}  // namespace costs
+
 namespace detail {
 
 // Seconds for `batch` GEMMs of m x n x k: their FLOPs at the profile's efficiency for that many
@@ -169,7 +205,8 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   const double t = x.tokens, tp = static_cast<double>(c.tp), h = static_cast<double>(m.hidden);
   const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
   const double d = static_cast<double>(m.resolved_head_dim()), heads = static_cast<double>(m.heads) / tp;
-  const double up = detail::mlp_matrices(m.mlp) - 1;  // fc1's output widths: gate and up, or up alone
+  const double up =
+      detail::mlp_matrices(m.mlp) - 1;  // fc1's output widths: gate and up, or up alone (the activation's inputs)
   const double e = x.e, bw = x.mem_bw;
   const auto gemm = [&](double rows, double n, double k) { return gemm_time(rows, n, k, x.linear_peak, e, bw, x.p); };
 
@@ -178,7 +215,7 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   double activation_bytes = 0;  // the activation function's reads and writes, forward
   const auto mlp = [&](double rows, double f, double split) {
     linear += gemm(rows, up * f / split, h) + gemm(rows, h, f / split);
-    activation_bytes += rows * (up + 1) * f / split * e;  // SwiGLU reads gate and up, writes one; GELU one in, one out
+    activation_bytes += costs::activation_bytes(rows, f / split, up, e);
   };
   double ep_comm = 0;
   if (moe_layer) {
@@ -202,18 +239,16 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
     mlp(t, static_cast<double>(m.ffn), tp);
   }
 
-  // Attention core: FLOPs of Q·K^T and P·V over the query heads of this rank against the whole
-  // sequence's keys (context parallelism splits the queries), halved for the causal mask that
-  // flash attention skips; FlashAttention-2's backward does 2.5 x the forward's FLOPs (Dao 2023,
-  // arXiv:2307.08691, section 4.1: five matrix products to the forward's two).
+  // Attention core: the query heads of this rank against the whole sequence's keys (context
+  // parallelism splits the queries).
   const double seq = static_cast<double>(x.o.memory.seq);
   double attn_f = 0, attn_b = 0;
   if (x.o.memory.flash_attention) {
-    const double flops = 4 * t * seq * heads * d * 0.5;
+    const double flops = costs::flash_attention_forward_flops(t, seq, heads, d);
     const bool cudnn = x.o.memory.cudnn_attention;
     attn_f = flops / (x.peak * (cudnn ? x.p.cudnn_attention_forward_efficiency : x.p.attention_forward_efficiency));
-    attn_b =
-        2.5 * flops / (x.peak * (cudnn ? x.p.cudnn_attention_backward_efficiency : x.p.attention_backward_efficiency));
+    attn_b = costs::flash_attention_backward_ratio * flops /
+             (x.peak * (cudnn ? x.p.cudnn_attention_backward_efficiency : x.p.attention_backward_efficiency));
   } else {
     // Unfused: two batched GEMMs per head over the whole score matrix, and the softmax reading
     // and writing it (scale and mask, softmax, and its fp32 copy when it runs in fp32).
@@ -227,12 +262,13 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
     attn_b = 2 * products + streaming_time(x, scores * 1.5 * passes);
   }
 
-  // Memory-bound operations (forward bytes): two norms reading and writing the hidden state,
-  // two residual additions reading two and writing one, rotary embedding on Q and K, the
-  // activation function. Sequence parallelism splits the norms and residuals over tp.
+  // Memory-bound operations (forward bytes): two norms, two residual additions, rotary embedding
+  // on Q and K, the activation function. Sequence parallelism splits the norms and residuals
+  // over tp.
   const double norm_tokens = c.sequence_parallel ? t / tp : t;
-  double bytes = norm_tokens * h * e * (2 * 2 + 2 * 3) + activation_bytes;
-  if (m.positions == position_kind::rotary) bytes += t * 2 * (q + kv) / tp * e;
+  double bytes =
+      2 * (costs::norm_bytes(norm_tokens, h, e) + costs::residual_bytes(norm_tokens, h, e)) + activation_bytes;
+  if (m.positions == position_kind::rotary) bytes += costs::rotary_bytes(t, q / tp, kv / tp, e);
   const double elementwise = streaming_time(x, bytes);
 
   const double tp_comm = 2 * tp_block_comm(x);  // attention and MLP blocks
@@ -251,7 +287,7 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
 
   layer_time r;
   r.forward = {linear + attn_f + elementwise, tp_f, cp_f, ep_comm};
-  r.backward = {2 * linear + attn_b + 2 * elementwise, tp_b, cp_b, ep_comm};
+  r.backward = {2 * linear + attn_b + costs::streaming_backward_ratio * elementwise, tp_b, cp_b, ep_comm};
   // Recomputation repeats forward work inside the backward: full, the whole layer; Megatron's
   // selective, the attention core; torchtitan's op-level selective, every other matmul and the
   // memory-bound operations.
@@ -271,7 +307,7 @@ constexpr layer_time time_output(const step_context& x) {
   // Final norm; the cross entropy reads the logits and writes fp32 softmax statistics forward,
   // reads them and writes the logits' gradient backward (Megatron-LM's vocab-parallel cross
   // entropy computes in fp32).
-  const double norm = (x.c.sequence_parallel ? t / tp : t) * h * x.e * 2;
+  const double norm = costs::norm_bytes(x.c.sequence_parallel ? t / tp : t, h, x.e);
   const double ce = t * v * (x.e + 4);
   // The column-parallel output layer: with sequence parallelism its input is all-gathered forward
   // and its gradient reduce-scattered backward; without, the forward copy is free and the
@@ -281,7 +317,7 @@ constexpr layer_time time_output(const step_context& x) {
   layer_time r;
   r.forward = {logits + streaming_time(x, norm + ce), split && sp ? tp_collective(x, collective::all_gather, a) : 0, 0,
                0};
-  r.backward = {2 * logits + streaming_time(x, 2 * norm + ce),
+  r.backward = {2 * logits + streaming_time(x, costs::streaming_backward_ratio * norm + ce),
                 split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, a) : 0, 0, 0};
   return r;
 }
@@ -455,11 +491,9 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     };
     reduce(stage_params[s], x.g.shard, x.g.replicate);
     reduce(stage_expert_params[s], x.g.expert_dp, group_span{});
-    // The optimizer step streams its states (Adam, Kingma and Ba 2015, algorithm 1: m, v and the
-    // fp32 master read and written), reads the gradient twice (the update and the norm for
-    // clipping) and zeroes it, and writes the 16-bit weight (FSDP2 updates its fp32 shard in
-    // place: read and written). Sharded states spread over the shard groups.
-    const double per_param = 3 * grad_bytes + 2 * unsharded.optimizer + (fsdp ? 2 : 1) * unsharded.params;
+    // The optimizer step streams its states, its gradients and the weights (FSDP2 updates its
+    // fp32 shard in place: read too); sharded states spread over the shard groups.
+    const double per_param = costs::optimizer_bytes_per_param(grad_bytes, unsharded.optimizer, unsharded.params, fsdp);
     const double dense_shards = sharded_states ? static_cast<double>(x.g.shard.size) : 1.0;
     const double expert_shards = sharded_states ? static_cast<double>(x.g.expert_dp.size) : 1.0;
     const double local = stage_params[s] / dense_shards + stage_expert_params[s] / expert_shards;

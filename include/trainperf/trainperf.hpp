@@ -10,6 +10,7 @@
 
 #include "adapters.hpp"
 #include "batch.hpp"
+#include "calibration.hpp"
 #include "collectives.hpp"
 #include "error.hpp"
 #include "flops.hpp"

@@ -924,6 +924,172 @@ constexpr std::int64_t data_parallel_size(std::int64_t world, std::int64_t tp, s
 
 }  // namespace trainperf
 // ---- end trainperf/batch.hpp ----
+// ---- begin trainperf/calibration.hpp ----
+// trainperf — a device profile (profile.hpp) from measurements of this machine: the GEMM
+// model's rate and saturation point fitted to measured GEMM shapes, the streaming kernels' and
+// flash attention's achieved fractions, each counted in the units step_time.hpp charges
+// (step_time.hpp, namespace costs), so that predict_step divides by what was measured.
+// `trainperf calibrate` takes the measurements (kernels/cpu/measure.hpp) and writes the result.
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+// ---- begin trainperf/profile.hpp ----
+// trainperf — what a device achieves, as against its datasheet: the fractions of dense peak a
+// GEMM and a flash-attention kernel reach, of memory bandwidth a streaming kernel reaches, and
+// of the links a collective reaches. The step-time model (step_time.hpp) reads a device through
+// its profile; `trainperf calibrate` measures one, and the built-in ones cite their sources.
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+
+namespace trainperf {
+
+struct device_profile {
+  std::string name = "generic";
+  // A GEMM (or a batch of them) with C = m x n (x batch) output elements runs at
+  // peak x gemm_efficiency x C / (C + gemm_half_outputs): a GEMM whose output tiles do not fill
+  // the device's SMs a few times over runs below the large-GEMM rate (wave quantization), and
+  // the roofline over memory bandwidth bounds those with a short reduction k or a skinny side
+  // (step_time.hpp, gemm_time).
+  double gemm_efficiency = 0;
+  double gemm_half_outputs = 0;
+  double memory_efficiency = 0;              // streaming kernels (norms, activations, optimizer)
+  double attention_forward_efficiency = 0;   // flash attention (FlashAttention-2) forward, of the dense peak
+  double attention_backward_efficiency = 0;  // and backward (2.5 x the forward's FLOPs)
+  // The same through cuDNN's fused attention (Transformer Engine's FusedAttention backend,
+  // memory_options::cudnn_attention), which on Hopper runs at FlashAttention-3's rate.
+  double cudnn_attention_forward_efficiency = 0;
+  double cudnn_attention_backward_efficiency = 0;
+  // nccl-tests' bus bandwidth over the link's unidirectional rate, inside a node and across
+  // nodes, and the latency of one algorithm step: what a cluster built from the device table
+  // gets by default (collectives.hpp, default_cluster).
+  double intra_node_bus_efficiency = 0;
+  double inter_node_bus_efficiency = 0;
+  double latency_s = 0;
+  std::string source;
+};
+
+namespace reason {
+inline void profile_efficiency_out_of_range() {}
+}  // namespace reason
+
+inline void validate(const device_profile& p) {
+  const auto fraction = [&](double v, std::string_view field) {
+    detail::require(detail::is_finite(v) && v > 0 && v <= 1, reason::profile_efficiency_out_of_range, field, [&] {
+      return "profile " + p.name + ": " + std::string(field) + " must be a fraction in (0, 1], got " +
+             format_double(v) + "; a profile states what a device achieves of its datasheet figure";
+    });
+  };
+  fraction(p.gemm_efficiency, "gemm_efficiency");
+  fraction(p.memory_efficiency, "memory_efficiency");
+  fraction(p.attention_forward_efficiency, "attention_forward_efficiency");
+  fraction(p.attention_backward_efficiency, "attention_backward_efficiency");
+  fraction(p.cudnn_attention_forward_efficiency, "cudnn_attention_forward_efficiency");
+  fraction(p.cudnn_attention_backward_efficiency, "cudnn_attention_backward_efficiency");
+  fraction(p.intra_node_bus_efficiency, "intra_node_bus_efficiency");
+  fraction(p.inter_node_bus_efficiency, "inter_node_bus_efficiency");
+  detail::require(detail::is_finite(p.latency_s) && p.latency_s >= 0, reason::profile_efficiency_out_of_range,
+                  "latency_s",
+                  [&] { return "profile " + p.name + ": latency_s must be >= 0, got " + format_double(p.latency_s); });
+  detail::require(detail::is_finite(p.gemm_half_outputs) && p.gemm_half_outputs >= 0,
+                  reason::profile_efficiency_out_of_range, "gemm_half_outputs", [&] {
+                    return "profile " + p.name + ": gemm_half_outputs must be >= 0, got " +
+                           format_double(p.gemm_half_outputs);
+                  });
+}
+
+// Built-in profiles from published measurements, one rule for every figure: the best
+// achieved value published, over the datasheet's.
+//   gemm_efficiency: the maximum achievable matmul FLOP/s (MAMF) over the dense peak, Stas
+//     Bekman's ml-engineering, compute/accelerator/README.md (commit 744d01e): A100 SXM bf16
+//     271.2 of 312, H100 SXM bf16 794.5 of 989 (H200 and H800: the same silicon).
+//   gemm_half_outputs: one value for every device, from the only published shape curve found:
+//     cuBLAS square fp16 GEMMs on an A100 (same source, its matmul plot: 28, 88, 195, 258 and 290
+//     TFLOP/s at n = 512, 1024, 2048, 4096 and 8192). Each smaller size's ratio to the 8192 one
+//     gives the half point C / (C + h) needs: 2.56, 2.54, 2.25 and 2.89 million outputs; their
+//     mean, 2.56 million, about 1.4 waves of 128 x 128 output tiles over the A100's 108 SMs.
+//   memory_efficiency: best published copy bandwidth over the datasheet: A100 80GB 1536 of 2039
+//     GB/s (AnjaliSandip/FastIceFlo, output/EffectiveMemoryThroughput.md; a 1616 GB/s vector
+//     multiply ran on a 16 MiB array that may sit in L2, not taken), H100 3050 of 3350 and H200
+//     4110 of 4800 (yencal/gpu-bandwidth-benchmark, bandwidth plot, read off the figure).
+//   attention: FlashAttention-2 forward + backward, causal, head dim 128, seq 4k, one efficiency
+//     for both passes: A100 173 of 312 TFLOP/s, H100 294 of 989 (Dao-AILab/flash-attention
+//     assets/flash2_{a100,h100}_fwd_bwd_benchmark.png). cuDNN's fused attention: on the A100 taken
+//     as FlashAttention-2's; on Hopper FlashAttention-3's fp16 causal head dim 128 seq 4k:
+//     forward 579 (assets/flash3_fp16_fwd.png), backward 542 (FA3 paper, arXiv:2407.08608,
+//     backward figure as transcribed by a third party; causality not stated) of 989.
+//   intra_node_bus_efficiency: nccl-tests ring bus bandwidth over the unidirectional NVLink
+//     rate: A100 235 of 300 GB/s (ml-engineering network/README.md), H100 370 of 450 (NVIDIA's
+//     sjeaugey, NVIDIA/nccl-tests#212; NVLink SHARP all-reduce reaches 480, not assumed).
+//   inter_node_bus_efficiency: 47 of 50 GB/s per 400 Gb/s NIC (NVIDIA/nccl-tests#290, the
+//     expected busbw per NDR NIC), taken for HDR as well.
+//   latency_s: 46.3 us for a small all-reduce over 2 nodes x 8 GPUs (NCCL 2.21.5, NVLSTree, an
+//     H20 cluster: NVIDIA/nccl#1244) over its 2 x log2(16) = 8 tree steps: 5.8 us a step.
+inline constexpr double builtin_gemm_half_outputs = 2.56e6;
+inline constexpr double builtin_inter_node_bus_efficiency = 47.0 / 50;
+inline constexpr double builtin_latency_s = 46.3e-6 / 8;
+
+// The built-in profile for a device of the table (hardware.hpp), or the A100's fractions named
+// "generic" for a device without published measurements (say so where it is printed).
+inline device_profile builtin_profile(std::string_view device) {
+  // Named fields: the figures and their sources are in the comment above.
+  const auto make = [](std::string name, double gemm, double memory, double fa2, double cudnn_f, double cudnn_b,
+                       double nvlink, std::string source) {
+    device_profile p;
+    p.name = std::move(name);
+    p.gemm_efficiency = gemm;
+    p.gemm_half_outputs = builtin_gemm_half_outputs;
+    p.memory_efficiency = memory;
+    p.attention_forward_efficiency = p.attention_backward_efficiency = fa2;
+    p.cudnn_attention_forward_efficiency = cudnn_f;
+    p.cudnn_attention_backward_efficiency = cudnn_b;
+    p.intra_node_bus_efficiency = nvlink;
+    p.inter_node_bus_efficiency = builtin_inter_node_bus_efficiency;
+    p.latency_s = builtin_latency_s;
+    p.source = std::move(source);
+    return p;
+  };
+  const auto hopper = [&](std::string name, double memory_efficiency) {
+    return make(std::move(name), 794.5 / 989.4, memory_efficiency, 294 / 989.4, 579 / 989.4, 542 / 989.4, 370.0 / 450,
+                "published H100 SXM measurements (profile.hpp)");
+  };
+  const auto ampere = [&](std::string name, std::string source) {
+    return make(std::move(name), 271.2 / 312, 1536.0 / 2039, 173.0 / 312, 173.0 / 312, 173.0 / 312, 235.0 / 300,
+                std::move(source));
+  };
+  if (device == "H100") return hopper("H100", 3050.0 / 3350);
+  if (device == "H800") return hopper("H800", 3050.0 / 3350);
+  if (device == "H200") return hopper("H200", 4110.0 / 4800);
+  for (std::string_view a : {"A100-80GB", "A100-40GB", "A800"})
+    if (device == a) return ampere(std::string(a), "published A100 SXM measurements (profile.hpp)");
+  return ampere("generic", "no published measurements for " + std::string(device) +
+                               "; the A100's fractions assumed (profile.hpp); calibrate or pass --profile");
+}
+
+}  // namespace trainperf
+// ---- end trainperf/profile.hpp ----
+// ---- begin trainperf/step_time.hpp ----
+// trainperf — one layout's training step time, predicted: every GEMM at a shape-dependent
+// efficiency, flash attention at its own, memory-bound operations from the bytes they move, the
+// communication each parallelism adds (collectives.hpp) where the framework leaves it exposed,
+// the pipeline's bubble from the schedule simulator (schedule.hpp) and the optimizer step.
+// The figures of a benchmark report (token/p/s, MFU, HFU) follow from it, with the memory
+// model's per-stage figure beside them.
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
 // ---- begin trainperf/collectives.hpp ----
 // trainperf — what a collective costs on a cluster: the alpha-beta model (a latency per
 // algorithm step plus bytes over bandwidth) in nccl-tests' bus-bandwidth convention, with a
@@ -1362,143 +1528,6 @@ constexpr device_spec custom_device(std::string_view name, dtype d, double peak_
 
 }  // namespace trainperf
 // ---- end trainperf/hardware.hpp ----
-// ---- begin trainperf/profile.hpp ----
-// trainperf — what a device achieves, as against its datasheet: the fractions of dense peak a
-// GEMM and a flash-attention kernel reach, of memory bandwidth a streaming kernel reaches, and
-// of the links a collective reaches. The step-time model (step_time.hpp) reads a device through
-// its profile; `trainperf calibrate` measures one, and the built-in ones cite their sources.
-
-#include <string>
-#include <string_view>
-#include <utility>
-
-
-namespace trainperf {
-
-struct device_profile {
-  std::string name = "generic";
-  // A GEMM (or a batch of them) with C = m x n (x batch) output elements runs at
-  // peak x gemm_efficiency x C / (C + gemm_half_outputs): a GEMM whose output tiles do not fill
-  // the device's SMs a few times over runs below the large-GEMM rate (wave quantization), and
-  // the roofline over memory bandwidth bounds those with a short reduction k or a skinny side
-  // (step_time.hpp, gemm_time).
-  double gemm_efficiency = 0;
-  double gemm_half_outputs = 0;
-  double memory_efficiency = 0;              // streaming kernels (norms, activations, optimizer)
-  double attention_forward_efficiency = 0;   // flash attention (FlashAttention-2) forward, of the dense peak
-  double attention_backward_efficiency = 0;  // and backward (2.5 x the forward's FLOPs)
-  // The same through cuDNN's fused attention (Transformer Engine's FusedAttention backend,
-  // memory_options::cudnn_attention), which on Hopper runs at FlashAttention-3's rate.
-  double cudnn_attention_forward_efficiency = 0;
-  double cudnn_attention_backward_efficiency = 0;
-  // nccl-tests' bus bandwidth over the link's unidirectional rate, inside a node and across
-  // nodes, and the latency of one algorithm step: what a cluster built from the device table
-  // gets by default (collectives.hpp, default_cluster).
-  double intra_node_bus_efficiency = 0;
-  double inter_node_bus_efficiency = 0;
-  double latency_s = 0;
-  std::string source;
-};
-
-namespace reason {
-inline void profile_efficiency_out_of_range() {}
-}  // namespace reason
-
-inline void validate(const device_profile& p) {
-  const auto fraction = [&](double v, std::string_view field) {
-    detail::require(detail::is_finite(v) && v > 0 && v <= 1, reason::profile_efficiency_out_of_range, field, [&] {
-      return "profile " + p.name + ": " + std::string(field) + " must be a fraction in (0, 1], got " +
-             format_double(v) + "; a profile states what a device achieves of its datasheet figure";
-    });
-  };
-  fraction(p.gemm_efficiency, "gemm_efficiency");
-  fraction(p.memory_efficiency, "memory_efficiency");
-  fraction(p.attention_forward_efficiency, "attention_forward_efficiency");
-  fraction(p.attention_backward_efficiency, "attention_backward_efficiency");
-  fraction(p.cudnn_attention_forward_efficiency, "cudnn_attention_forward_efficiency");
-  fraction(p.cudnn_attention_backward_efficiency, "cudnn_attention_backward_efficiency");
-  fraction(p.intra_node_bus_efficiency, "intra_node_bus_efficiency");
-  fraction(p.inter_node_bus_efficiency, "inter_node_bus_efficiency");
-  detail::require(detail::is_finite(p.latency_s) && p.latency_s >= 0, reason::profile_efficiency_out_of_range,
-                  "latency_s",
-                  [&] { return "profile " + p.name + ": latency_s must be >= 0, got " + format_double(p.latency_s); });
-  detail::require(detail::is_finite(p.gemm_half_outputs) && p.gemm_half_outputs >= 0,
-                  reason::profile_efficiency_out_of_range, "gemm_half_outputs", [&] {
-                    return "profile " + p.name + ": gemm_half_outputs must be >= 0, got " +
-                           format_double(p.gemm_half_outputs);
-                  });
-}
-
-// Built-in profiles from published measurements, one rule for every figure: the best
-// achieved value published, over the datasheet's.
-//   gemm_efficiency: the maximum achievable matmul FLOP/s (MAMF) over the dense peak, Stas
-//     Bekman's ml-engineering, compute/accelerator/README.md (commit 744d01e): A100 SXM bf16
-//     271.2 of 312, H100 SXM bf16 794.5 of 989 (H200 and H800: the same silicon).
-//   gemm_half_outputs: one value for every device, from the only published shape curve found:
-//     cuBLAS square fp16 GEMMs on an A100 (same source, its matmul plot: 28, 88, 195, 258 and 290
-//     TFLOP/s at n = 512, 1024, 2048, 4096 and 8192). Each smaller size's ratio to the 8192 one
-//     gives the half point C / (C + h) needs: 2.56, 2.54, 2.25 and 2.89 million outputs; their
-//     mean, 2.56 million, about 1.4 waves of 128 x 128 output tiles over the A100's 108 SMs.
-//   memory_efficiency: best published copy bandwidth over the datasheet: A100 80GB 1536 of 2039
-//     GB/s (AnjaliSandip/FastIceFlo, output/EffectiveMemoryThroughput.md; a 1616 GB/s vector
-//     multiply ran on a 16 MiB array that may sit in L2, not taken), H100 3050 of 3350 and H200
-//     4110 of 4800 (yencal/gpu-bandwidth-benchmark, bandwidth plot, read off the figure).
-//   attention: FlashAttention-2 forward + backward, causal, head dim 128, seq 4k, one efficiency
-//     for both passes: A100 173 of 312 TFLOP/s, H100 294 of 989 (Dao-AILab/flash-attention
-//     assets/flash2_{a100,h100}_fwd_bwd_benchmark.png). cuDNN's fused attention: on the A100 taken
-//     as FlashAttention-2's; on Hopper FlashAttention-3's fp16 causal head dim 128 seq 4k:
-//     forward 579 (assets/flash3_fp16_fwd.png), backward 542 (FA3 paper, arXiv:2407.08608,
-//     backward figure as transcribed by a third party; causality not stated) of 989.
-//   intra_node_bus_efficiency: nccl-tests ring bus bandwidth over the unidirectional NVLink
-//     rate: A100 235 of 300 GB/s (ml-engineering network/README.md), H100 370 of 450 (NVIDIA's
-//     sjeaugey, NVIDIA/nccl-tests#212; NVLink SHARP all-reduce reaches 480, not assumed).
-//   inter_node_bus_efficiency: 47 of 50 GB/s per 400 Gb/s NIC (NVIDIA/nccl-tests#290, the
-//     expected busbw per NDR NIC), taken for HDR as well.
-//   latency_s: 46.3 us for a small all-reduce over 2 nodes x 8 GPUs (NCCL 2.21.5, NVLSTree, an
-//     H20 cluster: NVIDIA/nccl#1244) over its 2 x log2(16) = 8 tree steps: 5.8 us a step.
-inline constexpr double builtin_gemm_half_outputs = 2.56e6;
-inline constexpr double builtin_inter_node_bus_efficiency = 47.0 / 50;
-inline constexpr double builtin_latency_s = 46.3e-6 / 8;
-
-// The built-in profile for a device of the table (hardware.hpp), or the A100's fractions named
-// "generic" for a device without published measurements (say so where it is printed).
-inline device_profile builtin_profile(std::string_view device) {
-  // Named fields: the figures and their sources are in the comment above.
-  const auto make = [](std::string name, double gemm, double memory, double fa2, double cudnn_f, double cudnn_b,
-                       double nvlink, std::string source) {
-    device_profile p;
-    p.name = std::move(name);
-    p.gemm_efficiency = gemm;
-    p.gemm_half_outputs = builtin_gemm_half_outputs;
-    p.memory_efficiency = memory;
-    p.attention_forward_efficiency = p.attention_backward_efficiency = fa2;
-    p.cudnn_attention_forward_efficiency = cudnn_f;
-    p.cudnn_attention_backward_efficiency = cudnn_b;
-    p.intra_node_bus_efficiency = nvlink;
-    p.inter_node_bus_efficiency = builtin_inter_node_bus_efficiency;
-    p.latency_s = builtin_latency_s;
-    p.source = std::move(source);
-    return p;
-  };
-  const auto hopper = [&](std::string name, double memory_efficiency) {
-    return make(std::move(name), 794.5 / 989.4, memory_efficiency, 294 / 989.4, 579 / 989.4, 542 / 989.4, 370.0 / 450,
-                "published H100 SXM measurements (profile.hpp)");
-  };
-  const auto ampere = [&](std::string name, std::string source) {
-    return make(std::move(name), 271.2 / 312, 1536.0 / 2039, 173.0 / 312, 173.0 / 312, 173.0 / 312, 235.0 / 300,
-                std::move(source));
-  };
-  if (device == "H100") return hopper("H100", 3050.0 / 3350);
-  if (device == "H800") return hopper("H800", 3050.0 / 3350);
-  if (device == "H200") return hopper("H200", 4110.0 / 4800);
-  for (std::string_view a : {"A100-80GB", "A100-40GB", "A800"})
-    if (device == a) return ampere(std::string(a), "published A100 SXM measurements (profile.hpp)");
-  return ampere("generic", "no published measurements for " + std::string(device) +
-                               "; the A100's fractions assumed (profile.hpp); calibrate or pass --profile");
-}
-
-}  // namespace trainperf
-// ---- end trainperf/profile.hpp ----
 
 namespace trainperf {
 
@@ -1548,7 +1577,9 @@ constexpr void validate(const cluster_spec& c) {
              "; give it with " + std::string(flag) + " (GB/s per device, unidirectional)";
     });
   };
-  positive_rate(c.intra_node_bandwidth, "intra_node_bandwidth", "--intra-node-bw");
+  // Links no group can use (one device; one device a node) need no figure.
+  if (c.devices > 1 && c.devices_per_node > 1)
+    positive_rate(c.intra_node_bandwidth, "intra_node_bandwidth", "--intra-node-bw");
   if (c.devices > c.devices_per_node) positive_rate(c.inter_node_bandwidth, "inter_node_bandwidth", "--inter-node-bw");
   detail::require(
       detail::is_finite(c.latency) && c.latency >= 0, reason::cluster_fields_must_be_positive, "latency",
@@ -1926,19 +1957,99 @@ constexpr flops_count count_flops(const transformer_spec& m, const flops_options
 
 }  // namespace trainperf
 // ---- end trainperf/flops.hpp ----
-// ---- begin trainperf/layout.hpp ----
-// trainperf — rank layouts: a process mesh is a shape plus strides over named axes (in the
-// spirit of a CuTe layout); process groups are the orthogonal slices of it. The groups are
-// exactly the ones Megatron-LM's RankGenerator builds for the same sizes and order string
-// (megatron/core/parallel_state.py: generate_masked_orthogonal_rank_groups,
-// initialize_model_parallel).
+// ---- begin trainperf/memory.hpp ----
+// trainperf — device-memory model: what every rank of every pipeline stage holds during
+// training (model states, activations, buffers, runtime overhead), and whether it fits.
 
-#include <array>
+#include <algorithm>
 #include <cstdint>
 #include <string>
-#include <string_view>
+#include <tuple>
 #include <vector>
 
+// ---- begin trainperf/memory/deepspeed.hpp ----
+// trainperf — DeepSpeed ZeRO's own buffers: the gradient reduction buckets and, under stage 3,
+// the gathered weights its prefetch and reuse rules keep (framework::deepspeed in memory.hpp).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+namespace trainperf {
+
+// The zero_optimization settings that size device buffers, in elements, with DeepSpeed's
+// defaults (deepspeed/runtime/zero/config.py, DeepSpeedZeroConfig, v0.16.5).
+struct deepspeed_zero_config {
+  double reduce_bucket_size = 5e8;
+  // allgather_bucket_size (5e8) allocates nothing: stages 1 and 2 all-gather the updated weights
+  // in place into their flat 16-bit buffer (runtime/utils.py, all_gather_dp_groups).
+  double stage3_prefetch_bucket_size = 5e7;
+  double stage3_max_live_parameters = 1e9;
+  double stage3_max_reuse_distance = 1e9;
+  double stage3_param_persistence_threshold = 1e5;
+  // overlap_comm: DeepSpeed's default is on for stage 3 only (config.py, overlap_comm_valid).
+  enum class toggle { stage_default, on, off } overlap_comm = toggle::stage_default;
+  bool contiguous_gradients = true;
+
+  // Hugging Face transformers' "auto" values (integrations/deepspeed.py,
+  // HfTrainerDeepSpeedConfig.trainer_config_finalize): reduce_bucket_size h^2; under stage 3
+  // stage3_prefetch_bucket_size 0.9 h^2 and stage3_param_persistence_threshold 10 h.
+  static constexpr deepspeed_zero_config hf_auto(std::int64_t hidden) {
+    const double h = static_cast<double>(hidden);
+    deepspeed_zero_config c;
+    c.reduce_bucket_size = h * h;
+    c.stage3_prefetch_bucket_size = 0.9 * h * h;
+    c.stage3_param_persistence_threshold = 10 * h;
+    return c;
+  }
+  [[nodiscard]] constexpr bool overlaps(int zero_stage) const {
+    return overlap_comm == toggle::stage_default ? zero_stage == 3 : overlap_comm == toggle::on;
+  }
+};
+
+// The bytes DeepSpeed's buffers add on one rank at the backward's peak, for weights of
+// `element_bytes` each.
+//   Stages 1 and 2, contiguous_gradients: the reduction bucket of reduce_bucket_size elements,
+//   two with overlap_comm (stage_1_and_2.py, backward: ipg_buffer buf_0, and buf_1 "double
+//   buffers"), alive through the backward.
+//   Stage 3: one persistent bucket of reduce_bucket_size elements (stage3.py __init__:
+//   __ipg_bucket_flat_buffer, not doubled by overlap_comm), and the gathered weights: the layer
+//   running and the prefetched ones (at most stage3_prefetch_bucket_size elements, and no more
+//   than stage3_max_live_parameters in all: partitioned_param_coordinator.py, fetch_sub_module);
+//   at the turn from forward to backward, the last layers of the forward also stay gathered when
+//   their next use, in the backward, comes within stage3_max_reuse_distance elements of the trace
+//   (__params_to_release): the last layer's comes at once, layer L - j's after 2j layers.
+//   Weights of at most stage3_param_persistence_threshold elements (norms, biases) stay gathered
+//   for good (parameter_offload.py, mark_persistent_parameters).
+struct deepspeed_buffer_bytes {
+  double buckets = 0;   // gradient reduction buckets
+  double gathered = 0;  // stage 3: gathered weights beyond the rank's shard
+};
+// layer_elements: the largest layer's weights on the rank (its tensor-parallel share, all of it
+// gathered); stage_layers: the layers of the pipeline stage; persistent_elements: what the
+// stage's weights no larger than the persistence threshold hold beyond their shards.
+constexpr deepspeed_buffer_bytes deepspeed_buffers(const deepspeed_zero_config& z, int zero_stage,
+                                                   double layer_elements, std::int64_t stage_layers,
+                                                   double persistent_elements, double element_bytes) {
+  deepspeed_buffer_bytes b;
+  if (zero_stage == 0) return b;
+  if (z.contiguous_gradients)
+    b.buckets = z.reduce_bucket_size * element_bytes * (zero_stage < 3 && z.overlaps(zero_stage) ? 2.0 : 1.0);
+  if (zero_stage < 3 || layer_elements <= 0) return b;
+  const double layers = static_cast<double>(std::max<std::int64_t>(1, stage_layers));
+  // Running layer plus prefetch, bounded by the live-parameter budget (never below one layer:
+  // the running module's weights are fetched regardless).
+  const double prefetch =
+      std::min(z.stage3_prefetch_bucket_size, std::max(0.0, z.stage3_max_live_parameters - layer_elements));
+  const double running = layer_elements + std::min(prefetch, layer_elements * (layers - 1));
+  // Layers kept across the forward/backward turn: j = 0, 1, ... while 2 j layers fit in the reuse distance.
+  const double kept = std::min(layers, 1.0 + std::floor(z.stage3_max_reuse_distance / (2.0 * layer_elements)));
+  b.gathered = (std::max(running, kept * layer_elements) + persistent_elements) * element_bytes;
+  return b;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/memory/deepspeed.hpp ----
 // ---- begin trainperf/parallel.hpp ----
 // trainperf — parallel configurations (TP, PP, DP, CP, EP, expert TP, virtual stages,
 // sequence parallel, ZeRO / distributed optimizer, recomputation) validated against the world
@@ -2521,346 +2632,6 @@ constexpr std::int64_t resolved_dp(const parallel_config& c, std::int64_t world)
 
 }  // namespace trainperf
 // ---- end trainperf/parallel.hpp ----
-
-namespace trainperf {
-
-enum class axis { tp, cp, ep, dp, pp };
-inline constexpr int axis_count = 5;
-inline constexpr std::string_view axis_names[axis_count] = {"tp", "cp", "ep", "dp", "pp"};
-inline constexpr std::string_view default_order = "tp-cp-ep-dp-pp";
-
-namespace reason {
-inline void order_names_an_unknown_axis() {}
-inline void order_names_an_axis_twice() {}
-inline void order_leaves_out_an_axis_larger_than_1() {}
-inline void rank_is_outside_the_world() {}
-inline void expert_dp_must_equal_dp_when_pp_is_not_outermost() {}
-}  // namespace reason
-
-// Sizes per axis, indexed by axis.
-using axis_sizes = std::array<std::int64_t, axis_count>;
-
-// One process mesh: the axes in `order` (first = fastest varying, stride 1).
-class process_mesh {
- public:
-  // Axes left out of `order` must have size 1 and are appended, as Megatron-LM does.
-  constexpr process_mesh(const axis_sizes& sizes, std::string_view order) : sizes_(sizes) {
-    for (int a = 0; a < axis_count; ++a) detail::require_positive(sizes[a], axis_names[a]);
-    std::array<bool, axis_count> seen{};
-    std::string_view rest = order;
-    while (!rest.empty() || count_ < axis_count) {
-      if (rest.empty()) {  // append the axes the order left out
-        for (int a = 0; a < axis_count; ++a) {
-          if (seen[a]) continue;
-          detail::require(sizes[a] == 1, reason::order_leaves_out_an_axis_larger_than_1, "order", [&] {
-            return "order '" + std::string(order) + "' leaves out " + std::string(axis_names[a]) + " of size " +
-                   detail::str(sizes[a]) + "; name every axis whose size is above 1";
-          });
-          seen[a] = true;
-          order_[count_++] = static_cast<axis>(a);
-        }
-        break;
-      }
-      const auto dash = rest.find('-');
-      const std::string_view token = rest.substr(0, dash);
-      rest = dash == std::string_view::npos ? std::string_view{} : rest.substr(dash + 1);
-      const int a = index_of(token);
-      detail::require(a >= 0, reason::order_names_an_unknown_axis, "order", [&] {
-        return "order '" + std::string(order) + "' names '" + std::string(token) +
-               "'; axes are tp, cp, ep, dp, pp joined by '-' (e.g. tp-cp-ep-dp-pp)";
-      });
-      detail::require(!seen[a], reason::order_names_an_axis_twice, "order",
-                      [&] { return "order '" + std::string(order) + "' names " + std::string(token) + " twice"; });
-      seen[a] = true;
-      order_[count_++] = static_cast<axis>(a);
-    }
-    std::int64_t stride = 1;
-    for (int i = 0; i < axis_count; ++i) {
-      strides_[static_cast<int>(order_[i])] = stride;
-      stride = detail::checked_mul(stride, sizes_[static_cast<int>(order_[i])], "world size");
-    }
-    world_ = stride;
-  }
-
-  [[nodiscard]] constexpr std::int64_t world() const { return world_; }
-  [[nodiscard]] constexpr std::int64_t size(axis a) const { return sizes_[static_cast<int>(a)]; }
-  [[nodiscard]] constexpr std::int64_t stride(axis a) const { return strides_[static_cast<int>(a)]; }
-  // The axes, fastest first.
-  [[nodiscard]] constexpr const std::array<axis, axis_count>& order() const { return order_; }
-  [[nodiscard]] std::string order_string() const {
-    std::string s;
-    for (axis a : order_) {
-      if (!s.empty()) s += '-';
-      s += axis_names[static_cast<int>(a)];
-    }
-    return s;
-  }
-
-  // Coordinates of a rank, indexed by axis.
-  [[nodiscard]] constexpr axis_sizes coords(std::int64_t rank) const {
-    require_rank(rank);
-    axis_sizes c{};
-    for (int a = 0; a < axis_count; ++a) c[a] = (rank / strides_[a]) % sizes_[a];
-    return c;
-  }
-  [[nodiscard]] constexpr std::int64_t rank(const axis_sizes& coords) const {
-    std::int64_t r = 0;
-    for (int a = 0; a < axis_count; ++a) r += coords[a] * strides_[a];
-    return r;
-  }
-
-  // The groups spanned by the axes named in `token` ("tp", "dp-cp", "tp-pp", ...): ranks that
-  // differ only along those axes. Same order as Megatron-LM: groups by the remaining axes
-  // (fastest first), members by the named axes (in mesh order). `max_groups` (>= 0) stops after
-  // that many, so a caller that shows a few groups of a large world does not build them all.
-  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view token,
-                                                                        std::int64_t max_groups = -1) const {
-    std::array<bool, axis_count> masked{};
-    std::string_view rest = token;
-    while (!rest.empty()) {
-      const auto dash = rest.find('-');
-      const std::string_view t = rest.substr(0, dash);
-      rest = dash == std::string_view::npos ? std::string_view{} : rest.substr(dash + 1);
-      const int a = index_of(t);
-      detail::require(a >= 0, reason::order_names_an_unknown_axis, "group", [&] {
-        return "group '" + std::string(token) + "' names '" + std::string(t) + "'; axes are tp, cp, ep, dp, pp";
-      });
-      masked[a] = true;
-    }
-    std::vector<axis> in, out;
-    for (axis a : order_) (masked[static_cast<int>(a)] ? in : out).push_back(a);
-    std::int64_t group_size = 1;
-    for (axis a : in) group_size *= size(a);
-    std::vector<std::vector<std::int64_t>> result;
-    const std::int64_t count = max_groups >= 0 ? std::min(max_groups, world_ / group_size) : world_ / group_size;
-    for (std::int64_t g = 0; g < count; ++g) {
-      std::int64_t base = 0, rem = g;
-      for (axis a : out) {
-        base += (rem % size(a)) * stride(a);
-        rem /= size(a);
-      }
-      std::vector<std::int64_t> members;
-      for (std::int64_t k = 0; k < group_size; ++k) {
-        std::int64_t r = base, rk = k;
-        for (axis a : in) {
-          r += (rk % size(a)) * stride(a);
-          rk /= size(a);
-        }
-        members.push_back(r);
-      }
-      result.push_back(std::move(members));
-    }
-    return result;
-  }
-
-  // The group of `token` that contains `rank`.
-  [[nodiscard]] constexpr std::vector<std::int64_t> group_of(std::int64_t rank, std::string_view token) const {
-    require_rank(rank);
-    for (auto& g : groups(token))
-      for (std::int64_t r : g)
-        if (r == rank) return g;
-    return {};
-  }
-
- private:
-  static constexpr int index_of(std::string_view t) {
-    for (int a = 0; a < axis_count; ++a)
-      if (axis_names[a] == t) return a;
-    return -1;
-  }
-  constexpr void require_rank(std::int64_t rank) const {
-    detail::require(rank >= 0 && rank < world_, reason::rank_is_outside_the_world, "rank", [&] {
-      return "rank " + detail::str(rank) + " is outside the world of " + detail::str(world_) + " ranks (0.." +
-             detail::str(world_ - 1) + ")";
-    });
-  }
-
-  axis_sizes sizes_{};
-  axis_sizes strides_{};
-  std::array<axis, axis_count> order_{};
-  int count_ = 0;
-  std::int64_t world_ = 1;
-};
-
-// A rank's place in both meshes Megatron-LM builds: the decoder's (tp, cp, dp, pp; ep = 1)
-// and the experts' (expert tp, ep, expert dp, pp; cp folded into expert dp).
-struct rank_coords {
-  std::int64_t rank = 0;
-  std::int64_t tp = 0, cp = 0, dp = 0, pp = 0;
-  std::int64_t etp = 0, ep = 0, edp = 0;
-};
-
-class layout {
- public:
-  // The layout of `world` ranks under config c (dp derived when 0) and an order string.
-  constexpr layout(std::int64_t world, const parallel_config& c, std::string_view order = default_order)
-      : decoder_(decoder_sizes(world, c), order), expert_(expert_sizes(world, c), order) {
-    // Megatron-LM: unless pp is the outermost axis, both meshes must agree on dp.
-    const bool pp_last = order.ends_with("pp");  // the order as given, before size-1 axes are appended
-    detail::require(c.pp == 1 || pp_last || expert_.size(axis::dp) == decoder_.size(axis::dp),
-                    reason::expert_dp_must_equal_dp_when_pp_is_not_outermost, "order", [&] {
-                      return "with pp not the last axis of the order, the expert data-parallel size (" +
-                             detail::str(expert_.size(axis::dp)) + ") must equal dp (" +
-                             detail::str(decoder_.size(axis::dp)) + "); put pp last or change ep/etp";
-                    });
-  }
-
-  [[nodiscard]] constexpr std::int64_t world() const { return decoder_.world(); }
-  [[nodiscard]] constexpr const process_mesh& decoder() const { return decoder_; }
-  [[nodiscard]] constexpr const process_mesh& expert() const { return expert_; }
-
-  [[nodiscard]] constexpr rank_coords coords(std::int64_t rank) const {
-    const axis_sizes d = decoder_.coords(rank), e = expert_.coords(rank);
-    const auto at = [](const axis_sizes& s, axis a) { return s[static_cast<int>(a)]; };
-    return {rank,
-            at(d, axis::tp),
-            at(d, axis::cp),
-            at(d, axis::dp),
-            at(d, axis::pp),
-            at(e, axis::tp),
-            at(e, axis::ep),
-            at(e, axis::dp)};
-  }
-
-  // Megatron-LM's groups by name.
-  //   decoder: "tp", "cp", "dp", "pp", "dp-cp", "tp-pp" (model parallel), "tp-cp", "tp-dp-cp", "tp-dp"
-  //   experts: "ep", "etp" (expert tensor parallel), "edp" (expert data parallel), "etp-ep", "etp-ep-pp"
-  //   "embedding": first and last rank of each pipeline group; "position_embedding": the first.
-  // `max_groups` (>= 0): at most that many, the first ones.
-  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view name,
-                                                                        std::int64_t max_groups = -1) const {
-    if (name == "ep") return expert_.groups("ep", max_groups);
-    if (name == "etp") return expert_.groups("tp", max_groups);
-    if (name == "edp") return expert_.groups("dp", max_groups);
-    if (name == "etp-ep") return expert_.groups("tp-ep", max_groups);
-    if (name == "etp-ep-pp") return expert_.groups("tp-ep-pp", max_groups);
-    if (name == "mp") return decoder_.groups("tp-pp", max_groups);
-    if (name == "embedding" || name == "position_embedding") {
-      std::vector<std::vector<std::int64_t>> out;
-      for (auto& g : decoder_.groups("pp", max_groups)) {
-        if (name == "position_embedding" || g.size() == 1)
-          out.push_back({g.front()});
-        else
-          out.push_back({g.front(), g.back()});
-      }
-      return out;
-    }
-    return decoder_.groups(name, max_groups);
-  }
-
- private:
-  static constexpr axis_sizes decoder_sizes(std::int64_t world, const parallel_config& c) {
-    return {c.tp, c.cp, 1, resolved_dp(c, world), c.pp};
-  }
-  static constexpr axis_sizes expert_sizes(std::int64_t world, const parallel_config& c) {
-    const std::int64_t etp = c.resolved_etp();
-    detail::require(world % (etp * c.ep * c.pp) == 0, reason::world_size_is_not_divisible_by_ep_times_etp_times_pp,
-                    "ep", [&] {
-                      return "world size " + detail::str(world) + " is not divisible by ep " + detail::str(c.ep) +
-                             " x expert tp " + detail::str(etp) + " x pp " + detail::str(c.pp);
-                    });
-    return {etp, 1, c.ep, world / (etp * c.ep * c.pp), c.pp};
-  }
-
-  process_mesh decoder_;
-  process_mesh expert_;
-};
-
-}  // namespace trainperf
-// ---- end trainperf/layout.hpp ----
-// ---- begin trainperf/memory.hpp ----
-// trainperf — device-memory model: what every rank of every pipeline stage holds during
-// training (model states, activations, buffers, runtime overhead), and whether it fits.
-
-#include <algorithm>
-#include <cstdint>
-#include <string>
-#include <tuple>
-#include <vector>
-
-// ---- begin trainperf/memory/deepspeed.hpp ----
-// trainperf — DeepSpeed ZeRO's own buffers: the gradient reduction buckets and, under stage 3,
-// the gathered weights its prefetch and reuse rules keep (framework::deepspeed in memory.hpp).
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace trainperf {
-
-// The zero_optimization settings that size device buffers, in elements, with DeepSpeed's
-// defaults (deepspeed/runtime/zero/config.py, DeepSpeedZeroConfig, v0.16.5).
-struct deepspeed_zero_config {
-  double reduce_bucket_size = 5e8;
-  // allgather_bucket_size (5e8) allocates nothing: stages 1 and 2 all-gather the updated weights
-  // in place into their flat 16-bit buffer (runtime/utils.py, all_gather_dp_groups).
-  double stage3_prefetch_bucket_size = 5e7;
-  double stage3_max_live_parameters = 1e9;
-  double stage3_max_reuse_distance = 1e9;
-  double stage3_param_persistence_threshold = 1e5;
-  // overlap_comm: DeepSpeed's default is on for stage 3 only (config.py, overlap_comm_valid).
-  enum class toggle { stage_default, on, off } overlap_comm = toggle::stage_default;
-  bool contiguous_gradients = true;
-
-  // Hugging Face transformers' "auto" values (integrations/deepspeed.py,
-  // HfTrainerDeepSpeedConfig.trainer_config_finalize): reduce_bucket_size h^2; under stage 3
-  // stage3_prefetch_bucket_size 0.9 h^2 and stage3_param_persistence_threshold 10 h.
-  static constexpr deepspeed_zero_config hf_auto(std::int64_t hidden) {
-    const double h = static_cast<double>(hidden);
-    deepspeed_zero_config c;
-    c.reduce_bucket_size = h * h;
-    c.stage3_prefetch_bucket_size = 0.9 * h * h;
-    c.stage3_param_persistence_threshold = 10 * h;
-    return c;
-  }
-  [[nodiscard]] constexpr bool overlaps(int zero_stage) const {
-    return overlap_comm == toggle::stage_default ? zero_stage == 3 : overlap_comm == toggle::on;
-  }
-};
-
-// The bytes DeepSpeed's buffers add on one rank at the backward's peak, for weights of
-// `element_bytes` each.
-//   Stages 1 and 2, contiguous_gradients: the reduction bucket of reduce_bucket_size elements,
-//   two with overlap_comm (stage_1_and_2.py, backward: ipg_buffer buf_0, and buf_1 "double
-//   buffers"), alive through the backward.
-//   Stage 3: one persistent bucket of reduce_bucket_size elements (stage3.py __init__:
-//   __ipg_bucket_flat_buffer, not doubled by overlap_comm), and the gathered weights: the layer
-//   running and the prefetched ones (at most stage3_prefetch_bucket_size elements, and no more
-//   than stage3_max_live_parameters in all: partitioned_param_coordinator.py, fetch_sub_module);
-//   at the turn from forward to backward, the last layers of the forward also stay gathered when
-//   their next use, in the backward, comes within stage3_max_reuse_distance elements of the trace
-//   (__params_to_release): the last layer's comes at once, layer L - j's after 2j layers.
-//   Weights of at most stage3_param_persistence_threshold elements (norms, biases) stay gathered
-//   for good (parameter_offload.py, mark_persistent_parameters).
-struct deepspeed_buffer_bytes {
-  double buckets = 0;   // gradient reduction buckets
-  double gathered = 0;  // stage 3: gathered weights beyond the rank's shard
-};
-// layer_elements: the largest layer's weights on the rank (its tensor-parallel share, all of it
-// gathered); stage_layers: the layers of the pipeline stage; persistent_elements: what the
-// stage's weights no larger than the persistence threshold hold beyond their shards.
-constexpr deepspeed_buffer_bytes deepspeed_buffers(const deepspeed_zero_config& z, int zero_stage,
-                                                   double layer_elements, std::int64_t stage_layers,
-                                                   double persistent_elements, double element_bytes) {
-  deepspeed_buffer_bytes b;
-  if (zero_stage == 0) return b;
-  if (z.contiguous_gradients)
-    b.buckets = z.reduce_bucket_size * element_bytes * (zero_stage < 3 && z.overlaps(zero_stage) ? 2.0 : 1.0);
-  if (zero_stage < 3 || layer_elements <= 0) return b;
-  const double layers = static_cast<double>(std::max<std::int64_t>(1, stage_layers));
-  // Running layer plus prefetch, bounded by the live-parameter budget (never below one layer:
-  // the running module's weights are fetched regardless).
-  const double prefetch =
-      std::min(z.stage3_prefetch_bucket_size, std::max(0.0, z.stage3_max_live_parameters - layer_elements));
-  const double running = layer_elements + std::min(prefetch, layer_elements * (layers - 1));
-  // Layers kept across the forward/backward turn: j = 0, 1, ... while 2 j layers fit in the reuse distance.
-  const double kept = std::min(layers, 1.0 + std::floor(z.stage3_max_reuse_distance / (2.0 * layer_elements)));
-  b.gathered = (std::max(running, kept * layer_elements) + persistent_elements) * element_bytes;
-  return b;
-}
-
-}  // namespace trainperf
-// ---- end trainperf/memory/deepspeed.hpp ----
 // ---- begin trainperf/schedule.hpp ----
 // trainperf — pipeline schedules: the ordered forward/backward actions of every stage for
 // GPipe, 1F1B and interleaved 1F1B, their closed-form bubble and in-flight micro-batches, a
@@ -4111,6 +3882,969 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
 
 }  // namespace trainperf
 // ---- end trainperf/memory.hpp ----
+
+namespace trainperf {
+
+struct step_options {
+  memory_options memory{};  // micro batch (lbs), seq, dtypes, framework, recomputation details
+  std::int64_t gbs = 0;     // global batch in sequences; micro-batches per step = gbs / (lbs x dp)
+  // Megatron-core's --tp-comm-overlap (Transformer Engine's userbuffers): tensor-parallel
+  // collectives hidden behind the GEMMs next to them; off, they are exposed.
+  bool tp_comm_overlap = false;
+  // Gradient reduction overlapped with the backward: unset takes the framework's default
+  // (fsdp: yes, FSDP2 reduce-scatters each layer's gradients as its backward ends; deepspeed:
+  // its overlap_comm; megatron, megatron-core, paddle, generic: no, as their flags default:
+  // --overlap-grad-reduce off).
+  std::optional<bool> overlap_grad_reduce{};
+  // The sharded optimizer's parameter all-gather overlapped with the next step's forward
+  // (Megatron-LM's --overlap-param-gather); unset: no.
+  std::optional<bool> overlap_param_gather{};
+  // The FLOPs convention MFU and HFU count (flops.hpp); seq and recomputation are filled in.
+  flops_convention mfu_convention = flops_convention::megatron;
+  bool mfu_causal = false;
+};
+
+// Where a step's time goes, in seconds, on the stage that sets it.
+struct step_breakdown {
+  double compute = 0;    // GEMMs, attention, memory-bound operations, recomputation
+  double tp_comm = 0;    // exposed tensor-parallel collectives
+  double cp_comm = 0;    // exposed context-parallel ring exchange
+  double ep_comm = 0;    // expert-parallel all-to-all
+  double bubble = 0;     // pipeline idle time and stage hand-offs
+  double dp_comm = 0;    // exposed data-parallel gradient reduction and parameter gathers
+  double optimizer = 0;  // the optimizer step
+  [[nodiscard]] constexpr double total() const {
+    return compute + tp_comm + cp_comm + ep_comm + bubble + dp_comm + optimizer;
+  }
+};
+
+struct step_prediction {
+  double step_time = 0;  // seconds
+  double tokens_per_device_per_s = 0;
+  double mfu = 0, hfu = 0;  // under step_options::mfu_convention, against the dense peak of the GEMMs' dtype
+  step_breakdown breakdown{};
+  std::int64_t micro_batches = 0;                     // per step per data-parallel replica
+  std::vector<double> stage_forward, stage_backward;  // one micro-batch on each pipeline stage, s
+  std::vector<double> stage_memory;                   // bytes, the memory model's total per stage
+  [[nodiscard]] double memory_max() const {
+    return stage_memory.empty() ? 0 : *std::max_element(stage_memory.begin(), stage_memory.end());
+  }
+};
+
+namespace reason {
+inline void step_time_needs_a_global_batch() {}
+inline void step_time_models_language_models_only() {}
+inline void step_time_does_not_model_offloading() {}
+}  // namespace reason
+
+// The work the step-time model charges each operation, in FLOPs or bytes moved; calibration
+// (calibration.hpp) measures a device in the same units, so that what it writes into a profile
+// is what predict_step divides by.
+namespace costs {
+// Flash attention's forward: Q·K^T and P·V (2 x 2 FLOPs per query, key and head dimension) for
+// `queries` queries against `keys` keys, halved for the causal mask it skips (Dao 2023,
+// arXiv:2307.08691). Its backward does 2.5 x the forward's FLOPs (same paper, section 4.1: five
+// matrix products to the forward's two).
+constexpr double flash_attention_forward_flops(double queries, double keys, double heads, double head_dim) {
+  return 4 * queries * keys * heads * head_dim * 0.5;
+}
+inline constexpr double flash_attention_backward_ratio = 2.5;
+// Memory-bound operations, forward: a norm reads and writes the hidden state, a residual
+// addition reads two and writes one, rotary embedding reads and writes Q and K, the MLP's
+// activation reads its inputs (gate and up for SwiGLU, one for GELU) and writes one. A backward
+// moves twice its forward's bytes (the forward's inputs and the incoming gradient read, a
+// gradient written).
+constexpr double norm_bytes(double tokens, double width, double e) { return 2 * tokens * width * e; }
+constexpr double residual_bytes(double tokens, double width, double e) { return 3 * tokens * width * e; }
+constexpr double rotary_bytes(double tokens, double q_width, double kv_width, double e) {
+  return 2 * tokens * (q_width + kv_width) * e;
+}
+constexpr double activation_bytes(double tokens, double width, double inputs, double e) {
+  return tokens * width * (inputs + 1) * e;
+}
+inline constexpr double streaming_backward_ratio = 2;
+// The optimizer step per parameter (Adam, Kingma and Ba 2015, algorithm 1): its states (m, v and
+// any fp32 master) read and written, the gradient read twice (the update and the norm for
+// clipping) and zeroed, the weight written (read and written where the update is in place on the
+// weight itself, as FSDP2's fp32 shard).
+constexpr double optimizer_bytes_per_param(double grad_bytes, double state_bytes, double weight_bytes,
+                                           bool weight_read_too) {
+  return 3 * grad_bytes + 2 * state_bytes + (weight_read_too ? 2 : 1) * weight_bytes;
+}
+}  // namespace costs
+
+namespace detail {
+
+// Seconds for `batch` GEMMs of m x n x k: their FLOPs at the profile's efficiency for that many
+// output elements, or the bytes of their operands over the achieved memory bandwidth when that
+// is slower (the roofline, Williams et al. 2009).
+constexpr double gemm_time(double m, double n, double k, double peak, double element_bytes, double memory_bw,
+                           const device_profile& p, double batch = 1) {
+  if (m <= 0 || n <= 0 || k <= 0) return 0;
+  const double outputs = m * n * batch, flops = 2 * outputs * k;
+  const double compute = flops / (peak * p.gemm_efficiency * outputs / (outputs + p.gemm_half_outputs));
+  const double memory = batch * element_bytes * (m * k + k * n + m * n) / (memory_bw * p.memory_efficiency);
+  return std::max(compute, memory);
+}
+
+// One micro-batch through one layer (or the embedding, or the output layer) on one rank.
+struct pass_time {
+  double compute = 0, tp = 0, cp = 0, ep = 0;
+  constexpr pass_time& operator+=(const pass_time& o) {
+    compute += o.compute, tp += o.tp, cp += o.cp, ep += o.ep;
+    return *this;
+  }
+  [[nodiscard]] constexpr pass_time times(double f) const { return {compute * f, tp * f, cp * f, ep * f}; }
+  [[nodiscard]] constexpr double total() const { return compute + tp + cp + ep; }
+};
+
+struct layer_time {
+  pass_time forward, backward;  // backward includes what recomputation repeats
+};
+
+// The process groups' spans under Megatron-LM's default order (tp-cp-ep-dp-pp, layout.hpp):
+// tp fastest, then cp, dp, pp; the expert mesh tp-ep-dp-pp with etp in place of tp. Gradients
+// reduce over dp x cp (context-parallel ranks hold the same weights: Megatron-LM's
+// data-parallel group with context parallelism, torchtitan's dp_shard x cp), and with hybrid
+// sharding over groups of shard_dp x cp of them, then across the dp / shard_dp replicas.
+struct group_spans {
+  group_span tp, cp, ep, dp, shard, replicate, expert_dp;
+  bool pp_crosses_nodes = false;  // some stage hand-off crosses a node boundary
+};
+
+constexpr group_spans spans_for(const parallel_config& c, std::int64_t dp, const cluster_spec& cl) {
+  const std::int64_t k = cl.devices_per_node;
+  group_spans g;
+  g.tp = span_of(c.tp, 1, k);
+  g.cp = span_of(c.cp, c.tp, k);
+  g.dp = span_of(dp * c.cp, c.tp, k);
+  const std::int64_t shard = c.shard_dp > 0 ? c.shard_dp : dp;
+  g.shard = span_of(shard * c.cp, c.tp, k);
+  g.replicate = span_of(dp / shard, c.tp * c.cp * shard, k);
+  const std::int64_t etp = c.resolved_etp();
+  g.ep = span_of(c.ep, etp, k);
+  const std::int64_t expert_dp = std::max<std::int64_t>(1, c.tp * c.cp * dp / (etp * c.ep));
+  g.expert_dp = span_of(expert_dp, etp * c.ep, k);
+  g.pp_crosses_nodes = span_of(c.pp, c.tp * c.cp * dp, k).spans_nodes();
+  return g;
+}
+
+struct step_context {
+  const transformer_spec& m;
+  const parallel_config& c;
+  const cluster_spec& cl;
+  const device_profile& p;
+  const step_options& o;
+  group_spans g;
+  double peak = 0, linear_peak = 0, mem_bw = 0, e = 2;  // e: bytes per activation element
+  double tokens = 0;                                    // per micro-batch on one rank (lbs x seq / cp)
+};
+
+constexpr double streaming_time(const step_context& x, double bytes) {
+  return bytes / (x.mem_bw * x.p.memory_efficiency);
+}
+
+// Megatron-LM's tensor-parallel pattern around one block (Shoeybi et al. 2019, section 3; with
+// sequence parallelism Korthikanti et al. 2022, section 4.2.2): one all-reduce of the block's
+// output in the forward, one of its input gradient in the backward; with sequence parallelism a
+// reduce-scatter and an all-gather of the same activation instead.
+constexpr double tp_collective(const step_context& x, collective kind, double bytes) {
+  return collective_time(kind, bytes, x.g.tp, x.cl);
+}
+constexpr double tp_block_comm(const step_context& x) {
+  if (x.c.tp <= 1) return 0;
+  const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
+  return x.c.sequence_parallel
+             ? tp_collective(x, collective::reduce_scatter, bytes) + tp_collective(x, collective::all_gather, bytes)
+             : tp_collective(x, collective::all_reduce, bytes);
+}
+
+constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
+  const transformer_spec& m = x.m;
+  const parallel_config& c = x.c;
+  const double t = x.tokens, tp = static_cast<double>(c.tp), h = static_cast<double>(m.hidden);
+  const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
+  const double d = static_cast<double>(m.resolved_head_dim()), heads = static_cast<double>(m.heads) / tp;
+  const double up =
+      detail::mlp_matrices(m.mlp) - 1;  // fc1's output widths: gate and up, or up alone (the activation's inputs)
+  const double e = x.e, bw = x.mem_bw;
+  const auto gemm = [&](double rows, double n, double k) { return gemm_time(rows, n, k, x.linear_peak, e, bw, x.p); };
+
+  // Linear layers (forward; each backward GEMM, input and weight gradient, has the same FLOPs).
+  double linear = gemm(t, (q + 2 * kv) / tp, h) + gemm(t, h, q / tp);
+  double activation_bytes = 0;  // the activation function's reads and writes, forward
+  const auto mlp = [&](double rows, double f, double split) {
+    linear += gemm(rows, up * f / split, h) + gemm(rows, h, f / split);
+    activation_bytes += costs::activation_bytes(rows, f / split, up, e);
+  };
+  double ep_comm = 0;
+  if (moe_layer) {
+    const double experts = static_cast<double>(m.moe.experts), k = static_cast<double>(m.moe.top_k);
+    const double ep = static_cast<double>(c.ep), etp = static_cast<double>(c.resolved_etp());
+    const double cf = x.o.memory.moe_capacity_factor > 0 ? x.o.memory.moe_capacity_factor : 1.0;
+    linear += gemm(t, experts, h);  // router
+    // Balanced routing: each of the experts / ep local experts receives t x top_k x ep / experts tokens.
+    const double rows = t * k * ep / experts * cf;
+    const double local = experts / ep;
+    const double before = linear, before_bytes = activation_bytes;
+    mlp(rows, static_cast<double>(m.resolved_expert_ffn()), etp);
+    linear = before + (linear - before) * local;
+    activation_bytes = before_bytes + (activation_bytes - before_bytes) * local;
+    if (m.moe.shared_experts > 0)
+      mlp(t, static_cast<double>(m.moe.shared_experts * m.resolved_shared_expert_ffn()), tp);
+    // Dispatch and combine: each routed token copy (t x top_k of them, hidden wide) crosses the
+    // expert-parallel group once each way (Megatron-LM's alltoall token dispatcher).
+    if (c.ep > 1) ep_comm = 2 * collective_time(collective::all_to_all, t * k * cf * h * e, x.g.ep, x.cl);
+  } else {
+    mlp(t, static_cast<double>(m.ffn), tp);
+  }
+
+  // Attention core: the query heads of this rank against the whole sequence's keys (context
+  // parallelism splits the queries).
+  const double seq = static_cast<double>(x.o.memory.seq);
+  double attn_f = 0, attn_b = 0;
+  if (x.o.memory.flash_attention) {
+    const double flops = costs::flash_attention_forward_flops(t, seq, heads, d);
+    const bool cudnn = x.o.memory.cudnn_attention;
+    attn_f = flops / (x.peak * (cudnn ? x.p.cudnn_attention_forward_efficiency : x.p.attention_forward_efficiency));
+    attn_b = costs::flash_attention_backward_ratio * flops /
+             (x.peak * (cudnn ? x.p.cudnn_attention_backward_efficiency : x.p.attention_backward_efficiency));
+  } else {
+    // Unfused: two batched GEMMs per head over the whole score matrix, and the softmax reading
+    // and writing it (scale and mask, softmax, and its fp32 copy when it runs in fp32).
+    const double lbs = static_cast<double>(x.o.memory.lbs), rows = t / lbs;
+    const double batch = lbs * heads;  // one batched GEMM each, filling the device as one
+    const double products =
+        gemm_time(rows, seq, d, x.peak, e, bw, x.p, batch) + gemm_time(rows, d, seq, x.peak, e, bw, x.p, batch);
+    const double scores = t * seq * heads;
+    const double passes = x.o.memory.fp32_softmax ? 3 * e + 8 : 4 * e;
+    attn_f = products + streaming_time(x, scores * passes);
+    attn_b = 2 * products + streaming_time(x, scores * 1.5 * passes);
+  }
+
+  // Memory-bound operations (forward bytes): two norms, two residual additions, rotary embedding
+  // on Q and K, the activation function. Sequence parallelism splits the norms and residuals
+  // over tp.
+  const double norm_tokens = c.sequence_parallel ? t / tp : t;
+  double bytes =
+      2 * (costs::norm_bytes(norm_tokens, h, e) + costs::residual_bytes(norm_tokens, h, e)) + activation_bytes;
+  if (m.positions == position_kind::rotary) bytes += costs::rotary_bytes(t, q / tp, kv / tp, e);
+  const double elementwise = streaming_time(x, bytes);
+
+  const double tp_comm = 2 * tp_block_comm(x);  // attention and MLP blocks
+  // Context parallelism: ring attention passes each rank's K and V chunk around the ring, cp - 1
+  // hops forward and the same back with their gradients (Megatron-LM's p2p ring,
+  // transformer_engine attention's AttnFuncWithCPAndKVP2P), overlapped with the core.
+  double cp_f = 0, cp_b = 0;
+  if (c.cp > 1) {
+    const double hop = collective_time(collective::p2p, 2 * t * kv / tp * e, x.g.cp, x.cl);
+    const double steps = static_cast<double>(c.cp - 1);
+    cp_f = std::max(0.0, steps * hop - attn_f);
+    cp_b = std::max(0.0, 2 * steps * hop - attn_b);
+  }
+  const double tp_f = x.o.tp_comm_overlap ? std::max(0.0, tp_comm - linear) : tp_comm;
+  const double tp_b = x.o.tp_comm_overlap ? std::max(0.0, tp_comm - 2 * linear) : tp_comm;
+
+  layer_time r;
+  r.forward = {linear + attn_f + elementwise, tp_f, cp_f, ep_comm};
+  r.backward = {2 * linear + attn_b + costs::streaming_backward_ratio * elementwise, tp_b, cp_b, ep_comm};
+  // Recomputation repeats forward work inside the backward: full, the whole layer; Megatron's
+  // selective, the attention core; torchtitan's op-level selective, every other matmul and the
+  // memory-bound operations.
+  const recompute rc = c.recomputation;
+  if (rc == recompute::full)
+    r.backward += r.forward;
+  else if (rc == recompute::selective)
+    r.backward.compute += x.o.memory.selective == selective_policy::attention_core ? attn_f : linear / 2 + elementwise;
+  return r;
+}
+
+// The output layer and loss (last stage) and the embedding (first stage), per micro-batch.
+constexpr layer_time time_output(const step_context& x) {
+  const double t = x.tokens, tp = static_cast<double>(x.c.tp), h = static_cast<double>(x.m.hidden);
+  const double v = static_cast<double>(x.m.padded_vocab(x.c.tp)) / tp;
+  const double logits = gemm_time(t, v, h, x.linear_peak, x.e, x.mem_bw, x.p);
+  // Final norm; the cross entropy reads the logits and writes fp32 softmax statistics forward,
+  // reads them and writes the logits' gradient backward (Megatron-LM's vocab-parallel cross
+  // entropy computes in fp32).
+  const double norm = costs::norm_bytes(x.c.sequence_parallel ? t / tp : t, h, x.e);
+  const double ce = t * v * (x.e + 4);
+  // The column-parallel output layer: with sequence parallelism its input is all-gathered forward
+  // and its gradient reduce-scattered backward; without, the forward copy is free and the
+  // gradient all-reduced (Megatron-LM's copy_to / gather_from_sequence_parallel_region).
+  const double a = t * h * x.e;
+  const bool sp = x.c.sequence_parallel, split = x.c.tp > 1;
+  layer_time r;
+  r.forward = {logits + streaming_time(x, norm + ce), split && sp ? tp_collective(x, collective::all_gather, a) : 0, 0,
+               0};
+  r.backward = {2 * logits + streaming_time(x, costs::streaming_backward_ratio * norm + ce),
+                split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, a) : 0, 0, 0};
+  return r;
+}
+
+// The vocabulary-parallel embedding: its output reduced forward (all-reduce, or reduce-scatter
+// into the sequence-parallel region); backward, only sequence parallelism gathers the gradient.
+constexpr layer_time time_embedding(const step_context& x) {
+  const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
+  const bool sp = x.c.sequence_parallel, split = x.c.tp > 1;
+  layer_time r;
+  r.forward = {streaming_time(x, bytes),
+               split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, bytes) : 0, 0, 0};
+  r.backward = {streaming_time(x, 2 * bytes), split && sp ? tp_collective(x, collective::all_gather, bytes) : 0, 0, 0};
+  return r;
+}
+
+constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
+  if (o.overlap_grad_reduce) return *o.overlap_grad_reduce;
+  if (o.memory.accounting == framework::fsdp) return true;
+  if (o.memory.accounting == framework::deepspeed) return o.memory.deepspeed.overlaps(zero_stage);
+  return false;
+}
+
+// predict_step without the memory model (the planner has run it already); simulate false takes
+// the pipeline's time in closed form (pipeline_time_estimate), as the planner's screening does.
+inline step_prediction predict_step_time(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
+                                         const device_profile& p, const step_options& o,
+                                         bool simulate_pipeline = true) {
+  using detail::str;
+  validate(m);
+  validate(cl);
+  validate(p);
+  detail::require(!m.vision.present() && m.llm_mode == train_mode::trained && !o.memory.adapters.lora() &&
+                      !o.memory.adapters.prompt(),
+                  reason::step_time_models_language_models_only, "model", [&] {
+                    return std::string(
+                        "the step-time model covers fully trained language models; vision towers, "
+                        "frozen parts and adapters are not modeled yet (use memory and mfu for them)");
+                  });
+  detail::require(!o.memory.offload_optimizer && !o.memory.offload_activations,
+                  reason::step_time_does_not_model_offloading, "offload", [&] {
+                    return std::string(
+                        "offloaded optimizer states or activations are not in the step-time model; "
+                        "predict without offloading");
+                  });
+  detail::require(o.gbs > 0, reason::step_time_needs_a_global_batch, "gbs",
+                  [&] { return "the step time needs the global batch (gbs, sequences), got " + str(o.gbs); });
+  const std::int64_t world = cl.devices;
+  const std::int64_t dp = resolved_dp(c, world);
+  const std::int64_t per_step = detail::checked_mul(o.memory.lbs, dp, "lbs x dp");
+  // Also refuses a global batch that is not a multiple of lbs x dp, naming the nearest valid ones.
+  validate(c, {.world = world, .model = m, .seq = o.memory.seq, .gbs = o.gbs, .lbs = o.memory.lbs});
+  const std::int64_t micro = o.gbs / per_step;
+
+  step_options opt = o;
+  opt.memory.micro_batches = micro;
+  const dtype compute = o.memory.param_dtype;
+  const bool fp8 = o.memory.fp8 != fp8_training::none;
+  detail::step_context x{m, c, cl, p, opt, detail::spans_for(c, dp, cl)};
+  x.peak = require_peak(cl.device, compute);
+  x.linear_peak = fp8 ? require_peak(cl.device, dtype::fp8) : x.peak;
+  detail::require(cl.device.memory_bandwidth > 0, reason::device_fields_must_be_positive, "memory_bandwidth", [&] {
+    return std::string(cl.device.name) + " has no memory bandwidth in the device table; the step-time model needs it";
+  });
+  x.mem_bw = cl.device.memory_bandwidth;
+  x.e = detail::dtype_bytes(compute == dtype::tf32 ? dtype::fp32 : compute);
+  x.tokens = static_cast<double>(o.memory.lbs) * static_cast<double>(o.memory.seq) / static_cast<double>(c.cp);
+
+  const detail::layer_time dense = detail::time_layer(x, false);
+  const detail::layer_time moe = m.is_moe() ? detail::time_layer(x, true) : dense;
+  const detail::layer_time head = detail::time_output(x), embed = detail::time_embedding(x);
+
+  // Per stage: one micro-batch's forward and backward, and its parameters.
+  const auto stages = partition_layers(m.layers, c.split());
+  const auto pp = static_cast<std::size_t>(c.pp);
+  std::vector<detail::pass_time> fwd(pp), bwd(pp);
+  std::vector<double> stage_params(pp, 0.0), stage_expert_params(pp, 0.0);
+  const param_counts pc = count_params(m, c.tp);
+  const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
+  const layer_params moe_lp = count_layer_params(m, m.layer_of_shape(true));
+  const double dense_layer_params = static_cast<double>(count_layer_params(m, m.layer_of_shape(false)).total());
+  for (const stage_layers& s : stages) {
+    const auto st = static_cast<std::size_t>(s.stage);
+    const std::int64_t moe_layers = m.moe_layers_below(s.first_layer + s.layers) - m.moe_layers_below(s.first_layer);
+    const std::int64_t dense_layers = s.layers - moe_layers;
+    fwd[st] += dense.forward.times(static_cast<double>(dense_layers));
+    fwd[st] += moe.forward.times(static_cast<double>(moe_layers));
+    bwd[st] += dense.backward.times(static_cast<double>(dense_layers));
+    bwd[st] += moe.backward.times(static_cast<double>(moe_layers));
+    if (moe_layers > 0) {
+      stage_params[st] += static_cast<double>(moe_layers) *
+                          static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) /
+                          tp;
+      stage_expert_params[st] += static_cast<double>(moe_layers) * static_cast<double>(moe_lp.routed_experts) /
+                                 (etp * static_cast<double>(c.ep));
+    }
+    stage_params[st] += static_cast<double>(dense_layers) * dense_layer_params / tp;
+    if (s.embedding) {
+      fwd[st] += embed.forward, bwd[st] += embed.backward;
+      stage_params[st] += static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
+    }
+    if (s.output) {
+      fwd[st] += head.forward, bwd[st] += head.backward;
+      stage_params[st] += static_cast<double>(pc.output) / tp;
+    }
+  }
+  if (m.tied_embeddings && c.pp > 1) stage_params[pp - 1] += static_cast<double>(pc.token_embedding) / tp;
+
+  // The pipeline: the schedule simulator plays the stages' per-micro-batch times, each hand-off
+  // carrying one activation (Megatron-LM sends it split over tp with sequence parallelism).
+  double pipeline = 0;
+  std::vector<double> f_total(pp), b_total(pp);
+  for (std::size_t s = 0; s < pp; ++s) f_total[s] = fwd[s].total(), b_total[s] = bwd[s].total();
+  if (c.pp > 1) {
+    const double act = x.tokens * static_cast<double>(m.hidden) * x.e / (c.sequence_parallel ? tp : 1.0);
+    const group_span pair{2, x.g.pp_crosses_nodes ? 1 : 2};
+    const double hop = collective_time(collective::p2p, act, pair, cl);
+    pipeline = simulate_pipeline
+                   ? simulate(make_schedule(c.schedule(), c.pp, micro, c.vpp), f_total, b_total, hop, false).step_time
+                   : pipeline_time_estimate(c.schedule(), c.pp, micro, c.vpp, f_total, b_total, hop);
+  } else {
+    pipeline = static_cast<double>(micro) * (f_total[0] + b_total[0]);
+  }
+
+  // Data parallelism and the optimizer, per stage (the slowest sets the step's tail). Bytes per
+  // parameter as the memory model keeps them (per_param_state_bytes, unsharded): the gradient's
+  // dtype and the optimizer's states.
+  const memory_options& mo = opt.memory;
+  const state_bytes unsharded = per_param_state_bytes(parallel_config{}, 1, mo);
+  const double grad_bytes = unsharded.grads;
+  const bool fsdp = mo.accounting == framework::fsdp;
+  const int zero = fsdp ? 3 : c.zero_stage;
+  const bool sharded_states = zero >= 1 || c.distributed_optimizer;
+  const bool overlap = detail::overlaps_grad_reduce(opt, c.zero_stage);
+  const bool overlap_gather = opt.overlap_param_gather.value_or(false);
+  const double m_d = static_cast<double>(micro);
+  std::size_t critical = 0;
+  double tail_max = 0;
+  std::vector<double> dp_exposed(pp), opt_time(pp);
+  for (std::size_t s = 0; s < pp; ++s) {
+    double exposed = 0;
+    const double f1 = fwd[s].total(), b1 = bwd[s].total();
+    const auto hide = [](double comm, double behind, bool overlapped) {
+      return overlapped ? std::max(0.0, comm - behind) : comm;
+    };
+    // The parameters' gradients reduced over `shard` (then, with hybrid sharding, their shard
+    // all-reduced over `replicate`), and with sharded states the weights gathered back.
+    const auto reduce = [&](double params, group_span shard, group_span replicate) {
+      if (params <= 0 || shard.size * replicate.size <= 1) return;
+      const double grads = params * grad_bytes, weights = params * x.e;
+      const double across =
+          collective_time(collective::all_reduce, grads / static_cast<double>(shard.size), replicate, cl);
+      if (zero == 3) {
+        // ZeRO-3 / FSDP: every micro-batch gathers the weights for its forward and again for its
+        // backward and reduce-scatters the gradients; prefetching overlaps the gathers.
+        const double gather = collective_time(collective::all_gather, weights, shard, cl);
+        const double rs = collective_time(collective::reduce_scatter, grads, shard, cl) + across;
+        exposed += m_d * (hide(gather, f1, true) + hide(gather + rs, b1, overlap || fsdp));
+      } else if (zero == 2) {
+        // ZeRO-2 keeps only its gradient partition: it reduce-scatters every micro-batch.
+        exposed += m_d * hide(collective_time(collective::reduce_scatter, grads, shard, cl) + across, b1, overlap);
+        exposed += hide(collective_time(collective::all_gather, weights, shard, cl), f1, overlap_gather);
+      } else if (sharded_states) {
+        // ZeRO-1 / the distributed optimizer: one reduce-scatter per step, then the updated
+        // weights are gathered (Megatron-LM dist_optimizer.md).
+        exposed += hide(collective_time(collective::reduce_scatter, grads, shard, cl) + across, b1, overlap);
+        exposed += hide(collective_time(collective::all_gather, weights, shard, cl), f1, overlap_gather);
+      } else {
+        exposed += hide(collective_time(collective::all_reduce, grads, x.g.dp, cl), b1, overlap);
+      }
+    };
+    reduce(stage_params[s], x.g.shard, x.g.replicate);
+    reduce(stage_expert_params[s], x.g.expert_dp, group_span{});
+    // The optimizer step streams its states, its gradients and the weights (FSDP2 updates its
+    // fp32 shard in place: read too); sharded states spread over the shard groups.
+    const double per_param = costs::optimizer_bytes_per_param(grad_bytes, unsharded.optimizer, unsharded.params, fsdp);
+    const double dense_shards = sharded_states ? static_cast<double>(x.g.shard.size) : 1.0;
+    const double expert_shards = sharded_states ? static_cast<double>(x.g.expert_dp.size) : 1.0;
+    const double local = stage_params[s] / dense_shards + stage_expert_params[s] / expert_shards;
+    opt_time[s] = detail::streaming_time(x, local * per_param);
+    dp_exposed[s] = exposed;
+    if (exposed + opt_time[s] > tail_max) tail_max = exposed + opt_time[s], critical = s;
+  }
+
+  step_prediction r;
+  r.micro_batches = micro;
+  r.step_time = pipeline + tail_max;
+  // The breakdown on the busiest stage: its compute and exposed communication over all
+  // micro-batches, the rest of the pipeline time as bubble, and the slowest stage's tail.
+  std::size_t busiest = 0;
+  for (std::size_t s = 1; s < pp; ++s)
+    if (f_total[s] + b_total[s] > f_total[busiest] + b_total[busiest]) busiest = s;
+  detail::pass_time busy = fwd[busiest];
+  busy += bwd[busiest];
+  busy = busy.times(m_d);
+  r.breakdown.compute = busy.compute;
+  r.breakdown.tp_comm = busy.tp;
+  r.breakdown.cp_comm = busy.cp;
+  r.breakdown.ep_comm = busy.ep;
+  r.breakdown.bubble = std::max(0.0, pipeline - busy.total());
+  r.breakdown.dp_comm = dp_exposed[critical];
+  r.breakdown.optimizer = opt_time[critical];
+  for (std::size_t s = 0; s < pp; ++s) r.stage_forward.push_back(f_total[s]), r.stage_backward.push_back(b_total[s]);
+
+  const double tokens = static_cast<double>(o.gbs) * static_cast<double>(o.memory.seq);
+  const double devices = static_cast<double>(world);
+  r.tokens_per_device_per_s = tokens / (r.step_time * devices);
+  flops_options fo{
+      .convention = o.mfu_convention, .seq = o.memory.seq, .causal = o.mfu_causal, .recomputation = c.recomputation};
+  fo.tp = c.tp;
+  const flops_count fc = count_flops(m, fo);
+  // Against the dense peak of the dtype the GEMMs run in (fp8 with fp8 linear layers), so that no
+  // part of the step can run above it.
+  r.mfu = fc.model * static_cast<double>(o.gbs) / (r.step_time * devices * x.linear_peak);
+  r.hfu = fc.hardware * static_cast<double>(o.gbs) / (r.step_time * devices * x.linear_peak);
+
+  return r;
+}
+}  // namespace detail
+
+// The predicted step of model m under layout c on cluster cl with profile p, with the memory
+// model's figure for each pipeline stage.
+inline step_prediction predict_step(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
+                                    const device_profile& p, const step_options& o) {
+  step_prediction r = detail::predict_step_time(m, c, cl, p, o);
+  memory_options mo = o.memory;
+  mo.micro_batches = r.micro_batches;
+  for (const stage_memory& s : estimate_memory(m, c, cl.devices, mo).stages) r.stage_memory.push_back(s.total());
+  return r;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/step_time.hpp ----
+
+namespace trainperf {
+
+// One GEMM shape measured: C[m, n] = A[m, k] · B[k, n], seconds per product.
+struct gemm_sample {
+  double m = 0, n = 0, k = 0, seconds = 0;
+};
+
+struct gemm_fit {
+  double rate = 0;           // FLOP/s of a GEMM with unbounded output (the saturation curve's asymptote)
+  double half_outputs = 0;   // output elements at which a GEMM reaches half that rate
+  double rms_log_error = 0;  // of the fitted times against the measured ones, natural log, time-weighted
+  double max_error = 0;      // the largest |fitted / measured - 1|
+};
+
+namespace reason {
+inline void calibration_needs_measurements() {}
+}  // namespace reason
+
+namespace detail {
+// Seconds step_time's gemm_time gives a sample at this rate and saturation point, with operands
+// of `element_bytes` over `bandwidth` (achieved) as the roofline's floor.
+inline double fitted_gemm_seconds(const gemm_sample& s, double rate, double half_outputs, double element_bytes,
+                                  double bandwidth) {
+  device_profile p;
+  p.gemm_efficiency = 1;
+  p.gemm_half_outputs = half_outputs;
+  p.memory_efficiency = 1;
+  return gemm_time(s.m, s.n, s.k, rate, element_bytes, bandwidth, p);
+}
+}  // namespace detail
+
+// Least squares in log time of step_time's GEMM model over the samples, each sample's error
+// weighted by its measured time (a step's time is the sum of its GEMMs': a shape that takes
+// twice as long matters twice as much): the saturation point on a grid (0, then 10 to 10^9
+// outputs at 16 points a decade), and for each the rate that fits the compute-bound samples best
+// (closed form: the weighted mean log ratio), the roofline's floor re-deciding which samples are
+// compute-bound until it settles.
+inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_bytes, double bandwidth) {
+  detail::require(!samples.empty(), reason::calibration_needs_measurements, "gemm_samples",
+                  [] { return std::string("fitting the GEMM model needs at least one measured shape"); });
+  for (const gemm_sample& s : samples)
+    detail::require(s.m > 0 && s.n > 0 && s.k > 0 && s.seconds > 0 && detail::is_finite(s.seconds),
+                    reason::calibration_needs_measurements, "gemm_samples", [&] {
+                      return "a measured GEMM needs positive m, n, k and seconds, got " + format_double(s.m) + " x " +
+                             format_double(s.n) + " x " + format_double(s.k) + " in " + format_double(s.seconds) + " s";
+                    });
+  detail::require(element_bytes > 0 && bandwidth > 0 && detail::is_finite(bandwidth),
+                  reason::calibration_needs_measurements, "bandwidth", [&] {
+                    return "fitting the GEMM model needs the achieved memory bandwidth, got " +
+                           format_double(bandwidth) + " bytes/s";
+                  });
+  const auto evaluate = [&](double rate, double h) {
+    gemm_fit f{rate, h, 0, 0};
+    double weights = 0;
+    for (const gemm_sample& s : samples) {
+      const double fitted = detail::fitted_gemm_seconds(s, rate, h, element_bytes, bandwidth);
+      const double log_error = std::log(fitted / s.seconds);
+      f.rms_log_error += s.seconds * log_error * log_error;
+      weights += s.seconds;
+      f.max_error = std::max(f.max_error, std::abs(fitted / s.seconds - 1));
+    }
+    f.rms_log_error = std::sqrt(f.rms_log_error / weights);
+    return f;
+  };
+  const auto rate_for = [&](double h) {
+    // Start from every sample compute-bound; then keep those the roofline leaves compute-bound.
+    double rate = 0;
+    std::vector<bool> compute(samples.size(), true);
+    for (int pass = 0; pass < 8; ++pass) {
+      double sum = 0, weights = 0;
+      for (std::size_t i = 0; i < samples.size(); ++i) {
+        if (!compute[i]) continue;
+        const gemm_sample& s = samples[i];
+        const double outputs = s.m * s.n, flops = 2 * outputs * s.k;
+        sum += s.seconds * std::log(flops * (outputs + h) / outputs / s.seconds);
+        weights += s.seconds;
+      }
+      if (weights == 0) break;  // all memory-bound at this rate: keep the last one
+      rate = std::exp(sum / weights);
+      bool changed = false;
+      for (std::size_t i = 0; i < samples.size(); ++i) {
+        const gemm_sample& s = samples[i];
+        const double outputs = s.m * s.n;
+        const double compute_s = 2 * outputs * s.k * (outputs + h) / outputs / rate;
+        const double memory_s = element_bytes * (s.m * s.k + s.k * s.n + s.m * s.n) / bandwidth;
+        const bool c = compute_s >= memory_s;
+        changed |= c != compute[i];
+        compute[i] = c;
+      }
+      if (!changed) break;
+    }
+    return rate;
+  };
+  gemm_fit best{0, 0, std::numeric_limits<double>::infinity(), 0};
+  for (int i = -1; i <= 8 * 16; ++i) {
+    const double h = i < 0 ? 0 : std::pow(10.0, 1 + i / 16.0);
+    const double rate = rate_for(h);
+    if (!(rate > 0)) continue;
+    const gemm_fit f = evaluate(rate, h);
+    if (f.rms_log_error < best.rms_log_error) best = f;
+  }
+  return best;
+}
+
+// What `trainperf calibrate` measures, each figure the best of its repetitions.
+struct calibration_measurements {
+  double gemm_peak = 0;            // FLOP/s of the GEMM probe (the trainer's peak for MFU)
+  std::vector<gemm_sample> gemms;  // GEMM shapes, seconds per product
+  double element_bytes = 4;        // the dtype measured (fp32 on the CPU)
+  double copy_bandwidth = 0;       // bytes/s, STREAM's triad
+  double streaming_bytes = 0;      // memory-bound kernels, bytes as step_time charges them
+  double streaming_seconds = 0;    // and the seconds they took
+  double attention_forward_flops = 0, attention_forward_seconds = 0;  // flash attention, as charged
+  double attention_backward_flops = 0, attention_backward_seconds = 0;
+};
+
+struct calibration_result {
+  device_profile profile;
+  double peak_flops = 0;        // the device's dense peak the profile's fractions are of
+  double memory_bandwidth = 0;  // bytes/s, the profile's memory_efficiency is of
+  gemm_fit gemm;
+  // Achieved fractions above 1 of the figure they are of, capped at 1 (named for the report).
+  std::vector<std::string> capped;
+};
+
+// The profile the measurements give. The peak is the GEMM probe's rate or the fitted asymptote,
+// whichever is higher (no fraction above 1); the memory bandwidth is the triad's. A single
+// process measures no links: the bus efficiencies are 1 and the latency 0 (a cluster of these
+// devices needs its link bandwidths given, since the device has none).
+inline calibration_result calibrate_profile(const calibration_measurements& mm, std::string name, std::string source) {
+  const auto positive = [](double v, const char* field, const char* what) {
+    detail::require(detail::is_finite(v) && v > 0, reason::calibration_needs_measurements, field,
+                    [&] { return std::string("calibration needs ") + what + ", got " + format_double(v); });
+  };
+  positive(mm.gemm_peak, "gemm_peak", "the GEMM probe's FLOP/s");
+  positive(mm.copy_bandwidth, "copy_bandwidth", "the copy bandwidth (bytes/s)");
+  positive(mm.streaming_bytes, "streaming_bytes", "the streaming kernels' bytes");
+  positive(mm.streaming_seconds, "streaming_seconds", "the streaming kernels' seconds");
+  positive(mm.attention_forward_flops, "attention_forward_flops", "attention's forward FLOPs");
+  positive(mm.attention_forward_seconds, "attention_forward_seconds", "attention's forward seconds");
+  positive(mm.attention_backward_flops, "attention_backward_flops", "attention's backward FLOPs");
+  positive(mm.attention_backward_seconds, "attention_backward_seconds", "attention's backward seconds");
+
+  calibration_result r;
+  r.memory_bandwidth = mm.copy_bandwidth;
+  const auto fraction = [&](double achieved, double of, const char* what) {
+    const double f = achieved / of;
+    if (f > 1) r.capped.push_back(std::string(what) + " " + format_double(f));
+    return std::min(1.0, f);
+  };
+  device_profile& p = r.profile;
+  p.name = std::move(name);
+  p.source = std::move(source);
+  p.memory_efficiency = fraction(mm.streaming_bytes / mm.streaming_seconds, mm.copy_bandwidth, "memory_efficiency");
+  r.gemm = fit_gemm(mm.gemms, mm.element_bytes, mm.copy_bandwidth * p.memory_efficiency);
+  r.peak_flops = std::max(mm.gemm_peak, r.gemm.rate);
+  p.gemm_efficiency = r.gemm.rate / r.peak_flops;
+  p.gemm_half_outputs = r.gemm.half_outputs;
+  p.attention_forward_efficiency =
+      fraction(mm.attention_forward_flops / mm.attention_forward_seconds, r.peak_flops, "attention_forward_efficiency");
+  p.attention_backward_efficiency = fraction(mm.attention_backward_flops / mm.attention_backward_seconds, r.peak_flops,
+                                             "attention_backward_efficiency");
+  // No fused cuDNN path here: the same kernel.
+  p.cudnn_attention_forward_efficiency = p.attention_forward_efficiency;
+  p.cudnn_attention_backward_efficiency = p.attention_backward_efficiency;
+  p.intra_node_bus_efficiency = p.inter_node_bus_efficiency = 1;
+  p.latency_s = 0;
+  validate(p);
+  return r;
+}
+
+}  // namespace trainperf
+// ---- end trainperf/calibration.hpp ----
+// ---- begin trainperf/layout.hpp ----
+// trainperf — rank layouts: a process mesh is a shape plus strides over named axes (in the
+// spirit of a CuTe layout); process groups are the orthogonal slices of it. The groups are
+// exactly the ones Megatron-LM's RankGenerator builds for the same sizes and order string
+// (megatron/core/parallel_state.py: generate_masked_orthogonal_rank_groups,
+// initialize_model_parallel).
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace trainperf {
+
+enum class axis { tp, cp, ep, dp, pp };
+inline constexpr int axis_count = 5;
+inline constexpr std::string_view axis_names[axis_count] = {"tp", "cp", "ep", "dp", "pp"};
+inline constexpr std::string_view default_order = "tp-cp-ep-dp-pp";
+
+namespace reason {
+inline void order_names_an_unknown_axis() {}
+inline void order_names_an_axis_twice() {}
+inline void order_leaves_out_an_axis_larger_than_1() {}
+inline void rank_is_outside_the_world() {}
+inline void expert_dp_must_equal_dp_when_pp_is_not_outermost() {}
+}  // namespace reason
+
+// Sizes per axis, indexed by axis.
+using axis_sizes = std::array<std::int64_t, axis_count>;
+
+// One process mesh: the axes in `order` (first = fastest varying, stride 1).
+class process_mesh {
+ public:
+  // Axes left out of `order` must have size 1 and are appended, as Megatron-LM does.
+  constexpr process_mesh(const axis_sizes& sizes, std::string_view order) : sizes_(sizes) {
+    for (int a = 0; a < axis_count; ++a) detail::require_positive(sizes[a], axis_names[a]);
+    std::array<bool, axis_count> seen{};
+    std::string_view rest = order;
+    while (!rest.empty() || count_ < axis_count) {
+      if (rest.empty()) {  // append the axes the order left out
+        for (int a = 0; a < axis_count; ++a) {
+          if (seen[a]) continue;
+          detail::require(sizes[a] == 1, reason::order_leaves_out_an_axis_larger_than_1, "order", [&] {
+            return "order '" + std::string(order) + "' leaves out " + std::string(axis_names[a]) + " of size " +
+                   detail::str(sizes[a]) + "; name every axis whose size is above 1";
+          });
+          seen[a] = true;
+          order_[count_++] = static_cast<axis>(a);
+        }
+        break;
+      }
+      const auto dash = rest.find('-');
+      const std::string_view token = rest.substr(0, dash);
+      rest = dash == std::string_view::npos ? std::string_view{} : rest.substr(dash + 1);
+      const int a = index_of(token);
+      detail::require(a >= 0, reason::order_names_an_unknown_axis, "order", [&] {
+        return "order '" + std::string(order) + "' names '" + std::string(token) +
+               "'; axes are tp, cp, ep, dp, pp joined by '-' (e.g. tp-cp-ep-dp-pp)";
+      });
+      detail::require(!seen[a], reason::order_names_an_axis_twice, "order",
+                      [&] { return "order '" + std::string(order) + "' names " + std::string(token) + " twice"; });
+      seen[a] = true;
+      order_[count_++] = static_cast<axis>(a);
+    }
+    std::int64_t stride = 1;
+    for (int i = 0; i < axis_count; ++i) {
+      strides_[static_cast<int>(order_[i])] = stride;
+      stride = detail::checked_mul(stride, sizes_[static_cast<int>(order_[i])], "world size");
+    }
+    world_ = stride;
+  }
+
+  [[nodiscard]] constexpr std::int64_t world() const { return world_; }
+  [[nodiscard]] constexpr std::int64_t size(axis a) const { return sizes_[static_cast<int>(a)]; }
+  [[nodiscard]] constexpr std::int64_t stride(axis a) const { return strides_[static_cast<int>(a)]; }
+  // The axes, fastest first.
+  [[nodiscard]] constexpr const std::array<axis, axis_count>& order() const { return order_; }
+  [[nodiscard]] std::string order_string() const {
+    std::string s;
+    for (axis a : order_) {
+      if (!s.empty()) s += '-';
+      s += axis_names[static_cast<int>(a)];
+    }
+    return s;
+  }
+
+  // Coordinates of a rank, indexed by axis.
+  [[nodiscard]] constexpr axis_sizes coords(std::int64_t rank) const {
+    require_rank(rank);
+    axis_sizes c{};
+    for (int a = 0; a < axis_count; ++a) c[a] = (rank / strides_[a]) % sizes_[a];
+    return c;
+  }
+  [[nodiscard]] constexpr std::int64_t rank(const axis_sizes& coords) const {
+    std::int64_t r = 0;
+    for (int a = 0; a < axis_count; ++a) r += coords[a] * strides_[a];
+    return r;
+  }
+
+  // The groups spanned by the axes named in `token` ("tp", "dp-cp", "tp-pp", ...): ranks that
+  // differ only along those axes. Same order as Megatron-LM: groups by the remaining axes
+  // (fastest first), members by the named axes (in mesh order). `max_groups` (>= 0) stops after
+  // that many, so a caller that shows a few groups of a large world does not build them all.
+  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view token,
+                                                                        std::int64_t max_groups = -1) const {
+    std::array<bool, axis_count> masked{};
+    std::string_view rest = token;
+    while (!rest.empty()) {
+      const auto dash = rest.find('-');
+      const std::string_view t = rest.substr(0, dash);
+      rest = dash == std::string_view::npos ? std::string_view{} : rest.substr(dash + 1);
+      const int a = index_of(t);
+      detail::require(a >= 0, reason::order_names_an_unknown_axis, "group", [&] {
+        return "group '" + std::string(token) + "' names '" + std::string(t) + "'; axes are tp, cp, ep, dp, pp";
+      });
+      masked[a] = true;
+    }
+    std::vector<axis> in, out;
+    for (axis a : order_) (masked[static_cast<int>(a)] ? in : out).push_back(a);
+    std::int64_t group_size = 1;
+    for (axis a : in) group_size *= size(a);
+    std::vector<std::vector<std::int64_t>> result;
+    const std::int64_t count = max_groups >= 0 ? std::min(max_groups, world_ / group_size) : world_ / group_size;
+    for (std::int64_t g = 0; g < count; ++g) {
+      std::int64_t base = 0, rem = g;
+      for (axis a : out) {
+        base += (rem % size(a)) * stride(a);
+        rem /= size(a);
+      }
+      std::vector<std::int64_t> members;
+      for (std::int64_t k = 0; k < group_size; ++k) {
+        std::int64_t r = base, rk = k;
+        for (axis a : in) {
+          r += (rk % size(a)) * stride(a);
+          rk /= size(a);
+        }
+        members.push_back(r);
+      }
+      result.push_back(std::move(members));
+    }
+    return result;
+  }
+
+  // The group of `token` that contains `rank`.
+  [[nodiscard]] constexpr std::vector<std::int64_t> group_of(std::int64_t rank, std::string_view token) const {
+    require_rank(rank);
+    for (auto& g : groups(token))
+      for (std::int64_t r : g)
+        if (r == rank) return g;
+    return {};
+  }
+
+ private:
+  static constexpr int index_of(std::string_view t) {
+    for (int a = 0; a < axis_count; ++a)
+      if (axis_names[a] == t) return a;
+    return -1;
+  }
+  constexpr void require_rank(std::int64_t rank) const {
+    detail::require(rank >= 0 && rank < world_, reason::rank_is_outside_the_world, "rank", [&] {
+      return "rank " + detail::str(rank) + " is outside the world of " + detail::str(world_) + " ranks (0.." +
+             detail::str(world_ - 1) + ")";
+    });
+  }
+
+  axis_sizes sizes_{};
+  axis_sizes strides_{};
+  std::array<axis, axis_count> order_{};
+  int count_ = 0;
+  std::int64_t world_ = 1;
+};
+
+// A rank's place in both meshes Megatron-LM builds: the decoder's (tp, cp, dp, pp; ep = 1)
+// and the experts' (expert tp, ep, expert dp, pp; cp folded into expert dp).
+struct rank_coords {
+  std::int64_t rank = 0;
+  std::int64_t tp = 0, cp = 0, dp = 0, pp = 0;
+  std::int64_t etp = 0, ep = 0, edp = 0;
+};
+
+class layout {
+ public:
+  // The layout of `world` ranks under config c (dp derived when 0) and an order string.
+  constexpr layout(std::int64_t world, const parallel_config& c, std::string_view order = default_order)
+      : decoder_(decoder_sizes(world, c), order), expert_(expert_sizes(world, c), order) {
+    // Megatron-LM: unless pp is the outermost axis, both meshes must agree on dp.
+    const bool pp_last = order.ends_with("pp");  // the order as given, before size-1 axes are appended
+    detail::require(c.pp == 1 || pp_last || expert_.size(axis::dp) == decoder_.size(axis::dp),
+                    reason::expert_dp_must_equal_dp_when_pp_is_not_outermost, "order", [&] {
+                      return "with pp not the last axis of the order, the expert data-parallel size (" +
+                             detail::str(expert_.size(axis::dp)) + ") must equal dp (" +
+                             detail::str(decoder_.size(axis::dp)) + "); put pp last or change ep/etp";
+                    });
+  }
+
+  [[nodiscard]] constexpr std::int64_t world() const { return decoder_.world(); }
+  [[nodiscard]] constexpr const process_mesh& decoder() const { return decoder_; }
+  [[nodiscard]] constexpr const process_mesh& expert() const { return expert_; }
+
+  [[nodiscard]] constexpr rank_coords coords(std::int64_t rank) const {
+    const axis_sizes d = decoder_.coords(rank), e = expert_.coords(rank);
+    const auto at = [](const axis_sizes& s, axis a) { return s[static_cast<int>(a)]; };
+    return {rank,
+            at(d, axis::tp),
+            at(d, axis::cp),
+            at(d, axis::dp),
+            at(d, axis::pp),
+            at(e, axis::tp),
+            at(e, axis::ep),
+            at(e, axis::dp)};
+  }
+
+  // Megatron-LM's groups by name.
+  //   decoder: "tp", "cp", "dp", "pp", "dp-cp", "tp-pp" (model parallel), "tp-cp", "tp-dp-cp", "tp-dp"
+  //   experts: "ep", "etp" (expert tensor parallel), "edp" (expert data parallel), "etp-ep", "etp-ep-pp"
+  //   "embedding": first and last rank of each pipeline group; "position_embedding": the first.
+  // `max_groups` (>= 0): at most that many, the first ones.
+  [[nodiscard]] constexpr std::vector<std::vector<std::int64_t>> groups(std::string_view name,
+                                                                        std::int64_t max_groups = -1) const {
+    if (name == "ep") return expert_.groups("ep", max_groups);
+    if (name == "etp") return expert_.groups("tp", max_groups);
+    if (name == "edp") return expert_.groups("dp", max_groups);
+    if (name == "etp-ep") return expert_.groups("tp-ep", max_groups);
+    if (name == "etp-ep-pp") return expert_.groups("tp-ep-pp", max_groups);
+    if (name == "mp") return decoder_.groups("tp-pp", max_groups);
+    if (name == "embedding" || name == "position_embedding") {
+      std::vector<std::vector<std::int64_t>> out;
+      for (auto& g : decoder_.groups("pp", max_groups)) {
+        if (name == "position_embedding" || g.size() == 1)
+          out.push_back({g.front()});
+        else
+          out.push_back({g.front(), g.back()});
+      }
+      return out;
+    }
+    return decoder_.groups(name, max_groups);
+  }
+
+ private:
+  static constexpr axis_sizes decoder_sizes(std::int64_t world, const parallel_config& c) {
+    return {c.tp, c.cp, 1, resolved_dp(c, world), c.pp};
+  }
+  static constexpr axis_sizes expert_sizes(std::int64_t world, const parallel_config& c) {
+    const std::int64_t etp = c.resolved_etp();
+    detail::require(world % (etp * c.ep * c.pp) == 0, reason::world_size_is_not_divisible_by_ep_times_etp_times_pp,
+                    "ep", [&] {
+                      return "world size " + detail::str(world) + " is not divisible by ep " + detail::str(c.ep) +
+                             " x expert tp " + detail::str(etp) + " x pp " + detail::str(c.pp);
+                    });
+    return {etp, 1, c.ep, world / (etp * c.ep * c.pp), c.pp};
+  }
+
+  process_mesh decoder_;
+  process_mesh expert_;
+};
+
+}  // namespace trainperf
+// ---- end trainperf/layout.hpp ----
 // ---- begin trainperf/metrics.hpp ----
 // trainperf — the meter: a trainer reports each step's tokens and wall time; the meter
 // skips warm-up, keeps running and windowed averages, and turns them into token/p/s,
@@ -4723,513 +5457,4 @@ inline std::vector<row_problem> validate_row(const std::vector<std::string>& hea
 
 }  // namespace trainperf
 // ---- end trainperf/report.hpp ----
-// ---- begin trainperf/step_time.hpp ----
-// trainperf — one layout's training step time, predicted: every GEMM at a shape-dependent
-// efficiency, flash attention at its own, memory-bound operations from the bytes they move, the
-// communication each parallelism adds (collectives.hpp) where the framework leaves it exposed,
-// the pipeline's bubble from the schedule simulator (schedule.hpp) and the optimizer step.
-// The figures of a benchmark report (token/p/s, MFU, HFU) follow from it, with the memory
-// model's per-stage figure beside them.
-
-#include <algorithm>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <vector>
-
-
-namespace trainperf {
-
-struct step_options {
-  memory_options memory{};  // micro batch (lbs), seq, dtypes, framework, recomputation details
-  std::int64_t gbs = 0;     // global batch in sequences; micro-batches per step = gbs / (lbs x dp)
-  // Megatron-core's --tp-comm-overlap (Transformer Engine's userbuffers): tensor-parallel
-  // collectives hidden behind the GEMMs next to them; off, they are exposed.
-  bool tp_comm_overlap = false;
-  // Gradient reduction overlapped with the backward: unset takes the framework's default
-  // (fsdp: yes, FSDP2 reduce-scatters each layer's gradients as its backward ends; deepspeed:
-  // its overlap_comm; megatron, megatron-core, paddle, generic: no, as their flags default:
-  // --overlap-grad-reduce off).
-  std::optional<bool> overlap_grad_reduce{};
-  // The sharded optimizer's parameter all-gather overlapped with the next step's forward
-  // (Megatron-LM's --overlap-param-gather); unset: no.
-  std::optional<bool> overlap_param_gather{};
-  // The FLOPs convention MFU and HFU count (flops.hpp); seq and recomputation are filled in.
-  flops_convention mfu_convention = flops_convention::megatron;
-  bool mfu_causal = false;
-};
-
-// Where a step's time goes, in seconds, on the stage that sets it.
-struct step_breakdown {
-  double compute = 0;    // GEMMs, attention, memory-bound operations, recomputation
-  double tp_comm = 0;    // exposed tensor-parallel collectives
-  double cp_comm = 0;    // exposed context-parallel ring exchange
-  double ep_comm = 0;    // expert-parallel all-to-all
-  double bubble = 0;     // pipeline idle time and stage hand-offs
-  double dp_comm = 0;    // exposed data-parallel gradient reduction and parameter gathers
-  double optimizer = 0;  // the optimizer step
-  [[nodiscard]] constexpr double total() const {
-    return compute + tp_comm + cp_comm + ep_comm + bubble + dp_comm + optimizer;
-  }
-};
-
-struct step_prediction {
-  double step_time = 0;  // seconds
-  double tokens_per_device_per_s = 0;
-  double mfu = 0, hfu = 0;  // under step_options::mfu_convention, against the dense peak of the GEMMs' dtype
-  step_breakdown breakdown{};
-  std::int64_t micro_batches = 0;                     // per step per data-parallel replica
-  std::vector<double> stage_forward, stage_backward;  // one micro-batch on each pipeline stage, s
-  std::vector<double> stage_memory;                   // bytes, the memory model's total per stage
-  [[nodiscard]] double memory_max() const {
-    return stage_memory.empty() ? 0 : *std::max_element(stage_memory.begin(), stage_memory.end());
-  }
-};
-
-namespace reason {
-inline void step_time_needs_a_global_batch() {}
-inline void step_time_models_language_models_only() {}
-inline void step_time_does_not_model_offloading() {}
-}  // namespace reason
-
-namespace detail {
-
-// Seconds for `batch` GEMMs of m x n x k: their FLOPs at the profile's efficiency for that many
-// output elements, or the bytes of their operands over the achieved memory bandwidth when that
-// is slower (the roofline, Williams et al. 2009).
-constexpr double gemm_time(double m, double n, double k, double peak, double element_bytes, double memory_bw,
-                           const device_profile& p, double batch = 1) {
-  if (m <= 0 || n <= 0 || k <= 0) return 0;
-  const double outputs = m * n * batch, flops = 2 * outputs * k;
-  const double compute = flops / (peak * p.gemm_efficiency * outputs / (outputs + p.gemm_half_outputs));
-  const double memory = batch * element_bytes * (m * k + k * n + m * n) / (memory_bw * p.memory_efficiency);
-  return std::max(compute, memory);
-}
-
-// One micro-batch through one layer (or the embedding, or the output layer) on one rank.
-struct pass_time {
-  double compute = 0, tp = 0, cp = 0, ep = 0;
-  constexpr pass_time& operator+=(const pass_time& o) {
-    compute += o.compute, tp += o.tp, cp += o.cp, ep += o.ep;
-    return *this;
-  }
-  [[nodiscard]] constexpr pass_time times(double f) const { return {compute * f, tp * f, cp * f, ep * f}; }
-  [[nodiscard]] constexpr double total() const { return compute + tp + cp + ep; }
-};
-
-struct layer_time {
-  pass_time forward, backward;  // backward includes what recomputation repeats
-};
-
-// The process groups' spans under Megatron-LM's default order (tp-cp-ep-dp-pp, layout.hpp):
-// tp fastest, then cp, dp, pp; the expert mesh tp-ep-dp-pp with etp in place of tp. Gradients
-// reduce over dp x cp (context-parallel ranks hold the same weights: Megatron-LM's
-// data-parallel group with context parallelism, torchtitan's dp_shard x cp), and with hybrid
-// sharding over groups of shard_dp x cp of them, then across the dp / shard_dp replicas.
-struct group_spans {
-  group_span tp, cp, ep, dp, shard, replicate, expert_dp;
-  bool pp_crosses_nodes = false;  // some stage hand-off crosses a node boundary
-};
-
-constexpr group_spans spans_for(const parallel_config& c, std::int64_t dp, const cluster_spec& cl) {
-  const std::int64_t k = cl.devices_per_node;
-  group_spans g;
-  g.tp = span_of(c.tp, 1, k);
-  g.cp = span_of(c.cp, c.tp, k);
-  g.dp = span_of(dp * c.cp, c.tp, k);
-  const std::int64_t shard = c.shard_dp > 0 ? c.shard_dp : dp;
-  g.shard = span_of(shard * c.cp, c.tp, k);
-  g.replicate = span_of(dp / shard, c.tp * c.cp * shard, k);
-  const std::int64_t etp = c.resolved_etp();
-  g.ep = span_of(c.ep, etp, k);
-  const std::int64_t expert_dp = std::max<std::int64_t>(1, c.tp * c.cp * dp / (etp * c.ep));
-  g.expert_dp = span_of(expert_dp, etp * c.ep, k);
-  g.pp_crosses_nodes = span_of(c.pp, c.tp * c.cp * dp, k).spans_nodes();
-  return g;
-}
-
-struct step_context {
-  const transformer_spec& m;
-  const parallel_config& c;
-  const cluster_spec& cl;
-  const device_profile& p;
-  const step_options& o;
-  group_spans g;
-  double peak = 0, linear_peak = 0, mem_bw = 0, e = 2;  // e: bytes per activation element
-  double tokens = 0;                                    // per micro-batch on one rank (lbs x seq / cp)
-};
-
-constexpr double streaming_time(const step_context& x, double bytes) {
-  return bytes / (x.mem_bw * x.p.memory_efficiency);
-}
-
-// Megatron-LM's tensor-parallel pattern around one block (Shoeybi et al. 2019, section 3; with
-// sequence parallelism Korthikanti et al. 2022, section 4.2.2): one all-reduce of the block's
-// output in the forward, one of its input gradient in the backward; with sequence parallelism a
-// reduce-scatter and an all-gather of the same activation instead.
-constexpr double tp_collective(const step_context& x, collective kind, double bytes) {
-  return collective_time(kind, bytes, x.g.tp, x.cl);
-}
-constexpr double tp_block_comm(const step_context& x) {
-  if (x.c.tp <= 1) return 0;
-  const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
-  return x.c.sequence_parallel
-             ? tp_collective(x, collective::reduce_scatter, bytes) + tp_collective(x, collective::all_gather, bytes)
-             : tp_collective(x, collective::all_reduce, bytes);
-}
-
-constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
-  const transformer_spec& m = x.m;
-  const parallel_config& c = x.c;
-  const double t = x.tokens, tp = static_cast<double>(c.tp), h = static_cast<double>(m.hidden);
-  const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
-  const double d = static_cast<double>(m.resolved_head_dim()), heads = static_cast<double>(m.heads) / tp;
-  const double up = detail::mlp_matrices(m.mlp) - 1;  // fc1's output widths: gate and up, or up alone
-  const double e = x.e, bw = x.mem_bw;
-  const auto gemm = [&](double rows, double n, double k) { return gemm_time(rows, n, k, x.linear_peak, e, bw, x.p); };
-
-  // Linear layers (forward; each backward GEMM, input and weight gradient, has the same FLOPs).
-  double linear = gemm(t, (q + 2 * kv) / tp, h) + gemm(t, h, q / tp);
-  double activation_bytes = 0;  // the activation function's reads and writes, forward
-  const auto mlp = [&](double rows, double f, double split) {
-    linear += gemm(rows, up * f / split, h) + gemm(rows, h, f / split);
-    activation_bytes += rows * (up + 1) * f / split * e;  // SwiGLU reads gate and up, writes one; GELU one in, one out
-  };
-  double ep_comm = 0;
-  if (moe_layer) {
-    const double experts = static_cast<double>(m.moe.experts), k = static_cast<double>(m.moe.top_k);
-    const double ep = static_cast<double>(c.ep), etp = static_cast<double>(c.resolved_etp());
-    const double cf = x.o.memory.moe_capacity_factor > 0 ? x.o.memory.moe_capacity_factor : 1.0;
-    linear += gemm(t, experts, h);  // router
-    // Balanced routing: each of the experts / ep local experts receives t x top_k x ep / experts tokens.
-    const double rows = t * k * ep / experts * cf;
-    const double local = experts / ep;
-    const double before = linear, before_bytes = activation_bytes;
-    mlp(rows, static_cast<double>(m.resolved_expert_ffn()), etp);
-    linear = before + (linear - before) * local;
-    activation_bytes = before_bytes + (activation_bytes - before_bytes) * local;
-    if (m.moe.shared_experts > 0)
-      mlp(t, static_cast<double>(m.moe.shared_experts * m.resolved_shared_expert_ffn()), tp);
-    // Dispatch and combine: each routed token copy (t x top_k of them, hidden wide) crosses the
-    // expert-parallel group once each way (Megatron-LM's alltoall token dispatcher).
-    if (c.ep > 1) ep_comm = 2 * collective_time(collective::all_to_all, t * k * cf * h * e, x.g.ep, x.cl);
-  } else {
-    mlp(t, static_cast<double>(m.ffn), tp);
-  }
-
-  // Attention core: FLOPs of Q·K^T and P·V over the query heads of this rank against the whole
-  // sequence's keys (context parallelism splits the queries), halved for the causal mask that
-  // flash attention skips; FlashAttention-2's backward does 2.5 x the forward's FLOPs (Dao 2023,
-  // arXiv:2307.08691, section 4.1: five matrix products to the forward's two).
-  const double seq = static_cast<double>(x.o.memory.seq);
-  double attn_f = 0, attn_b = 0;
-  if (x.o.memory.flash_attention) {
-    const double flops = 4 * t * seq * heads * d * 0.5;
-    const bool cudnn = x.o.memory.cudnn_attention;
-    attn_f = flops / (x.peak * (cudnn ? x.p.cudnn_attention_forward_efficiency : x.p.attention_forward_efficiency));
-    attn_b =
-        2.5 * flops / (x.peak * (cudnn ? x.p.cudnn_attention_backward_efficiency : x.p.attention_backward_efficiency));
-  } else {
-    // Unfused: two batched GEMMs per head over the whole score matrix, and the softmax reading
-    // and writing it (scale and mask, softmax, and its fp32 copy when it runs in fp32).
-    const double lbs = static_cast<double>(x.o.memory.lbs), rows = t / lbs;
-    const double batch = lbs * heads;  // one batched GEMM each, filling the device as one
-    const double products =
-        gemm_time(rows, seq, d, x.peak, e, bw, x.p, batch) + gemm_time(rows, d, seq, x.peak, e, bw, x.p, batch);
-    const double scores = t * seq * heads;
-    const double passes = x.o.memory.fp32_softmax ? 3 * e + 8 : 4 * e;
-    attn_f = products + streaming_time(x, scores * passes);
-    attn_b = 2 * products + streaming_time(x, scores * 1.5 * passes);
-  }
-
-  // Memory-bound operations (forward bytes): two norms reading and writing the hidden state,
-  // two residual additions reading two and writing one, rotary embedding on Q and K, the
-  // activation function. Sequence parallelism splits the norms and residuals over tp.
-  const double norm_tokens = c.sequence_parallel ? t / tp : t;
-  double bytes = norm_tokens * h * e * (2 * 2 + 2 * 3) + activation_bytes;
-  if (m.positions == position_kind::rotary) bytes += t * 2 * (q + kv) / tp * e;
-  const double elementwise = streaming_time(x, bytes);
-
-  const double tp_comm = 2 * tp_block_comm(x);  // attention and MLP blocks
-  // Context parallelism: ring attention passes each rank's K and V chunk around the ring, cp - 1
-  // hops forward and the same back with their gradients (Megatron-LM's p2p ring,
-  // transformer_engine attention's AttnFuncWithCPAndKVP2P), overlapped with the core.
-  double cp_f = 0, cp_b = 0;
-  if (c.cp > 1) {
-    const double hop = collective_time(collective::p2p, 2 * t * kv / tp * e, x.g.cp, x.cl);
-    const double steps = static_cast<double>(c.cp - 1);
-    cp_f = std::max(0.0, steps * hop - attn_f);
-    cp_b = std::max(0.0, 2 * steps * hop - attn_b);
-  }
-  const double tp_f = x.o.tp_comm_overlap ? std::max(0.0, tp_comm - linear) : tp_comm;
-  const double tp_b = x.o.tp_comm_overlap ? std::max(0.0, tp_comm - 2 * linear) : tp_comm;
-
-  layer_time r;
-  r.forward = {linear + attn_f + elementwise, tp_f, cp_f, ep_comm};
-  r.backward = {2 * linear + attn_b + 2 * elementwise, tp_b, cp_b, ep_comm};
-  // Recomputation repeats forward work inside the backward: full, the whole layer; Megatron's
-  // selective, the attention core; torchtitan's op-level selective, every other matmul and the
-  // memory-bound operations.
-  const recompute rc = c.recomputation;
-  if (rc == recompute::full)
-    r.backward += r.forward;
-  else if (rc == recompute::selective)
-    r.backward.compute += x.o.memory.selective == selective_policy::attention_core ? attn_f : linear / 2 + elementwise;
-  return r;
-}
-
-// The output layer and loss (last stage) and the embedding (first stage), per micro-batch.
-constexpr layer_time time_output(const step_context& x) {
-  const double t = x.tokens, tp = static_cast<double>(x.c.tp), h = static_cast<double>(x.m.hidden);
-  const double v = static_cast<double>(x.m.padded_vocab(x.c.tp)) / tp;
-  const double logits = gemm_time(t, v, h, x.linear_peak, x.e, x.mem_bw, x.p);
-  // Final norm; the cross entropy reads the logits and writes fp32 softmax statistics forward,
-  // reads them and writes the logits' gradient backward (Megatron-LM's vocab-parallel cross
-  // entropy computes in fp32).
-  const double norm = (x.c.sequence_parallel ? t / tp : t) * h * x.e * 2;
-  const double ce = t * v * (x.e + 4);
-  // The column-parallel output layer: with sequence parallelism its input is all-gathered forward
-  // and its gradient reduce-scattered backward; without, the forward copy is free and the
-  // gradient all-reduced (Megatron-LM's copy_to / gather_from_sequence_parallel_region).
-  const double a = t * h * x.e;
-  const bool sp = x.c.sequence_parallel, split = x.c.tp > 1;
-  layer_time r;
-  r.forward = {logits + streaming_time(x, norm + ce), split && sp ? tp_collective(x, collective::all_gather, a) : 0, 0,
-               0};
-  r.backward = {2 * logits + streaming_time(x, 2 * norm + ce),
-                split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, a) : 0, 0, 0};
-  return r;
-}
-
-// The vocabulary-parallel embedding: its output reduced forward (all-reduce, or reduce-scatter
-// into the sequence-parallel region); backward, only sequence parallelism gathers the gradient.
-constexpr layer_time time_embedding(const step_context& x) {
-  const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
-  const bool sp = x.c.sequence_parallel, split = x.c.tp > 1;
-  layer_time r;
-  r.forward = {streaming_time(x, bytes),
-               split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, bytes) : 0, 0, 0};
-  r.backward = {streaming_time(x, 2 * bytes), split && sp ? tp_collective(x, collective::all_gather, bytes) : 0, 0, 0};
-  return r;
-}
-
-constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
-  if (o.overlap_grad_reduce) return *o.overlap_grad_reduce;
-  if (o.memory.accounting == framework::fsdp) return true;
-  if (o.memory.accounting == framework::deepspeed) return o.memory.deepspeed.overlaps(zero_stage);
-  return false;
-}
-
-// predict_step without the memory model (the planner has run it already); simulate false takes
-// the pipeline's time in closed form (pipeline_time_estimate), as the planner's screening does.
-inline step_prediction predict_step_time(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
-                                         const device_profile& p, const step_options& o,
-                                         bool simulate_pipeline = true) {
-  using detail::str;
-  validate(m);
-  validate(cl);
-  validate(p);
-  detail::require(!m.vision.present() && m.llm_mode == train_mode::trained && !o.memory.adapters.lora() &&
-                      !o.memory.adapters.prompt(),
-                  reason::step_time_models_language_models_only, "model", [&] {
-                    return std::string(
-                        "the step-time model covers fully trained language models; vision towers, "
-                        "frozen parts and adapters are not modeled yet (use memory and mfu for them)");
-                  });
-  detail::require(!o.memory.offload_optimizer && !o.memory.offload_activations,
-                  reason::step_time_does_not_model_offloading, "offload", [&] {
-                    return std::string(
-                        "offloaded optimizer states or activations are not in the step-time model; "
-                        "predict without offloading");
-                  });
-  detail::require(o.gbs > 0, reason::step_time_needs_a_global_batch, "gbs",
-                  [&] { return "the step time needs the global batch (gbs, sequences), got " + str(o.gbs); });
-  const std::int64_t world = cl.devices;
-  const std::int64_t dp = resolved_dp(c, world);
-  const std::int64_t per_step = detail::checked_mul(o.memory.lbs, dp, "lbs x dp");
-  // Also refuses a global batch that is not a multiple of lbs x dp, naming the nearest valid ones.
-  validate(c, {.world = world, .model = m, .seq = o.memory.seq, .gbs = o.gbs, .lbs = o.memory.lbs});
-  const std::int64_t micro = o.gbs / per_step;
-
-  step_options opt = o;
-  opt.memory.micro_batches = micro;
-  const dtype compute = o.memory.param_dtype;
-  const bool fp8 = o.memory.fp8 != fp8_training::none;
-  detail::step_context x{m, c, cl, p, opt, detail::spans_for(c, dp, cl)};
-  x.peak = require_peak(cl.device, compute);
-  x.linear_peak = fp8 ? require_peak(cl.device, dtype::fp8) : x.peak;
-  detail::require(cl.device.memory_bandwidth > 0, reason::device_fields_must_be_positive, "memory_bandwidth", [&] {
-    return std::string(cl.device.name) + " has no memory bandwidth in the device table; the step-time model needs it";
-  });
-  x.mem_bw = cl.device.memory_bandwidth;
-  x.e = detail::dtype_bytes(compute == dtype::tf32 ? dtype::fp32 : compute);
-  x.tokens = static_cast<double>(o.memory.lbs) * static_cast<double>(o.memory.seq) / static_cast<double>(c.cp);
-
-  const detail::layer_time dense = detail::time_layer(x, false);
-  const detail::layer_time moe = m.is_moe() ? detail::time_layer(x, true) : dense;
-  const detail::layer_time head = detail::time_output(x), embed = detail::time_embedding(x);
-
-  // Per stage: one micro-batch's forward and backward, and its parameters.
-  const auto stages = partition_layers(m.layers, c.split());
-  const auto pp = static_cast<std::size_t>(c.pp);
-  std::vector<detail::pass_time> fwd(pp), bwd(pp);
-  std::vector<double> stage_params(pp, 0.0), stage_expert_params(pp, 0.0);
-  const param_counts pc = count_params(m, c.tp);
-  const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
-  const layer_params moe_lp = count_layer_params(m, m.layer_of_shape(true));
-  const double dense_layer_params = static_cast<double>(count_layer_params(m, m.layer_of_shape(false)).total());
-  for (const stage_layers& s : stages) {
-    const auto st = static_cast<std::size_t>(s.stage);
-    const std::int64_t moe_layers = m.moe_layers_below(s.first_layer + s.layers) - m.moe_layers_below(s.first_layer);
-    const std::int64_t dense_layers = s.layers - moe_layers;
-    fwd[st] += dense.forward.times(static_cast<double>(dense_layers));
-    fwd[st] += moe.forward.times(static_cast<double>(moe_layers));
-    bwd[st] += dense.backward.times(static_cast<double>(dense_layers));
-    bwd[st] += moe.backward.times(static_cast<double>(moe_layers));
-    if (moe_layers > 0) {
-      stage_params[st] += static_cast<double>(moe_layers) *
-                          static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) /
-                          tp;
-      stage_expert_params[st] += static_cast<double>(moe_layers) * static_cast<double>(moe_lp.routed_experts) /
-                                 (etp * static_cast<double>(c.ep));
-    }
-    stage_params[st] += static_cast<double>(dense_layers) * dense_layer_params / tp;
-    if (s.embedding) {
-      fwd[st] += embed.forward, bwd[st] += embed.backward;
-      stage_params[st] += static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
-    }
-    if (s.output) {
-      fwd[st] += head.forward, bwd[st] += head.backward;
-      stage_params[st] += static_cast<double>(pc.output) / tp;
-    }
-  }
-  if (m.tied_embeddings && c.pp > 1) stage_params[pp - 1] += static_cast<double>(pc.token_embedding) / tp;
-
-  // The pipeline: the schedule simulator plays the stages' per-micro-batch times, each hand-off
-  // carrying one activation (Megatron-LM sends it split over tp with sequence parallelism).
-  double pipeline = 0;
-  std::vector<double> f_total(pp), b_total(pp);
-  for (std::size_t s = 0; s < pp; ++s) f_total[s] = fwd[s].total(), b_total[s] = bwd[s].total();
-  if (c.pp > 1) {
-    const double act = x.tokens * static_cast<double>(m.hidden) * x.e / (c.sequence_parallel ? tp : 1.0);
-    const group_span pair{2, x.g.pp_crosses_nodes ? 1 : 2};
-    const double hop = collective_time(collective::p2p, act, pair, cl);
-    pipeline = simulate_pipeline
-                   ? simulate(make_schedule(c.schedule(), c.pp, micro, c.vpp), f_total, b_total, hop, false).step_time
-                   : pipeline_time_estimate(c.schedule(), c.pp, micro, c.vpp, f_total, b_total, hop);
-  } else {
-    pipeline = static_cast<double>(micro) * (f_total[0] + b_total[0]);
-  }
-
-  // Data parallelism and the optimizer, per stage (the slowest sets the step's tail). Bytes per
-  // parameter as the memory model keeps them (per_param_state_bytes, unsharded): the gradient's
-  // dtype and the optimizer's states.
-  const memory_options& mo = opt.memory;
-  const state_bytes unsharded = per_param_state_bytes(parallel_config{}, 1, mo);
-  const double grad_bytes = unsharded.grads;
-  const bool fsdp = mo.accounting == framework::fsdp;
-  const int zero = fsdp ? 3 : c.zero_stage;
-  const bool sharded_states = zero >= 1 || c.distributed_optimizer;
-  const bool overlap = detail::overlaps_grad_reduce(opt, c.zero_stage);
-  const bool overlap_gather = opt.overlap_param_gather.value_or(false);
-  const double m_d = static_cast<double>(micro);
-  std::size_t critical = 0;
-  double tail_max = 0;
-  std::vector<double> dp_exposed(pp), opt_time(pp);
-  for (std::size_t s = 0; s < pp; ++s) {
-    double exposed = 0;
-    const double f1 = fwd[s].total(), b1 = bwd[s].total();
-    const auto hide = [](double comm, double behind, bool overlapped) {
-      return overlapped ? std::max(0.0, comm - behind) : comm;
-    };
-    // The parameters' gradients reduced over `shard` (then, with hybrid sharding, their shard
-    // all-reduced over `replicate`), and with sharded states the weights gathered back.
-    const auto reduce = [&](double params, group_span shard, group_span replicate) {
-      if (params <= 0 || shard.size * replicate.size <= 1) return;
-      const double grads = params * grad_bytes, weights = params * x.e;
-      const double across =
-          collective_time(collective::all_reduce, grads / static_cast<double>(shard.size), replicate, cl);
-      if (zero == 3) {
-        // ZeRO-3 / FSDP: every micro-batch gathers the weights for its forward and again for its
-        // backward and reduce-scatters the gradients; prefetching overlaps the gathers.
-        const double gather = collective_time(collective::all_gather, weights, shard, cl);
-        const double rs = collective_time(collective::reduce_scatter, grads, shard, cl) + across;
-        exposed += m_d * (hide(gather, f1, true) + hide(gather + rs, b1, overlap || fsdp));
-      } else if (zero == 2) {
-        // ZeRO-2 keeps only its gradient partition: it reduce-scatters every micro-batch.
-        exposed += m_d * hide(collective_time(collective::reduce_scatter, grads, shard, cl) + across, b1, overlap);
-        exposed += hide(collective_time(collective::all_gather, weights, shard, cl), f1, overlap_gather);
-      } else if (sharded_states) {
-        // ZeRO-1 / the distributed optimizer: one reduce-scatter per step, then the updated
-        // weights are gathered (Megatron-LM dist_optimizer.md).
-        exposed += hide(collective_time(collective::reduce_scatter, grads, shard, cl) + across, b1, overlap);
-        exposed += hide(collective_time(collective::all_gather, weights, shard, cl), f1, overlap_gather);
-      } else {
-        exposed += hide(collective_time(collective::all_reduce, grads, x.g.dp, cl), b1, overlap);
-      }
-    };
-    reduce(stage_params[s], x.g.shard, x.g.replicate);
-    reduce(stage_expert_params[s], x.g.expert_dp, group_span{});
-    // The optimizer step streams its states (Adam, Kingma and Ba 2015, algorithm 1: m, v and the
-    // fp32 master read and written), reads the gradient twice (the update and the norm for
-    // clipping) and zeroes it, and writes the 16-bit weight (FSDP2 updates its fp32 shard in
-    // place: read and written). Sharded states spread over the shard groups.
-    const double per_param = 3 * grad_bytes + 2 * unsharded.optimizer + (fsdp ? 2 : 1) * unsharded.params;
-    const double dense_shards = sharded_states ? static_cast<double>(x.g.shard.size) : 1.0;
-    const double expert_shards = sharded_states ? static_cast<double>(x.g.expert_dp.size) : 1.0;
-    const double local = stage_params[s] / dense_shards + stage_expert_params[s] / expert_shards;
-    opt_time[s] = detail::streaming_time(x, local * per_param);
-    dp_exposed[s] = exposed;
-    if (exposed + opt_time[s] > tail_max) tail_max = exposed + opt_time[s], critical = s;
-  }
-
-  step_prediction r;
-  r.micro_batches = micro;
-  r.step_time = pipeline + tail_max;
-  // The breakdown on the busiest stage: its compute and exposed communication over all
-  // micro-batches, the rest of the pipeline time as bubble, and the slowest stage's tail.
-  std::size_t busiest = 0;
-  for (std::size_t s = 1; s < pp; ++s)
-    if (f_total[s] + b_total[s] > f_total[busiest] + b_total[busiest]) busiest = s;
-  detail::pass_time busy = fwd[busiest];
-  busy += bwd[busiest];
-  busy = busy.times(m_d);
-  r.breakdown.compute = busy.compute;
-  r.breakdown.tp_comm = busy.tp;
-  r.breakdown.cp_comm = busy.cp;
-  r.breakdown.ep_comm = busy.ep;
-  r.breakdown.bubble = std::max(0.0, pipeline - busy.total());
-  r.breakdown.dp_comm = dp_exposed[critical];
-  r.breakdown.optimizer = opt_time[critical];
-  for (std::size_t s = 0; s < pp; ++s) r.stage_forward.push_back(f_total[s]), r.stage_backward.push_back(b_total[s]);
-
-  const double tokens = static_cast<double>(o.gbs) * static_cast<double>(o.memory.seq);
-  const double devices = static_cast<double>(world);
-  r.tokens_per_device_per_s = tokens / (r.step_time * devices);
-  flops_options fo{
-      .convention = o.mfu_convention, .seq = o.memory.seq, .causal = o.mfu_causal, .recomputation = c.recomputation};
-  fo.tp = c.tp;
-  const flops_count fc = count_flops(m, fo);
-  // Against the dense peak of the dtype the GEMMs run in (fp8 with fp8 linear layers), so that no
-  // part of the step can run above it.
-  r.mfu = fc.model * static_cast<double>(o.gbs) / (r.step_time * devices * x.linear_peak);
-  r.hfu = fc.hardware * static_cast<double>(o.gbs) / (r.step_time * devices * x.linear_peak);
-
-  return r;
-}
-}  // namespace detail
-
-// The predicted step of model m under layout c on cluster cl with profile p, with the memory
-// model's figure for each pipeline stage.
-inline step_prediction predict_step(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
-                                    const device_profile& p, const step_options& o) {
-  step_prediction r = detail::predict_step_time(m, c, cl, p, o);
-  memory_options mo = o.memory;
-  mo.micro_batches = r.micro_batches;
-  for (const stage_memory& s : estimate_memory(m, c, cl.devices, mo).stages) r.stage_memory.push_back(s.total());
-  return r;
-}
-
-}  // namespace trainperf
-// ---- end trainperf/step_time.hpp ----
 // ---- end trainperf/trainperf.hpp ----

@@ -43,6 +43,28 @@ TEST_CASE("a devices file reads into device specs the rest of trainperf uses lik
   CHECK(t.find("nothing") == nullptr);
 }
 
+TEST_CASE("device_to_json writes what devices_from_json reads back (what trainperf calibrate writes)") {
+  const io::device_table t = io::devices_from_json(
+      R"([{"name": "MyNPU", "memory_gib": 64, "peak_tflops": {"bf16": 280, "fp32": 36.5},
+          "memory_bandwidth_gbps": 1600, "intra_node_gbps": 392, "source": "vendor datasheet"}])",
+      "devices.json", "devices-file");
+  const nlohmann::json j = io::device_to_json(t.devices[0]);
+  CHECK(j["peak_tflops"]["bf16"] == 280.0);
+  CHECK(j["memory_gib"] == 64.0);
+  CHECK_FALSE(j.contains("inter_node_gbps"));  // unknown stays unwritten
+  const io::device_table back = io::devices_from_json(nlohmann::json::array({j}).dump(), "again.json", "devices-file");
+  const device_spec& d = back.devices[0];
+  CHECK(d.name == "MyNPU");
+  CHECK(d.memory_bytes == 64 * GiB);
+  CHECK(require_peak(d, dtype::fp32) == doctest::Approx(36.5e12));
+  CHECK(require_peak(d, dtype::bf16) == doctest::Approx(280e12));
+  CHECK_FALSE(d.peak(dtype::fp16).has_value());
+  CHECK(d.memory_bandwidth == doctest::Approx(1600e9));
+  CHECK(d.intra_node_bandwidth == doctest::Approx(392e9));
+  CHECK(d.inter_node_bandwidth == 0);
+  CHECK(d.source == "vendor datasheet");
+}
+
 TEST_CASE("a devices file's mistakes are named by entry and field") {
   CHECK(refusal(R"({"name": "x"})").second.find("must be a non-empty JSON array of devices") != std::string::npos);
   CHECK(refusal("[]").first == "devices-file");

@@ -72,6 +72,11 @@ TEST_CASE("default cluster: the table's links at the profile's fractions") {
   CHECK_THROWS_WITH_AS(validate(cluster_spec{get_device("H100"), 16, 8, 370e9, 0, 0}),
                        doctest::Contains("--inter-node-bw"), config_error);
   CHECK_NOTHROW(validate(cluster_spec{get_device("H100"), 8, 8, 370e9, 0, 0}));  // one node needs no NIC
+  // Nor do links no group can use: one device, or one device a node (intra-node unused).
+  CHECK_NOTHROW(validate(cluster_spec{get_device("H100"), 1, 8, 0, 0, 0}));
+  CHECK_NOTHROW(validate(cluster_spec{get_device("H100"), 4, 1, 0, 47e9, 0}));
+  CHECK_THROWS_WITH_AS(validate(cluster_spec{get_device("H100"), 2, 8, 0, 0, 0}), doctest::Contains("--intra-node-bw"),
+                       config_error);
   CHECK_THROWS_WITH_AS(collective_time(collective::all_reduce, -1, span_of(8, 1, 8), c), doctest::Contains("bytes"),
                        config_error);
 }

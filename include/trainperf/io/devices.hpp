@@ -117,6 +117,22 @@ inline device_table devices_from_json(std::string_view text, const std::string& 
   return t;
 }
 
+// One device as devices_from_json reads it (what `trainperf calibrate` writes): peaks in
+// TFLOP/s, rates in GB/s, the unknown (0) left out.
+inline nlohmann::json device_to_json(const device_spec& d) {
+  nlohmann::json peaks = nlohmann::json::object();
+  for (dtype x : {dtype::fp32, dtype::tf32, dtype::bf16, dtype::fp16, dtype::fp8})
+    if (const auto p = d.peak(x)) peaks[std::string(to_string(x))] = *p / 1e12;
+  nlohmann::json j = {{"name", d.name},
+                      {"memory_gib", static_cast<double>(d.memory_bytes) / static_cast<double>(GiB)},
+                      {"peak_tflops", peaks},
+                      {"source", d.source}};
+  if (d.memory_bandwidth > 0) j["memory_bandwidth_gbps"] = d.memory_bandwidth / 1e9;
+  if (d.intra_node_bandwidth > 0) j["intra_node_gbps"] = d.intra_node_bandwidth / 1e9;
+  if (d.inter_node_bandwidth > 0) j["inter_node_gbps"] = d.inter_node_bandwidth / 1e9;
+  return j;
+}
+
 inline constexpr std::uintmax_t max_devices_file_bytes = std::uintmax_t{1} << 20;  // 1 MiB
 
 // The devices of the JSON file at `path` (see devices_from_json); `field` is the flag that named it.

@@ -1,0 +1,192 @@
+// trainperf — a device profile (profile.hpp) from measurements of this machine: the GEMM
+// model's rate and saturation point fitted to measured GEMM shapes, the streaming kernels' and
+// flash attention's achieved fractions, each counted in the units step_time.hpp charges
+// (step_time.hpp, namespace costs), so that predict_step divides by what was measured.
+// `trainperf calibrate` takes the measurements (kernels/cpu/measure.hpp) and writes the result.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "error.hpp"
+#include "profile.hpp"
+#include "step_time.hpp"
+#include "units.hpp"
+
+namespace trainperf {
+
+// One GEMM shape measured: C[m, n] = A[m, k] · B[k, n], seconds per product.
+struct gemm_sample {
+  double m = 0, n = 0, k = 0, seconds = 0;
+};
+
+struct gemm_fit {
+  double rate = 0;           // FLOP/s of a GEMM with unbounded output (the saturation curve's asymptote)
+  double half_outputs = 0;   // output elements at which a GEMM reaches half that rate
+  double rms_log_error = 0;  // of the fitted times against the measured ones, natural log, time-weighted
+  double max_error = 0;      // the largest |fitted / measured - 1|
+};
+
+namespace reason {
+inline void calibration_needs_measurements() {}
+}  // namespace reason
+
+namespace detail {
+// Seconds step_time's gemm_time gives a sample at this rate and saturation point, with operands
+// of `element_bytes` over `bandwidth` (achieved) as the roofline's floor.
+inline double fitted_gemm_seconds(const gemm_sample& s, double rate, double half_outputs, double element_bytes,
+                                  double bandwidth) {
+  device_profile p;
+  p.gemm_efficiency = 1;
+  p.gemm_half_outputs = half_outputs;
+  p.memory_efficiency = 1;
+  return gemm_time(s.m, s.n, s.k, rate, element_bytes, bandwidth, p);
+}
+}  // namespace detail
+
+// Least squares in log time of step_time's GEMM model over the samples, each sample's error
+// weighted by its measured time (a step's time is the sum of its GEMMs': a shape that takes
+// twice as long matters twice as much): the saturation point on a grid (0, then 10 to 10^9
+// outputs at 16 points a decade), and for each the rate that fits the compute-bound samples best
+// (closed form: the weighted mean log ratio), the roofline's floor re-deciding which samples are
+// compute-bound until it settles.
+inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_bytes, double bandwidth) {
+  detail::require(!samples.empty(), reason::calibration_needs_measurements, "gemm_samples",
+                  [] { return std::string("fitting the GEMM model needs at least one measured shape"); });
+  for (const gemm_sample& s : samples)
+    detail::require(s.m > 0 && s.n > 0 && s.k > 0 && s.seconds > 0 && detail::is_finite(s.seconds),
+                    reason::calibration_needs_measurements, "gemm_samples", [&] {
+                      return "a measured GEMM needs positive m, n, k and seconds, got " + format_double(s.m) + " x " +
+                             format_double(s.n) + " x " + format_double(s.k) + " in " + format_double(s.seconds) + " s";
+                    });
+  detail::require(element_bytes > 0 && bandwidth > 0 && detail::is_finite(bandwidth),
+                  reason::calibration_needs_measurements, "bandwidth", [&] {
+                    return "fitting the GEMM model needs the achieved memory bandwidth, got " +
+                           format_double(bandwidth) + " bytes/s";
+                  });
+  const auto evaluate = [&](double rate, double h) {
+    gemm_fit f{rate, h, 0, 0};
+    double weights = 0;
+    for (const gemm_sample& s : samples) {
+      const double fitted = detail::fitted_gemm_seconds(s, rate, h, element_bytes, bandwidth);
+      const double log_error = std::log(fitted / s.seconds);
+      f.rms_log_error += s.seconds * log_error * log_error;
+      weights += s.seconds;
+      f.max_error = std::max(f.max_error, std::abs(fitted / s.seconds - 1));
+    }
+    f.rms_log_error = std::sqrt(f.rms_log_error / weights);
+    return f;
+  };
+  const auto rate_for = [&](double h) {
+    // Start from every sample compute-bound; then keep those the roofline leaves compute-bound.
+    double rate = 0;
+    std::vector<bool> compute(samples.size(), true);
+    for (int pass = 0; pass < 8; ++pass) {
+      double sum = 0, weights = 0;
+      for (std::size_t i = 0; i < samples.size(); ++i) {
+        if (!compute[i]) continue;
+        const gemm_sample& s = samples[i];
+        const double outputs = s.m * s.n, flops = 2 * outputs * s.k;
+        sum += s.seconds * std::log(flops * (outputs + h) / outputs / s.seconds);
+        weights += s.seconds;
+      }
+      if (weights == 0) break;  // all memory-bound at this rate: keep the last one
+      rate = std::exp(sum / weights);
+      bool changed = false;
+      for (std::size_t i = 0; i < samples.size(); ++i) {
+        const gemm_sample& s = samples[i];
+        const double outputs = s.m * s.n;
+        const double compute_s = 2 * outputs * s.k * (outputs + h) / outputs / rate;
+        const double memory_s = element_bytes * (s.m * s.k + s.k * s.n + s.m * s.n) / bandwidth;
+        const bool c = compute_s >= memory_s;
+        changed |= c != compute[i];
+        compute[i] = c;
+      }
+      if (!changed) break;
+    }
+    return rate;
+  };
+  gemm_fit best{0, 0, std::numeric_limits<double>::infinity(), 0};
+  for (int i = -1; i <= 8 * 16; ++i) {
+    const double h = i < 0 ? 0 : std::pow(10.0, 1 + i / 16.0);
+    const double rate = rate_for(h);
+    if (!(rate > 0)) continue;
+    const gemm_fit f = evaluate(rate, h);
+    if (f.rms_log_error < best.rms_log_error) best = f;
+  }
+  return best;
+}
+
+// What `trainperf calibrate` measures, each figure the best of its repetitions.
+struct calibration_measurements {
+  double gemm_peak = 0;            // FLOP/s of the GEMM probe (the trainer's peak for MFU)
+  std::vector<gemm_sample> gemms;  // GEMM shapes, seconds per product
+  double element_bytes = 4;        // the dtype measured (fp32 on the CPU)
+  double copy_bandwidth = 0;       // bytes/s, STREAM's triad
+  double streaming_bytes = 0;      // memory-bound kernels, bytes as step_time charges them
+  double streaming_seconds = 0;    // and the seconds they took
+  double attention_forward_flops = 0, attention_forward_seconds = 0;  // flash attention, as charged
+  double attention_backward_flops = 0, attention_backward_seconds = 0;
+};
+
+struct calibration_result {
+  device_profile profile;
+  double peak_flops = 0;        // the device's dense peak the profile's fractions are of
+  double memory_bandwidth = 0;  // bytes/s, the profile's memory_efficiency is of
+  gemm_fit gemm;
+  // Achieved fractions above 1 of the figure they are of, capped at 1 (named for the report).
+  std::vector<std::string> capped;
+};
+
+// The profile the measurements give. The peak is the GEMM probe's rate or the fitted asymptote,
+// whichever is higher (no fraction above 1); the memory bandwidth is the triad's. A single
+// process measures no links: the bus efficiencies are 1 and the latency 0 (a cluster of these
+// devices needs its link bandwidths given, since the device has none).
+inline calibration_result calibrate_profile(const calibration_measurements& mm, std::string name, std::string source) {
+  const auto positive = [](double v, const char* field, const char* what) {
+    detail::require(detail::is_finite(v) && v > 0, reason::calibration_needs_measurements, field,
+                    [&] { return std::string("calibration needs ") + what + ", got " + format_double(v); });
+  };
+  positive(mm.gemm_peak, "gemm_peak", "the GEMM probe's FLOP/s");
+  positive(mm.copy_bandwidth, "copy_bandwidth", "the copy bandwidth (bytes/s)");
+  positive(mm.streaming_bytes, "streaming_bytes", "the streaming kernels' bytes");
+  positive(mm.streaming_seconds, "streaming_seconds", "the streaming kernels' seconds");
+  positive(mm.attention_forward_flops, "attention_forward_flops", "attention's forward FLOPs");
+  positive(mm.attention_forward_seconds, "attention_forward_seconds", "attention's forward seconds");
+  positive(mm.attention_backward_flops, "attention_backward_flops", "attention's backward FLOPs");
+  positive(mm.attention_backward_seconds, "attention_backward_seconds", "attention's backward seconds");
+
+  calibration_result r;
+  r.memory_bandwidth = mm.copy_bandwidth;
+  const auto fraction = [&](double achieved, double of, const char* what) {
+    const double f = achieved / of;
+    if (f > 1) r.capped.push_back(std::string(what) + " " + format_double(f));
+    return std::min(1.0, f);
+  };
+  device_profile& p = r.profile;
+  p.name = std::move(name);
+  p.source = std::move(source);
+  p.memory_efficiency = fraction(mm.streaming_bytes / mm.streaming_seconds, mm.copy_bandwidth, "memory_efficiency");
+  r.gemm = fit_gemm(mm.gemms, mm.element_bytes, mm.copy_bandwidth * p.memory_efficiency);
+  r.peak_flops = std::max(mm.gemm_peak, r.gemm.rate);
+  p.gemm_efficiency = r.gemm.rate / r.peak_flops;
+  p.gemm_half_outputs = r.gemm.half_outputs;
+  p.attention_forward_efficiency =
+      fraction(mm.attention_forward_flops / mm.attention_forward_seconds, r.peak_flops, "attention_forward_efficiency");
+  p.attention_backward_efficiency = fraction(mm.attention_backward_flops / mm.attention_backward_seconds, r.peak_flops,
+                                             "attention_backward_efficiency");
+  // No fused cuDNN path here: the same kernel.
+  p.cudnn_attention_forward_efficiency = p.attention_forward_efficiency;
+  p.cudnn_attention_backward_efficiency = p.attention_backward_efficiency;
+  p.intra_node_bus_efficiency = p.inter_node_bus_efficiency = 1;
+  p.latency_s = 0;
+  validate(p);
+  return r;
+}
+
+}  // namespace trainperf
