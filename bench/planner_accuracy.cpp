@@ -45,6 +45,7 @@ tp::transformer_spec model_of(const nlohmann::json& r) {
   const auto& m = r["model"];
   tp::transformer_spec s;
   s.layers = m["layers"], s.hidden = m["hidden"], s.heads = m["heads"], s.ffn = m["ffn"], s.vocab = m["vocab"];
+  if (m.contains("kv_heads")) s.kv_heads = m["kv_heads"];
   s.max_seq = m["max_seq"];
   s.mlp = m["mlp"] == "gelu" ? tp::mlp_kind::gelu : tp::mlp_kind::swiglu;
   s.norm = m["norm"] == "layernorm" ? tp::norm_kind::layernorm : tp::norm_kind::rmsnorm;
@@ -75,10 +76,18 @@ std::vector<row> corpus_rows(const std::string& path) {
     o.param_dtype = r["dtype"] == "fp16" ? tp::dtype::fp16 : tp::dtype::bf16;
     o.flash_attention = r["flash"];
     const std::string fw = r["framework"];
-    o.accounting = fw == "megatron" ? tp::framework::megatron
-                   : fw == "fsdp"   ? tp::framework::fsdp
-                                    : tp::framework::generic;
+    o.accounting = fw == "megatron"        ? tp::framework::megatron
+                   : fw == "megatron-core" ? tp::framework::megatron_core
+                   : fw == "fsdp"          ? tp::framework::fsdp
+                                           : tp::framework::generic;
     if (r.value("selective", "") == "every-other-matmul") o.selective = tp::selective_policy::every_other_matmul;
+    if (r.value("attention", "") == "cudnn") o.cudnn_attention = true;
+    // The framework's overlaps where the row's recipe states them (null or absent: its default).
+    if (r.contains("tp_comm_overlap") && r["tp_comm_overlap"].is_boolean()) x.step.tp_comm_overlap = r["tp_comm_overlap"];
+    for (const char* k : {"overlap_grad_reduce", "overlap_param_gather"})
+      if (r.contains(k) && r[k].is_boolean())
+        (std::string(k) == "overlap_grad_reduce" ? x.step.overlap_grad_reduce : x.step.overlap_param_gather) =
+            r[k].get<bool>();
     if (c.zero_stage == 3 && o.accounting == tp::framework::fsdp) c.zero_stage = 0;  // FSDP shards by its accounting
     x.step.gbs = r["gbs"];
     x.measured = r["measured_tokens_per_gpu_s"];
