@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -75,19 +77,35 @@ std::vector<row> corpus_rows(const std::string& path) {
     o.seq = r["seq"], o.lbs = r["mbs"];
     o.param_dtype = r["dtype"] == "fp16" ? tp::dtype::fp16 : tp::dtype::bf16;
     o.flash_attention = r["flash"];
+    const auto refuse = [&](const std::string& field, const std::string& value) {
+      throw std::runtime_error("corpus row " + x.id + ": unknown " + field + " \"" + value + "\"");
+    };
     const std::string fw = r["framework"];
-    o.accounting = fw == "megatron"        ? tp::framework::megatron
-                   : fw == "megatron-core" ? tp::framework::megatron_core
-                   : fw == "fsdp"          ? tp::framework::fsdp
-                                           : tp::framework::generic;
+    if (fw == "megatron")
+      o.accounting = tp::framework::megatron;
+    else if (fw == "megatron-core")
+      o.accounting = tp::framework::megatron_core;
+    else if (fw == "fsdp")
+      o.accounting = tp::framework::fsdp;
+    else if (fw == "generic")
+      o.accounting = tp::framework::generic;
+    else
+      refuse("framework", fw);
     if (r.value("selective", "") == "every-other-matmul") o.selective = tp::selective_policy::every_other_matmul;
-    if (r.value("attention", "") == "cudnn") o.cudnn_attention = true;
+    const std::string attention = r.value("attention", "flash");
+    if (attention == "cudnn")
+      o.cudnn_attention = true;
+    else if (attention != "flash")
+      refuse("attention", attention);
     // The framework's overlaps where the row's recipe states them (null or absent: its default).
-    if (r.contains("tp_comm_overlap") && r["tp_comm_overlap"].is_boolean()) x.step.tp_comm_overlap = r["tp_comm_overlap"];
-    for (const char* k : {"overlap_grad_reduce", "overlap_param_gather"})
-      if (r.contains(k) && r[k].is_boolean())
-        (std::string(k) == "overlap_grad_reduce" ? x.step.overlap_grad_reduce : x.step.overlap_param_gather) =
-            r[k].get<bool>();
+    const auto flag = [&](const char* key) -> std::optional<bool> {
+      if (!r.contains(key) || r[key].is_null()) return std::nullopt;
+      if (!r[key].is_boolean()) refuse(key, r[key].dump());
+      return r[key].get<bool>();
+    };
+    if (const auto v = flag("tp_comm_overlap")) x.step.tp_comm_overlap = *v;
+    x.step.overlap_grad_reduce = flag("overlap_grad_reduce");
+    x.step.overlap_param_gather = flag("overlap_param_gather");
     if (c.zero_stage == 3 && o.accounting == tp::framework::fsdp) c.zero_stage = 0;  // FSDP shards by its accounting
     x.step.gbs = r["gbs"];
     x.measured = r["measured_tokens_per_gpu_s"];
@@ -171,7 +189,12 @@ int main(int argc, char** argv) {
     if (flag == "--require-mape") require_mape = std::atof(argv[i + 1]);
   }
   std::vector<row> rows = seed_rows();
-  for (auto& r : corpus_rows(corpus)) rows.push_back(std::move(r));
+  try {
+    for (auto& r : corpus_rows(corpus)) rows.push_back(std::move(r));
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "planner_accuracy: {}\n", e.what());
+    return 2;
+  }
 
   struct result {
     double predicted = 0, thumb = 0;

@@ -296,8 +296,11 @@ int run(const args& a) {
     }
     return total / batches;
   };
-  tp::meter meter(
-      {.model_flops_per_token = fl.model_per_token(), .peak_flops = peak, .devices = dp, .warmup_steps = 2});
+  constexpr i64 timing_warmup = 2;  // steps left out of the throughput figures and the step-time statistics
+  tp::meter meter({.model_flops_per_token = fl.model_per_token(),
+                   .peak_flops = peak,
+                   .devices = dp,
+                   .warmup_steps = timing_warmup});
   float loss = 0, first_loss = -1;
   const auto t_start = clk::now();
   say.start_training(start, steps, min_step_s);
@@ -330,7 +333,7 @@ int run(const args& a) {
     optimizer_seconds += std::chrono::duration<double>(clk::now() - t_opt).count();
     const double step_s = std::chrono::duration<double>(clk::now() - t0).count();
     meter.step_sequences(batch.gbs, T, step_s);
-    if (s - start >= 2) step_seconds.push_back(step_s);  // the meter's warm-up left out, as in its figures
+    if (s - start >= timing_warmup) step_seconds.push_back(step_s);
     meter.report_memory(eng->memory().used);
     say.step_done(s + 1);
     if (first_loss < 0) first_loss = loss;

@@ -60,8 +60,9 @@ int run_calibrate(const args& a, output& out) {
   if (name.empty()) throw usage_error("--name is empty; give the device a name");
   if (find_device(name))
     throw config_error("name", "device " + name + " is in the built-in table; give the calibrated device another name");
-  const int repetitions = static_cast<int>(a.get_int("repetitions").value_or(5));
-  if (repetitions > 100) throw usage_error(fmt::format("--repetitions {} is more than 100", repetitions));
+  const std::int64_t rounds = a.get_int("repetitions").value_or(5);
+  if (rounds > 100) throw usage_error(fmt::format("--repetitions {} is more than 100", rounds));
+  const int repetitions = static_cast<int>(rounds);
   const double min_seconds = a.get_double("min-seconds").value_or(0.03);
   if (min_seconds > 10) throw usage_error(fmt::format("--min-seconds {} is more than 10", min_seconds));
   if (const auto n = a.get_int("threads")) {
@@ -81,8 +82,9 @@ int run_calibrate(const args& a, output& out) {
     const model_choice mc = model_from_args(a, /*seq_sets_max_seq=*/false);
     const transformer_spec& s = mc.spec;
     validate(s);
-    if (s.mlp != mlp_kind::swiglu || s.is_moe())
-      throw config_error("model", "calibrate measures the trainer's kernels (SwiGLU, dense); " + mc.name + " is not");
+    if (s.mlp != mlp_kind::swiglu || s.is_moe() || s.positions != position_kind::rotary)
+      throw config_error("model", "calibrate measures the trainer's kernels (SwiGLU, dense, rotary positions); " +
+                                      mc.name + " is not one");
     l.hidden = s.hidden, l.ffn = s.ffn, l.heads = s.heads, l.kv_heads = s.resolved_kv_heads();
     l.head_dim = s.resolved_head_dim();
     // The optimizer over at most 64M parameters (1 GiB of states): past every cache, a streaming rate.
@@ -98,6 +100,17 @@ int run_calibrate(const args& a, output& out) {
         fmt::format("--seq {} x --lbs {} is too large to measure here ({:.0f} GiB of activations); "
                     "give a few thousand tokens",
                     l.seq, l.batch, bytes / static_cast<double>(GiB)));
+  // Attention grows with seq^2: above 10^11 FLOPs a forward (a second or more on a small CPU,
+  // measured in 6 rounds, its backward 2.5 x) the calibration would run for minutes.
+  const double attention_flops =
+      costs::flash_attention_forward_flops(static_cast<double>(l.batch * l.seq), static_cast<double>(l.seq),
+                                           static_cast<double>(l.heads), static_cast<double>(l.head_dim));
+  if (attention_flops > 1e11)
+    throw usage_error(
+        fmt::format("--seq {} x --lbs {}: attention's forward alone is {:.3g} FLOPs, minutes to "
+                    "measure; give a shorter --seq or a smaller --lbs (its efficiency changes little "
+                    "past a few thousand tokens)",
+                    l.seq, l.batch, attention_flops));
   const std::string workload =
       fmt::format("hidden {}, {} heads ({} KV) of {}, ffn {}", l.hidden, l.heads, l.kv_heads, l.head_dim, l.ffn);
 
@@ -106,36 +119,38 @@ int run_calibrate(const args& a, output& out) {
   const measure::gemm_peak peak = measure::measure_gemm_peak();
   mm.gemm_peak = peak.best;
   std::vector<measure::task> tasks;
-  std::vector<gemm_sample> shapes;
+  const auto add = [&](measure::task t) {  // its index in the results
+    tasks.push_back(std::move(t));
+    return tasks.size() - 1;
+  };
+  std::vector<gemm_sample> shapes;  // tasks 0 .. 26
   for (std::int64_t t : {64, 256, 1024})
     for (std::int64_t i : {64, 256, 1024})
       for (std::int64_t o : {64, 256, 1024}) {
-        tasks.push_back(measure::linear_layer(t, i, o));
+        add(measure::linear_layer(t, i, o));
         shapes.push_back({static_cast<double>(t), static_cast<double>(o), static_cast<double>(i), 0});
       }
-  // Past the last-level cache (STREAM's rule: each vector at least 4 x the caches): 4 x the L3
-  // glibc reports, at least 64 MiB and at most 256 MiB a vector.
+      // Past the last-level cache (STREAM's rule: each vector at least 4 x the caches): 4 x the L3
+      // glibc reports, at least 64 MiB and at most 256 MiB a vector.
+#ifdef _SC_LEVEL3_CACHE_SIZE
   const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#else
+  const long l3 = 0;
+#endif
   const std::int64_t triad_floats =
       std::clamp<std::int64_t>(l3 > 0 ? l3 : 0, std::int64_t{16} << 20, std::int64_t{64} << 20);
-  tasks.push_back(measure::triad(triad_floats));
-  tasks.push_back(measure::layer_streaming(l));
-  tasks.push_back(measure::optimizer(l.params));
-  auto [forward, backward] = measure::attention(l);
-  tasks.push_back(std::move(forward));
-  tasks.push_back(std::move(backward));
+  const std::size_t triad = add(measure::triad(triad_floats));
+  const std::size_t layer = add(measure::layer_streaming(l)), optimizer = add(measure::optimizer(l.params));
+  auto [forward_task, backward_task] = measure::attention(l);
+  const std::size_t forward = add(std::move(forward_task)), backward = add(std::move(backward_task));
   const std::vector<double> seconds = measure::best_seconds_interleaved(tasks, repetitions, min_seconds);
-  std::size_t i = 0;
-  for (gemm_sample& g : shapes) g.seconds = seconds[i++] / 3;  // three GEMMs of the forward's shape
+  for (std::size_t i = 0; i < shapes.size(); ++i) shapes[i].seconds = seconds[i] / 3;  // three GEMMs of its shape
   mm.gemms = shapes;
-  mm.copy_bandwidth = tasks[i].work / seconds[i];
-  ++i;
-  mm.streaming_bytes = tasks[i].work + tasks[i + 1].work;
-  mm.streaming_seconds = seconds[i] + seconds[i + 1];
-  i += 2;
-  mm.attention_forward_flops = tasks[i].work, mm.attention_forward_seconds = seconds[i];
-  ++i;
-  mm.attention_backward_flops = tasks[i].work, mm.attention_backward_seconds = seconds[i];
+  mm.copy_bandwidth = tasks[triad].work / seconds[triad];
+  mm.streaming_bytes = tasks[layer].work + tasks[optimizer].work;
+  mm.streaming_seconds = seconds[layer] + seconds[optimizer];
+  mm.attention_forward_flops = tasks[forward].work, mm.attention_forward_seconds = seconds[forward];
+  mm.attention_backward_flops = tasks[backward].work, mm.attention_backward_seconds = seconds[backward];
 
 #ifdef _OPENMP
   const int threads = omp_get_max_threads();

@@ -64,8 +64,13 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
                       return "a measured GEMM needs positive m, n, k and seconds, got " + format_double(s.m) + " x " +
                              format_double(s.n) + " x " + format_double(s.k) + " in " + format_double(s.seconds) + " s";
                     });
-  detail::require(element_bytes > 0 && bandwidth > 0 && detail::is_finite(bandwidth),
-                  reason::calibration_needs_measurements, "bandwidth", [&] {
+  detail::require(element_bytes > 0 && detail::is_finite(element_bytes), reason::calibration_needs_measurements,
+                  "element_bytes", [&] {
+                    return "fitting the GEMM model needs the operands' bytes per element, got " +
+                           format_double(element_bytes);
+                  });
+  detail::require(bandwidth > 0 && detail::is_finite(bandwidth), reason::calibration_needs_measurements, "bandwidth",
+                  [&] {
                     return "fitting the GEMM model needs the achieved memory bandwidth, got " +
                            format_double(bandwidth) + " bytes/s";
                   });

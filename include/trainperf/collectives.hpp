@@ -134,7 +134,8 @@ constexpr double bus_factor(collective c, std::int64_t n) {
 // strided one rank per node reaches one NIC's.
 constexpr double bus_bandwidth(group_span g, const cluster_spec& c) {
   if (!g.spans_nodes()) return c.intra_node_bandwidth;
-  return std::min(c.intra_node_bandwidth, static_cast<double>(g.per_node) * c.inter_node_bandwidth);
+  const double across = static_cast<double>(g.per_node) * c.inter_node_bandwidth;
+  return g.per_node > 1 ? std::min(c.intra_node_bandwidth, across) : across;  // one rank a node: no NVLink hop
 }
 
 // Seconds for one collective of `bytes` over group g on cluster c.
@@ -164,7 +165,7 @@ constexpr double collective_time(collective kind, double bytes, group_span g, co
       return (dn - 1) * a + bus_factor(kind, n) * bytes / bus_bandwidth(g, c);
     case collective::all_to_all: {
       const double k = static_cast<double>(g.per_node);
-      const double intra = (k - 1) / dn * bytes / c.intra_node_bandwidth;
+      const double intra = g.per_node > 1 ? (k - 1) / dn * bytes / c.intra_node_bandwidth : 0;
       const double inter = g.spans_nodes() ? (dn - k) / dn * bytes / c.inter_node_bandwidth : 0;
       return (dn - 1) * a + std::max(intra, inter);
     }

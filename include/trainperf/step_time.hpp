@@ -330,7 +330,8 @@ constexpr layer_time time_embedding(const step_context& x) {
   layer_time r;
   r.forward = {streaming_time(x, bytes),
                split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, bytes) : 0, 0, 0};
-  r.backward = {streaming_time(x, 2 * bytes), split && sp ? tp_collective(x, collective::all_gather, bytes) : 0, 0, 0};
+  r.backward = {streaming_time(x, costs::streaming_backward_ratio * bytes),
+                split && sp ? tp_collective(x, collective::all_gather, bytes) : 0, 0, 0};
   return r;
 }
 

@@ -1651,7 +1651,8 @@ constexpr double bus_factor(collective c, std::int64_t n) {
 // strided one rank per node reaches one NIC's.
 constexpr double bus_bandwidth(group_span g, const cluster_spec& c) {
   if (!g.spans_nodes()) return c.intra_node_bandwidth;
-  return std::min(c.intra_node_bandwidth, static_cast<double>(g.per_node) * c.inter_node_bandwidth);
+  const double across = static_cast<double>(g.per_node) * c.inter_node_bandwidth;
+  return g.per_node > 1 ? std::min(c.intra_node_bandwidth, across) : across;  // one rank a node: no NVLink hop
 }
 
 // Seconds for one collective of `bytes` over group g on cluster c.
@@ -1681,7 +1682,7 @@ constexpr double collective_time(collective kind, double bytes, group_span g, co
       return (dn - 1) * a + bus_factor(kind, n) * bytes / bus_bandwidth(g, c);
     case collective::all_to_all: {
       const double k = static_cast<double>(g.per_node);
-      const double intra = (k - 1) / dn * bytes / c.intra_node_bandwidth;
+      const double intra = g.per_node > 1 ? (k - 1) / dn * bytes / c.intra_node_bandwidth : 0;
       const double inter = g.spans_nodes() ? (dn - k) / dn * bytes / c.inter_node_bandwidth : 0;
       return (dn - 1) * a + std::max(intra, inter);
     }
@@ -4190,7 +4191,8 @@ constexpr layer_time time_embedding(const step_context& x) {
   layer_time r;
   r.forward = {streaming_time(x, bytes),
                split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, bytes) : 0, 0, 0};
-  r.backward = {streaming_time(x, 2 * bytes), split && sp ? tp_collective(x, collective::all_gather, bytes) : 0, 0, 0};
+  r.backward = {streaming_time(x, costs::streaming_backward_ratio * bytes),
+                split && sp ? tp_collective(x, collective::all_gather, bytes) : 0, 0, 0};
   return r;
 }
 
@@ -4458,8 +4460,13 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
                       return "a measured GEMM needs positive m, n, k and seconds, got " + format_double(s.m) + " x " +
                              format_double(s.n) + " x " + format_double(s.k) + " in " + format_double(s.seconds) + " s";
                     });
-  detail::require(element_bytes > 0 && bandwidth > 0 && detail::is_finite(bandwidth),
-                  reason::calibration_needs_measurements, "bandwidth", [&] {
+  detail::require(element_bytes > 0 && detail::is_finite(element_bytes), reason::calibration_needs_measurements,
+                  "element_bytes", [&] {
+                    return "fitting the GEMM model needs the operands' bytes per element, got " +
+                           format_double(element_bytes);
+                  });
+  detail::require(bandwidth > 0 && detail::is_finite(bandwidth), reason::calibration_needs_measurements, "bandwidth",
+                  [&] {
                     return "fitting the GEMM model needs the achieved memory bandwidth, got " +
                            format_double(bandwidth) + " bytes/s";
                   });

@@ -21,7 +21,10 @@ held its speed through it: the two runs' fastest steps within 10% of each other,
 probe that calibrate and both runs measure as they start (1024^3, best of 5) within 10% of
 calibrate's. The measured figure is the faster run's fastest step. The test passes on a counted
 attempt within the tolerance and fails on two counted attempts outside it; five attempts with
-none counted are reported as skipped (the machine too unsteady to tell), never as passed.
+fewer than two counted and none within the tolerance are reported as skipped (the machine too
+unsteady to tell), never as passed. (A slow spell can last through both training runs and spare
+their GEMM probes, which are compute-bound while the small runs are memory-bound: one counted miss
+alone is not evidence.)
 """
 import json
 import re
@@ -30,10 +33,11 @@ import sys
 
 
 def run(argv):
+    """The command's standard output (JSON answers are read from it alone)."""
     r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         sys.exit(f"FAILED: {' '.join(argv)} exited {r.returncode}\n{r.stdout}{r.stderr}")
-    return r.stdout + r.stderr
+    return r.stdout
 
 
 def train(trainer, shape, steps):
@@ -99,8 +103,10 @@ def main():
         print(f"{' '.join(shape)}: against the fastest step, {summary('steady')}; {summary('all')}")
         if any(abs(e) <= tolerance for e in errors):
             return
-    if not every and misses == 0:
-        print("SKIPPED: the machine changed speed between calibration and training in every attempt")
+    if not every and misses < 2:
+        print(f"SKIPPED: {misses} steady attempt{'' if misses == 1 else 's'} in 5 "
+              f"({', '.join(f'{100 * e:+.1f}%' for e, c in zip(errors, counted) if c) or 'none'}): the machine "
+              "changed speed too often to decide")
         return
     sys.exit(f"FAILED: the prediction missed the measured step time by more than {100 * tolerance:.0f}% "
              f"({', '.join(f'{100 * e:+.1f}%' for e in errors)})")

@@ -36,6 +36,17 @@ TEST_CASE("fit_gemm gives back the rate and saturation point the GEMM model gene
   CHECK(flat.rate == doctest::Approx(rate));
 }
 
+TEST_CASE("fit_gemm between its grid points: the nearest point, the rate adjusted") {
+  // 20,000 outputs lies between grid points 10^(4 + 4/16) = 17,783 and 10^(4 + 5/16) = 20,535;
+  // the grid is 15% apart, so the fit lands within 8% of it, and its times within a few percent.
+  const double h = 20000, rate = 150e9;
+  const gemm_fit f = fit_gemm(generated(rate, h, 4, 1e15), 4, 1e15);
+  CHECK(f.half_outputs == doctest::Approx(h).epsilon(0.08));
+  CHECK(f.rate == doctest::Approx(rate).epsilon(0.05));
+  CHECK(f.max_error < 0.05);
+  CHECK(f.rms_log_error > 0);  // not exact: the test means something
+}
+
 TEST_CASE("fit_gemm leaves the memory-bound samples to the roofline") {
   // 20 GB/s: a 64 x 64 x 64 GEMM moves 3 x 64^2 x 4 bytes = 49,152 in 2.46 us, its 524,288 FLOPs
   // take 3.5 us at 150 GFLOP/s: near the floor; with k = 64 and n = 1024 the operands bind.

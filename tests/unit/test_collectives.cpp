@@ -74,7 +74,13 @@ TEST_CASE("default cluster: the table's links at the profile's fractions") {
   CHECK_NOTHROW(validate(cluster_spec{get_device("H100"), 8, 8, 370e9, 0, 0}));  // one node needs no NIC
   // Nor do links no group can use: one device, or one device a node (intra-node unused).
   CHECK_NOTHROW(validate(cluster_spec{get_device("H100"), 1, 8, 0, 0, 0}));
-  CHECK_NOTHROW(validate(cluster_spec{get_device("H100"), 4, 1, 0, 47e9, 0}));
+  const cluster_spec one_a_node{get_device("H100"), 4, 1, 0, 47e9, 0};
+  CHECK_NOTHROW(validate(one_a_node));
+  // ... and its collectives run over the NICs alone: 1 GB reduce-scattered over 4 nodes moves
+  // 3/4 GB through each 47 GB/s NIC; an all-to-all sends 3/4 of its buffer across nodes.
+  CHECK(collective_time(collective::reduce_scatter, 1e9, span_of(4, 1, 1), one_a_node) ==
+        doctest::Approx(0.75e9 / 47e9));
+  CHECK(collective_time(collective::all_to_all, 1e9, span_of(4, 1, 1), one_a_node) == doctest::Approx(0.75e9 / 47e9));
   CHECK_THROWS_WITH_AS(validate(cluster_spec{get_device("H100"), 2, 8, 0, 0, 0}), doctest::Contains("--intra-node-bw"),
                        config_error);
   CHECK_THROWS_WITH_AS(collective_time(collective::all_reduce, -1, span_of(8, 1, 8), c), doctest::Contains("bytes"),

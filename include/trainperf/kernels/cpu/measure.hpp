@@ -1,8 +1,8 @@
 // trainperf — this machine measured through the CPU kernels (kernels.hpp): the GEMM probe that
-// gives train_llama its peak for MFU, GEMM shapes, STREAM's triad bandwidth, the trainer's
-// memory-bound kernels and flash attention, each as the best of its repetitions, with the work
-// counted in step_time.hpp's units (namespace costs). calibration.hpp turns them into a device
-// profile; `trainperf calibrate` runs them.
+// gives train_llama its peak for MFU, and tasks (linear layers, STREAM's triad, the trainer's
+// memory-bound kernels and optimizer, flash attention) timed in interleaved rounds, the best
+// round of each counting, with their work in step_time.hpp's units (namespace costs).
+// calibration.hpp turns the figures into a device profile; `trainperf calibrate` runs them.
 // Not part of trainperf.hpp: include <trainperf/kernels/cpu/measure.hpp> and link Eigen3.
 #pragma once
 
@@ -17,7 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include <trainperf/calibration.hpp>
 #include <trainperf/kernels/cpu/kernels.hpp>
 #include <trainperf/step_time.hpp>
 
