@@ -130,13 +130,13 @@ int run_calibrate(const args& a, output& out) {
         add(measure::linear_layer(t, i, o));
         shapes.push_back({static_cast<double>(t), static_cast<double>(o), static_cast<double>(i), 0});
       }
-      // Past the last-level cache (STREAM's rule: each vector at least 4 x the caches): 4 x the L3
-      // glibc reports, at least 64 MiB and at most 256 MiB a vector.
 #ifdef _SC_LEVEL3_CACHE_SIZE
   const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
 #else
   const long l3 = 0;
 #endif
+  // Past the last-level cache (STREAM's rule: each vector at least 4 x the caches): 4 x the L3
+  // glibc reports, at least 64 MiB and at most 256 MiB a vector.
   const std::int64_t triad_floats =
       std::clamp<std::int64_t>(l3 > 0 ? l3 : 0, std::int64_t{16} << 20, std::int64_t{64} << 20);
   const std::size_t triad = add(measure::triad(triad_floats));
@@ -199,8 +199,7 @@ int run_calibrate(const args& a, output& out) {
   out.print("  {:>6} {:>6} {:>6} {:>14} {:>14}\n", "m", "n", "k", "GFLOP/s", "fitted");
   for (const gemm_sample& s : mm.gemms) {
     const double flops = 2 * s.m * s.n * s.k;
-    const double fitted = trainperf::detail::fitted_gemm_seconds(s, r.gemm.rate, r.gemm.half_outputs, mm.element_bytes,
-                                                                 mm.copy_bandwidth * r.profile.memory_efficiency);
+    const double fitted = r.gemm.seconds(s);
     out.print("  {:>6} {:>6} {:>6} {:>14.1f} {:>14.1f}\n", s.m, s.n, s.k, flops / s.seconds / 1e9,
               flops / fitted / 1e9);
   }

@@ -28,26 +28,24 @@ struct gemm_sample {
 struct gemm_fit {
   double rate = 0;           // FLOP/s of a GEMM with unbounded output (the saturation curve's asymptote)
   double half_outputs = 0;   // output elements at which a GEMM reaches half that rate
+  double element_bytes = 0;  // the operands' bytes per element and
+  double bandwidth = 0;      // the achieved memory bandwidth (bytes/s) of the roofline's floor
   double rms_log_error = 0;  // of the fitted times against the measured ones, natural log, time-weighted
   double max_error = 0;      // the largest |fitted / measured - 1|
+
+  // Seconds step_time's gemm_time gives shape s at this fit's rate, saturation point and floor.
+  [[nodiscard]] double seconds(const gemm_sample& s) const {
+    device_profile p;
+    p.gemm_efficiency = 1;
+    p.gemm_half_outputs = half_outputs;
+    p.memory_efficiency = 1;
+    return detail::gemm_time(s.m, s.n, s.k, rate, element_bytes, bandwidth, p);
+  }
 };
 
 namespace reason {
 inline void calibration_needs_measurements() {}
 }  // namespace reason
-
-namespace detail {
-// Seconds step_time's gemm_time gives a sample at this rate and saturation point, with operands
-// of `element_bytes` over `bandwidth` (achieved) as the roofline's floor.
-inline double fitted_gemm_seconds(const gemm_sample& s, double rate, double half_outputs, double element_bytes,
-                                  double bandwidth) {
-  device_profile p;
-  p.gemm_efficiency = 1;
-  p.gemm_half_outputs = half_outputs;
-  p.memory_efficiency = 1;
-  return gemm_time(s.m, s.n, s.k, rate, element_bytes, bandwidth, p);
-}
-}  // namespace detail
 
 // Least squares in log time of step_time's GEMM model over the samples, each sample's error
 // weighted by its measured time (a step's time is the sum of its GEMMs': a shape that takes
@@ -74,11 +72,15 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
                     return "fitting the GEMM model needs the achieved memory bandwidth, got " +
                            format_double(bandwidth) + " bytes/s";
                   });
+  const auto model = [&](double rate, double h, double floor_bandwidth) {
+    return gemm_fit{.rate = rate, .half_outputs = h, .element_bytes = element_bytes, .bandwidth = floor_bandwidth};
+  };
+  const double no_floor = std::numeric_limits<double>::infinity();  // compute time alone
   const auto evaluate = [&](double rate, double h) {
-    gemm_fit f{rate, h, 0, 0};
+    gemm_fit f = model(rate, h, bandwidth);
     double weights = 0;
     for (const gemm_sample& s : samples) {
-      const double fitted = detail::fitted_gemm_seconds(s, rate, h, element_bytes, bandwidth);
+      const double fitted = f.seconds(s);
       const double log_error = std::log(fitted / s.seconds);
       f.rms_log_error += s.seconds * log_error * log_error;
       weights += s.seconds;
@@ -92,12 +94,12 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
     double rate = 0;
     std::vector<bool> compute(samples.size(), true);
     for (int pass = 0; pass < 8; ++pass) {
+      // Compute time is proportional to 1 / rate: its log at rate 1 less the measured one's.
       double sum = 0, weights = 0;
       for (std::size_t i = 0; i < samples.size(); ++i) {
         if (!compute[i]) continue;
         const gemm_sample& s = samples[i];
-        const double outputs = s.m * s.n, flops = 2 * outputs * s.k;
-        sum += s.seconds * std::log(flops * (outputs + h) / outputs / s.seconds);
+        sum += s.seconds * std::log(model(1, h, no_floor).seconds(s) / s.seconds);
         weights += s.seconds;
       }
       if (weights == 0) break;  // all memory-bound at this rate: keep the last one
@@ -105,10 +107,7 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
       bool changed = false;
       for (std::size_t i = 0; i < samples.size(); ++i) {
         const gemm_sample& s = samples[i];
-        const double outputs = s.m * s.n;
-        const double compute_s = 2 * outputs * s.k * (outputs + h) / outputs / rate;
-        const double memory_s = element_bytes * (s.m * s.k + s.k * s.n + s.m * s.n) / bandwidth;
-        const bool c = compute_s >= memory_s;
+        const bool c = model(rate, h, no_floor).seconds(s) >= model(rate, h, bandwidth).seconds(s);
         changed |= c != compute[i];
         compute[i] = c;
       }
@@ -116,7 +115,8 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
     }
     return rate;
   };
-  gemm_fit best{0, 0, std::numeric_limits<double>::infinity(), 0};
+  gemm_fit best;
+  best.rms_log_error = std::numeric_limits<double>::infinity();
   for (int i = -1; i <= 8 * 16; ++i) {
     const double h = i < 0 ? 0 : std::pow(10.0, 1 + i / 16.0);
     const double rate = rate_for(h);

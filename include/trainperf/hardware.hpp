@@ -17,6 +17,7 @@ namespace trainperf {
 
 enum class dtype { fp32, tf32, bf16, fp16, fp8 };
 inline constexpr int dtype_count = 5;
+inline constexpr dtype all_dtypes[dtype_count] = {dtype::fp32, dtype::tf32, dtype::bf16, dtype::fp16, dtype::fp8};
 
 constexpr std::string_view to_string(dtype d) {
   switch (d) {
@@ -35,7 +36,7 @@ constexpr std::string_view to_string(dtype d) {
 }
 
 constexpr std::optional<dtype> parse_dtype(std::string_view s) {
-  for (dtype d : {dtype::fp32, dtype::tf32, dtype::bf16, dtype::fp16, dtype::fp8})
+  for (dtype d : all_dtypes)
     if (to_string(d) == s) return d;
   return std::nullopt;
 }
@@ -68,7 +69,7 @@ constexpr double require_peak(const device_spec& dev, dtype d) {
   const auto p = dev.peak(d);
   detail::require(p.has_value(), reason::peak_flops_unknown_for_this_device_and_dtype, "dtype", [&] {
     std::string known;
-    for (dtype x : {dtype::fp32, dtype::tf32, dtype::bf16, dtype::fp16, dtype::fp8})
+    for (dtype x : all_dtypes)
       if (dev.peak(x)) known += (known.empty() ? "" : ", ") + std::string(to_string(x));
     return std::string(dev.name) + " has no published dense " + std::string(to_string(d)) +
            " peak; known: " + (known.empty() ? std::string("none") : known) +

@@ -184,19 +184,25 @@ constexpr double streaming_time(const step_context& x, double bytes) {
   return bytes / (x.mem_bw * x.p.memory_efficiency);
 }
 
-// Megatron-LM's tensor-parallel pattern around one block (Shoeybi et al. 2019, section 3; with
-// sequence parallelism Korthikanti et al. 2022, section 4.2.2): one all-reduce of the block's
-// output in the forward, one of its input gradient in the backward; with sequence parallelism a
-// reduce-scatter and an all-gather of the same activation instead.
-constexpr double tp_collective(const step_context& x, collective kind, double bytes) {
-  return collective_time(kind, bytes, x.g.tp, x.cl);
-}
-constexpr double tp_block_comm(const step_context& x) {
+// Megatron-LM's tensor-parallel pattern (Shoeybi et al. 2019, section 3; with sequence
+// parallelism Korthikanti et al. 2022, section 4.2.2): where a tensor-parallel region ends, its
+// partial sums are all-reduced, or with sequence parallelism reduce-scattered into the sequence
+// split; where one begins, nothing is exchanged, or with sequence parallelism the split is
+// all-gathered. Each of `bytes`, on this rank's tensor-parallel group.
+constexpr double tp_reduce(const step_context& x, double bytes) {
   if (x.c.tp <= 1) return 0;
+  return collective_time(x.c.sequence_parallel ? collective::reduce_scatter : collective::all_reduce, bytes, x.g.tp,
+                         x.cl);
+}
+constexpr double tp_gather(const step_context& x, double bytes) {
+  if (x.c.tp <= 1 || !x.c.sequence_parallel) return 0;
+  return collective_time(collective::all_gather, bytes, x.g.tp, x.cl);
+}
+// Around one block: its output reduced in the forward, its input gradient in the backward, and
+// with sequence parallelism the input gathered (forward) and the output gradient (backward).
+constexpr double tp_block_comm(const step_context& x) {
   const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
-  return x.c.sequence_parallel
-             ? tp_collective(x, collective::reduce_scatter, bytes) + tp_collective(x, collective::all_gather, bytes)
-             : tp_collective(x, collective::all_reduce, bytes);
+  return tp_reduce(x, bytes) + tp_gather(x, bytes);
 }
 
 constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
@@ -205,8 +211,7 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   const double t = x.tokens, tp = static_cast<double>(c.tp), h = static_cast<double>(m.hidden);
   const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
   const double d = static_cast<double>(m.resolved_head_dim()), heads = static_cast<double>(m.heads) / tp;
-  const double up =
-      detail::mlp_matrices(m.mlp) - 1;  // fc1's output widths: gate and up, or up alone (the activation's inputs)
+  const double up = detail::mlp_matrices(m.mlp) - 1;  // fc1's outputs (gate and up, or up): the activation's inputs
   const double e = x.e, bw = x.mem_bw;
   const auto gemm = [&](double rows, double n, double k) { return gemm_time(rows, n, k, x.linear_peak, e, bw, x.p); };
 
@@ -309,29 +314,22 @@ constexpr layer_time time_output(const step_context& x) {
   // entropy computes in fp32).
   const double norm = costs::norm_bytes(x.c.sequence_parallel ? t / tp : t, h, x.e);
   const double ce = t * v * (x.e + 4);
-  // The column-parallel output layer: with sequence parallelism its input is all-gathered forward
-  // and its gradient reduce-scattered backward; without, the forward copy is free and the
-  // gradient all-reduced (Megatron-LM's copy_to / gather_from_sequence_parallel_region).
+  // The column-parallel output layer begins a tensor-parallel region: its input gathered forward,
+  // its gradient reduced backward (Megatron-LM's copy_to / gather_from_sequence_parallel_region).
   const double a = t * h * x.e;
-  const bool sp = x.c.sequence_parallel, split = x.c.tp > 1;
   layer_time r;
-  r.forward = {logits + streaming_time(x, norm + ce), split && sp ? tp_collective(x, collective::all_gather, a) : 0, 0,
-               0};
-  r.backward = {2 * logits + streaming_time(x, costs::streaming_backward_ratio * norm + ce),
-                split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, a) : 0, 0, 0};
+  r.forward = {logits + streaming_time(x, norm + ce), tp_gather(x, a), 0, 0};
+  r.backward = {2 * logits + streaming_time(x, costs::streaming_backward_ratio * norm + ce), tp_reduce(x, a), 0, 0};
   return r;
 }
 
-// The vocabulary-parallel embedding: its output reduced forward (all-reduce, or reduce-scatter
-// into the sequence-parallel region); backward, only sequence parallelism gathers the gradient.
+// The vocabulary-parallel embedding ends a tensor-parallel region: its output reduced forward,
+// its gradient gathered backward.
 constexpr layer_time time_embedding(const step_context& x) {
   const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
-  const bool sp = x.c.sequence_parallel, split = x.c.tp > 1;
   layer_time r;
-  r.forward = {streaming_time(x, bytes),
-               split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, bytes) : 0, 0, 0};
-  r.backward = {streaming_time(x, costs::streaming_backward_ratio * bytes),
-                split && sp ? tp_collective(x, collective::all_gather, bytes) : 0, 0, 0};
+  r.forward = {streaming_time(x, bytes), tp_reduce(x, bytes), 0, 0};
+  r.backward = {streaming_time(x, costs::streaming_backward_ratio * bytes), tp_gather(x, bytes), 0, 0};
   return r;
 }
 

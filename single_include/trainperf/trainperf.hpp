@@ -1250,6 +1250,7 @@ namespace trainperf {
 
 enum class dtype { fp32, tf32, bf16, fp16, fp8 };
 inline constexpr int dtype_count = 5;
+inline constexpr dtype all_dtypes[dtype_count] = {dtype::fp32, dtype::tf32, dtype::bf16, dtype::fp16, dtype::fp8};
 
 constexpr std::string_view to_string(dtype d) {
   switch (d) {
@@ -1268,7 +1269,7 @@ constexpr std::string_view to_string(dtype d) {
 }
 
 constexpr std::optional<dtype> parse_dtype(std::string_view s) {
-  for (dtype d : {dtype::fp32, dtype::tf32, dtype::bf16, dtype::fp16, dtype::fp8})
+  for (dtype d : all_dtypes)
     if (to_string(d) == s) return d;
   return std::nullopt;
 }
@@ -1301,7 +1302,7 @@ constexpr double require_peak(const device_spec& dev, dtype d) {
   const auto p = dev.peak(d);
   detail::require(p.has_value(), reason::peak_flops_unknown_for_this_device_and_dtype, "dtype", [&] {
     std::string known;
-    for (dtype x : {dtype::fp32, dtype::tf32, dtype::bf16, dtype::fp16, dtype::fp8})
+    for (dtype x : all_dtypes)
       if (dev.peak(x)) known += (known.empty() ? "" : ", ") + std::string(to_string(x));
     return std::string(dev.name) + " has no published dense " + std::string(to_string(d)) +
            " peak; known: " + (known.empty() ? std::string("none") : known) +
@@ -4045,19 +4046,25 @@ constexpr double streaming_time(const step_context& x, double bytes) {
   return bytes / (x.mem_bw * x.p.memory_efficiency);
 }
 
-// Megatron-LM's tensor-parallel pattern around one block (Shoeybi et al. 2019, section 3; with
-// sequence parallelism Korthikanti et al. 2022, section 4.2.2): one all-reduce of the block's
-// output in the forward, one of its input gradient in the backward; with sequence parallelism a
-// reduce-scatter and an all-gather of the same activation instead.
-constexpr double tp_collective(const step_context& x, collective kind, double bytes) {
-  return collective_time(kind, bytes, x.g.tp, x.cl);
-}
-constexpr double tp_block_comm(const step_context& x) {
+// Megatron-LM's tensor-parallel pattern (Shoeybi et al. 2019, section 3; with sequence
+// parallelism Korthikanti et al. 2022, section 4.2.2): where a tensor-parallel region ends, its
+// partial sums are all-reduced, or with sequence parallelism reduce-scattered into the sequence
+// split; where one begins, nothing is exchanged, or with sequence parallelism the split is
+// all-gathered. Each of `bytes`, on this rank's tensor-parallel group.
+constexpr double tp_reduce(const step_context& x, double bytes) {
   if (x.c.tp <= 1) return 0;
+  return collective_time(x.c.sequence_parallel ? collective::reduce_scatter : collective::all_reduce, bytes, x.g.tp,
+                         x.cl);
+}
+constexpr double tp_gather(const step_context& x, double bytes) {
+  if (x.c.tp <= 1 || !x.c.sequence_parallel) return 0;
+  return collective_time(collective::all_gather, bytes, x.g.tp, x.cl);
+}
+// Around one block: its output reduced in the forward, its input gradient in the backward, and
+// with sequence parallelism the input gathered (forward) and the output gradient (backward).
+constexpr double tp_block_comm(const step_context& x) {
   const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
-  return x.c.sequence_parallel
-             ? tp_collective(x, collective::reduce_scatter, bytes) + tp_collective(x, collective::all_gather, bytes)
-             : tp_collective(x, collective::all_reduce, bytes);
+  return tp_reduce(x, bytes) + tp_gather(x, bytes);
 }
 
 constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
@@ -4066,8 +4073,7 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   const double t = x.tokens, tp = static_cast<double>(c.tp), h = static_cast<double>(m.hidden);
   const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
   const double d = static_cast<double>(m.resolved_head_dim()), heads = static_cast<double>(m.heads) / tp;
-  const double up =
-      detail::mlp_matrices(m.mlp) - 1;  // fc1's output widths: gate and up, or up alone (the activation's inputs)
+  const double up = detail::mlp_matrices(m.mlp) - 1;  // fc1's outputs (gate and up, or up): the activation's inputs
   const double e = x.e, bw = x.mem_bw;
   const auto gemm = [&](double rows, double n, double k) { return gemm_time(rows, n, k, x.linear_peak, e, bw, x.p); };
 
@@ -4170,29 +4176,22 @@ constexpr layer_time time_output(const step_context& x) {
   // entropy computes in fp32).
   const double norm = costs::norm_bytes(x.c.sequence_parallel ? t / tp : t, h, x.e);
   const double ce = t * v * (x.e + 4);
-  // The column-parallel output layer: with sequence parallelism its input is all-gathered forward
-  // and its gradient reduce-scattered backward; without, the forward copy is free and the
-  // gradient all-reduced (Megatron-LM's copy_to / gather_from_sequence_parallel_region).
+  // The column-parallel output layer begins a tensor-parallel region: its input gathered forward,
+  // its gradient reduced backward (Megatron-LM's copy_to / gather_from_sequence_parallel_region).
   const double a = t * h * x.e;
-  const bool sp = x.c.sequence_parallel, split = x.c.tp > 1;
   layer_time r;
-  r.forward = {logits + streaming_time(x, norm + ce), split && sp ? tp_collective(x, collective::all_gather, a) : 0, 0,
-               0};
-  r.backward = {2 * logits + streaming_time(x, costs::streaming_backward_ratio * norm + ce),
-                split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, a) : 0, 0, 0};
+  r.forward = {logits + streaming_time(x, norm + ce), tp_gather(x, a), 0, 0};
+  r.backward = {2 * logits + streaming_time(x, costs::streaming_backward_ratio * norm + ce), tp_reduce(x, a), 0, 0};
   return r;
 }
 
-// The vocabulary-parallel embedding: its output reduced forward (all-reduce, or reduce-scatter
-// into the sequence-parallel region); backward, only sequence parallelism gathers the gradient.
+// The vocabulary-parallel embedding ends a tensor-parallel region: its output reduced forward,
+// its gradient gathered backward.
 constexpr layer_time time_embedding(const step_context& x) {
   const double bytes = x.tokens * static_cast<double>(x.m.hidden) * x.e;
-  const bool sp = x.c.sequence_parallel, split = x.c.tp > 1;
   layer_time r;
-  r.forward = {streaming_time(x, bytes),
-               split ? tp_collective(x, sp ? collective::reduce_scatter : collective::all_reduce, bytes) : 0, 0, 0};
-  r.backward = {streaming_time(x, costs::streaming_backward_ratio * bytes),
-                split && sp ? tp_collective(x, collective::all_gather, bytes) : 0, 0, 0};
+  r.forward = {streaming_time(x, bytes), tp_reduce(x, bytes), 0, 0};
+  r.backward = {streaming_time(x, costs::streaming_backward_ratio * bytes), tp_gather(x, bytes), 0, 0};
   return r;
 }
 
@@ -4424,26 +4423,24 @@ struct gemm_sample {
 struct gemm_fit {
   double rate = 0;           // FLOP/s of a GEMM with unbounded output (the saturation curve's asymptote)
   double half_outputs = 0;   // output elements at which a GEMM reaches half that rate
+  double element_bytes = 0;  // the operands' bytes per element and
+  double bandwidth = 0;      // the achieved memory bandwidth (bytes/s) of the roofline's floor
   double rms_log_error = 0;  // of the fitted times against the measured ones, natural log, time-weighted
   double max_error = 0;      // the largest |fitted / measured - 1|
+
+  // Seconds step_time's gemm_time gives shape s at this fit's rate, saturation point and floor.
+  [[nodiscard]] double seconds(const gemm_sample& s) const {
+    device_profile p;
+    p.gemm_efficiency = 1;
+    p.gemm_half_outputs = half_outputs;
+    p.memory_efficiency = 1;
+    return detail::gemm_time(s.m, s.n, s.k, rate, element_bytes, bandwidth, p);
+  }
 };
 
 namespace reason {
 inline void calibration_needs_measurements() {}
 }  // namespace reason
-
-namespace detail {
-// Seconds step_time's gemm_time gives a sample at this rate and saturation point, with operands
-// of `element_bytes` over `bandwidth` (achieved) as the roofline's floor.
-inline double fitted_gemm_seconds(const gemm_sample& s, double rate, double half_outputs, double element_bytes,
-                                  double bandwidth) {
-  device_profile p;
-  p.gemm_efficiency = 1;
-  p.gemm_half_outputs = half_outputs;
-  p.memory_efficiency = 1;
-  return gemm_time(s.m, s.n, s.k, rate, element_bytes, bandwidth, p);
-}
-}  // namespace detail
 
 // Least squares in log time of step_time's GEMM model over the samples, each sample's error
 // weighted by its measured time (a step's time is the sum of its GEMMs': a shape that takes
@@ -4470,11 +4467,15 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
                     return "fitting the GEMM model needs the achieved memory bandwidth, got " +
                            format_double(bandwidth) + " bytes/s";
                   });
+  const auto model = [&](double rate, double h, double floor_bandwidth) {
+    return gemm_fit{.rate = rate, .half_outputs = h, .element_bytes = element_bytes, .bandwidth = floor_bandwidth};
+  };
+  const double no_floor = std::numeric_limits<double>::infinity();  // compute time alone
   const auto evaluate = [&](double rate, double h) {
-    gemm_fit f{rate, h, 0, 0};
+    gemm_fit f = model(rate, h, bandwidth);
     double weights = 0;
     for (const gemm_sample& s : samples) {
-      const double fitted = detail::fitted_gemm_seconds(s, rate, h, element_bytes, bandwidth);
+      const double fitted = f.seconds(s);
       const double log_error = std::log(fitted / s.seconds);
       f.rms_log_error += s.seconds * log_error * log_error;
       weights += s.seconds;
@@ -4488,12 +4489,12 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
     double rate = 0;
     std::vector<bool> compute(samples.size(), true);
     for (int pass = 0; pass < 8; ++pass) {
+      // Compute time is proportional to 1 / rate: its log at rate 1 less the measured one's.
       double sum = 0, weights = 0;
       for (std::size_t i = 0; i < samples.size(); ++i) {
         if (!compute[i]) continue;
         const gemm_sample& s = samples[i];
-        const double outputs = s.m * s.n, flops = 2 * outputs * s.k;
-        sum += s.seconds * std::log(flops * (outputs + h) / outputs / s.seconds);
+        sum += s.seconds * std::log(model(1, h, no_floor).seconds(s) / s.seconds);
         weights += s.seconds;
       }
       if (weights == 0) break;  // all memory-bound at this rate: keep the last one
@@ -4501,10 +4502,7 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
       bool changed = false;
       for (std::size_t i = 0; i < samples.size(); ++i) {
         const gemm_sample& s = samples[i];
-        const double outputs = s.m * s.n;
-        const double compute_s = 2 * outputs * s.k * (outputs + h) / outputs / rate;
-        const double memory_s = element_bytes * (s.m * s.k + s.k * s.n + s.m * s.n) / bandwidth;
-        const bool c = compute_s >= memory_s;
+        const bool c = model(rate, h, no_floor).seconds(s) >= model(rate, h, bandwidth).seconds(s);
         changed |= c != compute[i];
         compute[i] = c;
       }
@@ -4512,7 +4510,8 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
     }
     return rate;
   };
-  gemm_fit best{0, 0, std::numeric_limits<double>::infinity(), 0};
+  gemm_fit best;
+  best.rms_log_error = std::numeric_limits<double>::infinity();
   for (int i = -1; i <= 8 * 16; ++i) {
     const double h = i < 0 ? 0 : std::pow(10.0, 1 + i / 16.0);
     const double rate = rate_for(h);

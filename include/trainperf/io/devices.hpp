@@ -34,24 +34,24 @@ struct device_table {
 };
 
 namespace detail {
-// A positive, finite number of a field (JSON integer or float) below `limit`.
-inline double positive_number(const fields& f, const nlohmann::json& obj, std::string_view key, double limit) {
+// A number of a field (JSON integer or float) below `limit` and above 0, or at least 0 where
+// zero is allowed (a latency, a saturation point).
+inline double bounded_number(const fields& f, const nlohmann::json& obj, std::string_view key, double limit,
+                             bool zero_allowed) {
   const nlohmann::json& v = obj.at(std::string(key));
   if (!v.is_number()) f.fail(key, "field \"" + f.name(key) + "\" must be a number, got " + describe(v));
   const double x = v.get<double>();
-  if (!(x > 0) || !(x < limit))
-    f.fail(key, "field \"" + f.name(key) + "\" = " + v.dump() + " must be positive and below " + format_double(limit));
+  if (!(zero_allowed ? x >= 0 : x > 0) || !(x < limit))
+    f.fail(key, "field \"" + f.name(key) + "\" = " + v.dump() +
+                    (zero_allowed ? " must be at least 0 and below " : " must be positive and below ") +
+                    format_double(limit));
   return x;
 }
-// A number of a field in [0, limit): what may be zero (a latency, a saturation point).
+inline double positive_number(const fields& f, const nlohmann::json& obj, std::string_view key, double limit) {
+  return bounded_number(f, obj, key, limit, false);
+}
 inline double nonnegative_number(const fields& f, const nlohmann::json& obj, std::string_view key, double limit) {
-  const nlohmann::json& v = obj.at(std::string(key));
-  if (!v.is_number()) f.fail(key, "field \"" + f.name(key) + "\" must be a number, got " + describe(v));
-  const double x = v.get<double>();
-  if (!(x >= 0) || !(x < limit))
-    f.fail(key,
-           "field \"" + f.name(key) + "\" = " + v.dump() + " must be at least 0 and below " + format_double(limit));
-  return x;
+  return bounded_number(f, obj, key, limit, true);
 }
 }  // namespace detail
 
@@ -121,7 +121,7 @@ inline device_table devices_from_json(std::string_view text, const std::string& 
 // TFLOP/s, rates in GB/s, the unknown (0) left out.
 inline nlohmann::json device_to_json(const device_spec& d) {
   nlohmann::json peaks = nlohmann::json::object();
-  for (dtype x : {dtype::fp32, dtype::tf32, dtype::bf16, dtype::fp16, dtype::fp8})
+  for (dtype x : all_dtypes)
     if (const auto p = d.peak(x)) peaks[std::string(to_string(x))] = *p / 1e12;
   nlohmann::json j = {{"name", d.name},
                       {"memory_gib", static_cast<double>(d.memory_bytes) / static_cast<double>(GiB)},

@@ -13,7 +13,6 @@
 #include <functional>
 #include <limits>
 #include <memory>
-#include <string>
 #include <utility>
 #include <vector>
 
@@ -84,7 +83,6 @@ inline gemm_peak measure_gemm_peak(i64 n = 1024, int repetitions = 5, double min
 // One measurement: a call that does `work` (FLOPs or bytes, as step_time charges it), owning its
 // buffers.
 struct task {
-  std::string name;
   double work = 0;
   std::function<void()> run;
 };
@@ -111,8 +109,7 @@ inline task linear_layer(i64 T, i64 I, i64 O) {
   auto b = std::make_shared<buffers>();
   b->x = filled(T * I, 1), b->w = filled(O * I, 2), b->dy = filled(T * O, 3);
   b->y.resize(static_cast<std::size_t>(T * O)), b->dx.resize(b->x.size()), b->dw.resize(b->w.size());
-  return {"linear " + std::to_string(T) + " x " + std::to_string(I) + " -> " + std::to_string(O),
-          3 * 2.0 * static_cast<double>(T) * static_cast<double>(I) * static_cast<double>(O), [b, T, I, O] {
+  return {3 * 2.0 * static_cast<double>(T) * static_cast<double>(I) * static_cast<double>(O), [b, T, I, O] {
             linear_forward(b->y.data(), b->x.data(), b->w.data(), nullptr, T, I, O);
             linear_backward(b->dx.data(), b->dw.data(), nullptr, b->dy.data(), b->x.data(), b->w.data(), T, I, O);
           }};
@@ -127,7 +124,7 @@ inline task triad(i64 n) {
   };
   auto v = std::make_shared<buffers>();
   v->a.resize(static_cast<std::size_t>(n)), v->b = filled(n, 1), v->c = filled(n, 2);
-  return {"STREAM triad", 12.0 * static_cast<double>(n), [v, n] {
+  return {12.0 * static_cast<double>(n), [v, n] {
             float* a = v->a.data();
             const float *b = v->b.data(), *c = v->c.data();
 #pragma omp parallel for schedule(static)
@@ -159,7 +156,7 @@ inline task layer_streaming(const layer_shape& l) {
   const double forward = 2 * (costs::norm_bytes(td, hd, e) + costs::residual_bytes(td, hd, e)) +
                          costs::rotary_bytes(td, static_cast<double>(q), static_cast<double>(kv), e) +
                          costs::activation_bytes(td, static_cast<double>(l.ffn), 2, e);
-  return {"memory-bound kernels of a layer", forward * (1 + costs::streaming_backward_ratio), [b, l, t, h, q, kv] {
+  return {forward * (1 + costs::streaming_backward_ratio), [b, l, t, h, q, kv] {
             const auto rope = [&](bool backward) {
               for (i64 s = 0; s < l.batch; ++s) {
                 float* xq = b->qk.data() + s * l.seq * q;
@@ -196,7 +193,7 @@ inline task optimizer(i64 params) {
   auto b = std::make_shared<buffers>();
   b->p = filled(params, 7), b->g = filled(params, 8);
   b->m.resize(b->p.size()), b->v.resize(b->p.size());
-  return {"optimizer", static_cast<double>(params) * costs::optimizer_bytes_per_param(4, 8, 4, false), [b, params] {
+  return {static_cast<double>(params) * costs::optimizer_bytes_per_param(4, 8, 4, false), [b, params] {
             float* g = b->g.data();
 #pragma omp parallel for schedule(static)
             for (i64 i = 0; i < params; ++i) g[i] = 0.0f;
@@ -224,12 +221,11 @@ inline std::pair<task, task> attention(const layer_shape& l) {
   const double flops =
       costs::flash_attention_forward_flops(static_cast<double>(t), static_cast<double>(l.seq),
                                            static_cast<double>(l.heads), static_cast<double>(l.head_dim));
-  return {{"attention forward", flops, forward},
-          {"attention backward", costs::flash_attention_backward_ratio * flops, [b, l, scale] {
-             attention_backward(b->dq.data(), b->dk.data(), b->dv.data(), b->dout.data(), b->q.data(), b->k.data(),
-                                b->v.data(), b->out.data(), b->lse.data(), l.batch, l.seq, l.heads, l.kv_heads,
-                                l.head_dim, scale);
-           }}};
+  return {{flops, forward}, {costs::flash_attention_backward_ratio * flops, [b, l, scale] {
+                               attention_backward(b->dq.data(), b->dk.data(), b->dv.data(), b->dout.data(), b->q.data(),
+                                                  b->k.data(), b->v.data(), b->out.data(), b->lse.data(), l.batch,
+                                                  l.seq, l.heads, l.kv_heads, l.head_dim, scale);
+                             }}};
 }
 
 }  // namespace trainperf::kernels::cpu::measure
