@@ -2254,6 +2254,34 @@ constexpr vocab_range vocab_shard(const transformer_spec& m, std::int64_t tp, st
   return {begin, end, end - (real_end > begin ? real_end : begin)};
 }
 
+// What tensor-parallel rank `rank` of `tp` computes, in the model's own units: its query heads,
+// key/value heads, MLP columns and vocabulary rows, each a consecutive range of the full
+// dimension (Megatron-LM: ColumnParallelLinear splits the output dimension, RowParallelLinear
+// the input one, VocabParallelEmbedding the padded vocabulary, all in rank order). A trainer
+// slices its weights by these ranges and takes nothing else from its own arithmetic.
+struct index_range {
+  std::int64_t begin = 0, end = 0;
+  [[nodiscard]] constexpr std::int64_t size() const { return end - begin; }
+};
+struct tensor_parallel_slice {
+  index_range q_heads, kv_heads, ffn;
+  vocab_range vocab;
+};
+constexpr tensor_parallel_slice tensor_parallel_slice_of(const transformer_spec& m, std::int64_t tp,
+                                                         std::int64_t rank) {
+  using detail::str;
+  validate(m);
+  detail::require_positive(tp, "tp");
+  const std::int64_t kv = m.resolved_kv_heads();
+  detail::require(m.heads % tp == 0 && kv % tp == 0 && m.ffn % tp == 0, reason::index_out_of_range, "tp", [&] {
+    return "heads " + str(m.heads) + ", kv_heads " + str(kv) + " and ffn " + str(m.ffn) + " do not all split over tp " +
+           str(tp) + "; pick a tp that divides each of them";
+  });
+  const vocab_range v = vocab_shard(m, tp, rank);  // checks the rank
+  const auto part = [&](std::int64_t n) { return index_range{rank * (n / tp), (rank + 1) * (n / tp)}; };
+  return {part(m.heads), part(kv), part(m.ffn), v};
+}
+
 // ---- ZeRO flat-buffer shards -----------------------------------------------------------------
 
 // The part of a flat buffer of `numel` elements that data-parallel rank `rank` of `dp` owns

@@ -12,6 +12,7 @@
 #include <trainperf/kernels/cpu/kernels.hpp>
 
 #include <algorithm>
+#include <barrier>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifdef _OPENMP
@@ -808,6 +810,31 @@ TEST_CASE("cpu kernels: embedding_forward copies the table rows exactly") {
   }
 }
 
+TEST_CASE("cpu kernels: a vocabulary-parallel embedding's shards add up to the whole table's lookup and gradient") {
+  // V = 257 rows in shards of 100, 100 and 57 rows (Megatron-LM's VocabParallelEmbedding: a
+  // shard gives zero rows for tokens it does not hold, and the all-reduce adds the shards).
+  const i64 V = 257, T = 130, C = 16;
+  const i64 first[] = {0, 100, 200}, rows[] = {100, 100, 57};
+  const vecf table = random_vec(sz(V * C), 1350);
+  const veci tokens = random_tokens(sz(T), static_cast<std::int32_t>(V), 1351);
+  const vecf dout = random_vec(sz(T * C), 1352);
+  const vecd ref = ref_embedding_forward(tokens, to_d(table), T, C);
+  const vecd dref = ref_embedding_backward(to_d(dout), tokens, V, T, C);
+  vecd added(sz(T * C), 0.0);
+  for (int r = 0; r < 3; ++r) {
+    CAPTURE(r);
+    vecf out(sz(T * C), 12345.0f);
+    kc::embedding_forward(out.data(), tokens.data(), table.data() + first[r] * C, T, C, first[r], rows[r]);
+    for (std::size_t i = 0; i < out.size(); ++i) added[i] += out[i];
+    vecf dt(sz(rows[r] * C), 0.0f);
+    kc::embedding_backward(dt.data(), dout.data(), tokens.data(), T, C, first[r], rows[r]);
+    const vecd dmine(dref.begin() + first[r] * C, dref.begin() + (first[r] + rows[r]) * C);
+    check_close("embedding_backward shard", dt, dmine, tol_elem);
+  }
+  // Each token is in exactly one shard, the others add zeros: exact.
+  check_close("embedding_forward shards added", added, ref, tolerance{0.0, 0.0});
+}
+
 TEST_CASE(
     "cpu kernels: embedding_backward scatters with repeated tokens, accumulates, and matches finite differences") {
   struct shape {
@@ -1027,6 +1054,95 @@ TEST_CASE("cpu kernels: cross_entropy returns the mean loss and dloss x (softmax
     const veci targets = {0, 100, 256};
     const float mean = kc::cross_entropy(nullptr, nullptr, logits.data(), targets.data(), T, V, 1.0f);
     check_close_scalar("cross_entropy uniform", mean, std::log(257.0), tol_elem);
+  }
+}
+
+// A group of `ranks` simulated in one process, one std::thread each: an all-reduce hands every
+// rank the combination of all ranks' buffers, taken in rank order (as a deterministic MPI
+// all-reduce would), behind a barrier.
+struct simulated_group {
+  explicit simulated_group(int ranks) : n(ranks), bar(ranks), f(sz(ranks)), d(sz(ranks)) {}
+  int n;
+  std::barrier<> bar;
+  std::vector<vecf> f;
+  std::vector<vecd> d;
+  template <class T, class Op>
+  void all(std::vector<std::vector<T>>& slot, int r, T* x, i64 len, Op op) {
+    slot[sz(r)].assign(x, x + len);
+    bar.arrive_and_wait();
+    for (i64 i = 0; i < len; ++i) {
+      T acc = slot[0][sz(i)];
+      for (int q = 1; q < n; ++q) acc = op(acc, slot[sz(q)][sz(i)]);
+      x[i] = acc;
+    }
+    bar.arrive_and_wait();
+  }
+};
+
+TEST_CASE("cpu kernels: vocabulary-parallel cross-entropy over simulated ranks matches the whole row's") {
+  // Logits of V columns split into shards (uneven: the last shard is short, as when the
+  // vocabulary is padded); every rank must return the whole row's losses and mean, and its
+  // columns of (softmax - onehot) x dloss. Reference: the double cross-entropy over whole rows.
+  struct split {
+    i64 T, V;
+    std::vector<i64> cols;  // each rank's column count, in rank order
+    float logit_scale;
+  };
+  const split splits[] = {{7, 257, {257}, 3.0f},
+                          {7, 257, {129, 128}, 3.0f},
+                          {130, 11, {4, 4, 3}, 5.0f},
+                          {9, 11, {6, 5}, 100.0f},
+                          {65, 257, {100, 100, 57}, 2.0f}};
+  std::uint32_t seed = 1850;
+  for (const auto& s : splits) {
+    CAPTURE(s.T);
+    CAPTURE(s.V);
+    CAPTURE(s.cols.size());
+    const vecf logits = random_vec(sz(s.T * s.V), ++seed, s.logit_scale);
+    const veci targets = random_tokens(sz(s.T), static_cast<std::int32_t>(s.V), ++seed);
+    const float dloss = 1.0f / static_cast<float>(s.T);
+    vecd rlosses, rdlogits;
+    const double rmean =
+        ref_cross_entropy(rlosses, &rdlogits, to_d(logits), targets, s.T, s.V, static_cast<double>(dloss));
+    const int R = static_cast<int>(s.cols.size());
+    simulated_group g(R);
+    std::vector<vecf> losses(sz(R)), dlogits(sz(R)), shard(sz(R));
+    std::vector<float> means(sz(R));
+    std::vector<i64> first(sz(R), 0);
+    for (int r = 1; r < R; ++r) first[sz(r)] = first[sz(r - 1)] + s.cols[sz(r - 1)];
+    std::vector<std::thread> threads;
+    for (int r = 0; r < R; ++r) {
+      const i64 w = s.cols[sz(r)];
+      shard[sz(r)].resize(sz(s.T * w));
+      for (i64 t = 0; t < s.T; ++t)
+        std::copy_n(logits.begin() + t * s.V + first[sz(r)], w, shard[sz(r)].begin() + t * w);
+      losses[sz(r)].assign(sz(s.T), 12345.0f);
+      dlogits[sz(r)].assign(sz(s.T * w), 12345.0f);
+      threads.emplace_back([&, r, w] {
+        means[sz(r)] = kc::cross_entropy_vocab_parallel(
+            losses[sz(r)].data(), dlogits[sz(r)].data(), shard[sz(r)].data(), targets.data(), s.T, w, first[sz(r)],
+            dloss, [&](float* x, i64 n) { g.all(g.f, r, x, n, [](float a, float b) { return std::max(a, b); }); },
+            [&](double* x, i64 n) { g.all(g.d, r, x, n, std::plus<double>()); });
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (int r = 0; r < R; ++r) {
+      CAPTURE(r);
+      const i64 w = s.cols[sz(r)];
+      check_close_scalar("vocab-parallel mean", means[sz(r)], rmean, tol_reduce);
+      check_close("vocab-parallel losses", losses[sz(r)], rlosses, tol_reduce);
+      vecd mine(sz(s.T * w));
+      for (i64 t = 0; t < s.T; ++t)
+        for (i64 j = 0; j < w; ++j) mine[sz(t * w + j)] = rdlogits[sz(t * s.V + first[sz(r)] + j)];
+      check_close("vocab-parallel dlogits", dlogits[sz(r)], mine, tol_elem);
+    }
+    if (R == 1) {  // one rank: cross_entropy's results, bit for bit
+      vecf l1(sz(s.T)), d1(sz(s.T * s.V));
+      const float m1 = kc::cross_entropy(l1.data(), d1.data(), logits.data(), targets.data(), s.T, s.V, dloss);
+      CHECK(m1 == means[0]);
+      CHECK(l1 == losses[0]);
+      CHECK(d1 == dlogits[0]);
+    }
   }
 }
 

@@ -74,6 +74,36 @@ TEST_CASE("tensor-parallel shard shapes") {
   CHECK(vocab_shard(g, 4, 3).padding == 431);
 }
 
+TEST_CASE("what a tensor-parallel rank computes: heads, MLP columns and vocabulary rows in rank order") {
+  // Llama 2 70B at TP 8 (64 query heads, 8 KV heads, ffn 28672, vocabulary 32000): rank 3 holds
+  // query heads 24..31, KV head 3, MLP columns 3 x 3584 .. 4 x 3584, vocabulary rows 3 x 4000 ..
+  const transformer_spec m = get_preset("llama2-70b").spec;
+  const tensor_parallel_slice s = tensor_parallel_slice_of(m, 8, 3);
+  CHECK(s.q_heads.begin == 24);
+  CHECK(s.q_heads.end == 32);
+  CHECK(s.kv_heads.begin == 3);
+  CHECK(s.kv_heads.size() == 1);
+  CHECK(s.ffn.begin == 10752);
+  CHECK(s.ffn.end == 14336);
+  CHECK(s.vocab.begin == 12000);
+  CHECK(s.vocab.end == 16000);
+  // The ranges of all ranks tile each dimension once.
+  std::int64_t q = 0, f = 0, v = 0;
+  for (std::int64_t r = 0; r < 8; ++r) {
+    const auto x = tensor_parallel_slice_of(m, 8, r);
+    CHECK(x.q_heads.begin == q);
+    CHECK(x.ffn.begin == f);
+    CHECK(x.vocab.begin == v);
+    q = x.q_heads.end, f = x.ffn.end, v = x.vocab.end;
+  }
+  CHECK(q == 64);
+  CHECK(f == 28672);
+  CHECK(v == 32000);
+  // 8 KV heads do not split over TP 16; a rank outside the group is refused.
+  CHECK_THROWS_AS(tensor_parallel_slice_of(m, 16, 0), config_error);
+  CHECK_THROWS_AS(tensor_parallel_slice_of(m, 8, 8), config_error);
+}
+
 TEST_CASE("ZeRO flat-buffer shards cover the buffer once, padding at the end") {
   // 1000 elements over 3 ranks with 8-element alignment: padded to 1008 = 3 x 336.
   const flat_shard s0 = zero_shard(1000, 3, 0, 8), s2 = zero_shard(1000, 3, 2, 8);

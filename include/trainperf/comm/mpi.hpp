@@ -1,8 +1,12 @@
-// trainperf — MPI collectives over the process groups of a trainperf layout (CPU data
-// parallelism). Optional: include it only when MPI is available; link MPI::MPI_CXX.
+// trainperf — MPI collectives and point-to-point transfers over the process groups of a
+// trainperf layout (the example trainer's CPU tensor, pipeline and data parallelism).
+// Optional: include it only when MPI is available; link MPI::MPI_CXX.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <deque>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,56 +21,111 @@ namespace trainperf::comm {
 // ranks of the same group get the same color (the group's position in layout.groups()).
 class mpi_group {
  public:
-  mpi_group(const layout& l, std::string_view kind, MPI_Comm parent = MPI_COMM_WORLD) : kind_(kind) {
+  // Every rank of `parent` calls it (MPI_Comm_split is collective). A rank in no group of the
+  // kind (the "embedding" groups hold only the first and last pipeline stages) is refused, unless
+  // `optional`: then it gets no communicator (member() is false) and calls nothing on it.
+  mpi_group(const layout& l, std::string_view kind, MPI_Comm parent = MPI_COMM_WORLD, bool optional = false)
+      : kind_(kind) {
     check(MPI_Comm_rank(parent, &world_rank_), "MPI_Comm_rank");
     const auto groups = l.groups(kind);
-    int color = -1, key = 0;
+    int color = MPI_UNDEFINED, key = 0;
     for (std::size_t g = 0; g < groups.size(); ++g)
       for (std::size_t i = 0; i < groups[g].size(); ++i)
-        if (groups[g][i] == world_rank_) color = static_cast<int>(g), key = static_cast<int>(i);
-    if (color < 0)
+        if (groups[g][i] == world_rank_) color = static_cast<int>(g), key = static_cast<int>(i), members_ = groups[g];
+    if (color == MPI_UNDEFINED && !optional)
       throw std::runtime_error("trainperf::comm: rank " + std::to_string(world_rank_) + " is in no " + kind_ +
                                " group of the layout");
     check(MPI_Comm_split(parent, color, key, &comm_), "MPI_Comm_split");
+    if (comm_ == MPI_COMM_NULL) return;
     check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
     check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
   }
   mpi_group(const mpi_group&) = delete;
   mpi_group& operator=(const mpi_group&) = delete;
   ~mpi_group() {
+    for (auto& s : sends_) MPI_Wait(&s.request, MPI_STATUS_IGNORE);  // a send must not outlive its buffer
     if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   }
 
+  [[nodiscard]] bool member() const { return comm_ != MPI_COMM_NULL; }
   [[nodiscard]] int size() const { return size_; }
   [[nodiscard]] int rank() const { return rank_; }
 
-  // In-place sum over the group (gradient all-reduce).
-  void allreduce_sum(float* data, std::int64_t n) const {
-    for (std::int64_t at = 0; at < n; at += chunk) {
-      const int count = static_cast<int>(std::min<std::int64_t>(chunk, n - at));
-      check(MPI_Allreduce(MPI_IN_PLACE, data + at, count, MPI_FLOAT, MPI_SUM, comm_), "MPI_Allreduce");
-    }
+  // Point to point inside the group (pipeline hand-offs), by group rank. send copies the data
+  // and returns at once (MPI_Isend), so that two neighbours sending to each other cannot wait on
+  // each other; wait_sends completes them all. recv blocks until the message with this tag from
+  // `from` has arrived, and checks that it has exactly n elements.
+  void send(const float* data, std::int64_t n, int to, int tag) {
+    check_count(n, "MPI_Isend");
+    sends_.push_back({std::vector<float>(data, data + n), MPI_REQUEST_NULL});
+    auto& s = sends_.back();
+    check(MPI_Isend(s.data.data(), static_cast<int>(n), MPI_FLOAT, to, tag, comm_, &s.request), "MPI_Isend", nullptr,
+          to);
   }
+  void recv(float* data, std::int64_t n, int from, int tag) const {
+    check_count(n, "MPI_Recv");
+    MPI_Status status;
+    check(MPI_Recv(data, static_cast<int>(n), MPI_FLOAT, from, tag, comm_, &status), "MPI_Recv", nullptr, from);
+    int got = 0;
+    MPI_Get_count(&status, MPI_FLOAT, &got);
+    if (got != n)
+      throw std::runtime_error("trainperf::comm: MPI_Recv on world rank " + std::to_string(world_rank_) + " in its " +
+                               kind_ + " group got " + std::to_string(got) + " elements from group rank " +
+                               std::to_string(from) + ", expected " + std::to_string(n));
+  }
+  void wait_sends() {
+    for (auto& s : sends_) check(MPI_Wait(&s.request, MPI_STATUS_IGNORE), "MPI_Wait (a send)");
+    sends_.clear();
+  }
+
+  // In-place sums and maxima over the group (gradient all-reduce; tensor-parallel reductions).
+  void allreduce_sum(float* data, std::int64_t n) const { allreduce(data, n, MPI_FLOAT, MPI_SUM, "sum"); }
+  void allreduce_sum(double* data, std::int64_t n) const { allreduce(data, n, MPI_DOUBLE, MPI_SUM, "sum"); }
+  void allreduce_max(float* data, std::int64_t n) const { allreduce(data, n, MPI_FLOAT, MPI_MAX, "max"); }
   [[nodiscard]] double allreduce_sum(double x) const {
-    check(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce");
+    allreduce_sum(&x, 1);
     return x;
   }
 
  private:
   static constexpr std::int64_t chunk = std::int64_t{1} << 30;  // MPI counts are int
-  void check(int rc, const char* what) const {
+  template <class T>
+  void allreduce(T* data, std::int64_t n, MPI_Datatype type, MPI_Op op, const char* what) const {
+    for (std::int64_t at = 0; at < n; at += chunk) {
+      const int count = static_cast<int>(std::min<std::int64_t>(chunk, n - at));
+      check(MPI_Allreduce(MPI_IN_PLACE, data + at, count, type, op, comm_), "MPI_Allreduce", what);
+    }
+  }
+  void check_count(std::int64_t n, const char* call) const {
+    if (n >= 0 && n <= std::numeric_limits<int>::max()) return;
+    throw std::runtime_error("trainperf::comm: " + std::string(call) + " of " + std::to_string(n) +
+                             " elements on world rank " + std::to_string(world_rank_) +
+                             ": more than one MPI message holds; send it in parts");
+  }
+  // A failed call names the operation, this rank, its group and the group's world ranks (and
+  // the peer's group rank for point to point).
+  void check(int rc, const char* call, const char* what = nullptr, int peer = -1) const {
     if (rc == MPI_SUCCESS) return;
     char msg[MPI_MAX_ERROR_STRING];
     int len = 0;
     MPI_Error_string(rc, msg, &len);
-    throw std::runtime_error("trainperf::comm: " + std::string(what) + " failed on world rank " +
-                             std::to_string(world_rank_) + " in its " + kind_ +
-                             " group: " + std::string(msg, static_cast<std::size_t>(len)));
+    std::string ranks;
+    for (std::size_t i = 0; i < members_.size(); ++i) ranks += (i ? "," : "") + std::to_string(members_[i]);
+    throw std::runtime_error("trainperf::comm: " + std::string(call) + (what ? std::string(" (") + what + ")" : "") +
+                             (peer >= 0 ? " with group rank " + std::to_string(peer) : std::string()) +
+                             " failed on world rank " + std::to_string(world_rank_) + " in its " + kind_ +
+                             " group (world ranks " + ranks + "): " + std::string(msg, static_cast<std::size_t>(len)));
   }
 
   std::string kind_;
   MPI_Comm comm_ = MPI_COMM_NULL;
   int world_rank_ = 0, size_ = 1, rank_ = 0;
+  std::vector<std::int64_t> members_;  // the group's world ranks, in group order
+  struct pending_send {
+    std::vector<float> data;
+    MPI_Request request;
+  };
+  std::deque<pending_send> sends_;  // a deque: a new send never moves an earlier one's buffer
 };
 
 }  // namespace trainperf::comm

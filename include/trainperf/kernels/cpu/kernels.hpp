@@ -218,14 +218,28 @@ inline void swiglu_backward(float* dgate, float* dup, const float* dout, const f
 }
 
 // ---- embedding: out[T, C] = table[tokens[t], :] -------------------------------------------
+// The table holds vocabulary rows [first, first + rows) (a vocabulary-parallel shard,
+// Megatron-LM's VocabParallelEmbedding; the whole table by default): a token outside them gives a
+// zero row here (another shard holds it) and no gradient.
 
-inline void embedding_forward(float* out, const std::int32_t* tokens, const float* table, i64 T, i64 C) {
+inline void embedding_forward(float* out, const std::int32_t* tokens, const float* table, i64 T, i64 C, i64 first = 0,
+                              i64 rows = std::numeric_limits<i64>::max()) {
 #pragma omp parallel for schedule(static)
-  for (i64 t = 0; t < T; ++t) std::copy_n(table + static_cast<i64>(tokens[t]) * C, C, out + t * C);
+  for (i64 t = 0; t < T; ++t) {
+    const i64 r = static_cast<i64>(tokens[t]) - first;
+    if (r >= 0 && r < rows)
+      std::copy_n(table + r * C, C, out + t * C);
+    else
+      std::fill_n(out + t * C, C, 0.0f);
+  }
 }
 // dtable[tokens[t], :] += dout[t, :], serial over t (tokens repeat).
-inline void embedding_backward(float* dtable, const float* dout, const std::int32_t* tokens, i64 T, i64 C) {
-  for (i64 t = 0; t < T; ++t) vmap(dtable + static_cast<i64>(tokens[t]) * C, C) += cvmap(dout + t * C, C);
+inline void embedding_backward(float* dtable, const float* dout, const std::int32_t* tokens, i64 T, i64 C,
+                               i64 first = 0, i64 rows = std::numeric_limits<i64>::max()) {
+  for (i64 t = 0; t < T; ++t) {
+    const i64 r = static_cast<i64>(tokens[t]) - first;
+    if (r >= 0 && r < rows) vmap(dtable + r * C, C) += cvmap(dout + t * C, C);
+  }
 }
 
 // ---- causal attention, flash-attention style (Dao 2023) -----------------------------------
@@ -429,6 +443,46 @@ inline float cross_entropy(float* losses, float* dlogits, const float* logits, c
                             static_cast<double>(T));
 }
 
+// Vocabulary-parallel softmax cross-entropy (Megatron-LM's vocab_parallel_cross_entropy): this
+// rank holds the logits of vocabulary rows [first, first + V) and the group holds them all.
+// Three reductions over the group: each row's maximum (max_all(float*, n)), then its sum of
+// exponentials and its target's logit (sum_all(double*, n), the target's logit from the one rank
+// that holds it). losses, dlogits and the returned mean are those of cross_entropy over the whole
+// row, the same on every rank; dlogits covers this rank's V columns. With one rank (reductions
+// that do nothing) the results are cross_entropy's, bit for bit.
+template <class MaxAll, class SumAll>
+float cross_entropy_vocab_parallel(float* losses, float* dlogits, const float* logits, const std::int32_t* targets,
+                                   i64 T, i64 V, i64 first, float dloss, MaxAll&& max_all, SumAll&& sum_all) {
+  std::vector<float> mx(static_cast<std::size_t>(T)), own;
+  std::vector<double> sums(static_cast<std::size_t>(2 * T));  // [sum of exp | target logit] per row
+  if (losses == nullptr) {
+    own.resize(static_cast<std::size_t>(T));
+    losses = own.data();
+  }
+#pragma omp parallel for schedule(static)
+  for (i64 t = 0; t < T; ++t) mx[t] = detail::row_max(logits + t * V, V);
+  max_all(mx.data(), T);
+#pragma omp parallel for schedule(static)
+  for (i64 t = 0; t < T; ++t) {
+    const i64 j = static_cast<i64>(targets[t]) - first;
+    sums[t] = detail::row_exp_sum(dlogits != nullptr ? dlogits + t * V : nullptr, logits + t * V, V, mx[t]);
+    sums[T + t] = j >= 0 && j < V ? static_cast<double>(logits[t * V + j]) : 0.0;
+  }
+  sum_all(sums.data(), 2 * T);
+#pragma omp parallel for schedule(static)
+  for (i64 t = 0; t < T; ++t) {
+    losses[t] = static_cast<float>(static_cast<double>(mx[t]) + std::log(sums[t]) - sums[T + t]);
+    if (dlogits == nullptr) continue;
+    float* g = dlogits + t * V;
+    const float k = static_cast<float>(static_cast<double>(dloss) / sums[t]);
+    for (i64 j = 0; j < V; ++j) g[j] *= k;
+    const i64 j = static_cast<i64>(targets[t]) - first;
+    if (j >= 0 && j < V) g[j] -= dloss;
+  }
+  return static_cast<float>(detail::ordered_sum(T, [&](i64 t) { return static_cast<double>(losses[t]); }) /
+                            static_cast<double>(T));
+}
+
 // ---- optimizer ------------------------------------------------------------------------------
 
 struct adamw_config {
@@ -463,11 +517,13 @@ inline void adamw(float* params, const float* grads, float* m, float* v, i64 n, 
   detail::adamw_pass(params, grads, m, v, n, c, step, 1.0f);
 }
 
-// The global L2 norm of n gradients (fixed-order sum in double).
-inline float grad_norm(const float* grads, i64 n) {
-  return static_cast<float>(
-      std::sqrt(detail::ordered_sum(n, [&](i64 i) { return static_cast<double>(grads[i]) * grads[i]; })));
+// sum_i x[i]^2 in double, in a fixed order (a part of a norm the caller adds up over ranks).
+inline double sum_of_squares(const float* x, i64 n) {
+  return detail::ordered_sum(n, [&](i64 i) { return static_cast<double>(x[i]) * x[i]; });
 }
+
+// The global L2 norm of n gradients (fixed-order sum in double).
+inline float grad_norm(const float* grads, i64 n) { return static_cast<float>(std::sqrt(sum_of_squares(grads, n))); }
 
 // The global L2 norm of n gradients; when it exceeds max_norm, scales them by
 // max_norm / norm (Pascanu et al. 2013). Returns the norm before clipping.
@@ -481,13 +537,20 @@ inline float clip_grad_norm(float* grads, i64 n, float max_norm) {
   return norm;
 }
 
+// One AdamW step with the gradients scaled as clipping to max_norm asks, given their global
+// norm (computed by the caller over every rank that holds a part of the model).
+inline void clipped_adamw(float* params, const float* grads, float* m, float* v, i64 n, float norm, float max_norm,
+                          const adamw_config& c, i64 step) {
+  detail::adamw_pass(params, grads, m, v, n, c, step, detail::clip_factor(norm, max_norm));
+}
+
 // clip_grad_norm then adamw, bit for bit, in two passes instead of three: the norm, then the
 // update with each gradient scaled on the fly (the gradients are left as they were, unscaled).
 // Returns the norm before clipping.
 inline float clip_and_adamw(float* params, const float* grads, float* m, float* v, i64 n, float max_norm,
                             const adamw_config& c, i64 step) {
   const float norm = grad_norm(grads, n);
-  detail::adamw_pass(params, grads, m, v, n, c, step, detail::clip_factor(norm, max_norm));
+  clipped_adamw(params, grads, m, v, n, norm, max_norm, c, step);
   return norm;
 }
 
