@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <trainperf/hardware.hpp>
 
@@ -20,6 +22,10 @@ namespace train_llama {
 struct adamw_step {
   float lr = 3e-4f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0.1f;
 };
+
+// Fills the token ids and targets of micro-batch `micro` of a step ([B, T] each).
+using batch_source =
+    std::function<void(i64 micro, std::vector<std::int32_t>& tokens, std::vector<std::int32_t>& targets)>;
 
 // Measured memory for the report row, and what it counts.
 struct memory_reading {
@@ -37,6 +43,18 @@ class engine {
   // Forward over [B, T] tokens; with backward, accumulates the gradient of loss_scale x mean
   // loss. Returns the mean loss.
   virtual float step(const std::int32_t* tokens, const std::int32_t* targets, bool backward, float loss_scale) = 0;
+  // Forward and backward of a step's micro-batches of B x T tokens, in the engine's order (one
+  // after the other; a pipeline stage's schedule); returns the sum of their mean losses.
+  virtual float train_step(const batch_source& batches, i64 micro_batches, float loss_scale,
+                           i64 tokens_per_micro_batch) {
+    std::vector<std::int32_t> in(static_cast<std::size_t>(tokens_per_micro_batch)), out(in.size());
+    float loss = 0;
+    for (i64 i = 0; i < micro_batches; ++i) {
+      batches(i, in, out);
+      loss += step(in.data(), out.data(), true, loss_scale);
+    }
+    return loss;
+  }
   // Sums the gradients over the data-parallel group (no-op for one replica).
   virtual void allreduce_grads() = 0;
   // Clips the global gradient norm to clip (returns the norm before clipping), then one AdamW step.

@@ -6,12 +6,14 @@
 //   train_llama [--model tiny|PRESET|config.json] [--seq 128] [--lbs 8] [--gas 1] [--steps 150]
 //               [--data tokens.npy|tokens.u16 [--data-dtype u16|u32|i32]] [--checkpoint FILE]
 //               [--resume FILE] [--peak-flops X] [--log FILE] [--device cpu|cuda] ...
+//   mpirun -np 8 train_llama --tp 2 --pp 2 --dp 2 ...   (tensor x pipeline x data parallel over MPI)
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -24,7 +26,7 @@
 #include <trainperf/trainperf.hpp>
 
 #ifdef TRAINPERF_WITH_MPI
-#include <trainperf/comm/mpi.hpp>
+#include <mpi.h>
 #endif
 
 #include "../trainperf/args.hpp"
@@ -35,6 +37,7 @@
 #include "engine_cpu.hpp"
 #include "host.hpp"
 #include "model.hpp"
+#include "parallel.hpp"
 #include "progress.hpp"
 
 namespace tp = trainperf;
@@ -59,6 +62,12 @@ std::vector<flag> trainer_flags() {
   for (const auto& x : std::vector<flag>{
            {"lbs", "N", "micro batch, sequences (default 8)"},
            {"gas", "N", "gradient-accumulation steps (default 1)"},
+           {"tp", "N", "tensor-parallel ranks (MPI processes; default 1): Megatron-LM's column/row/vocabulary split"},
+           {"pp", "N", "pipeline stages (MPI processes; default 1): layers per stage from trainperf's partitioner"},
+           {"vpp", "N", "model chunks per pipeline stage (default 1; > 1: the interleaved schedule)"},
+           {"schedule", "gpipe|1f1b|interleaved",
+            "pipeline schedule (default 1f1b, interleaved with --vpp > 1); --gas is the micro-batch count"},
+           {"dp", "N", "data-parallel replicas (default: the MPI world / (tp x pp))"},
            {"steps", "N", "optimizer steps (default 300)"},
            {"lr", "X", "peak learning rate (default 3e-3)"},
            {"warmup", "N", "warm-up steps (default 10)"},
@@ -144,17 +153,48 @@ int run(const args& a) {
                                                 spec.vocab));
   const bool cpu = device == "cpu";
 
-  // Data parallelism over processes (mpirun -np N): one replica per rank, TP = PP = 1.
+  // The processes (mpirun -np N) laid out by trainperf: tp x dp = the world, checked with the
+  // model before anything is built.
   int world = 1, rank = 0;
 #ifdef TRAINPERF_WITH_MPI
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 #endif
-  const i64 dp = world;
-  const tp::batch_config batch = tp::solve_batch({.lbs = lbs, .gas = gas, .dp = dp, .seq = T});
+  static constexpr std::string_view schedules[] = {"gpipe", "1f1b", "interleaved"};
+  const i64 vpp = a.get_int("vpp").value_or(1);
+  const std::string schedule = a.get_choice("schedule", schedules).value_or(vpp > 1 ? "interleaved" : "1f1b");
+  const tp::parallel_config pc{.tp = a.get_int("tp").value_or(1),
+                               .pp = a.get_int("pp").value_or(1),
+                               .dp = a.get_int("dp").value_or(0),
+                               .vpp = vpp};
+  if (pc.tp < 1 || pc.pp < 1 || pc.vpp < 1 || pc.dp < 0)
+    throw usage_error(
+        fmt::format("--tp {} / --pp {} / --vpp {} / --dp {}: give positive counts", pc.tp, pc.pp, pc.vpp, pc.dp));
+  const i64 model_parallel = pc.tp * pc.pp, needed = model_parallel * std::max<i64>(pc.dp, 1);
+  if (model_parallel > world || (pc.dp > 0 && needed != world))  // before the batch algebra divides by them
+    throw tp::config_error(model_parallel > world ? "tp" : "dp",
+                           fmt::format("--tp {} x --pp {}{} needs {} processes, and this run has {}; start it with "
+                                       "mpirun -np {}{}",
+                                       pc.tp, pc.pp, pc.dp > 0 ? fmt::format(" x --dp {}", pc.dp) : "", needed, world,
+                                       needed, world == 1 ? " (a train_llama built with MPI)" : ""));
+  const tp::pipeline_schedule kind = schedule == "gpipe"  ? tp::pipeline_schedule::gpipe
+                                     : schedule == "1f1b" ? tp::pipeline_schedule::one_f_one_b
+                                                          : tp::pipeline_schedule::interleaved;
+  if (pc.pp > 1) (void)tp::make_schedule(kind, pc.pp, gas, pc.vpp);  // checks --schedule, --vpp and --gas
+  const i64 dp = pc.dp_for(world);
+  const tp::batch_config batch = tp::solve_batch({.lbs = lbs, .gas = gas, .dp = std::max<i64>(dp, 1), .seq = T});
   const auto violations =
-      tp::check_parallel({}, {.world = world, .model = spec, .seq = T, .gbs = batch.gbs, .lbs = lbs});
+      tp::check_parallel(pc, {.world = world, .model = spec, .seq = T, .gbs = batch.gbs, .lbs = lbs});
   if (!violations.empty()) throw tp::config_error(violations.front().field, violations.front().message);
+  if (model_parallel > 1 && !cpu)
+    throw tp::config_error(pc.tp > 1 ? "tp" : "pp",
+                           "tensor and pipeline parallelism run on the CPU engine only so "
+                           "far; use --device cpu, or --tp 1 --pp 1");
+  if (model_parallel > 1 && (a.has("checkpoint") || a.has("resume")))
+    throw tp::config_error(pc.tp > 1 ? "tp" : "pp",
+                           fmt::format("checkpoints of tensor- or pipeline-parallel runs are not written or read yet; "
+                                       "drop --checkpoint/--resume or train with --tp 1 --pp 1 (--tp {} --pp {} given)",
+                                       pc.tp, pc.pp));
 
   // Outputs: a run that cannot write its checkpoint or log says so now, not after training.
   if (ckpt) trainperf::io::check_output_path(*ckpt, "checkpoint", /*renamed_into_place=*/true);
@@ -172,7 +212,7 @@ int run(const args& a) {
   // allocates; the measured figure adds the CUDA context and the allocator.
   const tp::flops_count fl =
       tp::count_flops(spec, {.convention = tp::flops_convention::megatron, .seq = T, .causal = true});
-  const tp::memory_estimate mem = tp::estimate_memory(spec, {}, 1,
+  const tp::memory_estimate mem = tp::estimate_memory(spec, {.tp = pc.tp, .pp = pc.pp, .vpp = pc.vpp}, model_parallel,
                                                       {.lbs = lbs,
                                                        .seq = T,
                                                        .micro_batches = gas,
@@ -250,7 +290,12 @@ int run(const args& a) {
   // ---- model, engine, peak
   say.phase(fmt::format("building the model and its activations (predicted {})",
                         tp::format_bytes(static_cast<std::int64_t>(mem.max_total()))));
-  train_llama::llama m(spec);
+  const train_llama::parallel_runtime rt(world, rank, pc);
+  std::vector<tp::stage_layers> chunks;  // this rank's stage's, from trainperf's partitioner
+  for (const auto& c : tp::partition_layers(spec.layers, pc.split()))
+    if (c.stage == rt.coords().pp) chunks.push_back(c);
+  train_llama::llama m(spec, {.tp = pc.tp, .tp_rank = rt.coords().tp, .chunks = chunks});
+  m.misplace_down_projection = std::getenv("TRAIN_LLAMA_TEST_MISPLACE_SHARD") != nullptr;
   m.init(seed);
   m.profile = a.has("profile");
   double optimizer_seconds = 0;
@@ -266,7 +311,7 @@ int run(const args& a) {
   }
   std::unique_ptr<train_llama::engine> eng;
   if (cpu)
-    eng = std::make_unique<cpu_engine>(m, lbs, T, world);
+    eng = std::make_unique<cpu_engine>(m, lbs, T, rt, kind, gas);
   else
     eng = train_llama::make_cuda_engine(m, lbs, T, world, gemm);
   if (!peak_flag && cpu) say.phase("measuring this machine's fp32 GEMM peak for MFU");
@@ -299,7 +344,7 @@ int run(const args& a) {
   constexpr i64 timing_warmup = 2;  // steps left out of the throughput figures and the step-time statistics
   tp::meter meter({.model_flops_per_token = fl.model_per_token(),
                    .peak_flops = peak,
-                   .devices = dp,
+                   .devices = world,
                    .warmup_steps = timing_warmup});
   float loss = 0, first_loss = -1;
   const auto t_start = clk::now();
@@ -308,21 +353,15 @@ int run(const args& a) {
     say.phase(fmt::format("step {}/{}", s + 1, steps), false);
     const auto t0 = clk::now();
     eng->zero_grads();
-    loss = 0;
-    for (i64 micro = 0; micro < gas; ++micro) {
-      const tp::sample_range r = tp::data_shard(batch.gbs, lbs, dp, s, micro, rank);
-      fill_batch(in, out, train, seed, r.first, lbs, T);
-      loss +=
-          eng->step(in.data(), out.data(), true, 1.0f / static_cast<float>(gas * dp)) / static_cast<float>(gas * dp);
-    }
+    const float share = 1.0f / static_cast<float>(gas * dp);  // of the global batch's mean loss, per micro-batch
+    loss = share * eng->train_step(
+                       [&](i64 micro, std::vector<std::int32_t>& tokens, std::vector<std::int32_t>& targets) {
+                         const tp::sample_range r = tp::data_shard(batch.gbs, lbs, dp, s, micro, rt.coords().dp);
+                         fill_batch(tokens, targets, train, seed, r.first, lbs, T);
+                       },
+                       gas, share, lbs * T);
     eng->allreduce_grads();
-#ifdef TRAINPERF_WITH_MPI
-    if (dp > 1) {
-      double sum = loss;
-      MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-      loss = static_cast<float>(sum);
-    }
-#endif
+    if (dp > 1) loss = static_cast<float>(rt.dp_sum(static_cast<double>(loss)));
     const auto t_opt = clk::now();
     const float lr = s < warmup
                          ? lr_max * static_cast<float>(s + 1) / static_cast<float>(warmup)
@@ -408,6 +447,18 @@ int run(const args& a) {
         tp::format_bytes(used.used), tp::format_bytes(baseline_rss),
         baseline_peak >= used.used ? "; the peak was reached while reading them" : "", tp::format_bytes(added),
         tp::format_bytes(static_cast<std::int64_t>(mem.max_total())), accounting, tp::format_bytes(used.capacity)));
+    // Every rank's share: what training added to its peak RSS beside the model's figure for its
+    // pipeline stage (one tensor shard's weights and states and its in-flight activations).
+    const std::vector<double> per_rank = rt.gather(static_cast<double>(added));
+    if (world > 1) {
+      std::string ranks;
+      for (std::size_t r = 0; r < per_rank.size(); ++r) {
+        const tp::rank_coords c = rt.layout().coords(static_cast<i64>(r));
+        ranks += fmt::format("{}rank {} (tp {} pp {} dp {}) {:.1f} / {:.1f} MiB", r ? ", " : "", r, c.tp, c.pp, c.dp,
+                             per_rank[r] / tp::MiB, mem.stages[static_cast<std::size_t>(c.pp)].total() / tp::MiB);
+      }
+      say.line(fmt::format("memory added by training per rank, measured / trainperf's model of its stage: {}", ranks));
+    }
   } else {
     say.line(fmt::format("memory: {} {} vs trainperf's model of this run {} ({}); capacity {}", used.what,
                          tp::format_bytes(used.used), tp::format_bytes(static_cast<std::int64_t>(mem.max_total())),
@@ -416,7 +467,7 @@ int run(const args& a) {
   say.line(tp::markdown_header());  // mem: measured / capacity, GiB
   const tp::report_row row{eng->name(),
                            std::string(tp::to_string(eng->compute_dtype())),
-                           fmt::format("TP1PP1DP{}", dp),
+                           fmt::format("TP{}PP{}DP{}", pc.tp, pc.pp, dp),
                            fmt::format("LBS={} GAS={} MPE={}", lbs, gas, T),
                            st->tokens_per_device_per_s,
                            static_cast<double>(loss),

@@ -1,5 +1,7 @@
 // The example trainer's CPU model: the Llama decoder of params.hpp in fp32 on trainperf's CPU
-// kernels.
+// kernels; under tensor parallelism, this rank's shard, reducing over its tensor group where
+// Megatron-LM does (after the row-parallel projections, before the column-parallel ones'
+// input gradients reach a norm, in the embedding and in the cross-entropy).
 #pragma once
 
 #include <array>
@@ -10,6 +12,7 @@
 
 #include <trainperf/kernels/cpu/kernels.hpp>
 
+#include "collectives.hpp"
 #include "params.hpp"
 
 namespace train_llama {
@@ -18,6 +21,12 @@ namespace k = trainperf::kernels::cpu;
 
 struct llama : llama_params {
   using llama_params::llama_params;
+
+  const tensor_group* group = nullptr;  // the tensor-parallel group; nullptr with tp 1
+  // Sums partial results over the tensor group (the other shards' contributions).
+  void reduce(std::vector<float>& x) const {
+    if (group != nullptr) group->sum(x.data(), static_cast<i64>(x.size()));
+  }
 
   // Wall time per kernel family, accumulated when profiling is on (bench/: the breakdown).
   enum kernel_kind { k_matmul, k_attention, k_norm, k_rope, k_swiglu, k_embedding, k_loss, k_residual, kinds };
@@ -33,31 +42,33 @@ struct llama : llama_params {
     seconds[kind] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
-  // Activations of one micro-batch of B sequences of T tokens.
+  // Activations of one micro-batch of B sequences of T tokens through one chunk of layers
+  // (the whole model when it is one chunk).
   struct activations {
     i64 B = 0, T = 0;
     std::vector<std::vector<float>> x;  // residual stream entering each layer, and after the last
     std::vector<std::vector<float>> n1, rstd1, q, k, v, att, lse, xmid, n2, rstd2, gate, up, act;
-    std::vector<float> nf, rstdf, logits, losses;
-    // Gradient scratch.
+    std::vector<float> nf, rstdf, logits, losses;  // the output chunk's
+    // Gradient scratch; dx also carries the gradient of the chunk's output in and of its input out.
     std::vector<float> dx, dx2, dn, dq, dk, dv, datt, dgate, dup, dact, dlogits;
   };
 
-  activations make_activations(i64 B, i64 T) const {
+  activations make_activations(i64 B, i64 T, const chunk& c) const {
     activations a;
     a.B = B, a.T = T;
     const auto n = [&](i64 w) { return std::vector<float>(static_cast<std::size_t>(B * T * w)); };
-    for (i64 l = 0; l <= L; ++l) a.x.push_back(n(C));
-    for (i64 l = 0; l < L; ++l) {
+    for (i64 l = 0; l <= c.count; ++l) a.x.push_back(n(C));
+    for (i64 l = 0; l < c.count; ++l) {
       a.n1.push_back(n(C)), a.rstd1.push_back(n(1)), a.q.push_back(n(Q)), a.k.push_back(n(KV)), a.v.push_back(n(KV));
       a.att.push_back(n(Q)), a.lse.push_back(n(Hq)), a.xmid.push_back(n(C)), a.n2.push_back(n(C));
       a.rstd2.push_back(n(1)), a.gate.push_back(n(F)), a.up.push_back(n(F)), a.act.push_back(n(F));
     }
-    a.nf = n(C), a.rstdf = n(1), a.logits = n(V), a.losses = n(1);
+    if (c.output) a.nf = n(C), a.rstdf = n(1), a.logits = n(V), a.losses = n(1), a.dlogits = n(V);
     a.dx = n(C), a.dx2 = n(C), a.dn = n(C), a.dq = n(Q), a.dk = n(KV), a.dv = n(KV), a.datt = n(Q);
-    a.dgate = n(F), a.dup = n(F), a.dact = n(F), a.dlogits = n(V);
+    a.dgate = n(F), a.dup = n(F), a.dact = n(F);
     return a;
   }
+  activations make_activations(i64 B, i64 T) const { return make_activations(B, T, chunks.front()); }
 
   void rope(float* x, i64 B, i64 T, i64 H, bool backward) const {
     for (i64 b = 0; b < B; ++b) {
@@ -69,14 +80,29 @@ struct llama : llama_params {
     }
   }
 
-  // Forward over tokens [B, T] with targets [B, T]; returns the mean loss. With backward,
-  // accumulates the gradient of loss_scale x mean loss into grads.
+  // The whole model (one chunk) over tokens [B, T] with targets [B, T]; returns the mean loss.
+  // With backward, accumulates the gradient of loss_scale x mean loss into grads.
   float step(activations& a, const std::int32_t* tokens, const std::int32_t* targets, bool backward, float loss_scale) {
+    const float loss = forward(a, chunks.front(), tokens, targets, backward, loss_scale);
+    if (backward) this->backward(a, chunks.front(), tokens);
+    return loss;
+  }
+
+  // Forward of chunk c from a.x[0]: the embedding of tokens when c starts with it, else the
+  // previous stage's output, received there. When c ends with the output layer, returns the mean
+  // loss against targets and, with backward, leaves its gradient (x loss_scale) in a.dlogits;
+  // else returns 0 and a.x[c.count] is this chunk's output.
+  float forward(activations& a, const chunk& c, const std::int32_t* tokens, const std::int32_t* targets, bool backward,
+                float loss_scale) {
     const i64 N = a.B * a.T;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-    timed(k_embedding, [&] { k::embedding_forward(a.x[0].data(), tokens, p(emb), N, C); });
-    for (i64 l = 0; l < L; ++l) {
-      const auto& o = layers[static_cast<std::size_t>(l)];
+    if (c.embedding)
+      timed(k_embedding, [&] {
+        k::embedding_forward(a.x[0].data(), tokens, p(emb), N, C, vocab_begin, V);
+        reduce(a.x[0]);
+      });
+    for (i64 l = 0; l < c.count; ++l) {
+      const auto& o = layers[static_cast<std::size_t>(c.first + l)];
       timed(k_norm, [&] {
         k::rmsnorm_forward(a.n1[l].data(), a.rstd1[l].data(), a.x[l].data(), p(o.attn_norm), N, C, norm_eps);
       });
@@ -89,7 +115,10 @@ struct llama : llama_params {
         k::attention_forward(a.att[l].data(), a.lse[l].data(), a.q[l].data(), a.k[l].data(), a.v[l].data(), a.B, a.T,
                              Hq, Hkv, D, scale);
       });
-      timed(k_matmul, [&] { k::linear_forward(a.xmid[l].data(), a.att[l].data(), p(o.wo), nullptr, N, Q, C); });
+      timed(k_matmul, [&] {
+        k::linear_forward(a.xmid[l].data(), a.att[l].data(), p(o.wo), nullptr, N, Q, C);
+        reduce(a.xmid[l]);  // row-parallel: each rank's heads' share
+      });
       timed(k_residual, [&] { k::add_inplace(a.xmid[l].data(), a.x[l].data(), N * C); });
       timed(k_norm, [&] {
         k::rmsnorm_forward(a.n2[l].data(), a.rstd2[l].data(), a.xmid[l].data(), p(o.mlp_norm), N, C, norm_eps);
@@ -97,28 +126,51 @@ struct llama : llama_params {
       timed(k_matmul, [&] { k::linear_forward(a.gate[l].data(), a.n2[l].data(), p(o.wgate), nullptr, N, C, F); });
       timed(k_matmul, [&] { k::linear_forward(a.up[l].data(), a.n2[l].data(), p(o.wup), nullptr, N, C, F); });
       timed(k_swiglu, [&] { k::swiglu_forward(a.act[l].data(), a.gate[l].data(), a.up[l].data(), N * F); });
-      timed(k_matmul, [&] { k::linear_forward(a.x[l + 1].data(), a.act[l].data(), p(o.wdown), nullptr, N, F, C); });
+      timed(k_matmul, [&] {
+        k::linear_forward(a.x[l + 1].data(), a.act[l].data(), p(o.wdown), nullptr, N, F, C);
+        reduce(a.x[l + 1]);  // row-parallel: each rank's MLP columns' share
+      });
       timed(k_residual, [&] { k::add_inplace(a.x[l + 1].data(), a.xmid[l].data(), N * C); });
     }
+    if (!c.output) return 0;
     timed(k_norm,
-          [&] { k::rmsnorm_forward(a.nf.data(), a.rstdf.data(), a.x[L].data(), p(final_norm), N, C, norm_eps); });
+          [&] { k::rmsnorm_forward(a.nf.data(), a.rstdf.data(), a.x[c.count].data(), p(final_norm), N, C, norm_eps); });
     timed(k_matmul, [&] { k::linear_forward(a.logits.data(), a.nf.data(), p(head), nullptr, N, C, V); });
     float loss = 0;
     timed(k_loss, [&] {
-      loss = k::cross_entropy(a.losses.data(), backward ? a.dlogits.data() : nullptr, a.logits.data(), targets, N, V,
-                              loss_scale / static_cast<float>(N));
+      float* dlogits = backward ? a.dlogits.data() : nullptr;
+      const float dloss = loss_scale / static_cast<float>(N);
+      if (group == nullptr)
+        loss = k::cross_entropy(a.losses.data(), dlogits, a.logits.data(), targets, N, V, dloss);
+      else
+        loss = k::cross_entropy_vocab_parallel(
+            a.losses.data(), dlogits, a.logits.data(), targets, N, V, vocab_begin, dloss,
+            [&](float* x, i64 n) { group->max(x, n); }, [&](double* x, i64 n) { group->sum(x, n); });
     });
-    if (!backward) return loss;
+    return loss;
+  }
 
-    std::fill(a.dn.begin(), a.dn.end(), 0.0f);
-    timed(k_matmul,
-          [&] { k::linear_backward(a.dn.data(), g(head), nullptr, a.dlogits.data(), a.nf.data(), p(head), N, C, V); });
-    std::fill(a.dx.begin(), a.dx.end(), 0.0f);
-    timed(k_norm, [&] {
-      k::rmsnorm_backward(a.dx.data(), g(final_norm), a.dn.data(), a.x[L].data(), p(final_norm), a.rstdf.data(), N, C);
-    });
-    for (i64 l = L - 1; l >= 0; --l) {
-      const auto& o = layers[static_cast<std::size_t>(l)];
+  // Backward of chunk c after its forward: from a.dlogits (c ends with the output layer) or from
+  // a.dx, the gradient of its output the next stage sent. Accumulates into grads; leaves the
+  // gradient of its input in a.dx (for the previous stage) unless c starts with the embedding.
+  void backward(activations& a, const chunk& c, const std::int32_t* tokens) {
+    const i64 N = a.B * a.T;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+
+    if (c.output) {
+      std::fill(a.dn.begin(), a.dn.end(), 0.0f);
+      timed(k_matmul, [&] {
+        k::linear_backward(a.dn.data(), g(head), nullptr, a.dlogits.data(), a.nf.data(), p(head), N, C, V);
+        reduce(a.dn);  // column-parallel (vocabulary): each rank's rows' share of the input gradient
+      });
+      std::fill(a.dx.begin(), a.dx.end(), 0.0f);
+      timed(k_norm, [&] {
+        k::rmsnorm_backward(a.dx.data(), g(final_norm), a.dn.data(), a.x[c.count].data(), p(final_norm), a.rstdf.data(),
+                            N, C);
+      });
+    }
+    for (i64 l = c.count - 1; l >= 0; --l) {
+      const auto& o = layers[static_cast<std::size_t>(c.first + l)];
       // x[l+1] = xmid + act · Wdown^T
       std::fill(a.dact.begin(), a.dact.end(), 0.0f);
       timed(k_matmul, [&] {
@@ -135,6 +187,7 @@ struct llama : llama_params {
       });
       timed(k_matmul, [&] {
         k::linear_backward(a.dn.data(), g(o.wup), nullptr, a.dup.data(), a.n2[l].data(), p(o.wup), N, C, F);
+        reduce(a.dn);  // column-parallel gate and up: each rank's columns' share
       });
       a.dx2 = a.dx;  // the residual path
       timed(k_norm, [&] {
@@ -157,16 +210,18 @@ struct llama : llama_params {
             [&] { k::linear_backward(a.dn.data(), g(o.wq), nullptr, a.dq.data(), a.n1[l].data(), p(o.wq), N, C, Q); });
       timed(k_matmul,
             [&] { k::linear_backward(a.dn.data(), g(o.wk), nullptr, a.dk.data(), a.n1[l].data(), p(o.wk), N, C, KV); });
-      timed(k_matmul,
-            [&] { k::linear_backward(a.dn.data(), g(o.wv), nullptr, a.dv.data(), a.n1[l].data(), p(o.wv), N, C, KV); });
+      timed(k_matmul, [&] {
+        k::linear_backward(a.dn.data(), g(o.wv), nullptr, a.dv.data(), a.n1[l].data(), p(o.wv), N, C, KV);
+        reduce(a.dn);  // column-parallel Q, K, V: each rank's heads' share
+      });
       a.dx = a.dx2;
       timed(k_norm, [&] {
         k::rmsnorm_backward(a.dx.data(), g(o.attn_norm), a.dn.data(), a.x[l].data(), p(o.attn_norm), a.rstd1[l].data(),
                             N, C);
       });
     }
-    timed(k_embedding, [&] { k::embedding_backward(g(emb), a.dx.data(), tokens, N, C); });
-    return loss;
+    if (c.embedding)
+      timed(k_embedding, [&] { k::embedding_backward(g(emb), a.dx.data(), tokens, N, C, vocab_begin, V); });
   }
 };
 

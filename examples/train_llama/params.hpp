@@ -1,7 +1,9 @@
 // The example trainer's parameters: a Llama-architecture decoder (RMSNorm, RoPE, SwiGLU, GQA,
 // tied or untied embeddings) as flat fp32 host buffers (weights, gradients, AdamW m and v), so
-// the optimizer and checkpoints see one array each. Shared by the CPU model (model.hpp) and
-// the CUDA engine (engine_cuda.cu); needs no kernels.
+// the optimizer and checkpoints see one array each. Under tensor parallelism each rank holds its
+// shard (trainperf::tensor_parallel_slice_of: its heads, MLP columns and vocabulary rows) and the
+// dimensions below are the shard's. Shared by the CPU model (model.hpp) and the CUDA engine
+// (engine_cuda.cu); needs no kernels.
 #pragma once
 
 #include <algorithm>
@@ -11,48 +13,95 @@
 #include <vector>
 
 #include <trainperf/model.hpp>
+#include <trainperf/partition.hpp>
 
 namespace train_llama {
 
 using i64 = std::int64_t;
 
+// What one rank holds of the model: its tensor-parallel shard and its pipeline stage's chunks
+// (trainperf::partition_layers; none: every layer, the embedding and the output, in one chunk).
+struct model_part {
+  i64 tp = 1, tp_rank = 0;
+  std::vector<trainperf::stage_layers> chunks;
+};
+
 struct llama_params {
   trainperf::transformer_spec spec;
-  i64 C, Hq, Hkv, D, Q, KV, F, V, L;
+  i64 tp = 1, tp_rank = 0;
+  trainperf::tensor_parallel_slice slice;  // what this rank holds of each layer
+  // This rank's dimensions: hidden, query and KV heads, head size, query and KV widths, MLP
+  // columns, vocabulary rows whose logits it computes (V, beginning at row vocab_begin of the
+  // full vocabulary) and stores (V_rows: V plus the padding rows of the last shard), and the
+  // model's layer count L (this rank's layers are `layers`, a subset under pipeline parallelism).
+  i64 C, Hq, Hkv, D, Q, KV, F, V, V_rows, vocab_begin, L;
   float rope_theta = 10000.0f, norm_eps = 1e-5f;
+  // Tests only (TRAIN_LLAMA_TEST_MISPLACE_SHARD): the MLP down projection takes the next rank's
+  // columns, so that the loss-equivalence test can show it catches a misplaced shard.
+  bool misplace_down_projection = false;
 
-  // Offsets into the flat parameter buffer.
+  // The pipeline chunks this rank runs, in chunk order: its layers [first, first + count) of
+  // `layers` (global layers global_layer[first ..]), and whether it starts with the embedding or
+  // ends with the final norm, the output layer and the loss.
+  struct chunk {
+    i64 first = 0, count = 0;
+    bool embedding = false, output = false;
+  };
+  std::vector<chunk> chunks;
+  bool has_embedding = false, has_output = false;
+
+  // Offsets into the flat parameter buffer (-1: not held here).
   struct layer_offsets {
     i64 attn_norm, wq, wk, wv, wo, mlp_norm, wgate, wup, wdown;
   };
-  i64 emb = 0, final_norm = 0, head = 0, total = 0;
+  i64 emb = -1, final_norm = -1, head = -1, total = 0;
   std::vector<layer_offsets> layers;
+  std::vector<i64> global_layer;  // the model's index of each of `layers`
   std::vector<float> params, grads, adam_m, adam_v;
 
-  explicit llama_params(const trainperf::transformer_spec& s)
+  // The whole model, or one rank's part of it. `allocate` false: the offsets only (the whole
+  // model's layout, to slice from).
+  explicit llama_params(const trainperf::transformer_spec& s, const model_part& part = {}, bool allocate = true)
       : spec(s),
+        tp(part.tp),
+        tp_rank(part.tp_rank),
+        slice(trainperf::tensor_parallel_slice_of(s, part.tp, part.tp_rank)),
         C(s.hidden),
-        Hq(s.heads),
-        Hkv(s.resolved_kv_heads()),
+        Hq(slice.q_heads.size()),
+        Hkv(slice.kv_heads.size()),
         D(s.resolved_head_dim()),
-        Q(s.q_dim()),
-        KV(s.kv_dim()),
-        F(s.ffn),
-        V(s.vocab),
+        Q(Hq * D),
+        KV(Hkv * D),
+        F(slice.ffn.size()),
+        V(slice.vocab.end - slice.vocab.begin - slice.vocab.padding),
+        V_rows(slice.vocab.end - slice.vocab.begin),
+        vocab_begin(slice.vocab.begin),
         L(s.layers) {
+    std::vector<trainperf::stage_layers> mine = part.chunks;
+    if (mine.empty()) mine.push_back({0, 0, 0, L, true, true});
+    for (const auto& c : mine) {
+      chunks.push_back({static_cast<i64>(global_layer.size()), c.layers, c.embedding, c.output});
+      for (i64 l = 0; l < c.layers; ++l) global_layer.push_back(c.first_layer + l);
+      has_embedding = has_embedding || c.embedding;
+      has_output = has_output || c.output;
+    }
     i64 at = 0;
     const auto take = [&](i64 n) {
       const i64 o = at;
       at += n;
       return o;
     };
-    emb = take(V * C);
-    for (i64 l = 0; l < L; ++l)
+    // A tied output layer is the embedding: the last stage holds its own copy (Megatron-LM).
+    if (has_embedding || (has_output && s.tied_embeddings)) emb = take(V_rows * C);
+    for (std::size_t l = 0; l < global_layer.size(); ++l)
       layers.push_back({take(C), take(Q * C), take(KV * C), take(KV * C), take(C * Q), take(C), take(F * C),
                         take(F * C), take(C * F)});
-    final_norm = take(C);
-    head = s.tied_embeddings ? emb : take(V * C);
+    if (has_output) {
+      final_norm = take(C);
+      head = s.tied_embeddings ? emb : take(V_rows * C);
+    }
     total = at;
+    if (!allocate) return;
     params.assign(static_cast<std::size_t>(total), 0.0f);
     grads.assign(params.size(), 0.0f);
     adam_m.assign(params.size(), 0.0f);
@@ -62,19 +111,69 @@ struct llama_params {
   float* p(i64 o) { return params.data() + o; }
   float* g(i64 o) { return grads.data() + o; }
 
-  // N(0, 0.02) weights, output projections scaled by 1/sqrt(2L) (GPT-2), norms at 1.
+  // N(0, 0.02) weights, output projections scaled by 1/sqrt(2L) (GPT-2), norms at 1; drawn for
+  // the whole model in one order, so that every tensor-parallel shard holds its slice of the
+  // same weights as the single-process run.
   void init(std::uint64_t seed) {
+    if (tp == 1 && static_cast<i64>(layers.size()) == L) return init_whole(params, *this, seed);
+    const llama_params whole(spec, {}, /*allocate=*/false);
+    std::vector<float> all(static_cast<std::size_t>(whole.total));
+    init_whole(all, whole, seed);
+    for_each_run(whole, [&](i64 mine, i64 theirs, i64 n) { std::copy_n(all.data() + theirs, n, p(mine)); });
+  }
+
+  // Every run of consecutive elements this shard shares with the whole model, laid out as
+  // `whole` (llama_params(spec)) lays it: f(offset here, offset in whole, count). Column-parallel
+  // weights ([out, in], rows split) are one run each; row-parallel ones (columns split) a run per row.
+  template <class Fn>
+  void for_each_run(const llama_params& whole, Fn&& f) const {
+    const i64 q0 = slice.q_heads.begin * D, kv0 = slice.kv_heads.begin * D, f0 = slice.ffn.begin;
+    if (emb >= 0) f(emb, whole.emb + vocab_begin * C, V * C);
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      const layer_offsets &o = layers[l], &w = whole.layers[static_cast<std::size_t>(global_layer[l])];
+      f(o.attn_norm, w.attn_norm, C);
+      f(o.wq, w.wq + q0 * C, Q * C);
+      f(o.wk, w.wk + kv0 * C, KV * C);
+      f(o.wv, w.wv + kv0 * C, KV * C);
+      for (i64 r = 0; r < C; ++r) f(o.wo + r * Q, w.wo + r * whole.Q + q0, Q);
+      f(o.mlp_norm, w.mlp_norm, C);
+      f(o.wgate, w.wgate + f0 * C, F * C);
+      f(o.wup, w.wup + f0 * C, F * C);
+      const i64 down0 = misplace_down_projection ? (tp_rank + 1) % tp * F : f0;
+      for (i64 r = 0; r < C; ++r) f(o.wdown + r * F, w.wdown + r * whole.F + down0, F);
+    }
+    if (!has_output) return;
+    f(final_norm, whole.final_norm, C);
+    if (!spec.tied_embeddings) f(head, whole.head + vocab_begin * C, V * C);
+  }
+
+  // The parameters every tensor-parallel rank holds whole (the norms' weights): f(offset, count).
+  template <class Fn>
+  void for_each_replicated(Fn&& f) const {
+    for (const auto& o : layers) f(o.attn_norm, C), f(o.mlp_norm, C);
+    if (has_output) f(final_norm, C);
+  }
+  // The tied embedding's copy on a last stage without the embedding (the first stage holds the
+  // original; their gradients are summed over the embedding group): f(offset, count), or nothing.
+  template <class Fn>
+  void for_each_pipeline_copy(Fn&& f) const {
+    if (emb >= 0 && !has_embedding) f(emb, V_rows * C);
+  }
+
+ private:
+  static void init_whole(std::vector<float>& w, const llama_params& m, std::uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::normal_distribution<float> normal(0.0f, 0.02f);
-    for (auto& x : params) x = normal(rng);
-    const float residual = 1.0f / std::sqrt(2.0f * static_cast<float>(L));
-    for (const auto& l : layers) {
-      std::fill_n(p(l.attn_norm), C, 1.0f);
-      std::fill_n(p(l.mlp_norm), C, 1.0f);
-      for (i64 i = 0; i < C * Q; ++i) p(l.wo)[i] *= residual;
-      for (i64 i = 0; i < C * F; ++i) p(l.wdown)[i] *= residual;
+    for (auto& x : w) x = normal(rng);
+    const float residual = 1.0f / std::sqrt(2.0f * static_cast<float>(m.L));
+    const auto at = [&](i64 o) { return w.data() + o; };
+    for (const auto& l : m.layers) {
+      std::fill_n(at(l.attn_norm), m.C, 1.0f);
+      std::fill_n(at(l.mlp_norm), m.C, 1.0f);
+      for (i64 i = 0; i < m.C * m.Q; ++i) at(l.wo)[i] *= residual;
+      for (i64 i = 0; i < m.C * m.F; ++i) at(l.wdown)[i] *= residual;
     }
-    std::fill_n(p(final_norm), C, 1.0f);
+    std::fill_n(at(m.final_norm), m.C, 1.0f);
   }
 };
 

@@ -1,0 +1,133 @@
+// train_llama's parallel runtime: the layout of the world's ranks (trainperf::layout, Megatron-LM's
+// rank order), this rank's place in it, and the MPI groups it works over: its tensor-parallel
+// group (the model's reductions), its pipeline group (hand-offs between stages), its model-
+// parallel group (the global gradient norm), the embedding group (a tied embedding's copies on
+// the first and last stage) and its data-parallel group (gradients and the loss). Without MPI
+// the world is one process and every group is that process alone.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <trainperf/layout.hpp>
+#include <trainperf/parallel.hpp>
+
+#ifdef TRAINPERF_WITH_MPI
+#include <trainperf/comm/mpi.hpp>
+#endif
+
+#include "collectives.hpp"
+
+namespace train_llama {
+
+class parallel_runtime final : public tensor_group {
+ public:
+  // config: tp, pp, vpp (and dp, derived from the world when 0), already validated against the
+  // world and the model.
+  parallel_runtime(std::int64_t world, std::int64_t rank, const trainperf::parallel_config& config)
+      : layout_(world, config), coords_(layout_.coords(rank)), vpp_(config.vpp) {
+#ifdef TRAINPERF_WITH_MPI
+    using trainperf::comm::mpi_group;
+    if (tp() > 1) tp_ = std::make_unique<mpi_group>(layout_, "tp");
+    if (pp() > 1) pp_ = std::make_unique<mpi_group>(layout_, "pp");
+    if (tp() * pp() > 1) mp_ = std::make_unique<mpi_group>(layout_, "mp");
+    if (pp() > 1) embedding_ = std::make_unique<mpi_group>(layout_, "embedding", MPI_COMM_WORLD, /*optional=*/true);
+    if (dp() > 1) dp_ = std::make_unique<mpi_group>(layout_, "dp");
+#endif
+  }
+
+  [[nodiscard]] const trainperf::layout& layout() const { return layout_; }
+  [[nodiscard]] const trainperf::rank_coords& coords() const { return coords_; }
+  [[nodiscard]] std::int64_t world() const { return layout_.world(); }
+  [[nodiscard]] std::int64_t tp() const { return layout_.decoder().size(trainperf::axis::tp); }
+  [[nodiscard]] std::int64_t pp() const { return layout_.decoder().size(trainperf::axis::pp); }
+  [[nodiscard]] std::int64_t vpp() const { return vpp_; }
+  [[nodiscard]] std::int64_t dp() const { return layout_.decoder().size(trainperf::axis::dp); }
+  // The model's tensor group, or nullptr when it is this process alone.
+  [[nodiscard]] const tensor_group* tensor() const { return tp() > 1 ? this : nullptr; }
+
+  // tensor_group: over this rank's tensor-parallel group.
+  void sum(float* x, std::int64_t n) const override {
+    with(tp_, [&](auto& g) { g.allreduce_sum(x, n); });
+  }
+  void sum(double* x, std::int64_t n) const override {
+    with(tp_, [&](auto& g) { g.allreduce_sum(x, n); });
+  }
+  void max(float* x, std::int64_t n) const override {
+    with(tp_, [&](auto& g) { g.allreduce_max(x, n); });
+  }
+
+  // Pipeline hand-offs to the stage `to` / from the stage `from` of this rank's pipeline group.
+  void send_stage(const float* x, std::int64_t n, std::int64_t to, int tag) const {
+    with(pp_, [&](auto& g) { g.send(x, n, static_cast<int>(to), tag); });
+  }
+  void recv_stage(float* x, std::int64_t n, std::int64_t from, int tag) const {
+    with(pp_, [&](auto& g) { g.recv(x, n, static_cast<int>(from), tag); });
+  }
+  void wait_stage_sends() const {
+    with(pp_, [&](auto& g) { g.wait_sends(); });
+  }
+  // Over the pipeline group: a figure only one stage has (the loss, on the last).
+  [[nodiscard]] double pp_sum(double x) const {
+    with(pp_, [&](auto& g) { g.allreduce_sum(&x, 1); });
+    return x;
+  }
+  // Over the model-parallel group (tp x pp): the parts of the global gradient norm.
+  [[nodiscard]] double mp_sum(double x) const {
+    with(mp_, [&](auto& g) { g.allreduce_sum(&x, 1); });
+    return x;
+  }
+  // Over the embedding group (the first and last stage, where a tied embedding has its copies).
+  void embedding_sum(float* x, std::int64_t n) const {
+    with(embedding_, [&](auto& g) {
+      if (g.member() && g.size() > 1) g.allreduce_sum(x, n);
+    });
+  }
+
+  // Over this rank's data-parallel group: the gradients, and a figure each replica measured.
+  void dp_sum(float* x, std::int64_t n) const {
+    with(dp_, [&](auto& g) { g.allreduce_sum(x, n); });
+  }
+  [[nodiscard]] double dp_sum(double x) const {
+    with(dp_, [&](auto& g) { g.allreduce_sum(&x, 1); });
+    return x;
+  }
+
+  // A figure from every rank of the world, in rank order (every rank gets them all).
+  [[nodiscard]] std::vector<double> gather(double x) const {
+    std::vector<double> all(static_cast<std::size_t>(world()), x);
+#ifdef TRAINPERF_WITH_MPI
+    if (world() > 1 && MPI_Allgather(&x, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, MPI_COMM_WORLD) != MPI_SUCCESS)
+      throw std::runtime_error("train_llama: MPI_Allgather over the world failed on rank " +
+                               std::to_string(coords_.rank));
+#endif
+    return all;
+  }
+
+ private:
+#ifdef TRAINPERF_WITH_MPI
+  using group_ptr = std::unique_ptr<trainperf::comm::mpi_group>;
+#else
+  struct no_group {};
+  using group_ptr = std::unique_ptr<no_group>;  // always empty
+#endif
+  // f(group) when this process has the group (a world of one has none).
+  template <class F>
+  static void with(const group_ptr& g, F&& f) {
+#ifdef TRAINPERF_WITH_MPI
+    if (g) f(*g);
+#else
+    (void)g, (void)f;
+#endif
+  }
+
+  trainperf::layout layout_;
+  trainperf::rank_coords coords_;
+  std::int64_t vpp_ = 1;
+  group_ptr tp_, pp_, mp_, embedding_, dp_;
+};
+
+}  // namespace train_llama
