@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -33,14 +34,35 @@ namespace tp = trainperf;
 // trainperf's CPU kernels on the host model (fp32; this rank's shard under tensor parallelism).
 class cpu_engine final : public engine {
  public:
-  // pp > 1: the stage runs `schedule` over gas micro-batches (pipeline.hpp).
-  cpu_engine(llama& m, i64 B, i64 T, const parallel_runtime& rt, trainperf::pipeline_schedule schedule, i64 gas)
+  // pp > 1: the stage runs `schedule` over gas micro-batches (pipeline.hpp). zero1 with dp > 1:
+  // the distributed optimizer (ZeRO stage 1): this rank keeps the AdamW states of its part of
+  // the flat buffer only (trainperf::zero_shard), updates that part and gathers the others.
+  cpu_engine(llama& m, i64 B, i64 T, const parallel_runtime& rt, trainperf::pipeline_schedule schedule, i64 gas,
+             bool zero1)
       : m_(m), rt_(rt) {
     m_.group = rt.tensor();
     if (rt.pp() > 1)
       pipe_ = std::make_unique<pipeline>(m, B, T, rt, schedule, gas);
     else
       act_ = m.make_activations(B, T);
+    if (zero1 && rt.dp() > 1) {
+      for (i64 r = 0; r < rt.dp(); ++r) {
+        const tp::flat_shard z = tp::zero_shard(m.total, rt.dp(), r);
+        const i64 begin = std::min(z.begin, m.total), count = z.end - z.padding - begin;
+        if (m.total > std::numeric_limits<int>::max())
+          throw tp::config_error("zero", fmt::format("{} parameters on one rank are more than one MPI message "
+                                                     "holds; use more model parallelism with --zero 1",
+                                                     m.total));
+        counts_.push_back(static_cast<int>(count)), displacements_.push_back(static_cast<int>(begin));
+      }
+      mine_ = {
+          displacements_[static_cast<std::size_t>(rt.coords().dp)],
+          displacements_[static_cast<std::size_t>(rt.coords().dp)] + counts_[static_cast<std::size_t>(rt.coords().dp)]};
+      m.adam_m.assign(static_cast<std::size_t>(mine_.size()), 0.0f);  // the states of this part only
+      m.adam_v.assign(m.adam_m.size(), 0.0f);
+    } else {
+      mine_ = {0, m.total};
+    }
   }
   std::string name() const override {
     return fmt::format("CPU {} process{} x {} threads", rt_.world(), rt_.world() > 1 ? "es" : "",
@@ -64,29 +86,41 @@ class cpu_engine final : public engine {
     if (!pipe_) return engine::train_step(batches, micro_batches, loss_scale, tokens_per_micro_batch);
     return static_cast<float>(rt_.pp_sum(pipe_->train(batches, loss_scale)));  // the loss is the last stage's
   }
-  // Gradients summed over the data-parallel group, and a tied embedding's two copies (first and
-  // last stage) over the embedding group, as Megatron-LM keeps them equal.
+  // The norms' weight gradients summed over the tensor group under sequence parallelism; a tied
+  // embedding's two copies (first and last stage) summed over the embedding group, as
+  // Megatron-LM keeps them equal; then the gradients summed over the data-parallel group (under
+  // ZeRO-1, reduce-scattered: this rank's part only).
   void allreduce_grads() override {
-    rt_.dp_sum(m_.grads.data(), m_.total);
+    m_.reduce_norm_grads();  // sequence parallelism: each tensor rank's rows' share
     if (m_.emb >= 0 && m_.spec.tied_embeddings) rt_.embedding_sum(m_.g(m_.emb), m_.V_rows * m_.C);
+    if (zero1())
+      rt_.dp_reduce_scatter(m_.grads.data(), counts_, displacements_);
+    else
+      rt_.dp_sum(m_.grads.data(), m_.total);
   }
   float clip_and_update(float clip, const adamw_step& c, i64 step) override {
     namespace k = tp::kernels::cpu;
     const k::adamw_config cfg{
         .lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.weight_decay};
-    if (rt_.tp() * rt_.pp() == 1)
+    if (rt_.tp() * rt_.pp() == 1 && !zero1())
       return k::clip_and_adamw(m_.params.data(), m_.grads.data(), m_.adam_m.data(), m_.adam_v.data(), m_.total, clip,
                                cfg, step);
-    // The global norm over the model-parallel group: every part's squares once. The norm weights
-    // every tensor rank holds count on tensor rank 0 only; a tied embedding's copy on the last
-    // stage does not count (the first stage's does).
-    double squares = k::sum_of_squares(m_.grads.data(), m_.total);
-    const auto uncount = [&](i64 o, i64 n) { squares -= k::sum_of_squares(m_.g(o), n); };
+    // The global norm over every rank that holds a part of the gradients (this rank's part of
+    // the buffer under ZeRO-1, all of it otherwise), each element once: the norm weights every
+    // tensor rank holds count on tensor rank 0 only; a tied embedding's copy on the last stage
+    // does not count (the first stage's does).
+    const i64 b = mine_.begin, e = mine_.end;
+    double squares = k::sum_of_squares(m_.g(b), e - b);
+    const auto uncount = [&](i64 o, i64 n) {
+      const i64 lo = std::max(o, b), hi = std::min(o + n, e);
+      if (lo < hi) squares -= k::sum_of_squares(m_.g(lo), hi - lo);
+    };
     if (m_.tp_rank != 0) m_.for_each_replicated(uncount);
     m_.for_each_pipeline_copy(uncount);
-    const float norm = static_cast<float>(std::sqrt(std::max(0.0, rt_.mp_sum(squares))));
-    k::clipped_adamw(m_.params.data(), m_.grads.data(), m_.adam_m.data(), m_.adam_v.data(), m_.total, norm, clip, cfg,
-                     step);
+    squares = zero1() ? rt_.world_sum(squares) : rt_.mp_sum(squares);
+    const float norm = static_cast<float>(std::sqrt(std::max(0.0, squares)));
+    k::clipped_adamw(m_.p(b), m_.g(b), m_.adam_m.data(), m_.adam_v.data(), e - b, norm, clip, cfg, step);
+    if (zero1()) rt_.dp_allgather(m_.params.data(), counts_, displacements_);
     return norm;
   }
   void to_host(llama_params&) override {}  // the host model is the model
@@ -106,6 +140,10 @@ class cpu_engine final : public engine {
   const parallel_runtime& rt_;
   llama::activations act_;          // one stage: the whole model's
   std::unique_ptr<pipeline> pipe_;  // pipeline stages
+  // ZeRO-1: each dp rank's part of the flat buffer; this rank's [begin, end) (all of it without).
+  std::vector<int> counts_, displacements_;
+  tp::index_range mine_;
+  [[nodiscard]] bool zero1() const { return !counts_.empty(); }
 };
 
 }  // namespace train_llama

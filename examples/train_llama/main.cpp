@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cinttypes>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -39,6 +41,7 @@
 #include "model.hpp"
 #include "parallel.hpp"
 #include "progress.hpp"
+#include "sharded_checkpoint.hpp"
 
 namespace tp = trainperf;
 using tp::cli::args;
@@ -67,7 +70,11 @@ std::vector<flag> trainer_flags() {
            {"vpp", "N", "model chunks per pipeline stage (default 1; > 1: the interleaved schedule)"},
            {"schedule", "gpipe|1f1b|interleaved",
             "pipeline schedule (default 1f1b, interleaved with --vpp > 1); --gas is the micro-batch count"},
+           {"sp", "", "sequence parallelism with --tp (Megatron-LM's): norms and residuals on 1/tp of the tokens"},
            {"dp", "N", "data-parallel replicas (default: the MPI world / (tp x pp))"},
+           {"zero", "0|1",
+            "1: the distributed optimizer (ZeRO stage 1): AdamW states sharded over the data-parallel ranks, "
+            "gradients reduce-scattered, weights all-gathered (default 0)"},
            {"steps", "N", "optimizer steps (default 300)"},
            {"lr", "X", "peak learning rate (default 3e-3)"},
            {"warmup", "N", "warm-up steps (default 10)"},
@@ -163,10 +170,14 @@ int run(const args& a) {
   static constexpr std::string_view schedules[] = {"gpipe", "1f1b", "interleaved"};
   const i64 vpp = a.get_int("vpp").value_or(1);
   const std::string schedule = a.get_choice("schedule", schedules).value_or(vpp > 1 ? "interleaved" : "1f1b");
+  static constexpr std::string_view zero_stages[] = {"0", "1"};
+  const bool zero1 = a.get_choice("zero", zero_stages).value_or("0") == "1";
   const tp::parallel_config pc{.tp = a.get_int("tp").value_or(1),
                                .pp = a.get_int("pp").value_or(1),
                                .dp = a.get_int("dp").value_or(0),
-                               .vpp = vpp};
+                               .vpp = vpp,
+                               .sequence_parallel = a.has("sp"),
+                               .zero_stage = zero1 ? 1 : 0};
   if (pc.tp < 1 || pc.pp < 1 || pc.vpp < 1 || pc.dp < 0)
     throw usage_error(
         fmt::format("--tp {} / --pp {} / --vpp {} / --dp {}: give positive counts", pc.tp, pc.pp, pc.vpp, pc.dp));
@@ -190,11 +201,10 @@ int run(const args& a) {
     throw tp::config_error(pc.tp > 1 ? "tp" : "pp",
                            "tensor and pipeline parallelism run on the CPU engine only so "
                            "far; use --device cpu, or --tp 1 --pp 1");
-  if (model_parallel > 1 && (a.has("checkpoint") || a.has("resume")))
-    throw tp::config_error(pc.tp > 1 ? "tp" : "pp",
-                           fmt::format("checkpoints of tensor- or pipeline-parallel runs are not written or read yet; "
-                                       "drop --checkpoint/--resume or train with --tp 1 --pp 1 (--tp {} --pp {} given)",
-                                       pc.tp, pc.pp));
+  if (zero1 && dp > 1 && (a.has("checkpoint") || a.has("resume")))
+    throw tp::config_error("zero",
+                           "checkpoints of sharded optimizer states (--zero 1) are not written or read yet; "
+                           "drop --checkpoint/--resume or train with --zero 0");
 
   // Outputs: a run that cannot write its checkpoint or log says so now, not after training.
   if (ckpt) trainperf::io::check_output_path(*ckpt, "checkpoint", /*renamed_into_place=*/true);
@@ -212,7 +222,7 @@ int run(const args& a) {
   // allocates; the measured figure adds the CUDA context and the allocator.
   const tp::flops_count fl =
       tp::count_flops(spec, {.convention = tp::flops_convention::megatron, .seq = T, .causal = true});
-  const tp::memory_estimate mem = tp::estimate_memory(spec, {.tp = pc.tp, .pp = pc.pp, .vpp = pc.vpp}, model_parallel,
+  const tp::memory_estimate mem = tp::estimate_memory(spec, pc, world,
                                                       {.lbs = lbs,
                                                        .seq = T,
                                                        .micro_batches = gas,
@@ -295,6 +305,7 @@ int run(const args& a) {
   for (const auto& c : tp::partition_layers(spec.layers, pc.split()))
     if (c.stage == rt.coords().pp) chunks.push_back(c);
   train_llama::llama m(spec, {.tp = pc.tp, .tp_rank = rt.coords().tp, .chunks = chunks});
+  m.sequence_parallel = pc.sequence_parallel;
   m.misplace_down_projection = std::getenv("TRAIN_LLAMA_TEST_MISPLACE_SHARD") != nullptr;
   m.init(seed);
   m.profile = a.has("profile");
@@ -303,7 +314,7 @@ int run(const args& a) {
   i64 start = 0;
   if (resume) {
     say.phase("reading and verifying checkpoint " + *resume, false);
-    start = train_llama::load_checkpoint(*resume, m, seed);
+    start = train_llama::load_any_checkpoint(*resume, m, seed);
     if (start >= steps)  // no step would run, and the checkpoint written at the end would go back in time
       throw tp::config_error("steps", fmt::format("--resume {} is at step {}, and --steps {} asks for no more; give "
                                                   "--steps above {} to continue",
@@ -311,7 +322,7 @@ int run(const args& a) {
   }
   std::unique_ptr<train_llama::engine> eng;
   if (cpu)
-    eng = std::make_unique<cpu_engine>(m, lbs, T, rt, kind, gas);
+    eng = std::make_unique<cpu_engine>(m, lbs, T, rt, kind, gas, zero1);
   else
     eng = train_llama::make_cuda_engine(m, lbs, T, world, gemm);
   if (!peak_flag && cpu) say.phase("measuring this machine's fp32 GEMM peak for MFU");
@@ -346,9 +357,24 @@ int run(const args& a) {
                    .peak_flops = peak,
                    .devices = world,
                    .warmup_steps = timing_warmup});
+  // One file from rank 0 (a data-parallel run's replicas are equal), or each tensor rank and
+  // stage its shard and rank 0 the manifest (sharded_checkpoint.hpp).
+  const auto write_checkpoint = [&](i64 step) {
+    say.phase("writing checkpoint " + *ckpt, false);
+    eng->to_host(m);
+    if (model_parallel > 1)
+      train_llama::save_sharded_checkpoint(*ckpt, m, rt, step, seed);
+    else if (lead)
+      train_llama::save_checkpoint(*ckpt, m, step, seed);
+  };
   float loss = 0, first_loss = -1;
   const auto t_start = clk::now();
   say.start_training(start, steps, min_step_s);
+  // Tests only: TRAIN_LLAMA_TEST_KILL="rank:step" kills that rank (SIGKILL) in the middle of
+  // that step, after its forward and backward and before the gradient reduction.
+  i64 kill_rank = -1, kill_step = -1;
+  if (const char* k = std::getenv("TRAIN_LLAMA_TEST_KILL"))
+    if (std::sscanf(k, "%" SCNd64 ":%" SCNd64, &kill_rank, &kill_step) != 2) kill_rank = -1;
   for (i64 s = start; s < steps; ++s) {
     say.phase(fmt::format("step {}/{}", s + 1, steps), false);
     const auto t0 = clk::now();
@@ -360,6 +386,7 @@ int run(const args& a) {
                          fill_batch(tokens, targets, train, seed, r.first, lbs, T);
                        },
                        gas, share, lbs * T);
+    if (rank == kill_rank && s + 1 == kill_step) std::raise(SIGKILL);
     eng->allreduce_grads();
     if (dp > 1) loss = static_cast<float>(rt.dp_sum(static_cast<double>(loss)));
     const auto t_opt = clk::now();
@@ -391,18 +418,10 @@ int run(const args& a) {
       say.phase("evaluating the held-out loss", false);
       say.line(fmt::format("  held-out loss {:.4f}", evaluate()));
     }
-    if (lead && ckpt && ckpt_every > 0 && (s + 1) % ckpt_every == 0) {
-      say.phase("writing checkpoint " + *ckpt, false);
-      eng->to_host(m);
-      train_llama::save_checkpoint(*ckpt, m, s + 1, seed);
-    }
+    if (ckpt && ckpt_every > 0 && (s + 1) % ckpt_every == 0) write_checkpoint(s + 1);
   }
   if (log != nullptr) std::fclose(log);
-  if (lead && ckpt) {
-    say.phase("writing checkpoint " + *ckpt, false);
-    eng->to_host(m);
-    train_llama::save_checkpoint(*ckpt, m, steps, seed);
-  }
+  if (ckpt) write_checkpoint(steps);
   say.phase("evaluating the held-out loss", false);
   const double eval_loss = evaluate();
   const double wall = std::chrono::duration<double>(clk::now() - t_start).count();

@@ -59,6 +59,12 @@ class parallel_runtime final : public tensor_group {
   void max(float* x, std::int64_t n) const override {
     with(tp_, [&](auto& g) { g.allreduce_max(x, n); });
   }
+  void reduce_scatter(const float* whole, float* part, std::int64_t n) const override {
+    with(tp_, [&](auto& g) { g.reduce_scatter_block_sum(whole, part, n); });
+  }
+  void allgather(const float* part, float* whole, std::int64_t n) const override {
+    with(tp_, [&](auto& g) { g.allgather_block(part, whole, n); });
+  }
 
   // Pipeline hand-offs to the stage `to` / from the stage `from` of this rank's pipeline group.
   void send_stage(const float* x, std::int64_t n, std::int64_t to, int tag) const {
@@ -94,6 +100,27 @@ class parallel_runtime final : public tensor_group {
   [[nodiscard]] double dp_sum(double x) const {
     with(dp_, [&](auto& g) { g.allreduce_sum(&x, 1); });
     return x;
+  }
+
+  // ZeRO-1 over this rank's data-parallel group: part r of the flat buffer (counts[r] elements
+  // from displacements[r]) belongs to dp rank r; reduce_scatter leaves the group's sum of this
+  // rank's part, allgather hands every rank every part.
+  void dp_reduce_scatter(float* x, const std::vector<int>& counts, const std::vector<int>& displacements) const {
+    with(dp_, [&](auto& g) { g.reduce_scatter_sum(x, counts, displacements); });
+  }
+  void dp_allgather(float* x, const std::vector<int>& counts, const std::vector<int>& displacements) const {
+    with(dp_, [&](auto& g) { g.allgather(x, counts, displacements); });
+  }
+  // Over the model-parallel and the data-parallel group, i.e. the world (no context parallelism).
+  [[nodiscard]] double world_sum(double x) const { return dp_sum(mp_sum(x)); }
+
+  // Every rank of the world waits until all have come here.
+  void barrier() const {
+#ifdef TRAINPERF_WITH_MPI
+    if (world() > 1 && MPI_Barrier(MPI_COMM_WORLD) != MPI_SUCCESS)
+      throw std::runtime_error("train_llama: MPI_Barrier over the world failed on rank " +
+                               std::to_string(coords_.rank));
+#endif
   }
 
   // A figure from every rank of the world, in rank order (every rank gets them all).

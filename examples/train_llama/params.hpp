@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -112,14 +113,29 @@ struct llama_params {
   float* g(i64 o) { return grads.data() + o; }
 
   // N(0, 0.02) weights, output projections scaled by 1/sqrt(2L) (GPT-2), norms at 1; drawn for
-  // the whole model in one order, so that every tensor-parallel shard holds its slice of the
-  // same weights as the single-process run.
+  // the whole model in one order (the whole model's flat layout), of which each rank keeps the
+  // draws of its own elements: every shard holds its slice of the single-process run's weights,
+  // and no rank materializes the whole model.
   void init(std::uint64_t seed) {
-    if (tp == 1 && static_cast<i64>(layers.size()) == L) return init_whole(params, *this, seed);
     const llama_params whole(spec, {}, /*allocate=*/false);
-    std::vector<float> all(static_cast<std::size_t>(whole.total));
-    init_whole(all, whole, seed);
-    for_each_run(whole, [&](i64 mine, i64 theirs, i64 n) { std::copy_n(all.data() + theirs, n, p(mine)); });
+    std::vector<std::array<i64, 3>> runs;  // (offset in whole, offset here, count), in whole order
+    for_each_run(whole, [&](i64 mine, i64 theirs, i64 n) { runs.push_back({theirs, mine, n}); });
+    std::sort(runs.begin(), runs.end());
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 0.02f);
+    i64 at = 0;
+    for (const auto& [theirs, mine, n] : runs) {
+      for (; at < theirs; ++at) (void)normal(rng);  // another rank's element
+      for (i64 i = 0; i < n; ++i, ++at) params[static_cast<std::size_t>(mine + i)] = normal(rng);
+    }
+    const float residual = 1.0f / std::sqrt(2.0f * static_cast<float>(L));
+    for (const auto& l : layers) {
+      std::fill_n(p(l.attn_norm), C, 1.0f);
+      std::fill_n(p(l.mlp_norm), C, 1.0f);
+      for (i64 i = 0; i < C * Q; ++i) p(l.wo)[i] *= residual;
+      for (i64 i = 0; i < C * F; ++i) p(l.wdown)[i] *= residual;
+    }
+    if (has_output) std::fill_n(p(final_norm), C, 1.0f);
   }
 
   // Every run of consecutive elements this shard shares with the whole model, laid out as
@@ -158,22 +174,6 @@ struct llama_params {
   template <class Fn>
   void for_each_pipeline_copy(Fn&& f) const {
     if (emb >= 0 && !has_embedding) f(emb, V_rows * C);
-  }
-
- private:
-  static void init_whole(std::vector<float>& w, const llama_params& m, std::uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 0.02f);
-    for (auto& x : w) x = normal(rng);
-    const float residual = 1.0f / std::sqrt(2.0f * static_cast<float>(m.L));
-    const auto at = [&](i64 o) { return w.data() + o; };
-    for (const auto& l : m.layers) {
-      std::fill_n(at(l.attn_norm), m.C, 1.0f);
-      std::fill_n(at(l.mlp_norm), m.C, 1.0f);
-      for (i64 i = 0; i < m.C * m.Q; ++i) at(l.wo)[i] *= residual;
-      for (i64 i = 0; i < m.C * m.F; ++i) at(l.wdown)[i] *= residual;
-    }
-    std::fill_n(at(m.final_norm), m.C, 1.0f);
   }
 };
 

@@ -2423,6 +2423,7 @@ inline void experts_are_not_divisible_by_ep() {}
 inline void expert_parallelism_on_a_dense_model() {}
 inline void sequence_is_not_divisible_by_2_cp() {}
 inline void sequence_parallel_needs_tp_above_1() {}
+inline void sequence_is_not_divisible_by_tp_with_sequence_parallelism() {}
 inline void zero_stage_is_not_0_to_3() {}
 inline void distributed_optimizer_with_zero_stage() {}
 inline void shard_group_does_not_divide_dp() {}
@@ -2603,6 +2604,15 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
         "sequence parallelism splits activations across tensor-parallel ranks; with tp 1 "
         "there are none: turn it off or set tp > 1");
   });
+  // Megatron-LM scatters each context-parallel rank's seq / cp tokens over the tp ranks
+  // (tensor_parallel/mappings.py: the first dimension must divide by the tp size).
+  if (ctx.seq > 0 && c.sequence_parallel && c.tp > 1)
+    r.check(ctx.seq % (c.cp * c.tp) == 0, reason::sequence_is_not_divisible_by_tp_with_sequence_parallelism, "seq",
+            [&] {
+              return "sequence " + str(ctx.seq) + " is not divisible by cp " + str(c.cp) + " x tp " + str(c.tp) +
+                     ", and sequence parallelism gives each tensor-parallel rank an equal part of it: " +
+                     detail::nearest_multiples(ctx.seq, c.cp * c.tp);
+            });
   r.check(c.zero_stage >= 0 && c.zero_stage <= 3, reason::zero_stage_is_not_0_to_3, "zero_stage",
           [&] { return "ZeRO stage " + str(c.zero_stage) + " does not exist; use 0, 1, 2 or 3"; });
   r.check(!c.distributed_optimizer || c.zero_stage == 0, reason::distributed_optimizer_with_zero_stage,

@@ -51,6 +51,35 @@ class mpi_group {
   [[nodiscard]] int size() const { return size_; }
   [[nodiscard]] int rank() const { return rank_; }
 
+  // Sequence parallelism's collectives over equal parts of n elements, part r on group rank r:
+  // reduce_scatter_block_sum puts the group's sum of this rank's part of `whole` (size x n) in
+  // `part`; allgather_block puts every rank's `part` into `whole` in rank order.
+  void reduce_scatter_block_sum(const float* whole, float* part, std::int64_t n) const {
+    check_count(n, "MPI_Reduce_scatter_block");
+    check(MPI_Reduce_scatter_block(whole, part, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_),
+          "MPI_Reduce_scatter_block");
+  }
+  void allgather_block(const float* part, float* whole, std::int64_t n) const {
+    check_count(n, "MPI_Allgather");
+    check(MPI_Allgather(part, static_cast<int>(n), MPI_FLOAT, whole, static_cast<int>(n), MPI_FLOAT, comm_),
+          "MPI_Allgather");
+  }
+
+  // ZeRO's collectives over a flat buffer cut into consecutive parts, part r (counts[r] elements
+  // from displacements[r]) owned by group rank r: reduce_scatter_sum leaves the group's sum of
+  // this rank's part in place (the rest of `data` is left as it was); allgather fills every
+  // other rank's part from its owner.
+  void reduce_scatter_sum(float* data, const std::vector<int>& counts, const std::vector<int>& displacements) const {
+    std::vector<float> mine(static_cast<std::size_t>(counts[static_cast<std::size_t>(rank_)]));
+    check(MPI_Reduce_scatter(data, mine.data(), counts.data(), MPI_FLOAT, MPI_SUM, comm_), "MPI_Reduce_scatter");
+    std::copy(mine.begin(), mine.end(), data + displacements[static_cast<std::size_t>(rank_)]);
+  }
+  void allgather(float* data, const std::vector<int>& counts, const std::vector<int>& displacements) const {
+    check(
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displacements.data(), MPI_FLOAT, comm_),
+        "MPI_Allgatherv");
+  }
+
   // Point to point inside the group (pipeline hand-offs), by group rank. send copies the data
   // and returns at once (MPI_Isend), so that two neighbours sending to each other cannot wait on
   // each other; wait_sends completes them all. recv blocks until the message with this tag from
@@ -88,7 +117,9 @@ class mpi_group {
   }
 
  private:
-  static constexpr std::int64_t chunk = std::int64_t{1} << 30;  // MPI counts are int
+  // All-reduces go in pieces of at most 2^24 elements (64 MiB of fp32): MPI counts are int, and
+  // Open MPI's ring all-reduce allocates temporary buffers as large as the message.
+  static constexpr std::int64_t chunk = std::int64_t{1} << 24;
   template <class T>
   void allreduce(T* data, std::int64_t n, MPI_Datatype type, MPI_Op op, const char* what) const {
     for (std::int64_t at = 0; at < n; at += chunk) {

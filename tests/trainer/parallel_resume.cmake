@@ -1,0 +1,50 @@
+# Checkpoints of a TP2 x PP2 run: resumed on the same layout they reproduce the uninterrupted run
+# bit for bit; resumed on one process (TP1 PP1) they follow the single-process run; a single-
+# process checkpoint resumed on TP2 x PP2 follows it too (resharding through trainperf's
+# partitioners both ways; tolerance 1e-5 as in parallel_equivalence.cmake). A newer checkpoint
+# leaves no shard files of the older one behind. Skipped, visibly, when MPI is absent.
+if(NOT MPIEXEC)
+  message("SKIPPED: MPI not found (install libopenmpi-dev and openmpi-bin to run the parallel tests)")
+  return()
+endif()
+set(ENV{OMPI_ALLOW_RUN_AS_ROOT} 1)
+set(ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} 1)
+set(common --seq 32 --threads 1 --corpus-bytes 200000 --eval-every 1000 --log-every 100 --peak-flops 1e11 --lbs 2
+           --gas 4)
+set(layout ${MPIEXEC} -n 4 --oversubscribe ${EXE} --tp 2 --pp 2)
+set(d ${WORK}/parallel_resume)
+file(REMOVE_RECURSE ${d})
+file(MAKE_DIRECTORY ${d})
+function(run what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${what} failed (${rc}):\n${out}")
+  endif()
+endfunction()
+function(compare what a b tolerance)
+  execute_process(COMMAND ${PYTHON} ${CMAKE_CURRENT_LIST_DIR}/compare_losses.py ${a} ${b} ${tolerance} resumed
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  message("${what}:\n${out}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${what}: the losses differ")
+  endif()
+endfunction()
+
+run("single process, 10 steps" ${EXE} ${common} --steps 10 --log ${d}/single.log)
+run("TP2 x PP2, 10 steps" ${layout} ${common} --steps 10 --log ${d}/layout.log)
+run("TP2 x PP2, 5 steps with checkpoints every 2" ${layout} ${common} --steps 5 --checkpoint ${d}/ck
+    --checkpoint-every 2)
+file(GLOB shards ${d}/ck.step*)
+list(LENGTH shards n)
+if(NOT n EQUAL 4)
+  message(FATAL_ERROR "after checkpoints at steps 2, 4 and 5, 4 shard files (step 5's) should remain: ${shards}")
+endif()
+run("TP2 x PP2 resumed" ${layout} ${common} --steps 10 --resume ${d}/ck --log ${d}/layout_resumed.log)
+compare("TP2 x PP2 resumed on its own layout, bit for bit" ${d}/layout.log ${d}/layout_resumed.log 0)
+run("TP2 x PP2's checkpoint resumed on one process" ${EXE} ${common} --steps 10 --resume ${d}/ck
+    --log ${d}/resharded_to_one.log)
+compare("TP2 x PP2 -> TP1 PP1" ${d}/single.log ${d}/resharded_to_one.log 1e-5)
+run("single process, 5 steps" ${EXE} ${common} --steps 5 --checkpoint ${d}/single.ck)
+run("its checkpoint resumed on TP2 x PP2" ${layout} ${common} --steps 10 --resume ${d}/single.ck
+    --log ${d}/resharded_to_layout.log)
+compare("TP1 PP1 -> TP2 x PP2" ${d}/single.log ${d}/resharded_to_layout.log 1e-5)
