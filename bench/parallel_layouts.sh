@@ -3,8 +3,8 @@
 # training adds to each rank's peak RSS beside trainperf's memory model of that rank's stage, and
 # the step time (fastest and median after 2 warm-up steps), all runs in one script one after
 # the other, the same global batch (lbs x gas sequences). One thread per rank: TP1 runs 1
-# process, DP2, TP2 and PP2 2, TP2 x PP2 4 (oversubscribed on a 2-core machine: its step time
-# is not comparable, its memory is).
+# process, DP2 (also with ZeRO-1), TP2 (also with SP) and PP2 2, TP2 x PP2 4 (oversubscribed on
+# a 2-core machine: its step time is not comparable, its memory is).
 #   bench/parallel_layouts.sh [build-dir] [seq] [lbs] [gas] [steps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,8 @@ run() {  # name processes lbs flags...
 }
 run TP1 1 "$lbs"
 run DP2 2 $((lbs / 2)) --dp 2
+run DP2-ZeRO1 2 $((lbs / 2)) --dp 2 --zero 1
 run TP2 2 "$lbs" --tp 2
+run TP2-SP 2 "$lbs" --tp 2 --sp
 run PP2 2 "$lbs" --pp 2
 run TP2xPP2 4 "$lbs" --tp 2 --pp 2

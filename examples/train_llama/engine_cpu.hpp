@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -45,19 +44,11 @@ class cpu_engine final : public engine {
       pipe_ = std::make_unique<pipeline>(m, B, T, rt, schedule, gas);
     else
       act_ = m.make_activations(B, T);
-    if (zero1 && rt.dp() > 1) {
-      for (i64 r = 0; r < rt.dp(); ++r) {
-        const tp::flat_shard z = tp::zero_shard(m.total, rt.dp(), r);
-        const i64 begin = std::min(z.begin, m.total), count = z.end - z.padding - begin;
-        if (m.total > std::numeric_limits<int>::max())
-          throw tp::config_error("zero", fmt::format("{} parameters on one rank are more than one MPI message "
-                                                     "holds; use more model parallelism with --zero 1",
-                                                     m.total));
-        counts_.push_back(static_cast<int>(count)), displacements_.push_back(static_cast<int>(begin));
-      }
-      mine_ = {
-          displacements_[static_cast<std::size_t>(rt.coords().dp)],
-          displacements_[static_cast<std::size_t>(rt.coords().dp)] + counts_[static_cast<std::size_t>(rt.coords().dp)]};
+    if (zero1 && rt.dp() > 1) {  // the model was built without optimizer states (model_part)
+      for (i64 r = 0; r < rt.dp(); ++r) bounds_.push_back(std::min(tp::zero_shard(m.total, rt.dp(), r).begin, m.total));
+      bounds_.push_back(m.total);
+      mine_ = {bounds_[static_cast<std::size_t>(rt.coords().dp)],
+               bounds_[static_cast<std::size_t>(rt.coords().dp) + 1]};
       m.adam_m.assign(static_cast<std::size_t>(mine_.size()), 0.0f);  // the states of this part only
       m.adam_v.assign(m.adam_m.size(), 0.0f);
     } else {
@@ -94,7 +85,7 @@ class cpu_engine final : public engine {
     m_.reduce_norm_grads();  // sequence parallelism: each tensor rank's rows' share
     if (m_.emb >= 0 && m_.spec.tied_embeddings) rt_.embedding_sum(m_.g(m_.emb), m_.V_rows * m_.C);
     if (zero1())
-      rt_.dp_reduce_scatter(m_.grads.data(), counts_, displacements_);
+      rt_.dp_reduce_scatter(m_.grads.data(), bounds_);
     else
       rt_.dp_sum(m_.grads.data(), m_.total);
   }
@@ -120,7 +111,7 @@ class cpu_engine final : public engine {
     squares = zero1() ? rt_.world_sum(squares) : rt_.mp_sum(squares);
     const float norm = static_cast<float>(std::sqrt(std::max(0.0, squares)));
     k::clipped_adamw(m_.p(b), m_.g(b), m_.adam_m.data(), m_.adam_v.data(), e - b, norm, clip, cfg, step);
-    if (zero1()) rt_.dp_allgather(m_.params.data(), counts_, displacements_);
+    if (zero1()) rt_.dp_allgather(m_.params.data(), bounds_);
     return norm;
   }
   void to_host(llama_params&) override {}  // the host model is the model
@@ -140,10 +131,11 @@ class cpu_engine final : public engine {
   const parallel_runtime& rt_;
   llama::activations act_;          // one stage: the whole model's
   std::unique_ptr<pipeline> pipe_;  // pipeline stages
-  // ZeRO-1: each dp rank's part of the flat buffer; this rank's [begin, end) (all of it without).
-  std::vector<int> counts_, displacements_;
+  // ZeRO-1: dp rank r's part of the flat buffer is [bounds_[r], bounds_[r + 1]); this rank's
+  // part (all of it without ZeRO-1).
+  std::vector<i64> bounds_;
   tp::index_range mine_;
-  [[nodiscard]] bool zero1() const { return !counts_.empty(); }
+  [[nodiscard]] bool zero1() const { return !bounds_.empty(); }
 };
 
 }  // namespace train_llama

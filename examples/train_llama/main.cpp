@@ -304,7 +304,10 @@ int run(const args& a) {
   std::vector<tp::stage_layers> chunks;  // this rank's stage's, from trainperf's partitioner
   for (const auto& c : tp::partition_layers(spec.layers, pc.split()))
     if (c.stage == rt.coords().pp) chunks.push_back(c);
-  train_llama::llama m(spec, {.tp = pc.tp, .tp_rank = rt.coords().tp, .chunks = chunks});
+  train_llama::llama m(spec, {.tp = pc.tp,
+                              .tp_rank = rt.coords().tp,
+                              .chunks = chunks,
+                              .optimizer_states = !(zero1 && dp > 1)});  // ZeRO-1: the engine keeps a part
   m.sequence_parallel = pc.sequence_parallel;
   m.misplace_down_projection = std::getenv("TRAIN_LLAMA_TEST_MISPLACE_SHARD") != nullptr;
   m.init(seed);

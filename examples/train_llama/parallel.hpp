@@ -102,14 +102,14 @@ class parallel_runtime final : public tensor_group {
     return x;
   }
 
-  // ZeRO-1 over this rank's data-parallel group: part r of the flat buffer (counts[r] elements
-  // from displacements[r]) belongs to dp rank r; reduce_scatter leaves the group's sum of this
-  // rank's part, allgather hands every rank every part.
-  void dp_reduce_scatter(float* x, const std::vector<int>& counts, const std::vector<int>& displacements) const {
-    with(dp_, [&](auto& g) { g.reduce_scatter_sum(x, counts, displacements); });
+  // ZeRO-1 over this rank's data-parallel group: part r of the flat buffer, [bounds[r],
+  // bounds[r + 1]), belongs to dp rank r; reduce_scatter leaves the group's sum of this rank's
+  // part, allgather hands every rank every part.
+  void dp_reduce_scatter(float* x, const std::vector<std::int64_t>& bounds) const {
+    with(dp_, [&](auto& g) { g.reduce_scatter_sum(x, bounds); });
   }
-  void dp_allgather(float* x, const std::vector<int>& counts, const std::vector<int>& displacements) const {
-    with(dp_, [&](auto& g) { g.allgather(x, counts, displacements); });
+  void dp_allgather(float* x, const std::vector<std::int64_t>& bounds) const {
+    with(dp_, [&](auto& g) { g.allgather(x, bounds); });
   }
   // Over the model-parallel and the data-parallel group, i.e. the world (no context parallelism).
   [[nodiscard]] double world_sum(double x) const { return dp_sum(mp_sum(x)); }

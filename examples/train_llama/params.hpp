@@ -25,6 +25,7 @@ using i64 = std::int64_t;
 struct model_part {
   i64 tp = 1, tp_rank = 0;
   std::vector<trainperf::stage_layers> chunks;
+  bool optimizer_states = true;  // false: AdamW's m and v are left empty (ZeRO-1 keeps a part of them)
 };
 
 struct llama_params {
@@ -105,6 +106,7 @@ struct llama_params {
     if (!allocate) return;
     params.assign(static_cast<std::size_t>(total), 0.0f);
     grads.assign(params.size(), 0.0f);
+    if (!part.optimizer_states) return;
     adam_m.assign(params.size(), 0.0f);
     adam_v.assign(params.size(), 0.0f);
   }
