@@ -13,23 +13,19 @@
 # every layout tested here on this machine (a pipeline alone is bit-identical: a stage runs the
 # same kernels on the same numbers). A misplaced shard is a different function: 9e-4 at the
 # first step. 1e-5 sits 15 times above the first and 90 times below the second.
-# Skipped, visibly, when MPI is absent (CTest matches "SKIPPED:").
+include(${CMAKE_CURRENT_LIST_DIR}/mpi_test_setup.cmake)
 if(NOT MPIEXEC)
-  message("SKIPPED: MPI not found (install libopenmpi-dev and openmpi-bin to run the parallel tests)")
   return()
 endif()
 separate_arguments(FLAGS)
 separate_arguments(SHARED)
-set(common --steps 10 --seq 32 --threads 1 --corpus-bytes 200000 --eval-every 5 --log-every 100 --peak-flops 1e11
-           ${SHARED})
+set(common ${trainer_flags} --steps 10 --eval-every 5 ${SHARED})
 math(EXPR ref_lbs "${LBS} * ${DP}")
-execute_process(COMMAND ${EXE} ${common} --lbs ${ref_lbs} --log ${WORK}/${NAME}_ref.log RESULT_VARIABLE rc
+execute_process(COMMAND ${EXE} ${common} --lbs ${ref_lbs} --log ${d}/${NAME}_ref.log RESULT_VARIABLE rc
                 OUTPUT_VARIABLE ref_out ERROR_VARIABLE ref_out)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "single-process run (--lbs ${ref_lbs}) failed (${rc}):\n${ref_out}")
 endif()
-set(ENV{OMPI_ALLOW_RUN_AS_ROOT} 1)
-set(ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} 1)
 set(env_flag "")
 if(MISPLACE)
   set(ENV{TRAIN_LLAMA_TEST_MISPLACE_SHARD} 1)
@@ -37,13 +33,13 @@ if(MISPLACE)
 endif()
 string(REPLACE ";" " " shown "${FLAGS}")
 execute_process(COMMAND ${MPIEXEC} -n ${NP} --oversubscribe ${env_flag} ${EXE} ${common} --lbs ${LBS} ${FLAGS}
-                        --log ${WORK}/${NAME}.log
+                        --log ${d}/${NAME}.log
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "mpirun -n ${NP} train_llama ${shown} failed (${rc}):\n${out}")
 endif()
-execute_process(COMMAND ${PYTHON} ${CMAKE_CURRENT_LIST_DIR}/compare_losses.py ${WORK}/${NAME}_ref.log
-                        ${WORK}/${NAME}.log 1e-5
+execute_process(COMMAND ${PYTHON} ${CMAKE_CURRENT_LIST_DIR}/compare_losses.py ${d}/${NAME}_ref.log
+                        ${d}/${NAME}.log 1e-5
                 RESULT_VARIABLE rc OUTPUT_VARIABLE cmp ERROR_VARIABLE cmp)
 message("${cmp}")
 if(MISPLACE AND rc EQUAL 0)

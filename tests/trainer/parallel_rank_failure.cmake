@@ -3,18 +3,12 @@
 # a bounded time (here 120 s; about 2 s on this machine) with a message naming the failed rank
 # (mpirun's), and the last checkpoint (step 4 of checkpoints every 2) survives whole: a run
 # resumes from it. Skipped, visibly, when MPI is absent.
+include(${CMAKE_CURRENT_LIST_DIR}/mpi_test_setup.cmake)
 if(NOT MPIEXEC)
-  message("SKIPPED: MPI not found (install libopenmpi-dev and openmpi-bin to run the parallel tests)")
   return()
 endif()
-set(ENV{OMPI_ALLOW_RUN_AS_ROOT} 1)
-set(ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} 1)
 set(ENV{TRAIN_LLAMA_TEST_KILL} "1:6")
-set(common --seq 32 --threads 1 --corpus-bytes 200000 --eval-every 1000 --log-every 100 --peak-flops 1e11 --lbs 2
-           --gas 4)
-set(d ${WORK}/parallel_rank_failure)
-file(REMOVE_RECURSE ${d})
-file(MAKE_DIRECTORY ${d})
+set(common ${trainer_flags} --eval-every 1000 --lbs 2 --gas 4)
 execute_process(COMMAND ${MPIEXEC} -x TRAIN_LLAMA_TEST_KILL -n 4 --oversubscribe ${EXE} --tp 2 --pp 2 ${common}
                         --steps 10 --checkpoint ${d}/ck --checkpoint-every 2
                 TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)

@@ -3,18 +3,12 @@
 # process checkpoint resumed on TP2 x PP2 follows it too (resharding through trainperf's
 # partitioners both ways; tolerance 1e-5 as in parallel_equivalence.cmake). A newer checkpoint
 # leaves no shard files of the older one behind. Skipped, visibly, when MPI is absent.
+include(${CMAKE_CURRENT_LIST_DIR}/mpi_test_setup.cmake)
 if(NOT MPIEXEC)
-  message("SKIPPED: MPI not found (install libopenmpi-dev and openmpi-bin to run the parallel tests)")
   return()
 endif()
-set(ENV{OMPI_ALLOW_RUN_AS_ROOT} 1)
-set(ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} 1)
-set(common --seq 32 --threads 1 --corpus-bytes 200000 --eval-every 1000 --log-every 100 --peak-flops 1e11 --lbs 2
-           --gas 4)
+set(common ${trainer_flags} --eval-every 1000 --lbs 2 --gas 4)
 set(layout ${MPIEXEC} -n 4 --oversubscribe ${EXE} --tp 2 --pp 2)
-set(d ${WORK}/parallel_resume)
-file(REMOVE_RECURSE ${d})
-file(MAKE_DIRECTORY ${d})
 function(run what)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
   if(NOT rc EQUAL 0)
