@@ -97,7 +97,7 @@ std::vector<flag> trainer_flags() {
            {"peak-flops", "X",
             "device peak for MFU (default: the GPU's dense bf16 peak from trainperf's device "
             "table; on the CPU, measured by a GEMM probe)"},
-           {"log", "FILE", "write every step's loss (exact, hex) to FILE"},
+           {"log", "FILE", "write every step's loss and gradient norm before clipping (exact, hex) to FILE"},
            {"threads", "N", "OpenMP threads (default: all cores)"},
            {"profile", "", "time every kernel family and print the breakdown"},
            {"help", "", "show this help"},
@@ -160,7 +160,7 @@ int run(const args& a) {
                                                 spec.vocab));
   const bool cpu = device == "cpu";
 
-  // The processes (mpirun -np N) laid out by trainperf: tp x dp = the world, checked with the
+  // The processes (mpirun -np N) laid out by trainperf: tp x pp x dp = the world, checked with the
   // model before anything is built.
   int world = 1, rank = 0;
 #ifdef TRAINPERF_WITH_MPI
@@ -184,19 +184,26 @@ int run(const args& a) {
   const i64 model_parallel = pc.tp * pc.pp, needed = model_parallel * std::max<i64>(pc.dp, 1);
   if (model_parallel > world || (pc.dp > 0 && needed != world))  // before the batch algebra divides by them
     throw tp::config_error(model_parallel > world ? "tp" : "dp",
-                           fmt::format("--tp {} x --pp {}{} needs {} processes, and this run has {}; start it with "
-                                       "mpirun -np {}{}",
-                                       pc.tp, pc.pp, pc.dp > 0 ? fmt::format(" x --dp {}", pc.dp) : "", needed, world,
-                                       needed, world == 1 ? " (a train_llama built with MPI)" : ""));
+                           fmt::format("--tp {}{}{} needs {} processes, and this run has {}; start it with mpirun -np "
+                                       "{}{}",
+                                       pc.tp, pc.pp > 1 ? fmt::format(" x --pp {}", pc.pp) : "",
+                                       pc.dp > 0 ? fmt::format(" x --dp {}", pc.dp) : "", needed, world, needed,
+                                       world == 1 ? " (a train_llama built with MPI)" : ""));
   const tp::pipeline_schedule kind = schedule == "gpipe"  ? tp::pipeline_schedule::gpipe
                                      : schedule == "1f1b" ? tp::pipeline_schedule::one_f_one_b
                                                           : tp::pipeline_schedule::interleaved;
-  if (pc.pp > 1) (void)tp::make_schedule(kind, pc.pp, gas, pc.vpp);  // checks --schedule, --vpp and --gas
   const i64 dp = pc.dp_for(world);
   const tp::batch_config batch = tp::solve_batch({.lbs = lbs, .gas = gas, .dp = std::max<i64>(dp, 1), .seq = T});
   const auto violations =
       tp::check_parallel(pc, {.world = world, .model = spec, .seq = T, .gbs = batch.gbs, .lbs = lbs});
   if (!violations.empty()) throw tp::config_error(violations.front().field, violations.front().message);
+  if (pc.pp > 1 && (kind == tp::pipeline_schedule::interleaved) != (pc.vpp > 1))
+    throw tp::config_error("schedule", fmt::format("--schedule {} with --vpp {}: the interleaved schedule runs "
+                                                   "--vpp > 1 model chunks per stage, the others one; change either",
+                                                   schedule, pc.vpp));
+  if (pc.pp > 1) (void)tp::make_schedule(kind, pc.pp, gas, pc.vpp);  // its own rules on --gas
+  if (zero1 && !cpu)
+    throw tp::config_error("zero", "--zero 1 runs on the CPU engine only so far; use --device cpu or --zero 0");
   if (model_parallel > 1 && !cpu)
     throw tp::config_error(pc.tp > 1 ? "tp" : "pp",
                            "tensor and pipeline parallelism run on the CPU engine only so "
@@ -300,7 +307,7 @@ int run(const args& a) {
   // ---- model, engine, peak
   say.phase(fmt::format("building the model and its activations (predicted {})",
                         tp::format_bytes(static_cast<std::int64_t>(mem.max_total()))));
-  const train_llama::parallel_runtime rt(world, rank, pc);
+  const train_llama::parallel_runtime rt(world, rank, pc, spec.tied_embeddings);
   std::vector<tp::stage_layers> chunks;  // this rank's stage's, from trainperf's partitioner
   for (const auto& c : tp::partition_layers(spec.layers, pc.split()))
     if (c.stage == rt.coords().pp) chunks.push_back(c);
@@ -332,7 +339,8 @@ int run(const args& a) {
   auto [peak, peak_source] =
       peak_flag ? std::pair<double, std::string>{*peak_flag, "--peak-flops"} : eng->default_peak();
   // One step's model FLOPs per device at the full peak: a floor on the step time.
-  const double min_step_s = fl.model_per_token() * static_cast<double>(lbs * gas * T) / peak;
+  const double min_step_s =
+      fl.model_per_token() * static_cast<double>(lbs * gas * T) / static_cast<double>(model_parallel) / peak;
   say.line(fmt::format(
       "peak for MFU: {:.3g} FLOP/s ({}){}", peak, peak_source,
       min_step_s >= 1 ? "; one step takes at least " + format_duration(min_step_s) + " at that peak" : std::string()));
@@ -407,7 +415,8 @@ int run(const args& a) {
     say.step_done(s + 1);
     if (first_loss < 0) first_loss = loss;
     if (log != nullptr)
-      std::fprintf(log, "step %lld loss %a\n", static_cast<long long>(s + 1), static_cast<double>(loss));
+      std::fprintf(log, "step %lld loss %a norm %a\n", static_cast<long long>(s + 1), static_cast<double>(loss),
+                   static_cast<double>(norm));
     if ((s + 1) % log_every == 0 || s + 1 == steps) {
       const int width = 30, done = static_cast<int>(width * (s + 1) / steps);
       const auto w = meter.windowed();

@@ -26,16 +26,19 @@ namespace train_llama {
 class parallel_runtime final : public tensor_group {
  public:
   // config: tp, pp, vpp (and dp, derived from the world when 0), already validated against the
-  // world and the model.
-  parallel_runtime(std::int64_t world, std::int64_t rank, const trainperf::parallel_config& config)
+  // world and the model; tied: the model's output layer is its embedding (an embedding group).
+  parallel_runtime(std::int64_t world, std::int64_t rank, const trainperf::parallel_config& config, bool tied)
       : layout_(world, config), coords_(layout_.coords(rank)), vpp_(config.vpp) {
 #ifdef TRAINPERF_WITH_MPI
     using trainperf::comm::mpi_group;
     if (tp() > 1) tp_ = std::make_unique<mpi_group>(layout_, "tp");
     if (pp() > 1) pp_ = std::make_unique<mpi_group>(layout_, "pp");
     if (tp() * pp() > 1) mp_ = std::make_unique<mpi_group>(layout_, "mp");
-    if (pp() > 1) embedding_ = std::make_unique<mpi_group>(layout_, "embedding", MPI_COMM_WORLD, /*optional=*/true);
+    if (pp() > 1 && tied)
+      embedding_ = std::make_unique<mpi_group>(layout_, "embedding", MPI_COMM_WORLD, /*optional=*/true);
     if (dp() > 1) dp_ = std::make_unique<mpi_group>(layout_, "dp");
+#else
+    (void)tied;  // one process: no groups
 #endif
   }
 

@@ -44,13 +44,6 @@ class pipeline {
 
   [[nodiscard]] i64 tokens_per_micro_batch() const { return tokens_; }
 
-  // The most activations of one chunk held at once on this stage (the in-flight micro-batches).
-  [[nodiscard]] std::vector<i64> in_flight() const {
-    std::vector<i64> n;
-    for (const auto& p : pools_) n.push_back(static_cast<i64>(p.size()));
-    return n;
-  }
-
   // Forward and backward of every micro-batch of the step; gradients of loss_scale x each
   // micro-batch's mean loss accumulate into the model's. Returns the sum of the micro-batches'
   // mean losses on the last stage (0 elsewhere).

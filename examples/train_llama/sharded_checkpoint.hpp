@@ -6,12 +6,16 @@
 // (files of a step are named by it; the previous step's are removed after the new manifest).
 // Resuming reads either kind of checkpoint (a single-process file or a manifest) under any
 // layout: the model is put together whole from its parts (trainperf's partitioners say where
-// each part sits), and each rank keeps its own slice.
+// each part sits), and each rank keeps its own slice. Each rank holds the whole model's weights
+// and AdamW states while it resumes (plus one part at a time): fine at the example trainer's
+// sizes; a resharding that streams part by part is future work.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -46,6 +50,24 @@ inline model_part part_of(const trainperf::transformer_spec& spec, std::int64_t 
   for (const auto& c : trainperf::partition_layers(spec.layers, {.pp = pp, .vpp = vpp}))
     if (c.stage == stage) part.chunks.push_back(c);
   return part;
+}
+// Writes text to path as save_checkpoint writes a checkpoint: a temporary file, fsynced, renamed
+// over path, the folder fsynced; on failure path is as it was.
+inline void write_durably(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const auto fail = [&](const std::string& what) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw trainperf::config_error("checkpoint", path + ": " + what + " failed (" + errno_text(e) +
+                                                    "); the previous checkpoint there is untouched; free space or "
+                                                    "choose another --checkpoint path");
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("creating " + tmp);
+  const bool ok = write_all(fd, text.data(), text.size()) && ::fsync(fd) == 0;
+  if (::close(fd) != 0 || !ok) fail("writing " + tmp);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("renaming " + tmp + " to it");
+  fsync_dir(std::filesystem::path(path).parent_path());
 }
 inline checkpoint_manifest read_manifest(const std::string& path, const std::string& bytes) {
   std::istringstream in(bytes);
@@ -83,22 +105,23 @@ inline void save_sharded_checkpoint(const std::string& path, const llama_params&
   if (c.dp == 0) save_checkpoint(detail::shard_path(path, step, c.tp, c.pp), m, step, seed);
   rt.barrier();  // every shard written before the manifest names them
   if (c.rank != 0) return;
-  std::int64_t previous = -1;
+  // The checkpoint there before, if it is a manifest: its shards go once the new one is in place.
+  std::optional<checkpoint_manifest> previous;
   {
-    std::ifstream old(path);
-    std::string first;
-    if (std::getline(old, first) && first == manifest_magic) {
-      std::string key;
-      if (old >> key >> previous && key != "step") previous = -1;
-    }
+    std::ifstream old(path, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(old)), std::istreambuf_iterator<char>());
+    if (text.rfind(manifest_magic, 0) == 0) try {
+        previous = detail::read_manifest(path, text);
+      } catch (const trainperf::config_error&) {  // an incomplete manifest names no shards to remove
+      }
   }
-  const std::string text = fmt::format("{}\nstep {}\nseed {}\ntp {}\npp {}\nvpp {}\n", manifest_magic, step, seed,
-                                       rt.tp(), rt.pp(), rt.vpp());
-  trainperf::io::write_file(path, text, "checkpoint");
-  if (previous >= 0 && previous != step) {  // the previous step's shards: no manifest names them now
+  detail::write_durably(path, fmt::format("{}\nstep {}\nseed {}\ntp {}\npp {}\nvpp {}\n", manifest_magic, step, seed,
+                                          rt.tp(), rt.pp(), rt.vpp()));
+  if (previous && previous->step != step) {  // no manifest names them now
     std::error_code ec;
-    for (std::int64_t t = 0; t < rt.tp(); ++t)
-      for (std::int64_t p = 0; p < rt.pp(); ++p) std::filesystem::remove(detail::shard_path(path, previous, t, p), ec);
+    for (std::int64_t t = 0; t < previous->tp; ++t)
+      for (std::int64_t p = 0; p < previous->pp; ++p)
+        std::filesystem::remove(detail::shard_path(path, previous->step, t, p), ec);
   }
 }
 
@@ -129,7 +152,14 @@ inline std::int64_t load_any_checkpoint(const std::string& path, llama_params& m
     for (std::int64_t t = 0; t < man.tp; ++t)
       for (std::int64_t p = 0; p < man.pp; ++p) {
         llama_params part(m.spec, detail::part_of(m.spec, man.tp, t, man.pp, man.vpp, p));
-        if (load_checkpoint(detail::shard_path(path, man.step, t, p), part, seed) != man.step)
+        const std::string shard = detail::shard_path(path, man.step, t, p);
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(shard, ec))
+          throw trainperf::config_error(
+              "resume", fmt::format("{} names {} (tensor rank {}, stage {}), which is missing; resume from a complete "
+                                    "checkpoint",
+                                    path, shard, t, p));
+        if (load_checkpoint(shard, part, seed) != man.step)
           throw trainperf::config_error("resume", detail::shard_path(path, man.step, t, p) +
                                                       " holds another step than its manifest; use another checkpoint");
         part.for_each_run(whole, [&](std::int64_t mine, std::int64_t theirs, std::int64_t n) {

@@ -2771,7 +2771,7 @@ constexpr void check_schedule(pipeline_schedule kind, std::int64_t pp, std::int6
     });
   } else {
     detail::require(vpp == 1, reason::interleaving_needs_more_than_one_chunk, "vpp", [&] {
-      return "vpp " + str(vpp) + " needs the interleaved schedule; use --kind interleaved or vpp 1";
+      return "vpp " + str(vpp) + " needs the interleaved schedule; use the interleaved schedule or vpp 1";
     });
   }
 }

@@ -16,7 +16,7 @@ function(run what)
   endif()
 endfunction()
 function(compare what a b tolerance)
-  execute_process(COMMAND ${PYTHON} ${CMAKE_CURRENT_LIST_DIR}/compare_losses.py ${a} ${b} ${tolerance} resumed
+  execute_process(COMMAND ${PYTHON} ${CMAKE_CURRENT_LIST_DIR}/compare_losses.py ${a} ${b} ${tolerance} resumed norms
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
   message("${what}:\n${out}")
   if(NOT rc EQUAL 0)

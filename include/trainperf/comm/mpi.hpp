@@ -37,13 +37,21 @@ class mpi_group {
                                " group of the layout");
     check(MPI_Comm_split(parent, color, key, &comm_), "MPI_Comm_split");
     if (comm_ == MPI_COMM_NULL) return;
+    // Failures come back as codes, so that check() can say which operation, group and peer failed
+    // (the default handler aborts inside MPI without a word about them).
+    check(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
     check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
     check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
   }
   mpi_group(const mpi_group&) = delete;
   mpi_group& operator=(const mpi_group&) = delete;
   ~mpi_group() {
-    for (auto& s : sends_) MPI_Wait(&s.request, MPI_STATUS_IGNORE);  // a send must not outlive its buffer
+    // Sends still pending here are an error path's (a normal step waits for them): waiting could
+    // block on a peer that will never receive, so they are cancelled; the process then aborts.
+    for (auto& s : sends_) {
+      MPI_Cancel(&s.request);
+      MPI_Request_free(&s.request);
+    }
     if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   }
 
@@ -93,6 +101,12 @@ class mpi_group {
   // `from` has arrived, and checks that it has exactly n elements.
   void send(const float* data, std::int64_t n, int to, int tag) {
     check_count(n, "MPI_Isend");
+    // The sends completed so far give their buffers back (in order: the oldest first), so that a
+    // pipeline keeps only the hand-offs still in flight.
+    for (int done = 1; !sends_.empty() && done;) {
+      check(MPI_Test(&sends_.front().request, &done, MPI_STATUS_IGNORE), "MPI_Test (a send)");
+      if (done) sends_.pop_front();
+    }
     sends_.push_back({std::vector<float>(data, data + n), MPI_REQUEST_NULL});
     auto& s = sends_.back();
     check(MPI_Isend(s.data.data(), static_cast<int>(n), MPI_FLOAT, to, tag, comm_, &s.request), "MPI_Isend", nullptr,
@@ -118,10 +132,6 @@ class mpi_group {
   void allreduce_sum(float* data, std::int64_t n) const { allreduce(data, n, MPI_FLOAT, MPI_SUM, "sum"); }
   void allreduce_sum(double* data, std::int64_t n) const { allreduce(data, n, MPI_DOUBLE, MPI_SUM, "sum"); }
   void allreduce_max(float* data, std::int64_t n) const { allreduce(data, n, MPI_FLOAT, MPI_MAX, "max"); }
-  [[nodiscard]] double allreduce_sum(double x) const {
-    allreduce_sum(&x, 1);
-    return x;
-  }
 
  private:
   // All-reduces go in pieces of at most 2^24 elements (64 MiB of fp32): MPI counts are int, and
