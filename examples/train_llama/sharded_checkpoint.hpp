@@ -5,16 +5,18 @@
 // place last: a crash at any moment leaves the previous manifest and its complete shard files
 // (files of a step are named by it; the previous step's are removed after the new manifest).
 // Resuming reads either kind of checkpoint (a single-process file or a manifest) under any
-// layout: the model is put together whole from its parts (trainperf's partitioners say where
-// each part sits), and each rank keeps its own slice. Each rank holds the whole model's weights
-// and AdamW states while it resumes (plus one part at a time): fine at the example trainer's
-// sizes; a resharding that streams part by part is future work.
+// layout, through the whole model's layout (trainperf's partitioners say where each part sits):
+// each rank reads the parts one at a time and copies what overlaps its own elements (a
+// single-process checkpoint is one part: the whole model).
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -135,46 +137,56 @@ inline std::int64_t load_any_checkpoint(const std::string& path, llama_params& m
     std::getline(in, head);
   }
   if (head != manifest_magic && whole_here) return load_checkpoint(path, m, seed);  // as written
-  // The whole model's parameters and AdamW moments, put together from the parts.
-  llama_params whole(m.spec);
-  std::int64_t step = 0;
-  if (head != manifest_magic) {
-    step = load_checkpoint(path, whole, seed);
-  } else {
-    const std::string bytes =
-        trainperf::io::read_file(path, 4096, "resume", "a train_llama checkpoint manifest (written by --checkpoint)");
-    const checkpoint_manifest man = detail::read_manifest(path, bytes);
-    if (man.seed != seed)
-      throw trainperf::config_error("resume", fmt::format("{} was written with --seed {}, and this run has --seed {}; "
-                                                          "resume with the seed that wrote it",
-                                                          path, man.seed, seed));
-    step = man.step;
-    for (std::int64_t t = 0; t < man.tp; ++t)
-      for (std::int64_t p = 0; p < man.pp; ++p) {
-        llama_params part(m.spec, detail::part_of(m.spec, man.tp, t, man.pp, man.vpp, p));
-        const std::string shard = detail::shard_path(path, man.step, t, p);
-        std::error_code ec;
-        if (!std::filesystem::is_regular_file(shard, ec))
-          throw trainperf::config_error(
-              "resume", fmt::format("{} names {} (tensor rank {}, stage {}), which is missing; resume from a complete "
-                                    "checkpoint",
-                                    path, shard, t, p));
-        if (load_checkpoint(shard, part, seed) != man.step)
-          throw trainperf::config_error("resume", detail::shard_path(path, man.step, t, p) +
-                                                      " holds another step than its manifest; use another checkpoint");
-        part.for_each_run(whole, [&](std::int64_t mine, std::int64_t theirs, std::int64_t n) {
-          for (auto [from, to] : {std::pair{&part.params, &whole.params}, std::pair{&part.adam_m, &whole.adam_m},
-                                  std::pair{&part.adam_v, &whole.adam_v}})
-            std::copy_n(from->data() + mine, n, to->data() + theirs);
-        });
-      }
-  }
-  m.for_each_run(whole, [&](std::int64_t mine, std::int64_t theirs, std::int64_t n) {
-    for (auto [from, to] : {std::pair{&whole.params, &m.params}, std::pair{&whole.adam_m, &m.adam_m},
-                            std::pair{&whole.adam_v, &m.adam_v}})
-      std::copy_n(from->data() + theirs, n, to->data() + mine);
+  // This rank's runs by their place in the whole model; each part read copies what overlaps them.
+  const llama_params whole(m.spec, {}, /*allocate=*/false);
+  std::vector<std::array<std::int64_t, 3>> mine;  // (offset in whole, offset here, count)
+  m.for_each_run(whole, [&](std::int64_t here, std::int64_t there, std::int64_t n) {
+    mine.push_back({there, here, n});
   });
-  return step;
+  std::sort(mine.begin(), mine.end());
+  const auto take = [&](const llama_params& part) {
+    part.for_each_run(whole, [&](std::int64_t from, std::int64_t there, std::int64_t n) {
+      auto it = std::upper_bound(mine.begin(), mine.end(),
+                                 std::array<std::int64_t, 3>{there, std::numeric_limits<std::int64_t>::max(), 0});
+      if (it != mine.begin()) --it;
+      for (; it != mine.end() && (*it)[0] < there + n; ++it) {
+        const std::int64_t lo = std::max(there, (*it)[0]), hi = std::min(there + n, (*it)[0] + (*it)[2]);
+        if (lo >= hi) continue;
+        for (auto [src, dst] : {std::pair{&part.params, &m.params}, std::pair{&part.adam_m, &m.adam_m},
+                                std::pair{&part.adam_v, &m.adam_v}})
+          std::copy_n(src->data() + from + (lo - there), hi - lo, dst->data() + (*it)[1] + (lo - (*it)[0]));
+      }
+    });
+  };
+  if (head != manifest_magic) {  // a single-process checkpoint: the whole model is its one part
+    llama_params part(m.spec);
+    const std::int64_t step = load_checkpoint(path, part, seed);
+    take(part);
+    return step;
+  }
+  const std::string bytes =
+      trainperf::io::read_file(path, 4096, "resume", "a train_llama checkpoint manifest (written by --checkpoint)");
+  const checkpoint_manifest man = detail::read_manifest(path, bytes);
+  if (man.seed != seed)
+    throw trainperf::config_error("resume", fmt::format("{} was written with --seed {}, and this run has --seed {}; "
+                                                        "resume with the seed that wrote it",
+                                                        path, man.seed, seed));
+  for (std::int64_t t = 0; t < man.tp; ++t)
+    for (std::int64_t p = 0; p < man.pp; ++p) {  // one part in memory at a time
+      llama_params part(m.spec, detail::part_of(m.spec, man.tp, t, man.pp, man.vpp, p));
+      const std::string shard = detail::shard_path(path, man.step, t, p);
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(shard, ec))
+        throw trainperf::config_error(
+            "resume", fmt::format("{} names {} (tensor rank {}, stage {}), which is missing; resume from a complete "
+                                  "checkpoint",
+                                  path, shard, t, p));
+      if (load_checkpoint(shard, part, seed) != man.step)
+        throw trainperf::config_error("resume",
+                                      shard + " holds another step than its manifest; use another checkpoint");
+      take(part);
+    }
+  return man.step;
 }
 
 }  // namespace train_llama
