@@ -1,5 +1,6 @@
-// The CPU engine: trainperf's Eigen/OpenMP kernels on the host model (fp32), tensor and data
-// parallel over MPI when built with it (parallel.hpp), and the GEMM probe that gives its peak.
+// The CPU engine: trainperf's Eigen/OpenMP kernels on the host model (fp32), tensor, pipeline
+// (pipeline.hpp) and data parallel over MPI when built with it (parallel.hpp), and the GEMM probe
+// that gives its peak.
 #pragma once
 
 #include <omp.h>
@@ -30,7 +31,7 @@ namespace train_llama {
 
 namespace tp = trainperf;
 
-// trainperf's CPU kernels on the host model (fp32; this rank's shard under tensor parallelism).
+// trainperf's CPU kernels on the host model (fp32; this rank's part under model parallelism).
 class cpu_engine final : public engine {
  public:
   // pp > 1: the stage runs `schedule` over gas micro-batches (pipeline.hpp). zero1 with dp > 1:

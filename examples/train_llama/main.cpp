@@ -202,6 +202,10 @@ int run(const args& a) {
                                                    "--vpp > 1 model chunks per stage, the others one; change either",
                                                    schedule, pc.vpp));
   if (pc.pp > 1) (void)tp::make_schedule(kind, pc.pp, gas, pc.vpp);  // its own rules on --gas
+  if (a.has("schedule") && pc.pp == 1)
+    throw tp::config_error("schedule", fmt::format("--schedule {} orders a pipeline's micro-batches, and --pp 1 has no "
+                                                   "pipeline; give --pp > 1 or drop --schedule",
+                                                   schedule));
   if (zero1 && !cpu)
     throw tp::config_error("zero", "--zero 1 runs on the CPU engine only so far; use --device cpu or --zero 0");
   if (model_parallel > 1 && !cpu)
