@@ -33,10 +33,9 @@
 //                       says which):
 //     wgmma     Hopper (compute capability 9.0, code built for sm_90a), trans_a = false and
 //               trans_b = true (a linear layer's forward, out = inp · W^T), aligned operands
-//               (below): 128 x 256 x 64 tiles, two warpgroups issuing wgmma.m64n256k16 from
-//               128-byte-swizzled shared memory, a 4-stage cp.async pipeline (no TMA, no warp
-//               specialization yet). Not yet run on a GPU when written: if the tests fail on
-//               this path only, backend::trainperf_mma_sync is the fallback.
+//               (below): 128 x 256 x 64 tiles, a producer warpgroup issuing TMA bulk tensor
+//               copies into a 4-stage mbarrier ring and two consumer warpgroups issuing
+//               wgmma.m64n256k16 from 128-byte-swizzled shared memory.
 //     mma_sync  every transpose combination, any positive M, N, K, sm_80 and newer:
 //               mma.sync.m16n8k16 tiles of 128 x 128 x 32 with 8 warps, a 4-stage cp.async
 //               pipeline, ldmatrix (.trans for M- or N-contiguous operands) from padded,
@@ -62,6 +61,8 @@
 #pragma once
 
 #include <cublasLt.h>
+#include <cuda.h>  // CUtensorMap and its enums (types only: the driver call goes through the runtime)
+#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -475,17 +476,23 @@ constexpr int mma_smem_bytes() {
 
 // ---- Hopper path: wgmma kernel (sm_90a) for A[M, K] and B[N, K] (trans_a = false, trans_b = true) --
 
-// 128 x 256 x 64 tiles: two warpgroups each issue wgmma.m64n256k16 on their 64 rows. Operands go
-// global -> shared with cp.async (every thread) into the canonical K-major 128-byte-swizzled
-// layout: a tile row of 64 k values is 128 bytes, and its 16-byte chunk c sits at chunk
-// c ^ (row % 8) (PTX ISA, "Shared Memory Matrix Layout", 128B swizzle; CUTLASS calls it
-// Swizzle<3,4,3>), tiles 1024-byte aligned. 4 stages of 48 KiB, one block per SM.
+// 128 x 256 x 64 tiles, three warpgroups with separate jobs (warp specialization): warpgroup 0
+// produces, one thread of it issuing the Tensor Memory Accelerator's bulk tensor copies
+// (cp.async.bulk.tensor) of A's and B's tiles into a 4-stage ring; warpgroups 1 and 2 consume,
+// each issuing wgmma.m64n256k16 on its 64 rows of the tile. Each stage has two mbarriers: `full`
+// (the copies landed: the producer arms it with the stage's byte count, the copy engine completes
+// it) and `empty` (both consumers' wgmmas that read it have finished). The copies write the
+// canonical K-major 128-byte-swizzled layout: a tile row of 64 k values is 128 bytes, and its
+// 16-byte chunk c sits at chunk c ^ (row % 8) (PTX ISA, "Shared Memory Matrix Layout", 128B
+// swizzle; CUDA's CU_TENSOR_MAP_SWIZZLE_128B), tiles 1024-byte aligned; rows and k values past
+// the matrix edge arrive as zeros. The producer gives its registers to the consumers (setmaxnreg).
 struct wgmma_config {
   static constexpr int bm = 128, bn = 256, bk = 64;
   static constexpr int stages = 4;
-  static constexpr int threads = 256;  // warpgroup w (warps 4w..4w+3) owns tile rows 64w..64w+63
+  static constexpr int threads = 384;  // warpgroup 0 produces; consumer w = 1, 2 owns tile rows 64(w-1)..
   static constexpr int a_stage_bytes = bm * bk * 2, b_stage_bytes = bn * bk * 2;
-  static constexpr int smem_bytes = stages * (a_stage_bytes + b_stage_bytes) + 1024;  // + slack to align
+  // + the 2 x stages mbarriers, + slack to align the tiles to 1024 bytes
+  static constexpr int smem_bytes = stages * (a_stage_bytes + b_stage_bytes) + 2 * stages * 8 + 1024;
 };
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -503,9 +510,41 @@ template <int N>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
-// cp.async writes through the generic proxy and wgmma reads through the async proxy: each writer
-// fences before the barrier (PTX ISA, "Proxies"; fence.proxy.async).
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// mbarrier and bulk tensor copy wrappers (PTX ISA, "Parallel Synchronization and Communication
+// Instructions: mbarrier" and "cp.async.bulk.tensor"). Addresses are shared-memory (cvta) ones.
+__device__ __forceinline__ void mbar_init(std::uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// Makes the initialized barriers visible to the copy engine (the async proxy) before first use.
+__device__ __forceinline__ void mbar_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbar_arrive(std::uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Arrives and expects `bytes` of copies to complete on the barrier in this phase.
+__device__ __forceinline__ void mbar_arrive_expect(std::uint32_t bar, int bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// Waits until the barrier's phase with this parity has completed.
+__device__ __forceinline__ void mbar_wait(std::uint32_t bar, int parity) {
+  std::uint32_t done = 0;
+  do {
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(bar), "r"(parity)
+                 : "memory");
+  } while (done == 0);
+}
+// Copies the box at (x = k, y = row) of a 2-D tensor map into shared memory; completes on `bar`.
+__device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar, int x,
+                                            int y) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(bar), "r"(x), "r"(y)
+      : "memory");
+}
 // Keeps the compiler from moving accumulator reads or writes across a wgmma wait.
 __device__ __forceinline__ void pin_accumulators(float (&d)[128]) {
 #pragma unroll
@@ -571,64 +610,60 @@ __global__ void wgmma_probe_kernel(int* out) {
 }
 
 template <class T, class Tout>
-__global__ void __launch_bounds__(wgmma_config::threads, 1) gemm_wgmma_kernel(gemm_params<T, Tout> p) {
+__global__ void __launch_bounds__(wgmma_config::threads, 1)
+    gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                      gemm_params<T, Tout> p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using cfg = wgmma_config;
   extern __shared__ __align__(1024) unsigned char smem_wgmma[];
   const std::uint32_t sa = (smem_u32(smem_wgmma) + 1023u) & ~1023u;  // the swizzle needs 1024-byte tiles
   const std::uint32_t sb = sa + cfg::stages * cfg::a_stage_bytes;
+  const std::uint32_t full = sb + cfg::stages * cfg::b_stage_bytes, empty = full + cfg::stages * 8;
 
   const int tid = static_cast<int>(threadIdx.x);
-  const int lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+  const int wg = tid / 128;
   const int tiles_m = (p.m + cfg::bm - 1) / cfg::bm, tiles_n = (p.n + cfg::bn - 1) / cfg::bn;
   int tm, tn;
   tile_coords(static_cast<int>(blockIdx.x), tiles_m, tiles_n, tm, tn);
   const int m0 = tm * cfg::bm, n0 = tn * cfg::bn;
+  const int ktiles = (p.k + cfg::bk - 1) / cfg::bk;
 
-  // Thread tid copies chunk c = tid % 8 (k = 8c..8c+7) of tile rows tid / 8 + 32 i; all those rows
-  // have the same row % 8, so the swizzled chunk position is the same for all of them.
-  const int c = tid & 7, r0 = tid >> 3;
-  const std::uint32_t soff = static_cast<std::uint32_t>(r0 * 128 + ((c ^ (r0 & 7)) << 4));
-  const auto load = [&](int stage, int ktile) {
-    const int k = ktile * cfg::bk + c * 8;
-    const int left = p.k - k;
-    const int kbytes = left <= 0 ? 0 : (left >= 8 ? 16 : left * 2);
-    const std::uint32_t da = sa + stage * cfg::a_stage_bytes + soff;
-    const std::uint32_t db = sb + stage * cfg::b_stage_bytes + soff;
+  if (tid == 0) {
 #pragma unroll
-    for (int i = 0; i < cfg::bm / 32; ++i) {
-      const int row = m0 + r0 + 32 * i;
-      const int bytes = row < p.m ? kbytes : 0;
-      cp_async_16(da + i * 32 * 128, bytes > 0 ? p.a + (static_cast<i64>(row) * p.lda + k) : p.a, bytes);
+    for (int s = 0; s < cfg::stages; ++s) {
+      mbar_init(full + 8 * s, 1);   // the producer's arrive (with the byte count)
+      mbar_init(empty + 8 * s, 2);  // one arrive per consumer warpgroup
     }
-#pragma unroll
-    for (int i = 0; i < cfg::bn / 32; ++i) {
-      const int row = n0 + r0 + 32 * i;
-      const int bytes = row < p.n ? kbytes : 0;
-      cp_async_16(db + i * 32 * 128, bytes > 0 ? p.b + (static_cast<i64>(row) * p.ldb + k) : p.b, bytes);
-    }
-  };
+    mbar_init_fence();
+  }
+  __syncthreads();
 
+  if (wg == 0) {  // producer
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (tid == 0) {
+      for (int kt = 0; kt < ktiles; ++kt) {
+        const int s = kt % cfg::stages, round = kt / cfg::stages;
+        if (round > 0) mbar_wait(empty + 8 * s, (round - 1) & 1);  // both consumers are done with it
+        const std::uint32_t bar = full + 8 * s;
+        mbar_arrive_expect(bar, cfg::a_stage_bytes + cfg::b_stage_bytes);
+        tma_load_2d(sa + s * cfg::a_stage_bytes, &map_a, bar, kt * cfg::bk, m0);
+        tma_load_2d(sb + s * cfg::b_stage_bytes, &map_b, bar, kt * cfg::bk, n0);
+      }
+    }
+    return;
+  }
+
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+  const int cw = wg - 1;  // consumer 0 or 1: tile rows 64 cw .. 64 cw + 63
   float acc[128];
 #pragma unroll
   for (int i = 0; i < 128; ++i) acc[i] = 0.0f;
-
-  // Tile kt + stages - 2 is loaded while tile kt is multiplied: the stage it overwrites was read by
-  // tile kt - 2's wgmma, which every warpgroup has waited for (wait_group 1 in iteration kt - 1)
-  // before passing this iteration's barrier. One group is committed per iteration (maybe empty),
-  // so wait_group<stages - 3> means "tile kt has landed".
-  const int ktiles = (p.k + cfg::bk - 1) / cfg::bk;
-#pragma unroll
-  for (int s = 0; s < cfg::stages - 2; ++s) {
-    if (s < ktiles) load(s, s);
-    cp_async_commit();
-  }
+  // Tile kt's wgmmas stay in flight while tile kt + 1's are issued; the stage of tile kt - 1 is
+  // released once wait_group 1 says its wgmmas (all but the newest group) have completed.
   for (int kt = 0; kt < ktiles; ++kt) {
-    cp_async_wait<cfg::stages - 3>();
-    fence_proxy_async();
-    __syncthreads();
     const int s = kt % cfg::stages;
-    const std::uint32_t a_tile = sa + s * cfg::a_stage_bytes + wg * 64 * 128;  // this warpgroup's 64 rows
+    mbar_wait(full + 8 * s, (kt / cfg::stages) & 1);
+    const std::uint32_t a_tile = sa + s * cfg::a_stage_bytes + cw * 64 * 128;  // this warpgroup's 64 rows
     const std::uint32_t b_tile = sb + s * cfg::b_stage_bytes;
     wgmma_fence();
 #pragma unroll
@@ -636,15 +671,13 @@ __global__ void __launch_bounds__(wgmma_config::threads, 1) gemm_wgmma_kernel(ge
       wgmma_m64n256k16<T>(acc, wgmma_desc(a_tile + 32 * j), wgmma_desc(b_tile + 32 * j), 1);
     wgmma_commit();
     wgmma_wait<1>();
-    const int next = kt + cfg::stages - 2;
-    if (next < ktiles) load(next % cfg::stages, next);
-    cp_async_commit();
+    if (kt > 0 && tid % 128 == 0) mbar_arrive(empty + 8 * ((kt - 1) % cfg::stages));
   }
   wgmma_wait<0>();
   pin_accumulators(acc);
-  cp_async_wait<0>();
 
-  const int row = m0 + wg * 64 + (warp & 3) * 16 + (lane >> 2);
+  const int warp = (tid / 32) & 3, lane = tid & 31;
+  const int row = m0 + cw * 64 + warp * 16 + (lane >> 2);
 #pragma unroll
   for (int j = 0; j < cfg::bn / 8; ++j) {
     const int col = n0 + 8 * j + 2 * (lane & 3);
@@ -652,6 +685,8 @@ __global__ void __launch_bounds__(wgmma_config::threads, 1) gemm_wgmma_kernel(ge
     store_pair(p, row + 8, col, acc[4 * j + 2], acc[4 * j + 3]);
   }
 #else
+  (void)map_a;
+  (void)map_b;
   (void)p;
   __trap();  // never launched: the host runs this kernel only where wgmma_probe_kernel reported sm_90a code
 #endif
@@ -845,14 +880,15 @@ inline gemm_path trainperf_path(backend be, bool trans_a, bool trans_b, const vo
 // One CTA of cfg::threads per cfg::bm x cfg::bn output tile, with smem bytes of dynamic shared
 // memory. More than 48 KiB needs an opt-in, per kernel and device (CUDA C++ Programming Guide,
 // "Shared Memory"). It is set on every launch: a host-side call without device work, and a
-// remembered setting would be wrong after cudaDeviceReset().
-template <class cfg, auto Kernel, class T, class Tout>
-void launch_tiles(int smem, const gemm_params<T, Tout>& p, cudaStream_t stream) {
+// remembered setting would be wrong after cudaDeviceReset(). `before` are the kernel's arguments
+// ahead of p.
+template <class cfg, auto Kernel, class T, class Tout, class... Before>
+void launch_tiles(int smem, const gemm_params<T, Tout>& p, cudaStream_t stream, const Before&... before) {
   TRAINPERF_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const i64 tiles = static_cast<i64>((p.m + cfg::bm - 1) / cfg::bm) * ((p.n + cfg::bn - 1) / cfg::bn);
   require(tiles <= std::numeric_limits<int>::max(),
           "trainperf::cuda::gemm: " + std::to_string(tiles) + " output tiles exceed the grid limit; split the GEMM");
-  Kernel<<<static_cast<unsigned>(tiles), cfg::threads, smem, stream>>>(p);
+  Kernel<<<static_cast<unsigned>(tiles), cfg::threads, smem, stream>>>(before..., p);
   TRAINPERF_CUDA_CHECK_LAUNCH();
 }
 
@@ -861,9 +897,50 @@ void launch_mma(const gemm_params<T, Tout>& p, cudaStream_t stream) {
   launch_tiles<mma_config, gemm_mma_kernel<T, Tout, AK, BKc>>(mma_smem_bytes<T, AK, BKc>(), p, stream);
 }
 
+// The driver's cuTensorMapEncodeTiled, found through the runtime (no link against libcuda).
+inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+#if CUDART_VERSION >= 12050
+    const cudaError_t e =
+        cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found);
+#else
+    const cudaError_t e = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &f, cudaEnableDefault, &found);
+#endif
+    require(e == cudaSuccess && found == cudaDriverEntryPointSuccess && f != nullptr,
+            "trainperf::cuda::gemm: the CUDA driver has no cuTensorMapEncodeTiled (needs a CUDA 12 driver or newer); "
+            "update the driver or use backend::trainperf_mma_sync");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// A 2-D tensor map over rows x k (k contiguous, ld elements between rows) copied in boxes of
+// box_rows x 64 k values with the 128-byte swizzle; out-of-range elements read as zeros.
+template <class T>
+CUtensorMap k_major_tensor_map(const T* base, i64 rows, i64 k, i64 ld, int box_rows) {
+  CUtensorMap map;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(k), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld) * sizeof(T)};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(wgmma_config::bk), static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  const CUresult r = tensor_map_encoder()(
+      &map, std::is_same_v<T, __nv_bfloat16> ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2,
+      const_cast<T*>(base), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  require(r == CUDA_SUCCESS, "trainperf::cuda::gemm: cuTensorMapEncodeTiled failed (CUresult " + std::to_string(r) +
+                                 ") for a " + std::to_string(rows) + " x " + std::to_string(k) + " operand with ld " +
+                                 std::to_string(ld) + "; use backend::trainperf_mma_sync for it");
+  return map;
+}
+
 template <class T, class Tout>
 void launch_wgmma(const gemm_params<T, Tout>& p, cudaStream_t stream) {
-  launch_tiles<wgmma_config, gemm_wgmma_kernel<T, Tout>>(wgmma_config::smem_bytes, p, stream);
+  using cfg = wgmma_config;
+  launch_tiles<cfg, gemm_wgmma_kernel<T, Tout>>(cfg::smem_bytes, p, stream,
+                                                k_major_tensor_map(p.a, p.m, p.k, p.lda, cfg::bm),
+                                                k_major_tensor_map(p.b, p.n, p.k, p.ldb, cfg::bn));
 }
 
 template <class T, class Tout>
