@@ -148,11 +148,12 @@ inline std::vector<flag> parallel_size_flags() {
       {"cp", "N", "context parallel (default 1)"},
       {"ep", "N", "expert parallel (default 1)"},
       {"etp", "N", "expert tensor parallel (default: tp)"},
+      {"replicate-kv-heads", "", "with fewer key/value heads than tp: each on tp / kv_heads ranks (vLLM's rule)"},
   };
 }
 
 // The parallel configuration from whichever of its flags the subcommand has (--tp --pp --cp
-// --ep --etp --dp --vpp --sp --distributed-optimizer --zero --recompute --first-stage-layers
+// --ep --etp --replicate-kv-heads --dp --vpp --sp --distributed-optimizer --zero --recompute --first-stage-layers
 // --last-stage-layers); dp 0 (derived from the world) unless given.
 inline parallel_config parallel_from_args(const args& a) {
   parallel_config c;
@@ -164,6 +165,7 @@ inline parallel_config parallel_from_args(const args& a) {
   c.dp = a.get_int("dp").value_or(0);
   c.vpp = a.get_int("vpp").value_or(1);
   c.sequence_parallel = a.has("sp");
+  c.replicate_kv_heads = a.has("replicate-kv-heads");
   c.distributed_optimizer = a.has("distributed-optimizer");
   c.zero_stage = zero_from_args(a);
   c.recomputation = recompute_from_args(a);

@@ -32,6 +32,7 @@ inline std::vector<flag> memory_flags() {
            {"vpp", "N", "virtual pipeline stages"},
            {"ep", "N", "expert parallel (MoE: each rank holds experts / ep)"},
            {"etp", "N", "expert tensor parallel (default: tp)"},
+           {"replicate-kv-heads", "", "with fewer key/value heads than tp: each on tp / kv_heads ranks (vLLM's rule)"},
            {"sp", "", "sequence parallel"},
            {"zero", "0..3", "ZeRO stage"},
            {"distributed-optimizer", "", "Megatron-LM's distributed optimizer"},

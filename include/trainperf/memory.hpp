@@ -297,7 +297,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
                                                    const memory_options& o, bool moe_layer) {
   const double t = static_cast<double>(c.tp), s = static_cast<double>(o.seq / c.cp), b = static_cast<double>(o.lbs);
   const double h = static_cast<double>(m.hidden), q = static_cast<double>(m.q_dim()),
-               kv = static_cast<double>(m.kv_dim());
+               kv = static_cast<double>(m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads));  // per tp
   const double a = static_cast<double>(m.heads), e = dtype_bytes(o.param_dtype);
   const double split_rep = c.sequence_parallel ? t : 1.0;
   // Per token, an MoE layer's experts run top_k expert MLPs (dropless, balanced routing; padded
@@ -606,7 +606,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         // Routed experts spread over ep x etp ranks (each rank its experts' etp shard), the rest
         // of the layer over tp.
         const double routed = static_cast<double>(lps.routed_experts) / expert_split;
-        const double lp = static_cast<double>(lps.total() - lps.routed_experts) / t + routed;
+        const double lp = static_cast<double>(lps.total() - lps.routed_experts) / t + routed +
+                          replicated_kv_weights_per_rank(m, c.tp, c.replicate_kv_heads);
         const double n = static_cast<double>(count);
         total_params += lp * n;
         experts += routed * n;
@@ -617,7 +618,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         // the fused QKV projection.
         const double h = static_cast<double>(m.hidden);
         const double mlp_matrix = h * static_cast<double>(moe ? m.resolved_expert_ffn() : m.ffn) / t;
-        const double qkv_matrix = h * static_cast<double>(m.q_dim() + 2 * m.kv_dim()) / t;
+        const double qkv_matrix =
+            h * static_cast<double>(m.q_dim() + 2 * m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads)) / t;
         if (base_trains) trains(lp * n, std::max(mlp_matrix, qkv_matrix)), trainable_experts += routed * n;
         // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
         if (ad.frozen_weight_bits > 0) quantized += static_cast<double>(lps.total() - lps.norms) / t * n;

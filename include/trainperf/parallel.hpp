@@ -29,6 +29,10 @@ struct parallel_config {
   std::int64_t etp = 0;  // expert tensor parallel; 0: = tp
   std::int64_t vpp = 1;  // virtual pipeline stages (model chunks) per pipeline rank
   bool sequence_parallel = false;
+  // With fewer key/value heads than tensor-parallel ranks (tp a multiple of kv_heads), each
+  // key/value head is held by tp / kv_heads consecutive ranks, with their query heads (vLLM's
+  // QKVParallelLinear, num_kv_head_replicas). Off: Megatron-LM's rule, kv_heads divisible by tp.
+  bool replicate_kv_heads = false;
   int zero_stage = 0;  // ZeRO 0-3 (DeepSpeed; Paddle "sharding stage")
   // Hybrid sharding: ZeRO/FSDP shards over groups of shard_dp data-parallel ranks and replicates
   // across the dp / shard_dp groups (PyTorch FSDP's HYBRID_SHARD and FSDP2's HSDP, torchtitan's
@@ -193,11 +197,17 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
       return "heads " + str(m.heads) + " are not divisible by tp " + str(c.tp) +
              "; each tensor-parallel rank needs whole heads: use a tp that divides " + str(m.heads);
     });
-    r.check(m.resolved_kv_heads() % c.tp == 0, reason::kv_heads_are_not_divisible_by_tp, "tp", [&] {
-      return "kv_heads " + str(m.resolved_kv_heads()) + " are not divisible by tp " + str(c.tp) +
-             "; Megatron-LM splits key/value groups across tensor-parallel ranks: use tp <= " +
-             str(m.resolved_kv_heads()) + " dividing it";
-    });
+    const std::int64_t kv = m.resolved_kv_heads();
+    r.check(kv % c.tp == 0 || (c.replicate_kv_heads && c.tp % kv == 0), reason::kv_heads_are_not_divisible_by_tp, "tp",
+            [&] {
+              return "kv_heads " + str(kv) + " are not divisible by tp " + str(c.tp) +
+                     "; Megatron-LM splits key/value groups across tensor-parallel ranks: use tp <= " + str(kv) +
+                     " dividing it" +
+                     (c.tp % kv == 0 && !c.replicate_kv_heads
+                          ? ", or replicate each key/value head on tp / kv_heads = " + str(c.tp / kv) +
+                                " ranks (replicate_kv_heads, --replicate-kv-heads)"
+                          : "");
+            });
     r.check(m.ffn % c.tp == 0, reason::ffn_is_not_divisible_by_tp, "tp", [&] {
       return "ffn " + str(m.ffn) + " is not divisible by tp " + str(c.tp) + "; pick a tp that divides it";
     });

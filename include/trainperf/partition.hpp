@@ -155,11 +155,31 @@ struct tensor_shard {
   std::int64_t shard_rows = 0, shard_cols = 0;  // what each tensor-parallel rank stores
 };
 
-// The weight matrices of one layer and the embeddings as Megatron-LM shards them over tp ranks.
-constexpr std::vector<tensor_shard> tensor_shards(const transformer_spec& m, std::int64_t tp) {
+// How many tensor-parallel ranks hold each key/value head: 1 where tp divides kv_heads
+// (Megatron-LM), tp / kv_heads where fewer key/value heads than ranks are replicated
+// (parallel_config::replicate_kv_heads; tp a multiple of kv_heads).
+constexpr std::int64_t kv_head_replicas(const transformer_spec& m, std::int64_t tp, bool replicate_kv_heads) {
+  const std::int64_t kv = m.resolved_kv_heads();
+  return replicate_kv_heads && kv < tp && tp % kv == 0 ? tp / kv : 1;
+}
+
+// What each rank of a layer holds beyond 1/tp of the layer's weights when key/value heads are
+// replicated: its key/value head whole, where the even split would give it 1/replicas of it
+// (key and value weights, and their biases).
+constexpr double replicated_kv_weights_per_rank(const transformer_spec& m, std::int64_t tp, bool replicate_kv_heads) {
+  const auto extra_copies = static_cast<double>(kv_head_replicas(m, tp, replicate_kv_heads) - 1);
+  const auto width = static_cast<double>(m.hidden + (m.qkv_bias || m.linear_bias ? 1 : 0));
+  return extra_copies * 2.0 * static_cast<double>(m.kv_dim()) * width / static_cast<double>(tp);
+}
+
+// The weight matrices of one layer and the embeddings as Megatron-LM shards them over tp ranks
+// (with replicated key/value heads, the QKV shard holds its ranks' key/value head whole).
+constexpr std::vector<tensor_shard> tensor_shards(const transformer_spec& m, std::int64_t tp,
+                                                  bool replicate_kv_heads = false) {
   validate(m);
   detail::require_positive(tp, "tp");
   const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn, v = m.padded_vocab(tp);
+  const std::int64_t kv_replicas = kv_head_replicas(m, tp, replicate_kv_heads);
   std::vector<tensor_shard> s;
   const auto column = [&](std::string_view n, std::int64_t in, std::int64_t out) {
     s.push_back({n, shard_kind::column, in, out, in, out / tp});
@@ -168,7 +188,7 @@ constexpr std::vector<tensor_shard> tensor_shards(const transformer_spec& m, std
     s.push_back({n, shard_kind::row, in, out, in / tp, out});
   };
   s.push_back({"embedding", shard_kind::vocab, v, h, v / tp, h});
-  column("attention.qkv", h, q + 2 * kv);
+  s.push_back({"attention.qkv", shard_kind::column, h, q + 2 * kv, h, (q + 2 * kv * kv_replicas) / tp});
   row("attention.out", q, h);
   column(m.mlp == mlp_kind::swiglu ? "mlp.gate_up" : "mlp.up", h, (m.mlp == mlp_kind::swiglu ? 2 : 1) * f);
   row("mlp.down", f, h);
@@ -203,19 +223,24 @@ struct tensor_parallel_slice {
   index_range q_heads, kv_heads, ffn;
   vocab_range vocab;
 };
-constexpr tensor_parallel_slice tensor_parallel_slice_of(const transformer_spec& m, std::int64_t tp,
-                                                         std::int64_t rank) {
+// With replicate_kv_heads and fewer key/value heads than ranks, rank r holds key/value head
+// r / (tp / kv_heads), the one its query heads attend with.
+constexpr tensor_parallel_slice tensor_parallel_slice_of(const transformer_spec& m, std::int64_t tp, std::int64_t rank,
+                                                         bool replicate_kv_heads = false) {
   using detail::str;
   validate(m);
   detail::require_positive(tp, "tp");
-  const std::int64_t kv = m.resolved_kv_heads();
-  detail::require(m.heads % tp == 0 && kv % tp == 0 && m.ffn % tp == 0, reason::index_out_of_range, "tp", [&] {
-    return "heads " + str(m.heads) + ", kv_heads " + str(kv) + " and ffn " + str(m.ffn) + " do not all split over tp " +
-           str(tp) + "; pick a tp that divides each of them";
-  });
+  const std::int64_t kv = m.resolved_kv_heads(), replicas = kv_head_replicas(m, tp, replicate_kv_heads);
+  detail::require(m.heads % tp == 0 && (kv % tp == 0 || replicas > 1) && m.ffn % tp == 0, reason::index_out_of_range,
+                  "tp", [&] {
+                    return "heads " + str(m.heads) + ", kv_heads " + str(kv) + " and ffn " + str(m.ffn) +
+                           " do not all split over tp " + str(tp) + "; pick a tp that divides each of them" +
+                           (tp % kv == 0 ? " (or replicate the key/value heads)" : "");
+                  });
   const vocab_range v = vocab_shard(m, tp, rank);  // checks the rank
   const auto part = [&](std::int64_t n) { return index_range{rank * (n / tp), (rank + 1) * (n / tp)}; };
-  return {part(m.heads), part(kv), part(m.ffn), v};
+  const index_range kv_heads = replicas > 1 ? index_range{rank / replicas, rank / replicas + 1} : part(kv);
+  return {part(m.heads), kv_heads, part(m.ffn), v};
 }
 
 // ---- ZeRO flat-buffer shards -----------------------------------------------------------------

@@ -209,7 +209,9 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   const transformer_spec& m = x.m;
   const parallel_config& c = x.c;
   const double t = x.tokens, tp = static_cast<double>(c.tp), h = static_cast<double>(m.hidden);
-  const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
+  // kv per tp: replicated key/value heads are projected whole on each of their ranks.
+  const double q = static_cast<double>(m.q_dim()),
+               kv = static_cast<double>(m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads));
   const double d = static_cast<double>(m.resolved_head_dim()), heads = static_cast<double>(m.heads) / tp;
   const double up = detail::mlp_matrices(m.mlp) - 1;  // fc1's outputs (gate and up, or up): the activation's inputs
   const double e = x.e, bw = x.mem_bw;
@@ -398,6 +400,7 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
   const layer_params moe_lp = count_layer_params(m, m.layer_of_shape(true));
   const double dense_layer_params = static_cast<double>(count_layer_params(m, m.layer_of_shape(false)).total());
+  const double kv_copies = replicated_kv_weights_per_rank(m, c.tp, c.replicate_kv_heads);  // per layer and rank
   for (const stage_layers& s : stages) {
     const auto st = static_cast<std::size_t>(s.stage);
     const std::int64_t moe_layers = m.moe_layers_below(s.first_layer + s.layers) - m.moe_layers_below(s.first_layer);
@@ -407,13 +410,14 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     bwd[st] += dense.backward.times(static_cast<double>(dense_layers));
     bwd[st] += moe.backward.times(static_cast<double>(moe_layers));
     if (moe_layers > 0) {
-      stage_params[st] += static_cast<double>(moe_layers) *
-                          static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) /
-                          tp;
+      stage_params[st] +=
+          static_cast<double>(moe_layers) *
+          (static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) / tp +
+           kv_copies);
       stage_expert_params[st] += static_cast<double>(moe_layers) * static_cast<double>(moe_lp.routed_experts) /
                                  (etp * static_cast<double>(c.ep));
     }
-    stage_params[st] += static_cast<double>(dense_layers) * dense_layer_params / tp;
+    stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params / tp + kv_copies);
     if (s.embedding) {
       fwd[st] += embed.forward, bwd[st] += embed.backward;
       stage_params[st] += static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;

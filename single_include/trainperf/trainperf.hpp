@@ -2219,11 +2219,31 @@ struct tensor_shard {
   std::int64_t shard_rows = 0, shard_cols = 0;  // what each tensor-parallel rank stores
 };
 
-// The weight matrices of one layer and the embeddings as Megatron-LM shards them over tp ranks.
-constexpr std::vector<tensor_shard> tensor_shards(const transformer_spec& m, std::int64_t tp) {
+// How many tensor-parallel ranks hold each key/value head: 1 where tp divides kv_heads
+// (Megatron-LM), tp / kv_heads where fewer key/value heads than ranks are replicated
+// (parallel_config::replicate_kv_heads; tp a multiple of kv_heads).
+constexpr std::int64_t kv_head_replicas(const transformer_spec& m, std::int64_t tp, bool replicate_kv_heads) {
+  const std::int64_t kv = m.resolved_kv_heads();
+  return replicate_kv_heads && kv < tp && tp % kv == 0 ? tp / kv : 1;
+}
+
+// What each rank of a layer holds beyond 1/tp of the layer's weights when key/value heads are
+// replicated: its key/value head whole, where the even split would give it 1/replicas of it
+// (key and value weights, and their biases).
+constexpr double replicated_kv_weights_per_rank(const transformer_spec& m, std::int64_t tp, bool replicate_kv_heads) {
+  const auto extra_copies = static_cast<double>(kv_head_replicas(m, tp, replicate_kv_heads) - 1);
+  const auto width = static_cast<double>(m.hidden + (m.qkv_bias || m.linear_bias ? 1 : 0));
+  return extra_copies * 2.0 * static_cast<double>(m.kv_dim()) * width / static_cast<double>(tp);
+}
+
+// The weight matrices of one layer and the embeddings as Megatron-LM shards them over tp ranks
+// (with replicated key/value heads, the QKV shard holds its ranks' key/value head whole).
+constexpr std::vector<tensor_shard> tensor_shards(const transformer_spec& m, std::int64_t tp,
+                                                  bool replicate_kv_heads = false) {
   validate(m);
   detail::require_positive(tp, "tp");
   const std::int64_t h = m.hidden, q = m.q_dim(), kv = m.kv_dim(), f = m.ffn, v = m.padded_vocab(tp);
+  const std::int64_t kv_replicas = kv_head_replicas(m, tp, replicate_kv_heads);
   std::vector<tensor_shard> s;
   const auto column = [&](std::string_view n, std::int64_t in, std::int64_t out) {
     s.push_back({n, shard_kind::column, in, out, in, out / tp});
@@ -2232,7 +2252,7 @@ constexpr std::vector<tensor_shard> tensor_shards(const transformer_spec& m, std
     s.push_back({n, shard_kind::row, in, out, in / tp, out});
   };
   s.push_back({"embedding", shard_kind::vocab, v, h, v / tp, h});
-  column("attention.qkv", h, q + 2 * kv);
+  s.push_back({"attention.qkv", shard_kind::column, h, q + 2 * kv, h, (q + 2 * kv * kv_replicas) / tp});
   row("attention.out", q, h);
   column(m.mlp == mlp_kind::swiglu ? "mlp.gate_up" : "mlp.up", h, (m.mlp == mlp_kind::swiglu ? 2 : 1) * f);
   row("mlp.down", f, h);
@@ -2267,19 +2287,24 @@ struct tensor_parallel_slice {
   index_range q_heads, kv_heads, ffn;
   vocab_range vocab;
 };
-constexpr tensor_parallel_slice tensor_parallel_slice_of(const transformer_spec& m, std::int64_t tp,
-                                                         std::int64_t rank) {
+// With replicate_kv_heads and fewer key/value heads than ranks, rank r holds key/value head
+// r / (tp / kv_heads), the one its query heads attend with.
+constexpr tensor_parallel_slice tensor_parallel_slice_of(const transformer_spec& m, std::int64_t tp, std::int64_t rank,
+                                                         bool replicate_kv_heads = false) {
   using detail::str;
   validate(m);
   detail::require_positive(tp, "tp");
-  const std::int64_t kv = m.resolved_kv_heads();
-  detail::require(m.heads % tp == 0 && kv % tp == 0 && m.ffn % tp == 0, reason::index_out_of_range, "tp", [&] {
-    return "heads " + str(m.heads) + ", kv_heads " + str(kv) + " and ffn " + str(m.ffn) + " do not all split over tp " +
-           str(tp) + "; pick a tp that divides each of them";
-  });
+  const std::int64_t kv = m.resolved_kv_heads(), replicas = kv_head_replicas(m, tp, replicate_kv_heads);
+  detail::require(m.heads % tp == 0 && (kv % tp == 0 || replicas > 1) && m.ffn % tp == 0, reason::index_out_of_range,
+                  "tp", [&] {
+                    return "heads " + str(m.heads) + ", kv_heads " + str(kv) + " and ffn " + str(m.ffn) +
+                           " do not all split over tp " + str(tp) + "; pick a tp that divides each of them" +
+                           (tp % kv == 0 ? " (or replicate the key/value heads)" : "");
+                  });
   const vocab_range v = vocab_shard(m, tp, rank);  // checks the rank
   const auto part = [&](std::int64_t n) { return index_range{rank * (n / tp), (rank + 1) * (n / tp)}; };
-  return {part(m.heads), part(kv), part(m.ffn), v};
+  const index_range kv_heads = replicas > 1 ? index_range{rank / replicas, rank / replicas + 1} : part(kv);
+  return {part(m.heads), kv_heads, part(m.ffn), v};
 }
 
 // ---- ZeRO flat-buffer shards -----------------------------------------------------------------
@@ -2371,6 +2396,10 @@ struct parallel_config {
   std::int64_t etp = 0;  // expert tensor parallel; 0: = tp
   std::int64_t vpp = 1;  // virtual pipeline stages (model chunks) per pipeline rank
   bool sequence_parallel = false;
+  // With fewer key/value heads than tensor-parallel ranks (tp a multiple of kv_heads), each
+  // key/value head is held by tp / kv_heads consecutive ranks, with their query heads (vLLM's
+  // QKVParallelLinear, num_kv_head_replicas). Off: Megatron-LM's rule, kv_heads divisible by tp.
+  bool replicate_kv_heads = false;
   int zero_stage = 0;  // ZeRO 0-3 (DeepSpeed; Paddle "sharding stage")
   // Hybrid sharding: ZeRO/FSDP shards over groups of shard_dp data-parallel ranks and replicates
   // across the dp / shard_dp groups (PyTorch FSDP's HYBRID_SHARD and FSDP2's HSDP, torchtitan's
@@ -2535,11 +2564,17 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
       return "heads " + str(m.heads) + " are not divisible by tp " + str(c.tp) +
              "; each tensor-parallel rank needs whole heads: use a tp that divides " + str(m.heads);
     });
-    r.check(m.resolved_kv_heads() % c.tp == 0, reason::kv_heads_are_not_divisible_by_tp, "tp", [&] {
-      return "kv_heads " + str(m.resolved_kv_heads()) + " are not divisible by tp " + str(c.tp) +
-             "; Megatron-LM splits key/value groups across tensor-parallel ranks: use tp <= " +
-             str(m.resolved_kv_heads()) + " dividing it";
-    });
+    const std::int64_t kv = m.resolved_kv_heads();
+    r.check(kv % c.tp == 0 || (c.replicate_kv_heads && c.tp % kv == 0), reason::kv_heads_are_not_divisible_by_tp, "tp",
+            [&] {
+              return "kv_heads " + str(kv) + " are not divisible by tp " + str(c.tp) +
+                     "; Megatron-LM splits key/value groups across tensor-parallel ranks: use tp <= " + str(kv) +
+                     " dividing it" +
+                     (c.tp % kv == 0 && !c.replicate_kv_heads
+                          ? ", or replicate each key/value head on tp / kv_heads = " + str(c.tp / kv) +
+                                " ranks (replicate_kv_heads, --replicate-kv-heads)"
+                          : "");
+            });
     r.check(m.ffn % c.tp == 0, reason::ffn_is_not_divisible_by_tp, "tp", [&] {
       return "ffn " + str(m.ffn) + " is not divisible by tp " + str(c.tp) + "; pick a tp that divides it";
     });
@@ -3361,7 +3396,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
                                                    const memory_options& o, bool moe_layer) {
   const double t = static_cast<double>(c.tp), s = static_cast<double>(o.seq / c.cp), b = static_cast<double>(o.lbs);
   const double h = static_cast<double>(m.hidden), q = static_cast<double>(m.q_dim()),
-               kv = static_cast<double>(m.kv_dim());
+               kv = static_cast<double>(m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads));  // per tp
   const double a = static_cast<double>(m.heads), e = dtype_bytes(o.param_dtype);
   const double split_rep = c.sequence_parallel ? t : 1.0;
   // Per token, an MoE layer's experts run top_k expert MLPs (dropless, balanced routing; padded
@@ -3670,7 +3705,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         // Routed experts spread over ep x etp ranks (each rank its experts' etp shard), the rest
         // of the layer over tp.
         const double routed = static_cast<double>(lps.routed_experts) / expert_split;
-        const double lp = static_cast<double>(lps.total() - lps.routed_experts) / t + routed;
+        const double lp = static_cast<double>(lps.total() - lps.routed_experts) / t + routed +
+                          replicated_kv_weights_per_rank(m, c.tp, c.replicate_kv_heads);
         const double n = static_cast<double>(count);
         total_params += lp * n;
         experts += routed * n;
@@ -3681,7 +3717,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         // the fused QKV projection.
         const double h = static_cast<double>(m.hidden);
         const double mlp_matrix = h * static_cast<double>(moe ? m.resolved_expert_ffn() : m.ffn) / t;
-        const double qkv_matrix = h * static_cast<double>(m.q_dim() + 2 * m.kv_dim()) / t;
+        const double qkv_matrix =
+            h * static_cast<double>(m.q_dim() + 2 * m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads)) / t;
         if (base_trains) trains(lp * n, std::max(mlp_matrix, qkv_matrix)), trainable_experts += routed * n;
         // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
         if (ad.frozen_weight_bits > 0) quantized += static_cast<double>(lps.total() - lps.norms) / t * n;
@@ -4109,7 +4146,9 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   const transformer_spec& m = x.m;
   const parallel_config& c = x.c;
   const double t = x.tokens, tp = static_cast<double>(c.tp), h = static_cast<double>(m.hidden);
-  const double q = static_cast<double>(m.q_dim()), kv = static_cast<double>(m.kv_dim());
+  // kv per tp: replicated key/value heads are projected whole on each of their ranks.
+  const double q = static_cast<double>(m.q_dim()),
+               kv = static_cast<double>(m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads));
   const double d = static_cast<double>(m.resolved_head_dim()), heads = static_cast<double>(m.heads) / tp;
   const double up = detail::mlp_matrices(m.mlp) - 1;  // fc1's outputs (gate and up, or up): the activation's inputs
   const double e = x.e, bw = x.mem_bw;
@@ -4298,6 +4337,7 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
   const layer_params moe_lp = count_layer_params(m, m.layer_of_shape(true));
   const double dense_layer_params = static_cast<double>(count_layer_params(m, m.layer_of_shape(false)).total());
+  const double kv_copies = replicated_kv_weights_per_rank(m, c.tp, c.replicate_kv_heads);  // per layer and rank
   for (const stage_layers& s : stages) {
     const auto st = static_cast<std::size_t>(s.stage);
     const std::int64_t moe_layers = m.moe_layers_below(s.first_layer + s.layers) - m.moe_layers_below(s.first_layer);
@@ -4307,13 +4347,14 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     bwd[st] += dense.backward.times(static_cast<double>(dense_layers));
     bwd[st] += moe.backward.times(static_cast<double>(moe_layers));
     if (moe_layers > 0) {
-      stage_params[st] += static_cast<double>(moe_layers) *
-                          static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) /
-                          tp;
+      stage_params[st] +=
+          static_cast<double>(moe_layers) *
+          (static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) / tp +
+           kv_copies);
       stage_expert_params[st] += static_cast<double>(moe_layers) * static_cast<double>(moe_lp.routed_experts) /
                                  (etp * static_cast<double>(c.ep));
     }
-    stage_params[st] += static_cast<double>(dense_layers) * dense_layer_params / tp;
+    stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params / tp + kv_copies);
     if (s.embedding) {
       fwd[st] += embed.forward, bwd[st] += embed.backward;
       stage_params[st] += static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;

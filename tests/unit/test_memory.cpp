@@ -738,6 +738,28 @@ TEST_CASE("expert parallelism: each rank holds its experts; their states shard o
   CHECK(ep1.optimizer == doctest::Approx(12 * (dense + 8 * expert) / 8).epsilon(1e-12));
 }
 
+TEST_CASE("replicated key/value heads: a rank holds what it holds when the model has one KV head per rank") {
+  // Llama 2 70B (8 KV heads) at TP 16 with each KV head on 2 ranks: every rank holds 4 query heads
+  // and one whole KV head, and keeps those heads' activations, exactly as a rank of the same
+  // model with 16 KV heads (unreplicated, one per rank) does. Without replication the KV part
+  // would be 8/16 of a head per rank: the replicated run holds 2 x 8192 x 128 x 0.5 more
+  // weights per layer than that.
+  const transformer_spec m = get_preset("llama2-70b").spec;
+  transformer_spec kv16 = m;
+  kv16.kv_heads = 16;
+  const memory_options o{.lbs = 1, .seq = 4096, .runtime_overhead_bytes = 0};
+  const parallel_config rep{.tp = 16, .pp = 4, .replicate_kv_heads = true};
+  const parallel_config one{.tp = 16, .pp = 4};
+  for (std::size_t st = 0; st < 4; ++st) {
+    const stage_memory a = estimate_memory(m, rep, 64, o).stages[st], b = estimate_memory(kv16, one, 64, o).stages[st];
+    CHECK(a.params == doctest::Approx(b.params).epsilon(1e-12));
+    CHECK(a.grads == doctest::Approx(b.grads).epsilon(1e-12));
+    CHECK(a.optimizer == doctest::Approx(b.optimizer).epsilon(1e-12));
+    CHECK(a.activations == doctest::Approx(b.activations).epsilon(1e-12));
+  }
+  CHECK_THROWS_AS(estimate_memory(m, one, 64, o), config_error);  // Megatron-LM's rule without replication
+}
+
 TEST_CASE("an MoE layer keeps its router's scores, the shared expert's gate and its experts' inputs") {
   // Independent enumeration for a Qwen1.5-MoE-A2.7B layer (h 2048, 16 heads of 128, 60 experts
   // of 1408, top-4, one shared expert of 5632 behind a sigmoid gate), bf16, tp 1, flash

@@ -34,6 +34,9 @@ TEST_CASE("seed 000: llama2-70b on 32 H800s, TP8PP4 and TP4PP8, LBS 1, GAS 44 or
   // layers; GAS 2 leaves 1F1B without a steady state on PP 4.
   const auto v16 = check_parallel({.tp = 16, .pp = 2}, {.world = 32, .model = m});
   CHECK(has(v16, "tp", "kv_heads 8 are not divisible by tp 16"));
+  CHECK(has(v16, "tp", "or replicate each key/value head on tp / kv_heads = 2 ranks (replicate_kv_heads"));
+  const auto rep = check_parallel({.tp = 16, .pp = 2, .replicate_kv_heads = true}, {.world = 32, .model = m});
+  CHECK_MESSAGE(rep.empty(), messages(rep));
   const auto v3 = check_parallel({.tp = 3, .pp = 4}, {.world = 24, .model = m});
   CHECK(has(v3, "tp", "heads 64 are not divisible by tp 3"));
   CHECK(has(v3, "tp", "ffn 28672 is not divisible by tp 3"));

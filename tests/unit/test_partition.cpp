@@ -104,6 +104,30 @@ TEST_CASE("what a tensor-parallel rank computes: heads, MLP columns and vocabula
   CHECK_THROWS_AS(tensor_parallel_slice_of(m, 8, 8), config_error);
 }
 
+TEST_CASE("replicated key/value heads: each held whole by tp / kv_heads consecutive ranks, with its query heads") {
+  // Llama 2 70B at TP 16 (64 query heads in groups of 8 per KV head): rank r holds query heads
+  // 4r .. 4r + 3, which all belong to KV head floor(4r / 8) = r / 2: ranks 2k and 2k + 1 share
+  // KV head k. The QKV shard: 4 x 128 query columns + 2 x 128 key/value columns = 768.
+  const transformer_spec m = get_preset("llama2-70b").spec;
+  CHECK(kv_head_replicas(m, 16, true) == 2);
+  CHECK(kv_head_replicas(m, 16, false) == 1);
+  CHECK(kv_head_replicas(m, 8, true) == 1);  // 8 KV heads split over 8 ranks: nothing to replicate
+  for (std::int64_t r = 0; r < 16; ++r) {
+    const auto x = tensor_parallel_slice_of(m, 16, r, true);
+    CHECK(x.q_heads.begin == 4 * r);
+    CHECK(x.q_heads.size() == 4);
+    CHECK(x.kv_heads.begin == r / 2);
+    CHECK(x.kv_heads.size() == 1);
+    CHECK(x.q_heads.begin / (64 / 8) == x.kv_heads.begin);  // its query heads' own group
+  }
+  for (const auto& s : tensor_shards(m, 16, true))
+    if (s.name == "attention.qkv") CHECK(s.shard_cols == 4 * 128 + 2 * 128);
+  // Replication needs tp to be a multiple of kv_heads: 8 KV heads over TP 12 is refused.
+  transformer_spec m12 = m;
+  m12.heads = 96;
+  CHECK_THROWS_AS(tensor_parallel_slice_of(m12, 12, 0, true), config_error);
+}
+
 TEST_CASE("ZeRO flat-buffer shards cover the buffer once, padding at the end") {
   // 1000 elements over 3 ranks with 8-element alignment: padded to 1008 = 3 x 336.
   const flat_shard s0 = zero_shard(1000, 3, 0, 8), s2 = zero_shard(1000, 3, 2, 8);

@@ -108,6 +108,24 @@ TEST_CASE("step-time invariants") {
   CHECK_THROWS_WITH_AS(predict_step(m, layout, c, p, o), doctest::Contains("nearest valid"), config_error);
 }
 
+TEST_CASE("replicated key/value heads: a rank's step is that of a model with one KV head per rank") {
+  // Llama 2 70B (8 KV heads) at TP 16 with each KV head on 2 ranks computes, per rank, the GEMMs
+  // and attention of the same model with 16 KV heads (one per rank): the same step time.
+  const transformer_spec m = get_preset("llama2-70b").spec;
+  transformer_spec kv16 = m;
+  kv16.kv_heads = 16;
+  const device_profile p = builtin_profile("A100-80GB");
+  const cluster_spec c = default_cluster(get_device("A100-80GB"), 64, 8, p);
+  step_options o;
+  o.memory.seq = 4096;
+  o.memory.lbs = 1;
+  o.gbs = 64;
+  const step_prediction a = predict_step(m, {.tp = 16, .pp = 4, .replicate_kv_heads = true}, c, p, o);
+  const step_prediction b = predict_step(kv16, {.tp = 16, .pp = 4}, c, p, o);
+  CHECK(a.step_time == doctest::Approx(b.step_time).epsilon(1e-12));
+  CHECK(a.breakdown.compute == doctest::Approx(b.breakdown.compute).epsilon(1e-12));
+}
+
 // Seed 000 (seeds/README.md): llama2-70b on 4 x 8 H800, seq 4096, micro batch 1, GAS 44:
 // TP4PP8 measured 791.37 token/p/s, TP8PP4 641.93. Seed 004: GPT-3 6.7B on 8 A100, 1024 x 2048
 // tokens: 4410 > 4024 > 3811 > 3791 token/p/s over sharding 2 x8, TP2 + sharding 1, TP2 +
