@@ -78,12 +78,14 @@ class cpu_engine final : public engine {
     if (!pipe_) return engine::train_step(batches, micro_batches, loss_scale, tokens_per_micro_batch);
     return static_cast<float>(rt_.pp_sum(pipe_->train(batches, loss_scale)));  // the loss is the last stage's
   }
-  // The norms' weight gradients summed over the tensor group under sequence parallelism; a tied
-  // embedding's two copies (first and last stage) summed over the embedding group, as
-  // Megatron-LM keeps them equal; then the gradients summed over the data-parallel group (under
-  // ZeRO-1, reduce-scattered: this rank's part only).
+  // The norms' weight gradients summed over the tensor group under sequence parallelism; a
+  // replicated key/value head's projections summed over its kv group (each rank has the
+  // gradient through its own query heads); a tied embedding's two copies (first and last stage)
+  // summed over the embedding group, as Megatron-LM keeps them equal; then the gradients summed
+  // over the data-parallel group (under ZeRO-1, reduce-scattered: this rank's part only).
   void allreduce_grads() override {
     m_.reduce_norm_grads();  // sequence parallelism: each tensor rank's rows' share
+    m_.for_each_replicated_kv([&](i64 o, i64 n) { rt_.kv_sum(m_.g(o), n); });
     if (m_.emb >= 0 && m_.spec.tied_embeddings) rt_.embedding_sum(m_.g(m_.emb), m_.V_rows * m_.C);
     if (zero1())
       rt_.dp_reduce_scatter(m_.grads.data(), bounds_);
@@ -99,8 +101,8 @@ class cpu_engine final : public engine {
                                cfg, step);
     // The global norm over every rank that holds a part of the gradients (this rank's part of
     // the buffer under ZeRO-1, all of it otherwise), each element once: the norm weights every
-    // tensor rank holds count on tensor rank 0 only; a tied embedding's copy on the last stage
-    // does not count (the first stage's does).
+    // tensor rank holds count on tensor rank 0 only, a replicated key/value head on the first of
+    // its ranks; a tied embedding's copy on the last stage does not count (the first stage's does).
     const i64 b = mine_.begin, e = mine_.end;
     double squares = k::sum_of_squares(m_.g(b), e - b);
     const auto uncount = [&](i64 o, i64 n) {
@@ -108,6 +110,7 @@ class cpu_engine final : public engine {
       if (lo < hi) squares -= k::sum_of_squares(m_.g(lo), hi - lo);
     };
     if (m_.tp_rank != 0) m_.for_each_replicated(uncount);
+    if (m_.tp_rank % m_.kv_replicas != 0) m_.for_each_replicated_kv(uncount);
     m_.for_each_pipeline_copy(uncount);
     squares = zero1() ? rt_.world_sum(squares) : rt_.mp_sum(squares);
     const float norm = static_cast<float>(std::sqrt(std::max(0.0, squares)));

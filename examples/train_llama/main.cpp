@@ -71,6 +71,9 @@ std::vector<flag> trainer_flags() {
            {"schedule", "gpipe|1f1b|interleaved",
             "pipeline schedule (default 1f1b, interleaved with --vpp > 1); --gas is the micro-batch count"},
            {"sp", "", "sequence parallelism with --tp (Megatron-LM's): norms and residuals on 1/tp of the tokens"},
+           {"replicate-kv-heads", "",
+            "with fewer key/value heads than --tp: each on tp / kv-heads tensor ranks, their gradients summed "
+            "(vLLM's rule; Megatron-LM needs kv-heads divisible by tp)"},
            {"dp", "N", "data-parallel replicas (default: the MPI world / (tp x pp))"},
            {"zero", "0|1",
             "1: the distributed optimizer (ZeRO stage 1): AdamW states sharded over the data-parallel ranks, "
@@ -177,6 +180,7 @@ int run(const args& a) {
                                .dp = a.get_int("dp").value_or(0),
                                .vpp = vpp,
                                .sequence_parallel = a.has("sp"),
+                               .replicate_kv_heads = a.has("replicate-kv-heads"),
                                .zero_stage = zero1 ? 1 : 0};
   if (pc.tp < 1 || pc.pp < 1 || pc.vpp < 1 || pc.dp < 0)
     throw usage_error(
@@ -311,7 +315,8 @@ int run(const args& a) {
   // ---- model, engine, peak
   say.phase(fmt::format("building the model and its activations (predicted {})",
                         tp::format_bytes(static_cast<std::int64_t>(mem.max_total()))));
-  const train_llama::parallel_runtime rt(world, rank, pc, spec.tied_embeddings);
+  const train_llama::parallel_runtime rt(world, rank, pc, spec.tied_embeddings,
+                                         tp::kv_head_replicas(spec, pc.tp, pc.replicate_kv_heads));
   std::vector<tp::stage_layers> chunks;  // this rank's stage's, from trainperf's partitioner
   for (const auto& c : tp::partition_layers(spec.layers, pc.split()))
     if (c.stage == rt.coords().pp) chunks.push_back(c);

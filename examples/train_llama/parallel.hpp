@@ -1,6 +1,7 @@
 // train_llama's parallel runtime: the layout of the world's ranks (trainperf::layout, Megatron-LM's
 // rank order), this rank's place in it, and the MPI groups it works over: its tensor-parallel
-// group (the model's reductions), its pipeline group (hand-offs between stages), its model-
+// group (the model's reductions) and within it the kv group (a replicated key/value head's
+// ranks), its pipeline group (hand-offs between stages), its model-
 // parallel group (the global gradient norm), the embedding group (a tied embedding's copies on
 // the first and last stage) and its data-parallel group (gradients and the loss). Without MPI
 // the world is one process and every group is that process alone.
@@ -26,12 +27,22 @@ namespace train_llama {
 class parallel_runtime final : public tensor_group {
  public:
   // config: tp, pp, vpp (and dp, derived from the world when 0), already validated against the
-  // world and the model; tied: the model's output layer is its embedding (an embedding group).
-  parallel_runtime(std::int64_t world, std::int64_t rank, const trainperf::parallel_config& config, bool tied)
+  // world and the model; tied: the model's output layer is its embedding (an embedding group);
+  // kv_replicas: consecutive tensor ranks sharing a replicated key/value head (a kv group).
+  parallel_runtime(std::int64_t world, std::int64_t rank, const trainperf::parallel_config& config, bool tied,
+                   std::int64_t kv_replicas = 1)
       : layout_(world, config), coords_(layout_.coords(rank)), vpp_(config.vpp) {
 #ifdef TRAINPERF_WITH_MPI
     using trainperf::comm::mpi_group;
     if (tp() > 1) tp_ = std::make_unique<mpi_group>(layout_, "tp");
+    if (kv_replicas > 1) {  // each tensor group cut into runs of kv_replicas ranks, in tensor-rank order
+      std::vector<std::vector<std::int64_t>> kv;
+      for (const auto& g : layout_.groups("tp"))
+        for (std::size_t i = 0; i < g.size(); i += static_cast<std::size_t>(kv_replicas))
+          kv.emplace_back(g.begin() + static_cast<std::ptrdiff_t>(i),
+                          g.begin() + static_cast<std::ptrdiff_t>(i + static_cast<std::size_t>(kv_replicas)));
+      kv_ = std::make_unique<mpi_group>(kv, "kv");
+    }
     if (pp() > 1) pp_ = std::make_unique<mpi_group>(layout_, "pp");
     if (tp() * pp() > 1) mp_ = std::make_unique<mpi_group>(layout_, "mp");
     if (pp() > 1 && tied)
@@ -88,6 +99,10 @@ class parallel_runtime final : public tensor_group {
   [[nodiscard]] double mp_sum(double x) const {
     with(mp_, [&](auto& g) { g.allreduce_sum(&x, 1); });
     return x;
+  }
+  // Over the kv group (the tensor ranks holding the same replicated key/value head).
+  void kv_sum(float* x, std::int64_t n) const {
+    with(kv_, [&](auto& g) { g.allreduce_sum(x, n); });
   }
   // Over the embedding group (the first and last stage, where a tied embedding has its copies).
   void embedding_sum(float* x, std::int64_t n) const {
@@ -157,7 +172,7 @@ class parallel_runtime final : public tensor_group {
   trainperf::layout layout_;
   trainperf::rank_coords coords_;
   std::int64_t vpp_ = 1;
-  group_ptr tp_, pp_, mp_, embedding_, dp_;
+  group_ptr tp_, kv_, pp_, mp_, embedding_, dp_;
 };
 
 }  // namespace train_llama

@@ -32,6 +32,7 @@ struct llama_params {
   trainperf::transformer_spec spec;
   i64 tp = 1, tp_rank = 0;
   trainperf::tensor_parallel_slice slice;  // what this rank holds of each layer
+  i64 kv_replicas = 1;                     // tensor ranks holding this rank's key/value heads
   // This rank's dimensions: hidden, query and KV heads, head size, query and KV widths, MLP
   // columns, vocabulary rows whose logits it computes (V, beginning at row vocab_begin of the
   // full vocabulary) and stores (V_rows: V plus the padding rows of the last shard), and the
@@ -67,7 +68,10 @@ struct llama_params {
       : spec(s),
         tp(part.tp),
         tp_rank(part.tp_rank),
-        slice(trainperf::tensor_parallel_slice_of(s, part.tp, part.tp_rank)),
+        // Replicated key/value heads exactly where kv_heads < tp (main.cpp's check_parallel has
+        // accepted them only with --replicate-kv-heads); Megatron-LM's split otherwise.
+        slice(trainperf::tensor_parallel_slice_of(s, part.tp, part.tp_rank, /*replicate_kv_heads=*/true)),
+        kv_replicas(trainperf::kv_head_replicas(s, part.tp, /*replicate_kv_heads=*/true)),
         C(s.hidden),
         Hq(slice.q_heads.size()),
         Hkv(slice.kv_heads.size()),
@@ -170,6 +174,13 @@ struct llama_params {
   void for_each_replicated(Fn&& f) const {
     for (const auto& o : layers) f(o.attn_norm, C), f(o.mlp_norm, C);
     if (has_output) f(final_norm, C);
+  }
+  // The key and value projections of a key/value head replicated on kv_replicas tensor ranks
+  // (their gradients are summed over those ranks): f(offset, count), or nothing.
+  template <class Fn>
+  void for_each_replicated_kv(Fn&& f) const {
+    if (kv_replicas == 1) return;
+    for (const auto& o : layers) f(o.wk, KV * C), f(o.wv, KV * C);
   }
   // The tied embedding's copy on a last stage without the embedding (the first stage holds the
   // original; their gradients are summed over the embedding group): f(offset, count), or nothing.

@@ -25,9 +25,13 @@ class mpi_group {
   // kind (the "embedding" groups hold only the first and last pipeline stages) is refused, unless
   // `optional`: then it gets no communicator (member() is false) and calls nothing on it.
   mpi_group(const layout& l, std::string_view kind, MPI_Comm parent = MPI_COMM_WORLD, bool optional = false)
+      : mpi_group(l.groups(kind), kind, parent, optional) {}
+  // The same over groups given as lists of `parent`'s ranks (disjoint; a group's order is its
+  // ranks' order), named `kind` in errors: for groups a layout does not have.
+  mpi_group(const std::vector<std::vector<std::int64_t>>& groups, std::string_view kind,
+            MPI_Comm parent = MPI_COMM_WORLD, bool optional = false)
       : kind_(kind) {
     check(MPI_Comm_rank(parent, &world_rank_), "MPI_Comm_rank");
-    const auto groups = l.groups(kind);
     int color = MPI_UNDEFINED, key = 0;
     for (std::size_t g = 0; g < groups.size(); ++g)
       for (std::size_t i = 0; i < groups[g].size(); ++i)
