@@ -196,10 +196,11 @@ inline bool write_all(int fd, const void* data, std::size_t n) {
 
 }  // namespace detail
 
-// Writes m's parameters and AdamW moments after `step` to `path`: to path + ".tmp" first,
-// fsynced, renamed over path, the folder fsynced. On failure path is as it was.
-inline void save_checkpoint(const std::string& path, const llama_params& m, std::int64_t step, std::uint64_t seed,
-                            const std::string& field = "checkpoint") {
+// Writes `path` so that a crash leaves either the old file or the whole new one: write(fd)
+// fills a temporary file beside it (returning false on a failed write), which is synced,
+// renamed over `path`, and the folder synced. Errors name `path`, what failed and `field`'s flag.
+template <class Writer>
+void write_atomically(const std::string& path, const std::string& field, Writer&& write) {
   namespace fs = std::filesystem;
   const std::string tmp = path + ".tmp";
   std::error_code exists_ec;  // the error_code overload: never a filesystem_error after a whole run
@@ -212,17 +213,7 @@ inline void save_checkpoint(const std::string& path, const llama_params& m, std:
   };
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("creating " + tmp, errno);
-  const auto header = detail::encode_header(checkpoint_info_of(m, step, seed));
-  std::uint64_t sum = fnv1a64(header.data(), header.size());
-  bool ok = detail::write_all(fd, header.data(), header.size());
-  for (const auto* v : {&m.params, &m.adam_m, &m.adam_v}) {
-    if (!ok) break;
-    sum = fnv1a64(v->data(), v->size() * sizeof(float), sum);
-    ok = detail::write_all(fd, v->data(), v->size() * sizeof(float));
-  }
-  unsigned char trailer[checkpoint_trailer_bytes];
-  detail::put_le(trailer, sum, 8);
-  ok = ok && detail::write_all(fd, trailer, sizeof trailer) && ::fsync(fd) == 0;
+  bool ok = write(fd) && ::fsync(fd) == 0;
   const int write_errno = errno;
   ok = (::close(fd) == 0) && ok;
   if (!ok) {
@@ -238,6 +229,25 @@ inline void save_checkpoint(const std::string& path, const llama_params& m, std:
     throw trainperf::config_error(field, path + " was written, but syncing its folder failed (" +
                                              detail::errno_text(errno) +
                                              "); it may not survive a power loss, check the file system");
+}
+
+// Writes m's parameters and AdamW moments after `step` to `path`: atomically
+// (write_atomically). On failure path is as it was.
+inline void save_checkpoint(const std::string& path, const llama_params& m, std::int64_t step, std::uint64_t seed,
+                            const std::string& field = "checkpoint") {
+  write_atomically(path, field, [&](int fd) {
+    const auto header = detail::encode_header(checkpoint_info_of(m, step, seed));
+    std::uint64_t sum = fnv1a64(header.data(), header.size());
+    bool ok = detail::write_all(fd, header.data(), header.size());
+    for (const auto* v : {&m.params, &m.adam_m, &m.adam_v}) {
+      if (!ok) break;
+      sum = fnv1a64(v->data(), v->size() * sizeof(float), sum);
+      ok = detail::write_all(fd, v->data(), v->size() * sizeof(float));
+    }
+    unsigned char trailer[checkpoint_trailer_bytes];
+    detail::put_le(trailer, sum, 8);
+    return ok && detail::write_all(fd, trailer, sizeof trailer);
+  });
 }
 
 }  // namespace train_llama

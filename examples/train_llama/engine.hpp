@@ -47,11 +47,12 @@ class engine {
   // after the other; a pipeline stage's schedule); returns the sum of their mean losses.
   virtual float train_step(const batch_source& batches, i64 micro_batches, float loss_scale,
                            i64 tokens_per_micro_batch) {
-    std::vector<std::int32_t> in(static_cast<std::size_t>(tokens_per_micro_batch)), out(in.size());
+    tokens_in_.resize(static_cast<std::size_t>(tokens_per_micro_batch));
+    tokens_out_.resize(tokens_in_.size());
     float loss = 0;
     for (i64 i = 0; i < micro_batches; ++i) {
-      batches(i, in, out);
-      loss += step(in.data(), out.data(), true, loss_scale);
+      batches(i, tokens_in_, tokens_out_);
+      loss += step(tokens_in_.data(), tokens_out_.data(), true, loss_scale);
     }
     return loss;
   }
@@ -65,6 +66,9 @@ class engine {
   [[nodiscard]] virtual memory_reading memory() const = 0;
   // The peak FLOP/s MFU is taken against when --peak-flops is not given, and where it comes from.
   [[nodiscard]] virtual std::pair<double, std::string> default_peak() const = 0;
+
+ private:
+  std::vector<std::int32_t> tokens_in_, tokens_out_;  // train_step's micro-batch, reused step to step
 };
 
 // The CUDA engine for model m at micro batch B x T tokens (m's weights are uploaded). When the

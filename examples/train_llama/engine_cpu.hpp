@@ -104,16 +104,21 @@ class cpu_engine final : public engine {
     // tensor rank holds count on tensor rank 0 only, a replicated key/value head on the first of
     // its ranks; a tied embedding's copy on the last stage does not count (the first stage's does).
     const i64 b = mine_.begin, e = mine_.end;
-    double squares = k::sum_of_squares(m_.g(b), e - b);
-    const auto uncount = [&](i64 o, i64 n) {
-      const i64 lo = std::max(o, b), hi = std::min(o + n, e);
-      if (lo < hi) squares -= k::sum_of_squares(m_.g(lo), hi - lo);
-    };
+    std::vector<std::pair<i64, i64>> elsewhere;  // [begin, end) of the ranges another rank counts
+    const auto uncount = [&](i64 o, i64 n) { elsewhere.emplace_back(o, o + n); };
     if (m_.tp_rank != 0) m_.for_each_replicated(uncount);
     if (m_.tp_rank % m_.kv_replicas != 0) m_.for_each_replicated_kv(uncount);
     m_.for_each_pipeline_copy(uncount);
+    std::sort(elsewhere.begin(), elsewhere.end());
+    double squares = 0;
+    i64 at = b;  // [b, e) less those ranges
+    for (const auto& [lo, hi] : elsewhere) {
+      if (std::min(lo, e) > at) squares += k::sum_of_squares(m_.g(at), std::min(lo, e) - at);
+      at = std::max(at, hi);
+    }
+    if (e > at) squares += k::sum_of_squares(m_.g(at), e - at);
     squares = zero1() ? rt_.world_sum(squares) : rt_.mp_sum(squares);
-    const float norm = static_cast<float>(std::sqrt(std::max(0.0, squares)));
+    const float norm = static_cast<float>(std::sqrt(squares));
     k::clipped_adamw(m_.p(b), m_.g(b), m_.adam_m.data(), m_.adam_v.data(), e - b, norm, clip, cfg, step);
     if (zero1()) rt_.dp_allgather(m_.params.data(), bounds_);
     return norm;

@@ -91,15 +91,9 @@ class parallel_runtime final : public tensor_group {
     with(pp_, [&](auto& g) { g.wait_sends(); });
   }
   // Over the pipeline group: a figure only one stage has (the loss, on the last).
-  [[nodiscard]] double pp_sum(double x) const {
-    with(pp_, [&](auto& g) { g.allreduce_sum(&x, 1); });
-    return x;
-  }
+  [[nodiscard]] double pp_sum(double x) const { return sum_over(pp_, x); }
   // Over the model-parallel group (tp x pp): the parts of the global gradient norm.
-  [[nodiscard]] double mp_sum(double x) const {
-    with(mp_, [&](auto& g) { g.allreduce_sum(&x, 1); });
-    return x;
-  }
+  [[nodiscard]] double mp_sum(double x) const { return sum_over(mp_, x); }
   // Over the kv group (the tensor ranks holding the same replicated key/value head).
   void kv_sum(float* x, std::int64_t n) const {
     with(kv_, [&](auto& g) { g.allreduce_sum(x, n); });
@@ -115,10 +109,7 @@ class parallel_runtime final : public tensor_group {
   void dp_sum(float* x, std::int64_t n) const {
     with(dp_, [&](auto& g) { g.allreduce_sum(x, n); });
   }
-  [[nodiscard]] double dp_sum(double x) const {
-    with(dp_, [&](auto& g) { g.allreduce_sum(&x, 1); });
-    return x;
-  }
+  [[nodiscard]] double dp_sum(double x) const { return sum_over(dp_, x); }
 
   // ZeRO-1 over this rank's data-parallel group: part r of the flat buffer, [bounds[r],
   // bounds[r + 1]), belongs to dp rank r; reduce_scatter leaves the group's sum of this rank's
@@ -169,6 +160,10 @@ class parallel_runtime final : public tensor_group {
 #endif
   }
 
+  [[nodiscard]] static double sum_over(const group_ptr& g, double x) {
+    with(g, [&](auto& group) { group.allreduce_sum(&x, 1); });
+    return x;
+  }
   trainperf::layout layout_;
   trainperf::rank_coords coords_;
   std::int64_t vpp_ = 1;

@@ -108,8 +108,7 @@ class pipeline {
     rt_.send_stage(x.data(), static_cast<i64>(x.size()), to, tag(micro, their_chunk, d));
   }
   void recv(std::vector<float>& x, i64 micro, i64 chunk, direction d) {
-    const auto [from, their_chunk] = d == activation ? previous(chunk) : next(chunk);
-    (void)their_chunk;
+    const i64 from = (d == activation ? previous(chunk) : next(chunk)).first;  // the tag names this chunk
     rt_.recv_stage(x.data(), static_cast<i64>(x.size()), from, tag(micro, chunk, d));
   }
 

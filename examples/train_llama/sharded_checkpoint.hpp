@@ -55,22 +55,6 @@ inline model_part part_of(const trainperf::transformer_spec& spec, std::int64_t 
 }
 // Writes text to path as save_checkpoint writes a checkpoint: a temporary file, fsynced, renamed
 // over path, the folder fsynced; on failure path is as it was.
-inline void write_durably(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  const auto fail = [&](const std::string& what) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw trainperf::config_error("checkpoint", path + ": " + what + " failed (" + errno_text(e) +
-                                                    "); the previous checkpoint there is untouched; free space or "
-                                                    "choose another --checkpoint path");
-  };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("creating " + tmp);
-  const bool ok = write_all(fd, text.data(), text.size()) && ::fsync(fd) == 0;
-  if (::close(fd) != 0 || !ok) fail("writing " + tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("renaming " + tmp + " to it");
-  fsync_dir(std::filesystem::path(path).parent_path());
-}
 inline checkpoint_manifest read_manifest(const std::string& path, const std::string& bytes) {
   std::istringstream in(bytes);
   std::string line, key;
@@ -117,8 +101,9 @@ inline void save_sharded_checkpoint(const std::string& path, const llama_params&
       } catch (const trainperf::config_error&) {  // an incomplete manifest names no shards to remove
       }
   }
-  detail::write_durably(path, fmt::format("{}\nstep {}\nseed {}\ntp {}\npp {}\nvpp {}\n", manifest_magic, step, seed,
-                                          rt.tp(), rt.pp(), rt.vpp()));
+  const std::string text = fmt::format("{}\nstep {}\nseed {}\ntp {}\npp {}\nvpp {}\n", manifest_magic, step, seed,
+                                       rt.tp(), rt.pp(), rt.vpp());
+  write_atomically(path, "checkpoint", [&](int fd) { return detail::write_all(fd, text.data(), text.size()); });
   if (previous && previous->step != step) {  // no manifest names them now
     std::error_code ec;
     for (std::int64_t t = 0; t < previous->tp; ++t)
