@@ -60,9 +60,11 @@ class engine {
   virtual void allreduce_grads() = 0;
   // Clips the global gradient norm to clip (returns the norm before clipping), then one AdamW step.
   virtual float clip_and_update(float clip, const adamw_step& c, std::int64_t step) = 0;
-  // Copies the params and Adam states into the host model (before a checkpoint). An engine
-  // starts from the host model's (a resumed checkpoint's) state.
+  // Copies the params and Adam states into the host model (before a checkpoint; every rank
+  // calls it). An engine starts from the host model's (a resumed checkpoint's) state.
   virtual void to_host(llama_params& m) = 0;
+  // After the checkpoint is written: what to_host assembled only for it may go.
+  virtual void checkpoint_written(llama_params&) {}
   [[nodiscard]] virtual memory_reading memory() const = 0;
   // The peak FLOP/s MFU is taken against when --peak-flops is not given, and where it comes from.
   [[nodiscard]] virtual std::pair<double, std::string> default_peak() const = 0;

@@ -45,13 +45,12 @@ class cpu_engine final : public engine {
       pipe_ = std::make_unique<pipeline>(m, B, T, rt, schedule, gas);
     else
       act_ = m.make_activations(B, T);
-    if (zero1 && rt.dp() > 1) {  // the model was built without optimizer states (model_part)
+    if (zero1 && rt.dp() > 1) {
       for (i64 r = 0; r < rt.dp(); ++r) bounds_.push_back(std::min(tp::zero_shard(m.total, rt.dp(), r).begin, m.total));
       bounds_.push_back(m.total);
       mine_ = {bounds_[static_cast<std::size_t>(rt.coords().dp)],
                bounds_[static_cast<std::size_t>(rt.coords().dp) + 1]};
-      m.adam_m.assign(static_cast<std::size_t>(mine_.size()), 0.0f);  // the states of this part only
-      m.adam_v.assign(m.adam_m.size(), 0.0f);
+      keep_my_part(m);  // the states of this part only
     } else {
       mine_ = {0, m.total};
     }
@@ -123,7 +122,21 @@ class cpu_engine final : public engine {
     if (zero1()) rt_.dp_allgather(m_.params.data(), bounds_);
     return norm;
   }
-  void to_host(llama_params&) override {}  // the host model is the model
+  // The host model is the model; under ZeRO-1 its AdamW states are gathered whole over the
+  // data-parallel group for the checkpoint (twice the parameters' bytes, for the time of the
+  // write), then cut back to this rank's part.
+  void to_host(llama_params& m) override {
+    if (!zero1()) return;
+    for (auto* s : {&m.adam_m, &m.adam_v}) {
+      std::vector<float> whole(static_cast<std::size_t>(m.total));
+      std::copy(s->begin(), s->end(), whole.begin() + mine_.begin);
+      rt_.dp_allgather(whole.data(), bounds_);
+      s->swap(whole);
+    }
+  }
+  void checkpoint_written(llama_params& m) override {
+    if (zero1()) keep_my_part(m);
+  }
   memory_reading memory() const override {
     return {peak_rss_bytes(), static_cast<std::int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE), "peak RSS"};
   }
@@ -145,6 +158,16 @@ class cpu_engine final : public engine {
   std::vector<i64> bounds_;
   tp::index_range mine_;
   [[nodiscard]] bool zero1() const { return !bounds_.empty(); }
+  // m's AdamW states cut to this rank's part: from whole ones (a resumed checkpoint's, or
+  // to_host's), or zeros where the model was built without them.
+  void keep_my_part(llama_params& m) const {
+    for (auto* s : {&m.adam_m, &m.adam_v}) {
+      if (static_cast<i64>(s->size()) == m.total)
+        *s = std::vector<float>(s->begin() + mine_.begin, s->begin() + mine_.end);
+      else
+        s->assign(static_cast<std::size_t>(mine_.size()), 0.0f);
+    }
+  }
 };
 
 }  // namespace train_llama

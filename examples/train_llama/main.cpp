@@ -216,10 +216,6 @@ int run(const args& a) {
     throw tp::config_error(pc.tp > 1 ? "tp" : "pp",
                            "tensor and pipeline parallelism run on the CPU engine only so "
                            "far; use --device cpu, or --tp 1 --pp 1");
-  if (zero1 && dp > 1 && (a.has("checkpoint") || a.has("resume")))
-    throw tp::config_error("zero",
-                           "checkpoints of sharded optimizer states (--zero 1) are not written or read yet; "
-                           "drop --checkpoint/--resume or train with --zero 0");
 
   // Outputs: a run that cannot write its checkpoint or log says so now, not after training.
   if (ckpt) trainperf::io::check_output_path(*ckpt, "checkpoint", /*renamed_into_place=*/true);
@@ -323,7 +319,8 @@ int run(const args& a) {
   train_llama::llama m(spec, {.tp = pc.tp,
                               .tp_rank = rt.coords().tp,
                               .chunks = chunks,
-                              .optimizer_states = !(zero1 && dp > 1)});  // ZeRO-1: the engine keeps a part
+                              // ZeRO-1: the engine keeps a part (of the checkpoint's, when resuming)
+                              .optimizer_states = !(zero1 && dp > 1) || resume.has_value()});
   m.sequence_parallel = pc.sequence_parallel;
   m.misplace_down_projection = std::getenv("TRAIN_LLAMA_TEST_MISPLACE_SHARD") != nullptr;
   m.init(seed);
@@ -386,6 +383,7 @@ int run(const args& a) {
       train_llama::save_sharded_checkpoint(*ckpt, m, rt, step, seed);
     else if (lead)
       train_llama::save_checkpoint(*ckpt, m, step, seed);
+    eng->checkpoint_written(m);
   };
   float loss = 0, first_loss = -1;
   const auto t_start = clk::now();

@@ -2,7 +2,8 @@
 # bit for bit; resumed on one process (TP1 PP1) they follow the single-process run; a single-
 # process checkpoint resumed on TP2 x PP2 follows it too (resharding through trainperf's
 # partitioners both ways; tolerance 1e-5 as in parallel_equivalence.cmake). A newer checkpoint
-# leaves no shard files of the older one behind. Skipped, visibly, when MPI is absent.
+# leaves no shard files of the older one behind. The same for a DP2 run with ZeRO-1 (sharded AdamW
+# states). Skipped, visibly, when MPI is absent.
 include(${CMAKE_CURRENT_LIST_DIR}/mpi_test_setup.cmake)
 if(NOT MPIEXEC)
   return()
@@ -42,3 +43,15 @@ run("single process, 5 steps" ${EXE} ${common} --steps 5 --checkpoint ${d}/singl
 run("its checkpoint resumed on TP2 x PP2" ${layout} ${common} --steps 10 --resume ${d}/single.ck
     --log ${d}/resharded_to_layout.log)
 compare("TP1 PP1 -> TP2 x PP2" ${d}/single.log ${d}/resharded_to_layout.log 1e-5)
+
+# ZeRO-1 over DP2 (the same global batch): each replica's part of the AdamW states is gathered
+# whole for the checkpoint and cut back to the part on resume.
+set(zero ${MPIEXEC} -n 2 --oversubscribe ${EXE} --dp 2 --zero 1)
+set(zero_common ${trainer_flags} --eval-every 1000 --lbs 1 --gas 4)
+run("DP2 ZeRO-1, 10 steps" ${zero} ${zero_common} --steps 10 --log ${d}/zero.log)
+run("DP2 ZeRO-1, 5 steps with a checkpoint" ${zero} ${zero_common} --steps 5 --checkpoint ${d}/zero.ck)
+run("DP2 ZeRO-1 resumed" ${zero} ${zero_common} --steps 10 --resume ${d}/zero.ck --log ${d}/zero_resumed.log)
+compare("DP2 ZeRO-1 resumed on its own layout, bit for bit" ${d}/zero.log ${d}/zero_resumed.log 0)
+run("DP2 ZeRO-1's checkpoint resumed on one process" ${EXE} ${common} --steps 10 --resume ${d}/zero.ck
+    --log ${d}/zero_to_one.log)
+compare("DP2 ZeRO-1 -> one process" ${d}/single.log ${d}/zero_to_one.log 1e-5)
