@@ -10,9 +10,16 @@ out=${OUT:-gpu-results}
 mkdir -p "$out"
 jobs=$(nproc 2>/dev/null || echo 4)
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total --format=csv >"$out/gpu.txt" 2>&1
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DTRAINPERF_BUILD_EXAMPLES=ON >"$out/configure.log" 2>&1 &&
-  cmake --build build-gpu -j "$jobs" --target gpu_matmul gpu_attention gpu_ops gpu_nccl train_llama bench_matmul \
-    bench_attention >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+# TRAINPERF_GPU_PREBUILT=1: build-gpu was built elsewhere (the GPU machine has no Eigen, fmt or
+# doctest, or its time is short), e.g. on a workstation with nvcc:
+#   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DTRAINPERF_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES=90a
+#   cmake --build build-gpu --target gpu_matmul gpu_attention gpu_ops gpu_nccl train_llama bench_matmul bench_attention
+# (the CTest files hold that machine's absolute paths: run from the same path there).
+if [ "${TRAINPERF_GPU_PREBUILT:-0}" != 1 ]; then
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DTRAINPERF_BUILD_EXAMPLES=ON >"$out/configure.log" 2>&1 &&
+    cmake --build build-gpu -j "$jobs" --target gpu_matmul gpu_attention gpu_ops gpu_nccl train_llama bench_matmul \
+      bench_attention >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+fi
 ctest --test-dir build-gpu -L gpu --output-on-failure >"$out/gpu_tests.log" 2>&1
 tests_rc=$?
 build-gpu/bench/gpu/bench_matmul >"$out/bench_matmul.log" 2>&1
