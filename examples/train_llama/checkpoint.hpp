@@ -4,13 +4,17 @@
 // a crash at any moment leaves either the previous checkpoint or the new one, never a mix
 // (temporary file, fsync, rename, fsync of the folder).
 //
-// Format 2, little-endian:
+// Format 3, little-endian:
 //   offset  0  char[8]   "TPLLCKPT"
-//           8  u32       format version (2)
-//          12  u32       header bytes (88)
+//           8  u32       format version (3)
+//          12  u32       header bytes (120)
 //          16  i64 x 9   step, parameters (total), layers, hidden, heads, kv heads, ffn, vocab, seed
-//          88  f32 x 3 x total   parameters, AdamW m, AdamW v (the flat layout of params.hpp)
-//   88 + 12 x total  u64  FNV-1a (64-bit) of every byte before it
+//          88  i64 x 4   the part of the model: tensor-parallel size, tensor rank, pipeline stage,
+//                        model chunks (1, 0, 0, 1 for a whole model), so that a shard read in
+//                        another part's place is refused even where the two have the same shape
+//         120  f32 x 3 x total   parameters, AdamW m, AdamW v (the flat layout of params.hpp)
+//   120 + 12 x total  u64  FNV-1a (64-bit) of every byte before it
+// Format 2 is format 3 without the part (header 88 bytes): still read, its part unchecked.
 // Format 1 (magic "TPLLAMA1", a raw struct and the payload, no checksum) is recognized and refused.
 #pragma once
 
@@ -28,6 +32,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <trainperf/error.hpp>
 #include <trainperf/io/file.hpp>
@@ -39,23 +44,40 @@ namespace train_llama {
 static_assert(std::endian::native == std::endian::little, "checkpoints store the host's fp32 bytes little-endian");
 
 inline constexpr char checkpoint_magic[8] = {'T', 'P', 'L', 'L', 'C', 'K', 'P', 'T'};
-inline constexpr std::uint32_t checkpoint_version = 2;
-inline constexpr std::uint64_t checkpoint_header_bytes = 88, checkpoint_trailer_bytes = 8;
+inline constexpr std::uint32_t checkpoint_version = 3;
+inline constexpr std::uint64_t checkpoint_header_bytes = 120, checkpoint_trailer_bytes = 8;
+inline constexpr std::uint64_t checkpoint_v2_header_bytes = 88;  // format 2, still read
 
-// What a checkpoint says about itself; all but step must match the model it is loaded into.
+// What a checkpoint says about itself; all but step must match the model it is loaded into
+// (the part, tp .. chunks, only where the file records it: format 3).
 struct checkpoint_info {
   std::int64_t step = 0, total = 0, layers = 0, hidden = 0, heads = 0, kv_heads = 0, ffn = 0, vocab = 0;
   std::uint64_t seed = 0;
+  std::int64_t tp = 1, tp_rank = 0, stage = 0, chunks = 1;
+  bool has_part = true;  // false: a format-2 file
 };
 
 inline checkpoint_info checkpoint_info_of(const llama_params& m, std::int64_t step, std::uint64_t seed) {
-  return {step, m.total, m.L, m.C, m.Hq, m.Hkv, m.F, m.V, seed};
+  return {step,
+          m.total,
+          m.L,
+          m.C,
+          m.Hq,
+          m.Hkv,
+          m.F,
+          m.V,
+          seed,
+          m.tp,
+          m.tp_rank,
+          m.stage,
+          static_cast<std::int64_t>(m.chunks.size())};
 }
 
-// The file size for `total` parameters; 0 when total is not a size any file can have.
-constexpr std::uint64_t checkpoint_file_bytes(std::int64_t total) {
+// The file size for `total` parameters after a header of `header` bytes; 0 when total is not a
+// size any file can have.
+constexpr std::uint64_t checkpoint_file_bytes(std::int64_t total, std::uint64_t header = checkpoint_header_bytes) {
   if (total <= 0 || static_cast<std::uint64_t>(total) > (std::uint64_t{1} << 56)) return 0;
-  return checkpoint_header_bytes + 12 * static_cast<std::uint64_t>(total) + checkpoint_trailer_bytes;
+  return header + 12 * static_cast<std::uint64_t>(total) + checkpoint_trailer_bytes;
 }
 
 // FNV-1a, 64-bit (Fowler, Noll, Vo): offset basis 14695981039346656037, prime 1099511628211.
@@ -77,15 +99,23 @@ inline std::uint64_t get_le(const unsigned char* p, int n) {
   return v;
 }
 
-inline std::array<unsigned char, checkpoint_header_bytes> encode_header(const checkpoint_info& c) {
-  std::array<unsigned char, checkpoint_header_bytes> h{};
+// The header of format 3 (or, for tests of the older files, format 2: the same less the part).
+inline std::vector<unsigned char> encode_header(const checkpoint_info& c, std::uint32_t version = checkpoint_version) {
+  const std::uint64_t bytes = version == 2 ? checkpoint_v2_header_bytes : checkpoint_header_bytes;
+  std::vector<unsigned char> h(bytes);
   std::memcpy(h.data(), checkpoint_magic, 8);
-  put_le(h.data() + 8, checkpoint_version, 4);
-  put_le(h.data() + 12, checkpoint_header_bytes, 4);
-  const std::int64_t fields[9] = {
-      c.step, c.total, c.layers, c.hidden, c.heads, c.kv_heads, c.ffn, c.vocab, static_cast<std::int64_t>(c.seed)};
-  for (int i = 0; i < 9; ++i) put_le(h.data() + 16 + 8 * i, static_cast<std::uint64_t>(fields[i]), 8);
+  put_le(h.data() + 8, version, 4);
+  put_le(h.data() + 12, bytes, 4);
+  const std::int64_t fields[13] = {
+      c.step, c.total,   c.layers, c.hidden, c.heads, c.kv_heads, c.ffn, c.vocab, static_cast<std::int64_t>(c.seed),
+      c.tp,   c.tp_rank, c.stage,  c.chunks};
+  for (std::uint64_t i = 0; 16 + 8 * i < bytes; ++i)
+    put_le(h.data() + 16 + 8 * i, static_cast<std::uint64_t>(fields[i]), 8);
   return h;
+}
+inline std::string describe_part(const checkpoint_info& c) {
+  return "tensor rank " + std::to_string(c.tp_rank) + " of " + std::to_string(c.tp) + ", pipeline stage " +
+         std::to_string(c.stage) + " (" + std::to_string(c.chunks) + " model chunk" + (c.chunks == 1 ? "" : "s") + ")";
 }
 
 inline std::string describe(const checkpoint_info& c) {
@@ -111,20 +141,26 @@ inline checkpoint_info verify_checkpoint(std::string_view bytes, const std::stri
         "again from the start, or resume it with the train_llama that wrote it");
   if (bytes.size() < 8 || bytes.substr(0, 8) != std::string_view(checkpoint_magic, 8))
     fail("is not a train_llama checkpoint (no TPLLCKPT magic); give a file written by train_llama --checkpoint");
-  if (bytes.size() < checkpoint_header_bytes + checkpoint_trailer_bytes)
+  const auto truncated = [&] {
     fail("is truncated (" + std::to_string(bytes.size()) +
          " bytes, shorter than a checkpoint's header); the write was interrupted, use an earlier checkpoint");
+  };
+  if (bytes.size() < checkpoint_v2_header_bytes + checkpoint_trailer_bytes) truncated();
   const std::uint64_t version = detail::get_le(u + 8, 4), header = detail::get_le(u + 12, 4);
-  if (version != checkpoint_version)
-    fail("is checkpoint format " + std::to_string(version) + "; this train_llama reads format " +
+  if (version != checkpoint_version && version != 2)
+    fail("is checkpoint format " + std::to_string(version) + "; this train_llama reads formats 2 and " +
          std::to_string(checkpoint_version) + " (the file is corrupted, or from another train_llama version)");
-  if (header != checkpoint_header_bytes)
-    fail("has a header of " + std::to_string(header) + " bytes, not " + std::to_string(checkpoint_header_bytes) +
+  const std::uint64_t want_header = version == 2 ? checkpoint_v2_header_bytes : checkpoint_header_bytes;
+  if (header != want_header)
+    fail("has a header of " + std::to_string(header) + " bytes, not " + std::to_string(want_header) +
          "; the file is corrupted, use an earlier checkpoint");
-  std::int64_t f[9];
-  for (int i = 0; i < 9; ++i) f[i] = static_cast<std::int64_t>(detail::get_le(u + 16 + 8 * i, 8));
-  const checkpoint_info got{f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], static_cast<std::uint64_t>(f[8])};
-  const std::uint64_t expect = checkpoint_file_bytes(got.total);
+  if (bytes.size() < header + checkpoint_trailer_bytes) truncated();
+  std::int64_t f[13] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1};  // format 2: no part
+  for (std::uint64_t i = 0; 16 + 8 * i < header; ++i)
+    f[i] = static_cast<std::int64_t>(detail::get_le(u + 16 + 8 * i, 8));
+  const checkpoint_info got{f[0], f[1],  f[2],  f[3],  f[4],        f[5], f[6], f[7], static_cast<std::uint64_t>(f[8]),
+                            f[9], f[10], f[11], f[12], version != 2};
+  const std::uint64_t expect = checkpoint_file_bytes(got.total, header);
   if (expect == 0)
     fail("has a corrupted header (" + std::to_string(got.total) + " parameters); use an earlier checkpoint");
   if (bytes.size() != expect)
@@ -142,6 +178,10 @@ inline checkpoint_info verify_checkpoint(std::string_view bytes, const std::stri
                           got.vocab != want->vocab || got.seed != want->seed))
     fail("was written for another model or seed (" + detail::describe(got) + "; this run: " + detail::describe(*want) +
          "); resume with the flags that wrote it");
+  if (want != nullptr && got.has_part &&
+      (got.tp != want->tp || got.tp_rank != want->tp_rank || got.stage != want->stage || got.chunks != want->chunks))
+    fail("holds " + detail::describe_part(got) + ", read as " + detail::describe_part(*want) +
+         ": the checkpoint's files were moved or renamed; restore them, or use another checkpoint");
   return got;
 }
 
@@ -151,7 +191,7 @@ inline std::int64_t restore_checkpoint(std::string_view bytes, const std::string
                                        std::uint64_t seed, const std::string& field = "resume") {
   const checkpoint_info want = checkpoint_info_of(m, 0, seed);
   const checkpoint_info got = verify_checkpoint(bytes, name, &want, field);
-  const char* at = bytes.data() + checkpoint_header_bytes;
+  const char* at = bytes.data() + (got.has_part ? checkpoint_header_bytes : checkpoint_v2_header_bytes);
   for (auto* v : {&m.params, &m.adam_m, &m.adam_v}) {
     std::memcpy(v->data(), at, v->size() * sizeof(float));
     at += v->size() * sizeof(float);

@@ -33,6 +33,7 @@ struct llama_params {
   i64 tp = 1, tp_rank = 0;
   trainperf::tensor_parallel_slice slice;  // what this rank holds of each layer
   i64 kv_replicas = 1;                     // tensor ranks holding this rank's key/value heads
+  i64 stage = 0;                           // the pipeline stage of this rank's chunks
   // This rank's dimensions: hidden, query and KV heads, head size, query and KV widths, MLP
   // columns, vocabulary rows whose logits it computes (V, beginning at row vocab_begin of the
   // full vocabulary) and stores (V_rows: V plus the padding rows of the last shard), and the
@@ -85,6 +86,7 @@ struct llama_params {
         L(s.layers) {
     std::vector<trainperf::stage_layers> mine = part.chunks;
     if (mine.empty()) mine.push_back({0, 0, 0, L, true, true});
+    stage = mine.front().stage;
     for (const auto& c : mine) {
       chunks.push_back({static_cast<i64>(global_layer.size()), c.layers, c.embedding, c.output});
       for (i64 l = 0; l < c.layers; ++l) global_layer.push_back(c.first_layer + l);

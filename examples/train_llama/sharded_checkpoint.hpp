@@ -53,8 +53,6 @@ inline model_part part_of(const trainperf::transformer_spec& spec, std::int64_t 
     if (c.stage == stage) part.chunks.push_back(c);
   return part;
 }
-// Writes text to path as save_checkpoint writes a checkpoint: a temporary file, fsynced, renamed
-// over path, the folder fsynced; on failure path is as it was.
 inline checkpoint_manifest read_manifest(const std::string& path, const std::string& bytes) {
   std::istringstream in(bytes);
   std::string line, key;

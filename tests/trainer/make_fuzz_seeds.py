@@ -1,7 +1,7 @@
 # Writes the fuzz seed corpora and regression inputs for train_llama's readers
 # (tests/fuzz/{corpus,regressions}/{tokens,checkpoint}); their bytes are committed, this
 # script says how they were made. The checkpoint writer here is independent of
-# checkpoint.hpp's, so the corpus also pins the documented format 2.
+# checkpoint.hpp's, so the corpus also pins the documented formats 2 and 3.
 #   python3 tests/trainer/make_fuzz_seeds.py tests/fuzz
 import os, struct, sys
 
@@ -70,6 +70,14 @@ put("checkpoint", "corpus", "truncated_header", good[:40])
 put("checkpoint", "corpus", "padded", good + b"\0")
 put("checkpoint", "corpus", "header_flip", good[:20] + bytes([good[20] ^ 1]) + good[21:])
 put("checkpoint", "corpus", "format1", b"TPLLAMA1" + b"\0" * 72 + good[96:-8])
+# Format 3: the header adds the part (tp, tensor rank, stage, model chunks) and is 120 bytes.
+def checkpoint3(part=(1, 0, 0, 1), **kw):
+    v2 = checkpoint(**kw)
+    head = b"TPLLCKPT" + struct.pack("<II", 3, 120) + v2[16:88] + struct.pack("<4q", *part)
+    body = head + v2[88:-8]
+    return body + struct.pack("<Q", fnv1a64(body))
+put("checkpoint", "corpus", "valid_format3", checkpoint3())
+put("checkpoint", "corpus", "format3_other_part", checkpoint3(part=(2, 1, 0, 1)))
 # The previous reader loaded a payload bit flip silently (no checksum) and sized nothing from
 # the header; a total near 2^62 must not be allocated.
 put("checkpoint", "regressions", "payload_flip", good[:1000] + bytes([good[1000] ^ 0x10]) + good[1001:])

@@ -2,8 +2,8 @@
 # bit for bit; resumed on one process (TP1 PP1) they follow the single-process run; a single-
 # process checkpoint resumed on TP2 x PP2 follows it too (resharding through trainperf's
 # partitioners both ways; tolerance 1e-5 as in parallel_equivalence.cmake). A newer checkpoint
-# leaves no shard files of the older one behind. The same for a DP2 run with ZeRO-1 (sharded AdamW
-# states). Skipped, visibly, when MPI is absent.
+# leaves no shard files of the older one behind, and two shards swapped on disk are refused. The
+# same for a DP2 run with ZeRO-1 (sharded AdamW states). Skipped, visibly, when MPI is absent.
 include(${CMAKE_CURRENT_LIST_DIR}/mpi_test_setup.cmake)
 if(NOT MPIEXEC)
   return()
@@ -39,6 +39,15 @@ compare("TP2 x PP2 resumed on its own layout, bit for bit" ${d}/layout.log ${d}/
 run("TP2 x PP2's checkpoint resumed on one process" ${EXE} ${common} --steps 10 --resume ${d}/ck
     --log ${d}/resharded_to_one.log)
 compare("TP2 x PP2 -> TP1 PP1" ${d}/single.log ${d}/resharded_to_one.log 1e-5)
+# Two shards of the same shape swapped on disk (tensor ranks 0 and 1 of stage 0) are refused.
+file(RENAME ${d}/ck.step5.tp0-pp0 ${d}/swap)
+file(RENAME ${d}/ck.step5.tp1-pp0 ${d}/ck.step5.tp0-pp0)
+file(RENAME ${d}/swap ${d}/ck.step5.tp1-pp0)
+execute_process(COMMAND ${EXE} ${common} --steps 10 --resume ${d}/ck RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                ERROR_VARIABLE out)
+if(rc EQUAL 0 OR NOT out MATCHES "holds tensor rank 1 of 2, pipeline stage 0 .*files were moved or renamed")
+  message(FATAL_ERROR "swapped shards were not refused (${rc}):\n${out}")
+endif()
 run("single process, 5 steps" ${EXE} ${common} --steps 5 --checkpoint ${d}/single.ck)
 run("its checkpoint resumed on TP2 x PP2" ${layout} ${common} --steps 10 --resume ${d}/single.ck
     --log ${d}/resharded_to_layout.log)

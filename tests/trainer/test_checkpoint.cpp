@@ -90,8 +90,8 @@ TEST_CASE("truncated, padded and bit-flipped checkpoints are refused before the 
   const std::string bytes = read_all(good);
   const std::size_t n = bytes.size();
 
-  for (std::size_t len : {std::size_t{1}, std::size_t{7}, std::size_t{20}, std::size_t{95}, std::size_t{96},
-                          n / 2, n - 8, n - 1}) {
+  for (std::size_t len :
+       {std::size_t{1}, std::size_t{7}, std::size_t{20}, std::size_t{95}, std::size_t{96}, n / 2, n - 8, n - 1}) {
     CAPTURE(len);
     write_all(bad, bytes.substr(0, len));
     const std::string w = refusal(bad, m);
@@ -131,8 +131,7 @@ TEST_CASE("a checkpoint of another model or seed, or of format 1, is refused wit
   const fs::path p = d.path / "other.bin";
   train_llama::save_checkpoint(p.string(), m, 3, 7);
   CHECK(refusal(p, m, 8).find("was written for another model or seed") != std::string::npos);
-  CHECK(refusal(p, big_vocab).find("was written for another model or seed (layers 1, hidden 8") !=
-        std::string::npos);
+  CHECK(refusal(p, big_vocab).find("was written for another model or seed (layers 1, hidden 8") != std::string::npos);
   train_llama::save_checkpoint(p.string(), two_layers, 3, 7);
   CHECK(refusal(p, m).find("this reader accepts; give a train_llama checkpoint of this model") != std::string::npos);
 
@@ -145,9 +144,42 @@ TEST_CASE("a checkpoint of another model or seed, or of format 1, is refused wit
   CHECK(refusal(d.path, m).find("is a directory") != std::string::npos);
 }
 
+// A checkpoint file made here from its documented layout (checkpoint.hpp's comment), format 2
+// or 3, with the part `info` says.
+std::string handmade(const llama_params& m, train_llama::checkpoint_info info, std::uint32_t version) {
+  const auto header = train_llama::detail::encode_header(info, version);
+  std::string body(reinterpret_cast<const char*>(header.data()), header.size());
+  for (const auto* v : {&m.params, &m.adam_m, &m.adam_v})
+    body.append(reinterpret_cast<const char*>(v->data()), v->size() * sizeof(float));
+  unsigned char trailer[8];
+  train_llama::detail::put_le(trailer, train_llama::fnv1a64(body.data(), body.size()), 8);
+  return body + std::string(reinterpret_cast<const char*>(trailer), 8);
+}
+
+TEST_CASE("format 2 still loads; a shard read in another part's place is refused") {
+  temp_dir d;
+  llama_params a(small_spec()), b(small_spec());
+  fill(a, 2.5f);
+  const fs::path p = d.path / "v2.bin";
+  write_all(p, handmade(a, train_llama::checkpoint_info_of(a, 5, 7), 2));
+  CHECK(train_llama::load_checkpoint(p.string(), b, 7) == 5);
+  CHECK(same_state(a, b));
+  // The same bytes under format 3 but recorded as tensor rank 1 of 2 (a shard of the same shape
+  // as this model's whole: the per-rank dimensions are not compared for the part).
+  train_llama::checkpoint_info other = train_llama::checkpoint_info_of(a, 5, 7);
+  other.tp = 2, other.tp_rank = 1;
+  write_all(p, handmade(a, other, 3));
+  CHECK(refusal(p, b).find("holds tensor rank 1 of 2, pipeline stage 0 (1 model chunk), read as tensor rank 0 of 1") !=
+        std::string::npos);
+  other = train_llama::checkpoint_info_of(a, 5, 7);
+  other.stage = 1;
+  write_all(p, handmade(a, other, 3));
+  CHECK(refusal(p, b).find("pipeline stage 1") != std::string::npos);
+}
+
 TEST_CASE("verify_checkpoint never allocates from a corrupted size field") {
   llama_params m(small_spec());
-  std::string bytes(96, '\0');
+  std::string bytes(128, '\0');
   const auto header = train_llama::detail::encode_header({0, std::int64_t{1} << 62, 1, 8, 2, 1, 16, 16, 7});
   bytes.replace(0, header.size(), reinterpret_cast<const char*>(header.data()), header.size());
   CHECK_THROWS_WITH_AS(train_llama::verify_checkpoint(bytes, "x"), doctest::Contains("corrupted header"),
