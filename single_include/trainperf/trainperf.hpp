@@ -3666,11 +3666,14 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
   // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the
   // fp32 gradient; torchtune's chunked loss: the fp32 log-softmax of every chunk, or of one
-  // chunk of 8 at a time when compiled (see logits_loss).
+  // chunk of 8 at a time when compiled (see logits_loss). The up-cast copies only 16-bit logits:
+  // fp32 logits are already what the loss reads (PyTorch's Tensor.float() returns the tensor
+  // itself when it is fp32).
+  const double upcast = e < 4 ? 4.0 : 0.0;
   const double logit_bytes = e + (o.loss == logits_loss::chunked            ? 4.0
                                   : o.loss == logits_loss::chunked_compiled ? 4.0 / 8
-                                  : o.accounting == framework::deepspeed    ? 16.0
-                                                                            : 8.0);
+                                  : o.accounting == framework::deepspeed    ? 12.0 + upcast
+                                                                            : 4.0 + upcast);
 
   memory_estimate est;
   for (std::int64_t st = 0; st < c.pp; ++st) {

@@ -738,6 +738,18 @@ TEST_CASE("expert parallelism: each rank holds its experts; their states shard o
   CHECK(ep1.optimizer == doctest::Approx(12 * (dense + 8 * expert) / 8).epsilon(1e-12));
 }
 
+TEST_CASE("the logits at the loss: an fp32 copy of 16-bit logits, none of fp32 ones") {
+  // The tiny preset (vocabulary 256), 4 sequences of 128: 512 x 256 logits. bf16: the logits
+  // (2 bytes), their fp32 copy (4) and the fp32 gradient (4), 10 bytes each; fp32: the logits
+  // and their gradient, 8 bytes each (Tensor.float() of an fp32 tensor is the tensor itself).
+  // Nothing else is "other" here: no recomputation, one rank, no runtime overhead.
+  const transformer_spec m = get_preset("tiny").spec;
+  memory_options o{.lbs = 4, .seq = 128, .runtime_overhead_bytes = 0};
+  CHECK(estimate_memory(m, {}, 1, o).stages[0].other == doctest::Approx(512.0 * 256 * 10));
+  o.param_dtype = dtype::fp32;
+  CHECK(estimate_memory(m, {}, 1, o).stages[0].other == doctest::Approx(512.0 * 256 * 8));
+}
+
 TEST_CASE("replicated key/value heads: a rank holds what it holds when the model has one KV head per rank") {
   // Llama 2 70B (8 KV heads) at TP 16 with each KV head on 2 ranks: every rank holds 4 query heads
   // and one whole KV head, and keeps those heads' activations, exactly as a rank of the same
