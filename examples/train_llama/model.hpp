@@ -80,9 +80,15 @@ struct llama : llama_params {
     // layer's partial output over all rows (partial), a stream gradient over all rows (whole), and
     // the norms' input gradients on this rank's rows (dns).
     std::vector<float> n1s, n2s, nfs, partial, whole, dns;
+    // The gradient scratch (dlogits aside, which the forward fills): nothing in it outlives a
+    // backward pass, so activations of the same chunk can take turns with one set.
+    std::array<std::vector<float>*, 10> gradient_scratch() {
+      return {&dx, &dx2, &dn, &dq, &dk, &dv, &datt, &dgate, &dup, &dact};
+    }
   };
 
-  activations make_activations(i64 B, i64 T, const chunk& c) const {
+  // gradient_scratch false: without it (a pipeline slot that borrows another's).
+  activations make_activations(i64 B, i64 T, const chunk& c, bool gradient_scratch = true) const {
     activations a;
     a.B = B, a.T = T;
     const i64 N = B * T, S = stream_rows(N);
@@ -95,8 +101,10 @@ struct llama : llama_params {
       a.rstd2.push_back(s(1)), a.gate.push_back(n(F)), a.up.push_back(n(F)), a.act.push_back(n(F));
     }
     if (c.output) a.nf = n(C), a.rstdf = s(1), a.logits = n(V), a.losses = n(1), a.dlogits = n(V);
-    a.dx = s(C), a.dx2 = s(C), a.dn = n(C), a.dq = n(Q), a.dk = n(KV), a.dv = n(KV), a.datt = n(Q);
-    a.dgate = n(F), a.dup = n(F), a.dact = n(F);
+    if (gradient_scratch) {
+      a.dx = s(C), a.dx2 = s(C), a.dn = n(C), a.dq = n(Q), a.dk = n(KV), a.dv = n(KV), a.datt = n(Q);
+      a.dgate = n(F), a.dup = n(F), a.dact = n(F);
+    }
     if (sequence_parallel) a.n1s = s(C), a.n2s = s(C), a.nfs = s(C), a.partial = n(C), a.whole = n(C), a.dns = s(C);
     return a;
   }

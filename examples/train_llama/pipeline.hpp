@@ -36,9 +36,11 @@ class pipeline {
       n += a.kind == trainperf::pass::forward ? 1 : -1;
       peak[static_cast<std::size_t>(a.chunk)] = std::max(peak[static_cast<std::size_t>(a.chunk)], n);
     }
+    // A chunk's slots share the first one's gradient scratch (lent for each backward pass).
     for (std::size_t c = 0; c < m.chunks.size(); ++c) {
       pools_.emplace_back();
-      for (i64 i = 0; i < peak[c]; ++i) pools_.back().push_back(slot(m.make_activations(B, T, m.chunks[c]), B * T));
+      for (i64 i = 0; i < peak[c]; ++i)
+        pools_.back().push_back(slot(m.make_activations(B, T, m.chunks[c], /*gradient_scratch=*/i == 0), B * T));
     }
   }
 
@@ -57,9 +59,11 @@ class pipeline {
         loss += forward(s, a.micro_batch, a.chunk, true, loss_scale);
       } else {
         slot& s = find(a.micro_batch, a.chunk);
+        lend_scratch(s, a.chunk);
         if (!c.output) recv(s.act.dx, a.micro_batch, a.chunk, gradient);
         m_.backward(s.act, c, s.tokens.data());
-        if (!c.embedding) send(s.act.dx, a.micro_batch, a.chunk, gradient);
+        if (!c.embedding) send(s.act.dx, a.micro_batch, a.chunk, gradient);  // send copies dx
+        lend_scratch(s, a.chunk);                                            // back to its owner
         s.owner = {-1, -1};
       }
     }
@@ -88,6 +92,14 @@ class pipeline {
     std::pair<i64, i64> owner{-1, -1};  // (micro-batch, chunk) whose activations it holds
   };
   enum direction { activation = 0, gradient = 1 };
+
+  // Swaps the gradient scratch between slot s and its chunk's first slot (a no-op for that one).
+  void lend_scratch(slot& s, i64 chunk) {
+    slot& owner = pools_[static_cast<std::size_t>(chunk)].front();
+    if (&owner == &s) return;
+    const auto mine = s.act.gradient_scratch(), theirs = owner.act.gradient_scratch();
+    for (std::size_t i = 0; i < mine.size(); ++i) mine[i]->swap(*theirs[i]);
+  }
 
   // The receiving side of a hand-off runs the schedule's pass of the same micro-batch and chunk
   // (or the next/previous chunk across the last/first stage): a tag names the hand-off, so that
