@@ -24,7 +24,9 @@ attempt within the tolerance and fails on two counted attempts outside it; five 
 fewer than two counted and none within the tolerance are reported as skipped (the machine too
 unsteady to tell), never as passed. (A slow spell can last through both training runs and spare
 their GEMM probes, which are compute-bound while the small runs are memory-bound: one counted miss
-alone is not evidence.)
+alone is not evidence.) For the same reason an attempt counts only while its faster run is within
+10% of the fastest step any run of the test has measured, the machine's undisturbed speed as far
+as the test has seen it: an attempt counted before a faster run appears stops counting then.
 """
 import json
 import re
@@ -62,7 +64,12 @@ def main():
     lbs = shape[shape.index("--lbs") + 1]
     tolerance = float(tolerance)
     device, profile = f"{work}/calibrated_device.json", f"{work}/calibrated_profile.json"
-    errors, medians, counted, misses = [], [], [], 0
+    errors, medians, steady_runs, fastest_steps = [], [], [], []
+    best = float("inf")  # the fastest step of every run so far
+
+    def counted():  # the attempts that count now
+        return [s and f <= 1.10 * best for s, f in zip(steady_runs, fastest_steps)]
+
     for attempt in range(1, (every or 5) + 1):
         before = train(trainer, shape, steps)
         cal = json.loads(run([cli, "calibrate", *shape, "--name", "calibrated-cpu", "--devices-out", device,
@@ -79,23 +86,29 @@ def main():
         error = predicted / fastest - 1
         errors.append(error)
         medians.append(predicted / median - 1)
-        counted.append(steady)
+        steady_runs.append(steady)
+        fastest_steps.append(fastest)
+        best = min(best, fastest)
+        slow = fastest > 1.10 * best
         print(f"attempt {attempt}: predicted {predicted:.4f} s, measured fastest {fastest:.4f} s "
               f"(median {median:.4f} s): {100 * error:+.1f}% ({100 * medians[-1]:+.1f}% of the median); "
               f"the two runs {100 * spread:.1f}% apart, their probes at most {100 * drift:.1f}% from calibrate's"
-              f"{'' if steady else ': the machine changed speed, not counted'}", flush=True)
-        if every or not steady:
+              f"{'' if steady else ': the machine changed speed, not counted'}"
+              f"{f'; {100 * (fastest / best - 1):.0f}% slower than the fastest run seen: a slow spell, not counted' if steady and slow else ''}",
+              flush=True)
+        if every:
             continue
-        if abs(error) <= tolerance:
+        now = [e for e, c in zip(errors, counted()) if c]
+        if any(abs(e) <= tolerance for e in now):
             print(f"within {100 * tolerance:.0f}%")
             return
-        misses += 1
-        if misses == 2:
+        if sum(abs(e) > tolerance for e in now) >= 2:
             sys.exit(f"FAILED: two steady attempts missed the measured step time by more than "
                      f"{100 * tolerance:.0f}%")
+    misses = sum(abs(e) > tolerance for e, c in zip(errors, counted()) if c)
     if every:
         def summary(which):
-            e = [x for x, c in zip(errors, counted) if c or which == "all"]
+            e = [x for x, c in zip(errors, counted()) if c or which == "all"]
             if not e:
                 return f"{which}: none"
             return (f"{which} {len(e)}: mean absolute error {100 * sum(map(abs, e)) / len(e):.1f}%, "
@@ -105,7 +118,7 @@ def main():
             return
     if not every and misses < 2:
         print(f"SKIPPED: {misses} steady attempt{'' if misses == 1 else 's'} in 5 "
-              f"({', '.join(f'{100 * e:+.1f}%' for e, c in zip(errors, counted) if c) or 'none'}): the machine "
+              f"({', '.join(f'{100 * e:+.1f}%' for e, c in zip(errors, counted()) if c) or 'none'}): the machine "
               "changed speed too often to decide")
         return
     sys.exit(f"FAILED: the prediction missed the measured step time by more than {100 * tolerance:.0f}% "
