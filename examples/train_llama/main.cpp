@@ -38,6 +38,7 @@
 #include "engine.hpp"
 #include "engine_cpu.hpp"
 #include "host.hpp"
+#include "metrics_file.hpp"
 #include "model.hpp"
 #include "parallel.hpp"
 #include "progress.hpp"
@@ -101,6 +102,9 @@ std::vector<flag> trainer_flags() {
             "device peak for MFU (default: the GPU's dense bf16 peak from trainperf's device "
             "table; on the CPU, measured by a GEMM probe)"},
            {"log", "FILE", "write every step's loss and gradient norm before clipping (exact, hex) to FILE"},
+           {"metrics", "FILE",
+            "write one JSON object per progress line (token/p/s, MFU, loss, memory, the run's settings) to FILE, "
+            "for `trainperf report --metrics FILE`"},
            {"threads", "N", "OpenMP threads (default: all cores)"},
            {"profile", "", "time every kernel family and print the breakdown"},
            {"help", "", "show this help"},
@@ -147,6 +151,7 @@ int run(const args& a) {
   const double progress_every = a.get_double("progress-every").value_or(10.0);
   const i64 ckpt_every = a.get_int("checkpoint-every").value_or(0);
   const auto ckpt = a.get("checkpoint"), resume = a.get("resume"), log_path = a.get("log"), data_path = a.get("data");
+  const auto metrics_path = a.get("metrics");
   if (ckpt_every > 0 && !ckpt)
     throw usage_error(
         fmt::format("--checkpoint-every {} writes nothing without --checkpoint FILE; give both", ckpt_every));
@@ -220,6 +225,7 @@ int run(const args& a) {
   // Outputs: a run that cannot write its checkpoint or log says so now, not after training.
   if (ckpt) trainperf::io::check_output_path(*ckpt, "checkpoint", /*renamed_into_place=*/true);
   if (log_path) trainperf::io::check_output_path(*log_path, "log", /*renamed_into_place=*/false);
+  if (metrics_path) trainperf::io::check_output_path(*metrics_path, "metrics", /*renamed_into_place=*/false);
   // The checkpoint to resume from is read once the model exists (its size is the model's); that
   // it is a readable file is checked now, before the data is read and the model built.
   if (resume)
@@ -359,6 +365,31 @@ int run(const args& a) {
     if (log == nullptr)
       throw tp::config_error("log", fmt::format("{} cannot be written ({})", *log_path, std::strerror(errno)));
   }
+  std::optional<train_llama::metrics_file> metrics;
+  if (metrics_path && lead)
+    metrics.emplace(
+        *metrics_path, start > 0,
+        nlohmann::ordered_json{{"run", fmt::format("{}-{}", static_cast<long long>(::getpid()),
+                                                   std::chrono::system_clock::now().time_since_epoch().count())},
+                               {"model", mc.name},
+                               {"params", n_params},
+                               {"device", cpu ? "CPU" : "GPU"},
+                               {"engine", eng->name()},
+                               {"precision", tp::to_string(eng->compute_dtype())},
+                               {"tp", pc.tp},
+                               {"pp", pc.pp},
+                               {"dp", dp},
+                               {"devices", world},
+                               {"lbs", lbs},
+                               {"gas", gas},
+                               {"seq", T},
+                               {"gbs", batch.gbs},
+                               {"flops_per_token", fl.model_per_token()},
+                               {"flops_convention", "megatron convention, causal attention halved"},
+                               {"peak_flops", peak},
+                               {"peak_source", peak_source},
+                               {"memory_note", cpu ? "the process's peak RSS / the host's memory"
+                                                   : "device memory in use / the device's"}});
   std::vector<std::int32_t> in(static_cast<std::size_t>(lbs * T)), out(in.size());
   const auto evaluate = [&] {
     double total = 0;
@@ -432,6 +463,11 @@ int run(const args& a) {
       say.line(fmt::format("step {:>5}/{} [{}{}] loss {:.4f} | grad norm {:.3f} | {:.0f} tok/s | ETA {}", s + 1, steps,
                            std::string(done, '='), std::string(width - done, ' '), loss, norm,
                            w ? w->tokens_per_device_per_s : 0.0, format_duration(eta)));
+      if (metrics && w) {
+        const train_llama::memory_reading used = eng->memory();
+        metrics->write(static_cast<long long>(s + 1), *w, static_cast<double>(loss),
+                       w->peak_memory_bytes.value_or(used.used), used.capacity);
+      }
     }
     if (eval_every > 0 && (s + 1) % eval_every == 0) {
       say.phase("evaluating the held-out loss", false);

@@ -30,9 +30,15 @@ struct flag {
 
 class args {
  public:
-  args(std::span<const std::string> argv, std::vector<flag> known) : known_(std::move(known)) {
+  // `positional`: the flag a bare argument stands for (check-report's FILE is its --report).
+  args(std::span<const std::string> argv, std::vector<flag> known, std::string_view positional = {})
+      : known_(std::move(known)) {
     for (std::size_t i = 0; i < argv.size(); ++i) {
       std::string_view a = argv[i];
+      if (!positional.empty() && !a.starts_with("--") && !values_.contains(std::string(positional))) {
+        values_[std::string(positional)] = std::string(a);
+        continue;
+      }
       if (!a.starts_with("--") || a.size() == 2)
         throw usage_error("unexpected argument '" + std::string(a) + "'; flags start with --");
       a.remove_prefix(2);
@@ -46,7 +52,12 @@ class args {
         const std::string hint = trainperf::detail::did_you_mean(a, known_, flag_name, "--");
         throw usage_error("unknown flag --" + std::string(a) + (hint.empty() ? "" : "; " + hint) + "; see --help");
       }
-      if (values_.contains(std::string(a))) throw usage_error("flag --" + std::string(a) + " given twice");
+      if (values_.contains(std::string(a))) {
+        std::string twice = "flag --";
+        twice.append(a).append(" given twice");
+        if (a == positional) twice.append(" (once as the bare argument)");
+        throw usage_error(twice);
+      }
       if (f->value.empty()) {
         if (inline_value) throw usage_error("flag --" + std::string(a) + " takes no value");
         values_[std::string(a)] = "";

@@ -42,6 +42,7 @@ struct command {
   std::string_view summary;
   std::function<std::vector<flag>()> flags;
   std::function<int(const args&, output&)> run;
+  std::string_view positional = {};  // the flag a bare argument stands for, if any
 };
 
 command params_command();
@@ -57,6 +58,8 @@ command check_config_command();
 command predict_command();
 command plan_command();
 command calibrate_command();
+command check_report_command();
+command report_command();
 
 // Every subcommand, in the order `trainperf help` lists them.
 const std::vector<command>& commands();

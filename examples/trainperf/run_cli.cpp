@@ -14,11 +14,10 @@
 namespace trainperf::cli {
 
 const std::vector<command>& commands() {
-  static const std::vector<command> all = {params_command(),       batch_command(),    presets_command(),
-                                           flops_command(),        mfu_command(),      devices_command(),
-                                           layout_command(),       schedule_command(), memory_command(),
-                                           check_config_command(), predict_command(),  plan_command(),
-                                           calibrate_command()};
+  static const std::vector<command> all = {
+      params_command(),  batch_command(),  presets_command(),   flops_command(),        mfu_command(),
+      devices_command(), layout_command(), schedule_command(),  memory_command(),       check_config_command(),
+      predict_command(), plan_command(),   calibrate_command(), check_report_command(), report_command()};
   return all;
 }
 
@@ -67,7 +66,7 @@ int run_cli(std::span<const std::string> argv, std::string& out, std::string& er
   };
   std::optional<args> parsed;
   try {
-    const args& a = parsed.emplace(argv.subspan(1), cmd->flags());
+    const args& a = parsed.emplace(argv.subspan(1), cmd->flags(), cmd->positional);
     if (a.has("help")) {
       out = help(*cmd);
       return 0;

@@ -5324,6 +5324,7 @@ constexpr const preset& get_preset(std::string_view name) {
 // standing in the wrong column.
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -5429,6 +5430,63 @@ inline std::string to_json(const report_row& r, const row_format& f = {}) {
          ", \"tokens_per_device_per_s\": " + num(r.tokens_per_device_per_s, f.tokens) +
          ", \"loss\": " + num(r.loss, f.loss) + ", \"memory_used_gib\": " + num(r.memory_used_gib, f.memory) +
          ", \"memory_total_gib\": " + num(r.memory_total_gib, f.memory) + ", \"mfu\": " + mfu_buf + "}";
+}
+
+// ---- a whole report ---------------------------------------------------------------------------
+
+// What a case report states once for all its rows: the model, the device, the batch defaults,
+// and the convention of its MFU column with the FLOPs per token and the peak written out, so
+// that a reader (trainperf check-report) can recompute every cell from the others.
+struct report_preamble {
+  std::string model;
+  std::int64_t params = 0;
+  std::string device;            // as the config cells name it
+  std::string flops_convention;  // "megatron convention, causal attention halved"
+  double flops_per_token = 0;
+  double peak_flops = 0;
+  std::string peak_source;
+  std::int64_t lbs = 0, gas = 0, seq = 0;  // the defaults the batch prose states
+  std::string memory_note;                 // what mem measures
+};
+
+namespace detail {
+inline std::string rule(std::string_view column, number_format f) {
+  return std::string(column) + " " + std::to_string(f.decimals) + " decimal" + (f.decimals == 1 ? "" : "s") + " (" +
+         (f.mode == rounding::nearest ? "rounded to nearest" : "truncated") + ")";
+}
+inline std::string sci(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+}  // namespace detail
+
+// The report in the seed reports' layout, in English: the batch prose, the general-metrics
+// table, and the results table with its rounding rules named.
+inline std::string to_markdown_report(const report_preamble& p, const std::vector<report_row>& rows,
+                                      const row_format& f = {}) {
+  std::string out = "# " + p.model + " on " + p.device + "\n\n";
+  out += "* Batch sizes\n";
+  out += "  1. local_batchsize (micro batch), LBS: default " + std::to_string(p.lbs) + "\n";
+  out += "  2. seqlength (max_position_embedding), MPE: default " + std::to_string(p.seq) + "\n";
+  out += "  3. gradient_accumulate_steps, GAS: default " + std::to_string(p.gas) + "\n";
+  out +=
+      "  4. global_batchsize = local_batchsize * gradient_accumulate_steps * data_parallel_size, where "
+      "data_parallel_size = world_size / TPsize / PPsize\n\n";
+  out += "* General metrics\n\n| metric | value | note |\n|---|---|---|\n";
+  out += "| model | " + p.model + " | " + std::to_string(p.params) + " parameters |\n";
+  out += "| precision | precision, see the results | |\n";
+  out += "| device | " + p.device + " | |\n";
+  out += "| mem | mem, see the results | used / capacity in GiB: " + p.memory_note + " |\n";
+  out += "| MFU | MFU, see the results | model FLOPs per token " + detail::sci(p.flops_per_token) + " (" +
+         p.flops_convention + "), against a peak of " + detail::sci(p.peak_flops) + " FLOP/s (" + p.peak_source +
+         ") |\n";
+  out += "| throughput | token/p/s, see the results | tokens per device per second |\n\n";
+  out += "* Results: " + detail::rule("token/p/s", f.tokens) + ", " + detail::rule("loss", f.loss) + ", " +
+         detail::rule("mem", f.memory) + ", " + detail::rule("MFU (percent)", f.mfu) + "\n\n";
+  out += markdown_header() + "\n";
+  for (const report_row& r : rows) out += to_markdown(r, f) + "\n";
+  return out;
 }
 
 // ---- reading rows back --------------------------------------------------------------------
