@@ -22,6 +22,7 @@ std::vector<flag> check_report_flags() {
       {"device", "NAME", "a device for every row (default: each row's config cell)"},
       {"peak-flops", "X", "dense peak FLOP/s per device (default: the device's, for the row's precision)"},
       {"convention", "nominal|palm|megatron|kaplan", "the FLOPs convention the MFU column uses (default nominal)"},
+      {"predict", "", "print the memory model's figure for each row's configuration beside the measured one"},
   });
 }
 
@@ -38,6 +39,7 @@ int run_check_report(const args& a, output& out) {
   o.device = a.get("device").value_or("");
   if (!o.device.empty()) (void)tp::get_device(o.device);
   o.peak_flops = a.get_double("peak-flops").value_or(0);
+  o.predict_memory = a.has("predict");
   static constexpr std::string_view conventions[] = {"nominal", "palm", "megatron", "kaplan"};
   const std::string conv = a.get_choice("convention", conventions).value_or("nominal");
   o.convention = conv == "nominal"    ? tp::flops_convention::nominal
@@ -87,6 +89,10 @@ int run_check_report(const args& a, output& out) {
                       {"peak_flops", r.peak_flops > 0 ? json(r.peak_flops) : json(nullptr)},
                       {"peak_source", r.peak_source},
                       {"mfu_by_convention", conv}});
+      if (o.predict_memory) {
+        rows.back()["memory_predicted"] = num(r.memory_predicted);
+        rows.back()["memory_predicted_from"] = r.memory_predicted_from;
+      }
     }
     json findings = json::array();
     for (const auto& f : audit.findings)
@@ -118,6 +124,11 @@ int run_check_report(const args& a, output& out) {
              r.mfu ? fmt::format("{:.2f}%", *r.mfu * 100) : "-",
              r.mfu_recomputed ? fmt::format("{:.2f}%", *r.mfu_recomputed * 100) : "-"});
     out.print("{}", t.render("  "));
+    if (o.predict_memory)
+      for (const auto& r : audit.rows)
+        out.print("  row {} mem {} {}, memory model {} ({})\n", r.row,
+                  r.memory_used ? fmt::format("{:g}", *r.memory_used) : "-", r.memory_unit,
+                  r.memory_predicted ? fmt::format("{:.2f}", *r.memory_predicted) : "-", r.memory_predicted_from);
     for (const auto& r : audit.rows)
       if (r.mfu_recomputed) {
         std::string others;

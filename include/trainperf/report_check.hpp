@@ -41,6 +41,7 @@ struct report_check_options {
   std::string device;     // a device table entry; empty: each row's config cell
   double peak_flops = 0;  // instead of the device table's dense peak
   flops_convention convention = flops_convention::nominal;
+  bool predict_memory = false;  // the memory model's figure beside each row's (from what the report states)
 };
 
 // What was read from one row, after the checks had their say.
@@ -58,6 +59,8 @@ struct report_row_reading {
   std::string peak_source;
   std::optional<double> mfu_recomputed;  // from the printed token/p/s, under the check's convention
   std::vector<std::pair<std::string, double>> mfu_by_convention;  // for information
+  std::optional<double> memory_predicted;  // with predict_memory: the model's most loaded rank, in memory_unit
+  std::string memory_predicted_from;       // the settings it assumed, or why there is none
 };
 
 struct report_audit {
@@ -485,6 +488,7 @@ struct checker {
     // ---- MFU
     rd.model = r.group.empty() ? (has(report_column::model) ? cell(report_column::model) : report.model) : r.group;
     mfu_check(rd, tps ? std::optional<printed_number>(tps->value) : std::nullopt, mfu, dev, row_text, index, r.line, t);
+    if (opt.predict_memory) predict_memory(rd, par, row_text + " " + fix_hp_text + " " + cell(report_column::parallel));
     out.rows.push_back(std::move(rd));
   }
 
@@ -501,6 +505,13 @@ struct checker {
       peak_used = std::max(peak_used, v.value);
     }
     rd.memory_used = peak_used;
+    if (m.sum) {
+      double sum = 0;
+      for (const auto& [v, n] : m.groups) sum += v.value * static_cast<double>(n);
+      if (!could_print_as(sum, *m.sum))
+        add(index, line, column, "arithmetic", finding_severity::error, text, fixed(sum, m.sum->decimals),
+            "the cell's own sum gives " + fixed(sum, 4) + ", not " + m.sum->text);
+    }
     if (m.groups.size() > 1 || m.groups.front().second > 1) {
       if (rd.devices && counted != *rd.devices)
         add(index, line, column, "device_count", finding_severity::error, text, std::to_string(*rd.devices),
@@ -665,6 +676,73 @@ struct checker {
         "MFU " + mfu->text + "% does not follow from token/p/s " + tps->text + ": " + tps->text + " x " +
             g(rd.flops_per_token) + " / " + g(rd.peak_flops) + " = " + expected + " (" + rd.flops_source + "; " +
             rd.peak_source + ")");
+  }
+
+  // The memory model for the row, from what the report states: the framework named in its
+  // prose (FlagScale/Megatron, DeepSpeed, Paddle, else generic), the ZeRO or sharding stage, the
+  // recomputation ("recompute=True", gradient checkpointing: full), flash or SDPA attention
+  // (not under fp32), the precision's weight dtype. What a report leaves out (sequence
+  // parallelism, a distributed optimizer, padding) is not assumed.
+  void predict_memory(report_row_reading& rd, const io::parallel_cell& par, const std::string& row_settings) {
+    const preset* p = opt.model.empty() ? preset_for(rd.model) : &get_preset(opt.model);
+    if (!p || !rd.devices || !rd.lbs || !rd.seq || !rd.tp || !rd.pp) {
+      rd.memory_predicted_from = "not predicted: the model, device count, LBS or sequence is unknown";
+      return;
+    }
+    const std::string prose = io::detail::lowered(report.prose);
+    const std::string row = io::detail::lowered(row_settings);
+    const auto says = [&](std::string_view s) { return io::detail::contains(prose, s); };
+    memory_options m{.lbs = *rd.lbs, .seq = *rd.seq, .micro_batches = rd.gas.value_or(1)};
+    std::string framework_name = "generic";
+    if (says("flagscale") || says("megatron")) {
+      m.accounting = framework::megatron;
+      framework_name = "megatron";
+    } else if (says("deepspeed")) {
+      m.accounting = framework::deepspeed;
+      framework_name = "deepspeed";
+    } else if (says("paddle")) {
+      m.accounting = framework::paddle;
+      framework_name = "paddle";
+    }
+    m.param_dtype = rd.precision == "fp32" ? dtype::fp32 : rd.precision == "fp16" ? dtype::fp16 : dtype::bf16;
+    m.flash_attention = rd.precision != "fp32" && (says("flash") || says("scaled dot product") ||
+                                                   io::detail::contains(row, "flash_attention=true"));
+    parallel_config c{.tp = *rd.tp, .pp = *rd.pp};
+    // ZeRO: Paddle's sharding stage, or DeepSpeed's "ZeRO-DP O3" / "Finetune-stage:O3".
+    if (par.sharding_stage) c.zero_stage = static_cast<int>(*par.sharding_stage);
+    for (std::size_t at = prose.find("zero"); at != std::string::npos && c.zero_stage == 0;
+         at = prose.find("zero", at + 4)) {
+      std::string_view line = std::string_view(prose).substr(at, 80);
+      line = line.substr(0, line.find('\n'));
+      for (std::string_view stage : {"pretrain", "finetune"}) {
+        const std::string key = std::string(stage) + "-stage:o";
+        const std::size_t st = line.find(key);
+        if (io::detail::contains(row, stage) && st != std::string_view::npos && st + key.size() < line.size())
+          c.zero_stage = line[st + key.size()] - '0';
+      }
+      for (std::size_t i = 0; i + 1 < line.size() && c.zero_stage == 0; ++i)
+        if ((line[i] == 'o' || line[i] == '-') && line[i + 1] >= '1' && line[i + 1] <= '3' &&
+            (i + 2 == line.size() || !io::detail::is_digit(line[i + 2])))
+          c.zero_stage = line[i + 1] - '0';
+    }
+    if (c.zero_stage < 0 || c.zero_stage > 3) c.zero_stage = 0;
+    if (io::detail::contains(row, "recompute=true") || says("checkpointing")) c.recomputation = recompute::full;
+    transformer_spec spec = p->spec;
+    if (spec.vision.layers > 0 && io::detail::contains(row, "pretrain")) spec.llm_mode = train_mode::frozen;
+    char what[256];
+    std::snprintf(what, sizeof what, "%s accounting, %s weights, ZeRO %d, recompute %s, %s attention",
+                  framework_name.c_str(), std::string(to_string(m.param_dtype)).c_str(), c.zero_stage,
+                  std::string(to_string(c.recomputation)).c_str(), m.flash_attention ? "flash" : "unfused");
+    try {
+      const memory_estimate e = estimate_memory(spec, c, *rd.devices, m);
+      const double unit = rd.memory_unit == "GB" ? 1e9 : static_cast<double>(GiB);
+      rd.memory_predicted = e.max_total() / unit;
+      rd.memory_predicted_from = what;
+      if (rd.memory_capacity && *rd.memory_predicted > *rd.memory_capacity)
+        rd.memory_predicted_from += "; more than the device holds: the run used a setting the report does not state";
+    } catch (const config_error& e) {
+      rd.memory_predicted_from = std::string("not predicted: ") + e.what();
+    }
   }
 
   // Rows that claim different settings but print the same figures.

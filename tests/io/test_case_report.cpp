@@ -203,6 +203,8 @@ constexpr const char* synthetic = R"(# Synthetic report: one broken cell per row
 | H100 (1x8) | bf16 | TP1PP1DP8 | / | 10 * 2048 / 8 = 2560 | 2.25 | 60/80 | |
 | H100 (1x8) | bf16 | TP1PP1DP8 | / | 3000 |
 | H100 (1x8) | bf16 | TP1PP1DP8 | GBS=128=0.5M tokens | 3000 | 2.26 | 60/80 | 12.74% |
+| H100 (1x8) | bf16 | TP1PP1DP8 | / | 3000 | 2.27 | 70\*4 + 60\*4 = 540 | 12.7% |
+| H100 (1x8) | bf16 | TP1PP1DP8 | / | 3000 | 2.28 | 70\*4 + 60\*4 = 520 | 12.7% |
 
 | hyperparameter | value |
 |---|---|
@@ -212,7 +214,7 @@ constexpr const char* synthetic = R"(# Synthetic report: one broken cell per row
 TEST_CASE("every check, one broken cell per row") {
   const io::case_report r = io::parse_case_report(synthetic);
   const report_audit a = check_report(r);
-  REQUIRE(a.rows.size() == 20);  // the 21st table line has 5 cells: not understood
+  REQUIRE(a.rows.size() == 22);  // the 21st table line has 5 cells: not understood
   CHECK(row_findings(a, 1).empty());
   CHECK(*a.rows[0].gbs == 128);  // 2 x 8 x 8
   CHECK(row_findings(a, 2) == strings{"mfu/error"});
@@ -237,11 +239,13 @@ TEST_CASE("every check, one broken cell per row") {
   CHECK(row_findings(a, 18) == strings{"not_understood/warning", "unchecked/warning"});
   CHECK(row_findings(a, 19) == strings{"blank/error", "arithmetic/error"});  // seq 2048, the run's 4096
   CHECK(row_findings(a, 20).empty());                                        // 524,288 tokens print as 0.5M
+  CHECK(row_findings(a, 21) == strings{"arithmetic/error"});                 // 4 x 70 + 4 x 60 = 520, not 540
+  CHECK(row_findings(a, 22).empty());
   // Not understood: the short row and the table without metric columns, each with its line.
   std::vector<int> lines;
   for (const auto& f : a.findings)
     if (f.row == 0 && f.kind == "not_understood") lines.push_back(f.line);
-  CHECK(lines == std::vector<int>{36, 39});
+  CHECK(lines == std::vector<int>{36, 41});
 }
 
 TEST_CASE("options: a preset, a peak and a multiplier for every row") {
@@ -258,6 +262,31 @@ TEST_CASE("options: a preset, a peak and a multiplier for every row") {
   report_check_options unknown;
   unknown.device = "H9000";
   CHECK_THROWS_AS(check_report(io::parse_case_report(synthetic), unknown), config_error);
+}
+
+TEST_CASE("--predict reads the settings each report states") {
+  report_check_options o;
+  o.predict_memory = true;
+  // Seed 001: "ZeRO-DP Pretrain-stage:O2 Finetune-stage:O3", flash attention 2, bf16.
+  const report_audit llava = check_report(io::read_case_report(seed("seed001.md")), o);
+  CHECK(llava.rows[0].memory_predicted_from.starts_with(
+      "deepspeed accounting, bf16 weights, ZeRO 2, recompute none, flash attention"));
+  CHECK(llava.rows[1].memory_predicted_from.starts_with("deepspeed accounting, bf16 weights, ZeRO 3"));
+  // It says no gradient checkpointing, which the run used: the model puts it above 81 GiB, and says so.
+  CHECK(llava.rows[0].memory_predicted_from.ends_with("a setting the report does not state"));
+  // Seed 002: "ZeRO-DP O3", gradient_checkpointing, fp16, no flash attention named.
+  const report_audit r300 = check_report(io::read_case_report(seed("seed002.md")), o);
+  CHECK(r300.rows[0].memory_predicted_from ==
+        "deepspeed accounting, fp16 weights, ZeRO 3, recompute full, unfused attention");
+  // Seed 004: sharding stage from the config name, recompute from the strategy cell, in GB.
+  const report_audit paddle = check_report(io::read_case_report(seed("seed004.md")), o);
+  CHECK(paddle.rows[0].memory_predicted_from ==
+        "paddle accounting, fp16 weights, ZeRO 2, recompute none, flash attention");
+  CHECK(paddle.rows[5].memory_predicted_from ==
+        "paddle accounting, fp16 weights, ZeRO 1, recompute full, flash attention");
+  for (const auto& r : paddle.rows) CHECK(r.memory_predicted.value_or(0) > 0);
+  // Without --predict nothing is computed.
+  CHECK_FALSE(audit("seed004.md").rows[0].memory_predicted);
 }
 
 TEST_CASE("a report written by to_markdown_report passes check-report") {

@@ -89,6 +89,7 @@ struct throughput_cell {
 struct memory_cell {
   std::vector<std::pair<printed_number, std::int64_t>> groups;  // (used per device, devices)
   std::optional<printed_number> capacity;                       // after the slash
+  std::optional<printed_number> sum;                            // "... = 282.46 GB": the total claimed
   std::string unit;                                             // "GB", "GiB", "G" or "" as printed
 };
 
@@ -140,6 +141,7 @@ struct case_report {
   std::optional<double> stated_flops_per_token;  // "FLOPs per token X" in the MFU row
   std::optional<double> stated_peak_flops;       // "peak of X FLOP/s" in the MFU row
   batch_prose batch;
+  std::string prose;  // every line outside tables and code, for what a check looks up in it
   std::vector<report_table> results;
   std::vector<not_understood> unknown;
 };
@@ -532,8 +534,14 @@ inline std::optional<memory_cell> parse_memory(std::string_view raw) {
       break;
     }
   }
+  if (const std::size_t eq = text.find('='); eq != std::string::npos) {  // "a*2 + b*2 = total"
+    m.sum = parse_number(std::string_view(text).substr(eq + 1));
+    if (!m.sum) return std::nullopt;
+    text = std::string(detail::trim(std::string_view(text).substr(0, eq)));
+  }
   const std::string_view s = text;
   if (const std::size_t slash = s.find('/'); slash != std::string_view::npos) {
+    if (m.sum) return std::nullopt;
     const auto used = parse_number(s.substr(0, slash)), total = parse_number(s.substr(slash + 1));
     if (!used || !total) return std::nullopt;
     m.groups.push_back({*used, 1});
@@ -765,6 +773,7 @@ inline case_report parse_case_report(std::string_view text) {
         heading = std::string(h);
       }
       detail::read_batch_line(line, r.batch);
+      r.prose.append(line).push_back('\n');
       continue;
     }
     // A table: its lines up to the first line that is not one.
