@@ -500,6 +500,13 @@ int run(const args& a) {
     say.line("too few steps after warm-up for a throughput figure (run more than 2 steps)");
     return 0;
   }
+  if (metrics) {  // the whole run after warm-up, against the final peak: the record a report takes
+    metrics->set("peak_flops", peak);
+    metrics->set("peak_source", peak_source);
+    const train_llama::memory_reading now = eng->memory();
+    metrics->write(static_cast<long long>(steps), *st, static_cast<double>(loss),
+                   st->peak_memory_bytes.value_or(now.used), now.capacity);
+  }
   say.line(fmt::format("\ntrained {} steps in {:.1f} s; loss {:.4f} -> {:.4f}, held-out {:.4f}", steps - start, wall,
                        first_loss, loss, eval_loss));
   if (!step_seconds.empty()) {  // what `trainperf predict` compares with (the undisturbed step: the fastest)

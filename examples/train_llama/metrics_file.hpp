@@ -29,6 +29,9 @@ class metrics_file {
     if (f_ != nullptr) std::fclose(f_);
   }
 
+  // A setting of the run changed (the peak, measured again): the records from now on say so.
+  void set(const char* key, nlohmann::ordered_json value) { run_[key] = std::move(value); }
+
   void write(long long step, const trainperf::meter::stats& w, double loss, std::int64_t memory_used,
              std::int64_t memory_capacity) {
     nlohmann::ordered_json j = run_;

@@ -124,6 +124,11 @@ int run_report(const args& a, output& out) {
     const double tps = r.number(*file, "tokens_per_device_per_s");
     const std::int64_t nodes = 1, devices = r.count(*file, "devices");
     const double mfu = tps * flops / peak;
+    if (mfu > 1)
+      throw tp::config_error("metrics", fmt::format("{} line {}: {:.2f} token/p/s x {:.6g} FLOPs per token is {:.1f}% "
+                                                    "of the peak {:.6g} FLOP/s: the peak is too low; rerun the "
+                                                    "trainer with --peak-flops",
+                                                    *file, r.line, tps, flops, 100 * mfu, peak));
     rows.push_back(
         {fmt::format("{} ({}x{})", r.text(*file, "device"), nodes, devices), r.text(*file, "precision"),
          fmt::format("TP{}PP{}DP{}", r.count(*file, "tp"), r.count(*file, "pp"), r.count(*file, "dp")),

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -136,13 +137,12 @@ inline std::optional<double> params_from_name(std::string_view name) {
 
 // The device a config cell names: "H800", or "A100" with "*80G" for A100-80GB.
 inline const device_spec* device_for(const io::device_cell& d) {
-  if (const device_spec* dev = find_device(d.name)) return dev;
-  if (d.capacity) {
+  if (d.capacity && *d.capacity < 1e6) {
     char name[96];
-    std::snprintf(name, sizeof name, "%s-%.0fGB", d.name.c_str(), *d.capacity);
-    return find_device(name);
+    std::snprintf(name, sizeof name, "%s-%.0fGB", d.name.substr(0, 64).c_str(), *d.capacity);
+    if (const device_spec* dev = find_device(name)) return dev;
   }
-  return nullptr;
+  return find_device(d.name);
 }
 
 // The dtype whose peak a precision is measured against: fp32 trains on TF32 tensor cores
@@ -232,16 +232,19 @@ struct checker {
     // ---- values standing in another column (seed 003: loss and mem swapped; seed 001: mem in fix_hp)
     std::string mem_text = cell(report_column::memory), loss_text = cell(report_column::loss);
     std::string fix_hp_text = cell(report_column::fix_hp);
-    bool mem_placed = false;
+    // "used/capacity" with used at most the capacity (a "TP/PP" cell's "8/4" is not memory).
     const auto reads_as_memory = [](const std::string& s) {
       const auto m = io::parse_memory(s);
-      return m && m->capacity.has_value();
+      return m && m->capacity && m->groups.front().first.value <= m->capacity->value;
     };
     if (has(report_column::memory) && !reads_as_memory(mem_text)) {
       const bool mem_reads_as_loss = io::parse_number(mem_text).has_value();
       for (std::size_t c = 0; c < r.cells.size(); ++c) {
         const report_column k = t.columns[c];
-        if (k == report_column::memory || !reads_as_memory(r.cells[c])) continue;
+        const bool could_hold_it = k == report_column::loss || k == report_column::fix_hp ||
+                                   k == report_column::throughput || k == report_column::mfu ||
+                                   k == report_column::other;
+        if (!could_hold_it || !reads_as_memory(r.cells[c])) continue;
         if (k == report_column::loss && mem_reads_as_loss) {
           finding(report_column::loss, "swapped", error, loss_text, mem_text,
                   "loss holds '" + loss_text + "', which reads as mem used/capacity, and mem holds '" + mem_text +
@@ -257,13 +260,17 @@ struct checker {
         } else {
           continue;
         }
-        mem_placed = true;
         break;
       }
     }
-    (void)mem_placed;
 
-    // ---- blanks and cells that are not what their column holds
+    // ---- blanks and cells that are not what their column holds. A cell with no digit at all
+    // ("n/a", "fast") is no figure: an error. One with digits in a form the reader does not
+    // know ("4,410", "74GiB/80GiB") is not understood: a warning, never a guess.
+    const auto unreadable = [&](report_column c, const std::string& text, const std::string& message) {
+      const bool digits = std::any_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+      finding(c, digits ? "not_understood" : "not_a_number", digits ? warning : error, text, "", message);
+    };
     const auto required = [&](report_column c, const std::string& text) {
       if (!has(c) || !io::is_blank(text)) return false;
       finding(c, "blank", error, text, "",
@@ -276,8 +283,8 @@ struct checker {
     if (!required(report_column::throughput, tps_text) && has(report_column::throughput)) {
       tps = io::parse_throughput(tps_text);
       if (!tps)
-        finding(report_column::throughput, "not_a_number", error, tps_text, "",
-                "token/p/s '" + tps_text + "' is not a number (nor 'samples/s * seq / devices = N tokens/s')");
+        unreadable(report_column::throughput, tps_text,
+                   "token/p/s '" + tps_text + "' is not a number (nor 'samples/s * seq / devices = N tokens/s')");
       else if (tps->value.value <= 0)
         finding(report_column::throughput, "negative", error, tps_text, "", "token/p/s must be positive");
     }
@@ -285,9 +292,11 @@ struct checker {
     // Loss.
     if (!required(report_column::loss, loss_text) && has(report_column::loss)) {
       const auto l = io::parse_number(loss_text);
-      if (!l)
-        finding(report_column::loss, io::parse_percent(loss_text) ? "wrong_column" : "not_a_number", error, loss_text,
-                "", "loss '" + loss_text + "' is not a number");
+      if (!l && io::parse_percent(loss_text))
+        finding(report_column::loss, "wrong_column", error, loss_text, "",
+                "loss '" + loss_text + "' is a percentage: a value from another column");
+      else if (!l)
+        unreadable(report_column::loss, loss_text, "loss '" + loss_text + "' is not a number");
       else if (l->value < 0)
         finding(report_column::loss, "negative", error, loss_text, "", "a cross-entropy loss cannot be negative");
       else
@@ -298,9 +307,10 @@ struct checker {
     if (!required(report_column::memory, mem_text) && has(report_column::memory)) {
       mem = io::parse_memory(mem_text);
       if (!mem) {
-        finding(
-            report_column::memory, "not_understood", error, mem_text, "",
-            "mem '" + mem_text + "' is none of used/capacity (77/80), used * devices (66.27 * 8 GB) or a sum of those");
+        unreadable(report_column::memory, mem_text,
+                   "mem '" + mem_text +
+                       "' is none of used/capacity (77/80), used * devices (66.27 * 8 GB) or a sum "
+                       "of those");
       } else {
         for (const auto& [v, n] : mem->groups)
           if (v.value < 0) finding(report_column::memory, "negative", error, mem_text, "", "memory cannot be negative");
@@ -312,8 +322,7 @@ struct checker {
     if (!required(report_column::mfu, mfu_text) && has(report_column::mfu)) {
       mfu = io::parse_percent(mfu_text);
       if (!mfu) {
-        finding(report_column::mfu, "not_a_number", error, mfu_text, "",
-                "MFU '" + mfu_text + "' is not a percentage (e.g. 33.6%)");
+        unreadable(report_column::mfu, mfu_text, "MFU '" + mfu_text + "' is not a percentage (e.g. 33.6%)");
       } else if (mfu->value > 100) {
         finding(report_column::mfu, "over_100", error, mfu_text, "",
                 "MFU '" + mfu_text + "' is above 100%: the FLOPs, the throughput or the peak is wrong");
@@ -347,7 +356,8 @@ struct checker {
                 "config says " + std::to_string(*dc->cards) + " devices but " + std::to_string(*dc->nodes) + "x" +
                     std::to_string(*dc->per_node) + " = " + std::to_string(*dc->nodes * *dc->per_node));
     }
-    const std::string row_text = dev_text + " " + r.group;
+    std::string row_text = r.group;  // what names the row's stage: any cell ("(pretrain)", a stage column)
+    for (const std::string& c : r.cells) row_text += " " + c;
 
     // ---- precision
     rd.precision =
@@ -387,7 +397,7 @@ struct checker {
     rd.tp = par.tp.value_or(1);
     rd.pp = par.pp.value_or(1);
     if (rd.devices) {
-      const std::int64_t mp = *rd.tp * *rd.pp;
+      const std::int64_t mp = *rd.tp * *rd.pp * par.cp.value_or(1);  // data_parallel_size = world / (TP x PP x CP)
       if (par.dp) {
         if (mp * *par.dp != *rd.devices)
           finding(report_column::parallel, "device_count", error, cell(report_column::parallel),
@@ -438,10 +448,27 @@ struct checker {
     }
     // The throughput cell's arithmetic: samples/s * seq / devices = token/p/s.
     if (tps && !tps->terms.empty()) {
+      // The measured term stands for a range (17.23 for [17.225, 17.24)): so does the result.
+      // The others (the sequence length, the device count) are exact when whole.
       double x = tps->terms[0].value;
-      for (std::size_t i = 1; i < tps->terms.size(); ++i)
-        x = tps->ops[i - 1] == '*' ? x * tps->terms[i].value : x / tps->terms[i].value;
-      if (!std::isfinite(x) || !could_print_as(x, tps->value))
+      auto [lo, hi] = range_of(tps->terms[0]);
+      bool positive = lo > 0;
+      for (std::size_t i = 1; i < tps->terms.size(); ++i) {
+        const printed_number& term = tps->terms[i];
+        const auto [tlo, thi] = term.decimals == 0 ? std::pair{term.value, term.value} : range_of(term);
+        positive = positive && tlo > 0;
+        if (tps->ops[i - 1] == '*') {
+          x *= tps->terms[i].value;
+          lo *= tlo;
+          hi *= thi;
+        } else {
+          x /= tps->terms[i].value;
+          lo /= thi;
+          hi = tlo > 0 ? hi / tlo : HUGE_VAL;
+        }
+      }
+      if (!positive) lo = hi = x;  // a zero or negative term: the plain arithmetic
+      if (!std::isfinite(x) || !interval_could_print_as(lo, hi, tps->value))
         finding(report_column::throughput, "arithmetic", error, tps_text, fixed(x, tps->value.decimals),
                 "the cell's own arithmetic gives " + fixed(x, 4) + ", not " + tps->value.text);
       if (tps->terms.size() == 3 && tps->ops[0] == '*' && tps->ops[1] == '/' && tps->terms[1].whole() &&
@@ -506,9 +533,13 @@ struct checker {
     }
     rd.memory_used = peak_used;
     if (m.sum) {
-      double sum = 0;
-      for (const auto& [v, n] : m.groups) sum += v.value * static_cast<double>(n);
-      if (!could_print_as(sum, *m.sum))
+      double sum = 0, lo = 0, hi = 0;
+      for (const auto& [v, n] : m.groups) {
+        sum += v.value * static_cast<double>(n);
+        lo += range_of(v).first * static_cast<double>(n);
+        hi += range_of(v).second * static_cast<double>(n);
+      }
+      if (!interval_could_print_as(lo, hi, *m.sum))
         add(index, line, column, "arithmetic", finding_severity::error, text, fixed(sum, m.sum->decimals),
             "the cell's own sum gives " + fixed(sum, 4) + ", not " + m.sum->text);
     }
@@ -529,7 +560,8 @@ struct checker {
     const double bytes_per_unit = unit == "GB" ? 1e9 : static_cast<double>(GiB);
     std::optional<double> capacity;
     if (m.capacity) capacity = m.capacity->value;
-    if (!capacity && dc && dc->capacity) capacity = dc->capacity;
+    // "*80G": the card's nominal size, as the device tables count it (80 GiB), in the cell's unit.
+    if (!capacity && dc && dc->capacity) capacity = *dc->capacity * static_cast<double>(GiB) / bytes_per_unit;
     if (!capacity && dev && dev->memory_bytes > 0) capacity = static_cast<double>(dev->memory_bytes) / bytes_per_unit;
     rd.memory_capacity = capacity;
     if (capacity && peak_used > *capacity * (1 + 1e-12))
@@ -767,17 +799,23 @@ struct checker {
         s.push_back(text(*rows[i].first, *rows[i].second, c));
       return s;
     };
-    for (std::size_t j = 1; j < rows.size(); ++j)
-      for (std::size_t i = 0; i < j; ++i) {
-        const auto fi = figures(i);
-        if (fi.size() < 2 || fi != figures(j) || settings(i) == settings(j)) continue;
+    // The rows printing each set of figures, in order: one pass, whatever the report's length.
+    std::map<std::vector<std::string>, std::vector<std::size_t>> by_figures;
+    for (std::size_t j = 0; j < rows.size(); ++j) {
+      const auto fj = figures(j);
+      if (fj.size() < 2) continue;
+      std::vector<std::size_t>& same = by_figures[fj];
+      for (const std::size_t i : same) {
+        if (settings(i) == settings(j)) continue;
         std::string joined;
-        for (const auto& f : fi) joined += (joined.empty() ? "" : ", ") + f;
+        for (const auto& f : fj) joined += (joined.empty() ? "" : ", ") + f;
         add(static_cast<int>(j) + 1, rows[j].second->line, "", "duplicate", finding_severity::warning, joined, "",
             "row " + std::to_string(j + 1) + " repeats row " + std::to_string(i + 1) + "'s figures (" + joined +
                 ") under other settings: a copied row, or a run that was not measured again");
         break;
       }
+      if (same.size() < 8) same.push_back(j);  // a few earlier rows suffice to name one
+    }
   }
 };
 
@@ -795,6 +833,9 @@ inline report_audit check_report(const io::case_report& report, const report_che
       c.row(t, r, static_cast<int>(rows.size()));
     }
   c.duplicates(rows);
+  if (rows.empty())
+    c.add(0, 1, "", "no_rows", finding_severity::error, "", "",
+          "no results row was read: no table with a token/p/s, loss, mem or MFU column (see the lines not understood)");
   std::stable_sort(c.out.findings.begin(), c.out.findings.end(),
                    [](const report_finding& a, const report_finding& b) { return a.line < b.line; });
   return c.out;

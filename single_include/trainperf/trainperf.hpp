@@ -5462,9 +5462,13 @@ inline std::string sci(double v) {
 }  // namespace detail
 
 // The report in the seed reports' layout, in English: the batch prose, the general-metrics
-// table, and the results table with its rounding rules named.
-inline std::string to_markdown_report(const report_preamble& p, const std::vector<report_row>& rows,
+// table, and the results table with its rounding rules named. Free text is kept to one table
+// cell: '|' and line breaks become '/' and ' '.
+inline std::string to_markdown_report(const report_preamble& given, const std::vector<report_row>& rows,
                                       const row_format& f = {}) {
+  report_preamble p = given;
+  for (std::string* text : {&p.model, &p.device, &p.flops_convention, &p.peak_source, &p.memory_note})
+    for (char& c : *text) c = c == '|' ? '/' : (c == '\n' || c == '\r') ? ' ' : c;
   std::string out = "# " + p.model + " on " + p.device + "\n\n";
   out += "* Batch sizes\n";
   out += "  1. local_batchsize (micro batch), LBS: default " + std::to_string(p.lbs) + "\n";
@@ -5505,7 +5509,7 @@ inline std::vector<std::string> split_markdown_row(std::string_view line) {
   if (!s.empty() && s.back() == '|') s.remove_suffix(1);
   std::size_t start = 0;
   for (std::size_t i = 0; i <= s.size(); ++i) {
-    if (i == s.size() || s[i] == '|') {
+    if (i == s.size() || (s[i] == '|' && (i == 0 || s[i - 1] != '\\'))) {  // "\|" is a '|' inside a cell
       cells.emplace_back(trim(s.substr(start, i - start)));
       start = i + 1;
     }

@@ -17,6 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const flops_convention c : {flops_convention::nominal, flops_convention::megatron}) {
     report_check_options o;
     o.convention = c;
+    o.predict_memory = c == flops_convention::megatron;
     const report_audit a = check_report(report, o);
     if (a.rows.size() != rows) std::abort();
     for (const auto& f : a.findings)

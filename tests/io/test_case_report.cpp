@@ -205,6 +205,7 @@ constexpr const char* synthetic = R"(# Synthetic report: one broken cell per row
 | H100 (1x8) | bf16 | TP1PP1DP8 | GBS=128=0.5M tokens | 3000 | 2.26 | 60/80 | 12.74% |
 | H100 (1x8) | bf16 | TP1PP1DP8 | / | 3000 | 2.27 | 70\*4 + 60\*4 = 540 | 12.7% |
 | H100 (1x8) | bf16 | TP1PP1DP8 | / | 3000 | 2.28 | 70\*4 + 60\*4 = 520 | 12.7% |
+| H100 (1x8) | bf16 | TP1PP1DP8 | / | 17.23 * 4096 / 8 = 8824 | 2.29 | 46.77\*4 + 36.59\*4 = 333.48 | |
 
 | hyperparameter | value |
 |---|---|
@@ -214,7 +215,7 @@ constexpr const char* synthetic = R"(# Synthetic report: one broken cell per row
 TEST_CASE("every check, one broken cell per row") {
   const io::case_report r = io::parse_case_report(synthetic);
   const report_audit a = check_report(r);
-  REQUIRE(a.rows.size() == 22);  // the 21st table line has 5 cells: not understood
+  REQUIRE(a.rows.size() == 23);  // the 21st table line has 5 cells: not understood
   CHECK(row_findings(a, 1).empty());
   CHECK(*a.rows[0].gbs == 128);  // 2 x 8 x 8
   CHECK(row_findings(a, 2) == strings{"mfu/error"});
@@ -241,11 +242,35 @@ TEST_CASE("every check, one broken cell per row") {
   CHECK(row_findings(a, 20).empty());                                        // 524,288 tokens print as 0.5M
   CHECK(row_findings(a, 21) == strings{"arithmetic/error"});                 // 4 x 70 + 4 x 60 = 520, not 540
   CHECK(row_findings(a, 22).empty());
+  // A measurement as printed stands for a range: 17.23 x 4096 / 8 = 8821.76, but 17.234 (printed
+  // 17.23) gives 8823.8, printed 8824; 4 x (46.774 + 36.596) = 333.48 where the printed terms sum
+  // to 333.44. Whole terms after the first (a sequence length, a device count) are exact: row 6's
+  // 10.0 x 4096 / 8 can give 5094-5171, never 5000.
+  CHECK(row_findings(a, 23) == strings{"blank/error"});
   // Not understood: the short row and the table without metric columns, each with its line.
   std::vector<int> lines;
   for (const auto& f : a.findings)
     if (f.row == 0 && f.kind == "not_understood") lines.push_back(f.line);
-  CHECK(lines == std::vector<int>{36, 41});
+  CHECK(lines == std::vector<int>{36, 42});
+}
+
+TEST_CASE("headers as people write them; nothing read is an error; what is not read is said") {
+  // "MFU (%)" and "final loss" are the MFU and loss columns: 3000 x 42e9 / 989.4e12 = 12.735%.
+  const report_audit a = check_report(io::parse_case_report(
+      "| model | config | precision | token/p/s | final loss | MFU (%) |\n|---|---|---|---|---|---|\n"
+      "| llama2-7b | H100 (1x8) | bf16 | 3000 | 2.1 | 14.0% |\n"));
+  REQUIRE(a.rows.size() == 1);
+  CHECK(kinds(a) == strings{"mfu"});
+  CHECK(a.findings[0].expected == "12.7%");
+  // No results table: an error, with the table that was not one listed.
+  const report_audit none = check_report(io::parse_case_report("# a report\n\nmodel | MFU\n---|---\nx | 1%\n"));
+  CHECK(kinds(none) == strings{"no_rows", "not_understood"});
+  CHECK(none.count(finding_severity::error) == 1);
+  // A cell with digits in a form the reader does not know is not understood (a warning), one
+  // without digits is no figure (an error).
+  const report_audit cells = check_report(io::parse_case_report(
+      "| config | token/p/s | loss | mem |\n|---|---|---|---|\n| H100 (1x8) | 4,410 | n/a | 74GiB/80GiB |\n"));
+  CHECK(row_findings(cells, 1) == strings{"not_understood/warning", "not_a_number/error", "not_understood/warning"});
 }
 
 TEST_CASE("options: a preset, a peak and a multiplier for every row") {

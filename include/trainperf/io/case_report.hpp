@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "../report.hpp"
 #include "file.hpp"
 
 namespace trainperf::io {
@@ -75,7 +76,7 @@ struct device_cell {
 // Parallel degrees: "TP8PP4DP1", Paddle's config names "TP2PP4SH1SP1" (SH: sharding stage,
 // SP: sharding degree), or a strategy list "sharding_degree=8, tensor_parallel_degree=2".
 struct parallel_cell {
-  std::optional<std::int64_t> tp, pp, dp, sharding_stage, sharding_degree;
+  std::optional<std::int64_t> tp, pp, dp, cp, sharding_stage, sharding_degree;
 };
 
 // Throughput: "253.61", or "17.23 * 2048 / 8 = 4410 tokens/s" (the terms and operators kept).
@@ -447,6 +448,8 @@ inline std::optional<parallel_cell> parse_parallel(std::string_view raw) {
       p.pp = v;
     else if (code == "DP")
       p.dp = v;
+    else if (code == "CP")
+      p.cp = v;
     else if (code == "SH")
       p.sharding_stage = v;
     else if (code == "SP")
@@ -587,10 +590,9 @@ inline report_column classify_column(std::string_view raw, bool table_has_peizhi
   if (h == "token/p/s" || h == "tokens/p/s" || starts("throughput") ||
       detail::contains(h, "\xE5\x90\x9E\xE5\x90\x90"))  // 吞吐
     return report_column::throughput;
-  if (h == "loss") return report_column::loss;
-  if (h == "mem" || starts("memory") || detail::contains(h, "\xE6\x98\xBE\xE5\xAD\x98"))
-    return report_column::memory;  // 显存
-  if (h == "mfu") return report_column::mfu;
+  if (detail::contains(h, "loss")) return report_column::loss;  // "loss", "final loss"
+  if (starts("mem") || detail::contains(h, "\xE6\x98\xBE\xE5\xAD\x98")) return report_column::memory;  // 显存
+  if (starts("mfu")) return report_column::mfu;  // "MFU", "MFU (%)"
   return report_column::other;
 }
 
@@ -625,20 +627,6 @@ constexpr std::string_view to_string(report_column c) {
 // ---- the document ---------------------------------------------------------------------------
 
 namespace detail {
-
-inline std::vector<std::string> table_cells(std::string_view line) {
-  std::vector<std::string> cells;
-  std::string_view s = trim(line);
-  if (!s.empty() && s.front() == '|') s.remove_prefix(1);
-  if (!s.empty() && s.back() == '|') s.remove_suffix(1);
-  std::size_t start = 0;
-  for (std::size_t i = 0; i <= s.size(); ++i)
-    if (i == s.size() || (s[i] == '|' && (i == 0 || s[i - 1] != '\\'))) {
-      cells.emplace_back(trim(s.substr(start, i - start)));
-      start = i + 1;
-    }
-  return cells;
-}
 
 // "在本case中默认为44" / "default 44" / "defaults to 44" in a prose line.
 inline std::optional<std::int64_t> default_value(std::string_view line) {
@@ -766,6 +754,11 @@ inline case_report parse_case_report(std::string_view text) {
     }
     if (in_code || line.empty()) continue;
     if (line.front() != '|') {
+      // "---|---": the separator of a table written without leading pipes, which this reader
+      // does not take (GitHub does): say so rather than read its rows as prose.
+      if (line.find('|') != std::string_view::npos && line.find("--") != std::string_view::npos &&
+          line.find_first_not_of("-:| \t") == std::string_view::npos)
+        r.unknown.push_back({number, std::string(line), "a table without the leading '|' this reader needs"});
       if (line.front() == '#' || line.starts_with("* ") || line.starts_with("- ")) {
         std::string_view h = line;
         while (!h.empty() && (h.front() == '#' || h.front() == '*' || h.front() == '-' || h.front() == ' '))
@@ -779,9 +772,9 @@ inline case_report parse_case_report(std::string_view text) {
     // A table: its lines up to the first line that is not one.
     std::size_t end = i;
     while (end < lines.size() && !detail::trim(lines[end]).empty() && detail::trim(lines[end]).front() == '|') ++end;
-    const auto header = detail::table_cells(line);
+    const auto header = split_markdown_row(line);
     const bool separated = i + 1 < end && [&] {
-      for (const auto& c : detail::table_cells(lines[i + 1]))
+      for (const auto& c : split_markdown_row(lines[i + 1]))
         if (!detail::is_dashes(c)) return false;
       return true;
     }();
@@ -793,7 +786,7 @@ inline case_report parse_case_report(std::string_view text) {
     const std::string first = detail::lowered(header.empty() ? std::string() : header[0]);
     if (detail::contains(first, "\xE6\x8C\x87\xE6\xA0\x87\xE5\x90\x8D\xE7\xA7\xB0") || first == "metric") {  // 指标名称
       for (std::size_t k = i + 2; k < end; ++k) {
-        auto cells = detail::table_cells(lines[k]);
+        auto cells = split_markdown_row(lines[k]);
         cells.resize(3);
         general_metric g{static_cast<int>(k) + 1, detail::ascii_punctuation(cells[0]),
                          detail::ascii_punctuation(cells[1]), detail::ascii_punctuation(cells[2])};
@@ -823,7 +816,7 @@ inline case_report parse_case_report(std::string_view text) {
     }
     std::string group;
     for (std::size_t k = i + 2; k < end; ++k) {
-      auto cells = detail::table_cells(lines[k]);
+      auto cells = split_markdown_row(lines[k]);
       const int at = static_cast<int>(k) + 1;
       if (cells.size() != header.size()) {
         r.unknown.push_back(
