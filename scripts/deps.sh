@@ -1,7 +1,7 @@
 # Sourced by scripts/run and scripts/test: installs whatever of the project's Debian
 # packages is missing (nothing when all are present). Later capabilities add theirs here.
 trainperf_packages=(cmake g++ make python3 libeigen3-dev libfmt-dev doctest-dev nlohmann-json3-dev libxml2-utils
-  libopenmpi-dev openmpi-bin)
+  libopenmpi-dev openmpi-bin python3-dev pybind11-dev)
 # scripts/test's fuzzing stage: clang with libFuzzer's runtime (Debian 12: clang 14).
 trainperf_fuzz_packages=(clang libclang-rt-14-dev)
 
