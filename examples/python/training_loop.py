@@ -35,3 +35,9 @@ for step in range(5):
 stats = meter.running()
 print(f"GBS {batch['gbs']}: {stats['tokens_per_device_per_s']:.0f} token/p/s per device, "
       f"MFU {stats['mfu']:.1%} (megatron convention, causal; H100 dense bf16)")
+
+# Before launching: the planner's best layouts for this model on 16 H100s at GBS 64.
+best = trainperf.plan(model, device="H100", devices=world, gbs=64, seq=seq, top=3)
+for c in best["candidates"]:
+    print(f"  TP{c['tp']} PP{c['pp']} DP{c['dp']} CP{c['cp']} VPP{c['vpp']} LBS {c['lbs']}: "
+          f"{c['step_time']:.2f} s/step, MFU {c['mfu']:.1%} (predicted), {c['memory_max'] / 2**30:.1f} GiB")

@@ -7,13 +7,16 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include <trainperf/io/hf_config.hpp>
+#include <trainperf/planner.hpp>
 #include <trainperf/report_check.hpp>
 #include <trainperf/trainperf.hpp>
 
@@ -107,6 +110,49 @@ py::dict stats_dict(const tp::meter::stats& s) {
   d["hfu"] = s.hfu ? py::object(py::float_(*s.hfu)) : py::none();
   d["utilization_refused"] = s.utilization_refused;
   d["peak_memory_bytes"] = s.peak_memory_bytes ? py::object(py::int_(*s.peak_memory_bytes)) : py::none();
+  return d;
+}
+
+// What predict_step and plan take: the cluster of a table device at its built-in profile, and
+// the step's batch and memory settings, as `trainperf predict` and `trainperf plan` build them.
+struct step_setup {
+  tp::cluster_spec cluster;
+  tp::device_profile profile;
+  tp::step_options options;
+};
+step_setup step_setup_of(const std::string& device, i64 devices, i64 devices_per_node, i64 gbs, i64 lbs, i64 seq,
+                         const std::string& framework, const std::string& param_dtype, bool flash_attention) {
+  const tp::device_spec& d = tp::get_device(device);
+  step_setup s;
+  s.profile = tp::builtin_profile(d.name);
+  s.cluster = tp::default_cluster(d, devices, devices_per_node, s.profile);
+  s.options.gbs = gbs;
+  s.options.memory.lbs = lbs;
+  s.options.memory.seq = seq;
+  s.options.memory.accounting = framework_of(framework);
+  s.options.memory.param_dtype = dtype_of(param_dtype, "param_dtype");
+  s.options.memory.flash_attention = flash_attention;
+  return s;
+}
+
+py::dict prediction_dict(const tp::step_prediction& p) {
+  py::dict b;
+  b["compute"] = p.breakdown.compute;
+  b["tp_comm"] = p.breakdown.tp_comm;
+  b["cp_comm"] = p.breakdown.cp_comm;
+  b["ep_comm"] = p.breakdown.ep_comm;
+  b["bubble"] = p.breakdown.bubble;
+  b["dp_comm"] = p.breakdown.dp_comm;
+  b["optimizer"] = p.breakdown.optimizer;
+  py::dict d;
+  d["step_time"] = p.step_time;
+  d["tokens_per_device_per_s"] = p.tokens_per_device_per_s;
+  d["mfu"] = p.mfu;
+  d["hfu"] = p.hfu;
+  d["micro_batches"] = p.micro_batches;
+  d["breakdown"] = b;
+  d["stage_memory"] = p.stage_memory;
+  d["memory_max"] = p.memory_max();
   return d;
 }
 
@@ -489,6 +535,70 @@ PYBIND11_MODULE(_trainperf, m) {
       py::arg("micro_batches") = 1, py::arg("param_dtype") = "bf16", py::arg("framework") = "generic",
       py::arg("flash_attention") = true, py::arg("fp32_grads") = false,
       "Device memory per pipeline stage, in bytes (the most loaded rank of each stage).");
+
+  // ---- step time and the planner
+  m.def(
+      "predict_step",
+      [](const tp::transformer_spec& model, const tp::parallel_config& config, const std::string& device, i64 devices,
+         i64 devices_per_node, i64 gbs, i64 lbs, i64 seq, const std::string& framework, const std::string& param_dtype,
+         bool flash_attention) {
+        const step_setup s =
+            step_setup_of(device, devices, devices_per_node, gbs, lbs, seq, framework, param_dtype, flash_attention);
+        tp::parallel_config c = config;
+        c.dp = 0;  // the devices decide it
+        return prediction_dict(tp::predict_step(model, c, s.cluster, s.profile, s.options));
+      },
+      py::arg("model"), py::arg("config"), py::kw_only(), py::arg("device"), py::arg("devices"),
+      py::arg("devices_per_node") = 8, py::arg("gbs"), py::arg("lbs") = 1, py::arg("seq"),
+      py::arg("framework") = "generic", py::arg("param_dtype") = "bf16", py::arg("flash_attention") = false,
+      "One layout's predicted step time (s), token/p/s, MFU and HFU (megatron convention), where the time goes and "
+      "the memory per stage (bytes), on a table device at its built-in profile (trainperf predict).");
+  m.def(
+      "plan",
+      [](const tp::transformer_spec& model, const std::string& device, i64 devices, i64 devices_per_node, i64 gbs,
+         i64 seq, const std::string& framework, const std::string& param_dtype, bool flash_attention, i64 top,
+         double memory_margin, unsigned threads) {
+        const step_setup s =
+            step_setup_of(device, devices, devices_per_node, gbs, 1, seq, framework, param_dtype, flash_attention);
+        tp::plan_request q;
+        q.model = model;
+        q.cluster = s.cluster;
+        q.profile = s.profile;
+        q.step = s.options;
+        q.top = static_cast<std::size_t>(std::max<i64>(1, top));
+        q.memory_margin = memory_margin;
+        q.threads = threads;
+        const tp::plan_result r = tp::plan(q);
+        std::vector<py::dict> candidates;
+        for (const tp::plan_candidate& c : r.candidates) {
+          py::dict d = prediction_dict(c.prediction);
+          d["tp"] = c.config.tp;
+          d["pp"] = c.config.pp;
+          d["dp"] = c.config.dp;
+          d["cp"] = c.config.cp;
+          d["ep"] = c.config.ep;
+          d["vpp"] = c.config.vpp;
+          d["lbs"] = c.lbs;
+          d["gas"] = c.gas;
+          d["zero_stage"] = c.config.zero_stage;
+          d["recompute"] = std::string(tp::to_string(c.config.recomputation));
+          d["sequence_parallel"] = c.config.sequence_parallel;
+          d["distributed_optimizer"] = c.config.distributed_optimizer;
+          candidates.push_back(d);
+        }
+        py::dict out;
+        out["candidates"] = candidates;
+        out["enumerated"] = r.enumerated;
+        out["invalid"] = r.invalid;
+        out["pruned_memory"] = r.pruned_memory;
+        out["evaluated"] = r.evaluated;
+        return out;
+      },
+      py::arg("model"), py::kw_only(), py::arg("device"), py::arg("devices"), py::arg("devices_per_node") = 8,
+      py::arg("gbs"), py::arg("seq"), py::arg("framework") = "megatron-core", py::arg("param_dtype") = "bf16",
+      py::arg("flash_attention") = false, py::arg("top") = 5, py::arg("memory_margin") = 0.05, py::arg("threads") = 0,
+      "Every layout the framework supports for a fixed global batch: checked, pruned by memory, predicted, ranked "
+      "(trainperf plan); the fastest first.");
 
   // ---- reports
   m.def(

@@ -42,6 +42,8 @@ from ._trainperf import (  # noqa: E402  (ConfigError must exist before the exte
     nominal_params,
     partition_layers,
     peak_flops,
+    plan,
+    predict_step,
     preset,
     presets,
     solve_batch,
@@ -91,6 +93,6 @@ class Meter(_Meter):
 __all__ = [
     "ConfigError", "Layout", "Meter", "Model", "ParallelConfig", "check_parallel", "check_report", "count_flops",
     "count_params", "device", "devices", "estimate_memory", "make_schedule", "mfu", "model_from_hf_config",
-    "nominal_params", "partition_layers", "peak_flops", "preset", "presets", "solve_batch",
+    "nominal_params", "partition_layers", "peak_flops", "plan", "predict_step", "preset", "presets", "solve_batch",
     "tokens_per_device_per_s_from_samples", "tokens_per_device_per_s_from_step", "utilization", "zero_shard",
 ]

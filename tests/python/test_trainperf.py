@@ -107,6 +107,26 @@ class SameNumbersAsTheTool(unittest.TestCase):
             for k in ("params", "grads", "optimizer", "activations", "total"):
                 self.assertAlmostEqual(s[k], t[k], delta=1.0, msg=f"stage {s['stage']} {k}")
 
+    def test_predict_and_plan(self):
+        # Seed 000's amp TP4 PP8 layout on 32 H800s, GBS 44.
+        m = trainperf.preset("llama2-70b")
+        config = trainperf.ParallelConfig(tp=4, pp=8, sequence_parallel=True)
+        py = trainperf.predict_step(m, config, device="H800", devices=32, gbs=44, seq=4096, framework="megatron",
+                                    flash_attention=True)
+        c = cli("predict", "--model", "llama2-70b", "--seq", "4096", "--tp", "4", "--pp", "8", "--sp", "--flash",
+                "--framework", "megatron", "--device", "H800", "--devices", "32", "--gbs", "44")
+        self.assertEqual(py["step_time"], c["step_time_s"])
+        self.assertEqual(py["mfu"], c["mfu"])
+        self.assertEqual(py["breakdown"], c["breakdown"])
+        py = trainperf.plan(trainperf.preset("llama2-7b"), device="H100", devices=16, gbs=64, seq=4096, top=3)
+        c = cli("plan", "--model", "llama2-7b", "--seq", "4096", "--framework", "megatron-core", "--device", "H100",
+                "--devices", "16", "--gbs", "64", "--top", "3")
+        self.assertEqual(len(py["candidates"]), 3)
+        for a, b in zip(py["candidates"], c["candidates"]):
+            self.assertEqual((a["tp"], a["pp"], a["dp"], a["cp"], a["vpp"], a["lbs"]),
+                             (b["tp"], b["pp"], b["dp"], b["cp"], b["vpp"], b["lbs"]))
+            self.assertEqual(a["step_time"], b["step_time_s"])
+
     @unittest.skipUnless(SEEDS, "TRAINPERF_SEED_REPORTS is not set")
     def test_check_report(self):
         path = os.path.join(SEEDS, "seed001.md")
