@@ -370,6 +370,15 @@ PYBIND11_MODULE(_trainperf, m) {
       .def("report_memory", &tp::meter::report_memory, py::arg("bytes"))
       .def("set_peak_flops", &tp::meter::set_peak_flops, py::arg("peak_flops"))
       .def_property_readonly("steps_seen", &tp::meter::steps_seen)
+      .def("__repr__",
+           [](const tp::meter& x) {
+             const auto r = x.running();
+             return "Meter(steps_seen=" + std::to_string(x.steps_seen()) +
+                    (r ? ", tokens_per_device_per_s=" + std::to_string(r->tokens_per_device_per_s) +
+                             (r->mfu ? ", mfu=" + std::to_string(*r->mfu) : std::string())
+                       : std::string(", warming up")) +
+                    ")";
+           })
       .def("running",
            [](const tp::meter& x) {
              return x.running() ? py::object(stats_dict(*x.running())) : py::object(py::none());
@@ -431,6 +440,13 @@ PYBIND11_MODULE(_trainperf, m) {
            }),
            py::arg("world"), py::arg("config"), py::arg("order") = std::string(tp::default_order))
       .def_property_readonly("world", &tp::layout::world)
+      .def("__repr__",
+           [](const tp::layout& l) {
+             return "Layout(world=" + std::to_string(l.world()) +
+                    ", tp=" + std::to_string(l.groups("tp").front().size()) +
+                    ", pp=" + std::to_string(l.groups("pp").front().size()) +
+                    ", dp=" + std::to_string(l.groups("dp").front().size()) + ")";
+           })
       .def(
           "groups", [](const tp::layout& l, const std::string& name) { return l.groups(name); }, py::arg("name"),
           "The groups of one kind ('tp', 'pp', 'dp', 'cp', 'tp-pp', 'dp-cp', 'ep', 'etp', 'edp', 'embedding'), "
@@ -479,6 +495,28 @@ PYBIND11_MODULE(_trainperf, m) {
       },
       py::arg("numel"), py::arg("dp"), py::arg("rank"), py::arg("alignment") = 1,
       "The [begin, end) of a flat buffer a ZeRO rank owns.");
+  m.def(
+      "tensor_parallel_slice",
+      [](const tp::transformer_spec& model, i64 tp_, i64 rank, bool replicate_kv_heads) {
+        const tp::tensor_parallel_slice x = tp::tensor_parallel_slice_of(model, tp_, rank, replicate_kv_heads);
+        py::dict d;
+        d["q_heads"] = py::make_tuple(x.q_heads.begin, x.q_heads.end);
+        d["kv_heads"] = py::make_tuple(x.kv_heads.begin, x.kv_heads.end);
+        d["ffn"] = py::make_tuple(x.ffn.begin, x.ffn.end);
+        d["vocab"] = py::make_tuple(x.vocab.begin, x.vocab.end);
+        return d;
+      },
+      py::arg("model"), py::arg("tp"), py::arg("rank"), py::arg("replicate_kv_heads") = false,
+      "What one tensor-parallel rank holds, as [begin, end) ranges: query heads, key/value heads, MLP columns, "
+      "vocabulary rows (Megatron-LM's split).");
+  m.def(
+      "data_shard",
+      [](i64 gbs, i64 lbs, i64 dp, i64 step, i64 micro_step, i64 rank) {
+        const tp::sample_range r = tp::data_shard(gbs, lbs, dp, step, micro_step, rank);
+        return py::make_tuple(r.first, r.first + r.count);
+      },
+      py::arg("gbs"), py::arg("lbs"), py::arg("dp"), py::arg("step"), py::arg("micro_step"), py::arg("rank"),
+      "The [first, end) sample indices a data-parallel rank reads in one micro-step of one step.");
   m.def(
       "make_schedule",
       [](const std::string& kind, i64 pp, i64 micro_batches, i64 vpp) {

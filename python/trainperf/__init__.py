@@ -34,6 +34,7 @@ from ._trainperf import (  # noqa: E402  (ConfigError must exist before the exte
     check_report,
     count_flops,
     count_params,
+    data_shard,
     device,
     devices,
     estimate_memory,
@@ -47,6 +48,7 @@ from ._trainperf import (  # noqa: E402  (ConfigError must exist before the exte
     preset,
     presets,
     solve_batch,
+    tensor_parallel_slice,
     tokens_per_device_per_s_from_samples,
     tokens_per_device_per_s_from_step,
     utilization,
@@ -92,7 +94,7 @@ class Meter(_Meter):
 
 __all__ = [
     "ConfigError", "Layout", "Meter", "Model", "ParallelConfig", "check_parallel", "check_report", "count_flops",
-    "count_params", "device", "devices", "estimate_memory", "make_schedule", "mfu", "model_from_hf_config",
+    "count_params", "data_shard", "device", "devices", "estimate_memory", "make_schedule", "mfu", "model_from_hf_config",
     "nominal_params", "partition_layers", "peak_flops", "plan", "predict_step", "preset", "presets", "solve_batch",
-    "tokens_per_device_per_s_from_samples", "tokens_per_device_per_s_from_step", "utilization", "zero_shard",
+    "tensor_parallel_slice", "tokens_per_device_per_s_from_samples", "tokens_per_device_per_s_from_step", "utilization", "zero_shard",
 ]

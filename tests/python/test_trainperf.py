@@ -60,6 +60,15 @@ class SameNumbersAsTheTool(unittest.TestCase):
         self.assertEqual(mfu, c["mfu"])
         self.assertEqual(trainperf.peak_flops("H800", "bf16"), trainperf.device("H800")["peak_flops"]["bf16"])
 
+    def test_devices(self):
+        c = cli("devices")
+        rows = c["devices"] if isinstance(c, dict) else c
+        self.assertEqual(sorted(trainperf.devices()), sorted(d["name"] for d in rows))
+        for d in rows:
+            py = trainperf.device(d["name"])
+            self.assertEqual(py["memory_bytes"], d["memory_bytes"], d["name"])
+            self.assertEqual(py["peak_flops"], d["peak_flops"], d["name"])
+
     def test_batch_seed004(self):
         # Seed 004: 4 per device x 32 accumulation x 8 = 1024 sequences of 2048 = 2M tokens.
         py = trainperf.solve_batch(lbs=4, gas=32, dp=8, seq=2048)
@@ -176,6 +185,15 @@ class ErrorsAndHelpers(unittest.TestCase):
             with meter.timed():
                 pass
         self.assertEqual(trainperf.zero_shard(10, 4, 3), (9, 12))  # 10 elements padded to 12 over 4 ranks
+        # Llama 2 70B at TP 8 (64 query heads, 8 KV heads, ffn 28672, vocabulary 32000): rank 3 holds
+        # query heads 24..31, KV head 3, MLP columns 3 x 3584 .. 4 x 3584, vocabulary rows 12000..16000.
+        self.assertEqual(trainperf.tensor_parallel_slice(trainperf.preset("llama2-70b"), 8, 3),
+                         {"q_heads": (24, 32), "kv_heads": (3, 4), "ffn": (10752, 14336), "vocab": (12000, 16000)})
+        # Seed 004 TP1PP1SH2SP8 (GBS 1024, LBS 4, DP 8): rank 3 reads samples 12..15 of micro-step 0.
+        self.assertEqual(trainperf.data_shard(1024, 4, 8, 0, 0, 3), (12, 16))
+        self.assertIn("steps_seen=3", repr(meter))
+        self.assertEqual(repr(trainperf.Layout(16, trainperf.ParallelConfig(tp=2, pp=4))),
+                         "Layout(world=16, tp=2, pp=4, dp=2)")
         stages = trainperf.partition_layers(80, pp=4)
         self.assertEqual([s["layers"] for s in stages], [20, 20, 20, 20])
 
