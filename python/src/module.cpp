@@ -113,6 +113,47 @@ py::dict stats_dict(const tp::meter::stats& s) {
   return d;
 }
 
+// The memory model's further options, as keywords with the C++ names (memory_options):
+// dropout, master_weights, offload_optimizer, offload_activations, fp32_softmax (bools),
+// optimizer ("adam", "sgd", "adam_8bit"), selective ("attention_core", "every_other_matmul"),
+// loss ("standard", "chunked", "chunked_compiled"). Any other keyword is a ConfigError.
+void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
+  for (const auto& [key_obj, value] : kw) {
+    const std::string key = py::str(key_obj);
+    if (key == "dropout")
+      o.dropout = value.cast<bool>();
+    else if (key == "master_weights")
+      o.master_weights = value.cast<bool>();
+    else if (key == "offload_optimizer")
+      o.offload_optimizer = value.cast<bool>();
+    else if (key == "offload_activations")
+      o.offload_activations = value.cast<bool>();
+    else if (key == "fp32_softmax")
+      o.fp32_softmax = value.cast<bool>();
+    else if (key == "optimizer")
+      o.optimizer = choice<tp::optimizer_kind>(value.cast<std::string>(),
+                                               {{"adam", tp::optimizer_kind::adam},
+                                                {"sgd", tp::optimizer_kind::sgd},
+                                                {"adam_8bit", tp::optimizer_kind::adam_8bit}},
+                                               "optimizer");
+    else if (key == "selective")
+      o.selective = choice<tp::selective_policy>(value.cast<std::string>(),
+                                                 {{"attention_core", tp::selective_policy::attention_core},
+                                                  {"every_other_matmul", tp::selective_policy::every_other_matmul}},
+                                                 "selective");
+    else if (key == "loss")
+      o.loss = choice<tp::logits_loss>(value.cast<std::string>(),
+                                       {{"standard", tp::logits_loss::standard},
+                                        {"chunked", tp::logits_loss::chunked},
+                                        {"chunked_compiled", tp::logits_loss::chunked_compiled}},
+                                       "loss");
+    else
+      throw tp::config_error(key, "unknown memory option '" + key +
+                                      "'; known: dropout, master_weights, offload_optimizer, offload_activations, "
+                                      "fp32_softmax, optimizer, selective, loss");
+  }
+}
+
 // What predict_step and plan take: the cluster of a table device at its built-in profile, and
 // the step's batch and memory settings, as `trainperf predict` and `trainperf plan` build them.
 struct step_setup {
@@ -539,8 +580,10 @@ PYBIND11_MODULE(_trainperf, m) {
   m.def(
       "estimate_memory",
       [](const tp::transformer_spec& s, const tp::parallel_config& c, i64 world, i64 lbs, i64 seq, i64 micro_batches,
-         const std::string& param_dtype, const std::string& framework, bool flash_attention, bool fp32_grads) {
+         const std::string& param_dtype, const std::string& framework, bool flash_attention, bool fp32_grads,
+         const py::kwargs& more) {
         tp::memory_options o;
+        apply_memory_keywords(o, more);
         o.lbs = lbs;
         o.seq = seq;
         o.micro_batches = micro_batches;
@@ -579,9 +622,10 @@ PYBIND11_MODULE(_trainperf, m) {
       "predict_step",
       [](const tp::transformer_spec& model, const tp::parallel_config& config, const std::string& device, i64 devices,
          i64 devices_per_node, i64 gbs, i64 lbs, i64 seq, const std::string& framework, const std::string& param_dtype,
-         bool flash_attention) {
-        const step_setup s =
+         bool flash_attention, const py::kwargs& more) {
+        step_setup s =
             step_setup_of(device, devices, devices_per_node, gbs, lbs, seq, framework, param_dtype, flash_attention);
+        apply_memory_keywords(s.options.memory, more);
         tp::parallel_config c = config;
         c.dp = 0;  // the devices decide it
         return prediction_dict(tp::predict_step(model, c, s.cluster, s.profile, s.options));

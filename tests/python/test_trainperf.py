@@ -115,6 +115,19 @@ class SameNumbersAsTheTool(unittest.TestCase):
         for s, t in zip(py["stages"], c["stages"]):
             for k in ("params", "grads", "optimizer", "activations", "total"):
                 self.assertAlmostEqual(s[k], t[k], delta=1.0, msg=f"stage {s['stage']} {k}")
+        # The further options as keywords, against the tool's flags: seed 002's R300 run (DeepSpeed
+        # ZeRO-3, fp16, full recompute, no flash attention, eager fp32 softmax), with dropout.
+        z3 = trainperf.ParallelConfig(zero_stage=3, recompute="full")
+        py = trainperf.estimate_memory(trainperf.preset("llama2-7b"), z3, 8, lbs=12, seq=512, param_dtype="fp16",
+                                       framework="deepspeed", flash_attention=False, fp32_softmax=True, dropout=True,
+                                       optimizer="adam_8bit")
+        c = cli("memory", "--model", "llama2-7b", "--seq", "512", "--lbs", "12", "--dp", "8", "--zero", "3",
+                "--recompute", "full", "--dtype", "fp16", "--framework", "deepspeed", "--attention", "eager",
+                "--dropout", "--optimizer", "adamw8bit")
+        self.assertAlmostEqual(py["max_total"], max(t["total"] for t in c["stages"]), delta=1.0)
+        with self.assertRaises(trainperf.ConfigError) as e:
+            trainperf.estimate_memory(m, config, 32, seq=4096, droput=True)
+        self.assertIn("unknown memory option 'droput'", str(e.exception))
 
     def test_predict_and_plan(self):
         # Seed 000's amp TP4 PP8 layout on 32 H800s, GBS 44.
