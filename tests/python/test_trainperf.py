@@ -69,6 +69,20 @@ class SameNumbersAsTheTool(unittest.TestCase):
             self.assertEqual(py["memory_bytes"], d["memory_bytes"], d["name"])
             self.assertEqual(py["peak_flops"], d["peak_flops"], d["name"])
 
+    def test_throughput_conversions_seed004(self):
+        # Seed 004: "17.23 * 2048 / 8 = 4410 tokens/s" (samples/s of the node, sequence 2048, 8 devices).
+        tps = trainperf.tokens_per_device_per_s_from_samples(17.23, 2048, 8)
+        self.assertAlmostEqual(tps, 4410.88)
+        m = trainperf.preset("gpt3-6.7b")
+        mfu = trainperf.utilization(trainperf.count_flops(m, convention="palm", seq=2048)["model_per_token"], tps,
+                                    trainperf.peak_flops("A100-80GB", "fp16"))
+        c = cli("mfu", "--model", "gpt3-6.7b", "--seq", "2048", "--device", "A100-80GB", "--dtype", "fp16",
+                "--samples-per-s", "17.23", "--devices", "8")
+        self.assertEqual(tps, c["tokens_per_device_per_s"])
+        self.assertEqual(mfu, c["mfu"])
+        # The same rate as a step: 1024 sequences of 2048 in 1024 / 17.23 s on 8 devices.
+        self.assertAlmostEqual(trainperf.tokens_per_device_per_s_from_step(1024 / 17.23, 1024, 2048, 8), 4410.88)
+
     def test_batch_seed004(self):
         # Seed 004: 4 per device x 32 accumulation x 8 = 1024 sequences of 2048 = 2M tokens.
         py = trainperf.solve_batch(lbs=4, gas=32, dp=8, seq=2048)
