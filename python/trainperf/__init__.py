@@ -72,24 +72,41 @@ class Meter(_Meter):
                 train_step(batch)
         print(meter.running())   # dict, or None while warming up
 
-    or ``meter.step(tokens, seconds)`` with times of your own (e.g. after
-    torch.cuda.synchronize()).
+    or ``meter.start()`` ... ``meter.stop(tokens=N)``, or ``meter.step(tokens, seconds)`` with
+    times of your own (e.g. after torch.cuda.synchronize()).
     """
 
-    @contextlib.contextmanager
-    def timed(self, *, tokens=None, sequences=None, seq=None):
-        """Times the block and records it as one step of ``tokens`` (or ``sequences`` of ``seq``)."""
+    _started = None
+
+    def start(self):
+        """Starts timing a step (explicit form of ``timed``); ``stop`` ends it."""
+        self._started = time.perf_counter()
+
+    def stop(self, *, tokens=None, sequences=None, seq=None):
+        """Ends the step ``start`` began and records it as ``tokens`` (or ``sequences`` of ``seq``)."""
+        if self._started is None:
+            raise ConfigError("Meter.stop() without Meter.start(): start the step first", "start")
+        seconds, self._started = time.perf_counter() - self._started, None
+        self._record(tokens, sequences, seq, seconds)
+
+    def _record(self, tokens, sequences, seq, seconds):
         if (tokens is None) == (sequences is None):
             raise ConfigError("give the step's size as tokens=N or as sequences=N, seq=T (exactly one)", "tokens")
         if sequences is not None and seq is None:
             raise ConfigError("sequences=N needs seq=T, the tokens per sequence", "seq")
-        start = time.perf_counter()
-        yield self
-        seconds = time.perf_counter() - start
         if tokens is not None:
             self.step(tokens, seconds)
         else:
             self.step_sequences(sequences, seq, seconds)
+
+    @contextlib.contextmanager
+    def timed(self, *, tokens=None, sequences=None, seq=None):
+        """Times the block and records it as one step of ``tokens`` (or ``sequences`` of ``seq``)."""
+        if (tokens is None) == (sequences is None) or (sequences is not None and seq is None):
+            self._record(tokens, sequences, seq, 0.0)  # raises the ConfigError saying which
+        start = time.perf_counter()
+        yield self
+        self._record(tokens, sequences, seq, time.perf_counter() - start)
 
 
 __all__ = [

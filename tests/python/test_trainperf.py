@@ -211,6 +211,12 @@ class ErrorsAndHelpers(unittest.TestCase):
         with self.assertRaises(trainperf.ConfigError):
             with meter.timed():
                 pass
+        meter.start()
+        sum(range(1000))
+        meter.stop(sequences=8, seq=4096)
+        self.assertEqual(meter.running()["steps"], 3)
+        with self.assertRaises(trainperf.ConfigError):
+            meter.stop(tokens=1)  # no start
         self.assertEqual(trainperf.zero_shard(10, 4, 3), (9, 12))  # 10 elements padded to 12 over 4 ranks
         # Llama 2 70B at TP 8 (64 query heads, 8 KV heads, ffn 28672, vocabulary 32000): rank 3 holds
         # query heads 24..31, KV head 3, MLP columns 3 x 3584 .. 4 x 3584, vocabulary rows 12000..16000.
@@ -218,7 +224,7 @@ class ErrorsAndHelpers(unittest.TestCase):
                          {"q_heads": (24, 32), "kv_heads": (3, 4), "ffn": (10752, 14336), "vocab": (12000, 16000)})
         # Seed 004 TP1PP1SH2SP8 (GBS 1024, LBS 4, DP 8): rank 3 reads samples 12..15 of micro-step 0.
         self.assertEqual(trainperf.data_shard(1024, 4, 8, 0, 0, 3), (12, 16))
-        self.assertIn("steps_seen=3", repr(meter))
+        self.assertIn("steps_seen=4", repr(meter))  # three timed steps, one started and stopped
         self.assertEqual(repr(trainperf.Layout(16, trainperf.ParallelConfig(tp=2, pp=4))),
                          "Layout(world=16, tp=2, pp=4, dp=2)")
         stages = trainperf.partition_layers(80, pp=4)
