@@ -114,38 +114,54 @@ py::dict stats_dict(const tp::meter::stats& s) {
 }
 
 // The memory model's further options, as keywords with the C++ names (memory_options):
-// dropout, master_weights, offload_optimizer, offload_activations, fp32_softmax (bools),
-// optimizer ("adam", "sgd", "adam_8bit"), selective ("attention_core", "every_other_matmul"),
-// loss ("standard", "chunked", "chunked_compiled"). Any other keyword is a ConfigError.
+// dropout, master_weights, offload_optimizer, offload_activations, fp32_softmax (True/False),
+// optimizer ("adam", "adamw", "sgd", "adamw8bit"), selective ("attention-core",
+// "every-other-matmul"), loss ("standard", "chunked", "chunked-compiled"); '_' for '-' is taken
+// too. Any other keyword, or a value of another type, is a ConfigError naming it.
 void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
   for (const auto& [key_obj, value] : kw) {
     const std::string key = py::str(key_obj);
+    const auto flag = [&] {
+      if (!py::isinstance<py::bool_>(value))
+        throw tp::config_error(key, key + " takes True or False, got " + std::string(py::repr(value)));
+      return value.cast<bool>();
+    };
+    const auto word = [&] {
+      if (!py::isinstance<py::str>(value))
+        throw tp::config_error(key, key + " takes a string, got " + std::string(py::repr(value)));
+      std::string w = value.cast<std::string>();
+      for (char& c : w)
+        if (c == '_') c = '-';
+      return w;
+    };
     if (key == "dropout")
-      o.dropout = value.cast<bool>();
+      o.dropout = flag();
     else if (key == "master_weights")
-      o.master_weights = value.cast<bool>();
+      o.master_weights = flag();
     else if (key == "offload_optimizer")
-      o.offload_optimizer = value.cast<bool>();
+      o.offload_optimizer = flag();
     else if (key == "offload_activations")
-      o.offload_activations = value.cast<bool>();
+      o.offload_activations = flag();
     else if (key == "fp32_softmax")
-      o.fp32_softmax = value.cast<bool>();
+      o.fp32_softmax = flag();
     else if (key == "optimizer")
-      o.optimizer = choice<tp::optimizer_kind>(value.cast<std::string>(),
+      o.optimizer = choice<tp::optimizer_kind>(word(),
                                                {{"adam", tp::optimizer_kind::adam},
+                                                {"adamw", tp::optimizer_kind::adam},
                                                 {"sgd", tp::optimizer_kind::sgd},
-                                                {"adam_8bit", tp::optimizer_kind::adam_8bit}},
+                                                {"adamw8bit", tp::optimizer_kind::adam_8bit},
+                                                {"adam-8bit", tp::optimizer_kind::adam_8bit}},
                                                "optimizer");
     else if (key == "selective")
-      o.selective = choice<tp::selective_policy>(value.cast<std::string>(),
-                                                 {{"attention_core", tp::selective_policy::attention_core},
-                                                  {"every_other_matmul", tp::selective_policy::every_other_matmul}},
+      o.selective = choice<tp::selective_policy>(word(),
+                                                 {{"attention-core", tp::selective_policy::attention_core},
+                                                  {"every-other-matmul", tp::selective_policy::every_other_matmul}},
                                                  "selective");
     else if (key == "loss")
-      o.loss = choice<tp::logits_loss>(value.cast<std::string>(),
+      o.loss = choice<tp::logits_loss>(word(),
                                        {{"standard", tp::logits_loss::standard},
                                         {"chunked", tp::logits_loss::chunked},
-                                        {"chunked_compiled", tp::logits_loss::chunked_compiled}},
+                                        {"chunked-compiled", tp::logits_loss::chunked_compiled}},
                                        "loss");
     else
       throw tp::config_error(key, "unknown memory option '" + key +
@@ -194,6 +210,23 @@ py::dict prediction_dict(const tp::step_prediction& p) {
   d["breakdown"] = b;
   d["stage_memory"] = p.stage_memory;
   d["memory_max"] = p.memory_max();
+  return d;
+}
+
+py::dict parallel_dict(const tp::parallel_config& c) {
+  py::dict d;
+  d["tp"] = c.tp;
+  d["pp"] = c.pp;
+  d["dp"] = c.dp;
+  d["cp"] = c.cp;
+  d["ep"] = c.ep;
+  d["etp"] = c.etp;
+  d["vpp"] = c.vpp;
+  d["sequence_parallel"] = c.sequence_parallel;
+  d["distributed_optimizer"] = c.distributed_optimizer;
+  d["zero_stage"] = c.zero_stage;
+  d["recompute"] = std::string(tp::to_string(c.recomputation));
+  d["replicate_kv_heads"] = c.replicate_kv_heads;
   return d;
 }
 
@@ -317,7 +350,8 @@ PYBIND11_MODULE(_trainperf, m) {
           const std::string text = py::module_::import("json").attr("dumps")(config).cast<std::string>();
           return tp::io::spec_from_hf_config_text(text, "the dict");
         }
-        return tp::io::read_hf_config(py::str(config).cast<std::string>());
+        // os.fspath: a str or os.PathLike, else TypeError (None is no path).
+        return tp::io::read_hf_config(py::module_::import("os").attr("fspath")(config).cast<std::string>());
       },
       py::arg("config"), "A model from a Hugging Face config.json path, or a dict shaped like one.");
 
@@ -327,11 +361,11 @@ PYBIND11_MODULE(_trainperf, m) {
 
   m.def(
       "count_flops",
-      [](const tp::transformer_spec& s, const std::string& convention, i64 seq, bool causal,
+      [](const tp::transformer_spec& s, const std::string& convention, std::optional<i64> seq, bool causal,
          const std::string& recompute, double params, double k, i64 tp_) {
         tp::flops_options o;
         o.convention = convention_of(convention);
-        o.seq = seq > 0 ? seq : s.max_seq;
+        o.seq = seq.value_or(s.max_seq);
         o.causal = causal;
         o.recomputation = recompute_of(recompute);
         o.params = params;
@@ -348,10 +382,12 @@ PYBIND11_MODULE(_trainperf, m) {
         d["hardware_per_token"] = c.hardware_per_token();
         return d;
       },
-      py::arg("model"), py::kw_only(), py::arg("convention") = "megatron", py::arg("seq") = 0,
+      py::arg("model"), py::kw_only(), py::arg("convention") = "megatron", py::arg("seq") = py::none(),
       py::arg("causal") = false, py::arg("recompute") = "none", py::arg("params") = 0.0, py::arg("k") = 0.0,
       py::arg("tp") = 1,
-      "FLOPs of one sequence under a named convention: forward, model (MFU) and hardware (HFU), also per token.");
+      "FLOPs of one sequence under a named convention: forward, model (MFU) and hardware (HFU), also per token. seq: "
+      "the model's max_seq when None. nominal: params is N, the round size (trainperf.nominal_params(name)); 0 takes "
+      "the exact total, as the C++ library does.");
 
   // ---- devices and utilization
   m.def(
@@ -454,12 +490,25 @@ PYBIND11_MODULE(_trainperf, m) {
       .def_readonly("pp", &tp::parallel_config::pp)
       .def_readonly("dp", &tp::parallel_config::dp)
       .def_readonly("cp", &tp::parallel_config::cp)
+      .def_readonly("ep", &tp::parallel_config::ep)
+      .def_readonly("etp", &tp::parallel_config::etp)
       .def_readonly("vpp", &tp::parallel_config::vpp)
+      .def_readonly("sequence_parallel", &tp::parallel_config::sequence_parallel)
+      .def_readonly("distributed_optimizer", &tp::parallel_config::distributed_optimizer)
       .def_readonly("zero_stage", &tp::parallel_config::zero_stage)
+      .def_property_readonly("recompute",
+                             [](const tp::parallel_config& c) { return std::string(tp::to_string(c.recomputation)); })
+      .def_readonly("replicate_kv_heads", &tp::parallel_config::replicate_kv_heads)
+      .def("to_dict", &parallel_dict)
       .def("__repr__", [](const tp::parallel_config& c) {
-        return "ParallelConfig(tp=" + std::to_string(c.tp) + ", pp=" + std::to_string(c.pp) +
-               ", dp=" + std::to_string(c.dp) + ", cp=" + std::to_string(c.cp) + ", vpp=" + std::to_string(c.vpp) +
-               ", zero_stage=" + std::to_string(c.zero_stage) + ")";
+        std::string out = "ParallelConfig(";
+        const py::dict d = parallel_dict(c);
+        bool first = true;
+        for (const auto& [k, v] : d) {
+          out += (first ? "" : ", ") + std::string(py::str(k)) + "=" + std::string(py::repr(v));
+          first = false;
+        }
+        return out + ")";
       });
 
   m.def(
@@ -614,7 +663,7 @@ PYBIND11_MODULE(_trainperf, m) {
       },
       py::arg("model"), py::arg("config"), py::arg("world"), py::kw_only(), py::arg("lbs") = 1, py::arg("seq"),
       py::arg("micro_batches") = 1, py::arg("param_dtype") = "bf16", py::arg("framework") = "generic",
-      py::arg("flash_attention") = true, py::arg("fp32_grads") = false,
+      py::arg("flash_attention") = false, py::arg("fp32_grads") = false,
       "Device memory per pipeline stage, in bytes (the most loaded rank of each stage).");
 
   // ---- step time and the planner
@@ -627,8 +676,18 @@ PYBIND11_MODULE(_trainperf, m) {
             step_setup_of(device, devices, devices_per_node, gbs, lbs, seq, framework, param_dtype, flash_attention);
         apply_memory_keywords(s.options.memory, more);
         tp::parallel_config c = config;
+        const i64 mp = c.tp * c.pp * c.cp;
+        if (c.dp != 0 && (mp <= 0 || c.dp * mp != devices))
+          throw tp::config_error("dp", "dp " + std::to_string(c.dp) + " x tp " + std::to_string(c.tp) + " x pp " +
+                                           std::to_string(c.pp) + " x cp " + std::to_string(c.cp) + " is not the " +
+                                           std::to_string(devices) + " devices; leave dp 0 and the devices decide it");
         c.dp = 0;  // the devices decide it
-        return prediction_dict(tp::predict_step(model, c, s.cluster, s.profile, s.options));
+        tp::step_prediction p;
+        {
+          py::gil_scoped_release free_python;  // pure C++ from here
+          p = tp::predict_step(model, c, s.cluster, s.profile, s.options);
+        }
+        return prediction_dict(p);
       },
       py::arg("model"), py::arg("config"), py::kw_only(), py::arg("device"), py::arg("devices"),
       py::arg("devices_per_node") = 8, py::arg("gbs"), py::arg("lbs") = 1, py::arg("seq"),
@@ -639,7 +698,7 @@ PYBIND11_MODULE(_trainperf, m) {
       "plan",
       [](const tp::transformer_spec& model, const std::string& device, i64 devices, i64 devices_per_node, i64 gbs,
          i64 seq, const std::string& framework, const std::string& param_dtype, bool flash_attention, i64 top,
-         double memory_margin, unsigned threads) {
+         double memory_margin, i64 threads) {
         const step_setup s =
             step_setup_of(device, devices, devices_per_node, gbs, 1, seq, framework, param_dtype, flash_attention);
         tp::plan_request q;
@@ -647,10 +706,17 @@ PYBIND11_MODULE(_trainperf, m) {
         q.cluster = s.cluster;
         q.profile = s.profile;
         q.step = s.options;
-        q.top = static_cast<std::size_t>(std::max<i64>(1, top));
+        if (top < 1 || top > 1000) throw tp::config_error("top", "top " + std::to_string(top) + " must be in 1..1000");
+        if (threads < 0 || threads > 1024)
+          throw tp::config_error("threads", "threads " + std::to_string(threads) + " must be in 0..1024 (0: all)");
+        q.top = static_cast<std::size_t>(top);
         q.memory_margin = memory_margin;
-        q.threads = threads;
-        const tp::plan_result r = tp::plan(q);
+        q.threads = static_cast<unsigned>(threads);
+        tp::plan_result r;
+        {
+          py::gil_scoped_release free_python;  // the search runs on its own threads
+          r = tp::plan(q);
+        }
         std::vector<py::dict> candidates;
         for (const tp::plan_candidate& c : r.candidates) {
           py::dict d = prediction_dict(c.prediction);
@@ -677,7 +743,7 @@ PYBIND11_MODULE(_trainperf, m) {
         return out;
       },
       py::arg("model"), py::kw_only(), py::arg("device"), py::arg("devices"), py::arg("devices_per_node") = 8,
-      py::arg("gbs"), py::arg("seq"), py::arg("framework") = "megatron-core", py::arg("param_dtype") = "bf16",
+      py::arg("gbs"), py::arg("seq"), py::arg("framework") = "generic", py::arg("param_dtype") = "bf16",
       py::arg("flash_attention") = false, py::arg("top") = 5, py::arg("memory_margin") = 0.05, py::arg("threads") = 0,
       "Every layout the framework supports for a fixed global batch: checked, pruned by memory, predicted, ranked "
       "(trainperf plan); the fastest first.");

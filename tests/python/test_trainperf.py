@@ -5,6 +5,7 @@ C++ message and field. Run by CTest with PYTHONPATH at the build tree's package 
 TRAINPERF_CLI naming the tool; TRAINPERF_SEED_REPORTS the seed reports' folder."""
 
 import json
+import math
 import os
 import subprocess
 import unittest
@@ -122,7 +123,8 @@ class SameNumbersAsTheTool(unittest.TestCase):
         # Seed 000's amp TP4 PP8 layout under Megatron-LM's accounting.
         m = trainperf.preset("llama2-70b")
         config = trainperf.ParallelConfig(tp=4, pp=8, sequence_parallel=True, distributed_optimizer=True)
-        py = trainperf.estimate_memory(m, config, 32, lbs=1, seq=4096, micro_batches=44, framework="megatron")
+        py = trainperf.estimate_memory(m, config, 32, lbs=1, seq=4096, micro_batches=44, framework="megatron",
+                                       flash_attention=True)
         c = cli("memory", "--model", "llama2-70b", "--seq", "4096", "--tp", "4", "--pp", "8", "--dp", "1", "--sp",
                 "--distributed-optimizer", "--gas", "44", "--lbs", "1", "--framework", "megatron", "--flash")
         self.assertEqual(len(py["stages"]), 8)
@@ -142,6 +144,10 @@ class SameNumbersAsTheTool(unittest.TestCase):
         with self.assertRaises(trainperf.ConfigError) as e:
             trainperf.estimate_memory(m, config, 32, seq=4096, droput=True)
         self.assertIn("unknown memory option 'droput'", str(e.exception))
+        for bad in ({"dropout": "yes"}, {"optimizer": 3}, {"dropout": None}):
+            with self.assertRaises(trainperf.ConfigError) as e:
+                trainperf.estimate_memory(m, config, 32, seq=4096, **bad)
+            self.assertEqual(e.exception.field, next(iter(bad)))
 
     def test_predict_and_plan(self):
         # Seed 000's amp TP4 PP8 layout on 32 H800s, GBS 44.
@@ -154,7 +160,12 @@ class SameNumbersAsTheTool(unittest.TestCase):
         self.assertEqual(py["step_time"], c["step_time_s"])
         self.assertEqual(py["mfu"], c["mfu"])
         self.assertEqual(py["breakdown"], c["breakdown"])
-        py = trainperf.plan(trainperf.preset("llama2-7b"), device="H100", devices=16, gbs=64, seq=4096, top=3)
+        with self.assertRaises(trainperf.ConfigError) as e:  # a dp the devices do not leave
+            trainperf.predict_step(m, trainperf.ParallelConfig(tp=4, pp=8, dp=2), device="H800", devices=32, gbs=44,
+                                   seq=4096)
+        self.assertEqual(e.exception.field, "dp")
+        py = trainperf.plan(trainperf.preset("llama2-7b"), device="H100", devices=16, gbs=64, seq=4096, top=3,
+                            framework="megatron-core")
         c = cli("plan", "--model", "llama2-7b", "--seq", "4096", "--framework", "megatron-core", "--device", "H100",
                 "--devices", "16", "--gbs", "64", "--top", "3")
         self.assertEqual(len(py["candidates"]), 3)
@@ -162,6 +173,9 @@ class SameNumbersAsTheTool(unittest.TestCase):
             self.assertEqual((a["tp"], a["pp"], a["dp"], a["cp"], a["vpp"], a["lbs"]),
                              (b["tp"], b["pp"], b["dp"], b["cp"], b["vpp"], b["lbs"]))
             self.assertEqual(a["step_time"], b["step_time_s"])
+        for bad in ({"top": 0}, {"threads": -1}):
+            with self.assertRaises(trainperf.ConfigError):
+                trainperf.plan(trainperf.preset("llama2-7b"), device="H100", devices=16, gbs=64, seq=4096, **bad)
 
     @unittest.skipUnless(SEEDS, "TRAINPERF_SEED_REPORTS is not set")
     def test_check_report(self):
@@ -198,6 +212,12 @@ class ErrorsAndHelpers(unittest.TestCase):
         self.assertEqual(trainperf.count_params(m)["total"], 6_738_415_616)
         self.assertIn("layers=32", repr(m))
         self.assertEqual(m.to_dict()["ffn"], 11008)
+        with self.assertRaises(TypeError):  # no path
+            trainperf.model_from_hf_config(None)
+        config = trainperf.ParallelConfig(tp=2, ep=4, sequence_parallel=True, recompute="selective")
+        self.assertIn("ep=4", repr(config))
+        self.assertIn("sequence_parallel=True", repr(config))
+        self.assertEqual(config.to_dict()["recompute"], "selective")
 
     def test_meter_around_a_loop(self):
         meter = trainperf.Meter(model_flops_per_token=1.0, peak_flops=1e15, devices=8, warmup_steps=1)
@@ -207,7 +227,7 @@ class ErrorsAndHelpers(unittest.TestCase):
         stats = meter.running()
         self.assertEqual(stats["steps"], 2)  # the first step is warm-up
         self.assertAlmostEqual(stats["tokens_per_device_per_s"], stats["tokens"] / stats["seconds"] / 8)
-        self.assertAlmostEqual(stats["mfu"], stats["tokens_per_device_per_s"] * 1.0 / 1e15)
+        self.assertTrue(math.isclose(stats["mfu"], stats["tokens_per_device_per_s"] * 1.0 / 1e15, rel_tol=1e-12))
         with self.assertRaises(trainperf.ConfigError):
             with meter.timed():
                 pass
