@@ -8,6 +8,7 @@
 #include <trainperf/report_check.hpp>
 
 #include "cli.hpp"
+#include "flops_args.hpp"
 
 namespace trainperf::cli {
 namespace {
@@ -40,15 +41,10 @@ int run_check_report(const args& a, output& out) {
   if (!o.device.empty()) (void)tp::get_device(o.device);
   o.peak_flops = a.get_double("peak-flops").value_or(0);
   o.predict_memory = a.has("predict");
-  static constexpr std::string_view conventions[] = {"nominal", "palm", "megatron", "kaplan"};
-  const std::string conv = a.get_choice("convention", conventions).value_or("nominal");
-  o.convention = conv == "nominal"    ? tp::flops_convention::nominal
-                 : conv == "palm"     ? tp::flops_convention::palm
-                 : conv == "megatron" ? tp::flops_convention::megatron
-                                      : tp::flops_convention::kaplan;
+  o.convention = convention_from_args(a, "nominal");
   if ((a.has("params") || a.has("k")) && o.convention != tp::flops_convention::nominal)
-    throw usage_error("--params and --k belong to the nominal convention; --convention " + conv +
-                      " counts the FLOPs from the model's shape");
+    throw usage_error("--params and --k belong to the nominal convention; --convention " +
+                      std::string(tp::to_string(o.convention)) + " counts the FLOPs from the model's shape");
   const tp::io::case_report report = tp::io::read_case_report(*file);
   const tp::report_audit audit = tp::check_report(report, o);
   const std::size_t errors = audit.count(tp::finding_severity::error);

@@ -27,6 +27,16 @@ inline std::vector<flag> flops_flag_list() {
   return f;
 }
 
+// --convention nominal|palm|megatron|kaplan, `fallback` when not given.
+inline flops_convention convention_from_args(const args& a, std::string_view fallback) {
+  static constexpr std::string_view conventions[] = {"nominal", "palm", "megatron", "kaplan"};
+  const std::string conv = a.get_choice("convention", conventions).value_or(std::string(fallback));
+  return conv == "nominal"    ? flops_convention::nominal
+         : conv == "palm"     ? flops_convention::palm
+         : conv == "megatron" ? flops_convention::megatron
+                              : flops_convention::kaplan;
+}
+
 struct flops_setup {
   model_choice model;
   flops_options options;
@@ -38,12 +48,7 @@ inline flops_setup flops_from_args(const args& a) {
   const transformer_spec& s = f.model.spec;
   train_parts_from_args(a, f.model);
   flops_options& o = f.options;
-  static constexpr std::string_view conventions[] = {"nominal", "palm", "megatron", "kaplan"};
-  const std::string conv = a.get_choice("convention", conventions).value_or("palm");
-  o.convention = conv == "nominal"    ? flops_convention::nominal
-                 : conv == "palm"     ? flops_convention::palm
-                 : conv == "megatron" ? flops_convention::megatron
-                                      : flops_convention::kaplan;
+  o.convention = convention_from_args(a, "palm");
   o.recomputation = recompute_from_args(a);
   o.seq = a.get_int("seq").value_or(s.max_seq);
   o.causal = a.has("causal");

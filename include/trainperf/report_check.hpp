@@ -78,11 +78,12 @@ namespace detail::audit {
 using io::printed_number;
 using io::report_column;
 
+// An expected cell, to the printed digits (report.hpp's rule: to nearest).
 inline std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", std::clamp(decimals, 0, 12), v);
-  return buf;
+  return format_number(v, {std::clamp(decimals, 0, 12), rounding::nearest});
 }
+// Bytes per memory unit as a report prints it: "GB" decimal, anything else (GiB, G) binary.
+inline double bytes_per(std::string_view unit) { return unit == "GB" ? 1e9 : static_cast<double>(GiB); }
 inline std::string g(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6g", v);
@@ -514,8 +515,12 @@ struct checker {
 
     // ---- MFU
     rd.model = r.group.empty() ? (has(report_column::model) ? cell(report_column::model) : report.model) : r.group;
-    mfu_check(rd, tps ? std::optional<printed_number>(tps->value) : std::nullopt, mfu, dev, row_text, index, r.line, t);
-    if (opt.predict_memory) predict_memory(rd, par, row_text + " " + fix_hp_text + " " + cell(report_column::parallel));
+    const preset* p = opt.model.empty() ? preset_for(rd.model) : &get_preset(opt.model);
+    if (p) rd.model = std::string(p->name);
+    mfu_check(rd, p, tps ? std::optional<printed_number>(tps->value) : std::nullopt, mfu, dev, row_text, index, r.line,
+              t);
+    if (opt.predict_memory)
+      predict_memory(rd, p, par, row_text + " " + fix_hp_text + " " + cell(report_column::parallel));
     out.rows.push_back(std::move(rd));
   }
 
@@ -557,7 +562,7 @@ struct checker {
               std::to_string(report.memory_unit_line) + "); 1 GiB = 1.074 GB: say which");
     }
     // The capacity: printed after the slash, else the config cell's "*80G", else the device's.
-    const double bytes_per_unit = unit == "GB" ? 1e9 : static_cast<double>(GiB);
+    const double bytes_per_unit = bytes_per(unit);
     std::optional<double> capacity;
     if (m.capacity) capacity = m.capacity->value;
     // "*80G": the card's nominal size, as the device tables count it (80 GiB), in the cell's unit.
@@ -582,13 +587,11 @@ struct checker {
     }
   }
 
-  void mfu_check(report_row_reading& rd, const std::optional<printed_number>& tps,
+  void mfu_check(report_row_reading& rd, const preset* p, const std::optional<printed_number>& tps,
                  const std::optional<printed_number>& mfu, const device_spec* dev, const std::string& row_text,
                  int index, int line, const io::report_table& t) {
     const int ci = t.find(report_column::mfu);
     const std::string column = ci >= 0 ? t.header[static_cast<std::size_t>(ci)] : "MFU";
-    const preset* p = opt.model.empty() ? preset_for(rd.model) : &get_preset(opt.model);
-    if (p) rd.model = std::string(p->name);
     // FLOPs per token under the convention.
     double k = 0;
     std::string k_reason;
@@ -715,8 +718,8 @@ struct checker {
   // recomputation ("recompute=True", gradient checkpointing: full), flash or SDPA attention
   // (not under fp32), the precision's weight dtype. What a report leaves out (sequence
   // parallelism, a distributed optimizer, padding) is not assumed.
-  void predict_memory(report_row_reading& rd, const io::parallel_cell& par, const std::string& row_settings) {
-    const preset* p = opt.model.empty() ? preset_for(rd.model) : &get_preset(opt.model);
+  void predict_memory(report_row_reading& rd, const preset* p, const io::parallel_cell& par,
+                      const std::string& row_settings) {
     if (!p || !rd.devices || !rd.lbs || !rd.seq || !rd.tp || !rd.pp) {
       rd.memory_predicted_from = "not predicted: the model, device count, LBS or sequence is unknown";
       return;
@@ -767,8 +770,7 @@ struct checker {
                   std::string(to_string(c.recomputation)).c_str(), m.flash_attention ? "flash" : "unfused");
     try {
       const memory_estimate e = estimate_memory(spec, c, *rd.devices, m);
-      const double unit = rd.memory_unit == "GB" ? 1e9 : static_cast<double>(GiB);
-      rd.memory_predicted = e.max_total() / unit;
+      rd.memory_predicted = e.max_total() / bytes_per(rd.memory_unit);
       rd.memory_predicted_from = what;
       if (rd.memory_capacity && *rd.memory_predicted > *rd.memory_capacity)
         rd.memory_predicted_from += "; more than the device holds: the run used a setting the report does not state";
