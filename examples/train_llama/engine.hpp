@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <trainperf/hardware.hpp>
+#include <trainperf/schedule.hpp>
 
 #include "params.hpp"
 
@@ -73,11 +74,16 @@ class engine {
   std::vector<std::int32_t> tokens_in_, tokens_out_;  // train_step's micro-batch, reused step to step
 };
 
-// The CUDA engine for model m at micro batch B x T tokens (m's weights are uploaded). When the
-// build has no CUDA, or no device is present, it throws a config_error saying so.
-// world: the data-parallel processes (MPI), one GPU each, gradients summed over NCCL. gemm: the
-// matmul backend, "trainperf" (the default dispatch), "mma_sync" (never wgmma) or "cublaslt".
-std::unique_ptr<engine> make_cuda_engine(const llama_params& m, std::int64_t B, std::int64_t T, int world,
-                                         const std::string& gemm);
+class parallel_runtime;
+
+// The CUDA engine for this rank's part m of the model at micro batch B x T tokens (m's weights
+// are uploaded). When the build has no CUDA, or no device is present, it throws a config_error
+// saying so. rt: the layout of the MPI processes, one GPU each, its groups over NCCL; a pipeline
+// stage runs `schedule` over gas micro-batches (GPipe or 1F1B: main.cpp refuses interleaving on
+// the GPU). gemm: the matmul backend, "trainperf" (the default dispatch), "mma_sync" (never
+// wgmma) or "cublaslt".
+std::unique_ptr<engine> make_cuda_engine(const llama_params& m, std::int64_t B, std::int64_t T,
+                                         const parallel_runtime& rt, trainperf::pipeline_schedule schedule,
+                                         std::int64_t gas, const std::string& gemm);
 
 }  // namespace train_llama

@@ -39,10 +39,11 @@ class cpu_engine final : public engine {
   // the flat buffer only (trainperf::zero_shard), updates that part and gathers the others.
   cpu_engine(llama& m, i64 B, i64 T, const parallel_runtime& rt, trainperf::pipeline_schedule schedule, i64 gas,
              bool zero1)
-      : m_(m), rt_(rt) {
+      : m_(m), rt_(rt), link_(rt) {
     m_.group = rt.tensor();
     if (rt.pp() > 1)
-      pipe_ = std::make_unique<pipeline>(m, B, T, rt, schedule, gas);
+      pipe_ = std::make_unique<pipeline<llama, mpi_stage_link>>(m, link_, B, T, rt.coords().pp, rt.pp(), rt.vpp(),
+                                                                schedule, gas);
     else
       act_ = m.make_activations(B, T);
     if (zero1 && rt.dp() > 1) {
@@ -99,23 +100,10 @@ class cpu_engine final : public engine {
       return k::clip_and_adamw(m_.params.data(), m_.grads.data(), m_.adam_m.data(), m_.adam_v.data(), m_.total, clip,
                                cfg, step);
     // The global norm over every rank that holds a part of the gradients (this rank's part of
-    // the buffer under ZeRO-1, all of it otherwise), each element once: the norm weights every
-    // tensor rank holds count on tensor rank 0 only, a replicated key/value head on the first of
-    // its ranks; a tied embedding's copy on the last stage does not count (the first stage's does).
+    // the buffer under ZeRO-1, all of it otherwise), each element once (params.hpp).
     const i64 b = mine_.begin, e = mine_.end;
-    std::vector<std::pair<i64, i64>> elsewhere;  // [begin, end) of the ranges another rank counts
-    const auto uncount = [&](i64 o, i64 n) { elsewhere.emplace_back(o, o + n); };
-    if (m_.tp_rank != 0) m_.for_each_replicated(uncount);
-    if (m_.tp_rank % m_.kv_replicas != 0) m_.for_each_replicated_kv(uncount);
-    m_.for_each_pipeline_copy(uncount);
-    std::sort(elsewhere.begin(), elsewhere.end());
     double squares = 0;
-    i64 at = b;  // [b, e) less those ranges
-    for (const auto& [lo, hi] : elsewhere) {
-      if (std::min(lo, e) > at) squares += k::sum_of_squares(m_.g(at), std::min(lo, e) - at);
-      at = std::max(at, hi);
-    }
-    if (e > at) squares += k::sum_of_squares(m_.g(at), e - at);
+    m_.for_each_counted(b, e, [&](i64 o, i64 n) { squares += k::sum_of_squares(m_.g(o), n); });
     squares = zero1() ? rt_.world_sum(squares) : rt_.mp_sum(squares);
     const float norm = static_cast<float>(std::sqrt(squares));
     k::clipped_adamw(m_.p(b), m_.g(b), m_.adam_m.data(), m_.adam_v.data(), e - b, norm, clip, cfg, step);
@@ -151,8 +139,9 @@ class cpu_engine final : public engine {
  private:
   llama& m_;
   const parallel_runtime& rt_;
-  llama::activations act_;          // one stage: the whole model's
-  std::unique_ptr<pipeline> pipe_;  // pipeline stages
+  llama::activations act_;                                 // one stage: the whole model's
+  mpi_stage_link link_;                                    // the hand-offs between pipeline stages
+  std::unique_ptr<pipeline<llama, mpi_stage_link>> pipe_;  // pipeline stages
   // ZeRO-1: dp rank r's part of the flat buffer is [bounds_[r], bounds_[r + 1]); this rank's
   // part (all of it without ZeRO-1).
   std::vector<i64> bounds_;

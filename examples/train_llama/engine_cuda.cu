@@ -1,24 +1,24 @@
-// train_llama's CUDA engine: the CPU model's step (model.hpp) on trainperf's CUDA kernels, in
-// mixed precision: fp32 master weights, gradients and AdamW states on the device (the host
-// model's flat layout, so checkpoints are the CPU path's), a bf16 copy of the weights for the
-// matmuls and the embedding, bf16 activations, fp32 reductions. Data parallel over NCCL (the
-// layout's "dp" groups) when several MPI processes run, one GPU each.
+// train_llama's CUDA engine: the CUDA model (model_cuda.cuh) of this rank's part, one GPU per MPI
+// process, with the CPU engine's parallel structure (engine_cpu.hpp) over NCCL communicators of
+// the layout's groups: tensor parallelism inside the model (the "tp" group), pipeline stages run
+// by pipeline.hpp's executor with its hand-offs grouped for NCCL (the "pp" group), a tied
+// embedding's two copies summed over the "embedding" group, gradients summed over the "dp" group,
+// and the global gradient norm's parts summed over the model-parallel group (MPI, on the host).
 #include <cuda_bf16.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <trainperf/error.hpp>
 #include <trainperf/hardware.hpp>
-#include <trainperf/kernels/cuda/attention.cuh>
 #include <trainperf/kernels/cuda/check.cuh>
 #include <trainperf/kernels/cuda/matmul.cuh>
 #include <trainperf/kernels/cuda/ops.cuh>
-#include <trainperf/layout.hpp>
 #include <trainperf/units.hpp>
 
 #ifdef TRAINPERF_WITH_NCCL
@@ -26,137 +26,214 @@
 #endif
 
 #include "engine.hpp"
+#include "model_cuda.cuh"
+#include "parallel.hpp"
+#include "pipeline.hpp"
 
 namespace train_llama {
 namespace {
 
-namespace cu = trainperf::cuda;
-using bf16 = __nv_bfloat16;
+#ifdef TRAINPERF_WITH_NCCL
+namespace comm = trainperf::comm;
 
-// A device array; every byte the engine allocates is counted in `allocated`.
-template <class X>
-class device_array {
+// The model's tensor-parallel reductions as NCCL all-reduces on the model's stream.
+class nccl_tensor_group final : public device_tensor_group {
  public:
-  device_array() = default;
-  device_array(i64 n, std::int64_t& allocated) : n_(n) {
-    TRAINPERF_CUDA_CHECK(cudaMalloc(&p_, static_cast<std::size_t>(std::max<i64>(n, 1)) * sizeof(X)));
-    allocated += n * static_cast<std::int64_t>(sizeof(X));
+  nccl_tensor_group(const comm::nccl_group& g, cudaStream_t stream) : g_(g), stream_(stream) {}
+  void sum(bf16* x, i64 n) const override {
+    g_.all_reduce(x, static_cast<std::size_t>(n), comm::reduce_op::sum, stream_);
   }
-  device_array(const device_array&) = delete;
-  device_array& operator=(const device_array&) = delete;
-  device_array(device_array&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; }
-  device_array& operator=(device_array&& o) noexcept {
-    std::swap(p_, o.p_);
-    std::swap(n_, o.n_);
-    return *this;
+  void sum(float* x, i64 n) const override {
+    g_.all_reduce(x, static_cast<std::size_t>(n), comm::reduce_op::sum, stream_);
   }
-  ~device_array() {
-    if (p_ != nullptr) cudaFree(p_);
+  void max(float* x, i64 n) const override {
+    g_.all_reduce(x, static_cast<std::size_t>(n), comm::reduce_op::max, stream_);
   }
-  X* get() const { return p_; }
-  X* operator+(i64 offset) const { return p_ + offset; }
-  i64 size() const { return n_; }
 
  private:
-  X* p_ = nullptr;
-  i64 n_ = 0;
+  const comm::nccl_group& g_;
+  cudaStream_t stream_;
 };
+
+// pipeline.hpp's Link over the "pp" group: hand-offs grouped as grouped_p2p says, on the model's
+// stream (stage s is rank s of its pipeline group); the loss summed over the group by MPI.
+class nccl_stage_link {
+ public:
+  nccl_stage_link(const comm::nccl_group& g, cudaStream_t stream, const parallel_runtime& rt)
+      : rt_(rt), p2p_(issue{g, stream}) {}
+  void send(device_array<bf16>& x, i64 to, int tag) { p2p_.send(x.get(), x.size(), to, tag); }
+  void recv(device_array<bf16>& x, i64 from, int tag) { p2p_.recv(x.get(), x.size(), from, tag); }
+  void flush() { p2p_.flush(); }
+  void finish() { p2p_.flush(); }  // stream order completes the sends before anything after them
+  [[nodiscard]] double sum(double x) const { return rt_.pp_sum(x); }
+
+ private:
+  struct issue {
+    const comm::nccl_group& g;
+    cudaStream_t stream;
+    void operator()(const std::vector<p2p_op>& ops) const {
+      std::vector<comm::nccl_group::transfer<bf16>> t;
+      for (const auto& o : ops)
+        t.push_back({o.send, static_cast<bf16*>(o.data), static_cast<std::size_t>(o.count), static_cast<int>(o.peer)});
+      g.exchange(t, stream);
+    }
+  };
+  const parallel_runtime& rt_;
+  grouped_p2p<issue> p2p_;
+};
+using stage_link = nccl_stage_link;
+#else
+// Without NCCL a CUDA run is one process: no pipeline, and this link is never built.
+struct stage_link {
+  [[noreturn]] static void none() { throw std::logic_error("train_llama: a CUDA pipeline needs NCCL"); }
+  void send(device_array<bf16>&, i64, int) { none(); }
+  void recv(device_array<bf16>&, i64, int) { none(); }
+  void flush() { none(); }
+  void finish() { none(); }
+  double sum(double) const { none(); }
+};
+#endif
 
 class cuda_engine final : public engine {
  public:
-  cuda_engine(const llama_params& m, i64 B, i64 T, int world, cu::backend gemm)
-      : m_(m), B_(B), T_(T), N_(B * T), world_(world), device_(pick_device(world)), backend_(gemm) {
+  cuda_engine(const llama_params& m, i64 B, i64 T, const parallel_runtime& rt, trainperf::pipeline_schedule schedule,
+              i64 gas, cu::backend gemm)
+      : m_(m), rt_(rt), device_(pick_device(rt.world())) {
     TRAINPERF_CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
     if (prop_.major < 8)
       throw trainperf::config_error("device", std::string("the CUDA kernels need compute capability 8.0 or newer "
                                                           "(Ampere, Hopper); ") +
                                                   prop_.name + " has " + std::to_string(prop_.major) + "." +
                                                   std::to_string(prop_.minor) + "; train with --device cpu");
-    if (m_.D != 64 && m_.D != 128)
+    if (m.D != 64 && m.D != 128)
       throw trainperf::config_error("head_dim", "the CUDA attention kernels take head dimension 64 or 128, got " +
-                                                    std::to_string(m_.D) + "; choose hidden / heads = 64 or 128");
-    const i64 P = m.total, C = m_.C, Q = m_.Q, KV = m_.KV, F = m_.F, V = m_.V, L = m_.L, N = N_;
-    auto& a = allocated_;
-    params_ = {P, a}, params16_ = {P, a}, grads_ = {P, a}, adam_m_ = {P, a}, adam_v_ = {P, a};
-    for (i64 l = 0; l <= L; ++l) x_.emplace_back(N * C, a);
-    for (i64 l = 0; l < L; ++l) {
-      n1_.emplace_back(N * C, a), rstd1_.emplace_back(N, a), q_.emplace_back(N * Q, a), k_.emplace_back(N * KV, a);
-      v_.emplace_back(N * KV, a), att_.emplace_back(N * Q, a), lse_.emplace_back(N * m_.Hq, a);
-      xmid_.emplace_back(N * C, a), n2_.emplace_back(N * C, a), rstd2_.emplace_back(N, a);
-      gate_.emplace_back(N * F, a), up_.emplace_back(N * F, a), act_.emplace_back(N * F, a);
-    }
-    nf_ = {N * C, a}, rstdf_ = {N, a}, logits_ = {N * V, a}, losses_ = {N, a}, scalars_ = {2, a};
-    dx_ = {N * C, a}, dx2_ = {N * C, a}, dn_ = {N * C, a}, dq_ = {N * Q, a}, dk_ = {N * KV, a}, dv_ = {N * KV, a};
-    datt_ = {N * Q, a}, dgate_ = {N * F, a}, dup_ = {N * F, a}, dact_ = {N * F, a};
-    tokens_ = {N, a}, targets_ = {N, a};
-    attn_ws_ = {static_cast<i64>(cu::attention_workspace_bytes(static_cast<int>(B), static_cast<int>(T),
-                                                               static_cast<int>(m_.Hq), static_cast<int>(m_.Hkv),
-                                                               static_cast<int>(m_.D))),
-                a};
-    norm_ws_ = {static_cast<i64>(cu::rmsnorm_backward_workspace_floats(N, C)), a};
-    grad_ws_ = {static_cast<i64>(cu::grad_norm_workspace_floats(P)), a};
-    // The host model's state: fresh weights, or a resumed checkpoint's weights and Adam moments.
-    upload(params_, m.params), upload(adam_m_, m.adam_m), upload(adam_v_, m.adam_v);
-    cu::cast(params16_.get(), params_.get(), P, stream_);
+                                                    std::to_string(m.D) + "; choose hidden / heads = 64 or 128");
+    model_ = std::make_unique<cuda_model>(m, B, T, stream_, gemm, allocated_);
+    grad_ws_ = {static_cast<i64>(cu::grad_norm_workspace_floats(m.total)), allocated_};
+    scalars_ = {2, allocated_};
 #ifdef TRAINPERF_WITH_NCCL
-    if (world > 1)
-      comms_ = std::make_unique<trainperf::comm::nccl_communicators>(trainperf::layout(world, {}),
-                                                                     std::vector<std::string>{"dp"});
+    if (rt.world() > 1) {
+      std::vector<std::string> kinds;
+      if (rt.tp() > 1) kinds.emplace_back("tp");
+      if (rt.pp() > 1) kinds.emplace_back("pp");
+      if (rt.pp() > 1 && m.spec.tied_embeddings) kinds.emplace_back("embedding");
+      if (rt.dp() > 1) kinds.emplace_back("dp");
+      comms_ = std::make_unique<comm::nccl_communicators>(rt.layout(), kinds);
+    }
+    if (rt.tp() > 1) {
+      tensor_ = std::make_unique<nccl_tensor_group>(comms_->group("tp"), stream_);
+      model_->group = tensor_.get();
+    }
+    if (rt.pp() > 1) {
+      link_ = std::make_unique<stage_link>(comms_->group("pp"), stream_, rt);
+      pipe_ = std::make_unique<pipeline<cuda_model, stage_link>>(*model_, *link_, B, T, rt.coords().pp, rt.pp(),
+                                                                 rt.vpp(), schedule, gas);
+    }
+#else
+    (void)schedule, (void)gas;
 #endif
+    if (!pipe_) act_ = model_->make_activations(B, T, m.chunks.front());
     sync();
     sample_memory();
   }
-  std::string name() const override { return std::to_string(world_) + " x " + prop_.name; }
+  std::string name() const override { return std::to_string(rt_.world()) + " x " + prop_.name; }
   trainperf::dtype compute_dtype() const override { return trainperf::dtype::bf16; }
 
-  void zero_grads() override { TRAINPERF_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, bytes(grads_), stream_)); }
+  void zero_grads() override {
+    TRAINPERF_CUDA_CHECK(cudaMemsetAsync(model_->grads.get(), 0, model_->grads.bytes(), stream_));
+  }
 
   float step(const std::int32_t* tokens, const std::int32_t* targets, bool backward, float loss_scale) override {
-    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(tokens_.get(), tokens, bytes(tokens_), cudaMemcpyHostToDevice, stream_));
-    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(targets_.get(), targets, bytes(targets_), cudaMemcpyHostToDevice, stream_));
-    forward();
-    // dlogits overwrite the logits in place: the gradient of loss_scale x mean loss.
-    cu::cross_entropy(losses_.get(), backward ? logits_.get() : static_cast<bf16*>(nullptr), logits_.get(),
-                      targets_.get(), N_, m_.V, loss_scale / static_cast<float>(N_), stream_);
-    cu::mean_loss(scalars_.get(), losses_.get(), N_, stream_);
-    if (backward) this->backward();
-    // The loop reads every micro-batch's loss: one host sync per micro-batch (the GPU idles
-    // while the next batch's kernels are queued; measurable on tiny models, counted in the MFU).
     float loss = 0;
-    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(&loss, scalars_.get(), sizeof loss, cudaMemcpyDeviceToHost, stream_));
+    if (pipe_) {
+      if (backward) throw std::logic_error("train_llama: a pipeline trains through train_step");
+      const std::size_t n = static_cast<std::size_t>(pipe_->tokens_per_micro_batch());
+      loss = pipe_->forward_only(std::vector<std::int32_t>(tokens, tokens + n),
+                                 std::vector<std::int32_t>(targets, targets + n));
+    } else {
+      const auto& c = model_->chunks.front();
+      loss = model_->forward(act_, c, tokens, targets, backward, loss_scale);  // syncs for the loss
+      if (backward) {
+        model_->backward(act_, c, tokens);
+        sync();
+      }
+    }
+    sample_memory();
+    return loss;
+  }
+
+  float train_step(const batch_source& batches, i64 micro_batches, float loss_scale,
+                   i64 tokens_per_micro_batch) override {
+    if (!pipe_) return engine::train_step(batches, micro_batches, loss_scale, tokens_per_micro_batch);
+    const float loss = static_cast<float>(rt_.pp_sum(pipe_->train(batches, loss_scale)));  // the last stage's
     sync();
     sample_memory();
     return loss;
   }
 
+  // A tied embedding's two copies (first and last stage) summed over the embedding group, as
+  // Megatron-LM keeps them equal; then the gradients summed over the data-parallel group.
   void allreduce_grads() override {
 #ifdef TRAINPERF_WITH_NCCL
-    if (comms_)
-      comms_->group("dp").all_reduce(grads_.get(), static_cast<std::size_t>(grads_.size()),
-                                     trainperf::comm::reduce_op::sum, stream_);
+    if (comms_ && comms_->has("embedding") && m_.emb >= 0) {
+      const comm::nccl_group& g = comms_->group("embedding");
+      if (g.member() && g.size() > 1)
+        g.all_reduce(model_->grads + m_.emb, static_cast<std::size_t>(m_.V_rows * m_.C), comm::reduce_op::sum, stream_);
+    }
+    if (comms_ && comms_->has("dp"))
+      comms_->group("dp").all_reduce(model_->grads.get(), static_cast<std::size_t>(model_->grads.size()),
+                                     comm::reduce_op::sum, stream_);
 #endif
   }
 
   float clip_and_update(float clip, const adamw_step& c, i64 step) override {
-    const i64 P = params_.size();
-    cu::clip_grad_norm(grads_.get(), P, clip, scalars_ + 1, grad_ws_.get(), stream_);
-    cu::adamw(params_.get(), params16_.get(), grads_.get(), adam_m_.get(), adam_v_.get(), P,
-              {.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.weight_decay}, step,
-              static_cast<const float*>(nullptr), stream_);
+    cuda_model& md = *model_;
+    const i64 P = md.params.size();
+    const cu::adamw_config cfg{
+        .lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.weight_decay};
     float norm = 0;
-    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(&norm, scalars_ + 1, sizeof norm, cudaMemcpyDeviceToHost, stream_));
+    if (rt_.tp() * rt_.pp() == 1) {  // the whole model here: norm and clipping on the device
+      cu::clip_grad_norm(md.grads.get(), P, clip, scalars_ + 1, grad_ws_.get(), stream_);
+      cu::adamw(md.params.get(), md.params16.get(), md.grads.get(), md.adam_m.get(), md.adam_v.get(), P, cfg, step,
+                static_cast<const float*>(nullptr), stream_);
+      TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(&norm, scalars_ + 1, sizeof norm, cudaMemcpyDeviceToHost, stream_));
+      sync();
+      return norm;
+    }
+    // The global norm over the model-parallel group, each element once (params.hpp): the norm of
+    // each counted piece on the device, their squares summed on the host and over the group.
+    std::vector<std::pair<i64, i64>> pieces;
+    m_.for_each_counted(0, P, [&](i64 o, i64 n) { pieces.emplace_back(o, n); });
+    if (piece_norms_.size() < static_cast<i64>(pieces.size()))
+      piece_norms_ = {static_cast<i64>(pieces.size()), allocated_};
+    for (std::size_t i = 0; i < pieces.size(); ++i)
+      cu::grad_norm(piece_norms_ + static_cast<i64>(i), md.grads + pieces[i].first, pieces[i].second, grad_ws_.get(),
+                    stream_);
+    std::vector<float> norms(pieces.size());
+    if (!pieces.empty())
+      TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(norms.data(), piece_norms_.get(), norms.size() * sizeof(float),
+                                           cudaMemcpyDeviceToHost, stream_));
+    sync();
+    double squares = 0;
+    for (const float x : norms) squares += static_cast<double>(x) * x;
+    norm = static_cast<float>(std::sqrt(rt_.mp_sum(squares)));
+    // max_norm / (norm + 1e-6) when the norm exceeds it (Pascanu et al. 2013), the kernels' rule
+    scale_ = clip > 0.0f && norm > clip ? clip / (norm + 1e-6f) : 1.0f;
+    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(scalars_.get(), &scale_, sizeof scale_, cudaMemcpyHostToDevice, stream_));
+    cu::adamw(md.params.get(), md.params16.get(), md.grads.get(), md.adam_m.get(), md.adam_v.get(), P, cfg, step,
+              static_cast<const float*>(scalars_.get()), stream_);
     sync();
     return norm;
   }
 
   void to_host(llama_params& m) override {
-    download(m.params, params_), download(m.adam_m, adam_m_), download(m.adam_v, adam_v_);
+    download(m.params, model_->params), download(m.adam_m, model_->adam_m), download(m.adam_v, model_->adam_v);
   }
 
   memory_reading memory() const override {
     return {peak_in_use_, static_cast<std::int64_t>(prop_.totalGlobalMem),
-            "device memory in use (cudaMemGetInfo, the most seen after a step: CUDA context, cuBLASLt, any other "
-            "process, and the " +
+            "device memory in use (cudaMemGetInfo, the most seen after a step: CUDA context, cuBLASLt, NCCL, any "
+            "other process, and the " +
                 trainperf::format_bytes(allocated_) + " the engine allocated)"};
   }
 
@@ -174,13 +251,13 @@ class cuda_engine final : public engine {
  private:
   // The GPU of this process: with several processes, one per GPU of the node (by local rank),
   // chosen before anything touches the device.
-  static int pick_device(int world) {
+  static int pick_device(i64 world) {
 #ifdef TRAINPERF_WITH_NCCL
     if (world > 1) trainperf::comm::select_local_device();
 #else
     if (world > 1)
       throw trainperf::config_error("device",
-                                    "data parallelism on GPUs needs NCCL, and this train_llama was built without it; "
+                                    "several processes on GPUs need NCCL, and this train_llama was built without it; "
                                     "run one process, or rebuild where NCCL is found (NCCL_ROOT)");
 #endif
     int device = 0;
@@ -188,15 +265,9 @@ class cuda_engine final : public engine {
     return device;
   }
 
-  template <class X>
-  static std::size_t bytes(const device_array<X>& d) {
-    return static_cast<std::size_t>(d.size()) * sizeof(X);
-  }
-  void upload(device_array<float>& d, const std::vector<float>& h) {
-    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(d.get(), h.data(), bytes(d), cudaMemcpyHostToDevice, stream_));
-  }
   void download(std::vector<float>& h, const device_array<float>& d) {
-    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(h.data(), d.get(), bytes(d), cudaMemcpyDeviceToHost, stream_));
+    h.resize(static_cast<std::size_t>(d.size()));
+    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(h.data(), d.get(), d.bytes(), cudaMemcpyDeviceToHost, stream_));
     sync();
   }
   void sync() { TRAINPERF_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -206,106 +277,10 @@ class cuda_engine final : public engine {
     peak_in_use_ = std::max(peak_in_use_, static_cast<std::int64_t>(total - free));
   }
 
-  // out[N, O] = inp[N, I] · W[O, I]^T (+ residual[N, O]): the CPU linear_forward.
-  void linear(bf16* out, const bf16* inp, i64 w, i64 I, i64 O, const bf16* residual = nullptr) {
-    cu::gemm<bf16, bf16>(backend_, false, true, N_, O, I, 1.0f, inp, I, params16_ + w, I, 0.0f, out, O,
-                         residual ? cu::epilogue::residual : cu::epilogue::none, nullptr, residual, stream_);
-  }
-  // dinp[N, I] (= or +=) dout[N, O] · W[O, I]; dW[O, I] += dout^T · inp in fp32: the CPU
-  // linear_backward. accumulate_input: dinp already holds another branch's gradient.
-  void linear_backward(bf16* dinp, i64 w, const bf16* dout, const bf16* inp, i64 I, i64 O, bool accumulate_input) {
-    if (dinp != nullptr)
-      cu::gemm<bf16, bf16>(backend_, false, false, N_, I, O, 1.0f, dout, O, params16_ + w, I,
-                           accumulate_input ? 1.0f : 0.0f, dinp, I, cu::epilogue::none, nullptr, nullptr, stream_);
-    cu::gemm<bf16, float>(backend_, true, false, O, I, N_, 1.0f, dout, O, inp, I, 1.0f, grads_ + w, I,
-                          cu::epilogue::none, nullptr, nullptr, stream_);
-  }
-  void rope(bf16* x, i64 H, bool inverse) {
-    for (i64 b = 0; b < B_; ++b) {  // positions restart at 0 in every sequence, as on the CPU
-      if (inverse)
-        cu::rope_backward(x + b * T_ * H * m_.D, T_, H, m_.D, m_.rope_theta, 0, stream_);
-      else
-        cu::rope_forward(x + b * T_ * H * m_.D, T_, H, m_.D, m_.rope_theta, 0, stream_);
-    }
-  }
-  int ib(i64 x) const { return static_cast<int>(x); }
-
-  void forward() {
-    const i64 C = m_.C, Q = m_.Q, KV = m_.KV, F = m_.F, L = m_.L, N = N_;
-    const llama_params& lo = m_;
-    cu::embedding_forward(x_[0].get(), tokens_.get(), params16_ + lo.emb, N, C, m_.V, stream_);
-    for (i64 l = 0; l < L; ++l) {
-      const auto& o = lo.layers[static_cast<std::size_t>(l)];
-      const auto s = static_cast<std::size_t>(l);
-      cu::rmsnorm_forward(n1_[s].get(), rstd1_[s].get(), x_[s].get(), params_ + o.attn_norm, N, C, m_.norm_eps,
-                          stream_);
-      linear(q_[s].get(), n1_[s].get(), o.wq, C, Q);
-      linear(k_[s].get(), n1_[s].get(), o.wk, C, KV);
-      linear(v_[s].get(), n1_[s].get(), o.wv, C, KV);
-      rope(q_[s].get(), m_.Hq, false);
-      rope(k_[s].get(), m_.Hkv, false);
-      cu::attention_forward(att_[s].get(), lse_[s].get(), q_[s].get(), k_[s].get(), v_[s].get(), ib(B_), ib(T_),
-                            ib(m_.Hq), ib(m_.Hkv), ib(m_.D), stream_);
-      linear(xmid_[s].get(), att_[s].get(), o.wo, Q, C, x_[s].get());  // + the residual stream
-      cu::rmsnorm_forward(n2_[s].get(), rstd2_[s].get(), xmid_[s].get(), params_ + o.mlp_norm, N, C, m_.norm_eps,
-                          stream_);
-      linear(gate_[s].get(), n2_[s].get(), o.wgate, C, F);
-      linear(up_[s].get(), n2_[s].get(), o.wup, C, F);
-      cu::swiglu_forward(act_[s].get(), gate_[s].get(), up_[s].get(), N * F, stream_);
-      linear(x_[s + 1].get(), act_[s].get(), o.wdown, F, C, xmid_[s].get());
-    }
-    cu::rmsnorm_forward(nf_.get(), rstdf_.get(), x_[static_cast<std::size_t>(L)].get(), params_ + lo.final_norm, N, C,
-                        m_.norm_eps, stream_);
-    linear(logits_.get(), nf_.get(), lo.head, C, m_.V);
-  }
-
-  void backward() {
-    const i64 C = m_.C, Q = m_.Q, KV = m_.KV, F = m_.F, L = m_.L, N = N_;
-    const llama_params& lo = m_;
-    const auto zero = [&](const device_array<bf16>& d) {
-      TRAINPERF_CUDA_CHECK(cudaMemsetAsync(d.get(), 0, bytes(d), stream_));
-    };
-    const auto copy = [&](const device_array<bf16>& to, const device_array<bf16>& from) {
-      TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(to.get(), from.get(), bytes(to), cudaMemcpyDeviceToDevice, stream_));
-    };
-    linear_backward(dn_.get(), lo.head, logits_.get(), nf_.get(), C, m_.V, false);
-    zero(dx_);
-    cu::rmsnorm_backward(dx_.get(), grads_ + lo.final_norm, dn_.get(), x_[static_cast<std::size_t>(L)].get(),
-                         params_ + lo.final_norm, rstdf_.get(), N, C, norm_ws_.get(), stream_);
-    for (i64 l = L - 1; l >= 0; --l) {
-      const auto& o = lo.layers[static_cast<std::size_t>(l)];
-      const auto s = static_cast<std::size_t>(l);
-      // x[l+1] = xmid + act · Wdown^T
-      linear_backward(dact_.get(), o.wdown, dx_.get(), act_[s].get(), F, C, false);
-      zero(dgate_), zero(dup_);
-      cu::swiglu_backward(dgate_.get(), dup_.get(), dact_.get(), gate_[s].get(), up_[s].get(), N * F, stream_);
-      linear_backward(dn_.get(), o.wgate, dgate_.get(), n2_[s].get(), C, F, false);
-      linear_backward(dn_.get(), o.wup, dup_.get(), n2_[s].get(), C, F, true);
-      copy(dx2_, dx_);  // the residual path
-      cu::rmsnorm_backward(dx2_.get(), grads_ + o.mlp_norm, dn_.get(), xmid_[s].get(), params_ + o.mlp_norm,
-                           rstd2_[s].get(), N, C, norm_ws_.get(), stream_);
-      // xmid = x[l] + att · Wo^T
-      linear_backward(datt_.get(), o.wo, dx2_.get(), att_[s].get(), Q, C, false);
-      cu::attention_backward(dq_.get(), dk_.get(), dv_.get(), datt_.get(), q_[s].get(), k_[s].get(), v_[s].get(),
-                             att_[s].get(), lse_[s].get(), ib(B_), ib(T_), ib(m_.Hq), ib(m_.Hkv), ib(m_.D),
-                             attn_ws_.get(), bytes(attn_ws_), stream_);
-      rope(dq_.get(), m_.Hq, true);
-      rope(dk_.get(), m_.Hkv, true);
-      linear_backward(dn_.get(), o.wq, dq_.get(), n1_[s].get(), C, Q, false);
-      linear_backward(dn_.get(), o.wk, dk_.get(), n1_[s].get(), C, KV, true);
-      linear_backward(dn_.get(), o.wv, dv_.get(), n1_[s].get(), C, KV, true);
-      copy(dx_, dx2_);
-      cu::rmsnorm_backward(dx_.get(), grads_ + o.attn_norm, dn_.get(), x_[s].get(), params_ + o.attn_norm,
-                           rstd1_[s].get(), N, C, norm_ws_.get(), stream_);
-    }
-    cu::embedding_backward(grads_ + lo.emb, dx_.get(), tokens_.get(), N, C, m_.V, stream_);
-  }
-
-  const llama_params& m_;  // the host model: dimensions and offsets (it outlives the engine)
-  i64 B_, T_, N_;
-  int world_, device_ = 0;
+  const llama_params& m_;  // this rank's part on the host (it outlives the engine)
+  const parallel_runtime& rt_;
+  int device_ = 0;
   cudaDeviceProp prop_{};
-  cu::backend backend_;
   // The engine's stream, created before and destroyed after every buffer (members are
   // destroyed in reverse order), also when the constructor throws halfway.
   struct owned_stream {
@@ -317,22 +292,22 @@ class cuda_engine final : public engine {
   } owned_stream_;
   cudaStream_t stream_ = owned_stream_.s;
   std::int64_t allocated_ = 0, peak_in_use_ = 0;
-  device_array<float> params_, grads_, adam_m_, adam_v_;
-  device_array<bf16> params16_;
-  std::vector<device_array<bf16>> x_, n1_, q_, k_, v_, att_, xmid_, n2_, gate_, up_, act_;
-  std::vector<device_array<float>> rstd1_, lse_, rstd2_;
-  device_array<bf16> nf_, logits_, dx_, dx2_, dn_, dq_, dk_, dv_, datt_, dgate_, dup_, dact_;
-  device_array<float> rstdf_, losses_, scalars_, norm_ws_, grad_ws_;
-  device_array<std::int32_t> tokens_, targets_;
-  device_array<unsigned char> attn_ws_;
+  float scale_ = 1.0f;  // the clipping scale uploaded for the update (lives until the copy is done)
+  std::unique_ptr<cuda_model> model_;
+  cuda_model::activations act_;  // without a pipeline: the micro-batch's
+  device_array<float> grad_ws_, scalars_, piece_norms_;
 #ifdef TRAINPERF_WITH_NCCL
-  std::unique_ptr<trainperf::comm::nccl_communicators> comms_;
+  std::unique_ptr<comm::nccl_communicators> comms_;
+  std::unique_ptr<nccl_tensor_group> tensor_;
 #endif
+  std::unique_ptr<stage_link> link_;
+  std::unique_ptr<pipeline<cuda_model, stage_link>> pipe_;
 };
 
 }  // namespace
 
-std::unique_ptr<engine> make_cuda_engine(const llama_params& m, i64 B, i64 T, int world, const std::string& gemm) {
+std::unique_ptr<engine> make_cuda_engine(const llama_params& m, i64 B, i64 T, const parallel_runtime& rt,
+                                         trainperf::pipeline_schedule schedule, i64 gas, const std::string& gemm) {
   const cu::backend be =
       gemm == "trainperf"  ? cu::backend::trainperf
       : gemm == "mma_sync" ? cu::backend::trainperf_mma_sync
@@ -343,7 +318,7 @@ std::unique_ptr<engine> make_cuda_engine(const llama_params& m, i64 B, i64 T, in
   if (cu::device_count(&why) == 0)
     throw trainperf::config_error(
         "device", "--device cuda needs a CUDA GPU, and none is usable here (" + why + "); train with --device cpu");
-  return std::make_unique<cuda_engine>(m, B, T, world, be);
+  return std::make_unique<cuda_engine>(m, B, T, rt, schedule, gas, be);
 }
 
 }  // namespace train_llama

@@ -116,7 +116,8 @@ std::vector<flag> trainer_flags() {
 }  // namespace
 
 #ifndef TRAINPERF_WITH_CUDA
-std::unique_ptr<train_llama::engine> train_llama::make_cuda_engine(const llama_params&, i64, i64, int,
+std::unique_ptr<train_llama::engine> train_llama::make_cuda_engine(const llama_params&, i64, i64,
+                                                                   const parallel_runtime&, tp::pipeline_schedule, i64,
                                                                    const std::string&) {
   throw tp::config_error("device",
                          "this train_llama was built without CUDA (CMake found no nvcc); rebuild where nvcc is "
@@ -217,10 +218,18 @@ int run(const args& a) {
                                                    schedule));
   if (zero1 && !cpu)
     throw tp::config_error("zero", "--zero 1 runs on the CPU engine only so far; use --device cpu or --zero 0");
-  if (model_parallel > 1 && !cpu)
-    throw tp::config_error(pc.tp > 1 ? "tp" : "pp",
-                           "tensor and pipeline parallelism run on the CPU engine only so "
-                           "far; use --device cpu, or --tp 1 --pp 1");
+  // The CUDA engine runs TP, PP (GPipe, 1F1B) and DP over NCCL; not yet these:
+  if (pc.sequence_parallel && !cpu)
+    throw tp::config_error("sp", "--sp runs on the CPU engine only so far; use --device cpu or drop --sp");
+  if (pc.replicate_kv_heads && !cpu && tp::kv_head_replicas(spec, pc.tp, true) > 1)
+    throw tp::config_error("replicate-kv-heads",
+                           "replicated key/value heads run on the CPU engine only so far; use --device cpu, or a "
+                           "--tp that divides the model's key/value heads");
+  if (pc.pp > 1 && kind == tp::pipeline_schedule::interleaved && !cpu)
+    throw tp::config_error("schedule",
+                           "--schedule interleaved runs on the CPU engine only so far (its hand-offs need sends "
+                           "that do not wait for the receiver, and NCCL's do); use --schedule 1f1b or gpipe "
+                           "without --vpp, or --device cpu");
 
   // Outputs: a run that cannot write its checkpoint or log says so now, not after training.
   if (ckpt) trainperf::io::check_output_path(*ckpt, "checkpoint", /*renamed_into_place=*/true);
@@ -346,7 +355,7 @@ int run(const args& a) {
   if (cpu)
     eng = std::make_unique<cpu_engine>(m, lbs, T, rt, kind, gas, zero1);
   else
-    eng = train_llama::make_cuda_engine(m, lbs, T, world, gemm);
+    eng = train_llama::make_cuda_engine(m, lbs, T, rt, kind, gas, gemm);
   if (!peak_flag && cpu) say.phase("measuring this machine's fp32 GEMM peak for MFU");
   auto [peak, peak_source] =
       peak_flag ? std::pair<double, std::string>{*peak_flag, "--peak-flops"} : eng->default_peak();

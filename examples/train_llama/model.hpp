@@ -109,6 +109,10 @@ struct llama : llama_params {
     return a;
   }
   activations make_activations(i64 B, i64 T) const { return make_activations(B, T, chunks.front()); }
+  // pipeline.hpp's hand-off buffers: a chunk's input and output, and the gradient of either.
+  static std::vector<float>& input(activations& a) { return a.x.front(); }
+  static std::vector<float>& output(activations& a) { return a.x.back(); }
+  static std::vector<float>& gradient(activations& a) { return a.dx; }
 
   void rope(float* x, i64 B, i64 T, i64 H, bool backward) const {
     for (i64 b = 0; b < B; ++b) {

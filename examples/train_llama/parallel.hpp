@@ -170,4 +170,23 @@ class parallel_runtime final : public tensor_group {
   group_ptr tp_, kv_, pp_, mp_, embedding_, dp_;
 };
 
+// pipeline.hpp's Link over MPI: sends that copy and do not block (wait_stage_sends completes
+// them), receives matched by tag.
+class mpi_stage_link {
+ public:
+  explicit mpi_stage_link(const parallel_runtime& rt) : rt_(rt) {}
+  void send(const std::vector<float>& x, std::int64_t to, int tag) {
+    rt_.send_stage(x.data(), static_cast<std::int64_t>(x.size()), to, tag);
+  }
+  void recv(std::vector<float>& x, std::int64_t from, int tag) {
+    rt_.recv_stage(x.data(), static_cast<std::int64_t>(x.size()), from, tag);
+  }
+  void flush() {}
+  void finish() { rt_.wait_stage_sends(); }
+  [[nodiscard]] double sum(double x) const { return rt_.pp_sum(x); }
+
+ private:
+  const parallel_runtime& rt_;
+};
+
 }  // namespace train_llama

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include <trainperf/model.hpp>
@@ -183,6 +184,26 @@ struct llama_params {
   void for_each_replicated_kv(Fn&& f) const {
     if (kv_replicas == 1) return;
     for (const auto& o : layers) f(o.wk, KV * C), f(o.wv, KV * C);
+  }
+  // The pieces of [begin, end) of the flat buffer that this rank counts in the global gradient
+  // norm, so that the model-parallel group counts each element once: not the norm weights every
+  // tensor rank holds (tensor rank 0 counts them), not a replicated key/value head's projections
+  // (the first of its ranks does), not a tied embedding's copy on the last stage (the first
+  // stage's counts): f(offset, count).
+  template <class Fn>
+  void for_each_counted(i64 begin, i64 end, Fn&& f) const {
+    std::vector<std::pair<i64, i64>> elsewhere;  // [begin, end) of the ranges another rank counts
+    const auto uncount = [&](i64 o, i64 n) { elsewhere.emplace_back(o, o + n); };
+    if (tp_rank != 0) for_each_replicated(uncount);
+    if (tp_rank % kv_replicas != 0) for_each_replicated_kv(uncount);
+    for_each_pipeline_copy(uncount);
+    std::sort(elsewhere.begin(), elsewhere.end());
+    i64 at = begin;
+    for (const auto& [lo, hi] : elsewhere) {
+      if (std::min(lo, end) > at) f(at, std::min(lo, end) - at);
+      at = std::max(at, hi);
+    }
+    if (end > at) f(at, end - at);
   }
   // The tied embedding's copy on a last stage without the embedding (the first stage holds the
   // original; their gradients are summed over the embedding group): f(offset, count), or nothing.

@@ -2,7 +2,21 @@
 // action list trainperf::make_schedule gives the stage (GPipe, 1F1B or interleaved, as Megatron-LM
 // orders them) literally: the forward or backward of micro-batch i on model chunk c, receiving
 // its input from the previous virtual stage and sending its output to the next one. Activations
-// live in a pool per chunk, as many as the schedule keeps in flight on it.
+// live in a pool per chunk, as many as the schedule keeps in flight on it. The same executor runs
+// the CPU model over MPI (model.hpp, parallel.hpp) and the CUDA model over NCCL (model_cuda.cuh).
+//
+// Stage, the model part this rank runs:
+//   Stage::activations, with gradient_scratch(): pointers to the buffers a chunk's slots share
+//   stage.chunks: params.hpp's chunk list
+//   stage.make_activations(B, T, chunk, bool gradient_scratch)
+//   stage.forward(act, chunk, tokens, targets, bool backward, float loss_scale) -> mean loss (0
+//     unless the chunk ends with the output layer); stage.backward(act, chunk, tokens)
+//   Stage::input(act), Stage::output(act), Stage::gradient(act): the hand-off buffers (the chunk's
+//     input, its output, and the gradient received for the output / sent for the input)
+// Link, the hand-offs over this rank's pipeline group:
+//   link.send(buffer, to_stage, tag), link.recv(buffer, from_stage, tag)
+//   link.flush() before an action that receives nothing, link.finish() after the last action
+//   (every send complete), link.sum(double) over the pipeline group
 #pragma once
 
 #include <algorithm>
@@ -15,19 +29,22 @@
 #include <trainperf/schedule.hpp>
 
 #include "engine.hpp"
-#include "model.hpp"
-#include "parallel.hpp"
 
 namespace train_llama {
 
+template <class Stage, class Link>
 class pipeline {
  public:
-  pipeline(llama& m, i64 B, i64 T, const parallel_runtime& rt, trainperf::pipeline_schedule kind, i64 micro_batches)
+  // stage: this rank's stage number in a pipeline of pp stages with vpp chunks each.
+  pipeline(Stage& m, Link& link, i64 B, i64 T, i64 stage, i64 pp, i64 vpp, trainperf::pipeline_schedule kind,
+           i64 micro_batches)
       : m_(m),
-        rt_(rt),
+        link_(link),
         tokens_(B * T),
-        stage_(rt.coords().pp),
-        plan_(trainperf::make_schedule(kind, rt.pp(), micro_batches, rt.vpp())) {
+        stage_(stage),
+        pp_(pp),
+        vpp_(vpp),
+        plan_(trainperf::make_schedule(kind, pp, micro_batches, vpp)) {
     // Each chunk's pool: the most micro-batches its forward has started and its backward not ended.
     const auto& actions = plan_.stages[static_cast<std::size_t>(stage_)];
     std::vector<i64> live(m.chunks.size(), 0), peak(m.chunks.size(), 1);
@@ -60,14 +77,17 @@ class pipeline {
       } else {
         slot& s = find(a.micro_batch, a.chunk);
         lend_scratch(s, a.chunk);
-        if (!c.output) recv(s.act.dx, a.micro_batch, a.chunk, gradient);
+        if (!c.output)
+          recv(Stage::gradient(s.act), a.micro_batch, a.chunk, gradient);
+        else
+          link_.flush();
         m_.backward(s.act, c, s.tokens.data());
-        if (!c.embedding) send(s.act.dx, a.micro_batch, a.chunk, gradient);  // send copies dx
-        lend_scratch(s, a.chunk);                                            // back to its owner
+        if (!c.embedding) send(Stage::gradient(s.act), a.micro_batch, a.chunk, gradient);
+        lend_scratch(s, a.chunk);  // back to its owner
         s.owner = {-1, -1};
       }
     }
-    rt_.wait_stage_sends();
+    link_.finish();
     return loss;
   }
 
@@ -80,14 +100,15 @@ class pipeline {
       s.tokens = tokens, s.targets = targets;
       loss += forward(s, 0, static_cast<i64>(c), false, 1.0f);
     }
-    rt_.wait_stage_sends();
-    return static_cast<float>(rt_.pp_sum(static_cast<double>(loss)));
+    link_.finish();
+    return static_cast<float>(link_.sum(static_cast<double>(loss)));
   }
 
  private:
+  using activations = typename Stage::activations;
   struct slot {
-    slot(llama::activations a, i64 tokens) : act(std::move(a)), tokens(tokens), targets(tokens) {}
-    llama::activations act;
+    slot(activations a, i64 tokens) : act(std::move(a)), tokens(tokens), targets(tokens) {}
+    activations act;
     std::vector<std::int32_t> tokens, targets;
     std::pair<i64, i64> owner{-1, -1};  // (micro-batch, chunk) whose activations it holds
   };
@@ -98,37 +119,43 @@ class pipeline {
     slot& owner = pools_[static_cast<std::size_t>(chunk)].front();
     if (&owner == &s) return;
     const auto mine = s.act.gradient_scratch(), theirs = owner.act.gradient_scratch();
-    for (std::size_t i = 0; i < mine.size(); ++i) mine[i]->swap(*theirs[i]);
+    for (std::size_t i = 0; i < mine.size(); ++i) std::swap(*mine[i], *theirs[i]);
   }
 
   // The receiving side of a hand-off runs the schedule's pass of the same micro-batch and chunk
   // (or the next/previous chunk across the last/first stage): a tag names the hand-off, so that
-  // messages cannot be taken for one another. MPI guarantees tags up to 32767.
+  // messages cannot be taken for one another (MPI matches tags; NCCL matches in order, which the
+  // trainer's tests check the tags would agree with). MPI guarantees tags up to 32767.
   [[nodiscard]] int tag(i64 micro, i64 chunk, direction d) const {
-    return static_cast<int>(((micro * rt_.vpp() + chunk) % 16000) * 2 + d);
+    return static_cast<int>(((micro * vpp_ + chunk) % 16000) * 2 + d);
   }
   // The neighbouring virtual stage: the next one for activations, the previous one for gradients
   // (Megatron-LM's interleaving: stage pp - 1's chunk c feeds stage 0's chunk c + 1).
   [[nodiscard]] std::pair<i64, i64> next(i64 chunk) const {
-    return stage_ + 1 < rt_.pp() ? std::pair{stage_ + 1, chunk} : std::pair{i64{0}, chunk + 1};
+    return stage_ + 1 < pp_ ? std::pair{stage_ + 1, chunk} : std::pair{i64{0}, chunk + 1};
   }
   [[nodiscard]] std::pair<i64, i64> previous(i64 chunk) const {
-    return stage_ > 0 ? std::pair{stage_ - 1, chunk} : std::pair{rt_.pp() - 1, chunk - 1};
+    return stage_ > 0 ? std::pair{stage_ - 1, chunk} : std::pair{pp_ - 1, chunk - 1};
   }
-  void send(const std::vector<float>& x, i64 micro, i64 chunk, direction d) {
+  template <class Buffer>
+  void send(Buffer& x, i64 micro, i64 chunk, direction d) {
     const auto [to, their_chunk] = d == activation ? next(chunk) : previous(chunk);
-    rt_.send_stage(x.data(), static_cast<i64>(x.size()), to, tag(micro, their_chunk, d));
+    link_.send(x, to, tag(micro, their_chunk, d));
   }
-  void recv(std::vector<float>& x, i64 micro, i64 chunk, direction d) {
+  template <class Buffer>
+  void recv(Buffer& x, i64 micro, i64 chunk, direction d) {
     const i64 from = (d == activation ? previous(chunk) : next(chunk)).first;  // the tag names this chunk
-    rt_.recv_stage(x.data(), static_cast<i64>(x.size()), from, tag(micro, chunk, d));
+    link_.recv(x, from, tag(micro, chunk, d));
   }
 
   float forward(slot& s, i64 micro, i64 chunk, bool backward, float loss_scale) {
     const auto& c = m_.chunks[static_cast<std::size_t>(chunk)];
-    if (!c.embedding) recv(s.act.x.front(), micro, chunk, activation);
+    if (!c.embedding)
+      recv(Stage::input(s.act), micro, chunk, activation);
+    else
+      link_.flush();
     const float loss = m_.forward(s.act, c, s.tokens.data(), s.targets.data(), backward, loss_scale);
-    if (!c.output) send(s.act.x.back(), micro, chunk, activation);
+    if (!c.output) send(Stage::output(s.act), micro, chunk, activation);
     return loss;
   }
 
@@ -148,11 +175,45 @@ class pipeline {
                            std::to_string(chunk) + " comes before its forward");
   }
 
-  llama& m_;
-  const parallel_runtime& rt_;
-  i64 tokens_, stage_;
+  Stage& m_;
+  Link& link_;
+  i64 tokens_, stage_, pp_, vpp_;
   trainperf::schedule plan_;
   std::vector<std::vector<slot>> pools_;
+};
+
+// Hand-offs as NCCL needs them issued (NCCL matches a pair's sends and receives in order, and a
+// send alone holds its stream until the peer receives): each send is kept until the next action's
+// receive and issued with it as one group (ncclGroupStart/End; Megatron-LM's
+// send_forward_recv_backward), or alone before an action that receives nothing, so no two stages
+// wait on each other's sends. issue(ops) runs one group; the trainer's tests record the groups of
+// every stage and check that NCCL's in-order matching completes them with the tags agreeing.
+struct p2p_op {
+  bool send = false;
+  i64 peer = 0;  // the stage sent to or received from
+  int tag = 0;   // the executor's name of the hand-off (NCCL itself has none)
+  void* data = nullptr;
+  i64 count = 0;
+};
+
+template <class Issue>
+class grouped_p2p {
+ public:
+  explicit grouped_p2p(Issue issue) : issue_(std::move(issue)) {}
+  void send(void* data, i64 count, i64 to, int tag) { pending_.push_back({true, to, tag, data, count}); }
+  void recv(void* data, i64 count, i64 from, int tag) {
+    pending_.push_back({false, from, tag, data, count});
+    flush();
+  }
+  void flush() {
+    if (pending_.empty()) return;
+    issue_(pending_);
+    pending_.clear();
+  }
+
+ private:
+  Issue issue_;
+  std::vector<p2p_op> pending_;
 };
 
 }  // namespace train_llama

@@ -19,6 +19,7 @@
 #include "gpu_test.cuh"
 
 #include <algorithm>
+#include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -26,6 +27,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -417,6 +420,115 @@ TEST_CASE_TEMPLATE("cross_entropy and mean_loss match the CPU kernel and are det
       const auto [losses2, mean2] = run();
       check_same_bits("cross_entropy losses", losses, losses2);
       check_same_bits("mean_loss", mean, mean2);
+    }
+  }
+}
+
+// Megatron-LM's vocabulary parallelism over simulated ranks: each shard on its own host thread
+// and stream; the group's max and sum are done on the host between two barriers.
+struct host_group {
+  explicit host_group(int n) : parts(sz(n)), sync(n) {}
+  std::vector<vecf> parts;
+  std::barrier<> sync;
+  // x (n floats on the device, after `s`) becomes the max or sum over the shards' x.
+  void reduce(int rank, float* x, i64 n, cudaStream_t s, bool max) {
+    TRAINPERF_CUDA_CHECK(cudaStreamSynchronize(s));
+    vecf& mine = parts[sz(rank)];
+    mine.resize(sz(n));
+    TRAINPERF_CUDA_CHECK(cudaMemcpy(mine.data(), x, sz(n) * sizeof(float), cudaMemcpyDeviceToHost));
+    sync.arrive_and_wait();
+    vecf out = parts[0];
+    for (std::size_t r = 1; r < parts.size(); ++r)
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = max ? std::max(out[i], parts[r][i]) : out[i] + parts[r][i];
+    sync.arrive_and_wait();  // every shard has read the parts
+    TRAINPERF_CUDA_CHECK(cudaMemcpy(x, out.data(), sz(n) * sizeof(float), cudaMemcpyHostToDevice));
+  }
+};
+
+TEST_CASE_TEMPLATE("vocabulary shards: the embedding and the cross-entropy over shards match the whole vocabulary", T,
+                   DTYPES) {
+  SEED_INFO();
+  // (rows, whole vocabulary, C, shard sizes)
+  const std::vector<std::tuple<i64, i64, i64, std::vector<i64>>> shapes = {
+      {17, 1000, 64, {500, 500}}, {5, 50304, 96, {12576, 12576, 12576, 12576}}, {9, 333, 40, {200, 133}}};
+  for (const auto& [rows, V, C, shards] : shapes) {
+    CAPTURE(rows);
+    CAPTURE(V);
+    auto rng = fresh_rng();
+    const auto logits = normal_t<T>(rng, rows * V, 0.0f, 3.0f), table = normal_t<T>(rng, V * C, 0.0f, 1.0f);
+    const auto dout = normal_t<T>(rng, rows * C, 0.0f, 1.0f);
+    const veci targets = uniform_ids(rng, rows, V);
+    const float dloss = 1.0f / static_cast<float>(rows);
+    const vecf lf = to_floats(logits), tf = to_floats(table), df = to_floats(dout);
+    vecf ref_losses(sz(rows)), ref_dlogits(sz(rows * V));
+    kc::cross_entropy(ref_losses.data(), ref_dlogits.data(), lf.data(), targets.data(), rows, V, dloss);
+    const int n = static_cast<int>(shards.size());
+    host_group group(n);
+    std::vector<std::thread> ranks;
+    std::vector<std::string> failures(sz(n));
+    i64 first = 0;
+    for (int r = 0; r < n; ++r) {
+      const i64 v = shards[sz(r)], f = first;
+      first += v;
+      ranks.emplace_back([&, r, v, f] {
+        stream s;
+        // this shard's columns of the logits, and rows of the table
+        std::vector<T> mine(sz(rows * v));
+        for (i64 i = 0; i < rows; ++i)
+          std::copy_n(logits.begin() + static_cast<std::ptrdiff_t>(i * V + f), v,
+                      mine.begin() + static_cast<std::ptrdiff_t>(i * v));
+        device_buffer<T> dl(mine), dtab(std::vector<T>(table.begin() + static_cast<std::ptrdiff_t>(f * C),
+                                                       table.begin() + static_cast<std::ptrdiff_t>((f + v) * C)));
+        device_buffer<T> demb(sz(rows * C)), dgrad(dout);
+        device_buffer<std::int32_t> dt(targets);
+        device_buffer<float> dlosses(sz(rows)), ws(tc::vp_cross_entropy_workspace_floats(rows)),
+            ddtable(vecf(sz(v * C), 0.0f));
+        dlosses.poison();
+        demb.poison();
+        tc::cross_entropy_vocab_parallel(
+            dlosses.get(), dl.get(), dl.get(), dt.get(), rows, v, f, dloss,
+            [&](float* x, i64 k) { group.reduce(r, x, k, s, true); },
+            [&](float* x, i64 k) { group.reduce(r, x, k, s, false); }, ws.get(), s);
+        tc::embedding_forward(demb.get(), dt.get(), dtab.get(), rows, C, f, v, s);
+        tc::embedding_backward(ddtable.get(), dgrad.get(), dt.get(), rows, C, f, v, s);
+        s.sync();
+        std::ostringstream why;
+        const vecf losses = dlosses.download(), g = to_floats(dl.download()), emb = to_floats(demb.download());
+        const vecf dtable = ddtable.download();
+        for (i64 i = 0; i < rows; ++i) {
+          if (std::abs(losses[sz(i)] - ref_losses[sz(i)]) > 2e-5 + 2e-5 * std::abs(ref_losses[sz(i)]))
+            why << "loss " << i << ": " << losses[sz(i)] << " vs " << ref_losses[sz(i)] << "; ";
+          // the whole vocabulary's gradient in this shard's columns, within about two units in the last
+          // place of bf16 (the shards' sums are reassociated before the rounding to T)
+          for (i64 j = 0; j < v; ++j) {
+            const float want = round_through<T>(vecf{ref_dlogits[sz(i * V + f + j)]})[0];
+            if (std::abs(g[sz(i * v + j)] - want) > 1e-7 + 1e-2 * std::abs(want)) {
+              why << "dlogits " << i << "," << f + j << ": " << g[sz(i * v + j)] << " vs " << want << "; ";
+              break;
+            }
+          }
+          const i64 row = targets[sz(i)] - f;  // the embedding: this shard's row, or zeros
+          for (i64 c = 0; c < C; ++c) {
+            const float want = row >= 0 && row < v ? tf[sz((f + row) * C + c)] : 0.0f;
+            if (emb[sz(i * C + c)] != want) {
+              why << "embedding " << i << "," << c << "; ";
+              break;
+            }
+          }
+        }
+        for (i64 j = 0; j < v; ++j) {  // the backward: the sum of this row's tokens' gradients
+          double want = 0;
+          for (i64 i = 0; i < rows; ++i)
+            if (targets[sz(i)] == f + j) want += df[sz(i * C)];
+          if (std::abs(dtable[sz(j * C)] - want) > 1e-5) why << "dtable row " << f + j << "; ";
+        }
+        failures[sz(r)] = why.str();
+      });
+    }
+    for (auto& t : ranks) t.join();
+    for (int r = 0; r < n; ++r) {
+      CAPTURE(r);
+      CHECK(failures[sz(r)] == "");
     }
   }
 }

@@ -232,16 +232,18 @@ struct embedding_forward_op {
   const std::int32_t* tokens;
   const T* table;
   i64 C, V;
+  i64 first = 0;       // the vocabulary id of table's row 0
+  bool shard = false;  // table is one shard of the vocabulary: another shard's id gives a zero row
   template <int N>
   __device__ void apply(i64 i) const {
     const i64 t = i / C, c = i % C;
-    const std::int32_t tok = tokens[t];
+    const i64 row = static_cast<i64>(tokens[t]) - first;
     pack<T, N> o;
-    if (tok >= 0 && tok < V) {
-      o = load<N>(table + static_cast<i64>(tok) * C + c);
+    if (row >= 0 && row < V) {
+      o = load<N>(table + row * C + c);
     } else {
 #pragma unroll
-      for (int k = 0; k < N; ++k) o.v[k] = from_float<T>(CUDART_NAN_F);  // an out-of-vocabulary id
+      for (int k = 0; k < N; ++k) o.v[k] = from_float<T>(shard ? 0.0f : CUDART_NAN_F);  // NaN: out of vocabulary
     }
     store<N>(out + i, o);
   }
@@ -418,7 +420,7 @@ inline constexpr int embedding_tile = 1024;
 template <class T, int N>
 __global__ void embedding_backward_kernel(float* __restrict__ dtable, const T* __restrict__ dout,
                                           const std::int32_t* __restrict__ tokens, i64 n_tokens, i64 C, i64 V,
-                                          int parts) {
+                                          int parts, i64 first) {
   __shared__ std::int32_t tile[embedding_tile];
   const i64 c = global_thread() * N;
   const int part = static_cast<int>(blockIdx.y);
@@ -429,9 +431,9 @@ __global__ void embedding_backward_kernel(float* __restrict__ dtable, const T* _
     __syncthreads();
     if (c >= C) continue;
     for (i64 j = 0; j < count; ++j) {
-      const std::int32_t tok = tile[j];
+      const i64 tok = static_cast<i64>(tile[j]) - first;  // the row of this table (a vocabulary shard's)
       if (tok < 0 || tok >= V || tok % parts != part) continue;
-      float* row = dtable + static_cast<i64>(tok) * C + c;
+      float* row = dtable + tok * C + c;
       pack<float, N> acc = load<N>(row);
       const pack<T, N> g = load<N>(dout + (t0 + j) * C + c);
 #pragma unroll
@@ -472,6 +474,68 @@ __global__ void cross_entropy_kernel(float* __restrict__ losses, T* dlogits, con
     for (int k = 0; k < N; ++k) {
       // d loss / d z_j = softmax_j - [j == target] (softmax cross-entropy), as kernels/cpu cross_entropy
       float v = dloss * expf(to_float(a.v[k]) - lse);
+      if (j + k == target) v -= dloss;
+      d.v[k] = from_float<T>(v);
+    }
+    store<N>(g + j, d);
+  }
+}
+
+// Vocabulary-parallel cross-entropy (Megatron-LM's), per row of this rank's shard of V logits
+// beginning at vocabulary id first: the shard's online max and sum of exp, and the target's logit
+// when the target is in the shard (0 otherwise: the group's sum finds it on its shard).
+template <class T, int N>
+__global__ void vp_cross_entropy_stats_kernel(float* __restrict__ local_max, float* __restrict__ group_max,
+                                              float* __restrict__ sums, const T* __restrict__ logits,
+                                              const std::int32_t* __restrict__ targets, i64 rows, i64 V, i64 first) {
+  __shared__ float red_m[32], red_s[32];
+  const i64 row = blockIdx.x;
+  const T* z = logits + row * V;
+  const i64 step = static_cast<i64>(blockDim.x) * N, begin = static_cast<i64>(threadIdx.x) * N;
+  float m = -CUDART_INF_F, s = 0.0f;
+  for (i64 j = begin; j < V; j += step) {
+    const pack<T, N> a = load<N>(z + j);
+#pragma unroll
+    for (int k = 0; k < N; ++k) online_add(m, s, to_float(a.v[k]));
+  }
+  block_online_merge(m, s, red_m, red_s);
+  if (threadIdx.x != 0) return;
+  const i64 j = static_cast<i64>(targets[row]) - first;
+  local_max[row] = group_max[row] = m;
+  sums[row] = s;
+  sums[rows + row] = j >= 0 && j < V ? to_float(z[j]) : 0.0f;
+}
+// After the group's max: each shard's sum of exp rescaled to it, ready to be summed over the group.
+template <int Unused = 0>
+__global__ void vp_cross_entropy_rescale_kernel(float* __restrict__ sums, const float* __restrict__ local_max,
+                                                const float* __restrict__ group_max, i64 rows) {
+  for (i64 row = global_thread(); row < rows; row += grid_threads()) {
+    const float m = local_max[row], M = group_max[row];
+    sums[row] = m == -CUDART_INF_F ? 0.0f : sums[row] * expf(m - M);
+  }
+}
+// After the group's sums: the loss (every shard writes the same) and this shard's dlogits.
+template <class T, int N>
+__global__ void vp_cross_entropy_finish_kernel(float* __restrict__ losses, T* dlogits, const T* logits,
+                                               const std::int32_t* __restrict__ targets,
+                                               const float* __restrict__ group_max, const float* __restrict__ sums,
+                                               i64 rows, i64 V, i64 first, float dloss) {
+  const i64 row = blockIdx.x;
+  const float M = group_max[row], S = sums[row];
+  // -log softmax(z)[target] = max + log(sum exp(z - max)) - z_target, over the whole vocabulary
+  if (threadIdx.x == 0) losses[row] = M + logf(S) - sums[rows + row];
+  if (dlogits == nullptr) return;
+  const T* z = logits + row * V;
+  T* g = dlogits + row * V;
+  const i64 target = static_cast<i64>(targets[row]) - first;
+  const i64 step = static_cast<i64>(blockDim.x) * N, begin = static_cast<i64>(threadIdx.x) * N;
+  for (i64 j = begin; j < V; j += step) {
+    const pack<T, N> a = load<N>(z + j);
+    pack<T, N> d;
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      // d loss / d z_j = softmax_j - [j == target], softmax over the group's vocabulary
+      float v = dloss * expf(to_float(a.v[k]) - M) / S;
       if (j + k == target) v -= dloss;
       d.v[k] = from_float<T>(v);
     }
@@ -590,6 +654,52 @@ class scratch {
 template <class T>
 void require_half_precision() {
   static_assert(is_half_precision<T>, "trainperf::cuda ops: T must be __nv_bfloat16 or __half");
+}
+
+template <class T>
+void embedding_forward(T* out, const std::int32_t* tokens, const T* table, i64 n_tokens, i64 C, i64 first, i64 V,
+                       bool shard, cudaStream_t stream) {
+  require_half_precision<T>();
+  const char* fn = "embedding_forward";
+  require_size(fn, "n_tokens", n_tokens, 0, "the number of tokens, 0 or more");
+  require_size(fn, "C", C, 1, "the embedding width, 1 or more");
+  require_size(fn, "first", first, 0, "the vocabulary id of the table's first row, 0 or more");
+  require_size(fn, "V", V, 1, "the number of rows of table (vocabulary size), 1 or more");
+  if (n_tokens == 0) return;
+  require_pointer(fn, "out", out, n_tokens * C);
+  require_pointer(fn, "tokens", tokens, n_tokens);
+  require_pointer(fn, "table", table, V * C);
+  constexpr int N = 16 / sizeof(T);
+  launch_elementwise(embedding_forward_op<T>{out, tokens, table, C, V, first, shard}, n_tokens * C,
+                     C % N == 0 && aligned(out, 16) && aligned(table, 16), stream);
+}
+
+template <class T>
+void embedding_backward(float* dtable, const T* dout, const std::int32_t* tokens, i64 n_tokens, i64 C, i64 first, i64 V,
+                        cudaStream_t stream) {
+  require_half_precision<T>();
+  const char* fn = "embedding_backward";
+  require_size(fn, "n_tokens", n_tokens, 0, "the number of tokens, 0 or more");
+  require_size(fn, "C", C, 1, "the embedding width, 1 or more");
+  require_size(fn, "first", first, 0, "the vocabulary id of dtable's first row, 0 or more");
+  require_size(fn, "V", V, 1, "the number of rows of dtable (vocabulary size), 1 or more");
+  if (n_tokens == 0) return;
+  require_pointer(fn, "dtable", dtable, V * C);
+  require_pointer(fn, "dout", dout, n_tokens * C);
+  require_pointer(fn, "tokens", tokens, n_tokens);
+  constexpr int N = 16 / sizeof(T);
+  const bool vec = C % N == 0 && aligned(dtable, 32) && aligned(dout, 16);
+  const i64 columns = vec ? C / N : C;
+  const int threads = threads_for(columns, 256);
+  const i64 xblocks = (columns + threads - 1) / threads;
+  // Enough vocabulary partitions for ~64k threads; a partition count never changes the result.
+  const int parts = static_cast<int>(std::clamp<i64>((i64{1} << 16) / (xblocks * threads), 1, std::min<i64>(V, 1024)));
+  const dim3 grid(static_cast<unsigned>(xblocks), static_cast<unsigned>(parts));
+  if (vec)
+    embedding_backward_kernel<T, N><<<grid, threads, 0, stream>>>(dtable, dout, tokens, n_tokens, C, V, parts, first);
+  else
+    embedding_backward_kernel<T, 1><<<grid, threads, 0, stream>>>(dtable, dout, tokens, n_tokens, C, V, parts, first);
+  TRAINPERF_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace detail_ops
@@ -757,19 +867,15 @@ void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up
 template <class T>
 void embedding_forward(T* out, const std::int32_t* tokens, const T* table, i64 n_tokens, i64 C, i64 V,
                        cudaStream_t stream) {
-  using namespace detail_ops;
-  require_half_precision<T>();
-  const char* fn = "embedding_forward";
-  require_size(fn, "n_tokens", n_tokens, 0, "the number of tokens, 0 or more");
-  require_size(fn, "C", C, 1, "the embedding width, 1 or more");
-  require_size(fn, "V", V, 1, "the number of rows of table (vocabulary size), 1 or more");
-  if (n_tokens == 0) return;
-  require_pointer(fn, "out", out, n_tokens * C);
-  require_pointer(fn, "tokens", tokens, n_tokens);
-  require_pointer(fn, "table", table, V * C);
-  constexpr int N = 16 / sizeof(T);
-  launch_elementwise(embedding_forward_op<T>{out, tokens, table, C, V}, n_tokens * C,
-                     C % N == 0 && aligned(out, 16) && aligned(table, 16), stream);
+  detail_ops::embedding_forward(out, tokens, table, n_tokens, C, 0, V, false, stream);
+}
+// A vocabulary shard (Megatron-LM's vocabulary-parallel embedding): table holds the rows of ids
+// [first, first + V); a token outside them gives a zero row (the group's sum brings it from its
+// shard).
+template <class T>
+void embedding_forward(T* out, const std::int32_t* tokens, const T* table, i64 n_tokens, i64 C, i64 first, i64 V,
+                       cudaStream_t stream) {
+  detail_ops::embedding_forward(out, tokens, table, n_tokens, C, first, V, true, stream);
 }
 
 // dtable (fp32 [V, C]) [tokens[t], :] += dout[t, :], deterministic and in the CPU kernel's order
@@ -777,29 +883,13 @@ void embedding_forward(T* out, const std::int32_t* tokens, const T* table, i64 n
 template <class T>
 void embedding_backward(float* dtable, const T* dout, const std::int32_t* tokens, i64 n_tokens, i64 C, i64 V,
                         cudaStream_t stream) {
-  using namespace detail_ops;
-  require_half_precision<T>();
-  const char* fn = "embedding_backward";
-  require_size(fn, "n_tokens", n_tokens, 0, "the number of tokens, 0 or more");
-  require_size(fn, "C", C, 1, "the embedding width, 1 or more");
-  require_size(fn, "V", V, 1, "the number of rows of dtable (vocabulary size), 1 or more");
-  if (n_tokens == 0) return;
-  require_pointer(fn, "dtable", dtable, V * C);
-  require_pointer(fn, "dout", dout, n_tokens * C);
-  require_pointer(fn, "tokens", tokens, n_tokens);
-  constexpr int N = 16 / sizeof(T);
-  const bool vec = C % N == 0 && aligned(dtable, 32) && aligned(dout, 16);
-  const i64 columns = vec ? C / N : C;
-  const int threads = threads_for(columns, 256);
-  const i64 xblocks = (columns + threads - 1) / threads;
-  // Enough vocabulary partitions for ~64k threads; a partition count never changes the result.
-  const int parts = static_cast<int>(std::clamp<i64>((i64{1} << 16) / (xblocks * threads), 1, std::min<i64>(V, 1024)));
-  const dim3 grid(static_cast<unsigned>(xblocks), static_cast<unsigned>(parts));
-  if (vec)
-    embedding_backward_kernel<T, N><<<grid, threads, 0, stream>>>(dtable, dout, tokens, n_tokens, C, V, parts);
-  else
-    embedding_backward_kernel<T, 1><<<grid, threads, 0, stream>>>(dtable, dout, tokens, n_tokens, C, V, parts);
-  TRAINPERF_CUDA_CHECK_LAUNCH();
+  detail_ops::embedding_backward(dtable, dout, tokens, n_tokens, C, 0, V, stream);
+}
+// A vocabulary shard: dtable's row r is id first + r; other ids contribute nothing.
+template <class T>
+void embedding_backward(float* dtable, const T* dout, const std::int32_t* tokens, i64 n_tokens, i64 C, i64 first, i64 V,
+                        cudaStream_t stream) {
+  detail_ops::embedding_backward(dtable, dout, tokens, n_tokens, C, first, V, stream);
 }
 
 // ---- softmax cross-entropy, forward and backward fused ----------------------------------------
@@ -845,6 +935,54 @@ inline void mean_loss(float* mean, const float* x, i64 n, cudaStream_t stream) {
   require_pointer(fn, "mean", mean, 1);
   require_pointer(fn, "x", x, n);
   mean_kernel<1024><<<1, 1024, 0, stream>>>(mean, x, n);
+  TRAINPERF_CUDA_CHECK_LAUNCH();
+}
+
+// Megatron-LM's vocabulary-parallel cross-entropy: this rank's logits are the shard T [rows, V] of
+// vocabulary ids [first, first + V); max_all(float* x, n) and sum_all(float* x, n) reduce device
+// buffers in place over the tensor-parallel group (an NCCL all-reduce on this stream). losses
+// (fp32 [rows]) get the whole vocabulary's loss on every rank; dlogits (may alias logits, or
+// null) this shard's dloss x (softmax - onehot). workspace: vp_cross_entropy_workspace_floats.
+inline std::size_t vp_cross_entropy_workspace_floats(i64 rows) { return static_cast<std::size_t>(4 * rows); }
+template <class T, class MaxAll, class SumAll>
+void cross_entropy_vocab_parallel(float* losses, T* dlogits, const T* logits, const std::int32_t* targets, i64 rows,
+                                  i64 V, i64 first, float dloss, MaxAll&& max_all, SumAll&& sum_all, float* workspace,
+                                  cudaStream_t stream) {
+  using namespace detail_ops;
+  require_half_precision<T>();
+  const char* fn = "cross_entropy_vocab_parallel";
+  require_size(fn, "rows", rows, 0, "the number of rows (tokens) of logits, 0 or more");
+  require_size(fn, "V", V, 1, "this shard's vocabulary size (columns of logits), 1 or more");
+  require_size(fn, "first", first, 0, "the vocabulary id of this shard's first column, 0 or more");
+  require_at_most(fn, "rows", rows, INT_MAX, "one CUDA block per row");
+  require(std::isfinite(dloss),
+          fn_name(fn) + ": dloss = " + std::to_string(dloss) + " is not finite; pass 1/rows for the mean loss");
+  if (rows == 0) return;
+  require_pointer(fn, "losses", losses, rows);
+  require_pointer(fn, "logits", logits, rows * V);
+  require_pointer(fn, "targets", targets, rows);
+  require_pointer(fn, "workspace", workspace, 4 * rows);
+  float *local_max = workspace, *group_max = workspace + rows, *sums = workspace + 2 * rows;  // sums: 2 x rows
+  constexpr int N = 16 / sizeof(T);
+  const bool vec = V % N == 0 && aligned(logits, 16) && aligned(dlogits, 16);
+  const int threads = threads_for(vec ? V / N : V, 512);
+  if (vec)
+    vp_cross_entropy_stats_kernel<T, N>
+        <<<static_cast<int>(rows), threads, 0, stream>>>(local_max, group_max, sums, logits, targets, rows, V, first);
+  else
+    vp_cross_entropy_stats_kernel<T, 1>
+        <<<static_cast<int>(rows), threads, 0, stream>>>(local_max, group_max, sums, logits, targets, rows, V, first);
+  TRAINPERF_CUDA_CHECK_LAUNCH();
+  max_all(group_max, rows);
+  vp_cross_entropy_rescale_kernel<0><<<blocks_for(rows, 256), 256, 0, stream>>>(sums, local_max, group_max, rows);
+  TRAINPERF_CUDA_CHECK_LAUNCH();
+  sum_all(sums, 2 * rows);  // [sum of exp | target logit] per row
+  if (vec)
+    vp_cross_entropy_finish_kernel<T, N><<<static_cast<int>(rows), threads, 0, stream>>>(
+        losses, dlogits, logits, targets, group_max, sums, rows, V, first, dloss);
+  else
+    vp_cross_entropy_finish_kernel<T, 1><<<static_cast<int>(rows), threads, 0, stream>>>(
+        losses, dlogits, logits, targets, group_max, sums, rows, V, first, dloss);
   TRAINPERF_CUDA_CHECK_LAUNCH();
 }
 
