@@ -76,14 +76,21 @@ class engine {
 
 class parallel_runtime;
 
+// How the CUDA engine runs a rank's part: a pipeline stage's schedule over gas micro-batches
+// (GPipe or 1F1B: main.cpp refuses interleaving on the GPU), ZeRO-1 over the data-parallel group,
+// Megatron-LM's sequence parallelism, and the matmul backend: "trainperf" (the default dispatch),
+// "mma_sync" (never wgmma) or "cublaslt".
+struct cuda_options {
+  trainperf::pipeline_schedule schedule = trainperf::pipeline_schedule::one_f_one_b;
+  std::int64_t gas = 1;
+  bool zero1 = false, sequence_parallel = false;
+  std::string gemm = "trainperf";
+};
+
 // The CUDA engine for this rank's part m of the model at micro batch B x T tokens (m's weights
 // are uploaded). When the build has no CUDA, or no device is present, it throws a config_error
-// saying so. rt: the layout of the MPI processes, one GPU each, its groups over NCCL; a pipeline
-// stage runs `schedule` over gas micro-batches (GPipe or 1F1B: main.cpp refuses interleaving on
-// the GPU). gemm: the matmul backend, "trainperf" (the default dispatch), "mma_sync" (never
-// wgmma) or "cublaslt".
+// saying so. rt: the layout of the MPI processes, one GPU each, its groups over NCCL.
 std::unique_ptr<engine> make_cuda_engine(const llama_params& m, std::int64_t B, std::int64_t T,
-                                         const parallel_runtime& rt, trainperf::pipeline_schedule schedule,
-                                         std::int64_t gas, const std::string& gemm);
+                                         const parallel_runtime& rt, const cuda_options& options);
 
 }  // namespace train_llama

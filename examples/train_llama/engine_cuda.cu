@@ -19,6 +19,7 @@
 #include <trainperf/kernels/cuda/check.cuh>
 #include <trainperf/kernels/cuda/matmul.cuh>
 #include <trainperf/kernels/cuda/ops.cuh>
+#include <trainperf/partition.hpp>
 #include <trainperf/units.hpp>
 
 #ifdef TRAINPERF_WITH_NCCL
@@ -48,6 +49,12 @@ class nccl_tensor_group final : public device_tensor_group {
   }
   void max(float* x, i64 n) const override {
     g_.all_reduce(x, static_cast<std::size_t>(n), comm::reduce_op::max, stream_);
+  }
+  void reduce_scatter(const bf16* whole, bf16* part, i64 n) const override {
+    g_.reduce_scatter(whole, part, static_cast<std::size_t>(n), comm::reduce_op::sum, stream_);
+  }
+  void allgather(const bf16* part, bf16* whole, i64 n) const override {
+    g_.all_gather(part, whole, static_cast<std::size_t>(n), stream_);
   }
 
  private:
@@ -96,9 +103,18 @@ struct stage_link {
 
 class cuda_engine final : public engine {
  public:
-  cuda_engine(const llama_params& m, i64 B, i64 T, const parallel_runtime& rt, trainperf::pipeline_schedule schedule,
-              i64 gas, cu::backend gemm)
-      : m_(m), rt_(rt), device_(pick_device(rt.world())) {
+  // With ZeRO-1 over dp > 1 this rank keeps the AdamW moments of its part of the flat buffer
+  // (trainperf::zero_shard: equal parts of the buffer padded to a multiple of dp), updates that
+  // part and all-gathers the others' (fp32, so that every rank holds the whole master copy the
+  // norms read and a checkpoint writes).
+  cuda_engine(const llama_params& m, i64 B, i64 T, const parallel_runtime& rt, const cuda_options& o, cu::backend gemm)
+      : m_(m),
+        rt_(rt),
+        device_(pick_device(rt.world())),
+        zero1_(o.zero1 && rt.dp() > 1),
+        part_(zero1_ ? trainperf::zero_shard(m.total, rt.dp(), rt.coords().dp)
+                     : trainperf::flat_shard{0, m.total, 0, m.total}),
+        sequence_parallel_(o.sequence_parallel && rt.tp() > 1) {
     TRAINPERF_CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
     if (prop_.major < 8)
       throw trainperf::config_error("device", std::string("the CUDA kernels need compute capability 8.0 or newer "
@@ -108,7 +124,8 @@ class cuda_engine final : public engine {
     if (m.D != 64 && m.D != 128)
       throw trainperf::config_error("head_dim", "the CUDA attention kernels take head dimension 64 or 128, got " +
                                                     std::to_string(m.D) + "; choose hidden / heads = 64 or 128");
-    model_ = std::make_unique<cuda_model>(m, B, T, stream_, gemm, allocated_);
+    model_ = std::make_unique<cuda_model>(m, B, T, stream_, gemm, allocated_, part_.padded_numel,
+                                          trainperf::index_range{part_.begin, part_.end}, sequence_parallel_);
     grad_ws_ = {static_cast<i64>(cu::grad_norm_workspace_floats(m.total)), allocated_};
     scalars_ = {2, allocated_};
 #ifdef TRAINPERF_WITH_NCCL
@@ -127,10 +144,8 @@ class cuda_engine final : public engine {
     if (rt.pp() > 1) {
       link_ = std::make_unique<stage_link>(comms_->group("pp"), stream_, rt);
       pipe_ = std::make_unique<pipeline<cuda_model, stage_link>>(*model_, *link_, B, T, rt.coords().pp, rt.pp(),
-                                                                 rt.vpp(), schedule, gas);
+                                                                 rt.vpp(), o.schedule, o.gas);
     }
-#else
-    (void)schedule, (void)gas;
 #endif
     if (!pipe_) act_ = model_->make_activations(B, T, m.chunks.front());
     sync();
@@ -171,28 +186,37 @@ class cuda_engine final : public engine {
     return loss;
   }
 
-  // A tied embedding's two copies (first and last stage) summed over the embedding group, as
-  // Megatron-LM keeps them equal; then the gradients summed over the data-parallel group.
+  // Under sequence parallelism the norms' weight gradients summed over the tensor group (each
+  // rank has its rows' share); a tied embedding's two copies (first and last stage) summed over
+  // the embedding group, as Megatron-LM keeps them equal; then the gradients summed over the
+  // data-parallel group (under ZeRO-1, reduce-scattered: this rank's part only).
   void allreduce_grads() override {
 #ifdef TRAINPERF_WITH_NCCL
+    if (sequence_parallel_) m_.for_each_replicated([&](i64 o, i64 n) { tensor_->sum(model_->grads + o, n); });
     if (comms_ && comms_->has("embedding") && m_.emb >= 0) {
       const comm::nccl_group& g = comms_->group("embedding");
       if (g.member() && g.size() > 1)
         g.all_reduce(model_->grads + m_.emb, static_cast<std::size_t>(m_.V_rows * m_.C), comm::reduce_op::sum, stream_);
     }
-    if (comms_ && comms_->has("dp"))
-      comms_->group("dp").all_reduce(model_->grads.get(), static_cast<std::size_t>(model_->grads.size()),
-                                     comm::reduce_op::sum, stream_);
+    if (comms_ && comms_->has("dp")) {
+      const comm::nccl_group& dp = comms_->group("dp");
+      float* g = model_->grads.get();
+      if (zero1_)  // in place: this rank's part of the padded buffer receives the group's sum of it
+        dp.reduce_scatter(g, g + part_.begin, static_cast<std::size_t>(part_.end - part_.begin), comm::reduce_op::sum,
+                          stream_);
+      else
+        dp.all_reduce(g, static_cast<std::size_t>(m_.total), comm::reduce_op::sum, stream_);
+    }
 #endif
   }
 
   float clip_and_update(float clip, const adamw_step& c, i64 step) override {
     cuda_model& md = *model_;
-    const i64 P = md.params.size();
+    const i64 P = m_.total;
     const cu::adamw_config cfg{
         .lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.weight_decay};
     float norm = 0;
-    if (rt_.tp() * rt_.pp() == 1) {  // the whole model here: norm and clipping on the device
+    if (rt_.tp() * rt_.pp() == 1 && !zero1_) {  // the whole model here: norm and clipping on the device
       cu::clip_grad_norm(md.grads.get(), P, clip, scalars_ + 1, grad_ws_.get(), stream_);
       cu::adamw(md.params.get(), md.params16.get(), md.grads.get(), md.adam_m.get(), md.adam_v.get(), P, cfg, step,
                 static_cast<const float*>(nullptr), stream_);
@@ -200,10 +224,13 @@ class cuda_engine final : public engine {
       sync();
       return norm;
     }
-    // The global norm over the model-parallel group, each element once (params.hpp): the norm of
-    // each counted piece on the device, their squares summed on the host and over the group.
+    // The global norm over every rank that holds a part of the gradients (this rank's part under
+    // ZeRO-1, all of it otherwise), each element once (params.hpp): the norm of each counted
+    // piece on the device, their squares summed on the host and over the model-parallel group
+    // (the world under ZeRO-1).
+    const i64 b = part_.begin, e = std::min(part_.end, P), n = std::max<i64>(0, e - b);
     std::vector<std::pair<i64, i64>> pieces;
-    m_.for_each_counted(0, P, [&](i64 o, i64 n) { pieces.emplace_back(o, n); });
+    m_.for_each_counted(b, std::max(b, e), [&](i64 o, i64 k) { pieces.emplace_back(o, k); });
     if (piece_norms_.size() < static_cast<i64>(pieces.size()))
       piece_norms_ = {static_cast<i64>(pieces.size()), allocated_};
     for (std::size_t i = 0; i < pieces.size(); ++i)
@@ -216,18 +243,45 @@ class cuda_engine final : public engine {
     sync();
     double squares = 0;
     for (const float x : norms) squares += static_cast<double>(x) * x;
-    norm = static_cast<float>(std::sqrt(rt_.mp_sum(squares)));
+    norm = static_cast<float>(std::sqrt(zero1_ ? rt_.world_sum(squares) : rt_.mp_sum(squares)));
     // max_norm / (norm + 1e-6) when the norm exceeds it (Pascanu et al. 2013), the kernels' rule
     scale_ = clip > 0.0f && norm > clip ? clip / (norm + 1e-6f) : 1.0f;
     TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(scalars_.get(), &scale_, sizeof scale_, cudaMemcpyHostToDevice, stream_));
-    cu::adamw(md.params.get(), md.params16.get(), md.grads.get(), md.adam_m.get(), md.adam_v.get(), P, cfg, step,
+    cu::adamw(md.params + b, md.params16 + b, md.grads + b, md.adam_m.get(), md.adam_v.get(), n, cfg, step,
               static_cast<const float*>(scalars_.get()), stream_);
+#ifdef TRAINPERF_WITH_NCCL
+    if (zero1_) {  // every part from its owner, then the bf16 copy of the whole
+      float* p = md.params.get();
+      comms_->group("dp").all_gather(p + part_.begin, p, static_cast<std::size_t>(part_.end - part_.begin), stream_);
+      cu::cast(md.params16.get(), p, md.params.size(), stream_);
+    }
+#endif
     sync();
     return norm;
   }
 
+  // The host model's state for a checkpoint: under ZeRO-1 the AdamW moments gathered whole over
+  // the data-parallel group (through one padded device buffer, for the time of the copy).
   void to_host(llama_params& m) override {
-    download(m.params, model_->params), download(m.adam_m, model_->adam_m), download(m.adam_v, model_->adam_v);
+    download(m.params, model_->params.get());
+    for (auto [h, d] : {std::pair{&m.adam_m, &model_->adam_m}, std::pair{&m.adam_v, &model_->adam_v}}) {
+      if (!zero1_) {
+        download(*h, d->get());
+        continue;
+      }
+#ifdef TRAINPERF_WITH_NCCL
+      device_array<float> whole(part_.padded_numel, allocated_);
+      comms_->group("dp").all_gather(d->get(), whole.get(), static_cast<std::size_t>(d->size()), stream_);
+      download(*h, whole.get());
+      allocated_ -= static_cast<std::int64_t>(whole.bytes());
+#endif
+    }
+  }
+  // What to_host gathered only for the checkpoint (ZeRO-1's whole moments) goes.
+  void checkpoint_written(llama_params& m) override {
+    if (!zero1_) return;
+    std::vector<float>().swap(m.adam_m);
+    std::vector<float>().swap(m.adam_v);
   }
 
   memory_reading memory() const override {
@@ -265,9 +319,10 @@ class cuda_engine final : public engine {
     return device;
   }
 
-  void download(std::vector<float>& h, const device_array<float>& d) {
-    h.resize(static_cast<std::size_t>(d.size()));
-    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(h.data(), d.get(), d.bytes(), cudaMemcpyDeviceToHost, stream_));
+  // The model's m_.total elements from d (a flat buffer's, or a whole gathered one).
+  void download(std::vector<float>& h, const float* d) {
+    h.resize(static_cast<std::size_t>(m_.total));
+    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(h.data(), d, h.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     sync();
   }
   void sync() { TRAINPERF_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -280,6 +335,9 @@ class cuda_engine final : public engine {
   const llama_params& m_;  // this rank's part on the host (it outlives the engine)
   const parallel_runtime& rt_;
   int device_ = 0;
+  bool zero1_ = false;
+  trainperf::flat_shard part_;  // this rank's part of the flat buffer (all of it without ZeRO-1)
+  bool sequence_parallel_ = false;
   cudaDeviceProp prop_{};
   // The engine's stream, created before and destroyed after every buffer (members are
   // destroyed in reverse order), also when the constructor throws halfway.
@@ -307,7 +365,8 @@ class cuda_engine final : public engine {
 }  // namespace
 
 std::unique_ptr<engine> make_cuda_engine(const llama_params& m, i64 B, i64 T, const parallel_runtime& rt,
-                                         trainperf::pipeline_schedule schedule, i64 gas, const std::string& gemm) {
+                                         const cuda_options& o) {
+  const std::string& gemm = o.gemm;
   const cu::backend be =
       gemm == "trainperf"  ? cu::backend::trainperf
       : gemm == "mma_sync" ? cu::backend::trainperf_mma_sync
@@ -318,7 +377,7 @@ std::unique_ptr<engine> make_cuda_engine(const llama_params& m, i64 B, i64 T, co
   if (cu::device_count(&why) == 0)
     throw trainperf::config_error(
         "device", "--device cuda needs a CUDA GPU, and none is usable here (" + why + "); train with --device cpu");
-  return std::make_unique<cuda_engine>(m, B, T, rt, schedule, gas, be);
+  return std::make_unique<cuda_engine>(m, B, T, rt, o, be);
 }
 
 }  // namespace train_llama

@@ -117,8 +117,7 @@ std::vector<flag> trainer_flags() {
 
 #ifndef TRAINPERF_WITH_CUDA
 std::unique_ptr<train_llama::engine> train_llama::make_cuda_engine(const llama_params&, i64, i64,
-                                                                   const parallel_runtime&, tp::pipeline_schedule, i64,
-                                                                   const std::string&) {
+                                                                   const parallel_runtime&, const cuda_options&) {
   throw tp::config_error("device",
                          "this train_llama was built without CUDA (CMake found no nvcc); rebuild where nvcc is "
                          "(/usr/local/cuda/bin or CUDACXX), or train with --device cpu");
@@ -216,11 +215,7 @@ int run(const args& a) {
     throw tp::config_error("schedule", fmt::format("--schedule {} orders a pipeline's micro-batches, and --pp 1 has no "
                                                    "pipeline; give --pp > 1 or drop --schedule",
                                                    schedule));
-  if (zero1 && !cpu)
-    throw tp::config_error("zero", "--zero 1 runs on the CPU engine only so far; use --device cpu or --zero 0");
-  // The CUDA engine runs TP, PP (GPipe, 1F1B) and DP over NCCL; not yet these:
-  if (pc.sequence_parallel && !cpu)
-    throw tp::config_error("sp", "--sp runs on the CPU engine only so far; use --device cpu or drop --sp");
+  // The CUDA engine runs TP, SP, PP (GPipe, 1F1B), DP and ZeRO-1 over NCCL; not yet these:
   if (pc.replicate_kv_heads && !cpu && tp::kv_head_replicas(spec, pc.tp, true) > 1)
     throw tp::config_error("replicate-kv-heads",
                            "replicated key/value heads run on the CPU engine only so far; use --device cpu, or a "
@@ -355,7 +350,9 @@ int run(const args& a) {
   if (cpu)
     eng = std::make_unique<cpu_engine>(m, lbs, T, rt, kind, gas, zero1);
   else
-    eng = train_llama::make_cuda_engine(m, lbs, T, rt, kind, gas, gemm);
+    eng = train_llama::make_cuda_engine(
+        m, lbs, T, rt,
+        {.schedule = kind, .gas = gas, .zero1 = zero1, .sequence_parallel = pc.sequence_parallel, .gemm = gemm});
   if (!peak_flag && cpu) say.phase("measuring this machine's fp32 GEMM peak for MFU");
   auto [peak, peak_source] =
       peak_flag ? std::pair<double, std::string>{*peak_flag, "--peak-flops"} : eng->default_peak();

@@ -22,6 +22,8 @@
 #include <trainperf/kernels/cuda/matmul.cuh>
 #include <trainperf/kernels/cuda/ops.cuh>
 
+#include <trainperf/partition.hpp>
+
 #include "params.hpp"
 
 namespace train_llama {
@@ -59,14 +61,18 @@ class device_array {
   i64 n_ = 0;
 };
 
-// What the model asks of its tensor-parallel group: in-place reductions over it, on the model's
-// stream (engine_cuda.cu: NCCL all-reduces). Without one (nullptr) the model is whole.
+// What the model asks of its tensor-parallel group, on the model's stream (engine_cuda.cu: NCCL):
+// in-place sums and maxima, and with sequence parallelism their halves (collectives.hpp's, in
+// bf16: whole holds size() parts of n elements, part is this rank's). Without one (nullptr) the
+// model is whole.
 class device_tensor_group {
  public:
   virtual ~device_tensor_group() = default;
   virtual void sum(bf16* x, i64 n) const = 0;
   virtual void sum(float* x, i64 n) const = 0;
   virtual void max(float* x, i64 n) const = 0;
+  virtual void reduce_scatter(const bf16* whole, bf16* part, i64 n) const = 0;
+  virtual void allgather(const bf16* part, bf16* whole, i64 n) const = 0;
 };
 
 class cuda_model {
@@ -74,22 +80,50 @@ class cuda_model {
   using chunk = llama_params::chunk;
 
   // m: this rank's part (dimensions, offsets, and its fresh or resumed state, uploaded here); its
-  // micro-batches are B sequences of T tokens. optimizer_states false: no AdamW moments here.
-  cuda_model(const llama_params& m, i64 B, i64 T, cudaStream_t stream, cu::backend backend, std::int64_t& allocated)
-      : chunks(m.chunks), m_(m), B_(B), T_(T), N_(B * T), stream_(stream), backend_(backend), allocated_(allocated) {
+  // micro-batches are B sequences of T tokens. The flat buffers hold `capacity` >= m.total
+  // elements (ZeRO-1 pads them to equal parts; the padding stays zero); the AdamW moments are
+  // those of [state.begin, state.end) (ZeRO-1: this rank's part), taken from m's whole moments,
+  // or m's moments of that part, or zeros where m has none. sequence_parallel: Megatron-LM's, as
+  // model.hpp runs it.
+  cuda_model(const llama_params& m, i64 B, i64 T, cudaStream_t stream, cu::backend backend, std::int64_t& allocated,
+             i64 capacity, trainperf::index_range state, bool sequence_parallel)
+      : chunks(m.chunks),
+        sequence_parallel(sequence_parallel),
+        m_(m),
+        B_(B),
+        T_(T),
+        N_(B * T),
+        stream_(stream),
+        backend_(backend),
+        allocated_(allocated) {
     const i64 P = m.total, N = N_;
     auto& a = allocated_;
-    params = {P, a}, params16 = {P, a}, grads = {P, a}, adam_m = {P, a}, adam_v = {P, a};
+    params = {capacity, a}, params16 = {capacity, a}, grads = {capacity, a};
+    adam_m = {state.size(), a}, adam_v = {state.size(), a};
     scalar_ = {1, a};
     attn_ws_ = {static_cast<i64>(cu::attention_workspace_bytes(ib(B), ib(T), ib(m.Hq), ib(m.Hkv), ib(m.D))), a};
     norm_ws_ = {static_cast<i64>(cu::rmsnorm_backward_workspace_floats(N, m.C)), a};
     if (m.tp > 1 && m.has_output) ce_ws_ = {static_cast<i64>(cu::vp_cross_entropy_workspace_floats(N)), a};
-    upload(params, m.params), upload(adam_m, m.adam_m), upload(adam_v, m.adam_v);
-    cu::cast(params16.get(), params.get(), P, stream_);
+    TRAINPERF_CUDA_CHECK(cudaMemsetAsync(params.get(), 0, params.bytes(), stream_));
+    TRAINPERF_CUDA_CHECK(cudaMemsetAsync(grads.get(), 0, grads.bytes(), stream_));
+    upload(params.get(), m.params.data(), P);
+    const i64 real = std::max<i64>(0, std::min(state.end, P) - state.begin);  // the part's elements in the model
+    for (auto [d, h] : {std::pair{&adam_m, &m.adam_m}, std::pair{&adam_v, &m.adam_v}}) {
+      TRAINPERF_CUDA_CHECK(cudaMemsetAsync(d->get(), 0, d->bytes(), stream_));
+      if (static_cast<i64>(h->size()) == P)
+        upload(d->get(), h->data() + state.begin, real);
+      else if (static_cast<i64>(h->size()) == real)
+        upload(d->get(), h->data(), real);
+    }
+    cu::cast(params16.get(), params.get(), capacity, stream_);
   }
 
   std::vector<chunk> chunks;                   // this rank's, in order (pipeline.hpp)
   const device_tensor_group* group = nullptr;  // the tensor-parallel group; nullptr with tp 1
+  // Megatron-LM's sequence parallelism: the residual stream, the norms and the residual adds
+  // hold this rank's 1/tp of the token rows; all-gathered before the column-parallel layers,
+  // reduce-scattered after the row-parallel ones (instead of one all-reduce).
+  bool sequence_parallel = false;
   // This rank's part: fp32 master weights, their bf16 copy, fp32 gradients and AdamW moments.
   device_array<float> params, grads, adam_m, adam_v;
   device_array<bf16> params16;
@@ -104,6 +138,10 @@ class cuda_model {
     device_array<float> rstdf, losses;
     device_array<std::int32_t> tokens, targets;
     device_array<bf16> dx, dx2, dn, dq, dk, dv, datt, dgate, dup, dact;
+    // Sequence parallelism (model.hpp's): the norms' outputs on this rank's rows (n1s, n2s, nfs), a
+    // row-parallel layer's partial output over all rows (partial), a stream gradient over all rows
+    // (whole), the norms' input gradients on this rank's rows (dns).
+    device_array<bf16> n1s, n2s, nfs, partial, whole, dns;
     // Nothing in it outlives a backward pass: a chunk's slots can take turns with one set.
     std::array<device_array<bf16>*, 10> gradient_scratch() {
       return {&dx, &dx2, &dn, &dq, &dk, &dv, &datt, &dgate, &dup, &dact};
@@ -116,22 +154,26 @@ class cuda_model {
 
   activations make_activations(i64 B, i64 T, const chunk& c, bool gradient_scratch = true) {
     if (B != B_ || T != T_) throw std::logic_error("train_llama: the CUDA model was built for another micro-batch");
-    const i64 N = N_, C = m_.C, Q = m_.Q, KV = m_.KV, F = m_.F;
+    const i64 N = N_, S = stream_rows(), C = m_.C, Q = m_.Q, KV = m_.KV, F = m_.F;
     auto& al = allocated_;
     activations a;
-    for (i64 l = 0; l <= c.count; ++l) a.x.emplace_back(N * C, al);
+    for (i64 l = 0; l <= c.count; ++l) a.x.emplace_back(S * C, al);
     for (i64 l = 0; l < c.count; ++l) {
-      a.n1.emplace_back(N * C, al), a.rstd1.emplace_back(N, al), a.q.emplace_back(N * Q, al);
+      a.n1.emplace_back(N * C, al), a.rstd1.emplace_back(S, al), a.q.emplace_back(N * Q, al);
       a.k.emplace_back(N * KV, al), a.v.emplace_back(N * KV, al), a.att.emplace_back(N * Q, al);
-      a.lse.emplace_back(N * m_.Hq, al), a.xmid.emplace_back(N * C, al), a.n2.emplace_back(N * C, al);
-      a.rstd2.emplace_back(N, al), a.gate.emplace_back(N * F, al), a.up.emplace_back(N * F, al);
+      a.lse.emplace_back(N * m_.Hq, al), a.xmid.emplace_back(S * C, al), a.n2.emplace_back(N * C, al);
+      a.rstd2.emplace_back(S, al), a.gate.emplace_back(N * F, al), a.up.emplace_back(N * F, al);
       a.act.emplace_back(N * F, al);
     }
-    if (c.output) a.nf = {N * C, al}, a.rstdf = {N, al}, a.logits = {N * m_.V, al}, a.losses = {N, al};
+    if (c.output) a.nf = {N * C, al}, a.rstdf = {S, al}, a.logits = {N * m_.V, al}, a.losses = {N, al};
     a.tokens = {N, al}, a.targets = {N, al};
     if (gradient_scratch) {
-      a.dx = {N * C, al}, a.dx2 = {N * C, al}, a.dn = {N * C, al}, a.dq = {N * Q, al}, a.dk = {N * KV, al};
+      a.dx = {S * C, al}, a.dx2 = {S * C, al}, a.dn = {N * C, al}, a.dq = {N * Q, al}, a.dk = {N * KV, al};
       a.dv = {N * KV, al}, a.datt = {N * Q, al}, a.dgate = {N * F, al}, a.dup = {N * F, al}, a.dact = {N * F, al};
+    }
+    if (sequence_parallel) {
+      a.n1s = {S * C, al}, a.n2s = {S * C, al}, a.nfs = {S * C, al}, a.partial = {N * C, al};
+      a.whole = {N * C, al}, a.dns = {S * C, al};
     }
     return a;
   }
@@ -142,46 +184,46 @@ class cuda_model {
   // mean loss in a.logits; else returns 0 and a.x[c.count] is the chunk's output.
   float forward(activations& a, const chunk& c, const std::int32_t* tokens, const std::int32_t* targets, bool backward,
                 float loss_scale) {
-    const i64 C = m_.C, Q = m_.Q, KV = m_.KV, F = m_.F, N = N_;
+    const i64 C = m_.C, Q = m_.Q, KV = m_.KV, F = m_.F, N = N_, S = stream_rows();
+    const bool sp = sequence_parallel;
     if (c.embedding) {
-      upload(a.tokens, tokens);
+      upload(a.tokens.get(), tokens, N);
       if (group == nullptr) {
         cu::embedding_forward(a.x[0].get(), a.tokens.get(), params16 + m_.emb, N, C, m_.V, stream_);
       } else {  // vocabulary-parallel: each rank's rows, zeros elsewhere, summed over the group
-        cu::embedding_forward(a.x[0].get(), a.tokens.get(), params16 + m_.emb, N, C, m_.vocab_begin, m_.V, stream_);
-        group->sum(a.x[0].get(), N * C);
+        bf16* part = sp ? a.partial.get() : a.x[0].get();
+        cu::embedding_forward(part, a.tokens.get(), params16 + m_.emb, N, C, m_.vocab_begin, m_.V, stream_);
+        leave(part, a.x[0].get());
       }
     }
-    // A row-parallel layer's partial outputs are summed over the group; the residual stream is
-    // added by tensor rank 0 alone (in its GEMM's epilogue), so that the sum holds it once.
-    const bool adds_residual = m_.tp_rank == 0;
     for (i64 l = 0; l < c.count; ++l) {
       const auto& o = m_.layers[static_cast<std::size_t>(c.first + l)];
       const auto s = static_cast<std::size_t>(l);
-      cu::rmsnorm_forward(a.n1[s].get(), a.rstd1[s].get(), a.x[s].get(), params + o.attn_norm, N, C, m_.norm_eps,
-                          stream_);
-      linear(a.q[s].get(), a.n1[s].get(), o.wq, C, Q);
-      linear(a.k[s].get(), a.n1[s].get(), o.wk, C, KV);
-      linear(a.v[s].get(), a.n1[s].get(), o.wv, C, KV);
+      bf16* n1 = sp ? a.n1s.get() : a.n1[s].get();
+      cu::rmsnorm_forward(n1, a.rstd1[s].get(), a.x[s].get(), params + o.attn_norm, S, C, m_.norm_eps, stream_);
+      const bf16* in1 = enter(n1, a.n1[s].get());
+      linear(a.q[s].get(), in1, o.wq, C, Q);
+      linear(a.k[s].get(), in1, o.wk, C, KV);
+      linear(a.v[s].get(), in1, o.wv, C, KV);
       rope(a.q[s].get(), m_.Hq, false);
       rope(a.k[s].get(), m_.Hkv, false);
       cu::attention_forward(a.att[s].get(), a.lse[s].get(), a.q[s].get(), a.k[s].get(), a.v[s].get(), ib(B_), ib(T_),
                             ib(m_.Hq), ib(m_.Hkv), ib(m_.D), stream_);
-      linear(a.xmid[s].get(), a.att[s].get(), o.wo, Q, C, adds_residual ? a.x[s].get() : nullptr);
-      reduce(a.xmid[s].get(), N * C);
-      cu::rmsnorm_forward(a.n2[s].get(), a.rstd2[s].get(), a.xmid[s].get(), params + o.mlp_norm, N, C, m_.norm_eps,
-                          stream_);
-      linear(a.gate[s].get(), a.n2[s].get(), o.wgate, C, F);
-      linear(a.up[s].get(), a.n2[s].get(), o.wup, C, F);
+      row_parallel(a, a.xmid[s].get(), a.att[s].get(), o.wo, Q, a.x[s].get());  // + the residual stream
+      bf16* n2 = sp ? a.n2s.get() : a.n2[s].get();
+      cu::rmsnorm_forward(n2, a.rstd2[s].get(), a.xmid[s].get(), params + o.mlp_norm, S, C, m_.norm_eps, stream_);
+      const bf16* in2 = enter(n2, a.n2[s].get());
+      linear(a.gate[s].get(), in2, o.wgate, C, F);
+      linear(a.up[s].get(), in2, o.wup, C, F);
       cu::swiglu_forward(a.act[s].get(), a.gate[s].get(), a.up[s].get(), N * F, stream_);
-      linear(a.x[s + 1].get(), a.act[s].get(), o.wdown, F, C, adds_residual ? a.xmid[s].get() : nullptr);
-      reduce(a.x[s + 1].get(), N * C);
+      row_parallel(a, a.x[s + 1].get(), a.act[s].get(), o.wdown, F, a.xmid[s].get());
     }
     if (!c.output) return 0;
-    cu::rmsnorm_forward(a.nf.get(), a.rstdf.get(), a.x[static_cast<std::size_t>(c.count)].get(), params + m_.final_norm,
-                        N, C, m_.norm_eps, stream_);
-    linear(a.logits.get(), a.nf.get(), m_.head, C, m_.V);
-    upload(a.targets, targets);
+    bf16* nf = sp ? a.nfs.get() : a.nf.get();
+    cu::rmsnorm_forward(nf, a.rstdf.get(), a.x[static_cast<std::size_t>(c.count)].get(), params + m_.final_norm, S, C,
+                        m_.norm_eps, stream_);
+    linear(a.logits.get(), enter(nf, a.nf.get()), m_.head, C, m_.V);
+    upload(a.targets.get(), targets, N);
     // dlogits overwrite the logits in place: the gradient of loss_scale x mean loss.
     bf16* dlogits = backward ? a.logits.get() : nullptr;
     const float dloss = loss_scale / static_cast<float>(N);
@@ -206,35 +248,36 @@ class cuda_model {
   // chunk's dlogits) or a.dx (the gradient of its output, received). Accumulates into grads;
   // leaves the gradient of its input in a.dx unless c starts with the embedding.
   void backward(activations& a, const chunk& c, const std::int32_t* /*tokens: a.tokens holds them*/) {
-    const i64 C = m_.C, Q = m_.Q, KV = m_.KV, F = m_.F, N = N_;
+    const i64 C = m_.C, Q = m_.Q, KV = m_.KV, F = m_.F, N = N_, S = stream_rows();
     const auto zero = [&](const device_array<bf16>& d) {
       TRAINPERF_CUDA_CHECK(cudaMemsetAsync(d.get(), 0, d.bytes(), stream_));
     };
     const auto copy = [&](const device_array<bf16>& to, const device_array<bf16>& from) {
       TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(to.get(), from.get(), to.bytes(), cudaMemcpyDeviceToDevice, stream_));
     };
+    bf16* dn = sequence_parallel ? a.dns.get() : a.dn.get();  // a norm's output gradient, its rows
     if (c.output) {
       linear_backward(a.dn.get(), m_.head, a.logits.get(), a.nf.get(), C, m_.V, false);
-      reduce(a.dn.get(), N * C);  // column-parallel (vocabulary): each rank's rows' share
+      leave(a.dn.get(), dn);  // column-parallel (vocabulary): each rank's rows' share
       zero(a.dx);
-      cu::rmsnorm_backward(a.dx.get(), grads + m_.final_norm, a.dn.get(), a.x[static_cast<std::size_t>(c.count)].get(),
-                           params + m_.final_norm, a.rstdf.get(), N, C, norm_ws_.get(), stream_);
+      cu::rmsnorm_backward(a.dx.get(), grads + m_.final_norm, dn, a.x[static_cast<std::size_t>(c.count)].get(),
+                           params + m_.final_norm, a.rstdf.get(), S, C, norm_ws_.get(), stream_);
     }
     for (i64 l = c.count - 1; l >= 0; --l) {
       const auto& o = m_.layers[static_cast<std::size_t>(c.first + l)];
       const auto s = static_cast<std::size_t>(l);
       // x[l+1] = xmid + act · Wdown^T
-      linear_backward(a.dact.get(), o.wdown, a.dx.get(), a.act[s].get(), F, C, false);
+      linear_backward(a.dact.get(), o.wdown, enter(a.dx.get(), a.whole.get()), a.act[s].get(), F, C, false);
       zero(a.dgate), zero(a.dup);
       cu::swiglu_backward(a.dgate.get(), a.dup.get(), a.dact.get(), a.gate[s].get(), a.up[s].get(), N * F, stream_);
       linear_backward(a.dn.get(), o.wgate, a.dgate.get(), a.n2[s].get(), C, F, false);
       linear_backward(a.dn.get(), o.wup, a.dup.get(), a.n2[s].get(), C, F, true);
-      reduce(a.dn.get(), N * C);  // column-parallel gate and up: each rank's columns' share
-      copy(a.dx2, a.dx);          // the residual path
-      cu::rmsnorm_backward(a.dx2.get(), grads + o.mlp_norm, a.dn.get(), a.xmid[s].get(), params + o.mlp_norm,
-                           a.rstd2[s].get(), N, C, norm_ws_.get(), stream_);
+      leave(a.dn.get(), dn);  // column-parallel gate and up: each rank's columns' share
+      copy(a.dx2, a.dx);      // the residual path
+      cu::rmsnorm_backward(a.dx2.get(), grads + o.mlp_norm, dn, a.xmid[s].get(), params + o.mlp_norm, a.rstd2[s].get(),
+                           S, C, norm_ws_.get(), stream_);
       // xmid = x[l] + att · Wo^T
-      linear_backward(a.datt.get(), o.wo, a.dx2.get(), a.att[s].get(), Q, C, false);
+      linear_backward(a.datt.get(), o.wo, enter(a.dx2.get(), a.whole.get()), a.att[s].get(), Q, C, false);
       cu::attention_backward(a.dq.get(), a.dk.get(), a.dv.get(), a.datt.get(), a.q[s].get(), a.k[s].get(), a.v[s].get(),
                              a.att[s].get(), a.lse[s].get(), ib(B_), ib(T_), ib(m_.Hq), ib(m_.Hkv), ib(m_.D),
                              attn_ws_.get(), attn_ws_.bytes(), stream_);
@@ -243,32 +286,54 @@ class cuda_model {
       linear_backward(a.dn.get(), o.wq, a.dq.get(), a.n1[s].get(), C, Q, false);
       linear_backward(a.dn.get(), o.wk, a.dk.get(), a.n1[s].get(), C, KV, true);
       linear_backward(a.dn.get(), o.wv, a.dv.get(), a.n1[s].get(), C, KV, true);
-      reduce(a.dn.get(), N * C);  // column-parallel Q, K, V: each rank's heads' share
+      leave(a.dn.get(), dn);  // column-parallel Q, K, V: each rank's heads' share
       copy(a.dx, a.dx2);
-      cu::rmsnorm_backward(a.dx.get(), grads + o.attn_norm, a.dn.get(), a.x[s].get(), params + o.attn_norm,
-                           a.rstd1[s].get(), N, C, norm_ws_.get(), stream_);
+      cu::rmsnorm_backward(a.dx.get(), grads + o.attn_norm, dn, a.x[s].get(), params + o.attn_norm, a.rstd1[s].get(), S,
+                           C, norm_ws_.get(), stream_);
     }
     if (!c.embedding) return;
+    const bf16* dy = enter(a.dx.get(), a.whole.get());
     if (group == nullptr)
-      cu::embedding_backward(grads + m_.emb, a.dx.get(), a.tokens.get(), N, C, m_.V, stream_);
+      cu::embedding_backward(grads + m_.emb, dy, a.tokens.get(), N, C, m_.V, stream_);
     else
-      cu::embedding_backward(grads + m_.emb, a.dx.get(), a.tokens.get(), N, C, m_.vocab_begin, m_.V, stream_);
+      cu::embedding_backward(grads + m_.emb, dy, a.tokens.get(), N, C, m_.vocab_begin, m_.V, stream_);
   }
 
  private:
   static int ib(i64 x) { return static_cast<int>(x); }
   template <class X>
-  void upload(device_array<X>& d, const X* h) {
-    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(d.get(), h, d.bytes(), cudaMemcpyHostToDevice, stream_));
+  void upload(X* d, const X* h, i64 n) {
+    if (n > 0)
+      TRAINPERF_CUDA_CHECK(
+          cudaMemcpyAsync(d, h, static_cast<std::size_t>(n) * sizeof(X), cudaMemcpyHostToDevice, stream_));
   }
-  void upload(device_array<float>& d, const std::vector<float>& h) {
-    if (!h.empty())
-      upload(d, h.data());  // a part without AdamW moments yet: they start at zero
+  // The token rows of the residual stream here: all, or this rank's part with sequence parallelism.
+  [[nodiscard]] i64 stream_rows() const { return sequence_parallel ? N_ / m_.tp : N_; }
+  // model.hpp's leave: `partial` holds this rank's share of N x C outputs; `out` gets the group's
+  // sum, all rows (in place) or this rank's with sequence parallelism.
+  void leave(bf16* partial, bf16* out) const {
+    if (group == nullptr) return;
+    if (sequence_parallel)
+      group->reduce_scatter(partial, out, stream_rows() * m_.C);
     else
-      TRAINPERF_CUDA_CHECK(cudaMemsetAsync(d.get(), 0, d.bytes(), stream_));
+      group->sum(partial, N_ * m_.C);
   }
-  void reduce(bf16* x, i64 n) const {
-    if (group != nullptr) group->sum(x, n);
+  // model.hpp's enter: the N x C rows a column-parallel layer reads, gathered into `whole` from
+  // the parts when the stream is sequence-parallel, else the stream itself.
+  const bf16* enter(const bf16* stream, bf16* whole) const {
+    if (!sequence_parallel) return stream;
+    group->allgather(stream, whole, stream_rows() * m_.C);
+    return whole;
+  }
+  // out[S, C] = residual[S, C] + the group's sum of inp[N, I] · W[C, I]^T (a row-parallel layer):
+  // one GEMM with the residual in its epilogue when the model is whole; else this rank's share,
+  // summed (with sequence parallelism, scattered) over the group, then the residual added.
+  void row_parallel(activations& a, bf16* out, const bf16* inp, i64 w, i64 I, const bf16* residual) {
+    if (group == nullptr) return linear(out, inp, w, I, m_.C, residual);
+    bf16* part = sequence_parallel ? a.partial.get() : out;
+    linear(part, inp, w, I, m_.C);
+    leave(part, out);
+    cu::add_inplace(out, residual, stream_rows() * m_.C, stream_);
   }
 
   // out[N, O] = inp[N, I] · W[O, I]^T (+ residual[N, O]): the CPU linear_forward.
