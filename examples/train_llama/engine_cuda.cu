@@ -3,7 +3,8 @@
 // the layout's groups: tensor parallelism inside the model (the "tp" group), pipeline stages run
 // by pipeline.hpp's executor with its hand-offs grouped for NCCL (the "pp" group), a tied
 // embedding's two copies summed over the "embedding" group, gradients summed over the "dp" group,
-// and the global gradient norm's parts summed over the model-parallel group (MPI, on the host).
+// the replicas of a key/value head held by several tensor ranks summed over their "kv" group, and
+// the global gradient norm's parts summed over the model-parallel group (MPI, on the host).
 #include <cuda_bf16.h>
 
 #include <cmath>
@@ -135,7 +136,9 @@ class cuda_engine final : public engine {
       if (rt.pp() > 1) kinds.emplace_back("pp");
       if (rt.pp() > 1 && m.spec.tied_embeddings) kinds.emplace_back("embedding");
       if (rt.dp() > 1) kinds.emplace_back("dp");
-      comms_ = std::make_unique<comm::nccl_communicators>(rt.layout(), kinds);
+      std::vector<comm::named_groups> extra;
+      if (m.kv_replicas > 1) extra.push_back({"kv", rt.kv_groups()});
+      comms_ = std::make_unique<comm::nccl_communicators>(rt.layout(), kinds, MPI_COMM_WORLD, extra);
     }
     if (rt.tp() > 1) {
       tensor_ = std::make_unique<nccl_tensor_group>(comms_->group("tp"), stream_);
@@ -193,6 +196,11 @@ class cuda_engine final : public engine {
   void allreduce_grads() override {
 #ifdef TRAINPERF_WITH_NCCL
     if (sequence_parallel_) m_.for_each_replicated([&](i64 o, i64 n) { tensor_->sum(model_->grads + o, n); });
+    // A replicated key/value head's projections: each of its ranks has the gradient through its
+    // own query heads; summed over the kv group.
+    m_.for_each_replicated_kv([&](i64 o, i64 n) {
+      comms_->group("kv").all_reduce(model_->grads + o, static_cast<std::size_t>(n), comm::reduce_op::sum, stream_);
+    });
     if (comms_ && comms_->has("embedding") && m_.emb >= 0) {
       const comm::nccl_group& g = comms_->group("embedding");
       if (g.member() && g.size() > 1)

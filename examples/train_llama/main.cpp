@@ -215,11 +215,8 @@ int run(const args& a) {
     throw tp::config_error("schedule", fmt::format("--schedule {} orders a pipeline's micro-batches, and --pp 1 has no "
                                                    "pipeline; give --pp > 1 or drop --schedule",
                                                    schedule));
-  // The CUDA engine runs TP, SP, PP (GPipe, 1F1B), DP and ZeRO-1 over NCCL; not yet these:
-  if (pc.replicate_kv_heads && !cpu && tp::kv_head_replicas(spec, pc.tp, true) > 1)
-    throw tp::config_error("replicate-kv-heads",
-                           "replicated key/value heads run on the CPU engine only so far; use --device cpu, or a "
-                           "--tp that divides the model's key/value heads");
+  // The CUDA engine runs TP (with replicated key/value heads), SP, PP (GPipe, 1F1B), DP and ZeRO-1
+  // over NCCL; not yet this:
   if (pc.pp > 1 && kind == tp::pipeline_schedule::interleaved && !cpu)
     throw tp::config_error("schedule",
                            "--schedule interleaved runs on the CPU engine only so far (its hand-offs need sends "

@@ -31,18 +31,11 @@ class parallel_runtime final : public tensor_group {
   // kv_replicas: consecutive tensor ranks sharing a replicated key/value head (a kv group).
   parallel_runtime(std::int64_t world, std::int64_t rank, const trainperf::parallel_config& config, bool tied,
                    std::int64_t kv_replicas = 1)
-      : layout_(world, config), coords_(layout_.coords(rank)), vpp_(config.vpp) {
+      : layout_(world, config), coords_(layout_.coords(rank)), vpp_(config.vpp), kv_replicas_(kv_replicas) {
 #ifdef TRAINPERF_WITH_MPI
     using trainperf::comm::mpi_group;
     if (tp() > 1) tp_ = std::make_unique<mpi_group>(layout_, "tp");
-    if (kv_replicas > 1) {  // each tensor group cut into runs of kv_replicas ranks, in tensor-rank order
-      std::vector<std::vector<std::int64_t>> kv;
-      for (const auto& g : layout_.groups("tp"))
-        for (std::size_t i = 0; i < g.size(); i += static_cast<std::size_t>(kv_replicas))
-          kv.emplace_back(g.begin() + static_cast<std::ptrdiff_t>(i),
-                          g.begin() + static_cast<std::ptrdiff_t>(i + static_cast<std::size_t>(kv_replicas)));
-      kv_ = std::make_unique<mpi_group>(kv, "kv");
-    }
+    if (kv_replicas > 1) kv_ = std::make_unique<mpi_group>(kv_groups(), "kv");
     if (pp() > 1) pp_ = std::make_unique<mpi_group>(layout_, "pp");
     if (tp() * pp() > 1) mp_ = std::make_unique<mpi_group>(layout_, "mp");
     if (pp() > 1 && tied)
@@ -60,6 +53,17 @@ class parallel_runtime final : public tensor_group {
   [[nodiscard]] std::int64_t pp() const { return layout_.decoder().size(trainperf::axis::pp); }
   [[nodiscard]] std::int64_t vpp() const { return vpp_; }
   [[nodiscard]] std::int64_t dp() const { return layout_.decoder().size(trainperf::axis::dp); }
+  // The kv groups: each tensor group cut into runs of kv_replicas ranks, in tensor-rank order (the
+  // ranks holding the same replicated key/value head); none without replication.
+  [[nodiscard]] std::vector<std::vector<std::int64_t>> kv_groups() const {
+    std::vector<std::vector<std::int64_t>> kv;
+    if (kv_replicas_ == 1) return kv;
+    const auto n = static_cast<std::size_t>(kv_replicas_);
+    for (const auto& g : layout_.groups("tp"))
+      for (std::size_t i = 0; i < g.size(); i += n)
+        kv.emplace_back(g.begin() + static_cast<std::ptrdiff_t>(i), g.begin() + static_cast<std::ptrdiff_t>(i + n));
+    return kv;
+  }
   // The model's tensor group, or nullptr when it is this process alone.
   [[nodiscard]] const tensor_group* tensor() const { return tp() > 1 ? this : nullptr; }
 
@@ -166,7 +170,7 @@ class parallel_runtime final : public tensor_group {
   }
   trainperf::layout layout_;
   trainperf::rank_coords coords_;
-  std::int64_t vpp_ = 1;
+  std::int64_t vpp_ = 1, kv_replicas_ = 1;
   group_ptr tp_, kv_, pp_, mp_, embedding_, dp_;
 };
 

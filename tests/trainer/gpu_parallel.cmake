@@ -22,8 +22,11 @@ if(NOT rc EQUAL 0 OR n_gpus LESS NP)
 endif()
 separate_arguments(FLAGS)
 separate_arguments(SHARED)
-set(common --heads 2 --kv-heads 2 --seq 64 --corpus-bytes 200000 --eval-every 1000 --log-every 10
-           --peak-flops 1e12 --device cuda --steps 10 ${SHARED})  # head dim 64 for the CUDA attention
+if(NOT SHARED MATCHES "--heads")
+  list(APPEND SHARED --heads 2 --kv-heads 2)  # head dim 64 (hidden 128) for the CUDA attention
+endif()
+set(common --seq 64 --corpus-bytes 200000 --eval-every 1000 --log-every 10 --peak-flops 1e12 --device cuda
+           --steps 10 ${SHARED})
 math(EXPR ref_lbs "${LBS} * ${DP}")
 execute_process(COMMAND ${EXE} ${common} --lbs ${ref_lbs} --log ${d}/ref.log RESULT_VARIABLE rc
                 OUTPUT_VARIABLE out ERROR_VARIABLE out)

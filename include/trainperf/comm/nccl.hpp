@@ -328,13 +328,20 @@ class nccl_group {
   std::vector<std::int64_t> members_;
 };
 
+// Groups of world ranks the layout does not name (e.g. the tensor ranks sharing a replicated
+// key/value head), under a kind of their own: each rank in at most one of them.
+struct named_groups {
+  std::string kind;
+  std::vector<std::vector<std::int64_t> > groups;
+};
+
 // Owns the world communicator and one split per group kind; move-only, destroys them all.
-// Collective over the MPI communicator: every rank constructs it with the same layout and kinds,
-// after choosing its GPU (select_local_device), and destroys it in the same order.
+// Collective over the MPI communicator: every rank constructs it with the same layout, kinds and
+// extra groups, after choosing its GPU (select_local_device), and destroys it in the same order.
 class nccl_communicators {
  public:
   explicit nccl_communicators(const layout& l, const std::vector<std::string>& kinds = all_layout_group_kinds(),
-                              MPI_Comm mpi_world = MPI_COMM_WORLD)
+                              MPI_Comm mpi_world = MPI_COMM_WORLD, const std::vector<named_groups>& extra = {})
       : world_("world", 0) {
     int initialized = 0;
     MPI_Initialized(&initialized);
@@ -349,9 +356,19 @@ class nccl_communicators {
       throw nccl_error("trainperf::comm: the layout has " + std::to_string(l.world()) + " ranks but MPI has " +
                        std::to_string(size) + "; launch " + std::to_string(l.world()) +
                        " processes (mpiexec -n) or build the layout for a world of " + std::to_string(size));
-    for (const auto& kind : kinds) (void)l.groups(kind);  // an unknown kind throws here, on every rank alike
+    std::vector<named_groups> all;
+    for (const auto& kind : kinds)
+      all.push_back({kind, l.groups(kind)});  // an unknown kind throws here, on every rank alike
+    for (const auto& g : extra) {
+      for (const auto& members : g.groups)
+        for (const std::int64_t r : members)
+          if (r < 0 || r >= size)
+            throw nccl_error("trainperf::comm: group kind '" + g.kind + "' names world rank " + std::to_string(r) +
+                             ", outside 0.." + std::to_string(size - 1));
+      all.push_back(g);
+    }
     try {
-      build(l, kinds, mpi_world);
+      build(all, mpi_world);
     } catch (...) {
       destroy();  // no destructor runs for a half-built object
       throw;
@@ -396,7 +413,7 @@ class nccl_communicators {
   }
 
  private:
-  void build(const layout& l, const std::vector<std::string>& kinds, MPI_Comm mpi_world) {
+  void build(const std::vector<named_groups>& kinds, MPI_Comm mpi_world) {
     const int rank = world_.rank_, size = world_.size_;
     // The unique id travels with rank 0's result, so a failure there fails every rank (no hang).
     struct {
@@ -410,9 +427,8 @@ class nccl_communicators {
     for (int r = 0; r < size; ++r) world_.members_.push_back(r);
 
     groups_.reserve(kinds.size());
-    for (const auto& kind : kinds) {
+    for (const auto& [kind, all] : kinds) {
       nccl_group g(kind, rank);
-      const auto all = l.groups(kind);
       int color = NCCL_SPLIT_NOCOLOR, key = 0;
       for (std::size_t i = 0; i < all.size(); ++i)
         for (std::size_t j = 0; j < all[i].size(); ++j)
