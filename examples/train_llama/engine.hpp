@@ -77,7 +77,7 @@ class engine {
 class parallel_runtime;
 
 // How the CUDA engine runs a rank's part: a pipeline stage's schedule over gas micro-batches
-// (GPipe or 1F1B: main.cpp refuses interleaving on the GPU), ZeRO-1 over the data-parallel group,
+// (GPipe, 1F1B or interleaved), ZeRO-1 over the data-parallel group,
 // Megatron-LM's sequence parallelism, and the matmul backend: "trainperf" (the default dispatch),
 // "mma_sync" (never wgmma) or "cublaslt".
 struct cuda_options {

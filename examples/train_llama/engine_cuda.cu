@@ -1,14 +1,17 @@
 // train_llama's CUDA engine: the CUDA model (model_cuda.cuh) of this rank's part, one GPU per MPI
 // process, with the CPU engine's parallel structure (engine_cpu.hpp) over NCCL communicators of
 // the layout's groups: tensor parallelism inside the model (the "tp" group), pipeline stages run
-// by pipeline.hpp's executor with its hand-offs grouped for NCCL (the "pp" group), a tied
+// by pipeline.hpp's executor with its hand-offs over a communicator per pair of neighbouring
+// stages (sends that never hold the model's stream), a tied
 // embedding's two copies summed over the "embedding" group, gradients summed over the "dp" group,
 // the replicas of a key/value head held by several tensor ranks summed over their "kv" group, and
 // the global gradient norm's parts summed over the model-parallel group (MPI, on the host).
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -63,40 +66,132 @@ class nccl_tensor_group final : public device_tensor_group {
   cudaStream_t stream_;
 };
 
-// pipeline.hpp's Link over the "pp" group: hand-offs grouped as grouped_p2p says, on the model's
-// stream (stage s is rank s of its pipeline group); the loss summed over the group by MPI.
+// The pipeline's channels: for each pipeline group, one communicator per ordered pair of
+// neighbouring stages (sender first), and the wrap-around pairs (last to first and back) when
+// chunks are interleaved; activations and gradients share a pair's channel. Each rank uses a
+// channel from one stream only (the sender's send stream, the receiver's model stream), as NCCL
+// requires. The pairs are spread over kinds "pp-channel-k" so that no rank is in two groups of a
+// kind; every rank computes the same list.
+struct stage_channel {
+  i64 from, to;
+  std::string kind;
+};
+std::vector<stage_channel> stage_channels(i64 pp, bool wrap) {
+  std::vector<std::pair<i64, i64>> pairs;
+  const auto add = [&](i64 a, i64 b) {
+    if (a != b && std::find(pairs.begin(), pairs.end(), std::pair{a, b}) == pairs.end()) pairs.emplace_back(a, b);
+  };
+  for (i64 s = 0; s + 1 < pp; ++s) add(s, s + 1), add(s + 1, s);
+  if (wrap) add(pp - 1, 0), add(0, pp - 1);
+  std::vector<stage_channel> out;
+  std::vector<std::vector<i64>> used;  // the stages in each kind's groups
+  for (const auto& [a, b] : pairs) {
+    std::size_t k = 0;
+    while (k < used.size() &&
+           (std::count(used[k].begin(), used[k].end(), a) + std::count(used[k].begin(), used[k].end(), b)) > 0)
+      ++k;
+    if (k == used.size()) used.emplace_back();
+    used[k].push_back(a), used[k].push_back(b);
+    out.push_back({a, b, "pp-channel-" + std::to_string(k)});
+  }
+  return out;
+}
+// The channels as communicator groups of world ranks, for every pipeline group of the layout.
+std::vector<comm::named_groups> stage_channel_groups(const parallel_runtime& rt) {
+  std::vector<comm::named_groups> kinds;
+  for (const auto& c : stage_channels(rt.pp(), rt.vpp() > 1)) {
+    auto it = std::find_if(kinds.begin(), kinds.end(), [&](const auto& k) { return k.kind == c.kind; });
+    if (it == kinds.end()) it = kinds.insert(kinds.end(), comm::named_groups{c.kind, {}});
+    for (const auto& stages : rt.layout().groups("pp"))
+      it->groups.push_back({stages[static_cast<std::size_t>(c.from)], stages[static_cast<std::size_t>(c.to)]});
+  }
+  return kinds;
+}
+
+// pipeline.hpp's Link over NCCL with MPI's semantics, so that no schedule can deadlock
+// (tests/trainer/test_pipeline_exchange.cpp): a send copies the buffer on the model's stream into
+// a staging buffer and goes out on its channel's own stream, never holding the model's stream; a
+// receive waits on the model's stream. The loss is summed over the pipeline group by MPI. The
+// channels' streams run beside the model's, whose tensor-parallel all-reduces use other
+// communicators (NCCL runs kernels of several communicators at once where the GPU has room).
 class nccl_stage_link {
  public:
-  nccl_stage_link(const comm::nccl_group& g, cudaStream_t stream, const parallel_runtime& rt)
-      : rt_(rt), p2p_(issue{g, stream}) {}
-  void send(device_array<bf16>& x, i64 to, int tag) { p2p_.send(x.get(), x.size(), to, tag); }
-  void recv(device_array<bf16>& x, i64 from, int tag) { p2p_.recv(x.get(), x.size(), from, tag); }
-  void flush() { p2p_.flush(); }
-  void finish() { p2p_.flush(); }  // stream order completes the sends before anything after them
+  nccl_stage_link(const comm::nccl_communicators& comms, i64 stage, cudaStream_t stream, const parallel_runtime& rt,
+                  std::int64_t& allocated)
+      : rt_(rt), stream_(stream), allocated_(allocated) {
+    for (const auto& c : stage_channels(rt.pp(), rt.vpp() > 1)) {
+      if (c.from == stage) out_[c.to].group = &comms.group(c.kind);
+      if (c.to == stage) in_[c.from] = &comms.group(c.kind);
+    }
+  }
+  void send(device_array<bf16>& x, i64 to, int, handoff) {
+    outgoing& c = channel(out_, to);
+    staging& b = c.take(x.size(), allocated_);
+    TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(b.data.get(), x.get(), x.bytes(), cudaMemcpyDeviceToDevice, stream_));
+    TRAINPERF_CUDA_CHECK(cudaEventRecord(b.ready.get(), stream_));
+    TRAINPERF_CUDA_CHECK(cudaStreamWaitEvent(c.stream.get(), b.ready.get(), 0));
+    c.group->send(b.data.get(), static_cast<std::size_t>(x.size()), /*the receiver=*/1, c.stream.get());
+    TRAINPERF_CUDA_CHECK(cudaEventRecord(b.sent.get(), c.stream.get()));
+    b.in_flight = true;
+  }
+  void recv(device_array<bf16>& x, i64 from, int, handoff) {
+    channel(in_, from)->recv(x.get(), static_cast<std::size_t>(x.size()), /*the sender=*/0, stream_);
+  }
+  // The model's stream waits for every send (the step ends with its hand-offs delivered).
+  void finish() {
+    for (auto& [to, c] : out_) {
+      TRAINPERF_CUDA_CHECK(cudaEventRecord(c.done.get(), c.stream.get()));
+      TRAINPERF_CUDA_CHECK(cudaStreamWaitEvent(stream_, c.done.get(), 0));
+    }
+  }
   [[nodiscard]] double sum(double x) const { return rt_.pp_sum(x); }
 
  private:
-  struct issue {
-    const comm::nccl_group& g;
-    cudaStream_t stream;
-    void operator()(const std::vector<p2p_op>& ops) const {
-      std::vector<comm::nccl_group::transfer<bf16>> t;
-      for (const auto& o : ops)
-        t.push_back({o.send, static_cast<bf16*>(o.data), static_cast<std::size_t>(o.count), static_cast<int>(o.peer)});
-      g.exchange(t, stream);
+  struct staging {
+    device_array<bf16> data;
+    cuda_event ready, sent;
+    bool in_flight = false;
+  };
+  struct outgoing {
+    const comm::nccl_group* group = nullptr;
+    cuda_stream stream;
+    cuda_event done;
+    std::vector<std::unique_ptr<staging>> buffers;
+    // A staging buffer of n elements whose last send has completed, or a new one.
+    staging& take(i64 n, std::int64_t& allocated) {
+      for (auto& b : buffers) {
+        if (b->data.size() < n) continue;
+        if (b->in_flight) {
+          const cudaError_t q = cudaEventQuery(b->sent.get());
+          if (q == cudaErrorNotReady) continue;
+          TRAINPERF_CUDA_CHECK(q);
+        }
+        return *b;
+      }
+      buffers.push_back(std::make_unique<staging>());
+      buffers.back()->data = device_array<bf16>(n, allocated);
+      return *buffers.back();
     }
   };
+  template <class Map>
+  static typename Map::mapped_type& channel(Map& m, i64 stage) {
+    const auto it = m.find(stage);
+    if (it == m.end()) throw std::logic_error("train_llama: no pipeline channel with stage " + std::to_string(stage));
+    return it->second;
+  }
   const parallel_runtime& rt_;
-  grouped_p2p<issue> p2p_;
+  cudaStream_t stream_;
+  std::int64_t& allocated_;
+  std::map<i64, outgoing> out_;
+  std::map<i64, const comm::nccl_group*> in_;
 };
 using stage_link = nccl_stage_link;
 #else
 // Without NCCL a CUDA run is one process: no pipeline, and this link is never built.
 struct stage_link {
   [[noreturn]] static void none() { throw std::logic_error("train_llama: a CUDA pipeline needs NCCL"); }
-  void send(device_array<bf16>&, i64, int) { none(); }
-  void recv(device_array<bf16>&, i64, int) { none(); }
-  void flush() { none(); }
+  void send(device_array<bf16>&, i64, int, handoff) { none(); }
+  void recv(device_array<bf16>&, i64, int, handoff) { none(); }
   void finish() { none(); }
   double sum(double) const { none(); }
 };
@@ -133,11 +228,12 @@ class cuda_engine final : public engine {
     if (rt.world() > 1) {
       std::vector<std::string> kinds;
       if (rt.tp() > 1) kinds.emplace_back("tp");
-      if (rt.pp() > 1) kinds.emplace_back("pp");
       if (rt.pp() > 1 && m.spec.tied_embeddings) kinds.emplace_back("embedding");
       if (rt.dp() > 1) kinds.emplace_back("dp");
       std::vector<comm::named_groups> extra;
       if (m.kv_replicas > 1) extra.push_back({"kv", rt.kv_groups()});
+      if (rt.pp() > 1)
+        for (auto& g : stage_channel_groups(rt)) extra.push_back(std::move(g));
       comms_ = std::make_unique<comm::nccl_communicators>(rt.layout(), kinds, MPI_COMM_WORLD, extra);
     }
     if (rt.tp() > 1) {
@@ -145,7 +241,7 @@ class cuda_engine final : public engine {
       model_->group = tensor_.get();
     }
     if (rt.pp() > 1) {
-      link_ = std::make_unique<stage_link>(comms_->group("pp"), stream_, rt);
+      link_ = std::make_unique<stage_link>(*comms_, rt.coords().pp, stream_, rt, allocated_);
       pipe_ = std::make_unique<pipeline<cuda_model, stage_link>>(*model_, *link_, B, T, rt.coords().pp, rt.pp(),
                                                                  rt.vpp(), o.schedule, o.gas);
     }
@@ -349,14 +445,8 @@ class cuda_engine final : public engine {
   cudaDeviceProp prop_{};
   // The engine's stream, created before and destroyed after every buffer (members are
   // destroyed in reverse order), also when the constructor throws halfway.
-  struct owned_stream {
-    cudaStream_t s = nullptr;
-    owned_stream() { TRAINPERF_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-    owned_stream(const owned_stream&) = delete;
-    owned_stream& operator=(const owned_stream&) = delete;
-    ~owned_stream() { cudaStreamDestroy(s); }
-  } owned_stream_;
-  cudaStream_t stream_ = owned_stream_.s;
+  cuda_stream owned_stream_;
+  cudaStream_t stream_ = owned_stream_.get();
   std::int64_t allocated_ = 0, peak_in_use_ = 0;
   float scale_ = 1.0f;  // the clipping scale uploaded for the update (lives until the copy is done)
   std::unique_ptr<cuda_model> model_;

@@ -215,13 +215,6 @@ int run(const args& a) {
     throw tp::config_error("schedule", fmt::format("--schedule {} orders a pipeline's micro-batches, and --pp 1 has no "
                                                    "pipeline; give --pp > 1 or drop --schedule",
                                                    schedule));
-  // The CUDA engine runs TP (with replicated key/value heads), SP, PP (GPipe, 1F1B), DP and ZeRO-1
-  // over NCCL; not yet this:
-  if (pc.pp > 1 && kind == tp::pipeline_schedule::interleaved && !cpu)
-    throw tp::config_error("schedule",
-                           "--schedule interleaved runs on the CPU engine only so far (its hand-offs need sends "
-                           "that do not wait for the receiver, and NCCL's do); use --schedule 1f1b or gpipe "
-                           "without --vpp, or --device cpu");
 
   // Outputs: a run that cannot write its checkpoint or log says so now, not after training.
   if (ckpt) trainperf::io::check_output_path(*ckpt, "checkpoint", /*renamed_into_place=*/true);

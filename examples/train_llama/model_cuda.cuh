@@ -61,6 +61,40 @@ class device_array {
   i64 n_ = 0;
 };
 
+// A CUDA stream (non-blocking) and an event (no timing), owned; movable.
+class cuda_stream {
+ public:
+  cuda_stream() { TRAINPERF_CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
+  cuda_stream(cuda_stream&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  cuda_stream& operator=(cuda_stream&& o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~cuda_stream() {
+    if (s_ != nullptr) cudaStreamDestroy(s_);
+  }
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+class cuda_event {
+ public:
+  cuda_event() { TRAINPERF_CUDA_CHECK(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming)); }
+  cuda_event(cuda_event&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
+  cuda_event& operator=(cuda_event&& o) noexcept {
+    std::swap(e_, o.e_);
+    return *this;
+  }
+  ~cuda_event() {
+    if (e_ != nullptr) cudaEventDestroy(e_);
+  }
+  cudaEvent_t get() const { return e_; }
+
+ private:
+  cudaEvent_t e_ = nullptr;
+};
+
 // What the model asks of its tensor-parallel group, on the model's stream (engine_cuda.cu: NCCL):
 // in-place sums and maxima, and with sequence parallelism their halves (collectives.hpp's, in
 // bf16: whole holds size() parts of n elements, part is this rank's). Without one (nullptr) the

@@ -179,13 +179,14 @@ class parallel_runtime final : public tensor_group {
 class mpi_stage_link {
  public:
   explicit mpi_stage_link(const parallel_runtime& rt) : rt_(rt) {}
-  void send(const std::vector<float>& x, std::int64_t to, int tag) {
+  template <class Handoff>
+  void send(const std::vector<float>& x, std::int64_t to, int tag, Handoff) {
     rt_.send_stage(x.data(), static_cast<std::int64_t>(x.size()), to, tag);
   }
-  void recv(std::vector<float>& x, std::int64_t from, int tag) {
+  template <class Handoff>
+  void recv(std::vector<float>& x, std::int64_t from, int tag, Handoff) {
     rt_.recv_stage(x.data(), static_cast<std::int64_t>(x.size()), from, tag);
   }
-  void flush() {}
   void finish() { rt_.wait_stage_sends(); }
   [[nodiscard]] double sum(double x) const { return rt_.pp_sum(x); }
 

@@ -13,10 +13,10 @@
 //     unless the chunk ends with the output layer); stage.backward(act, chunk, tokens)
 //   Stage::input(act), Stage::output(act), Stage::gradient(act): the hand-off buffers (the chunk's
 //     input, its output, and the gradient received for the output / sent for the input)
-// Link, the hand-offs over this rank's pipeline group:
-//   link.send(buffer, to_stage, tag), link.recv(buffer, from_stage, tag)
-//   link.flush() before an action that receives nothing, link.finish() after the last action
-//   (every send complete), link.sum(double) over the pipeline group
+// Link, the hand-offs over this rank's pipeline group, with MPI's semantics: a send never waits for
+// its receiver (it copies the buffer), a receive waits for its message:
+//   link.send(buffer, to_stage, tag, handoff), link.recv(buffer, from_stage, tag, handoff)
+//   link.finish() after the last action (every send complete), link.sum(double) over the group
 #pragma once
 
 #include <algorithm>
@@ -31,6 +31,12 @@
 #include "engine.hpp"
 
 namespace train_llama {
+
+// What a hand-off carries: a chunk's output activations (to the next virtual stage) or the
+// gradient of its input (to the previous one). NCCL has no tags: the CUDA link keeps the two on
+// communicators of their own, where the order of sends and receives must agree (the trainer's
+// tests check it does for every schedule).
+enum class handoff { activation = 0, gradient = 1 };
 
 template <class Stage, class Link>
 class pipeline {
@@ -77,10 +83,7 @@ class pipeline {
       } else {
         slot& s = find(a.micro_batch, a.chunk);
         lend_scratch(s, a.chunk);
-        if (!c.output)
-          recv(Stage::gradient(s.act), a.micro_batch, a.chunk, gradient);
-        else
-          link_.flush();
+        if (!c.output) recv(Stage::gradient(s.act), a.micro_batch, a.chunk, gradient);
         m_.backward(s.act, c, s.tokens.data());
         if (!c.embedding) send(Stage::gradient(s.act), a.micro_batch, a.chunk, gradient);
         lend_scratch(s, a.chunk);  // back to its owner
@@ -112,7 +115,8 @@ class pipeline {
     std::vector<std::int32_t> tokens, targets;
     std::pair<i64, i64> owner{-1, -1};  // (micro-batch, chunk) whose activations it holds
   };
-  enum direction { activation = 0, gradient = 1 };
+  using direction = handoff;
+  static constexpr handoff activation = handoff::activation, gradient = handoff::gradient;
 
   // Swaps the gradient scratch between slot s and its chunk's first slot (a no-op for that one).
   void lend_scratch(slot& s, i64 chunk) {
@@ -127,7 +131,7 @@ class pipeline {
   // messages cannot be taken for one another (MPI matches tags; NCCL matches in order, which the
   // trainer's tests check the tags would agree with). MPI guarantees tags up to 32767.
   [[nodiscard]] int tag(i64 micro, i64 chunk, direction d) const {
-    return static_cast<int>(((micro * vpp_ + chunk) % 16000) * 2 + d);
+    return static_cast<int>(((micro * vpp_ + chunk) % 16000) * 2 + static_cast<int>(d));
   }
   // The neighbouring virtual stage: the next one for activations, the previous one for gradients
   // (Megatron-LM's interleaving: stage pp - 1's chunk c feeds stage 0's chunk c + 1).
@@ -140,20 +144,17 @@ class pipeline {
   template <class Buffer>
   void send(Buffer& x, i64 micro, i64 chunk, direction d) {
     const auto [to, their_chunk] = d == activation ? next(chunk) : previous(chunk);
-    link_.send(x, to, tag(micro, their_chunk, d));
+    link_.send(x, to, tag(micro, their_chunk, d), d);
   }
   template <class Buffer>
   void recv(Buffer& x, i64 micro, i64 chunk, direction d) {
     const i64 from = (d == activation ? previous(chunk) : next(chunk)).first;  // the tag names this chunk
-    link_.recv(x, from, tag(micro, chunk, d));
+    link_.recv(x, from, tag(micro, chunk, d), d);
   }
 
   float forward(slot& s, i64 micro, i64 chunk, bool backward, float loss_scale) {
     const auto& c = m_.chunks[static_cast<std::size_t>(chunk)];
-    if (!c.embedding)
-      recv(Stage::input(s.act), micro, chunk, activation);
-    else
-      link_.flush();
+    if (!c.embedding) recv(Stage::input(s.act), micro, chunk, activation);
     const float loss = m_.forward(s.act, c, s.tokens.data(), s.targets.data(), backward, loss_scale);
     if (!c.output) send(Stage::output(s.act), micro, chunk, activation);
     return loss;
@@ -180,40 +181,6 @@ class pipeline {
   i64 tokens_, stage_, pp_, vpp_;
   trainperf::schedule plan_;
   std::vector<std::vector<slot>> pools_;
-};
-
-// Hand-offs as NCCL needs them issued (NCCL matches a pair's sends and receives in order, and a
-// send alone holds its stream until the peer receives): each send is kept until the next action's
-// receive and issued with it as one group (ncclGroupStart/End; Megatron-LM's
-// send_forward_recv_backward), or alone before an action that receives nothing, so no two stages
-// wait on each other's sends. issue(ops) runs one group; the trainer's tests record the groups of
-// every stage and check that NCCL's in-order matching completes them with the tags agreeing.
-struct p2p_op {
-  bool send = false;
-  i64 peer = 0;  // the stage sent to or received from
-  int tag = 0;   // the executor's name of the hand-off (NCCL itself has none)
-  void* data = nullptr;
-  i64 count = 0;
-};
-
-template <class Issue>
-class grouped_p2p {
- public:
-  explicit grouped_p2p(Issue issue) : issue_(std::move(issue)) {}
-  void send(void* data, i64 count, i64 to, int tag) { pending_.push_back({true, to, tag, data, count}); }
-  void recv(void* data, i64 count, i64 from, int tag) {
-    pending_.push_back({false, from, tag, data, count});
-    flush();
-  }
-  void flush() {
-    if (pending_.empty()) return;
-    issue_(pending_);
-    pending_.clear();
-  }
-
- private:
-  Issue issue_;
-  std::vector<p2p_op> pending_;
 };
 
 }  // namespace train_llama

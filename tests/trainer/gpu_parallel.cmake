@@ -37,7 +37,7 @@ endif()
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "one-GPU run (--lbs ${ref_lbs}) failed (${rc}):\n${out}")
 endif()
-execute_process(COMMAND ${MPIEXEC} -n ${NP} ${EXE} ${common} --lbs ${LBS} ${FLAGS} --log ${d}/parallel.log
+execute_process(COMMAND ${MPIEXEC} -n ${NP} --oversubscribe ${EXE} ${common} --lbs ${LBS} ${FLAGS} --log ${d}/parallel.log
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "mpirun -n ${NP} train_llama --device cuda ${FLAGS} failed (${rc}):\n${out}")

@@ -246,37 +246,6 @@ class nccl_group {
     check(e, "ncclGroupEnd");
   }
 
-  // Any number of sends and receives issued as one NCCL group: they progress together (a
-  // pipeline stage's hand-offs with both neighbours). A pair's sends and receives match in the
-  // order they are posted.
-  template <class T>
-  struct transfer {
-    bool send = false;
-    T* data = nullptr;
-    std::size_t count = 0;
-    int peer = 0;
-  };
-  template <class T>
-  void exchange(const std::vector<transfer<T> >& ops, cudaStream_t stream) const {
-    const char* what = "ncclSend/ncclRecv group";
-    require_member(what);
-    for (const auto& o : ops) {
-      require_peer(what, "peer", o.peer);
-      require_buffer(what, o.send ? "a send's data" : "a receive's data", o.data, o.count);
-    }
-    check(ncclGroupStart(), "ncclGroupStart");
-    ncclResult_t first = ncclSuccess;
-    const char* failed = "";
-    for (const auto& o : ops) {
-      const ncclResult_t r = o.send ? ncclSend(o.data, o.count, nccl_type<T>(), o.peer, comm_, stream)
-                                    : ncclRecv(o.data, o.count, nccl_type<T>(), o.peer, comm_, stream);
-      if (r != ncclSuccess && first == ncclSuccess) first = r, failed = o.send ? "ncclSend" : "ncclRecv";
-    }
-    const ncclResult_t e = ncclGroupEnd();  // always closes the group, even after a failed call
-    check(first, failed);
-    check(e, "ncclGroupEnd");
-  }
-
   // Throws nccl_error for an asynchronous error of this communicator (e.g. a peer that failed).
   void check_async() const {
     if (comm_ == nullptr) return;
