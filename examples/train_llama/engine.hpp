@@ -88,9 +88,10 @@ struct cuda_options {
 };
 
 // The CUDA engine for this rank's part m of the model at micro batch B x T tokens (m's weights
-// are uploaded). When the build has no CUDA, or no device is present, it throws a config_error
-// saying so. rt: the layout of the MPI processes, one GPU each, its groups over NCCL.
-std::unique_ptr<engine> make_cuda_engine(const llama_params& m, std::int64_t B, std::int64_t T,
-                                         const parallel_runtime& rt, const cuda_options& options);
+// are uploaded; under ZeRO-1 a resumed checkpoint's whole AdamW moments are then released from
+// m). When the build has no CUDA, or no device is present, it throws a config_error saying so.
+// rt: the layout of the MPI processes, one GPU each, its groups over NCCL.
+std::unique_ptr<engine> make_cuda_engine(llama_params& m, std::int64_t B, std::int64_t T, const parallel_runtime& rt,
+                                         const cuda_options& options);
 
 }  // namespace train_llama

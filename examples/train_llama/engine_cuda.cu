@@ -126,7 +126,7 @@ class nccl_stage_link {
   }
   void send(device_array<bf16>& x, i64 to, int, handoff) {
     outgoing& c = channel(out_, to);
-    staging& b = c.take(x.size(), allocated_);
+    staging& b = c.take(x.size());
     TRAINPERF_CUDA_CHECK(cudaMemcpyAsync(b.data.get(), x.get(), x.bytes(), cudaMemcpyDeviceToDevice, stream_));
     TRAINPERF_CUDA_CHECK(cudaEventRecord(b.ready.get(), stream_));
     TRAINPERF_CUDA_CHECK(cudaStreamWaitEvent(c.stream.get(), b.ready.get(), 0));
@@ -146,6 +146,18 @@ class nccl_stage_link {
   }
   [[nodiscard]] double sum(double x) const { return rt_.pp_sum(x); }
 
+  // Staging for the most sends a call of the executor makes to each stage (pipeline::sends_per_call),
+  // of `elements` each, allocated now: a cudaMalloc during the step could synchronize the device
+  // under a waiting NCCL kernel. The engine synchronizes after every call, so all are free again.
+  void reserve(const std::map<i64, i64>& sends, i64 elements) {
+    for (const auto& [to, n] : sends)
+      for (i64 i = 0; i < n; ++i) {
+        auto& buffers = channel(out_, to).buffers;
+        buffers.push_back(std::make_unique<staging>());
+        buffers.back()->data = device_array<bf16>(elements, allocated_);
+      }
+  }
+
  private:
   struct staging {
     device_array<bf16> data;
@@ -157,10 +169,12 @@ class nccl_stage_link {
     cuda_stream stream;
     cuda_event done;
     std::vector<std::unique_ptr<staging>> buffers;
-    // A staging buffer of n elements whose last send has completed, or a new one.
-    staging& take(i64 n, std::int64_t& allocated) {
+    // A reserved staging buffer whose last send has completed.
+    staging& take(i64 n) {
       for (auto& b : buffers) {
-        if (b->data.size() < n) continue;
+        if (b->data.size() < n)
+          throw std::logic_error("train_llama: a hand-off of " + std::to_string(n) +
+                                 " elements is larger than the staging reserved for it");
         if (b->in_flight) {
           const cudaError_t q = cudaEventQuery(b->sent.get());
           if (q == cudaErrorNotReady) continue;
@@ -168,9 +182,7 @@ class nccl_stage_link {
         }
         return *b;
       }
-      buffers.push_back(std::make_unique<staging>());
-      buffers.back()->data = device_array<bf16>(n, allocated);
-      return *buffers.back();
+      throw std::logic_error("train_llama: more hand-offs in flight than the schedule sends in a step");
     }
   };
   template <class Map>
@@ -203,7 +215,7 @@ class cuda_engine final : public engine {
   // (trainperf::zero_shard: equal parts of the buffer padded to a multiple of dp), updates that
   // part and all-gathers the others' (fp32, so that every rank holds the whole master copy the
   // norms read and a checkpoint writes).
-  cuda_engine(const llama_params& m, i64 B, i64 T, const parallel_runtime& rt, const cuda_options& o, cu::backend gemm)
+  cuda_engine(llama_params& m, i64 B, i64 T, const parallel_runtime& rt, const cuda_options& o, cu::backend gemm)
       : m_(m),
         rt_(rt),
         device_(pick_device(rt.world())),
@@ -244,9 +256,14 @@ class cuda_engine final : public engine {
       link_ = std::make_unique<stage_link>(*comms_, rt.coords().pp, stream_, rt, allocated_);
       pipe_ = std::make_unique<pipeline<cuda_model, stage_link>>(*model_, *link_, B, T, rt.coords().pp, rt.pp(),
                                                                  rt.vpp(), o.schedule, o.gas);
+      link_->reserve(pipe_->sends_per_call(), model_->handoff_elements());
     }
 #endif
     if (!pipe_) act_ = model_->make_activations(B, T, m.chunks.front());
+    if (zero1_) {  // a resumed checkpoint's whole moments: this rank's part is on the device now
+      std::vector<float>().swap(m.adam_m);
+      std::vector<float>().swap(m.adam_v);
+    }
     sync();
     sample_memory();
   }
@@ -264,6 +281,7 @@ class cuda_engine final : public engine {
       const std::size_t n = static_cast<std::size_t>(pipe_->tokens_per_micro_batch());
       loss = pipe_->forward_only(std::vector<std::int32_t>(tokens, tokens + n),
                                  std::vector<std::int32_t>(targets, targets + n));
+      sync();  // the hand-offs' staging is free for the next call
     } else {
       const auto& c = model_->chunks.front();
       loss = model_->forward(act_, c, tokens, targets, backward, loss_scale);  // syncs for the loss
@@ -462,7 +480,7 @@ class cuda_engine final : public engine {
 
 }  // namespace
 
-std::unique_ptr<engine> make_cuda_engine(const llama_params& m, i64 B, i64 T, const parallel_runtime& rt,
+std::unique_ptr<engine> make_cuda_engine(llama_params& m, i64 B, i64 T, const parallel_runtime& rt,
                                          const cuda_options& o) {
   const std::string& gemm = o.gemm;
   const cu::backend be =

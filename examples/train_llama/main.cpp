@@ -116,8 +116,8 @@ std::vector<flag> trainer_flags() {
 }  // namespace
 
 #ifndef TRAINPERF_WITH_CUDA
-std::unique_ptr<train_llama::engine> train_llama::make_cuda_engine(const llama_params&, i64, i64,
-                                                                   const parallel_runtime&, const cuda_options&) {
+std::unique_ptr<train_llama::engine> train_llama::make_cuda_engine(llama_params&, i64, i64, const parallel_runtime&,
+                                                                   const cuda_options&) {
   throw tp::config_error("device",
                          "this train_llama was built without CUDA (CMake found no nvcc); rebuild where nvcc is "
                          "(/usr/local/cuda/bin or CUDACXX), or train with --device cpu");

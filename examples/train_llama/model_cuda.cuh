@@ -181,7 +181,8 @@ class cuda_model {
       return {&dx, &dx2, &dn, &dq, &dk, &dv, &datt, &dgate, &dup, &dact};
     }
   };
-  // pipeline.hpp's hand-off buffers.
+  // pipeline.hpp's hand-off buffers, of handoff_elements() each.
+  [[nodiscard]] i64 handoff_elements() const { return stream_rows() * m_.C; }
   static device_array<bf16>& input(activations& a) { return a.x.front(); }
   static device_array<bf16>& output(activations& a) { return a.x.back(); }
   static device_array<bf16>& gradient(activations& a) { return a.dx; }

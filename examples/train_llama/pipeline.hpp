@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -33,9 +34,9 @@
 namespace train_llama {
 
 // What a hand-off carries: a chunk's output activations (to the next virtual stage) or the
-// gradient of its input (to the previous one). NCCL has no tags: the CUDA link keeps the two on
-// communicators of their own, where the order of sends and receives must agree (the trainer's
-// tests check it does for every schedule).
+// gradient of its input (to the previous one). NCCL has no tags: the CUDA link sends both over one
+// communicator per ordered pair of stages, where the order of sends and receives must agree (the
+// trainer's tests check it does for every schedule).
 enum class handoff { activation = 0, gradient = 1 };
 
 template <class Stage, class Link>
@@ -68,6 +69,21 @@ class pipeline {
   }
 
   [[nodiscard]] i64 tokens_per_micro_batch() const { return tokens_; }
+
+  // How many hand-offs this stage sends to each stage in one call of train or forward_only,
+  // whichever sends more (a link that stages its sends can hold them all from the start).
+  [[nodiscard]] std::map<i64, i64> sends_per_call() const {
+    std::map<i64, i64> train, eval;
+    for (const auto& a : plan_.stages[static_cast<std::size_t>(stage_)]) {
+      const auto& c = m_.chunks[static_cast<std::size_t>(a.chunk)];
+      if (a.kind == trainperf::pass::forward && !c.output) ++train[next(a.chunk).first];
+      if (a.kind == trainperf::pass::backward && !c.embedding) ++train[previous(a.chunk).first];
+    }
+    for (std::size_t c = 0; c < m_.chunks.size(); ++c)
+      if (!m_.chunks[c].output) ++eval[next(static_cast<i64>(c)).first];
+    for (const auto& [to, n] : eval) train[to] = std::max(train[to], n);
+    return train;
+  }
 
   // Forward and backward of every micro-batch of the step; gradients of loss_scale x each
   // micro-batch's mean loss accumulate into the model's. Returns the sum of the micro-batches'

@@ -27,7 +27,8 @@ namespace {
 using train_llama::handoff;
 using train_llama::i64;
 
-// A stage that computes nothing: one float per hand-off buffer.
+// A stage that computes nothing; its activations and gradients are of different sizes, so that a
+// gradient received as an activation shows.
 struct idle_stage {
   struct activations {
     std::vector<float> in, out, dx;
@@ -35,7 +36,7 @@ struct idle_stage {
   };
   std::vector<train_llama::llama_params::chunk> chunks;
   activations make_activations(i64, i64, const train_llama::llama_params::chunk&, bool scratch) const {
-    return {std::vector<float>(1), std::vector<float>(1), std::vector<float>(scratch ? 1 : 0)};
+    return {std::vector<float>(2), std::vector<float>(2), std::vector<float>(scratch ? 3 : 0)};
   }
   float forward(activations&, const train_llama::llama_params::chunk&, const std::int32_t*, const std::int32_t*, bool,
                 float) {
@@ -116,8 +117,9 @@ std::string simulate(const std::vector<std::vector<op>>& stages, semantics sem) 
           const auto [sr, si] = q.front();
           const op& s = stages[sr][si];
           if (s.tag != o.tag || s.count != o.count)
-            return "tag mismatch: stage " + std::to_string(sr) + " sent tag " + std::to_string(s.tag) +
-                   " where stage " + std::to_string(r) + " expected tag " + std::to_string(o.tag);
+            return "mismatch: stage " + std::to_string(sr) + " sent tag " + std::to_string(s.tag) + " (" +
+                   std::to_string(s.count) + " elements) where stage " + std::to_string(r) + " expected tag " +
+                   std::to_string(o.tag) + " (" + std::to_string(o.count) + ")";
           received[sr][si] = true;
           q.pop_front();
         }
@@ -173,6 +175,29 @@ TEST_CASE("every schedule's hand-offs complete over one NCCL channel per neighbo
   CHECK(checked > 150);
 }
 
+TEST_CASE("sends_per_call counts every send of a step, per destination (what the CUDA link stages)") {
+  for (const auto& c : all_cases())
+    for (i64 s = 0; s < c.pp; ++s) {
+      CAPTURE(c.pp);
+      CAPTURE(c.vpp);
+      CAPTURE(c.m);
+      CAPTURE(s);
+      idle_stage st = stage_of(s, c.pp, c.vpp);
+      std::vector<op> train_ops, eval_ops;
+      recording_link a{&train_ops}, b{&eval_ops};
+      train_llama::pipeline<idle_stage, recording_link> p(st, a, 1, 1, s, c.pp, c.vpp, c.kind, c.m);
+      train_llama::pipeline<idle_stage, recording_link> q(st, b, 1, 1, s, c.pp, c.vpp, c.kind, c.m);
+      (void)p.train([](i64, std::vector<std::int32_t>&, std::vector<std::int32_t>&) {}, 1.0f);
+      (void)q.forward_only({0}, {0});
+      std::map<i64, i64> want, eval;
+      for (const op& o : train_ops) want[o.peer] += o.send;
+      for (const op& o : eval_ops) eval[o.peer] += o.send;
+      for (const auto& [to, n] : eval) want[to] = std::max(want[to], n);
+      std::erase_if(want, [](const auto& kv) { return kv.second == 0; });
+      CHECK(p.sends_per_call() == want);
+    }
+}
+
 TEST_CASE("the simulation catches a deadlock and a message taken for another") {
   // 1F1B over three stages with each send holding its stage until received (a lone ncclSend on
   // the model's stream, what the CUDA link avoids): stage 2 sends micro-batch 0's gradient while
@@ -181,12 +206,16 @@ TEST_CASE("the simulation catches a deadlock and a message taken for another") {
   CHECK(simulate(record(trainperf::pipeline_schedule::one_f_one_b, 3, 1, 6, true), {.sends_wait = true})
             .rfind("deadlock", 0) == 0);
   // Stage 1 receiving two activations in the other order: in-order matching hands it the wrong
-  // micro-batch, which the tags show.
+  // micro-batch, which the tags show; a gradient in an activation's place, which the sizes show.
   auto stages = record(trainperf::pipeline_schedule::gpipe, 2, 1, 4, true);
   std::vector<std::size_t> receives;
   for (std::size_t i = 0; i < stages[1].size(); ++i)
     if (!stages[1][i].send && stages[1][i].what == handoff::activation) receives.push_back(i);
   REQUIRE(receives.size() == 4);
-  std::swap(stages[1][receives[0]], stages[1][receives[1]]);
-  CHECK(simulate(stages, {}).rfind("tag mismatch", 0) == 0);
+  auto swapped = stages;
+  std::swap(swapped[1][receives[0]], swapped[1][receives[1]]);
+  CHECK(simulate(swapped, {}).rfind("mismatch", 0) == 0);
+  stages[0].back().count = 2;  // stage 0's last gradient received with an activation's size
+  REQUIRE(!stages[0].back().send);
+  CHECK(simulate(stages, {}).rfind("mismatch", 0) == 0);
 }
