@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <span>
 #include <string>
@@ -127,6 +128,15 @@ inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_by
   return best;
 }
 
+// One transformer layer's shapes, for the kernels measured at them (kernels/cpu/measure.hpp,
+// kernels/cuda/measure.cuh).
+struct measured_layer {
+  std::int64_t batch = 1, seq = 1024;      // sequences and their length
+  std::int64_t hidden = 1024, ffn = 2816;  // SwiGLU's width
+  std::int64_t heads = 16, kv_heads = 16, head_dim = 64;
+  std::int64_t params = 1 << 24;  // parameters the optimizer steps
+};
+
 // What `trainperf calibrate` measures, each figure the best of its repetitions.
 struct calibration_measurements {
   double gemm_peak = 0;            // FLOP/s of the GEMM probe (the trainer's peak for MFU)
@@ -137,6 +147,10 @@ struct calibration_measurements {
   double streaming_seconds = 0;    // and the seconds they took
   double attention_forward_flops = 0, attention_forward_seconds = 0;  // flash attention, as charged
   double attention_backward_flops = 0, attention_backward_seconds = 0;
+  // The device's datasheet figures the profile's fractions are of (a GPU of hardware.hpp's
+  // table: its dense peak of the dtype measured, its memory bandwidth); 0 where the device has
+  // none (a CPU): then the GEMM probe and the copy bandwidth measured here are the reference.
+  double datasheet_peak = 0, datasheet_bandwidth = 0;
 };
 
 struct calibration_result {
@@ -148,10 +162,11 @@ struct calibration_result {
   std::vector<std::string> capped;
 };
 
-// The profile the measurements give. The peak is the GEMM probe's rate or the fitted asymptote,
-// whichever is higher (no fraction above 1); the memory bandwidth is the triad's. A single
+// The profile the measurements give. The peak is the datasheet's, or without one the GEMM
+// probe's rate or the fitted asymptote, whichever is higher; the memory bandwidth is the
+// datasheet's, or the copy bandwidth measured. Fractions above 1 are capped and named. A single
 // process measures no links: the bus efficiencies are 1 and the latency 0 (a cluster of these
-// devices needs its link bandwidths given, since the device has none).
+// devices needs its link bandwidths given, or the caller takes them from a built-in profile).
 inline calibration_result calibrate_profile(const calibration_measurements& mm, std::string name, std::string source) {
   const auto positive = [](double v, const char* field, const char* what) {
     detail::require(detail::is_finite(v) && v > 0, reason::calibration_needs_measurements, field,
@@ -167,7 +182,7 @@ inline calibration_result calibrate_profile(const calibration_measurements& mm, 
   positive(mm.attention_backward_seconds, "attention_backward_seconds", "attention's backward seconds");
 
   calibration_result r;
-  r.memory_bandwidth = mm.copy_bandwidth;
+  r.memory_bandwidth = mm.datasheet_bandwidth > 0 ? mm.datasheet_bandwidth : mm.copy_bandwidth;
   const auto fraction = [&](double achieved, double of, const char* what) {
     const double f = achieved / of;
     if (f > 1) r.capped.push_back(std::string(what) + " " + format_double(f));
@@ -176,10 +191,10 @@ inline calibration_result calibrate_profile(const calibration_measurements& mm, 
   device_profile& p = r.profile;
   p.name = std::move(name);
   p.source = std::move(source);
-  p.memory_efficiency = fraction(mm.streaming_bytes / mm.streaming_seconds, mm.copy_bandwidth, "memory_efficiency");
-  r.gemm = fit_gemm(mm.gemms, mm.element_bytes, mm.copy_bandwidth * p.memory_efficiency);
-  r.peak_flops = std::max(mm.gemm_peak, r.gemm.rate);
-  p.gemm_efficiency = r.gemm.rate / r.peak_flops;
+  p.memory_efficiency = fraction(mm.streaming_bytes / mm.streaming_seconds, r.memory_bandwidth, "memory_efficiency");
+  r.gemm = fit_gemm(mm.gemms, mm.element_bytes, r.memory_bandwidth * p.memory_efficiency);
+  r.peak_flops = mm.datasheet_peak > 0 ? mm.datasheet_peak : std::max(mm.gemm_peak, r.gemm.rate);
+  p.gemm_efficiency = fraction(r.gemm.rate, r.peak_flops, "gemm_efficiency");
   p.gemm_half_outputs = r.gemm.half_outputs;
   p.attention_forward_efficiency =
       fraction(mm.attention_forward_flops / mm.attention_forward_seconds, r.peak_flops, "attention_forward_efficiency");

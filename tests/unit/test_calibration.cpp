@@ -107,6 +107,34 @@ TEST_CASE("calibrate_profile: fractions of the probe's peak and the triad's band
   CHECK_THROWS_WITH_AS(calibrate_profile(m, "box", "x"), doctest::Contains("copy bandwidth"), config_error);
 }
 
+TEST_CASE("calibrate_profile: fractions of a GPU's datasheet figures, by hand") {
+  // A GPU whose table entry says 989 TFLOP/s dense bf16 and 3.35 TB/s (the H100 SXM's): GEMMs
+  // measured at 600 TFLOP/s, streaming kernels at 2.68 TB/s, attention at 400 and 330 TFLOP/s.
+  calibration_measurements m;
+  m.element_bytes = 2;
+  m.gemm_peak = 700e12;  // a probe above the fitted GEMMs: not the reference here
+  m.gemms = generated(600e12, 0, 2, 1e18);
+  m.copy_bandwidth = 3.0e12;
+  m.streaming_bytes = 2.68e12, m.streaming_seconds = 1;
+  m.attention_forward_flops = 400e12, m.attention_forward_seconds = 1;
+  m.attention_backward_flops = 330e12, m.attention_backward_seconds = 1;
+  m.datasheet_peak = 989e12, m.datasheet_bandwidth = 3.35e12;
+  const calibration_result r = calibrate_profile(m, "h100-here", "by hand");
+  CHECK(r.peak_flops == 989e12);
+  CHECK(r.memory_bandwidth == 3.35e12);
+  CHECK(r.profile.gemm_efficiency == doctest::Approx(600.0 / 989));
+  CHECK(r.profile.memory_efficiency == doctest::Approx(0.8));  // 2.68 / 3.35
+  CHECK(r.profile.attention_forward_efficiency == doctest::Approx(400.0 / 989));
+  CHECK(r.profile.attention_backward_efficiency == doctest::Approx(330.0 / 989));
+  CHECK(r.capped.empty());
+  // GEMMs measured above the datasheet (a wrong table entry or clock): capped at 1 and named.
+  m.gemms = generated(1000e12, 0, 2, 1e18);
+  const calibration_result over = calibrate_profile(m, "h100-here", "by hand");
+  CHECK(over.profile.gemm_efficiency == 1);
+  REQUIRE(over.capped.size() == 1);
+  CHECK(over.capped[0].rfind("gemm_efficiency 1.01", 0) == 0);
+}
+
 TEST_CASE("the costs step_time charges, by hand") {
   // 1024 queries x 1024 keys x 16 heads x 64: 4 x 1024^2 x 1024 / 2 = 2^31 FLOPs, causal.
   CHECK(costs::flash_attention_forward_flops(1024, 1024, 16, 64) == 2147483648.0);

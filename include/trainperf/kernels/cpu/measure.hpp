@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include <trainperf/calibration.hpp>
 #include <trainperf/kernels/cpu/kernels.hpp>
 #include <trainperf/step_time.hpp>
 
@@ -132,13 +133,7 @@ inline task triad(i64 n) {
           }};
 }
 
-// One transformer layer's shapes, for the kernels measured at them.
-struct layer_shape {
-  i64 batch = 1, seq = 1024;      // sequences and their length
-  i64 hidden = 1024, ffn = 2816;  // SwiGLU's width
-  i64 heads = 16, kv_heads = 16, head_dim = 64;
-  i64 params = 1 << 24;  // parameters the optimizer steps
-};
+using layer_shape = measured_layer;
 
 // train_llama's memory-bound kernels on one layer, forward and backward (RMSNorm twice, the
 // residual additions, RoPE on Q and K per sequence, SwiGLU), with the bytes step_time charges.
