@@ -3,6 +3,7 @@
 // as a device (--devices-file) and a device profile (--profile) that predict and plan take.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iterator>
@@ -20,6 +21,7 @@
 #include "cli.hpp"
 #include "model_flags.hpp"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifdef _OPENMP
@@ -149,9 +151,14 @@ gpu_measurements run_gpu_helper(const measured_layer& l, const std::string& gemm
                                      helper +
                                      "): it is built where nvcc is (/usr/local/cuda/bin or CUDACXX); "
                                      "rebuild there, or calibrate the CPU without --device");
-  char errors[] = "/tmp/trainperf-measure-gpu-XXXXXX";
-  const int fd = mkstemp(errors);
-  if (fd < 0) throw config_error("device", "no temporary file for trainperf-measure-gpu's errors in /tmp");
+  const char* tmp = std::getenv("TMPDIR");
+  std::string errors_path =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/trainperf-measure-gpu-XXXXXX";
+  std::vector<char> errors(errors_path.begin(), errors_path.end());
+  errors.push_back('\0');
+  const int fd = mkstemp(errors.data());
+  if (fd < 0)
+    throw config_error("device", "no temporary file for trainperf-measure-gpu's errors (" + errors_path + ")");
   close(fd);
   const auto quote = [](const std::string& x) {
     std::string q = "'";
@@ -161,7 +168,7 @@ gpu_measurements run_gpu_helper(const measured_layer& l, const std::string& gemm
   const std::string command =
       fmt::format("{} --gemm {} --repetitions {} --min-seconds {} --layer {},{},{},{},{},{},{},{} 2>{}", quote(helper),
                   gemm, repetitions, min_seconds, l.batch, l.seq, l.hidden, l.ffn, l.heads, l.kv_heads, l.head_dim,
-                  l.params, quote(errors));
+                  l.params, quote(errors.data()));
   std::string output;
   int status = -1;
   if (FILE* p = popen(command.c_str(), "r")) {
@@ -169,13 +176,17 @@ gpu_measurements run_gpu_helper(const measured_layer& l, const std::string& gemm
     for (std::size_t got; (got = fread(buf, 1, sizeof buf, p)) > 0;) output.append(buf, got);
     status = pclose(p);
   }
-  std::ifstream in(errors);
+  std::ifstream in(errors.data());
   std::string error((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::remove(errors);
+  std::remove(errors.data());
   if (status != 0) {
     while (!error.empty() && error.back() == '\n') error.pop_back();
-    throw config_error("device", error.empty() ? "trainperf-measure-gpu failed (" + std::to_string(status) + ")"
-                                               : error.substr(error.find_last_of('\n') + 1));
+    const std::string how = status == -1          ? "could not be started"
+                            : WIFEXITED(status)   ? "exited with " + std::to_string(WEXITSTATUS(status))
+                            : WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
+                                                  : "failed";
+    throw config_error("device",
+                       error.empty() ? "trainperf-measure-gpu " + how : error.substr(error.find_last_of('\n') + 1));
   }
   try {
     return gpu_measurements_from_json(json::parse(output));
@@ -253,8 +264,11 @@ int run_calibrate(const args& a, output& out) {
     // The optimizer over at most 64M parameters (1 GiB of states): past every cache, a streaming rate.
     l.params = std::min<std::int64_t>(count_params(s).total(), std::int64_t{1} << 26);
   }
-  l.seq = a.get_int("seq").value_or(1024);
-  l.batch = a.get_int("lbs").value_or(1);
+  if (gpu && !model_given) {  // a GPU's default: Llama 2 7B's layer, past every cache and filling the SMs
+    l.hidden = 4096, l.ffn = 11008, l.heads = l.kv_heads = 32, l.head_dim = 128, l.params = std::int64_t{1} << 26;
+  }
+  l.seq = a.get_int("seq").value_or(gpu ? 4096 : 1024);
+  l.batch = a.get_int("lbs").value_or(gpu ? 2 : 1);
   // About eight activations of the widest kind are allocated at once.
   const double bytes = static_cast<double>(l.batch) * static_cast<double>(l.seq) *
                        static_cast<double>(std::max({l.hidden, l.ffn, l.heads * l.head_dim})) * 4 * 8;
@@ -328,7 +342,7 @@ int run_calibrate(const args& a, output& out) {
                       {"rms_log_error", r.gemm.rms_log_error},
                       {"max_error", r.gemm.max_error}}},
                     {"gemms", gemms_json},
-                    {"copy_bytes_per_s", mm.copy_bandwidth},
+                    {gpu ? "copy_bytes_per_s" : "triad_bytes_per_s", mm.copy_bandwidth},
                     {"streaming_bytes_per_s", mm.streaming_bytes / mm.streaming_seconds},
                     {"capped", r.capped}});
     return 0;

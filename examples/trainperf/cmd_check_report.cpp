@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include <trainperf/report_check.hpp>
+#include <trainperf/io/report_check.hpp>
 
 #include "cli.hpp"
 #include "flops_args.hpp"
@@ -100,8 +100,27 @@ int run_check_report(const args& a, output& out) {
                           {"printed", f.printed},
                           {"expected", f.expected},
                           {"message", f.message}});
-    out.print_json(
-        {{"report", *file}, {"rows", rows}, {"findings", findings}, {"errors", errors}, {"warnings", warnings}});
+    // What the report states beside its tables, as read: the general metrics and the batch prose.
+    const auto opt = [](const std::optional<std::int64_t>& v) { return v ? json(*v) : json(nullptr); };
+    const auto dp_rule = report.batch.dp == tp::io::batch_prose::dp_rule::world              ? "world"
+                         : report.batch.dp == tp::io::batch_prose::dp_rule::world_over_tp_pp ? "world / (tp x pp)"
+                                                                                             : "unstated";
+    const json stated = {{"model", report.model},
+                         {"dataset", report.dataset},
+                         {"precision", report.precision},
+                         {"device", report.device},
+                         {"memory_unit", report.memory_unit},
+                         {"mfu_definition", report.mfu_definition},
+                         {"lbs", opt(report.batch.lbs)},
+                         {"mpe", opt(report.batch.mpe)},
+                         {"gas", opt(report.batch.gas)},
+                         {"dp", dp_rule}};
+    out.print_json({{"report", *file},
+                    {"stated", stated},
+                    {"rows", rows},
+                    {"findings", findings},
+                    {"errors", errors},
+                    {"warnings", warnings}});
     return errors > 0 ? 1 : 0;
   }
   std::size_t tables = report.results.size();

@@ -5,6 +5,7 @@
 // interleaved rounds of at least --min-seconds; JSON on stdout, or one line on stderr and exit 2.
 // Run by the tool, which checks its arguments first.
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 #include <trainperf/error.hpp>
 #include <trainperf/kernels/cuda/check.cuh>
 #include <trainperf/kernels/cuda/measure.cuh>
+#include <trainperf/units.hpp>
 
 namespace trainperf::cli {
 
@@ -49,6 +51,19 @@ gpu_measurements measure_this_gpu(const measured_layer& l, const std::string& ge
     mm.datasheet_bandwidth = table->memory_bandwidth;
   }
 
+  // The largest allocations, all held at once: the linear layers' operands (bf16 x, W, dy, y,
+  // dx and an fp32 dW each), the copy's two 1 GiB buffers and the probe's three n^2 matrices.
+  double need = 2.0 * 1024 * 1024 * 1024 + 3.0 * 2 * static_cast<double>(g.probe_n * g.probe_n);
+  for (double t : {512, 2048, 8192})
+    for (double i : {1024, 4096, 8192})
+      for (double o : {1024, 4096, 8192}) need += 2 * (2 * t * i + o * i + 2 * t * o) + 4 * o * i;
+  std::size_t free_bytes = 0, total_bytes = 0;
+  TRAINPERF_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  if (need * 1.1 > static_cast<double>(free_bytes))
+    throw config_error("device", "the GPU measurements need about " + format_bytes(static_cast<std::int64_t>(need)) +
+                                     " of GPU memory and " + prop.name + " has " +
+                                     format_bytes(static_cast<std::int64_t>(free_bytes)) +
+                                     " free; free the GPU (other processes) or measure on a larger one");
   cudaStream_t s = nullptr;
   TRAINPERF_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   std::vector<m::task> tasks;
@@ -110,7 +125,14 @@ int main(int argc, char** argv) {
       else
         throw std::invalid_argument("trainperf-measure-gpu: unknown argument " + flag + " " + value);
     }
-    std::puts(to_json(trainperf::cli::measure_this_gpu(l, gemm, repetitions, min_seconds)).dump().c_str());
+    const trainperf::cli::gpu_measurements g = trainperf::cli::measure_this_gpu(l, gemm, repetitions, min_seconds);
+    const trainperf::calibration_measurements& m = g.mm;
+    for (const double x : {m.gemm_peak, m.copy_bandwidth, m.streaming_seconds, m.attention_forward_seconds,
+                           m.attention_backward_seconds})
+      if (!(std::isfinite(x) && x > 0))
+        throw std::runtime_error("trainperf-measure-gpu: a measurement came out as " + std::to_string(x) +
+                                 " (not a positive time or rate); measure again with a larger --min-seconds");
+    std::puts(to_json(g).dump().c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -17,7 +17,7 @@
 
 #include <trainperf/io/hf_config.hpp>
 #include <trainperf/planner.hpp>
-#include <trainperf/report_check.hpp>
+#include <trainperf/io/report_check.hpp>
 #include <trainperf/trainperf.hpp>
 
 namespace py = pybind11;

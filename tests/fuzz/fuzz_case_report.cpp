@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include <trainperf/report_check.hpp>
+#include <trainperf/io/report_check.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace trainperf;

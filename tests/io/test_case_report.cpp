@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include <trainperf/report_check.hpp>
+#include <trainperf/io/report_check.hpp>
 
 using namespace trainperf;
 

@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "io/case_report.hpp"
-#include "trainperf.hpp"
+#include "case_report.hpp"
+#include "../trainperf.hpp"
 
 namespace trainperf {
 
