@@ -656,6 +656,36 @@ void require_half_precision() {
   static_assert(is_half_precision<T>, "trainperf::cuda ops: T must be __nv_bfloat16 or __half");
 }
 
+// The checks both cross-entropies make on their arguments; false when there are no rows.
+template <class T>
+bool cross_entropy_args(const char* fn, const float* losses, const T* logits, const std::int32_t* targets, i64 rows,
+                        i64 V, float dloss) {
+  require_half_precision<T>();
+  require_size(fn, "rows", rows, 0, "the number of rows (tokens) of logits, 0 or more");
+  require_size(fn, "V", V, 1, "the vocabulary size (columns of logits), 1 or more");
+  require_at_most(fn, "rows", rows, INT_MAX, "one CUDA block per row");
+  require(std::isfinite(dloss),
+          fn_name(fn) + ": dloss = " + std::to_string(dloss) + " is not finite; pass 1/rows for the mean loss");
+  if (rows == 0) return false;
+  require_pointer(fn, "losses", losses, rows);
+  require_pointer(fn, "logits", logits, rows * V);
+  require_pointer(fn, "targets", targets, rows);
+  return true;
+}
+// launch(std::integral_constant<int, N>, threads) for a kernel of one block per row of V: 16-byte
+// vectors where V and the pointers allow them, else one element at a time.
+template <class T, class Launch>
+void launch_per_row(i64 V, const T* logits, const T* dlogits, Launch&& launch) {
+  constexpr int N = 16 / sizeof(T);
+  const bool vec = V % N == 0 && aligned(logits, 16) && aligned(dlogits, 16);
+  const int threads = threads_for(vec ? V / N : V, 512);
+  if (vec)
+    launch(std::integral_constant<int, N>{}, threads);
+  else
+    launch(std::integral_constant<int, 1>{}, threads);
+  TRAINPERF_CUDA_CHECK_LAUNCH();
+}
+
 template <class T>
 void embedding_forward(T* out, const std::int32_t* tokens, const T* table, i64 n_tokens, i64 C, i64 first, i64 V,
                        bool shard, cudaStream_t stream) {
@@ -904,27 +934,11 @@ template <class T>
 void cross_entropy(float* losses, T* dlogits, const T* logits, const std::int32_t* targets, i64 rows, i64 V,
                    float dloss, cudaStream_t stream) {
   using namespace detail_ops;
-  require_half_precision<T>();
-  const char* fn = "cross_entropy";
-  require_size(fn, "rows", rows, 0, "the number of rows (tokens) of logits, 0 or more");
-  require_size(fn, "V", V, 1, "the vocabulary size (columns of logits), 1 or more");
-  require_at_most(fn, "rows", rows, INT_MAX, "one CUDA block per row");
-  require(std::isfinite(dloss),
-          fn_name(fn) + ": dloss = " + std::to_string(dloss) + " is not finite; pass 1/rows for the mean loss");
-  if (rows == 0) return;
-  require_pointer(fn, "losses", losses, rows);
-  require_pointer(fn, "logits", logits, rows * V);
-  require_pointer(fn, "targets", targets, rows);
-  constexpr int N = 16 / sizeof(T);
-  const bool vec = V % N == 0 && aligned(logits, 16) && aligned(dlogits, 16);
-  const int threads = threads_for(vec ? V / N : V, 512);
-  if (vec)
-    cross_entropy_kernel<T, N>
+  if (!cross_entropy_args("cross_entropy", losses, logits, targets, rows, V, dloss)) return;
+  launch_per_row(V, logits, dlogits, [&](auto n, int threads) {
+    cross_entropy_kernel<T, decltype(n)::value>
         <<<static_cast<int>(rows), threads, 0, stream>>>(losses, dlogits, logits, targets, V, dloss);
-  else
-    cross_entropy_kernel<T, 1>
-        <<<static_cast<int>(rows), threads, 0, stream>>>(losses, dlogits, logits, targets, V, dloss);
-  TRAINPERF_CUDA_CHECK_LAUNCH();
+  });
 }
 
 // *mean = (x[0] + ... + x[n-1]) / n (fp32, one block, fixed order): the mean of the losses.
@@ -949,41 +963,23 @@ void cross_entropy_vocab_parallel(float* losses, T* dlogits, const T* logits, co
                                   i64 V, i64 first, float dloss, MaxAll&& max_all, SumAll&& sum_all, float* workspace,
                                   cudaStream_t stream) {
   using namespace detail_ops;
-  require_half_precision<T>();
   const char* fn = "cross_entropy_vocab_parallel";
-  require_size(fn, "rows", rows, 0, "the number of rows (tokens) of logits, 0 or more");
-  require_size(fn, "V", V, 1, "this shard's vocabulary size (columns of logits), 1 or more");
   require_size(fn, "first", first, 0, "the vocabulary id of this shard's first column, 0 or more");
-  require_at_most(fn, "rows", rows, INT_MAX, "one CUDA block per row");
-  require(std::isfinite(dloss),
-          fn_name(fn) + ": dloss = " + std::to_string(dloss) + " is not finite; pass 1/rows for the mean loss");
-  if (rows == 0) return;
-  require_pointer(fn, "losses", losses, rows);
-  require_pointer(fn, "logits", logits, rows * V);
-  require_pointer(fn, "targets", targets, rows);
+  if (!cross_entropy_args(fn, losses, logits, targets, rows, V, dloss)) return;
   require_pointer(fn, "workspace", workspace, 4 * rows);
   float *local_max = workspace, *group_max = workspace + rows, *sums = workspace + 2 * rows;  // sums: 2 x rows
-  constexpr int N = 16 / sizeof(T);
-  const bool vec = V % N == 0 && aligned(logits, 16) && aligned(dlogits, 16);
-  const int threads = threads_for(vec ? V / N : V, 512);
-  if (vec)
-    vp_cross_entropy_stats_kernel<T, N>
+  launch_per_row(V, logits, dlogits, [&](auto n, int threads) {
+    vp_cross_entropy_stats_kernel<T, decltype(n)::value>
         <<<static_cast<int>(rows), threads, 0, stream>>>(local_max, group_max, sums, logits, targets, rows, V, first);
-  else
-    vp_cross_entropy_stats_kernel<T, 1>
-        <<<static_cast<int>(rows), threads, 0, stream>>>(local_max, group_max, sums, logits, targets, rows, V, first);
-  TRAINPERF_CUDA_CHECK_LAUNCH();
+  });
   max_all(group_max, rows);
   vp_cross_entropy_rescale_kernel<0><<<blocks_for(rows, 256), 256, 0, stream>>>(sums, local_max, group_max, rows);
   TRAINPERF_CUDA_CHECK_LAUNCH();
   sum_all(sums, 2 * rows);  // [sum of exp | target logit] per row
-  if (vec)
-    vp_cross_entropy_finish_kernel<T, N><<<static_cast<int>(rows), threads, 0, stream>>>(
+  launch_per_row(V, logits, dlogits, [&](auto n, int threads) {
+    vp_cross_entropy_finish_kernel<T, decltype(n)::value><<<static_cast<int>(rows), threads, 0, stream>>>(
         losses, dlogits, logits, targets, group_max, sums, rows, V, first, dloss);
-  else
-    vp_cross_entropy_finish_kernel<T, 1><<<static_cast<int>(rows), threads, 0, stream>>>(
-        losses, dlogits, logits, targets, group_max, sums, rows, V, first, dloss);
-  TRAINPERF_CUDA_CHECK_LAUNCH();
+  });
 }
 
 // ---- optimizer --------------------------------------------------------------------------------
