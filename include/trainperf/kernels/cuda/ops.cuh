@@ -443,6 +443,38 @@ __global__ void embedding_backward_kernel(float* __restrict__ dtable, const T* _
   }
 }
 
+// A row's online softmax statistics over its V logits (this thread's elements, then the block's):
+// m the max, s = sum exp(z - m), in every thread.
+template <class T, int N>
+__device__ __forceinline__ void row_online_stats(const T* z, i64 V, float& m, float& s, float* red_m, float* red_s) {
+  const i64 step = static_cast<i64>(blockDim.x) * N;
+  m = -CUDART_INF_F, s = 0.0f;
+  for (i64 j = static_cast<i64>(threadIdx.x) * N; j < V; j += step) {
+    const pack<T, N> a = load<N>(z + j);
+#pragma unroll
+    for (int k = 0; k < N; ++k) online_add(m, s, to_float(a.v[k]));
+  }
+  block_online_merge(m, s, red_m, red_s);
+}
+// A row's gradient g_j = dloss x exp(z_j - shift) / divisor - dloss [j == target] (softmax
+// cross-entropy: softmax_j - onehot_j), each element read and written by the same thread.
+template <class T, int N>
+__device__ __forceinline__ void row_softmax_gradient(T* g, const T* z, i64 V, float shift, float divisor, i64 target,
+                                                     float dloss) {
+  const i64 step = static_cast<i64>(blockDim.x) * N;
+  for (i64 j = static_cast<i64>(threadIdx.x) * N; j < V; j += step) {
+    const pack<T, N> a = load<N>(z + j);
+    pack<T, N> d;
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      float v = dloss * expf(to_float(a.v[k]) - shift) / divisor;
+      if (j + k == target) v -= dloss;
+      d.v[k] = from_float<T>(v);
+    }
+    store<N>(g + j, d);
+  }
+}
+
 // One block per row: an online max / sum pass, then (when dlogits is given) a second pass that
 // writes dloss x (softmax - onehot). Each element is read and then written by the same thread,
 // and the target logit is read before the first barrier, so dlogits may alias logits.
@@ -455,30 +487,13 @@ __global__ void cross_entropy_kernel(float* __restrict__ losses, T* dlogits, con
   const std::int32_t target = targets[row];
   const bool valid = target >= 0 && target < V;
   const float z_target = valid && threadIdx.x == 0 ? to_float(z[target]) : CUDART_NAN_F;
-  const i64 step = static_cast<i64>(blockDim.x) * N, first = static_cast<i64>(threadIdx.x) * N;
-  float m = -CUDART_INF_F, s = 0.0f;
-  for (i64 j = first; j < V; j += step) {
-    const pack<T, N> a = load<N>(z + j);
-#pragma unroll
-    for (int k = 0; k < N; ++k) online_add(m, s, to_float(a.v[k]));
-  }
-  block_online_merge(m, s, red_m, red_s);
+  float m = 0, s = 0;
+  row_online_stats<T, N>(z, V, m, s, red_m, red_s);
   const float lse = m + logf(s);
   if (threadIdx.x == 0) losses[row] = lse - z_target;  // -log softmax(z)[target] = lse - z_target
-  if (dlogits == nullptr) return;
-  T* g = dlogits + row * V;
-  for (i64 j = first; j < V; j += step) {
-    const pack<T, N> a = load<N>(z + j);
-    pack<T, N> d;
-#pragma unroll
-    for (int k = 0; k < N; ++k) {
-      // d loss / d z_j = softmax_j - [j == target] (softmax cross-entropy), as kernels/cpu cross_entropy
-      float v = dloss * expf(to_float(a.v[k]) - lse);
-      if (j + k == target) v -= dloss;
-      d.v[k] = from_float<T>(v);
-    }
-    store<N>(g + j, d);
-  }
+  // d loss / d z_j = softmax_j - [j == target] (softmax cross-entropy), as kernels/cpu cross_entropy
+  // (dividing by 1 is exact)
+  if (dlogits != nullptr) row_softmax_gradient<T, N>(dlogits + row * V, z, V, lse, 1.0f, target, dloss);
 }
 
 // Vocabulary-parallel cross-entropy (Megatron-LM's), per row of this rank's shard of V logits
@@ -491,14 +506,8 @@ __global__ void vp_cross_entropy_stats_kernel(float* __restrict__ local_max, flo
   __shared__ float red_m[32], red_s[32];
   const i64 row = blockIdx.x;
   const T* z = logits + row * V;
-  const i64 step = static_cast<i64>(blockDim.x) * N, begin = static_cast<i64>(threadIdx.x) * N;
-  float m = -CUDART_INF_F, s = 0.0f;
-  for (i64 j = begin; j < V; j += step) {
-    const pack<T, N> a = load<N>(z + j);
-#pragma unroll
-    for (int k = 0; k < N; ++k) online_add(m, s, to_float(a.v[k]));
-  }
-  block_online_merge(m, s, red_m, red_s);
+  float m = 0, s = 0;
+  row_online_stats<T, N>(z, V, m, s, red_m, red_s);
   if (threadIdx.x != 0) return;
   const i64 j = static_cast<i64>(targets[row]) - first;
   local_max[row] = group_max[row] = m;
@@ -525,22 +534,9 @@ __global__ void vp_cross_entropy_finish_kernel(float* __restrict__ losses, T* dl
   // -log softmax(z)[target] = max + log(sum exp(z - max)) - z_target, over the whole vocabulary
   if (threadIdx.x == 0) losses[row] = M + logf(S) - sums[rows + row];
   if (dlogits == nullptr) return;
-  const T* z = logits + row * V;
-  T* g = dlogits + row * V;
-  const i64 target = static_cast<i64>(targets[row]) - first;
-  const i64 step = static_cast<i64>(blockDim.x) * N, begin = static_cast<i64>(threadIdx.x) * N;
-  for (i64 j = begin; j < V; j += step) {
-    const pack<T, N> a = load<N>(z + j);
-    pack<T, N> d;
-#pragma unroll
-    for (int k = 0; k < N; ++k) {
-      // d loss / d z_j = softmax_j - [j == target], softmax over the group's vocabulary
-      float v = dloss * expf(to_float(a.v[k]) - M) / S;
-      if (j + k == target) v -= dloss;
-      d.v[k] = from_float<T>(v);
-    }
-    store<N>(g + j, d);
-  }
+  // d loss / d z_j = softmax_j - [j == target], softmax over the group's vocabulary
+  row_softmax_gradient<T, N>(dlogits + row * V, logits + row * V, V, M, S, static_cast<i64>(targets[row]) - first,
+                             dloss);
 }
 
 template <int Threads>
