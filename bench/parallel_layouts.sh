@@ -22,7 +22,8 @@ common=(--seq "$seq" --gas "$gas" --steps "$steps" --eval-every 100000 --log-eve
 # The prediction beside each run: this machine calibrated with one thread at the run's shapes
 # (`trainperf calibrate`), and the interconnect (MPI over shared memory between 2 processes)
 # measured by mpi_link; `trainperf predict` then takes the layout, the batch and these alone
-# (gradients reduced after the backward, not overlapped with it, as train_llama does).
+# (gradients reduced after the backward, not overlapped with it, as train_llama does; Q, K, V and
+# gate, up each their own GEMM, as train_llama computes them).
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$build/examples/trainperf" calibrate --model tiny "${model[@]}" --seq "$seq" --lbs "$lbs" --threads 1 \
@@ -35,7 +36,8 @@ predict() {  # processes lbs dp layout flags... (predict derives dp from the dev
   shift 3
   "$build/examples/trainperf" predict --model tiny "${model[@]}" --seq "$seq" --lbs "$b" --gbs $((b * gas * dp)) \
     --devices "$np" --devices-per-node "$np" --devices-file "$work/device.json" --device calibrated-cpu \
-    --profile "$work/profile.json" --dtype fp32 --attention flash --optimizer adamw --overlap-grad-reduce off "${link_flags[@]}" "$@" --json |
+    --profile "$work/profile.json" --dtype fp32 --attention flash --optimizer adamw --overlap-grad-reduce off \
+    --projections separate "${link_flags[@]}" "$@" --json |
     python3 -c 'import json, sys; print("predicted step time %.3f s" % json.load(sys.stdin)["step_time_s"])'
 }
 run() {  # name processes lbs dp "train_llama flags" "predict flags"

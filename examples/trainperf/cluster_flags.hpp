@@ -48,6 +48,9 @@ inline std::vector<flag> cluster_flags() {
       {"tp-comm-overlap", "", "tensor-parallel collectives hidden behind GEMMs (Megatron-core --tp-comm-overlap)"},
       {"overlap-grad-reduce", "on|off", "gradient reduction overlapped with the backward (default: the framework's)"},
       {"overlap-param-gather", "", "the sharded optimizer's all-gather overlapped with the forward"},
+      {"projections", "fused|separate",
+       "Q, K, V (and gate, up) as one GEMM or one each (default: the framework's: fused for Megatron and generic, "
+       "separate for fsdp, deepspeed and paddle)"},
   };
 }
 
@@ -103,6 +106,8 @@ inline void step_from_args(const args& a, step_options& o) {
   static constexpr std::string_view on_off[] = {"on", "off"};
   if (const auto v = a.get_choice("overlap-grad-reduce", on_off)) o.overlap_grad_reduce = *v == "on";
   if (a.has("overlap-param-gather")) o.overlap_param_gather = true;
+  static constexpr std::string_view projections[] = {"fused", "separate"};
+  if (const auto v = a.get_choice("projections", projections)) o.fused_projections = *v == "fused";
 }
 
 // The cluster in one line, units named.

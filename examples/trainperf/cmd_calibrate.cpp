@@ -95,6 +95,18 @@ measured measure_cpu(const measured_layer& l, const std::string& workload, int r
         add(measure::linear_layer(t, i, o));
         shapes.push_back({static_cast<double>(t), static_cast<double>(o), static_cast<double>(i), 0});
       }
+  // The model's own linear layers (when one is given), each within a time budget: a shape of at
+  // most 3 x 10^11 FLOPs forward and backward (a second or two on a small CPU, measured in every
+  // round); larger ones take the curve fitted to the grid above.
+  std::vector<gemm_sample> model_shapes;
+  std::vector<std::size_t> model_tasks;
+  if (l.vocab > 0)
+    for (const gemm_sample& g : linear_shapes(l))
+      if (6 * g.m * g.n * g.k <= 3e11) {
+        model_shapes.push_back(g);
+        model_tasks.push_back(add(measure::linear_layer(static_cast<std::int64_t>(g.m), static_cast<std::int64_t>(g.k),
+                                                        static_cast<std::int64_t>(g.n))));
+      }
 #ifdef _SC_LEVEL3_CACHE_SIZE
   const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
 #else
@@ -111,6 +123,8 @@ measured measure_cpu(const measured_layer& l, const std::string& workload, int r
   const std::vector<double> seconds = measure::best_seconds_interleaved(tasks, repetitions, min_seconds);
   for (std::size_t i = 0; i < shapes.size(); ++i) shapes[i].seconds = seconds[i] / 3;  // three GEMMs of its shape
   mm.gemms = shapes;
+  for (std::size_t i = 0; i < model_shapes.size(); ++i) model_shapes[i].seconds = seconds[model_tasks[i]] / 3;
+  mm.model_gemms = model_shapes;
   mm.copy_bandwidth = tasks[triad].work / seconds[triad];
   mm.streaming_bytes = tasks[layer].work + tasks[optimizer].work;
   mm.streaming_seconds = seconds[layer] + seconds[optimizer];
@@ -261,6 +275,7 @@ int run_calibrate(const args& a, output& out) {
                                       mc.name + " is not one");
     l.hidden = s.hidden, l.ffn = s.ffn, l.heads = s.heads, l.kv_heads = s.resolved_kv_heads();
     l.head_dim = s.resolved_head_dim();
+    l.vocab = s.vocab;
     // The optimizer over at most 64M parameters (1 GiB of states): past every cache, a streaming rate.
     l.params = std::min<std::int64_t>(count_params(s).total(), std::int64_t{1} << 26);
   }
@@ -356,6 +371,14 @@ int run_calibrate(const args& a, output& out) {
     const double flops = 2 * x.m * x.n * x.k;
     out.print("  {:>6} {:>6} {:>6} {:>14.1f} {:>14.1f}\n", x.m, x.n, x.k, flops / x.seconds / unit,
               flops / r.gemm.seconds(x) / unit);
+  }
+  if (!mm.model_gemms.empty()) {
+    out.print("the model's linear layers, measured (predict takes these, the curve the rest):\n");
+    for (const gemm_sample& x : mm.model_gemms) {
+      const double flops = 2 * x.m * x.n * x.k;
+      out.print("  {:>6} {:>6} {:>6} {:>14.1f} {:>14.1f}\n", x.m, x.n, x.k, flops / x.seconds / unit,
+                flops / r.gemm.seconds(x) / unit);
+    }
   }
   out.print("GEMM model fit: {:.1f} {} asymptote, half of it at {:.3g} outputs; rms log error {:.3f}, worst {:.0f}%\n",
             r.gemm.rate / unit, units, r.gemm.half_outputs, r.gemm.rms_log_error, 100 * r.gemm.max_error);

@@ -21,11 +21,6 @@
 
 namespace trainperf {
 
-// One GEMM shape measured: C[m, n] = A[m, k] · B[k, n], seconds per product.
-struct gemm_sample {
-  double m = 0, n = 0, k = 0, seconds = 0;
-};
-
 struct gemm_fit {
   double rate = 0;           // FLOP/s of a GEMM with unbounded output (the saturation curve's asymptote)
   double half_outputs = 0;   // output elements at which a GEMM reaches half that rate
@@ -135,12 +130,36 @@ struct measured_layer {
   std::int64_t hidden = 1024, ffn = 2816;  // SwiGLU's width
   std::int64_t heads = 16, kv_heads = 16, head_dim = 64;
   std::int64_t params = 1 << 24;  // parameters the optimizer steps
+  std::int64_t vocab = 0;         // the output layer's width; 0: no model given
 };
+
+// A model's linear layers at t tokens as GEMM shapes (m = tokens, n = outputs, k = inputs), each
+// once: the attention's projections fused (Q, K, V as one) and separate, the output projection,
+// the MLP's gate and up fused and separate, its down projection, and the output layer (with a
+// vocabulary): every shape step_time asks of one layer under either fused_projections.
+inline std::vector<gemm_sample> linear_shapes(const measured_layer& l) {
+  const double t = static_cast<double>(l.batch * l.seq), h = static_cast<double>(l.hidden),
+               q = static_cast<double>(l.heads * l.head_dim), kv = static_cast<double>(l.kv_heads * l.head_dim),
+               f = static_cast<double>(l.ffn);
+  std::vector<gemm_sample> shapes;
+  const auto add = [&](double n, double k) {
+    if (n <= 0) return;
+    for (const gemm_sample& s : shapes)
+      if (s.n == n && s.k == k) return;
+    shapes.push_back({t, n, k, 0});
+  };
+  add(q + 2 * kv, h), add(q, h), add(kv, h), add(h, q), add(2 * f, h), add(f, h), add(h, f);
+  add(static_cast<double>(l.vocab), h);
+  return shapes;
+}
 
 // What `trainperf calibrate` measures, each figure the best of its repetitions.
 struct calibration_measurements {
   double gemm_peak = 0;            // FLOP/s of the GEMM probe (the trainer's peak for MFU)
   std::vector<gemm_sample> gemms;  // GEMM shapes, seconds per product
+  // The model's own linear shapes (linear_shapes, calibrate with a model), seconds per product:
+  // the profile's measured_gemms.
+  std::vector<gemm_sample> model_gemms;
   double element_bytes = 4;        // the dtype measured (fp32 on the CPU)
   double copy_bandwidth = 0;       // bytes/s, STREAM's triad
   double streaming_bytes = 0;      // memory-bound kernels, bytes as step_time charges them
@@ -196,6 +215,7 @@ inline calibration_result calibrate_profile(const calibration_measurements& mm, 
   r.peak_flops = mm.datasheet_peak > 0 ? mm.datasheet_peak : std::max(mm.gemm_peak, r.gemm.rate);
   p.gemm_efficiency = fraction(r.gemm.rate, r.peak_flops, "gemm_efficiency");
   p.gemm_half_outputs = r.gemm.half_outputs;
+  p.measured_gemms = mm.model_gemms;
   p.attention_forward_efficiency =
       fraction(mm.attention_forward_flops / mm.attention_forward_seconds, r.peak_flops, "attention_forward_efficiency");
   p.attention_backward_efficiency = fraction(mm.attention_backward_flops / mm.attention_backward_seconds, r.peak_flops,

@@ -7,11 +7,17 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "error.hpp"
 #include "units.hpp"
 
 namespace trainperf {
+
+// One GEMM shape measured: C[m, n] = A[m, k] · B[k, n], seconds per product.
+struct gemm_sample {
+  double m = 0, n = 0, k = 0, seconds = 0;
+};
 
 struct device_profile {
   std::string name = "generic";
@@ -36,6 +42,10 @@ struct device_profile {
   double inter_node_bus_efficiency = 0;
   double latency_s = 0;
   std::string source;
+  // GEMM shapes measured on the device itself (`trainperf calibrate --model`: the model's linear
+  // layers at the run's tokens): a GEMM of one of these shapes takes its measured seconds, the
+  // GEMM curve above the rest. Empty in the built-in profiles.
+  std::vector<gemm_sample> measured_gemms;
 };
 
 namespace reason {
@@ -60,6 +70,14 @@ inline void validate(const device_profile& p) {
   detail::require(detail::is_finite(p.latency_s) && p.latency_s >= 0, reason::profile_efficiency_out_of_range,
                   "latency_s",
                   [&] { return "profile " + p.name + ": latency_s must be >= 0, got " + format_double(p.latency_s); });
+  for (const gemm_sample& g : p.measured_gemms)
+    detail::require(g.m > 0 && g.n > 0 && g.k > 0 && detail::is_finite(g.m * g.n * g.k) && g.seconds > 0 &&
+                        detail::is_finite(g.seconds),
+                    reason::profile_efficiency_out_of_range, "measured_gemms", [&] {
+                      return "profile " + p.name + ": a measured GEMM needs positive m, n, k and seconds, got " +
+                             format_double(g.m) + " x " + format_double(g.n) + " x " + format_double(g.k) + " in " +
+                             format_double(g.seconds) + " s";
+                    });
   detail::require(detail::is_finite(p.gemm_half_outputs) && p.gemm_half_outputs >= 0,
                   reason::profile_efficiency_out_of_range, "gemm_half_outputs", [&] {
                     return "profile " + p.name + ": gemm_half_outputs must be >= 0, got " +

@@ -39,6 +39,14 @@ struct step_options {
   // The sharded optimizer's parameter all-gather overlapped with the next step's forward
   // (Megatron-LM's --overlap-param-gather); unset: no.
   std::optional<bool> overlap_param_gather{};
+  // The attention's Q, K, V projections as one GEMM and a gated MLP's gate and up as one:
+  // unset takes the framework's default (megatron, megatron-core: yes, linear_qkv and linear_fc1;
+  // fsdp: no, torchtitan's Llama has wq, wk, wv and w1, w3; deepspeed: no, Hugging Face's
+  // q_proj, k_proj, v_proj and gate_proj, up_proj; paddle: no, PaddleNLP's LlamaConfig defaults
+  // fuse_attention_qkv and fuse_attention_ffn to False; generic: yes). Separate products have
+  // the same FLOPs in smaller GEMMs, which run below the fused one's rate on a device whose
+  // efficiency rises with a GEMM's outputs.
+  std::optional<bool> fused_projections{};
   // The FLOPs convention MFU and HFU count (flops.hpp); seq and recomputation are filled in.
   flops_convention mfu_convention = flops_convention::megatron;
   bool mfu_causal = false;
@@ -115,12 +123,15 @@ constexpr double optimizer_bytes_per_param(double grad_bytes, double state_bytes
 
 namespace detail {
 
-// Seconds for `batch` GEMMs of m x n x k: their FLOPs at the profile's efficiency for that many
-// output elements, or the bytes of their operands over the achieved memory bandwidth when that
-// is slower (the roofline, Williams et al. 2009).
+// Seconds for `batch` GEMMs of m x n x k: a shape the profile measured takes its measured
+// seconds; any other its FLOPs at the profile's efficiency for that many output elements, or the
+// bytes of their operands over the achieved memory bandwidth when that is slower (the roofline,
+// Williams et al. 2009).
 constexpr double gemm_time(double m, double n, double k, double peak, double element_bytes, double memory_bw,
                            const device_profile& p, double batch = 1) {
   if (m <= 0 || n <= 0 || k <= 0) return 0;
+  for (const gemm_sample& g : p.measured_gemms)
+    if (g.m == m && g.n == n && g.k == k) return batch * g.seconds;
   const double outputs = m * n * batch, flops = 2 * outputs * k;
   const double compute = flops / (peak * p.gemm_efficiency * outputs / (outputs + p.gemm_half_outputs));
   const double memory = batch * element_bytes * (m * k + k * n + m * n) / (memory_bw * p.memory_efficiency);
@@ -205,6 +216,12 @@ constexpr double tp_block_comm(const step_context& x) {
   return tp_reduce(x, bytes) + tp_gather(x, bytes);
 }
 
+constexpr bool fuses_projections(const step_options& o) {
+  if (o.fused_projections) return *o.fused_projections;
+  const framework f = o.memory.accounting;
+  return f != framework::fsdp && f != framework::deepspeed && f != framework::paddle;
+}
+
 constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   const transformer_spec& m = x.m;
   const parallel_config& c = x.c;
@@ -217,11 +234,14 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   const double e = x.e, bw = x.mem_bw;
   const auto gemm = [&](double rows, double n, double k) { return gemm_time(rows, n, k, x.linear_peak, e, bw, x.p); };
 
-  // Linear layers (forward; each backward GEMM, input and weight gradient, has the same FLOPs).
-  double linear = gemm(t, (q + 2 * kv) / tp, h) + gemm(t, h, q / tp);
+  // Linear layers (forward; each backward GEMM, input and weight gradient, has the same FLOPs),
+  // the projections fused into one GEMM or each its own (fuses_projections).
+  const bool fused = fuses_projections(x.o);
+  double linear = (fused ? gemm(t, (q + 2 * kv) / tp, h) : gemm(t, q / tp, h) + 2 * gemm(t, kv / tp, h)) +
+                  gemm(t, h, q / tp);
   double activation_bytes = 0;  // the activation function's reads and writes, forward
   const auto mlp = [&](double rows, double f, double split) {
-    linear += gemm(rows, up * f / split, h) + gemm(rows, h, f / split);
+    linear += (fused ? gemm(rows, up * f / split, h) : up * gemm(rows, f / split, h)) + gemm(rows, h, f / split);
     activation_bytes += costs::activation_bytes(rows, f / split, up, e);
   };
   double ep_comm = 0;

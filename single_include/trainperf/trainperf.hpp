@@ -949,9 +949,15 @@ constexpr std::int64_t data_parallel_size(std::int64_t world, std::int64_t tp, s
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 
 namespace trainperf {
+
+// One GEMM shape measured: C[m, n] = A[m, k] · B[k, n], seconds per product.
+struct gemm_sample {
+  double m = 0, n = 0, k = 0, seconds = 0;
+};
 
 struct device_profile {
   std::string name = "generic";
@@ -976,6 +982,10 @@ struct device_profile {
   double inter_node_bus_efficiency = 0;
   double latency_s = 0;
   std::string source;
+  // GEMM shapes measured on the device itself (`trainperf calibrate --model`: the model's linear
+  // layers at the run's tokens): a GEMM of one of these shapes takes its measured seconds, the
+  // GEMM curve above the rest. Empty in the built-in profiles.
+  std::vector<gemm_sample> measured_gemms;
 };
 
 namespace reason {
@@ -1000,6 +1010,14 @@ inline void validate(const device_profile& p) {
   detail::require(detail::is_finite(p.latency_s) && p.latency_s >= 0, reason::profile_efficiency_out_of_range,
                   "latency_s",
                   [&] { return "profile " + p.name + ": latency_s must be >= 0, got " + format_double(p.latency_s); });
+  for (const gemm_sample& g : p.measured_gemms)
+    detail::require(g.m > 0 && g.n > 0 && g.k > 0 && detail::is_finite(g.m * g.n * g.k) && g.seconds > 0 &&
+                        detail::is_finite(g.seconds),
+                    reason::profile_efficiency_out_of_range, "measured_gemms", [&] {
+                      return "profile " + p.name + ": a measured GEMM needs positive m, n, k and seconds, got " +
+                             format_double(g.m) + " x " + format_double(g.n) + " x " + format_double(g.k) + " in " +
+                             format_double(g.seconds) + " s";
+                    });
   detail::require(detail::is_finite(p.gemm_half_outputs) && p.gemm_half_outputs >= 0,
                   reason::profile_efficiency_out_of_range, "gemm_half_outputs", [&] {
                     return "profile " + p.name + ": gemm_half_outputs must be >= 0, got " +
@@ -3980,6 +3998,14 @@ struct step_options {
   // The sharded optimizer's parameter all-gather overlapped with the next step's forward
   // (Megatron-LM's --overlap-param-gather); unset: no.
   std::optional<bool> overlap_param_gather{};
+  // The attention's Q, K, V projections as one GEMM and a gated MLP's gate and up as one:
+  // unset takes the framework's default (megatron, megatron-core: yes, linear_qkv and linear_fc1;
+  // fsdp: no, torchtitan's Llama has wq, wk, wv and w1, w3; deepspeed: no, Hugging Face's
+  // q_proj, k_proj, v_proj and gate_proj, up_proj; paddle: no, PaddleNLP's LlamaConfig defaults
+  // fuse_attention_qkv and fuse_attention_ffn to False; generic: yes). Separate products have
+  // the same FLOPs in smaller GEMMs, which run below the fused one's rate on a device whose
+  // efficiency rises with a GEMM's outputs.
+  std::optional<bool> fused_projections{};
   // The FLOPs convention MFU and HFU count (flops.hpp); seq and recomputation are filled in.
   flops_convention mfu_convention = flops_convention::megatron;
   bool mfu_causal = false;
@@ -4056,12 +4082,15 @@ constexpr double optimizer_bytes_per_param(double grad_bytes, double state_bytes
 
 namespace detail {
 
-// Seconds for `batch` GEMMs of m x n x k: their FLOPs at the profile's efficiency for that many
-// output elements, or the bytes of their operands over the achieved memory bandwidth when that
-// is slower (the roofline, Williams et al. 2009).
+// Seconds for `batch` GEMMs of m x n x k: a shape the profile measured takes its measured
+// seconds; any other its FLOPs at the profile's efficiency for that many output elements, or the
+// bytes of their operands over the achieved memory bandwidth when that is slower (the roofline,
+// Williams et al. 2009).
 constexpr double gemm_time(double m, double n, double k, double peak, double element_bytes, double memory_bw,
                            const device_profile& p, double batch = 1) {
   if (m <= 0 || n <= 0 || k <= 0) return 0;
+  for (const gemm_sample& g : p.measured_gemms)
+    if (g.m == m && g.n == n && g.k == k) return batch * g.seconds;
   const double outputs = m * n * batch, flops = 2 * outputs * k;
   const double compute = flops / (peak * p.gemm_efficiency * outputs / (outputs + p.gemm_half_outputs));
   const double memory = batch * element_bytes * (m * k + k * n + m * n) / (memory_bw * p.memory_efficiency);
@@ -4146,6 +4175,12 @@ constexpr double tp_block_comm(const step_context& x) {
   return tp_reduce(x, bytes) + tp_gather(x, bytes);
 }
 
+constexpr bool fuses_projections(const step_options& o) {
+  if (o.fused_projections) return *o.fused_projections;
+  const framework f = o.memory.accounting;
+  return f != framework::fsdp && f != framework::deepspeed && f != framework::paddle;
+}
+
 constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   const transformer_spec& m = x.m;
   const parallel_config& c = x.c;
@@ -4158,11 +4193,14 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   const double e = x.e, bw = x.mem_bw;
   const auto gemm = [&](double rows, double n, double k) { return gemm_time(rows, n, k, x.linear_peak, e, bw, x.p); };
 
-  // Linear layers (forward; each backward GEMM, input and weight gradient, has the same FLOPs).
-  double linear = gemm(t, (q + 2 * kv) / tp, h) + gemm(t, h, q / tp);
+  // Linear layers (forward; each backward GEMM, input and weight gradient, has the same FLOPs),
+  // the projections fused into one GEMM or each its own (fuses_projections).
+  const bool fused = fuses_projections(x.o);
+  double linear = (fused ? gemm(t, (q + 2 * kv) / tp, h) : gemm(t, q / tp, h) + 2 * gemm(t, kv / tp, h)) +
+                  gemm(t, h, q / tp);
   double activation_bytes = 0;  // the activation function's reads and writes, forward
   const auto mlp = [&](double rows, double f, double split) {
-    linear += gemm(rows, up * f / split, h) + gemm(rows, h, f / split);
+    linear += (fused ? gemm(rows, up * f / split, h) : up * gemm(rows, f / split, h)) + gemm(rows, h, f / split);
     activation_bytes += costs::activation_bytes(rows, f / split, up, e);
   };
   double ep_comm = 0;
@@ -4498,11 +4536,6 @@ inline step_prediction predict_step(const transformer_spec& m, const parallel_co
 
 namespace trainperf {
 
-// One GEMM shape measured: C[m, n] = A[m, k] · B[k, n], seconds per product.
-struct gemm_sample {
-  double m = 0, n = 0, k = 0, seconds = 0;
-};
-
 struct gemm_fit {
   double rate = 0;           // FLOP/s of a GEMM with unbounded output (the saturation curve's asymptote)
   double half_outputs = 0;   // output elements at which a GEMM reaches half that rate
@@ -4612,12 +4645,36 @@ struct measured_layer {
   std::int64_t hidden = 1024, ffn = 2816;  // SwiGLU's width
   std::int64_t heads = 16, kv_heads = 16, head_dim = 64;
   std::int64_t params = 1 << 24;  // parameters the optimizer steps
+  std::int64_t vocab = 0;         // the output layer's width; 0: no model given
 };
+
+// A model's linear layers at t tokens as GEMM shapes (m = tokens, n = outputs, k = inputs), each
+// once: the attention's projections fused (Q, K, V as one) and separate, the output projection,
+// the MLP's gate and up fused and separate, its down projection, and the output layer (with a
+// vocabulary): every shape step_time asks of one layer under either fused_projections.
+inline std::vector<gemm_sample> linear_shapes(const measured_layer& l) {
+  const double t = static_cast<double>(l.batch * l.seq), h = static_cast<double>(l.hidden),
+               q = static_cast<double>(l.heads * l.head_dim), kv = static_cast<double>(l.kv_heads * l.head_dim),
+               f = static_cast<double>(l.ffn);
+  std::vector<gemm_sample> shapes;
+  const auto add = [&](double n, double k) {
+    if (n <= 0) return;
+    for (const gemm_sample& s : shapes)
+      if (s.n == n && s.k == k) return;
+    shapes.push_back({t, n, k, 0});
+  };
+  add(q + 2 * kv, h), add(q, h), add(kv, h), add(h, q), add(2 * f, h), add(f, h), add(h, f);
+  add(static_cast<double>(l.vocab), h);
+  return shapes;
+}
 
 // What `trainperf calibrate` measures, each figure the best of its repetitions.
 struct calibration_measurements {
   double gemm_peak = 0;            // FLOP/s of the GEMM probe (the trainer's peak for MFU)
   std::vector<gemm_sample> gemms;  // GEMM shapes, seconds per product
+  // The model's own linear shapes (linear_shapes, calibrate with a model), seconds per product:
+  // the profile's measured_gemms.
+  std::vector<gemm_sample> model_gemms;
   double element_bytes = 4;        // the dtype measured (fp32 on the CPU)
   double copy_bandwidth = 0;       // bytes/s, STREAM's triad
   double streaming_bytes = 0;      // memory-bound kernels, bytes as step_time charges them
@@ -4673,6 +4730,7 @@ inline calibration_result calibrate_profile(const calibration_measurements& mm, 
   r.peak_flops = mm.datasheet_peak > 0 ? mm.datasheet_peak : std::max(mm.gemm_peak, r.gemm.rate);
   p.gemm_efficiency = fraction(r.gemm.rate, r.peak_flops, "gemm_efficiency");
   p.gemm_half_outputs = r.gemm.half_outputs;
+  p.measured_gemms = mm.model_gemms;
   p.attention_forward_efficiency =
       fraction(mm.attention_forward_flops / mm.attention_forward_seconds, r.peak_flops, "attention_forward_efficiency");
   p.attention_backward_efficiency = fraction(mm.attention_backward_flops / mm.attention_backward_seconds, r.peak_flops,

@@ -5,6 +5,7 @@
 #include <string>
 
 #include <trainperf/io/devices.hpp>
+#include <trainperf/io/profile.hpp>
 #include <trainperf/trainperf.hpp>
 
 using namespace trainperf;
@@ -86,4 +87,34 @@ TEST_CASE("a devices file's mistakes are named by entry and field") {
   CHECK(refusal(R"([3])").first == "devices[0]");
   CHECK(refusal(R"([{"name": "a", "name": "b", "memory_gib": 8, "source": "s"}])").second.find("appears twice") !=
         std::string::npos);
+}
+
+TEST_CASE("a profile's measured GEMM shapes are written and read back; a wrong one is named") {
+  device_profile p = builtin_profile("A100-80GB");
+  CHECK_FALSE(io::profile_to_json(p).contains("measured_gemms"));  // the built-in ones have none
+  p.measured_gemms = {{1024, 256, 128, 6.25e-4}, {1024, 64, 128, 2.6e-4}};
+  const nlohmann::json j = io::profile_to_json(p);
+  const device_profile back = io::profile_from_json(j.dump(), "p.json", "profile");
+  REQUIRE(back.measured_gemms.size() == 2);
+  CHECK(back.measured_gemms[1].n == 64);
+  CHECK(back.measured_gemms[1].k == 128);
+  CHECK(back.measured_gemms[1].seconds == 2.6e-4);
+  CHECK(back.gemm_efficiency == p.gemm_efficiency);
+  const auto refused = [&](const nlohmann::json& gemms) {
+    nlohmann::json bad = j;
+    bad["measured_gemms"] = gemms;
+    try {
+      (void)io::profile_from_json(bad.dump(), "p.json", "profile");
+    } catch (const config_error& e) {
+      return e.field() + ": " + e.what();
+    }
+    return std::string("(accepted)");
+  };
+  CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}, {"seconds", -1}}})).find(
+            "measured_gemms[0].seconds") != std::string::npos);
+  CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}}})).find(
+            "missing required field \"measured_gemms[0].seconds\"") != std::string::npos);
+  CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}, {"seconds", 1e-4}, {"batch", 2}}}))
+            .find("unknown field \"measured_gemms[0].batch\"") != std::string::npos);
+  CHECK(refused(nlohmann::json::object()).find("must be an array") != std::string::npos);
 }

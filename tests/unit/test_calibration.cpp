@@ -107,6 +107,38 @@ TEST_CASE("calibrate_profile: fractions of the probe's peak and the triad's band
   CHECK_THROWS_WITH_AS(calibrate_profile(m, "box", "x"), doctest::Contains("copy bandwidth"), config_error);
 }
 
+TEST_CASE("linear_shapes: a layer's GEMMs under fused and separate projections, each once") {
+  // train_llama's tiny model at 8 x 128 tokens: hidden 128, 4 heads and 2 KV heads of 32, ffn 384,
+  // vocabulary 256. By hand: QKV fused 128 + 2 x 64 = 256 outputs, Q 128, K and V 64 each, the
+  // output projection 128 from 128 (Q's shape again), gate and up fused 768, each 384, down 128
+  // from 384, the output layer 256 from 128 (fused QKV's shape again).
+  measured_layer l{.batch = 8, .seq = 128, .hidden = 128, .ffn = 384, .heads = 4, .kv_heads = 2, .head_dim = 32};
+  l.vocab = 256;
+  const std::vector<gemm_sample> s = linear_shapes(l);
+  const std::vector<std::pair<double, double>> expected = {{256, 128}, {128, 128}, {64, 128},
+                                                           {768, 128}, {384, 128}, {128, 384}};
+  REQUIRE(s.size() == expected.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    CHECK(s[i].m == 1024);
+    CHECK(s[i].n == expected[i].first);
+    CHECK(s[i].k == expected[i].second);
+  }
+  // Measured, they become the profile's.
+  calibration_measurements m;
+  m.gemm_peak = 100e9, m.gemms = generated(80e9, 0, 4, 1e15), m.copy_bandwidth = 1e15;
+  m.streaming_bytes = 1e14, m.streaming_seconds = 1;
+  m.attention_forward_flops = m.attention_backward_flops = 1e9, m.attention_forward_seconds = 1;
+  m.attention_backward_seconds = 1;
+  m.model_gemms = s;
+  for (gemm_sample& g : m.model_gemms) g.seconds = 1e-4;
+  const calibration_result r = calibrate_profile(m, "box", "by hand");
+  REQUIRE(r.profile.measured_gemms.size() == s.size());
+  CHECK(r.profile.measured_gemms[2].n == 64);
+  CHECK(r.profile.measured_gemms[2].seconds == 1e-4);
+  m.model_gemms[0].seconds = 0;  // not a measurement
+  CHECK_THROWS_WITH_AS(calibrate_profile(m, "box", "by hand"), doctest::Contains("measured GEMM"), config_error);
+}
+
 TEST_CASE("calibrate_profile: fractions of a GPU's datasheet figures, by hand") {
   // A GPU whose table entry says 989 TFLOP/s dense bf16 and 3.35 TB/s (the H100 SXM's): GEMMs
   // measured at 600 TFLOP/s, streaming kernels at 2.68 TB/s, attention at 400 and 330 TFLOP/s.

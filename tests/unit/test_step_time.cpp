@@ -1,6 +1,9 @@
 // The step-time model: a one-layer model's step by hand, its invariants, and the seeds' orders.
 #include <doctest/doctest.h>
 
+#include <optional>
+#include <utility>
+
 #include <trainperf/trainperf.hpp>
 
 using namespace trainperf;
@@ -16,7 +19,7 @@ const device_spec toy_device = [] {
 device_profile flat_profile() {
   // No shape penalty (half size 0), half the peak for GEMMs, a quarter for attention, the whole
   // memory bandwidth: every term below is then a plain quotient.
-  return {"flat", 0.5, 0, 1.0, 0.25, 0.25, 0.25, 0.25, 1.0, 1.0, 0, "test"};
+  return {"flat", 0.5, 0, 1.0, 0.25, 0.25, 0.25, 0.25, 1.0, 1.0, 0, "test", {}};
 }
 
 transformer_spec one_layer() {
@@ -37,6 +40,51 @@ TEST_CASE("gemm_time: FLOPs at the shape's efficiency, or the operands over band
   // A GEMV: 2 x (4096 + 4096^2 + 4096) bytes over 3 TB/s, far above its 33.6 MFLOP at 0.8 PFLOP/s.
   CHECK(detail::gemm_time(1, 4096, 4096, 1e15, 2, 3e12, p) ==
         doctest::Approx(2.0 * (4096 + 4096.0 * 4096 + 4096) / 3e12));
+}
+
+TEST_CASE("gemm_time: a shape the profile measured takes its measured seconds") {
+  device_profile p = flat_profile();
+  p.measured_gemms = {{1024, 256, 128, 2e-4}, {1024, 64, 128, 9e-5}};
+  CHECK(detail::gemm_time(1024, 256, 128, 1e15, 2, 3e12, p) == 2e-4);
+  CHECK(detail::gemm_time(1024, 64, 128, 1e15, 2, 3e12, p, 3) == doctest::Approx(3 * 9e-5));
+  // Another shape (the transpose of a measured one too) takes the curve: 2 x 1024 x 128 x 256
+  // FLOPs at half the peak.
+  CHECK(detail::gemm_time(1024, 128, 256, 1e15, 2, 3e12, p) == doctest::Approx(2.0 * 1024 * 128 * 256 / 0.5e15));
+}
+
+TEST_CASE("fused or separate projections: the same FLOPs in smaller GEMMs, by hand") {
+  const transformer_spec m = one_layer();  // q = k = v = 1024 wide, ffn 4096: every GEMM compute-bound here
+  const cluster_spec c{toy_device, 1, 8, 1e12, 1e12, 0};
+  step_options o;
+  o.memory.seq = 1024;
+  o.gbs = 1;
+  const auto forward = [&](const device_profile& p, std::optional<bool> fused, framework f = framework::generic) {
+    o.fused_projections = fused;
+    o.memory.accounting = f;
+    const step_prediction r = predict_step(m, {}, c, p, o);
+    return std::pair{r.stage_forward[0], r.stage_backward[0]};
+  };
+  // Without a shape penalty the split changes nothing: the same FLOPs at the same rate.
+  device_profile p = flat_profile();
+  CHECK(forward(p, false).first == doctest::Approx(forward(p, true).first).epsilon(1e-12));
+  // With one, a compute-bound GEMM of o outputs and depth k takes 2 k (o + h) / (peak x eff):
+  // split into n GEMMs of the same depth it takes (n - 1) x 2 k h / (peak x eff) more. QKV into
+  // three (two more) and gate/up into two (one more), each of depth hidden 1024, at 50 TFLOP/s,
+  // h = 2^20 outputs; the backward's two GEMMs per forward GEMM twice that.
+  p.gemm_half_outputs = 1 << 20;
+  const double extra = 3 * 2.0 * 1024 * (1 << 20) / 50e12;
+  const auto [fused_f, fused_b] = forward(p, true);
+  const auto [separate_f, separate_b] = forward(p, false);
+  CHECK(separate_f - fused_f == doctest::Approx(extra).epsilon(1e-9));
+  CHECK(separate_b - fused_b == doctest::Approx(2 * extra).epsilon(1e-9));
+  // The frameworks' defaults: Megatron-LM's and the generic fuse; torchtitan (fsdp), Hugging Face
+  // under DeepSpeed and PaddleNLP do not.
+  CHECK(forward(p, std::nullopt, framework::megatron).first == doctest::Approx(fused_f).epsilon(1e-12));
+  CHECK(forward(p, std::nullopt, framework::generic).first == doctest::Approx(fused_f).epsilon(1e-12));
+  for (framework f : {framework::fsdp, framework::deepspeed, framework::paddle})
+    CHECK(forward(p, std::nullopt, f).first == doctest::Approx(separate_f).epsilon(1e-12));
+  // Given, the choice overrides the framework's.
+  CHECK(forward(p, true, framework::fsdp).first == doctest::Approx(fused_f).epsilon(1e-12));
 }
 
 TEST_CASE("one layer on one device, by hand") {
