@@ -160,10 +160,10 @@ struct calibration_measurements {
   // The model's own linear shapes (linear_shapes, calibrate with a model), seconds per product:
   // the profile's measured_gemms.
   std::vector<gemm_sample> model_gemms;
-  double element_bytes = 4;        // the dtype measured (fp32 on the CPU)
-  double copy_bandwidth = 0;       // bytes/s, STREAM's triad
-  double streaming_bytes = 0;      // memory-bound kernels, bytes as step_time charges them
-  double streaming_seconds = 0;    // and the seconds they took
+  double element_bytes = 4;      // the dtype measured (fp32 on the CPU)
+  double copy_bandwidth = 0;     // bytes/s, STREAM's triad
+  double streaming_bytes = 0;    // memory-bound kernels, bytes as step_time charges them
+  double streaming_seconds = 0;  // and the seconds they took
   double attention_forward_flops = 0, attention_forward_seconds = 0;  // flash attention, as charged
   double attention_backward_flops = 0, attention_backward_seconds = 0;
   // The device's datasheet figures the profile's fractions are of (a GPU of hardware.hpp's

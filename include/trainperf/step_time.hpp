@@ -237,8 +237,8 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   // Linear layers (forward; each backward GEMM, input and weight gradient, has the same FLOPs),
   // the projections fused into one GEMM or each its own (fuses_projections).
   const bool fused = fuses_projections(x.o);
-  double linear = (fused ? gemm(t, (q + 2 * kv) / tp, h) : gemm(t, q / tp, h) + 2 * gemm(t, kv / tp, h)) +
-                  gemm(t, h, q / tp);
+  double linear =
+      (fused ? gemm(t, (q + 2 * kv) / tp, h) : gemm(t, q / tp, h) + 2 * gemm(t, kv / tp, h)) + gemm(t, h, q / tp);
   double activation_bytes = 0;  // the activation function's reads and writes, forward
   const auto mlp = [&](double rows, double f, double split) {
     linear += (fused ? gemm(rows, up * f / split, h) : up * gemm(rows, f / split, h)) + gemm(rows, h, f / split);

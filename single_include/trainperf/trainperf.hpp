@@ -4196,8 +4196,8 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   // Linear layers (forward; each backward GEMM, input and weight gradient, has the same FLOPs),
   // the projections fused into one GEMM or each its own (fuses_projections).
   const bool fused = fuses_projections(x.o);
-  double linear = (fused ? gemm(t, (q + 2 * kv) / tp, h) : gemm(t, q / tp, h) + 2 * gemm(t, kv / tp, h)) +
-                  gemm(t, h, q / tp);
+  double linear =
+      (fused ? gemm(t, (q + 2 * kv) / tp, h) : gemm(t, q / tp, h) + 2 * gemm(t, kv / tp, h)) + gemm(t, h, q / tp);
   double activation_bytes = 0;  // the activation function's reads and writes, forward
   const auto mlp = [&](double rows, double f, double split) {
     linear += (fused ? gemm(rows, up * f / split, h) : up * gemm(rows, f / split, h)) + gemm(rows, h, f / split);
@@ -4675,10 +4675,10 @@ struct calibration_measurements {
   // The model's own linear shapes (linear_shapes, calibrate with a model), seconds per product:
   // the profile's measured_gemms.
   std::vector<gemm_sample> model_gemms;
-  double element_bytes = 4;        // the dtype measured (fp32 on the CPU)
-  double copy_bandwidth = 0;       // bytes/s, STREAM's triad
-  double streaming_bytes = 0;      // memory-bound kernels, bytes as step_time charges them
-  double streaming_seconds = 0;    // and the seconds they took
+  double element_bytes = 4;      // the dtype measured (fp32 on the CPU)
+  double copy_bandwidth = 0;     // bytes/s, STREAM's triad
+  double streaming_bytes = 0;    // memory-bound kernels, bytes as step_time charges them
+  double streaming_seconds = 0;  // and the seconds they took
   double attention_forward_flops = 0, attention_forward_seconds = 0;  // flash attention, as charged
   double attention_backward_flops = 0, attention_backward_seconds = 0;
   // The device's datasheet figures the profile's fractions are of (a GPU of hardware.hpp's

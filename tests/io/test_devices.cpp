@@ -110,10 +110,10 @@ TEST_CASE("a profile's measured GEMM shapes are written and read back; a wrong o
     }
     return std::string("(accepted)");
   };
-  CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}, {"seconds", -1}}})).find(
-            "measured_gemms[0].seconds") != std::string::npos);
-  CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}}})).find(
-            "missing required field \"measured_gemms[0].seconds\"") != std::string::npos);
+  CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}, {"seconds", -1}}}))
+            .find("measured_gemms[0].seconds") != std::string::npos);
+  CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}}}))
+            .find("missing required field \"measured_gemms[0].seconds\"") != std::string::npos);
   CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}, {"seconds", 1e-4}, {"batch", 2}}}))
             .find("unknown field \"measured_gemms[0].batch\"") != std::string::npos);
   CHECK(refused(nlohmann::json::object()).find("must be an array") != std::string::npos);

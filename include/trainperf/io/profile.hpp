@@ -67,8 +67,8 @@ inline device_profile profile_from_json(std::string_view text, const std::string
   if (f.has("measured_gemms")) {
     const nlohmann::json& list = j.at("measured_gemms");
     if (!list.is_array())
-      f.fail("measured_gemms", "field \"measured_gemms\" must be an array of {m, n, k, seconds}, got " +
-                                   detail::describe(list));
+      f.fail("measured_gemms",
+             "field \"measured_gemms\" must be an array of {m, n, k, seconds}, got " + detail::describe(list));
     for (std::size_t i = 0; i < list.size(); ++i) {
       const nlohmann::json& g = list[i];
       const std::string at = "measured_gemms[" + std::to_string(i) + "]";
@@ -95,17 +95,17 @@ inline device_profile profile_from_json(std::string_view text, const std::string
 
 inline nlohmann::json profile_to_json(const device_profile& p) {
   nlohmann::json j = {{"name", p.name},
-          {"gemm_efficiency", p.gemm_efficiency},
-          {"gemm_half_outputs", p.gemm_half_outputs},
-          {"memory_efficiency", p.memory_efficiency},
-          {"attention_forward_efficiency", p.attention_forward_efficiency},
-          {"attention_backward_efficiency", p.attention_backward_efficiency},
-          {"cudnn_attention_forward_efficiency", p.cudnn_attention_forward_efficiency},
-          {"cudnn_attention_backward_efficiency", p.cudnn_attention_backward_efficiency},
-          {"intra_node_bus_efficiency", p.intra_node_bus_efficiency},
-          {"inter_node_bus_efficiency", p.inter_node_bus_efficiency},
-          {"latency_us", p.latency_s * 1e6},
-          {"source", p.source}};
+                      {"gemm_efficiency", p.gemm_efficiency},
+                      {"gemm_half_outputs", p.gemm_half_outputs},
+                      {"memory_efficiency", p.memory_efficiency},
+                      {"attention_forward_efficiency", p.attention_forward_efficiency},
+                      {"attention_backward_efficiency", p.attention_backward_efficiency},
+                      {"cudnn_attention_forward_efficiency", p.cudnn_attention_forward_efficiency},
+                      {"cudnn_attention_backward_efficiency", p.cudnn_attention_backward_efficiency},
+                      {"intra_node_bus_efficiency", p.intra_node_bus_efficiency},
+                      {"inter_node_bus_efficiency", p.inter_node_bus_efficiency},
+                      {"latency_us", p.latency_s * 1e6},
+                      {"source", p.source}};
   if (!p.measured_gemms.empty()) {
     nlohmann::json list = nlohmann::json::array();
     for (const gemm_sample& g : p.measured_gemms)
