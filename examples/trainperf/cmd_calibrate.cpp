@@ -49,10 +49,15 @@ std::vector<flag> calibrate_flags() {
   // The layer whose attention and memory-bound kernels are measured: a model's, or by default
   // hidden 1024, 16 heads of 64, ffn 2816, one sequence of 1024.
   for (flag x : model_flags()) {
-    if (x.name == "model") x.help = "measure attention and the memory-bound kernels at this model's shapes";
+    if (x.name == "model")
+      x.help =
+          "measure attention, the memory-bound kernels and the model's own linear layers (kept in the profile) at "
+          "this model's shapes";
     f.push_back(x);
   }
   f.push_back({"lbs", "N", "sequences per micro-batch for those kernels (default 1)"});
+  f.push_back(
+      {"tp", "N", "with a model: its linear layers measured as one of N tensor-parallel ranks runs them (default 1)"});
   return with_common(f);
 }
 
@@ -96,8 +101,8 @@ measured measure_cpu(const measured_layer& l, const std::string& workload, int r
         shapes.push_back({static_cast<double>(t), static_cast<double>(o), static_cast<double>(i), 0});
       }
   // The model's own linear layers (when one is given), each within a time budget: a shape of at
-  // most 3 x 10^11 FLOPs forward and backward (a second or two on a small CPU, measured in every
-  // round); larger ones take the curve fitted to the grid above.
+  // most 3 x 10^11 FLOPs forward and backward (2-4 s on a 2-core CPU, in every round); larger
+  // ones take the curve fitted to the grid above.
   std::vector<gemm_sample> model_shapes;
   std::vector<std::size_t> model_tasks;
   if (l.vocab > 0)
@@ -124,7 +129,7 @@ measured measure_cpu(const measured_layer& l, const std::string& workload, int r
   for (std::size_t i = 0; i < shapes.size(); ++i) shapes[i].seconds = seconds[i] / 3;  // three GEMMs of its shape
   mm.gemms = shapes;
   for (std::size_t i = 0; i < model_shapes.size(); ++i) model_shapes[i].seconds = seconds[model_tasks[i]] / 3;
-  mm.model_gemms = model_shapes;
+  mm.model_gemms = {.device = {}, .type = dtype::fp32, .shapes = model_shapes};  // the device named by the caller
   mm.copy_bandwidth = tasks[triad].work / seconds[triad];
   mm.streaming_bytes = tasks[layer].work + tasks[optimizer].work;
   mm.streaming_seconds = seconds[layer] + seconds[optimizer];
@@ -275,7 +280,11 @@ int run_calibrate(const args& a, output& out) {
                                       mc.name + " is not one");
     l.hidden = s.hidden, l.ffn = s.ffn, l.heads = s.heads, l.kv_heads = s.resolved_kv_heads();
     l.head_dim = s.resolved_head_dim();
-    l.vocab = s.vocab;
+    l.tp = a.get_int("tp").value_or(1);
+    if (l.tp < 1 || s.heads % l.tp != 0 || s.ffn % l.tp != 0)
+      throw config_error("tp", fmt::format("--tp {} must divide the heads ({}) and the ffn ({}) of {}", l.tp, s.heads,
+                                           s.ffn, mc.name));
+    l.vocab = s.padded_vocab(l.tp);
     // The optimizer over at most 64M parameters (1 GiB of states): past every cache, a streaming rate.
     l.params = std::min<std::int64_t>(count_params(s).total(), std::int64_t{1} << 26);
   }
@@ -322,10 +331,11 @@ int run_calibrate(const args& a, output& out) {
                        "(apt-get install libeigen3-dev) and rebuild");
 #endif
   }
-  const calibration_measurements& mm = m.mm;
   const std::string name = name_flag.value_or(m.in_table != nullptr ? std::string(m.in_table->name) + "-measured"
                                               : gpu                 ? "this-gpu"
                                                                     : "this-cpu");
+  m.mm.model_gemms.device = name;
+  const calibration_measurements& mm = m.mm;
   calibration_result r = calibrate_profile(mm, name, m.source);
   if (m.in_table != nullptr) {  // what one GPU cannot measure: its links, and cuDNN's attention
     const device_profile table = builtin_profile(m.in_table->name);
@@ -367,18 +377,18 @@ int run_calibrate(const args& a, output& out) {
   out.print("{}\n{}\n", m.source, m.probe_line);
   out.print("linear layers, forward + backward, per GEMM (m = tokens, n = outputs, k = inputs):\n");
   out.print("  {:>6} {:>6} {:>6} {:>14} {:>14}\n", "m", "n", "k", units, "fitted");
-  for (const gemm_sample& x : mm.gemms) {
-    const double flops = 2 * x.m * x.n * x.k;
-    out.print("  {:>6} {:>6} {:>6} {:>14.1f} {:>14.1f}\n", x.m, x.n, x.k, flops / x.seconds / unit,
-              flops / r.gemm.seconds(x) / unit);
-  }
-  if (!mm.model_gemms.empty()) {
-    out.print("the model's linear layers, measured (predict takes these, the curve the rest):\n");
-    for (const gemm_sample& x : mm.model_gemms) {
+  const auto print_gemms = [&](const std::vector<gemm_sample>& gemms) {
+    for (const gemm_sample& x : gemms) {
       const double flops = 2 * x.m * x.n * x.k;
       out.print("  {:>6} {:>6} {:>6} {:>14.1f} {:>14.1f}\n", x.m, x.n, x.k, flops / x.seconds / unit,
                 flops / r.gemm.seconds(x) / unit);
     }
+  };
+  print_gemms(mm.gemms);
+  if (!mm.model_gemms.empty()) {
+    out.print("the model's linear layers{}, measured (predict takes these on {}, the curve the rest):\n",
+              l.tp > 1 ? fmt::format(" as one of {} tensor-parallel ranks runs them", l.tp) : std::string(), name);
+    print_gemms(mm.model_gemms.shapes);
   }
   out.print("GEMM model fit: {:.1f} {} asymptote, half of it at {:.3g} outputs; rms log error {:.3f}, worst {:.0f}%\n",
             r.gemm.rate / unit, units, r.gemm.half_outputs, r.gemm.rms_log_error, 100 * r.gemm.max_error);

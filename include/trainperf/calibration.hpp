@@ -52,12 +52,7 @@ inline void calibration_needs_measurements() {}
 inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_bytes, double bandwidth) {
   detail::require(!samples.empty(), reason::calibration_needs_measurements, "gemm_samples",
                   [] { return std::string("fitting the GEMM model needs at least one measured shape"); });
-  for (const gemm_sample& s : samples)
-    detail::require(s.m > 0 && s.n > 0 && s.k > 0 && s.seconds > 0 && detail::is_finite(s.seconds),
-                    reason::calibration_needs_measurements, "gemm_samples", [&] {
-                      return "a measured GEMM needs positive m, n, k and seconds, got " + format_double(s.m) + " x " +
-                             format_double(s.n) + " x " + format_double(s.k) + " in " + format_double(s.seconds) + " s";
-                    });
+  for (const gemm_sample& s : samples) validate(s, "gemm_samples", "fitting the GEMM model");
   detail::require(element_bytes > 0 && detail::is_finite(element_bytes), reason::calibration_needs_measurements,
                   "element_bytes", [&] {
                     return "fitting the GEMM model needs the operands' bytes per element, got " +
@@ -130,17 +125,24 @@ struct measured_layer {
   std::int64_t hidden = 1024, ffn = 2816;  // SwiGLU's width
   std::int64_t heads = 16, kv_heads = 16, head_dim = 64;
   std::int64_t params = 1 << 24;  // parameters the optimizer steps
-  std::int64_t vocab = 0;         // the output layer's width; 0: no model given
+  std::int64_t vocab = 0;         // the output layer's width, padded to a multiple of tp; 0: no model given
+  std::int64_t tp = 1;            // the tensor-parallel ranks the linear layers are split over
 };
 
-// A model's linear layers at t tokens as GEMM shapes (m = tokens, n = outputs, k = inputs), each
-// once: the attention's projections fused (Q, K, V as one) and separate, the output projection,
-// the MLP's gate and up fused and separate, its down projection, and the output layer (with a
-// vocabulary): every shape step_time asks of one layer under either fused_projections.
+// A model's linear layers at t tokens as one of `tp` tensor-parallel ranks runs them (Megatron-LM's
+// split: Q, K, V, gate and up by their outputs, the output projection and down by their inputs,
+// the output layer by the vocabulary; key/value heads fewer than tp replicated, one a rank), as
+// GEMM shapes (m = tokens, n = outputs, k = inputs), each once: the attention's projections fused
+// (Q, K, V as one) and separate, the output projection, the MLP's gate and up fused and separate,
+// its down projection, and the output layer (with a vocabulary, padded as the model pads it):
+// every shape step_time asks of a dense layer under either fused_projections, without context
+// parallelism.
 inline std::vector<gemm_sample> linear_shapes(const measured_layer& l) {
+  const double tp = static_cast<double>(l.tp);
   const double t = static_cast<double>(l.batch * l.seq), h = static_cast<double>(l.hidden),
-               q = static_cast<double>(l.heads * l.head_dim), kv = static_cast<double>(l.kv_heads * l.head_dim),
-               f = static_cast<double>(l.ffn);
+               q = static_cast<double>(l.heads * l.head_dim) / tp,
+               kv = static_cast<double>(std::max<std::int64_t>(l.kv_heads / l.tp, 1) * l.head_dim),
+               f = static_cast<double>(l.ffn) / tp;
   std::vector<gemm_sample> shapes;
   const auto add = [&](double n, double k) {
     if (n <= 0) return;
@@ -149,7 +151,7 @@ inline std::vector<gemm_sample> linear_shapes(const measured_layer& l) {
     shapes.push_back({t, n, k, 0});
   };
   add(q + 2 * kv, h), add(q, h), add(kv, h), add(h, q), add(2 * f, h), add(f, h), add(h, f);
-  add(static_cast<double>(l.vocab), h);
+  add(static_cast<double>(l.vocab) / tp, h);
   return shapes;
 }
 
@@ -157,9 +159,9 @@ inline std::vector<gemm_sample> linear_shapes(const measured_layer& l) {
 struct calibration_measurements {
   double gemm_peak = 0;            // FLOP/s of the GEMM probe (the trainer's peak for MFU)
   std::vector<gemm_sample> gemms;  // GEMM shapes, seconds per product
-  // The model's own linear shapes (linear_shapes, calibrate with a model), seconds per product:
-  // the profile's measured_gemms.
-  std::vector<gemm_sample> model_gemms;
+  // The model's own linear shapes (linear_shapes, calibrate with a model), seconds per product,
+  // with the device's name and the dtype: the profile's measured GEMMs.
+  measured_gemms model_gemms;
   double element_bytes = 4;      // the dtype measured (fp32 on the CPU)
   double copy_bandwidth = 0;     // bytes/s, STREAM's triad
   double streaming_bytes = 0;    // memory-bound kernels, bytes as step_time charges them
@@ -215,7 +217,7 @@ inline calibration_result calibrate_profile(const calibration_measurements& mm, 
   r.peak_flops = mm.datasheet_peak > 0 ? mm.datasheet_peak : std::max(mm.gemm_peak, r.gemm.rate);
   p.gemm_efficiency = fraction(r.gemm.rate, r.peak_flops, "gemm_efficiency");
   p.gemm_half_outputs = r.gemm.half_outputs;
-  p.measured_gemms = mm.model_gemms;
+  p.measured = mm.model_gemms;
   p.attention_forward_efficiency =
       fraction(mm.attention_forward_flops / mm.attention_forward_seconds, r.peak_flops, "attention_forward_efficiency");
   p.attention_backward_efficiency = fraction(mm.attention_backward_flops / mm.attention_backward_seconds, r.peak_flops,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "hardware.hpp"
 #include "units.hpp"
 
 namespace trainperf {
@@ -17,6 +18,35 @@ namespace trainperf {
 // One GEMM shape measured: C[m, n] = A[m, k] · B[k, n], seconds per product.
 struct gemm_sample {
   double m = 0, n = 0, k = 0, seconds = 0;
+};
+
+namespace reason {
+inline void gemm_sample_is_not_a_measurement() {}
+}  // namespace reason
+
+// Refuses what is not a measured GEMM (`what` names the set in the message): m, n, k positive
+// integers, seconds positive and finite.
+inline void validate(const gemm_sample& g, std::string_view field, std::string_view what) {
+  const auto whole = [](double x) {
+    return x > 0 && detail::is_finite(x) && x == static_cast<double>(static_cast<std::int64_t>(x));
+  };
+  detail::require(whole(g.m) && whole(g.n) && whole(g.k) && g.seconds > 0 && detail::is_finite(g.seconds),
+                  reason::gemm_sample_is_not_a_measurement, field, [&] {
+                    return std::string(what) +
+                           ": a measured GEMM needs positive whole m, n, k and positive seconds, got " +
+                           format_double(g.m) + " x " + format_double(g.n) + " x " + format_double(g.k) + " in " +
+                           format_double(g.seconds) + " s";
+                  });
+}
+
+// GEMM shapes measured on one device in one dtype (`trainperf calibrate` with a model: its linear
+// layers at the run's tokens, as one tensor-parallel rank runs them): predict takes a measured
+// shape's seconds before the curve, on that device and dtype only.
+struct measured_gemms {
+  std::string device;  // the device (its name in the device table or a --devices-file) they were measured on
+  dtype type = dtype::fp32;
+  std::vector<gemm_sample> shapes;
+  [[nodiscard]] bool empty() const { return shapes.empty(); }
 };
 
 struct device_profile {
@@ -42,10 +72,9 @@ struct device_profile {
   double inter_node_bus_efficiency = 0;
   double latency_s = 0;
   std::string source;
-  // GEMM shapes measured on the device itself (`trainperf calibrate --model`: the model's linear
-  // layers at the run's tokens): a GEMM of one of these shapes takes its measured seconds, the
-  // GEMM curve above the rest. Empty in the built-in profiles.
-  std::vector<gemm_sample> measured_gemms;
+  // The device's own GEMM shapes, each taking its measured seconds; the curve above the rest.
+  // Empty in the built-in profiles.
+  measured_gemms measured;
 };
 
 namespace reason {
@@ -70,14 +99,20 @@ inline void validate(const device_profile& p) {
   detail::require(detail::is_finite(p.latency_s) && p.latency_s >= 0, reason::profile_efficiency_out_of_range,
                   "latency_s",
                   [&] { return "profile " + p.name + ": latency_s must be >= 0, got " + format_double(p.latency_s); });
-  for (const gemm_sample& g : p.measured_gemms)
-    detail::require(g.m > 0 && g.n > 0 && g.k > 0 && detail::is_finite(g.m * g.n * g.k) && g.seconds > 0 &&
-                        detail::is_finite(g.seconds),
-                    reason::profile_efficiency_out_of_range, "measured_gemms", [&] {
-                      return "profile " + p.name + ": a measured GEMM needs positive m, n, k and seconds, got " +
-                             format_double(g.m) + " x " + format_double(g.n) + " x " + format_double(g.k) + " in " +
-                             format_double(g.seconds) + " s";
-                    });
+  const std::vector<gemm_sample>& shapes = p.measured.shapes;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    validate(shapes[i], "measured_gemms", "profile " + p.name);
+    for (std::size_t j = 0; j < i; ++j)
+      detail::require(shapes[j].m != shapes[i].m || shapes[j].n != shapes[i].n || shapes[j].k != shapes[i].k,
+                      reason::gemm_sample_is_not_a_measurement, "measured_gemms", [&] {
+                        return "profile " + p.name + ": GEMM " + format_double(shapes[i].m) + " x " +
+                               format_double(shapes[i].n) + " x " + format_double(shapes[i].k) +
+                               " is measured twice; keep one";
+                      });
+  }
+  detail::require(shapes.empty() || !p.measured.device.empty(), reason::gemm_sample_is_not_a_measurement,
+                  "measured_gemms",
+                  [&] { return "profile " + p.name + ": measured GEMMs need the device they were measured on"; });
   detail::require(detail::is_finite(p.gemm_half_outputs) && p.gemm_half_outputs >= 0,
                   reason::profile_efficiency_out_of_range, "gemm_half_outputs", [&] {
                     return "profile " + p.name + ": gemm_half_outputs must be >= 0, got " +

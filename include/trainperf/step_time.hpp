@@ -83,6 +83,7 @@ namespace reason {
 inline void step_time_needs_a_global_batch() {}
 inline void step_time_models_language_models_only() {}
 inline void step_time_does_not_model_offloading() {}
+inline void step_time_profile_measured_elsewhere() {}
 }  // namespace reason
 
 // The work the step-time model charges each operation, in FLOPs or bytes moved; calibration
@@ -123,15 +124,17 @@ constexpr double optimizer_bytes_per_param(double grad_bytes, double state_bytes
 
 namespace detail {
 
-// Seconds for `batch` GEMMs of m x n x k: a shape the profile measured takes its measured
-// seconds; any other its FLOPs at the profile's efficiency for that many output elements, or the
-// bytes of their operands over the achieved memory bandwidth when that is slower (the roofline,
-// Williams et al. 2009).
+// Seconds for `batch` GEMMs of m x n x k: one GEMM of a shape the profile measured takes its
+// measured seconds (predict_step_time checks the device and dtype they were measured in); any
+// other its FLOPs at the profile's efficiency for that many output elements, or the bytes of its
+// operands over the achieved memory bandwidth when that is slower (the roofline, Williams et al.
+// 2009).
 constexpr double gemm_time(double m, double n, double k, double peak, double element_bytes, double memory_bw,
                            const device_profile& p, double batch = 1) {
   if (m <= 0 || n <= 0 || k <= 0) return 0;
-  for (const gemm_sample& g : p.measured_gemms)
-    if (g.m == m && g.n == n && g.k == k) return batch * g.seconds;
+  if (batch == 1)
+    for (const gemm_sample& g : p.measured.shapes)
+      if (g.m == m && g.n == n && g.k == k) return g.seconds;
   const double outputs = m * n * batch, flops = 2 * outputs * k;
   const double compute = flops / (peak * p.gemm_efficiency * outputs / (outputs + p.gemm_half_outputs));
   const double memory = batch * element_bytes * (m * k + k * n + m * n) / (memory_bw * p.memory_efficiency);
@@ -400,6 +403,14 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   detail::step_context x{m, c, cl, p, opt, detail::spans_for(c, dp, cl)};
   x.peak = require_peak(cl.device, compute);
   x.linear_peak = fp8 ? require_peak(cl.device, dtype::fp8) : x.peak;
+  const dtype linear = fp8 ? dtype::fp8 : compute;
+  detail::require(p.measured.empty() || (p.measured.device == cl.device.name && p.measured.type == linear),
+                  reason::step_time_profile_measured_elsewhere, "profile", [&] {
+                    return "profile " + p.name + " holds GEMMs measured on " + p.measured.device + " in " +
+                           std::string(to_string(p.measured.type)) + "; this step runs its GEMMs on " +
+                           std::string(cl.device.name) + " in " + std::string(to_string(linear)) +
+                           ": predict for that device and dtype, or give a profile without measured GEMMs";
+                  });
   detail::require(cl.device.memory_bandwidth > 0, reason::device_fields_must_be_positive, "memory_bandwidth", [&] {
     return std::string(cl.device.name) + " has no memory bandwidth in the device table; the step-time model needs it";
   });

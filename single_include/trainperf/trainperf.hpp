@@ -951,174 +951,6 @@ constexpr std::int64_t data_parallel_size(std::int64_t world, std::int64_t tp, s
 #include <utility>
 #include <vector>
 
-
-namespace trainperf {
-
-// One GEMM shape measured: C[m, n] = A[m, k] · B[k, n], seconds per product.
-struct gemm_sample {
-  double m = 0, n = 0, k = 0, seconds = 0;
-};
-
-struct device_profile {
-  std::string name = "generic";
-  // A GEMM (or a batch of them) with C = m x n (x batch) output elements runs at
-  // peak x gemm_efficiency x C / (C + gemm_half_outputs): a GEMM whose output tiles do not fill
-  // the device's SMs a few times over runs below the large-GEMM rate (wave quantization), and
-  // the roofline over memory bandwidth bounds those with a short reduction k or a skinny side
-  // (step_time.hpp, gemm_time).
-  double gemm_efficiency = 0;
-  double gemm_half_outputs = 0;
-  double memory_efficiency = 0;              // streaming kernels (norms, activations, optimizer)
-  double attention_forward_efficiency = 0;   // flash attention (FlashAttention-2) forward, of the dense peak
-  double attention_backward_efficiency = 0;  // and backward (2.5 x the forward's FLOPs)
-  // The same through cuDNN's fused attention (Transformer Engine's FusedAttention backend,
-  // memory_options::cudnn_attention), which on Hopper runs at FlashAttention-3's rate.
-  double cudnn_attention_forward_efficiency = 0;
-  double cudnn_attention_backward_efficiency = 0;
-  // nccl-tests' bus bandwidth over the link's unidirectional rate, inside a node and across
-  // nodes, and the latency of one algorithm step: what a cluster built from the device table
-  // gets by default (collectives.hpp, default_cluster).
-  double intra_node_bus_efficiency = 0;
-  double inter_node_bus_efficiency = 0;
-  double latency_s = 0;
-  std::string source;
-  // GEMM shapes measured on the device itself (`trainperf calibrate --model`: the model's linear
-  // layers at the run's tokens): a GEMM of one of these shapes takes its measured seconds, the
-  // GEMM curve above the rest. Empty in the built-in profiles.
-  std::vector<gemm_sample> measured_gemms;
-};
-
-namespace reason {
-inline void profile_efficiency_out_of_range() {}
-}  // namespace reason
-
-inline void validate(const device_profile& p) {
-  const auto fraction = [&](double v, std::string_view field) {
-    detail::require(detail::is_finite(v) && v > 0 && v <= 1, reason::profile_efficiency_out_of_range, field, [&] {
-      return "profile " + p.name + ": " + std::string(field) + " must be a fraction in (0, 1], got " +
-             format_double(v) + "; a profile states what a device achieves of its datasheet figure";
-    });
-  };
-  fraction(p.gemm_efficiency, "gemm_efficiency");
-  fraction(p.memory_efficiency, "memory_efficiency");
-  fraction(p.attention_forward_efficiency, "attention_forward_efficiency");
-  fraction(p.attention_backward_efficiency, "attention_backward_efficiency");
-  fraction(p.cudnn_attention_forward_efficiency, "cudnn_attention_forward_efficiency");
-  fraction(p.cudnn_attention_backward_efficiency, "cudnn_attention_backward_efficiency");
-  fraction(p.intra_node_bus_efficiency, "intra_node_bus_efficiency");
-  fraction(p.inter_node_bus_efficiency, "inter_node_bus_efficiency");
-  detail::require(detail::is_finite(p.latency_s) && p.latency_s >= 0, reason::profile_efficiency_out_of_range,
-                  "latency_s",
-                  [&] { return "profile " + p.name + ": latency_s must be >= 0, got " + format_double(p.latency_s); });
-  for (const gemm_sample& g : p.measured_gemms)
-    detail::require(g.m > 0 && g.n > 0 && g.k > 0 && detail::is_finite(g.m * g.n * g.k) && g.seconds > 0 &&
-                        detail::is_finite(g.seconds),
-                    reason::profile_efficiency_out_of_range, "measured_gemms", [&] {
-                      return "profile " + p.name + ": a measured GEMM needs positive m, n, k and seconds, got " +
-                             format_double(g.m) + " x " + format_double(g.n) + " x " + format_double(g.k) + " in " +
-                             format_double(g.seconds) + " s";
-                    });
-  detail::require(detail::is_finite(p.gemm_half_outputs) && p.gemm_half_outputs >= 0,
-                  reason::profile_efficiency_out_of_range, "gemm_half_outputs", [&] {
-                    return "profile " + p.name + ": gemm_half_outputs must be >= 0, got " +
-                           format_double(p.gemm_half_outputs);
-                  });
-}
-
-// Built-in profiles from published measurements, one rule for every figure: the best
-// achieved value published, over the datasheet's.
-//   gemm_efficiency: the maximum achievable matmul FLOP/s (MAMF) over the dense peak, Stas
-//     Bekman's ml-engineering, compute/accelerator/README.md (commit 744d01e): A100 SXM bf16
-//     271.2 of 312, H100 SXM bf16 794.5 of 989 (H200 and H800: the same silicon).
-//   gemm_half_outputs: one value for every device, from the only published shape curve found:
-//     cuBLAS square fp16 GEMMs on an A100 (same source, its matmul plot: 28, 88, 195, 258 and 290
-//     TFLOP/s at n = 512, 1024, 2048, 4096 and 8192). Each smaller size's ratio to the 8192 one
-//     gives the half point C / (C + h) needs: 2.56, 2.54, 2.25 and 2.89 million outputs; their
-//     mean, 2.56 million, about 1.4 waves of 128 x 128 output tiles over the A100's 108 SMs.
-//   memory_efficiency: best published copy bandwidth over the datasheet: A100 80GB 1536 of 2039
-//     GB/s (AnjaliSandip/FastIceFlo, output/EffectiveMemoryThroughput.md; a 1616 GB/s vector
-//     multiply ran on a 16 MiB array that may sit in L2, not taken), H100 3050 of 3350 and H200
-//     4110 of 4800 (yencal/gpu-bandwidth-benchmark, bandwidth plot, read off the figure).
-//   attention: FlashAttention-2 forward + backward, causal, head dim 128, seq 4k, one efficiency
-//     for both passes: A100 173 of 312 TFLOP/s, H100 294 of 989 (Dao-AILab/flash-attention
-//     assets/flash2_{a100,h100}_fwd_bwd_benchmark.png). cuDNN's fused attention: on the A100 taken
-//     as FlashAttention-2's; on Hopper FlashAttention-3's fp16 causal head dim 128 seq 4k:
-//     forward 579 (assets/flash3_fp16_fwd.png), backward 542 (FA3 paper, arXiv:2407.08608,
-//     backward figure as transcribed by a third party; causality not stated) of 989.
-//   intra_node_bus_efficiency: nccl-tests ring bus bandwidth over the unidirectional NVLink
-//     rate: A100 235 of 300 GB/s (ml-engineering network/README.md), H100 370 of 450 (NVIDIA's
-//     sjeaugey, NVIDIA/nccl-tests#212; NVLink SHARP all-reduce reaches 480, not assumed).
-//   inter_node_bus_efficiency: 47 of 50 GB/s per 400 Gb/s NIC (NVIDIA/nccl-tests#290, the
-//     expected busbw per NDR NIC), taken for HDR as well.
-//   latency_s: 46.3 us for a small all-reduce over 2 nodes x 8 GPUs (NCCL 2.21.5, NVLSTree, an
-//     H20 cluster: NVIDIA/nccl#1244) over its 2 x log2(16) = 8 tree steps: 5.8 us a step.
-inline constexpr double builtin_gemm_half_outputs = 2.56e6;
-inline constexpr double builtin_inter_node_bus_efficiency = 47.0 / 50;
-inline constexpr double builtin_latency_s = 46.3e-6 / 8;
-
-// The built-in profile for a device of the table (hardware.hpp), or the A100's fractions named
-// "generic" for a device without published measurements (say so where it is printed).
-inline device_profile builtin_profile(std::string_view device) {
-  // Named fields: the figures and their sources are in the comment above.
-  const auto make = [](std::string name, double gemm, double memory, double fa2, double cudnn_f, double cudnn_b,
-                       double nvlink, std::string source) {
-    device_profile p;
-    p.name = std::move(name);
-    p.gemm_efficiency = gemm;
-    p.gemm_half_outputs = builtin_gemm_half_outputs;
-    p.memory_efficiency = memory;
-    p.attention_forward_efficiency = p.attention_backward_efficiency = fa2;
-    p.cudnn_attention_forward_efficiency = cudnn_f;
-    p.cudnn_attention_backward_efficiency = cudnn_b;
-    p.intra_node_bus_efficiency = nvlink;
-    p.inter_node_bus_efficiency = builtin_inter_node_bus_efficiency;
-    p.latency_s = builtin_latency_s;
-    p.source = std::move(source);
-    return p;
-  };
-  const auto hopper = [&](std::string name, double memory_efficiency) {
-    return make(std::move(name), 794.5 / 989.4, memory_efficiency, 294 / 989.4, 579 / 989.4, 542 / 989.4, 370.0 / 450,
-                "published H100 SXM measurements (profile.hpp)");
-  };
-  const auto ampere = [&](std::string name, std::string source) {
-    return make(std::move(name), 271.2 / 312, 1536.0 / 2039, 173.0 / 312, 173.0 / 312, 173.0 / 312, 235.0 / 300,
-                std::move(source));
-  };
-  if (device == "H100") return hopper("H100", 3050.0 / 3350);
-  if (device == "H800") return hopper("H800", 3050.0 / 3350);
-  if (device == "H200") return hopper("H200", 4110.0 / 4800);
-  for (std::string_view a : {"A100-80GB", "A100-40GB", "A800"})
-    if (device == a) return ampere(std::string(a), "published A100 SXM measurements (profile.hpp)");
-  return ampere("generic", "no published measurements for " + std::string(device) +
-                               "; the A100's fractions assumed (profile.hpp); calibrate or pass --profile");
-}
-
-}  // namespace trainperf
-// ---- end trainperf/profile.hpp ----
-// ---- begin trainperf/step_time.hpp ----
-// trainperf — one layout's training step time, predicted: every GEMM at a shape-dependent
-// efficiency, flash attention at its own, memory-bound operations from the bytes they move, the
-// communication each parallelism adds (collectives.hpp) where the framework leaves it exposed,
-// the pipeline's bubble from the schedule simulator (schedule.hpp) and the optimizer step.
-// The figures of a benchmark report (token/p/s, MFU, HFU) follow from it, with the memory
-// model's per-stage figure beside them.
-
-#include <algorithm>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <vector>
-
-// ---- begin trainperf/collectives.hpp ----
-// trainperf — what a collective costs on a cluster: the alpha-beta model (a latency per
-// algorithm step plus bytes over bandwidth) in nccl-tests' bus-bandwidth convention, with a
-// group that spans nodes limited by its ranks' share of the inter-node links.
-
-#include <algorithm>
-#include <cstdint>
-#include <string>
-#include <string_view>
-
 // ---- begin trainperf/hardware.hpp ----
 // trainperf — accelerators: dense peak FLOP/s per dtype, memory, bandwidths, each with a
 // source. Peaks are dense (never 2:4-sparse). An unknown peak is explicit (0 here) and
@@ -1548,6 +1380,208 @@ constexpr device_spec custom_device(std::string_view name, dtype d, double peak_
 
 }  // namespace trainperf
 // ---- end trainperf/hardware.hpp ----
+
+namespace trainperf {
+
+// One GEMM shape measured: C[m, n] = A[m, k] · B[k, n], seconds per product.
+struct gemm_sample {
+  double m = 0, n = 0, k = 0, seconds = 0;
+};
+
+namespace reason {
+inline void gemm_sample_is_not_a_measurement() {}
+}  // namespace reason
+
+// Refuses what is not a measured GEMM (`what` names the set in the message): m, n, k positive
+// integers, seconds positive and finite.
+inline void validate(const gemm_sample& g, std::string_view field, std::string_view what) {
+  const auto whole = [](double x) {
+    return x > 0 && detail::is_finite(x) && x == static_cast<double>(static_cast<std::int64_t>(x));
+  };
+  detail::require(whole(g.m) && whole(g.n) && whole(g.k) && g.seconds > 0 && detail::is_finite(g.seconds),
+                  reason::gemm_sample_is_not_a_measurement, field, [&] {
+                    return std::string(what) +
+                           ": a measured GEMM needs positive whole m, n, k and positive seconds, got " +
+                           format_double(g.m) + " x " + format_double(g.n) + " x " + format_double(g.k) + " in " +
+                           format_double(g.seconds) + " s";
+                  });
+}
+
+// GEMM shapes measured on one device in one dtype (`trainperf calibrate` with a model: its linear
+// layers at the run's tokens, as one tensor-parallel rank runs them): predict takes a measured
+// shape's seconds before the curve, on that device and dtype only.
+struct measured_gemms {
+  std::string device;  // the device (its name in the device table or a --devices-file) they were measured on
+  dtype type = dtype::fp32;
+  std::vector<gemm_sample> shapes;
+  [[nodiscard]] bool empty() const { return shapes.empty(); }
+};
+
+struct device_profile {
+  std::string name = "generic";
+  // A GEMM (or a batch of them) with C = m x n (x batch) output elements runs at
+  // peak x gemm_efficiency x C / (C + gemm_half_outputs): a GEMM whose output tiles do not fill
+  // the device's SMs a few times over runs below the large-GEMM rate (wave quantization), and
+  // the roofline over memory bandwidth bounds those with a short reduction k or a skinny side
+  // (step_time.hpp, gemm_time).
+  double gemm_efficiency = 0;
+  double gemm_half_outputs = 0;
+  double memory_efficiency = 0;              // streaming kernels (norms, activations, optimizer)
+  double attention_forward_efficiency = 0;   // flash attention (FlashAttention-2) forward, of the dense peak
+  double attention_backward_efficiency = 0;  // and backward (2.5 x the forward's FLOPs)
+  // The same through cuDNN's fused attention (Transformer Engine's FusedAttention backend,
+  // memory_options::cudnn_attention), which on Hopper runs at FlashAttention-3's rate.
+  double cudnn_attention_forward_efficiency = 0;
+  double cudnn_attention_backward_efficiency = 0;
+  // nccl-tests' bus bandwidth over the link's unidirectional rate, inside a node and across
+  // nodes, and the latency of one algorithm step: what a cluster built from the device table
+  // gets by default (collectives.hpp, default_cluster).
+  double intra_node_bus_efficiency = 0;
+  double inter_node_bus_efficiency = 0;
+  double latency_s = 0;
+  std::string source;
+  // The device's own GEMM shapes, each taking its measured seconds; the curve above the rest.
+  // Empty in the built-in profiles.
+  measured_gemms measured;
+};
+
+namespace reason {
+inline void profile_efficiency_out_of_range() {}
+}  // namespace reason
+
+inline void validate(const device_profile& p) {
+  const auto fraction = [&](double v, std::string_view field) {
+    detail::require(detail::is_finite(v) && v > 0 && v <= 1, reason::profile_efficiency_out_of_range, field, [&] {
+      return "profile " + p.name + ": " + std::string(field) + " must be a fraction in (0, 1], got " +
+             format_double(v) + "; a profile states what a device achieves of its datasheet figure";
+    });
+  };
+  fraction(p.gemm_efficiency, "gemm_efficiency");
+  fraction(p.memory_efficiency, "memory_efficiency");
+  fraction(p.attention_forward_efficiency, "attention_forward_efficiency");
+  fraction(p.attention_backward_efficiency, "attention_backward_efficiency");
+  fraction(p.cudnn_attention_forward_efficiency, "cudnn_attention_forward_efficiency");
+  fraction(p.cudnn_attention_backward_efficiency, "cudnn_attention_backward_efficiency");
+  fraction(p.intra_node_bus_efficiency, "intra_node_bus_efficiency");
+  fraction(p.inter_node_bus_efficiency, "inter_node_bus_efficiency");
+  detail::require(detail::is_finite(p.latency_s) && p.latency_s >= 0, reason::profile_efficiency_out_of_range,
+                  "latency_s",
+                  [&] { return "profile " + p.name + ": latency_s must be >= 0, got " + format_double(p.latency_s); });
+  const std::vector<gemm_sample>& shapes = p.measured.shapes;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    validate(shapes[i], "measured_gemms", "profile " + p.name);
+    for (std::size_t j = 0; j < i; ++j)
+      detail::require(shapes[j].m != shapes[i].m || shapes[j].n != shapes[i].n || shapes[j].k != shapes[i].k,
+                      reason::gemm_sample_is_not_a_measurement, "measured_gemms", [&] {
+                        return "profile " + p.name + ": GEMM " + format_double(shapes[i].m) + " x " +
+                               format_double(shapes[i].n) + " x " + format_double(shapes[i].k) +
+                               " is measured twice; keep one";
+                      });
+  }
+  detail::require(shapes.empty() || !p.measured.device.empty(), reason::gemm_sample_is_not_a_measurement,
+                  "measured_gemms",
+                  [&] { return "profile " + p.name + ": measured GEMMs need the device they were measured on"; });
+  detail::require(detail::is_finite(p.gemm_half_outputs) && p.gemm_half_outputs >= 0,
+                  reason::profile_efficiency_out_of_range, "gemm_half_outputs", [&] {
+                    return "profile " + p.name + ": gemm_half_outputs must be >= 0, got " +
+                           format_double(p.gemm_half_outputs);
+                  });
+}
+
+// Built-in profiles from published measurements, one rule for every figure: the best
+// achieved value published, over the datasheet's.
+//   gemm_efficiency: the maximum achievable matmul FLOP/s (MAMF) over the dense peak, Stas
+//     Bekman's ml-engineering, compute/accelerator/README.md (commit 744d01e): A100 SXM bf16
+//     271.2 of 312, H100 SXM bf16 794.5 of 989 (H200 and H800: the same silicon).
+//   gemm_half_outputs: one value for every device, from the only published shape curve found:
+//     cuBLAS square fp16 GEMMs on an A100 (same source, its matmul plot: 28, 88, 195, 258 and 290
+//     TFLOP/s at n = 512, 1024, 2048, 4096 and 8192). Each smaller size's ratio to the 8192 one
+//     gives the half point C / (C + h) needs: 2.56, 2.54, 2.25 and 2.89 million outputs; their
+//     mean, 2.56 million, about 1.4 waves of 128 x 128 output tiles over the A100's 108 SMs.
+//   memory_efficiency: best published copy bandwidth over the datasheet: A100 80GB 1536 of 2039
+//     GB/s (AnjaliSandip/FastIceFlo, output/EffectiveMemoryThroughput.md; a 1616 GB/s vector
+//     multiply ran on a 16 MiB array that may sit in L2, not taken), H100 3050 of 3350 and H200
+//     4110 of 4800 (yencal/gpu-bandwidth-benchmark, bandwidth plot, read off the figure).
+//   attention: FlashAttention-2 forward + backward, causal, head dim 128, seq 4k, one efficiency
+//     for both passes: A100 173 of 312 TFLOP/s, H100 294 of 989 (Dao-AILab/flash-attention
+//     assets/flash2_{a100,h100}_fwd_bwd_benchmark.png). cuDNN's fused attention: on the A100 taken
+//     as FlashAttention-2's; on Hopper FlashAttention-3's fp16 causal head dim 128 seq 4k:
+//     forward 579 (assets/flash3_fp16_fwd.png), backward 542 (FA3 paper, arXiv:2407.08608,
+//     backward figure as transcribed by a third party; causality not stated) of 989.
+//   intra_node_bus_efficiency: nccl-tests ring bus bandwidth over the unidirectional NVLink
+//     rate: A100 235 of 300 GB/s (ml-engineering network/README.md), H100 370 of 450 (NVIDIA's
+//     sjeaugey, NVIDIA/nccl-tests#212; NVLink SHARP all-reduce reaches 480, not assumed).
+//   inter_node_bus_efficiency: 47 of 50 GB/s per 400 Gb/s NIC (NVIDIA/nccl-tests#290, the
+//     expected busbw per NDR NIC), taken for HDR as well.
+//   latency_s: 46.3 us for a small all-reduce over 2 nodes x 8 GPUs (NCCL 2.21.5, NVLSTree, an
+//     H20 cluster: NVIDIA/nccl#1244) over its 2 x log2(16) = 8 tree steps: 5.8 us a step.
+inline constexpr double builtin_gemm_half_outputs = 2.56e6;
+inline constexpr double builtin_inter_node_bus_efficiency = 47.0 / 50;
+inline constexpr double builtin_latency_s = 46.3e-6 / 8;
+
+// The built-in profile for a device of the table (hardware.hpp), or the A100's fractions named
+// "generic" for a device without published measurements (say so where it is printed).
+inline device_profile builtin_profile(std::string_view device) {
+  // Named fields: the figures and their sources are in the comment above.
+  const auto make = [](std::string name, double gemm, double memory, double fa2, double cudnn_f, double cudnn_b,
+                       double nvlink, std::string source) {
+    device_profile p;
+    p.name = std::move(name);
+    p.gemm_efficiency = gemm;
+    p.gemm_half_outputs = builtin_gemm_half_outputs;
+    p.memory_efficiency = memory;
+    p.attention_forward_efficiency = p.attention_backward_efficiency = fa2;
+    p.cudnn_attention_forward_efficiency = cudnn_f;
+    p.cudnn_attention_backward_efficiency = cudnn_b;
+    p.intra_node_bus_efficiency = nvlink;
+    p.inter_node_bus_efficiency = builtin_inter_node_bus_efficiency;
+    p.latency_s = builtin_latency_s;
+    p.source = std::move(source);
+    return p;
+  };
+  const auto hopper = [&](std::string name, double memory_efficiency) {
+    return make(std::move(name), 794.5 / 989.4, memory_efficiency, 294 / 989.4, 579 / 989.4, 542 / 989.4, 370.0 / 450,
+                "published H100 SXM measurements (profile.hpp)");
+  };
+  const auto ampere = [&](std::string name, std::string source) {
+    return make(std::move(name), 271.2 / 312, 1536.0 / 2039, 173.0 / 312, 173.0 / 312, 173.0 / 312, 235.0 / 300,
+                std::move(source));
+  };
+  if (device == "H100") return hopper("H100", 3050.0 / 3350);
+  if (device == "H800") return hopper("H800", 3050.0 / 3350);
+  if (device == "H200") return hopper("H200", 4110.0 / 4800);
+  for (std::string_view a : {"A100-80GB", "A100-40GB", "A800"})
+    if (device == a) return ampere(std::string(a), "published A100 SXM measurements (profile.hpp)");
+  return ampere("generic", "no published measurements for " + std::string(device) +
+                               "; the A100's fractions assumed (profile.hpp); calibrate or pass --profile");
+}
+
+}  // namespace trainperf
+// ---- end trainperf/profile.hpp ----
+// ---- begin trainperf/step_time.hpp ----
+// trainperf — one layout's training step time, predicted: every GEMM at a shape-dependent
+// efficiency, flash attention at its own, memory-bound operations from the bytes they move, the
+// communication each parallelism adds (collectives.hpp) where the framework leaves it exposed,
+// the pipeline's bubble from the schedule simulator (schedule.hpp) and the optimizer step.
+// The figures of a benchmark report (token/p/s, MFU, HFU) follow from it, with the memory
+// model's per-stage figure beside them.
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+// ---- begin trainperf/collectives.hpp ----
+// trainperf — what a collective costs on a cluster: the alpha-beta model (a latency per
+// algorithm step plus bytes over bandwidth) in nccl-tests' bus-bandwidth convention, with a
+// group that spans nodes limited by its ranks' share of the inter-node links.
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
 
 namespace trainperf {
 
@@ -4042,6 +4076,7 @@ namespace reason {
 inline void step_time_needs_a_global_batch() {}
 inline void step_time_models_language_models_only() {}
 inline void step_time_does_not_model_offloading() {}
+inline void step_time_profile_measured_elsewhere() {}
 }  // namespace reason
 
 // The work the step-time model charges each operation, in FLOPs or bytes moved; calibration
@@ -4082,15 +4117,17 @@ constexpr double optimizer_bytes_per_param(double grad_bytes, double state_bytes
 
 namespace detail {
 
-// Seconds for `batch` GEMMs of m x n x k: a shape the profile measured takes its measured
-// seconds; any other its FLOPs at the profile's efficiency for that many output elements, or the
-// bytes of their operands over the achieved memory bandwidth when that is slower (the roofline,
-// Williams et al. 2009).
+// Seconds for `batch` GEMMs of m x n x k: one GEMM of a shape the profile measured takes its
+// measured seconds (predict_step_time checks the device and dtype they were measured in); any
+// other its FLOPs at the profile's efficiency for that many output elements, or the bytes of its
+// operands over the achieved memory bandwidth when that is slower (the roofline, Williams et al.
+// 2009).
 constexpr double gemm_time(double m, double n, double k, double peak, double element_bytes, double memory_bw,
                            const device_profile& p, double batch = 1) {
   if (m <= 0 || n <= 0 || k <= 0) return 0;
-  for (const gemm_sample& g : p.measured_gemms)
-    if (g.m == m && g.n == n && g.k == k) return batch * g.seconds;
+  if (batch == 1)
+    for (const gemm_sample& g : p.measured.shapes)
+      if (g.m == m && g.n == n && g.k == k) return g.seconds;
   const double outputs = m * n * batch, flops = 2 * outputs * k;
   const double compute = flops / (peak * p.gemm_efficiency * outputs / (outputs + p.gemm_half_outputs));
   const double memory = batch * element_bytes * (m * k + k * n + m * n) / (memory_bw * p.memory_efficiency);
@@ -4359,6 +4396,14 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   detail::step_context x{m, c, cl, p, opt, detail::spans_for(c, dp, cl)};
   x.peak = require_peak(cl.device, compute);
   x.linear_peak = fp8 ? require_peak(cl.device, dtype::fp8) : x.peak;
+  const dtype linear = fp8 ? dtype::fp8 : compute;
+  detail::require(p.measured.empty() || (p.measured.device == cl.device.name && p.measured.type == linear),
+                  reason::step_time_profile_measured_elsewhere, "profile", [&] {
+                    return "profile " + p.name + " holds GEMMs measured on " + p.measured.device + " in " +
+                           std::string(to_string(p.measured.type)) + "; this step runs its GEMMs on " +
+                           std::string(cl.device.name) + " in " + std::string(to_string(linear)) +
+                           ": predict for that device and dtype, or give a profile without measured GEMMs";
+                  });
   detail::require(cl.device.memory_bandwidth > 0, reason::device_fields_must_be_positive, "memory_bandwidth", [&] {
     return std::string(cl.device.name) + " has no memory bandwidth in the device table; the step-time model needs it";
   });
@@ -4567,12 +4612,7 @@ inline void calibration_needs_measurements() {}
 inline gemm_fit fit_gemm(std::span<const gemm_sample> samples, double element_bytes, double bandwidth) {
   detail::require(!samples.empty(), reason::calibration_needs_measurements, "gemm_samples",
                   [] { return std::string("fitting the GEMM model needs at least one measured shape"); });
-  for (const gemm_sample& s : samples)
-    detail::require(s.m > 0 && s.n > 0 && s.k > 0 && s.seconds > 0 && detail::is_finite(s.seconds),
-                    reason::calibration_needs_measurements, "gemm_samples", [&] {
-                      return "a measured GEMM needs positive m, n, k and seconds, got " + format_double(s.m) + " x " +
-                             format_double(s.n) + " x " + format_double(s.k) + " in " + format_double(s.seconds) + " s";
-                    });
+  for (const gemm_sample& s : samples) validate(s, "gemm_samples", "fitting the GEMM model");
   detail::require(element_bytes > 0 && detail::is_finite(element_bytes), reason::calibration_needs_measurements,
                   "element_bytes", [&] {
                     return "fitting the GEMM model needs the operands' bytes per element, got " +
@@ -4645,17 +4685,24 @@ struct measured_layer {
   std::int64_t hidden = 1024, ffn = 2816;  // SwiGLU's width
   std::int64_t heads = 16, kv_heads = 16, head_dim = 64;
   std::int64_t params = 1 << 24;  // parameters the optimizer steps
-  std::int64_t vocab = 0;         // the output layer's width; 0: no model given
+  std::int64_t vocab = 0;         // the output layer's width, padded to a multiple of tp; 0: no model given
+  std::int64_t tp = 1;            // the tensor-parallel ranks the linear layers are split over
 };
 
-// A model's linear layers at t tokens as GEMM shapes (m = tokens, n = outputs, k = inputs), each
-// once: the attention's projections fused (Q, K, V as one) and separate, the output projection,
-// the MLP's gate and up fused and separate, its down projection, and the output layer (with a
-// vocabulary): every shape step_time asks of one layer under either fused_projections.
+// A model's linear layers at t tokens as one of `tp` tensor-parallel ranks runs them (Megatron-LM's
+// split: Q, K, V, gate and up by their outputs, the output projection and down by their inputs,
+// the output layer by the vocabulary; key/value heads fewer than tp replicated, one a rank), as
+// GEMM shapes (m = tokens, n = outputs, k = inputs), each once: the attention's projections fused
+// (Q, K, V as one) and separate, the output projection, the MLP's gate and up fused and separate,
+// its down projection, and the output layer (with a vocabulary, padded as the model pads it):
+// every shape step_time asks of a dense layer under either fused_projections, without context
+// parallelism.
 inline std::vector<gemm_sample> linear_shapes(const measured_layer& l) {
+  const double tp = static_cast<double>(l.tp);
   const double t = static_cast<double>(l.batch * l.seq), h = static_cast<double>(l.hidden),
-               q = static_cast<double>(l.heads * l.head_dim), kv = static_cast<double>(l.kv_heads * l.head_dim),
-               f = static_cast<double>(l.ffn);
+               q = static_cast<double>(l.heads * l.head_dim) / tp,
+               kv = static_cast<double>(std::max<std::int64_t>(l.kv_heads / l.tp, 1) * l.head_dim),
+               f = static_cast<double>(l.ffn) / tp;
   std::vector<gemm_sample> shapes;
   const auto add = [&](double n, double k) {
     if (n <= 0) return;
@@ -4664,7 +4711,7 @@ inline std::vector<gemm_sample> linear_shapes(const measured_layer& l) {
     shapes.push_back({t, n, k, 0});
   };
   add(q + 2 * kv, h), add(q, h), add(kv, h), add(h, q), add(2 * f, h), add(f, h), add(h, f);
-  add(static_cast<double>(l.vocab), h);
+  add(static_cast<double>(l.vocab) / tp, h);
   return shapes;
 }
 
@@ -4672,9 +4719,9 @@ inline std::vector<gemm_sample> linear_shapes(const measured_layer& l) {
 struct calibration_measurements {
   double gemm_peak = 0;            // FLOP/s of the GEMM probe (the trainer's peak for MFU)
   std::vector<gemm_sample> gemms;  // GEMM shapes, seconds per product
-  // The model's own linear shapes (linear_shapes, calibrate with a model), seconds per product:
-  // the profile's measured_gemms.
-  std::vector<gemm_sample> model_gemms;
+  // The model's own linear shapes (linear_shapes, calibrate with a model), seconds per product,
+  // with the device's name and the dtype: the profile's measured GEMMs.
+  measured_gemms model_gemms;
   double element_bytes = 4;      // the dtype measured (fp32 on the CPU)
   double copy_bandwidth = 0;     // bytes/s, STREAM's triad
   double streaming_bytes = 0;    // memory-bound kernels, bytes as step_time charges them
@@ -4730,7 +4777,7 @@ inline calibration_result calibrate_profile(const calibration_measurements& mm, 
   r.peak_flops = mm.datasheet_peak > 0 ? mm.datasheet_peak : std::max(mm.gemm_peak, r.gemm.rate);
   p.gemm_efficiency = fraction(r.gemm.rate, r.peak_flops, "gemm_efficiency");
   p.gemm_half_outputs = r.gemm.half_outputs;
-  p.measured_gemms = mm.model_gemms;
+  p.measured = mm.model_gemms;
   p.attention_forward_efficiency =
       fraction(mm.attention_forward_flops / mm.attention_forward_seconds, r.peak_flops, "attention_forward_efficiency");
   p.attention_backward_efficiency = fraction(mm.attention_backward_flops / mm.attention_backward_seconds, r.peak_flops,

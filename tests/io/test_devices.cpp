@@ -92,17 +92,19 @@ TEST_CASE("a devices file's mistakes are named by entry and field") {
 TEST_CASE("a profile's measured GEMM shapes are written and read back; a wrong one is named") {
   device_profile p = builtin_profile("A100-80GB");
   CHECK_FALSE(io::profile_to_json(p).contains("measured_gemms"));  // the built-in ones have none
-  p.measured_gemms = {{1024, 256, 128, 6.25e-4}, {1024, 64, 128, 2.6e-4}};
+  p.measured = {"this-cpu", dtype::fp32, {{1024, 256, 128, 6.25e-4}, {1024, 64, 128, 2.6e-4}}};
   const nlohmann::json j = io::profile_to_json(p);
   const device_profile back = io::profile_from_json(j.dump(), "p.json", "profile");
-  REQUIRE(back.measured_gemms.size() == 2);
-  CHECK(back.measured_gemms[1].n == 64);
-  CHECK(back.measured_gemms[1].k == 128);
-  CHECK(back.measured_gemms[1].seconds == 2.6e-4);
+  CHECK(back.measured.device == "this-cpu");
+  CHECK(back.measured.type == dtype::fp32);
+  REQUIRE(back.measured.shapes.size() == 2);
+  CHECK(back.measured.shapes[1].n == 64);
+  CHECK(back.measured.shapes[1].k == 128);
+  CHECK(back.measured.shapes[1].seconds == 2.6e-4);
   CHECK(back.gemm_efficiency == p.gemm_efficiency);
-  const auto refused = [&](const nlohmann::json& gemms) {
+  const auto refused = [&](const std::string& key, const nlohmann::json& value) {
     nlohmann::json bad = j;
-    bad["measured_gemms"] = gemms;
+    bad["measured_gemms"][key] = value;
     try {
       (void)io::profile_from_json(bad.dump(), "p.json", "profile");
     } catch (const config_error& e) {
@@ -110,11 +112,18 @@ TEST_CASE("a profile's measured GEMM shapes are written and read back; a wrong o
     }
     return std::string("(accepted)");
   };
-  CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}, {"seconds", -1}}}))
-            .find("measured_gemms[0].seconds") != std::string::npos);
-  CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}}}))
-            .find("missing required field \"measured_gemms[0].seconds\"") != std::string::npos);
-  CHECK(refused(nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}, {"seconds", 1e-4}, {"batch", 2}}}))
-            .find("unknown field \"measured_gemms[0].batch\"") != std::string::npos);
-  CHECK(refused(nlohmann::json::object()).find("must be an array") != std::string::npos);
+  const auto shape = [](double seconds) {
+    return nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}, {"seconds", seconds}}});
+  };
+  CHECK(refused("shapes", shape(-1)).find("measured_gemms.shapes[0].seconds") != std::string::npos);
+  CHECK(refused("shapes", nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}}}))
+            .find("missing required field \"measured_gemms.shapes[0].seconds\"") != std::string::npos);
+  CHECK(
+      refused("shapes", nlohmann::json::array({{{"m", 1024}, {"n", 64}, {"k", 128}, {"seconds", 1e-4}, {"batch", 2}}}))
+          .find("unknown field \"measured_gemms.shapes[0].batch\"") != std::string::npos);
+  CHECK(refused("shapes", nlohmann::json::object()).find("must be an array") != std::string::npos);
+  CHECK(refused("dtype", "fp64").find("unknown dtype \"fp64\"") != std::string::npos);
+  nlohmann::json twice = shape(1e-4);
+  twice.push_back(twice[0]);
+  CHECK(refused("shapes", twice).find("measured twice") != std::string::npos);
 }

@@ -65,7 +65,8 @@ TEST_CASE("fit_gemm leaves the memory-bound samples to the roofline") {
 TEST_CASE("fit_gemm refuses what is not a measurement") {
   CHECK_THROWS_WITH_AS(fit_gemm({}, 4, 1e10), doctest::Contains("at least one measured shape"), config_error);
   const std::vector<gemm_sample> bad = {{64, 64, 64, -1}};
-  CHECK_THROWS_WITH_AS(fit_gemm(bad, 4, 1e10), doctest::Contains("positive m, n, k and seconds"), config_error);
+  CHECK_THROWS_WITH_AS(fit_gemm(bad, 4, 1e10), doctest::Contains("positive whole m, n, k and positive seconds"),
+                       config_error);
   const std::vector<gemm_sample> ok = {{64, 64, 64, 1e-5}};
   CHECK_THROWS_WITH_AS(fit_gemm(ok, 4, 0), doctest::Contains("achieved memory bandwidth"), config_error);
 }
@@ -123,19 +124,32 @@ TEST_CASE("linear_shapes: a layer's GEMMs under fused and separate projections, 
     CHECK(s[i].n == expected[i].first);
     CHECK(s[i].k == expected[i].second);
   }
-  // Measured, they become the profile's.
+  // As one of two tensor-parallel ranks runs them: Q 64, K and V one head of 32 each (two KV heads
+  // split), QKV fused 128, the output projection 128 from 64, gate and up 192 each (384 fused),
+  // down 128 from 192, the output layer 128 from 128 (the vocabulary split; Q's shape before).
+  l.tp = 2;
+  const std::vector<gemm_sample> split = linear_shapes(l);
+  const std::vector<std::pair<double, double>> expected_split = {{128, 128}, {64, 128},  {32, 128}, {128, 64},
+                                                                 {384, 128}, {192, 128}, {128, 192}};
+  REQUIRE(split.size() == expected_split.size());
+  for (std::size_t i = 0; i < split.size(); ++i) {
+    CHECK(split[i].n == expected_split[i].first);
+    CHECK(split[i].k == expected_split[i].second);
+  }
+  // Measured, they become the profile's, on the device named.
   calibration_measurements m;
   m.gemm_peak = 100e9, m.gemms = generated(80e9, 0, 4, 1e15), m.copy_bandwidth = 1e15;
   m.streaming_bytes = 1e14, m.streaming_seconds = 1;
   m.attention_forward_flops = m.attention_backward_flops = 1e9, m.attention_forward_seconds = 1;
   m.attention_backward_seconds = 1;
-  m.model_gemms = s;
-  for (gemm_sample& g : m.model_gemms) g.seconds = 1e-4;
+  m.model_gemms = {"box", dtype::fp32, s};
+  for (gemm_sample& g : m.model_gemms.shapes) g.seconds = 1e-4;
   const calibration_result r = calibrate_profile(m, "box", "by hand");
-  REQUIRE(r.profile.measured_gemms.size() == s.size());
-  CHECK(r.profile.measured_gemms[2].n == 64);
-  CHECK(r.profile.measured_gemms[2].seconds == 1e-4);
-  m.model_gemms[0].seconds = 0;  // not a measurement
+  REQUIRE(r.profile.measured.shapes.size() == s.size());
+  CHECK(r.profile.measured.device == "box");
+  CHECK(r.profile.measured.shapes[2].n == 64);
+  CHECK(r.profile.measured.shapes[2].seconds == 1e-4);
+  m.model_gemms.shapes[0].seconds = 0;  // not a measurement
   CHECK_THROWS_WITH_AS(calibrate_profile(m, "box", "by hand"), doctest::Contains("measured GEMM"), config_error);
 }
 

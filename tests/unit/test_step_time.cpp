@@ -1,6 +1,7 @@
 // The step-time model: a one-layer model's step by hand, its invariants, and the seeds' orders.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <optional>
 #include <utility>
 
@@ -44,12 +45,39 @@ TEST_CASE("gemm_time: FLOPs at the shape's efficiency, or the operands over band
 
 TEST_CASE("gemm_time: a shape the profile measured takes its measured seconds") {
   device_profile p = flat_profile();
-  p.measured_gemms = {{1024, 256, 128, 2e-4}, {1024, 64, 128, 9e-5}};
-  CHECK(detail::gemm_time(1024, 256, 128, 1e15, 2, 3e12, p) == 2e-4);
-  CHECK(detail::gemm_time(1024, 64, 128, 1e15, 2, 3e12, p, 3) == doctest::Approx(3 * 9e-5));
-  // Another shape (the transpose of a measured one too) takes the curve: 2 x 1024 x 128 x 256
-  // FLOPs at half the peak.
-  CHECK(detail::gemm_time(1024, 128, 256, 1e15, 2, 3e12, p) == doctest::Approx(2.0 * 1024 * 128 * 256 / 0.5e15));
+  p.measured = {"toy", dtype::bf16, {{1024, 256, 128, 2e-4}, {1024, 64, 128, 9e-5}}};
+  CHECK(detail::gemm_time(1024, 256, 128, 1e15, 2, 1e18, p) == 2e-4);
+  CHECK(detail::gemm_time(1024, 64, 128, 1e15, 2, 1e18, p) == 9e-5);
+  // n and k swapped is another shape: the curve, 2 x 1024 x 128 x 256 FLOPs at half the peak
+  // (relative comparisons: doctest's Approx alone would accept any two figures this small).
+  const auto relative = [](double a, double b) { return std::abs(a / b - 1) < 1e-12; };
+  CHECK(relative(detail::gemm_time(1024, 128, 256, 1e15, 2, 1e18, p), 2.0 * 1024 * 128 * 256 / 0.5e15));
+  // A batch of a measured shape fills the device as one GEMM (unfused attention's products): the
+  // curve too, 3 x the FLOPs.
+  CHECK(relative(detail::gemm_time(1024, 64, 128, 1e15, 2, 1e18, p, 3), 3 * 2.0 * 1024 * 64 * 128 / 0.5e15));
+}
+
+TEST_CASE("a profile's measured GEMMs serve their own device and dtype only") {
+  const transformer_spec m = one_layer();
+  const cluster_spec c{toy_device, 1, 8, 1e12, 1e12, 0};
+  step_options o;
+  o.memory.seq = 1024;
+  o.gbs = 1;
+  device_profile p = flat_profile();
+  const double plain = predict_step(m, {}, c, p, o).step_time;
+  // The output projection (1024 tokens, 1024 from 1024) measured at 1 ms: its forward and two
+  // backward GEMMs take 3 ms in place of 3 x 2 x 1024^3 FLOPs at 50 TFLOP/s.
+  p.measured = {"toy", dtype::bf16, {{1024, 1024, 1024, 1e-3}}};
+  const double measured = predict_step(m, {}, c, p, o).step_time;
+  CHECK(std::abs((measured - plain) / (3e-3 - 3 * 2.0 * 1024 * 1024 * 1024 / 50e12) - 1) < 1e-9);
+  p.measured.type = dtype::fp32;
+  CHECK_THROWS_WITH_AS(predict_step(m, {}, c, p, o), doctest::Contains("measured on toy in fp32"), config_error);
+  p.measured = {"another", dtype::bf16, {{1024, 1024, 1024, 1e-3}}};
+  CHECK_THROWS_WITH_AS(predict_step(m, {}, c, p, o), doctest::Contains("runs its GEMMs on toy in bf16"), config_error);
+  p.measured.shapes.push_back({1024, 1024, 1024, 2e-3});
+  CHECK_THROWS_WITH_AS(validate(p), doctest::Contains("measured twice"), config_error);
+  p.measured.shapes = {{1024, 1024.5, 1024, 2e-3}};
+  CHECK_THROWS_WITH_AS(validate(p), doctest::Contains("positive whole m, n, k"), config_error);
 }
 
 TEST_CASE("fused or separate projections: the same FLOPs in smaller GEMMs, by hand") {

@@ -6,8 +6,9 @@
 //    "intra_node_bus_efficiency": 0.8, "inter_node_bus_efficiency": 0.9, "latency_us": 5,
 //    "source": "trainperf calibrate, 2026-12-03"}
 // Every field is required; fractions lie in (0, 1]. One more is optional: "measured_gemms", the
-// GEMM shapes measured on the device (calibrate with a model), a list of
-// {"m": tokens, "n": outputs, "k": inputs, "seconds": per product}. Optional: needs nlohmann_json.
+// GEMM shapes measured on a device (calibrate with a model): {"device": its name, "dtype": "fp32",
+// "shapes": [{"m": tokens, "n": outputs, "k": inputs, "seconds": per product}, ...]}.
+// Optional: needs nlohmann_json.
 #pragma once
 
 #include <filesystem>
@@ -34,6 +35,10 @@ inline constexpr std::string_view profile_fields[] = {"name",
                                                       "latency_us",
                                                       "source"};
 
+inline nlohmann::json gemm_sample_to_json(const gemm_sample& g) {
+  return {{"m", g.m}, {"n", g.n}, {"k", g.k}, {"seconds", g.seconds}};
+}
+
 inline device_profile profile_from_json(std::string_view text, const std::string& origin, const std::string& field) {
   const nlohmann::json j = detail::parse_json(text, origin, field);
   if (!j.is_object())
@@ -44,7 +49,7 @@ inline device_profile profile_from_json(std::string_view text, const std::string
   for (const auto& [key, value] : j.items()) {
     bool ok = key == "measured_gemms";
     for (auto k : profile_fields) ok |= key == k;
-    if (!ok) f.fail(key, "unknown field \"" + key + "\"; known: " + known);
+    if (!ok) f.fail(key, "unknown field \"" + key + "\"; known: " + known + ", measured_gemms");
   }
   for (auto k : profile_fields)
     if (!f.has(k))
@@ -65,24 +70,35 @@ inline device_profile profile_from_json(std::string_view text, const std::string
   p.gemm_half_outputs = detail::nonnegative_number(f, j, "gemm_half_outputs", 1e18);
   p.latency_s = detail::nonnegative_number(f, j, "latency_us", 1e9) * 1e-6;
   if (f.has("measured_gemms")) {
-    const nlohmann::json& list = j.at("measured_gemms");
+    const nlohmann::json& m = f.object("measured_gemms");
+    const detail::fields g(m, origin, "measured_gemms.");
+    for (const auto& [key, value] : m.items())
+      if (key != "device" && key != "dtype" && key != "shapes")
+        g.fail(key, "unknown field \"" + g.name(key) + "\"; measured GEMMs have device, dtype and shapes");
+    for (std::string_view key : {"device", "dtype", "shapes"})
+      if (!g.has(key)) g.fail(key, "missing required field \"" + g.name(key) + "\"");
+    p.measured.device = *g.opt_string("device");
+    const std::string type = *g.opt_string("dtype");
+    const auto dt = parse_dtype(type);
+    if (!dt) g.fail("dtype", "unknown dtype \"" + type + "\"; give fp32, tf32, bf16, fp16 or fp8");
+    p.measured.type = *dt;
+    const nlohmann::json& list = m.at("shapes");
     if (!list.is_array())
-      f.fail("measured_gemms",
-             "field \"measured_gemms\" must be an array of {m, n, k, seconds}, got " + detail::describe(list));
+      g.fail("shapes",
+             "field \"measured_gemms.shapes\" must be an array of {m, n, k, seconds}, got " + detail::describe(list));
     for (std::size_t i = 0; i < list.size(); ++i) {
-      const nlohmann::json& g = list[i];
-      const std::string at = "measured_gemms[" + std::to_string(i) + "]";
-      if (!g.is_object())
-        f.fail("measured_gemms", at + " must be an object {m, n, k, seconds}, got " + detail::describe(g));
-      const detail::fields e(g, origin, at + ".");
-      for (const auto& [key, value] : g.items())
+      const nlohmann::json& e = list[i];
+      const std::string at = "measured_gemms.shapes[" + std::to_string(i) + "]";
+      if (!e.is_object()) g.fail("shapes", at + " must be an object {m, n, k, seconds}, got " + detail::describe(e));
+      const detail::fields x(e, origin, at + ".");
+      for (const auto& [key, value] : e.items())
         if (key != "m" && key != "n" && key != "k" && key != "seconds")
-          e.fail(key, "unknown field \"" + e.name(key) + "\"; a measured GEMM has m, n, k and seconds");
+          x.fail(key, "unknown field \"" + x.name(key) + "\"; a measured GEMM has m, n, k and seconds");
       for (std::string_view key : {"m", "n", "k", "seconds"})
-        if (!e.has(key)) e.fail(key, "missing required field \"" + e.name(key) + "\"");
-      p.measured_gemms.push_back({detail::positive_number(e, g, "m", 1e12), detail::positive_number(e, g, "n", 1e12),
-                                  detail::positive_number(e, g, "k", 1e12),
-                                  detail::positive_number(e, g, "seconds", 1e6)});
+        if (!x.has(key)) x.fail(key, "missing required field \"" + x.name(key) + "\"");
+      p.measured.shapes.push_back({detail::positive_number(x, e, "m", 1e12), detail::positive_number(x, e, "n", 1e12),
+                                   detail::positive_number(x, e, "k", 1e12),
+                                   detail::positive_number(x, e, "seconds", 1e6)});
     }
   }
   try {
@@ -106,11 +122,10 @@ inline nlohmann::json profile_to_json(const device_profile& p) {
                       {"inter_node_bus_efficiency", p.inter_node_bus_efficiency},
                       {"latency_us", p.latency_s * 1e6},
                       {"source", p.source}};
-  if (!p.measured_gemms.empty()) {
-    nlohmann::json list = nlohmann::json::array();
-    for (const gemm_sample& g : p.measured_gemms)
-      list.push_back({{"m", g.m}, {"n", g.n}, {"k", g.k}, {"seconds", g.seconds}});
-    j["measured_gemms"] = list;
+  if (!p.measured.empty()) {
+    nlohmann::json shapes = nlohmann::json::array();
+    for (const gemm_sample& g : p.measured.shapes) shapes.push_back(gemm_sample_to_json(g));
+    j["measured_gemms"] = {{"device", p.measured.device}, {"dtype", to_string(p.measured.type)}, {"shapes", shapes}};
   }
   return j;
 }
