@@ -2,11 +2,20 @@
 """`trainperf calibrate` then `trainperf predict` must land within TOLERANCE of train_llama's
 measured step time, both measured in this test on this machine.
 
-usage: calibrate_predicts.py [--every N] TRAINPERF TRAIN_LLAMA WORKDIR STEPS TOLERANCE -- MODEL_AND_SHAPE_FLAGS...
+usage: calibrate_predicts.py [--every N] [--mpi MPIEXEC MPI_LINK RANKS "LAYOUT"]
+                             TRAINPERF TRAIN_LLAMA WORKDIR STEPS TOLERANCE -- MODEL_AND_SHAPE_FLAGS...
 
 --every N runs N attempts whatever their errors and prints each, and the mean absolute error
 over the steady ones and over all (bench/calibrated_step_time.sh, for bench/RESULTS.md); it
 fails only if none is within TOLERANCE.
+
+--mpi runs train_llama as RANKS processes of one thread each (MPIEXEC -n RANKS) with the layout
+flags LAYOUT ("--dp 2", "--tp 2"; the global batch is LBS x the --dp given); calibrate measures
+one thread and the linear layers as one of the --tp ranks runs them, and each attempt also measures the MPI link between two processes (MPI_LINK:
+bench/mpi_link, which prints predict's --intra-node-bw and --latency-us); predict takes RANKS
+devices on one node, LAYOUT without its --dp (predict derives dp from the devices), those link
+figures and the gradients reduced after the backward (--overlap-grad-reduce off, as train_llama
+does).
 
 Each attempt calibrates this machine at the run's shapes (a device file and a profile: the
 model's own linear layers measured, the curve for other GEMMs, attention and the memory-bound
@@ -29,6 +38,7 @@ outside it; five attempts with fewer than two counted and none within the tolera
 as skipped (the machine too unsteady to tell), never as passed.
 """
 import json
+import os
 import re
 import subprocess
 import sys
@@ -42,9 +52,9 @@ def run(argv):
     return r.stdout
 
 
-def train(trainer, shape, steps):
-    """The run's fastest and median step after warm-up, and its GEMM probe's reading."""
-    out = run([trainer, *shape, "--steps", steps, "--eval-every", "100000", "--log-every", "100000",
+def train(launch, trainer, shape, steps):
+    """The run's fastest and median step after warm-up, and its GEMM probe's reading (the first rank's)."""
+    out = run([*launch, trainer, *shape, "--steps", steps, "--eval-every", "100000", "--log-every", "100000",
                "--corpus-bytes", "400000"])
     m = re.search(r"step time over the \d+ steps after warm-up: median ([0-9.]+) s, fastest ([0-9.]+) s", out)
     p = re.search(r"peak for MFU: ([0-9.e+]+) FLOP/s", out)
@@ -58,28 +68,49 @@ def main():
     every = 0
     if argv[0] == "--every":
         every, argv = int(argv[1]), argv[2:]
+    mpi = None
+    if argv[0] == "--mpi":
+        mpi, argv = argv[1:5], argv[5:]
     cli, trainer, work, steps, tolerance = argv[:5]
     assert argv[5] == "--"
     shape = argv[6:]  # --model ... --seq S --lbs L
-    lbs = shape[shape.index("--lbs") + 1]
+    lbs = int(shape[shape.index("--lbs") + 1])
     tolerance = float(tolerance)
     device, profile = f"{work}/calibrated_device.json", f"{work}/calibrated_profile.json"
     errors, medians, counted = [], [], []
+    launch, train_shape, calibrate_flags, cluster = [], shape, [], ["--devices", "1", "--devices-per-node", "1"]
+    gbs = lbs
+    if mpi:
+        mpiexec, link, ranks, layout = mpi
+        layout = layout.split()
+        dp = int(layout[layout.index("--dp") + 1]) if "--dp" in layout else 1
+        model_parallel = [x for i, x in enumerate(layout) if x != "--dp" and (i == 0 or layout[i - 1] != "--dp")]
+        os.environ.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        launch = [mpiexec, "-n", ranks]
+        train_shape = [*shape, *layout, "--threads", "1"]
+        calibrate_flags = ["--threads", "1", *(["--tp", layout[layout.index("--tp") + 1]] if "--tp" in layout else [])]
+        cluster = ["--devices", ranks, "--devices-per-node", ranks, *model_parallel, "--overlap-grad-reduce", "off"]
+        gbs = lbs * dp
 
     for attempt in range(1, (every or 5) + 1):
-        before = train(trainer, shape, steps)
-        cal = json.loads(run([cli, "calibrate", *shape, "--name", "calibrated-cpu", "--devices-out", device,
-                              "--profile-out", profile, "--json"]))
-        after = train(trainer, shape, steps)
+        before = train(launch, trainer, train_shape, steps)
+        cal = json.loads(run([cli, "calibrate", *shape, *calibrate_flags, "--name", "calibrated-cpu",
+                              "--devices-out", device, "--profile-out", profile, "--json"]))
+        links = []
+        if mpi:
+            m = re.search(r"^flags: (.*)$", run([mpiexec, "-n", "2", link]), re.M)
+            if not m:
+                sys.exit(f"FAILED: {link} printed no flags line")
+            links = m[1].split()
+        after = train(launch, trainer, train_shape, steps)
         fastest, median, _ = min(before, after)
         drift = max(abs(r[2] / cal["gemm_probe_flops"] - 1) for r in (before, after))
         spread = max(before[0], after[0]) / min(before[0], after[0]) - 1
         steady = drift <= 0.10 and spread <= 0.10
         predicted = json.loads(run([cli, "predict", *shape, "--devices-file", device, "--device", "calibrated-cpu",
                                     "--profile", profile, "--dtype", "fp32", "--attention", "flash",
-                                    "--optimizer", "adamw", "--projections", "separate",
-                                    "--devices", "1", "--devices-per-node", "1",
-                                    "--gbs", lbs, "--json"]))["step_time_s"]
+                                    "--optimizer", "adamw", "--projections", "separate", *cluster, *links,
+                                    "--gbs", str(gbs), "--json"]))["step_time_s"]
         error = predicted / fastest - 1
         errors.append(error)
         medians.append(predicted / median - 1)
@@ -106,7 +137,7 @@ def main():
                 return f"{which}: none"
             return (f"{which} {len(e)}: mean absolute error {100 * sum(map(abs, e)) / len(e):.1f}%, "
                     f"worst {100 * max(e, key=abs):+.1f}%")
-        print(f"{' '.join(shape)}: against the fastest step, {summary('steady')}; {summary('all')}")
+        print(f"{' '.join(train_shape)}: against the fastest step, {summary('steady')}; {summary('all')}")
         if any(abs(e) <= tolerance for e in errors):
             return
     if not every and misses < 2:
