@@ -356,8 +356,7 @@ int run_calibrate(const args& a, output& out) {
 
   if (a.has("json")) {
     json gemms_json = json::array();
-    for (const gemm_sample& x : mm.gemms)
-      gemms_json.push_back({{"m", x.m}, {"n", x.n}, {"k", x.k}, {"seconds", x.seconds}});
+    for (const gemm_sample& x : mm.gemms) gemms_json.push_back(json(io::gemm_sample_to_json(x)));
     out.print_json({{"device", io::device_to_json(dev)},
                     {"profile", io::profile_to_json(r.profile)},
                     {"gemm_probe_flops", mm.gemm_peak},

@@ -83,14 +83,18 @@ def main():
     if mpi:
         mpiexec, link, ranks, layout = mpi
         layout = layout.split()
-        dp = int(layout[layout.index("--dp") + 1]) if "--dp" in layout else 1
+
+        def value(flag):  # the value LAYOUT gives the flag, or None
+            return layout[layout.index(flag) + 1] if flag in layout else None
+
+        dp, tp = value("--dp"), value("--tp")
         model_parallel = [x for i, x in enumerate(layout) if x != "--dp" and (i == 0 or layout[i - 1] != "--dp")]
         os.environ.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         launch = [mpiexec, "-n", ranks]
         train_shape = [*shape, *layout, "--threads", "1"]
-        calibrate_flags = ["--threads", "1", *(["--tp", layout[layout.index("--tp") + 1]] if "--tp" in layout else [])]
+        calibrate_flags = ["--threads", "1", *(["--tp", tp] if tp else [])]
         cluster = ["--devices", ranks, "--devices-per-node", ranks, *model_parallel, "--overlap-grad-reduce", "off"]
-        gbs = lbs * dp
+        gbs = lbs * int(dp or 1)
 
     for attempt in range(1, (every or 5) + 1):
         before = train(launch, trainer, train_shape, steps)

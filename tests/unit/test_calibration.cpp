@@ -115,27 +115,22 @@ TEST_CASE("linear_shapes: a layer's GEMMs under fused and separate projections, 
   // from 384, the output layer 256 from 128 (fused QKV's shape again).
   measured_layer l{.batch = 8, .seq = 128, .hidden = 128, .ffn = 384, .heads = 4, .kv_heads = 2, .head_dim = 32};
   l.vocab = 256;
+  // Each shape's (n, k), all at m = 1024 tokens.
+  const auto check = [](const std::vector<gemm_sample>& shapes, const std::vector<std::pair<double, double>>& nk) {
+    REQUIRE(shapes.size() == nk.size());
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      CHECK(shapes[i].m == 1024);
+      CHECK(shapes[i].n == nk[i].first);
+      CHECK(shapes[i].k == nk[i].second);
+    }
+  };
   const std::vector<gemm_sample> s = linear_shapes(l);
-  const std::vector<std::pair<double, double>> expected = {{256, 128}, {128, 128}, {64, 128},
-                                                           {768, 128}, {384, 128}, {128, 384}};
-  REQUIRE(s.size() == expected.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    CHECK(s[i].m == 1024);
-    CHECK(s[i].n == expected[i].first);
-    CHECK(s[i].k == expected[i].second);
-  }
+  check(s, {{256, 128}, {128, 128}, {64, 128}, {768, 128}, {384, 128}, {128, 384}});
   // As one of two tensor-parallel ranks runs them: Q 64, K and V one head of 32 each (two KV heads
   // split), QKV fused 128, the output projection 128 from 64, gate and up 192 each (384 fused),
   // down 128 from 192, the output layer 128 from 128 (the vocabulary split; Q's shape before).
   l.tp = 2;
-  const std::vector<gemm_sample> split = linear_shapes(l);
-  const std::vector<std::pair<double, double>> expected_split = {{128, 128}, {64, 128},  {32, 128}, {128, 64},
-                                                                 {384, 128}, {192, 128}, {128, 192}};
-  REQUIRE(split.size() == expected_split.size());
-  for (std::size_t i = 0; i < split.size(); ++i) {
-    CHECK(split[i].n == expected_split[i].first);
-    CHECK(split[i].k == expected_split[i].second);
-  }
+  check(linear_shapes(l), {{128, 128}, {64, 128}, {32, 128}, {128, 64}, {384, 128}, {192, 128}, {128, 192}});
   // Measured, they become the profile's, on the device named.
   calibration_measurements m;
   m.gemm_peak = 100e9, m.gemms = generated(80e9, 0, 4, 1e15), m.copy_bandwidth = 1e15;

@@ -26,6 +26,15 @@ device_profile flat_profile() {
 transformer_spec one_layer() {
   return {.layers = 1, .hidden = 1024, .heads = 8, .ffn = 4096, .vocab = 32000, .max_seq = 1024};
 }
+
+// One toy device, and a step of one sequence of 1024 tokens on it.
+const cluster_spec one_toy{toy_device, 1, 8, 1e12, 1e12, 0};
+step_options one_sequence() {
+  step_options o;
+  o.memory.seq = 1024;
+  o.gbs = 1;
+  return o;
+}
 }  // namespace
 
 TEST_CASE("gemm_time: FLOPs at the shape's efficiency, or the operands over bandwidth when slower") {
@@ -59,10 +68,8 @@ TEST_CASE("gemm_time: a shape the profile measured takes its measured seconds") 
 
 TEST_CASE("a profile's measured GEMMs serve their own device and dtype only") {
   const transformer_spec m = one_layer();
-  const cluster_spec c{toy_device, 1, 8, 1e12, 1e12, 0};
-  step_options o;
-  o.memory.seq = 1024;
-  o.gbs = 1;
+  const cluster_spec& c = one_toy;
+  step_options o = one_sequence();
   device_profile p = flat_profile();
   const double plain = predict_step(m, {}, c, p, o).step_time;
   // The output projection (1024 tokens, 1024 from 1024) measured at 1 ms: its forward and two
@@ -82,10 +89,8 @@ TEST_CASE("a profile's measured GEMMs serve their own device and dtype only") {
 
 TEST_CASE("fused or separate projections: the same FLOPs in smaller GEMMs, by hand") {
   const transformer_spec m = one_layer();  // q = k = v = 1024 wide, ffn 4096: every GEMM compute-bound here
-  const cluster_spec c{toy_device, 1, 8, 1e12, 1e12, 0};
-  step_options o;
-  o.memory.seq = 1024;
-  o.gbs = 1;
+  const cluster_spec& c = one_toy;
+  step_options o = one_sequence();
   const auto forward = [&](const device_profile& p, std::optional<bool> fused, framework f = framework::generic) {
     o.fused_projections = fused;
     o.memory.accounting = f;
@@ -117,10 +122,8 @@ TEST_CASE("fused or separate projections: the same FLOPs in smaller GEMMs, by ha
 
 TEST_CASE("one layer on one device, by hand") {
   const transformer_spec m = one_layer();
-  const cluster_spec c{toy_device, 1, 8, 1e12, 1e12, 0};
-  step_options o;
-  o.memory.seq = 1024;
-  o.gbs = 1;
+  const cluster_spec& c = one_toy;
+  step_options o = one_sequence();
   const step_prediction r = predict_step(m, {}, c, flat_profile(), o);
   // Forward GEMMs per token: QKV 3h^2, O h^2, SwiGLU 2fh + fh: 16,777,216 x 2 FLOPs x 1024 tokens;
   // logits 2 x 1024 x 32000 per token. At 50 TFLOP/s; the backward twice that.
@@ -240,10 +243,8 @@ TEST_CASE("the seeds' layout orders, with the built-in profiles") {
 
 TEST_CASE("what the step-time model does not cover is refused") {
   transformer_spec m = one_layer();
-  const cluster_spec c{toy_device, 1, 8, 1e12, 1e12, 0};
-  step_options o;
-  o.memory.seq = 1024;
-  o.gbs = 1;
+  const cluster_spec& c = one_toy;
+  step_options o = one_sequence();
   o.memory.offload_optimizer = true;
   CHECK_THROWS_WITH_AS(predict_step(m, {}, c, flat_profile(), o), doctest::Contains("offload"), config_error);
   o.memory.offload_optimizer = false;

@@ -34,13 +34,7 @@ inline cluster_file cluster_from_json(std::string_view text, const std::string& 
   const detail::fields f(j, origin);
   static constexpr std::string_view known[] = {"device",          "devices",         "devices_per_node",
                                                "intra_node_gbps", "inter_node_gbps", "latency_us"};
-  for (const auto& [key, value] : j.items()) {
-    bool ok = false;
-    for (auto k : known) ok |= key == k;
-    if (!ok)
-      f.fail(key, "unknown field \"" + key +
-                      "\"; known: device, devices, devices_per_node, intra_node_gbps, inter_node_gbps, latency_us");
-  }
+  f.only(known);
   cluster_file c;
   const auto device = f.opt_string("device");
   if (!device || device->empty())

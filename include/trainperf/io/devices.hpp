@@ -71,16 +71,9 @@ inline device_table devices_from_json(std::string_view text, const std::string& 
           "devices[" + std::to_string(i) + "]",
           origin + ": entry " + std::to_string(i) + " must be a JSON object, got " + detail::describe(d));
     const fields f(d, origin, prefix);
-    for (const auto& [key, value] : d.items()) {
-      static constexpr std::string_view known[] = {
-          "name", "memory_gib", "peak_tflops", "memory_bandwidth_gbps", "intra_node_gbps", "inter_node_gbps", "source"};
-      bool ok = false;
-      for (auto k : known) ok |= key == k;
-      if (!ok)
-        f.fail(key, "unknown field \"" + f.name(key) +
-                        "\"; known: name, memory_gib, peak_tflops, "
-                        "memory_bandwidth_gbps, intra_node_gbps, inter_node_gbps, source");
-    }
+    static constexpr std::string_view known[] = {
+        "name", "memory_gib", "peak_tflops", "memory_bandwidth_gbps", "intra_node_gbps", "inter_node_gbps", "source"};
+    f.only(known);
     const auto name = f.opt_string("name");
     if (!name || name->empty()) f.fail("name", "missing required field \"" + f.name("name") + "\" (the device's name)");
     if (t.find(*name) || find_device(*name))

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -64,6 +65,26 @@ class fields {
 
   [[noreturn]] void fail(std::string_view key, const std::string& what) const {
     throw config_error(name(key), origin_ + ": " + what);
+  }
+
+  // Refuses a key that is none of `known` (nor of `also`), listing them all.
+  void only(std::span<const std::string_view> known, std::span<const std::string_view> also = {}) const {
+    for (const auto& [key, value] : obj_.items()) {
+      bool ok = false;
+      for (auto k : known) ok |= key == k;
+      for (auto k : also) ok |= key == k;
+      if (ok) continue;
+      std::string list;
+      for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      for (auto k : also) list += ", " + std::string(k);
+      fail(key, "unknown field \"" + name(key) + "\"; known: " + list);
+    }
+  }
+
+  // Refuses an object without each of `keys` (absent or null).
+  void required(std::span<const std::string_view> keys) const {
+    for (auto k : keys)
+      if (!has(k)) fail(k, "missing required field \"" + name(k) + "\"");
   }
 
   // An integer: a JSON integer, or a float with an integral value (4096.0). Values beyond

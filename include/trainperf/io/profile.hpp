@@ -44,13 +44,10 @@ inline device_profile profile_from_json(std::string_view text, const std::string
   if (!j.is_object())
     throw config_error(field, origin + " must be a JSON object (a device profile), got " + detail::describe(j));
   const detail::fields f(j, origin);
+  static constexpr std::string_view optional_fields[] = {"measured_gemms"};
+  f.only(profile_fields, optional_fields);
   std::string known;
   for (auto k : profile_fields) known += (known.empty() ? "" : ", ") + std::string(k);
-  for (const auto& [key, value] : j.items()) {
-    bool ok = key == "measured_gemms";
-    for (auto k : profile_fields) ok |= key == k;
-    if (!ok) f.fail(key, "unknown field \"" + key + "\"; known: " + known + ", measured_gemms");
-  }
   for (auto k : profile_fields)
     if (!f.has(k))
       f.fail(k, "missing required field \"" + std::string(k) + "\" (a profile states all of: " + known +
@@ -72,11 +69,9 @@ inline device_profile profile_from_json(std::string_view text, const std::string
   if (f.has("measured_gemms")) {
     const nlohmann::json& m = f.object("measured_gemms");
     const detail::fields g(m, origin, "measured_gemms.");
-    for (const auto& [key, value] : m.items())
-      if (key != "device" && key != "dtype" && key != "shapes")
-        g.fail(key, "unknown field \"" + g.name(key) + "\"; measured GEMMs have device, dtype and shapes");
-    for (std::string_view key : {"device", "dtype", "shapes"})
-      if (!g.has(key)) g.fail(key, "missing required field \"" + g.name(key) + "\"");
+    static constexpr std::string_view measured_fields[] = {"device", "dtype", "shapes"};
+    g.only(measured_fields);
+    g.required(measured_fields);
     p.measured.device = *g.opt_string("device");
     const std::string type = *g.opt_string("dtype");
     const auto dt = parse_dtype(type);
@@ -91,11 +86,9 @@ inline device_profile profile_from_json(std::string_view text, const std::string
       const std::string at = "measured_gemms.shapes[" + std::to_string(i) + "]";
       if (!e.is_object()) g.fail("shapes", at + " must be an object {m, n, k, seconds}, got " + detail::describe(e));
       const detail::fields x(e, origin, at + ".");
-      for (const auto& [key, value] : e.items())
-        if (key != "m" && key != "n" && key != "k" && key != "seconds")
-          x.fail(key, "unknown field \"" + x.name(key) + "\"; a measured GEMM has m, n, k and seconds");
-      for (std::string_view key : {"m", "n", "k", "seconds"})
-        if (!x.has(key)) x.fail(key, "missing required field \"" + x.name(key) + "\"");
+      static constexpr std::string_view shape_fields[] = {"m", "n", "k", "seconds"};
+      x.only(shape_fields);
+      x.required(shape_fields);
       p.measured.shapes.push_back({detail::positive_number(x, e, "m", 1e12), detail::positive_number(x, e, "n", 1e12),
                                    detail::positive_number(x, e, "k", 1e12),
                                    detail::positive_number(x, e, "seconds", 1e6)});
