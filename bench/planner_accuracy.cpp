@@ -1,9 +1,11 @@
 // bench/planner_accuracy: the step-time model against measured training throughput.
 // Rows: the seed reports' layouts (seeds/README.md) and bench/data/planner_corpus.json (public
 // runs, each with its source). Every prediction uses the built-in profile of its device
-// (profile.hpp) and no per-row term: nothing here is fitted to these rows, so the
-// leave-one-source-out figure equals the in-sample one (the profile constants come from
-// published microbenchmarks, not from any row). Beside each prediction, what a user gets today:
+// (profile.hpp) and no per-row term. One global constant is fitted here: the share of the
+// published kernel rates a training run sustains (builtin_sustained_fraction), by least squares
+// of the relative throughput error on a grid, over all rows (in-sample) and, for each source,
+// over the other sources' rows only (leave-one-source-out, the headline); every other profile
+// figure comes from published microbenchmarks. Beside each prediction, what a user gets today:
 // the rule of thumb tokens/s = peak x 57.7% / 6N (180 of 312 TFLOP/s on an A100, Stas Bekman's
 // ml-engineering, training/performance/README.md @744d01e).
 // Prints per row, per source, per sweep (Spearman rank correlation of predicted and measured
@@ -202,26 +204,66 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // The sustained share on a grid: every row predicted at each value.
+  constexpr double grid_step = 0.01;
+  constexpr int grid_first = 40, grid_last = 100;  // 0.40 .. 1.00
+  const auto grid_value = [&](int k) { return k * grid_step; };
+  const auto predict = [&](const row& r, double sustained) {
+    const tp::device_profile p = tp::builtin_profile(r.device, sustained);
+    const tp::cluster_spec c = tp::default_cluster(tp::get_device(r.device), r.devices, r.per_node, p);
+    return tp::detail::predict_step_time(r.model, r.layout, c, p, r.step).tokens_per_device_per_s;
+  };
   struct result {
-    double predicted = 0, thumb = 0;
+    double predicted = 0, loso = 0, thumb = 0;
+    std::vector<double> grid;
     std::string error;
   };
   std::vector<result> results(rows.size());
-  std::map<std::string, std::vector<double>> ape_by_family, thumb_by_family;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    try {
+      for (int k = grid_first; k <= grid_last; ++k) results[i].grid.push_back(predict(rows[i], grid_value(k)));
+    } catch (const std::exception& e) {
+      results[i].error = e.what();
+    }
+  }
+  // The grid value with the least sum of squared relative errors over the rows `use` admits.
+  const auto fit = [&](auto&& use) {
+    double best = 1e300;
+    int arg = grid_last;
+    for (int k = grid_first; k <= grid_last; ++k) {
+      double sum = 0;
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (!results[i].error.empty() || !use(rows[i])) continue;
+        const double e =
+            (results[i].grid[static_cast<std::size_t>(k - grid_first)] - rows[i].measured) / rows[i].measured;
+        sum += e * e;
+      }
+      if (sum < best) best = sum, arg = k;
+    }
+    return arg;
+  };
+  const int in_sample = fit([](const row&) { return true; });
+  std::map<std::string, int> loso_fit;
+  for (const row& r : rows)
+    if (!loso_fit.count(r.family)) loso_fit[r.family] = fit([&](const row& x) { return x.family != r.family; });
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (!results[i].error.empty()) continue;
+    results[i].loso = results[i].grid[static_cast<std::size_t>(loso_fit[rows[i].family] - grid_first)];
+  }
+  std::map<std::string, std::vector<double>> ape_by_family, loso_by_family, thumb_by_family;
   std::map<std::string, std::vector<std::size_t>> sweeps;
-  std::vector<double> all, all_thumb;
-  fmt::print("{:<10} {:<16} {:<22} {:>10} {:>10} {:>8} {:>10} {:>8}\n", "id", "source", "layout", "measured",
-             "predicted", "error", "6N rule", "error");
+  std::vector<double> all, all_loso, all_thumb;
+  fmt::print("{:<10} {:<16} {:<22} {:>10} {:>10} {:>8} {:>8} {:>10} {:>8}\n", "id", "source", "layout", "measured",
+             "predicted", "error", "LOSO", "6N rule", "error");
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const row& r = rows[i];
-    try {
+    if (results[i].error.empty()) {
+      // The library's own profile (its constant as profile.hpp states it), as a user gets it.
       const tp::device_profile p = tp::builtin_profile(r.device);
       const tp::cluster_spec c = tp::default_cluster(tp::get_device(r.device), r.devices, r.per_node, p);
       results[i].predicted = tp::predict_step(r.model, r.layout, c, p, r.step).tokens_per_device_per_s;
       const double peak = tp::require_peak(c.device, r.step.memory.param_dtype);
       results[i].thumb = peak * rule_of_thumb_efficiency / (6 * static_cast<double>(tp::count_params(r.model).total()));
-    } catch (const std::exception& e) {
-      results[i].error = e.what();
     }
     const std::string layout = fmt::format("tp{} pp{} dp{} mbs{}", r.layout.tp, r.layout.pp,
                                            r.devices / (r.layout.tp * r.layout.pp * r.layout.cp), r.step.memory.lbs);
@@ -230,13 +272,15 @@ int main(int argc, char** argv) {
                  results[i].error);
       continue;
     }
-    const double e = (results[i].predicted - r.measured) / r.measured,
+    const double e = (results[i].predicted - r.measured) / r.measured, el = (results[i].loso - r.measured) / r.measured,
                  et = (results[i].thumb - r.measured) / r.measured;
-    fmt::print("{:<10} {:<16} {:<22} {:>10.0f} {:>10.0f} {:>+7.1f}% {:>10.0f} {:>+7.1f}%\n", r.id, r.family, layout,
-               r.measured, results[i].predicted, 100 * e, results[i].thumb, 100 * et);
+    fmt::print("{:<10} {:<16} {:<22} {:>10.0f} {:>10.0f} {:>+7.1f}% {:>+7.1f}% {:>10.0f} {:>+7.1f}%\n", r.id, r.family,
+               layout, r.measured, results[i].predicted, 100 * e, 100 * el, results[i].thumb, 100 * et);
     ape_by_family[r.family].push_back(std::abs(e));
+    loso_by_family[r.family].push_back(std::abs(el));
     thumb_by_family[r.family].push_back(std::abs(et));
     all.push_back(std::abs(e));
+    all_loso.push_back(std::abs(el));
     all_thumb.push_back(std::abs(et));
     sweeps[r.sweep].push_back(i);
   }
@@ -248,13 +292,24 @@ int main(int argc, char** argv) {
   const auto within = [](const std::vector<double>& v, double t) {
     return std::count_if(v.begin(), v.end(), [t](double x) { return x <= t; });
   };
-  fmt::print("\nper source (no constant is fitted to these rows: leave-one-source-out = in-sample)\n");
-  fmt::print("{:<16} {:>5} {:>12} {:>12} {:>14}\n", "source", "rows", "MAPE", "within 15%", "6N rule MAPE");
+  fmt::print(
+      "\nthe sustained share of the published kernel rates (profile.hpp builtin_sustained_fraction): {:.2f} in the "
+      "library, {:.2f} fitted on all rows here{}\n",
+      tp::builtin_sustained_fraction, grid_value(in_sample),
+      std::abs(grid_value(in_sample) - tp::builtin_sustained_fraction) > grid_step / 2
+          ? " (DIFFERENT: refit the constant)"
+          : "");
+  fmt::print(
+      "per source: MAPE with the library's constant (in-sample), and leave-one-source-out (the constant\n"
+      "fitted without the source's rows)\n");
+  fmt::print("{:<26} {:>5} {:>8} {:>10} {:>8} {:>10} {:>12} {:>13}\n", "source", "rows", "MAPE", "within 15%", "LOSO",
+             "within 15%", "LOSO const", "6N rule MAPE");
   for (const auto& [family, v] : ape_by_family)
-    fmt::print("{:<16} {:>5} {:>11.1f}% {:>12} {:>13.1f}%\n", family, v.size(), 100 * mean(v), within(v, 0.15),
-               100 * mean(thumb_by_family[family]));
-  fmt::print("{:<16} {:>5} {:>11.1f}% {:>12} {:>13.1f}%\n", "all", all.size(), 100 * mean(all), within(all, 0.15),
-             100 * mean(all_thumb));
+    fmt::print("{:<26} {:>5} {:>7.1f}% {:>10} {:>7.1f}% {:>10} {:>12.2f} {:>12.1f}%\n", family, v.size(), 100 * mean(v),
+               within(v, 0.15), 100 * mean(loso_by_family[family]), within(loso_by_family[family], 0.15),
+               grid_value(loso_fit[family]), 100 * mean(thumb_by_family[family]));
+  fmt::print("{:<26} {:>5} {:>7.1f}% {:>10} {:>7.1f}% {:>10} {:>12} {:>12.1f}%\n", "all", all.size(), 100 * mean(all),
+             within(all, 0.15), 100 * mean(all_loso), within(all_loso, 0.15), "", 100 * mean(all_thumb));
 
   fmt::print(
       "\nsweeps of 3 or more rows: Spearman of predicted vs measured throughput; for 4 or more rows, whether the "
@@ -288,8 +343,8 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "only {} rows predicted, expected at least {}\n", all.size(), require_rows);
     return 1;
   }
-  if (require_mape > 0 && mean(all) > require_mape) {
-    fmt::print(stderr, "MAPE {:.3f} above the required {:.3f}\n", mean(all), require_mape);
+  if (require_mape > 0 && mean(all_loso) > require_mape) {
+    fmt::print(stderr, "leave-one-source-out MAPE {:.3f} above the required {:.3f}\n", mean(all_loso), require_mape);
     return 1;
   }
   return 0;

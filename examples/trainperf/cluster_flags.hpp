@@ -58,7 +58,8 @@ struct cluster_setup {
   io::device_table file;  // owns the names a --devices-file device points to
   cluster_spec cluster;
   device_profile profile;
-  std::string link_source;  // how the links were set, printed beside the figures
+  std::string link_source;    // how the links were set, printed beside the figures
+  std::string kernel_source;  // where the kernels' rates come from
 };
 
 inline cluster_setup cluster_from_args(const args& a) {
@@ -76,6 +77,9 @@ inline cluster_setup cluster_from_args(const args& a) {
         "device", trainperf::detail::unknown_name_message("device", device_name, all_devices(s.file), "known devices") +
                       " (or describe yours in a --devices-file)");
   s.profile = a.get("profile") ? io::read_profile(*a.get("profile")) : builtin_profile(dev->name);
+  s.kernel_source = a.get("profile") ? "profile " + s.profile.name + " (" + *a.get("profile") + ")"
+                                     : fmt::format("built-in profile {}: the published best rates x {:.2f} sustained",
+                                                   s.profile.name, builtin_sustained_fraction);
   const std::optional<std::int64_t> devices = a.get_int("devices") ? a.get_int("devices")
                                               : cf                 ? std::optional<std::int64_t>(cf->devices)
                                                                    : std::nullopt;
@@ -115,9 +119,9 @@ inline std::string describe_cluster(const cluster_setup& s) {
   const cluster_spec& c = s.cluster;
   return fmt::format(
       "{} x {} ({} per node, {} node{}); links per device, unidirectional: intra-node {:.0f} GB/s, "
-      "inter-node {:.1f} GB/s, {:.1f} us per step ({})",
+      "inter-node {:.1f} GB/s, {:.1f} us per step ({}); kernels: {}",
       c.devices, c.device.name, c.devices_per_node, c.nodes(), c.nodes() == 1 ? "" : "s", c.intra_node_bandwidth / 1e9,
-      c.inter_node_bandwidth / 1e9, c.latency * 1e6, s.link_source);
+      c.inter_node_bandwidth / 1e9, c.latency * 1e6, s.link_source, s.kernel_source);
 }
 
 }  // namespace trainperf::cli

@@ -338,7 +338,7 @@ int run_calibrate(const args& a, output& out) {
   const calibration_measurements& mm = m.mm;
   calibration_result r = calibrate_profile(mm, name, m.source);
   if (m.in_table != nullptr) {  // what one GPU cannot measure: its links, and cuDNN's attention
-    const device_profile table = builtin_profile(m.in_table->name);
+    const device_profile table = builtin_profile(m.in_table->name, 1.0);  // the published figures themselves
     r.profile.intra_node_bus_efficiency = table.intra_node_bus_efficiency;
     r.profile.inter_node_bus_efficiency = table.inter_node_bus_efficiency;
     r.profile.latency_s = table.latency_s;

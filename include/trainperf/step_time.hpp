@@ -358,6 +358,29 @@ constexpr layer_time time_embedding(const step_context& x) {
   return r;
 }
 
+// The parameters of the bucket a framework reduces last when its gradient reduction overlaps the
+// backward (and gathers first when its parameter gather overlaps the forward): nothing is left to
+// hide it behind, so it stays exposed however much compute there is. `unit` is one transformer
+// block's parameters on this rank, grad_bytes a gradient's size.
+constexpr double overlap_bucket_params(const step_options& o, int zero_stage, double dp_cp, double unit,
+                                       double grad_bytes) {
+  switch (o.memory.accounting) {
+    case framework::megatron:
+    case framework::megatron_core:
+      // megatron-core DistributedDataParallelConfig.bucket_size: "max(40000000, 1000000 * dp_size)
+      // parameters" (core v0.7.0, distributed_data_parallel_config.py).
+      return std::max(4e7, 1e6 * dp_cp);
+    case framework::fsdp:
+      return unit;  // one FSDP unit a transformer block (torchtitan, llm-foundry wrap each block)
+    case framework::deepspeed:
+      // ZeRO-3 gathers a module at a time; every stage reduces reduce_bucket_size elements at a time.
+      return zero_stage == 3 ? std::min(unit, o.memory.deepspeed.reduce_bucket_size)
+                             : o.memory.deepspeed.reduce_bucket_size;
+    default:
+      return 25.0 * 1024 * 1024 / grad_bytes;  // torch DistributedDataParallel's bucket_cap_mb = 25
+  }
+}
+
 constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
   if (o.overlap_grad_reduce) return *o.overlap_grad_reduce;
   if (o.memory.accounting == framework::fsdp) return true;
@@ -491,36 +514,49 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   std::size_t critical = 0;
   double tail_max = 0;
   std::vector<double> dp_exposed(pp), opt_time(pp);
+  const double unit = dense_layer_params / tp + kv_copies;  // one block's parameters on this rank
   for (std::size_t s = 0; s < pp; ++s) {
     double exposed = 0;
     const double f1 = fwd[s].total(), b1 = bwd[s].total();
-    const auto hide = [](double comm, double behind, bool overlapped) {
-      return overlapped ? std::max(0.0, comm - behind) : comm;
+    // Overlapped communication hides behind the compute beside it, all but its edge: the first
+    // bucket a forward gathers or the last one a backward reduces (`edge`, the same collective on
+    // that bucket) waits with nothing left to run.
+    const auto hide = [](double comm, double behind, bool overlapped, double edge) {
+      return overlapped ? std::max(std::min(edge, comm), comm - behind) : comm;
     };
     // The parameters' gradients reduced over `shard` (then, with hybrid sharding, their shard
     // all-reduced over `replicate`), and with sharded states the weights gathered back.
     const auto reduce = [&](double params, group_span shard, group_span replicate) {
       if (params <= 0 || shard.size * replicate.size <= 1) return;
-      const double grads = params * grad_bytes, weights = params * x.e;
-      const double across =
-          collective_time(collective::all_reduce, grads / static_cast<double>(shard.size), replicate, cl);
+      const double bucket =
+          std::min(params, detail::overlap_bucket_params(opt, zero, static_cast<double>(shard.size * replicate.size),
+                                                         std::min(params, unit), grad_bytes));
+      const auto gather = [&](double n) { return collective_time(collective::all_gather, n * x.e, shard, cl); };
+      const auto scatter = [&](double n) {
+        return collective_time(collective::reduce_scatter, n * grad_bytes, shard, cl) +
+               collective_time(collective::all_reduce, n * grad_bytes / static_cast<double>(shard.size), replicate, cl);
+      };
       if (zero == 3) {
         // ZeRO-3 / FSDP: every micro-batch gathers the weights for its forward and again for its
-        // backward and reduce-scatters the gradients; prefetching overlaps the gathers.
-        const double gather = collective_time(collective::all_gather, weights, shard, cl);
-        const double rs = collective_time(collective::reduce_scatter, grads, shard, cl) + across;
-        exposed += m_d * (hide(gather, f1, true) + hide(gather + rs, b1, overlap || fsdp));
+        // backward and reduce-scatters the gradients; prefetching overlaps the gathers; the last
+        // micro-batch's last reduce-scatter ends the step.
+        const double all = gather(params) + scatter(params);
+        exposed += m_d * hide(gather(params), f1, true, gather(bucket));
+        exposed += (m_d - 1) * hide(all, b1, overlap || fsdp, 0) + hide(all, b1, overlap || fsdp, scatter(bucket));
       } else if (zero == 2) {
         // ZeRO-2 keeps only its gradient partition: it reduce-scatters every micro-batch.
-        exposed += m_d * hide(collective_time(collective::reduce_scatter, grads, shard, cl) + across, b1, overlap);
-        exposed += hide(collective_time(collective::all_gather, weights, shard, cl), f1, overlap_gather);
+        exposed += m_d * hide(scatter(params), b1, overlap, scatter(bucket));
+        exposed += hide(gather(params), f1, overlap_gather, gather(bucket));
       } else if (sharded_states) {
         // ZeRO-1 / the distributed optimizer: one reduce-scatter per step, then the updated
         // weights are gathered (Megatron-LM dist_optimizer.md).
-        exposed += hide(collective_time(collective::reduce_scatter, grads, shard, cl) + across, b1, overlap);
-        exposed += hide(collective_time(collective::all_gather, weights, shard, cl), f1, overlap_gather);
+        exposed += hide(scatter(params), b1, overlap, scatter(bucket));
+        exposed += hide(gather(params), f1, overlap_gather, gather(bucket));
       } else {
-        exposed += hide(collective_time(collective::all_reduce, grads, x.g.dp, cl), b1, overlap);
+        const auto all_reduce = [&](double n) {
+          return collective_time(collective::all_reduce, n * grad_bytes, x.g.dp, cl);
+        };
+        exposed += hide(all_reduce(params), b1, overlap, all_reduce(bucket));
       }
     };
     reduce(stage_params[s], x.g.shard, x.g.replicate);

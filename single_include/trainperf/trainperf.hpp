@@ -1515,24 +1515,37 @@ inline void validate(const device_profile& p) {
 //     expected busbw per NDR NIC), taken for HDR as well.
 //   latency_s: 46.3 us for a small all-reduce over 2 nodes x 8 GPUs (NCCL 2.21.5, NVLSTree, an
 //     H20 cluster: NVIDIA/nccl#1244) over its 2 x log2(16) = 8 tree steps: 5.8 us a step.
+//   sustained: the share of those best published kernel rates a training run keeps (clocks under a
+//     sustained load, gaps between kernels, launches, framework code: what no microbenchmark
+//     shows), one global constant for the GEMMs, attention and streaming kernels of every device.
+//     Fitted by bench/planner_accuracy (least squares of the relative throughput error over its
+//     corpus; leave-one-source-out beside it in bench/RESULTS.md). Not in calibrated profiles:
+//     theirs are the kernels a trainer runs, measured.
+inline constexpr double builtin_sustained_fraction = 0.74;
 inline constexpr double builtin_gemm_half_outputs = 2.56e6;
 inline constexpr double builtin_inter_node_bus_efficiency = 47.0 / 50;
 inline constexpr double builtin_latency_s = 46.3e-6 / 8;
 
 // The built-in profile for a device of the table (hardware.hpp), or the A100's fractions named
-// "generic" for a device without published measurements (say so where it is printed).
-inline device_profile builtin_profile(std::string_view device) {
+// "generic" for a device without published measurements (say so where it is printed); its kernel
+// rates at `sustained` of the published best (1: the microbenchmarks' own figures).
+inline device_profile builtin_profile(std::string_view device, double sustained = builtin_sustained_fraction) {
+  detail::require(detail::is_finite(sustained) && sustained > 0 && sustained <= 1,
+                  reason::profile_efficiency_out_of_range, "sustained", [&] {
+                    return "the sustained share of the published kernel rates must be in (0, 1], got " +
+                           format_double(sustained);
+                  });
   // Named fields: the figures and their sources are in the comment above.
-  const auto make = [](std::string name, double gemm, double memory, double fa2, double cudnn_f, double cudnn_b,
-                       double nvlink, std::string source) {
+  const auto make = [sustained](std::string name, double gemm, double memory, double fa2, double cudnn_f,
+                                double cudnn_b, double nvlink, std::string source) {
     device_profile p;
     p.name = std::move(name);
-    p.gemm_efficiency = gemm;
+    p.gemm_efficiency = sustained * gemm;
     p.gemm_half_outputs = builtin_gemm_half_outputs;
-    p.memory_efficiency = memory;
-    p.attention_forward_efficiency = p.attention_backward_efficiency = fa2;
-    p.cudnn_attention_forward_efficiency = cudnn_f;
-    p.cudnn_attention_backward_efficiency = cudnn_b;
+    p.memory_efficiency = sustained * memory;
+    p.attention_forward_efficiency = p.attention_backward_efficiency = sustained * fa2;
+    p.cudnn_attention_forward_efficiency = sustained * cudnn_f;
+    p.cudnn_attention_backward_efficiency = sustained * cudnn_b;
     p.intra_node_bus_efficiency = nvlink;
     p.inter_node_bus_efficiency = builtin_inter_node_bus_efficiency;
     p.latency_s = builtin_latency_s;
@@ -4351,6 +4364,29 @@ constexpr layer_time time_embedding(const step_context& x) {
   return r;
 }
 
+// The parameters of the bucket a framework reduces last when its gradient reduction overlaps the
+// backward (and gathers first when its parameter gather overlaps the forward): nothing is left to
+// hide it behind, so it stays exposed however much compute there is. `unit` is one transformer
+// block's parameters on this rank, grad_bytes a gradient's size.
+constexpr double overlap_bucket_params(const step_options& o, int zero_stage, double dp_cp, double unit,
+                                       double grad_bytes) {
+  switch (o.memory.accounting) {
+    case framework::megatron:
+    case framework::megatron_core:
+      // megatron-core DistributedDataParallelConfig.bucket_size: "max(40000000, 1000000 * dp_size)
+      // parameters" (core v0.7.0, distributed_data_parallel_config.py).
+      return std::max(4e7, 1e6 * dp_cp);
+    case framework::fsdp:
+      return unit;  // one FSDP unit a transformer block (torchtitan, llm-foundry wrap each block)
+    case framework::deepspeed:
+      // ZeRO-3 gathers a module at a time; every stage reduces reduce_bucket_size elements at a time.
+      return zero_stage == 3 ? std::min(unit, o.memory.deepspeed.reduce_bucket_size)
+                             : o.memory.deepspeed.reduce_bucket_size;
+    default:
+      return 25.0 * 1024 * 1024 / grad_bytes;  // torch DistributedDataParallel's bucket_cap_mb = 25
+  }
+}
+
 constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
   if (o.overlap_grad_reduce) return *o.overlap_grad_reduce;
   if (o.memory.accounting == framework::fsdp) return true;
@@ -4484,36 +4520,49 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   std::size_t critical = 0;
   double tail_max = 0;
   std::vector<double> dp_exposed(pp), opt_time(pp);
+  const double unit = dense_layer_params / tp + kv_copies;  // one block's parameters on this rank
   for (std::size_t s = 0; s < pp; ++s) {
     double exposed = 0;
     const double f1 = fwd[s].total(), b1 = bwd[s].total();
-    const auto hide = [](double comm, double behind, bool overlapped) {
-      return overlapped ? std::max(0.0, comm - behind) : comm;
+    // Overlapped communication hides behind the compute beside it, all but its edge: the first
+    // bucket a forward gathers or the last one a backward reduces (`edge`, the same collective on
+    // that bucket) waits with nothing left to run.
+    const auto hide = [](double comm, double behind, bool overlapped, double edge) {
+      return overlapped ? std::max(std::min(edge, comm), comm - behind) : comm;
     };
     // The parameters' gradients reduced over `shard` (then, with hybrid sharding, their shard
     // all-reduced over `replicate`), and with sharded states the weights gathered back.
     const auto reduce = [&](double params, group_span shard, group_span replicate) {
       if (params <= 0 || shard.size * replicate.size <= 1) return;
-      const double grads = params * grad_bytes, weights = params * x.e;
-      const double across =
-          collective_time(collective::all_reduce, grads / static_cast<double>(shard.size), replicate, cl);
+      const double bucket =
+          std::min(params, detail::overlap_bucket_params(opt, zero, static_cast<double>(shard.size * replicate.size),
+                                                         std::min(params, unit), grad_bytes));
+      const auto gather = [&](double n) { return collective_time(collective::all_gather, n * x.e, shard, cl); };
+      const auto scatter = [&](double n) {
+        return collective_time(collective::reduce_scatter, n * grad_bytes, shard, cl) +
+               collective_time(collective::all_reduce, n * grad_bytes / static_cast<double>(shard.size), replicate, cl);
+      };
       if (zero == 3) {
         // ZeRO-3 / FSDP: every micro-batch gathers the weights for its forward and again for its
-        // backward and reduce-scatters the gradients; prefetching overlaps the gathers.
-        const double gather = collective_time(collective::all_gather, weights, shard, cl);
-        const double rs = collective_time(collective::reduce_scatter, grads, shard, cl) + across;
-        exposed += m_d * (hide(gather, f1, true) + hide(gather + rs, b1, overlap || fsdp));
+        // backward and reduce-scatters the gradients; prefetching overlaps the gathers; the last
+        // micro-batch's last reduce-scatter ends the step.
+        const double all = gather(params) + scatter(params);
+        exposed += m_d * hide(gather(params), f1, true, gather(bucket));
+        exposed += (m_d - 1) * hide(all, b1, overlap || fsdp, 0) + hide(all, b1, overlap || fsdp, scatter(bucket));
       } else if (zero == 2) {
         // ZeRO-2 keeps only its gradient partition: it reduce-scatters every micro-batch.
-        exposed += m_d * hide(collective_time(collective::reduce_scatter, grads, shard, cl) + across, b1, overlap);
-        exposed += hide(collective_time(collective::all_gather, weights, shard, cl), f1, overlap_gather);
+        exposed += m_d * hide(scatter(params), b1, overlap, scatter(bucket));
+        exposed += hide(gather(params), f1, overlap_gather, gather(bucket));
       } else if (sharded_states) {
         // ZeRO-1 / the distributed optimizer: one reduce-scatter per step, then the updated
         // weights are gathered (Megatron-LM dist_optimizer.md).
-        exposed += hide(collective_time(collective::reduce_scatter, grads, shard, cl) + across, b1, overlap);
-        exposed += hide(collective_time(collective::all_gather, weights, shard, cl), f1, overlap_gather);
+        exposed += hide(scatter(params), b1, overlap, scatter(bucket));
+        exposed += hide(gather(params), f1, overlap_gather, gather(bucket));
       } else {
-        exposed += hide(collective_time(collective::all_reduce, grads, x.g.dp, cl), b1, overlap);
+        const auto all_reduce = [&](double n) {
+          return collective_time(collective::all_reduce, n * grad_bytes, x.g.dp, cl);
+        };
+        exposed += hide(all_reduce(params), b1, overlap, all_reduce(bucket));
       }
     };
     reduce(stage_params[s], x.g.shard, x.g.replicate);

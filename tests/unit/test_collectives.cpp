@@ -86,3 +86,24 @@ TEST_CASE("default cluster: the table's links at the profile's fractions") {
   CHECK_THROWS_WITH_AS(collective_time(collective::all_reduce, -1, span_of(8, 1, 8), c), doctest::Contains("bytes"),
                        config_error);
 }
+
+TEST_CASE("built-in profiles: the published kernel rates at the sustained share, the links as published") {
+  // MAMF 271.2 of 312 TFLOP/s (A100 bf16), FlashAttention-2 173 of 312, copy 1536 of 2039 GB/s;
+  // NVLink 235 of 300 GB/s: each figure of profile.hpp's sources.
+  const device_profile published = builtin_profile("A100-80GB", 1.0);
+  CHECK(published.gemm_efficiency == doctest::Approx(271.2 / 312).epsilon(1e-12));
+  CHECK(published.attention_forward_efficiency == doctest::Approx(173.0 / 312).epsilon(1e-12));
+  CHECK(published.memory_efficiency == doctest::Approx(1536.0 / 2039).epsilon(1e-12));
+  const device_profile half = builtin_profile("A100-80GB", 0.5);
+  CHECK(half.gemm_efficiency == doctest::Approx(0.5 * 271.2 / 312).epsilon(1e-12));
+  CHECK(half.attention_backward_efficiency == doctest::Approx(0.5 * 173.0 / 312).epsilon(1e-12));
+  CHECK(half.cudnn_attention_forward_efficiency == doctest::Approx(0.5 * 173.0 / 312).epsilon(1e-12));
+  CHECK(half.memory_efficiency == doctest::Approx(0.5 * 1536.0 / 2039).epsilon(1e-12));
+  CHECK(half.intra_node_bus_efficiency == doctest::Approx(235.0 / 300).epsilon(1e-12));  // links: not scaled
+  CHECK(half.latency_s == published.latency_s);
+  // The default is the library's constant.
+  CHECK(builtin_profile("A100-80GB").gemm_efficiency ==
+        doctest::Approx(builtin_sustained_fraction * 271.2 / 312).epsilon(1e-12));
+  CHECK_THROWS_WITH_AS(builtin_profile("H100", 0.0), doctest::Contains("(0, 1]"), config_error);
+  CHECK_THROWS_WITH_AS(builtin_profile("H100", 1.5), doctest::Contains("(0, 1]"), config_error);
+}

@@ -293,3 +293,41 @@ TEST_CASE("process groups on the nodes under Megatron-LM's order") {
   CHECK(h.replicate.size == 2);
   CHECK(h.replicate.per_node == 1);
 }
+
+TEST_CASE("overlapped gradient reduction: all but the last bucket hides, by hand") {
+  // The cluster and model of the test above, 16 sequences a micro-batch: the backward (about 30 ms
+  // at the flat profile's 50 TFLOP/s) outlasts the whole all-reduce (6.2 ms). What stays exposed
+  // is the all-reduce of the last bucket: torch DDP's 25 MiB of bf16 gradients, 13,107,200
+  // parameters, ring over the 4 data-parallel ranks at 2 x 10 GB/s: 2 x 3/4 x 25 MiB / 20 GB/s.
+  const cluster_spec c{toy_device, 8, 4, 100e9, 10e9, 0};
+  step_options o;
+  o.memory.seq = 1024;
+  o.memory.lbs = 16;
+  o.gbs = 64;
+  o.overlap_grad_reduce = true;
+  const step_prediction r = predict_step(one_layer(), {.tp = 2}, c, flat_profile(), o);
+  CHECK(r.breakdown.dp_comm == doctest::Approx(1.5 * 25 * 1048576 / 20e9).epsilon(1e-9));
+  // Not overlapped: the whole all-reduce of the test above.
+  o.overlap_grad_reduce = false;
+  const double params = (16779264.0 + 2 * 32000.0 * 1024) / 2;
+  CHECK(predict_step(one_layer(), {.tp = 2}, c, flat_profile(), o).breakdown.dp_comm ==
+        doctest::Approx(1.5 * params * 2 / 20e9).epsilon(1e-9));
+}
+
+TEST_CASE("the last bucket each framework reduces") {
+  step_options o;
+  // megatron-core's default bucket: max(40,000,000, 1,000,000 x dp) parameters (its
+  // DistributedDataParallelConfig.bucket_size docstring, core v0.7.0).
+  o.memory.accounting = framework::megatron_core;
+  CHECK(detail::overlap_bucket_params(o, 0, 8, 1e8, 4) == 4e7);
+  CHECK(detail::overlap_bucket_params(o, 0, 64, 1e8, 4) == 6.4e7);
+  // FSDP: one unit, a transformer block.
+  o.memory.accounting = framework::fsdp;
+  CHECK(detail::overlap_bucket_params(o, 3, 64, 1e8, 4) == 1e8);
+  // DeepSpeed: reduce_bucket_size elements (its default 5e8).
+  o.memory.accounting = framework::deepspeed;
+  CHECK(detail::overlap_bucket_params(o, 2, 64, 1e8, 2) == 5e8);
+  // torch DDP: bucket_cap_mb 25 over the gradient's bytes.
+  o.memory.accounting = framework::generic;
+  CHECK(detail::overlap_bucket_params(o, 0, 64, 1e8, 2) == 25.0 * 1048576 / 2);
+}
