@@ -158,7 +158,7 @@ inline std::vector<row> load(const std::string& path) {
                     c_arch = column("arch_notes"), c_train = column("train_type"), c_adapter = column("adapter_detail"),
                     c_framework = column("framework"), c_precision = column("precision"), c_grad = column("grad_dtype"),
                     c_master = column("master_weights"), c_optimizer = column("optimizer"), c_seq = column("seq_len"),
-                    c_mb = column("micro_batch"), c_tp = column("tp"), c_pp = column("pp"), c_dp = column("dp"),
+                    c_mb = column("micro_batch"), c_ga = column("grad_accum"), c_tp = column("tp"), c_pp = column("pp"), c_dp = column("dp"),
                     c_cp = column("cp"), c_ep = column("ep"), c_vpp = column("vpp"), c_sp = column("sequence_parallel"),
                     c_sharding = column("sharding"), c_offload = column("offload"), c_recompute = column("recompute"),
                     c_recompute_detail = column("recompute_detail"), c_compile = column("compile"),
@@ -298,6 +298,15 @@ inline std::vector<row> load(const std::string& path) {
     } else if (detail::has(sharding, "fsdp")) {
       c.zero_stage = 3;  // FSDP full shard: weights, gradients and optimizer states sharded over dp
       o.accounting = framework::fsdp;
+      // Lit-GPT's fine-tuning loop accumulates under fabric.no_backward_sync (FSDP's no_sync,
+      // finetune/*.py at 8641822); its rows give the accumulation as "N/micro_batch".
+      if (detail::has(framework_name, "lit-gpt")) {
+        const std::int64_t samples = detail::integer(f[c_ga].substr(0, f[c_ga].find('/')));
+        if (samples > 0 && f[c_ga].find("/micro_batch") != std::string::npos && o.lbs > 0) {
+          o.micro_batches = std::max<std::int64_t>(1, samples / o.lbs);
+          o.unsharded_grad_accumulation = true;
+        }
+      }
     } else if (detail::has(sharding, "distributed_optimizer")) {
       c.distributed_optimizer = true;
     }

@@ -78,6 +78,10 @@ inline std::vector<flag> memory_flags() {
             "cross-entropy (fp32 log-softmax per chunk kept), or compiled (16-bit chunks only)"},
            {"offload-activations", "",
             "with --recompute full, the layer inputs moved to host memory but the last 5 (torchtune)"},
+           {"fsdp-no-sync", "",
+            "with --framework fsdp and --gas > 1, micro-batches accumulated under FSDP's no_sync (Lightning "
+            "Fabric's no_backward_sync): every block with a trainable weight holds its whole weights' gradients, "
+            "unsharded"},
            {"ds-auto", "", "DeepSpeed's buffer sizes as Hugging Face's \"auto\" sets them (hidden^2 buckets)"},
            {"reduce-bucket-size", "N", "DeepSpeed's reduce_bucket_size in elements (default 5e8)"},
            {"overlap-comm", "on|off", "DeepSpeed's overlap_comm (default: on for ZeRO-3 only)"},
@@ -293,6 +297,7 @@ inline memory_setup memory_from_args(const args& a) {
            : loss == "chunked-compiled" ? tp::logits_loss::chunked_compiled
                                         : tp::logits_loss::standard;
   o.offload_activations = a.has("offload-activations");
+  o.unsharded_grad_accumulation = a.has("fsdp-no-sync");
   o.weights_built_in_fp32 = a.has("built-fp32");
   o.variable_length = a.has("variable-length");
   if (auto g = a.get("overhead-gib"))

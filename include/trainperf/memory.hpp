@@ -158,6 +158,16 @@ struct memory_options {
   //   and the loss stay on the device. torchtune requires activation checkpointing with it, so
   //   what moves is each layer's kept input: the device keeps at most 5 of them.
   bool offload_activations = false;
+  // unsharded_grad_accumulation: FSDP (PyTorch's FullyShardedDataParallel) accumulating
+  //   micro-batches under no_sync(), as Lightning Fabric's no_backward_sync does for Lit-GPT's
+  //   fine-tuning scripts: "FSDP will accumulate the full model gradients (instead of gradient
+  //   shards) until the eventual sync" (FullyShardedDataParallel.no_sync). A unit whose flat
+  //   parameter holds any trainable weight computes gradients for all of its weights (it requires
+  //   grad if any of its parameters does; use_orig_params), so every such unit's whole weights
+  //   are held as gradients in the weights' dtype. Units: a transformer block each (the wrap
+  //   policy of Lit-GPT and torchtitan), the embedding and the output layer in the root. Only
+  //   with FSDP (zero_stage 3) and more than one micro-batch.
+  bool unsharded_grad_accumulation = false;
   std::int64_t comm_buffer_bytes = 0;  // extra collective buffers the framework keeps (buckets)
   // The weights were created in fp32 on the device, then cast in place to param_dtype: Paddle's
   // Layer._transform (python/paddle/nn/layer/layers.py) casts one parameter at a time and frees
@@ -473,6 +483,7 @@ inline void recompute_method_needs_full_recomputation() {}
 inline void moe_capacity_factor_out_of_range() {}
 inline void offloaded_activations_need_full_recomputation() {}
 inline void optimizer_in_backward_with_accumulation() {}
+inline void unsharded_grad_accumulation_needs_fsdp() {}
 }  // namespace reason
 
 // Past 2^62 bytes (4 EiB, some million times any device) an estimate means nothing and no longer
@@ -533,6 +544,13 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                            " micro-batches: the optimizer steps as each gradient arrives, so gradients cannot "
                            "accumulate (torchtune refuses it); set micro_batches 1 or turn it off";
                   });
+  detail::require(
+      !o.unsharded_grad_accumulation || c.zero_stage == 3, reason::unsharded_grad_accumulation_needs_fsdp,
+      "unsharded_grad_accumulation", [&] {
+        return "unsharded_grad_accumulation (FSDP's no_sync) with ZeRO stage " + detail::str(c.zero_stage) +
+               ": it is FSDP's full shard that accumulates unsharded gradients; give --zero 3 with --framework "
+               "fsdp, or drop it";
+      });
   detail::require(o.moe_capacity_factor >= 0 && o.moe_capacity_factor <= 1024, reason::moe_capacity_factor_out_of_range,
                   "moe_capacity_factor", [&] {
                     return "moe_capacity_factor " + format_double(o.moe_capacity_factor) +
@@ -587,6 +605,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     double act_stored = 0, act_working = 0, logits = 0, quantized = 0, experts = 0, trainable_experts = 0;
     double linear_weights = 0, gemms = 0;  // the layers' linear weights and GEMMs on the rank (fp8 caches)
     double largest_trainable = 0;          // the largest trainable weight tensor (optimizer_in_backward)
+    double unit_weights = 0;  // weights of the FSDP units with a trainable one (unsharded_grad_accumulation)
     // Every trainable part goes through here, so the largest tensor is never missed.
     const auto trains = [&](double params, double largest_tensor) {
       trainable += params;
@@ -636,6 +655,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                                 other_layer * (n - static_cast<double>(prompt_layers));
         total_params += adapters;
         if (adapters > 0) trains(adapters, std::max(lora, prompt_layer));
+        if (base_trains || adapters > 0) unit_weights += lp * n + adapters;
       }
       // Activations. With full recomputation, `recomputed` of the chunk's layers keep only
       // inputs (block: the chunk's first recompute_num_layers layers, one input each; uniform:
@@ -683,8 +703,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       if (sl.embedding) {
         const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
         total_params += emb;
-        if (base_trains) trains(emb, emb);
-        if (ad.train_embeddings) total_params += emb, trains(emb, emb);  // the trainable copy
+        if (base_trains) trains(emb, emb), unit_weights += emb;
+        if (ad.train_embeddings) total_params += emb, trains(emb, emb), unit_weights += emb;  // the trainable copy
         // The vision tower and projector sit with the embedding (the tower's largest tensor: an
         // MLP matrix; the projector's: at most all of it).
         const double vis = static_cast<double>(pc.vision) / t, proj = static_cast<double>(pc.projector) / t;
@@ -699,8 +719,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
             static_cast<double>(m.hidden);
         total_params += out;
         const double out_matrix = out - static_cast<double>(m.hidden);  // not the final norm
-        if (base_trains) trains(out, out_matrix);
-        if (ad.train_embeddings) total_params += out, trains(out, out_matrix);
+        if (base_trains) trains(out, out_matrix), unit_weights += out;
+        if (ad.train_embeddings) total_params += out, trains(out, out_matrix), unit_weights += out;
         // LLaMA-Adapter v2: the output layer's bias and scale and the final norm; the biased
         // logits kept for the scale's gradient.
         const double head_adapter = static_cast<double>(count_prompt_adapter_head_params(m, ad, c.tp)) / t;
@@ -719,6 +739,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     sm.grads = (trainable - trainable_experts) * per_param.grads + trainable_experts * per_expert.grads;
     // Stepped in the backward: one weight's gradient at a time, the largest at the peak.
     if (o.optimizer_in_backward) sm.grads = std::min(sm.grads, largest_trainable * per_param.grads);
+    // FSDP's no_sync: whole units' gradients, unsharded, until the last micro-batch's sync.
+    if (o.unsharded_grad_accumulation && o.micro_batches > 1) sm.grads = std::max(sm.grads, unit_weights * e);
     // Offloaded layer inputs: the device keeps the 5 most recent (torchtune's max_fwd_stash_size).
     if (o.offload_activations) act_stored = std::min(act_stored, 5 * recomputed_input);
     sm.optimizer = (trainable - trainable_experts) * per_param.optimizer + trainable_experts * per_expert.optimizer;

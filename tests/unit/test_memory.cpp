@@ -828,3 +828,25 @@ TEST_CASE("8-bit Adam: two 1-byte states with an fp32 absmax per 2048") {
   CHECK(per_param_state_bytes({}, 1, pure).optimizer == doctest::Approx(2 * (1 + 4.0 / 2048)));
   CHECK(per_param_state_bytes({.zero_stage = 1}, 4, pure).optimizer == doctest::Approx(2 * (1 + 4.0 / 2048) / 4));
 }
+
+TEST_CASE("FSDP's no_sync: whole units' gradients, unsharded, while micro-batches accumulate") {
+  // Two blocks of h 1024, 8 heads, SwiGLU ffn 4096: 4 h^2 + 3 h f + 2 h = 16,779,264 weights each;
+  // LoRA rank 8 on q and v: 2 x (1024 x 8 + 8 x 1024) = 32,768 more per block. Under no_sync every
+  // block (it holds a trainable adapter) keeps all its weights' gradients, bf16, unsharded over
+  // the 4 FSDP ranks; the embedding and output layer are frozen, so the root keeps none.
+  const transformer_spec m{.layers = 2, .hidden = 1024, .heads = 8, .ffn = 4096, .vocab = 32000, .max_seq = 1024};
+  memory_options o{.lbs = 1, .seq = 1024, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  o.accounting = framework::fsdp;
+  o.adapters = {.lora_rank = 8, .lora_targets = *parse_lora_targets("q,v")};
+  o.micro_batches = 4;
+  const parallel_config fsdp{.zero_stage = 3};
+  const double sharded = estimate_memory(m, fsdp, 4, o).stages[0].grads;
+  o.unsharded_grad_accumulation = true;
+  CHECK(estimate_memory(m, fsdp, 4, o).stages[0].grads == 2 * (16'779'264.0 + 32'768) * 2);
+  CHECK(sharded < 32'768.0 * 2 * 2);  // without it: the adapters' gradients, sharded
+  // One micro-batch: FSDP syncs in the backward, nothing accumulates.
+  o.micro_batches = 1;
+  CHECK(estimate_memory(m, fsdp, 4, o).stages[0].grads == sharded);
+  // Not sharded: refused, naming the fix.
+  CHECK_THROWS_WITH_AS(estimate_memory(m, {}, 4, o), doctest::Contains("--zero 3"), config_error);
+}
