@@ -78,6 +78,9 @@ inline std::vector<flag> memory_flags() {
             "cross-entropy (fp32 log-softmax per chunk kept), or compiled (16-bit chunks only)"},
            {"offload-activations", "",
             "with --recompute full, the layer inputs moved to host memory but the last 5 (torchtune)"},
+           {"adam-step", "fused|foreach",
+            "how Adam steps: fused kernels in place, or PyTorch's foreach with a temporary as large as v during the "
+            "step (default: foreach for generic and fsdp, fused for the others)"},
            {"fsdp-no-sync", "",
             "with --framework fsdp and --gas > 1, micro-batches accumulated under FSDP's no_sync (Lightning "
             "Fabric's no_backward_sync): every block with a trainable weight holds its whole weights' gradients, "
@@ -298,6 +301,9 @@ inline memory_setup memory_from_args(const args& a) {
                                         : tp::logits_loss::standard;
   o.offload_activations = a.has("offload-activations");
   o.unsharded_grad_accumulation = a.has("fsdp-no-sync");
+  static constexpr std::string_view adam_steps[] = {"fused", "foreach"};
+  if (const auto v = a.get_choice("adam-step", adam_steps))
+    o.adam_implementation = *v == "fused" ? tp::adam_step::fused : tp::adam_step::foreach;
   o.weights_built_in_fp32 = a.has("built-fp32");
   o.variable_length = a.has("variable-length");
   if (auto g = a.get("overhead-gib"))

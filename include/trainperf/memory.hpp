@@ -24,6 +24,13 @@ namespace trainperf {
 // section 2: m and v quantized to 8 bits in blocks of 2048 with an fp32 absmax per block):
 // 2 x (1 + 4/2048) bytes per parameter, plus the fp32 master copy of mixed precision.
 enum class optimizer_kind { adam, sgd, adam_8bit };
+// How an Adam step runs. fused: one kernel updates each parameter in place (apex's and Transformer
+// Engine's FusedAdam in Megatron-LM, DeepSpeed's FusedAdam, PyTorch's fused=True). foreach:
+// PyTorch's default on CUDA (torch/optim/adamw.py, _multi_tensor_adamw: exp_avg_sq_sqrt =
+// torch._foreach_sqrt(device_exp_avg_sqs)) takes sqrt(v) of every parameter of a group at once, a
+// temporary as large as v, alive during the step. framework_default: foreach for generic and fsdp
+// (PyTorch's own optimizers: Hugging Face's Trainer, Lit-GPT, torchtitan), fused otherwise.
+enum class adam_step { framework_default, fused, foreach };
 
 // Framework-specific accounting the model follows (each case cites its source below).
 //   generic:   16-bit weights and gradients, fp32 master + Adam states (Rajbhandari et al. 2020).
@@ -122,6 +129,7 @@ struct memory_options {
   // Hugging Face's Trainer or torchtune without FSDP mixed precision, Lightning's "bf16-true".
   bool master_weights = true;
   optimizer_kind optimizer = optimizer_kind::adam;
+  adam_step adam_implementation = adam_step::framework_default;
   framework accounting = framework::generic;
   bool flash_attention = true;  // no s x s score matrix kept
   // Without flash attention: the unfused core computes its softmax in fp32 and casts it back, as
@@ -229,6 +237,7 @@ struct memory_model_constants {
 // Bytes per parameter of the model states on one data-parallel rank.
 struct state_bytes {
   double params = 0, grads = 0, optimizer = 0;
+  double step_temporary = 0;  // alive during the optimizer step only (adam_step::foreach's sqrt(v))
   [[nodiscard]] constexpr double total() const { return params + grads + optimizer; }
 };
 
@@ -464,7 +473,13 @@ constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64
   b.grads = (fp32_grads ? 4.0 : e) / (c.zero_stage >= 2 ? d : 1.0);
   // DeepSpeed ZeRO keeps an fp32 partition of the gradients for the optimizer step.
   if (o.accounting == framework::deepspeed && mixed && c.zero_stage >= 1) b.grads += 4.0 / d;
-  b.optimizer = o.offload_optimizer ? 0.0 : opt / (c.zero_stage >= 1 || c.distributed_optimizer ? d : 1.0);
+  const double state_shards = c.zero_stage >= 1 || c.distributed_optimizer ? d : 1.0;
+  b.optimizer = o.offload_optimizer ? 0.0 : opt / state_shards;
+  const bool foreach = o.adam_implementation == adam_step::framework_default
+                           ? o.accounting == framework::generic || o.accounting == framework::fsdp
+                           : o.adam_implementation == adam_step::foreach;
+  if (foreach && o.optimizer == optimizer_kind::adam && !o.offload_optimizer && !o.optimizer_in_backward)
+    b.step_temporary = state / state_shards;
   return b;
 }
 
@@ -752,7 +767,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // The logits live from the head's forward to the end of the loss's backward; the layer being
     // recomputed lives only after that (recomputation starts with the last layer's backward), so
     // the stage peaks at the larger of the two, not at their sum.
-    sm.other += std::max(0.0, logits - act_working * (1.0 + growth));
+    const double loss_beyond = std::max(0.0, logits - act_working * (1.0 + growth));
+    sm.other += loss_beyond;
     // ZeRO-3's gathered weights: DeepSpeed's by its prefetch, reuse and persistence rules
     // (memory/deepspeed.hpp), otherwise the running layer and the prefetched next (FSDP's
     // forward and backward prefetch of one module).
@@ -770,6 +786,12 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       sm.other += ds.buckets;
     }
     sm.other += gathered;
+    // The optimizer step's temporary comes after the backward has freed the activations, the
+    // loss's buffers and the gathered weights: it raises the peak only by what it outgrows those
+    // live tensors (the allocator's growth over them stays the activations' own).
+    const double step_temporary =
+        (trainable - trainable_experts) * per_param.step_temporary + trainable_experts * per_expert.step_temporary;
+    sm.other += std::max(0.0, step_temporary - stored - loss_beyond - gathered);
     // Transformer Engine's fp8 weight caches (an fp8 copy and its transpose of every linear
     // weight) and amax histories (1024 x 5 fp32 values per GEMM): see fp8_training.
     if (o.fp8 == fp8_training::transformer_engine) sm.other += 2.0 * linear_weights + gemms * 1024 * 5 * 4;

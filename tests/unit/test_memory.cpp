@@ -243,7 +243,8 @@ TEST_CASE("hybrid sharding: states shard within groups of shard_dp ranks, replic
 
 TEST_CASE("torchtune's memory options: optimizer in the backward, chunked loss, offloaded activations") {
   const transformer_spec l7 = get_preset("llama2-7b").spec;
-  const memory_options base{.lbs = 1, .seq = 2048, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  memory_options base{.lbs = 1, .seq = 2048, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  base.adam_implementation = adam_step::fused;  // no step temporary: the loss's buffers alone in `other`
   const stage_memory plain = estimate_memory(l7, {}, 1, base).stages[0];
   // Optimizer in the backward: one gradient at a time; the largest weight is the embedding,
   // 32000 x 4096 = 131,072,000 bf16 gradients (an MLP projection is 4096 x 11008).
@@ -359,7 +360,8 @@ TEST_CASE("the logits and a recomputed layer are never alive together") {
   // llama2-7b, seq 4096, one sequence, bf16, generic accounting, no overhead constants.
   // Logits by hand: 4096 tokens x 32000 x (2 bytes bf16 + 8 bytes fp32 copy and gradient).
   const transformer_spec l7 = get_preset("llama2-7b").spec;
-  const memory_options o{.lbs = 1, .seq = 4096, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  memory_options o{.lbs = 1, .seq = 4096, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  o.adam_implementation = adam_step::fused;  // no step temporary: the loss's buffers alone in `other`
   const double logits = 4096.0 * 32000 * 10, h = 4096;
   const stage_memory none = estimate_memory(l7, {}, 1, o).stages[0];
   CHECK(none.other == doctest::Approx(logits));  // on top of every stored activation
@@ -849,4 +851,37 @@ TEST_CASE("FSDP's no_sync: whole units' gradients, unsharded, while micro-batche
   CHECK(estimate_memory(m, fsdp, 4, o).stages[0].grads == sharded);
   // Not sharded: refused, naming the fix.
   CHECK_THROWS_WITH_AS(estimate_memory(m, {}, 4, o), doctest::Contains("--zero 3"), config_error);
+}
+
+TEST_CASE("PyTorch's foreach Adam: sqrt(v) of every weight at once, past what the backward freed") {
+  // Llama 2 7B (6,738,415,616 weights, its paper's count), one token: the activations and logits
+  // are a few MB, so the step's temporary, v's size in fp32 (4 bytes a weight), sets the peak.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  memory_options o{.lbs = 1, .seq = 1, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  o.adam_implementation = adam_step::fused;
+  const stage_memory fused = estimate_memory(l7, {}, 1, o).stages[0];
+  o.adam_implementation = adam_step::foreach;
+  const stage_memory foreach = estimate_memory(l7, {}, 1, o).stages[0];
+  CHECK(foreach.other - fused.other == doctest::Approx(6'738'415'616.0 * 4).epsilon(0.001));
+  CHECK(foreach.activations == fused.activations);
+  // The generic accounting's default is PyTorch's: foreach. Megatron-LM's is its FusedAdam.
+  o.adam_implementation = adam_step::framework_default;
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].other == foreach.other);
+  o.accounting = framework::megatron;
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].other < fused.other + 1e6);
+  // ZeRO-1 over 8: each rank steps (and takes sqrt of) its eighth of v.
+  o.accounting = framework::generic;
+  const parallel_config zero1{.zero_stage = 1};
+  o.adam_implementation = adam_step::fused;
+  const double fused8 = estimate_memory(l7, zero1, 8, o).stages[0].other;
+  o.adam_implementation = adam_step::foreach;
+  CHECK(estimate_memory(l7, zero1, 8, o).stages[0].other - fused8 ==
+        doctest::Approx(6'738'415'616.0 * 4 / 8).epsilon(0.005));
+  // At a long sequence the backward's activations outgrow the temporary: no change.
+  o.seq = 4096;
+  o.lbs = 8;
+  o.adam_implementation = adam_step::fused;
+  const double long_fused = estimate_memory(l7, {}, 1, o).stages[0].total();
+  o.adam_implementation = adam_step::foreach;
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].total() == long_fused);
 }
