@@ -341,6 +341,11 @@ inline std::vector<row> load(const std::string& path) {
       }
       m.padding = vocab_padding::megatron;  // --make-vocab-size-divisible-by, default 128 x tp
     }
+    // Qwen (1)'s remote model code (modeling_qwen.py) computes its loss on the 16-bit logits
+    // without an up-cast: under the Trainer's autocast the loss runs in fp32, under DeepSpeed
+    // (accelerate enables no native autocast there) in 16 bits.
+    if (r.model_name.rfind("Qwen-", 0) == 0)
+      o.loss = o.accounting == framework::deepspeed ? logits_loss::no_upcast : logits_loss::autocast;
     if (detail::has(f[c_rank], "last rank")) r.stage = c.pp - 1;  // the last stage's rank logs it
     rows.push_back(r);
   }

@@ -112,7 +112,7 @@ enum class layer_kernels { fused, eager };
 //     gathered weight.
 enum class fp8_training { none, transformer_engine, torchao, torchao_fp8_all_gather };
 
-enum class logits_loss { standard, chunked, chunked_compiled };  // memory_options::loss
+enum class logits_loss { standard, chunked, chunked_compiled, autocast, no_upcast };  // memory_options::loss
 
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)
@@ -160,6 +160,14 @@ struct memory_options {
   //   taken to keep only the 16-bit chunks and recompute each chunk's fp32 log-softmax in the
   //   backward (one chunk's fp32 alive at a time). That reading is inferred, not confirmed in
   //   Inductor's code; torchtune's compiled rows in the corpus agree with it (bench/RESULTS.md).
+  //   autocast: model code that computes its loss on the 16-bit logits without an up-cast, run
+  //   under autocast (Qwen's remote modeling_qwen.py with transformers' Trainer at bf16/fp16:
+  //   lm_head output, its shifted .contiguous() copy, then CrossEntropyLoss, which autocast runs
+  //   in fp32): 16-bit logits and shifted copy, the fp32 cast and the fp32 log-softmax, 2 + 2 + 4
+  //   + 4 bytes per logit. no_upcast: the same code without autocast (DeepSpeed's engine runs
+  //   the module in its 16-bit dtype, and accelerate enables no native autocast under DeepSpeed):
+  //   the log-softmax in 16 bits too, 2 + 2 + 2. standard under the deepspeed accounting is
+  //   transformers' Llama path (logits.float() before the shift): 18.
   logits_loss loss = logits_loss::standard;
   // offload_activations: OffloadActivations moves every saved tensor of 1 KiB or more to pinned
   //   host memory, keeping the 5 most recent on the device (max_fwd_stash_size); the output layer
@@ -606,6 +614,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   const double upcast = e < 4 ? 4.0 : 0.0;
   const double logit_bytes = e + (o.loss == logits_loss::chunked            ? 4.0
                                   : o.loss == logits_loss::chunked_compiled ? 4.0 / 8
+                                  : o.loss == logits_loss::autocast         ? e + upcast + 4.0
+                                  : o.loss == logits_loss::no_upcast        ? 2.0 * e
                                   : o.accounting == framework::deepspeed    ? 12.0 + upcast
                                                                             : 4.0 + upcast);
 

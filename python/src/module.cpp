@@ -161,7 +161,9 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
       o.loss = choice<tp::logits_loss>(word(),
                                        {{"standard", tp::logits_loss::standard},
                                         {"chunked", tp::logits_loss::chunked},
-                                        {"chunked-compiled", tp::logits_loss::chunked_compiled}},
+                                        {"chunked-compiled", tp::logits_loss::chunked_compiled},
+                                        {"autocast", tp::logits_loss::autocast},
+                                        {"no-upcast", tp::logits_loss::no_upcast}},
                                        "loss");
     else
       throw tp::config_error(key, "unknown memory option '" + key +

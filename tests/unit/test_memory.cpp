@@ -262,6 +262,14 @@ TEST_CASE("torchtune's memory options: optimizer in the backward, chunked loss, 
   chunked.loss = logits_loss::chunked_compiled;
   CHECK(plain.other - estimate_memory(l7, {}, 1, chunked).stages[0].other ==
         doctest::Approx(2048.0 * 32000 * (4 + 4 * 7.0 / 8)));
+  // Qwen's loss on 16-bit logits: under autocast 2 + 2 + 4 + 4 bytes per logit (the shifted 16-bit
+  // copy, the fp32 cast and log-softmax), 2 more than the standard 10; without autocast 2 + 2 + 2,
+  // 4 fewer.
+  memory_options qwen = base;
+  qwen.loss = logits_loss::autocast;
+  CHECK(estimate_memory(l7, {}, 1, qwen).stages[0].other - plain.other == doctest::Approx(2048.0 * 32000 * 2));
+  qwen.loss = logits_loss::no_upcast;
+  CHECK(plain.other - estimate_memory(l7, {}, 1, qwen).stages[0].other == doctest::Approx(2048.0 * 32000 * 4));
   // Offloaded activations under full recomputation: 5 of the 32 layer inputs (2048 x 4096 x 2
   // bytes each) stay on the device.
   const parallel_config full{.recomputation = recompute::full};
