@@ -156,14 +156,15 @@ inline std::vector<row> load(const std::string& path) {
                     c_experts = column("num_experts"), c_topk = column("moe_topk"), c_expert_ffn = column("expert_ffn"),
                     c_shared = column("shared_experts"), c_moe_layers = column("moe_layers"), c_etp = column("etp"),
                     c_arch = column("arch_notes"), c_train = column("train_type"), c_adapter = column("adapter_detail"),
-                    c_framework = column("framework"), c_precision = column("precision"), c_grad = column("grad_dtype"),
+                    c_framework = column("framework"), c_version = column("framework_version"),
+                    c_precision = column("precision"), c_grad = column("grad_dtype"),
                     c_master = column("master_weights"), c_optimizer = column("optimizer"), c_seq = column("seq_len"),
-                    c_mb = column("micro_batch"), c_ga = column("grad_accum"), c_tp = column("tp"), c_pp = column("pp"), c_dp = column("dp"),
-                    c_cp = column("cp"), c_ep = column("ep"), c_vpp = column("vpp"), c_sp = column("sequence_parallel"),
-                    c_sharding = column("sharding"), c_offload = column("offload"), c_recompute = column("recompute"),
-                    c_recompute_detail = column("recompute_detail"), c_compile = column("compile"),
-                    c_other = column("other_settings"), c_attention = column("attention"),
-                    c_devices = column("num_devices"), c_device = column("device"),
+                    c_mb = column("micro_batch"), c_ga = column("grad_accum"), c_tp = column("tp"), c_pp = column("pp"),
+                    c_dp = column("dp"), c_cp = column("cp"), c_ep = column("ep"), c_vpp = column("vpp"),
+                    c_sp = column("sequence_parallel"), c_sharding = column("sharding"), c_offload = column("offload"),
+                    c_recompute = column("recompute"), c_recompute_detail = column("recompute_detail"),
+                    c_compile = column("compile"), c_other = column("other_settings"),
+                    c_attention = column("attention"), c_devices = column("num_devices"), c_device = column("device"),
                     c_capacity = column("device_capacity_gib"), c_kind = column("measured_kind"),
                     c_rank = column("measured_rank"), c_gib = column("memory_gib"), c_outcome = column("outcome"),
                     c_complete = column("settings_complete"), c_same = column("same_config_as");
@@ -327,6 +328,10 @@ inline std::vector<row> load(const std::string& path) {
           if (f[c_adapter][i] != ',') stated += f[c_adapter][i];
       if (!stated.empty()) r.stated_trainable = std::stoll(stated);
     }
+    // bitsandbytes 0.41's 4-bit matmul keeps its input (adapter_options::quantized_inputs_kept).
+    if (o.adapters.frozen_weight_bits > 0 && detail::has(f[c_version], "bitsandbytes 0.41") &&
+        !detail::has(f[c_adapter], "gptq") && !detail::has(f[c_adapter], "GPTQ"))
+      o.adapters.quantized_inputs_kept = true;
     if (detail::has(framework_name, "Megatron")) {
       // megatron-core models with Transformer Engine (framework::megatron_core: fp32 main grads
       // with bf16); TE runs flash attention through cuDNN's FusedAttention on sm90 and later

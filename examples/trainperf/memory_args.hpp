@@ -111,6 +111,9 @@ inline std::vector<flag> memory_flags() {
            {"adapter-start-layer", "N", "first layer with a LLaMA-Adapter prompt (default 2)"},
            {"base-weights", "nf4|nf4-dq|int8|int4|int8-gptq",
             "frozen base's linear weights quantized (QLoRA's NF4, LLM.int8, GPTQ); default: the weights' dtype"},
+           {"quantized-keeps-inputs", "",
+            "with --base-weights, each quantized projection keeps its input as bitsandbytes 0.41's 4-bit matmul does "
+            "(for a weight gradient it never computes)"},
            {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
            {"variable-length", "",
             "batches padded to their own longest sample (--seq): nvidia-smi's reading may climb to the capacity"},
@@ -231,6 +234,11 @@ inline void adapters_from_args(const args& a, tp::adapter_options& ad) {
   }
   static constexpr std::string_view formats[] = {"nf4", "nf4-dq", "int8", "int4", "int8-gptq"};
   if (const auto q = a.get_choice("base-weights", formats)) ad.frozen_weight_bits = *tp::quantized_weight_bits(*q);
+  ad.quantized_inputs_kept = a.has("quantized-keeps-inputs");
+  if (ad.quantized_inputs_kept && ad.frozen_weight_bits == 0)
+    throw tp::config_error("quantized-keeps-inputs",
+                           "--quantized-keeps-inputs without --base-weights: only quantized projections keep "
+                           "inputs their frozen weights do not need; give --base-weights nf4 (or another format)");
 }
 
 inline memory_setup memory_from_args(const args& a) {

@@ -47,6 +47,12 @@ struct adapter_options {
   // and the output layer stay in the compute dtype, as bitsandbytes and GPTQ leave them);
   // 0: the weights' dtype. See quantized_weight_bits for the formats' figures.
   double frozen_weight_bits = 0;
+  // The quantized projections keep their inputs for a weight gradient they never compute:
+  // bitsandbytes 0.41's MatMul4Bit (autograd/_functions.py: ctx.tensors = (A, B) whenever A or B
+  // needs a gradient; the weight's gradient line is commented out), where a frozen 16-bit
+  // nn.Linear keeps nothing. Each 4-bit projection whose input needs a gradient keeps it; the
+  // attention output re-laid out as [b, s, h] before its projection is a copy (Lit-GPT).
+  bool quantized_inputs_kept = false;
   // LLaMA-Adapter (prompt_adapter) with Lit-GPT's defaults (lit_gpt/config.py).
   prompt_adapter llama_adapter = prompt_adapter::none;
   std::int64_t adapter_prompt_length = 10;

@@ -341,8 +341,9 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // copy and its mask in its place (below).
   const adapter_options& ad = o.adapters;
   const bool base_trains = base_weights_train(m, ad);
+  const bool quantized_keep = ad.frozen_weight_bits > 0 && ad.quantized_inputs_kept;
   const auto input_kept = [&](unsigned targets) {
-    return base_trains || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
+    return base_trains || quantized_keep || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
   };
   namespace lt = lora_target;
   // An MoE layer's experts also keep their inputs: each token's hidden state permuted to its
@@ -373,7 +374,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // unfused core keeps probabilities and V, and the output only as the output projection's input.
   const bool transposed_copy = !te_fp8 && (legacy || (o.accounting == framework::megatron_core && !o.cudnn_attention));
   const double attention_out =
-      o.flash_attention ? (transposed_copy ? 2 * q : q) : (input_kept(lt::o) && !te_fp8 ? q : 0);
+      o.flash_attention ? (transposed_copy || quantized_keep ? 2 * q : q) : (input_kept(lt::o) && !te_fp8 ? q : 0);
   const double attention_out_fp8 = te_fp8 && input_kept(lt::o) ? q : 0;
   // Per LoRA target: A's output (r, B's input); with dropout, the copy of the input and its mask.
   double lora_rep = 0, lora_split = 0;

@@ -606,6 +606,12 @@ struct adapter_options {
   // and the output layer stay in the compute dtype, as bitsandbytes and GPTQ leave them);
   // 0: the weights' dtype. See quantized_weight_bits for the formats' figures.
   double frozen_weight_bits = 0;
+  // The quantized projections keep their inputs for a weight gradient they never compute:
+  // bitsandbytes 0.41's MatMul4Bit (autograd/_functions.py: ctx.tensors = (A, B) whenever A or B
+  // needs a gradient; the weight's gradient line is commented out), where a frozen 16-bit
+  // nn.Linear keeps nothing. Each 4-bit projection whose input needs a gradient keeps it; the
+  // attention output re-laid out as [b, s, h] before its projection is a copy (Lit-GPT).
+  bool quantized_inputs_kept = false;
   // LLaMA-Adapter (prompt_adapter) with Lit-GPT's defaults (lit_gpt/config.py).
   prompt_adapter llama_adapter = prompt_adapter::none;
   std::int64_t adapter_prompt_length = 10;
@@ -3506,8 +3512,9 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // copy and its mask in its place (below).
   const adapter_options& ad = o.adapters;
   const bool base_trains = base_weights_train(m, ad);
+  const bool quantized_keep = ad.frozen_weight_bits > 0 && ad.quantized_inputs_kept;
   const auto input_kept = [&](unsigned targets) {
-    return base_trains || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
+    return base_trains || quantized_keep || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
   };
   namespace lt = lora_target;
   // An MoE layer's experts also keep their inputs: each token's hidden state permuted to its
@@ -3538,7 +3545,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // unfused core keeps probabilities and V, and the output only as the output projection's input.
   const bool transposed_copy = !te_fp8 && (legacy || (o.accounting == framework::megatron_core && !o.cudnn_attention));
   const double attention_out =
-      o.flash_attention ? (transposed_copy ? 2 * q : q) : (input_kept(lt::o) && !te_fp8 ? q : 0);
+      o.flash_attention ? (transposed_copy || quantized_keep ? 2 * q : q) : (input_kept(lt::o) && !te_fp8 ? q : 0);
   const double attention_out_fp8 = te_fp8 && input_kept(lt::o) ? q : 0;
   // Per LoRA target: A's output (r, B's input); with dropout, the copy of the input and its mask.
   double lora_rep = 0, lora_split = 0;

@@ -893,3 +893,23 @@ TEST_CASE("PyTorch's foreach Adam: sqrt(v) of every weight at once, past what th
   o.adam_implementation = adam_step::foreach;
   CHECK(estimate_memory(l7, {}, 1, o).stages[0].total() == long_fused);
 }
+
+TEST_CASE("bitsandbytes' 4-bit matmul keeps its input: the frozen projections' inputs, by hand") {
+  // Llama 2 7B (h 4096, ffn 11008), NF4 base, LoRA on q and v without dropout (their input is kept
+  // already). Kept besides, per token and layer, 16-bit: the MLP's input for gate and up (h), the
+  // down projection's input (f), and the attention output re-laid out for the output projection
+  // (h): (4096 + 11008 + 4096) x 2 = 38,400 bytes; x 2048 tokens x 32 layers.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  memory_options o{.lbs = 1, .seq = 2048, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  o.adapters = {.lora_rank = 8, .lora_targets = *parse_lora_targets("q,v")};
+  o.adapters.frozen_weight_bits = *quantized_weight_bits("nf4");
+  const double plain = estimate_memory(l7, {}, 1, o).stages[0].activations;
+  o.adapters.quantized_inputs_kept = true;
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].activations - plain == doctest::Approx(38'400.0 * 2048 * 32));
+  // Without quantized weights the flag changes nothing.
+  o.adapters.frozen_weight_bits = 0;
+  o.adapters.quantized_inputs_kept = false;
+  const double bf16 = estimate_memory(l7, {}, 1, o).stages[0].activations;
+  o.adapters.quantized_inputs_kept = true;
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].activations == bf16);
+}
