@@ -212,6 +212,7 @@ inline std::vector<row> load(const std::string& path) {
         detail::has(f[c_other], "optimizer_in_bwd=True") || detail::has(f[c_other], "optimizer_in_bwd: yes");
     if (detail::has(f[c_other], "chunked CE"))
       r.options.loss = f[c_compile] == "yes" ? logits_loss::chunked_compiled : logits_loss::chunked;
+    if (detail::has(f[c_other], "loss compiled")) r.options.loss = logits_loss::compiled;
     if (detail::has(f[c_optimizer], "Paged") && !detail::has(train, "lora") && !detail::has(train, "adapter"))
       why("paged optimizer states of a full fine-tune");
     r.options.offload_activations = detail::has(offload, "activations offloaded");

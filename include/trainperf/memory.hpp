@@ -112,7 +112,7 @@ enum class layer_kernels { fused, eager };
 //     gathered weight.
 enum class fp8_training { none, transformer_engine, torchao, torchao_fp8_all_gather };
 
-enum class logits_loss { standard, chunked, chunked_compiled, autocast, no_upcast };  // memory_options::loss
+enum class logits_loss { standard, chunked, chunked_compiled, autocast, no_upcast, compiled };  // memory_options::loss
 
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)
@@ -168,6 +168,12 @@ struct memory_options {
   //   the module in its 16-bit dtype, and accelerate enables no native autocast under DeepSpeed):
   //   the log-softmax in 16 bits too, 2 + 2 + 2. standard under the deepspeed accounting is
   //   transformers' Llama path (logits.float() before the shift): 18.
+  //   compiled: the up-cast cross-entropy compiled whole (torchtitan's components/loss.py wraps
+  //   cross_entropy(pred.float(), labels) in torch.compile when training.compile is set, from
+  //   2025-04; before, its TODO left the loss eager): Inductor fuses the up-cast, log-softmax and
+  //   NLL, so the 16-bit logits and their 16-bit gradient are what lives, 2 + 2 bytes per logit.
+  //   Inferred, like chunked_compiled, from torchtitan's report that the compiled loss saved more
+  //   than chunking (pytorch/torchtitan#1033), not read in Inductor's code.
   logits_loss loss = logits_loss::standard;
   // offload_activations: OffloadActivations moves every saved tensor of 1 KiB or more to pinned
   //   host memory, keeping the 5 most recent on the device (max_fwd_stash_size); the output layer
@@ -617,6 +623,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                                   : o.loss == logits_loss::chunked_compiled ? 4.0 / 8
                                   : o.loss == logits_loss::autocast         ? e + upcast + 4.0
                                   : o.loss == logits_loss::no_upcast        ? 2.0 * e
+                                  : o.loss == logits_loss::compiled         ? e
                                   : o.accounting == framework::deepspeed    ? 12.0 + upcast
                                                                             : 4.0 + upcast);
 

@@ -163,7 +163,8 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
                                         {"chunked", tp::logits_loss::chunked},
                                         {"chunked-compiled", tp::logits_loss::chunked_compiled},
                                         {"autocast", tp::logits_loss::autocast},
-                                        {"no-upcast", tp::logits_loss::no_upcast}},
+                                        {"no-upcast", tp::logits_loss::no_upcast},
+                                        {"compiled", tp::logits_loss::compiled}},
                                        "loss");
     else
       throw tp::config_error(key, "unknown memory option '" + key +

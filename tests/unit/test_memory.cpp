@@ -270,6 +270,11 @@ TEST_CASE("torchtune's memory options: optimizer in the backward, chunked loss, 
   CHECK(estimate_memory(l7, {}, 1, qwen).stages[0].other - plain.other == doctest::Approx(2048.0 * 32000 * 2));
   qwen.loss = logits_loss::no_upcast;
   CHECK(plain.other - estimate_memory(l7, {}, 1, qwen).stages[0].other == doctest::Approx(2048.0 * 32000 * 4));
+  // The up-cast loss compiled whole: the 16-bit logits and their 16-bit gradient, 2 + 2 bytes, 6
+  // fewer than the standard 10.
+  memory_options compiled = base;
+  compiled.loss = logits_loss::compiled;
+  CHECK(plain.other - estimate_memory(l7, {}, 1, compiled).stages[0].other == doctest::Approx(2048.0 * 32000 * 6));
   // Offloaded activations under full recomputation: 5 of the 32 layer inputs (2048 x 4096 x 2
   // bytes each) stay on the device.
   const parallel_config full{.recomputation = recompute::full};
