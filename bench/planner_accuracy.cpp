@@ -11,6 +11,7 @@
 // Prints per row, per source, per sweep (Spearman rank correlation of predicted and measured
 // throughput; whether the measured best is in the predicted top 3) and a timing of the search.
 //   planner_accuracy [--corpus FILE] [--require-rows N] [--require-mape F]
+// (--require-mape bounds the leave-one-source-out MAPE over all rows)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -258,12 +259,17 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const row& r = rows[i];
     if (results[i].error.empty()) {
-      // The library's own profile (its constant as profile.hpp states it), as a user gets it.
-      const tp::device_profile p = tp::builtin_profile(r.device);
-      const tp::cluster_spec c = tp::default_cluster(tp::get_device(r.device), r.devices, r.per_node, p);
-      results[i].predicted = tp::predict_step(r.model, r.layout, c, p, r.step).tokens_per_device_per_s;
-      const double peak = tp::require_peak(c.device, r.step.memory.param_dtype);
-      results[i].thumb = peak * rule_of_thumb_efficiency / (6 * static_cast<double>(tp::count_params(r.model).total()));
+      try {
+        // The library's own profile (its constant as profile.hpp states it), as a user gets it.
+        const tp::device_profile p = tp::builtin_profile(r.device);
+        const tp::cluster_spec c = tp::default_cluster(tp::get_device(r.device), r.devices, r.per_node, p);
+        results[i].predicted = tp::predict_step(r.model, r.layout, c, p, r.step).tokens_per_device_per_s;
+        const double peak = tp::require_peak(c.device, r.step.memory.param_dtype);
+        results[i].thumb =
+            peak * rule_of_thumb_efficiency / (6 * static_cast<double>(tp::count_params(r.model).total()));
+      } catch (const std::exception& e) {
+        results[i].error = e.what();
+      }
     }
     const std::string layout = fmt::format("tp{} pp{} dp{} mbs{}", r.layout.tp, r.layout.pp,
                                            r.devices / (r.layout.tp * r.layout.pp * r.layout.cp), r.step.memory.lbs);

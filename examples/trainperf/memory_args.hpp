@@ -237,10 +237,6 @@ inline void adapters_from_args(const args& a, tp::adapter_options& ad) {
   static constexpr std::string_view formats[] = {"nf4", "nf4-dq", "int8", "int4", "int8-gptq"};
   if (const auto q = a.get_choice("base-weights", formats)) ad.frozen_weight_bits = *tp::quantized_weight_bits(*q);
   ad.quantized_inputs_kept = a.has("quantized-keeps-inputs");
-  if (ad.quantized_inputs_kept && ad.frozen_weight_bits == 0)
-    throw tp::config_error("quantized-keeps-inputs",
-                           "--quantized-keeps-inputs without --base-weights: only quantized projections keep "
-                           "inputs their frozen weights do not need; give --base-weights nf4 (or another format)");
 }
 
 inline memory_setup memory_from_args(const args& a) {

@@ -50,8 +50,8 @@ struct adapter_options {
   // The quantized projections keep their inputs for a weight gradient they never compute:
   // bitsandbytes 0.41's MatMul4Bit (autograd/_functions.py: ctx.tensors = (A, B) whenever A or B
   // needs a gradient; the weight's gradient line is commented out), where a frozen 16-bit
-  // nn.Linear keeps nothing. Each 4-bit projection whose input needs a gradient keeps it; the
-  // attention output re-laid out as [b, s, h] before its projection is a copy (Lit-GPT).
+  // nn.Linear keeps nothing. Each 4-bit projection whose input needs a gradient keeps it. Set it
+  // for bitsandbytes' 4-bit formats (nf4, nf4-dq) of that version; it needs frozen_weight_bits.
   bool quantized_inputs_kept = false;
   // LLaMA-Adapter (prompt_adapter) with Lit-GPT's defaults (lit_gpt/config.py).
   prompt_adapter llama_adapter = prompt_adapter::none;
@@ -117,6 +117,7 @@ inline void lora_rank_is_negative() {}
 inline void lora_targets_q_k_v_and_fused_qkv() {}
 inline void lora_on_moe_layers_is_not_modeled() {}
 inline void frozen_weight_bits_out_of_range() {}
+inline void quantized_inputs_need_quantized_weights() {}
 inline void two_kinds_of_adapters() {}
 inline void adapter_prompt_out_of_range() {}
 }  // namespace reason
@@ -153,6 +154,13 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
                   "frozen_weight_bits", [&] {
                     return "frozen_weight_bits " + format_double(a.frozen_weight_bits) +
                            " is outside 0..32; give 0 (the weights' dtype) or a format's bits (nf4 4.5)";
+                  });
+  detail::require(!a.quantized_inputs_kept || a.frozen_weight_bits > 0, reason::quantized_inputs_need_quantized_weights,
+                  "quantized_inputs_kept", [&] {
+                    return std::string(
+                        "quantized_inputs_kept without quantized weights (frozen_weight_bits 0): only quantized "
+                        "projections keep inputs their frozen weights do not need; set frozen_weight_bits "
+                        "(--base-weights nf4) or drop it");
                   });
 }
 

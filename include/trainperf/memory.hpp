@@ -28,8 +28,9 @@ enum class optimizer_kind { adam, sgd, adam_8bit };
 // Engine's FusedAdam in Megatron-LM, DeepSpeed's FusedAdam, PyTorch's fused=True). foreach:
 // PyTorch's default on CUDA (torch/optim/adamw.py, _multi_tensor_adamw: exp_avg_sq_sqrt =
 // torch._foreach_sqrt(device_exp_avg_sqs)) takes sqrt(v) of every parameter of a group at once, a
-// temporary as large as v, alive during the step. framework_default: foreach for generic and fsdp
-// (PyTorch's own optimizers: Hugging Face's Trainer, Lit-GPT, torchtitan), fused otherwise.
+// temporary as large as v, alive during the step. framework_default: foreach for generic
+// (PyTorch's optimizers at their defaults: Hugging Face's Trainer with adamw_torch, Lit-GPT),
+// fused otherwise (torchtitan's optimizer.implementation defaults to "fused").
 enum class adam_step { framework_default, fused, foreach };
 
 // Framework-specific accounting the model follows (each case cites its source below).
@@ -380,7 +381,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // unfused core keeps probabilities and V, and the output only as the output projection's input.
   const bool transposed_copy = !te_fp8 && (legacy || (o.accounting == framework::megatron_core && !o.cudnn_attention));
   const double attention_out =
-      o.flash_attention ? (transposed_copy || quantized_keep ? 2 * q : q) : (input_kept(lt::o) && !te_fp8 ? q : 0);
+      o.flash_attention ? (transposed_copy ? 2 * q : q) : (input_kept(lt::o) && !te_fp8 ? q : 0);
   const double attention_out_fp8 = te_fp8 && input_kept(lt::o) ? q : 0;
   // Per LoRA target: A's output (r, B's input); with dropout, the copy of the input and its mask.
   double lora_rep = 0, lora_split = 0;
@@ -491,7 +492,7 @@ constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64
   const double state_shards = c.zero_stage >= 1 || c.distributed_optimizer ? d : 1.0;
   b.optimizer = o.offload_optimizer ? 0.0 : opt / state_shards;
   const bool foreach = o.adam_implementation == adam_step::framework_default
-                           ? o.accounting == framework::generic || o.accounting == framework::fsdp
+                           ? o.accounting == framework::generic
                            : o.adam_implementation == adam_step::foreach;
   if (foreach && o.optimizer == optimizer_kind::adam && !o.offload_optimizer && !o.optimizer_in_backward)
     b.step_temporary = state / state_shards;
@@ -574,13 +575,14 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                            " micro-batches: the optimizer steps as each gradient arrives, so gradients cannot "
                            "accumulate (torchtune refuses it); set micro_batches 1 or turn it off";
                   });
-  detail::require(
-      !o.unsharded_grad_accumulation || c.zero_stage == 3, reason::unsharded_grad_accumulation_needs_fsdp,
-      "unsharded_grad_accumulation", [&] {
-        return "unsharded_grad_accumulation (FSDP's no_sync) with ZeRO stage " + detail::str(c.zero_stage) +
-               ": it is FSDP's full shard that accumulates unsharded gradients; give --zero 3 with --framework "
-               "fsdp, or drop it";
-      });
+  detail::require(!o.unsharded_grad_accumulation || (c.zero_stage == 3 && o.accounting == framework::fsdp),
+                  reason::unsharded_grad_accumulation_needs_fsdp, "unsharded_grad_accumulation", [&] {
+                    return "unsharded_grad_accumulation (FSDP's no_sync) with ZeRO stage " + detail::str(c.zero_stage) +
+                           (o.accounting == framework::fsdp ? "" : " outside the fsdp accounting") +
+                           ": only FSDP's full shard accumulates unsharded gradients (DeepSpeed refuses "
+                           "no_sync under ZeRO-2/3); set accounting fsdp and zero_stage 3 (--framework fsdp --zero 3), "
+                           "or drop it";
+                  });
   detail::require(o.moe_capacity_factor >= 0 && o.moe_capacity_factor <= 1024, reason::moe_capacity_factor_out_of_range,
                   "moe_capacity_factor", [&] {
                     return "moe_capacity_factor " + format_double(o.moe_capacity_factor) +

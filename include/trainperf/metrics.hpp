@@ -43,10 +43,10 @@ constexpr double utilization(double flops_per_token, double tokens_per_device_pe
   const double achieved = flops_per_token * tokens_per_device_per_s;
   detail::require(detail::is_finite(achieved) && achieved <= peak_flops, reason::utilization_exceeds_100_percent,
                   "tokens_per_device_per_s", [&] {
-                    return "utilization " + format_double(achieved / peak_flops * 100) + "% exceeds 100%: " +
-                           format_double(flops_per_token) + " FLOPs per token x " +
-                           format_double(tokens_per_device_per_s) + " tokens/s per device = " +
-                           format_double(achieved) + " FLOP/s, above the peak of " +
+                    return "utilization " + format_double(achieved / peak_flops * 100) +
+                           "% exceeds 100%: " + format_double(flops_per_token) + " FLOPs per token x " +
+                           format_double(tokens_per_device_per_s) +
+                           " tokens/s per device = " + format_double(achieved) + " FLOP/s, above the peak of " +
                            format_double(peak_flops) +
                            " FLOP/s; give the throughput per device (not per node or job), the dense peak of the "
                            "dtype that computes, and FLOPs per token of this model";

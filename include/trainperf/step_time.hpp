@@ -358,27 +358,39 @@ constexpr layer_time time_embedding(const step_context& x) {
   return r;
 }
 
+// Bucket sizes of the frameworks' overlapped gradient reduction:
+//   megatron-core DistributedDataParallelConfig.bucket_size: "max(40000000, 1000000 * dp_size)
+//   parameters" (core v0.7.0, distributed_data_parallel_config.py); torch DistributedDataParallel's
+//   bucket_cap_mb = 25; paddle.DataParallel's last_comm_buffer_size = 1 (MB; its last bucket is
+//   kept small for this reason).
+inline constexpr double megatron_bucket_min_params = 4e7;
+inline constexpr double megatron_bucket_params_per_dp = 1e6;
+inline constexpr double torch_ddp_bucket_bytes = 25.0 * 1024 * 1024;
+inline constexpr double paddle_last_bucket_bytes = 1.0 * 1024 * 1024;
+
 // The parameters of the bucket a framework reduces last when its gradient reduction overlaps the
 // backward (and gathers first when its parameter gather overlaps the forward): nothing is left to
 // hide it behind, so it stays exposed however much compute there is. `unit` is one transformer
-// block's parameters on this rank, grad_bytes a gradient's size.
+// block's parameters on this rank (an FSDP unit, a ZeRO-3 module), grad_bytes a gradient's size.
+// No bucket splits a parameter: the caller raises it to the piece reduced last (reduce_edge).
 constexpr double overlap_bucket_params(const step_options& o, int zero_stage, double dp_cp, double unit,
                                        double grad_bytes) {
   switch (o.memory.accounting) {
     case framework::megatron:
     case framework::megatron_core:
-      // megatron-core DistributedDataParallelConfig.bucket_size: "max(40000000, 1000000 * dp_size)
-      // parameters" (core v0.7.0, distributed_data_parallel_config.py).
-      return std::max(4e7, 1e6 * dp_cp);
+      return std::max(megatron_bucket_min_params, megatron_bucket_params_per_dp * dp_cp);
     case framework::fsdp:
       return unit;  // one FSDP unit a transformer block (torchtitan, llm-foundry wrap each block)
     case framework::deepspeed:
       // ZeRO-3 gathers a module at a time; every stage reduces reduce_bucket_size elements at a time.
       return zero_stage == 3 ? std::min(unit, o.memory.deepspeed.reduce_bucket_size)
                              : o.memory.deepspeed.reduce_bucket_size;
-    default:
-      return 25.0 * 1024 * 1024 / grad_bytes;  // torch DistributedDataParallel's bucket_cap_mb = 25
+    case framework::paddle:
+      return paddle_last_bucket_bytes / grad_bytes;
+    case framework::generic:
+      break;
   }
+  return torch_ddp_bucket_bytes / grad_bytes;
 }
 
 constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
@@ -450,6 +462,7 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   const auto pp = static_cast<std::size_t>(c.pp);
   std::vector<detail::pass_time> fwd(pp), bwd(pp);
   std::vector<double> stage_params(pp, 0.0), stage_expert_params(pp, 0.0);
+  std::vector<double> stage_last_piece(pp, 0.0);  // reduced last as one piece (see reduce below)
   const param_counts pc = count_params(m, c.tp);
   const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
   const layer_params moe_lp = count_layer_params(m, m.layer_of_shape(true));
@@ -472,13 +485,17 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
                                  (etp * static_cast<double>(c.ep));
     }
     stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params / tp + kv_copies);
+    const bool root_unit = o.memory.accounting == framework::fsdp;
     if (s.embedding) {
       fwd[st] += embed.forward, bwd[st] += embed.backward;
-      stage_params[st] += static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
+      const double embedding = static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
+      stage_params[st] += embedding;
+      stage_last_piece[st] += root_unit ? embedding : static_cast<double>(pc.token_embedding) / tp;
     }
     if (s.output) {
       fwd[st] += head.forward, bwd[st] += head.backward;
       stage_params[st] += static_cast<double>(pc.output) / tp;
+      if (root_unit) stage_last_piece[st] += static_cast<double>(pc.output) / tp + static_cast<double>(m.hidden);
     }
   }
   if (m.tied_embeddings && c.pp > 1) stage_params[pp - 1] += static_cast<double>(pc.token_embedding) / tp;
@@ -514,7 +531,16 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   std::size_t critical = 0;
   double tail_max = 0;
   std::vector<double> dp_exposed(pp), opt_time(pp);
-  const double unit = dense_layer_params / tp + kv_copies;  // one block's parameters on this rank
+  // One block's parameters on this rank (an FSDP unit, a ZeRO-3 module): the largest block's,
+  // its routed experts apart (they reduce over their own group).
+  const bool has_dense_layers = m.moe_layers() < m.layers;
+  const double moe_block =
+      m.is_moe() ? static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) / tp +
+                       kv_copies
+                 : 0.0;
+  const double unit = std::max(has_dense_layers ? dense_layer_params / tp + kv_copies : 0.0, moe_block);
+  const double expert_unit =
+      m.is_moe() ? static_cast<double>(moe_lp.routed_experts) / (etp * static_cast<double>(c.ep)) : 0.0;
   for (std::size_t s = 0; s < pp; ++s) {
     double exposed = 0;
     const double f1 = fwd[s].total(), b1 = bwd[s].total();
@@ -526,11 +552,14 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     };
     // The parameters' gradients reduced over `shard` (then, with hybrid sharding, their shard
     // all-reduced over `replicate`), and with sharded states the weights gathered back.
-    const auto reduce = [&](double params, group_span shard, group_span replicate) {
+    // `block`: one block's share of them; `last`: what is reduced last (gathered first) as one
+    // piece: the embedding, which no bucket splits, or FSDP's root unit (embedding, final norm and
+    // output layer, reduce-scattered after every block).
+    const auto reduce = [&](double params, group_span shard, group_span replicate, double block, double last) {
       if (params <= 0 || shard.size * replicate.size <= 1) return;
-      const double bucket =
-          std::min(params, detail::overlap_bucket_params(opt, zero, static_cast<double>(shard.size * replicate.size),
-                                                         std::min(params, unit), grad_bytes));
+      const double bucket = std::min(
+          params, std::max(last, detail::overlap_bucket_params(
+                                     opt, zero, static_cast<double>(shard.size * replicate.size), block, grad_bytes)));
       const auto gather = [&](double n) { return collective_time(collective::all_gather, n * x.e, shard, cl); };
       const auto scatter = [&](double n) {
         return collective_time(collective::reduce_scatter, n * grad_bytes, shard, cl) +
@@ -559,8 +588,8 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
         exposed += hide(all_reduce(params), b1, overlap, all_reduce(bucket));
       }
     };
-    reduce(stage_params[s], x.g.shard, x.g.replicate);
-    reduce(stage_expert_params[s], x.g.expert_dp, group_span{});
+    reduce(stage_params[s], x.g.shard, x.g.replicate, unit, stage_last_piece[s]);
+    reduce(stage_expert_params[s], x.g.expert_dp, group_span{}, expert_unit, 0.0);
     // The optimizer step streams its states, its gradients and the weights (FSDP2 updates its
     // fp32 shard in place: read too); sharded states spread over the shard groups.
     const double per_param = costs::optimizer_bytes_per_param(grad_bytes, unsharded.optimizer, unsharded.params, fsdp);

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include <trainperf/io/hf_config.hpp>
-#include <trainperf/planner.hpp>
 #include <trainperf/io/report_check.hpp>
+#include <trainperf/planner.hpp>
 #include <trainperf/trainperf.hpp>
 
 namespace py = pybind11;
@@ -144,6 +144,13 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
       o.offload_activations = flag();
     else if (key == "fp32_softmax")
       o.fp32_softmax = flag();
+    else if (key == "fsdp_no_sync")
+      o.unsharded_grad_accumulation = flag();
+    else if (key == "quantized_inputs_kept")
+      o.adapters.quantized_inputs_kept = flag();
+    else if (key == "adam_step")
+      o.adam_implementation = choice<tp::adam_step>(
+          word(), {{"fused", tp::adam_step::fused}, {"foreach", tp::adam_step::foreach}}, "adam_step");
     else if (key == "optimizer")
       o.optimizer = choice<tp::optimizer_kind>(word(),
                                                {{"adam", tp::optimizer_kind::adam},
@@ -167,9 +174,10 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
                                         {"compiled", tp::logits_loss::compiled}},
                                        "loss");
     else
-      throw tp::config_error(key, "unknown memory option '" + key +
-                                      "'; known: dropout, master_weights, offload_optimizer, offload_activations, "
-                                      "fp32_softmax, optimizer, selective, loss");
+      throw tp::config_error(
+          key, "unknown memory option '" + key +
+                   "'; known: dropout, master_weights, offload_optimizer, offload_activations, "
+                   "fp32_softmax, fsdp_no_sync, quantized_inputs_kept, adam_step, optimizer, selective, loss");
   }
 }
 

@@ -609,8 +609,8 @@ struct adapter_options {
   // The quantized projections keep their inputs for a weight gradient they never compute:
   // bitsandbytes 0.41's MatMul4Bit (autograd/_functions.py: ctx.tensors = (A, B) whenever A or B
   // needs a gradient; the weight's gradient line is commented out), where a frozen 16-bit
-  // nn.Linear keeps nothing. Each 4-bit projection whose input needs a gradient keeps it; the
-  // attention output re-laid out as [b, s, h] before its projection is a copy (Lit-GPT).
+  // nn.Linear keeps nothing. Each 4-bit projection whose input needs a gradient keeps it. Set it
+  // for bitsandbytes' 4-bit formats (nf4, nf4-dq) of that version; it needs frozen_weight_bits.
   bool quantized_inputs_kept = false;
   // LLaMA-Adapter (prompt_adapter) with Lit-GPT's defaults (lit_gpt/config.py).
   prompt_adapter llama_adapter = prompt_adapter::none;
@@ -676,6 +676,7 @@ inline void lora_rank_is_negative() {}
 inline void lora_targets_q_k_v_and_fused_qkv() {}
 inline void lora_on_moe_layers_is_not_modeled() {}
 inline void frozen_weight_bits_out_of_range() {}
+inline void quantized_inputs_need_quantized_weights() {}
 inline void two_kinds_of_adapters() {}
 inline void adapter_prompt_out_of_range() {}
 }  // namespace reason
@@ -712,6 +713,13 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
                   "frozen_weight_bits", [&] {
                     return "frozen_weight_bits " + format_double(a.frozen_weight_bits) +
                            " is outside 0..32; give 0 (the weights' dtype) or a format's bits (nf4 4.5)";
+                  });
+  detail::require(!a.quantized_inputs_kept || a.frozen_weight_bits > 0, reason::quantized_inputs_need_quantized_weights,
+                  "quantized_inputs_kept", [&] {
+                    return std::string(
+                        "quantized_inputs_kept without quantized weights (frozen_weight_bits 0): only quantized "
+                        "projections keep inputs their frozen weights do not need; set frozen_weight_bits "
+                        "(--base-weights nf4) or drop it");
                   });
 }
 
@@ -1525,8 +1533,10 @@ inline void validate(const device_profile& p) {
 //     sustained load, gaps between kernels, launches, framework code: what no microbenchmark
 //     shows), one global constant for the GEMMs, attention and streaming kernels of every device.
 //     Fitted by bench/planner_accuracy (least squares of the relative throughput error over its
-//     corpus; leave-one-source-out beside it in bench/RESULTS.md). Not in calibrated profiles:
-//     theirs are the kernels a trainer runs, measured.
+//     corpus; leave-one-source-out beside it in bench/RESULTS.md). Not applied to calibrated
+//     profiles: on the CPU those predict train_llama's own steps within 15% as measured
+//     (trainer_step_time_predicted_*); a GPU calibration has not been checked against a GPU
+//     training run yet (issue 23), and may need it.
 inline constexpr double builtin_sustained_fraction = 0.74;
 inline constexpr double builtin_gemm_half_outputs = 2.56e6;
 inline constexpr double builtin_inter_node_bus_efficiency = 47.0 / 50;
@@ -3199,8 +3209,9 @@ enum class optimizer_kind { adam, sgd, adam_8bit };
 // Engine's FusedAdam in Megatron-LM, DeepSpeed's FusedAdam, PyTorch's fused=True). foreach:
 // PyTorch's default on CUDA (torch/optim/adamw.py, _multi_tensor_adamw: exp_avg_sq_sqrt =
 // torch._foreach_sqrt(device_exp_avg_sqs)) takes sqrt(v) of every parameter of a group at once, a
-// temporary as large as v, alive during the step. framework_default: foreach for generic and fsdp
-// (PyTorch's own optimizers: Hugging Face's Trainer, Lit-GPT, torchtitan), fused otherwise.
+// temporary as large as v, alive during the step. framework_default: foreach for generic
+// (PyTorch's optimizers at their defaults: Hugging Face's Trainer with adamw_torch, Lit-GPT),
+// fused otherwise (torchtitan's optimizer.implementation defaults to "fused").
 enum class adam_step { framework_default, fused, foreach };
 
 // Framework-specific accounting the model follows (each case cites its source below).
@@ -3551,7 +3562,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // unfused core keeps probabilities and V, and the output only as the output projection's input.
   const bool transposed_copy = !te_fp8 && (legacy || (o.accounting == framework::megatron_core && !o.cudnn_attention));
   const double attention_out =
-      o.flash_attention ? (transposed_copy || quantized_keep ? 2 * q : q) : (input_kept(lt::o) && !te_fp8 ? q : 0);
+      o.flash_attention ? (transposed_copy ? 2 * q : q) : (input_kept(lt::o) && !te_fp8 ? q : 0);
   const double attention_out_fp8 = te_fp8 && input_kept(lt::o) ? q : 0;
   // Per LoRA target: A's output (r, B's input); with dropout, the copy of the input and its mask.
   double lora_rep = 0, lora_split = 0;
@@ -3662,7 +3673,7 @@ constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64
   const double state_shards = c.zero_stage >= 1 || c.distributed_optimizer ? d : 1.0;
   b.optimizer = o.offload_optimizer ? 0.0 : opt / state_shards;
   const bool foreach = o.adam_implementation == adam_step::framework_default
-                           ? o.accounting == framework::generic || o.accounting == framework::fsdp
+                           ? o.accounting == framework::generic
                            : o.adam_implementation == adam_step::foreach;
   if (foreach && o.optimizer == optimizer_kind::adam && !o.offload_optimizer && !o.optimizer_in_backward)
     b.step_temporary = state / state_shards;
@@ -3745,13 +3756,14 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                            " micro-batches: the optimizer steps as each gradient arrives, so gradients cannot "
                            "accumulate (torchtune refuses it); set micro_batches 1 or turn it off";
                   });
-  detail::require(
-      !o.unsharded_grad_accumulation || c.zero_stage == 3, reason::unsharded_grad_accumulation_needs_fsdp,
-      "unsharded_grad_accumulation", [&] {
-        return "unsharded_grad_accumulation (FSDP's no_sync) with ZeRO stage " + detail::str(c.zero_stage) +
-               ": it is FSDP's full shard that accumulates unsharded gradients; give --zero 3 with --framework "
-               "fsdp, or drop it";
-      });
+  detail::require(!o.unsharded_grad_accumulation || (c.zero_stage == 3 && o.accounting == framework::fsdp),
+                  reason::unsharded_grad_accumulation_needs_fsdp, "unsharded_grad_accumulation", [&] {
+                    return "unsharded_grad_accumulation (FSDP's no_sync) with ZeRO stage " + detail::str(c.zero_stage) +
+                           (o.accounting == framework::fsdp ? "" : " outside the fsdp accounting") +
+                           ": only FSDP's full shard accumulates unsharded gradients (DeepSpeed refuses "
+                           "no_sync under ZeRO-2/3); set accounting fsdp and zero_stage 3 (--framework fsdp --zero 3), "
+                           "or drop it";
+                  });
   detail::require(o.moe_capacity_factor >= 0 && o.moe_capacity_factor <= 1024, reason::moe_capacity_factor_out_of_range,
                   "moe_capacity_factor", [&] {
                     return "moe_capacity_factor " + format_double(o.moe_capacity_factor) +
@@ -4432,27 +4444,39 @@ constexpr layer_time time_embedding(const step_context& x) {
   return r;
 }
 
+// Bucket sizes of the frameworks' overlapped gradient reduction:
+//   megatron-core DistributedDataParallelConfig.bucket_size: "max(40000000, 1000000 * dp_size)
+//   parameters" (core v0.7.0, distributed_data_parallel_config.py); torch DistributedDataParallel's
+//   bucket_cap_mb = 25; paddle.DataParallel's last_comm_buffer_size = 1 (MB; its last bucket is
+//   kept small for this reason).
+inline constexpr double megatron_bucket_min_params = 4e7;
+inline constexpr double megatron_bucket_params_per_dp = 1e6;
+inline constexpr double torch_ddp_bucket_bytes = 25.0 * 1024 * 1024;
+inline constexpr double paddle_last_bucket_bytes = 1.0 * 1024 * 1024;
+
 // The parameters of the bucket a framework reduces last when its gradient reduction overlaps the
 // backward (and gathers first when its parameter gather overlaps the forward): nothing is left to
 // hide it behind, so it stays exposed however much compute there is. `unit` is one transformer
-// block's parameters on this rank, grad_bytes a gradient's size.
+// block's parameters on this rank (an FSDP unit, a ZeRO-3 module), grad_bytes a gradient's size.
+// No bucket splits a parameter: the caller raises it to the piece reduced last (reduce_edge).
 constexpr double overlap_bucket_params(const step_options& o, int zero_stage, double dp_cp, double unit,
                                        double grad_bytes) {
   switch (o.memory.accounting) {
     case framework::megatron:
     case framework::megatron_core:
-      // megatron-core DistributedDataParallelConfig.bucket_size: "max(40000000, 1000000 * dp_size)
-      // parameters" (core v0.7.0, distributed_data_parallel_config.py).
-      return std::max(4e7, 1e6 * dp_cp);
+      return std::max(megatron_bucket_min_params, megatron_bucket_params_per_dp * dp_cp);
     case framework::fsdp:
       return unit;  // one FSDP unit a transformer block (torchtitan, llm-foundry wrap each block)
     case framework::deepspeed:
       // ZeRO-3 gathers a module at a time; every stage reduces reduce_bucket_size elements at a time.
       return zero_stage == 3 ? std::min(unit, o.memory.deepspeed.reduce_bucket_size)
                              : o.memory.deepspeed.reduce_bucket_size;
-    default:
-      return 25.0 * 1024 * 1024 / grad_bytes;  // torch DistributedDataParallel's bucket_cap_mb = 25
+    case framework::paddle:
+      return paddle_last_bucket_bytes / grad_bytes;
+    case framework::generic:
+      break;
   }
+  return torch_ddp_bucket_bytes / grad_bytes;
 }
 
 constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
@@ -4524,6 +4548,7 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   const auto pp = static_cast<std::size_t>(c.pp);
   std::vector<detail::pass_time> fwd(pp), bwd(pp);
   std::vector<double> stage_params(pp, 0.0), stage_expert_params(pp, 0.0);
+  std::vector<double> stage_last_piece(pp, 0.0);  // reduced last as one piece (see reduce below)
   const param_counts pc = count_params(m, c.tp);
   const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
   const layer_params moe_lp = count_layer_params(m, m.layer_of_shape(true));
@@ -4546,13 +4571,17 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
                                  (etp * static_cast<double>(c.ep));
     }
     stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params / tp + kv_copies);
+    const bool root_unit = o.memory.accounting == framework::fsdp;
     if (s.embedding) {
       fwd[st] += embed.forward, bwd[st] += embed.backward;
-      stage_params[st] += static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
+      const double embedding = static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
+      stage_params[st] += embedding;
+      stage_last_piece[st] += root_unit ? embedding : static_cast<double>(pc.token_embedding) / tp;
     }
     if (s.output) {
       fwd[st] += head.forward, bwd[st] += head.backward;
       stage_params[st] += static_cast<double>(pc.output) / tp;
+      if (root_unit) stage_last_piece[st] += static_cast<double>(pc.output) / tp + static_cast<double>(m.hidden);
     }
   }
   if (m.tied_embeddings && c.pp > 1) stage_params[pp - 1] += static_cast<double>(pc.token_embedding) / tp;
@@ -4588,7 +4617,16 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   std::size_t critical = 0;
   double tail_max = 0;
   std::vector<double> dp_exposed(pp), opt_time(pp);
-  const double unit = dense_layer_params / tp + kv_copies;  // one block's parameters on this rank
+  // One block's parameters on this rank (an FSDP unit, a ZeRO-3 module): the largest block's,
+  // its routed experts apart (they reduce over their own group).
+  const bool has_dense_layers = m.moe_layers() < m.layers;
+  const double moe_block =
+      m.is_moe() ? static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) / tp +
+                       kv_copies
+                 : 0.0;
+  const double unit = std::max(has_dense_layers ? dense_layer_params / tp + kv_copies : 0.0, moe_block);
+  const double expert_unit =
+      m.is_moe() ? static_cast<double>(moe_lp.routed_experts) / (etp * static_cast<double>(c.ep)) : 0.0;
   for (std::size_t s = 0; s < pp; ++s) {
     double exposed = 0;
     const double f1 = fwd[s].total(), b1 = bwd[s].total();
@@ -4600,11 +4638,14 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     };
     // The parameters' gradients reduced over `shard` (then, with hybrid sharding, their shard
     // all-reduced over `replicate`), and with sharded states the weights gathered back.
-    const auto reduce = [&](double params, group_span shard, group_span replicate) {
+    // `block`: one block's share of them; `last`: what is reduced last (gathered first) as one
+    // piece: the embedding, which no bucket splits, or FSDP's root unit (embedding, final norm and
+    // output layer, reduce-scattered after every block).
+    const auto reduce = [&](double params, group_span shard, group_span replicate, double block, double last) {
       if (params <= 0 || shard.size * replicate.size <= 1) return;
-      const double bucket =
-          std::min(params, detail::overlap_bucket_params(opt, zero, static_cast<double>(shard.size * replicate.size),
-                                                         std::min(params, unit), grad_bytes));
+      const double bucket = std::min(
+          params, std::max(last, detail::overlap_bucket_params(
+                                     opt, zero, static_cast<double>(shard.size * replicate.size), block, grad_bytes)));
       const auto gather = [&](double n) { return collective_time(collective::all_gather, n * x.e, shard, cl); };
       const auto scatter = [&](double n) {
         return collective_time(collective::reduce_scatter, n * grad_bytes, shard, cl) +
@@ -4633,8 +4674,8 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
         exposed += hide(all_reduce(params), b1, overlap, all_reduce(bucket));
       }
     };
-    reduce(stage_params[s], x.g.shard, x.g.replicate);
-    reduce(stage_expert_params[s], x.g.expert_dp, group_span{});
+    reduce(stage_params[s], x.g.shard, x.g.replicate, unit, stage_last_piece[s]);
+    reduce(stage_expert_params[s], x.g.expert_dp, group_span{}, expert_unit, 0.0);
     // The optimizer step streams its states, its gradients and the weights (FSDP2 updates its
     // fp32 shard in place: read too); sharded states spread over the shard groups.
     const double per_param = costs::optimizer_bytes_per_param(grad_bytes, unsharded.optimizer, unsharded.params, fsdp);
@@ -5213,10 +5254,10 @@ constexpr double utilization(double flops_per_token, double tokens_per_device_pe
   const double achieved = flops_per_token * tokens_per_device_per_s;
   detail::require(detail::is_finite(achieved) && achieved <= peak_flops, reason::utilization_exceeds_100_percent,
                   "tokens_per_device_per_s", [&] {
-                    return "utilization " + format_double(achieved / peak_flops * 100) + "% exceeds 100%: " +
-                           format_double(flops_per_token) + " FLOPs per token x " +
-                           format_double(tokens_per_device_per_s) + " tokens/s per device = " +
-                           format_double(achieved) + " FLOP/s, above the peak of " +
+                    return "utilization " + format_double(achieved / peak_flops * 100) +
+                           "% exceeds 100%: " + format_double(flops_per_token) + " FLOPs per token x " +
+                           format_double(tokens_per_device_per_s) +
+                           " tokens/s per device = " + format_double(achieved) + " FLOP/s, above the peak of " +
                            format_double(peak_flops) +
                            " FLOP/s; give the throughput per device (not per node or job), the dense peak of the "
                            "dtype that computes, and FLOPs per token of this model";

@@ -862,8 +862,10 @@ TEST_CASE("FSDP's no_sync: whole units' gradients, unsharded, while micro-batche
   // One micro-batch: FSDP syncs in the backward, nothing accumulates.
   o.micro_batches = 1;
   CHECK(estimate_memory(m, fsdp, 4, o).stages[0].grads == sharded);
-  // Not sharded: refused, naming the fix.
+  // Not sharded, or sharded by DeepSpeed (which refuses no_sync under ZeRO-2/3): refused, naming the fix.
   CHECK_THROWS_WITH_AS(estimate_memory(m, {}, 4, o), doctest::Contains("--zero 3"), config_error);
+  o.accounting = framework::deepspeed;
+  CHECK_THROWS_WITH_AS(estimate_memory(m, fsdp, 4, o), doctest::Contains("set accounting fsdp"), config_error);
 }
 
 TEST_CASE("PyTorch's foreach Adam: sqrt(v) of every weight at once, past what the backward freed") {
@@ -901,20 +903,17 @@ TEST_CASE("PyTorch's foreach Adam: sqrt(v) of every weight at once, past what th
 
 TEST_CASE("bitsandbytes' 4-bit matmul keeps its input: the frozen projections' inputs, by hand") {
   // Llama 2 7B (h 4096, ffn 11008), NF4 base, LoRA on q and v without dropout (their input is kept
-  // already). Kept besides, per token and layer, 16-bit: the MLP's input for gate and up (h), the
-  // down projection's input (f), and the attention output re-laid out for the output projection
-  // (h): (4096 + 11008 + 4096) x 2 = 38,400 bytes; x 2048 tokens x 32 layers.
+  // already; so is flash attention's output, the output projection's input). Kept besides, per
+  // token and layer, 16-bit: the MLP's input for gate and up (h) and the down projection's input
+  // (f): (4096 + 11008) x 2 = 30,208 bytes; x 2048 tokens x 32 layers.
   const transformer_spec l7 = get_preset("llama2-7b").spec;
   memory_options o{.lbs = 1, .seq = 2048, .runtime_overhead_bytes = 0, .activation_overhead = 0};
   o.adapters = {.lora_rank = 8, .lora_targets = *parse_lora_targets("q,v")};
   o.adapters.frozen_weight_bits = *quantized_weight_bits("nf4");
   const double plain = estimate_memory(l7, {}, 1, o).stages[0].activations;
   o.adapters.quantized_inputs_kept = true;
-  CHECK(estimate_memory(l7, {}, 1, o).stages[0].activations - plain == doctest::Approx(38'400.0 * 2048 * 32));
-  // Without quantized weights the flag changes nothing.
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].activations - plain == doctest::Approx(30'208.0 * 2048 * 32));
+  // Without quantized weights there is nothing it could mean: refused.
   o.adapters.frozen_weight_bits = 0;
-  o.adapters.quantized_inputs_kept = false;
-  const double bf16 = estimate_memory(l7, {}, 1, o).stages[0].activations;
-  o.adapters.quantized_inputs_kept = true;
-  CHECK(estimate_memory(l7, {}, 1, o).stages[0].activations == bf16);
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("without quantized weights"), config_error);
 }

@@ -297,8 +297,10 @@ TEST_CASE("process groups on the nodes under Megatron-LM's order") {
 TEST_CASE("overlapped gradient reduction: all but the last bucket hides, by hand") {
   // The cluster and model of the test above, 16 sequences a micro-batch: the backward (about 30 ms
   // at the flat profile's 50 TFLOP/s) outlasts the whole all-reduce (6.2 ms). What stays exposed
-  // is the all-reduce of the last bucket: torch DDP's 25 MiB of bf16 gradients, 13,107,200
-  // parameters, ring over the 4 data-parallel ranks at 2 x 10 GB/s: 2 x 3/4 x 25 MiB / 20 GB/s.
+  // is the all-reduce of the last bucket: torch DDP's 25 MiB of bf16 gradients (13,107,200
+  // parameters), but no bucket splits a parameter and the embedding, reduced last, is a larger
+  // one: its tp shard, 32000 x 1024 / 2 = 16,384,000 bf16 gradients, ring over the 4
+  // data-parallel ranks at 2 x 10 GB/s: 2 x 3/4 x 32,768,000 bytes / 20 GB/s.
   const cluster_spec c{toy_device, 8, 4, 100e9, 10e9, 0};
   step_options o;
   o.memory.seq = 1024;
@@ -306,7 +308,13 @@ TEST_CASE("overlapped gradient reduction: all but the last bucket hides, by hand
   o.gbs = 64;
   o.overlap_grad_reduce = true;
   const step_prediction r = predict_step(one_layer(), {.tp = 2}, c, flat_profile(), o);
-  CHECK(r.breakdown.dp_comm == doctest::Approx(1.5 * 25 * 1048576 / 20e9).epsilon(1e-9));
+  CHECK(r.breakdown.dp_comm == doctest::Approx(1.5 * 32'768'000 / 20e9).epsilon(1e-9));
+  // A vocabulary of 8000: the embedding shard (4,096,000) fits in a bucket, which is then the
+  // 25 MiB one: 2 x 3/4 x 26,214,400 bytes / 20 GB/s.
+  transformer_spec small_vocab = one_layer();
+  small_vocab.vocab = 8000;
+  CHECK(predict_step(small_vocab, {.tp = 2}, c, flat_profile(), o).breakdown.dp_comm ==
+        doctest::Approx(1.5 * 25 * 1048576 / 20e9).epsilon(1e-9));
   // Not overlapped: the whole all-reduce of the test above.
   o.overlap_grad_reduce = false;
   const double params = (16779264.0 + 2 * 32000.0 * 1024) / 2;
@@ -327,7 +335,9 @@ TEST_CASE("the last bucket each framework reduces") {
   // DeepSpeed: reduce_bucket_size elements (its default 5e8).
   o.memory.accounting = framework::deepspeed;
   CHECK(detail::overlap_bucket_params(o, 2, 64, 1e8, 2) == 5e8);
-  // torch DDP: bucket_cap_mb 25 over the gradient's bytes.
+  // torch DDP: bucket_cap_mb 25 over the gradient's bytes; paddle.DataParallel's last bucket 1 MB.
   o.memory.accounting = framework::generic;
   CHECK(detail::overlap_bucket_params(o, 0, 64, 1e8, 2) == 25.0 * 1048576 / 2);
+  o.memory.accounting = framework::paddle;
+  CHECK(detail::overlap_bucket_params(o, 0, 64, 1e8, 2) == 1048576.0 / 2);
 }
