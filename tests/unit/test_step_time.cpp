@@ -341,3 +341,25 @@ TEST_CASE("the last bucket each framework reduces") {
   o.memory.accounting = framework::paddle;
   CHECK(detail::overlap_bucket_params(o, 0, 64, 1e8, 2) == 1048576.0 / 2);
 }
+
+TEST_CASE("FSDP on an MoE model: a block's unit leaves its routed experts to their own reduction, by hand") {
+  // Two MoE layers, h 1024, 8 heads, 4 experts of ffn 1024 (SwiGLU), top 2, vocabulary 1000. Per
+  // layer: attention 4 h^2 = 4,194,304, router h x 4 = 4,096, norms 2 h = 2,048: U = 4,200,448
+  // outside the experts; experts 4 x 3 x 1024 x 1024: X = 12,582,912. The root (embeddings,
+  // output layer, final norm: 2,049,024) is smaller than U. FSDP over 8 toy devices, 4 a node: the
+  // group's bus at 4 x 10 GB/s. 16 sequences of 1024 tokens: every collective hides behind the
+  // compute but the first gather and the last reduce-scatter of each reduction, one unit each:
+  // U for the blocks, X for the experts, bf16 weights and gradients:
+  // 7/8 x (2 U + 2 U + 2 X + 2 X) bytes / 40 GB/s.
+  transformer_spec m{.layers = 2, .hidden = 1024, .heads = 8, .ffn = 1024, .vocab = 1000, .max_seq = 1024};
+  m.moe.experts = 4;
+  m.moe.top_k = 2;
+  const cluster_spec c{toy_device, 8, 4, 100e9, 10e9, 0};
+  step_options o;
+  o.memory.seq = 1024;
+  o.memory.lbs = 16;
+  o.memory.accounting = framework::fsdp;
+  o.gbs = 128;
+  const step_prediction r = predict_step(m, {}, c, flat_profile(), o);
+  CHECK(r.breakdown.dp_comm == doctest::Approx(7.0 / 8 * 4 * (4'200'448.0 + 12'582'912) / 40e9).epsilon(1e-9));
+}
