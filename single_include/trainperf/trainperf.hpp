@@ -4458,7 +4458,7 @@ inline constexpr double paddle_last_bucket_bytes = 1.0 * 1024 * 1024;
 // backward (and gathers first when its parameter gather overlaps the forward): nothing is left to
 // hide it behind, so it stays exposed however much compute there is. `unit` is one transformer
 // block's parameters on this rank (an FSDP unit, a ZeRO-3 module), grad_bytes a gradient's size.
-// No bucket splits a parameter: the caller raises it to the piece reduced last (reduce_edge).
+// No bucket splits a parameter: predict_step_time raises it to the piece reduced last (`last`).
 constexpr double overlap_bucket_params(const step_options& o, int zero_stage, double dp_cp, double unit,
                                        double grad_bytes) {
   switch (o.memory.accounting) {
@@ -4548,7 +4548,8 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   const auto pp = static_cast<std::size_t>(c.pp);
   std::vector<detail::pass_time> fwd(pp), bwd(pp);
   std::vector<double> stage_params(pp, 0.0), stage_expert_params(pp, 0.0);
-  std::vector<double> stage_last_piece(pp, 0.0);  // reduced last as one piece (see reduce below)
+  std::vector<double> stage_last_piece(pp, 0.0);                  // reduced last as one piece (see reduce below)
+  const bool root_unit = o.memory.accounting == framework::fsdp;  // FSDP's root: embedding, final norm, output
   const param_counts pc = count_params(m, c.tp);
   const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
   const layer_params moe_lp = count_layer_params(m, m.layer_of_shape(true));
@@ -4571,7 +4572,6 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
                                  (etp * static_cast<double>(c.ep));
     }
     stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params / tp + kv_copies);
-    const bool root_unit = o.memory.accounting == framework::fsdp;
     if (s.embedding) {
       fwd[st] += embed.forward, bwd[st] += embed.backward;
       const double embedding = static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
