@@ -690,7 +690,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                                 other_layer * (n - static_cast<double>(prompt_layers));
         total_params += adapters;
         if (adapters > 0) trains(adapters, std::max(lora, prompt_layer));
-        if (base_trains || adapters > 0) unit_weights += lp * n + adapters;
+        // Units (blocks) with a trainable weight: all of them when the base or a per-layer adapter
+        // trains, else only LLaMA-Adapter v1's prompt layers (the layers below it train nothing).
+        const double trained_units =
+            base_trains || lora > 0 || other_layer > 0 ? n : static_cast<double>(prompt_layers);
+        unit_weights += lp * trained_units + adapters;
       }
       // Activations. With full recomputation, `recomputed` of the chunk's layers keep only
       // inputs (block: the chunk's first recompute_num_layers layers, one input each; uniform:
@@ -745,8 +749,9 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         const double vis = static_cast<double>(pc.vision) / t, proj = static_cast<double>(pc.projector) / t;
         total_params += vis + proj;
         if (m.vision.tower_mode == train_mode::trained)
-          trains(vis, static_cast<double>(m.vision.hidden) * static_cast<double>(m.vision.ffn) / t);
-        if (m.vision.projector_mode == train_mode::trained) trains(proj, proj);
+          trains(vis, static_cast<double>(m.vision.hidden) * static_cast<double>(m.vision.ffn) / t),
+              unit_weights += vis;
+        if (m.vision.projector_mode == train_mode::trained) trains(proj, proj), unit_weights += proj;
       }
       if (sl.output) {
         const double out =
@@ -806,22 +811,22 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
       sm.other += ds.buckets;
     }
     sm.other += gathered;
-    // The optimizer step's temporary comes after the backward has freed the activations, the
-    // loss's buffers and the gathered weights: it raises the peak only by what it outgrows those
-    // live tensors (the allocator's growth over them stays the activations' own).
-    const double step_temporary =
-        (trainable - trainable_experts) * per_param.step_temporary + trainable_experts * per_expert.step_temporary;
-    sm.other += std::max(0.0, step_temporary - stored - loss_beyond - gathered);
-    // Transformer Engine's fp8 weight caches (an fp8 copy and its transpose of every linear
-    // weight) and amax histories (1024 x 5 fp32 values per GEMM): see fp8_training.
-    if (o.fp8 == fp8_training::transformer_engine) sm.other += 2.0 * linear_weights + gemms * 1024 * 5 * 4;
-    sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
-    sm.runtime = overhead;
     // The fp32 blocks of the construction (4 bytes per weight) hold the live weights, gradients,
     // activations and gathered ZeRO-3 layers; what they do not fill stays reserved (see
     // weights_built_in_fp32).
     if (o.weights_built_in_fp32)
       sm.reserve = std::max(0.0, sm.params * (4.0 / e) - sm.params - sm.grads - sm.activations - gathered);
+    // The optimizer step's temporary comes after the backward has freed the activations, the
+    // loss's buffers and the gathered weights, and may take the reserved blocks too: it raises the
+    // peak only by what it outgrows them (the allocator's growth stays the activations' own).
+    const double step_temporary =
+        (trainable - trainable_experts) * per_param.step_temporary + trainable_experts * per_expert.step_temporary;
+    sm.other += std::max(0.0, step_temporary - stored - loss_beyond - gathered - sm.reserve);
+    // Transformer Engine's fp8 weight caches (an fp8 copy and its transpose of every linear
+    // weight) and amax histories (1024 x 5 fp32 values per GEMM): see fp8_training.
+    if (o.fp8 == fp8_training::transformer_engine) sm.other += 2.0 * linear_weights + gemms * 1024 * 5 * 4;
+    sm.other += static_cast<double>(o.comm_buffer_bytes) + overhead;
+    sm.runtime = overhead;
     detail::require(detail::is_finite(sm.total()) && sm.total() < max_memory_estimate_bytes,
                     reason::memory_estimate_exceeds_2_to_the_62_bytes, "memory", [&] {
                       return "stage " + detail::str(st) + " would need " + format_double(sm.total()) +

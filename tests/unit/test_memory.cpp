@@ -457,6 +457,7 @@ TEST_CASE("weights built in fp32 and cast in place leave the fp32 blocks reserve
   // activations that fit in the freed halves add nothing.
   const transformer_spec g13 = get_preset("gpt3-13b").spec;
   memory_options o{.lbs = 2, .seq = 2048, .param_dtype = dtype::fp16, .runtime_overhead_bytes = 0};
+  o.adam_implementation = adam_step::fused;  // no step temporary (it may take the reserve: next test)
   const parallel_config sh2{.zero_stage = 2, .recomputation = recompute::full};
   const stage_memory plain = estimate_memory(g13, sh2, 8, o).stages[0];
   o.weights_built_in_fp32 = true;
@@ -844,6 +845,27 @@ TEST_CASE("8-bit Adam: two 1-byte states with an fp32 absmax per 2048") {
   CHECK(per_param_state_bytes({.zero_stage = 1}, 4, pure).optimizer == doctest::Approx(2 * (1 + 4.0 / 2048) / 4));
 }
 
+TEST_CASE("the optimizer step's temporary takes the construction's reserved blocks first") {
+  // 13B, ZeRO-2 over 8, fp16 weights built in fp32: over 15 GiB stays reserved (test above).
+  // PyTorch's foreach Adam takes sqrt(v) of the rank's shard, 4 bytes x 13B / 8 = 6.5 GB: it fits
+  // in those blocks, so the stage needs what it needs with the fused step; without the fp32
+  // construction nothing is reserved and the temporary raises the peak.
+  const transformer_spec g13 = get_preset("gpt3-13b").spec;
+  memory_options o{.lbs = 2, .seq = 2048, .param_dtype = dtype::fp16, .runtime_overhead_bytes = 0};
+  const parallel_config sh2{.zero_stage = 2, .recomputation = recompute::full};
+  o.weights_built_in_fp32 = true;
+  o.adam_implementation = adam_step::fused;
+  const stage_memory fused = estimate_memory(g13, sh2, 8, o).stages[0];
+  o.adam_implementation = adam_step::foreach;
+  const stage_memory foreach = estimate_memory(g13, sh2, 8, o).stages[0];
+  REQUIRE(fused.reserve > 13e9 * 4 / 8);
+  CHECK(foreach.total() == fused.total());
+  o.weights_built_in_fp32 = false;
+  const double plain_foreach = estimate_memory(g13, sh2, 8, o).stages[0].total();
+  o.adam_implementation = adam_step::fused;
+  CHECK(plain_foreach > estimate_memory(g13, sh2, 8, o).stages[0].total() + 1e9);
+}
+
 TEST_CASE("FSDP's no_sync: whole units' gradients, unsharded, while micro-batches accumulate") {
   // Two blocks of h 1024, 8 heads, SwiGLU ffn 4096: 4 h^2 + 3 h f + 2 h = 16,779,264 weights each;
   // LoRA rank 8 on q and v: 2 x (1024 x 8 + 8 x 1024) = 32,768 more per block. Under no_sync every
@@ -862,6 +884,25 @@ TEST_CASE("FSDP's no_sync: whole units' gradients, unsharded, while micro-batche
   // One micro-batch: FSDP syncs in the backward, nothing accumulates.
   o.micro_batches = 1;
   CHECK(estimate_memory(m, fsdp, 4, o).stages[0].grads == sharded);
+  // LLaMA-Adapter v1 from layer 1: only block 1 holds a trainable weight (its prompt, 10 x 1024,
+  // and its 8 gates: 10,248); block 0 trains nothing, so it keeps no gradient.
+  o.micro_batches = 4;
+  o.adapters = {.llama_adapter = prompt_adapter::v1, .adapter_start_layer = 1};
+  CHECK(estimate_memory(m, fsdp, 4, o).stages[0].grads == (16'779'264.0 + 10'248) * 2);
+  // LLaVA's pretraining (frozen tower and LLM): the trained projector's unit alone. Projector
+  // 1024 -> 1024 (linear): 1024 x 1024 + 1024 = 1,049,600 weights.
+  transformer_spec llava = m;
+  llava.llm_mode = train_mode::frozen;
+  llava.vision = {.layers = 2,
+                  .hidden = 1024,
+                  .heads = 8,
+                  .ffn = 4096,
+                  .image_size = 224,
+                  .patch_size = 14,
+                  .projector = projector_kind::linear};
+  o.adapters = {};
+  CHECK(estimate_memory(llava, fsdp, 4, o).stages[0].grads == 1'049'600.0 * 2);
+  o.adapters = {.lora_rank = 8, .lora_targets = *parse_lora_targets("q,v")};
   // Not sharded, or sharded by DeepSpeed (which refuses no_sync under ZeRO-2/3): refused, naming the fix.
   CHECK_THROWS_WITH_AS(estimate_memory(m, {}, 4, o), doctest::Contains("--zero 3"), config_error);
   o.accounting = framework::deepspeed;
