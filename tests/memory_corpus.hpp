@@ -333,6 +333,11 @@ inline std::vector<row> load(const std::string& path) {
     if (o.adapters.frozen_weight_bits > 0 && detail::has(f[c_version], "bitsandbytes 0.41") &&
         !detail::has(f[c_adapter], "gptq") && !detail::has(f[c_adapter], "GPTQ"))
       o.adapters.quantized_inputs_kept = true;
+    // PEFT before 0.6.0 leaves the adapters in fp32 (adapter_options::fp32_adapters), unless
+    // DeepSpeed casts the whole model; the version is the one the row states or the release
+    // current when it was measured.
+    if (o.adapters.lora() && detail::has(f[c_version], "PEFT 0.5") && o.accounting != framework::deepspeed)
+      o.adapters.fp32_adapters = true;
     if (detail::has(framework_name, "Megatron")) {
       // megatron-core models with Transformer Engine (framework::megatron_core: fp32 main grads
       // with bf16); TE runs flash attention through cuDNN's FusedAttention on sm90 and later

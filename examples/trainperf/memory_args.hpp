@@ -116,6 +116,9 @@ inline std::vector<flag> memory_flags() {
            {"quantized-keeps-inputs", "",
             "with --base-weights, each quantized projection keeps its input as bitsandbytes 0.41's 4-bit matmul does "
             "(for a weight gradient it never computes)"},
+           {"fp32-adapters", "",
+            "adapters (and their gradients and optimizer states) in fp32 over a 16-bit base, as PEFT before 0.6.0 "
+            "leaves them"},
            {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
            {"variable-length", "",
             "batches padded to their own longest sample (--seq): nvidia-smi's reading may climb to the capacity"},
@@ -237,6 +240,7 @@ inline void adapters_from_args(const args& a, tp::adapter_options& ad) {
   static constexpr std::string_view formats[] = {"nf4", "nf4-dq", "int8", "int4", "int8-gptq"};
   if (const auto q = a.get_choice("base-weights", formats)) ad.frozen_weight_bits = *tp::quantized_weight_bits(*q);
   ad.quantized_inputs_kept = a.has("quantized-keeps-inputs");
+  ad.fp32_adapters = a.has("fp32-adapters");
 }
 
 inline memory_setup memory_from_args(const args& a) {

@@ -53,6 +53,12 @@ struct adapter_options {
   // nn.Linear keeps nothing. Each 4-bit projection whose input needs a gradient keeps it. Set it
   // for bitsandbytes' 4-bit formats (nf4, nf4-dq) of that version; it needs frozen_weight_bits.
   bool quantized_inputs_kept = false;
+  // The adapters' weights in fp32 whatever the base's dtype (their gradients and optimizer states
+  // too): PEFT before 0.6.0 builds them in torch's default dtype and only moves them to the base
+  // layer's device (v0.5.0 src/peft/tuners/lora.py, update_layer: self.to(self.weight.device));
+  // from 0.6.0 they take the base weight's dtype (lora/layer.py: self.to(weight.device,
+  // dtype=weight.dtype)). DeepSpeed casts the whole module, adapters included, so it has none.
+  bool fp32_adapters = false;
   // LLaMA-Adapter (prompt_adapter) with Lit-GPT's defaults (lit_gpt/config.py).
   prompt_adapter llama_adapter = prompt_adapter::none;
   std::int64_t adapter_prompt_length = 10;

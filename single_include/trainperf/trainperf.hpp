@@ -612,6 +612,12 @@ struct adapter_options {
   // nn.Linear keeps nothing. Each 4-bit projection whose input needs a gradient keeps it. Set it
   // for bitsandbytes' 4-bit formats (nf4, nf4-dq) of that version; it needs frozen_weight_bits.
   bool quantized_inputs_kept = false;
+  // The adapters' weights in fp32 whatever the base's dtype (their gradients and optimizer states
+  // too): PEFT before 0.6.0 builds them in torch's default dtype and only moves them to the base
+  // layer's device (v0.5.0 src/peft/tuners/lora.py, update_layer: self.to(self.weight.device));
+  // from 0.6.0 they take the base weight's dtype (lora/layer.py: self.to(weight.device,
+  // dtype=weight.dtype)). DeepSpeed casts the whole module, adapters included, so it has none.
+  bool fp32_adapters = false;
   // LLaMA-Adapter (prompt_adapter) with Lit-GPT's defaults (lit_gpt/config.py).
   prompt_adapter llama_adapter = prompt_adapter::none;
   std::int64_t adapter_prompt_length = 10;
@@ -3696,6 +3702,7 @@ inline void moe_capacity_factor_out_of_range() {}
 inline void offloaded_activations_need_full_recomputation() {}
 inline void optimizer_in_backward_with_accumulation() {}
 inline void unsharded_grad_accumulation_needs_fsdp() {}
+inline void fp32_adapters_under_deepspeed() {}
 }  // namespace reason
 
 // Past 2^62 bytes (4 EiB, some million times any device) an estimate means nothing and no longer
@@ -3764,6 +3771,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                            "no_sync under ZeRO-2/3); set accounting fsdp and zero_stage 3 (--framework fsdp --zero 3), "
                            "or drop it";
                   });
+  detail::require(!ad.fp32_adapters || o.accounting != framework::deepspeed, reason::fp32_adapters_under_deepspeed,
+                  "fp32_adapters", [&] {
+                    return std::string("fp32_adapters under the deepspeed accounting: DeepSpeed casts the whole "
+                                       "model, adapters included, to the weights' dtype; drop fp32_adapters");
+                  });
   detail::require(o.moe_capacity_factor >= 0 && o.moe_capacity_factor <= 1024, reason::moe_capacity_factor_out_of_range,
                   "moe_capacity_factor", [&] {
                     return "moe_capacity_factor " + format_double(o.moe_capacity_factor) +
@@ -3794,6 +3806,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   const double expert_split = static_cast<double>(c.ep * c.resolved_etp());
   const std::int64_t expert_shards = std::max<std::int64_t>(1, world / (c.pp * c.ep * c.resolved_etp()));
   const state_bytes per_expert = per_param_state_bytes(c, expert_shards, o);
+  // Adapters kept in fp32 (adapter_options::fp32_adapters) take fp32 training's states.
+  memory_options fp32_training = o;
+  fp32_training.param_dtype = dtype::fp32;
+  const state_bytes per_adapter =
+      ad.fp32_adapters ? per_param_state_bytes(c, shards, fp32_training) : per_param_state_bytes(c, shards, o);
   const bool zero3 = c.zero_stage == 3;
   // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
   // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the
@@ -3821,6 +3838,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     double act_stored = 0, act_working = 0, logits = 0, quantized = 0, experts = 0, trainable_experts = 0;
     double linear_weights = 0, gemms = 0;  // the layers' linear weights and GEMMs on the rank (fp8 caches)
     double largest_trainable = 0;          // the largest trainable weight tensor (optimizer_in_backward)
+    double adapter_params = 0;             // the adapters' weights (trainable, states per_adapter)
     double unit_weights = 0;  // weights of the FSDP units with a trainable one (unsharded_grad_accumulation)
     // Every trainable part goes through here, so the largest tensor is never missed.
     const auto trains = [&](double params, double largest_tensor) {
@@ -3870,10 +3888,12 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         const double adapters = lora * n + prompt_layer * static_cast<double>(prompt_layers) +
                                 other_layer * (n - static_cast<double>(prompt_layers));
         total_params += adapters;
+        adapter_params += adapters;
         if (adapters > 0) trains(adapters, std::max(lora, prompt_layer));
         // Units (blocks) with a trainable weight: all of them when the base or a per-layer adapter
         // trains, else only LLaMA-Adapter v1's prompt layers (the layers below it train nothing).
-        const double trained_units = base_trains || lora > 0 || other_layer > 0 ? n : static_cast<double>(prompt_layers);
+        const double trained_units =
+            base_trains || lora > 0 || other_layer > 0 ? n : static_cast<double>(prompt_layers);
         unit_weights += lp * trained_units + adapters;
       }
       // Activations. With full recomputation, `recomputed` of the chunk's layers keep only
@@ -3929,7 +3949,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         const double vis = static_cast<double>(pc.vision) / t, proj = static_cast<double>(pc.projector) / t;
         total_params += vis + proj;
         if (m.vision.tower_mode == train_mode::trained)
-          trains(vis, static_cast<double>(m.vision.hidden) * static_cast<double>(m.vision.ffn) / t), unit_weights += vis;
+          trains(vis, static_cast<double>(m.vision.hidden) * static_cast<double>(m.vision.ffn) / t),
+              unit_weights += vis;
         if (m.vision.projector_mode == train_mode::trained) trains(proj, proj), unit_weights += proj;
       }
       if (sl.output) {
@@ -3944,6 +3965,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         // logits kept for the scale's gradient.
         const double head_adapter = static_cast<double>(count_prompt_adapter_head_params(m, ad, c.tp)) / t;
         total_params += head_adapter;
+        adapter_params += head_adapter;
         if (head_adapter > 0) trains(head_adapter, static_cast<double>(m.padded_vocab(c.tp)) / t);
         // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
         const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
@@ -3953,16 +3975,21 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     }
     // Quantized weights shard like the others (over dp x cp under ZeRO-3).
     // Expert weights' states shard over the expert data-parallel ranks, the others over dp x cp.
-    sm.params = (total_params - quantized - experts) * per_param.params + experts * per_expert.params +
+    // The adapters' weights and states as per_adapter says (the weights' dtype unless fp32_adapters).
+    const double dense = total_params - quantized - experts - adapter_params;
+    const double dense_trainable = trainable - trainable_experts - adapter_params;
+    sm.params = dense * per_param.params + experts * per_expert.params + adapter_params * per_adapter.params +
                 quantized * ad.frozen_weight_bits / 8 / (zero3 ? static_cast<double>(shards) : 1.0);
-    sm.grads = (trainable - trainable_experts) * per_param.grads + trainable_experts * per_expert.grads;
+    sm.grads = dense_trainable * per_param.grads + trainable_experts * per_expert.grads +
+               adapter_params * per_adapter.grads;
     // Stepped in the backward: one weight's gradient at a time, the largest at the peak.
     if (o.optimizer_in_backward) sm.grads = std::min(sm.grads, largest_trainable * per_param.grads);
     // FSDP's no_sync: whole units' gradients, unsharded, until the last micro-batch's sync.
     if (o.unsharded_grad_accumulation && o.micro_batches > 1) sm.grads = std::max(sm.grads, unit_weights * e);
     // Offloaded layer inputs: the device keeps the 5 most recent (torchtune's max_fwd_stash_size).
     if (o.offload_activations) act_stored = std::min(act_stored, 5 * recomputed_input);
-    sm.optimizer = (trainable - trainable_experts) * per_param.optimizer + trainable_experts * per_expert.optimizer;
+    sm.optimizer = dense_trainable * per_param.optimizer + trainable_experts * per_expert.optimizer +
+                   adapter_params * per_adapter.optimizer;
     // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share
     // when interleaved: inflight_peak already counts micro-batches of the whole stage).
     const double stored = act_stored * sm.inflight + act_working;
@@ -3998,8 +4025,9 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // The optimizer step's temporary comes after the backward has freed the activations, the
     // loss's buffers and the gathered weights, and may take the reserved blocks too: it raises the
     // peak only by what it outgrows them (the allocator's growth stays the activations' own).
-    const double step_temporary =
-        (trainable - trainable_experts) * per_param.step_temporary + trainable_experts * per_expert.step_temporary;
+    const double step_temporary = dense_trainable * per_param.step_temporary +
+                                  trainable_experts * per_expert.step_temporary +
+                                  adapter_params * per_adapter.step_temporary;
     sm.other += std::max(0.0, step_temporary - stored - loss_beyond - gathered - sm.reserve);
     // Transformer Engine's fp8 weight caches (an fp8 copy and its transpose of every linear
     // weight) and amax histories (1024 x 5 fp32 values per GEMM): see fp8_training.

@@ -845,6 +845,32 @@ TEST_CASE("8-bit Adam: two 1-byte states with an fp32 absmax per 2048") {
   CHECK(per_param_state_bytes({.zero_stage = 1}, 4, pure).optimizer == doctest::Approx(2 * (1 + 4.0 / 2048) / 4));
 }
 
+TEST_CASE("PEFT before 0.6.0: LoRA weights, gradients and Adam states in fp32 over a bf16 base") {
+  // Llama 2 7B (6,738,415,616 weights, its paper's count) with LoRA rank 8 on q and v: 4,194,304
+  // adapter weights (2 x 32 x (4096 x 8 + 8 x 4096)). PEFT 0.5.0 builds them in fp32: 4 bytes each,
+  // fp32 gradients (4), Adam m and v in fp32 (8); the frozen base stays bf16 (2 bytes a weight).
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  memory_options o{.lbs = 1, .seq = 256, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  o.adapters = {.lora_rank = 8, .lora_targets = *parse_lora_targets("q,v")};
+  const stage_memory bf16 = estimate_memory(l7, {}, 1, o).stages[0];
+  o.adapters.fp32_adapters = true;
+  const stage_memory fp32 = estimate_memory(l7, {}, 1, o).stages[0];
+  CHECK(fp32.params == 6'738'415'616.0 * 2 + 4'194'304.0 * 4);
+  CHECK(fp32.grads == 4'194'304.0 * 4);
+  CHECK(fp32.optimizer == 4'194'304.0 * 8);
+  CHECK(bf16.grads == 4'194'304.0 * 2);
+  CHECK(fp32.activations == bf16.activations);
+  // An fp32 model: the adapters are fp32 already.
+  o.param_dtype = dtype::fp32;
+  const double fp32_model = estimate_memory(l7, {}, 1, o).stages[0].total();
+  o.adapters.fp32_adapters = false;
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].total() == fp32_model);
+  // DeepSpeed casts the whole module: refused, naming the fix.
+  o.adapters.fp32_adapters = true;
+  o.accounting = framework::deepspeed;
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("drop fp32_adapters"), config_error);
+}
+
 TEST_CASE("the optimizer step's temporary takes the construction's reserved blocks first") {
   // 13B, ZeRO-2 over 8, fp16 weights built in fp32: over 15 GiB stays reserved (test above).
   // PyTorch's foreach Adam takes sqrt(v) of the rank's shard, 4 bytes x 13B / 8 = 6.5 GB: it fits
