@@ -109,6 +109,8 @@ std::vector<row> corpus_rows(const std::string& path) {
     if (const auto v = flag("tp_comm_overlap")) x.step.tp_comm_overlap = *v;
     x.step.overlap_grad_reduce = flag("overlap_grad_reduce");
     x.step.overlap_param_gather = flag("overlap_param_gather");
+    c.embedding_as_layer = flag("account_for_embedding_in_pipeline_split").value_or(false);
+    c.loss_as_layer = flag("account_for_loss_in_pipeline_split").value_or(false);
     // llm-foundry's MPT projects Q, K and V in one GEMM (its attention's Wqkv) though it runs under
     // FSDP, whose default here is torchtitan's separate wq, wk, wv.
     if (x.family == "llm-foundry") x.step.fused_projections = true;

@@ -140,6 +140,10 @@ inline std::vector<flag> uneven_stage_flags() {
       {"first-stage-layers", "N", "layers on the first pipeline stage (the others share the rest evenly)"},
       {"last-stage-layers", "N", "layers on the last pipeline stage"},
       {"stage-layers", "LIST", "every pipeline stage's layers, e.g. 5,9,9,9 (instead of the two above)"},
+      {"account-for-embedding-in-pipeline-split", "",
+       "the embedding counts as a layer in the even split: the first stage builds one layer fewer (Megatron-LM)"},
+      {"account-for-loss-in-pipeline-split", "",
+       "the output layer and loss count as a layer: the last stage builds one layer fewer (Megatron-LM)"},
   };
 }
 
@@ -157,7 +161,8 @@ inline std::vector<flag> parallel_size_flags() {
 
 // The parallel configuration from whichever of its flags the subcommand has (--tp --pp --cp
 // --ep --etp --replicate-kv-heads --dp --vpp --sp --distributed-optimizer --zero --recompute --first-stage-layers
-// --last-stage-layers); dp 0 (derived from the world) unless given.
+// --last-stage-layers --stage-layers --account-for-embedding/loss-in-pipeline-split); dp 0 (derived from the world)
+// unless given.
 inline parallel_config parallel_from_args(const args& a) {
   parallel_config c;
   c.tp = a.get_int("tp").value_or(1);
@@ -174,6 +179,8 @@ inline parallel_config parallel_from_args(const args& a) {
   c.recomputation = recompute_from_args(a);
   c.first_stage_layers = a.get_int("first-stage-layers").value_or(0);
   c.last_stage_layers = a.get_int("last-stage-layers").value_or(0);
+  c.embedding_as_layer = a.has("account-for-embedding-in-pipeline-split");
+  c.loss_as_layer = a.has("account-for-loss-in-pipeline-split");
   if (const auto list = a.get("stage-layers")) {
     std::size_t at = 0;
     while (at <= list->size()) {

@@ -53,7 +53,9 @@ json candidate_json(const plan_candidate& c, const cluster_setup& cs) {
                 {"sp", p.sequence_parallel},
                 {"distributed_optimizer", p.distributed_optimizer},
                 {"first_stage_layers", p.first_stage_layers},
-                {"last_stage_layers", p.last_stage_layers}};
+                {"last_stage_layers", p.last_stage_layers},
+                {"embedding_as_layer", p.embedding_as_layer},
+                {"loss_as_layer", p.loss_as_layer}};
   settings.update(j);
   return settings;
 }

@@ -46,13 +46,18 @@ struct parallel_config {
   std::int64_t last_stage_layers = 0;
   // Or every stage's own count (partition.hpp, stage_layer_list).
   stage_layer_list stage_layers{};
+  // The embedding, or the loss, counted as a layer in the even split (layer_split).
+  bool embedding_as_layer = false;
+  bool loss_as_layer = false;
 
   [[nodiscard]] constexpr layer_split split() const {
     return {.pp = pp,
             .vpp = vpp,
             .first_stage_layers = first_stage_layers,
             .last_stage_layers = last_stage_layers,
-            .listed = stage_layers};
+            .listed = stage_layers,
+            .embedding_as_layer = embedding_as_layer,
+            .loss_as_layer = loss_as_layer};
   }
   [[nodiscard]] constexpr std::int64_t resolved_etp() const { return etp == 0 ? tp : etp; }
   // dp, or world / (tp x cp x pp) when dp is 0 (unchecked: see resolved_dp for the checked one).
@@ -238,11 +243,26 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
               return "first/last stage layers " + str(c.first_stage_layers) + ", " + str(c.last_stage_layers) +
                      " are negative; give 0 (an even split) or a count";
             });
-    r.check(uneven || c.stage_layers.given() || m.layers % chunks == 0,
-            reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
-              return "layers " + str(m.layers) + " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) +
-                     " = " + str(chunks) + "; pick pp x vpp dividing " + str(m.layers) +
-                     " or give the first/last stages their own layer counts (partition_layers)";
+    const bool counted = c.embedding_as_layer || c.loss_as_layer;
+    r.check(!counted || (!uneven && !c.stage_layers.given()), reason::embedding_as_layer_with_uneven_stages,
+            "embedding_as_layer", [&] {
+              return std::string(
+                  "the embedding or loss counted as a pipeline layer with first/last or listed stage "
+                  "layers: Megatron-LM takes one or the other; drop one");
+            });
+    const std::int64_t split = c.split().split_layers(m.layers);
+    r.check(uneven || c.stage_layers.given() || split % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp,
+            "pp", [&] {
+              return "layers " + str(m.layers) +
+                     (counted ? " (" + str(split) + " with the embedding and loss counted)" : "") +
+                     " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " + str(chunks) +
+                     "; pick pp x vpp dividing " + str(split) +
+                     " or give the first/last stages their own layer counts (partition_layers)" +
+                     (!counted && (m.layers + 2) % chunks == 0
+                          ? ", or count the embedding and the loss as layers (" + str(m.layers + 2) +
+                                ": embedding_as_layer and loss_as_layer, --account-for-embedding-in-pipeline-split "
+                                "--account-for-loss-in-pipeline-split)"
+                          : "");
             });
     if (m.is_moe()) {
       r.check(m.moe.experts % c.ep == 0, reason::experts_are_not_divisible_by_ep, "ep", [&] {

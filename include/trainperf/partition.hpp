@@ -19,6 +19,7 @@ inline void layers_do_not_split_over_the_stages() {}
 inline void uneven_stages_with_virtual_pipeline() {}
 inline void index_out_of_range() {}
 inline void batch_does_not_split_over_data_parallel_ranks() {}
+inline void embedding_as_layer_with_uneven_stages() {}
 }  // namespace reason
 
 // ---- layers -> pipeline stages ------------------------------------------------------------
@@ -56,6 +57,17 @@ struct layer_split {
   std::int64_t first_stage_layers = 0;
   std::int64_t last_stage_layers = 0;
   stage_layer_list listed{};  // every stage's count, instead of the above
+  // Megatron-LM's account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split
+  // (NeMo 2's large-model recipes): the embedding, or the output layer with the loss, counts as
+  // one more layer in the even split, so the first (last) chunk builds one layer fewer
+  // (megatron/core/transformer/transformer_block.py, get_num_layers_to_build).
+  bool embedding_as_layer = false;
+  bool loss_as_layer = false;
+  // Layers the even split divides: the model's plus the embedding and loss where they count.
+  [[nodiscard]] constexpr std::int64_t split_layers(std::int64_t layers) const {
+    return layers + (embedding_as_layer ? 1 : 0) + (loss_as_layer ? 1 : 0);
+  }
+  [[nodiscard]] constexpr bool counts_embedding_or_loss() const { return embedding_as_layer || loss_as_layer; }
 };
 
 // Whether a listed split is usable for `layers` layers: one count per stage, none negative,
@@ -98,17 +110,30 @@ constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const 
   detail::require_positive(s.pp, "pp");
   detail::require_positive(s.vpp, "vpp");
   const bool uneven = s.first_stage_layers > 0 || s.last_stage_layers > 0;
+  detail::require(!s.counts_embedding_or_loss() || (!uneven && !s.listed.given()),
+                  reason::embedding_as_layer_with_uneven_stages, "embedding_as_layer", [&] {
+                    return std::string(
+                        "the embedding or loss counted as a pipeline layer with first/last or listed "
+                        "stage layers: Megatron-LM takes one or the other; drop one");
+                  });
   std::vector<stage_layers> out;
   if (!uneven && !s.listed.given()) {
-    const std::int64_t blocks = s.pp * s.vpp;
-    detail::require(layers % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
-      return "layers " + str(layers) + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " +
-             str(blocks) + " chunks; pick pp x vpp dividing " + str(layers) + ", or set first/last stage layers";
+    const std::int64_t blocks = s.pp * s.vpp, total = s.split_layers(layers);
+    detail::require(total % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
+      const std::string what = s.counts_embedding_or_loss() ? "layers " + str(layers) + " (" + str(total) +
+                                                                  " with the embedding and loss counted)"
+                                                            : "layers " + str(layers);
+      return what + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " + str(blocks) +
+             " chunks; pick pp x vpp dividing " + str(total) + ", or set first/last stage layers";
     });
-    const std::int64_t per = layers / blocks;
+    const std::int64_t per = total / blocks, skip = s.embedding_as_layer ? 1 : 0;
     for (std::int64_t st = 0; st < s.pp; ++st)
-      for (std::int64_t c = 0; c < s.vpp; ++c)
-        out.push_back({st, c, (c * s.pp + st) * per, per, st == 0 && c == 0, st == s.pp - 1 && c == s.vpp - 1});
+      for (std::int64_t c = 0; c < s.vpp; ++c) {
+        const std::int64_t k = c * s.pp + st;  // the chunk's place in the model
+        const bool first = k == 0, last = k == blocks - 1;
+        const std::int64_t n = per - (first ? skip : 0) - (last && s.loss_as_layer ? 1 : 0);
+        out.push_back({st, c, first ? 0 : k * per - skip, n, first, last});
+      }
     return out;
   }
   // Stages of their own sizes, one chunk each: listed, or the first/last counts with the other

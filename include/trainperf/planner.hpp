@@ -195,6 +195,11 @@ inline plan_result plan(const plan_request& q) {
                       if (vpp == 1)
                         std::tie(c.first_stage_layers, c.last_stage_layers) =
                             detail::edge_stage_layers(q.model.layers, pp);
+                      // Interleaved, megatron-core counts the embedding and loss as layers where
+                      // that makes the chunks even (NeMo 2's Llama 3.1 405B: 126 + 2 over 8 x 8).
+                      else if (q.step.memory.accounting == framework::megatron_core &&
+                               q.model.layers % (pp * vpp) != 0 && (q.model.layers + 2) % (pp * vpp) == 0)
+                        c.embedding_as_layer = c.loss_as_layer = true;
                       c.sequence_parallel = sp != 0;
                       c.zero_stage = zero;
                       c.distributed_optimizer = dopt != 0;

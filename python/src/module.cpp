@@ -568,12 +568,15 @@ PYBIND11_MODULE(_trainperf, m) {
 
   m.def(
       "partition_layers",
-      [](i64 layers, i64 pp, i64 vpp, i64 first_stage_layers, i64 last_stage_layers) {
+      [](i64 layers, i64 pp, i64 vpp, i64 first_stage_layers, i64 last_stage_layers, bool embedding_as_layer,
+         bool loss_as_layer) {
         std::vector<py::dict> out;
         for (const tp::stage_layers& s : tp::partition_layers(layers, {.pp = pp,
                                                                       .vpp = vpp,
                                                                       .first_stage_layers = first_stage_layers,
-                                                                      .last_stage_layers = last_stage_layers})) {
+                                                                      .last_stage_layers = last_stage_layers,
+                                                                      .embedding_as_layer = embedding_as_layer,
+                                                                      .loss_as_layer = loss_as_layer})) {
           py::dict d;
           d["stage"] = s.stage;
           d["chunk"] = s.chunk;
@@ -586,8 +589,9 @@ PYBIND11_MODULE(_trainperf, m) {
         return out;
       },
       py::arg("layers"), py::kw_only(), py::arg("pp"), py::arg("vpp") = 1, py::arg("first_stage_layers") = 0,
-      py::arg("last_stage_layers") = 0,
-      "Layers over pipeline stages (and virtual chunks), as Megatron-LM splits them.");
+      py::arg("last_stage_layers") = 0, py::arg("embedding_as_layer") = false, py::arg("loss_as_layer") = false,
+      "Layers over pipeline stages (and virtual chunks), as Megatron-LM splits them (embedding_as_layer, "
+      "loss_as_layer: its account_for_embedding/loss_in_pipeline_split).");
   m.def(
       "zero_shard",
       [](i64 numel, i64 dp, i64 rank, i64 alignment) {

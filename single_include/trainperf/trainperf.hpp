@@ -2171,6 +2171,7 @@ inline void layers_do_not_split_over_the_stages() {}
 inline void uneven_stages_with_virtual_pipeline() {}
 inline void index_out_of_range() {}
 inline void batch_does_not_split_over_data_parallel_ranks() {}
+inline void embedding_as_layer_with_uneven_stages() {}
 }  // namespace reason
 
 // ---- layers -> pipeline stages ------------------------------------------------------------
@@ -2208,6 +2209,17 @@ struct layer_split {
   std::int64_t first_stage_layers = 0;
   std::int64_t last_stage_layers = 0;
   stage_layer_list listed{};  // every stage's count, instead of the above
+  // Megatron-LM's account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split
+  // (NeMo 2's large-model recipes): the embedding, or the output layer with the loss, counts as
+  // one more layer in the even split, so the first (last) chunk builds one layer fewer
+  // (megatron/core/transformer/transformer_block.py, get_num_layers_to_build).
+  bool embedding_as_layer = false;
+  bool loss_as_layer = false;
+  // Layers the even split divides: the model's plus the embedding and loss where they count.
+  [[nodiscard]] constexpr std::int64_t split_layers(std::int64_t layers) const {
+    return layers + (embedding_as_layer ? 1 : 0) + (loss_as_layer ? 1 : 0);
+  }
+  [[nodiscard]] constexpr bool counts_embedding_or_loss() const { return embedding_as_layer || loss_as_layer; }
 };
 
 // Whether a listed split is usable for `layers` layers: one count per stage, none negative,
@@ -2250,17 +2262,30 @@ constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const 
   detail::require_positive(s.pp, "pp");
   detail::require_positive(s.vpp, "vpp");
   const bool uneven = s.first_stage_layers > 0 || s.last_stage_layers > 0;
+  detail::require(!s.counts_embedding_or_loss() || (!uneven && !s.listed.given()),
+                  reason::embedding_as_layer_with_uneven_stages, "embedding_as_layer", [&] {
+                    return std::string(
+                        "the embedding or loss counted as a pipeline layer with first/last or listed "
+                        "stage layers: Megatron-LM takes one or the other; drop one");
+                  });
   std::vector<stage_layers> out;
   if (!uneven && !s.listed.given()) {
-    const std::int64_t blocks = s.pp * s.vpp;
-    detail::require(layers % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
-      return "layers " + str(layers) + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " +
-             str(blocks) + " chunks; pick pp x vpp dividing " + str(layers) + ", or set first/last stage layers";
+    const std::int64_t blocks = s.pp * s.vpp, total = s.split_layers(layers);
+    detail::require(total % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
+      const std::string what = s.counts_embedding_or_loss() ? "layers " + str(layers) + " (" + str(total) +
+                                                                  " with the embedding and loss counted)"
+                                                            : "layers " + str(layers);
+      return what + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " + str(blocks) +
+             " chunks; pick pp x vpp dividing " + str(total) + ", or set first/last stage layers";
     });
-    const std::int64_t per = layers / blocks;
+    const std::int64_t per = total / blocks, skip = s.embedding_as_layer ? 1 : 0;
     for (std::int64_t st = 0; st < s.pp; ++st)
-      for (std::int64_t c = 0; c < s.vpp; ++c)
-        out.push_back({st, c, (c * s.pp + st) * per, per, st == 0 && c == 0, st == s.pp - 1 && c == s.vpp - 1});
+      for (std::int64_t c = 0; c < s.vpp; ++c) {
+        const std::int64_t k = c * s.pp + st;  // the chunk's place in the model
+        const bool first = k == 0, last = k == blocks - 1;
+        const std::int64_t n = per - (first ? skip : 0) - (last && s.loss_as_layer ? 1 : 0);
+        out.push_back({st, c, first ? 0 : k * per - skip, n, first, last});
+      }
     return out;
   }
   // Stages of their own sizes, one chunk each: listed, or the first/last counts with the other
@@ -2501,13 +2526,18 @@ struct parallel_config {
   std::int64_t last_stage_layers = 0;
   // Or every stage's own count (partition.hpp, stage_layer_list).
   stage_layer_list stage_layers{};
+  // The embedding, or the loss, counted as a layer in the even split (layer_split).
+  bool embedding_as_layer = false;
+  bool loss_as_layer = false;
 
   [[nodiscard]] constexpr layer_split split() const {
     return {.pp = pp,
             .vpp = vpp,
             .first_stage_layers = first_stage_layers,
             .last_stage_layers = last_stage_layers,
-            .listed = stage_layers};
+            .listed = stage_layers,
+            .embedding_as_layer = embedding_as_layer,
+            .loss_as_layer = loss_as_layer};
   }
   [[nodiscard]] constexpr std::int64_t resolved_etp() const { return etp == 0 ? tp : etp; }
   // dp, or world / (tp x cp x pp) when dp is 0 (unchecked: see resolved_dp for the checked one).
@@ -2693,11 +2723,26 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
               return "first/last stage layers " + str(c.first_stage_layers) + ", " + str(c.last_stage_layers) +
                      " are negative; give 0 (an even split) or a count";
             });
-    r.check(uneven || c.stage_layers.given() || m.layers % chunks == 0,
-            reason::layers_are_not_divisible_by_pp_times_vpp, "pp", [&] {
-              return "layers " + str(m.layers) + " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) +
-                     " = " + str(chunks) + "; pick pp x vpp dividing " + str(m.layers) +
-                     " or give the first/last stages their own layer counts (partition_layers)";
+    const bool counted = c.embedding_as_layer || c.loss_as_layer;
+    r.check(!counted || (!uneven && !c.stage_layers.given()), reason::embedding_as_layer_with_uneven_stages,
+            "embedding_as_layer", [&] {
+              return std::string(
+                  "the embedding or loss counted as a pipeline layer with first/last or listed stage "
+                  "layers: Megatron-LM takes one or the other; drop one");
+            });
+    const std::int64_t split = c.split().split_layers(m.layers);
+    r.check(uneven || c.stage_layers.given() || split % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp,
+            "pp", [&] {
+              return "layers " + str(m.layers) +
+                     (counted ? " (" + str(split) + " with the embedding and loss counted)" : "") +
+                     " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " + str(chunks) +
+                     "; pick pp x vpp dividing " + str(split) +
+                     " or give the first/last stages their own layer counts (partition_layers)" +
+                     (!counted && (m.layers + 2) % chunks == 0
+                          ? ", or count the embedding and the loss as layers (" + str(m.layers + 2) +
+                                ": embedding_as_layer and loss_as_layer, --account-for-embedding-in-pipeline-split "
+                                "--account-for-loss-in-pipeline-split)"
+                          : "");
             });
     if (m.is_moe()) {
       r.check(m.moe.experts % c.ep == 0, reason::experts_are_not_divisible_by_ep, "ep", [&] {
@@ -3773,8 +3818,9 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
                   });
   detail::require(!ad.fp32_adapters || o.accounting != framework::deepspeed, reason::fp32_adapters_under_deepspeed,
                   "fp32_adapters", [&] {
-                    return std::string("fp32_adapters under the deepspeed accounting: DeepSpeed casts the whole "
-                                       "model, adapters included, to the weights' dtype; drop fp32_adapters");
+                    return std::string(
+                        "fp32_adapters under the deepspeed accounting: DeepSpeed casts the whole "
+                        "model, adapters included, to the weights' dtype; drop fp32_adapters");
                   });
   detail::require(o.moe_capacity_factor >= 0 && o.moe_capacity_factor <= 1024, reason::moe_capacity_factor_out_of_range,
                   "moe_capacity_factor", [&] {
@@ -3980,8 +4026,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     const double dense_trainable = trainable - trainable_experts - adapter_params;
     sm.params = dense * per_param.params + experts * per_expert.params + adapter_params * per_adapter.params +
                 quantized * ad.frozen_weight_bits / 8 / (zero3 ? static_cast<double>(shards) : 1.0);
-    sm.grads = dense_trainable * per_param.grads + trainable_experts * per_expert.grads +
-               adapter_params * per_adapter.grads;
+    sm.grads =
+        dense_trainable * per_param.grads + trainable_experts * per_expert.grads + adapter_params * per_adapter.grads;
     // Stepped in the backward: one weight's gradient at a time, the largest at the peak.
     if (o.optimizer_in_backward) sm.grads = std::min(sm.grads, largest_trainable * per_param.grads);
     // FSDP's no_sync: whole units' gradients, unsharded, until the last micro-batch's sync.

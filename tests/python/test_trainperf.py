@@ -249,6 +249,9 @@ class ErrorsAndHelpers(unittest.TestCase):
                          "Layout(world=16, tp=2, pp=4, dp=2)")
         stages = trainperf.partition_layers(80, pp=4)
         self.assertEqual([s["layers"] for s in stages], [20, 20, 20, 20])
+        # 30 layers + the embedding + the loss over pp 4: 8 a stage, one fewer on the first and last.
+        stages = trainperf.partition_layers(30, pp=4, embedding_as_layer=True, loss_as_layer=True)
+        self.assertEqual([s["layers"] for s in stages], [7, 8, 8, 7])
 
 
 if __name__ == "__main__":

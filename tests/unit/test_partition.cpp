@@ -44,6 +44,49 @@ TEST_CASE("layers over pipeline stages: uniform, uneven first/last, virtual chun
   CHECK_THROWS_AS(partition_layers(80, {.pp = 3}), config_error);
 }
 
+TEST_CASE("the embedding and the loss counted as pipeline layers (Megatron-LM's pipeline split accounting)") {
+  // Llama 3.1 405B's 126 layers over pp 8 x vpp 8 (NeMo's recipe): 126 + 2 = 128 split into 64
+  // chunks of 2; the first chunk (stage 0, chunk 0) holds the embedding and one layer, the last
+  // (stage 7, chunk 7) one layer and the loss. Megatron-LM's get_num_layers_to_build: each chunk
+  // builds (126 + 2) / 8 / 8 = 2, one fewer on the first and the last.
+  const layer_split s{.pp = 8, .vpp = 8, .embedding_as_layer = true, .loss_as_layer = true};
+  const auto v = partition_layers(126, s);
+  REQUIRE(v.size() == 64);
+  CHECK(v[0].embedding);
+  CHECK(v[0].layers == 1);
+  CHECK(v[0].first_layer == 0);
+  // Stage 1's chunk 0 is the model's second chunk: layers 1 and 2.
+  CHECK(v[8].stage == 1);
+  CHECK(v[8].first_layer == 1);
+  CHECK(v[8].layers == 2);
+  CHECK(v[63].output);
+  CHECK(v[63].layers == 1);
+  CHECK(v[63].first_layer == 125);
+  std::set<std::int64_t> seen;
+  for (const auto& c : v)
+    for (std::int64_t l = c.first_layer; l < c.first_layer + c.layers; ++l) CHECK(seen.insert(l).second);
+  CHECK(seen.size() == 126);
+  // Without them 126 does not split over 64 chunks, and the refusal says what would.
+  CHECK_THROWS_WITH_AS(partition_layers(126, {.pp = 8, .vpp = 8}), doctest::Contains("pick pp x vpp dividing 126"),
+                       config_error);
+  // The embedding alone: 31 + 1 over pp 4 -> 7, 8, 8, 8.
+  const auto e = partition_layers(31, {.pp = 4, .embedding_as_layer = true});
+  CHECK(e[0].layers == 7);
+  CHECK(e[1].first_layer == 7);
+  CHECK(e[3].layers == 8);
+  // With first/last stage counts: refused (Megatron-LM takes one or the other).
+  CHECK_THROWS_WITH_AS(partition_layers(30, {.pp = 4, .first_stage_layers = 6, .embedding_as_layer = true}),
+                       doctest::Contains("takes one or the other"), config_error);
+  // validate(parallel_config) says the same and suggests counting them where that splits.
+  const transformer_spec l405 = get_preset("llama3-405b").spec;
+  const auto refusals = check_parallel({.tp = 8, .pp = 8, .vpp = 8}, {.world = 512, .model = l405});
+  REQUIRE(refusals.size() == 1);
+  CHECK(refusals.front().message.find("count the embedding and the loss as layers (128") != std::string::npos);
+  parallel_config counted{.tp = 8, .pp = 8, .vpp = 8};
+  counted.embedding_as_layer = counted.loss_as_layer = true;
+  CHECK(check_parallel(counted, {.world = 512, .model = l405}).empty());
+}
+
 TEST_CASE("tensor-parallel shard shapes") {
   const transformer_spec m = get_preset("llama2-70b").spec;  // h 8192, 64 heads, 8 KV heads, ffn 28672
   const auto shards = tensor_shards(m, 8);
