@@ -56,7 +56,8 @@ inline std::vector<flag> memory_flags() {
            {"attention", "flash|cudnn|sdpa|eager|unfused",
             "attention implementation: flash, cudnn (Transformer Engine's FusedAttention, in Megatron's [s, b, h] "
             "layout) and SDPA's fused kernels keep no scores; eager (transformers) keeps an fp32 softmax and its "
-            "16-bit copy, unfused (Megatron-LM) a 16-bit softmax (default: unfused unless --flash)"},
+            "16-bit copy, unfused (Megatron-LM) a 16-bit softmax (default: unfused unless --flash); SDPA's math "
+            "fallback materializes the scores: give eager for it"},
            {"dropout", "", "dropout masks are kept"},
            {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
            {"fp8", "te|torchao|torchao-fp8-all-gather",
@@ -169,7 +170,11 @@ inline void activations_from_args(const args& a, const tp::parallel_config& c, t
                            "--recompute full");
   if (a.has("moe-capacity-factor")) o.moe_capacity_factor = *a.get_double("moe-capacity-factor");
   // --attention: flash and SDPA's fused kernels keep no scores; eager is transformers' unfused
-  // attention with its fp32 softmax; unfused is Megatron-LM's (a 16-bit fused softmax).
+  // attention with its fp32 softmax; unfused is Megatron-LM's (a 16-bit fused softmax). SDPA's
+  // memory-efficient kernel is not "in between": like FlashAttention it saves its output and an
+  // fp32 log-sum-exp per query row for the backward (PyTorch's _efficient_attention_forward
+  // returns logsumexp), nothing of size s x s; where SDPA falls back to its math path (masks or
+  // dtypes no fused kernel takes) the scores are materialized: give eager for those runs.
   static constexpr std::string_view attentions[] = {"flash", "cudnn", "sdpa", "eager", "unfused"};
   const auto attention = a.get_choice("attention", attentions);
   if (attention && a.has("flash") && (attention == "eager" || attention == "unfused"))

@@ -34,6 +34,11 @@ inline std::vector<flag> model_flags() {
       {"untied", "", "separate output layer"},
       {"experts", "N", "MoE experts"},
       {"top-k", "N", "MoE experts per token"},
+      {"expert-ffn", "N", "each routed expert's MLP hidden size (default: --ffn)"},
+      {"shared-experts", "N", "always-active shared experts per MoE layer (DeepSeekMoE, Qwen-MoE)"},
+      {"shared-expert-ffn", "N", "a shared expert's MLP hidden size (default: the routed experts')"},
+      {"moe-layer-freq", "N",
+       "every N-th layer is MoE (layer i when i % N == 0), the others dense (Megatron-LM's --moe-layer-freq)"},
       {"make-vocab-size-divisible-by", "N",
        "pad the vocabulary to a multiple of N x tp, as Megatron-LM's flag of that name (its default 128)"},
   };
@@ -89,6 +94,10 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
   if (seq_sets_max_seq || !a.has("model")) detail::set_if(a, "seq", s.max_seq);
   detail::set_if(a, "experts", s.moe.experts);
   detail::set_if(a, "top-k", s.moe.top_k);
+  detail::set_if(a, "expert-ffn", s.moe.expert_ffn);
+  detail::set_if(a, "shared-experts", s.moe.shared_experts);
+  detail::set_if(a, "shared-expert-ffn", s.moe.shared_expert_ffn);
+  detail::set_if(a, "moe-layer-freq", s.moe.layer_freq);
   if (auto n = a.get_int("make-vocab-size-divisible-by")) {
     s.padding = vocab_padding::megatron;
     s.pad_multiple = *n;

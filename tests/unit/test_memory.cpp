@@ -336,6 +336,34 @@ TEST_CASE("framework::paddle: PaddleNLP's O2 states, sharding stages as ZeRO sta
   const memory_options paddle{.param_dtype = dtype::fp16, .accounting = framework::paddle};
   CHECK(per_param_state_bytes({.zero_stage = 1}, 8, paddle).total() == doctest::Approx(2 + 2 + 12.0 / 8));
   CHECK(per_param_state_bytes({.zero_stage = 2}, 8, paddle).total() == doctest::Approx(2 + 2.0 / 8 + 12.0 / 8));
+  // Stage 3 shards the 16-bit weights as well: (2 + 2 + 12) / 8.
+  CHECK(per_param_state_bytes({.zero_stage = 3}, 8, paddle).total() == doctest::Approx(16.0 / 8));
+}
+
+TEST_CASE("framework::deepspeed: model states as DeepSpeed's own estimator counts them") {
+  // deepspeed/runtime/zero/stage_1_and_2.py estimate_zero2_model_states_mem_needs (no offload):
+  // 2 bytes per parameter plus 18 per parameter over the ranks: the 16-bit weights whole, and
+  // over the ranks the 16-bit gradient partition (2), its fp32 copy for the step (4), the fp32
+  // master and Adam m and v (12). ZeRO-1 keeps the 16-bit gradients whole: 4 + 16 / d.
+  const memory_options ds{.param_dtype = dtype::bf16, .accounting = framework::deepspeed};
+  CHECK(per_param_state_bytes({.zero_stage = 2}, 8, ds).total() == doctest::Approx(2 + 18.0 / 8));
+  CHECK(per_param_state_bytes({.zero_stage = 1}, 8, ds).total() == doctest::Approx(4 + 16.0 / 8));
+}
+
+TEST_CASE("interleaved pipeline: the first stage keeps p + (p - 1) / v stages' worth of micro-batches") {
+  // Narayanan et al. 2021 (SC'21), section 2.2.2, and Megatron-LM's theoretical_memory_usage: the
+  // first stage of an interleaved 1F1B schedule holds activations for p (1 + (p - 1) / (p v))
+  // micro-batches of its layers. 16 layers on pp 4: 4 a stage; with full recomputation each layer
+  // keeps its bf16 input, s x b x h x 2 = 2048 x 4096 x 2 bytes. Non-interleaved: 4 in flight x 4
+  // layers = 16 inputs; vpp 2: (4 + 3 / 2) x 4 = 22, so 6 inputs more (the working layer and the
+  // embedding are the same in both).
+  transformer_spec m = get_preset("llama2-7b").spec;
+  m.layers = 16;
+  const memory_options o{
+      .lbs = 1, .seq = 2048, .micro_batches = 8, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  const stage_memory flat = estimate_memory(m, {.pp = 4, .recomputation = recompute::full}, 4, o).stages[0];
+  const stage_memory inter = estimate_memory(m, {.pp = 4, .vpp = 2, .recomputation = recompute::full}, 4, o).stages[0];
+  CHECK(inter.activations - flat.activations == doctest::Approx(6.0 * 2048 * 4096 * 2));
 }
 
 TEST_CASE("pipeline stages hold their in-flight micro-batches; ZeRO shards what it says") {
