@@ -254,7 +254,7 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
     r.check(uneven || c.stage_layers.given() || split % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp,
             "pp", [&] {
               return "layers " + str(m.layers) +
-                     (counted ? " (" + str(split) + " with the embedding and loss counted)" : "") +
+                     (counted ? " (" + str(split) + " counting the embedding or loss as layers)" : "") +
                      " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " + str(chunks) +
                      "; pick pp x vpp dividing " + str(split) +
                      " or give the first/last stages their own layer counts (partition_layers)" +

@@ -121,7 +121,7 @@ constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const 
     const std::int64_t blocks = s.pp * s.vpp, total = s.split_layers(layers);
     detail::require(total % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
       const std::string what = s.counts_embedding_or_loss() ? "layers " + str(layers) + " (" + str(total) +
-                                                                  " with the embedding and loss counted)"
+                                                                  " counting the embedding or loss as layers)"
                                                             : "layers " + str(layers);
       return what + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " + str(blocks) +
              " chunks; pick pp x vpp dividing " + str(total) + ", or set first/last stage layers";

@@ -2273,7 +2273,7 @@ constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const 
     const std::int64_t blocks = s.pp * s.vpp, total = s.split_layers(layers);
     detail::require(total % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
       const std::string what = s.counts_embedding_or_loss() ? "layers " + str(layers) + " (" + str(total) +
-                                                                  " with the embedding and loss counted)"
+                                                                  " counting the embedding or loss as layers)"
                                                             : "layers " + str(layers);
       return what + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " + str(blocks) +
              " chunks; pick pp x vpp dividing " + str(total) + ", or set first/last stage layers";
@@ -2734,7 +2734,7 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
     r.check(uneven || c.stage_layers.given() || split % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp,
             "pp", [&] {
               return "layers " + str(m.layers) +
-                     (counted ? " (" + str(split) + " with the embedding and loss counted)" : "") +
+                     (counted ? " (" + str(split) + " counting the embedding or loss as layers)" : "") +
                      " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " + str(chunks) +
                      "; pick pp x vpp dividing " + str(split) +
                      " or give the first/last stages their own layer counts (partition_layers)" +
