@@ -354,10 +354,15 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   };
   namespace lt = lora_target;
   // An MoE layer's experts also keep their inputs: each token's hidden state permuted to its
-  // top_k experts (Megatron-LM's token dispatcher output, the grouped GEMM's input).
+  // top_k experts (Megatron-LM's token dispatcher output, the grouped GEMM's input). After the
+  // all-to-all the dispatcher gathers the tokens over the expert-tensor-parallel group
+  // (MoEAlltoAllTokenDispatcher: gather_from_sequence_parallel_region over expt_tp), so a rank
+  // keeps etp ranks' tokens at full width; the experts' ffn-wide tensors are split etp ways, so
+  // they stay 1/tp of the layer's tokens whatever etp is.
   const double expert_inputs = moe_layer ? routed_share * static_cast<double>(m.moe.top_k) * h : 0;
-  const double linear_inputs =
-      (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) + (input_kept(lt::gate | lt::up) ? h + expert_inputs : 0);
+  const double expert_tp = static_cast<double>(c.resolved_etp());
+  const double linear_inputs = (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) +
+                               (input_kept(lt::gate | lt::up) ? h + expert_inputs * expert_tp : 0);
   // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (an
   // unfused one, legacy Megatron's or eager PyTorch's, also the SiLU output), GELU's input.
   const bool eager = o.kernels == layer_kernels::eager;

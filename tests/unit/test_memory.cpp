@@ -841,6 +841,16 @@ TEST_CASE("an MoE layer keeps its router's scores, the shared expert's gate and 
   // hidden state each way, 2 bytes) are alive during the exchange, not kept.
   CHECK(detail::layer_activations(qm, {.ep = 4}, o, true).working == doctest::Approx(4096 * 2 * 4 * h * 2));
   CHECK(detail::layer_activations(qm, {.ep = 4}, o, true).stored == detail::layer_activations(qm, {}, o, true).stored);
+  // Tensor parallelism 2 with sequence parallelism: a rank's layer input is half the sequence,
+  // and after the all-to-all megatron-core gathers the routed tokens over the expert-tensor-
+  // parallel group (MoEAlltoAllTokenDispatcher: gather_from_sequence_parallel_region, expt_tp):
+  // with etp 2 (the default, = tp) the experts' inputs are 2 x 2048 tokens x 4 copies x h x 2
+  // bytes; with etp 1 half of that. The experts' ffn-wide tensors do not change (each rank runs its
+  // 1/etp of every expert on etp times the tokens).
+  const parallel_config tp2{.tp = 2, .etp = 2, .sequence_parallel = true};
+  const parallel_config etp1{.tp = 2, .etp = 1, .sequence_parallel = true};
+  CHECK(detail::layer_activations(qm, tp2, o, true).stored - detail::layer_activations(qm, etp1, o, true).stored ==
+        doctest::Approx(2048 * 4 * h * 2));
 }
 
 TEST_CASE("distributed saved activations and MoE capacity factors") {
