@@ -773,11 +773,13 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         if (m.vision.projector_mode == train_mode::trained) trains(proj, proj), unit_weights += proj;
       }
       if (sl.output) {
-        const double out =
-            static_cast<double>(m.tied_embeddings ? (c.pp > 1 ? pc.token_embedding : 0) : pc.output) / t +
-            static_cast<double>(m.hidden);
+        // The output layer (Megatron-LM keeps a copy of a tied embedding on the last stage) and the
+        // final norm (a LayerNorm's bias too).
+        const double final_norm = static_cast<double>(detail::norm_params(m.norm, m.hidden));
+        const double out_matrix =
+            static_cast<double>(m.tied_embeddings ? (c.pp > 1 ? pc.token_embedding : 0) : pc.output) / t;
+        const double out = out_matrix + final_norm;
         total_params += out;
-        const double out_matrix = out - static_cast<double>(m.hidden);  // not the final norm
         if (base_trains) trains(out, out_matrix), unit_weights += out;
         if (ad.train_embeddings) total_params += out, trains(out, out_matrix), unit_weights += out;
         // LLaMA-Adapter v2: the output layer's bias and scale and the final norm; the biased

@@ -340,6 +340,18 @@ TEST_CASE("framework::paddle: PaddleNLP's O2 states, sharding stages as ZeRO sta
   CHECK(per_param_state_bytes({.zero_stage = 3}, 8, paddle).total() == doctest::Approx(16.0 / 8));
 }
 
+TEST_CASE("every weight on some stage, a tied embedding's copy on the last (Megatron-LM)") {
+  // GPT-2 124M (124,439,808 weights, Radford et al. 2019; tied, learned positions, LayerNorm with
+  // biases), bf16 weights at 2 bytes: one stage holds them all; on pp 2 the last stage also keeps
+  // a copy of the 50257 x 768 = 38,597,376-weight token embedding for its output layer, as
+  // Megatron-LM does with tied embeddings and pipelining (its embedding group all-reduces the two).
+  const transformer_spec g = get_preset("gpt2-124m").spec;
+  memory_options o{.lbs = 1, .seq = 1024, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  CHECK(estimate_memory(g, {}, 1, o).stages[0].params == 124'439'808.0 * 2);
+  const memory_estimate two = estimate_memory(g, {.pp = 2}, 2, o);
+  CHECK(two.stages[0].params + two.stages[1].params == (124'439'808.0 + 38'597'376) * 2);
+}
+
 TEST_CASE("framework::deepspeed: model states as DeepSpeed's own estimator counts them") {
   // deepspeed/runtime/zero/stage_1_and_2.py estimate_zero2_model_states_mem_needs (no offload):
   // 2 bytes per parameter plus 18 per parameter over the ranks: the 16-bit weights whole, and
