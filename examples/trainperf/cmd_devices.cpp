@@ -51,6 +51,10 @@ int run_devices(const args& a, output& out) {
   table sources({"device", "source"}, {true, true});
   for (const auto& d : listed) sources.row({std::string(d.name), std::string(d.source)});
   out.print("{}", sources.render());
+  std::vector<std::string> unpublished;
+  for (const tp::unpublished_device& u : tp::unpublished_devices)
+    unpublished.push_back(fmt::format("{} ({})", u.name, u.what));
+  out.print("\nno published figures (describe yours in a --devices-file): {}\n", fmt::join(unpublished, ", "));
   return 0;
 }
 

@@ -36,6 +36,7 @@ inline const device_spec& device_from_args(const args& a, const io::device_table
   const std::string name = *a.get("device");
   if (const device_spec* d = file.find(name)) return *d;
   if (const device_spec* d = find_device(name)) return *d;
+  if (std::string why = unpublished_device_message(name); !why.empty()) throw config_error("device", why);
   throw config_error("device",
                      trainperf::detail::unknown_name_message("device", name, all_devices(file), "known devices") +
                          " (or describe yours in a --devices-file)");

@@ -1346,9 +1346,31 @@ inline constexpr device_spec devices[] = {
      "LPDDR5, 614.4 GB/s, MLU-Link 200 GB/s; TF32 and FP8 not published"},
 };
 
-// Accelerators people ask for that have no public figures here: Cambricon MLU590, Kunlunxin
-// P800 (R300+), Hygon DCU K100 and Z100 publish neither peaks nor capacities a source would
-// carry; use custom_device (or the CLI's --peak-flops and --capacity-gib) with your vendor's.
+// Accelerators people ask for whose vendors publish neither peaks nor capacities a source would
+// carry: the table says so by name, so a lookup of one explains itself instead of "unknown".
+struct unpublished_device {
+  std::string_view name;
+  std::string_view what;  // vendor and product
+};
+inline constexpr unpublished_device unpublished_devices[] = {
+    {"R300+", "Kunlunxin R300+"},
+    {"P800", "Kunlunxin P800"},
+    {"MLU590", "Cambricon MLU590"},
+    {"K100", "Hygon DCU K100"},
+    {"Z100", "Hygon DCU Z100"},
+};
+
+// "Kunlunxin P800 publishes no peak FLOP/s or memory capacity ..." for a name in
+// unpublished_devices (ignoring ASCII case), or "" for any other name.
+inline std::string unpublished_device_message(std::string_view name) {
+  for (const unpublished_device& u : unpublished_devices)
+    if (detail::same_name_ignoring_case(u.name, name))
+      return std::string(u.what) +
+             " publishes no peak FLOP/s or memory capacity a public source carries, so the device table has no "
+             "figures for it; give your vendor's with custom_device (CLI: --peak-flops and --capacity-gib, or a "
+             "--devices-file)";
+  return "";
+}
 
 // The device called `name` (as listed, ignoring ASCII case: "h100" finds H100), or nullptr.
 constexpr const device_spec* find_device(std::string_view name) {
@@ -1378,6 +1400,7 @@ constexpr const device_spec* find_device_by_product_name(std::string_view produc
 constexpr const device_spec& get_device(std::string_view name) {
   if (const device_spec* d = find_device(name)) return *d;
   detail::require(false, reason::unknown_device, "device", [&] {
+    if (std::string why = unpublished_device_message(name); !why.empty()) return why;
     return detail::unknown_name_message("device", name, devices, "known devices") +
            " (or describe one with custom_device / pass --peak-flops)";
   });
