@@ -1353,11 +1353,8 @@ struct unpublished_device {
   std::string_view what;  // vendor and product
 };
 inline constexpr unpublished_device unpublished_devices[] = {
-    {"R300+", "Kunlunxin R300+"},
-    {"P800", "Kunlunxin P800"},
-    {"MLU590", "Cambricon MLU590"},
-    {"K100", "Hygon DCU K100"},
-    {"Z100", "Hygon DCU Z100"},
+    {"R300+", "Kunlunxin R300+"}, {"P800", "Kunlunxin P800"}, {"MLU590", "Cambricon MLU590"},
+    {"K100", "Hygon DCU K100"},   {"Z100", "Hygon DCU Z100"},
 };
 
 // "Kunlunxin P800 publishes no peak FLOP/s or memory capacity ..." for a name in
@@ -3886,6 +3883,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   const state_bytes per_adapter =
       ad.fp32_adapters ? per_param_state_bytes(c, shards, fp32_training) : per_param_state_bytes(c, shards, o);
   const bool zero3 = c.zero_stage == 3;
+  // The dtype ZeRO-3/FSDP gathers weights in: the weights', or fp8 under torchao's fp8 all-gather.
+  const double gathered_bytes = o.fp8 == fp8_training::torchao_fp8_all_gather ? 1.0 : e;
   // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
   // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the
   // fp32 gradient; torchtune's chunked loss: the fp32 log-softmax of every chunk, or of one
@@ -3909,6 +3908,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // Weights on this stage: its layers, the embedding on the first, the output layer (or a
     // tied copy of the embedding, as Megatron-LM keeps one) and the final norm on the last.
     double total_params = 0, trainable = 0, largest_layer = 0;
+    double largest_gathered = 0;  // bytes of the largest layer as ZeRO-3/FSDP gathers it
     double act_stored = 0, act_working = 0, logits = 0, quantized = 0, experts = 0, trainable_experts = 0;
     double linear_weights = 0, gemms = 0;  // the layers' linear weights and GEMMs on the rank (fp8 caches)
     double largest_trainable = 0;          // the largest trainable weight tensor (optimizer_in_backward)
@@ -3952,7 +3952,14 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
             h * static_cast<double>(m.q_dim() + 2 * m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads)) / t;
         if (base_trains) trains(lp * n, std::max(mlp_matrix, qkv_matrix)), trainable_experts += routed * n;
         // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
-        if (ad.frozen_weight_bits > 0) quantized += static_cast<double>(lps.total() - lps.norms) / t * n;
+        const double quantized_lp =
+            ad.frozen_weight_bits > 0 ? static_cast<double>(lps.total() - lps.norms) / t : 0.0;
+        quantized += quantized_lp * n;
+        // Sharded quantized weights are gathered as stored, at their bits (torchao's NF4Tensor
+        // all-gathers its packed data and scales under FSDP2: fsdp_pre_all_gather; bitsandbytes'
+        // Params4bit its packed storage under FSDP1), the rest in the gathered dtype.
+        largest_gathered = std::max(largest_gathered, (lp - quantized_lp) * gathered_bytes +
+                                                          quantized_lp * ad.frozen_weight_bits / 8);
         // Adapters (a layer's adapters together bound its largest adapter tensor). LoRA; LLaMA-
         // Adapter's prompts and gates from adapter_start_layer on (v2's biases and scales in every
         // layer); adapters are refused on MoE models, so these are dense layers.
@@ -4079,8 +4086,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // ZeRO-3's gathered weights: DeepSpeed's by its prefetch, reuse and persistence rules
     // (memory/deepspeed.hpp), otherwise the running layer and the prefetched next (FSDP's
     // forward and backward prefetch of one module).
-    const double gathered_bytes = o.fp8 == fp8_training::torchao_fp8_all_gather ? 1.0 : e;
-    double gathered = zero3 ? 2.0 * largest_layer * gathered_bytes : 0.0;
+    double gathered = zero3 ? 2.0 * largest_gathered : 0.0;
     if (o.accounting == framework::deepspeed && c.zero_stage > 0) {
       const double persistent = zero3 ? static_cast<double>(sm.layers) *
                                             static_cast<double>(detail::small_layer_weights(

@@ -611,6 +611,17 @@ TEST_CASE("QLoRA: the blocks' linear weights at 4.127 bits, the rest in bf16") {
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("quantized weights stay frozen"), config_error);
   o.adapters = {.lora_rank = 8};
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("with no targets"), config_error);
+  // Sharded over 8 FSDP ranks, the base's blocks are gathered as stored: a layer's linear weights
+  // (4 x 4096^2 + 3 x 4096 x 11008 = 202,375,168) at 4.5 bits under NF4 (torchao's NF4Tensor
+  // gathers its packed data) instead of 2 bytes; the running and the prefetched layer, so the
+  // gathered weights shrink by 2 x 202,375,168 x (2 - 4.5 / 8) bytes against a bf16 LoRA base.
+  o.adapters = {.lora_rank = 8, .lora_targets = lora_target::q | lora_target::v};
+  o.accounting = framework::fsdp;
+  const parallel_config fsdp{.zero_stage = 3};
+  const double bf16_base = estimate_memory(l7, fsdp, 8, o).stages[0].other;
+  o.adapters.frozen_weight_bits = *quantized_weight_bits("nf4");
+  CHECK(bf16_base - estimate_memory(l7, fsdp, 8, o).stages[0].other ==
+        doctest::Approx(2 * 202'375'168.0 * (2 - 4.5 / 8)));
 }
 
 TEST_CASE("what each counter reads: live tensors, the allocator's reserve, the device's own counter") {
