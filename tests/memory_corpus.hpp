@@ -329,6 +329,10 @@ inline std::vector<row> load(const std::string& path) {
           if (f[c_adapter][i] != ',') stated += f[c_adapter][i];
       if (!stated.empty()) r.stated_trainable = std::stoll(stated);
     }
+    // torchtune's NF4 is torchao's NF4Tensor, which quantizes its per-block scalers to int8 in
+    // blocks of 256 (to_nf4's scaler_block_size): double quantization, 4.127 bits a weight.
+    if (o.adapters.frozen_weight_bits == *quantized_weight_bits("nf4") && detail::has(framework_name, "torchtune"))
+      o.adapters.frozen_weight_bits = *quantized_weight_bits("nf4-dq");
     // bitsandbytes 0.41's 4-bit matmul keeps its input (adapter_options::quantized_inputs_kept).
     if (o.adapters.frozen_weight_bits > 0 && detail::has(f[c_version], "bitsandbytes 0.41") &&
         !detail::has(f[c_adapter], "gptq") && !detail::has(f[c_adapter], "GPTQ"))
