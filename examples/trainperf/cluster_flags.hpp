@@ -70,12 +70,7 @@ inline cluster_setup cluster_from_args(const args& a) {
   const std::string device_name = a.get("device") ? *a.get("device") : cf ? cf->device : std::string();
   if (device_name.empty())
     throw config_error("device", "give the accelerator with --device NAME (or a --cluster file)");
-  const device_spec* dev = s.file.find(device_name);
-  if (dev == nullptr) dev = find_device(device_name);
-  if (dev == nullptr)
-    throw config_error(
-        "device", trainperf::detail::unknown_name_message("device", device_name, all_devices(s.file), "known devices") +
-                      " (or describe yours in a --devices-file)");
+  const device_spec* dev = &find_device_or_throw(device_name, s.file);
   s.profile = a.get("profile") ? io::read_profile(*a.get("profile")) : builtin_profile(dev->name);
   s.kernel_source = a.get("profile") ? "profile " + s.profile.name + " (" + *a.get("profile") + ")"
                                      : fmt::format("built-in profile {}: the published best rates x {:.2f} sustained",

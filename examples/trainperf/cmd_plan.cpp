@@ -21,6 +21,11 @@ std::vector<flag> plan_flags() {
   std::vector<flag> f;
   for (const flag& x : memory_flags()) {
     if (decided_by_the_cluster(x.name)) continue;
+    // The planner splits the layers itself (uneven first/last stages where they do not divide,
+    // the embedding and loss counted as layers under megatron-core): no split flags.
+    if (x.name == "first-stage-layers" || x.name == "last-stage-layers" || x.name == "stage-layers" ||
+        x.name == "account-for-embedding-in-pipeline-split" || x.name == "account-for-loss-in-pipeline-split")
+      continue;
     // A layout flag given fixes that dimension of the search.
     if (x.name == "tp" || x.name == "pp" || x.name == "cp" || x.name == "ep" || x.name == "vpp" || x.name == "lbs" ||
         x.name == "zero" || x.name == "recompute" || x.name == "sp" || x.name == "distributed-optimizer")

@@ -31,15 +31,21 @@ inline std::vector<device_spec> all_devices(const io::device_table& file) {
   return all;
 }
 
-// The device --device names, looked up in `file` (from --devices-file) and in the built-in table.
-inline const device_spec& device_from_args(const args& a, const io::device_table& file) {
-  const std::string name = *a.get("device");
+// The device called `name`, looked up in `file` (from --devices-file) and in the built-in table;
+// an unknown name is an error that says what to do.
+inline const device_spec& find_device_or_throw(const std::string& name, const io::device_table& file) {
   if (const device_spec* d = file.find(name)) return *d;
   if (const device_spec* d = find_device(name)) return *d;
-  if (std::string why = unpublished_device_message(name); !why.empty()) throw config_error("device", why);
+  if (std::string why = unpublished_device_message(name); !why.empty())
+    throw config_error("device", why + "; describe it in a --devices-file with your vendor's figures");
   throw config_error("device",
                      trainperf::detail::unknown_name_message("device", name, all_devices(file), "known devices") +
                          " (or describe yours in a --devices-file)");
+}
+
+// The device --device names.
+inline const device_spec& device_from_args(const args& a, const io::device_table& file) {
+  return find_device_or_throw(*a.get("device"), file);
 }
 
 }  // namespace trainperf::cli

@@ -25,9 +25,10 @@ inline std::string describe_layout(const parallel_config& c, std::int64_t world)
   if (c.first_stage_layers > 0 || c.last_stage_layers > 0)
     s += fmt::format(", first/last stage layers {}/{}", c.first_stage_layers, c.last_stage_layers);
   if (c.embedding_as_layer || c.loss_as_layer)
-    s += fmt::format(", {} counted as a pipeline layer", c.embedding_as_layer && c.loss_as_layer ? "embedding and loss"
-                                                         : c.embedding_as_layer                  ? "embedding"
-                                                                                                 : "loss");
+    s +=
+        fmt::format(", {} counted in the pipeline split", c.embedding_as_layer && c.loss_as_layer ? "embedding and loss"
+                                                          : c.embedding_as_layer                  ? "embedding"
+                                                                                                  : "loss");
   if (c.sequence_parallel) s += ", sequence parallel";
   if (c.zero_stage > 0) s += fmt::format(", ZeRO-{}", c.zero_stage);
   if (c.distributed_optimizer) s += ", distributed optimizer";

@@ -124,6 +124,7 @@ inline void lora_targets_q_k_v_and_fused_qkv() {}
 inline void lora_on_moe_layers_is_not_modeled() {}
 inline void frozen_weight_bits_out_of_range() {}
 inline void quantized_inputs_need_quantized_weights() {}
+inline void fp32_adapters_without_lora() {}
 inline void two_kinds_of_adapters() {}
 inline void adapter_prompt_out_of_range() {}
 }  // namespace reason
@@ -161,6 +162,11 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
                     return "frozen_weight_bits " + format_double(a.frozen_weight_bits) +
                            " is outside 0..32; give 0 (the weights' dtype) or a format's bits (nf4 4.5)";
                   });
+  detail::require(!a.fp32_adapters || a.lora(), reason::fp32_adapters_without_lora, "fp32_adapters", [&] {
+    return std::string(
+        "fp32_adapters without LoRA (lora_rank 0): only PEFT's LoRA adapters are built in fp32 "
+        "(before 0.6.0); give a LoRA rank and targets or drop it");
+  });
   detail::require(!a.quantized_inputs_kept || a.frozen_weight_bits > 0, reason::quantized_inputs_need_quantized_weights,
                   "quantized_inputs_kept", [&] {
                     return std::string(

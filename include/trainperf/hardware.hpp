@@ -254,14 +254,13 @@ inline constexpr unpublished_device unpublished_devices[] = {
 };
 
 // "Kunlunxin P800 publishes no peak FLOP/s or memory capacity ..." for a name in
-// unpublished_devices (ignoring ASCII case), or "" for any other name.
+// unpublished_devices (ignoring ASCII case), or "" for any other name; the caller adds its fix.
 inline std::string unpublished_device_message(std::string_view name) {
   for (const unpublished_device& u : unpublished_devices)
     if (detail::same_name_ignoring_case(u.name, name))
       return std::string(u.what) +
              " publishes no peak FLOP/s or memory capacity a public source carries, so the device table has no "
-             "figures for it; give your vendor's with custom_device (CLI: --peak-flops and --capacity-gib, or a "
-             "--devices-file)";
+             "figures for it";
   return "";
 }
 
@@ -293,7 +292,8 @@ constexpr const device_spec* find_device_by_product_name(std::string_view produc
 constexpr const device_spec& get_device(std::string_view name) {
   if (const device_spec* d = find_device(name)) return *d;
   detail::require(false, reason::unknown_device, "device", [&] {
-    if (std::string why = unpublished_device_message(name); !why.empty()) return why;
+    if (std::string why = unpublished_device_message(name); !why.empty())
+      return why + "; describe it with custom_device and your vendor's figures";
     return detail::unknown_name_message("device", name, devices, "known devices") +
            " (or describe one with custom_device / pass --peak-flops)";
   });

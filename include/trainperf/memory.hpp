@@ -349,8 +349,11 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   const adapter_options& ad = o.adapters;
   const bool base_trains = base_weights_train(m, ad);
   const bool quantized_keep = ad.frozen_weight_bits > 0 && ad.quantized_inputs_kept;
+  // fp32 adapters (PEFT before 0.6) take their own copy of the input (x.to(fp32), which autocast
+  // casts back to a 16-bit copy that lora_A saves), so they keep it per target, as with dropout.
+  const bool own_copy = ad.lora_dropout || (ad.fp32_adapters && e < 4);
   const auto input_kept = [&](unsigned targets) {
-    return base_trains || quantized_keep || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
+    return base_trains || quantized_keep || ((ad.lora_targets & targets) != 0 && !own_copy);
   };
   namespace lt = lora_target;
   // An MoE layer's experts also keep their inputs: each token's hidden state permuted to its
@@ -360,7 +363,9 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // keeps etp ranks' tokens at full width; the experts' ffn-wide tensors are split etp ways, so
   // they stay 1/tp of the layer's tokens whatever etp is.
   const double expert_inputs = moe_layer ? routed_share * static_cast<double>(m.moe.top_k) * h : 0;
-  const double expert_tp = static_cast<double>(c.resolved_etp());
+  // (Without sequence parallelism at tp > 1, which Megatron-LM refuses for MoE, every rank holds
+  // the whole sequence already: no gather.)
+  const double expert_tp = c.sequence_parallel || c.tp == 1 ? static_cast<double>(c.resolved_etp()) : 1.0;
   const double linear_inputs = (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) +
                                (input_kept(lt::gate | lt::up) ? h + expert_inputs * expert_tp : 0);
   // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (an
@@ -391,7 +396,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // Per LoRA target: A's output (r, B's input); with dropout, the copy of the input and its mask.
   double lora_rep = 0, lora_split = 0;
   if (ad.lora()) {
-    const double r = static_cast<double>(ad.lora_rank), drop = ad.lora_dropout ? e + 1 : 0;
+    const double r = static_cast<double>(ad.lora_rank), drop = ad.lora_dropout ? e + 1 : own_copy ? e : 0;
     const unsigned present = lora_targets_present(m, ad);
     for (unsigned bit : {lt::q, lt::k, lt::v, lt::qkv, lt::o, lt::gate, lt::up, lt::down}) {
       if ((present & bit) == 0) continue;
@@ -813,8 +818,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     sm.grads =
         dense_trainable * per_param.grads + trainable_experts * per_expert.grads + adapter_params * per_adapter.grads;
     // Stepped in the backward: one weight's gradient at a time, the largest at the peak.
-    if (o.optimizer_in_backward) sm.grads = std::min(sm.grads, largest_trainable * per_param.grads);
-    // FSDP's no_sync: whole units' gradients, unsharded, until the last micro-batch's sync.
+    if (o.optimizer_in_backward)
+      sm.grads = std::min(
+          sm.grads, largest_trainable * (base_trains || ad.train_embeddings ? per_param.grads : per_adapter.grads));
+    // FSDP's no_sync: whole units' gradients, unsharded, until the last micro-batch's sync (in
+    // the compute dtype, fp32 adapters too: FSDP's mixed precision computes every gradient in it).
     if (o.unsharded_grad_accumulation && o.micro_batches > 1) sm.grads = std::max(sm.grads, unit_weights * e);
     // Offloaded layer inputs: the device keeps the 5 most recent (torchtune's max_fwd_stash_size).
     if (o.offload_activations) act_stored = std::min(act_stored, 5 * recomputed_input);
@@ -850,7 +858,9 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // activations and gathered ZeRO-3 layers; what they do not fill stays reserved (see
     // weights_built_in_fp32).
     if (o.weights_built_in_fp32)
-      sm.reserve = std::max(0.0, sm.params * (4.0 / e) - sm.params - sm.grads - sm.activations - gathered);
+      sm.reserve =
+          std::max(0.0, (sm.params - adapter_params * per_adapter.params) * (4.0 / e) +
+                            adapter_params * per_adapter.params - sm.params - sm.grads - sm.activations - gathered);
     // The optimizer step's temporary comes after the backward has freed the activations, the
     // loss's buffers and the gathered weights, and may take the reserved blocks too: it raises the
     // peak only by what it outgrows them (the allocator's growth stays the activations' own).

@@ -171,11 +171,16 @@ constexpr void validate(const transformer_spec& m) {
     if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
     if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");
     if (m.moe.shared_expert_ffn != 0) require_dimension(m.moe.shared_expert_ffn, "shared_expert_ffn");
+    require(m.moe.shared_expert_ffn == 0 || m.moe.shared_experts > 0, reason::moe_fields_set_on_a_dense_model,
+            "shared_expert_ffn", [&] {
+              return "shared_expert_ffn " + str(m.moe.shared_expert_ffn) +
+                     " without shared experts (shared_experts 0); set shared_experts or clear shared_expert_ffn";
+            });
   } else {
-    require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0,
+    require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0 && m.moe.layer_freq == 1,
             reason::moe_fields_set_on_a_dense_model, "experts", [&] {
               return std::string(
-                  "expert_ffn or shared_experts is set but experts is 0; set experts and "
+                  "expert_ffn, shared_experts or a layer frequency is set but experts is 0; set experts and "
                   "top_k for a mixture-of-experts model, or clear the expert fields");
             });
   }

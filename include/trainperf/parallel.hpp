@@ -243,27 +243,13 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
               return "first/last stage layers " + str(c.first_stage_layers) + ", " + str(c.last_stage_layers) +
                      " are negative; give 0 (an even split) or a count";
             });
-    const bool counted = c.embedding_as_layer || c.loss_as_layer;
-    r.check(!counted || (!uneven && !c.stage_layers.given()), reason::embedding_as_layer_with_uneven_stages,
-            "embedding_as_layer", [&] {
-              return std::string(
-                  "the embedding or loss counted as a pipeline layer with first/last or listed stage "
-                  "layers: Megatron-LM takes one or the other; drop one");
-            });
-    const std::int64_t split = c.split().split_layers(m.layers);
-    r.check(uneven || c.stage_layers.given() || split % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp,
-            "pp", [&] {
-              return "layers " + str(m.layers) +
-                     (counted ? " (" + str(split) + " counting the embedding or loss as layers)" : "") +
-                     " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " + str(chunks) +
-                     "; pick pp x vpp dividing " + str(split) +
-                     " or give the first/last stages their own layer counts (partition_layers)" +
-                     (!counted && (m.layers + 2) % chunks == 0
-                          ? ", or count the embedding and the loss as layers (" + str(m.layers + 2) +
-                                ": embedding_as_layer and loss_as_layer, --account-for-embedding-in-pipeline-split "
-                                "--account-for-loss-in-pipeline-split)"
-                          : "");
-            });
+    const layer_split split = c.split();
+    r.check(!split.counts_embedding_or_loss() || (!uneven && !c.stage_layers.given()),
+            reason::embedding_as_layer_with_uneven_stages, counted_split_field(split),
+            [&] { return describe_counted_with_uneven_stages(split); });
+    r.check(uneven || c.stage_layers.given() || split.split_layers(m.layers) % chunks == 0,
+            reason::layers_are_not_divisible_by_pp_times_vpp, "pp",
+            [&] { return describe_uneven_split(m.layers, split); });
     if (m.is_moe()) {
       r.check(m.moe.experts % c.ep == 0, reason::experts_are_not_divisible_by_ep, "ep", [&] {
         return "experts " + str(m.moe.experts) + " are not divisible by ep " + str(c.ep) + "; pick an ep dividing " +

@@ -70,6 +70,42 @@ struct layer_split {
   [[nodiscard]] constexpr bool counts_embedding_or_loss() const { return embedding_as_layer || loss_as_layer; }
 };
 
+// Why `layers` do not split evenly over the pp x vpp chunks, and what would (partition_layers
+// and validate(parallel_config) refuse with it).
+inline std::string describe_uneven_split(std::int64_t layers, const layer_split& s) {
+  using detail::str;
+  const std::int64_t chunks = s.pp * s.vpp, total = s.split_layers(layers);
+  std::string m =
+      "layers " + str(layers) +
+      (s.counts_embedding_or_loss() ? " (" + str(total) + " counting the embedding or loss as layers)" : "") +
+      " are not divisible by pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " + str(chunks) +
+      "; pick pp x vpp dividing " + str(total);
+  if (s.counts_embedding_or_loss()) return m;
+  if (s.vpp == 1) m += ", give the first/last stages their own layer counts (first_stage_layers, last_stage_layers)";
+  if ((layers + 1) % chunks == 0)
+    m += ", or count the embedding as a layer (" + str(layers + 1) +
+         ": embedding_as_layer, --account-for-embedding-in-pipeline-split)";
+  else if ((layers + 2) % chunks == 0)
+    m += ", or count the embedding and the loss as layers (" + str(layers + 2) +
+         ": embedding_as_layer and loss_as_layer, --account-for-embedding-in-pipeline-split "
+         "--account-for-loss-in-pipeline-split)";
+  return m;
+}
+
+// The field and message refusing the embedding or loss counted as a layer beside first/last or
+// listed stage counts.
+constexpr std::string_view counted_split_field(const layer_split& s) {
+  return s.embedding_as_layer ? "embedding_as_layer" : "loss_as_layer";
+}
+inline std::string describe_counted_with_uneven_stages(const layer_split& s) {
+  return std::string(counted_split_field(s)) + " with " +
+         (s.listed.given() ? std::string("listed stage layers")
+                           : "first/last stage layers " + detail::str(s.first_stage_layers) + "/" +
+                                 detail::str(s.last_stage_layers)) +
+         ": Megatron-LM counts the embedding and loss in an even split only; drop the stage counts or "
+         "--account-for-embedding/loss-in-pipeline-split";
+}
+
 // Whether a listed split is usable for `layers` layers: one count per stage, none negative,
 // adding up to the layers, no first/last counts beside it, no virtual stages.
 constexpr bool listed_stages_split(std::int64_t layers, const layer_split& s) {
@@ -111,21 +147,13 @@ constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const 
   detail::require_positive(s.vpp, "vpp");
   const bool uneven = s.first_stage_layers > 0 || s.last_stage_layers > 0;
   detail::require(!s.counts_embedding_or_loss() || (!uneven && !s.listed.given()),
-                  reason::embedding_as_layer_with_uneven_stages, "embedding_as_layer", [&] {
-                    return std::string(
-                        "the embedding or loss counted as a pipeline layer with first/last or listed "
-                        "stage layers: Megatron-LM takes one or the other; drop one");
-                  });
+                  reason::embedding_as_layer_with_uneven_stages, counted_split_field(s),
+                  [&] { return describe_counted_with_uneven_stages(s); });
   std::vector<stage_layers> out;
   if (!uneven && !s.listed.given()) {
     const std::int64_t blocks = s.pp * s.vpp, total = s.split_layers(layers);
-    detail::require(total % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
-      const std::string what = s.counts_embedding_or_loss() ? "layers " + str(layers) + " (" + str(total) +
-                                                                  " counting the embedding or loss as layers)"
-                                                            : "layers " + str(layers);
-      return what + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " + str(blocks) +
-             " chunks; pick pp x vpp dividing " + str(total) + ", or set first/last stage layers";
-    });
+    detail::require(total % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp",
+                    [&] { return describe_uneven_split(layers, s); });
     const std::int64_t per = total / blocks, skip = s.embedding_as_layer ? 1 : 0;
     for (std::int64_t st = 0; st < s.pp; ++st)
       for (std::int64_t c = 0; c < s.vpp; ++c) {

@@ -495,7 +495,9 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     if (s.output) {
       fwd[st] += head.forward, bwd[st] += head.backward;
       stage_params[st] += static_cast<double>(pc.output) / tp;
-      if (root_unit) stage_last_piece[st] += static_cast<double>(pc.output) / tp + static_cast<double>(m.hidden);
+      if (root_unit)
+        stage_last_piece[st] +=
+            static_cast<double>(pc.output) / tp + static_cast<double>(detail::norm_params(m.norm, m.hidden));
     }
   }
   if (m.tied_embeddings && c.pp > 1) stage_params[pp - 1] += static_cast<double>(pc.token_embedding) / tp;

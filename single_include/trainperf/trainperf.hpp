@@ -331,11 +331,16 @@ constexpr void validate(const transformer_spec& m) {
     if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
     if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");
     if (m.moe.shared_expert_ffn != 0) require_dimension(m.moe.shared_expert_ffn, "shared_expert_ffn");
+    require(m.moe.shared_expert_ffn == 0 || m.moe.shared_experts > 0, reason::moe_fields_set_on_a_dense_model,
+            "shared_expert_ffn", [&] {
+              return "shared_expert_ffn " + str(m.moe.shared_expert_ffn) +
+                     " without shared experts (shared_experts 0); set shared_experts or clear shared_expert_ffn";
+            });
   } else {
-    require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0,
+    require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0 && m.moe.layer_freq == 1,
             reason::moe_fields_set_on_a_dense_model, "experts", [&] {
               return std::string(
-                  "expert_ffn or shared_experts is set but experts is 0; set experts and "
+                  "expert_ffn, shared_experts or a layer frequency is set but experts is 0; set experts and "
                   "top_k for a mixture-of-experts model, or clear the expert fields");
             });
   }
@@ -683,6 +688,7 @@ inline void lora_targets_q_k_v_and_fused_qkv() {}
 inline void lora_on_moe_layers_is_not_modeled() {}
 inline void frozen_weight_bits_out_of_range() {}
 inline void quantized_inputs_need_quantized_weights() {}
+inline void fp32_adapters_without_lora() {}
 inline void two_kinds_of_adapters() {}
 inline void adapter_prompt_out_of_range() {}
 }  // namespace reason
@@ -720,6 +726,11 @@ constexpr void validate(const adapter_options& a, const transformer_spec& m) {
                     return "frozen_weight_bits " + format_double(a.frozen_weight_bits) +
                            " is outside 0..32; give 0 (the weights' dtype) or a format's bits (nf4 4.5)";
                   });
+  detail::require(!a.fp32_adapters || a.lora(), reason::fp32_adapters_without_lora, "fp32_adapters", [&] {
+    return std::string(
+        "fp32_adapters without LoRA (lora_rank 0): only PEFT's LoRA adapters are built in fp32 "
+        "(before 0.6.0); give a LoRA rank and targets or drop it");
+  });
   detail::require(!a.quantized_inputs_kept || a.frozen_weight_bits > 0, reason::quantized_inputs_need_quantized_weights,
                   "quantized_inputs_kept", [&] {
                     return std::string(
@@ -1358,14 +1369,13 @@ inline constexpr unpublished_device unpublished_devices[] = {
 };
 
 // "Kunlunxin P800 publishes no peak FLOP/s or memory capacity ..." for a name in
-// unpublished_devices (ignoring ASCII case), or "" for any other name.
+// unpublished_devices (ignoring ASCII case), or "" for any other name; the caller adds its fix.
 inline std::string unpublished_device_message(std::string_view name) {
   for (const unpublished_device& u : unpublished_devices)
     if (detail::same_name_ignoring_case(u.name, name))
       return std::string(u.what) +
              " publishes no peak FLOP/s or memory capacity a public source carries, so the device table has no "
-             "figures for it; give your vendor's with custom_device (CLI: --peak-flops and --capacity-gib, or a "
-             "--devices-file)";
+             "figures for it";
   return "";
 }
 
@@ -1397,7 +1407,8 @@ constexpr const device_spec* find_device_by_product_name(std::string_view produc
 constexpr const device_spec& get_device(std::string_view name) {
   if (const device_spec* d = find_device(name)) return *d;
   detail::require(false, reason::unknown_device, "device", [&] {
-    if (std::string why = unpublished_device_message(name); !why.empty()) return why;
+    if (std::string why = unpublished_device_message(name); !why.empty())
+      return why + "; describe it with custom_device and your vendor's figures";
     return detail::unknown_name_message("device", name, devices, "known devices") +
            " (or describe one with custom_device / pass --peak-flops)";
   });
@@ -2242,6 +2253,42 @@ struct layer_split {
   [[nodiscard]] constexpr bool counts_embedding_or_loss() const { return embedding_as_layer || loss_as_layer; }
 };
 
+// Why `layers` do not split evenly over the pp x vpp chunks, and what would (partition_layers
+// and validate(parallel_config) refuse with it).
+inline std::string describe_uneven_split(std::int64_t layers, const layer_split& s) {
+  using detail::str;
+  const std::int64_t chunks = s.pp * s.vpp, total = s.split_layers(layers);
+  std::string m =
+      "layers " + str(layers) +
+      (s.counts_embedding_or_loss() ? " (" + str(total) + " counting the embedding or loss as layers)" : "") +
+      " are not divisible by pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " + str(chunks) +
+      "; pick pp x vpp dividing " + str(total);
+  if (s.counts_embedding_or_loss()) return m;
+  if (s.vpp == 1) m += ", give the first/last stages their own layer counts (first_stage_layers, last_stage_layers)";
+  if ((layers + 1) % chunks == 0)
+    m += ", or count the embedding as a layer (" + str(layers + 1) +
+         ": embedding_as_layer, --account-for-embedding-in-pipeline-split)";
+  else if ((layers + 2) % chunks == 0)
+    m += ", or count the embedding and the loss as layers (" + str(layers + 2) +
+         ": embedding_as_layer and loss_as_layer, --account-for-embedding-in-pipeline-split "
+         "--account-for-loss-in-pipeline-split)";
+  return m;
+}
+
+// The field and message refusing the embedding or loss counted as a layer beside first/last or
+// listed stage counts.
+constexpr std::string_view counted_split_field(const layer_split& s) {
+  return s.embedding_as_layer ? "embedding_as_layer" : "loss_as_layer";
+}
+inline std::string describe_counted_with_uneven_stages(const layer_split& s) {
+  return std::string(counted_split_field(s)) + " with " +
+         (s.listed.given() ? std::string("listed stage layers")
+                           : "first/last stage layers " + detail::str(s.first_stage_layers) + "/" +
+                                 detail::str(s.last_stage_layers)) +
+         ": Megatron-LM counts the embedding and loss in an even split only; drop the stage counts or "
+         "--account-for-embedding/loss-in-pipeline-split";
+}
+
 // Whether a listed split is usable for `layers` layers: one count per stage, none negative,
 // adding up to the layers, no first/last counts beside it, no virtual stages.
 constexpr bool listed_stages_split(std::int64_t layers, const layer_split& s) {
@@ -2283,21 +2330,13 @@ constexpr std::vector<stage_layers> partition_layers(std::int64_t layers, const 
   detail::require_positive(s.vpp, "vpp");
   const bool uneven = s.first_stage_layers > 0 || s.last_stage_layers > 0;
   detail::require(!s.counts_embedding_or_loss() || (!uneven && !s.listed.given()),
-                  reason::embedding_as_layer_with_uneven_stages, "embedding_as_layer", [&] {
-                    return std::string(
-                        "the embedding or loss counted as a pipeline layer with first/last or listed "
-                        "stage layers: Megatron-LM takes one or the other; drop one");
-                  });
+                  reason::embedding_as_layer_with_uneven_stages, counted_split_field(s),
+                  [&] { return describe_counted_with_uneven_stages(s); });
   std::vector<stage_layers> out;
   if (!uneven && !s.listed.given()) {
     const std::int64_t blocks = s.pp * s.vpp, total = s.split_layers(layers);
-    detail::require(total % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp", [&] {
-      const std::string what = s.counts_embedding_or_loss() ? "layers " + str(layers) + " (" + str(total) +
-                                                                  " counting the embedding or loss as layers)"
-                                                            : "layers " + str(layers);
-      return what + " do not split over pp " + str(s.pp) + " x vpp " + str(s.vpp) + " = " + str(blocks) +
-             " chunks; pick pp x vpp dividing " + str(total) + ", or set first/last stage layers";
-    });
+    detail::require(total % blocks == 0, reason::layers_do_not_split_over_the_stages, "pp",
+                    [&] { return describe_uneven_split(layers, s); });
     const std::int64_t per = total / blocks, skip = s.embedding_as_layer ? 1 : 0;
     for (std::int64_t st = 0; st < s.pp; ++st)
       for (std::int64_t c = 0; c < s.vpp; ++c) {
@@ -2743,27 +2782,13 @@ constexpr std::vector<violation> check_parallel(const parallel_config& c, const 
               return "first/last stage layers " + str(c.first_stage_layers) + ", " + str(c.last_stage_layers) +
                      " are negative; give 0 (an even split) or a count";
             });
-    const bool counted = c.embedding_as_layer || c.loss_as_layer;
-    r.check(!counted || (!uneven && !c.stage_layers.given()), reason::embedding_as_layer_with_uneven_stages,
-            "embedding_as_layer", [&] {
-              return std::string(
-                  "the embedding or loss counted as a pipeline layer with first/last or listed stage "
-                  "layers: Megatron-LM takes one or the other; drop one");
-            });
-    const std::int64_t split = c.split().split_layers(m.layers);
-    r.check(uneven || c.stage_layers.given() || split % chunks == 0, reason::layers_are_not_divisible_by_pp_times_vpp,
-            "pp", [&] {
-              return "layers " + str(m.layers) +
-                     (counted ? " (" + str(split) + " counting the embedding or loss as layers)" : "") +
-                     " are not divisible by pp " + str(c.pp) + " x vpp " + str(c.vpp) + " = " + str(chunks) +
-                     "; pick pp x vpp dividing " + str(split) +
-                     " or give the first/last stages their own layer counts (partition_layers)" +
-                     (!counted && (m.layers + 2) % chunks == 0
-                          ? ", or count the embedding and the loss as layers (" + str(m.layers + 2) +
-                                ": embedding_as_layer and loss_as_layer, --account-for-embedding-in-pipeline-split "
-                                "--account-for-loss-in-pipeline-split)"
-                          : "");
-            });
+    const layer_split split = c.split();
+    r.check(!split.counts_embedding_or_loss() || (!uneven && !c.stage_layers.given()),
+            reason::embedding_as_layer_with_uneven_stages, counted_split_field(split),
+            [&] { return describe_counted_with_uneven_stages(split); });
+    r.check(uneven || c.stage_layers.given() || split.split_layers(m.layers) % chunks == 0,
+            reason::layers_are_not_divisible_by_pp_times_vpp, "pp",
+            [&] { return describe_uneven_split(m.layers, split); });
     if (m.is_moe()) {
       r.check(m.moe.experts % c.ep == 0, reason::experts_are_not_divisible_by_ep, "ep", [&] {
         return "experts " + str(m.moe.experts) + " are not divisible by ep " + str(c.ep) + "; pick an ep dividing " +
@@ -3601,8 +3626,11 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   const adapter_options& ad = o.adapters;
   const bool base_trains = base_weights_train(m, ad);
   const bool quantized_keep = ad.frozen_weight_bits > 0 && ad.quantized_inputs_kept;
+  // fp32 adapters (PEFT before 0.6) take their own copy of the input (x.to(fp32), which autocast
+  // casts back to a 16-bit copy that lora_A saves), so they keep it per target, as with dropout.
+  const bool own_copy = ad.lora_dropout || (ad.fp32_adapters && e < 4);
   const auto input_kept = [&](unsigned targets) {
-    return base_trains || quantized_keep || ((ad.lora_targets & targets) != 0 && !ad.lora_dropout);
+    return base_trains || quantized_keep || ((ad.lora_targets & targets) != 0 && !own_copy);
   };
   namespace lt = lora_target;
   // An MoE layer's experts also keep their inputs: each token's hidden state permuted to its
@@ -3612,7 +3640,9 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // keeps etp ranks' tokens at full width; the experts' ffn-wide tensors are split etp ways, so
   // they stay 1/tp of the layer's tokens whatever etp is.
   const double expert_inputs = moe_layer ? routed_share * static_cast<double>(m.moe.top_k) * h : 0;
-  const double expert_tp = static_cast<double>(c.resolved_etp());
+  // (Without sequence parallelism at tp > 1, which Megatron-LM refuses for MoE, every rank holds
+  // the whole sequence already: no gather.)
+  const double expert_tp = c.sequence_parallel || c.tp == 1 ? static_cast<double>(c.resolved_etp()) : 1.0;
   const double linear_inputs = (input_kept(lt::q | lt::k | lt::v | lt::qkv) ? h : 0) +
                                (input_kept(lt::gate | lt::up) ? h + expert_inputs * expert_tp : 0);
   // The MLP's kept tensors besides the down projection's input (f): SwiGLU's gate and up (an
@@ -3643,7 +3673,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
   // Per LoRA target: A's output (r, B's input); with dropout, the copy of the input and its mask.
   double lora_rep = 0, lora_split = 0;
   if (ad.lora()) {
-    const double r = static_cast<double>(ad.lora_rank), drop = ad.lora_dropout ? e + 1 : 0;
+    const double r = static_cast<double>(ad.lora_rank), drop = ad.lora_dropout ? e + 1 : own_copy ? e : 0;
     const unsigned present = lora_targets_present(m, ad);
     for (unsigned bit : {lt::q, lt::k, lt::v, lt::qkv, lt::o, lt::gate, lt::up, lt::down}) {
       if ((present & bit) == 0) continue;
@@ -3952,14 +3982,13 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
             h * static_cast<double>(m.q_dim() + 2 * m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads)) / t;
         if (base_trains) trains(lp * n, std::max(mlp_matrix, qkv_matrix)), trainable_experts += routed * n;
         // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
-        const double quantized_lp =
-            ad.frozen_weight_bits > 0 ? static_cast<double>(lps.total() - lps.norms) / t : 0.0;
+        const double quantized_lp = ad.frozen_weight_bits > 0 ? static_cast<double>(lps.total() - lps.norms) / t : 0.0;
         quantized += quantized_lp * n;
         // Sharded quantized weights are gathered as stored, at their bits (torchao's NF4Tensor
         // all-gathers its packed data and scales under FSDP2: fsdp_pre_all_gather; bitsandbytes'
         // Params4bit its packed storage under FSDP1), the rest in the gathered dtype.
-        largest_gathered = std::max(largest_gathered, (lp - quantized_lp) * gathered_bytes +
-                                                          quantized_lp * ad.frozen_weight_bits / 8);
+        largest_gathered =
+            std::max(largest_gathered, (lp - quantized_lp) * gathered_bytes + quantized_lp * ad.frozen_weight_bits / 8);
         // Adapters (a layer's adapters together bound its largest adapter tensor). LoRA; LLaMA-
         // Adapter's prompts and gates from adapter_start_layer on (v2's biases and scales in every
         // layer); adapters are refused on MoE models, so these are dense layers.
@@ -4066,8 +4095,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     sm.grads =
         dense_trainable * per_param.grads + trainable_experts * per_expert.grads + adapter_params * per_adapter.grads;
     // Stepped in the backward: one weight's gradient at a time, the largest at the peak.
-    if (o.optimizer_in_backward) sm.grads = std::min(sm.grads, largest_trainable * per_param.grads);
-    // FSDP's no_sync: whole units' gradients, unsharded, until the last micro-batch's sync.
+    if (o.optimizer_in_backward)
+      sm.grads = std::min(
+          sm.grads, largest_trainable * (base_trains || ad.train_embeddings ? per_param.grads : per_adapter.grads));
+    // FSDP's no_sync: whole units' gradients, unsharded, until the last micro-batch's sync (in
+    // the compute dtype, fp32 adapters too: FSDP's mixed precision computes every gradient in it).
     if (o.unsharded_grad_accumulation && o.micro_batches > 1) sm.grads = std::max(sm.grads, unit_weights * e);
     // Offloaded layer inputs: the device keeps the 5 most recent (torchtune's max_fwd_stash_size).
     if (o.offload_activations) act_stored = std::min(act_stored, 5 * recomputed_input);
@@ -4103,7 +4135,9 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // activations and gathered ZeRO-3 layers; what they do not fill stays reserved (see
     // weights_built_in_fp32).
     if (o.weights_built_in_fp32)
-      sm.reserve = std::max(0.0, sm.params * (4.0 / e) - sm.params - sm.grads - sm.activations - gathered);
+      sm.reserve =
+          std::max(0.0, (sm.params - adapter_params * per_adapter.params) * (4.0 / e) +
+                            adapter_params * per_adapter.params - sm.params - sm.grads - sm.activations - gathered);
     // The optimizer step's temporary comes after the backward has freed the activations, the
     // loss's buffers and the gathered weights, and may take the reserved blocks too: it raises the
     // peak only by what it outgrows them (the allocator's growth stays the activations' own).
@@ -4694,7 +4728,9 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     if (s.output) {
       fwd[st] += head.forward, bwd[st] += head.backward;
       stage_params[st] += static_cast<double>(pc.output) / tp;
-      if (root_unit) stage_last_piece[st] += static_cast<double>(pc.output) / tp + static_cast<double>(m.hidden);
+      if (root_unit)
+        stage_last_piece[st] +=
+            static_cast<double>(pc.output) / tp + static_cast<double>(detail::norm_params(m.norm, m.hidden));
     }
   }
   if (m.tied_embeddings && c.pp > 1) stage_params[pp - 1] += static_cast<double>(pc.token_embedding) / tp;

@@ -94,6 +94,6 @@ TEST_CASE("Ascend 910B: per-chip peaks add up to the servers' published totals")
   CHECK(get_device("BI-V150").memory_bytes == 64 * GiB);
   // Named devices without published figures say so instead of "unknown device", with the fix.
   CHECK_THROWS_WITH_AS(get_device("p800"), doctest::Contains("Kunlunxin P800 publishes no peak FLOP/s"), config_error);
-  CHECK_THROWS_WITH_AS(get_device("MLU590"), doctest::Contains("--capacity-gib"), config_error);
+  CHECK_THROWS_WITH_AS(get_device("MLU590"), doctest::Contains("describe it with custom_device"), config_error);
   for (const unpublished_device& u : unpublished_devices) CHECK(find_device(u.name) == nullptr);
 }

@@ -611,10 +611,10 @@ TEST_CASE("QLoRA: the blocks' linear weights at 4.127 bits, the rest in bf16") {
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("quantized weights stay frozen"), config_error);
   o.adapters = {.lora_rank = 8};
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("with no targets"), config_error);
-  // Sharded over 8 FSDP ranks, the base's blocks are gathered as stored: a layer's linear weights
-  // (4 x 4096^2 + 3 x 4096 x 11008 = 202,375,168) at 4.5 bits under NF4 (torchao's NF4Tensor
-  // gathers its packed data) instead of 2 bytes; the running and the prefetched layer, so the
-  // gathered weights shrink by 2 x 202,375,168 x (2 - 4.5 / 8) bytes against a bf16 LoRA base.
+  // Sharded over 8 FSDP ranks, the base's blocks are gathered as stored (packed data and scales):
+  // a layer's linear weights (4 x 4096^2 + 3 x 4096 x 11008 = 202,375,168) at 4.5 bits under NF4
+  // without double quantization (4 + 32/64) instead of 2 bytes; the running and the prefetched
+  // layer, so the gathered weights shrink by 2 x 202,375,168 x (2 - 4.5 / 8) bytes.
   o.adapters = {.lora_rank = 8, .lora_targets = lora_target::q | lora_target::v};
   o.accounting = framework::fsdp;
   const parallel_config fsdp{.zero_stage = 3};
@@ -874,6 +874,10 @@ TEST_CASE("an MoE layer keeps its router's scores, the shared expert's gate and 
   const parallel_config etp1{.tp = 2, .etp = 1, .sequence_parallel = true};
   CHECK(detail::layer_activations(qm, tp2, o, true).stored - detail::layer_activations(qm, etp1, o, true).stored ==
         doctest::Approx(2048 * 4 * h * 2));
+  // Without sequence parallelism (Megatron-LM refuses it for MoE at tp > 1) every rank holds the
+  // whole sequence: nothing to gather, etp changes nothing.
+  CHECK(detail::layer_activations(qm, {.tp = 2, .etp = 2}, o, true).stored ==
+        detail::layer_activations(qm, {.tp = 2, .etp = 1}, o, true).stored);
 }
 
 TEST_CASE("distributed saved activations and MoE capacity factors") {
@@ -920,7 +924,20 @@ TEST_CASE("PEFT before 0.6.0: LoRA weights, gradients and Adam states in fp32 ov
   CHECK(fp32.grads == 4'194'304.0 * 4);
   CHECK(fp32.optimizer == 4'194'304.0 * 8);
   CHECK(bf16.grads == 4'194'304.0 * 2);
-  CHECK(fp32.activations == bf16.activations);
+  // PEFT 0.5's LoRA forward runs x.to(fp32) for its adapters; under autocast lora_A saves the
+  // 16-bit copy autocast makes of it, one per target, where 16-bit adapters share the projection's
+  // input: q and v keep two copies of the layer's normalized input instead of one, 4096 x 2 bytes
+  // more per token and layer (no recomputation, 256 tokens, 32 layers).
+  CHECK(fp32.activations - bf16.activations == doctest::Approx(32.0 * 256 * 4096 * 2));
+  // The optimizer in the backward: the gradients of one step at a time, bounded by a layer's
+  // adapters together (q and v: 2 x (4096 x 8 + 8 x 4096) = 131,072), in fp32.
+  o.optimizer_in_backward = true;
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].grads == 131'072.0 * 4);
+  o.optimizer_in_backward = false;
+  // Without LoRA it means nothing: refused.
+  o.adapters = {.fp32_adapters = true};
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("fp32_adapters without LoRA"), config_error);
+  o.adapters = {.lora_rank = 8, .lora_targets = *parse_lora_targets("q,v"), .fp32_adapters = true};
   // An fp32 model: the adapters are fp32 already.
   o.param_dtype = dtype::fp32;
   const double fp32_model = estimate_memory(l7, {}, 1, o).stages[0].total();

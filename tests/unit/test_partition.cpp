@@ -74,9 +74,12 @@ TEST_CASE("the embedding and the loss counted as pipeline layers (Megatron-LM's 
   CHECK(e[0].layers == 7);
   CHECK(e[1].first_layer == 7);
   CHECK(e[3].layers == 8);
-  // With first/last stage counts: refused (Megatron-LM takes one or the other).
+  // With first/last stage counts: refused (Megatron-LM counts them in an even split only).
   CHECK_THROWS_WITH_AS(partition_layers(30, {.pp = 4, .first_stage_layers = 6, .embedding_as_layer = true}),
-                       doctest::Contains("takes one or the other"), config_error);
+                       doctest::Contains("embedding_as_layer with first/last stage layers 6/0"), config_error);
+  // 31 layers over pp 4: counting the embedding alone splits them (32), and the refusal says so.
+  CHECK_THROWS_WITH_AS(partition_layers(31, {.pp = 4}), doctest::Contains("count the embedding as a layer (32"),
+                       config_error);
   // validate(parallel_config) says the same and suggests counting them where that splits.
   const transformer_spec l405 = get_preset("llama3-405b").spec;
   const auto refusals = check_parallel({.tp = 8, .pp = 8, .vpp = 8}, {.world = 512, .model = l405});
