@@ -238,12 +238,17 @@ py::dict parallel_dict(const tp::parallel_config& c) {
   d["zero_stage"] = c.zero_stage;
   d["recompute"] = std::string(tp::to_string(c.recomputation));
   d["replicate_kv_heads"] = c.replicate_kv_heads;
+  d["first_stage_layers"] = c.first_stage_layers;
+  d["last_stage_layers"] = c.last_stage_layers;
+  d["embedding_as_layer"] = c.embedding_as_layer;
+  d["loss_as_layer"] = c.loss_as_layer;
   return d;
 }
 
 tp::parallel_config parallel(i64 tp_, i64 pp, i64 dp, i64 cp, i64 ep, i64 etp, i64 vpp, bool sequence_parallel,
                              bool distributed_optimizer, int zero_stage, const std::string& recompute,
-                             bool replicate_kv_heads) {
+                             bool replicate_kv_heads, i64 first_stage_layers, i64 last_stage_layers,
+                             bool embedding_as_layer, bool loss_as_layer) {
   tp::parallel_config c;
   c.tp = tp_;
   c.pp = pp;
@@ -257,6 +262,10 @@ tp::parallel_config parallel(i64 tp_, i64 pp, i64 dp, i64 cp, i64 ep, i64 etp, i
   c.zero_stage = zero_stage;
   c.recomputation = recompute_of(recompute);
   c.replicate_kv_heads = replicate_kv_heads;
+  c.first_stage_layers = first_stage_layers;
+  c.last_stage_layers = last_stage_layers;
+  c.embedding_as_layer = embedding_as_layer;
+  c.loss_as_layer = loss_as_layer;
   return c;
 }
 
@@ -496,7 +505,8 @@ PYBIND11_MODULE(_trainperf, m) {
       .def(py::init(&parallel), py::kw_only(), py::arg("tp") = 1, py::arg("pp") = 1, py::arg("dp") = 0,
            py::arg("cp") = 1, py::arg("ep") = 1, py::arg("etp") = 0, py::arg("vpp") = 1,
            py::arg("sequence_parallel") = false, py::arg("distributed_optimizer") = false, py::arg("zero_stage") = 0,
-           py::arg("recompute") = "none", py::arg("replicate_kv_heads") = false)
+           py::arg("recompute") = "none", py::arg("replicate_kv_heads") = false, py::arg("first_stage_layers") = 0,
+           py::arg("last_stage_layers") = 0, py::arg("embedding_as_layer") = false, py::arg("loss_as_layer") = false)
       .def_readonly("tp", &tp::parallel_config::tp)
       .def_readonly("pp", &tp::parallel_config::pp)
       .def_readonly("dp", &tp::parallel_config::dp)
@@ -510,6 +520,10 @@ PYBIND11_MODULE(_trainperf, m) {
       .def_property_readonly("recompute",
                              [](const tp::parallel_config& c) { return std::string(tp::to_string(c.recomputation)); })
       .def_readonly("replicate_kv_heads", &tp::parallel_config::replicate_kv_heads)
+      .def_readonly("first_stage_layers", &tp::parallel_config::first_stage_layers)
+      .def_readonly("last_stage_layers", &tp::parallel_config::last_stage_layers)
+      .def_readonly("embedding_as_layer", &tp::parallel_config::embedding_as_layer)
+      .def_readonly("loss_as_layer", &tp::parallel_config::loss_as_layer)
       .def("to_dict", &parallel_dict)
       .def("__repr__", [](const tp::parallel_config& c) {
         std::string out = "ParallelConfig(";
@@ -747,6 +761,10 @@ PYBIND11_MODULE(_trainperf, m) {
           d["recompute"] = std::string(tp::to_string(c.config.recomputation));
           d["sequence_parallel"] = c.config.sequence_parallel;
           d["distributed_optimizer"] = c.config.distributed_optimizer;
+          d["first_stage_layers"] = c.config.first_stage_layers;
+          d["last_stage_layers"] = c.config.last_stage_layers;
+          d["embedding_as_layer"] = c.config.embedding_as_layer;
+          d["loss_as_layer"] = c.config.loss_as_layer;
           candidates.push_back(d);
         }
         py::dict out;

@@ -252,6 +252,13 @@ class ErrorsAndHelpers(unittest.TestCase):
         # 30 layers + the embedding + the loss over pp 4: 8 a stage, one fewer on the first and last.
         stages = trainperf.partition_layers(30, pp=4, embedding_as_layer=True, loss_as_layer=True)
         self.assertEqual([s["layers"] for s in stages], [7, 8, 8, 7])
+        # Llama 3.1 405B over pp 8 x vpp 8 (NeMo's layout): valid only with both counted, as the CLI says.
+        l405 = trainperf.preset("llama3-405b")
+        plain = trainperf.ParallelConfig(tp=8, pp=8, vpp=8)
+        self.assertEqual([f for f, _ in trainperf.check_parallel(plain, world=512, model=l405)], ["pp"])
+        counted = trainperf.ParallelConfig(tp=8, pp=8, vpp=8, embedding_as_layer=True, loss_as_layer=True)
+        self.assertEqual(trainperf.check_parallel(counted, world=512, model=l405), [])
+        self.assertTrue(counted.to_dict()["loss_as_layer"])
 
 
 if __name__ == "__main__":
