@@ -40,6 +40,8 @@ inline std::vector<flag> model_flags() {
       {"shared-expert-ffn", "N", "a shared expert's MLP hidden size (default: the routed experts')"},
       {"moe-layer-freq", "N",
        "every N-th layer is MoE (layer i when i % N == 0), the others dense (Megatron-LM's --moe-layer-freq)"},
+      {"moe-first-dense-layers", "K",
+       "the first K layers dense whatever the frequency (DeepSeek's and GLM-4.5's first_k_dense_replace)"},
       {"make-vocab-size-divisible-by", "N",
        "pad the vocabulary to a multiple of N x tp, as Megatron-LM's flag of that name (its default 128)"},
   };
@@ -104,6 +106,11 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
   }
   detail::set_if(a, "shared-expert-ffn", s.moe.shared_expert_ffn);
   detail::set_if(a, "moe-layer-freq", s.moe.layer_freq);
+  if (const auto k = a.get_double("moe-first-dense-layers", /*zero_allowed=*/true)) {
+    if (*k != std::floor(*k) || *k > 1e9)
+      throw usage_error(fmt::format("--moe-first-dense-layers expects a layer count (0 for none), got {}", *k));
+    s.moe.first_dense_layers = static_cast<std::int64_t>(*k);
+  }
   if (auto n = a.get_int("make-vocab-size-divisible-by")) {
     s.padding = vocab_padding::megatron;
     s.pad_multiple = *n;

@@ -34,6 +34,10 @@ struct moe_spec {
   std::int64_t shared_experts = 0;     // always-active experts (DeepSeekMoE, Qwen-MoE)
   std::int64_t shared_expert_ffn = 0;  // 0: expert_ffn
   std::int64_t layer_freq = 1;         // layer i is MoE iff i % layer_freq == 0 (Megatron moe_layer_freq)
+  // The first layers dense whatever layer_freq says (DeepSeek's and GLM-4.5's first_k_dense_replace,
+  // Megatron-LM's moe_layer_freq list [0]*k + [1]*...): layer i is MoE iff i >= first_dense_layers
+  // and i % layer_freq == 0 (transformers' DeepseekV3DecoderLayer).
+  std::int64_t first_dense_layers = 0;
   // A sigmoid gate on the shared experts' output, a linear h -> 1 (Qwen-MoE: modeling_qwen2_moe.py
   // shared_expert_gate; Megatron-LM's --moe-shared-expert-gate).
   bool shared_expert_gate = false;
@@ -98,15 +102,24 @@ struct transformer_spec {
   [[nodiscard]] constexpr std::int64_t q_dim() const { return heads * resolved_head_dim(); }
   [[nodiscard]] constexpr std::int64_t kv_dim() const { return resolved_kv_heads() * resolved_head_dim(); }
   [[nodiscard]] constexpr bool is_moe() const { return moe.experts > 0; }
-  [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const { return is_moe() && i % moe.layer_freq == 0; }
-  // MoE layers among layers [0, n): layer i is one when i % layer_freq == 0.
+  [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const {
+    return is_moe() && i >= moe.first_dense_layers && i % moe.layer_freq == 0;
+  }
+  // MoE layers among layers [0, n): the multiples of layer_freq from first_dense_layers on.
   [[nodiscard]] constexpr std::int64_t moe_layers_below(std::int64_t n) const {
-    return is_moe() ? detail::ceil_div(n, moe.layer_freq) : 0;
+    if (!is_moe()) return 0;
+    const std::int64_t dense = n < moe.first_dense_layers ? n : moe.first_dense_layers;
+    return detail::ceil_div(n, moe.layer_freq) - detail::ceil_div(dense, moe.layer_freq);
   }
   [[nodiscard]] constexpr std::int64_t moe_layers() const { return moe_layers_below(layers); }
-  // A layer of each shape, so that per-layer figures are computed once per shape: layer 0 is an
-  // MoE layer in an MoE model, layer 1 a dense one wherever any is (layer_freq > 1).
-  [[nodiscard]] constexpr std::int64_t layer_of_shape(bool moe_layer) const { return moe_layer || !is_moe() ? 0 : 1; }
+  // A layer of each shape, so that per-layer figures are computed once per shape: the first MoE
+  // layer (the first multiple of layer_freq from first_dense_layers on), and a dense one wherever
+  // any is (layer 0 when the first layers are dense, else layer 1 with layer_freq > 1).
+  [[nodiscard]] constexpr std::int64_t layer_of_shape(bool moe_layer) const {
+    if (!is_moe()) return 0;
+    if (moe_layer) return detail::ceil_div(moe.first_dense_layers, moe.layer_freq) * moe.layer_freq;
+    return moe.first_dense_layers > 0 ? 0 : 1;
+  }
   [[nodiscard]] constexpr std::int64_t resolved_expert_ffn() const {
     return moe.expert_ffn == 0 ? ffn : moe.expert_ffn;
   }
@@ -126,6 +139,7 @@ inline void hidden_is_not_divisible_by_heads() {}
 inline void heads_are_not_divisible_by_kv_heads() {}
 inline void kv_heads_exceed_heads() {}
 inline void moe_top_k_is_out_of_range() {}
+inline void moe_first_dense_layers_out_of_range() {}
 inline void moe_fields_set_on_a_dense_model() {}
 inline void vision_image_size_is_not_divisible_by_patch_size() {}
 inline void vision_hidden_is_not_divisible_by_heads() {}
@@ -168,6 +182,13 @@ constexpr void validate(const transformer_spec& m) {
     require(m.moe.top_k >= 1 && m.moe.top_k <= m.moe.experts, reason::moe_top_k_is_out_of_range, "top_k",
             [&] { return "top_k " + str(m.moe.top_k) + " must be between 1 and experts " + str(m.moe.experts); });
     require_dimension(m.moe.layer_freq, "moe_layer_freq");
+    require(m.moe.first_dense_layers >= 0 && detail::ceil_div(m.moe.first_dense_layers, m.moe.layer_freq) <
+                                                 detail::ceil_div(m.layers, m.moe.layer_freq),
+            reason::moe_first_dense_layers_out_of_range, "first_dense_layers", [&] {
+              return "first_dense_layers " + str(m.moe.first_dense_layers) + " leaves no MoE layer among " +
+                     str(m.layers) + " layers at layer frequency " + str(m.moe.layer_freq) +
+                     "; give fewer dense layers (0 for none)";
+            });
     if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
     if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");
     if (m.moe.shared_expert_ffn != 0) require_dimension(m.moe.shared_expert_ffn, "shared_expert_ffn");
@@ -177,7 +198,8 @@ constexpr void validate(const transformer_spec& m) {
                      " without shared experts (shared_experts 0); set shared_experts or clear shared_expert_ffn";
             });
   } else {
-    require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0 && m.moe.layer_freq == 1,
+    require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0 &&
+                m.moe.layer_freq == 1 && m.moe.first_dense_layers == 0,
             reason::moe_fields_set_on_a_dense_model, "experts", [&] {
               return std::string(
                   "expert_ffn, shared_experts or a layer frequency is set but experts is 0; set experts and "

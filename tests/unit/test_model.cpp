@@ -75,6 +75,20 @@ TEST_CASE("mixture of experts: routed experts, router, active parameters") {
   CHECK(e.mlp == 16LL * 3 * 4096 * 14336);
   CHECK(e.routed_experts == c.routed_experts / 2);
 
+  // The first 3 layers dense, then every other layer MoE (transformers' DeepseekV3DecoderLayer:
+  // i >= first_k_dense_replace and i % moe_layer_freq == 0): MoE layers 4, 6, ..., 30 = 14.
+  transformer_spec first_dense = every_other;
+  first_dense.moe.first_dense_layers = 3;
+  CHECK(first_dense.moe_layers() == 14);
+  CHECK(first_dense.moe_layers_below(5) == 1);
+  CHECK_FALSE(first_dense.is_moe_layer(2));
+  CHECK(first_dense.is_moe_layer(4));
+  CHECK(first_dense.layer_of_shape(true) == 4);
+  CHECK(first_dense.layer_of_shape(false) == 0);
+  CHECK(count_params(first_dense).mlp == 18LL * 3 * 4096 * 14336);
+  first_dense.moe.first_dense_layers = 31;  // no MoE layer left at frequency 2: refused
+  CHECK_THROWS_WITH_AS(validate(first_dense), doctest::Contains("leaves no MoE layer"), config_error);
+
   transformer_spec shared = s;  // DeepSeekMoE-style always-on expert of its own width
   shared.moe.shared_experts = 1;
   shared.moe.shared_expert_ffn = 1024;
