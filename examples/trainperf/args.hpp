@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include <trainperf/trainperf.hpp>  // error.hpp's name matching; the umbrella, so the single header serves too
 
 namespace trainperf::cli {
@@ -106,6 +108,14 @@ class args {
       throw usage_error("--" + std::string(name) + " expects a " + (zero_allowed ? "non-negative" : "positive") +
                         " number, got '" + *v + "'");
     return d;
+  }
+
+  // A non-negative integer up to `max` (a count where 0 means none); `what` names it in the error.
+  [[nodiscard]] std::optional<std::int64_t> get_count(std::string_view name, std::string_view what, double max) const {
+    const auto d = get_double(name, /*zero_allowed=*/true);
+    if (!d) return std::nullopt;
+    if (*d != std::floor(*d) || *d > max) throw usage_error(fmt::format("--{} expects {}, got {}", name, what, *d));
+    return static_cast<std::int64_t>(*d);
   }
 
   // One of a fixed set of words, ignoring ASCII case ("BF16" is bf16); returns the word as listed.

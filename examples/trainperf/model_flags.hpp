@@ -1,7 +1,6 @@
 // --model and the model-override flags shared by every subcommand that needs a model.
 #pragma once
 
-#include <cmath>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -98,19 +97,14 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
   detail::set_if(a, "experts", s.moe.experts);
   detail::set_if(a, "top-k", s.moe.top_k);
   detail::set_if(a, "expert-ffn", s.moe.expert_ffn);
-  if (const auto n = a.get_double("shared-experts", /*zero_allowed=*/true)) {
-    if (*n != std::floor(*n) || *n > 1e6)
-      throw usage_error(fmt::format("--shared-experts expects a count (0 for none), got {}", *n));
-    s.moe.shared_experts = static_cast<std::int64_t>(*n);
-    if (s.moe.shared_experts == 0) s.moe.shared_expert_ffn = 0, s.moe.shared_expert_gate = false;
+  if (const auto n = a.get_count("shared-experts", "a count (0 for none)", 1e6)) {
+    s.moe.shared_experts = *n;
+    if (*n == 0) s.moe.shared_expert_ffn = 0, s.moe.shared_expert_gate = false;
   }
   detail::set_if(a, "shared-expert-ffn", s.moe.shared_expert_ffn);
   detail::set_if(a, "moe-layer-freq", s.moe.layer_freq);
-  if (const auto k = a.get_double("moe-first-dense-layers", /*zero_allowed=*/true)) {
-    if (*k != std::floor(*k) || *k > 1e9)
-      throw usage_error(fmt::format("--moe-first-dense-layers expects a layer count (0 for none), got {}", *k));
-    s.moe.first_dense_layers = static_cast<std::int64_t>(*k);
-  }
+  if (const auto k = a.get_count("moe-first-dense-layers", "a layer count (0 for none)", 1e9))
+    s.moe.first_dense_layers = *k;
   if (auto n = a.get_int("make-vocab-size-divisible-by")) {
     s.padding = vocab_padding::megatron;
     s.pad_multiple = *n;

@@ -633,8 +633,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
   // Adapters kept in fp32 (adapter_options::fp32_adapters) take fp32 training's states.
   memory_options fp32_training = o;
   fp32_training.param_dtype = dtype::fp32;
-  const state_bytes per_adapter =
-      ad.fp32_adapters ? per_param_state_bytes(c, shards, fp32_training) : per_param_state_bytes(c, shards, o);
+  const state_bytes per_adapter = ad.fp32_adapters ? per_param_state_bytes(c, shards, fp32_training) : per_param;
   const bool zero3 = c.zero_stage == 3;
   // The dtype ZeRO-3/FSDP gathers weights in: the weights', or fp8 under torchao's fp8 all-gather.
   const double gathered_bytes = o.fp8 == fp8_training::torchao_fp8_all_gather ? 1.0 : e;
@@ -813,10 +812,15 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     // The adapters' weights and states as per_adapter says (the weights' dtype unless fp32_adapters).
     const double dense = total_params - quantized - experts - adapter_params;
     const double dense_trainable = trainable - trainable_experts - adapter_params;
-    sm.params = dense * per_param.params + experts * per_expert.params + adapter_params * per_adapter.params +
+    // A trainable state (gradients, optimizer states, the step's temporary) of the three kinds of weight.
+    const auto trainable_bytes = [&](double state_bytes::*field) {
+      return dense_trainable * per_param.*field + trainable_experts * per_expert.*field +
+             adapter_params * per_adapter.*field;
+    };
+    const double adapter_bytes = adapter_params * per_adapter.params;
+    sm.params = dense * per_param.params + experts * per_expert.params + adapter_bytes +
                 quantized * ad.frozen_weight_bits / 8 / (zero3 ? static_cast<double>(shards) : 1.0);
-    sm.grads =
-        dense_trainable * per_param.grads + trainable_experts * per_expert.grads + adapter_params * per_adapter.grads;
+    sm.grads = trainable_bytes(&state_bytes::grads);
     // Stepped in the backward: one weight's gradient at a time, the largest at the peak.
     if (o.optimizer_in_backward)
       sm.grads = std::min(
@@ -826,8 +830,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     if (o.unsharded_grad_accumulation && o.micro_batches > 1) sm.grads = std::max(sm.grads, unit_weights * e);
     // Offloaded layer inputs: the device keeps the 5 most recent (torchtune's max_fwd_stash_size).
     if (o.offload_activations) act_stored = std::min(act_stored, 5 * recomputed_input);
-    sm.optimizer = dense_trainable * per_param.optimizer + trainable_experts * per_expert.optimizer +
-                   adapter_params * per_adapter.optimizer;
+    sm.optimizer = trainable_bytes(&state_bytes::optimizer);
     // Stored activations: the stage's layers for each in-flight micro-batch (a chunk's share
     // when interleaved: inflight_peak already counts micro-batches of the whole stage).
     const double stored = act_stored * sm.inflight + act_working;
@@ -856,17 +859,13 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
     sm.other += gathered;
     // The fp32 blocks of the construction (4 bytes per weight) hold the live weights, gradients,
     // activations and gathered ZeRO-3 layers; what they do not fill stays reserved (see
-    // weights_built_in_fp32).
+    // weights_built_in_fp32; adapters are built in their own dtype).
     if (o.weights_built_in_fp32)
-      sm.reserve =
-          std::max(0.0, (sm.params - adapter_params * per_adapter.params) * (4.0 / e) +
-                            adapter_params * per_adapter.params - sm.params - sm.grads - sm.activations - gathered);
+      sm.reserve = std::max(0.0, (sm.params - adapter_bytes) * (4.0 / e - 1.0) - sm.grads - sm.activations - gathered);
     // The optimizer step's temporary comes after the backward has freed the activations, the
     // loss's buffers and the gathered weights, and may take the reserved blocks too: it raises the
     // peak only by what it outgrows them (the allocator's growth stays the activations' own).
-    const double step_temporary = dense_trainable * per_param.step_temporary +
-                                  trainable_experts * per_expert.step_temporary +
-                                  adapter_params * per_adapter.step_temporary;
+    const double step_temporary = trainable_bytes(&state_bytes::step_temporary);
     sm.other += std::max(0.0, step_temporary - stored - loss_beyond - gathered - sm.reserve);
     // Transformer Engine's fp8 weight caches (an fp8 copy and its transpose of every linear
     // weight) and amax histories (1024 x 5 fp32 values per GEMM): see fp8_training.

@@ -749,22 +749,9 @@ PYBIND11_MODULE(_trainperf, m) {
         std::vector<py::dict> candidates;
         for (const tp::plan_candidate& c : r.candidates) {
           py::dict d = prediction_dict(c.prediction);
-          d["tp"] = c.config.tp;
-          d["pp"] = c.config.pp;
-          d["dp"] = c.config.dp;
-          d["cp"] = c.config.cp;
-          d["ep"] = c.config.ep;
-          d["vpp"] = c.config.vpp;
+          for (const auto& [key, value] : parallel_dict(c.config)) d[key] = value;  // the layout's settings
           d["lbs"] = c.lbs;
           d["gas"] = c.gas;
-          d["zero_stage"] = c.config.zero_stage;
-          d["recompute"] = std::string(tp::to_string(c.config.recomputation));
-          d["sequence_parallel"] = c.config.sequence_parallel;
-          d["distributed_optimizer"] = c.config.distributed_optimizer;
-          d["first_stage_layers"] = c.config.first_stage_layers;
-          d["last_stage_layers"] = c.config.last_stage_layers;
-          d["embedding_as_layer"] = c.config.embedding_as_layer;
-          d["loss_as_layer"] = c.config.loss_as_layer;
           candidates.push_back(d);
         }
         py::dict out;
