@@ -42,7 +42,8 @@ inline std::vector<flag> model_flags() {
       {"moe-first-dense-layers", "K",
        "the first K layers dense whatever the frequency (DeepSeek's and GLM-4.5's first_k_dense_replace)"},
       {"make-vocab-size-divisible-by", "N",
-       "pad the vocabulary to a multiple of N x tp, as Megatron-LM's flag of that name (its default 128)"},
+       "pad the vocabulary to a multiple of N x tp, as Megatron-LM's flag of that name (default: 128 under "
+       "--framework megatron and megatron-core, none otherwise)"},
   };
 }
 

@@ -77,6 +77,16 @@ enum class adam_step { framework_default, fused, foreach };
 //              (weights_built_in_fp32), which FlagPerf's run_pretraining.py does.
 enum class framework { generic, megatron, megatron_core, deepspeed, fsdp, paddle };
 
+// The model as framework f stores it: Megatron-LM (legacy and megatron-core, and NeMo on it) pads
+// the vocabulary to a multiple of make_vocab_size_divisible_by (default 128) x tp
+// (megatron/training/tokenizer/tokenizer.py, _vocab_size_with_padding); a spec with its own
+// padding rule keeps it, and the other frameworks store the vocabulary as it is.
+constexpr transformer_spec as_stored_by(transformer_spec m, framework f) {
+  if ((f == framework::megatron || f == framework::megatron_core) && m.padding == vocab_padding::none)
+    m.padding = vocab_padding::megatron, m.pad_multiple = 128;
+  return m;
+}
+
 // What selective recomputation keeps. attention_core: Megatron-LM's selective recomputation
 // (Korthikanti et al. 2022, section 5): everything but the attention core (scores, softmax,
 // dropout), recomputed per layer. every_other_matmul: torchtitan's op-level selective activation
@@ -539,8 +549,10 @@ inline constexpr double max_memory_estimate_bytes = 4.611686018427387904e18;
 // the weights, over the data-parallel ranks; Megatron-LM's distributed optimizer shards the
 // optimizer states (docs/source/api-guide/dist_optimizer.md: 6 + 12/d bytes per parameter
 // with fp32 gradients).
-constexpr memory_estimate estimate_memory(const transformer_spec& m, const parallel_config& c, std::int64_t world,
+// The model is taken as the framework stores it (as_stored_by: Megatron-LM's vocabulary padding).
+constexpr memory_estimate estimate_memory(const transformer_spec& spec, const parallel_config& c, std::int64_t world,
                                           const memory_options& o) {
+  const transformer_spec m = as_stored_by(spec, o.accounting);
   validate(m);
   detail::require(o.seq > 0, reason::memory_needs_a_sequence_length, "seq",
                   [&] { return "the memory model needs the sequence length (seq), got " + detail::str(o.seq); });
@@ -688,13 +700,13 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         // Routed experts spread over ep x etp ranks (each rank its experts' etp shard), the rest
         // of the layer over tp.
         const double routed = static_cast<double>(lps.routed_experts) / expert_split;
-        const double lp = static_cast<double>(lps.total() - lps.routed_experts) / t + routed +
+        const double lp = layer_params_per_tp_rank(m, lps, c.tp) + routed +
                           replicated_kv_weights_per_rank(m, c.tp, c.replicate_kv_heads);
         const double n = static_cast<double>(count);
         total_params += lp * n;
         experts += routed * n;
         largest_layer = std::max(largest_layer, lp);
-        linear_weights += (lp - static_cast<double>(lps.norms) / t) * n;
+        linear_weights += (lp - static_cast<double>(tp_replicated_params(m, lps))) * n;
         gemms += 4 * n;  // QKV, output projection, fc1 (gate and up, or the experts' grouped GEMM), fc2
         // The largest single matrix of the layer: an MLP projection (an expert's when routed) or
         // the fused QKV projection.
@@ -772,7 +784,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
               std::max(0.0, act_stored - static_cast<double>(below) * detail::layer_activations(m, c, o, false).stored);
       }
       if (sl.embedding) {
-        const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
+        // The token embedding split over tp (VocabParallelEmbedding), learned positions whole.
+        const double emb = static_cast<double>(pc.token_embedding) / t + static_cast<double>(pc.position_embedding);
         total_params += emb;
         if (base_trains) trains(emb, emb), unit_weights += emb;
         if (ad.train_embeddings) total_params += emb, trains(emb, emb), unit_weights += emb;  // the trainable copy

@@ -307,6 +307,22 @@ constexpr layer_params count_layer_params(const transformer_spec& m, std::int64_
   return p;
 }
 
+// The parameters of layer params p that every tensor-parallel rank keeps whole: the two norms, the
+// router and the row-parallel projections' biases (attention output, MLP down), which Megatron-LM's
+// RowParallelLinear adds after its all-reduce (megatron/core/tensor_parallel/layers.py); routed
+// experts are left out (they split over ep x etp), the rest splits over tp.
+constexpr std::int64_t tp_replicated_params(const transformer_spec& m, const layer_params& p) {
+  // One on the attention output, one per MLP: the dense one, or each shared expert (routed apart).
+  const std::int64_t row_biases = 1 + (p.mlp > 0 ? 1 : p.shared_experts > 0 ? m.moe.shared_experts : 0);
+  return p.norms + p.router + (m.linear_bias ? m.hidden * row_biases : 0);
+}
+
+// One tensor-parallel rank's share of layer params p, routed experts apart.
+constexpr double layer_params_per_tp_rank(const transformer_spec& m, const layer_params& p, std::int64_t tp) {
+  const auto whole = static_cast<double>(tp_replicated_params(m, p));
+  return (static_cast<double>(p.total() - p.routed_experts) - whole) / static_cast<double>(tp) + whole;
+}
+
 // Vision tower parameters (CLIP ViT layout, see vision_spec).
 constexpr std::int64_t count_vision_tower_params(const vision_spec& v) {
   using namespace detail;

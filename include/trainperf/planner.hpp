@@ -161,6 +161,7 @@ inline plan_result plan(const plan_request& q) {
            ", the largest world a layout lists; plan a smaller job";
   });
   const plan_space s = plan_dimensions(q);
+  const transformer_spec stored = as_stored_by(q.model, q.step.memory.accounting);  // as the layouts check it
   const std::int64_t world = q.cluster.devices;
   const double capacity = static_cast<double>(q.cluster.device.memory_bytes) * (1 - q.memory_margin);
 
@@ -207,7 +208,7 @@ inline plan_result plan(const plan_request& q) {
                       c.etp = s.etp;
                       c.shard_dp = s.shard_dp;
                       const parallel_context ctx{
-                          .world = world, .model = q.model, .seq = q.step.memory.seq, .gbs = q.step.gbs, .lbs = lbs};
+                          .world = world, .model = stored, .seq = q.step.memory.seq, .gbs = q.step.gbs, .lbs = lbs};
                       if (!check_parallel(c, ctx).empty()) {
                         ++r.invalid;
                         continue;

@@ -402,10 +402,12 @@ constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
 
 // predict_step without the memory model (the planner has run it already); simulate false takes
 // the pipeline's time in closed form (pipeline_time_estimate), as the planner's screening does.
-inline step_prediction predict_step_time(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
+// The model is taken as the framework stores it (as_stored_by).
+inline step_prediction predict_step_time(const transformer_spec& spec, const parallel_config& c, const cluster_spec& cl,
                                          const device_profile& p, const step_options& o,
                                          bool simulate_pipeline = true) {
   using detail::str;
+  const transformer_spec m = as_stored_by(spec, o.memory.accounting);
   validate(m);
   validate(cl);
   validate(p);
@@ -467,8 +469,9 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   const param_counts pc = count_params(m, c.tp);
   const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
   const layer_params moe_lp = count_layer_params(m, m.layer_of_shape(true));
-  const double dense_layer_params = static_cast<double>(count_layer_params(m, m.layer_of_shape(false)).total());
-  const double kv_copies = replicated_kv_weights_per_rank(m, c.tp, c.replicate_kv_heads);  // per layer and rank
+  const double dense_layer_params = layer_params_per_tp_rank(m, count_layer_params(m, m.layer_of_shape(false)), c.tp);
+  const double moe_layer_params = m.is_moe() ? layer_params_per_tp_rank(m, moe_lp, c.tp) : 0.0;  // experts apart
+  const double kv_copies = replicated_kv_weights_per_rank(m, c.tp, c.replicate_kv_heads);        // per layer and rank
   for (const stage_layers& s : stages) {
     const auto st = static_cast<std::size_t>(s.stage);
     const std::int64_t moe_layers = m.moe_layers_below(s.first_layer + s.layers) - m.moe_layers_below(s.first_layer);
@@ -478,26 +481,24 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     bwd[st] += dense.backward.times(static_cast<double>(dense_layers));
     bwd[st] += moe.backward.times(static_cast<double>(moe_layers));
     if (moe_layers > 0) {
-      stage_params[st] +=
-          static_cast<double>(moe_layers) *
-          (static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) / tp +
-           kv_copies);
+      stage_params[st] += static_cast<double>(moe_layers) * (moe_layer_params + kv_copies);
       stage_expert_params[st] += static_cast<double>(moe_layers) * static_cast<double>(moe_lp.routed_experts) /
                                  (etp * static_cast<double>(c.ep));
     }
-    stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params / tp + kv_copies);
+    stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params + kv_copies);
     if (s.embedding) {
       fwd[st] += embed.forward, bwd[st] += embed.backward;
-      const double embedding = static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
+      const double embedding =  // the token embedding split over tp, learned positions whole
+          static_cast<double>(pc.token_embedding) / tp + static_cast<double>(pc.position_embedding);
       stage_params[st] += embedding;
       stage_last_piece[st] += root_unit ? embedding : static_cast<double>(pc.token_embedding) / tp;
     }
     if (s.output) {
       fwd[st] += head.forward, bwd[st] += head.backward;
-      stage_params[st] += static_cast<double>(pc.output) / tp;
-      if (root_unit)
-        stage_last_piece[st] +=
-            static_cast<double>(pc.output) / tp + static_cast<double>(detail::norm_params(m.norm, m.hidden));
+      const double output =
+          static_cast<double>(pc.output) / tp + static_cast<double>(detail::norm_params(m.norm, m.hidden));
+      stage_params[st] += output;  // the output layer and the final norm (whole on every tp rank)
+      if (root_unit) stage_last_piece[st] += output;
     }
   }
   if (m.tied_embeddings && c.pp > 1) stage_params[pp - 1] += static_cast<double>(pc.token_embedding) / tp;
@@ -536,11 +537,8 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   // One block's parameters on this rank (an FSDP unit, a ZeRO-3 module): the largest block's,
   // its routed experts apart (they reduce over their own group).
   const bool has_dense_layers = m.moe_layers() < m.layers;
-  const double moe_block =
-      m.is_moe() ? static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) / tp +
-                       kv_copies
-                 : 0.0;
-  const double unit = std::max(has_dense_layers ? dense_layer_params / tp + kv_copies : 0.0, moe_block);
+  const double moe_block = m.is_moe() ? moe_layer_params + kv_copies : 0.0;
+  const double unit = std::max(has_dense_layers ? dense_layer_params + kv_copies : 0.0, moe_block);
   const double expert_unit =
       m.is_moe() ? static_cast<double>(moe_lp.routed_experts) / (etp * static_cast<double>(c.ep)) : 0.0;
   for (std::size_t s = 0; s < pp; ++s) {

@@ -467,6 +467,22 @@ constexpr layer_params count_layer_params(const transformer_spec& m, std::int64_
   return p;
 }
 
+// The parameters of layer params p that every tensor-parallel rank keeps whole: the two norms, the
+// router and the row-parallel projections' biases (attention output, MLP down), which Megatron-LM's
+// RowParallelLinear adds after its all-reduce (megatron/core/tensor_parallel/layers.py); routed
+// experts are left out (they split over ep x etp), the rest splits over tp.
+constexpr std::int64_t tp_replicated_params(const transformer_spec& m, const layer_params& p) {
+  // One on the attention output, one per MLP: the dense one, or each shared expert (routed apart).
+  const std::int64_t row_biases = 1 + (p.mlp > 0 ? 1 : p.shared_experts > 0 ? m.moe.shared_experts : 0);
+  return p.norms + p.router + (m.linear_bias ? m.hidden * row_biases : 0);
+}
+
+// One tensor-parallel rank's share of layer params p, routed experts apart.
+constexpr double layer_params_per_tp_rank(const transformer_spec& m, const layer_params& p, std::int64_t tp) {
+  const auto whole = static_cast<double>(tp_replicated_params(m, p));
+  return (static_cast<double>(p.total() - p.routed_experts) - whole) / static_cast<double>(tp) + whole;
+}
+
 // Vision tower parameters (CLIP ViT layout, see vision_spec).
 constexpr std::int64_t count_vision_tower_params(const vision_spec& v) {
   using namespace detail;
@@ -3376,6 +3392,16 @@ enum class adam_step { framework_default, fused, foreach };
 //              (weights_built_in_fp32), which FlagPerf's run_pretraining.py does.
 enum class framework { generic, megatron, megatron_core, deepspeed, fsdp, paddle };
 
+// The model as framework f stores it: Megatron-LM (legacy and megatron-core, and NeMo on it) pads
+// the vocabulary to a multiple of make_vocab_size_divisible_by (default 128) x tp
+// (megatron/training/tokenizer/tokenizer.py, _vocab_size_with_padding); a spec with its own
+// padding rule keeps it, and the other frameworks store the vocabulary as it is.
+constexpr transformer_spec as_stored_by(transformer_spec m, framework f) {
+  if ((f == framework::megatron || f == framework::megatron_core) && m.padding == vocab_padding::none)
+    m.padding = vocab_padding::megatron, m.pad_multiple = 128;
+  return m;
+}
+
 // What selective recomputation keeps. attention_core: Megatron-LM's selective recomputation
 // (Korthikanti et al. 2022, section 5): everything but the attention core (scores, softmax,
 // dropout), recomputed per layer. every_other_matmul: torchtitan's op-level selective activation
@@ -3838,8 +3864,10 @@ inline constexpr double max_memory_estimate_bytes = 4.611686018427387904e18;
 // the weights, over the data-parallel ranks; Megatron-LM's distributed optimizer shards the
 // optimizer states (docs/source/api-guide/dist_optimizer.md: 6 + 12/d bytes per parameter
 // with fp32 gradients).
-constexpr memory_estimate estimate_memory(const transformer_spec& m, const parallel_config& c, std::int64_t world,
+// The model is taken as the framework stores it (as_stored_by: Megatron-LM's vocabulary padding).
+constexpr memory_estimate estimate_memory(const transformer_spec& spec, const parallel_config& c, std::int64_t world,
                                           const memory_options& o) {
+  const transformer_spec m = as_stored_by(spec, o.accounting);
   validate(m);
   detail::require(o.seq > 0, reason::memory_needs_a_sequence_length, "seq",
                   [&] { return "the memory model needs the sequence length (seq), got " + detail::str(o.seq); });
@@ -3987,13 +4015,13 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
         // Routed experts spread over ep x etp ranks (each rank its experts' etp shard), the rest
         // of the layer over tp.
         const double routed = static_cast<double>(lps.routed_experts) / expert_split;
-        const double lp = static_cast<double>(lps.total() - lps.routed_experts) / t + routed +
+        const double lp = layer_params_per_tp_rank(m, lps, c.tp) + routed +
                           replicated_kv_weights_per_rank(m, c.tp, c.replicate_kv_heads);
         const double n = static_cast<double>(count);
         total_params += lp * n;
         experts += routed * n;
         largest_layer = std::max(largest_layer, lp);
-        linear_weights += (lp - static_cast<double>(lps.norms) / t) * n;
+        linear_weights += (lp - static_cast<double>(tp_replicated_params(m, lps))) * n;
         gemms += 4 * n;  // QKV, output projection, fc1 (gate and up, or the experts' grouped GEMM), fc2
         // The largest single matrix of the layer: an MLP projection (an expert's when routed) or
         // the fused QKV projection.
@@ -4071,7 +4099,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& m, const paral
               std::max(0.0, act_stored - static_cast<double>(below) * detail::layer_activations(m, c, o, false).stored);
       }
       if (sl.embedding) {
-        const double emb = static_cast<double>(pc.token_embedding + pc.position_embedding) / t;
+        // The token embedding split over tp (VocabParallelEmbedding), learned positions whole.
+        const double emb = static_cast<double>(pc.token_embedding) / t + static_cast<double>(pc.position_embedding);
         total_params += emb;
         if (base_trains) trains(emb, emb), unit_weights += emb;
         if (ad.train_embeddings) total_params += emb, trains(emb, emb), unit_weights += emb;  // the trainable copy
@@ -4656,10 +4685,12 @@ constexpr bool overlaps_grad_reduce(const step_options& o, int zero_stage) {
 
 // predict_step without the memory model (the planner has run it already); simulate false takes
 // the pipeline's time in closed form (pipeline_time_estimate), as the planner's screening does.
-inline step_prediction predict_step_time(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
+// The model is taken as the framework stores it (as_stored_by).
+inline step_prediction predict_step_time(const transformer_spec& spec, const parallel_config& c, const cluster_spec& cl,
                                          const device_profile& p, const step_options& o,
                                          bool simulate_pipeline = true) {
   using detail::str;
+  const transformer_spec m = as_stored_by(spec, o.memory.accounting);
   validate(m);
   validate(cl);
   validate(p);
@@ -4721,8 +4752,9 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   const param_counts pc = count_params(m, c.tp);
   const double tp = static_cast<double>(c.tp), etp = static_cast<double>(c.resolved_etp());
   const layer_params moe_lp = count_layer_params(m, m.layer_of_shape(true));
-  const double dense_layer_params = static_cast<double>(count_layer_params(m, m.layer_of_shape(false)).total());
-  const double kv_copies = replicated_kv_weights_per_rank(m, c.tp, c.replicate_kv_heads);  // per layer and rank
+  const double dense_layer_params = layer_params_per_tp_rank(m, count_layer_params(m, m.layer_of_shape(false)), c.tp);
+  const double moe_layer_params = m.is_moe() ? layer_params_per_tp_rank(m, moe_lp, c.tp) : 0.0;  // experts apart
+  const double kv_copies = replicated_kv_weights_per_rank(m, c.tp, c.replicate_kv_heads);        // per layer and rank
   for (const stage_layers& s : stages) {
     const auto st = static_cast<std::size_t>(s.stage);
     const std::int64_t moe_layers = m.moe_layers_below(s.first_layer + s.layers) - m.moe_layers_below(s.first_layer);
@@ -4732,26 +4764,24 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
     bwd[st] += dense.backward.times(static_cast<double>(dense_layers));
     bwd[st] += moe.backward.times(static_cast<double>(moe_layers));
     if (moe_layers > 0) {
-      stage_params[st] +=
-          static_cast<double>(moe_layers) *
-          (static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) / tp +
-           kv_copies);
+      stage_params[st] += static_cast<double>(moe_layers) * (moe_layer_params + kv_copies);
       stage_expert_params[st] += static_cast<double>(moe_layers) * static_cast<double>(moe_lp.routed_experts) /
                                  (etp * static_cast<double>(c.ep));
     }
-    stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params / tp + kv_copies);
+    stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params + kv_copies);
     if (s.embedding) {
       fwd[st] += embed.forward, bwd[st] += embed.backward;
-      const double embedding = static_cast<double>(pc.token_embedding + pc.position_embedding) / tp;
+      const double embedding =  // the token embedding split over tp, learned positions whole
+          static_cast<double>(pc.token_embedding) / tp + static_cast<double>(pc.position_embedding);
       stage_params[st] += embedding;
       stage_last_piece[st] += root_unit ? embedding : static_cast<double>(pc.token_embedding) / tp;
     }
     if (s.output) {
       fwd[st] += head.forward, bwd[st] += head.backward;
-      stage_params[st] += static_cast<double>(pc.output) / tp;
-      if (root_unit)
-        stage_last_piece[st] +=
-            static_cast<double>(pc.output) / tp + static_cast<double>(detail::norm_params(m.norm, m.hidden));
+      const double output =
+          static_cast<double>(pc.output) / tp + static_cast<double>(detail::norm_params(m.norm, m.hidden));
+      stage_params[st] += output;  // the output layer and the final norm (whole on every tp rank)
+      if (root_unit) stage_last_piece[st] += output;
     }
   }
   if (m.tied_embeddings && c.pp > 1) stage_params[pp - 1] += static_cast<double>(pc.token_embedding) / tp;
@@ -4790,11 +4820,8 @@ inline step_prediction predict_step_time(const transformer_spec& m, const parall
   // One block's parameters on this rank (an FSDP unit, a ZeRO-3 module): the largest block's,
   // its routed experts apart (they reduce over their own group).
   const bool has_dense_layers = m.moe_layers() < m.layers;
-  const double moe_block =
-      m.is_moe() ? static_cast<double>(moe_lp.attention + moe_lp.router + moe_lp.shared_experts + moe_lp.norms) / tp +
-                       kv_copies
-                 : 0.0;
-  const double unit = std::max(has_dense_layers ? dense_layer_params / tp + kv_copies : 0.0, moe_block);
+  const double moe_block = m.is_moe() ? moe_layer_params + kv_copies : 0.0;
+  const double unit = std::max(has_dense_layers ? dense_layer_params + kv_copies : 0.0, moe_block);
   const double expert_unit =
       m.is_moe() ? static_cast<double>(moe_lp.routed_experts) / (etp * static_cast<double>(c.ep)) : 0.0;
   for (std::size_t s = 0; s < pp; ++s) {

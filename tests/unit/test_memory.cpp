@@ -352,6 +352,28 @@ TEST_CASE("every weight on some stage, a tied embedding's copy on the last (Mega
   CHECK(two.stages[0].params + two.stages[1].params == (124'439'808.0 + 38'597'376) * 2);
 }
 
+TEST_CASE(
+    "tensor parallelism splits the matrices, not the norms or row-parallel biases; Megatron pads the vocabulary") {
+  // GPT-2 124M on tp 2 under framework::megatron, by hand (Megatron-LM: ColumnParallelLinear splits
+  // its weight and bias, RowParallelLinear its weight but adds its whole bias after the
+  // all-reduce; LayerNorms and learned positions are whole; VocabParallelEmbedding splits the
+  // vocabulary, padded to a multiple of 128 x tp = 256 by default: 50257 -> 50432).
+  // A layer: attention 4 x 768^2 + QKV biases 3 x 768, MLP 2 x 768 x 3072 + fc1 bias 3072 split
+  // (7,083,264 / 2); two LayerNorms 2 x 2 x 768 and the two row-parallel biases 2 x 768 whole (4,608).
+  const double layer = 7'083'264.0 / 2 + 4'608;
+  const double embedding = 50'432.0 * 768 / 2 + 1024.0 * 768, final_norm = 2 * 768;
+  const transformer_spec g = get_preset("gpt2-124m").spec;
+  memory_options o{.lbs = 1, .seq = 1024, .accounting = framework::megatron};
+  o.runtime_overhead_bytes = 0, o.activation_overhead = 0;
+  CHECK(estimate_memory(g, {.tp = 2}, 2, o).stages[0].params == 2 * (12 * layer + embedding + final_norm));
+  // Padded as the framework stores it; given its own padding rule, the spec keeps it.
+  CHECK(as_stored_by(g, framework::megatron_core).padded_vocab(2) == 50'432);
+  CHECK(as_stored_by(g, framework::fsdp).padded_vocab(2) == 50'257);
+  transformer_spec own = g;
+  own.padding = vocab_padding::megatron, own.pad_multiple = 64;
+  CHECK(as_stored_by(own, framework::megatron).padded_vocab(2) == 50'304);
+}
+
 TEST_CASE("framework::deepspeed: model states as DeepSpeed's own estimator counts them") {
   // deepspeed/runtime/zero/stage_1_and_2.py estimate_zero2_model_states_mem_needs (no offload):
   // 2 bytes per parameter plus 18 per parameter over the ranks: the 16-bit weights whole, and
