@@ -239,6 +239,10 @@ int run(const args& a) {
                                                        .micro_batches = gas,
                                                        .param_dtype = cpu ? tp::dtype::fp32 : tp::dtype::bf16,
                                                        .fp32_grads = !cpu,
+                                                       // AdamW updates the flat buffers element by
+                                                       // element (kernels' clip_and_adamw): no
+                                                       // foreach temporary.
+                                                       .adam_implementation = tp::adam_step::fused,
                                                        .runtime_overhead_bytes = 0,
                                                        .activation_overhead = 0});
   const i64 n_params = tp::count_params(spec).total();

@@ -41,9 +41,13 @@ inline std::vector<flag> cluster_flags() {
        "per device, unidirectional, as collectives achieve it (default: the table's links x the profile's fraction)"},
       {"inter-node-bw", "GB/s", "per device across nodes, unidirectional (default: its NIC x the profile's fraction)"},
       {"latency-us", "US", "latency of one collective algorithm step, microseconds (default: the profile's)"},
+      {"reduce-scatter-bw", "GB/s",
+       "a reduce-scatter's bus bandwidth inside a node (nccl-tests' reduce_scatter_perf; default: --intra-node-bw, "
+       "an all-reduce's); its ratio to the all-reduce's holds across nodes too"},
+      {"all-gather-bw", "GB/s", "an all-gather's, likewise (nccl-tests' all_gather_perf)"},
       {"cluster", "FILE",
        "JSON cluster: {\"device\", \"devices\", \"devices_per_node\", \"intra_node_gbps\", \"inter_node_gbps\", "
-       "\"latency_us\"}; flags override it"},
+       "\"latency_us\", \"reduce_scatter_gbps\", \"all_gather_gbps\"}; flags override it"},
       {"profile", "FILE", "JSON device profile (`trainperf calibrate` writes one); default: the built-in one"},
       {"tp-comm-overlap", "", "tensor-parallel collectives hidden behind GEMMs (Megatron-core --tp-comm-overlap)"},
       {"overlap-grad-reduce", "on|off", "gradient reduction overlapped with the backward (default: the framework's)"},
@@ -92,6 +96,13 @@ inline cluster_setup cluster_from_args(const args& a) {
   if (a.get("intra-node-bw")) s.cluster.intra_node_bandwidth = *a.get_double("intra-node-bw") * 1e9;
   if (a.get("inter-node-bw")) s.cluster.inter_node_bandwidth = *a.get_double("inter-node-bw") * 1e9;
   if (a.get("latency-us")) s.cluster.latency = *a.get_double("latency-us", /*zero_allowed=*/true) * 1e-6;
+  // A collective's own bus bandwidth, as a ratio to the all-reduce's inside a node.
+  const auto scale = [&](std::string_view flag, const std::optional<double>& from_file) -> double {
+    const std::optional<double> bw = a.get(flag) ? std::optional<double>(*a.get_double(flag) * 1e9) : from_file;
+    return bw && s.cluster.intra_node_bandwidth > 0 ? *bw / s.cluster.intra_node_bandwidth : 1.0;
+  };
+  s.cluster.reduce_scatter_scale = scale("reduce-scatter-bw", cf ? cf->reduce_scatter_bandwidth : std::nullopt);
+  s.cluster.all_gather_scale = scale("all-gather-bw", cf ? cf->all_gather_bandwidth : std::nullopt);
   validate(s.cluster);
   return s;
 }
@@ -112,11 +123,20 @@ inline void step_from_args(const args& a, step_options& o) {
 // The cluster in one line, units named.
 inline std::string describe_cluster(const cluster_setup& s) {
   const cluster_spec& c = s.cluster;
+  const auto gbs = [](double bytes_per_s) {  // whole GB/s, or two decimals below 10 (a measured MPI link)
+    return bytes_per_s < 10e9 ? fmt::format("{:.2f}", bytes_per_s / 1e9) : fmt::format("{:.0f}", bytes_per_s / 1e9);
+  };
+  const std::string own = c.reduce_scatter_scale == 1 && c.all_gather_scale == 1
+                              ? std::string()
+                              : fmt::format(" (reduce-scatter {}, all-gather {} GB/s)",
+                                            gbs(c.reduce_scatter_scale * c.intra_node_bandwidth),
+                                            gbs(c.all_gather_scale * c.intra_node_bandwidth));
   return fmt::format(
-      "{} x {} ({} per node, {} node{}); links per device, unidirectional: intra-node {:.0f} GB/s, "
+      "{} x {} ({} per node, {} node{}); links per device, unidirectional: intra-node {} GB/s{}, "
       "inter-node {:.1f} GB/s, {:.1f} us per step ({}); kernels: {}",
-      c.devices, c.device.name, c.devices_per_node, c.nodes(), c.nodes() == 1 ? "" : "s", c.intra_node_bandwidth / 1e9,
-      c.inter_node_bandwidth / 1e9, c.latency * 1e6, s.link_source, s.kernel_source);
+      c.devices, c.device.name, c.devices_per_node, c.nodes(), c.nodes() == 1 ? "" : "s",
+      gbs(c.intra_node_bandwidth), own, c.inter_node_bandwidth / 1e9, c.latency * 1e6, s.link_source,
+      s.kernel_source);
 }
 
 }  // namespace trainperf::cli

@@ -66,7 +66,9 @@ inline json prediction_json(const step_prediction& p, const cluster_setup& cs) {
             {"devices_per_node", cs.cluster.devices_per_node},
             {"intra_node_gbps", cs.cluster.intra_node_bandwidth / 1e9},
             {"inter_node_gbps", cs.cluster.inter_node_bandwidth / 1e9},
-            {"latency_us", cs.cluster.latency * 1e6}}}};
+            {"latency_us", cs.cluster.latency * 1e6},
+            {"reduce_scatter_gbps", cs.cluster.reduce_scatter_scale * cs.cluster.intra_node_bandwidth / 1e9},
+            {"all_gather_gbps", cs.cluster.all_gather_scale * cs.cluster.intra_node_bandwidth / 1e9}}}};
 }
 
 inline std::string describe_prediction(const step_prediction& p, const cluster_spec& c) {

@@ -1717,6 +1717,13 @@ struct cluster_spec {
   double intra_node_bandwidth = 0;  // bytes/s per device inside a node (NVLink, xGMI, HCCS)
   double inter_node_bandwidth = 0;  // bytes/s per device between nodes (its share of the NICs)
   double latency = 0;               // s per algorithm step
+  // The bus bandwidth a reduce-scatter and an all-gather reach against the figures above, which
+  // are an all-reduce's: nccl-tests measures each collective apart (reduce_scatter_perf,
+  // all_gather_perf), and a library's algorithms can differ per collective (Open MPI's
+  // reduce-scatter between 2 processes on one machine reaches a fifth of its all-reduce's bus
+  // bandwidth: bench/RESULTS.md). 1: the all-reduce's; the same ratio inside and across nodes.
+  double reduce_scatter_scale = 1;
+  double all_gather_scale = 1;
   [[nodiscard]] constexpr std::int64_t nodes() const { return detail::ceil_div(devices, devices_per_node); }
 };
 
@@ -1742,6 +1749,14 @@ constexpr void validate(const cluster_spec& c) {
   detail::require(
       detail::is_finite(c.latency) && c.latency >= 0, reason::cluster_fields_must_be_positive, "latency",
       [&] { return "latency must be >= 0 s, got " + std::to_string(c.latency) + "; give it with --latency-us"; });
+  const auto positive_scale = [](double v, std::string_view field, std::string_view flag) {
+    detail::require(detail::is_finite(v) && v > 0, reason::cluster_fields_must_be_positive, field, [&] {
+      return std::string(field) + " must be a positive ratio to the all-reduce's bus bandwidth, got " +
+             std::to_string(v) + "; give the collective's bus bandwidth with " + std::string(flag) + " (GB/s)";
+    });
+  };
+  positive_scale(c.reduce_scatter_scale, "reduce_scatter_scale", "--reduce-scatter-bw");
+  positive_scale(c.all_gather_scale, "all_gather_scale", "--all-gather-bw");
 }
 
 // A cluster of `devices` of one kind, devices_per_node to a node, with the links of the device
@@ -1816,7 +1831,7 @@ constexpr double bus_bandwidth(group_span g, const cluster_spec& c) {
 // Seconds for one collective of `bytes` over group g on cluster c.
 //   all-reduce: the faster of ring (2(n-1) steps) and tree (2 ceil(log2 n) steps, 2 x bytes
 //     over the bus; NCCL's double binary tree), as NCCL's tuner picks the faster per size;
-//   reduce-scatter, all-gather: ring, n-1 steps;
+//   reduce-scatter, all-gather: ring, n-1 steps, at the cluster's scale of the bus bandwidth;
 //   all-to-all: n-1 steps; the (per_node-1)/n share of the send buffer over the intra-node links
 //     and the (n-per_node)/n share over the device's own inter-node bandwidth, concurrently;
 //   p2p: one step over the intra-node link when both ranks share a node (per_node == 2), else
@@ -1836,8 +1851,10 @@ constexpr double collective_time(collective kind, double bytes, group_span g, co
       return std::min(ring, tree);
     }
     case collective::reduce_scatter:
-    case collective::all_gather:
-      return (dn - 1) * a + bus_factor(kind, n) * bytes / bus_bandwidth(g, c);
+    case collective::all_gather: {
+      const double scale = kind == collective::reduce_scatter ? c.reduce_scatter_scale : c.all_gather_scale;
+      return (dn - 1) * a + bus_factor(kind, n) * bytes / (scale * bus_bandwidth(g, c));
+    }
     case collective::all_to_all: {
       const double k = static_cast<double>(g.per_node);
       const double intra = g.per_node > 1 ? (k - 1) / dn * bytes / c.intra_node_bandwidth : 0;

@@ -12,7 +12,7 @@ fails only if none is within TOLERANCE.
 --mpi runs train_llama as RANKS processes of one thread each (MPIEXEC -n RANKS) with the layout
 flags LAYOUT ("--dp 2", "--tp 2"; the global batch is LBS x the --dp given); calibrate measures
 one thread and the linear layers as one of the --tp ranks runs them, and each attempt also measures the MPI link between two processes (MPI_LINK:
-bench/mpi_link, which prints predict's --intra-node-bw and --latency-us); predict takes RANKS
+bench/mpi_link, which prints predict's link flags: --intra-node-bw, --latency-us and the reduce-scatter's and all-gather's bus bandwidths); predict takes RANKS
 devices on one node, LAYOUT without its --dp (predict derives dp from the devices), those link
 figures and the gradients reduced after the backward (--overlap-grad-reduce off, as train_llama
 does).

@@ -1,9 +1,11 @@
 // trainperf — a cluster description (collectives.hpp) as JSON, what `predict` and `plan` read
 // with --cluster:
 //   {"device": "H100", "devices": 1024, "devices_per_node": 8, "intra_node_gbps": 370,
-//    "inter_node_gbps": 47, "latency_us": 5.8}
+//    "inter_node_gbps": 47, "latency_us": 5.8, "reduce_scatter_gbps": 330, "all_gather_gbps": 350}
 // Bandwidths are per device, unidirectional, as collectives achieve them (nccl-tests' bus
-// bandwidth), in GB/s. device and devices are required; the rest default to the device table at
+// bandwidth), in GB/s: intra_node_gbps and inter_node_gbps an all-reduce's, reduce_scatter_gbps
+// and all_gather_gbps those collectives' inside a node (their ratio to the all-reduce's holds
+// across nodes too). device and devices are required; the rest default to the device table at
 // the profile's fractions. Optional: needs nlohmann_json.
 #pragma once
 
@@ -25,6 +27,7 @@ struct cluster_file {
   std::int64_t devices = 0;
   std::optional<std::int64_t> devices_per_node;
   std::optional<double> intra_node_bandwidth, inter_node_bandwidth, latency_s;  // bytes/s, s
+  std::optional<double> reduce_scatter_bandwidth, all_gather_bandwidth;          // bytes/s, inside a node
 };
 
 inline cluster_file cluster_from_json(std::string_view text, const std::string& origin, const std::string& field) {
@@ -33,7 +36,8 @@ inline cluster_file cluster_from_json(std::string_view text, const std::string& 
     throw config_error(field, origin + " must be a JSON object (a cluster), got " + detail::describe(j));
   const detail::fields f(j, origin);
   static constexpr std::string_view known[] = {"device",          "devices",         "devices_per_node",
-                                               "intra_node_gbps", "inter_node_gbps", "latency_us"};
+                                               "intra_node_gbps", "inter_node_gbps", "latency_us",
+                                               "reduce_scatter_gbps", "all_gather_gbps"};
   f.only(known);
   cluster_file c;
   const auto device = f.opt_string("device");
@@ -45,6 +49,9 @@ inline cluster_file cluster_from_json(std::string_view text, const std::string& 
   if (f.has("intra_node_gbps")) c.intra_node_bandwidth = detail::positive_number(f, j, "intra_node_gbps", 1e9) * 1e9;
   if (f.has("inter_node_gbps")) c.inter_node_bandwidth = detail::positive_number(f, j, "inter_node_gbps", 1e9) * 1e9;
   if (f.has("latency_us")) c.latency_s = detail::nonnegative_number(f, j, "latency_us", 1e9) * 1e-6;
+  if (f.has("reduce_scatter_gbps"))
+    c.reduce_scatter_bandwidth = detail::positive_number(f, j, "reduce_scatter_gbps", 1e9) * 1e9;
+  if (f.has("all_gather_gbps")) c.all_gather_bandwidth = detail::positive_number(f, j, "all_gather_gbps", 1e9) * 1e9;
   return c;
 }
 
