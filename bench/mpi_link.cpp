@@ -82,8 +82,9 @@ int main(int argc, char** argv) {
           t_rs * 1e3, part_bus / t_rs, t_ag * 1e3, part_bus / t_ag);
       fmt::print("  baseline: memcpy of the buffer in one process {:.2f} GB/s (all-reduce bus bandwidth {:.2f}x it)\n",
                  bytes / copy / 1e9, bus / (bytes / copy / 1e9));
-      fmt::print("flags: --intra-node-bw {:.2f} --latency-us {:.1f} --reduce-scatter-bw {:.2f} --all-gather-bw {:.2f}\n",
-                 bus, step_us, part_bus / t_rs, part_bus / t_ag);
+      fmt::print(
+          "flags: --intra-node-bw {:.2f} --latency-us {:.1f} --reduce-scatter-bw {:.2f} --all-gather-bw {:.2f}\n", bus,
+          step_us, part_bus / t_rs, part_bus / t_ag);
     }
   }
   MPI_Finalize();

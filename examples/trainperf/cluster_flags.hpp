@@ -134,9 +134,8 @@ inline std::string describe_cluster(const cluster_setup& s) {
   return fmt::format(
       "{} x {} ({} per node, {} node{}); links per device, unidirectional: intra-node {} GB/s{}, "
       "inter-node {:.1f} GB/s, {:.1f} us per step ({}); kernels: {}",
-      c.devices, c.device.name, c.devices_per_node, c.nodes(), c.nodes() == 1 ? "" : "s",
-      gbs(c.intra_node_bandwidth), own, c.inter_node_bandwidth / 1e9, c.latency * 1e6, s.link_source,
-      s.kernel_source);
+      c.devices, c.device.name, c.devices_per_node, c.nodes(), c.nodes() == 1 ? "" : "s", gbs(c.intra_node_bandwidth),
+      own, c.inter_node_bandwidth / 1e9, c.latency * 1e6, s.link_source, s.kernel_source);
 }
 
 }  // namespace trainperf::cli

@@ -24,10 +24,10 @@ int run_params(const args& a, output& out) {
   const auto m = tp::cli::model_from_args(a);
   const std::int64_t tpd = a.get_int("tp").value_or(1);
   const tp::param_counts c = tp::count_params(m.spec, tpd);
-  // Layers come in at most two shapes: MoE (layer i with i % layer_freq == 0) and dense; each
+  // Layers come in at most two shapes: MoE (is_moe_layer) and dense; each
   // once with its count, never a loop over the layers (2^31 of them are allowed).
   const tp::transformer_spec& sp = m.spec;
-  std::vector<std::pair<std::int64_t, tp::layer_params>> shapes;  // (count, params), in layer order of first use
+  std::vector<std::pair<std::int64_t, tp::layer_params>> shapes;  // (count, params): the MoE shape first
   const std::int64_t moe = sp.moe_layers();
   if (moe > 0) shapes.push_back({moe, tp::count_layer_params(sp, sp.layer_of_shape(true))});
   if (sp.layers > moe) shapes.push_back({sp.layers - moe, tp::count_layer_params(sp, sp.layer_of_shape(false))});

@@ -39,6 +39,9 @@ inline std::vector<flag> model_flags() {
       {"shared-expert-ffn", "N", "a shared expert's MLP hidden size (default: the routed experts')"},
       {"moe-layer-freq", "N",
        "every N-th layer is MoE (layer i when i % N == 0), the others dense (Megatron-LM's --moe-layer-freq)"},
+      {"moe-layer-offset", "K",
+       "with --moe-layer-freq N: layer i is MoE when i % N == K (default 0; N - 1 for Qwen2-MoE's "
+       "decoder_sparse_step and Llama 4's interleave_moe_layer_step, Jamba's expert_layer_offset)"},
       {"moe-first-dense-layers", "K",
        "the first K layers dense whatever the frequency (DeepSeek's and GLM-4.5's first_k_dense_replace)"},
       {"make-vocab-size-divisible-by", "N",
@@ -104,6 +107,8 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
   }
   detail::set_if(a, "shared-expert-ffn", s.moe.shared_expert_ffn);
   detail::set_if(a, "moe-layer-freq", s.moe.layer_freq);
+  if (const auto k = a.get_count("moe-layer-offset", "a layer index within the period (0 to freq - 1)", 1e9))
+    s.moe.layer_offset = *k;
   if (const auto k = a.get_count("moe-first-dense-layers", "a layer count (0 for none)", 1e9))
     s.moe.first_dense_layers = *k;
   if (auto n = a.get_int("make-vocab-size-divisible-by")) {

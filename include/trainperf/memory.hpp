@@ -687,7 +687,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     for (const stage_layers& sl : split) {
       if (sl.stage != st) continue;
       sm.layers += sl.layers;
-      // Layers come in two shapes at most (MoE where i % layer_freq == 0, dense otherwise): each
+      // Layers come in two shapes at most (is_moe_layer: MoE, dense otherwise): each
       // shape once, times its count in [first, first + layers), so 2^31 layers cost no loop.
       const std::int64_t end = sl.first_layer + sl.layers;
       // LLaMA-Adapter's prompt layers on this stage (from adapter_start_layer on).

@@ -33,10 +33,15 @@ struct moe_spec {
   std::int64_t expert_ffn = 0;         // 0: the model's ffn
   std::int64_t shared_experts = 0;     // always-active experts (DeepSeekMoE, Qwen-MoE)
   std::int64_t shared_expert_ffn = 0;  // 0: expert_ffn
-  std::int64_t layer_freq = 1;         // layer i is MoE iff i % layer_freq == 0 (Megatron moe_layer_freq)
+  std::int64_t layer_freq = 1;         // layer i is MoE iff i % layer_freq == layer_offset (Megatron moe_layer_freq)
+  // Where in each period of layer_freq layers the MoE layer sits, in [0, layer_freq): 0 for
+  // Megatron-LM's moe_layer_freq (layers 0, N, 2N, ...); layer_freq - 1 for transformers'
+  // Qwen2-MoE decoder_sparse_step and Llama 4's interleave_moe_layer_step ((i + 1) % N == 0);
+  // Jamba's expert_layer_offset.
+  std::int64_t layer_offset = 0;
   // The first layers dense whatever layer_freq says (DeepSeek's and GLM-4.5's first_k_dense_replace,
   // Megatron-LM's moe_layer_freq list [0]*k + [1]*...): layer i is MoE iff i >= first_dense_layers
-  // and i % layer_freq == 0 (transformers' DeepseekV3DecoderLayer).
+  // and i % layer_freq == layer_offset (transformers' DeepseekV3DecoderLayer, offset 0).
   std::int64_t first_dense_layers = 0;
   // A sigmoid gate on the shared experts' output, a linear h -> 1 (Qwen-MoE: modeling_qwen2_moe.py
   // shared_expert_gate; Megatron-LM's --moe-shared-expert-gate).
@@ -103,22 +108,27 @@ struct transformer_spec {
   [[nodiscard]] constexpr std::int64_t kv_dim() const { return resolved_kv_heads() * resolved_head_dim(); }
   [[nodiscard]] constexpr bool is_moe() const { return moe.experts > 0; }
   [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const {
-    return is_moe() && i >= moe.first_dense_layers && i % moe.layer_freq == 0;
+    return is_moe() && i >= moe.first_dense_layers && i % moe.layer_freq == moe.layer_offset;
   }
-  // MoE layers among layers [0, n): the multiples of layer_freq from first_dense_layers on.
+  // MoE layers among layers [0, n): those at layer_offset in each period, from first_dense_layers on.
   [[nodiscard]] constexpr std::int64_t moe_layers_below(std::int64_t n) const {
     if (!is_moe()) return 0;
-    const std::int64_t dense = n < moe.first_dense_layers ? n : moe.first_dense_layers;
-    return detail::ceil_div(n, moe.layer_freq) - detail::ceil_div(dense, moe.layer_freq);
+    // Layers i < x with i % layer_freq == layer_offset.
+    const auto at_offset = [&](std::int64_t x) {
+      return x > moe.layer_offset ? detail::ceil_div(x - moe.layer_offset, moe.layer_freq) : std::int64_t{0};
+    };
+    return at_offset(n) - at_offset(n < moe.first_dense_layers ? n : moe.first_dense_layers);
   }
   [[nodiscard]] constexpr std::int64_t moe_layers() const { return moe_layers_below(layers); }
   // A layer of each shape, so that per-layer figures are computed once per shape: the first MoE
-  // layer (the first multiple of layer_freq from first_dense_layers on), and a dense one wherever
-  // any is (layer 0 when the first layers are dense, else layer 1 with layer_freq > 1).
+  // layer (the first at layer_offset from first_dense_layers on), and a dense one wherever any is
+  // (layer 0 when the first layers are dense or the offset is not 0, else layer 1 with
+  // layer_freq > 1).
   [[nodiscard]] constexpr std::int64_t layer_of_shape(bool moe_layer) const {
     if (!is_moe()) return 0;
-    if (moe_layer) return detail::ceil_div(moe.first_dense_layers, moe.layer_freq) * moe.layer_freq;
-    return moe.first_dense_layers > 0 ? 0 : 1;
+    const std::int64_t f = moe.layer_freq, first = moe.first_dense_layers;
+    if (moe_layer) return first + ((moe.layer_offset - first % f) % f + f) % f;
+    return first > 0 || moe.layer_offset != 0 ? 0 : 1;
   }
   [[nodiscard]] constexpr std::int64_t resolved_expert_ffn() const {
     return moe.expert_ffn == 0 ? ffn : moe.expert_ffn;
@@ -140,6 +150,7 @@ inline void heads_are_not_divisible_by_kv_heads() {}
 inline void kv_heads_exceed_heads() {}
 inline void moe_top_k_is_out_of_range() {}
 inline void moe_first_dense_layers_out_of_range() {}
+inline void moe_layer_offset_out_of_range() {}
 inline void moe_fields_set_on_a_dense_model() {}
 inline void vision_image_size_is_not_divisible_by_patch_size() {}
 inline void vision_hidden_is_not_divisible_by_heads() {}
@@ -182,12 +193,16 @@ constexpr void validate(const transformer_spec& m) {
     require(m.moe.top_k >= 1 && m.moe.top_k <= m.moe.experts, reason::moe_top_k_is_out_of_range, "top_k",
             [&] { return "top_k " + str(m.moe.top_k) + " must be between 1 and experts " + str(m.moe.experts); });
     require_dimension(m.moe.layer_freq, "moe_layer_freq");
-    require(m.moe.first_dense_layers >= 0 && detail::ceil_div(m.moe.first_dense_layers, m.moe.layer_freq) <
-                                                 detail::ceil_div(m.layers, m.moe.layer_freq),
-            reason::moe_first_dense_layers_out_of_range, "first_dense_layers", [&] {
+    require(m.moe.layer_offset >= 0 && m.moe.layer_offset < m.moe.layer_freq, reason::moe_layer_offset_out_of_range,
+            "moe_layer_offset", [&] {
+              return "moe_layer_offset " + str(m.moe.layer_offset) + " must be in [0, layer frequency " +
+                     str(m.moe.layer_freq) + "): the MoE layer's place in each period of layers";
+            });
+    require(m.moe.first_dense_layers >= 0 && m.moe_layers() > 0, reason::moe_first_dense_layers_out_of_range,
+            "first_dense_layers", [&] {
               return "first_dense_layers " + str(m.moe.first_dense_layers) + " leaves no MoE layer among " +
-                     str(m.layers) + " layers at layer frequency " + str(m.moe.layer_freq) +
-                     "; give fewer dense layers (0 for none)";
+                     str(m.layers) + " layers at layer frequency " + str(m.moe.layer_freq) + ", offset " +
+                     str(m.moe.layer_offset) + "; give fewer dense layers (0 for none)";
             });
     if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
     if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");
@@ -199,7 +214,7 @@ constexpr void validate(const transformer_spec& m) {
             });
   } else {
     require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0 &&
-                m.moe.layer_freq == 1 && m.moe.first_dense_layers == 0,
+                m.moe.layer_freq == 1 && m.moe.layer_offset == 0 && m.moe.first_dense_layers == 0,
             reason::moe_fields_set_on_a_dense_model, "experts", [&] {
               return std::string(
                   "expert_ffn, shared_experts or a layer frequency is set but experts is 0; set experts and "
@@ -360,7 +375,7 @@ constexpr param_counts count_params(const transformer_spec& m, std::int64_t tp =
   c.position_embedding =
       m.positions == position_kind::learned ? checked_mul(m.max_seq, m.hidden, "position parameters") : 0;
   c.output = m.tied_embeddings ? 0 : c.token_embedding;
-  // Layers come in two shapes at most: MoE layers (i % layer_freq == 0) and dense ones.
+  // Layers come in two shapes at most: MoE layers (i % layer_freq == layer_offset) and dense ones.
   const i64 moe_layers = m.moe_layers(), dense_layers = m.layers - moe_layers;
   const auto add = [&](const layer_params& l, i64 n) {
     c.attention = checked_add(c.attention, checked_mul(l.attention, n, "attention parameters"), "attention parameters");

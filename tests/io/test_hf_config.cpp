@@ -74,6 +74,20 @@ TEST_CASE("published configs read to the published parameter counts") {
     "tie_word_embeddings": false})"));
   CHECK(count_params(qm).total() == 14'315'784'192);
   CHECK(count_params(get_preset("qwen1.5-moe-a2.7b").spec).total() == 14'315'784'192);
+  // decoder_sparse_step 2: layer i sparse when (i + 1) % 2 == 0, so 12 MoE layers (1, 3, ..., 23) and
+  // 12 dense ones of Qwen2MoeMLP(intermediate_size): 16,783,360 + 3 x 2048 x 5632 + 4,096 =
+  // 51,390,464 each; 12 x 570,560,512 + 12 x 51,390,464 + the embeddings and final norm
+  // (622,331,904) = 8,085,743,616.
+  json sparse2 = json::parse(R"({"model_type": "qwen2_moe",
+    "hidden_act": "silu", "hidden_size": 2048, "intermediate_size": 5632, "max_position_embeddings": 8192,
+    "num_attention_heads": 16, "num_hidden_layers": 24, "num_key_value_heads": 16, "vocab_size": 151936,
+    "num_experts": 60, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
+    "shared_expert_intermediate_size": 5632, "decoder_sparse_step": 2, "tie_word_embeddings": false})");
+  const transformer_spec qm2 = io::spec_from_hf_config(sparse2);
+  CHECK(qm2.moe_layers() == 12);
+  CHECK_FALSE(qm2.is_moe_layer(0));
+  CHECK(qm2.is_moe_layer(23));
+  CHECK(count_params(qm2).total() == 8'085'743'616);
   CHECK_THROWS_WITH_AS(io::spec_from_hf_config(json::parse(R"({"model_type": "qwen2_moe", "hidden_size": 2048,
     "intermediate_size": 5632, "max_position_embeddings": 8192, "num_attention_heads": 16, "num_hidden_layers": 24,
     "vocab_size": 151936, "num_experts": 60, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,

@@ -89,6 +89,40 @@ TEST_CASE("mixture of experts: routed experts, router, active parameters") {
   first_dense.moe.first_dense_layers = 31;  // no MoE layer left at frequency 2: refused
   CHECK_THROWS_WITH_AS(validate(first_dense), doctest::Contains("leaves no MoE layer"), config_error);
 
+  // The MoE layer last in each period: transformers' Qwen2-MoE with decoder_sparse_step 2 and
+  // Llama 4 with interleave_moe_layer_step 2 ((i + 1) % 2 == 0): layers 1, 3, ..., 31.
+  transformer_spec odd = every_other;
+  odd.moe.layer_offset = 1;
+  CHECK_FALSE(odd.is_moe_layer(0));
+  CHECK(odd.is_moe_layer(31));
+  CHECK(odd.layer_of_shape(true) == 1);
+  CHECK(odd.layer_of_shape(false) == 0);
+  CHECK(count_params(odd).mlp == e.mlp);
+  CHECK(count_params(odd).routed_experts == e.routed_experts);
+  // Against a count layer by layer, for periods, offsets, dense prefixes and prefixes [0, n).
+  for (std::int64_t freq = 1; freq <= 4; ++freq)
+    for (std::int64_t offset = 0; offset < freq; ++offset)
+      for (std::int64_t dense = 0; dense <= 5; ++dense) {
+        transformer_spec x = s;
+        x.layers = 10;
+        x.moe.layer_freq = freq, x.moe.layer_offset = offset, x.moe.first_dense_layers = dense;
+        std::int64_t seen = 0, first_moe = -1, first_dense_layer = -1;
+        for (std::int64_t i = 0; i < 10; ++i) {
+          CHECK(x.moe_layers_below(i) == seen);
+          const bool is = i >= dense && i % freq == offset;
+          CHECK(x.is_moe_layer(i) == is);
+          seen += is;
+          if (is && first_moe < 0) first_moe = i;
+          if (!is && first_dense_layer < 0) first_dense_layer = i;
+        }
+        CHECK(x.moe_layers() == seen);
+        CHECK(x.layer_of_shape(true) == first_moe);
+        if (first_dense_layer >= 0) CHECK(x.layer_of_shape(false) == first_dense_layer);
+      }
+  odd.moe.layer_offset = 2;  // outside the period of 2
+  CHECK_THROWS_WITH_AS(validate(odd), doctest::Contains("moe_layer_offset 2 must be in [0, layer frequency 2)"),
+                       config_error);
+
   transformer_spec shared = s;  // DeepSeekMoE-style always-on expert of its own width
   shared.moe.shared_experts = 1;
   shared.moe.shared_expert_ffn = 1024;

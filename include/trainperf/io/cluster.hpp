@@ -27,7 +27,7 @@ struct cluster_file {
   std::int64_t devices = 0;
   std::optional<std::int64_t> devices_per_node;
   std::optional<double> intra_node_bandwidth, inter_node_bandwidth, latency_s;  // bytes/s, s
-  std::optional<double> reduce_scatter_bandwidth, all_gather_bandwidth;          // bytes/s, inside a node
+  std::optional<double> reduce_scatter_bandwidth, all_gather_bandwidth;         // bytes/s, inside a node
 };
 
 inline cluster_file cluster_from_json(std::string_view text, const std::string& origin, const std::string& field) {
@@ -35,9 +35,9 @@ inline cluster_file cluster_from_json(std::string_view text, const std::string& 
   if (!j.is_object())
     throw config_error(field, origin + " must be a JSON object (a cluster), got " + detail::describe(j));
   const detail::fields f(j, origin);
-  static constexpr std::string_view known[] = {"device",          "devices",         "devices_per_node",
-                                               "intra_node_gbps", "inter_node_gbps", "latency_us",
-                                               "reduce_scatter_gbps", "all_gather_gbps"};
+  static constexpr std::string_view known[] = {
+      "device",          "devices",    "devices_per_node",    "intra_node_gbps",
+      "inter_node_gbps", "latency_us", "reduce_scatter_gbps", "all_gather_gbps"};
   f.only(known);
   cluster_file c;
   const auto device = f.opt_string("device");

@@ -98,10 +98,9 @@ inline transformer_spec llama_family(const fields& f, const std::string& type) {
     s.moe.shared_experts = 1;
     s.moe.shared_expert_ffn = f.req_size("shared_expert_intermediate_size");
     s.moe.shared_expert_gate = true;
-    if (f.opt_size("decoder_sparse_step", "give 1").value_or(1) != 1)
-      f.fail("decoder_sparse_step",
-             "decoder_sparse_step other than 1 is not supported: trainperf places MoE layers "
-             "at i % layer_freq == 0 (Megatron-LM's moe_layer_freq); give 1");
+    // (i + 1) % step == 0: layer_freq step at offset step - 1.
+    s.moe.layer_freq = f.opt_size("decoder_sparse_step", "give the step, 1 for every layer").value_or(1);
+    s.moe.layer_offset = s.moe.layer_freq - 1;
     if (!f.empty("mlp_only_layers"))
       f.fail("mlp_only_layers",
              "mlp_only_layers is not supported: trainperf places MoE layers by frequency only; "
