@@ -43,7 +43,7 @@ inline std::vector<flag> cluster_flags() {
       {"latency-us", "US", "latency of one collective algorithm step, microseconds (default: the profile's)"},
       {"reduce-scatter-bw", "GB/s",
        "a reduce-scatter's bus bandwidth inside a node (nccl-tests' reduce_scatter_perf; default: --intra-node-bw, "
-       "an all-reduce's); its ratio to the all-reduce's holds across nodes too"},
+       "an all-reduce's); across nodes --inter-node-bw bounds every collective"},
       {"all-gather-bw", "GB/s", "an all-gather's, likewise (nccl-tests' all_gather_perf)"},
       {"cluster", "FILE",
        "JSON cluster: {\"device\", \"devices\", \"devices_per_node\", \"intra_node_gbps\", \"inter_node_gbps\", "

@@ -282,7 +282,6 @@ inline memory_setup memory_from_args(const args& a) {
                  : fw == "fsdp"          ? tp::framework::fsdp
                  : fw == "paddle"        ? tp::framework::paddle
                                          : tp::framework::generic;
-  m.model.spec = tp::as_stored_by(m.model.spec, o.accounting);  // Megatron's vocabulary padding by default
   if (const auto g = a.get_choice("grad-dtype", dtypes)) {
     const tp::dtype grads = *tp::parse_dtype(*g);
     if (grads != tp::dtype::fp32 && grads != o.param_dtype)

@@ -38,7 +38,8 @@ inline std::vector<flag> model_flags() {
       {"shared-experts", "N", "always-active shared experts per MoE layer (DeepSeekMoE, Qwen-MoE)"},
       {"shared-expert-ffn", "N", "a shared expert's MLP hidden size (default: the routed experts')"},
       {"moe-layer-freq", "N",
-       "every N-th layer is MoE (layer i when i % N == 0), the others dense (Megatron-LM's --moe-layer-freq)"},
+       "every N-th layer is MoE (layer i when i % N == the offset, 0 by default), the others dense (Megatron-LM's "
+       "--moe-layer-freq)"},
       {"moe-layer-offset", "K",
        "with --moe-layer-freq N: layer i is MoE when i % N == K (default 0; N - 1 for Qwen2-MoE's "
        "decoder_sparse_step and Llama 4's interleave_moe_layer_step, Jamba's expert_layer_offset)"},

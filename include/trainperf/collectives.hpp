@@ -46,7 +46,8 @@ struct cluster_spec {
   // are an all-reduce's: nccl-tests measures each collective apart (reduce_scatter_perf,
   // all_gather_perf), and a library's algorithms can differ per collective (Open MPI's
   // reduce-scatter between 2 processes on one machine reaches a fifth of its all-reduce's bus
-  // bandwidth: bench/RESULTS.md). 1: the all-reduce's; the same ratio inside and across nodes.
+  // bandwidth: bench/RESULTS.md). 1: the all-reduce's. Inside a node only: across nodes the NICs
+  // bound every collective alike (NVLink SHARP lifts an H100 node's all-reduce, not its NICs').
   double reduce_scatter_scale = 1;
   double all_gather_scale = 1;
   [[nodiscard]] constexpr std::int64_t nodes() const { return detail::ceil_div(devices, devices_per_node); }
@@ -156,7 +157,7 @@ constexpr double bus_bandwidth(group_span g, const cluster_spec& c) {
 // Seconds for one collective of `bytes` over group g on cluster c.
 //   all-reduce: the faster of ring (2(n-1) steps) and tree (2 ceil(log2 n) steps, 2 x bytes
 //     over the bus; NCCL's double binary tree), as NCCL's tuner picks the faster per size;
-//   reduce-scatter, all-gather: ring, n-1 steps, at the cluster's scale of the bus bandwidth;
+//   reduce-scatter, all-gather: ring, n-1 steps (inside a node at the cluster's own figure for each);
 //   all-to-all: n-1 steps; the (per_node-1)/n share of the send buffer over the intra-node links
 //     and the (n-per_node)/n share over the device's own inter-node bandwidth, concurrently;
 //   p2p: one step over the intra-node link when both ranks share a node (per_node == 2), else
@@ -177,7 +178,9 @@ constexpr double collective_time(collective kind, double bytes, group_span g, co
     }
     case collective::reduce_scatter:
     case collective::all_gather: {
-      const double scale = kind == collective::reduce_scatter ? c.reduce_scatter_scale : c.all_gather_scale;
+      const double scale = g.spans_nodes()                      ? 1.0
+                           : kind == collective::reduce_scatter ? c.reduce_scatter_scale
+                                                                : c.all_gather_scale;
       return (dn - 1) * a + bus_factor(kind, n) * bytes / (scale * bus_bandwidth(g, c));
     }
     case collective::all_to_all: {

@@ -716,7 +716,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
             h * static_cast<double>(m.q_dim() + 2 * m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads)) / t;
         if (base_trains) trains(lp * n, std::max(mlp_matrix, qkv_matrix)), trainable_experts += routed * n;
         // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
-        const double quantized_lp = ad.frozen_weight_bits > 0 ? static_cast<double>(lps.total() - lps.norms) / t : 0.0;
+        const double quantized_lp =  // the split linear weights (the norms, router and row biases stay 16-bit)
+            ad.frozen_weight_bits > 0 ? lp - routed - static_cast<double>(tp_replicated_params(m, lps)) : 0.0;
         quantized += quantized_lp * n;
         // Sharded quantized weights are gathered as stored, at their bits (torchao's NF4Tensor
         // all-gathers its packed data and scales under FSDP2: fsdp_pre_all_gather; bitsandbytes'

@@ -196,14 +196,22 @@ constexpr void validate(const transformer_spec& m) {
     require(m.moe.layer_offset >= 0 && m.moe.layer_offset < m.moe.layer_freq, reason::moe_layer_offset_out_of_range,
             "moe_layer_offset", [&] {
               return "moe_layer_offset " + str(m.moe.layer_offset) + " must be in [0, layer frequency " +
-                     str(m.moe.layer_freq) + "): the MoE layer's place in each period of layers";
+                     str(m.moe.layer_freq) + "): the MoE layer's place in each period of layers; give a layer " +
+                     "frequency above " + str(m.moe.layer_offset) + " or a smaller offset";
             });
-    require(m.moe.first_dense_layers >= 0 && m.moe_layers() > 0, reason::moe_first_dense_layers_out_of_range,
-            "first_dense_layers", [&] {
-              return "first_dense_layers " + str(m.moe.first_dense_layers) + " leaves no MoE layer among " +
-                     str(m.layers) + " layers at layer frequency " + str(m.moe.layer_freq) + ", offset " +
-                     str(m.moe.layer_offset) + "; give fewer dense layers (0 for none)";
+    // No MoE layer at all: from the dense first layers, or from a period or offset past the last layer.
+    require(m.moe.first_dense_layers >= 0, reason::moe_first_dense_layers_out_of_range, "first_dense_layers",
+            [&] { return "first_dense_layers " + str(m.moe.first_dense_layers) + " must be >= 0 (0 for none)"; });
+    require(m.moe_layers() > 0 || m.moe.first_dense_layers > 0, reason::moe_layer_offset_out_of_range,
+            "moe_layer_offset", [&] {
+              return "moe_layer_offset " + str(m.moe.layer_offset) + " at layer frequency " + str(m.moe.layer_freq) +
+                     " leaves no MoE layer among " + str(m.layers) + " layers; give an offset below " + str(m.layers);
             });
+    require(m.moe_layers() > 0, reason::moe_first_dense_layers_out_of_range, "first_dense_layers", [&] {
+      return "first_dense_layers " + str(m.moe.first_dense_layers) + " leaves no MoE layer among " + str(m.layers) +
+             " layers at layer frequency " + str(m.moe.layer_freq) + ", offset " + str(m.moe.layer_offset) +
+             "; give fewer dense layers (0 for none)";
+    });
     if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
     if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");
     if (m.moe.shared_expert_ffn != 0) require_dimension(m.moe.shared_expert_ffn, "shared_expert_ffn");
@@ -216,9 +224,17 @@ constexpr void validate(const transformer_spec& m) {
     require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0 &&
                 m.moe.layer_freq == 1 && m.moe.layer_offset == 0 && m.moe.first_dense_layers == 0,
             reason::moe_fields_set_on_a_dense_model, "experts", [&] {
-              return std::string(
-                  "expert_ffn, shared_experts or a layer frequency is set but experts is 0; set experts and "
-                  "top_k for a mixture-of-experts model, or clear the expert fields");
+              std::string set;
+              for (const auto& [name, value] :
+                   {std::pair{"expert_ffn", m.moe.expert_ffn}, std::pair{"shared_experts", m.moe.shared_experts},
+                    std::pair{"shared_expert_ffn", m.moe.shared_expert_ffn},
+                    std::pair{"moe_layer_freq", m.moe.layer_freq == 1 ? 0 : m.moe.layer_freq},
+                    std::pair{"moe_layer_offset", m.moe.layer_offset},
+                    std::pair{"first_dense_layers", m.moe.first_dense_layers}})
+                if (value != 0) set += (set.empty() ? "" : ", ") + std::string(name) + " " + str(value);
+              return set +
+                     " set but experts is 0; set experts and top_k for a mixture-of-experts model, or clear "
+                     "the expert fields";
             });
   }
   if (m.vision.present()) {

@@ -356,14 +356,22 @@ constexpr void validate(const transformer_spec& m) {
     require(m.moe.layer_offset >= 0 && m.moe.layer_offset < m.moe.layer_freq, reason::moe_layer_offset_out_of_range,
             "moe_layer_offset", [&] {
               return "moe_layer_offset " + str(m.moe.layer_offset) + " must be in [0, layer frequency " +
-                     str(m.moe.layer_freq) + "): the MoE layer's place in each period of layers";
+                     str(m.moe.layer_freq) + "): the MoE layer's place in each period of layers; give a layer " +
+                     "frequency above " + str(m.moe.layer_offset) + " or a smaller offset";
             });
-    require(m.moe.first_dense_layers >= 0 && m.moe_layers() > 0, reason::moe_first_dense_layers_out_of_range,
-            "first_dense_layers", [&] {
-              return "first_dense_layers " + str(m.moe.first_dense_layers) + " leaves no MoE layer among " +
-                     str(m.layers) + " layers at layer frequency " + str(m.moe.layer_freq) + ", offset " +
-                     str(m.moe.layer_offset) + "; give fewer dense layers (0 for none)";
+    // No MoE layer at all: from the dense first layers, or from a period or offset past the last layer.
+    require(m.moe.first_dense_layers >= 0, reason::moe_first_dense_layers_out_of_range, "first_dense_layers",
+            [&] { return "first_dense_layers " + str(m.moe.first_dense_layers) + " must be >= 0 (0 for none)"; });
+    require(m.moe_layers() > 0 || m.moe.first_dense_layers > 0, reason::moe_layer_offset_out_of_range,
+            "moe_layer_offset", [&] {
+              return "moe_layer_offset " + str(m.moe.layer_offset) + " at layer frequency " + str(m.moe.layer_freq) +
+                     " leaves no MoE layer among " + str(m.layers) + " layers; give an offset below " + str(m.layers);
             });
+    require(m.moe_layers() > 0, reason::moe_first_dense_layers_out_of_range, "first_dense_layers", [&] {
+      return "first_dense_layers " + str(m.moe.first_dense_layers) + " leaves no MoE layer among " + str(m.layers) +
+             " layers at layer frequency " + str(m.moe.layer_freq) + ", offset " + str(m.moe.layer_offset) +
+             "; give fewer dense layers (0 for none)";
+    });
     if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
     if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");
     if (m.moe.shared_expert_ffn != 0) require_dimension(m.moe.shared_expert_ffn, "shared_expert_ffn");
@@ -376,9 +384,17 @@ constexpr void validate(const transformer_spec& m) {
     require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0 &&
                 m.moe.layer_freq == 1 && m.moe.layer_offset == 0 && m.moe.first_dense_layers == 0,
             reason::moe_fields_set_on_a_dense_model, "experts", [&] {
-              return std::string(
-                  "expert_ffn, shared_experts or a layer frequency is set but experts is 0; set experts and "
-                  "top_k for a mixture-of-experts model, or clear the expert fields");
+              std::string set;
+              for (const auto& [name, value] :
+                   {std::pair{"expert_ffn", m.moe.expert_ffn}, std::pair{"shared_experts", m.moe.shared_experts},
+                    std::pair{"shared_expert_ffn", m.moe.shared_expert_ffn},
+                    std::pair{"moe_layer_freq", m.moe.layer_freq == 1 ? 0 : m.moe.layer_freq},
+                    std::pair{"moe_layer_offset", m.moe.layer_offset},
+                    std::pair{"first_dense_layers", m.moe.first_dense_layers}})
+                if (value != 0) set += (set.empty() ? "" : ", ") + std::string(name) + " " + str(value);
+              return set +
+                     " set but experts is 0; set experts and top_k for a mixture-of-experts model, or clear "
+                     "the expert fields";
             });
   }
   if (m.vision.present()) {
@@ -1736,7 +1752,8 @@ struct cluster_spec {
   // are an all-reduce's: nccl-tests measures each collective apart (reduce_scatter_perf,
   // all_gather_perf), and a library's algorithms can differ per collective (Open MPI's
   // reduce-scatter between 2 processes on one machine reaches a fifth of its all-reduce's bus
-  // bandwidth: bench/RESULTS.md). 1: the all-reduce's; the same ratio inside and across nodes.
+  // bandwidth: bench/RESULTS.md). 1: the all-reduce's. Inside a node only: across nodes the NICs
+  // bound every collective alike (NVLink SHARP lifts an H100 node's all-reduce, not its NICs').
   double reduce_scatter_scale = 1;
   double all_gather_scale = 1;
   [[nodiscard]] constexpr std::int64_t nodes() const { return detail::ceil_div(devices, devices_per_node); }
@@ -1846,7 +1863,7 @@ constexpr double bus_bandwidth(group_span g, const cluster_spec& c) {
 // Seconds for one collective of `bytes` over group g on cluster c.
 //   all-reduce: the faster of ring (2(n-1) steps) and tree (2 ceil(log2 n) steps, 2 x bytes
 //     over the bus; NCCL's double binary tree), as NCCL's tuner picks the faster per size;
-//   reduce-scatter, all-gather: ring, n-1 steps, at the cluster's scale of the bus bandwidth;
+//   reduce-scatter, all-gather: ring, n-1 steps (inside a node at the cluster's own figure for each);
 //   all-to-all: n-1 steps; the (per_node-1)/n share of the send buffer over the intra-node links
 //     and the (n-per_node)/n share over the device's own inter-node bandwidth, concurrently;
 //   p2p: one step over the intra-node link when both ranks share a node (per_node == 2), else
@@ -1867,7 +1884,9 @@ constexpr double collective_time(collective kind, double bytes, group_span g, co
     }
     case collective::reduce_scatter:
     case collective::all_gather: {
-      const double scale = kind == collective::reduce_scatter ? c.reduce_scatter_scale : c.all_gather_scale;
+      const double scale = g.spans_nodes()                      ? 1.0
+                           : kind == collective::reduce_scatter ? c.reduce_scatter_scale
+                                                                : c.all_gather_scale;
       return (dn - 1) * a + bus_factor(kind, n) * bytes / (scale * bus_bandwidth(g, c));
     }
     case collective::all_to_all: {
@@ -4063,7 +4082,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
             h * static_cast<double>(m.q_dim() + 2 * m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads)) / t;
         if (base_trains) trains(lp * n, std::max(mlp_matrix, qkv_matrix)), trainable_experts += routed * n;
         // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
-        const double quantized_lp = ad.frozen_weight_bits > 0 ? static_cast<double>(lps.total() - lps.norms) / t : 0.0;
+        const double quantized_lp =  // the split linear weights (the norms, router and row biases stay 16-bit)
+            ad.frozen_weight_bits > 0 ? lp - routed - static_cast<double>(tp_replicated_params(m, lps)) : 0.0;
         quantized += quantized_lp * n;
         // Sharded quantized weights are gathered as stored, at their bits (torchao's NF4Tensor
         // all-gathers its packed data and scales under FSDP2: fsdp_pre_all_gather; bitsandbytes'

@@ -119,6 +119,10 @@ TEST_CASE("mixture of experts: routed experts, router, active parameters") {
         CHECK(x.layer_of_shape(true) == first_moe);
         if (first_dense_layer >= 0) CHECK(x.layer_of_shape(false) == first_dense_layer);
       }
+  transformer_spec past_end = odd;  // period 64 at offset 40 over 32 layers: no MoE layer, the offset named
+  past_end.moe.layer_freq = 64, past_end.moe.layer_offset = 40;
+  CHECK_THROWS_WITH_AS(validate(past_end), doctest::Contains("moe_layer_offset 40 at layer frequency 64 leaves no MoE"),
+                       config_error);
   odd.moe.layer_offset = 2;  // outside the period of 2
   CHECK_THROWS_WITH_AS(validate(odd), doctest::Contains("moe_layer_offset 2 must be in [0, layer frequency 2)"),
                        config_error);

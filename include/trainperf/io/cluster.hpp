@@ -4,8 +4,8 @@
 //    "inter_node_gbps": 47, "latency_us": 5.8, "reduce_scatter_gbps": 330, "all_gather_gbps": 350}
 // Bandwidths are per device, unidirectional, as collectives achieve them (nccl-tests' bus
 // bandwidth), in GB/s: intra_node_gbps and inter_node_gbps an all-reduce's, reduce_scatter_gbps
-// and all_gather_gbps those collectives' inside a node (their ratio to the all-reduce's holds
-// across nodes too). device and devices are required; the rest default to the device table at
+// and all_gather_gbps those collectives' inside a node (across nodes the inter-node figure
+// bounds every collective). device and devices are required; the rest default to the device table at
 // the profile's fractions. Optional: needs nlohmann_json.
 #pragma once
 
