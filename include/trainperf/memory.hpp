@@ -791,7 +791,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
         if (base_trains) trains(emb, emb), unit_weights += emb;
         if (ad.train_embeddings) total_params += emb, trains(emb, emb), unit_weights += emb;  // the trainable copy
         // The vision tower and projector sit with the embedding (the tower's largest tensor: an
-        // MLP matrix; the projector's: at most all of it).
+        // MLP matrix; the projector's: at most all of it), split over tp whole (their norms,
+        // positions and row biases too: a few MB, unlike the language layers' rule).
         const double vis = static_cast<double>(pc.vision) / t, proj = static_cast<double>(pc.projector) / t;
         total_params += vis + proj;
         if (m.vision.tower_mode == train_mode::trained)
