@@ -706,7 +706,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
         total_params += lp * n;
         experts += routed * n;
         largest_layer = std::max(largest_layer, lp);
-        linear_weights += (lp - static_cast<double>(tp_replicated_params(m, lps))) * n;
+        const double linear = lp - static_cast<double>(tp_replicated_params(m, lps));  // routed experts included
+        linear_weights += linear * n;
         gemms += 4 * n;  // QKV, output projection, fc1 (gate and up, or the experts' grouped GEMM), fc2
         // The largest single matrix of the layer: an MLP projection (an expert's when routed) or
         // the fused QKV projection.
@@ -715,9 +716,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
         const double qkv_matrix =
             h * static_cast<double>(m.q_dim() + 2 * m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads)) / t;
         if (base_trains) trains(lp * n, std::max(mlp_matrix, qkv_matrix)), trainable_experts += routed * n;
-        // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
-        const double quantized_lp =  // the split linear weights (the norms, router and row biases stay 16-bit)
-            ad.frozen_weight_bits > 0 ? lp - routed - static_cast<double>(tp_replicated_params(m, lps)) : 0.0;
+        // A quantized frozen base: the blocks' split linear weights at its bits (norms, router, biases 16-bit).
+        const double quantized_lp = ad.frozen_weight_bits > 0 ? linear - routed : 0.0;
         quantized += quantized_lp * n;
         // Sharded quantized weights are gathered as stored, at their bits (torchao's NF4Tensor
         // all-gathers its packed data and scales under FSDP2: fsdp_pre_all_gather; bitsandbytes'
@@ -785,8 +785,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
               std::max(0.0, act_stored - static_cast<double>(below) * detail::layer_activations(m, c, o, false).stored);
       }
       if (sl.embedding) {
-        // The token embedding split over tp (VocabParallelEmbedding), learned positions whole.
-        const double emb = static_cast<double>(pc.token_embedding) / t + static_cast<double>(pc.position_embedding);
+        const double emb = embedding_params_per_tp_rank(pc, c.tp);
         total_params += emb;
         if (base_trains) trains(emb, emb), unit_weights += emb;
         if (ad.train_embeddings) total_params += emb, trains(emb, emb), unit_weights += emb;  // the trainable copy

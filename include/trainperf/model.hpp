@@ -354,6 +354,12 @@ constexpr double layer_params_per_tp_rank(const transformer_spec& m, const layer
   return (static_cast<double>(p.total() - p.routed_experts) - whole) / static_cast<double>(tp) + whole;
 }
 
+// One tensor-parallel rank's share of the embeddings: the token embedding split over tp
+// (VocabParallelEmbedding), learned positions whole.
+constexpr double embedding_params_per_tp_rank(const param_counts& c, std::int64_t tp) {
+  return static_cast<double>(c.token_embedding) / static_cast<double>(tp) + static_cast<double>(c.position_embedding);
+}
+
 // Vision tower parameters (CLIP ViT layout, see vision_spec).
 constexpr std::int64_t count_vision_tower_params(const vision_spec& v) {
   using namespace detail;

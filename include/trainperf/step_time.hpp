@@ -488,8 +488,7 @@ inline step_prediction predict_step_time(const transformer_spec& spec, const par
     stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params + kv_copies);
     if (s.embedding) {
       fwd[st] += embed.forward, bwd[st] += embed.backward;
-      const double embedding =  // the token embedding split over tp, learned positions whole
-          static_cast<double>(pc.token_embedding) / tp + static_cast<double>(pc.position_embedding);
+      const double embedding = embedding_params_per_tp_rank(pc, c.tp);
       stage_params[st] += embedding;
       stage_last_piece[st] += root_unit ? embedding : static_cast<double>(pc.token_embedding) / tp;
     }

@@ -514,6 +514,12 @@ constexpr double layer_params_per_tp_rank(const transformer_spec& m, const layer
   return (static_cast<double>(p.total() - p.routed_experts) - whole) / static_cast<double>(tp) + whole;
 }
 
+// One tensor-parallel rank's share of the embeddings: the token embedding split over tp
+// (VocabParallelEmbedding), learned positions whole.
+constexpr double embedding_params_per_tp_rank(const param_counts& c, std::int64_t tp) {
+  return static_cast<double>(c.token_embedding) / static_cast<double>(tp) + static_cast<double>(c.position_embedding);
+}
+
 // Vision tower parameters (CLIP ViT layout, see vision_spec).
 constexpr std::int64_t count_vision_tower_params(const vision_spec& v) {
   using namespace detail;
@@ -4072,7 +4078,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
         total_params += lp * n;
         experts += routed * n;
         largest_layer = std::max(largest_layer, lp);
-        linear_weights += (lp - static_cast<double>(tp_replicated_params(m, lps))) * n;
+        const double linear = lp - static_cast<double>(tp_replicated_params(m, lps));  // routed experts included
+        linear_weights += linear * n;
         gemms += 4 * n;  // QKV, output projection, fc1 (gate and up, or the experts' grouped GEMM), fc2
         // The largest single matrix of the layer: an MLP projection (an expert's when routed) or
         // the fused QKV projection.
@@ -4081,9 +4088,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
         const double qkv_matrix =
             h * static_cast<double>(m.q_dim() + 2 * m.kv_dim() * kv_head_replicas(m, c.tp, c.replicate_kv_heads)) / t;
         if (base_trains) trains(lp * n, std::max(mlp_matrix, qkv_matrix)), trainable_experts += routed * n;
-        // A quantized frozen base: the blocks' linear weights (all but the norms) at its bits.
-        const double quantized_lp =  // the split linear weights (the norms, router and row biases stay 16-bit)
-            ad.frozen_weight_bits > 0 ? lp - routed - static_cast<double>(tp_replicated_params(m, lps)) : 0.0;
+        // A quantized frozen base: the blocks' split linear weights at its bits (norms, router, biases 16-bit).
+        const double quantized_lp = ad.frozen_weight_bits > 0 ? linear - routed : 0.0;
         quantized += quantized_lp * n;
         // Sharded quantized weights are gathered as stored, at their bits (torchao's NF4Tensor
         // all-gathers its packed data and scales under FSDP2: fsdp_pre_all_gather; bitsandbytes'
@@ -4151,8 +4157,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
               std::max(0.0, act_stored - static_cast<double>(below) * detail::layer_activations(m, c, o, false).stored);
       }
       if (sl.embedding) {
-        // The token embedding split over tp (VocabParallelEmbedding), learned positions whole.
-        const double emb = static_cast<double>(pc.token_embedding) / t + static_cast<double>(pc.position_embedding);
+        const double emb = embedding_params_per_tp_rank(pc, c.tp);
         total_params += emb;
         if (base_trains) trains(emb, emb), unit_weights += emb;
         if (ad.train_embeddings) total_params += emb, trains(emb, emb), unit_weights += emb;  // the trainable copy
@@ -4824,8 +4829,7 @@ inline step_prediction predict_step_time(const transformer_spec& spec, const par
     stage_params[st] += static_cast<double>(dense_layers) * (dense_layer_params + kv_copies);
     if (s.embedding) {
       fwd[st] += embed.forward, bwd[st] += embed.backward;
-      const double embedding =  // the token embedding split over tp, learned positions whole
-          static_cast<double>(pc.token_embedding) / tp + static_cast<double>(pc.position_embedding);
+      const double embedding = embedding_params_per_tp_rank(pc, c.tp);
       stage_params[st] += embedding;
       stage_last_piece[st] += root_unit ? embedding : static_cast<double>(pc.token_embedding) / tp;
     }
