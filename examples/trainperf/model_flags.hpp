@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <trainperf/io/hf_config.hpp>
+#include <trainperf/io/megatron_layer_pattern.hpp>
 #include <trainperf/trainperf.hpp>
 
 #include "args.hpp"
@@ -37,9 +38,9 @@ inline std::vector<flag> model_flags() {
       {"expert-ffn", "N", "each routed expert's MLP hidden size (default: --ffn)"},
       {"shared-experts", "N", "always-active shared experts per MoE layer (DeepSeekMoE, Qwen-MoE)"},
       {"shared-expert-ffn", "N", "a shared expert's MLP hidden size (default: the routed experts')"},
-      {"moe-layer-freq", "N",
-       "every N-th layer is MoE (layer i when i % N == the offset, 0 by default), the others dense (Megatron-LM's "
-       "--moe-layer-freq)"},
+      {"moe-layer-freq", "N|LIST",
+       "every N-th layer is MoE (layer i when i % N == the offset, 0 by default), the others dense; or a list "
+       "with one entry per layer, 1 MoE and 0 dense, such as \"([0]*1+[1]*3)*8\" (Megatron-LM's --moe-layer-freq)"},
       {"moe-layer-offset", "K",
        "with --moe-layer-freq N: layer i is MoE when i % N == K (default 0; N - 1 for Qwen2-MoE's "
        "decoder_sparse_step and Llama 4's interleave_moe_layer_step, Jamba's expert_layer_offset)"},
@@ -107,7 +108,14 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
     if (*n == 0) s.moe.shared_expert_ffn = 0, s.moe.shared_expert_gate = false;
   }
   detail::set_if(a, "shared-expert-ffn", s.moe.shared_expert_ffn);
-  detail::set_if(a, "moe-layer-freq", s.moe.layer_freq);
+  if (const auto freq = a.get("moe-layer-freq"); freq && io::is_layer_pattern(*freq)) {
+    if (a.has("moe-layer-offset"))
+      throw usage_error("--moe-layer-offset applies to a frequency; --moe-layer-freq " + *freq +
+                        " lists every layer already: drop --moe-layer-offset");
+    io::apply_moe_layer_pattern(s, *freq, "--moe-layer-freq");
+  } else {
+    detail::set_if(a, "moe-layer-freq", s.moe.layer_freq);
+  }
   if (const auto k = a.get_count("moe-layer-offset", "a layer index within the period (0 to freq - 1)", 1e9))
     s.moe.layer_offset = *k;
   if (const auto k = a.get_count("moe-first-dense-layers", "a layer count (0 for none)", 1e9))

@@ -1,6 +1,9 @@
 // trainperf — transformer model specifications and exact parameter counts.
 #pragma once
 
+#include <algorithm>
+#include <array>
+#include <bit>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -26,6 +29,40 @@ enum class train_mode { trained, frozen };
 // LLaVA projector: one linear (LLaVA 1.0) or linear-GELU-linear ("mlp2x_gelu", LLaVA 1.5).
 enum class projector_kind { linear, mlp2x_gelu };
 
+// A set of layer indices below layer_set::capacity, for the layers a model lists by name
+// (Qwen2-MoE's mlp_only_layers, the zeros of Megatron-LM's --moe-layer-freq list).
+struct layer_set {
+  static constexpr std::int64_t capacity = 256;  // the deepest published LLMs have 126 layers (Llama 3.1 405B)
+  std::array<std::uint64_t, capacity / 64> words{};
+
+  [[nodiscard]] constexpr bool empty() const {
+    for (const std::uint64_t w : words)
+      if (w != 0) return false;
+    return true;
+  }
+  [[nodiscard]] constexpr bool contains(std::int64_t i) const {
+    return i >= 0 && i < capacity && (words[static_cast<std::size_t>(i / 64)] >> (i % 64) & 1U) != 0;
+  }
+  // Adds layer i; false (and no change) when i is outside [0, capacity).
+  constexpr bool insert(std::int64_t i) {
+    if (i < 0 || i >= capacity) return false;
+    words[static_cast<std::size_t>(i / 64)] |= std::uint64_t{1} << (i % 64);
+    return true;
+  }
+  // The largest member, -1 when empty.
+  [[nodiscard]] constexpr std::int64_t last() const {
+    for (std::size_t w = words.size(); w-- > 0;)
+      if (words[w] != 0) return static_cast<std::int64_t>(w * 64 + 63) - std::countl_zero(words[w]);
+    return -1;
+  }
+  [[nodiscard]] constexpr std::int64_t size() const {
+    std::int64_t n = 0;
+    for (const std::uint64_t w : words) n += std::popcount(w);
+    return n;
+  }
+  constexpr bool operator==(const layer_set&) const = default;
+};
+
 // Mixture of experts. experts == 0 means a dense model.
 struct moe_spec {
   std::int64_t experts = 0;
@@ -43,6 +80,9 @@ struct moe_spec {
   // Megatron-LM's moe_layer_freq list [0]*k + [1]*...): layer i is MoE iff i >= first_dense_layers
   // and i % layer_freq == layer_offset (transformers' DeepseekV3DecoderLayer, offset 0).
   std::int64_t first_dense_layers = 0;
+  // Layers dense by name whatever the rules above say (transformers' Qwen2-MoE mlp_only_layers;
+  // Megatron-LM's --moe-layer-freq given as a list, whose zeros these are).
+  layer_set dense_layers{};
   // A sigmoid gate on the shared experts' output, a linear h -> 1 (Qwen-MoE: modeling_qwen2_moe.py
   // shared_expert_gate; Megatron-LM's --moe-shared-expert-gate).
   bool shared_expert_gate = false;
@@ -107,28 +147,33 @@ struct transformer_spec {
   [[nodiscard]] constexpr std::int64_t q_dim() const { return heads * resolved_head_dim(); }
   [[nodiscard]] constexpr std::int64_t kv_dim() const { return resolved_kv_heads() * resolved_head_dim(); }
   [[nodiscard]] constexpr bool is_moe() const { return moe.experts > 0; }
+  // Layer i is MoE iff it is at layer_offset in its period, from first_dense_layers on, and not
+  // listed dense.
   [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const {
-    return is_moe() && i >= moe.first_dense_layers && i % moe.layer_freq == moe.layer_offset;
+    return is_moe() && i >= moe.first_dense_layers && i % moe.layer_freq == moe.layer_offset &&
+           !moe.dense_layers.contains(i);
   }
-  // MoE layers among layers [0, n): those at layer_offset in each period, from first_dense_layers on.
+  // MoE layers among layers [0, n): those the period rule makes MoE (a closed form), less the
+  // listed dense layers among them.
   [[nodiscard]] constexpr std::int64_t moe_layers_below(std::int64_t n) const {
     if (!is_moe()) return 0;
     // Layers i < x with i % layer_freq == layer_offset.
     const auto at_offset = [&](std::int64_t x) {
       return x > moe.layer_offset ? detail::ceil_div(x - moe.layer_offset, moe.layer_freq) : std::int64_t{0};
     };
-    return at_offset(n) - at_offset(n < moe.first_dense_layers ? n : moe.first_dense_layers);
+    std::int64_t listed = 0;
+    for (std::int64_t i = 0, end = std::min(n, moe.dense_layers.last() + 1); i < end; ++i)
+      listed += moe.dense_layers.contains(i) && i >= moe.first_dense_layers && i % moe.layer_freq == moe.layer_offset;
+    return at_offset(n) - at_offset(n < moe.first_dense_layers ? n : moe.first_dense_layers) - listed;
   }
   [[nodiscard]] constexpr std::int64_t moe_layers() const { return moe_layers_below(layers); }
   // A layer of each shape, so that per-layer figures are computed once per shape: the first MoE
-  // layer (the first at layer_offset from first_dense_layers on), and a dense one wherever any is
-  // (layer 0 when the first layers are dense or the offset is not 0, else layer 1 with
-  // layer_freq > 1).
+  // layer and the first dense one (0 when there is none; callers weigh a shape by its count).
   [[nodiscard]] constexpr std::int64_t layer_of_shape(bool moe_layer) const {
     if (!is_moe()) return 0;
-    const std::int64_t f = moe.layer_freq, first = moe.first_dense_layers;
-    if (moe_layer) return first + ((moe.layer_offset - first % f) % f + f) % f;
-    return first > 0 || moe.layer_offset != 0 ? 0 : 1;
+    for (std::int64_t i = 0; i < layers; ++i)
+      if (is_moe_layer(i) == moe_layer) return i;
+    return 0;
   }
   [[nodiscard]] constexpr std::int64_t resolved_expert_ffn() const {
     return moe.expert_ffn == 0 ? ffn : moe.expert_ffn;
@@ -151,6 +196,7 @@ inline void kv_heads_exceed_heads() {}
 inline void moe_top_k_is_out_of_range() {}
 inline void moe_first_dense_layers_out_of_range() {}
 inline void moe_layer_offset_out_of_range() {}
+inline void moe_dense_layers_out_of_range() {}
 inline void moe_fields_set_on_a_dense_model() {}
 inline void vision_image_size_is_not_divisible_by_patch_size() {}
 inline void vision_hidden_is_not_divisible_by_heads() {}
@@ -202,15 +248,26 @@ constexpr void validate(const transformer_spec& m) {
     // No MoE layer at all: from the dense first layers, or from a period or offset past the last layer.
     require(m.moe.first_dense_layers >= 0, reason::moe_first_dense_layers_out_of_range, "first_dense_layers",
             [&] { return "first_dense_layers " + str(m.moe.first_dense_layers) + " must be >= 0 (0 for none)"; });
-    require(m.moe_layers() > 0 || m.moe.first_dense_layers > 0, reason::moe_layer_offset_out_of_range,
+    // The period rule alone first, so that an error blames the field that leaves no MoE layer.
+    transformer_spec unlisted = m;
+    unlisted.moe.dense_layers = {};
+    require(unlisted.moe_layers() > 0 || m.moe.first_dense_layers > 0, reason::moe_layer_offset_out_of_range,
             "moe_layer_offset", [&] {
               return "moe_layer_offset " + str(m.moe.layer_offset) + " at layer frequency " + str(m.moe.layer_freq) +
                      " leaves no MoE layer among " + str(m.layers) + " layers; give an offset below " + str(m.layers);
             });
-    require(m.moe_layers() > 0, reason::moe_first_dense_layers_out_of_range, "first_dense_layers", [&] {
+    require(unlisted.moe_layers() > 0, reason::moe_first_dense_layers_out_of_range, "first_dense_layers", [&] {
       return "first_dense_layers " + str(m.moe.first_dense_layers) + " leaves no MoE layer among " + str(m.layers) +
              " layers at layer frequency " + str(m.moe.layer_freq) + ", offset " + str(m.moe.layer_offset) +
              "; give fewer dense layers (0 for none)";
+    });
+    require(m.moe.dense_layers.last() < m.layers, reason::moe_dense_layers_out_of_range, "moe_dense_layers", [&] {
+      return "moe_dense_layers lists layer " + str(m.moe.dense_layers.last()) + " but the model has " + str(m.layers) +
+             " layers (0 to " + str(m.layers - 1) + "); list layers below " + str(m.layers);
+    });
+    require(m.moe_layers() > 0, reason::moe_dense_layers_out_of_range, "moe_dense_layers", [&] {
+      return "moe_dense_layers (" + str(m.moe.dense_layers.size()) + " layers) lists every MoE layer of " +
+             str(m.layers) + "; leave at least one layer MoE, or set experts to 0 for a dense model";
     });
     if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
     if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");
@@ -222,7 +279,8 @@ constexpr void validate(const transformer_spec& m) {
             });
   } else {
     require(m.moe.shared_experts == 0 && m.moe.expert_ffn == 0 && m.moe.shared_expert_ffn == 0 &&
-                m.moe.layer_freq == 1 && m.moe.layer_offset == 0 && m.moe.first_dense_layers == 0,
+                m.moe.layer_freq == 1 && m.moe.layer_offset == 0 && m.moe.first_dense_layers == 0 &&
+                m.moe.dense_layers.empty(),
             reason::moe_fields_set_on_a_dense_model, "experts", [&] {
               std::string set;
               for (const auto& [name, value] :
@@ -230,7 +288,8 @@ constexpr void validate(const transformer_spec& m) {
                     std::pair{"shared_expert_ffn", m.moe.shared_expert_ffn},
                     std::pair{"moe_layer_freq", m.moe.layer_freq == 1 ? 0 : m.moe.layer_freq},
                     std::pair{"moe_layer_offset", m.moe.layer_offset},
-                    std::pair{"first_dense_layers", m.moe.first_dense_layers}})
+                    std::pair{"first_dense_layers", m.moe.first_dense_layers},
+                    std::pair{"moe_dense_layers (count)", m.moe.dense_layers.size()}})
                 if (value != 0) set += (set.empty() ? "" : ", ") + std::string(name) + " " + str(value);
               return set +
                      " set but experts is 0; set experts and top_k for a mixture-of-experts model, or clear "

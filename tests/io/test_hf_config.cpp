@@ -88,11 +88,25 @@ TEST_CASE("published configs read to the published parameter counts") {
   CHECK_FALSE(qm2.is_moe_layer(0));
   CHECK(qm2.is_moe_layer(23));
   CHECK(count_params(qm2).total() == 8'085'743'616);
-  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(json::parse(R"({"model_type": "qwen2_moe", "hidden_size": 2048,
-    "intermediate_size": 5632, "max_position_embeddings": 8192, "num_attention_heads": 16, "num_hidden_layers": 24,
-    "vocab_size": 151936, "num_experts": 60, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
-    "shared_expert_intermediate_size": 5632, "mlp_only_layers": [0]})")),
-                       doctest::Contains("mlp_only_layers is not supported"), config_error);
+  // mlp_only_layers [1, 3] on top: layers 1 and 3 turn dense (modeling_qwen2_moe.py: sparse only when
+  // not in mlp_only_layers), so each trades 570,560,512 for 51,390,464: 8,085,743,616 - 2 x 519,170,048.
+  sparse2["mlp_only_layers"] = {1, 3};
+  const transformer_spec listed = io::spec_from_hf_config(sparse2);
+  CHECK(listed.moe_layers() == 10);
+  CHECK_FALSE(listed.is_moe_layer(3));
+  CHECK(listed.is_moe_layer(5));
+  CHECK(count_params(listed).total() == 7'047'403'520);
+  sparse2["mlp_only_layers"] = {24};
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(sparse2),
+                       doctest::Contains("mlp_only_layers lists layer 24 but the model's layers are 0 to 23"),
+                       config_error);
+  sparse2["mlp_only_layers"] = {"1"};
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(sparse2),
+                       doctest::Contains("\"mlp_only_layers\" must be a list of integers; it holds \"1\""),
+                       config_error);
+  sparse2["mlp_only_layers"] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23};  // every sparse layer listed
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(sparse2), doctest::Contains("lists every MoE layer of 24"),
+                       config_error);
 }
 
 TEST_CASE("missing, mistyped and contradictory fields are named") {

@@ -2,6 +2,9 @@
 // padding, MoE, the vision tower, and validation messages.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <vector>
+
 #include <trainperf/trainperf.hpp>
 
 using namespace trainperf;
@@ -99,26 +102,43 @@ TEST_CASE("mixture of experts: routed experts, router, active parameters") {
   CHECK(odd.layer_of_shape(false) == 0);
   CHECK(count_params(odd).mlp == e.mlp);
   CHECK(count_params(odd).routed_experts == e.routed_experts);
-  // Against a count layer by layer, for periods, offsets, dense prefixes and prefixes [0, n).
+  // Against a count layer by layer, for periods, offsets, dense prefixes, layers listed dense
+  // (Qwen2-MoE's mlp_only_layers) and prefixes [0, n).
+  const std::vector<std::vector<std::int64_t>> listings = {{}, {1, 4}, {0, 9}, {2, 3, 5, 7}};
   for (std::int64_t freq = 1; freq <= 4; ++freq)
     for (std::int64_t offset = 0; offset < freq; ++offset)
-      for (std::int64_t dense = 0; dense <= 5; ++dense) {
-        transformer_spec x = s;
-        x.layers = 10;
-        x.moe.layer_freq = freq, x.moe.layer_offset = offset, x.moe.first_dense_layers = dense;
-        std::int64_t seen = 0, first_moe = -1, first_dense_layer = -1;
-        for (std::int64_t i = 0; i < 10; ++i) {
-          CHECK(x.moe_layers_below(i) == seen);
-          const bool is = i >= dense && i % freq == offset;
-          CHECK(x.is_moe_layer(i) == is);
-          seen += is;
-          if (is && first_moe < 0) first_moe = i;
-          if (!is && first_dense_layer < 0) first_dense_layer = i;
+      for (std::int64_t dense = 0; dense <= 5; ++dense)
+        for (const auto& listed : listings) {
+          transformer_spec x = s;
+          x.layers = 10;
+          x.moe.layer_freq = freq, x.moe.layer_offset = offset, x.moe.first_dense_layers = dense;
+          for (const std::int64_t i : listed) CHECK(x.moe.dense_layers.insert(i));
+          std::int64_t seen = 0, first_moe = -1, first_dense_layer = -1;
+          for (std::int64_t i = 0; i < 10; ++i) {
+            CHECK(x.moe_layers_below(i) == seen);
+            const bool is =
+                i >= dense && i % freq == offset && std::find(listed.begin(), listed.end(), i) == listed.end();
+            CHECK(x.is_moe_layer(i) == is);
+            seen += is;
+            if (is && first_moe < 0) first_moe = i;
+            if (!is && first_dense_layer < 0) first_dense_layer = i;
+          }
+          CHECK(x.moe_layers() == seen);
+          if (first_moe >= 0) CHECK(x.layer_of_shape(true) == first_moe);
+          if (first_dense_layer >= 0) CHECK(x.layer_of_shape(false) == first_dense_layer);
         }
-        CHECK(x.moe_layers() == seen);
-        CHECK(x.layer_of_shape(true) == first_moe);
-        if (first_dense_layer >= 0) CHECK(x.layer_of_shape(false) == first_dense_layer);
-      }
+  // Layers listed dense: beyond the model, or every MoE layer, are refused under the list's name.
+  transformer_spec listed = s;
+  CHECK(listed.moe.dense_layers.insert(32));
+  CHECK_THROWS_WITH_AS(validate(listed),
+                       doctest::Contains("moe_dense_layers lists layer 32 but the model has 32 layers"), config_error);
+  listed.moe.dense_layers = {};
+  for (std::int64_t i = 0; i < 32; i += 2) listed.moe.dense_layers.insert(i);
+  listed.moe.layer_freq = 2;  // MoE layers 0, 2, ..., 30, all listed dense
+  CHECK_THROWS_WITH_AS(validate(listed), doctest::Contains("lists every MoE layer of 32"), config_error);
+  CHECK_FALSE(listed.moe.dense_layers.insert(layer_set::capacity));  // past what a set holds: not added
+  CHECK(listed.moe.dense_layers.size() == 16);
+  CHECK(listed.moe.dense_layers.last() == 30);
   transformer_spec past_end = odd;  // period 64 at offset 40 over 32 layers: no MoE layer, the offset named
   past_end.moe.layer_freq = 64, past_end.moe.layer_offset = 40;
   CHECK_THROWS_WITH_AS(validate(past_end), doctest::Contains("moe_layer_offset 40 at layer frequency 64 leaves no MoE"),

@@ -35,11 +35,20 @@ inline const fields::defaults_map llama_config_defaults = {
 // Names of transformer_spec fields (as validate() reports them) in the file, so that a
 // failed check names what the user wrote ("num_key_value_heads", not "kv_heads").
 using field_names = std::map<std::string, std::string, std::less<>>;
-inline const field_names llama_field_names = {
-    {"layers", "num_hidden_layers"},     {"hidden", "hidden_size"},       {"heads", "num_attention_heads"},
-    {"kv_heads", "num_key_value_heads"}, {"head_dim", "head_dim"},        {"heads x head_dim", "head_dim"},
-    {"ffn", "intermediate_size"},        {"vocab", "vocab_size"},         {"max_seq", "max_position_embeddings"},
-    {"experts", "num_local_experts"},    {"top_k", "num_experts_per_tok"}};
+inline const field_names llama_field_names = {{"layers", "num_hidden_layers"},
+                                              {"hidden", "hidden_size"},
+                                              {"heads", "num_attention_heads"},
+                                              {"kv_heads", "num_key_value_heads"},
+                                              {"head_dim", "head_dim"},
+                                              {"heads x head_dim", "head_dim"},
+                                              {"ffn", "intermediate_size"},
+                                              {"vocab", "vocab_size"},
+                                              {"max_seq", "max_position_embeddings"},
+                                              {"experts", "num_local_experts"},
+                                              {"top_k", "num_experts_per_tok"},
+                                              // Qwen2-MoE's names for where its MoE layers are.
+                                              {"moe_layer_offset", "decoder_sparse_step"},
+                                              {"moe_dense_layers", "mlp_only_layers"}};
 inline const field_names gpt2_field_names = {
     {"layers", "n_layer"}, {"hidden", "n_embd"},    {"heads", "n_head"},       {"heads x head_dim", "n_embd"},
     {"ffn", "n_inner"},    {"vocab", "vocab_size"}, {"max_seq", "n_positions"}};
@@ -101,10 +110,15 @@ inline transformer_spec llama_family(const fields& f, const std::string& type) {
     // (i + 1) % step == 0: layer_freq step at offset step - 1.
     s.moe.layer_freq = f.opt_size("decoder_sparse_step", "give the step, 1 for every layer").value_or(1);
     s.moe.layer_offset = s.moe.layer_freq - 1;
-    if (!f.empty("mlp_only_layers"))
-      f.fail("mlp_only_layers",
-             "mlp_only_layers is not supported: trainperf places MoE layers by frequency only; "
-             "give []");
+    for (const std::int64_t i : f.int_list("mlp_only_layers"))
+      if (i < 0 || i >= s.layers || !s.moe.dense_layers.insert(i))
+        f.fail("mlp_only_layers",
+               "mlp_only_layers lists layer " + std::to_string(i) + " but the model's layers are 0 to " +
+                   std::to_string(s.layers - 1) +
+                   (s.layers > layer_set::capacity
+                        ? " and layers from " + std::to_string(layer_set::capacity) + " on cannot be listed"
+                        : "") +
+                   "; list layers of the model");
   }
   return s;
 }

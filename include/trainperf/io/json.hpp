@@ -144,6 +144,23 @@ class fields {
     fail(key, "missing required field \"" + name(key) + "\" (or \"" + name(alias) + "\")");
   }
 
+  // A list of integers; absent or null is empty.
+  [[nodiscard]] std::vector<std::int64_t> int_list(std::string_view key) const {
+    if (!has(key)) return {};
+    const json& v = obj_.at(std::string(key));
+    if (!v.is_array()) fail(key, "field \"" + name(key) + "\" must be a list of integers, got " + describe(v));
+    std::vector<std::int64_t> out;
+    for (const json& e : v) {
+      const bool fits =
+          e.is_number_integer() &&
+          (!e.is_number_unsigned() ||
+           e.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
+      if (!fits) fail(key, "field \"" + name(key) + "\" must be a list of integers; it holds " + describe(e));
+      out.push_back(e.get<std::int64_t>());
+    }
+    return out;
+  }
+
   [[nodiscard]] std::optional<bool> opt_bool(std::string_view key) const {
     if (!has(key)) return std::nullopt;
     const json& v = obj_.at(std::string(key));
