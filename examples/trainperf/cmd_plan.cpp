@@ -34,6 +34,9 @@ std::vector<flag> plan_flags() {
       f.push_back(x);
   }
   for (const flag& x : cluster_flags()) f.push_back(x);
+  f.push_back({"dp", "N", "fix the data-parallel degree (default: what the devices leave for each tp x cp x pp)"});
+  f.push_back({"no-sp", "", "fix sequence parallelism off"});
+  f.push_back({"no-distributed-optimizer", "", "fix the distributed optimizer off"});
   f.push_back({"top", "K", "how many candidates to show (default 5)"});
   f.push_back({"memory-margin", "F", "share of the capacity a layout must leave free (default 0.05)"});
   f.push_back({"threads", "N", "search threads (default: the machine's)"});
@@ -66,7 +69,9 @@ json candidate_json(const plan_candidate& c, const cluster_setup& cs) {
 }
 
 int run_plan(const args& a, output& out) {
-  const memory_setup m = memory_from_args(a);
+  detail::exclusive(a, "sp", "no-sp");
+  detail::exclusive(a, "distributed-optimizer", "no-distributed-optimizer");
+  const memory_setup m = memory_from_args(a, /*one_layout=*/false);
   const cluster_setup cs = cluster_from_args(a);
   plan_request q;
   q.model = m.model.spec;
@@ -83,8 +88,10 @@ int run_plan(const args& a, output& out) {
   if (a.get("lbs")) q.space.lbs = {m.options.lbs};
   if (a.get("zero")) q.space.zero_stage = {c.zero_stage};
   if (a.get("recompute")) q.space.recomputation = {c.recomputation};
-  if (a.has("sp")) q.space.sequence_parallel = {1};
-  if (a.has("distributed-optimizer")) q.space.distributed_optimizer = {1};
+  if (a.has("sp") || a.has("no-sp")) q.space.sequence_parallel = {a.has("sp") ? 1 : 0};
+  if (a.has("distributed-optimizer") || a.has("no-distributed-optimizer"))
+    q.space.distributed_optimizer = {a.has("distributed-optimizer") ? 1 : 0};
+  if (const auto dp = a.get_int("dp")) q.space.dp = {*dp};
   q.space.etp = c.etp;
   q.space.shard_dp = c.shard_dp;
   const auto top = a.get_int("top").value_or(5);
@@ -108,16 +115,28 @@ int run_plan(const args& a, output& out) {
   if (a.has("json")) {
     json cands = json::array();
     for (const auto& x : r.candidates) cands.push_back(candidate_json(x, cs));
-    out.print_json({{"model", m.model.name},
-                    {"gbs", q.step.gbs},
-                    {"seq", q.step.memory.seq},
-                    {"candidates", cands},
-                    {"enumerated", r.enumerated},
-                    {"invalid", r.invalid},
-                    {"pruned_memory", r.pruned_memory},
-                    {"evaluated", r.evaluated},
-                    {"search_ms", r.search_ms},
-                    {"memory_margin", q.memory_margin}});
+    json j = {{"model", m.model.name},
+              {"gbs", q.step.gbs},
+              {"seq", q.step.memory.seq},
+              {"candidates", cands},
+              {"enumerated", r.enumerated},
+              {"invalid", r.invalid},
+              {"pruned_memory", r.pruned_memory},
+              {"evaluated", r.evaluated},
+              {"search_ms", r.search_ms},
+              {"memory_margin", q.memory_margin}};
+    // The K-th candidate's breakdown less the best one's, part by part, in seconds.
+    if (explain) {
+      const step_prediction &best = r.candidates.front().prediction,
+                            &x = r.candidates[static_cast<std::size_t>(*explain - 1)].prediction;
+      json difference = breakdown_json(x.breakdown);
+      const json best_parts = breakdown_json(best.breakdown);
+      for (const auto& [part, seconds] : best_parts.items())
+        difference[part] = difference[part].get<double>() - seconds.get<double>();
+      difference["step_time_s"] = x.step_time - best.step_time;
+      j["explain"] = {{"candidate", *explain}, {"minus_best_s", difference}};
+    }
+    out.print_json(j);
     return 0;
   }
   out.print("{} on {}\n", m.model.name, describe_cluster(cs));

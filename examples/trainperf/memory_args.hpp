@@ -248,10 +248,13 @@ inline void adapters_from_args(const args& a, tp::adapter_options& ad) {
   ad.fp32_adapters = a.has("fp32-adapters");
 }
 
-inline memory_setup memory_from_args(const args& a) {
+// one_layout false (plan): the layout flags fix dimensions of a search, so the switches are not
+// checked against the default degrees (--sp alone must not fail for tp 1); plan reads them itself.
+inline memory_setup memory_from_args(const args& a, bool one_layout = true) {
   memory_setup m{tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false), {}, 1, {}};
   tp::parallel_config& c = m.parallel;
   c = parallel_from_args(a);
+  if (!one_layout) c.sequence_parallel = c.distributed_optimizer = false;
   c.dp = a.get_int("dp").value_or(1);  // no world to derive it from: one replica unless given
   c.shard_dp = a.get_int("shard-dp").value_or(0);
   tp::validate(c);  // each degree positive and at most 2^20 before they are multiplied

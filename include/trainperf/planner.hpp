@@ -32,6 +32,8 @@ struct plan_space {
   std::vector<int> sequence_parallel;      // 0 / 1
   std::vector<int> zero_stage;             // 0-3
   std::vector<int> distributed_optimizer;  // 0 / 1
+  // Data-parallel degrees to keep; empty: whatever world / (tp x cp x pp) leaves.
+  std::vector<std::int64_t> dp;
   // Not searched: kept as given (0: expert tp = tp; shards over all of dp).
   std::int64_t etp = 0, shard_dp = 0;
 };
@@ -138,6 +140,7 @@ inline plan_space plan_dimensions(const plan_request& q) {
           detail::or_default(g.sequence_parallel, s.sequence_parallel),
           detail::or_default(g.zero_stage, s.zero_stage),
           detail::or_default(g.distributed_optimizer, s.distributed_optimizer),
+          g.dp,
           g.etp,
           g.shard_dp};
 }
@@ -179,6 +182,7 @@ inline plan_result plan(const plan_request& q) {
         const std::int64_t mp = tp * cp * pp;
         if (world % mp != 0) continue;
         const std::int64_t dp = world / mp;
+        if (!s.dp.empty() && std::find(s.dp.begin(), s.dp.end(), dp) == s.dp.end()) continue;
         for (std::int64_t ep : s.ep)
           for (std::int64_t vpp : s.vpp)
             for (std::int64_t lbs : s.lbs)
