@@ -155,6 +155,21 @@ TEST_CASE("one layer on one device, by hand") {
   CHECK(r.stage_memory.size() == 1);
 }
 
+TEST_CASE("recomputation repeats the layer's forward inside its backward, by hand") {
+  // The layer's forward from the test above: its GEMMs at 50 TFLOP/s, flash attention at 25 and
+  // its memory-bound bytes at 1 TB/s; the embedding and output layer are never recomputed.
+  const double gemm = 2.0 * 1024 * 16777216 / 50e12;
+  const double attn = 4.0 * 1024 * 1024 * 1024 * 0.5 / 25e12;
+  const double bytes = 1024.0 * (10 * 1024 * 2 + 3 * 4096 * 2 + 2 * 2048 * 2) / 1e12;
+  const auto backward = [](recompute rc) {
+    return predict_step(one_layer(), {.recomputation = rc}, one_toy, flat_profile(), one_sequence()).stage_backward[0];
+  };
+  const double none = backward(recompute::none);
+  CHECK(backward(recompute::full) - none == doctest::Approx(gemm + attn + bytes).epsilon(1e-9));
+  // Megatron-LM's selective recomputation: the attention core only (Korthikanti et al. 2022, 5).
+  CHECK(backward(recompute::selective) - none == doctest::Approx(attn).epsilon(1e-9));
+}
+
 TEST_CASE("step-time invariants") {
   const transformer_spec m = get_preset("llama2-7b").spec;
   const device_profile p = builtin_profile("A100-80GB");
@@ -274,6 +289,76 @@ TEST_CASE("tensor- and data-parallel communication on two nodes, by hand") {
   const double params = (16779264.0 + 2 * 32000.0 * 1024) / 2;
   CHECK(r.breakdown.dp_comm == doctest::Approx(1.5 * params * 2 / 20e9));
   CHECK(r.breakdown.optimizer == doctest::Approx(params * 32 / 1e12));
+}
+
+TEST_CASE("sequence parallelism, the distributed optimizer and ZeRO-2 on two nodes, by hand") {
+  // The cluster above, with a reduce-scatter at half the all-reduce's bus bandwidth inside a node
+  // (50 GB/s), so that each collective's share shows.
+  cluster_spec c{toy_device, 8, 4, 100e9, 10e9, 0};
+  c.reduce_scatter_scale = 0.5;
+  step_options o;
+  o.memory.seq = 1024;
+  o.gbs = 4;  // one micro-batch per replica
+  const step_prediction r = predict_step(one_layer(), {.tp = 2, .sequence_parallel = true}, c, flat_profile(), o);
+  // Sequence parallelism (Korthikanti et al. 2022, section 4.2.2): each of the layer's two blocks
+  // all-gathers its input and reduce-scatters its output forward, and the mirror backward; the
+  // embedding reduce-scatters forward and gathers backward, the output layer the reverse. 6
+  // reduce-scatters and 6 all-gathers of a block's activation (1024 tokens x 1024 x 2 bytes) over the
+  // 2 ranks of a node: each moves half of it, at 50 and 100 GB/s.
+  const double act = 1024.0 * 1024 * 2;
+  CHECK(r.breakdown.tp_comm == doctest::Approx(6 * act / 2 / 50e9 + 6 * act / 2 / 100e9).epsilon(1e-9));
+  // The distributed optimizer over the 4 data-parallel ranks (two per node: 2 x 10 GB/s): the
+  // gradients reduce-scattered (3/4 of the bf16 bytes) and the updated weights all-gathered (3/4
+  // of them again), Megatron-LM's dist_optimizer.md; across nodes the NICs bound both alike. A
+  // rank's weights: the layer's and the embedding and output layer split over tp 2, its two norms
+  // and the final one whole (as in the overlap test below). The optimizer streams a quarter of them.
+  const double params = (16779264.0 - 2048 + 2 * 32000.0 * 1024) / 2 + 2048 + 1024;
+  const auto step = [&](parallel_config pc, std::int64_t gbs) {
+    step_options q = o;
+    q.gbs = gbs;
+    return predict_step(one_layer(), pc, c, flat_profile(), q).breakdown;
+  };
+  const step_breakdown dist = step({.tp = 2, .distributed_optimizer = true}, 4);
+  CHECK(dist.dp_comm == doctest::Approx(2 * 0.75 * params * 2 / 20e9).epsilon(1e-9));
+  CHECK(dist.optimizer == doctest::Approx(params / 4 * 32 / 1e12).epsilon(1e-9));
+  // ZeRO-2 with 2 micro-batches: it keeps only its gradient shard, so it reduce-scatters after
+  // each micro-batch, and gathers the weights once: 3 x 3/4 of the bytes. ZeRO-1 reduce-scatters
+  // once per step however many micro-batches (the distributed optimizer's 2 x 3/4).
+  CHECK(step({.tp = 2, .zero_stage = 2}, 8).dp_comm == doctest::Approx(3 * 0.75 * params * 2 / 20e9).epsilon(1e-9));
+  CHECK(step({.tp = 2, .zero_stage = 1}, 8).dp_comm == doctest::Approx(2 * 0.75 * params * 2 / 20e9).epsilon(1e-9));
+}
+
+TEST_CASE("expert-parallel all-to-all and the context-parallel ring, by hand") {
+  // One MoE layer: 4 experts, 2 per token; one micro-batch of 1024 tokens per replica on 8 toy devices.
+  transformer_spec moe = one_layer();
+  moe.moe.experts = 4;
+  moe.moe.top_k = 2;
+  step_options o;
+  o.memory.seq = 1024;
+  o.gbs = 8;
+  // Each routed copy (1024 x 2 tokens, 1024 x 2 bytes wide) crosses the ep group once to dispatch
+  // and once to combine, forward and again backward: 4 all-to-alls of 4,194,304 bytes.
+  const double sent = 1024.0 * 2 * 1024 * 2;
+  // ep 4 inside one node (8 to a node): 3/4 of the buffer over the 100 GB/s links.
+  const cluster_spec one_node{toy_device, 8, 8, 100e9, 10e9, 0};
+  CHECK(predict_step(moe, {.ep = 4}, one_node, flat_profile(), o).breakdown.ep_comm ==
+        doctest::Approx(4 * 0.75 * sent / 100e9).epsilon(1e-9));
+  // Two devices to a node: the group spans 2 nodes; 1/4 stays on the node's link, 2/4 crosses at
+  // 10 GB/s per device, concurrently: the slower, 2/4 x sent / 10 GB/s, sets each all-to-all.
+  const cluster_spec pairs{toy_device, 8, 2, 100e9, 10e9, 0};
+  CHECK(predict_step(moe, {.ep = 4}, pairs, flat_profile(), o).breakdown.ep_comm ==
+        doctest::Approx(4 * 0.5 * sent / 10e9).epsilon(1e-9));
+
+  // cp 2 on a slow 1 GB/s node link: each rank holds 512 of the 1024 tokens; the ring passes its K
+  // and V chunk (2 x 512 x 1024 x 2 bytes) one hop forward and two backward (K, V and then their
+  // gradients), each hidden behind the attention core it overlaps: forward 4 x 512 x 1024 x 8 heads
+  // x 128 x 0.5 FLOPs at 25 TFLOP/s, backward 2.5 times that.
+  const cluster_spec slow{toy_device, 8, 8, 1e9, 1e9, 0};
+  const double hop = 2.0 * 512 * 1024 * 2 / 1e9;
+  const double attn = 4.0 * 512 * 1024 * 8 * 128 * 0.5 / 25e12;
+  o.gbs = 4;  // dp 4: still one micro-batch per replica
+  CHECK(predict_step(one_layer(), {.cp = 2}, slow, flat_profile(), o).breakdown.cp_comm ==
+        doctest::Approx((hop - attn) + (2 * hop - 2.5 * attn)).epsilon(1e-9));
 }
 
 TEST_CASE("process groups on the nodes under Megatron-LM's order") {
