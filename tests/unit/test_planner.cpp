@@ -92,3 +92,41 @@ TEST_CASE("plan: nothing fits, and bad requests") {
   q.memory_margin = 1.5;
   CHECK_THROWS_WITH_AS(plan(q), doctest::Contains("memory margin"), config_error);
 }
+
+TEST_CASE("plan's SVG: each candidate's bar stacked by its breakdown, memory beside, by hand") {
+  // Two candidates: #1 a 1 s step (0.6 compute, 0.4 bubble) in 40 GiB; #2 a 2 s step (1.0 compute,
+  // 0.5 TP, 0.5 DP) over the 80 GiB capacity. The longest step fills the 520-wide bar area from
+  // x 240: #1's compute 0.6 / 2 x 520 = 156 wide, its bubble 104 from x 396; #2's parts 260, 130
+  // and 130. Memory: a 160-wide frame from x 800, filled 40 / 80 (80) and, over capacity, all 160.
+  plan_result r;
+  plan_candidate a, b;
+  a.prediction.step_time = 1.0;
+  a.prediction.breakdown.compute = 0.6;
+  a.prediction.breakdown.bubble = 0.4;
+  a.prediction.stage_memory = {40.0 * GiB};
+  b.prediction.step_time = 2.0;
+  b.prediction.breakdown.compute = 1.0;
+  b.prediction.breakdown.tp_comm = 0.5;
+  b.prediction.breakdown.dp_comm = 0.5;
+  b.prediction.stage_memory = {90.0 * GiB};
+  b.config.tp = 2;
+  r.candidates = {a, b};
+  const std::string svg = render_plan_svg(r, 80.0 * GiB, "a <b>");
+  CHECK(svg.find("a &lt;b&gt;") != std::string::npos);
+  const auto has = [&](const std::string& element) {
+    INFO(element);
+    CHECK(svg.find(element) != std::string::npos);
+  };
+  has(R"(<rect x="240" y="70" width="156" height="18" fill="#4e79a7"/>)");  // #1 compute
+  has(R"(<rect x="396" y="70" width="104" height="18" fill="#bab0ac"/>)");  // #1 bubble
+  has(R"(<rect x="240" y="96" width="260" height="18" fill="#4e79a7"/>)");  // #2 compute
+  has(R"(<rect x="500" y="96" width="130" height="18" fill="#f28e2b"/>)");  // #2 TP
+  has(R"(<rect x="630" y="96" width="130" height="18" fill="#59a14f"/>)");  // #2 DP
+  has(R"(<rect x="800" y="70" width="80" height="18" fill="#9c755f"/>)");   // #1 memory
+  has(R"(<rect x="800" y="96" width="160" height="18" fill="#9c755f"/>)");  // #2 memory, clamped
+  has("#2 tp2 cp1 pp1 dp0 mbs0 none");
+  // No bar for a part that is zero: #1 draws 2 parts, #2 three, plus 7 legend swatches and 4 memory rects.
+  std::size_t rects = 0;
+  for (std::size_t at = svg.find("<rect "); at != std::string::npos; at = svg.find("<rect ", at + 1)) ++rects;
+  CHECK(rects == 2 + 3 + 7 + 4);
+}
