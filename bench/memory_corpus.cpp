@@ -6,9 +6,10 @@
 // fit / out-of-memory verdicts. Rows the model cannot express yet are counted by reason.
 //
 //   build/bench/memory_corpus [--corpus rows.csv] [--require-rows N] [--require-loso-mae X]
+//                             [--require-verdicts N]
 // With the --require options (CTest passes them) it exits 1 when fewer than N measured rows are
-// expressible or the leave-one-source-out mean absolute error exceeds X: the accuracy that
-// holds today is pinned and cannot regress unseen.
+// expressible, the leave-one-source-out mean absolute error exceeds X, or fewer than N fit /
+// out-of-memory verdicts are right: the accuracy that holds today is pinned and cannot regress unseen.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -110,12 +111,14 @@ int main(int argc, char** argv) {
   std::string path = TRAINPERF_MEMORY_CORPUS;
   std::size_t require_rows = 0;
   double require_loso_mae = 1e300;
+  int require_verdicts = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (i + 1 >= argc || (a != "--corpus" && a != "--require-rows" && a != "--require-loso-mae")) {
+    if (i + 1 >= argc ||
+        (a != "--corpus" && a != "--require-rows" && a != "--require-loso-mae" && a != "--require-verdicts")) {
       std::fprintf(stderr,
                    "memory_corpus: unknown or incomplete option '%s'; use --corpus PATH, --require-rows N, "
-                   "--require-loso-mae X\n",
+                   "--require-loso-mae X, --require-verdicts N\n",
                    a.c_str());
       return 2;
     }
@@ -123,6 +126,7 @@ int main(int argc, char** argv) {
     if (a == "--corpus") path = v;
     if (a == "--require-rows") require_rows = std::stoul(v);
     if (a == "--require-loso-mae") require_loso_mae = std::stod(v);
+    if (a == "--require-verdicts") require_verdicts = std::stoi(v);
   }
   const std::vector<row> all = tp::corpus::load(path);
   std::vector<row> rows, oom_rows;
@@ -254,10 +258,11 @@ int main(int argc, char** argv) {
   const double loso_mae = all_loso.abs_sum / all_loso.n;
   fmt::print("targets (issue 18): leave-one-source-out MAE < 8%: {}; every row within 20%: {}\n",
              loso_mae < 0.08 ? "met" : "NOT met", std::abs(all_loso.worst) <= 0.20 ? "met" : "NOT met");
-  if (rows.size() < require_rows || loso_mae > require_loso_mae) {
+  if (rows.size() < require_rows || loso_mae > require_loso_mae || right < require_verdicts) {
     std::fprintf(stderr,
-                 "memory_corpus: %zu expressible rows (required %zu), leave-one-source-out MAE %.4f (allowed %.4f)\n",
-                 rows.size(), require_rows, loso_mae, require_loso_mae);
+                 "memory_corpus: %zu expressible rows (required %zu), leave-one-source-out MAE %.4f (allowed %g), "
+                 "%d verdicts right (required %d)\n",
+                 rows.size(), require_rows, loso_mae, require_loso_mae, right, require_verdicts);
     return 1;
   }
   return 0;

@@ -169,12 +169,9 @@ inline void activations_from_args(const args& a, const tp::parallel_config& c, t
                            "--distribute-saved-activations splits the inputs full recomputation keeps; add "
                            "--recompute full");
   if (a.has("moe-capacity-factor")) o.moe_capacity_factor = *a.get_double("moe-capacity-factor");
-  // --attention: flash and SDPA's fused kernels keep no scores; eager is transformers' unfused
-  // attention with its fp32 softmax; unfused is Megatron-LM's (a 16-bit fused softmax). SDPA's
-  // memory-efficient kernel is not "in between": like FlashAttention it saves its output and an
-  // fp32 log-sum-exp per query row for the backward (PyTorch's _efficient_attention_forward
-  // returns logsumexp), nothing of size s x s; where SDPA falls back to its math path (masks or
-  // dtypes no fused kernel takes) the scores are materialized: give eager for those runs.
+  // --attention: flash, cudnn and SDPA's fused kernels keep no scores (memory_options::
+  // flash_attention says why SDPA's memory-efficient kernel counts as fused); eager is transformers'
+  // unfused attention with its fp32 softmax; unfused is Megatron-LM's (a 16-bit fused softmax).
   static constexpr std::string_view attentions[] = {"flash", "cudnn", "sdpa", "eager", "unfused"};
   const auto attention = a.get_choice("attention", attentions);
   if (attention && a.has("flash") && (attention == "eager" || attention == "unfused"))

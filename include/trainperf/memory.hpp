@@ -142,7 +142,12 @@ struct memory_options {
   optimizer_kind optimizer = optimizer_kind::adam;
   adam_step adam_implementation = adam_step::framework_default;
   framework accounting = framework::generic;
-  bool flash_attention = true;  // no s x s score matrix kept
+  // A fused attention kernel: no s x s score matrix kept. This covers FlashAttention, cuDNN's fused
+  // attention and PyTorch SDPA's fused kernels: SDPA's memory-efficient kernel is not "in between",
+  // since like FlashAttention it saves its output and an fp32 log-sum-exp per query row for the backward
+  // (PyTorch's _efficient_attention_forward returns logsumexp), nothing of size s x s. SDPA's math
+  // fallback (masks or dtypes no fused kernel takes) materializes the scores: false for it.
+  bool flash_attention = true;
   // Without flash attention: the unfused core computes its softmax in fp32 and casts it back, as
   // Hugging Face transformers' eager attention does (eager_attention_forward: softmax(...,
   // dtype=torch.float32).to(query.dtype)), keeping the fp32 probabilities for the softmax's
