@@ -1698,6 +1698,16 @@ inline void validate(const device_profile& p) {
 //     sjeaugey, NVIDIA/nccl-tests#212; NVLink SHARP all-reduce reaches 480, not assumed).
 //   inter_node_bus_efficiency: 47 of 50 GB/s per 400 Gb/s NIC (NVIDIA/nccl-tests#290, the
 //     expected busbw per NDR NIC), taken for HDR as well.
+//   MI300X (the same rules, AMD's software): MAMF 668.4 of 1307.4 (ml-engineering at 7bc7c30,
+//     compute/accelerator/README.md line 361: torch 2.5.1, ROCm 6.3, PYTORCH_TUNABLEOP_ENABLED=1);
+//     BabelStream copy 4269 of 5300 GB/s (ROCm/system-acceptance-docs at 0360974,
+//     docs/mi300x/performance-bench.rst line 684); FlashAttention-2 (ROCm/flash-attention) forward +
+//     backward 231.6 TFLOP/s at head dim 128, sequence 16k, not causal: the only published MI300X
+//     figure with a backward (ROCm/flash-attention#142), for both passes and for the fused attention
+//     as on the A100; RCCL all_reduce_perf bus bandwidth 319 GB/s on 8 GPUs (16 GiB, RCCL 2.22.3:
+//     ROCm/rocm-blogs at c263176, blogs/software-tools-optimization/mi300x-rccl-xgmi) over the 7 x 64
+//     GB/s unidirectional xGMI links. Latency and the NICs: the values below, measured on NVIDIA
+//     clusters only.
 //   latency_s: 46.3 us for a small all-reduce over 2 nodes x 8 GPUs (NCCL 2.21.5, NVLSTree, an
 //     H20 cluster: NVIDIA/nccl#1244) over its 2 x log2(16) = 8 tree steps: 5.8 us a step.
 //   sustained: the share of those best published kernel rates a training run keeps (clocks under a
@@ -1747,6 +1757,9 @@ inline device_profile builtin_profile(std::string_view device, double sustained 
     return make(std::move(name), 271.2 / 312, 1536.0 / 2039, 173.0 / 312, 173.0 / 312, 173.0 / 312, 235.0 / 300,
                 std::move(source));
   };
+  if (device == "MI300X")
+    return make("MI300X", 668.4 / 1307.4, 4269.0 / 5300, 231.6 / 1307.4, 231.6 / 1307.4, 231.6 / 1307.4, 319.0 / 448,
+                "published MI300X measurements (profile.hpp)");
   if (device == "H100") return hopper("H100", 3050.0 / 3350);
   if (device == "H800") return hopper("H800", 3050.0 / 3350);
   if (device == "H200") return hopper("H200", 4110.0 / 4800);
@@ -3573,7 +3586,12 @@ struct memory_options {
   optimizer_kind optimizer = optimizer_kind::adam;
   adam_step adam_implementation = adam_step::framework_default;
   framework accounting = framework::generic;
-  bool flash_attention = true;  // no s x s score matrix kept
+  // A fused attention kernel: no s x s score matrix kept. This covers FlashAttention, cuDNN's fused
+  // attention and PyTorch SDPA's fused kernels: SDPA's memory-efficient kernel is not "in between",
+  // since like FlashAttention it saves its output and an fp32 log-sum-exp per query row for the backward
+  // (PyTorch's _efficient_attention_forward returns logsumexp), nothing of size s x s. SDPA's math
+  // fallback (masks or dtypes no fused kernel takes) materializes the scores: false for it.
+  bool flash_attention = true;
   // Without flash attention: the unfused core computes its softmax in fp32 and casts it back, as
   // Hugging Face transformers' eager attention does (eager_attention_forward: softmax(...,
   // dtype=torch.float32).to(query.dtype)), keeping the fp32 probabilities for the softmax's

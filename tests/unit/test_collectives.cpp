@@ -119,6 +119,17 @@ TEST_CASE("built-in profiles: the published kernel rates at the sustained share,
   CHECK(half.memory_efficiency == doctest::Approx(0.5 * 1536.0 / 2039).epsilon(1e-12));
   CHECK(half.intra_node_bus_efficiency == doctest::Approx(235.0 / 300).epsilon(1e-12));  // links: not scaled
   CHECK(half.latency_s == published.latency_s);
+  // MI300X from its own published figures (not the A100's): MAMF 668.4 of 1307.4 TFLOP/s,
+  // FlashAttention-2 231.6, BabelStream copy 4269 of 5300 GB/s, RCCL 319 of 448 GB/s.
+  const device_profile mi300x = builtin_profile("MI300X", 1.0);
+  CHECK(mi300x.name == "MI300X");
+  CHECK(mi300x.gemm_efficiency == doctest::Approx(668.4 / 1307.4).epsilon(1e-12));
+  CHECK(mi300x.attention_backward_efficiency == doctest::Approx(231.6 / 1307.4).epsilon(1e-12));
+  CHECK(mi300x.memory_efficiency == doctest::Approx(4269.0 / 5300).epsilon(1e-12));
+  CHECK(mi300x.intra_node_bus_efficiency == doctest::Approx(319.0 / 448).epsilon(1e-12));
+  // The MI300X's table figure, 896 GB/s both ways, gives 319 GB/s of all-reduce bus bandwidth.
+  CHECK(default_cluster(get_device("MI300X"), 8, 8, mi300x).intra_node_bandwidth == doctest::Approx(319e9));
+  CHECK(builtin_profile("S4000").name == "generic");  // no published measurements: said so
   // The default is the library's constant.
   CHECK(builtin_profile("A100-80GB").gemm_efficiency ==
         doctest::Approx(builtin_sustained_fraction * 271.2 / 312).epsilon(1e-12));
