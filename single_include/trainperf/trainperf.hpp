@@ -4523,6 +4523,9 @@ inline constexpr double flash_attention_backward_ratio = 2.5;
 // gradient written).
 constexpr double norm_bytes(double tokens, double width, double e) { return 2 * tokens * width * e; }
 constexpr double residual_bytes(double tokens, double width, double e) { return 3 * tokens * width * e; }
+// Dropout fused into the residual addition (Megatron-LM's bias_dropout_add fusion): its 1-byte mask
+// written forward and read backward, beside the addition's own bytes.
+constexpr double dropout_mask_bytes(double tokens, double width) { return tokens * width; }
 constexpr double rotary_bytes(double tokens, double q_width, double kv_width, double e) {
   return 2 * tokens * (q_width + kv_width) * e;
 }
@@ -4705,7 +4708,8 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
     const double products =
         gemm_time(rows, seq, d, x.peak, e, bw, x.p, batch) + gemm_time(rows, d, seq, x.peak, e, bw, x.p, batch);
     const double scores = t * seq * heads;
-    const double passes = x.o.memory.fp32_softmax ? 3 * e + 8 : 4 * e;
+    // With dropout on the probabilities, a pass more and its 1-byte mask (read and written again backward).
+    const double passes = (x.o.memory.fp32_softmax ? 3 * e + 8 : 4 * e) + (x.o.memory.dropout ? 2 * e + 1 : 0);
     attn_f = products + streaming_time(x, scores * passes);
     attn_b = 2 * products + streaming_time(x, scores * 1.5 * passes);
   }
@@ -4718,6 +4722,9 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
       2 * (costs::norm_bytes(norm_tokens, h, e) + costs::residual_bytes(norm_tokens, h, e)) + activation_bytes;
   if (m.positions == position_kind::rotary) bytes += costs::rotary_bytes(t, q / tp, kv / tp, e);
   const double elementwise = streaming_time(x, bytes);
+  // Hidden dropout after each block: its mask, as many bytes forward as backward (flash attention
+  // draws its own dropout inside the kernel: no mask).
+  const double dropout = x.o.memory.dropout ? streaming_time(x, 2 * costs::dropout_mask_bytes(norm_tokens, h)) : 0;
 
   const double tp_comm = 2 * tp_block_comm(x);  // attention and MLP blocks
   // Context parallelism: ring attention passes each rank's K and V chunk around the ring, cp - 1
@@ -4734,8 +4741,8 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   const double tp_b = x.o.tp_comm_overlap ? std::max(0.0, tp_comm - 2 * linear) : tp_comm;
 
   layer_time r;
-  r.forward = {linear + attn_f + elementwise, tp_f, cp_f, ep_comm};
-  r.backward = {2 * linear + attn_b + costs::streaming_backward_ratio * elementwise, tp_b, cp_b, ep_comm};
+  r.forward = {linear + attn_f + elementwise + dropout, tp_f, cp_f, ep_comm};
+  r.backward = {2 * linear + attn_b + costs::streaming_backward_ratio * elementwise + dropout, tp_b, cp_b, ep_comm};
   // Recomputation repeats forward work inside the backward: full, the whole layer; Megatron's
   // selective, the attention core; torchtitan's op-level selective, every other matmul and the
   // memory-bound operations.

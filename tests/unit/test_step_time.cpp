@@ -170,6 +170,25 @@ TEST_CASE("recomputation repeats the layer's forward inside its backward, by han
   CHECK(backward(recompute::selective) - none == doctest::Approx(attn).epsilon(1e-9));
 }
 
+TEST_CASE("dropout's masks and the model FLOPs utilization of one layer, by hand") {
+  // Hidden dropout after each of the two blocks, fused into the residual addition: a 1-byte mask
+  // per element (1024 tokens x 1024) written forward and read backward, at 1 TB/s.
+  step_options o = one_sequence();
+  const step_prediction plain = predict_step(one_layer(), {}, one_toy, flat_profile(), o);
+  o.memory.dropout = true;
+  const step_prediction dropped = predict_step(one_layer(), {}, one_toy, flat_profile(), o);
+  const double masks = 2 * 1024.0 * 1024 / 1e12;
+  CHECK(dropped.stage_forward[0] - plain.stage_forward[0] == doctest::Approx(masks).epsilon(1e-9));
+  CHECK(dropped.stage_backward[0] - plain.stage_backward[0] == doctest::Approx(masks).epsilon(1e-9));
+  // MFU under Megatron-LM's convention (attention not halved): per token forward 2 x (3h^2 + h^2 +
+  // 3hf) = 33,554,432 in the layer's GEMMs, 4sh = 4,194,304 in attention, 2hV = 65,536,000 in the
+  // logits; three times that for a training step, over 1024 tokens, against 100 TFLOP/s for the
+  // step. Without recomputation the hardware does what the model needs: HFU = MFU.
+  const double flops = 3.0 * 1024 * (33554432.0 + 4194304 + 65536000);
+  CHECK(plain.mfu == doctest::Approx(flops / (plain.step_time * 100e12)).epsilon(1e-12));
+  CHECK(plain.hfu == doctest::Approx(plain.mfu).epsilon(1e-12));
+}
+
 TEST_CASE("step-time invariants") {
   const transformer_spec m = get_preset("llama2-7b").spec;
   const device_profile p = builtin_profile("A100-80GB");
