@@ -189,6 +189,39 @@ TEST_CASE("dropout's masks and the model FLOPs utilization of one layer, by hand
   CHECK(plain.hfu == doctest::Approx(plain.mfu).epsilon(1e-12));
 }
 
+TEST_CASE("two pipeline stages under 1F1B, by hand") {
+  // Two layers over pp 2 on two toy devices of one node, 4 micro-batches of one sequence. The
+  // stages' per-micro-batch times from the one-layer test's terms: stage 0 the embedding and a
+  // layer, stage 1 a layer and the output layer (the heavier).
+  transformer_spec two = one_layer();
+  two.layers = 2;
+  const double layer_gemm = 2.0 * 1024 * 16777216 / 50e12, logits = 2.0 * 1024 * 1024 * 32000 / 50e12;
+  const double attn = 4.0 * 1024 * 1024 * 1024 * 0.5 / 25e12;
+  const double layer_bytes = 1024.0 * (10 * 1024 * 2 + 3 * 4096 * 2 + 2 * 2048 * 2) / 1e12;
+  const double out_f = 1024.0 * (2 * 1024 * 2 + 32000 * 6) / 1e12, out_b = 1024.0 * (4 * 1024 * 2 + 32000 * 6) / 1e12;
+  const double emb = 1024.0 * 1024 * 2 / 1e12;
+  const double layer_f = layer_gemm + attn + layer_bytes, layer_b = 2 * layer_gemm + 2.5 * attn + 2 * layer_bytes;
+  const double f0 = layer_f + emb, b0 = layer_b + 2 * emb;
+  const double f1 = layer_f + logits + out_f, b1 = layer_b + 2 * logits + out_b;
+  const cluster_spec pair{toy_device, 2, 8, 1e12, 1e12, 0};
+  step_options o = one_sequence();
+  o.gbs = 4;
+  const step_prediction r = predict_step(two, {.pp = 2}, pair, flat_profile(), o);
+  CHECK(r.stage_forward[0] == doctest::Approx(f0).epsilon(1e-12));
+  CHECK(r.stage_backward[1] == doctest::Approx(b1).epsilon(1e-12));
+  // 1F1B (Narayanan et al. 2021): stage 1, never starved (f1 + b1 > f0 + b0 + 2 hops), runs its 4
+  // forward-backward pairs back to back after stage 0's first forward and a hop of one activation
+  // (1024 x 1024 x 2 bytes at 1 TB/s); the last gradient hops back and stage 0's last backward ends
+  // the pipeline. Then the heavier stage's optimizer (stage 1: the layer, the output layer and the
+  // final norm, 49,548,288 weights at 32 bytes each).
+  const double hop = 1024.0 * 1024 * 2 / 1e12;
+  const double pipeline = f0 + hop + 4 * (f1 + b1) + hop + b0;
+  const double optimizer = (16779264.0 + 32000 * 1024 + 1024) * 32 / 1e12;
+  CHECK(r.step_time == doctest::Approx(pipeline + optimizer).epsilon(1e-12));
+  CHECK(r.breakdown.bubble == doctest::Approx(f0 + b0 + 2 * hop).epsilon(1e-12));
+  CHECK(r.breakdown.optimizer == doctest::Approx(optimizer).epsilon(1e-12));
+}
+
 TEST_CASE("step-time invariants") {
   const transformer_spec m = get_preset("llama2-7b").spec;
   const device_profile p = builtin_profile("A100-80GB");
