@@ -76,6 +76,27 @@ TEST_CASE("GPUs as the CUDA runtime names them map to the table's SXM parts only
   CHECK(trainperf::find_device_by_product_name("") == nullptr);
 }
 
+TEST_CASE("MetaX C500 and Cambricon MLU370-X8 as their sources print them") {
+  // C500, Gitee AI's listing "according to official data": FP32 36 (matrix), TF32 140, FP16 and BF16
+  // 280 TFLOP/s, no FP8; 64 GB; no memory or link bandwidth published.
+  const device_spec c500 = get_device("C500");
+  CHECK(require_peak(c500, dtype::bf16) == doctest::Approx(280e12));
+  CHECK(require_peak(c500, dtype::tf32) == doctest::Approx(140e12));
+  CHECK(require_peak(c500, dtype::fp32) == doctest::Approx(36e12));
+  CHECK(c500.memory_bytes == 64 * GiB);
+  CHECK(c500.memory_bandwidth == 0);
+  CHECK_THROWS_WITH_AS(require_peak(c500, dtype::fp8), doctest::Contains("no published dense fp8 peak"), config_error);
+  // MLU370-X8 at its 2022-03-21 launch: FP32 32, FP16/BF16 96 TFLOP/s per card, 48 GB LPDDR5 at
+  // 614.4 GB/s, MLU-Link 200 GB/s; no TF32.
+  const device_spec mlu = get_device("MLU370-X8");
+  CHECK(require_peak(mlu, dtype::fp16) == doctest::Approx(96e12));
+  CHECK(require_peak(mlu, dtype::fp32) == doctest::Approx(32e12));
+  CHECK(mlu.memory_bytes == 48 * GiB);
+  CHECK(mlu.memory_bandwidth == doctest::Approx(614.4e9));
+  CHECK(mlu.intra_node_bandwidth == doctest::Approx(200e9));
+  CHECK_THROWS_WITH_AS(require_peak(mlu, dtype::tf32), doctest::Contains("no published dense tf32 peak"), config_error);
+}
+
 TEST_CASE("Ascend 910B: per-chip peaks add up to the servers' published totals") {
   // Huawei's Atlas 800T A2 page prints the whole server (8 chips) beside each chip option:
   // 3.008 PFLOPS FP16 / 0.792 FP32 with 910B2, 2.504 / 0.656 with 910B3; Atlas 800I A2 with
