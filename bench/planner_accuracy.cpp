@@ -7,7 +7,9 @@
 // over the other sources' rows only (leave-one-source-out, the headline); every other profile
 // figure comes from published microbenchmarks. Beside each prediction, what a user gets today:
 // the rule of thumb tokens/s = peak x 57.7% / 6N (180 of 312 TFLOP/s on an A100, Stas Bekman's
-// ml-engineering, training/performance/README.md @744d01e).
+// ml-engineering, training/performance/README.md @744d01e), and on the rows it can run, Calculon
+// (calculon-ai/calculon caa4b11, its shipped A100 and H100 system files; Isaev et al., SC'23): its
+// predictions, made by bench/calculon/make_inputs.py, are read from bench/data/calculon_predictions.csv.
 // Prints per row, per source, per sweep (Spearman rank correlation of predicted and measured
 // throughput; whether the measured best is in the predicted top 3) and a timing of the search.
 //   planner_accuracy [--corpus FILE] [--require-rows N] [--require-mape F]
@@ -17,6 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -318,6 +321,44 @@ int main(int argc, char** argv) {
                grid_value(loso_fit[family]), 100 * mean(thumb_by_family[family]));
   fmt::print("{:<26} {:>5} {:>7.1f}% {:>10} {:>7.1f}% {:>10} {:>12} {:>12.1f}%\n", "all", all.size(), 100 * mean(all),
              within(all, 0.15), 100 * mean(all_loso), within(all_loso, 0.15), "", 100 * mean(all_thumb));
+
+  // Calculon beside trainperf, on the rows Calculon runs (status ok in its predictions file).
+  if (std::ifstream in(TRAINPERF_CALCULON_PREDICTIONS); in) {
+    std::map<std::string, std::pair<std::string, double>> calculon;  // id -> status, tokens per device per s
+    std::string line;
+    std::getline(in, line);  // header: id, step time, tokens per GPU per s, measured, status, note
+    while (std::getline(in, line)) {
+      std::vector<std::string> f;
+      std::size_t at = 0;
+      for (int k = 0; k < 5; ++k) {
+        const std::size_t comma = line.find(',', at);
+        f.push_back(line.substr(at, comma - at));
+        at = comma == std::string::npos ? line.size() : comma + 1;
+      }
+      calculon[f[0]] = {f[4], f[4] == "ok" ? std::atof(f[2].c_str()) : 0.0};
+    }
+    std::map<std::string, int> status;
+    std::vector<double> theirs, ours, ours_loso, thumb;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto c = calculon.find(rows[i].id);
+      if (c == calculon.end()) continue;
+      ++status[c->second.first];
+      if (c->second.first != "ok" || !results[i].error.empty()) continue;
+      const double m = rows[i].measured;
+      theirs.push_back(std::abs(c->second.second - m) / m);
+      ours.push_back(std::abs(results[i].predicted - m) / m);
+      ours_loso.push_back(std::abs(results[i].loso - m) / m);
+      thumb.push_back(std::abs(results[i].thumb - m) / m);
+    }
+    std::string counts;
+    for (const auto& [k, n] : status) counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, k);
+    fmt::print(
+        "\nCalculon (caa4b11, shipped system files) on the {} Megatron-style rows: {}\n"
+        "on the {} rows it runs: Calculon MAPE {:.1f}%, trainperf {:.1f}% (leave-one-source-out {:.1f}%), 6N rule "
+        "{:.1f}%\n",
+        calculon.size(), counts, theirs.size(), 100 * mean(theirs), 100 * mean(ours), 100 * mean(ours_loso),
+        100 * mean(thumb));
+  }
 
   fmt::print(
       "\nsweeps of 3 or more rows: Spearman of predicted vs measured throughput; for 4 or more rows, whether the "
