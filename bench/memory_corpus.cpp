@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <set>
@@ -123,10 +124,19 @@ int main(int argc, char** argv) {
       return 2;
     }
     const std::string v = argv[++i];
-    if (a == "--corpus") path = v;
-    if (a == "--require-rows") require_rows = std::stoul(v);
-    if (a == "--require-loso-mae") require_loso_mae = std::stod(v);
-    if (a == "--require-verdicts") require_verdicts = std::stoi(v);
+    if (a == "--corpus") {
+      path = v;
+      continue;
+    }
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    if (end == v.c_str() || *end != '\0' || !(x >= 0)) {
+      std::fprintf(stderr, "memory_corpus: %s expects a number >= 0, got '%s'\n", a.c_str(), v.c_str());
+      return 2;
+    }
+    if (a == "--require-rows") require_rows = static_cast<std::size_t>(x);
+    if (a == "--require-loso-mae") require_loso_mae = x;
+    if (a == "--require-verdicts") require_verdicts = static_cast<int>(x);
   }
   const std::vector<row> all = tp::corpus::load(path);
   std::vector<row> rows, oom_rows;

@@ -328,6 +328,7 @@ int main(int argc, char** argv) {
     std::string line;
     std::getline(in, line);  // header: id, step time, tokens per GPU per s, measured, status, note
     while (std::getline(in, line)) {
+      if (line.empty() || std::count(line.begin(), line.end(), ',') < 4) continue;  // blank or short: no row
       std::vector<std::string> f;
       std::size_t at = 0;
       for (int k = 0; k < 5; ++k) {

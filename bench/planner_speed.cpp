@@ -10,6 +10,7 @@
 // evaluations' time, which holds on any machine: a regression in the search's own work.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -27,14 +28,18 @@ int main(int argc, char** argv) {
   double max_ratio = 0;  // 0: not enforced
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
-    if (a == "--max-ratio" && i + 1 < argc)
-      max_ratio = std::atof(argv[++i]);
-    else if (std::atoi(argv[i]) > 0)
-      repeats = std::atoi(argv[i]);
-    else {
-      std::fprintf(stderr, "planner_speed: unknown option '%s'; use [repeats] [--max-ratio R]\n", argv[i]);
+    const bool ratio = a == "--max-ratio" && i + 1 < argc;
+    const char* text = ratio ? argv[++i] : argv[i];
+    char* end = nullptr;
+    const double x = std::strtod(text, &end);
+    if (end == text || *end != '\0' || !(x > 0) || (!ratio && x != std::floor(x))) {
+      std::fprintf(stderr, "planner_speed: '%s' is not a repeat count > 0; use [repeats] [--max-ratio R > 0]\n", text);
       return 2;
     }
+    if (ratio)
+      max_ratio = x;
+    else
+      repeats = static_cast<int>(x);
   }
   bool within_ratio = true;
   struct job {

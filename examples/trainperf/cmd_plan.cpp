@@ -104,7 +104,20 @@ int run_plan(const args& a, output& out) {
   }
   const auto explain = a.get_int("explain");
   const plan_result r = plan(q);
-  if (explain && (*explain < 1 || static_cast<std::size_t>(*explain) > r.candidates.size()))
+  // Nothing enumerated: the fixed dimensions admit no layout of these devices at all.
+  if (r.enumerated == 0) {
+    std::string fixed;
+    for (const char* d : {"tp", "pp", "cp", "dp", "ep", "vpp", "zero", "sp", "no-sp", "distributed-optimizer",
+                          "no-distributed-optimizer"})
+      if (a.has(d))
+        fixed +=
+            fmt::format("{}--{}{}", fixed.empty() ? "" : " ", d, a.get(d) && !a.get(d)->empty() ? " " + *a.get(d) : "");
+    throw config_error("devices", fmt::format("no layout of {} devices has the fixed dimensions {}: tp x cp x pp x dp "
+                                              "must equal the devices, sequence parallelism needs tp > 1, ZeRO and "
+                                              "the distributed optimizer need dp > 1; change or drop one of them",
+                                              cs.cluster.devices, fixed.empty() ? "(none)" : fixed));
+  }
+  if (explain && !r.candidates.empty() && (*explain < 1 || static_cast<std::size_t>(*explain) > r.candidates.size()))
     throw config_error("explain", fmt::format("--explain {}: there are {} candidates; give 1..{} (or raise --top)",
                                               *explain, r.candidates.size(), r.candidates.size()));
   if (auto path = a.get("svg"))

@@ -245,16 +245,18 @@ inline void adapters_from_args(const args& a, tp::adapter_options& ad) {
   ad.fp32_adapters = a.has("fp32-adapters");
 }
 
-// one_layout false (plan): the layout flags fix dimensions of a search, so the switches are not
-// checked against the default degrees (--sp alone must not fail for tp 1); plan reads them itself.
+// one_layout false (plan): the layout flags fix dimensions of a search, so what depends on the
+// degrees the search picks (sequence parallelism on tp, the distributed optimizer and sharding on
+// dp) is not checked against the defaults here: each candidate layout is checked instead.
 inline memory_setup memory_from_args(const args& a, bool one_layout = true) {
   memory_setup m{tp::cli::model_from_args(a, /*seq_sets_max_seq=*/false), {}, 1, {}};
   tp::parallel_config& c = m.parallel;
   c = parallel_from_args(a);
-  if (!one_layout) c.sequence_parallel = c.distributed_optimizer = false;
   c.dp = a.get_int("dp").value_or(1);  // no world to derive it from: one replica unless given
   c.shard_dp = a.get_int("shard-dp").value_or(0);
-  tp::validate(c);  // each degree positive and at most 2^20 before they are multiplied
+  tp::parallel_config checked = c;
+  if (!one_layout) checked.sequence_parallel = checked.distributed_optimizer = false, checked.shard_dp = 0;
+  tp::validate(checked);  // each degree positive and at most 2^20 before they are multiplied
   m.world = tp::detail::checked_mul(c.model_parallel(), c.dp, "world (tp x cp x pp x dp)");
   tp::memory_options& o = m.options;
   o.lbs = a.get_int("lbs").value_or(1);

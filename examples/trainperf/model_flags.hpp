@@ -109,9 +109,11 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
   }
   detail::set_if(a, "shared-expert-ffn", s.moe.shared_expert_ffn);
   if (const auto freq = a.get("moe-layer-freq"); freq && io::is_layer_pattern(*freq)) {
-    if (a.has("moe-layer-offset"))
-      throw usage_error("--moe-layer-offset applies to a frequency; --moe-layer-freq " + *freq +
-                        " lists every layer already: drop --moe-layer-offset");
+    for (const char* rule : {"moe-layer-offset", "moe-first-dense-layers"})
+      if (a.has(rule))
+        throw usage_error("--" + std::string(rule) + " applies to a frequency; --moe-layer-freq " +
+                          (freq->size() > 60 ? freq->substr(0, 60) + "..." : *freq) +
+                          " lists every layer already: drop --" + rule + " (mark those layers 0 in the list)");
     io::apply_moe_layer_pattern(s, *freq, "--moe-layer-freq");
   } else {
     detail::set_if(a, "moe-layer-freq", s.moe.layer_freq);

@@ -32,7 +32,7 @@ enum class projector_kind { linear, mlp2x_gelu };
 // A set of layer indices below layer_set::capacity, for the layers a model lists by name
 // (Qwen2-MoE's mlp_only_layers, the zeros of Megatron-LM's --moe-layer-freq list).
 struct layer_set {
-  static constexpr std::int64_t capacity = 256;  // the deepest published LLMs have 126 layers (Llama 3.1 405B)
+  static constexpr std::int64_t capacity = 256;  // the deepest published LLMs: 126 (Llama 3.1 405B), 128 (GPT 1T)
   std::array<std::uint64_t, capacity / 64> words{};
 
   [[nodiscard]] constexpr bool empty() const {
@@ -168,12 +168,23 @@ struct transformer_spec {
   }
   [[nodiscard]] constexpr std::int64_t moe_layers() const { return moe_layers_below(layers); }
   // A layer of each shape, so that per-layer figures are computed once per shape: the first MoE
-  // layer and the first dense one (0 when there is none; callers weigh a shape by its count).
+  // layer and a dense one (0 when there is none; callers weigh a shape by its count). No loop over
+  // the layers: at most one step per listed dense layer.
   [[nodiscard]] constexpr std::int64_t layer_of_shape(bool moe_layer) const {
     if (!is_moe()) return 0;
-    for (std::int64_t i = 0; i < layers; ++i)
-      if (is_moe_layer(i) == moe_layer) return i;
-    return 0;
+    const std::int64_t f = moe.layer_freq, first = moe.first_dense_layers;
+    if (moe_layer) {
+      // The first layer at the offset from first_dense_layers on, past the listed ones.
+      std::int64_t i = first + ((moe.layer_offset - first % f) % f + f) % f;
+      while (i < layers && moe.dense_layers.contains(i)) i += f;
+      return i < layers ? i : 0;
+    }
+    // The first of: layer 0 when the first layers are dense, the first layer off the offset, the
+    // first listed layer.
+    std::int64_t dense = first > 0 ? 0 : f > 1 ? (moe.layer_offset != 0 ? 0 : 1) : layers;
+    for (std::int64_t i = 0; i < dense && i <= moe.dense_layers.last(); ++i)
+      if (moe.dense_layers.contains(i)) dense = i;
+    return dense < layers ? dense : 0;
   }
   [[nodiscard]] constexpr std::int64_t resolved_expert_ffn() const {
     return moe.expert_ffn == 0 ? ffn : moe.expert_ffn;
@@ -266,8 +277,8 @@ constexpr void validate(const transformer_spec& m) {
              " layers (0 to " + str(m.layers - 1) + "); list layers below " + str(m.layers);
     });
     require(m.moe_layers() > 0, reason::moe_dense_layers_out_of_range, "moe_dense_layers", [&] {
-      return "moe_dense_layers (" + str(m.moe.dense_layers.size()) + " layers) lists every MoE layer of " +
-             str(m.layers) + "; leave at least one layer MoE, or set experts to 0 for a dense model";
+      return "moe_dense_layers (" + str(m.moe.dense_layers.size()) + " layers) lists every MoE layer of the " +
+             str(m.layers) + " layers; leave at least one layer MoE, or set experts to 0 for a dense model";
     });
     if (m.moe.expert_ffn != 0) require_dimension(m.moe.expert_ffn, "expert_ffn");
     if (m.moe.shared_experts != 0) require_dimension(m.moe.shared_experts, "shared_experts");

@@ -163,6 +163,7 @@ inline plan_result plan(const plan_request& q) {
     return "devices " + detail::str(q.cluster.devices) + " exceed 2^20 = " + detail::str(max_world_size) +
            ", the largest world a layout lists; plan a smaller job";
   });
+  for (const std::int64_t dp : q.space.dp) detail::require_positive(dp, "dp");
   const plan_space s = plan_dimensions(q);
   const transformer_spec stored = as_stored_by(q.model, q.step.memory.accounting);  // as the layouts check it
   const std::int64_t world = q.cluster.devices;

@@ -290,10 +290,12 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
     const double products =
         gemm_time(rows, seq, d, x.peak, e, bw, x.p, batch) + gemm_time(rows, d, seq, x.peak, e, bw, x.p, batch);
     const double scores = t * seq * heads;
-    // With dropout on the probabilities, a pass more and its 1-byte mask (read and written again backward).
-    const double passes = (x.o.memory.fp32_softmax ? 3 * e + 8 : 4 * e) + (x.o.memory.dropout ? 2 * e + 1 : 0);
-    attn_f = products + streaming_time(x, scores * passes);
-    attn_b = 2 * products + streaming_time(x, scores * 1.5 * passes);
+    const double passes = x.o.memory.fp32_softmax ? 3 * e + 8 : 4 * e;
+    // Dropout on the probabilities: read and written with its 1-byte mask forward; the gradient
+    // read and written with the mask backward.
+    const double dropout_pass = x.o.memory.dropout ? streaming_time(x, scores * (2 * e + 1)) : 0;
+    attn_f = products + streaming_time(x, scores * passes) + dropout_pass;
+    attn_b = 2 * products + streaming_time(x, scores * 1.5 * passes) + dropout_pass;
   }
 
   // Memory-bound operations (forward bytes): two norms, two residual additions, rotary embedding

@@ -105,7 +105,7 @@ TEST_CASE("published configs read to the published parameter counts") {
                        doctest::Contains("\"mlp_only_layers\" must be a list of integers; it holds \"1\""),
                        config_error);
   sparse2["mlp_only_layers"] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23};  // every sparse layer listed
-  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(sparse2), doctest::Contains("lists every MoE layer of 24"),
+  CHECK_THROWS_WITH_AS(io::spec_from_hf_config(sparse2), doctest::Contains("lists every MoE layer of the 24 layers"),
                        config_error);
 }
 

@@ -2,6 +2,8 @@
 // (worked by hand below), and the errors for what it would refuse or Megatron-LM would assert on.
 #include <doctest/doctest.h>
 
+#include <string>
+
 #include <trainperf/io/megatron_layer_pattern.hpp>
 #include <trainperf/presets.hpp>
 
@@ -45,4 +47,15 @@ TEST_CASE("Megatron-LM layer patterns that cannot be read are refused with the p
   refused("[1]*32 x", "unexpected 'x'");
   refused("[1]*300", "more than 256 layers");
   refused("[1]*99999999999", "number too large");
+  refused("[2]*32", "entry 0 is 2");  // a bad entry named before "no entry is 1"
+  // Parentheses nested past 64 are refused, not recursed into (a deep one would exhaust the stack).
+  refused((std::string(65, '(') + "[1]*32" + std::string(65, ')')).c_str(), "nested deeper than 64");
+  CHECK(with_pattern((std::string(64, '(') + "[1]*32" + std::string(64, ')')).c_str()).moe_layers() == 32);
+  // An empty list repeated stays empty at once, however large the count.
+  CHECK(with_pattern("[]*999999+[1]*32+[]*999999").moe_layers() == 32);
+  CHECK(with_pattern("[1]*16\t+\n[1]*16").moe_layers() == 32);  // any white space between tokens
+  // A dense model has no MoE layers to place.
+  transformer_spec dense = get_preset("llama2-7b").spec;
+  CHECK_THROWS_WITH_AS(io::apply_moe_layer_pattern(dense, "[1]*32", "--moe-layer-freq"),
+                       doctest::Contains("the model has no experts; set experts and top_k"), config_error);
 }

@@ -135,7 +135,7 @@ TEST_CASE("mixture of experts: routed experts, router, active parameters") {
   listed.moe.dense_layers = {};
   for (std::int64_t i = 0; i < 32; i += 2) listed.moe.dense_layers.insert(i);
   listed.moe.layer_freq = 2;  // MoE layers 0, 2, ..., 30, all listed dense
-  CHECK_THROWS_WITH_AS(validate(listed), doctest::Contains("lists every MoE layer of 32"), config_error);
+  CHECK_THROWS_WITH_AS(validate(listed), doctest::Contains("lists every MoE layer of the 32 layers"), config_error);
   CHECK_FALSE(listed.moe.dense_layers.insert(layer_set::capacity));  // past what a set holds: not added
   CHECK(listed.moe.dense_layers.size() == 16);
   CHECK(listed.moe.dense_layers.last() == 30);

@@ -180,6 +180,16 @@ TEST_CASE("dropout's masks and the model FLOPs utilization of one layer, by hand
   const double masks = 2 * 1024.0 * 1024 / 1e12;
   CHECK(dropped.stage_forward[0] - plain.stage_forward[0] == doctest::Approx(masks).epsilon(1e-9));
   CHECK(dropped.stage_backward[0] - plain.stage_backward[0] == doctest::Approx(masks).epsilon(1e-9));
+  // Unfused attention also drops out its probabilities: 1024 x 1024 scores x 8 heads read and written
+  // in 16 bits with a 1-byte mask (5 bytes each), forward and again backward.
+  o.memory.flash_attention = false;
+  step_options kept = o;
+  kept.memory.dropout = false;
+  const step_prediction unfused = predict_step(one_layer(), {}, one_toy, flat_profile(), kept);
+  const step_prediction unfused_dropped = predict_step(one_layer(), {}, one_toy, flat_profile(), o);
+  const double scores = 1024.0 * 1024 * 8 * 5 / 1e12;
+  CHECK(unfused_dropped.stage_forward[0] - unfused.stage_forward[0] == doctest::Approx(masks + scores).epsilon(1e-9));
+  CHECK(unfused_dropped.stage_backward[0] - unfused.stage_backward[0] == doctest::Approx(masks + scores).epsilon(1e-9));
   // MFU under Megatron-LM's convention (attention not halved): per token forward 2 x (3h^2 + h^2 +
   // 3hf) = 33,554,432 in the layer's GEMMs, 4sh = 4,194,304 in attention, 2hV = 65,536,000 in the
   // logits; three times that for a training step, over 1024 tokens, against 100 TFLOP/s for the

@@ -110,15 +110,16 @@ inline transformer_spec llama_family(const fields& f, const std::string& type) {
     // (i + 1) % step == 0: layer_freq step at offset step - 1.
     s.moe.layer_freq = f.opt_size("decoder_sparse_step", "give the step, 1 for every layer").value_or(1);
     s.moe.layer_offset = s.moe.layer_freq - 1;
-    for (const std::int64_t i : f.int_list("mlp_only_layers"))
-      if (i < 0 || i >= s.layers || !s.moe.dense_layers.insert(i))
-        f.fail("mlp_only_layers",
-               "mlp_only_layers lists layer " + std::to_string(i) + " but the model's layers are 0 to " +
-                   std::to_string(s.layers - 1) +
-                   (s.layers > layer_set::capacity
-                        ? " and layers from " + std::to_string(layer_set::capacity) + " on cannot be listed"
-                        : "") +
-                   "; list layers of the model");
+    for (const std::int64_t i : f.int_list("mlp_only_layers")) {
+      if (i < 0 || i >= s.layers)
+        f.fail("mlp_only_layers", "mlp_only_layers lists layer " + std::to_string(i) +
+                                      " but the model's layers are 0 to " + std::to_string(s.layers - 1) +
+                                      "; list layers of the model");
+      if (!s.moe.dense_layers.insert(i))
+        f.fail("mlp_only_layers", "mlp_only_layers lists layer " + std::to_string(i) +
+                                      ": trainperf lists layers 0 to " + std::to_string(layer_set::capacity - 1) +
+                                      " only; describe the model with --moe-layer-freq instead");
+    }
   }
   return s;
 }

@@ -46,15 +46,19 @@ class layer_pattern_reader {
   };
   // No published pattern is near this long; it bounds what "[1]*10**9"-style input can allocate.
   static constexpr std::size_t max_entries = layer_set::capacity;
+  static constexpr int max_depth = 64;  // parentheses and brackets nested deeper are refused, not recursed into
 
   [[noreturn]] void fail(const std::string& what) const {
-    throw config_error(std::string(field_), std::string(field_) + " '" + std::string(text_) + "' at character " +
+    const std::string shown = text_.size() > 60 ? std::string(text_.substr(0, 60)) + "..." : std::string(text_);
+    throw config_error(std::string(field_), std::string(field_) + " '" + shown + "' at character " +
                                                 std::to_string(pos_ + 1) + ": " + what +
                                                 "; give a frequency N or a list of 0/1 per layer such as "
                                                 "\"([0]*1+[1]*3)*2\" (Megatron-LM's syntax)");
   }
   void skip_spaces() {
-    while (pos_ < text_.size() && text_[pos_] == ' ') ++pos_;
+    while (pos_ < text_.size() &&
+           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r'))
+      ++pos_;
   }
   bool accept(char c) {
     skip_spaces();
@@ -74,8 +78,10 @@ class layer_pattern_reader {
   }
   value atom() {
     if (accept('(')) {
+      if (++depth_ > max_depth) fail("parentheses nested deeper than " + std::to_string(max_depth));
       value v = sum();
       if (!accept(')')) fail("expected ')'");
+      --depth_;
       return v;
     }
     if (accept('[')) {
@@ -96,6 +102,7 @@ class layer_pattern_reader {
       if (!v.is_list) std::swap(v, r);  // v the list, r the count
       if (static_cast<double>(v.list.size()) * static_cast<double>(r.number) > max_entries)
         fail("more than " + std::to_string(max_entries) + " layers");
+      if (v.list.empty()) continue;  // an empty list repeated is empty
       std::vector<std::int64_t> repeated;
       for (std::int64_t t = 0; t < r.number; ++t) repeated.insert(repeated.end(), v.list.begin(), v.list.end());
       v.list = std::move(repeated);
@@ -115,13 +122,14 @@ class layer_pattern_reader {
 
   std::string_view text_, field_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace detail
 
-// Whether a --moe-layer-freq value is a list expression rather than a frequency (as Megatron-LM
-// decides: it holds a '[').
-inline bool is_layer_pattern(std::string_view text) { return text.find('[') != std::string_view::npos; }
+// Whether a --moe-layer-freq value is a list expression rather than a frequency (Megatron-LM
+// decides by a '['; a '(' is read as one too, so that a malformed list is told as such).
+inline bool is_layer_pattern(std::string_view text) { return text.find_first_of("[(") != std::string_view::npos; }
 
 // Places spec's MoE layers by Megatron-LM's pattern: entry i is 1 for a MoE layer and 0 for a
 // dense one, one per layer. Sets layer_freq 1, offset 0, no first dense layers and the zeros as
@@ -129,8 +137,11 @@ inline bool is_layer_pattern(std::string_view text) { return text.find('[') != s
 inline void apply_moe_layer_pattern(transformer_spec& spec, std::string_view text, std::string_view field) {
   const std::vector<std::int64_t> pattern = detail::layer_pattern_reader(text, field).read();
   const auto fail = [&](const std::string& what) {
-    throw config_error(std::string(field), std::string(field) + " '" + std::string(text) + "': " + what);
+    const std::string shown = text.size() > 60 ? std::string(text.substr(0, 60)) + "..." : std::string(text);
+    throw config_error(std::string(field), std::string(field) + " '" + shown + "': " + what);
   };
+  if (!spec.is_moe())
+    fail("the model has no experts; set experts and top_k (--experts, --top-k) for a mixture-of-experts model");
   if (static_cast<std::int64_t>(pattern.size()) != spec.layers)
     fail("the list has " + std::to_string(pattern.size()) + " entries but the model has " +
          std::to_string(spec.layers) + " layers; give one 0/1 entry per layer (Megatron-LM requires the same)");
@@ -138,13 +149,13 @@ inline void apply_moe_layer_pattern(transformer_spec& spec, std::string_view tex
   spec.moe.layer_offset = 0;
   spec.moe.first_dense_layers = 0;
   spec.moe.dense_layers = {};
-  if (std::find(pattern.begin(), pattern.end(), 1) == pattern.end())
-    fail("no entry is 1, so no layer is MoE; mark the MoE layers 1, or set experts to 0 for a dense model");
-  for (std::size_t i = 0; i < pattern.size(); ++i) {
+  for (std::size_t i = 0; i < pattern.size(); ++i)
     if (pattern[i] > 1)
       fail("entry " + std::to_string(i) + " is " + std::to_string(pattern[i]) + "; entries are 1 (MoE) or 0 (dense)");
+  if (std::find(pattern.begin(), pattern.end(), 1) == pattern.end())
+    fail("no entry is 1, so no layer is MoE; mark the MoE layers 1, or set experts to 0 for a dense model");
+  for (std::size_t i = 0; i < pattern.size(); ++i)
     if (pattern[i] == 0) spec.moe.dense_layers.insert(static_cast<std::int64_t>(i));
-  }
 }
 
 }  // namespace trainperf::io
