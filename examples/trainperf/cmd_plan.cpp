@@ -186,6 +186,7 @@ int run_plan(const args& a, output& out) {
     row("pipeline bubble", b.bubble, v.bubble);
     row("data-parallel comm", b.dp_comm, v.dp_comm);
     row("optimizer", b.optimizer, v.optimizer);
+    row("other: pipeline hand-offs", b.other, v.other);
     row("step", best.prediction.step_time, x.prediction.step_time);
     out.print("\n#{} against #1:\n{}", *explain, e.render());
   }

@@ -37,8 +37,8 @@ inline std::string describe_layout(const parallel_config& c, std::int64_t world)
 }
 
 inline json breakdown_json(const step_breakdown& b) {
-  return {{"compute", b.compute}, {"tp_comm", b.tp_comm}, {"cp_comm", b.cp_comm},    {"ep_comm", b.ep_comm},
-          {"bubble", b.bubble},   {"dp_comm", b.dp_comm}, {"optimizer", b.optimizer}};
+  return {{"compute", b.compute}, {"tp_comm", b.tp_comm}, {"cp_comm", b.cp_comm},     {"ep_comm", b.ep_comm},
+          {"bubble", b.bubble},   {"dp_comm", b.dp_comm}, {"optimizer", b.optimizer}, {"other", b.other}};
 }
 
 inline json prediction_json(const step_prediction& p, const cluster_setup& cs) {
@@ -84,9 +84,10 @@ inline std::string describe_prediction(const step_prediction& p, const cluster_s
   row("tensor-parallel comm (exposed)", b.tp_comm);
   row("context-parallel comm (exposed)", b.cp_comm);
   row("expert-parallel all-to-all", b.ep_comm);
-  row("pipeline bubble and hand-offs", b.bubble);
+  row("pipeline bubble", b.bubble);
   row("data-parallel comm (exposed)", b.dp_comm);
   row("optimizer step", b.optimizer);
+  row("other: pipeline hand-offs", b.other);
   s += t.render();
   const double gib = static_cast<double>(GiB);
   s += fmt::format("memory (the memory model, per device): {:.2f} GiB at most of {:.0f} GiB", p.memory_max() / gib,

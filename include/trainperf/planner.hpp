@@ -301,8 +301,10 @@ inline plan_result plan(const plan_request& q) {
 // stacked by the breakdown, and its memory beside it against the capacity.
 inline std::string render_plan_svg(const plan_result& r, double capacity_bytes, std::string_view title = "") {
   constexpr double left = 240, bar_width = 520, mem_left = left + bar_width + 40, mem_width = 160, row = 26;
-  constexpr std::string_view colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#bab0ac", "#59a14f", "#edc948"};
-  constexpr std::string_view parts[] = {"compute", "TP comm", "CP comm", "EP comm", "bubble", "DP comm", "optimizer"};
+  constexpr std::string_view colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
+                                         "#bab0ac", "#59a14f", "#edc948", "#b07aa1"};
+  constexpr std::string_view parts[] = {"compute", "TP comm", "CP comm",   "EP comm",
+                                        "bubble",  "DP comm", "optimizer", "hand-offs"};
   double longest = 0;
   for (const auto& c : r.candidates) longest = std::max(longest, c.prediction.step_time);
   const double height = 90 + row * static_cast<double>(r.candidates.size());
@@ -325,7 +327,7 @@ inline std::string render_plan_svg(const plan_result& r, double capacity_bytes, 
                               (p.vpp > 1 ? " vpp" + std::to_string(p.vpp) : "") + " mbs" + std::to_string(c.lbs) + " " +
                               std::string(to_string(p.recomputation));
     svg += "<text x=\"10\" y=\"" + format_double(y + 14) + "\">" + detail::xml_escape(label) + "</text>\n";
-    const double values[] = {b.compute, b.tp_comm, b.cp_comm, b.ep_comm, b.bubble, b.dp_comm, b.optimizer};
+    const double values[] = {b.compute, b.tp_comm, b.cp_comm, b.ep_comm, b.bubble, b.dp_comm, b.optimizer, b.other};
     double x = left;
     for (std::size_t i = 0; i < std::size(values); ++i) {
       const double w = longest > 0 ? values[i] / longest * bar_width : 0;

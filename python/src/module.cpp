@@ -210,6 +210,7 @@ py::dict prediction_dict(const tp::step_prediction& p) {
   b["cp_comm"] = p.breakdown.cp_comm;
   b["ep_comm"] = p.breakdown.ep_comm;
   b["bubble"] = p.breakdown.bubble;
+  b["other"] = p.breakdown.other;
   b["dp_comm"] = p.breakdown.dp_comm;
   b["optimizer"] = p.breakdown.optimizer;
   py::dict d;

@@ -4487,11 +4487,14 @@ struct step_breakdown {
   double tp_comm = 0;    // exposed tensor-parallel collectives
   double cp_comm = 0;    // exposed context-parallel ring exchange
   double ep_comm = 0;    // expert-parallel all-to-all
-  double bubble = 0;     // pipeline idle time and stage hand-offs
+  double bubble = 0;     // pipeline idle time
   double dp_comm = 0;    // exposed data-parallel gradient reduction and parameter gathers
   double optimizer = 0;  // the optimizer step
+  // What the parts above leave: the pipeline's stage hand-offs (its point-to-point transfers),
+  // measured as what they add to the pipeline's time.
+  double other = 0;
   [[nodiscard]] constexpr double total() const {
-    return compute + tp_comm + cp_comm + ep_comm + bubble + dp_comm + optimizer;
+    return compute + tp_comm + cp_comm + ep_comm + bubble + dp_comm + optimizer + other;
   }
 };
 
@@ -4942,16 +4945,20 @@ inline step_prediction predict_step_time(const transformer_spec& spec, const par
 
   // The pipeline: the schedule simulator plays the stages' per-micro-batch times, each hand-off
   // carrying one activation (Megatron-LM sends it split over tp with sequence parallelism).
-  double pipeline = 0;
+  double pipeline = 0, handoffs = 0;
   std::vector<double> f_total(pp), b_total(pp);
   for (std::size_t s = 0; s < pp; ++s) f_total[s] = fwd[s].total(), b_total[s] = bwd[s].total();
   if (c.pp > 1) {
     const double act = x.tokens * static_cast<double>(m.hidden) * x.e / (c.sequence_parallel ? tp : 1.0);
     const group_span pair{2, x.g.pp_crosses_nodes ? 1 : 2};
     const double hop = collective_time(collective::p2p, act, pair, cl);
-    pipeline = simulate_pipeline
-                   ? simulate(make_schedule(c.schedule(), c.pp, micro, c.vpp), f_total, b_total, hop, false).step_time
-                   : pipeline_time_estimate(c.schedule(), c.pp, micro, c.vpp, f_total, b_total, hop);
+    const auto timed = [&](double h) {
+      return simulate_pipeline
+                 ? simulate(make_schedule(c.schedule(), c.pp, micro, c.vpp), f_total, b_total, h, false).step_time
+                 : pipeline_time_estimate(c.schedule(), c.pp, micro, c.vpp, f_total, b_total, h);
+    };
+    pipeline = timed(hop);
+    handoffs = hop > 0 ? std::max(0.0, pipeline - timed(0)) : 0;  // what the hand-offs add
   } else {
     pipeline = static_cast<double>(micro) * (f_total[0] + b_total[0]);
   }
@@ -5053,7 +5060,8 @@ inline step_prediction predict_step_time(const transformer_spec& spec, const par
   r.breakdown.tp_comm = busy.tp;
   r.breakdown.cp_comm = busy.cp;
   r.breakdown.ep_comm = busy.ep;
-  r.breakdown.bubble = std::max(0.0, pipeline - busy.total());
+  r.breakdown.bubble = std::max(0.0, pipeline - handoffs - busy.total());
+  r.breakdown.other = handoffs;
   r.breakdown.dp_comm = dp_exposed[critical];
   r.breakdown.optimizer = opt_time[critical];
   for (std::size_t s = 0; s < pp; ++s) r.stage_forward.push_back(f_total[s]), r.stage_backward.push_back(b_total[s]);

@@ -125,8 +125,8 @@ TEST_CASE("plan's SVG: each candidate's bar stacked by its breakdown, memory bes
   has(R"(<rect x="800" y="70" width="80" height="18" fill="#9c755f"/>)");   // #1 memory
   has(R"(<rect x="800" y="96" width="160" height="18" fill="#9c755f"/>)");  // #2 memory, clamped
   has("#2 tp2 cp1 pp1 dp0 mbs0 none");
-  // No bar for a part that is zero: #1 draws 2 parts, #2 three, plus 7 legend swatches and 4 memory rects.
+  // No bar for a part that is zero: #1 draws 2 parts, #2 three, plus 8 legend swatches and 4 memory rects.
   std::size_t rects = 0;
   for (std::size_t at = svg.find("<rect "); at != std::string::npos; at = svg.find("<rect ", at + 1)) ++rects;
-  CHECK(rects == 2 + 3 + 7 + 4);
+  CHECK(rects == 2 + 3 + 8 + 4);
 }
