@@ -112,8 +112,8 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
     for (const char* rule : {"moe-layer-offset", "moe-first-dense-layers"})
       if (a.has(rule))
         throw usage_error("--" + std::string(rule) + " applies to a frequency; --moe-layer-freq " +
-                          (freq->size() > 60 ? freq->substr(0, 60) + "..." : *freq) +
-                          " lists every layer already: drop --" + rule + " (mark those layers 0 in the list)");
+                          trainperf::detail::abbreviated(*freq) + " lists every layer already: drop --" + rule +
+                          " (mark those layers 0 in the list)");
     io::apply_moe_layer_pattern(s, *freq, "--moe-layer-freq");
   } else {
     detail::set_if(a, "moe-layer-freq", s.moe.layer_freq);

@@ -126,6 +126,12 @@ inline std::string one_line(std::string_view text) {
   return out;
 }
 
+// User text quoted in a message, cut to `limit` bytes with "..." after (a long list or value
+// stays readable on one line).
+inline std::string abbreviated(std::string_view text, std::size_t limit = 60) {
+  return text.size() > limit ? std::string(text.substr(0, limit)) + "..." : std::string(text);
+}
+
 // std::isfinite is not constexpr before C++23; NaN fails x == x, infinities fail x - x == 0.
 constexpr bool is_finite(double x) { return x == x && x - x == 0; }
 

@@ -149,6 +149,12 @@ inline std::string one_line(std::string_view text) {
   return out;
 }
 
+// User text quoted in a message, cut to `limit` bytes with "..." after (a long list or value
+// stays readable on one line).
+inline std::string abbreviated(std::string_view text, std::size_t limit = 60) {
+  return text.size() > limit ? std::string(text.substr(0, limit)) + "..." : std::string(text);
+}
+
 // std::isfinite is not constexpr before C++23; NaN fails x == x, infinities fail x - x == 0.
 constexpr bool is_finite(double x) { return x == x && x - x == 0; }
 
@@ -310,8 +316,7 @@ struct transformer_spec {
   // Layer i is MoE iff it is at layer_offset in its period, from first_dense_layers on, and not
   // listed dense.
   [[nodiscard]] constexpr bool is_moe_layer(std::int64_t i) const {
-    return is_moe() && i >= moe.first_dense_layers && i % moe.layer_freq == moe.layer_offset &&
-           !moe.dense_layers.contains(i);
+    return is_moe() && on_moe_period(i) && !moe.dense_layers.contains(i);
   }
   // MoE layers among layers [0, n): those the period rule makes MoE (a closed form), less the
   // listed dense layers among them.
@@ -323,7 +328,7 @@ struct transformer_spec {
     };
     std::int64_t listed = 0;
     for (std::int64_t i = 0, end = std::min(n, moe.dense_layers.last() + 1); i < end; ++i)
-      listed += moe.dense_layers.contains(i) && i >= moe.first_dense_layers && i % moe.layer_freq == moe.layer_offset;
+      listed += moe.dense_layers.contains(i) && on_moe_period(i);
     return at_offset(n) - at_offset(n < moe.first_dense_layers ? n : moe.first_dense_layers) - listed;
   }
   [[nodiscard]] constexpr std::int64_t moe_layers() const { return moe_layers_below(layers); }
@@ -357,6 +362,13 @@ struct transformer_spec {
     return padding == vocab_padding::none
                ? vocab
                : detail::round_up(vocab, detail::checked_mul(pad_multiple, tp, "vocabulary padding"));
+  }
+
+ private:
+  // Layer i is where the period rule puts a MoE layer: at layer_offset in its period, from
+  // first_dense_layers on (the listed dense layers apart).
+  [[nodiscard]] constexpr bool on_moe_period(std::int64_t i) const {
+    return i >= moe.first_dense_layers && i % moe.layer_freq == moe.layer_offset;
   }
 };
 

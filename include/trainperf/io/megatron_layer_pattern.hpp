@@ -6,7 +6,6 @@
 // pair of quotes around the whole (launch scripts often pass "'([1]*48)'").
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -46,12 +45,12 @@ class layer_pattern_reader {
   };
   // No published pattern is near this long; it bounds what "[1]*10**9"-style input can allocate.
   static constexpr std::size_t max_entries = layer_set::capacity;
-  static constexpr int max_depth = 64;  // parentheses and brackets nested deeper are refused, not recursed into
+  static constexpr int max_depth =
+      64;  // parentheses nested deeper are refused, not recursed into (brackets hold numbers only)
 
   [[noreturn]] void fail(const std::string& what) const {
-    const std::string shown = text_.size() > 60 ? std::string(text_.substr(0, 60)) + "..." : std::string(text_);
-    throw config_error(std::string(field_), std::string(field_) + " '" + shown + "' at character " +
-                                                std::to_string(pos_ + 1) + ": " + what +
+    throw config_error(std::string(field_), std::string(field_) + " '" + trainperf::detail::abbreviated(text_) +
+                                                "' at character " + std::to_string(pos_ + 1) + ": " + what +
                                                 "; give a frequency N or a list of 0/1 per layer such as "
                                                 "\"([0]*1+[1]*3)*2\" (Megatron-LM's syntax)");
   }
@@ -137,8 +136,8 @@ inline bool is_layer_pattern(std::string_view text) { return text.find_first_of(
 inline void apply_moe_layer_pattern(transformer_spec& spec, std::string_view text, std::string_view field) {
   const std::vector<std::int64_t> pattern = detail::layer_pattern_reader(text, field).read();
   const auto fail = [&](const std::string& what) {
-    const std::string shown = text.size() > 60 ? std::string(text.substr(0, 60)) + "..." : std::string(text);
-    throw config_error(std::string(field), std::string(field) + " '" + shown + "': " + what);
+    throw config_error(std::string(field),
+                       std::string(field) + " '" + trainperf::detail::abbreviated(text) + "': " + what);
   };
   if (!spec.is_moe())
     fail("the model has no experts; set experts and top_k (--experts, --top-k) for a mixture-of-experts model");
@@ -149,13 +148,13 @@ inline void apply_moe_layer_pattern(transformer_spec& spec, std::string_view tex
   spec.moe.layer_offset = 0;
   spec.moe.first_dense_layers = 0;
   spec.moe.dense_layers = {};
-  for (std::size_t i = 0; i < pattern.size(); ++i)
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
     if (pattern[i] > 1)
       fail("entry " + std::to_string(i) + " is " + std::to_string(pattern[i]) + "; entries are 1 (MoE) or 0 (dense)");
-  if (std::find(pattern.begin(), pattern.end(), 1) == pattern.end())
-    fail("no entry is 1, so no layer is MoE; mark the MoE layers 1, or set experts to 0 for a dense model");
-  for (std::size_t i = 0; i < pattern.size(); ++i)
     if (pattern[i] == 0) spec.moe.dense_layers.insert(static_cast<std::int64_t>(i));
+  }
+  if (spec.moe.dense_layers.size() == spec.layers)
+    fail("no entry is 1, so no layer is MoE; mark the MoE layers 1, or set experts to 0 for a dense model");
 }
 
 }  // namespace trainperf::io
