@@ -361,6 +361,9 @@ inline std::vector<row> load(const std::string& path) {
     // (accelerate enables no native autocast there) in 16 bits.
     if (r.model_name.rfind("Qwen-", 0) == 0)
       o.loss = o.accounting == framework::deepspeed ? logits_loss::no_upcast : logits_loss::autocast;
+    // Lit-GPT's fine-tuning scripts chunk the output layer and take the loss on the 16-bit chunks
+    // with no up-cast (logits_loss::chunked_no_upcast).
+    if (detail::has(framework_name, "lit-gpt")) o.loss = logits_loss::chunked_no_upcast;
     if (detail::has(f[c_rank], "last rank")) r.stage = c.pp - 1;  // the last stage's rank logs it
     rows.push_back(r);
   }

@@ -123,7 +123,15 @@ enum class layer_kernels { fused, eager };
 //     gathered weight.
 enum class fp8_training { none, transformer_engine, torchao, torchao_fp8_all_gather };
 
-enum class logits_loss { standard, chunked, chunked_compiled, autocast, no_upcast, compiled };  // memory_options::loss
+enum class logits_loss {
+  standard,
+  chunked,
+  chunked_compiled,
+  autocast,
+  no_upcast,
+  compiled,
+  chunked_no_upcast
+};  // memory_options::loss
 
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)
@@ -166,8 +174,17 @@ struct memory_options {
   //   gradient freed (register_optim_in_bwd_hooks: one optimizer per parameter, step() then
   //   zero_grad()): no gradient buffers kept, one weight's gradient at a time.
   bool optimizer_in_backward = false;
-  // loss: how the loss holds the logits. standard: the 16-bit logits, an fp32 copy and the fp32
-  //   log-softmax kept for the backward (torchtune's unembed: output(h).float(); transformers).
+  // loss: how the loss holds the logits. standard: PyTorch's eager cross_entropy on an fp32 copy
+  //   (torchtune's unembed: output(h).float(); torchtitan's cross_entropy(pred.float(), ...);
+  //   transformers' ForCausalLMLoss). Its forward holds the 16-bit logits, the fp32 copy and the
+  //   fp32 log-softmax it saves; its backward the saved log-softmax, nll_loss's gradient (a dense
+  //   fp32 tensor: aten's nll_loss_backward fills zeros and scatters) and log_softmax's (computed
+  //   out of place): 3 x 4 bytes a logit, after the logits themselves are freed (torchtitan's
+  //   train step `del pred` and torchtune's `del logits` before backward(); the Trainer's
+  //   compute_loss returns the loss alone). The peak is the larger of the two, 12 bytes a
+  //   16-bit logit under the generic and fsdp accountings. Megatron-LM's fused vocab-parallel
+  //   cross entropy writes its gradient into the softmax it saved (no second tensor), and
+  //   Paddle's is not read: those keep the forward's bytes.
   //   chunked: torchtune's CEWithChunkedOutputLoss (8 chunks) in eager mode: the output layer
   //   returns 16-bit chunks and the loss up-casts one at a time, so no full fp32 copy exists, but
   //   each chunk's fp32 log-softmax is kept (PyTorch's _log_softmax saves its result): 2 + 4
@@ -184,6 +201,11 @@ struct memory_options {
   //   the module in its 16-bit dtype, and accelerate enables no native autocast under DeepSpeed):
   //   the log-softmax in 16 bits too, 2 + 2 + 2. standard under the deepspeed accounting is
   //   transformers' Llama path (logits.float() before the shift): 18.
+  //   chunked_no_upcast: Lit-GPT's fine-tuning loss (finetune/*.py at 8641822: the output layer
+  //   in 128-token chunks, lm_head_chunk_size=128, and chunked_cross_entropy on each 16-bit chunk
+  //   with no up-cast; under bf16-true no autocast runs, so the log-softmax is 16-bit too): the
+  //   chunks stay referenced through the backward and each chunk's log-softmax is saved, 2 + 2
+  //   bytes per logit (one chunk's backward transient is negligible).
   //   compiled: the up-cast cross-entropy compiled whole (torchtitan's components/loss.py wraps
   //   cross_entropy(pred.float(), labels) in torch.compile when training.compile is set, from
   //   2025-04; before, its TODO left the loss eager): Inductor fuses the up-cast, log-softmax and
@@ -661,13 +683,17 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
   // fp32 logits are already what the loss reads (PyTorch's Tensor.float() returns the tensor
   // itself when it is fp32).
   const double upcast = e < 4 ? 4.0 : 0.0;
-  const double logit_bytes = e + (o.loss == logits_loss::chunked            ? 4.0
-                                  : o.loss == logits_loss::chunked_compiled ? 4.0 / 8
-                                  : o.loss == logits_loss::autocast         ? e + upcast + 4.0
-                                  : o.loss == logits_loss::no_upcast        ? 2.0 * e
-                                  : o.loss == logits_loss::compiled         ? e
-                                  : o.accounting == framework::deepspeed    ? 12.0 + upcast
-                                                                            : 4.0 + upcast);
+  const double logit_bytes =
+      e + (o.loss == logits_loss::chunked             ? 4.0
+           : o.loss == logits_loss::chunked_compiled  ? 4.0 / 8
+           : o.loss == logits_loss::autocast          ? e + upcast + 4.0
+           : o.loss == logits_loss::no_upcast         ? 2.0 * e
+           : o.loss == logits_loss::compiled          ? e
+           : o.loss == logits_loss::chunked_no_upcast ? e
+           : o.accounting == framework::deepspeed     ? 12.0 + upcast
+           // PyTorch's eager cross entropy: the forward's bytes or its backward's 12 (see loss)
+           : o.accounting == framework::generic || o.accounting == framework::fsdp ? std::max(4.0 + upcast, 3 * 4.0 - e)
+                                                                                   : 4.0 + upcast);
 
   memory_estimate est;
   for (std::int64_t st = 0; st < c.pp; ++st) {

@@ -171,7 +171,8 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
                                         {"chunked-compiled", tp::logits_loss::chunked_compiled},
                                         {"autocast", tp::logits_loss::autocast},
                                         {"no-upcast", tp::logits_loss::no_upcast},
-                                        {"compiled", tp::logits_loss::compiled}},
+                                        {"compiled", tp::logits_loss::compiled},
+                                        {"chunked-no-upcast", tp::logits_loss::chunked_no_upcast}},
                                        "loss");
     else
       throw tp::config_error(

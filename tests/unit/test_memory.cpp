@@ -254,27 +254,31 @@ TEST_CASE("torchtune's memory options: optimizer in the backward, chunked loss, 
   in_bwd.micro_batches = 4;
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, in_bwd), doctest::Contains("gradients cannot accumulate"),
                        config_error);
-  // Chunked loss: no full fp32 copy of the logits: 2048 x 32000 x 4 bytes less; compiled, also
-  // the fp32 log-softmax but one chunk's of 8: 2048 x 32000 x (4 + 4 x 7/8) bytes less.
+  // The standard loss peaks in its backward at 12 bytes a logit (the saved fp32 log-softmax,
+  // nll_loss's fp32 gradient and log_softmax's). Chunked: the 16-bit logits and every chunk's
+  // fp32 log-softmax, 2 + 4, 6 bytes less; compiled, one chunk's of 8: 2 + 4/8, 9.5 less.
   memory_options chunked = base;
   chunked.loss = logits_loss::chunked;
-  CHECK(plain.other - estimate_memory(l7, {}, 1, chunked).stages[0].other == doctest::Approx(2048.0 * 32000 * 4));
+  CHECK(plain.other - estimate_memory(l7, {}, 1, chunked).stages[0].other == doctest::Approx(2048.0 * 32000 * 6));
   chunked.loss = logits_loss::chunked_compiled;
   CHECK(plain.other - estimate_memory(l7, {}, 1, chunked).stages[0].other ==
-        doctest::Approx(2048.0 * 32000 * (4 + 4 * 7.0 / 8)));
+        doctest::Approx(2048.0 * 32000 * (12 - 2 - 4.0 / 8)));
   // Qwen's loss on 16-bit logits: under autocast 2 + 2 + 4 + 4 bytes per logit (the shifted 16-bit
-  // copy, the fp32 cast and log-softmax), 2 more than the standard 10; without autocast 2 + 2 + 2,
-  // 4 fewer.
+  // copy, the fp32 cast and log-softmax), as many as the standard's 12; without autocast 2 + 2 + 2,
+  // 6 fewer.
   memory_options qwen = base;
   qwen.loss = logits_loss::autocast;
-  CHECK(estimate_memory(l7, {}, 1, qwen).stages[0].other - plain.other == doctest::Approx(2048.0 * 32000 * 2));
+  CHECK(estimate_memory(l7, {}, 1, qwen).stages[0].other == doctest::Approx(plain.other));
   qwen.loss = logits_loss::no_upcast;
-  CHECK(plain.other - estimate_memory(l7, {}, 1, qwen).stages[0].other == doctest::Approx(2048.0 * 32000 * 4));
-  // The up-cast loss compiled whole: the 16-bit logits and their 16-bit gradient, 2 + 2 bytes, 6
-  // fewer than the standard 10.
+  CHECK(plain.other - estimate_memory(l7, {}, 1, qwen).stages[0].other == doctest::Approx(2048.0 * 32000 * 6));
+  // The up-cast loss compiled whole: the 16-bit logits and their 16-bit gradient, 2 + 2 bytes, 8
+  // fewer than the standard 12; Lit-GPT's chunked 16-bit loss: the 16-bit chunks and each chunk's
+  // 16-bit log-softmax, 2 + 2 as well.
   memory_options compiled = base;
   compiled.loss = logits_loss::compiled;
-  CHECK(plain.other - estimate_memory(l7, {}, 1, compiled).stages[0].other == doctest::Approx(2048.0 * 32000 * 6));
+  CHECK(plain.other - estimate_memory(l7, {}, 1, compiled).stages[0].other == doctest::Approx(2048.0 * 32000 * 8));
+  compiled.loss = logits_loss::chunked_no_upcast;
+  CHECK(plain.other - estimate_memory(l7, {}, 1, compiled).stages[0].other == doctest::Approx(2048.0 * 32000 * 8));
   // Offloaded activations under full recomputation: 5 of the 32 layer inputs (2048 x 4096 x 2
   // bytes each) stay on the device.
   const parallel_config full{.recomputation = recompute::full};
@@ -433,11 +437,12 @@ TEST_CASE("pipeline stages hold their in-flight micro-batches; ZeRO shards what 
 
 TEST_CASE("the logits and a recomputed layer are never alive together") {
   // llama2-7b, seq 4096, one sequence, bf16, generic accounting, no overhead constants.
-  // Logits by hand: 4096 tokens x 32000 x (2 bytes bf16 + 8 bytes fp32 copy and gradient).
+  // Logits by hand: 4096 tokens x 32000 x 12 bytes, the standard loss's backward (the saved fp32
+  // log-softmax, nll_loss's fp32 gradient and log_softmax's; the 16-bit logits freed by then).
   const transformer_spec l7 = get_preset("llama2-7b").spec;
   memory_options o{.lbs = 1, .seq = 4096, .runtime_overhead_bytes = 0, .activation_overhead = 0};
   o.adam_implementation = adam_step::fused;  // no step temporary: the loss's buffers alone in `other`
-  const double logits = 4096.0 * 32000 * 10, h = 4096;
+  const double logits = 4096.0 * 32000 * 12, h = 4096;
   const stage_memory none = estimate_memory(l7, {}, 1, o).stages[0];
   CHECK(none.other == doctest::Approx(logits));  // on top of every stored activation
   // Full recomputation keeps the 32 layer inputs (4096 x h x 2 bytes each) and rebuilds one
@@ -827,16 +832,22 @@ TEST_CASE("expert parallelism: each rank holds its experts; their states shard o
   CHECK(ep1.optimizer == doctest::Approx(12 * (dense + 8 * expert) / 8).epsilon(1e-12));
 }
 
-TEST_CASE("the logits at the loss: an fp32 copy of 16-bit logits, none of fp32 ones") {
-  // The tiny preset (vocabulary 256), 4 sequences of 128: 512 x 256 logits. bf16: the logits
-  // (2 bytes), their fp32 copy (4) and the fp32 gradient (4), 10 bytes each; fp32: the logits
-  // and their gradient, 8 bytes each (Tensor.float() of an fp32 tensor is the tensor itself).
-  // Nothing else is "other" here: no recomputation, one rank, no runtime overhead.
+TEST_CASE("the logits at the loss: PyTorch's eager cross entropy peaks in its backward") {
+  // The tiny preset (vocabulary 256), 4 sequences of 128: 512 x 256 logits. Forward, bf16: the
+  // logits (2 bytes), their fp32 copy (4) and the saved fp32 log-softmax (4), 10 bytes each; fp32:
+  // 8 (Tensor.float() of an fp32 tensor is the tensor itself). Backward, after the logits are
+  // freed: the saved log-softmax, nll_loss's dense fp32 gradient and log_softmax's, 12 bytes each
+  // in either dtype, so 12 is the peak. Megatron-LM's fused cross entropy writes its gradient
+  // into its saved softmax: the forward's 10 under its accounting. Nothing else is "other" here:
+  // no recomputation, one rank, no runtime overhead.
   const transformer_spec m = get_preset("tiny").spec;
   memory_options o{.lbs = 4, .seq = 128, .runtime_overhead_bytes = 0};
+  CHECK(estimate_memory(m, {}, 1, o).stages[0].other == doctest::Approx(512.0 * 256 * 12));
+  memory_options f32 = o;
+  f32.param_dtype = dtype::fp32;
+  CHECK(estimate_memory(m, {}, 1, f32).stages[0].other == doctest::Approx(512.0 * 256 * 12));
+  o.accounting = framework::megatron;
   CHECK(estimate_memory(m, {}, 1, o).stages[0].other == doctest::Approx(512.0 * 256 * 10));
-  o.param_dtype = dtype::fp32;
-  CHECK(estimate_memory(m, {}, 1, o).stages[0].other == doctest::Approx(512.0 * 256 * 8));
 }
 
 TEST_CASE("replicated key/value heads: a rank holds what it holds when the model has one KV head per rank") {
