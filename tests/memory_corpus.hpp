@@ -361,6 +361,13 @@ inline std::vector<row> load(const std::string& path) {
     // (accelerate enables no native autocast there) in 16 bits.
     if (r.model_name.rfind("Qwen-", 0) == 0)
       o.loss = o.accounting == framework::deepspeed ? logits_loss::no_upcast : logits_loss::autocast;
+    // torchtitan wraps the embedding in its own FSDP unit from 83e694105 (2025-07-28): the
+    // torchao rows at torchtitan 2c8b594 and 6fc499f (August 2025) and those run on torchtitan's
+    // main later without a commit (memory_options::fsdp_embedding_resharded).
+    if (o.accounting == framework::fsdp &&
+        (detail::has(f[c_version], "torchtitan 2c8b594") || detail::has(f[c_version], "torchtitan 6fc499f") ||
+         detail::has(f[c_version], "torchtitan/torchao main")))
+      o.fsdp_embedding_resharded = true;
     // Lit-GPT's fine-tuning scripts chunk the output layer and take the loss on the 16-bit chunks
     // with no up-cast (logits_loss::chunked_no_upcast).
     if (detail::has(framework_name, "lit-gpt")) o.loss = logits_loss::chunked_no_upcast;

@@ -91,6 +91,10 @@ inline std::vector<flag> memory_flags() {
             "with --framework fsdp and --gas > 1, micro-batches accumulated under FSDP's no_sync (Lightning "
             "Fabric's no_backward_sync): every block with a trainable weight holds its whole weights' gradients, "
             "unsharded"},
+           {"fsdp-embedding-resharded", "",
+            "with --framework fsdp --zero 3, the embedding is its own FSDP unit, resharded after the forward "
+            "(torchtitan since 2025-07-28; torchtune's custom_sharded_layers); by default FSDP's root keeps the "
+            "embedding and output layer gathered through the backward"},
            {"ds-auto", "", "DeepSpeed's buffer sizes as Hugging Face's \"auto\" sets them (hidden^2 buckets)"},
            {"reduce-bucket-size", "N", "DeepSpeed's reduce_bucket_size in elements (default 5e8)"},
            {"overlap-comm", "on|off", "DeepSpeed's overlap_comm (default: on for ZeRO-3 only)"},
@@ -326,6 +330,7 @@ inline memory_setup memory_from_args(const args& a, bool one_layout = true) {
                                          : tp::logits_loss::standard;
   o.offload_activations = a.has("offload-activations");
   o.unsharded_grad_accumulation = a.has("fsdp-no-sync");
+  o.fsdp_embedding_resharded = a.has("fsdp-embedding-resharded");
   static constexpr std::string_view adam_steps[] = {"fused", "foreach"};
   if (const auto v = a.get_choice("adam-step", adam_steps))
     o.adam_implementation = *v == "fused" ? tp::adam_step::fused : tp::adam_step::foreach;

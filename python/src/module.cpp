@@ -146,6 +146,8 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
       o.fp32_softmax = flag();
     else if (key == "fsdp_no_sync")
       o.unsharded_grad_accumulation = flag();
+    else if (key == "fsdp_embedding_resharded")
+      o.fsdp_embedding_resharded = flag();
     else if (key == "quantized_inputs_kept")
       o.adapters.quantized_inputs_kept = flag();
     else if (key == "adam_step")
@@ -175,10 +177,10 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
                                         {"chunked-no-upcast", tp::logits_loss::chunked_no_upcast}},
                                        "loss");
     else
-      throw tp::config_error(
-          key, "unknown memory option '" + key +
-                   "'; known: dropout, master_weights, offload_optimizer, offload_activations, "
-                   "fp32_softmax, fsdp_no_sync, quantized_inputs_kept, adam_step, optimizer, selective, loss");
+      throw tp::config_error(key, "unknown memory option '" + key +
+                                      "'; known: dropout, master_weights, offload_optimizer, offload_activations, "
+                                      "fp32_softmax, fsdp_no_sync, fsdp_embedding_resharded, quantized_inputs_kept, "
+                                      "adam_step, optimizer, selective, loss");
   }
 }
 

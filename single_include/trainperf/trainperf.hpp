@@ -3695,6 +3695,19 @@ struct memory_options {
   //   policy of Lit-GPT and torchtitan), the embedding and the output layer in the root. Only
   //   with FSDP (zero_stage 3) and more than one micro-batch.
   bool unsharded_grad_accumulation = false;
+  // Under the fsdp accounting, the weights FSDP leaves to its root unit stay gathered from the
+  // forward to the end of the backward: FSDP2 does not reshard the root after forward
+  // (_fsdp_state.py _lazy_init: "For the root, do not reshard after forward ...",
+  // post_forward_mesh_info = None) and FSDP1 neither (_runtime_utils.py _post_forward_reshard:
+  // "Do not free the root's parameters in the post-forward for FULL_SHARD"); both reshard it at
+  // the end of the backward. With only the transformer blocks wrapped (torchtitan before
+  // 83e694105, 2025-07-28; torchtune's shard_model without custom_sharded_layers; Lit-GPT's
+  // auto_wrap_policy={Block}) the root holds the embedding, the final norm and the output layer.
+  // The output layer is gathered at the backward's start in any case (its backward runs first).
+  // fsdp_embedding_resharded: the embedding is its own unit and resharded after the forward
+  // (torchtitan from 83e694105: fully_shard(model.tok_embeddings, ...); torchtune with
+  // custom_sharded_layers: ['tok_embeddings', 'output']), so it is not gathered at the peak.
+  bool fsdp_embedding_resharded = false;
   std::int64_t comm_buffer_bytes = 0;  // extra collective buffers the framework keeps (buckets)
   // The weights were created in fp32 on the device, then cast in place to param_dtype: Paddle's
   // Layer._transform (python/paddle/nn/layer/layers.py) casts one parameter at a time and frees
@@ -4029,6 +4042,7 @@ inline void moe_capacity_factor_out_of_range() {}
 inline void offloaded_activations_need_full_recomputation() {}
 inline void optimizer_in_backward_with_accumulation() {}
 inline void unsharded_grad_accumulation_needs_fsdp() {}
+inline void fsdp_embedding_resharded_needs_fsdp() {}
 inline void fp32_adapters_under_deepspeed() {}
 }  // namespace reason
 
@@ -4099,6 +4113,13 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
                            ": only FSDP's full shard accumulates unsharded gradients (DeepSpeed refuses "
                            "no_sync under ZeRO-2/3); set accounting fsdp and zero_stage 3 (--framework fsdp --zero 3), "
                            "or drop it";
+                  });
+  detail::require(!o.fsdp_embedding_resharded || (c.zero_stage == 3 && o.accounting == framework::fsdp),
+                  reason::fsdp_embedding_resharded_needs_fsdp, "fsdp_embedding_resharded", [&] {
+                    return "fsdp_embedding_resharded with ZeRO stage " + detail::str(c.zero_stage) +
+                           (o.accounting == framework::fsdp ? "" : " outside the fsdp accounting") +
+                           ": it says how FSDP wraps the embedding; set accounting fsdp and zero_stage 3 "
+                           "(--framework fsdp --zero 3), or drop it";
                   });
   detail::require(!ad.fp32_adapters || o.accounting != framework::deepspeed, reason::fp32_adapters_under_deepspeed,
                   "fp32_adapters", [&] {
@@ -4176,6 +4197,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     double largest_trainable = 0;          // the largest trainable weight tensor (optimizer_in_backward)
     double adapter_params = 0;             // the adapters' weights (trainable, states per_adapter)
     double unit_weights = 0;  // weights of the FSDP units with a trainable one (unsharded_grad_accumulation)
+    double head_weights =
+        0;  // the embedding and output layer FSDP keeps gathered at the peak (fsdp_embedding_resharded)
     // Every trainable part goes through here, so the largest tensor is never missed.
     const auto trains = [&](double params, double largest_tensor) {
       trainable += params;
@@ -4287,6 +4310,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
         total_params += emb;
         if (base_trains) trains(emb, emb), unit_weights += emb;
         if (ad.train_embeddings) total_params += emb, trains(emb, emb), unit_weights += emb;  // the trainable copy
+        if (!o.fsdp_embedding_resharded || (m.tied_embeddings && sl.output)) head_weights += emb;
         // The vision tower and projector sit with the embedding (the tower's largest tensor: an
         // MLP matrix; the projector's: at most all of it), split over tp whole (their norms,
         // positions and row biases too: a few MB, unlike the language layers' rule).
@@ -4307,6 +4331,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
         total_params += out;
         if (base_trains) trains(out, out_matrix), unit_weights += out;
         if (ad.train_embeddings) total_params += out, trains(out, out_matrix), unit_weights += out;
+        head_weights += out;
         // LLaMA-Adapter v2: the output layer's bias and scale and the final norm; the biased
         // logits kept for the scale's gradient.
         const double head_adapter = static_cast<double>(count_prompt_adapter_head_params(m, ad, c.tp)) / t;
@@ -4355,8 +4380,10 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     sm.other += loss_beyond;
     // ZeRO-3's gathered weights: DeepSpeed's by its prefetch, reuse and persistence rules
     // (memory/deepspeed.hpp), otherwise the running layer and the prefetched next (FSDP's
-    // forward and backward prefetch of one module).
+    // forward and backward prefetch of one module), and under the fsdp accounting the root's
+    // embedding and output layer in the compute dtype (see fsdp_embedding_resharded).
     double gathered = zero3 ? 2.0 * largest_gathered : 0.0;
+    if (zero3 && o.accounting == framework::fsdp) gathered += head_weights * e;
     if (o.accounting == framework::deepspeed && c.zero_stage > 0) {
       const double persistent = zero3 ? static_cast<double>(sm.layers) *
                                             static_cast<double>(detail::small_layer_weights(

@@ -228,6 +228,35 @@ TEST_CASE("fp8 training: Transformer Engine keeps fp8 GEMM inputs and weight cac
         doctest::Approx(2.0 * 202'383'360));
 }
 
+TEST_CASE("FSDP's root keeps the embedding and output layer gathered through the backward") {
+  // llama2-7b (vocabulary 32000, hidden 4096) under FSDP over 8 ranks, bf16 compute. The root
+  // unit's weights, gathered in bf16 at the peak: the embedding (32000 x 4096), the final norm
+  // (4096) and the output layer (32000 x 4096), (2 x 131,072,000 + 4096) x 2 = 524,296,192 bytes
+  // beyond the gathered blocks; with the embedding its own unit, resharded after the forward,
+  // 131,072,000 x 2 = 262,144,000 fewer. A fused Adam step keeps `other` to the loss's buffers
+  // and the gathered weights.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  memory_options o{.lbs = 1, .seq = 2048, .runtime_overhead_bytes = 0};
+  o.accounting = framework::fsdp;
+  o.adam_implementation = adam_step::fused;
+  const parallel_config z3{.zero_stage = 3};
+  const double root = estimate_memory(l7, z3, 8, o).stages[0].other;
+  memory_options generic = o;
+  generic.accounting = framework::generic;
+  CHECK(root - estimate_memory(l7, z3, 8, generic).stages[0].other == doctest::Approx(524'296'192.0));
+  memory_options own_unit = o;
+  own_unit.fsdp_embedding_resharded = true;
+  CHECK(root - estimate_memory(l7, z3, 8, own_unit).stages[0].other == doctest::Approx(262'144'000.0));
+  // A tied embedding is the output layer's weight: gathered for the output's backward either way.
+  transformer_spec tied = l7;
+  tied.tied_embeddings = true;
+  CHECK(estimate_memory(tied, z3, 8, own_unit).stages[0].other ==
+        doctest::Approx(estimate_memory(tied, z3, 8, o).stages[0].other));
+  // It describes FSDP's wrapping only.
+  CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 8, own_unit), doctest::Contains("set accounting fsdp and zero_stage 3"),
+                       config_error);
+}
+
 TEST_CASE("hybrid sharding: states shard within groups of shard_dp ranks, replicated across") {
   // FSDP2 over fp32 parameters, llama2-7b (6,738,415,616 weights) on 64 ranks as 8 replicas of 8
   // shards: 16 bytes per parameter / 8 = 13,476,831,232 bytes of states per rank, not / 64.
