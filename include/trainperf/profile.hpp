@@ -130,6 +130,17 @@ inline void validate(const device_profile& p) {
 //     TFLOP/s at n = 512, 1024, 2048, 4096 and 8192). Each smaller size's ratio to the 8192 one
 //     gives the half point C / (C + h) needs: 2.56, 2.54, 2.25 and 2.89 million outputs; their
 //     mean, 2.56 million, about 1.4 waves of 128 x 128 output tiles over the A100's 108 SMs.
+//     A second A100 curve agrees (A100-SXM4-40GB, bf16, cuBLAS via PyTorch 2.10: 155.3, 246.3 and
+//     261.8 TFLOP/s at 2048, 4096 and 8192; gau-nernst/learn-cuda 8c4d1b8, 02_matmul_sm80/
+//     README.md): 3.22 and 1.44 million, mean 2.33. The H100's published curves do not take this
+//     form, so no Hopper value follows from them by the same rule: within each source the half
+//     point falls 3-16x from the smallest size to the largest (XLA's sm_90 bf16 table, 6.7 to
+//     780.2 TFLOP/s at 256 to 4096, tensorflow/tensorflow 3ddd179 third_party/xla/xla/service/
+//     gpu/model/default_matmul_perf_table.txtpb: 13.9, 6.2, 2.7, 1.3 million; torch.mm bf16 on
+//     H100 SXM, zzc0721/torch-performance-test-data#79: 4.0, 0.8, 0.25; cublasGemmEx fp16,
+//     waynehacking8/blackwell-tensorcore-kernels fd74d2a results/bench_sm90a.csv: 1.8, 0.7).
+//     Hopper keeps the shared value; bench/RESULTS.md (planner) shows what each source's mean
+//     would change.
 //   memory_efficiency: best published copy bandwidth over the datasheet: A100 80GB 1536 of 2039
 //     GB/s (AnjaliSandip/FastIceFlo, output/EffectiveMemoryThroughput.md; a 1616 GB/s vector
 //     multiply ran on a 16 MiB array that may sit in L2, not taken), H100 3050 of 3350 and H200
