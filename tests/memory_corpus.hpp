@@ -368,6 +368,11 @@ inline std::vector<row> load(const std::string& path) {
         (detail::has(f[c_version], "torchtitan 2c8b594") || detail::has(f[c_version], "torchtitan 6fc499f") ||
          detail::has(f[c_version], "torchtitan/torchao main")))
       o.fsdp_embedding_resharded = true;
+    // torchtitan takes its loss under loss_parallel() whenever tensor parallelism is on
+    // (parallel_dims.loss_parallel_enabled; disable_loss_parallel defaults to false), unless the
+    // loss is compiled.
+    if (detail::has(framework_name, "torchtitan") && c.tp > 1 && o.loss == logits_loss::standard)
+      o.loss = logits_loss::loss_parallel;
     // Lit-GPT's fine-tuning scripts chunk the output layer and take the loss on the 16-bit chunks
     // with no up-cast (logits_loss::chunked_no_upcast).
     if (detail::has(framework_name, "lit-gpt")) o.loss = logits_loss::chunked_no_upcast;

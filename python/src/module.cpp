@@ -174,7 +174,8 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
                                         {"autocast", tp::logits_loss::autocast},
                                         {"no-upcast", tp::logits_loss::no_upcast},
                                         {"compiled", tp::logits_loss::compiled},
-                                        {"chunked-no-upcast", tp::logits_loss::chunked_no_upcast}},
+                                        {"chunked-no-upcast", tp::logits_loss::chunked_no_upcast},
+                                        {"loss-parallel", tp::logits_loss::loss_parallel}},
                                        "loss");
     else
       throw tp::config_error(key, "unknown memory option '" + key +

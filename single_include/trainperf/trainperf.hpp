@@ -3608,7 +3608,8 @@ enum class logits_loss {
   autocast,
   no_upcast,
   compiled,
-  chunked_no_upcast
+  chunked_no_upcast,
+  loss_parallel
 };  // memory_options::loss
 
 struct memory_options {
@@ -3684,6 +3685,13 @@ struct memory_options {
   //   with no up-cast; under bf16-true no autocast runs, so the log-softmax is 16-bit too): the
   //   chunks stay referenced through the backward and each chunk's log-softmax is saved, 2 + 2
   //   bytes per logit (one chunk's backward transient is negligible).
+  //   loss_parallel: the standard loss on vocabulary-sharded logits under PyTorch's
+  //   loss_parallel() (torch/distributed/tensor/parallel/loss.py; torchtitan's default with tensor
+  //   parallelism, parallel_dims.loss_parallel_enabled). Its forward decomposes the log-softmax
+  //   (_log_softmax: the fp32 input, x - max and exp(x - max) alive at once beside the 16-bit
+  //   logits: 14 bytes a logit); its backward fuses nll_loss's and log_softmax's
+  //   (_nll_loss_and_log_softmax_backward: zeros_like(x), exp(x), their sum and the product with
+  //   the gradient, beside the saved log-softmax): 16 bytes a logit of the rank's shard.
   //   compiled: the up-cast cross-entropy compiled whole (torchtitan's components/loss.py wraps
   //   cross_entropy(pred.float(), labels) in torch.compile when training.compile is set, from
   //   2025-04; before, its TODO left the loss eager): Inductor fuses the up-cast, log-softmax and
@@ -4189,6 +4197,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
            : o.loss == logits_loss::no_upcast         ? 2.0 * e
            : o.loss == logits_loss::compiled          ? e
            : o.loss == logits_loss::chunked_no_upcast ? e
+           : o.loss == logits_loss::loss_parallel     ? std::max(upcast + 8.0, 16.0 - e)
            : o.accounting == framework::deepspeed     ? 12.0 + upcast
            // PyTorch's eager cross entropy: the forward's bytes or its backward's 12 (see loss)
            : o.accounting == framework::generic || o.accounting == framework::fsdp ? std::max(4.0 + upcast, 3 * 4.0 - e)

@@ -875,6 +875,12 @@ TEST_CASE("the logits at the loss: PyTorch's eager cross entropy peaks in its ba
   memory_options f32 = o;
   f32.param_dtype = dtype::fp32;
   CHECK(estimate_memory(m, {}, 1, f32).stages[0].other == doctest::Approx(512.0 * 256 * 12));
+  // PyTorch's loss_parallel() on the vocabulary-sharded logits (torchtitan with tensor
+  // parallelism): its fused backward holds the saved log-softmax, zeros_like(x), exp(x), their
+  // sum and the product, 16 bytes a logit of the rank's shard, 512 x 256/2 over two ranks.
+  memory_options parallel_loss = o;
+  parallel_loss.loss = logits_loss::loss_parallel;
+  CHECK(estimate_memory(m, {.tp = 2}, 2, parallel_loss).stages[0].other == doctest::Approx(512.0 * 128 * 16));
   o.accounting = framework::megatron;
   CHECK(estimate_memory(m, {}, 1, o).stages[0].other == doctest::Approx(512.0 * 256 * 10));
 }
