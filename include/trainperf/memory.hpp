@@ -735,6 +735,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     double total_params = 0, trainable = 0, largest_layer = 0;
     double largest_gathered = 0;  // bytes of the largest layer as ZeRO-3/FSDP gathers it
     double act_stored = 0, act_working = 0, logits = 0, quantized = 0, experts = 0, trainable_experts = 0;
+    double logit_count = 0;                // the rank's logits (tokens x its share of the vocabulary)
     double linear_weights = 0, gemms = 0;  // the layers' linear weights and GEMMs on the rank (fp8 caches)
     double largest_trainable = 0;          // the largest trainable weight tensor (optimizer_in_backward)
     double adapter_params = 0;             // the adapters' weights (trainable, states per_adapter)
@@ -881,9 +882,8 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
         adapter_params += head_adapter;
         if (head_adapter > 0) trains(head_adapter, static_cast<double>(m.padded_vocab(c.tp)) / t);
         // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
-        const double tokens = static_cast<double>(o.seq / c.cp * o.lbs);
-        logits = tokens * static_cast<double>(m.padded_vocab(c.tp)) / t *
-                 (logit_bytes + (ad.llama_adapter == prompt_adapter::v2 ? e : 0.0));
+        logit_count = static_cast<double>(o.seq / c.cp * o.lbs) * static_cast<double>(m.padded_vocab(c.tp)) / t;
+        logits = logit_count * (logit_bytes + (ad.llama_adapter == prompt_adapter::v2 ? e : 0.0));
       }
     }
     // Quantized weights shard like the others (over dp x cp under ZeRO-3).
@@ -943,6 +943,17 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     // weights_built_in_fp32; adapters are built in their own dtype).
     if (o.weights_built_in_fp32)
       sm.reserve = std::max(0.0, (sm.params - adapter_bytes) * (4.0 / e - 1.0) - sm.grads - sm.activations - gathered);
+    // What the caching allocator holds of the loss beyond its live tensors (the reserved counter):
+    // PyTorch's eager cross entropy on 16-bit logits (standard under the generic and fsdp
+    // accountings, loss_parallel) frees the logits before the backward, whose fp32 tensors that
+    // block cannot hold (PyTorch's allocator serves a request from the smallest cached block that
+    // fits, CUDACachingAllocator.cpp get_free_block), so its segments hold e bytes a logit more than
+    // the loss's live peak, and the more so when the loss is the stage's peak.
+    const bool eager_loss =
+        o.loss == logits_loss::loss_parallel ||
+        (o.loss == logits_loss::standard && (o.accounting == framework::generic || o.accounting == framework::fsdp));
+    if (eager_loss && e < 4)
+      sm.reserve += std::max(0.0, logits + logit_count * e - act_working * (1.0 + growth)) - loss_beyond;
     // The optimizer step's temporary comes after the backward has freed the activations, the
     // loss's buffers and the gathered weights, and may take the reserved blocks too: it raises the
     // peak only by what it outgrows them (the allocator's growth stays the activations' own).
