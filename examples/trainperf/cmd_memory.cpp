@@ -187,10 +187,13 @@ int run_memory(const args& a, output& out) {
               most->stage, most->reading(tp::memory_counter::allocated) / gib,
               most->reading(tp::memory_counter::reserved) / gib, most->total() / gib);
   }
-  if (m.options.weights_built_in_fp32)
+  if (std::any_of(e.stages.begin(), e.stages.end(), [](const tp::stage_memory& s) { return s.reserve > 0; }))
     out.print(
-        "reserve = what weights, gradients and activations leave unfilled of the fp32 construction's "
-        "blocks (4 bytes per weight), which the allocator keeps\n");
+        "reserve = allocator blocks no live tensor fills: {}\n",
+        m.options.weights_built_in_fp32
+            ? "what weights, gradients and activations leave of the fp32 construction's blocks (4 bytes per weight), "
+              "and the loss's freed logits block"
+            : "the loss's freed 16-bit logits block, which its fp32 gradients cannot reuse");
   if (dev) {
     out.print("{}: {}\n", dev->name, tp::fit_summary(e.max_total(), dev->memory_bytes));
     const double reading = tp::memory_reading(e.max_total(), m.options, static_cast<double>(dev->memory_bytes));

@@ -94,7 +94,8 @@ inline std::vector<flag> memory_flags() {
             "unsharded"},
            {"fsdp-embedding-resharded", "",
             "with --framework fsdp --zero 3, the embedding is its own FSDP unit, resharded after the forward "
-            "(torchtitan since 2025-07-28; torchtune's custom_sharded_layers); by default FSDP's root keeps the "
+            "(torchtitan since 2025-07-28 without --pp; torchtune's custom_sharded_layers); by default FSDP's root "
+            "keeps the "
             "embedding and output layer gathered through the backward"},
            {"ds-auto", "", "DeepSpeed's buffer sizes as Hugging Face's \"auto\" sets them (hidden^2 buckets)"},
            {"reduce-bucket-size", "N", "DeepSpeed's reduce_bucket_size in elements (default 5e8)"},

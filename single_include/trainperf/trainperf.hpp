@@ -3724,8 +3724,10 @@ struct memory_options {
   // auto_wrap_policy={Block}) the root holds the embedding, the final norm and the output layer.
   // The output layer is gathered at the backward's start in any case (its backward runs first).
   // fsdp_embedding_resharded: the embedding is its own unit and resharded after the forward
-  // (torchtitan from 83e694105: fully_shard(model.tok_embeddings, ...); torchtune with
-  // custom_sharded_layers: ['tok_embeddings', 'output']), so it is not gathered at the peak.
+  // (torchtitan from 83e694105 without pipeline parallelism: fully_shard(model.tok_embeddings,
+  // reshard_after_forward=not pp_enabled); torchtune with custom_sharded_layers:
+  // ['tok_embeddings', 'output']), so it is not gathered at the peak. Vision towers and
+  // projectors, which a root would also hold, are not counted gathered.
   bool fsdp_embedding_resharded = false;
   std::int64_t comm_buffer_bytes = 0;  // extra collective buffers the framework keeps (buckets)
   // The weights were created in fp32 on the device, then cast in place to param_dtype: Paddle's
@@ -3817,7 +3819,8 @@ struct stage_memory {
   double activations = 0;  // stored activations at the peak, including the allocator's growth
   double other = 0;        // logits beyond a recomputed layer, gathered ZeRO-3 weights, comm buffers,
                            // fp8 weight caches, runtime
-  double reserve = 0;      // allocator blocks held beyond the live tensors (weights_built_in_fp32)
+  double reserve = 0;      // allocator blocks held beyond the live tensors: the fp32 construction's
+                           // (weights_built_in_fp32) and the eager loss's freed logits block
   // Parts of the above that are not live tensors: the allocator's growth over the activation
   // peak (in activations) and the runtime overhead (in other).
   double allocator_growth = 0, runtime = 0;
@@ -4062,6 +4065,7 @@ inline void offloaded_activations_need_full_recomputation() {}
 inline void optimizer_in_backward_with_accumulation() {}
 inline void unsharded_grad_accumulation_needs_fsdp() {}
 inline void fsdp_embedding_resharded_needs_fsdp() {}
+inline void loss_parallel_needs_tensor_parallelism() {}
 inline void fp32_adapters_under_deepspeed() {}
 }  // namespace reason
 
@@ -4140,6 +4144,13 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
                            ": it says how FSDP wraps the embedding; set accounting fsdp and zero_stage 3 "
                            "(--framework fsdp --zero 3), or drop it";
                   });
+  detail::require(o.loss != logits_loss::loss_parallel || c.tp > 1, reason::loss_parallel_needs_tensor_parallelism,
+                  "loss", [&] {
+                    return std::string(
+                        "loss loss_parallel with tp 1: PyTorch's loss_parallel() shards the logits over "
+                        "the tensor-parallel ranks and does nothing without them; set tp > 1 or use "
+                        "the standard loss");
+                  });
   detail::require(!ad.fp32_adapters || o.accounting != framework::deepspeed, reason::fp32_adapters_under_deepspeed,
                   "fp32_adapters", [&] {
                     return std::string(
@@ -4183,13 +4194,20 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
   const bool zero3 = c.zero_stage == 3;
   // The dtype ZeRO-3/FSDP gathers weights in: the weights', or fp8 under torchao's fp8 all-gather.
   const double gathered_bytes = o.fp8 == fp8_training::torchao_fp8_all_gather ? 1.0 : e;
-  // Logits bytes per element at the loss: the compute-dtype logits, plus fp32 copies (Megatron's
-  // fused cross entropy: one; Hugging Face: the up-cast, the shifted copy, log-softmax) and the
-  // fp32 gradient; torchtune's chunked loss: the fp32 log-softmax of every chunk, or of one
-  // chunk of 8 at a time when compiled (see logits_loss). The up-cast copies only 16-bit logits:
-  // fp32 logits are already what the loss reads (PyTorch's Tensor.float() returns the tensor
-  // itself when it is fp32).
+  // Logits bytes per element at the loss's peak, each path as memory_options::loss describes it
+  // (the compute-dtype logits, then what the path holds beside or after them). The up-cast
+  // copies only 16-bit logits: fp32 logits are already what the loss reads (PyTorch's
+  // Tensor.float() returns the tensor itself when it is fp32).
   const double upcast = e < 4 ? 4.0 : 0.0;
+  // PyTorch's eager cross entropy (standard under the generic and fsdp accountings, and
+  // loss_parallel) peaks in its backward. Without pipelining the logits are freed before it
+  // (torchtitan's `del pred`, torchtune's `del logits`); a pipeline stage keeps its output for
+  // the micro-batch's backward (torch.distributed.pipelining's fwd_cache), so they stay live.
+  const bool eager_loss =
+      o.loss == logits_loss::loss_parallel ||
+      (o.loss == logits_loss::standard && (o.accounting == framework::generic || o.accounting == framework::fsdp));
+  const bool logits_freed = c.pp == 1;
+  const double logits_kept = logits_freed ? 0.0 : e;
   const double logit_bytes =
       e + (o.loss == logits_loss::chunked             ? 4.0
            : o.loss == logits_loss::chunked_compiled  ? 4.0 / 8
@@ -4197,11 +4215,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
            : o.loss == logits_loss::no_upcast         ? 2.0 * e
            : o.loss == logits_loss::compiled          ? e
            : o.loss == logits_loss::chunked_no_upcast ? e
-           : o.loss == logits_loss::loss_parallel     ? std::max(upcast + 8.0, 16.0 - e)
+           : o.loss == logits_loss::loss_parallel     ? std::max(upcast + 8.0, 16.0 - e + logits_kept)
            : o.accounting == framework::deepspeed     ? 12.0 + upcast
-           // PyTorch's eager cross entropy: the forward's bytes or its backward's 12 (see loss)
-           : o.accounting == framework::generic || o.accounting == framework::fsdp ? std::max(4.0 + upcast, 3 * 4.0 - e)
-                                                                                   : 4.0 + upcast);
+           // The forward's bytes or the backward's 12 (see loss); Megatron's and Paddle's the forward's.
+           : eager_loss ? std::max(4.0 + upcast, 12.0 - e + logits_kept)
+                        : 4.0 + upcast);
 
   memory_estimate est;
   for (std::int64_t st = 0; st < c.pp; ++st) {
@@ -4359,7 +4377,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
         total_params += head_adapter;
         adapter_params += head_adapter;
         if (head_adapter > 0) trains(head_adapter, static_cast<double>(m.padded_vocab(c.tp)) / t);
-        // Logits in the compute dtype, their fp32 copy for the loss and its gradient.
+        // The rank's logits and what the loss holds of them (logit_bytes).
         logit_count = static_cast<double>(o.seq / c.cp * o.lbs) * static_cast<double>(m.padded_vocab(c.tp)) / t;
         logits = logit_count * (logit_bytes + (ad.llama_adapter == prompt_adapter::v2 ? e : 0.0));
       }
@@ -4422,21 +4440,22 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     if (o.weights_built_in_fp32)
       sm.reserve = std::max(0.0, (sm.params - adapter_bytes) * (4.0 / e - 1.0) - sm.grads - sm.activations - gathered);
     // What the caching allocator holds of the loss beyond its live tensors (the reserved counter):
-    // PyTorch's eager cross entropy on 16-bit logits (standard under the generic and fsdp
-    // accountings, loss_parallel) frees the logits before the backward, whose fp32 tensors that
+    // the eager cross entropy frees the 16-bit logits before its backward, whose fp32 tensors that
     // block cannot hold (PyTorch's allocator serves a request from the smallest cached block that
-    // fits, CUDACachingAllocator.cpp get_free_block), so its segments hold e bytes a logit more than
-    // the loss's live peak, and the more so when the loss is the stage's peak.
-    const bool eager_loss =
-        o.loss == logits_loss::loss_parallel ||
-        (o.loss == logits_loss::standard && (o.accounting == framework::generic || o.accounting == framework::fsdp));
-    if (eager_loss && e < 4)
+    // fits, CUDACachingAllocator.cpp get_free_block), so its segments hold e bytes a logit beyond
+    // the loss's live tensors. They count as far as the loss and that block outgrow the layer
+    // recomputed after it (the stage's other peak, which may reuse the loss's blocks). Qwen's
+    // autocast path is not derived, and leaves none.
+    if (eager_loss && logits_freed && e < 4)
       sm.reserve += std::max(0.0, logits + logit_count * e - act_working * (1.0 + growth)) - loss_beyond;
     // The optimizer step's temporary comes after the backward has freed the activations, the
-    // loss's buffers and the gathered weights, and may take the reserved blocks too: it raises the
-    // peak only by what it outgrows them (the allocator's growth stays the activations' own).
+    // loss's buffers and the gathered weights: it raises the live peak by what it outgrows them
+    // (the allocator's growth stays the activations' own), and it may take the reserved blocks,
+    // which then hold live tensors rather than reserve.
     const double step_temporary = trainable_bytes(&state_bytes::step_temporary);
-    sm.other += std::max(0.0, step_temporary - stored - loss_beyond - gathered - sm.reserve);
+    const double step_beyond = std::max(0.0, step_temporary - stored - loss_beyond - gathered);
+    sm.other += step_beyond;
+    sm.reserve = std::max(0.0, sm.reserve - step_beyond);
     // Transformer Engine's fp8 weight caches (an fp8 copy and its transpose of every linear
     // weight) and amax histories (1024 x 5 fp32 values per GEMM): see fp8_training.
     if (o.fp8 == fp8_training::transformer_engine) sm.other += 2.0 * linear_weights + gemms * 1024 * 5 * 4;

@@ -141,6 +141,18 @@ class SameNumbersAsTheTool(unittest.TestCase):
                 "--recompute", "full", "--dtype", "fp16", "--framework", "deepspeed", "--attention", "eager",
                 "--dropout", "--optimizer", "adamw8bit")
         self.assertAlmostEqual(py["max_total"], max(t["total"] for t in c["stages"]), delta=1.0)
+        # FSDP's wrapping and PyTorch's loss_parallel() as keywords, against the flags. The root's
+        # bf16 embedding, split over tp 2, is 32000 x 4096 / 2 x 2 = 131,072,000 bytes: the gap to
+        # the default wrapping.
+        fsdp_tp = trainperf.ParallelConfig(tp=2, zero_stage=3)
+        py = trainperf.estimate_memory(trainperf.preset("llama2-7b"), fsdp_tp, 16, seq=2048, framework="fsdp",
+                                       fsdp_embedding_resharded=True, loss="loss-parallel")
+        c = cli("memory", "--model", "llama2-7b", "--seq", "2048", "--tp", "2", "--dp", "8", "--zero", "3",
+                "--framework", "fsdp", "--fsdp-embedding-resharded", "--loss", "loss-parallel")
+        self.assertAlmostEqual(py["max_total"], max(t["total"] for t in c["stages"]), delta=1.0)
+        root = trainperf.estimate_memory(trainperf.preset("llama2-7b"), fsdp_tp, 16, seq=2048, framework="fsdp",
+                                         loss="loss-parallel")
+        self.assertAlmostEqual(root["max_total"] - py["max_total"], 32000 * 4096 * 2 / 2, delta=1.0)
         with self.assertRaises(trainperf.ConfigError) as e:
             trainperf.estimate_memory(m, config, 32, seq=4096, droput=True)
         self.assertIn("unknown memory option 'droput'", str(e.exception))

@@ -247,11 +247,21 @@ TEST_CASE("FSDP's root keeps the embedding and output layer gathered through the
   memory_options own_unit = o;
   own_unit.fsdp_embedding_resharded = true;
   CHECK(root - estimate_memory(l7, z3, 8, own_unit).stages[0].other == doctest::Approx(262'144'000.0));
-  // A tied embedding is the output layer's weight: gathered for the output's backward either way.
+  // A tied embedding is the output layer's weight, counted once and gathered for the output's
+  // backward either way: (131,072,000 + 4096) x 2 = 262,152,192 bytes.
   transformer_spec tied = l7;
   tied.tied_embeddings = true;
+  memory_options tied_generic = generic;
+  CHECK(estimate_memory(tied, z3, 8, o).stages[0].other - estimate_memory(tied, z3, 8, tied_generic).stages[0].other ==
+        doctest::Approx(262'152'192.0));
   CHECK(estimate_memory(tied, z3, 8, own_unit).stages[0].other ==
         doctest::Approx(estimate_memory(tied, z3, 8, o).stages[0].other));
+  // Over two pipeline stages the first keeps the embedding, the last the output layer and norm.
+  const parallel_config z3pp{.pp = 2, .zero_stage = 3};
+  const memory_estimate staged = estimate_memory(l7, z3pp, 16, o),
+                        staged_generic = estimate_memory(l7, z3pp, 16, generic);
+  CHECK(staged.stages[0].other - staged_generic.stages[0].other == doctest::Approx(262'144'000.0));
+  CHECK(staged.stages[1].other - staged_generic.stages[1].other == doctest::Approx(262'152'192.0));
   // It describes FSDP's wrapping only.
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 8, own_unit), doctest::Contains("set accounting fsdp and zero_stage 3"),
                        config_error);
@@ -560,7 +570,8 @@ TEST_CASE("weights built in fp32 and cast in place leave the fp32 blocks reserve
   const stage_memory built = estimate_memory(g13, sh2, 8, o).stages[0];
   const double weights = plain.params / 2;  // fp16
   // plain.reserve is the loss's: the freed fp16 logits' block, beside the construction's blocks
-  // (see "the logits at the loss").
+  // (see "the logits at the loss"), 2 x 2048 x GPT-3's vocabulary x 2 bytes.
+  CHECK(plain.reserve == doctest::Approx(2 * 2048 * static_cast<double>(g13.padded_vocab()) * 2));
   CHECK(built.total() ==
         doctest::Approx(std::max(plain.total() - plain.reserve, 4 * weights + plain.optimizer + plain.other) +
                         plain.reserve));
@@ -695,8 +706,10 @@ TEST_CASE("what each counter reads: live tensors, the allocator's reserve, the d
   o.runtime_overhead_bytes = 3.0 * GiB;
   o.activation_overhead = 0.25;
   const stage_memory st = estimate_memory(l7, {}, 1, o).stages[0];
-  // (bare.reserve: the loss's freed logits block, which the allocator holds but no tensor fills.)
-  CHECK(st.reading(memory_counter::allocated) == doctest::Approx(bare.total() - bare.reserve));
+  // (No reserve: the foreach Adam step's temporary, as large as v, 4 x 6.74e9 bytes, outgrows the
+  // backward's tensors and fills the loss's freed logits block.)
+  CHECK(bare.reserve == 0);
+  CHECK(st.reading(memory_counter::allocated) == doctest::Approx(bare.total()));
   CHECK(st.reading(memory_counter::reserved) == doctest::Approx(bare.total() + 0.25 * bare.activations));
   CHECK(st.reading(memory_counter::device_used) == doctest::Approx(bare.total() + 0.25 * bare.activations + 3.0 * GiB));
   CHECK(st.reading(memory_counter::device_used) == st.total());
@@ -892,9 +905,39 @@ TEST_CASE("the logits at the loss: PyTorch's eager cross entropy peaks in its ba
   memory_options parallel_loss = o;
   parallel_loss.loss = logits_loss::loss_parallel;
   CHECK(estimate_memory(m, {.tp = 2}, 2, parallel_loss).stages[0].other == doctest::Approx(512.0 * 128 * 16));
+  CHECK_THROWS_WITH_AS(estimate_memory(m, {}, 1, parallel_loss), doctest::Contains("loss_parallel with tp 1"),
+                       config_error);
+  // A pipeline stage keeps its output for the micro-batch's backward: the bf16 logits stay live
+  // beside the backward's 12 bytes (14, and no freed block) on the last of two stages.
+  const memory_estimate staged = estimate_memory(m, {.pp = 2}, 2, o);
+  CHECK(staged.stages[1].other == doctest::Approx(512.0 * 256 * 14));
+  CHECK(staged.stages[1].reserve == 0);
   o.accounting = framework::megatron;
   CHECK(estimate_memory(m, {}, 1, o).stages[0].other == doctest::Approx(512.0 * 256 * 10));
   CHECK(estimate_memory(m, {}, 1, o).stages[0].reserve == 0);
+}
+
+TEST_CASE("the loss's freed logits block counts as far as the loss outgrows the recomputed layer") {
+  // llama2-7b, one sequence of 4096, bf16, generic accounting, no growth, a fused Adam step. The
+  // loss holds L = 4096 x V x 12 bytes live and B = 4096 x V x 2 more in the freed bf16 block.
+  // Under full recomputation the recomputed layer's working set W is the layer's activations
+  // without it (as "the logits and a recomputed layer" computes it); the reserve is
+  // max(0, L + B - W) - max(0, L - W): B when W <= L, L + B - W when L < W < L + B, 0 above.
+  transformer_spec m = get_preset("llama2-7b").spec;
+  memory_options o{.lbs = 1, .seq = 4096, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  o.adam_implementation = adam_step::fused;
+  const parallel_config full{.recomputation = recompute::full};
+  const double working = estimate_memory(m, {}, 1, o).stages[0].activations / 32;  // 539,492,352
+  const auto reserve_at = [&](std::int64_t vocab) {
+    m.vocab = vocab;
+    return estimate_memory(m, full, 1, o).stages[0].reserve;
+  };
+  // 32000: L = 1,572,864,000 > W, the whole block.
+  CHECK(reserve_at(32000) == doctest::Approx(4096.0 * 32000 * 2));
+  // 10000: L = 491,520,000 < W < L + B = 573,440,000, the part above W.
+  CHECK(reserve_at(10000) == doctest::Approx(4096.0 * 10000 * 14 - working));
+  // 1000: L + B = 57,344,000 < W, none.
+  CHECK(reserve_at(1000) == 0);
 }
 
 TEST_CASE("replicated key/value heads: a rank holds what it holds when the model has one KV head per rank") {

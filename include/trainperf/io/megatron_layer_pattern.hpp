@@ -144,17 +144,18 @@ inline void apply_moe_layer_pattern(transformer_spec& spec, std::string_view tex
   if (static_cast<std::int64_t>(pattern.size()) != spec.layers)
     fail("the list has " + std::to_string(pattern.size()) + " entries but the model has " +
          std::to_string(spec.layers) + " layers; give one 0/1 entry per layer (Megatron-LM requires the same)");
-  spec.moe.layer_freq = 1;
-  spec.moe.layer_offset = 0;
-  spec.moe.first_dense_layers = 0;
-  spec.moe.dense_layers = {};
+  layer_set dense;  // spec changes only once the whole list is read
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     if (pattern[i] > 1)
       fail("entry " + std::to_string(i) + " is " + std::to_string(pattern[i]) + "; entries are 1 (MoE) or 0 (dense)");
-    if (pattern[i] == 0) spec.moe.dense_layers.insert(static_cast<std::int64_t>(i));
+    if (pattern[i] == 0) dense.insert(static_cast<std::int64_t>(i));
   }
-  if (spec.moe.dense_layers.size() == spec.layers)
+  if (dense.size() == spec.layers)
     fail("no entry is 1, so no layer is MoE; mark the MoE layers 1, or set experts to 0 for a dense model");
+  spec.moe.layer_freq = 1;
+  spec.moe.layer_offset = 0;
+  spec.moe.first_dense_layers = 0;
+  spec.moe.dense_layers = dense;
 }
 
 }  // namespace trainperf::io
