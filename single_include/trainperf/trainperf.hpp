@@ -3661,7 +3661,8 @@ struct memory_options {
   //   out of place): 3 x 4 bytes a logit, after the logits themselves are freed (torchtitan's
   //   train step `del pred` and torchtune's `del logits` before backward(); the Trainer's
   //   compute_loss returns the loss alone). The peak is the larger of the two, 12 bytes a
-  //   16-bit logit under the generic and fsdp accountings. Megatron-LM's fused vocab-parallel
+  //   16-bit logit under the generic and fsdp accountings, 14 on a pipeline stage, which keeps
+  //   its logits for the micro-batch's backward. Megatron-LM's fused vocab-parallel
   //   cross entropy writes its gradient into the softmax it saved (no second tensor), and
   //   Paddle's is not read: those keep the forward's bytes.
   //   chunked: torchtune's CEWithChunkedOutputLoss (8 chunks) in eager mode: the output layer
@@ -4236,8 +4237,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     double largest_trainable = 0;          // the largest trainable weight tensor (optimizer_in_backward)
     double adapter_params = 0;             // the adapters' weights (trainable, states per_adapter)
     double unit_weights = 0;  // weights of the FSDP units with a trainable one (unsharded_grad_accumulation)
-    double head_weights =
-        0;  // the embedding and output layer FSDP keeps gathered at the peak (fsdp_embedding_resharded)
+    double head_weights = 0;  // what FSDP's root keeps gathered at the peak (fsdp_embedding_resharded)
     // Every trainable part goes through here, so the largest tensor is never missed.
     const auto trains = [&](double params, double largest_tensor) {
       trainable += params;
