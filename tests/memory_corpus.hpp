@@ -373,9 +373,9 @@ inline std::vector<row> load(const std::string& path) {
     // loss is compiled.
     if (detail::has(framework_name, "torchtitan") && c.tp > 1 && o.loss == logits_loss::standard)
       o.loss = logits_loss::loss_parallel;
-    // Lit-GPT's fine-tuning scripts chunk the output layer and take the loss on the 16-bit chunks
-    // with no up-cast (logits_loss::chunked_no_upcast).
-    if (detail::has(framework_name, "lit-gpt")) o.loss = logits_loss::chunked_no_upcast;
+    // Lit-GPT's fine-tuning scripts chunk the output layer, and Fabric returns the chunks in fp32
+    // (logits_loss::chunked_fp32_outputs).
+    if (detail::has(framework_name, "lit-gpt")) o.loss = logits_loss::chunked_fp32_outputs;
     if (detail::has(f[c_rank], "last rank")) r.stage = c.pp - 1;  // the last stage's rank logs it
     rows.push_back(r);
   }

@@ -3608,7 +3608,7 @@ enum class logits_loss {
   autocast,
   no_upcast,
   compiled,
-  chunked_no_upcast,
+  chunked_fp32_outputs,
   loss_parallel
 };  // memory_options::loss
 
@@ -3681,11 +3681,12 @@ struct memory_options {
   //   the module in its 16-bit dtype, and accelerate enables no native autocast under DeepSpeed):
   //   the log-softmax in 16 bits too, 2 + 2 + 2. standard under the deepspeed accounting is
   //   transformers' Llama path (logits.float() before the shift): 18.
-  //   chunked_no_upcast: Lit-GPT's fine-tuning loss (finetune/*.py at 8641822: the output layer
-  //   in 128-token chunks, lm_head_chunk_size=128, and chunked_cross_entropy on each 16-bit chunk
-  //   with no up-cast; under bf16-true no autocast runs, so the log-softmax is 16-bit too): the
-  //   chunks stay referenced through the backward and each chunk's log-softmax is saved, 2 + 2
-  //   bytes per logit (one chunk's backward transient is negligible).
+  //   chunked_fp32_outputs: Lit-GPT's fine-tuning loss under Lightning Fabric (finetune/*.py at
+  //   8641822: the output layer in 128-token chunks, lm_head_chunk_size=128, then
+  //   chunked_cross_entropy on each chunk). Fabric's precision plugin returns the module's outputs
+  //   in the default dtype (convert_output: torch.get_default_dtype(), fp32), so the chunks reach
+  //   the loss in fp32, stay referenced through the backward, and each chunk's fp32 log-softmax
+  //   is saved: 4 + 4 bytes per logit (one chunk's backward transient is negligible).
   //   loss_parallel: the standard loss on vocabulary-sharded logits under PyTorch's
   //   loss_parallel() (torch/distributed/tensor/parallel/loss.py; torchtitan's default with tensor
   //   parallelism, parallel_dims.loss_parallel_enabled). Its forward decomposes the log-softmax
@@ -4210,14 +4211,14 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
   const bool logits_freed = c.pp == 1;
   const double logits_kept = logits_freed ? 0.0 : e;
   const double logit_bytes =
-      e + (o.loss == logits_loss::chunked             ? 4.0
-           : o.loss == logits_loss::chunked_compiled  ? 4.0 / 8
-           : o.loss == logits_loss::autocast          ? e + upcast + 4.0
-           : o.loss == logits_loss::no_upcast         ? 2.0 * e
-           : o.loss == logits_loss::compiled          ? e
-           : o.loss == logits_loss::chunked_no_upcast ? e
-           : o.loss == logits_loss::loss_parallel     ? std::max(upcast + 8.0, 16.0 - e + logits_kept)
-           : o.accounting == framework::deepspeed     ? 12.0 + upcast
+      e + (o.loss == logits_loss::chunked                ? 4.0
+           : o.loss == logits_loss::chunked_compiled     ? 4.0 / 8
+           : o.loss == logits_loss::autocast             ? e + upcast + 4.0
+           : o.loss == logits_loss::no_upcast            ? 2.0 * e
+           : o.loss == logits_loss::compiled             ? e
+           : o.loss == logits_loss::chunked_fp32_outputs ? 8.0 - e
+           : o.loss == logits_loss::loss_parallel        ? std::max(upcast + 8.0, 16.0 - e + logits_kept)
+           : o.accounting == framework::deepspeed        ? 12.0 + upcast
            // The forward's bytes or the backward's 12 (see loss); Megatron's and Paddle's the forward's.
            : eager_loss ? std::max(4.0 + upcast, 12.0 - e + logits_kept)
                         : 4.0 + upcast);

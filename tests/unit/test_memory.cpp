@@ -311,13 +311,13 @@ TEST_CASE("torchtune's memory options: optimizer in the backward, chunked loss, 
   qwen.loss = logits_loss::no_upcast;
   CHECK(plain.other - estimate_memory(l7, {}, 1, qwen).stages[0].other == doctest::Approx(2048.0 * 32000 * 6));
   // The up-cast loss compiled whole: the 16-bit logits and their 16-bit gradient, 2 + 2 bytes, 8
-  // fewer than the standard 12; Lit-GPT's chunked 16-bit loss: the 16-bit chunks and each chunk's
-  // 16-bit log-softmax, 2 + 2 as well.
+  // fewer than the standard 12; Lit-GPT's chunks, which Fabric returns in fp32: the fp32 chunks
+  // and each chunk's fp32 log-softmax, 4 + 4 bytes, 4 fewer.
   memory_options compiled = base;
   compiled.loss = logits_loss::compiled;
   CHECK(plain.other - estimate_memory(l7, {}, 1, compiled).stages[0].other == doctest::Approx(2048.0 * 32000 * 8));
-  compiled.loss = logits_loss::chunked_no_upcast;
-  CHECK(plain.other - estimate_memory(l7, {}, 1, compiled).stages[0].other == doctest::Approx(2048.0 * 32000 * 8));
+  compiled.loss = logits_loss::chunked_fp32_outputs;
+  CHECK(plain.other - estimate_memory(l7, {}, 1, compiled).stages[0].other == doctest::Approx(2048.0 * 32000 * 4));
   // Offloaded activations under full recomputation: 5 of the 32 layer inputs (2048 x 4096 x 2
   // bytes each) stay on the device.
   const parallel_config full{.recomputation = recompute::full};
