@@ -523,10 +523,11 @@ inline step_prediction predict_step_time(const transformer_spec& spec, const par
     const double act = x.tokens * static_cast<double>(m.hidden) * x.e / (c.sequence_parallel ? tp : 1.0);
     const group_span pair{2, x.g.pp_crosses_nodes ? 1 : 2};
     const double hop = collective_time(collective::p2p, act, pair, cl);
+    // The schedule is built once and timed twice (with and without the hand-offs).
+    const schedule plan = simulate_pipeline ? make_schedule(c.schedule(), c.pp, micro, c.vpp) : schedule{};
     const auto timed = [&](double h) {
-      return simulate_pipeline
-                 ? simulate(make_schedule(c.schedule(), c.pp, micro, c.vpp), f_total, b_total, h, false).step_time
-                 : pipeline_time_estimate(c.schedule(), c.pp, micro, c.vpp, f_total, b_total, h);
+      return simulate_pipeline ? simulate(plan, f_total, b_total, h, false).step_time
+                               : pipeline_time_estimate(c.schedule(), c.pp, micro, c.vpp, f_total, b_total, h);
     };
     pipeline = timed(hop);
     handoffs = hop > 0 ? std::max(0.0, pipeline - timed(0)) : 0;  // what the hand-offs add
