@@ -11,7 +11,8 @@
 // (calculon-ai/calculon caa4b11, its shipped A100 and H100 system files; Isaev et al., SC'23): its
 // predictions, made by bench/calculon/make_inputs.py, are read from bench/data/calculon_predictions.csv.
 // Prints per row, per source, per sweep (Spearman rank correlation of predicted and measured
-// throughput; whether the measured best is in the predicted top 3) and a timing of the search.
+// throughput; whether the measured best is in the predicted top 3), and the memory model's verdict
+// on each row, a run that ran: whether the planner would keep its layout or prune it.
 //   planner_accuracy [--corpus FILE] [--require-rows N] [--require-mape F]
 // (--require-mape bounds the leave-one-source-out MAPE over all rows)
 #include <algorithm>
@@ -30,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include <trainperf/io/file.hpp>
+#include <trainperf/planner.hpp>
 #include <trainperf/trainperf.hpp>
 
 namespace tp = trainperf;
@@ -117,7 +119,9 @@ std::vector<row> corpus_rows(const std::string& path) {
     // llm-foundry's MPT projects Q, K and V in one GEMM (its attention's Wqkv) though it runs under
     // FSDP, whose default here is torchtitan's separate wq, wk, wv.
     if (x.family == "llm-foundry") x.step.fused_projections = true;
-    if (c.zero_stage == 3 && o.accounting == tp::framework::fsdp) c.zero_stage = 0;  // FSDP shards by its accounting
+    // Its loss is flash-attn's fused cross entropy (ComposerMPTCausalLM's loss_fn default
+    // fused_crossentropy, llmfoundry/models/mpt/modeling_mpt.py at 5e85bd62d, the tables' commit).
+    if (x.family == "llm-foundry") o.loss = tp::logits_loss::fused;
     x.step.gbs = r["gbs"];
     x.measured = r["measured_tokens_per_gpu_s"];
     rows.push_back(std::move(x));
@@ -221,6 +225,7 @@ int main(int argc, char** argv) {
   };
   struct result {
     double predicted = 0, loso = 0, thumb = 0;
+    double memory = 0, capacity = 0;  // the memory model's largest stage, the device's bytes
     std::vector<double> grid;
     std::string error;
   };
@@ -268,7 +273,10 @@ int main(int argc, char** argv) {
         // The library's own profile (its constant as profile.hpp states it), as a user gets it.
         const tp::device_profile p = tp::builtin_profile(r.device);
         const tp::cluster_spec c = tp::default_cluster(tp::get_device(r.device), r.devices, r.per_node, p);
-        results[i].predicted = tp::predict_step(r.model, r.layout, c, p, r.step).tokens_per_device_per_s;
+        const tp::step_prediction sp = tp::predict_step(r.model, r.layout, c, p, r.step);
+        results[i].predicted = sp.tokens_per_device_per_s;
+        results[i].memory = sp.memory_max();
+        results[i].capacity = static_cast<double>(c.device.memory_bytes);
         const double peak = tp::require_peak(c.device, r.step.memory.param_dtype);
         results[i].thumb =
             peak * rule_of_thumb_efficiency / (6 * static_cast<double>(tp::count_params(r.model).total()));
@@ -400,6 +408,30 @@ int main(int argc, char** argv) {
   fmt::print(
       "{} sweeps spanning over {:.0f}%: {} with Spearman >= 0.8; measured best in the predicted top 3 in {} of {}\n",
       wide, 100 * wide_spread, wide_rho, wide_top3, wide_ranked);
+
+  // Every row is a run that ran: the planner keeps a layout when the memory model's largest stage
+  // leaves plan_request::memory_margin of the device free, so a row it would prune is a layout it
+  // could never recommend.
+  const double margin = tp::plan_request{}.memory_margin;
+  constexpr double gib = static_cast<double>(tp::GiB);
+  int fit_rows = 0, kept = 0, within_capacity = 0;
+  std::vector<std::string> pruned;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (!results[i].error.empty()) continue;
+    ++fit_rows;
+    const double share = results[i].memory / results[i].capacity;
+    within_capacity += share <= 1 ? 1 : 0;
+    if (share <= 1 - margin)
+      ++kept;
+    else
+      pruned.push_back(fmt::format("{} {} {:.1f} of {:.0f} GiB ({:.0f}%)", rows[i].id, rows[i].sweep,
+                                   results[i].memory / gib, results[i].capacity / gib, 100 * share));
+  }
+  fmt::print(
+      "\nmemory (every row ran): the memory model's largest stage within the capacity for {} of {} rows; the "
+      "planner, leaving {:.0f}% free, keeps {} of them and prunes:\n",
+      within_capacity, fit_rows, 100 * margin, kept);
+  for (const std::string& p : pruned) fmt::print("  {}\n", p);
 
   if (require_rows > 0 && static_cast<std::int64_t>(all.size()) < require_rows) {
     fmt::print(stderr, "only {} rows predicted, expected at least {}\n", all.size(), require_rows);

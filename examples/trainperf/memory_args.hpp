@@ -74,7 +74,8 @@ inline std::vector<flag> memory_flags() {
            {"offload-optimizer", "", "optimizer states in CPU memory"},
            {"optimizer-in-backward", "",
             "each weight stepped as its gradient arrives, no gradient buffers (torchtune's optimizer_in_bwd)"},
-           {"loss", "standard|chunked|chunked-compiled|autocast|no-upcast|compiled|chunked-fp32-outputs|loss-parallel",
+           {"loss",
+            "standard|chunked|chunked-compiled|autocast|no-upcast|compiled|chunked-fp32-outputs|loss-parallel|fused",
             "how the loss holds the logits: PyTorch's cross entropy on an fp32 copy (standard: 12 bytes a logit at "
             "its backward; 10 under Megatron's fused one), torchtune's chunked cross-entropy (fp32 log-softmax per "
             "chunk kept) or compiled (16-bit chunks only), 16-bit logits and their shifted copy with autocast's fp32 "
@@ -83,7 +84,9 @@ inline std::vector<flag> memory_flags() {
             "--training.compile since 2025-04), or Lit-GPT's loss on output chunks that Fabric returns in fp32 "
             "(chunked-fp32-outputs: the fp32 chunks and their log-softmax), or PyTorch's loss_parallel() on "
             "vocabulary-sharded logits "
-            "(loss-parallel: 16 bytes a logit of the shard at its backward; torchtitan's default with --tp)"},
+            "(loss-parallel: 16 bytes a logit of the shard at its backward; torchtitan's default with --tp), or a "
+            "fused cross-entropy kernel on the 16-bit logits (fused: the logits and their 16-bit gradient; "
+            "flash-attn's CrossEntropyLoss, llm-foundry's default)"},
            {"offload-activations", "",
             "with --recompute full, the layer inputs moved to host memory but the last 5 (torchtune)"},
            {"adam-step", "fused|foreach",
@@ -322,7 +325,8 @@ inline memory_setup memory_from_args(const args& a, bool one_layout = true) {
   o.offload_optimizer = a.has("offload-optimizer");
   o.optimizer_in_backward = a.has("optimizer-in-backward");
   static constexpr std::string_view losses[] = {"standard",  "chunked",  "chunked-compiled",     "autocast",
-                                                "no-upcast", "compiled", "chunked-fp32-outputs", "loss-parallel"};
+                                                "no-upcast", "compiled", "chunked-fp32-outputs", "loss-parallel",
+                                                "fused"};
   const std::string loss = a.get_choice("loss", losses).value_or("standard");
   o.loss = loss == "chunked"                ? tp::logits_loss::chunked
            : loss == "chunked-compiled"     ? tp::logits_loss::chunked_compiled
@@ -331,6 +335,7 @@ inline memory_setup memory_from_args(const args& a, bool one_layout = true) {
            : loss == "compiled"             ? tp::logits_loss::compiled
            : loss == "chunked-fp32-outputs" ? tp::logits_loss::chunked_fp32_outputs
            : loss == "loss-parallel"        ? tp::logits_loss::loss_parallel
+           : loss == "fused"                ? tp::logits_loss::fused
                                             : tp::logits_loss::standard;
   o.offload_activations = a.has("offload-activations");
   o.unsharded_grad_accumulation = a.has("fsdp-no-sync");

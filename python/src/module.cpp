@@ -118,7 +118,7 @@ py::dict stats_dict(const tp::meter::stats& s) {
 // fsdp_embedding_resharded, quantized_inputs_kept (True/False), adam_step ("fused", "foreach"),
 // optimizer ("adam", "adamw", "sgd", "adamw8bit"), selective ("attention-core",
 // "every-other-matmul"), loss (the CLI's --loss names: "standard", "chunked", "chunked-compiled",
-// "autocast", "no-upcast", "compiled", "chunked-fp32-outputs", "loss-parallel"); '_' for '-' is
+// "autocast", "no-upcast", "compiled", "chunked-fp32-outputs", "loss-parallel", "fused"); '_' for '-' is
 // taken too. Any other keyword, or a value of another type, is a ConfigError naming it.
 void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
   for (const auto& [key_obj, value] : kw) {
@@ -177,7 +177,8 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
                                         {"no-upcast", tp::logits_loss::no_upcast},
                                         {"compiled", tp::logits_loss::compiled},
                                         {"chunked-fp32-outputs", tp::logits_loss::chunked_fp32_outputs},
-                                        {"loss-parallel", tp::logits_loss::loss_parallel}},
+                                        {"loss-parallel", tp::logits_loss::loss_parallel},
+                                        {"fused", tp::logits_loss::fused}},
                                        "loss");
     else
       throw tp::config_error(key, "unknown memory option '" + key +

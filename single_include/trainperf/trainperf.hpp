@@ -3609,7 +3609,8 @@ enum class logits_loss {
   no_upcast,
   compiled,
   chunked_fp32_outputs,
-  loss_parallel
+  loss_parallel,
+  fused
 };  // memory_options::loss
 
 struct memory_options {
@@ -3700,6 +3701,11 @@ struct memory_options {
   //   NLL, so the 16-bit logits and their 16-bit gradient are what lives, 2 + 2 bytes per logit.
   //   Inferred, like chunked_compiled, from torchtitan's report that the compiled loss saved more
   //   than chunking (pytorch/torchtitan#1033), not read in Inductor's code.
+  //   fused: a fused cross-entropy kernel on the 16-bit logits, flash-attn's CrossEntropyLoss
+  //   (flash_attn/ops/triton/cross_entropy.py, and the xentropy CUDA kernel before it: it saves the
+  //   logits and an fp32 log-sum-exp per row, and its backward writes a new 16-bit gradient,
+  //   torch.empty_like(logits), unless inplace_backward) as llm-foundry's MPT runs it by default
+  //   (loss_fn fused_crossentropy, llmfoundry/models/mpt/modeling_mpt.py): 2 + 2 bytes per logit.
   logits_loss loss = logits_loss::standard;
   // offload_activations: OffloadActivations moves every saved tensor of 1 KiB or more to pinned
   //   host memory, keeping the 5 most recent on the device (max_fwd_stash_size); the output layer
@@ -4210,12 +4216,14 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
       (o.loss == logits_loss::standard && (o.accounting == framework::generic || o.accounting == framework::fsdp));
   const bool logits_freed = c.pp == 1;
   const double logits_kept = logits_freed ? 0.0 : e;
+  // The compiled loss and the fused kernel hold alike: the 16-bit logits and their 16-bit gradient.
+  const bool logits_and_gradient = o.loss == logits_loss::compiled || o.loss == logits_loss::fused;
   const double logit_bytes =
       e + (o.loss == logits_loss::chunked                ? 4.0
            : o.loss == logits_loss::chunked_compiled     ? 4.0 / 8
            : o.loss == logits_loss::autocast             ? e + upcast + 4.0
            : o.loss == logits_loss::no_upcast            ? 2.0 * e
-           : o.loss == logits_loss::compiled             ? e
+           : logits_and_gradient                         ? e
            : o.loss == logits_loss::chunked_fp32_outputs ? 8.0 - e
            : o.loss == logits_loss::loss_parallel        ? std::max(upcast + 8.0, 16.0 - e + logits_kept)
            : o.accounting == framework::deepspeed        ? 12.0 + upcast

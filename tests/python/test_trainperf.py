@@ -153,6 +153,14 @@ class SameNumbersAsTheTool(unittest.TestCase):
         root = trainperf.estimate_memory(trainperf.preset("llama2-7b"), fsdp_tp, 16, seq=2048, framework="fsdp",
                                          loss="loss-parallel")
         self.assertAlmostEqual(root["max_total"] - py["max_total"], 32000 * 4096 * 2 / 2, delta=1.0)
+        # flash-attn's fused cross entropy as a keyword: 2 + 2 bytes per logit where the default eager
+        # loss holds 12 and leaves its freed 16-bit block (2) reserved, 2048 x 32000 x 10 bytes fewer
+        # (with a fused Adam step, whose missing temporary leaves the loss at the peak).
+        eager = trainperf.estimate_memory(trainperf.preset("llama2-7b"), trainperf.ParallelConfig(), 1, seq=2048,
+                                          adam_step="fused")
+        fused = trainperf.estimate_memory(trainperf.preset("llama2-7b"), trainperf.ParallelConfig(), 1, seq=2048,
+                                          adam_step="fused", loss="fused")
+        self.assertAlmostEqual(eager["max_total"] - fused["max_total"], 2048 * 32000 * 10, delta=1.0)
         with self.assertRaises(trainperf.ConfigError) as e:
             trainperf.estimate_memory(m, config, 32, seq=4096, droput=True)
         self.assertIn("unknown memory option 'droput'", str(e.exception))

@@ -318,6 +318,14 @@ TEST_CASE("torchtune's memory options: optimizer in the backward, chunked loss, 
   CHECK(plain.other - estimate_memory(l7, {}, 1, compiled).stages[0].other == doctest::Approx(2048.0 * 32000 * 8));
   compiled.loss = logits_loss::chunked_fp32_outputs;
   CHECK(plain.other - estimate_memory(l7, {}, 1, compiled).stages[0].other == doctest::Approx(2048.0 * 32000 * 4));
+  // flash-attn's fused cross entropy saves the 16-bit logits (and an fp32 log-sum-exp per row,
+  // 2048 x 4 bytes) and its backward allocates a 16-bit gradient: 2 + 2 bytes per logit, 8 fewer
+  // than the standard 12, and no freed block left reserved (the loss frees nothing before it).
+  memory_options fused = base;
+  fused.loss = logits_loss::fused;
+  const stage_memory fused_stage = estimate_memory(l7, {}, 1, fused).stages[0];
+  CHECK(plain.other - fused_stage.other == doctest::Approx(2048.0 * 32000 * 8));
+  CHECK(fused_stage.reserve == 0);
   // Offloaded activations under full recomputation: 5 of the 32 layer inputs (2048 x 4096 x 2
   // bytes each) stay on the device.
   const parallel_config full{.recomputation = recompute::full};
