@@ -13,8 +13,9 @@
 // Prints per row, per source, per sweep (Spearman rank correlation of predicted and measured
 // throughput; whether the measured best is in the predicted top 3), and the memory model's verdict
 // on each row, a run that ran: whether the planner would keep its layout or prune it.
-//   planner_accuracy [--corpus FILE] [--require-rows N] [--require-mape F]
-// (--require-mape bounds the leave-one-source-out MAPE over all rows)
+//   planner_accuracy [--corpus FILE] [--require-rows N] [--require-mape F] [--require-kept N]
+// (--require-mape bounds the leave-one-source-out MAPE over all rows; --require-kept asks that the
+// planner's memory rule keep at least N of the rows, all of which ran)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -119,6 +120,14 @@ std::vector<row> corpus_rows(const std::string& path) {
     // llm-foundry's MPT projects Q, K and V in one GEMM (its attention's Wqkv) though it runs under
     // FSDP, whose default here is torchtitan's separate wq, wk, wv.
     if (x.family == "llm-foundry") x.step.fused_projections = true;
+    // The gradient buffers' dtype and the master copy where the row's recipe sets them (absent: the
+    // framework's default), each with its source in the row.
+    if (r.contains("grad_dtype")) {
+      const std::string g = r["grad_dtype"];
+      if (g != "fp32" && g != "bf16") refuse("grad_dtype", g);
+      o.fp32_grads = g == "fp32";
+    }
+    if (const auto v = flag("master_weights")) o.master_weights = *v;
     // Its loss is flash-attn's fused cross entropy (ComposerMPTCausalLM's loss_fn default
     // fused_crossentropy, llmfoundry/models/mpt/modeling_mpt.py at 5e85bd62d, the tables' commit).
     if (x.family == "llm-foundry") o.loss = tp::logits_loss::fused;
@@ -200,11 +209,13 @@ int main(int argc, char** argv) {
   std::string corpus = TRAINPERF_PLANNER_CORPUS;
   std::int64_t require_rows = 0;
   double require_mape = 0;
+  int require_kept = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--corpus") corpus = argv[i + 1];
     if (flag == "--require-rows") require_rows = std::atoll(argv[i + 1]);
     if (flag == "--require-mape") require_mape = std::atof(argv[i + 1]);
+    if (flag == "--require-kept") require_kept = std::atoi(argv[i + 1]);
   }
   std::vector<row> rows = seed_rows();
   try {
@@ -409,18 +420,21 @@ int main(int argc, char** argv) {
       "{} sweeps spanning over {:.0f}%: {} with Spearman >= 0.8; measured best in the predicted top 3 in {} of {}\n",
       wide, 100 * wide_spread, wide_rho, wide_top3, wide_ranked);
 
-  // Every row is a run that ran: the planner keeps a layout when the memory model's largest stage
-  // leaves plan_request::memory_margin of the device free, so a row it would prune is a layout it
-  // could never recommend.
+  // Every row is a run that ran: the planner keeps a layout when what it needs (the memory model's
+  // largest stage, stage_memory::need) leaves plan_request::memory_margin of the device free, so a
+  // row it would prune is a layout it could never recommend. Beside it, the same rule on the
+  // device's reading (the need plus the runtime overhead fitted on the seeds' nvidia-smi figures).
   const double margin = tp::plan_request{}.memory_margin;
   constexpr double gib = static_cast<double>(tp::GiB);
-  int fit_rows = 0, kept = 0, within_capacity = 0;
+  const double runtime = tp::memory_model_constants::runtime_overhead_bytes;
+  int fit_rows = 0, kept = 0, within_capacity = 0, kept_by_reading = 0;
   std::vector<std::string> pruned;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     if (!results[i].error.empty()) continue;
     ++fit_rows;
     const double share = results[i].memory / results[i].capacity;
     within_capacity += share <= 1 ? 1 : 0;
+    kept_by_reading += (results[i].memory + runtime) / results[i].capacity <= 1 - margin ? 1 : 0;
     if (share <= 1 - margin)
       ++kept;
     else
@@ -428,10 +442,15 @@ int main(int argc, char** argv) {
                                    results[i].memory / gib, results[i].capacity / gib, 100 * share));
   }
   fmt::print(
-      "\nmemory (every row ran): the memory model's largest stage within the capacity for {} of {} rows; the "
-      "planner, leaving {:.0f}% free, keeps {} of them and prunes:\n",
-      within_capacity, fit_rows, 100 * margin, kept);
+      "\nmemory (every row ran): what the memory model says the run needs (max reserved) is within the capacity "
+      "for {} of {} rows; the planner, leaving {:.0f}% free, keeps {} ({} on the device's reading, with the "
+      "runtime overhead of {:.1f} GiB) and prunes:\n",
+      within_capacity, fit_rows, 100 * margin, kept, kept_by_reading, runtime / gib);
   for (const std::string& p : pruned) fmt::print("  {}\n", p);
+  if (require_kept > 0 && kept < require_kept) {
+    fmt::print(stderr, "the planner keeps {} rows, expected at least {}\n", kept, require_kept);
+    return 1;
+  }
 
   if (require_rows > 0 && static_cast<std::int64_t>(all.size()) < require_rows) {
     fmt::print(stderr, "only {} rows predicted, expected at least {}\n", all.size(), require_rows);

@@ -84,7 +84,7 @@ std::vector<std::string> what_would_fit(const memory_setup& m, std::int64_t capa
     try {  // more tp or pp can pass a degree's bound (2^20): then not a valid layout, not an answer
       tp::validate(x);
       const std::int64_t world = tp::detail::checked_mul(x.model_parallel(), x.dp ? x.dp : 1, "world");
-      const double peak = tp::estimate_memory(m.model.spec, x, world, y).max_total();
+      const double peak = tp::estimate_memory(m.model.spec, x, world, y).max_need();
       if (peak <= static_cast<double>(capacity)) fits.emplace_back(world, peak, what);
     } catch (const tp::config_error&) {  // not a valid layout for this model: not an answer
     }
@@ -129,7 +129,8 @@ int run_memory(const args& a, output& out) {
   }
   const double gib = static_cast<double>(tp::GiB);
   std::vector<std::string> fixes;
-  if (dev && e.max_total() > static_cast<double>(dev->memory_bytes)) fixes = what_would_fit(m, dev->memory_bytes);
+  const bool fits = dev && e.max_need() <= static_cast<double>(dev->memory_bytes);
+  if (dev && !fits) fixes = what_would_fit(m, dev->memory_bytes);
   if (auto path = a.get("svg")) {  // last: a refused request leaves no file behind
     tp::io::write_file(*path,
                        tp::render_memory_svg(e, dev ? dev->memory_bytes : 0,
@@ -154,13 +155,15 @@ int run_memory(const args& a, output& out) {
     json j{{"model", m.model.name},
            {"world", m.world},
            {"stages", stages},
-           {"max_total", static_cast<std::int64_t>(e.max_total())}};
+           {"max_total", static_cast<std::int64_t>(e.max_total())},
+           {"max_need", static_cast<std::int64_t>(e.max_need())}};
     if (dev) {
       j["device"] = dev->name;
       j["capacity"] = dev->memory_bytes;
-      j["fits"] = e.max_total() <= static_cast<double>(dev->memory_bytes);
-      j["reading"] = static_cast<std::int64_t>(
-          tp::memory_reading(e.max_total(), m.options, static_cast<double>(dev->memory_bytes)));
+      j["fits"] = fits;
+      const double capacity = static_cast<double>(dev->memory_bytes);
+      const double reading = tp::memory_reading(e.max_total(), m.options, capacity);
+      j["reading"] = static_cast<std::int64_t>(fits ? std::min(reading, capacity) : reading);
       j["what_would_fit"] = fixes;
     }
     out.print_json(j);
@@ -183,9 +186,17 @@ int run_memory(const args& a, output& out) {
   {
     const auto most = std::max_element(e.stages.begin(), e.stages.end(),
                                        [](const auto& x, const auto& y) { return x.total() < y.total(); });
-    out.print("what the counters read (stage {}): torch max allocated {:.2f}, max reserved {:.2f}, nvidia-smi {:.2f}\n",
-              most->stage, most->reading(tp::memory_counter::allocated) / gib,
-              most->reading(tp::memory_counter::reserved) / gib, most->total() / gib);
+    // A run that fits reads at most the capacity: the allocator gives back the cached blocks the
+    // runtime overhead counts before an allocation fails (stage_memory::need).
+    const bool capped = fits && most->total() > static_cast<double>(dev->memory_bytes);
+    out.print(
+        "what the counters read (stage {}): torch max allocated {:.2f}, max reserved {:.2f}, nvidia-smi {:.2f}{}\n",
+        most->stage, most->reading(tp::memory_counter::allocated) / gib,
+        most->reading(tp::memory_counter::reserved) / gib,
+        (capped ? static_cast<double>(dev->memory_bytes) : most->total()) / gib,
+        capped ? fmt::format(" (the capacity: {:.2f} less the cached blocks the allocator gives back before it fails)",
+                             most->total() / gib)
+               : "");
   }
   if (std::any_of(e.stages.begin(), e.stages.end(), [](const tp::stage_memory& s) { return s.reserve > 0; }))
     out.print(
@@ -195,7 +206,7 @@ int run_memory(const args& a, output& out) {
               "and the loss's freed logits block"
             : "the loss's freed 16-bit logits block, which its fp32 gradients cannot reuse");
   if (dev) {
-    out.print("{}: {}\n", dev->name, tp::fit_summary(e.max_total(), dev->memory_bytes));
+    out.print("{}: {} (what it needs: max reserved)\n", dev->name, tp::fit_summary(e.max_need(), dev->memory_bytes));
     const double reading = tp::memory_reading(e.max_total(), m.options, static_cast<double>(dev->memory_bytes));
     if (reading != e.max_total())
       out.print(
@@ -204,7 +215,7 @@ int run_memory(const args& a, output& out) {
           reading / gib);
     if (!fixes.empty())
       out.print("what would fit: {}\n", fmt::join(fixes, "; "));
-    else if (e.max_total() > static_cast<double>(dev->memory_bytes))
+    else if (!fits)
       out.print("no single change or pair of changes tried here fits\n");
   }
   return 0;

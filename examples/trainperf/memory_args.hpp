@@ -63,7 +63,9 @@ inline std::vector<flag> memory_flags() {
            {"fp8", "te|torchao|torchao-fp8-all-gather",
             "fp8 linear layers: Transformer Engine's delayed scaling (fp8 GEMM inputs kept, fp8 weight caches), "
             "torchao's float8/MX linears (16-bit inputs kept), with FSDP2 gathering weights in fp8"},
-           {"grad-dtype", "fp32|bf16|fp16", "gradient buffers: fp32 or the weights' dtype (default: the weights')"},
+           {"grad-dtype", "fp32|bf16|fp16",
+            "gradient buffers: fp32 or the weights' dtype (default: fp32 under megatron and megatron-core with bf16, "
+            "the weights' otherwise; bf16 there is Megatron-LM's --grad-reduce-in-bf16, NeMo's grad_sync_dtype bf16)"},
            {"no-master-weights", "",
             "pure 16-bit training: no fp32 master copy, optimizer states in the weights' dtype"},
            {"optimizer", "adam|adamw|sgd|adamw8bit",
@@ -302,13 +304,6 @@ inline memory_setup memory_from_args(const args& a, bool one_layout = true) {
                              fmt::format("--grad-dtype {} with --dtype {}: gradients are kept in fp32 or in "
                                          "the weights' dtype; give --grad-dtype fp32 or {}",
                                          *g, tp::to_string(o.param_dtype), tp::to_string(o.param_dtype)));
-    if (grads != tp::dtype::fp32 &&
-        (o.accounting == tp::framework::megatron ||
-         (o.accounting == tp::framework::megatron_core && o.param_dtype == tp::dtype::bf16)))
-      throw tp::config_error("grad-dtype", fmt::format("--grad-dtype {} with --framework {}: Megatron-LM keeps fp32 "
-                                                       "main gradients with {} weights; give --grad-dtype fp32 or "
-                                                       "--framework generic",
-                                                       *g, fw, tp::to_string(o.param_dtype)));
     o.fp32_grads = grads == tp::dtype::fp32;
   }
   o.master_weights = !a.has("no-master-weights");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -140,9 +141,13 @@ struct memory_options {
   std::int64_t seq = 0;             // sequence length (tokens)
   std::int64_t micro_batches = 1;   // per replica per step (= GAS); bounds in-flight micro-batches
   dtype param_dtype = dtype::bf16;  // weights as stored for compute: bf16/fp16 (mixed precision) or fp32
-  // Gradient buffers in fp32 even with 16-bit weights; false keeps them in the weights' dtype
-  // (DeepSpeed, Paddle). framework::megatron implies it (fp32 main grads with bf16).
-  bool fp32_grads = false;
+  // Gradient buffers in fp32 with 16-bit weights (true) or in the weights' dtype (false); unset,
+  // the framework's default: fp32 main grads under megatron with 16-bit weights and megatron_core
+  // with bf16 (Megatron-LM's arguments.py turns on --accumulate-allreduce-grads-in-fp32 with --bf16
+  // unless --grad-reduce-in-bf16), the weights' dtype under the others (DeepSpeed, Paddle, FSDP's
+  // reduce_dtype left unset). false under Megatron: --grad-reduce-in-bf16, or NeMo's
+  // optim.grad_sync_dtype bf16 (grad_reduce_in_fp32 False). fp32 weights keep fp32 gradients.
+  std::optional<bool> fp32_grads{};
   // An fp32 master copy of 16-bit weights for the optimizer (mixed precision, the default).
   // false: pure 16-bit training: no master copy, and the optimizer states in the weights' dtype,
   // as torch.optim keeps them (AdamW's exp_avg and exp_avg_sq are created like the parameter:
@@ -363,6 +368,13 @@ struct stage_memory {
            : c == memory_counter::reserved ? total() - runtime
                                            : total();
   }
+  // What the stage needs of the device to run, the figure a fit is judged on: the reserved
+  // counter. The runtime overhead stays out: fitted on the seeds' nvidia-smi readings, it holds
+  // beside the CUDA context the caching allocator's cached slack, which the allocator frees before
+  // it fails an allocation (c10/cuda/CUDACachingAllocator.cpp, malloc: release_available_cached_blocks,
+  // then release_cached_blocks, each followed by another cudaMalloc). What the context and NCCL's
+  // buffers take is the margin a planner leaves free (plan_request::memory_margin).
+  [[nodiscard]] constexpr double need() const { return reading(memory_counter::reserved); }
 };
 
 struct memory_estimate {
@@ -370,6 +382,11 @@ struct memory_estimate {
   [[nodiscard]] constexpr double max_total() const {
     double m = 0;
     for (const auto& s : stages) m = std::max(m, s.total());
+    return m;
+  }
+  [[nodiscard]] constexpr double max_need() const {  // the largest stage's need (stage_memory::need)
+    double m = 0;
+    for (const auto& s : stages) m = std::max(m, s.need());
     return m;
   }
 };
@@ -550,8 +567,9 @@ constexpr double prompt_attention_bytes(const transformer_spec& m, const paralle
 constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64_t dp, const memory_options& o) {
   const double e = detail::dtype_bytes(o.param_dtype), d = static_cast<double>(dp);
   const bool mixed = o.param_dtype != dtype::fp32;
-  const bool fp32_grads = o.fp32_grads || (o.accounting == framework::megatron && mixed) ||
-                          (o.accounting == framework::megatron_core && o.param_dtype == dtype::bf16) || !mixed;
+  const bool fp32_grads =
+      !mixed || o.fp32_grads.value_or((o.accounting == framework::megatron && mixed) ||
+                                      (o.accounting == framework::megatron_core && o.param_dtype == dtype::bf16));
   // Adam: m and v in fp32, plus an fp32 master copy of 16-bit weights; SGD: momentum (+ master).
   // Pure 16-bit (no master weights): the states in the weights' dtype, no copy.
   const bool master = mixed && o.master_weights;

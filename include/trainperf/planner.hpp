@@ -44,8 +44,9 @@ struct plan_request {
   device_profile profile{};
   step_options step{};  // gbs, seq and the framework (step.memory.accounting) and its options
   plan_space space{};
-  // The share of the device's capacity a layout must leave free to be kept: the memory model's
-  // figure must not exceed capacity x (1 - memory_margin).
+  // The share of the device's capacity a layout must leave free to be kept, for the CUDA context
+  // and NCCL's buffers: what it needs (stage_memory::need) must not exceed capacity x (1 -
+  // memory_margin).
   double memory_margin = 0.05;
   std::size_t top = 10;
   unsigned threads = 0;  // 0: the hardware's concurrency
@@ -236,9 +237,9 @@ inline plan_result plan(const plan_request& q) {
     o.memory.micro_batches = gas;
     try {
       const memory_estimate me = estimate_memory(q.model, j.c, world, o.memory);
-      if (me.max_total() > capacity) return;
+      if (me.max_need() > capacity) return;
       results[i] = {j.c, j.lbs, gas, detail::predict_step_time(q.model, j.c, q.cluster, q.profile, o, false)};
-      for (const stage_memory& st : me.stages) results[i].prediction.stage_memory.push_back(st.total());
+      for (const stage_memory& st : me.stages) results[i].prediction.stage_memory.push_back(st.need());
       outcomes[i] = outcome::evaluated;
     } catch (const config_error&) {
       outcomes[i] = outcome::invalid;

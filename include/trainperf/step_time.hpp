@@ -76,7 +76,7 @@ struct step_prediction {
   step_breakdown breakdown{};
   std::int64_t micro_batches = 0;                     // per step per data-parallel replica
   std::vector<double> stage_forward, stage_backward;  // one micro-batch on each pipeline stage, s
-  std::vector<double> stage_memory;                   // bytes, the memory model's total per stage
+  std::vector<double> stage_memory;                   // bytes each stage needs (stage_memory::need)
   [[nodiscard]] double memory_max() const {
     return stage_memory.empty() ? 0 : *std::max_element(stage_memory.begin(), stage_memory.end());
   }
@@ -654,14 +654,14 @@ inline step_prediction predict_step_time(const transformer_spec& spec, const par
 }
 }  // namespace detail
 
-// The predicted step of model m under layout c on cluster cl with profile p, with the memory
-// model's figure for each pipeline stage.
+// The predicted step of model m under layout c on cluster cl with profile p, with what each
+// pipeline stage needs of the device (stage_memory::need).
 inline step_prediction predict_step(const transformer_spec& m, const parallel_config& c, const cluster_spec& cl,
                                     const device_profile& p, const step_options& o) {
   step_prediction r = detail::predict_step_time(m, c, cl, p, o);
   memory_options mo = o.memory;
   mo.micro_batches = r.micro_batches;
-  for (const stage_memory& s : estimate_memory(m, c, cl.devices, mo).stages) r.stage_memory.push_back(s.total());
+  for (const stage_memory& s : estimate_memory(m, c, cl.devices, mo).stages) r.stage_memory.push_back(s.need());
   return r;
 }
 

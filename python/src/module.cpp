@@ -666,8 +666,8 @@ PYBIND11_MODULE(_trainperf, m) {
   m.def(
       "estimate_memory",
       [](const tp::transformer_spec& s, const tp::parallel_config& c, i64 world, i64 lbs, i64 seq, i64 micro_batches,
-         const std::string& param_dtype, const std::string& framework, bool flash_attention, bool fp32_grads,
-         const py::kwargs& more) {
+         const std::string& param_dtype, const std::string& framework, bool flash_attention,
+         std::optional<bool> fp32_grads, const py::kwargs& more) {
         tp::memory_options o;
         apply_memory_keywords(o, more);
         o.lbs = lbs;
@@ -696,12 +696,15 @@ PYBIND11_MODULE(_trainperf, m) {
         py::dict out;
         out["stages"] = stages;
         out["max_total"] = e.max_total();
+        out["max_need"] = e.max_need();
         return out;
       },
       py::arg("model"), py::arg("config"), py::arg("world"), py::kw_only(), py::arg("lbs") = 1, py::arg("seq"),
       py::arg("micro_batches") = 1, py::arg("param_dtype") = "bf16", py::arg("framework") = "generic",
-      py::arg("flash_attention") = false, py::arg("fp32_grads") = false,
-      "Device memory per pipeline stage, in bytes (the most loaded rank of each stage).");
+      py::arg("flash_attention") = false, py::arg("fp32_grads") = py::none(),
+      "Device memory per pipeline stage, in bytes (the most loaded rank of each stage); max_need, what the "
+      "largest stage needs to fit (max reserved, the runtime overhead left out). fp32_grads: True or False for fp32 "
+      "or 16-bit gradient buffers, None for the framework's default.");
 
   // ---- step time and the planner
   m.def(

@@ -602,6 +602,16 @@ TEST_CASE("weights built in fp32 and cast in place leave the fp32 blocks reserve
   CHECK(estimate_memory(g13, sh3, 8, o).stages[0].reserve == 0.0);
 }
 
+TEST_CASE("what a stage needs: the reserved counter, without the runtime overhead") {
+  // llama2-7b at seq 2048 with the default runtime overhead, 6.2 GiB: the need is the total less
+  // those 6.2 GiB, and the reserved counter's reading.
+  const memory_estimate e = estimate_memory(get_preset("llama2-7b").spec, {}, 1, {.seq = 2048});
+  const stage_memory& s = e.stages[0];
+  CHECK(s.total() - s.need() == doctest::Approx(6.2 * GiB));
+  CHECK(s.need() == s.reading(memory_counter::reserved));
+  CHECK(e.max_need() == s.need());
+}
+
 TEST_CASE("variable-length batches: the reading climbs to the capacity") {
   memory_options o{.seq = 2048};
   CHECK(memory_reading(50.0 * GiB, o, 80.0 * GiB) == 50.0 * GiB);

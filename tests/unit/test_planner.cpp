@@ -40,6 +40,25 @@ TEST_CASE("plan: every enumerated layout is invalid, pruned or evaluated; the be
   }
 }
 
+TEST_CASE("plan: a layout is kept on what it needs, not on the device's reading") {
+  // The runtime overhead (the seeds' nvidia-smi share beyond max reserved) is no part of the fit:
+  // with 1 TiB of it every layout still needs what it did, so the same layouts are kept.
+  plan_request q = llama7b_on(16, framework::megatron_core);
+  const plan_result plain = plan(q);
+  q.step.memory.runtime_overhead_bytes = static_cast<double>(1024 * GiB);
+  const plan_result heavy = plan(q);
+  CHECK(heavy.pruned_memory == plain.pruned_memory);
+  REQUIRE(heavy.candidates.size() == plain.candidates.size());
+  // What a candidate reports is its need: the estimate's reserved counter, the runtime left out.
+  const plan_candidate& best = heavy.candidates.front();
+  memory_options o = q.step.memory;
+  o.lbs = best.lbs;
+  o.micro_batches = best.gas;
+  const memory_estimate e = estimate_memory(q.model, best.config, 16, o);
+  CHECK(best.prediction.memory_max() == doctest::Approx(e.max_need()));
+  CHECK(e.max_total() - e.max_need() == doctest::Approx(1024.0 * GiB));
+}
+
 TEST_CASE("plan: the same answer with one thread or several") {
   plan_request q = llama7b_on(16, framework::megatron_core);
   q.threads = 1;
