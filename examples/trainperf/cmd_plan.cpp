@@ -38,7 +38,8 @@ std::vector<flag> plan_flags() {
   f.push_back({"no-sp", "", "fix sequence parallelism off"});
   f.push_back({"no-distributed-optimizer", "", "fix the distributed optimizer off"});
   f.push_back({"top", "K", "how many candidates to show (default 5)"});
-  f.push_back({"memory-margin", "F", "share of the capacity a layout must leave free (default 0.05)"});
+  f.push_back({"memory-margin", "F",
+               "share of the capacity a layout must leave free beside what it needs, max reserved (default 0.05)"});
   f.push_back({"threads", "N", "search threads (default: the machine's)"});
   f.push_back({"explain", "K", "the K-th candidate's breakdown beside the best one's"});
   f.push_back({"svg", "FILE", "write the candidates' step times, stacked by the breakdown, with memory beside"});
@@ -154,7 +155,7 @@ int run_plan(const args& a, output& out) {
   }
   out.print("{} on {}\n", m.model.name, describe_cluster(cs));
   out.print(
-      "global batch {} x {} tokens; {} layouts enumerated, {} invalid, {} over {:.0f}% of the capacity, {} "
+      "global batch {} x {} tokens; {} layouts enumerated, {} invalid, {} needing over {:.0f}% of the capacity, {} "
       "predicted in {:.1f} ms\n",
       q.step.gbs, q.step.memory.seq, r.enumerated, r.invalid, r.pruned_memory, 100 * (1 - q.memory_margin), r.evaluated,
       r.search_ms);

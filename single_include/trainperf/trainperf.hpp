@@ -3534,10 +3534,10 @@ enum class adam_step { framework_default, fused, foreach };
 //              sharded parameter, 16 with fp32 gradient reduction. With pure 16-bit parameters (no master)
 //              it shards like ZeRO-3.
 //   megatron_core: Megatron-LM's megatron-core models with Transformer Engine's layers (the TE
-//              layer spec, gpt_layer_specs.py): fp32 main gradients with bf16 (arguments.py forces
-//              --accumulate-allreduce-grads-in-fp32 with --bf16; with fp16 they stay 16-bit unless
-//              fp32_grads), in the DDP's contiguous grad buffer, unsharded even under the distributed
-//              optimizer (which shards only the fp32 main weights and Adam states:
+//              layer spec, gpt_layer_specs.py): fp32 main gradients with bf16 (arguments.py turns on
+//              --accumulate-allreduce-grads-in-fp32 with --bf16 unless --grad-reduce-in-bf16, which is
+//              fp32_grads false; with fp16 they stay 16-bit unless fp32_grads), in the DDP's contiguous grad buffer,
+//              unsharded even under the distributed optimizer (which shards only the fp32 main weights and Adam states:
 //              dist_optimizer.md, 6 + 12/d bytes per parameter); K and V at their own heads (no
 //              repeat); TE's layers keep what the generic accounting counts (LayerNormLinear its norm
 //              input and normalized output, the fused bias-SwiGLU its 2f input, fc2 its f input),
@@ -4046,7 +4046,7 @@ constexpr state_bytes per_param_state_bytes(const parallel_config& c, std::int64
   const double e = detail::dtype_bytes(o.param_dtype), d = static_cast<double>(dp);
   const bool mixed = o.param_dtype != dtype::fp32;
   const bool fp32_grads =
-      !mixed || o.fp32_grads.value_or((o.accounting == framework::megatron && mixed) ||
+      !mixed || o.fp32_grads.value_or(o.accounting == framework::megatron ||
                                       (o.accounting == framework::megatron_core && o.param_dtype == dtype::bf16));
   // Adam: m and v in fp32, plus an fp32 master copy of 16-bit weights; SGD: momentum (+ master).
   // Pure 16-bit (no master weights): the states in the weights' dtype, no copy.
