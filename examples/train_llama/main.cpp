@@ -69,7 +69,7 @@ std::vector<flag> trainer_flags() {
            {"tp", "N", "tensor-parallel ranks (MPI processes; default 1): Megatron-LM's column/row/vocabulary split"},
            {"pp", "N", "pipeline stages (MPI processes; default 1): layers per stage from trainperf's partitioner"},
            {"vpp", "N", "model chunks per pipeline stage (default 1; > 1: the interleaved schedule)"},
-           {"schedule", "gpipe|1f1b|interleaved",
+           {"schedule", tp::cli::choices_of(tp::pipeline_schedule_names),
             "pipeline schedule (default 1f1b, interleaved with --vpp > 1); --gas is the micro-batch count"},
            {"sp", "", "sequence parallelism with --tp (Megatron-LM's): norms and residuals on 1/tp of the tokens"},
            {"replicate-kv-heads", "",
@@ -175,9 +175,10 @@ int run(const args& a) {
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 #endif
-  static constexpr std::string_view schedules[] = {"gpipe", "1f1b", "interleaved"};
   const i64 vpp = a.get_int("vpp").value_or(1);
-  const std::string schedule = a.get_choice("schedule", schedules).value_or(vpp > 1 ? "interleaved" : "1f1b");
+  const tp::pipeline_schedule kind =
+      a.get_named("schedule", tp::pipeline_schedule_names)
+          .value_or(vpp > 1 ? tp::pipeline_schedule::interleaved : tp::pipeline_schedule::one_f_one_b);
   static constexpr std::string_view zero_stages[] = {"0", "1"};
   const bool zero1 = a.get_choice("zero", zero_stages).value_or("0") == "1";
   const tp::parallel_config pc{.tp = a.get_int("tp").value_or(1),
@@ -198,9 +199,6 @@ int run(const args& a) {
                                        pc.tp, pc.pp > 1 ? fmt::format(" x --pp {}", pc.pp) : "",
                                        pc.dp > 0 ? fmt::format(" x --dp {}", pc.dp) : "", needed, world, needed,
                                        world == 1 ? " (a train_llama built with MPI)" : ""));
-  const tp::pipeline_schedule kind = schedule == "gpipe"  ? tp::pipeline_schedule::gpipe
-                                     : schedule == "1f1b" ? tp::pipeline_schedule::one_f_one_b
-                                                          : tp::pipeline_schedule::interleaved;
   const i64 dp = pc.dp_for(world);
   const tp::batch_config batch = tp::solve_batch({.lbs = lbs, .gas = gas, .dp = std::max<i64>(dp, 1), .seq = T});
   const auto violations =
@@ -209,12 +207,12 @@ int run(const args& a) {
   if (pc.pp > 1 && (kind == tp::pipeline_schedule::interleaved) != (pc.vpp > 1))
     throw tp::config_error("schedule", fmt::format("--schedule {} with --vpp {}: the interleaved schedule runs "
                                                    "--vpp > 1 model chunks per stage, the others one; change either",
-                                                   schedule, pc.vpp));
+                                                   tp::to_string(kind), pc.vpp));
   if (pc.pp > 1) (void)tp::make_schedule(kind, pc.pp, gas, pc.vpp);  // its own rules on --gas
   if (a.has("schedule") && pc.pp == 1)
     throw tp::config_error("schedule", fmt::format("--schedule {} orders a pipeline's micro-batches, and --pp 1 has no "
                                                    "pipeline; give --pp > 1 or drop --schedule",
-                                                   schedule));
+                                                   tp::to_string(kind)));
 
   // Outputs: a run that cannot write its checkpoint or log says so now, not after training.
   if (ckpt) trainperf::io::check_output_path(*ckpt, "checkpoint", /*renamed_into_place=*/true);

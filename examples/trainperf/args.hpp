@@ -30,6 +30,19 @@ struct flag {
   std::string_view help;
 };
 
+// "a|b|c": the names of an enum's table (trainperf::named), for a flag's placeholder; kept for the
+// program's life, one string per table.
+template <class E, std::size_t N>
+std::string_view choices_of(const trainperf::named<E> (&table)[N]) {
+  static const std::string joined = [&] {
+    std::string out;
+    for (const std::string_view n : trainperf::detail::names_of(table))
+      out += (out.empty() ? "" : "|") + std::string(n);
+    return out;
+  }();
+  return joined;
+}
+
 class args {
  public:
   // `positional`: the flag a bare argument stands for (check-report's FILE is its --report).
@@ -132,6 +145,15 @@ class args {
     const std::string hint = trainperf::detail::did_you_mean(*v, choices, [](std::string_view c) { return c; });
     throw usage_error("--" + std::string(name) + " expects " + list + ", got '" + *v + "'" +
                       (hint.empty() ? "" : "; " + hint));
+  }
+
+  // One of the names an enum's table gives (trainperf::named), as its value.
+  template <class E, std::size_t N>
+  [[nodiscard]] std::optional<E> get_named(std::string_view name, const trainperf::named<E> (&table)[N]) const {
+    const std::vector<std::string_view> names = trainperf::detail::names_of(table);
+    const auto word = get_choice(name, names);
+    if (!word) return std::nullopt;
+    return trainperf::detail::value_named(table, *word);
   }
 
   [[nodiscard]] const std::vector<flag>& known() const { return known_; }

@@ -119,9 +119,7 @@ inline std::string short_count(double n) {
 
 // --recompute none|selective|full (default none).
 inline recompute recompute_from_args(const args& a) {
-  static constexpr std::string_view choices[] = {"none", "selective", "full"};
-  const std::string rc = a.get_choice("recompute", choices).value_or("none");
-  return rc == "none" ? recompute::none : rc == "selective" ? recompute::selective : recompute::full;
+  return a.get_named("recompute", recompute_names).value_or(recompute::none);
 }
 
 // --zero 0..3 (default 0).

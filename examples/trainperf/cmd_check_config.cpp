@@ -27,7 +27,7 @@ std::vector<flag> check_config_flags() {
   f.push_back({"sp", "", "sequence parallel"});
   f.push_back({"zero", "0..3", "ZeRO stage"});
   f.push_back({"distributed-optimizer", "", "Megatron-LM's distributed optimizer"});
-  f.push_back({"recompute", "none|selective|full", "activation recomputation"});
+  f.push_back({"recompute", choices_of(tp::recompute_names), "activation recomputation"});
   f.push_back({"gbs", "N", "global batch (sequences)"});
   f.push_back({"lbs", "N", "micro batch (sequences)"});
   f.push_back({"gas", "N", "gradient-accumulation steps"});

@@ -22,7 +22,8 @@ std::vector<flag> check_report_flags() {
       {"k", "K", "nominal's multiplier (default 6; 2 in a vision-language model's pretrain stage)"},
       {"device", "NAME", "a device for every row (default: each row's config cell)"},
       {"peak-flops", "X", "dense peak FLOP/s per device (default: the device's, for the row's precision)"},
-      {"convention", "nominal|palm|megatron|kaplan", "the FLOPs convention the MFU column uses (default nominal)"},
+      {"convention", choices_of(tp::flops_convention_names),
+       "the FLOPs convention the MFU column uses (default nominal)"},
       {"predict", "", "print the memory model's figure for each row's configuration beside the measured one"},
   });
 }

@@ -23,7 +23,7 @@ std::vector<flag> schedule_flags() {
       {"microbatches", "M", "micro-batches per step"},
       {"gas", "M", "the same: gradient-accumulation steps (as memory and batch call it)"},
       {"vpp", "V", "model chunks per stage (interleaved)"},
-      {"kind", "gpipe|1f1b|interleaved", "schedule (default: 1f1b, interleaved when --vpp > 1)"},
+      {"kind", choices_of(tp::pipeline_schedule_names), "schedule (default: 1f1b, interleaved when --vpp > 1)"},
       {"forward-time", "T", "simulated forward time of a stage per micro-batch (default 1)"},
       {"backward-time", "T", "simulated backward time (default 2)"},
       {"p2p-latency", "T", "simulated hand-off latency between stages (default 0)"},
@@ -43,11 +43,10 @@ int run_schedule(const args& a, output& out) {
     throw usage_error(
         fmt::format("--pp {} is more than the {} pipeline stages this tool lists; give fewer", *pp, max_stages));
   const std::int64_t vpp = a.get_int("vpp").value_or(1);
-  static constexpr std::string_view kinds[] = {"gpipe", "1f1b", "interleaved"};
-  const std::string k = a.get_choice("kind", kinds).value_or(vpp > 1 ? "interleaved" : "1f1b");
-  const tp::pipeline_schedule kind = k == "gpipe"  ? tp::pipeline_schedule::gpipe
-                                     : k == "1f1b" ? tp::pipeline_schedule::one_f_one_b
-                                                   : tp::pipeline_schedule::interleaved;
+  const tp::pipeline_schedule kind =
+      a.get_named("kind", tp::pipeline_schedule_names)
+          .value_or(vpp > 1 ? tp::pipeline_schedule::interleaved : tp::pipeline_schedule::one_f_one_b);
+  const std::string_view k = tp::to_string(kind);
   // The micro-batch rules check-config applies to Megatron-LM's 1F1B and interleaved
   // schedules, from the same place (check_parallel): one verdict in every subcommand. GPipe
   // runs any number of micro-batches (its bubble is simply (p - 1) / m of the useful time).

@@ -16,9 +16,9 @@ inline std::vector<flag> flops_flag_list() {
   auto f = model_flags();
   for (auto& x : f)
     if (x.name == "seq") x.help = "training sequence length (default: the model's max_seq)";
-  f.push_back({"convention", "nominal|palm|megatron|kaplan", "FLOPs convention (default palm)"});
+  f.push_back({"convention", choices_of(flops_convention_names), "FLOPs convention (default palm)"});
   f.push_back({"causal", "", "megatron: count half of the attention core"});
-  f.push_back({"recompute", "none|selective|full", "activation recomputation, for HFU (default none)"});
+  f.push_back({"recompute", choices_of(recompute_names), "activation recomputation, for HFU (default none)"});
   f.push_back({"params", "N", "parameter count for nominal/palm/kaplan (nominal default: the preset's nominal size)"});
   f.push_back({"k", "K", "nominal's multiplier (default 6; 2 when the language model is frozen)"});
   f.push_back({"tp", "N", "tensor-parallel degree for vocabulary padding"});
@@ -29,12 +29,8 @@ inline std::vector<flag> flops_flag_list() {
 
 // --convention nominal|palm|megatron|kaplan, `fallback` when not given.
 inline flops_convention convention_from_args(const args& a, std::string_view fallback) {
-  static constexpr std::string_view conventions[] = {"nominal", "palm", "megatron", "kaplan"};
-  const std::string conv = a.get_choice("convention", conventions).value_or(std::string(fallback));
-  return conv == "nominal"    ? flops_convention::nominal
-         : conv == "palm"     ? flops_convention::palm
-         : conv == "megatron" ? flops_convention::megatron
-                              : flops_convention::kaplan;
+  if (const auto c = a.get_named("convention", flops_convention_names)) return *c;
+  return *trainperf::detail::value_named(flops_convention_names, fallback);
 }
 
 struct flops_setup {

@@ -39,7 +39,7 @@ inline std::vector<flag> memory_flags() {
            {"shard-dp", "N",
             "hybrid sharding: ZeRO/FSDP shards over groups of N data-parallel ranks, replicated across groups "
             "(FSDP HYBRID_SHARD / HSDP, torchtitan's dp_shard)"},
-           {"recompute", "none|selective|full", "activation recomputation"},
+           {"recompute", choices_of(tp::recompute_names), "activation recomputation"},
            {"recompute-method", "uniform|block",
             "with --recompute full, Megatron-LM's: groups of --recompute-num-layers (uniform, the default) or the "
             "first --recompute-num-layers layers of each stage (block)"},
@@ -49,7 +49,7 @@ inline std::vector<flag> memory_flags() {
            {"kernels", "fused|eager",
             "norms and activation: fused kernels (default; TE, Apex, torch.compile) or eager PyTorch modules as "
             "Hugging Face transformers writes them (fp32 norm copies, the SiLU output kept)"},
-           {"selective", "attention-core|every-other-matmul",
+           {"selective", choices_of(tp::selective_policy_names),
             "what --recompute selective keeps: Megatron-LM's (all but the attention core, the default) or "
             "torchtitan's op-level SAC (every other matmul's output)"},
            {"flash", "", "flash attention (no s x s scores kept); the same as --attention flash"},
@@ -68,16 +68,15 @@ inline std::vector<flag> memory_flags() {
             "the weights' otherwise; bf16 there is Megatron-LM's --grad-reduce-in-bf16, NeMo's grad_sync_dtype bf16)"},
            {"no-master-weights", "",
             "pure 16-bit training: no fp32 master copy, optimizer states in the weights' dtype"},
-           {"optimizer", "adam|adamw|sgd|adamw8bit",
+           {"optimizer", choices_of(tp::optimizer_kind_names),
             "optimizer (default adam; adamw keeps the same states; adamw8bit: bitsandbytes' block-wise 8-bit states)"},
-           {"framework", "generic|megatron|megatron-core|deepspeed|fsdp|paddle",
+           {"framework", choices_of(tp::framework_names),
             "framework accounting (default generic): megatron is Megatron-LM's legacy models, megatron-core its "
             "mcore models with Transformer Engine"},
            {"offload-optimizer", "", "optimizer states in CPU memory"},
            {"optimizer-in-backward", "",
             "each weight stepped as its gradient arrives, no gradient buffers (torchtune's optimizer_in_bwd)"},
-           {"loss",
-            "standard|chunked|chunked-compiled|autocast|no-upcast|compiled|chunked-fp32-outputs|loss-parallel|fused",
+           {"loss", choices_of(tp::logits_loss_names),
             "how the loss holds the logits: PyTorch's cross entropy on an fp32 copy (standard: 12 bytes a logit at "
             "its backward; 10 under Megatron's fused one), torchtune's chunked cross-entropy (fp32 log-softmax per "
             "chunk kept) or compiled (16-bit chunks only), 16-bit logits and their shifted copy with autocast's fp32 "
@@ -91,7 +90,7 @@ inline std::vector<flag> memory_flags() {
             "flash-attn's CrossEntropyLoss, llm-foundry's default)"},
            {"offload-activations", "",
             "with --recompute full, the layer inputs moved to host memory but the last 5 (torchtune)"},
-           {"adam-step", "fused|foreach",
+           {"adam-step", choices_of(tp::adam_step_names),
             "how Adam steps: fused kernels in place, or PyTorch's foreach with a temporary as large as v during the "
             "step (default: foreach for generic and fsdp, fused for the others)"},
            {"fsdp-no-sync", "",
@@ -157,14 +156,12 @@ struct memory_setup {
 // What the layers keep for the backward: recomputation's policy and grouping, the kernels,
 // the attention implementation, MoE capacity.
 inline void activations_from_args(const args& a, const tp::parallel_config& c, tp::memory_options& o) {
-  static constexpr std::string_view policies[] = {"attention-core", "every-other-matmul"};
-  if (const auto p = a.get_choice("selective", policies)) {
+  if (const auto p = a.get_named("selective", tp::selective_policy_names)) {
     if (c.recomputation != tp::recompute::selective)
       throw tp::config_error("selective", fmt::format("--selective {} without --recompute selective: give both, or "
                                                       "drop --selective",
-                                                      *p));
-    o.selective =
-        *p == "every-other-matmul" ? tp::selective_policy::every_other_matmul : tp::selective_policy::attention_core;
+                                                      tp::detail::name_of(tp::selective_policy_names, *p)));
+    o.selective = *p;
   }
   static constexpr std::string_view kernel_kinds[] = {"fused", "eager"};
   if (a.get_choice("kernels", kernel_kinds).value_or("fused") == "eager") o.kernels = tp::layer_kernels::eager;
@@ -283,20 +280,9 @@ inline memory_setup memory_from_args(const args& a, bool one_layout = true) {
             : *k == "torchao" ? tp::fp8_training::torchao
                               : tp::fp8_training::torchao_fp8_all_gather;
   // AdamW differs from Adam only in the update (decoupled weight decay): the same m and v.
-  static constexpr std::string_view optimizers[] = {"adam", "adamw", "sgd", "adamw8bit"};
-  const std::string opt = a.get_choice("optimizer", optimizers).value_or("adam");
-  o.optimizer = opt == "sgd"         ? tp::optimizer_kind::sgd
-                : opt == "adamw8bit" ? tp::optimizer_kind::adam_8bit
-                                     : tp::optimizer_kind::adam;
-  static constexpr std::string_view frameworks[] = {"generic",   "megatron", "megatron-core",
-                                                    "deepspeed", "fsdp",     "paddle"};
-  const std::string fw = a.get_choice("framework", frameworks).value_or("generic");
-  o.accounting = fw == "megatron"        ? tp::framework::megatron
-                 : fw == "megatron-core" ? tp::framework::megatron_core
-                 : fw == "deepspeed"     ? tp::framework::deepspeed
-                 : fw == "fsdp"          ? tp::framework::fsdp
-                 : fw == "paddle"        ? tp::framework::paddle
-                                         : tp::framework::generic;
+  o.optimizer = a.get_named("optimizer", tp::optimizer_kind_names).value_or(tp::optimizer_kind::adam);
+  o.accounting = a.get_named("framework", tp::framework_names).value_or(tp::framework::generic);
+  const std::string_view fw = tp::detail::name_of(tp::framework_names, o.accounting);
   if (const auto g = a.get_choice("grad-dtype", dtypes)) {
     const tp::dtype grads = *tp::parse_dtype(*g);
     if (grads != tp::dtype::fp32 && grads != o.param_dtype)
@@ -319,25 +305,11 @@ inline memory_setup memory_from_args(const args& a, bool one_layout = true) {
   o.dropout = a.has("dropout");
   o.offload_optimizer = a.has("offload-optimizer");
   o.optimizer_in_backward = a.has("optimizer-in-backward");
-  static constexpr std::string_view losses[] = {"standard",  "chunked",  "chunked-compiled",     "autocast",
-                                                "no-upcast", "compiled", "chunked-fp32-outputs", "loss-parallel",
-                                                "fused"};
-  const std::string loss = a.get_choice("loss", losses).value_or("standard");
-  o.loss = loss == "chunked"                ? tp::logits_loss::chunked
-           : loss == "chunked-compiled"     ? tp::logits_loss::chunked_compiled
-           : loss == "autocast"             ? tp::logits_loss::autocast
-           : loss == "no-upcast"            ? tp::logits_loss::no_upcast
-           : loss == "compiled"             ? tp::logits_loss::compiled
-           : loss == "chunked-fp32-outputs" ? tp::logits_loss::chunked_fp32_outputs
-           : loss == "loss-parallel"        ? tp::logits_loss::loss_parallel
-           : loss == "fused"                ? tp::logits_loss::fused
-                                            : tp::logits_loss::standard;
+  o.loss = a.get_named("loss", tp::logits_loss_names).value_or(tp::logits_loss::standard);
   o.offload_activations = a.has("offload-activations");
   o.unsharded_grad_accumulation = a.has("fsdp-no-sync");
   o.fsdp_embedding_resharded = a.has("fsdp-embedding-resharded");
-  static constexpr std::string_view adam_steps[] = {"fused", "foreach"};
-  if (const auto v = a.get_choice("adam-step", adam_steps))
-    o.adam_implementation = *v == "fused" ? tp::adam_step::fused : tp::adam_step::foreach;
+  if (const auto v = a.get_named("adam-step", tp::adam_step_names)) o.adam_implementation = *v;
   o.weights_built_in_fp32 = a.has("built-fp32");
   o.variable_length = a.has("variable-length");
   if (auto g = a.get("overhead-gib"))

@@ -25,9 +25,9 @@ inline std::vector<flag> model_flags() {
       {"ffn", "N", "MLP hidden size"},
       {"vocab", "N", "vocabulary size"},
       {"seq", "N", "sequence length"},
-      {"mlp", "gelu|swiglu", "MLP kind"},
-      {"norm", "layernorm|rmsnorm", "norm kind"},
-      {"positions", "learned|rotary", "position embedding kind"},
+      {"mlp", choices_of(mlp_kind_names), "MLP kind"},
+      {"norm", choices_of(norm_kind_names), "norm kind"},
+      {"positions", choices_of(position_kind_names), "position embedding kind"},
       {"bias", "", "biases on every linear"},
       {"qkv-bias", "", "biases on the query, key and value projections only (Qwen, ChatGLM)"},
       {"no-bias", "", "no linear biases"},
@@ -126,13 +126,9 @@ inline model_choice model_from_args(const args& a, bool seq_sets_max_seq = true)
     s.padding = vocab_padding::megatron;
     s.pad_multiple = *n;
   }
-  static constexpr std::string_view mlps[] = {"gelu", "swiglu"};
-  if (auto v = a.get_choice("mlp", mlps)) s.mlp = *v == "gelu" ? mlp_kind::gelu : mlp_kind::swiglu;
-  static constexpr std::string_view norms[] = {"layernorm", "rmsnorm"};
-  if (auto v = a.get_choice("norm", norms)) s.norm = *v == "layernorm" ? norm_kind::layernorm : norm_kind::rmsnorm;
-  static constexpr std::string_view positions[] = {"learned", "rotary"};
-  if (auto v = a.get_choice("positions", positions))
-    s.positions = *v == "learned" ? position_kind::learned : position_kind::rotary;
+  if (auto v = a.get_named("mlp", mlp_kind_names)) s.mlp = *v;
+  if (auto v = a.get_named("norm", norm_kind_names)) s.norm = *v;
+  if (auto v = a.get_named("positions", position_kind_names)) s.positions = *v;
   detail::exclusive(a, "bias", "no-bias");
   detail::exclusive(a, "tied", "untied");
   if (a.has("bias")) s.linear_bias = true;

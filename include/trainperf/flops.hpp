@@ -30,6 +30,13 @@ enum class flops_convention { nominal, palm, megatron, kaplan };
 //   full      — every transformer layer runs its forward again (Narayanan et al. 2021,
 //               arXiv:2104.04473, equation 3: 4 forwards of the layers, 3 of the logits).
 enum class recompute { none, selective, full };
+// The names users give them (the CLI's --convention and --recompute; the Python module's keywords).
+inline constexpr named<flops_convention> flops_convention_names[] = {{"nominal", flops_convention::nominal},
+                                                                     {"palm", flops_convention::palm},
+                                                                     {"megatron", flops_convention::megatron},
+                                                                     {"kaplan", flops_convention::kaplan}};
+inline constexpr named<recompute> recompute_names[] = {
+    {"none", recompute::none}, {"selective", recompute::selective}, {"full", recompute::full}};
 
 constexpr std::string_view to_string(flops_convention c) {
   switch (c) {

@@ -25,6 +25,13 @@ namespace trainperf {
 // section 2: m and v quantized to 8 bits in blocks of 2048 with an fp32 absmax per block):
 // 2 x (1 + 4/2048) bytes per parameter, plus the fp32 master copy of mixed precision.
 enum class optimizer_kind { adam, sgd, adam_8bit };
+// The names users give them (here and below: the CLI's flags, the Python module's keywords); AdamW
+// keeps Adam's states.
+inline constexpr named<optimizer_kind> optimizer_kind_names[] = {{"adam", optimizer_kind::adam},
+                                                                 {"adamw", optimizer_kind::adam},
+                                                                 {"sgd", optimizer_kind::sgd},
+                                                                 {"adamw8bit", optimizer_kind::adam_8bit},
+                                                                 {"adam-8bit", optimizer_kind::adam_8bit}};
 // How an Adam step runs. fused: one kernel updates each parameter in place (apex's and Transformer
 // Engine's FusedAdam in Megatron-LM, DeepSpeed's FusedAdam, PyTorch's fused=True). foreach:
 // PyTorch's default on CUDA (torch/optim/adamw.py, _multi_tensor_adamw: exp_avg_sq_sqrt =
@@ -33,6 +40,7 @@ enum class optimizer_kind { adam, sgd, adam_8bit };
 // (PyTorch's optimizers at their defaults: Hugging Face's Trainer with adamw_torch, Lit-GPT),
 // fused otherwise (torchtitan's optimizer.implementation defaults to "fused").
 enum class adam_step { framework_default, fused, foreach };
+inline constexpr named<adam_step> adam_step_names[] = {{"fused", adam_step::fused}, {"foreach", adam_step::foreach}};
 
 // Framework-specific accounting the model follows (each case cites its source below).
 //   generic:   16-bit weights and gradients, fp32 master + Adam states (Rajbhandari et al. 2020).
@@ -77,6 +85,9 @@ enum class adam_step { framework_default, fused, foreach };
 //              Paddle's own is how the script builds the model: in fp32 and cast in place
 //              (weights_built_in_fp32), which FlagPerf's run_pretraining.py does.
 enum class framework { generic, megatron, megatron_core, deepspeed, fsdp, paddle };
+inline constexpr named<framework> framework_names[] = {
+    {"generic", framework::generic},     {"megatron", framework::megatron}, {"megatron-core", framework::megatron_core},
+    {"deepspeed", framework::deepspeed}, {"fsdp", framework::fsdp},         {"paddle", framework::paddle}};
 
 // The model as framework f stores it: Megatron-LM (legacy and megatron-core, and NeMo on it) pads
 // the vocabulary to a multiple of make_vocab_size_divisible_by (default 128) x tp
@@ -95,6 +106,8 @@ constexpr transformer_spec as_stored_by(transformer_spec m, framework f) {
 // per block, the outputs of matmuls, attention and reduce-scatters are saved except every second
 // matmul; everything else (norms, activations, RoPE) is recomputed from the block's input.
 enum class selective_policy { attention_core, every_other_matmul };
+inline constexpr named<selective_policy> selective_policy_names[] = {
+    {"attention-core", selective_policy::attention_core}, {"every-other-matmul", selective_policy::every_other_matmul}};
 enum class recompute_grouping { uniform, block };
 // How a layer's norms and activation function run. fused: kernels that keep their 16-bit inputs
 // only (Transformer Engine, Apex, torch.compile'd code: RMSNorm its input, SwiGLU its gate and
@@ -135,6 +148,15 @@ enum class logits_loss {
   loss_parallel,
   fused
 };  // memory_options::loss
+inline constexpr named<logits_loss> logits_loss_names[] = {{"standard", logits_loss::standard},
+                                                           {"chunked", logits_loss::chunked},
+                                                           {"chunked-compiled", logits_loss::chunked_compiled},
+                                                           {"autocast", logits_loss::autocast},
+                                                           {"no-upcast", logits_loss::no_upcast},
+                                                           {"compiled", logits_loss::compiled},
+                                                           {"chunked-fp32-outputs", logits_loss::chunked_fp32_outputs},
+                                                           {"loss-parallel", logits_loss::loss_parallel},
+                                                           {"fused", logits_loss::fused}};
 
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)

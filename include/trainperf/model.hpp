@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "error.hpp"
+#include "names.hpp"
 
 namespace trainperf {
 
@@ -19,6 +20,12 @@ enum class mlp_kind { gelu, swiglu };
 enum class norm_kind { layernorm, rmsnorm };
 // learned: a max_seq x hidden table (GPT-2); rotary: no parameters (RoFormer, Llama).
 enum class position_kind { learned, rotary };
+// The names users give them (the CLI's --mlp, --norm, --positions; the Python module's keywords).
+inline constexpr named<mlp_kind> mlp_kind_names[] = {{"gelu", mlp_kind::gelu}, {"swiglu", mlp_kind::swiglu}};
+inline constexpr named<norm_kind> norm_kind_names[] = {{"layernorm", norm_kind::layernorm},
+                                                       {"rmsnorm", norm_kind::rmsnorm}};
+inline constexpr named<position_kind> position_kind_names[] = {{"learned", position_kind::learned},
+                                                               {"rotary", position_kind::rotary}};
 // none: the vocabulary as published (Hugging Face checkpoints).
 // megatron: padded to a multiple of pad_multiple x TP (Megatron-LM
 // megatron/training/tokenizer/tokenizer.py::_vocab_size_with_padding, default 128).

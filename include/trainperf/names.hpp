@@ -5,9 +5,23 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace trainperf {
+
+// An enum's value beside the name a user types for it: a flag's value on the command line, a
+// keyword's value in the Python module. Each enum users name has one table, beside the enum, that
+// both read; a later entry may give an earlier entry's value another name (an alias).
+template <class E>
+struct named {
+  std::string_view name;
+  E value;
+};
+
+}  // namespace trainperf
 
 namespace trainperf::detail {
 
@@ -128,6 +142,30 @@ std::string unknown_name_message(std::string_view what, std::string_view name, c
   const std::string hint = did_you_mean(name, table, [](const auto& e) { return std::string_view(e.name); });
   return "unknown " + std::string(what) + " '" + std::string(name) + "'" + (hint.empty() ? "" : "; " + hint) + "; " +
          std::string(known_as) + ": " + known;
+}
+
+// The value `name` stands for in `table`, ignoring ASCII case; none when no entry names it.
+template <class E, std::size_t N>
+constexpr std::optional<E> value_named(const named<E> (&table)[N], std::string_view name) {
+  for (const named<E>& n : table)
+    if (same_name_ignoring_case(n.name, name)) return n.value;
+  return std::nullopt;
+}
+
+// The name `value` has in `table`: its first entry's ("adamw" is Adam's alias, "adam" its name).
+template <class E, std::size_t N>
+constexpr std::string_view name_of(const named<E> (&table)[N], E value) {
+  for (const named<E>& n : table)
+    if (n.value == value) return n.name;
+  return "?";
+}
+
+// The table's names, in order ("standard", "chunked", ...), for a list of choices.
+template <class E, std::size_t N>
+std::vector<std::string_view> names_of(const named<E> (&table)[N]) {
+  std::vector<std::string_view> out;
+  for (const named<E>& n : table) out.push_back(n.name);
+  return out;
 }
 
 }  // namespace trainperf::detail

@@ -19,6 +19,10 @@
 namespace trainperf {
 
 enum class pipeline_schedule { gpipe, one_f_one_b, interleaved };
+// The names users give them (the CLI's schedule --kind, train_llama's --schedule, the Python module).
+inline constexpr named<pipeline_schedule> pipeline_schedule_names[] = {{"gpipe", pipeline_schedule::gpipe},
+                                                                       {"1f1b", pipeline_schedule::one_f_one_b},
+                                                                       {"interleaved", pipeline_schedule::interleaved}};
 
 struct parallel_config {
   std::int64_t tp = 1;   // tensor parallel

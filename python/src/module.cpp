@@ -26,58 +26,28 @@ using i64 = std::int64_t;
 
 namespace {
 
-// A string naming one of `choices`, else a config_error naming the field and the choices.
-template <class E>
-E choice(std::string_view value, std::initializer_list<std::pair<std::string_view, E>> choices,
-         std::string_view field) {
+// A string naming one of an enum's values (its table, trainperf::named), else a config_error
+// naming the field and the names.
+template <class E, std::size_t N>
+E choice(std::string_view value, const tp::named<E> (&table)[N], std::string_view field) {
+  if (const auto e = tp::detail::value_named(table, value)) return *e;
   std::string names;
-  for (const auto& [name, e] : choices) {
-    if (tp::detail::same_name_ignoring_case(name, value)) return e;
-    names += (names.empty() ? "" : ", ") + std::string(name);
-  }
+  for (const std::string_view n : tp::detail::names_of(table)) names += (names.empty() ? "" : ", ") + std::string(n);
   throw tp::config_error(std::string(field),
                          std::string(field) + " '" + std::string(value) + "' is not one of " + names);
 }
 
-tp::flops_convention convention_of(std::string_view s) {
-  return choice<tp::flops_convention>(s,
-                                      {{"nominal", tp::flops_convention::nominal},
-                                       {"palm", tp::flops_convention::palm},
-                                       {"megatron", tp::flops_convention::megatron},
-                                       {"kaplan", tp::flops_convention::kaplan}},
-                                      "convention");
-}
-tp::recompute recompute_of(std::string_view s) {
-  return choice<tp::recompute>(
-      s, {{"none", tp::recompute::none}, {"selective", tp::recompute::selective}, {"full", tp::recompute::full}},
-      "recompute");
-}
+tp::flops_convention convention_of(std::string_view s) { return choice(s, tp::flops_convention_names, "convention"); }
+tp::recompute recompute_of(std::string_view s) { return choice(s, tp::recompute_names, "recompute"); }
 tp::dtype dtype_of(std::string_view s, std::string_view field = "dtype") {
-  return choice<tp::dtype>(s,
-                           {{"fp32", tp::dtype::fp32},
-                            {"tf32", tp::dtype::tf32},
-                            {"bf16", tp::dtype::bf16},
-                            {"fp16", tp::dtype::fp16},
-                            {"fp8", tp::dtype::fp8}},
-                           field);
+  for (const tp::dtype d : tp::all_dtypes)
+    if (tp::detail::same_name_ignoring_case(tp::to_string(d), s)) return d;
+  std::string names;
+  for (const tp::dtype d : tp::all_dtypes) names += (names.empty() ? "" : ", ") + std::string(tp::to_string(d));
+  throw tp::config_error(std::string(field), std::string(field) + " '" + std::string(s) + "' is not one of " + names);
 }
-tp::framework framework_of(std::string_view s) {
-  return choice<tp::framework>(s,
-                               {{"generic", tp::framework::generic},
-                                {"megatron", tp::framework::megatron},
-                                {"megatron-core", tp::framework::megatron_core},
-                                {"deepspeed", tp::framework::deepspeed},
-                                {"fsdp", tp::framework::fsdp},
-                                {"paddle", tp::framework::paddle}},
-                               "framework");
-}
-tp::pipeline_schedule schedule_of(std::string_view s) {
-  return choice<tp::pipeline_schedule>(s,
-                                       {{"gpipe", tp::pipeline_schedule::gpipe},
-                                        {"1f1b", tp::pipeline_schedule::one_f_one_b},
-                                        {"interleaved", tp::pipeline_schedule::interleaved}},
-                                       "kind");
-}
+tp::framework framework_of(std::string_view s) { return choice(s, tp::framework_names, "framework"); }
+tp::pipeline_schedule schedule_of(std::string_view s) { return choice(s, tp::pipeline_schedule_names, "kind"); }
 
 py::dict params_dict(const tp::param_counts& c) {
   py::dict d;
@@ -153,33 +123,13 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
     else if (key == "quantized_inputs_kept")
       o.adapters.quantized_inputs_kept = flag();
     else if (key == "adam_step")
-      o.adam_implementation = choice<tp::adam_step>(
-          word(), {{"fused", tp::adam_step::fused}, {"foreach", tp::adam_step::foreach}}, "adam_step");
+      o.adam_implementation = choice(word(), tp::adam_step_names, "adam_step");
     else if (key == "optimizer")
-      o.optimizer = choice<tp::optimizer_kind>(word(),
-                                               {{"adam", tp::optimizer_kind::adam},
-                                                {"adamw", tp::optimizer_kind::adam},
-                                                {"sgd", tp::optimizer_kind::sgd},
-                                                {"adamw8bit", tp::optimizer_kind::adam_8bit},
-                                                {"adam-8bit", tp::optimizer_kind::adam_8bit}},
-                                               "optimizer");
+      o.optimizer = choice(word(), tp::optimizer_kind_names, "optimizer");
     else if (key == "selective")
-      o.selective = choice<tp::selective_policy>(word(),
-                                                 {{"attention-core", tp::selective_policy::attention_core},
-                                                  {"every-other-matmul", tp::selective_policy::every_other_matmul}},
-                                                 "selective");
+      o.selective = choice(word(), tp::selective_policy_names, "selective");
     else if (key == "loss")
-      o.loss = choice<tp::logits_loss>(word(),
-                                       {{"standard", tp::logits_loss::standard},
-                                        {"chunked", tp::logits_loss::chunked},
-                                        {"chunked-compiled", tp::logits_loss::chunked_compiled},
-                                        {"autocast", tp::logits_loss::autocast},
-                                        {"no-upcast", tp::logits_loss::no_upcast},
-                                        {"compiled", tp::logits_loss::compiled},
-                                        {"chunked-fp32-outputs", tp::logits_loss::chunked_fp32_outputs},
-                                        {"loss-parallel", tp::logits_loss::loss_parallel},
-                                        {"fused", tp::logits_loss::fused}},
-                                       "loss");
+      o.loss = choice(word(), tp::logits_loss_names, "loss");
     else
       throw tp::config_error(key, "unknown memory option '" + key +
                                       "'; known: dropout, master_weights, offload_optimizer, offload_activations, "
@@ -306,14 +256,11 @@ PYBIND11_MODULE(_trainperf, m) {
              s.ffn = ffn;
              s.vocab = vocab;
              s.max_seq = max_seq;
-             s.mlp = choice<tp::mlp_kind>(mlp, {{"swiglu", tp::mlp_kind::swiglu}, {"gelu", tp::mlp_kind::gelu}}, "mlp");
-             s.norm = choice<tp::norm_kind>(
-                 norm, {{"rmsnorm", tp::norm_kind::rmsnorm}, {"layernorm", tp::norm_kind::layernorm}}, "norm");
+             s.mlp = choice(mlp, tp::mlp_kind_names, "mlp");
+             s.norm = choice(norm, tp::norm_kind_names, "norm");
              s.linear_bias = linear_bias;
              s.tied_embeddings = tied_embeddings;
-             s.positions = choice<tp::position_kind>(
-                 positions, {{"rotary", tp::position_kind::rotary}, {"learned", tp::position_kind::learned}},
-                 "positions");
+             s.positions = choice(positions, tp::position_kind_names, "positions");
              tp::validate(s);
              return s;
            }),

@@ -175,6 +175,178 @@ constexpr std::int64_t round_up(std::int64_t a, std::int64_t multiple) { return 
 #include <string>
 #include <string_view>
 
+// ---- begin trainperf/names.hpp ----
+// trainperf — names a user types (models, devices, flags, choices, commands): matching that
+// ignores what a reader does not see as a difference, and the "did you mean ...?" that an
+// unknown name's error carries.
+
+#include <algorithm>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trainperf {
+
+// An enum's value beside the name a user types for it: a flag's value on the command line, a
+// keyword's value in the Python module. Each enum users name has one table, beside the enum, that
+// both read; a later entry may give an earlier entry's value another name (an alias).
+template <class E>
+struct named {
+  std::string_view name;
+  E value;
+};
+
+}  // namespace trainperf
+
+namespace trainperf::detail {
+
+// Whether `name` begins with `prefix`, ignoring ASCII case.
+constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
+  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
+  if (prefix.size() > name.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (lower(name[i]) != lower(prefix[i])) return false;
+  return true;
+}
+constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && starts_with_ignoring_case(a, b);
+}
+
+// ---- "did you mean ...?" --------------------------------------------------------------------
+// Names are compared after folding what a reader does not see as a different name: ASCII case,
+// '_' for '-', and the look-alikes O/0 and l/I/1 ("H8OO" is H800, "Llama3_8B" is llama3-8b).
+constexpr char fold_for_matching(char ch) {
+  if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  switch (ch) {
+    case 'o':
+      return '0';
+    case 'l':
+    case 'i':
+      return '1';
+    case '_':
+      return '-';
+    default:
+      return ch;
+  }
+}
+
+// Optimal string alignment distance (the restricted Damerau-Levenshtein distance: insertions,
+// deletions, substitutions and swaps of two adjacent characters, no substring edited twice),
+// on folded characters. One change costs 1, except a digit put for another digit, which costs
+// 2 (a deletion plus an insertion): the numbers in model and device names pick a product or a
+// size (H100 / H200 / H800, llama2-7b / llama3-8b), so a different digit is a different name
+// more often than a slip of the finger. Linear memory; typed names may be long.
+inline std::size_t name_distance(std::string_view a, std::string_view b) {
+  const auto is_digit = [](char ch) { return ch >= '0' && ch <= '9'; };
+  std::vector<std::size_t> before(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    const char ca = fold_for_matching(a[i - 1]);
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const char cb = fold_for_matching(b[j - 1]);
+      const std::size_t change = ca == cb ? 0 : (is_digit(ca) && is_digit(cb) ? 2 : 1);
+      std::size_t d = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + change});
+      if (i > 1 && j > 1 && ca != cb && ca == fold_for_matching(b[j - 2]) && fold_for_matching(a[i - 2]) == cb)
+        d = std::min(d, before[j - 2] + 1);
+      cur[j] = d;
+    }
+    std::swap(before, prev);
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// The edits a typed name may be away from a listed one and still be suggested: one per four
+// typed characters, at least one. Two names that close share three quarters of their
+// characters, so the suggestion is recognisably the word the user meant ("lama2-7b", 8
+// characters: 2 edits; "gsb", "bf61", "H8OO": 1), while a longer name stays far from a listed
+// prefix of it ("H100-PCIe", 9 characters: 2 allowed, 5 away from H100) and short names do not
+// drift into each other (H900 is 2 from H100).
+constexpr std::size_t max_suggestion_edits(std::size_t typed_length) {
+  return typed_length / 4 > 1 ? typed_length / 4 : 1;
+}
+
+// The names of `names` (each projected to a string_view by `name_of`) the user probably meant
+// by `typed`, in the list's order: every name that `typed` abbreviates (ignoring case: "a100" ->
+// A100-80GB, A100-40GB; "--tokens" -> --tokens-per-device-per-s); if none, the names nearest to
+// `typed` by name_distance, if within max_suggestion_edits. Empty input suggests nothing.
+template <class Range, class NameOf>
+std::vector<std::string> close_names(std::string_view typed, const Range& names, NameOf name_of) {
+  std::vector<std::string> out;
+  if (typed.empty()) return out;
+  for (const auto& entry : names) {
+    const std::string_view n = name_of(entry);
+    if (starts_with_ignoring_case(n, typed)) out.emplace_back(n);
+  }
+  if (!out.empty()) return out;
+  std::size_t best = max_suggestion_edits(typed.size());  // the nearest distance so far
+  for (const auto& entry : names) {
+    const std::string_view n = name_of(entry);
+    const std::size_t gap = n.size() > typed.size() ? n.size() - typed.size() : typed.size() - n.size();
+    if (gap > best) continue;  // at least that many insertions or deletions
+    const std::size_t d = name_distance(typed, n);
+    if (d > best) continue;
+    if (d < best) {
+      out.clear();
+      best = d;
+    }
+    out.emplace_back(n);
+  }
+  return out;
+}
+
+// "did you mean --gbs?" / "did you mean A100-80GB or A100-40GB?" (each name after `prefix`),
+// or "" when nothing is close.
+template <class Range, class NameOf>
+std::string did_you_mean(std::string_view typed, const Range& names, NameOf name_of, std::string_view prefix = "") {
+  std::string out;
+  for (const auto& n : close_names(typed, names, name_of))
+    out += (out.empty() ? "did you mean " : " or ") + std::string(prefix) + n;
+  return out.empty() ? out : out + "?";
+}
+
+// "unknown device 'a100'; did you mean A100-80GB or A100-40GB?; known devices: H100, ..." for a
+// table of entries with a `name` (see close_names: a longer name such as "H100-PCIe" is not
+// cut to a listed prefix; an H100 PCIe is not the H100 SXM the table lists).
+template <class Table>
+std::string unknown_name_message(std::string_view what, std::string_view name, const Table& table,
+                                 std::string_view known_as) {
+  std::string known;
+  for (const auto& entry : table) known += (known.empty() ? "" : ", ") + std::string(entry.name);
+  const std::string hint = did_you_mean(name, table, [](const auto& e) { return std::string_view(e.name); });
+  return "unknown " + std::string(what) + " '" + std::string(name) + "'" + (hint.empty() ? "" : "; " + hint) + "; " +
+         std::string(known_as) + ": " + known;
+}
+
+// The value `name` stands for in `table`, ignoring ASCII case; none when no entry names it.
+template <class E, std::size_t N>
+constexpr std::optional<E> value_named(const named<E> (&table)[N], std::string_view name) {
+  for (const named<E>& n : table)
+    if (same_name_ignoring_case(n.name, name)) return n.value;
+  return std::nullopt;
+}
+
+// The name `value` has in `table`: its first entry's ("adamw" is Adam's alias, "adam" its name).
+template <class E, std::size_t N>
+constexpr std::string_view name_of(const named<E> (&table)[N], E value) {
+  for (const named<E>& n : table)
+    if (n.value == value) return n.name;
+  return "?";
+}
+
+// The table's names, in order ("standard", "chunked", ...), for a list of choices.
+template <class E, std::size_t N>
+std::vector<std::string_view> names_of(const named<E> (&table)[N]) {
+  std::vector<std::string_view> out;
+  for (const named<E>& n : table) out.push_back(n.name);
+  return out;
+}
+
+}  // namespace trainperf::detail
+// ---- end trainperf/names.hpp ----
 
 namespace trainperf {
 
@@ -185,6 +357,12 @@ enum class mlp_kind { gelu, swiglu };
 enum class norm_kind { layernorm, rmsnorm };
 // learned: a max_seq x hidden table (GPT-2); rotary: no parameters (RoFormer, Llama).
 enum class position_kind { learned, rotary };
+// The names users give them (the CLI's --mlp, --norm, --positions; the Python module's keywords).
+inline constexpr named<mlp_kind> mlp_kind_names[] = {{"gelu", mlp_kind::gelu}, {"swiglu", mlp_kind::swiglu}};
+inline constexpr named<norm_kind> norm_kind_names[] = {{"layernorm", norm_kind::layernorm},
+                                                       {"rmsnorm", norm_kind::rmsnorm}};
+inline constexpr named<position_kind> position_kind_names[] = {{"learned", position_kind::learned},
+                                                               {"rotary", position_kind::rotary}};
 // none: the vocabulary as published (Hugging Face checkpoints).
 // megatron: padded to a multiple of pad_multiple x TP (Megatron-LM
 // megatron/training/tokenizer/tokenizer.py::_vocab_size_with_padding, default 128).
@@ -1150,140 +1328,6 @@ constexpr std::int64_t data_parallel_size(std::int64_t world, std::int64_t tp, s
 #include <string_view>
 #include <utility>
 
-// ---- begin trainperf/names.hpp ----
-// trainperf — names a user types (models, devices, flags, choices, commands): matching that
-// ignores what a reader does not see as a difference, and the "did you mean ...?" that an
-// unknown name's error carries.
-
-#include <algorithm>
-#include <cstddef>
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace trainperf::detail {
-
-// Whether `name` begins with `prefix`, ignoring ASCII case.
-constexpr bool starts_with_ignoring_case(std::string_view name, std::string_view prefix) {
-  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
-  if (prefix.size() > name.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(name[i]) != lower(prefix[i])) return false;
-  return true;
-}
-constexpr bool same_name_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && starts_with_ignoring_case(a, b);
-}
-
-// ---- "did you mean ...?" --------------------------------------------------------------------
-// Names are compared after folding what a reader does not see as a different name: ASCII case,
-// '_' for '-', and the look-alikes O/0 and l/I/1 ("H8OO" is H800, "Llama3_8B" is llama3-8b).
-constexpr char fold_for_matching(char ch) {
-  if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  switch (ch) {
-    case 'o':
-      return '0';
-    case 'l':
-    case 'i':
-      return '1';
-    case '_':
-      return '-';
-    default:
-      return ch;
-  }
-}
-
-// Optimal string alignment distance (the restricted Damerau-Levenshtein distance: insertions,
-// deletions, substitutions and swaps of two adjacent characters, no substring edited twice),
-// on folded characters. One change costs 1, except a digit put for another digit, which costs
-// 2 (a deletion plus an insertion): the numbers in model and device names pick a product or a
-// size (H100 / H200 / H800, llama2-7b / llama3-8b), so a different digit is a different name
-// more often than a slip of the finger. Linear memory; typed names may be long.
-inline std::size_t name_distance(std::string_view a, std::string_view b) {
-  const auto is_digit = [](char ch) { return ch >= '0' && ch <= '9'; };
-  std::vector<std::size_t> before(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    const char ca = fold_for_matching(a[i - 1]);
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const char cb = fold_for_matching(b[j - 1]);
-      const std::size_t change = ca == cb ? 0 : (is_digit(ca) && is_digit(cb) ? 2 : 1);
-      std::size_t d = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + change});
-      if (i > 1 && j > 1 && ca != cb && ca == fold_for_matching(b[j - 2]) && fold_for_matching(a[i - 2]) == cb)
-        d = std::min(d, before[j - 2] + 1);
-      cur[j] = d;
-    }
-    std::swap(before, prev);
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// The edits a typed name may be away from a listed one and still be suggested: one per four
-// typed characters, at least one. Two names that close share three quarters of their
-// characters, so the suggestion is recognisably the word the user meant ("lama2-7b", 8
-// characters: 2 edits; "gsb", "bf61", "H8OO": 1), while a longer name stays far from a listed
-// prefix of it ("H100-PCIe", 9 characters: 2 allowed, 5 away from H100) and short names do not
-// drift into each other (H900 is 2 from H100).
-constexpr std::size_t max_suggestion_edits(std::size_t typed_length) {
-  return typed_length / 4 > 1 ? typed_length / 4 : 1;
-}
-
-// The names of `names` (each projected to a string_view by `name_of`) the user probably meant
-// by `typed`, in the list's order: every name that `typed` abbreviates (ignoring case: "a100" ->
-// A100-80GB, A100-40GB; "--tokens" -> --tokens-per-device-per-s); if none, the names nearest to
-// `typed` by name_distance, if within max_suggestion_edits. Empty input suggests nothing.
-template <class Range, class NameOf>
-std::vector<std::string> close_names(std::string_view typed, const Range& names, NameOf name_of) {
-  std::vector<std::string> out;
-  if (typed.empty()) return out;
-  for (const auto& entry : names) {
-    const std::string_view n = name_of(entry);
-    if (starts_with_ignoring_case(n, typed)) out.emplace_back(n);
-  }
-  if (!out.empty()) return out;
-  std::size_t best = max_suggestion_edits(typed.size());  // the nearest distance so far
-  for (const auto& entry : names) {
-    const std::string_view n = name_of(entry);
-    const std::size_t gap = n.size() > typed.size() ? n.size() - typed.size() : typed.size() - n.size();
-    if (gap > best) continue;  // at least that many insertions or deletions
-    const std::size_t d = name_distance(typed, n);
-    if (d > best) continue;
-    if (d < best) {
-      out.clear();
-      best = d;
-    }
-    out.emplace_back(n);
-  }
-  return out;
-}
-
-// "did you mean --gbs?" / "did you mean A100-80GB or A100-40GB?" (each name after `prefix`),
-// or "" when nothing is close.
-template <class Range, class NameOf>
-std::string did_you_mean(std::string_view typed, const Range& names, NameOf name_of, std::string_view prefix = "") {
-  std::string out;
-  for (const auto& n : close_names(typed, names, name_of))
-    out += (out.empty() ? "did you mean " : " or ") + std::string(prefix) + n;
-  return out.empty() ? out : out + "?";
-}
-
-// "unknown device 'a100'; did you mean A100-80GB or A100-40GB?; known devices: H100, ..." for a
-// table of entries with a `name` (see close_names: a longer name such as "H100-PCIe" is not
-// cut to a listed prefix; an H100 PCIe is not the H100 SXM the table lists).
-template <class Table>
-std::string unknown_name_message(std::string_view what, std::string_view name, const Table& table,
-                                 std::string_view known_as) {
-  std::string known;
-  for (const auto& entry : table) known += (known.empty() ? "" : ", ") + std::string(entry.name);
-  const std::string hint = did_you_mean(name, table, [](const auto& e) { return std::string_view(e.name); });
-  return "unknown " + std::string(what) + " '" + std::string(name) + "'" + (hint.empty() ? "" : "; " + hint) + "; " +
-         std::string(known_as) + ": " + known;
-}
-
-}  // namespace trainperf::detail
-// ---- end trainperf/names.hpp ----
 
 namespace trainperf {
 
@@ -2045,6 +2089,13 @@ enum class flops_convention { nominal, palm, megatron, kaplan };
 //   full      — every transformer layer runs its forward again (Narayanan et al. 2021,
 //               arXiv:2104.04473, equation 3: 4 forwards of the layers, 3 of the logits).
 enum class recompute { none, selective, full };
+// The names users give them (the CLI's --convention and --recompute; the Python module's keywords).
+inline constexpr named<flops_convention> flops_convention_names[] = {{"nominal", flops_convention::nominal},
+                                                                     {"palm", flops_convention::palm},
+                                                                     {"megatron", flops_convention::megatron},
+                                                                     {"kaplan", flops_convention::kaplan}};
+inline constexpr named<recompute> recompute_names[] = {
+    {"none", recompute::none}, {"selective", recompute::selective}, {"full", recompute::full}};
 
 constexpr std::string_view to_string(flops_convention c) {
   switch (c) {
@@ -2760,6 +2811,10 @@ constexpr std::array<token_range, 2> cp_chunks(std::int64_t seq, std::int64_t cp
 namespace trainperf {
 
 enum class pipeline_schedule { gpipe, one_f_one_b, interleaved };
+// The names users give them (the CLI's schedule --kind, train_llama's --schedule, the Python module).
+inline constexpr named<pipeline_schedule> pipeline_schedule_names[] = {{"gpipe", pipeline_schedule::gpipe},
+                                                                       {"1f1b", pipeline_schedule::one_f_one_b},
+                                                                       {"interleaved", pipeline_schedule::interleaved}};
 
 struct parallel_config {
   std::int64_t tp = 1;   // tensor parallel
@@ -3503,6 +3558,13 @@ namespace trainperf {
 // section 2: m and v quantized to 8 bits in blocks of 2048 with an fp32 absmax per block):
 // 2 x (1 + 4/2048) bytes per parameter, plus the fp32 master copy of mixed precision.
 enum class optimizer_kind { adam, sgd, adam_8bit };
+// The names users give them (here and below: the CLI's flags, the Python module's keywords); AdamW
+// keeps Adam's states.
+inline constexpr named<optimizer_kind> optimizer_kind_names[] = {{"adam", optimizer_kind::adam},
+                                                                 {"adamw", optimizer_kind::adam},
+                                                                 {"sgd", optimizer_kind::sgd},
+                                                                 {"adamw8bit", optimizer_kind::adam_8bit},
+                                                                 {"adam-8bit", optimizer_kind::adam_8bit}};
 // How an Adam step runs. fused: one kernel updates each parameter in place (apex's and Transformer
 // Engine's FusedAdam in Megatron-LM, DeepSpeed's FusedAdam, PyTorch's fused=True). foreach:
 // PyTorch's default on CUDA (torch/optim/adamw.py, _multi_tensor_adamw: exp_avg_sq_sqrt =
@@ -3511,6 +3573,7 @@ enum class optimizer_kind { adam, sgd, adam_8bit };
 // (PyTorch's optimizers at their defaults: Hugging Face's Trainer with adamw_torch, Lit-GPT),
 // fused otherwise (torchtitan's optimizer.implementation defaults to "fused").
 enum class adam_step { framework_default, fused, foreach };
+inline constexpr named<adam_step> adam_step_names[] = {{"fused", adam_step::fused}, {"foreach", adam_step::foreach}};
 
 // Framework-specific accounting the model follows (each case cites its source below).
 //   generic:   16-bit weights and gradients, fp32 master + Adam states (Rajbhandari et al. 2020).
@@ -3555,6 +3618,9 @@ enum class adam_step { framework_default, fused, foreach };
 //              Paddle's own is how the script builds the model: in fp32 and cast in place
 //              (weights_built_in_fp32), which FlagPerf's run_pretraining.py does.
 enum class framework { generic, megatron, megatron_core, deepspeed, fsdp, paddle };
+inline constexpr named<framework> framework_names[] = {
+    {"generic", framework::generic},     {"megatron", framework::megatron}, {"megatron-core", framework::megatron_core},
+    {"deepspeed", framework::deepspeed}, {"fsdp", framework::fsdp},         {"paddle", framework::paddle}};
 
 // The model as framework f stores it: Megatron-LM (legacy and megatron-core, and NeMo on it) pads
 // the vocabulary to a multiple of make_vocab_size_divisible_by (default 128) x tp
@@ -3573,6 +3639,8 @@ constexpr transformer_spec as_stored_by(transformer_spec m, framework f) {
 // per block, the outputs of matmuls, attention and reduce-scatters are saved except every second
 // matmul; everything else (norms, activations, RoPE) is recomputed from the block's input.
 enum class selective_policy { attention_core, every_other_matmul };
+inline constexpr named<selective_policy> selective_policy_names[] = {
+    {"attention-core", selective_policy::attention_core}, {"every-other-matmul", selective_policy::every_other_matmul}};
 enum class recompute_grouping { uniform, block };
 // How a layer's norms and activation function run. fused: kernels that keep their 16-bit inputs
 // only (Transformer Engine, Apex, torch.compile'd code: RMSNorm its input, SwiGLU its gate and
@@ -3613,6 +3681,15 @@ enum class logits_loss {
   loss_parallel,
   fused
 };  // memory_options::loss
+inline constexpr named<logits_loss> logits_loss_names[] = {{"standard", logits_loss::standard},
+                                                           {"chunked", logits_loss::chunked},
+                                                           {"chunked-compiled", logits_loss::chunked_compiled},
+                                                           {"autocast", logits_loss::autocast},
+                                                           {"no-upcast", logits_loss::no_upcast},
+                                                           {"compiled", logits_loss::compiled},
+                                                           {"chunked-fp32-outputs", logits_loss::chunked_fp32_outputs},
+                                                           {"loss-parallel", logits_loss::loss_parallel},
+                                                           {"fused", logits_loss::fused}};
 
 struct memory_options {
   std::int64_t lbs = 1;             // micro batch (sequences)

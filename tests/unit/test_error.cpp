@@ -45,8 +45,8 @@ TEST_CASE("models and devices: abbreviations first, else the nearest names withi
   // A changed digit costs 2, within the 2 edits that 9 characters allow: both neighbours.
   CHECK_THROWS_WITH_AS(get_preset("llama2-8b"), doctest::Contains("; did you mean llama2-7b or llama3-8b?; known"),
                        config_error);
-  CHECK_THROWS_WITH_AS(get_device("H8OO"), doctest::Contains("unknown device 'H8OO'; did you mean H800?; known devices"),
-                       config_error);
+  CHECK_THROWS_WITH_AS(get_device("H8OO"),
+                       doctest::Contains("unknown device 'H8OO'; did you mean H800?; known devices"), config_error);
   CHECK_THROWS_WITH_AS(get_device("mi30x"), doctest::Contains("did you mean MI300X?"), config_error);
   CHECK_THROWS_WITH_AS(get_device("S0400"), doctest::Contains("did you mean S4000?"), config_error);
   // Abbreviations still win, as before; a longer name is still not cut to a listed one.
@@ -92,4 +92,25 @@ TEST_CASE("CLI flags and choices: the same suggestions, in one line") {
         "--dtype expects fp32|tf32|bf16|fp16|fp8, got 'f'; did you mean fp32 or fp16 or fp8?");
   CHECK(usage_message({"--dtype", "int4"}, batch_flags) == "--dtype expects fp32|tf32|bf16|fp16|fp8, got 'int4'");
   CHECK(usage_message({"--dtype", "BF16"}, batch_flags) == "no error");
+}
+
+TEST_CASE("an enum's names: one table read by the CLI and the Python module") {
+  // Each value has a name, found again from it; a name matches whatever its ASCII case; an alias
+  // gives its value, whose name stays the first entry's.
+  for (const logits_loss l : {logits_loss::standard, logits_loss::chunked, logits_loss::chunked_compiled,
+                              logits_loss::autocast, logits_loss::no_upcast, logits_loss::compiled,
+                              logits_loss::chunked_fp32_outputs, logits_loss::loss_parallel, logits_loss::fused})
+    CHECK(detail::value_named(logits_loss_names, detail::name_of(logits_loss_names, l)) == l);
+  for (const framework f : {framework::generic, framework::megatron, framework::megatron_core, framework::deepspeed,
+                            framework::fsdp, framework::paddle})
+    CHECK(detail::value_named(framework_names, detail::name_of(framework_names, f)) == f);
+  CHECK(detail::value_named(framework_names, "Megatron-Core") == framework::megatron_core);
+  CHECK(detail::value_named(optimizer_kind_names, "adamw") == optimizer_kind::adam);
+  CHECK(detail::name_of(optimizer_kind_names, optimizer_kind::adam) == "adam");
+  CHECK(!detail::value_named(logits_loss_names, "fuzed").has_value());
+  // The CLI lists them as its placeholders and takes them whatever their case.
+  CHECK(cli::choices_of(pipeline_schedule_names) == "gpipe|1f1b|interleaved");
+  const cli::args a(std::vector<std::string>{"--schedule", "1F1B"},
+                    std::vector<cli::flag>{{"schedule", cli::choices_of(pipeline_schedule_names), ""}});
+  CHECK(a.get_named("schedule", pipeline_schedule_names) == pipeline_schedule::one_f_one_b);
 }
