@@ -266,7 +266,10 @@ inline std::vector<row> load(const std::string& path) {
     if (detail::has(framework_name, "Transformers") || detail::has(framework_name, "lit-gpt") ||
         ((detail::has(framework_name, "torchtune") || detail::has(framework_name, "torchtitan")) && !compiled))
       r.options.kernels = layer_kernels::eager;
-    if (detail::has(f[c_recompute_detail], "per-op SAC")) r.options.selective = selective_policy::every_other_matmul;
+    if (detail::has(f[c_recompute_detail], "per-op SAC"))
+      r.options.selective = detail::has(f[c_recompute_detail], "attention recomputed")
+                                ? selective_policy::every_other_matmul_and_attention
+                                : selective_policy::every_other_matmul;
     c.recomputation = recompute_mode == "full"        ? recompute::full
                       : recompute_mode == "selective" ? recompute::selective
                                                       : recompute::none;

@@ -51,7 +51,8 @@ inline std::vector<flag> memory_flags() {
             "Hugging Face transformers writes them (fp32 norm copies, the SiLU output kept)"},
            {"selective", choices_of(tp::selective_policy_names),
             "what --recompute selective keeps: Megatron-LM's (all but the attention core, the default) or "
-            "torchtitan's op-level SAC (every other matmul's output)"},
+            "torchtitan's op-level SAC (every other matmul's output and the attention's; -and-attention: the attention "
+            "recomputed too, as when its kernel is not on the save list, cuDNN's on B200 before 2025-12)"},
            {"flash", "", "flash attention (no s x s scores kept); the same as --attention flash"},
            {"attention", "flash|cudnn|sdpa|eager|unfused",
             "attention implementation: flash, cudnn (Transformer Engine's FusedAttention, in Megatron's [s, b, h] "

@@ -332,12 +332,15 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   r.backward = {2 * linear + attn_b + costs::streaming_backward_ratio * elementwise + dropout, tp_b, cp_b, ep_comm};
   // Recomputation repeats forward work inside the backward: full, the whole layer; Megatron's
   // selective, the attention core; torchtitan's op-level selective, every other matmul and the
-  // memory-bound operations.
+  // memory-bound operations, and the attention when its kernel is not saved.
   const recompute rc = c.recomputation;
+  const selective_policy sp = x.o.memory.selective;
   if (rc == recompute::full)
     r.backward += r.forward;
   else if (rc == recompute::selective)
-    r.backward.compute += x.o.memory.selective == selective_policy::attention_core ? attn_f : linear / 2 + elementwise;
+    r.backward.compute += sp == selective_policy::attention_core                     ? attn_f
+                          : sp == selective_policy::every_other_matmul_and_attention ? linear / 2 + elementwise + attn_f
+                                                                                     : linear / 2 + elementwise;
   return r;
 }
 

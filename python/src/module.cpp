@@ -86,10 +86,9 @@ py::dict stats_dict(const tp::meter::stats& s) {
 // The memory model's further options, as keywords with the C++ names (memory_options):
 // dropout, master_weights, offload_optimizer, offload_activations, fp32_softmax, fsdp_no_sync,
 // fsdp_embedding_resharded, quantized_inputs_kept (True/False), adam_step ("fused", "foreach"),
-// optimizer ("adam", "adamw", "sgd", "adamw8bit"), selective ("attention-core",
-// "every-other-matmul"), loss (the CLI's --loss names: "standard", "chunked", "chunked-compiled",
-// "autocast", "no-upcast", "compiled", "chunked-fp32-outputs", "loss-parallel", "fused"); '_' for '-' is
-// taken too. Any other keyword, or a value of another type, is a ConfigError naming it.
+// optimizer, selective and loss, by the CLI's names (--optimizer, --selective, --loss: the tables
+// beside each enum, memory.hpp); '_' for '-' is taken too. Any other keyword, or a value of
+// another type, is a ConfigError naming it.
 void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
   for (const auto& [key_obj, value] : kw) {
     const std::string key = py::str(key_obj);

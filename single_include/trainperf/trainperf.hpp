@@ -3638,9 +3638,17 @@ constexpr transformer_spec as_stored_by(transformer_spec m, framework f) {
 // checkpointing (selective_ac_option "op", torchtitan/distributed/activation_checkpoint.py):
 // per block, the outputs of matmuls, attention and reduce-scatters are saved except every second
 // matmul; everything else (norms, activations, RoPE) is recomputed from the block's input.
-enum class selective_policy { attention_core, every_other_matmul };
+// every_other_matmul_and_attention: the same when the attention kernel that runs is not on the
+// save list, so the attention is recomputed too and its output and log-sum-exp are not kept:
+// torchtitan's list named the flash and memory-efficient SDPA kernels only (models/llama3/infra/
+// parallelize.py _save_list) until 2025-12-01 (#2095, "add all SDPA backends to
+// op_sac_save_list"), while it runs cuDNN's kernel first on sm100 (models/attention.py
+// _init_backend: "Add CuDNN on B200 w/ highest priority"): its B200 runs of that time.
+enum class selective_policy { attention_core, every_other_matmul, every_other_matmul_and_attention };
 inline constexpr named<selective_policy> selective_policy_names[] = {
-    {"attention-core", selective_policy::attention_core}, {"every-other-matmul", selective_policy::every_other_matmul}};
+    {"attention-core", selective_policy::attention_core},
+    {"every-other-matmul", selective_policy::every_other_matmul},
+    {"every-other-matmul-and-attention", selective_policy::every_other_matmul_and_attention}};
 enum class recompute_grouping { uniform, block };
 // How a layer's norms and activation function run. fused: kernels that keep their 16-bit inputs
 // only (Transformer Engine, Apex, torch.compile'd code: RMSNorm its input, SwiGLU its gate and
@@ -4075,14 +4083,15 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
     // (sequence parallelism already does).
     r.stored = s * b * h * e / (o.distribute_saved_activations ? t : split_rep);
     r.working = full;
-  } else if (c.recomputation == recompute::selective && o.selective == selective_policy::every_other_matmul) {
-    // torchtitan's op-level SAC saves the layer input, the attention output (and log-sum-exp),
-    // and the outputs of the 1st, 3rd, 5th and 7th matmul of the block: wq (q), wv (kv), w1 (f)
-    // and w2 (h: the row-parallel matmul's full-width partial sum); the rest is recomputed, one
-    // layer at a time.
+  } else if (c.recomputation == recompute::selective && o.selective != selective_policy::attention_core) {
+    // torchtitan's op-level SAC saves the layer input, the attention output (and log-sum-exp)
+    // unless the attention is recomputed too, and the outputs of the 1st, 3rd, 5th and 7th
+    // matmul of the block: wq (q), wv (kv), w1 (f) and w2 (h: the row-parallel matmul's
+    // full-width partial sum); the rest is recomputed, one layer at a time.
+    const bool attention_saved = o.selective == selective_policy::every_other_matmul;
     const double saved_per_token = (h * e + (o.dropout ? 2 * h : 0)) / split_rep + h * e +
-                                   (2 * q + kv + (m.mlp == mlp_kind::swiglu ? f : 0)) * e / t +
-                                   (o.flash_attention ? a * 4.0 / t : 0.0);
+                                   ((attention_saved ? 2 : 1) * q + kv + (m.mlp == mlp_kind::swiglu ? f : 0)) * e / t +
+                                   (o.flash_attention && attention_saved ? a * 4.0 / t : 0.0);
     r.stored = s * b * saved_per_token + (o.flash_attention ? 0.0 : scores);
     r.working = std::max(0.0, full - r.stored);
   } else if (c.recomputation == recompute::selective) {
@@ -4980,12 +4989,15 @@ constexpr layer_time time_layer(const step_context& x, bool moe_layer) {
   r.backward = {2 * linear + attn_b + costs::streaming_backward_ratio * elementwise + dropout, tp_b, cp_b, ep_comm};
   // Recomputation repeats forward work inside the backward: full, the whole layer; Megatron's
   // selective, the attention core; torchtitan's op-level selective, every other matmul and the
-  // memory-bound operations.
+  // memory-bound operations, and the attention when its kernel is not saved.
   const recompute rc = c.recomputation;
+  const selective_policy sp = x.o.memory.selective;
   if (rc == recompute::full)
     r.backward += r.forward;
   else if (rc == recompute::selective)
-    r.backward.compute += x.o.memory.selective == selective_policy::attention_core ? attn_f : linear / 2 + elementwise;
+    r.backward.compute += sp == selective_policy::attention_core                     ? attn_f
+                          : sp == selective_policy::every_other_matmul_and_attention ? linear / 2 + elementwise + attn_f
+                                                                                     : linear / 2 + elementwise;
   return r;
 }
 

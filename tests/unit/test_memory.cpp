@@ -751,6 +751,12 @@ TEST_CASE("torchtitan's op-level selective checkpointing: every other matmul's o
   // with flash, is recomputed): the policies differ.
   o.selective = selective_policy::attention_core;
   CHECK(detail::layer_activations(l8, {.recomputation = recompute::selective}, o, false).stored > la.stored * 1.5);
+  // With the attention kernel off the save list (cuDNN's on B200 before torchtitan #2095) its
+  // output and log-sum-exp are recomputed: 2q + 4a bytes a token fewer, the layer whole again.
+  o.selective = selective_policy::every_other_matmul_and_attention;
+  const auto no_attention = detail::layer_activations(l8, {.recomputation = recompute::selective}, o, false);
+  CHECK(la.stored - no_attention.stored == doctest::Approx(s * (2 * q + 4 * a)));
+  CHECK(no_attention.stored + no_attention.working == doctest::Approx(none.stored));
 }
 
 TEST_CASE("partial recomputation: Megatron-LM's uniform and block methods") {
