@@ -29,7 +29,7 @@ constexpr double gib = static_cast<double>(tp::GiB);
 // The row's need and device reading (GiB) under the two constants: runtime overhead c0 (GiB)
 // and activation overhead c1.
 double reading(const memory_row& r, double need_gib) {
-  return tp::memory_reading(need_gib * gib, r.options, r.capacity_gib * gib) / gib;
+  return tp::memory_reading(need_gib * gib, need_gib * gib, r.options, r.capacity_gib * gib) / gib;
 }
 double need(const memory_row& r, double c0, double c1) {
   tp::memory_options o = r.options;

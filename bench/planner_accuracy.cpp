@@ -58,10 +58,16 @@ tp::transformer_spec model_of(const nlohmann::json& r) {
   s.layers = m["layers"], s.hidden = m["hidden"], s.heads = m["heads"], s.ffn = m["ffn"], s.vocab = m["vocab"];
   if (m.contains("kv_heads")) s.kv_heads = m["kv_heads"];
   s.max_seq = m["max_seq"];
-  s.mlp = m["mlp"] == "gelu" ? tp::mlp_kind::gelu : tp::mlp_kind::swiglu;
-  s.norm = m["norm"] == "layernorm" ? tp::norm_kind::layernorm : tp::norm_kind::rmsnorm;
+  // Each name as the library's tables give it (trainperf::named); an unknown one stops the bench.
+  const auto pick = [&](const auto& table, const char* key) {
+    const std::string v = m[key];
+    if (const auto e = tp::detail::value_named(table, v)) return *e;
+    throw std::runtime_error("corpus row " + r["id"].get<std::string>() + ": unknown " + key + " \"" + v + "\"");
+  };
+  s.mlp = pick(tp::mlp_kind_names, "mlp");
+  s.norm = pick(tp::norm_kind_names, "norm");
   s.linear_bias = m["bias"];
-  s.positions = m["positions"] == "learned" ? tp::position_kind::learned : tp::position_kind::rotary;
+  s.positions = pick(tp::position_kind_names, "positions");
   s.tied_embeddings = m["tied"];
   return s;
 }
@@ -75,32 +81,25 @@ std::vector<row> corpus_rows(const std::string& path) {
     x.model = model_of(r);
     x.device = r["device"];
     x.devices = r["gpus"], x.per_node = r["per_node"];
+    const auto refuse = [&](const std::string& field, const std::string& value) {
+      throw std::runtime_error("corpus row " + x.id + ": unknown " + field + " \"" + value + "\"");
+    };
+    const auto named = [&](const auto& table, const std::string& field, const std::string& value) {
+      const auto e = tp::detail::value_named(table, value);
+      if (!e) refuse(field, value);
+      return *e;
+    };
     tp::parallel_config& c = x.layout;
     c.tp = r["tp"], c.pp = r["pp"], c.vpp = r["vpp"], c.cp = r["cp"];
     c.sequence_parallel = r["sp"], c.zero_stage = r["zero"], c.distributed_optimizer = r["distributed_optimizer"];
-    const std::string rc = r["recompute"];
-    c.recomputation = rc == "full"        ? tp::recompute::full
-                      : rc == "selective" ? tp::recompute::selective
-                                          : tp::recompute::none;
+    c.recomputation = named(tp::recompute_names, "recompute", r["recompute"]);
     tp::memory_options& o = x.step.memory;
     o.seq = r["seq"], o.lbs = r["mbs"];
     o.param_dtype = r["dtype"] == "fp16" ? tp::dtype::fp16 : tp::dtype::bf16;
     o.flash_attention = r["flash"];
-    const auto refuse = [&](const std::string& field, const std::string& value) {
-      throw std::runtime_error("corpus row " + x.id + ": unknown " + field + " \"" + value + "\"");
-    };
-    const std::string fw = r["framework"];
-    if (fw == "megatron")
-      o.accounting = tp::framework::megatron;
-    else if (fw == "megatron-core")
-      o.accounting = tp::framework::megatron_core;
-    else if (fw == "fsdp")
-      o.accounting = tp::framework::fsdp;
-    else if (fw == "generic")
-      o.accounting = tp::framework::generic;
-    else
-      refuse("framework", fw);
-    if (r.value("selective", "") == "every-other-matmul") o.selective = tp::selective_policy::every_other_matmul;
+    o.accounting = named(tp::framework_names, "framework", r["framework"]);
+    if (const std::string sel = r.value("selective", ""); !sel.empty())
+      o.selective = named(tp::selective_policy_names, "selective", sel);
     const std::string attention = r.value("attention", "flash");
     if (attention == "cudnn")
       o.cudnn_attention = true;

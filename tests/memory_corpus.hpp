@@ -281,7 +281,11 @@ inline std::vector<row> load(const std::string& path) {
     if (o.seq <= 0 || o.lbs <= 0) why("sequence length or micro-batch not given");
     m.max_seq = std::max<std::int64_t>(1, o.seq);  // the context the run trained at
     o.param_dtype = detail::has(precision, "fp16") ? dtype::fp16 : dtype::bf16;
-    o.fp32_grads = detail::has(f[c_grad], "fp32");
+    // The gradient buffers' dtype where the row states it, else the framework's default.
+    if (detail::has(f[c_grad], "fp32"))
+      o.fp32_grads = true;
+    else if (detail::has(f[c_grad], "bf16") || detail::has(f[c_grad], "fp16"))
+      o.fp32_grads = false;
     o.master_weights = !detail::has(master, "none");  // "none": pure 16-bit, states in the weights' dtype
     o.flash_attention = !detail::has(f[c_attention], "eager");
     // The eager rows' attention up-casts its softmax to fp32 and casts it back (Qwen's remote

@@ -34,13 +34,12 @@ struct flag {
 // program's life, one string per table.
 template <class E, std::size_t N>
 std::string_view choices_of(const trainperf::named<E> (&table)[N]) {
-  static const std::string joined = [&] {
-    std::string out;
+  static std::map<const void*, std::string> joined;  // by the table's address
+  std::string& out = joined[&table];
+  if (out.empty())
     for (const std::string_view n : trainperf::detail::names_of(table))
       out += (out.empty() ? "" : "|") + std::string(n);
-    return out;
-  }();
-  return joined;
+  return out;
 }
 
 class args {

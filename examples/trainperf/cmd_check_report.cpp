@@ -42,7 +42,7 @@ int run_check_report(const args& a, output& out) {
   if (!o.device.empty()) (void)tp::get_device(o.device);
   o.peak_flops = a.get_double("peak-flops").value_or(0);
   o.predict_memory = a.has("predict");
-  o.convention = convention_from_args(a, "nominal");
+  o.convention = convention_from_args(a, tp::flops_convention::nominal);
   if ((a.has("params") || a.has("k")) && o.convention != tp::flops_convention::nominal)
     throw usage_error("--params and --k belong to the nominal convention; --convention " +
                       std::string(tp::to_string(o.convention)) + " counts the FLOPs from the model's shape");

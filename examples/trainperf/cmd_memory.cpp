@@ -161,9 +161,8 @@ int run_memory(const args& a, output& out) {
       j["device"] = dev->name;
       j["capacity"] = dev->memory_bytes;
       j["fits"] = fits;
-      const double capacity = static_cast<double>(dev->memory_bytes);
-      const double reading = tp::memory_reading(e.max_total(), m.options, capacity);
-      j["reading"] = static_cast<std::int64_t>(fits ? std::min(reading, capacity) : reading);
+      j["reading"] = static_cast<std::int64_t>(
+          tp::memory_reading(e.max_total(), e.max_need(), m.options, static_cast<double>(dev->memory_bytes)));
       j["what_would_fit"] = fixes;
     }
     out.print_json(j);
@@ -207,8 +206,9 @@ int run_memory(const args& a, output& out) {
             : "the loss's freed 16-bit logits block, which its fp32 gradients cannot reuse");
   if (dev) {
     out.print("{}: {} (what it needs: max reserved)\n", dev->name, tp::fit_summary(e.max_need(), dev->memory_bytes));
-    const double reading = tp::memory_reading(e.max_total(), m.options, static_cast<double>(dev->memory_bytes));
-    if (reading != e.max_total())
+    const double reading =
+        tp::memory_reading(e.max_total(), e.max_need(), m.options, static_cast<double>(dev->memory_bytes));
+    if (m.options.variable_length && fits)
       out.print(
           "nvidia-smi will read up to {:.1f} GiB: with batches of varying length the caching allocator's "
           "segments fragment until an allocation fails\n",

@@ -28,9 +28,8 @@ inline std::vector<flag> flops_flag_list() {
 }
 
 // --convention nominal|palm|megatron|kaplan, `fallback` when not given.
-inline flops_convention convention_from_args(const args& a, std::string_view fallback) {
-  if (const auto c = a.get_named("convention", flops_convention_names)) return *c;
-  return *trainperf::detail::value_named(flops_convention_names, fallback);
+inline flops_convention convention_from_args(const args& a, flops_convention fallback) {
+  return a.get_named("convention", flops_convention_names).value_or(fallback);
 }
 
 struct flops_setup {
@@ -44,7 +43,7 @@ inline flops_setup flops_from_args(const args& a) {
   const transformer_spec& s = f.model.spec;
   train_parts_from_args(a, f.model);
   flops_options& o = f.options;
-  o.convention = convention_from_args(a, "palm");
+  o.convention = convention_from_args(a, flops_convention::palm);
   o.recomputation = recompute_from_args(a);
   o.seq = a.get_int("seq").value_or(s.max_seq);
   o.causal = a.has("causal");

@@ -136,7 +136,9 @@ inline std::vector<flag> memory_flags() {
            {"built-fp32", "", "weights created in fp32 on the device, then cast: the allocator keeps the fp32 blocks"},
            {"variable-length", "",
             "batches padded to their own longest sample (--seq): nvidia-smi's reading may climb to the capacity"},
-           {"overhead-gib", "X", "runtime overhead per device (default: the fitted constant)"},
+           {"overhead-gib", "X",
+            "runtime overhead per device, in nvidia-smi's reading only, not in what the run needs to fit (default: "
+            "the fitted constant)"},
            {"device", "NAME", "device whose capacity to fit against"},
            devices_file_flag(),
            {"capacity-gib", "X", "fit against a device of X GiB instead of a named one"},

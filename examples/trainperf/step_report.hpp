@@ -90,8 +90,8 @@ inline std::string describe_prediction(const step_prediction& p, const cluster_s
   row("other: pipeline hand-offs", b.other);
   s += t.render();
   const double gib = static_cast<double>(GiB);
-  s += fmt::format("memory (the memory model, per device): {:.2f} GiB at most of {:.0f} GiB", p.memory_max() / gib,
-                   static_cast<double>(c.device.memory_bytes) / gib);
+  s += fmt::format("memory the run needs (max reserved, per device): {:.2f} GiB at most of {:.0f} GiB",
+                   p.memory_max() / gib, static_cast<double>(c.device.memory_bytes) / gib);
   if (p.stage_memory.size() > 1) {
     s += "; per stage:";
     for (double m : p.stage_memory) s += fmt::format(" {:.1f}", m / gib);

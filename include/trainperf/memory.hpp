@@ -559,7 +559,7 @@ constexpr layer_activation_bytes layer_activations(const transformer_spec& m, co
     const double saved_per_token = (h * e + (o.dropout ? 2 * h : 0)) / split_rep + h * e +
                                    ((attention_saved ? 2 : 1) * q + kv + (m.mlp == mlp_kind::swiglu ? f : 0)) * e / t +
                                    (o.flash_attention && attention_saved ? a * 4.0 / t : 0.0);
-    r.stored = s * b * saved_per_token + (o.flash_attention ? 0.0 : scores);
+    r.stored = s * b * saved_per_token + (o.flash_attention || !attention_saved ? 0.0 : scores);
     r.working = std::max(0.0, full - r.stored);
   } else if (c.recomputation == recompute::selective) {
     r.stored = full - scores;
@@ -1051,12 +1051,15 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
   return est;
 }
 
-// What the device's own counter (nvidia-smi's "used") reads for a stage that needs `need`
-// bytes on a device of `capacity` bytes: the need, or with variable_length the capacity once
-// the need fits (see there): an upper bound the reading approaches over a long run (the seeds'
-// LLaVA runs read 92-98% of it).
-constexpr double memory_reading(double need, const memory_options& o, double capacity) {
-  return o.variable_length && need <= capacity ? capacity : need;
+// What the device's own counter (nvidia-smi's "used") reads for a stage whose model total is
+// `total` (the runtime overhead included) and which needs `need` (stage_memory::need) on a device
+// of `capacity` bytes: the total, at most the capacity once the need fits (the allocator gives
+// back cached blocks before it fails); with variable_length the capacity once the need fits (see
+// there): an upper bound the reading approaches over a long run (the seeds' LLaVA runs read 92-98%
+// of it). A stage that does not fit reads its total, what it would take.
+constexpr double memory_reading(double total, double need, const memory_options& o, double capacity) {
+  if (need > capacity) return total;
+  return o.variable_length ? capacity : std::min(total, capacity);
 }
 
 // "74.2 / 80.0 GiB, fits, 5.8 GiB headroom" or "82.1 / 80.0 GiB, over by 2.1 GiB".

@@ -85,7 +85,8 @@ py::dict stats_dict(const tp::meter::stats& s) {
 
 // The memory model's further options, as keywords with the C++ names (memory_options):
 // dropout, master_weights, offload_optimizer, offload_activations, fp32_softmax, fsdp_no_sync,
-// fsdp_embedding_resharded, quantized_inputs_kept (True/False), adam_step ("fused", "foreach"),
+// fsdp_embedding_resharded, quantized_inputs_kept (True/False), fp32_grads (True/False, None for the
+// framework's default), adam_step ("fused", "foreach"),
 // optimizer, selective and loss, by the CLI's names (--optimizer, --selective, --loss: the tables
 // beside each enum, memory.hpp); '_' for '-' is taken too. Any other keyword, or a value of
 // another type, is a ConfigError naming it.
@@ -107,6 +108,8 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
     };
     if (key == "dropout")
       o.dropout = flag();
+    else if (key == "fp32_grads")  // None: the framework's default
+      o.fp32_grads = value.is_none() ? std::nullopt : std::optional<bool>(flag());
     else if (key == "master_weights")
       o.master_weights = flag();
     else if (key == "offload_optimizer")
@@ -133,7 +136,7 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
       throw tp::config_error(key, "unknown memory option '" + key +
                                       "'; known: dropout, master_weights, offload_optimizer, offload_activations, "
                                       "fp32_softmax, fsdp_no_sync, fsdp_embedding_resharded, quantized_inputs_kept, "
-                                      "adam_step, optimizer, selective, loss");
+                                      "fp32_grads, adam_step, optimizer, selective, loss");
   }
 }
 
@@ -679,7 +682,8 @@ PYBIND11_MODULE(_trainperf, m) {
       py::arg("devices_per_node") = 8, py::arg("gbs"), py::arg("lbs") = 1, py::arg("seq"),
       py::arg("framework") = "generic", py::arg("param_dtype") = "bf16", py::arg("flash_attention") = false,
       "One layout's predicted step time (s), token/p/s, MFU and HFU (megatron convention), where the time goes and "
-      "the memory per stage (bytes), on a table device at its built-in profile (trainperf predict).");
+      "what each stage needs of the device (bytes, max reserved: memory_max is the largest), on a table device at "
+      "its built-in profile (trainperf predict).");
   m.def(
       "plan",
       [](const tp::transformer_spec& model, const std::string& device, i64 devices, i64 devices_per_node, i64 gbs,

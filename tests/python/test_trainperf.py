@@ -163,6 +163,13 @@ class SameNumbersAsTheTool(unittest.TestCase):
         self.assertAlmostEqual(eager["max_total"] - fused["max_total"], 2048 * 32000 * 10, delta=1.0)
         # What it needs to fit leaves out the runtime overhead (6.2 GiB by default).
         self.assertAlmostEqual(eager["max_total"] - eager["max_need"], 6.2 * 2**30, delta=1.0)
+        # Gradient buffers under megatron-core: None keeps its fp32 main grads, False is
+        # --grad-reduce-in-bf16, 6,738,415,616 weights x 2 bytes fewer.
+        mcore = dict(seq=2048, framework="megatron-core", adam_step="fused")
+        fp32 = trainperf.estimate_memory(trainperf.preset("llama2-7b"), trainperf.ParallelConfig(), 1, **mcore)
+        bf16 = trainperf.estimate_memory(trainperf.preset("llama2-7b"), trainperf.ParallelConfig(), 1,
+                                         fp32_grads=False, **mcore)
+        self.assertAlmostEqual(fp32["stages"][0]["grads"] - bf16["stages"][0]["grads"], 6738415616 * 2, delta=1.0)
         with self.assertRaises(trainperf.ConfigError) as e:
             trainperf.estimate_memory(m, config, 32, seq=4096, droput=True)
         self.assertIn("unknown memory option 'droput'", str(e.exception))
@@ -182,6 +189,13 @@ class SameNumbersAsTheTool(unittest.TestCase):
         self.assertEqual(py["step_time"], c["step_time_s"])
         self.assertEqual(py["mfu"], c["mfu"])
         self.assertEqual(py["breakdown"], c["breakdown"])
+        # The gradient buffers' dtype as a keyword, against --grad-dtype: the same need, the same step.
+        py = trainperf.predict_step(m, config, device="H800", devices=32, gbs=44, seq=4096, framework="megatron",
+                                    flash_attention=True, fp32_grads=False)
+        c = cli("predict", "--model", "llama2-70b", "--seq", "4096", "--tp", "4", "--pp", "8", "--sp", "--flash",
+                "--framework", "megatron", "--device", "H800", "--devices", "32", "--gbs", "44", "--grad-dtype", "bf16")
+        self.assertEqual(py["step_time"], c["step_time_s"])
+        self.assertAlmostEqual(py["memory_max"] / 2**30, c["memory_max_gib"], delta=1e-9)
         with self.assertRaises(trainperf.ConfigError) as e:  # a dp the devices do not leave
             trainperf.predict_step(m, trainperf.ParallelConfig(tp=4, pp=8, dp=2), device="H800", devices=32, gbs=44,
                                    seq=4096)

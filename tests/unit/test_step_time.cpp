@@ -168,6 +168,18 @@ TEST_CASE("recomputation repeats the layer's forward inside its backward, by han
   CHECK(backward(recompute::full) - none == doctest::Approx(gemm + attn + bytes).epsilon(1e-9));
   // Megatron-LM's selective recomputation: the attention core only (Korthikanti et al. 2022, 5).
   CHECK(backward(recompute::selective) - none == doctest::Approx(attn).epsilon(1e-9));
+  // torchtitan's op-level SAC: half the GEMMs and the memory-bound bytes; with the attention off
+  // its save list, the attention too.
+  const auto sac = [&](selective_policy policy) {
+    step_options o = one_sequence();
+    o.memory.selective = policy;
+    return predict_step(one_layer(), {.recomputation = recompute::selective}, one_toy, flat_profile(), o)
+               .stage_backward[0] -
+           none;
+  };
+  CHECK(sac(selective_policy::every_other_matmul) == doctest::Approx(gemm / 2 + bytes).epsilon(1e-9));
+  CHECK(sac(selective_policy::every_other_matmul_and_attention) ==
+        doctest::Approx(gemm / 2 + bytes + attn).epsilon(1e-9));
 }
 
 TEST_CASE("dropout's masks and the model FLOPs utilization of one layer, by hand") {

@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "case_report.hpp"
 #include "../trainperf.hpp"
+#include "case_report.hpp"
 
 namespace trainperf {
 
@@ -772,7 +772,7 @@ struct checker {
       const memory_estimate e = estimate_memory(spec, c, *rd.devices, m);
       rd.memory_predicted = e.max_total() / bytes_per(rd.memory_unit);
       rd.memory_predicted_from = what;
-      if (rd.memory_capacity && *rd.memory_predicted > *rd.memory_capacity)
+      if (rd.memory_capacity && e.max_need() / bytes_per(rd.memory_unit) > *rd.memory_capacity)
         rd.memory_predicted_from += "; more than the device holds: the run used a setting the report does not state";
     } catch (const config_error& e) {
       rd.memory_predicted_from = std::string("not predicted: ") + e.what();
