@@ -51,6 +51,13 @@ struct row {
   double measured = 0;  // tokens per device per second
 };
 
+// The value `value` names in an enum's table (trainperf::named); an unknown name stops the bench.
+template <class E, std::size_t N>
+E named_value(const tp::named<E> (&table)[N], const std::string& value, const std::string& row, const char* field) {
+  if (const auto e = tp::detail::value_named(table, value)) return *e;
+  throw std::runtime_error("corpus row " + row + ": unknown " + field + " \"" + value + "\"");
+}
+
 tp::transformer_spec model_of(const nlohmann::json& r) {
   if (r.contains("preset")) return tp::get_preset(r["preset"].get<std::string>()).spec;
   const auto& m = r["model"];
@@ -58,12 +65,7 @@ tp::transformer_spec model_of(const nlohmann::json& r) {
   s.layers = m["layers"], s.hidden = m["hidden"], s.heads = m["heads"], s.ffn = m["ffn"], s.vocab = m["vocab"];
   if (m.contains("kv_heads")) s.kv_heads = m["kv_heads"];
   s.max_seq = m["max_seq"];
-  // Each name as the library's tables give it (trainperf::named); an unknown one stops the bench.
-  const auto pick = [&](const auto& table, const char* key) {
-    const std::string v = m[key];
-    if (const auto e = tp::detail::value_named(table, v)) return *e;
-    throw std::runtime_error("corpus row " + r["id"].get<std::string>() + ": unknown " + key + " \"" + v + "\"");
-  };
+  const auto pick = [&](const auto& table, const char* key) { return named_value(table, m[key], r["id"], key); };
   s.mlp = pick(tp::mlp_kind_names, "mlp");
   s.norm = pick(tp::norm_kind_names, "norm");
   s.linear_bias = m["bias"];
@@ -84,10 +86,8 @@ std::vector<row> corpus_rows(const std::string& path) {
     const auto refuse = [&](const std::string& field, const std::string& value) {
       throw std::runtime_error("corpus row " + x.id + ": unknown " + field + " \"" + value + "\"");
     };
-    const auto named = [&](const auto& table, const std::string& field, const std::string& value) {
-      const auto e = tp::detail::value_named(table, value);
-      if (!e) refuse(field, value);
-      return *e;
+    const auto named = [&](const auto& table, const char* field, const std::string& value) {
+      return named_value(table, value, x.id, field);
     };
     tp::parallel_config& c = x.layout;
     c.tp = r["tp"], c.pp = r["pp"], c.vpp = r["vpp"], c.cp = r["cp"];
@@ -423,7 +423,8 @@ int main(int argc, char** argv) {
   // largest stage, stage_memory::need) leaves plan_request::memory_margin of the device free, so a
   // row it would prune is a layout it could never recommend. Beside it, the same rule on the
   // device's reading (the need plus the runtime overhead fitted on the seeds' nvidia-smi figures).
-  const double margin = tp::plan_request{}.memory_margin;
+  const tp::plan_request rule;  // its memory margin
+  const double margin = rule.memory_margin;
   constexpr double gib = static_cast<double>(tp::GiB);
   const double runtime = tp::memory_model_constants::runtime_overhead_bytes;
   int fit_rows = 0, kept = 0, within_capacity = 0, kept_by_reading = 0;
@@ -433,8 +434,8 @@ int main(int argc, char** argv) {
     ++fit_rows;
     const double share = results[i].memory / results[i].capacity;
     within_capacity += share <= 1 ? 1 : 0;
-    kept_by_reading += (results[i].memory + runtime) / results[i].capacity <= 1 - margin ? 1 : 0;
-    if (share <= 1 - margin)
+    kept_by_reading += results[i].memory + runtime <= rule.memory_limit(results[i].capacity) ? 1 : 0;
+    if (results[i].memory <= rule.memory_limit(results[i].capacity))
       ++kept;
     else
       pruned.push_back(fmt::format("{} {} {:.1f} of {:.0f} GiB ({:.0f}%)", rows[i].id, rows[i].sweep,

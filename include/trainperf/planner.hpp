@@ -48,6 +48,8 @@ struct plan_request {
   // and NCCL's buffers: what it needs (stage_memory::need) must not exceed capacity x (1 -
   // memory_margin).
   double memory_margin = 0.05;
+  // The bytes a layout may need on a device of `capacity` bytes and be kept.
+  [[nodiscard]] constexpr double memory_limit(double capacity) const { return capacity * (1 - memory_margin); }
   std::size_t top = 10;
   unsigned threads = 0;  // 0: the hardware's concurrency
 };
@@ -168,7 +170,7 @@ inline plan_result plan(const plan_request& q) {
   const plan_space s = plan_dimensions(q);
   const transformer_spec stored = as_stored_by(q.model, q.step.memory.accounting);  // as the layouts check it
   const std::int64_t world = q.cluster.devices;
-  const double capacity = static_cast<double>(q.cluster.device.memory_bytes) * (1 - q.memory_margin);
+  const double capacity = q.memory_limit(static_cast<double>(q.cluster.device.memory_bytes));
 
   // Enumerate the layouts whose degrees multiply into the world, with the batch split they imply.
   struct job {

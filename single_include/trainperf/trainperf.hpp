@@ -3942,14 +3942,12 @@ struct stage_memory {
 
 struct memory_estimate {
   std::vector<stage_memory> stages;
-  [[nodiscard]] constexpr double max_total() const {
+  [[nodiscard]] constexpr double max_total() const { return largest(&stage_memory::total); }
+  [[nodiscard]] constexpr double max_need() const { return largest(&stage_memory::need); }  // stage_memory::need
+  // The largest stage's figure `of` (0 without stages).
+  [[nodiscard]] constexpr double largest(double (stage_memory::*of)() const) const {
     double m = 0;
-    for (const auto& s : stages) m = std::max(m, s.total());
-    return m;
-  }
-  [[nodiscard]] constexpr double max_need() const {  // the largest stage's need (stage_memory::need)
-    double m = 0;
-    for (const auto& s : stages) m = std::max(m, s.need());
+    for (const auto& s : stages) m = std::max(m, (s.*of)());
     return m;
   }
 };
