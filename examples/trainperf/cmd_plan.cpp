@@ -180,14 +180,7 @@ int run_plan(const args& a, output& out) {
       e.row({std::string(name), fmt::format("{:.4f}", b), fmt::format("{:.4f}", v), fmt::format("{:+.4f}", v - b)});
     };
     const step_breakdown &b = best.prediction.breakdown, &v = x.prediction.breakdown;
-    row("compute", b.compute, v.compute);
-    row("tensor-parallel comm", b.tp_comm, v.tp_comm);
-    row("context-parallel comm", b.cp_comm, v.cp_comm);
-    row("expert-parallel all-to-all", b.ep_comm, v.ep_comm);
-    row("pipeline bubble", b.bubble, v.bubble);
-    row("data-parallel comm", b.dp_comm, v.dp_comm);
-    row("optimizer", b.optimizer, v.optimizer);
-    row("other: pipeline hand-offs", b.other, v.other);
+    for (const breakdown_part& part : breakdown_parts) row(part.label, b.*part.seconds, v.*part.seconds);
     row("step", best.prediction.step_time, x.prediction.step_time);
     out.print("\n#{} against #1:\n{}", *explain, e.render());
   }

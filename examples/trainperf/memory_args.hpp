@@ -40,13 +40,13 @@ inline std::vector<flag> memory_flags() {
             "hybrid sharding: ZeRO/FSDP shards over groups of N data-parallel ranks, replicated across groups "
             "(FSDP HYBRID_SHARD / HSDP, torchtitan's dp_shard)"},
            {"recompute", choices_of(tp::recompute_names), "activation recomputation"},
-           {"recompute-method", "uniform|block",
+           {"recompute-method", choices_of(tp::recompute_grouping_names),
             "with --recompute full, Megatron-LM's: groups of --recompute-num-layers (uniform, the default) or the "
             "first --recompute-num-layers layers of each stage (block)"},
            {"recompute-num-layers", "N", "layers per recomputed group (uniform) or recomputed per stage (block)"},
            {"distribute-saved-activations", "", "with --recompute full, the kept layer inputs split over tp ranks"},
            {"moe-capacity-factor", "C", "MoE experts padded to C x their share of tokens (default: dropless)"},
-           {"kernels", "fused|eager",
+           {"kernels", choices_of(tp::layer_kernels_names),
             "norms and activation: fused kernels (default; TE, Apex, torch.compile) or eager PyTorch modules as "
             "Hugging Face transformers writes them (fp32 norm copies, the SiLU output kept)"},
            {"selective", choices_of(tp::selective_policy_names),
@@ -61,7 +61,7 @@ inline std::vector<flag> memory_flags() {
             "fallback materializes the scores: give eager for it"},
            {"dropout", "", "dropout masks are kept"},
            {"dtype", "fp32|bf16|fp16", "weight and activation dtype (default bf16)"},
-           {"fp8", "te|torchao|torchao-fp8-all-gather",
+           {"fp8", choices_of(tp::fp8_training_names),
             "fp8 linear layers: Transformer Engine's delayed scaling (fp8 GEMM inputs kept, fp8 weight caches), "
             "torchao's float8/MX linears (16-bit inputs kept), with FSDP2 gathering weights in fp8"},
            {"grad-dtype", "fp32|bf16|fp16",
@@ -120,7 +120,7 @@ inline std::vector<flag> memory_flags() {
            {"train-embeddings", "",
             "trainable copies of the embedding and output layer beside the frozen ones "
             "(PEFT's modules_to_save)"},
-           {"llama-adapter", "v1|v2",
+           {"llama-adapter", choices_of(tp::prompt_adapter_names),
             "LLaMA-Adapter on a frozen base as Lit-GPT builds it: prompts and gates (v1), also a bias and scale per "
             "linear output and trainable norms (v2)"},
            {"adapter-prompt-length", "N", "LLaMA-Adapter prompt length (default 10)"},
@@ -166,11 +166,8 @@ inline void activations_from_args(const args& a, const tp::parallel_config& c, t
                                                       tp::detail::name_of(tp::selective_policy_names, *p)));
     o.selective = *p;
   }
-  static constexpr std::string_view kernel_kinds[] = {"fused", "eager"};
-  if (a.get_choice("kernels", kernel_kinds).value_or("fused") == "eager") o.kernels = tp::layer_kernels::eager;
-  static constexpr std::string_view methods[] = {"uniform", "block"};
-  if (const auto how = a.get_choice("recompute-method", methods))
-    o.recompute_method = *how == "block" ? tp::recompute_grouping::block : tp::recompute_grouping::uniform;
+  o.kernels = a.get_named("kernels", tp::layer_kernels_names).value_or(tp::layer_kernels::fused);
+  o.recompute_method = a.get_named("recompute-method", tp::recompute_grouping_names).value_or(o.recompute_method);
   o.recompute_num_layers = a.get_int("recompute-num-layers").value_or(1);
   if ((a.has("recompute-method") || a.has("recompute-num-layers")) && c.recomputation != tp::recompute::full)
     throw tp::config_error(a.has("recompute-method") ? "recompute-method" : "recompute-num-layers",
@@ -239,9 +236,7 @@ inline void adapters_from_args(const args& a, tp::adapter_options& ad) {
   }
   ad.lora_dropout = a.has("lora-dropout");
   ad.train_embeddings = a.has("train-embeddings");
-  static constexpr std::string_view versions[] = {"v1", "v2"};
-  if (const auto v = a.get_choice("llama-adapter", versions))
-    ad.llama_adapter = *v == "v2" ? tp::prompt_adapter::v2 : tp::prompt_adapter::v1;
+  ad.llama_adapter = a.get_named("llama-adapter", tp::prompt_adapter_names).value_or(tp::prompt_adapter::none);
   for (const char* flag : {"adapter-prompt-length", "adapter-start-layer"})
     if (a.has(flag) && !ad.prompt())
       throw tp::config_error(flag, fmt::format("--{} without --llama-adapter: give the adapter's version", flag));
@@ -277,11 +272,7 @@ inline memory_setup memory_from_args(const args& a, bool one_layout = true) {
   o.seq = a.get_int("seq").value_or(m.model.spec.max_seq);
   static constexpr std::string_view dtypes[] = {"fp32", "bf16", "fp16"};
   o.param_dtype = *tp::parse_dtype(a.get_choice("dtype", dtypes).value_or("bf16"));
-  static constexpr std::string_view fp8_kinds[] = {"te", "torchao", "torchao-fp8-all-gather"};
-  if (const auto k = a.get_choice("fp8", fp8_kinds))
-    o.fp8 = *k == "te"        ? tp::fp8_training::transformer_engine
-            : *k == "torchao" ? tp::fp8_training::torchao
-                              : tp::fp8_training::torchao_fp8_all_gather;
+  o.fp8 = a.get_named("fp8", tp::fp8_training_names).value_or(tp::fp8_training::none);
   // AdamW differs from Adam only in the update (decoupled weight decay): the same m and v.
   o.optimizer = a.get_named("optimizer", tp::optimizer_kind_names).value_or(tp::optimizer_kind::adam);
   o.accounting = a.get_named("framework", tp::framework_names).value_or(tp::framework::generic);

@@ -37,8 +37,9 @@ inline std::string describe_layout(const parallel_config& c, std::int64_t world)
 }
 
 inline json breakdown_json(const step_breakdown& b) {
-  return {{"compute", b.compute}, {"tp_comm", b.tp_comm}, {"cp_comm", b.cp_comm},     {"ep_comm", b.ep_comm},
-          {"bubble", b.bubble},   {"dp_comm", b.dp_comm}, {"optimizer", b.optimizer}, {"other", b.other}};
+  json j = json::object();
+  for (const breakdown_part& part : breakdown_parts) j[std::string(part.key)] = b.*part.seconds;
+  return j;
 }
 
 inline json prediction_json(const step_prediction& p, const cluster_setup& cs) {
@@ -80,14 +81,7 @@ inline std::string describe_prediction(const step_prediction& p, const cluster_s
   const auto row = [&](std::string_view name, double v) {
     t.row({std::string(name), fmt::format("{:.4f}", v), fmt::format("{:.1f}%", 100 * v / p.step_time)});
   };
-  row("compute", b.compute);
-  row("tensor-parallel comm (exposed)", b.tp_comm);
-  row("context-parallel comm (exposed)", b.cp_comm);
-  row("expert-parallel all-to-all", b.ep_comm);
-  row("pipeline bubble", b.bubble);
-  row("data-parallel comm (exposed)", b.dp_comm);
-  row("optimizer step", b.optimizer);
-  row("other: pipeline hand-offs", b.other);
+  for (const breakdown_part& part : breakdown_parts) row(part.label, b.*part.seconds);
   s += t.render();
   const double gib = static_cast<double>(GiB);
   s += fmt::format("memory the run needs (max reserved, per device): {:.2f} GiB at most of {:.0f} GiB",

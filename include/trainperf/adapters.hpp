@@ -31,6 +31,8 @@ inline constexpr unsigned attention = q | k | v | o, mlp = gate | up | down, all
 // blocks and the output layer a trainable bias and scale per output feature, scale x (W x + bias),
 // and trains the norms.
 enum class prompt_adapter { none, v1, v2 };
+inline constexpr named<prompt_adapter> prompt_adapter_names[] = {{"v1", prompt_adapter::v1},
+                                                                 {"v2", prompt_adapter::v2}};
 
 // LoRA (Hu et al. 2021, arXiv:2106.09685, section 4.1): each targeted projection W (out x in)
 // stays frozen and gains a trainable pair A (r x in) and B (out x r). With rank > 0 every base

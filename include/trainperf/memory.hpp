@@ -117,6 +117,8 @@ inline constexpr named<selective_policy> selective_policy_names[] = {
     {"every-other-matmul", selective_policy::every_other_matmul},
     {"every-other-matmul-and-attention", selective_policy::every_other_matmul_and_attention}};
 enum class recompute_grouping { uniform, block };
+inline constexpr named<recompute_grouping> recompute_grouping_names[] = {{"uniform", recompute_grouping::uniform},
+                                                                         {"block", recompute_grouping::block}};
 // How a layer's norms and activation function run. fused: kernels that keep their 16-bit inputs
 // only (Transformer Engine, Apex, torch.compile'd code: RMSNorm its input, SwiGLU its gate and
 // up). eager: PyTorch modules as Hugging Face transformers writes them (modeling_llama.py):
@@ -124,6 +126,8 @@ enum class recompute_grouping { uniform, block };
 // when the norm's weight trains); LlamaMLP's act_fn(gate_proj(x)) * up_proj(x) keeps the gate,
 // the SiLU output and up.
 enum class layer_kernels { fused, eager };
+inline constexpr named<layer_kernels> layer_kernels_names[] = {{"fused", layer_kernels::fused},
+                                                               {"eager", layer_kernels::eager}};
 
 // fp8 training: which library casts the linear layers' GEMM inputs to fp8, and what that keeps.
 //   transformer_engine: TE's delayed scaling (recipe.DelayedScaling; TE 1.9-2.x): a Linear keeps
@@ -144,6 +148,11 @@ enum class layer_kernels { fused, eager };
 //     (fsdp_utils.py, WeightWithDynamicFloat8CastTensor.fsdp_pre_all_gather): 1 byte per
 //     gathered weight.
 enum class fp8_training { none, transformer_engine, torchao, torchao_fp8_all_gather };
+// The names a user gives (none is the absence of the choice).
+inline constexpr named<fp8_training> fp8_training_names[] = {
+    {"te", fp8_training::transformer_engine},
+    {"torchao", fp8_training::torchao},
+    {"torchao-fp8-all-gather", fp8_training::torchao_fp8_all_gather}};
 
 enum class logits_loss {
   standard,
@@ -1075,8 +1084,10 @@ inline std::string fit_summary(double bytes, std::int64_t capacity) {
 
 namespace trainperf {
 
-// A stacked bar per pipeline stage (weights, gradients, optimizer, activations, other, reserve) with
-// the device capacity as a dashed line when given; standalone SVG.
+// A stacked bar per pipeline stage (weights, gradients, optimizer, activations, other, reserve, and on
+// top the runtime overhead that only nvidia-smi reads) with the device capacity as a dashed line when
+// given; the figure over each bar is what the stage needs (stage_memory::need, the top of the
+// reserve), the one a fit is judged on against the line. Standalone SVG.
 inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capacity_bytes = 0,
                                      const std::string& title = "") {
   const double gib = static_cast<double>(GiB);
@@ -1085,9 +1096,10 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
   top = top / gib * 1.08;
   const double chart_h = 320, bar_w = 46, gap = 24, left = 60, y0 = 40 + chart_h;
   const double width = left + static_cast<double>(e.stages.size()) * (bar_w + gap) + 170;
-  constexpr int kinds = 6;
-  const char* names[kinds] = {"weights", "gradients", "optimizer", "activations", "other", "reserve"};
-  const char* colors[kinds] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#9c9c9c", "#d4c8a8"};
+  constexpr int kinds = 7;
+  const char* names[kinds] = {
+      "weights", "gradients", "optimizer", "activations", "other", "reserve", "runtime (nvidia-smi only)"};
+  const char* colors[kinds] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#9c9c9c", "#d4c8a8", "#eeeeee"};
   std::string svg;
   char buf[512];
   std::snprintf(buf, sizeof buf,
@@ -1110,7 +1122,8 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
   }
   for (std::size_t i = 0; i < e.stages.size(); ++i) {
     const auto& s = e.stages[i];
-    const double parts[kinds] = {s.params, s.grads, s.optimizer, s.activations, s.other, s.reserve};
+    const double parts[kinds] = {s.params,  s.grads,  s.optimizer, s.activations, s.other - s.runtime,
+                                 s.reserve, s.runtime};
     const double x = left + gap / 2 + static_cast<double>(i) * (bar_w + gap);
     double acc = 0;
     for (int k = 0; k < kinds; ++k) {
@@ -1123,7 +1136,7 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
     std::snprintf(buf, sizeof buf,
                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f</text>\n<text x=\"%.1f\" y=\"%.1f\" "
                   "text-anchor=\"middle\">stage %zu</text>\n",
-                  x + bar_w / 2, y_of(acc / gib) - 4, acc / gib, x + bar_w / 2, y0 + 16, i);
+                  x + bar_w / 2, y_of(acc / gib) - 4, s.need() / gib, x + bar_w / 2, y0 + 16, i);
     svg += buf;
   }
   if (capacity_bytes > 0) {
@@ -1141,6 +1154,9 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
         width - 150, 50.0 + 18 * k, colors[k], width - 132, 60.0 + 18 * k, names[k]);
     svg += buf;
   }
+  std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"%.0f\">over a bar: GiB it needs</text>\n", width - 150,
+                60.0 + 18 * kinds + 6);
+  svg += buf;
   svg += "</svg>\n";
   return svg;
 }

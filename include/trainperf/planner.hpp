@@ -306,19 +306,18 @@ inline std::string render_plan_svg(const plan_result& r, double capacity_bytes, 
   constexpr double left = 240, bar_width = 520, mem_left = left + bar_width + 40, mem_width = 160, row = 26;
   constexpr std::string_view colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
                                          "#bab0ac", "#59a14f", "#edc948", "#b07aa1"};
-  constexpr std::string_view parts[] = {"compute", "TP comm", "CP comm",   "EP comm",
-                                        "bubble",  "DP comm", "optimizer", "hand-offs"};
   double longest = 0;
   for (const auto& c : r.candidates) longest = std::max(longest, c.prediction.step_time);
   const double height = 90 + row * static_cast<double>(r.candidates.size());
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + format_double(mem_left + mem_width + 80) +
                     "\" height=\"" + format_double(height) + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   svg += "<text x=\"10\" y=\"20\" font-size=\"14\">" + detail::xml_escape(title) + "</text>\n";
-  for (std::size_t i = 0; i < std::size(parts); ++i)
+  static_assert(std::size(colors) == std::size(breakdown_parts));
+  for (std::size_t i = 0; i < std::size(breakdown_parts); ++i)
     svg += "<rect x=\"" + format_double(left + 80.0 * static_cast<double>(i)) +
            "\" y=\"32\" width=\"10\" height=\"10\" fill=\"" + std::string(colors[i]) + "\"/><text x=\"" +
-           format_double(left + 14 + 80.0 * static_cast<double>(i)) + "\" y=\"41\">" + std::string(parts[i]) +
-           "</text>\n";
+           format_double(left + 14 + 80.0 * static_cast<double>(i)) + "\" y=\"41\">" +
+           std::string(breakdown_parts[i].short_label) + "</text>\n";
   svg += "<text x=\"" + format_double(mem_left) + "\" y=\"62\">memory / capacity</text>\n";
   for (std::size_t k = 0; k < r.candidates.size(); ++k) {
     const plan_candidate& c = r.candidates[k];
@@ -330,10 +329,9 @@ inline std::string render_plan_svg(const plan_result& r, double capacity_bytes, 
                               (p.vpp > 1 ? " vpp" + std::to_string(p.vpp) : "") + " mbs" + std::to_string(c.lbs) + " " +
                               std::string(to_string(p.recomputation));
     svg += "<text x=\"10\" y=\"" + format_double(y + 14) + "\">" + detail::xml_escape(label) + "</text>\n";
-    const double values[] = {b.compute, b.tp_comm, b.cp_comm, b.ep_comm, b.bubble, b.dp_comm, b.optimizer, b.other};
     double x = left;
-    for (std::size_t i = 0; i < std::size(values); ++i) {
-      const double w = longest > 0 ? values[i] / longest * bar_width : 0;
+    for (std::size_t i = 0; i < std::size(breakdown_parts); ++i) {
+      const double w = longest > 0 ? b.*breakdown_parts[i].seconds / longest * bar_width : 0;
       if (w > 0)
         svg += "<rect x=\"" + format_double(x) + "\" y=\"" + format_double(y) + "\" width=\"" + format_double(w) +
                "\" height=\"18\" fill=\"" + std::string(colors[i]) + "\"/>\n";

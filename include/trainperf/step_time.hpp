@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "collectives.hpp"
@@ -64,10 +65,31 @@ struct step_breakdown {
   // What the parts above leave: the pipeline's stage hand-offs (its point-to-point transfers),
   // measured as what they add to the pipeline's time.
   double other = 0;
-  [[nodiscard]] constexpr double total() const {
-    return compute + tp_comm + cp_comm + ep_comm + bubble + dp_comm + optimizer + other;
-  }
+  [[nodiscard]] constexpr double total() const;
 };
+
+// The breakdown's parts in the order every report lists them: the key (JSON, Python), the label
+// (tables) and a short one (the SVG's legend).
+using breakdown_seconds = double step_breakdown::*;
+struct breakdown_part {
+  std::string_view key, label, short_label;
+  breakdown_seconds seconds;
+};
+inline constexpr breakdown_part breakdown_parts[] = {
+    {"compute", "compute", "compute", &step_breakdown::compute},
+    {"tp_comm", "tensor-parallel comm (exposed)", "TP comm", &step_breakdown::tp_comm},
+    {"cp_comm", "context-parallel comm (exposed)", "CP comm", &step_breakdown::cp_comm},
+    {"ep_comm", "expert-parallel all-to-all", "EP comm", &step_breakdown::ep_comm},
+    {"bubble", "pipeline bubble", "bubble", &step_breakdown::bubble},
+    {"dp_comm", "data-parallel comm (exposed)", "DP comm", &step_breakdown::dp_comm},
+    {"optimizer", "optimizer step", "optimizer", &step_breakdown::optimizer},
+    {"other", "other: pipeline hand-offs", "hand-offs", &step_breakdown::other}};
+
+constexpr double step_breakdown::total() const {
+  double t = 0;
+  for (const breakdown_part& p : breakdown_parts) t += this->*p.seconds;
+  return t;
+}
 
 struct step_prediction {
   double step_time = 0;  // seconds

@@ -164,14 +164,8 @@ step_setup step_setup_of(const std::string& device, i64 devices, i64 devices_per
 
 py::dict prediction_dict(const tp::step_prediction& p) {
   py::dict b;
-  b["compute"] = p.breakdown.compute;
-  b["tp_comm"] = p.breakdown.tp_comm;
-  b["cp_comm"] = p.breakdown.cp_comm;
-  b["ep_comm"] = p.breakdown.ep_comm;
-  b["bubble"] = p.breakdown.bubble;
-  b["other"] = p.breakdown.other;
-  b["dp_comm"] = p.breakdown.dp_comm;
-  b["optimizer"] = p.breakdown.optimizer;
+  for (const tp::breakdown_part& part : tp::breakdown_parts)
+    b[py::str(std::string(part.key))] = p.breakdown.*part.seconds;
   py::dict d;
   d["step_time"] = p.step_time;
   d["tokens_per_device_per_s"] = p.tokens_per_device_per_s;

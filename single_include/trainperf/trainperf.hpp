@@ -930,6 +930,8 @@ inline constexpr unsigned attention = q | k | v | o, mlp = gate | up | down, all
 // blocks and the output layer a trainable bias and scale per output feature, scale x (W x + bias),
 // and trains the norms.
 enum class prompt_adapter { none, v1, v2 };
+inline constexpr named<prompt_adapter> prompt_adapter_names[] = {{"v1", prompt_adapter::v1},
+                                                                 {"v2", prompt_adapter::v2}};
 
 // LoRA (Hu et al. 2021, arXiv:2106.09685, section 4.1): each targeted projection W (out x in)
 // stays frozen and gains a trainable pair A (r x in) and B (out x r). With rank > 0 every base
@@ -1861,6 +1863,7 @@ inline device_profile builtin_profile(std::string_view device, double sustained 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 // ---- begin trainperf/collectives.hpp ----
@@ -3650,6 +3653,8 @@ inline constexpr named<selective_policy> selective_policy_names[] = {
     {"every-other-matmul", selective_policy::every_other_matmul},
     {"every-other-matmul-and-attention", selective_policy::every_other_matmul_and_attention}};
 enum class recompute_grouping { uniform, block };
+inline constexpr named<recompute_grouping> recompute_grouping_names[] = {{"uniform", recompute_grouping::uniform},
+                                                                         {"block", recompute_grouping::block}};
 // How a layer's norms and activation function run. fused: kernels that keep their 16-bit inputs
 // only (Transformer Engine, Apex, torch.compile'd code: RMSNorm its input, SwiGLU its gate and
 // up). eager: PyTorch modules as Hugging Face transformers writes them (modeling_llama.py):
@@ -3657,6 +3662,8 @@ enum class recompute_grouping { uniform, block };
 // when the norm's weight trains); LlamaMLP's act_fn(gate_proj(x)) * up_proj(x) keeps the gate,
 // the SiLU output and up.
 enum class layer_kernels { fused, eager };
+inline constexpr named<layer_kernels> layer_kernels_names[] = {{"fused", layer_kernels::fused},
+                                                               {"eager", layer_kernels::eager}};
 
 // fp8 training: which library casts the linear layers' GEMM inputs to fp8, and what that keeps.
 //   transformer_engine: TE's delayed scaling (recipe.DelayedScaling; TE 1.9-2.x): a Linear keeps
@@ -3677,6 +3684,11 @@ enum class layer_kernels { fused, eager };
 //     (fsdp_utils.py, WeightWithDynamicFloat8CastTensor.fsdp_pre_all_gather): 1 byte per
 //     gathered weight.
 enum class fp8_training { none, transformer_engine, torchao, torchao_fp8_all_gather };
+// The names a user gives (none is the absence of the choice).
+inline constexpr named<fp8_training> fp8_training_names[] = {
+    {"te", fp8_training::transformer_engine},
+    {"torchao", fp8_training::torchao},
+    {"torchao-fp8-all-gather", fp8_training::torchao_fp8_all_gather}};
 
 enum class logits_loss {
   standard,
@@ -4608,8 +4620,10 @@ inline std::string fit_summary(double bytes, std::int64_t capacity) {
 
 namespace trainperf {
 
-// A stacked bar per pipeline stage (weights, gradients, optimizer, activations, other, reserve) with
-// the device capacity as a dashed line when given; standalone SVG.
+// A stacked bar per pipeline stage (weights, gradients, optimizer, activations, other, reserve, and on
+// top the runtime overhead that only nvidia-smi reads) with the device capacity as a dashed line when
+// given; the figure over each bar is what the stage needs (stage_memory::need, the top of the
+// reserve), the one a fit is judged on against the line. Standalone SVG.
 inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capacity_bytes = 0,
                                      const std::string& title = "") {
   const double gib = static_cast<double>(GiB);
@@ -4618,9 +4632,10 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
   top = top / gib * 1.08;
   const double chart_h = 320, bar_w = 46, gap = 24, left = 60, y0 = 40 + chart_h;
   const double width = left + static_cast<double>(e.stages.size()) * (bar_w + gap) + 170;
-  constexpr int kinds = 6;
-  const char* names[kinds] = {"weights", "gradients", "optimizer", "activations", "other", "reserve"};
-  const char* colors[kinds] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#9c9c9c", "#d4c8a8"};
+  constexpr int kinds = 7;
+  const char* names[kinds] = {
+      "weights", "gradients", "optimizer", "activations", "other", "reserve", "runtime (nvidia-smi only)"};
+  const char* colors[kinds] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#9c9c9c", "#d4c8a8", "#eeeeee"};
   std::string svg;
   char buf[512];
   std::snprintf(buf, sizeof buf,
@@ -4643,7 +4658,8 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
   }
   for (std::size_t i = 0; i < e.stages.size(); ++i) {
     const auto& s = e.stages[i];
-    const double parts[kinds] = {s.params, s.grads, s.optimizer, s.activations, s.other, s.reserve};
+    const double parts[kinds] = {s.params,  s.grads,  s.optimizer, s.activations, s.other - s.runtime,
+                                 s.reserve, s.runtime};
     const double x = left + gap / 2 + static_cast<double>(i) * (bar_w + gap);
     double acc = 0;
     for (int k = 0; k < kinds; ++k) {
@@ -4656,7 +4672,7 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
     std::snprintf(buf, sizeof buf,
                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f</text>\n<text x=\"%.1f\" y=\"%.1f\" "
                   "text-anchor=\"middle\">stage %zu</text>\n",
-                  x + bar_w / 2, y_of(acc / gib) - 4, acc / gib, x + bar_w / 2, y0 + 16, i);
+                  x + bar_w / 2, y_of(acc / gib) - 4, s.need() / gib, x + bar_w / 2, y0 + 16, i);
     svg += buf;
   }
   if (capacity_bytes > 0) {
@@ -4674,6 +4690,9 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
         width - 150, 50.0 + 18 * k, colors[k], width - 132, 60.0 + 18 * k, names[k]);
     svg += buf;
   }
+  std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"%.0f\">over a bar: GiB it needs</text>\n", width - 150,
+                60.0 + 18 * kinds + 6);
+  svg += buf;
   svg += "</svg>\n";
   return svg;
 }
@@ -4722,10 +4741,31 @@ struct step_breakdown {
   // What the parts above leave: the pipeline's stage hand-offs (its point-to-point transfers),
   // measured as what they add to the pipeline's time.
   double other = 0;
-  [[nodiscard]] constexpr double total() const {
-    return compute + tp_comm + cp_comm + ep_comm + bubble + dp_comm + optimizer + other;
-  }
+  [[nodiscard]] constexpr double total() const;
 };
+
+// The breakdown's parts in the order every report lists them: the key (JSON, Python), the label
+// (tables) and a short one (the SVG's legend).
+using breakdown_seconds = double step_breakdown::*;
+struct breakdown_part {
+  std::string_view key, label, short_label;
+  breakdown_seconds seconds;
+};
+inline constexpr breakdown_part breakdown_parts[] = {
+    {"compute", "compute", "compute", &step_breakdown::compute},
+    {"tp_comm", "tensor-parallel comm (exposed)", "TP comm", &step_breakdown::tp_comm},
+    {"cp_comm", "context-parallel comm (exposed)", "CP comm", &step_breakdown::cp_comm},
+    {"ep_comm", "expert-parallel all-to-all", "EP comm", &step_breakdown::ep_comm},
+    {"bubble", "pipeline bubble", "bubble", &step_breakdown::bubble},
+    {"dp_comm", "data-parallel comm (exposed)", "DP comm", &step_breakdown::dp_comm},
+    {"optimizer", "optimizer step", "optimizer", &step_breakdown::optimizer},
+    {"other", "other: pipeline hand-offs", "hand-offs", &step_breakdown::other}};
+
+constexpr double step_breakdown::total() const {
+  double t = 0;
+  for (const breakdown_part& p : breakdown_parts) t += this->*p.seconds;
+  return t;
+}
 
 struct step_prediction {
   double step_time = 0;  // seconds

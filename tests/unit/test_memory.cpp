@@ -1214,3 +1214,28 @@ TEST_CASE("bitsandbytes' 4-bit matmul keeps its input: the frozen projections' i
   o.adapters.frozen_weight_bits = 0;
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("without quantized weights"), config_error);
 }
+
+TEST_CASE("the memory SVG stacks the runtime overhead on top and prints what each stage needs, by hand") {
+  // One stage, GiB: weights 10, gradients 5, optimizer 5, activations 20, other 8 of which 6 the
+  // runtime overhead, reserve 2: total 50, need (max reserved) 44. The chart's top is
+  // max(capacity 40, 50) x 1.08 = 54 GiB over 320 px from y = 360, so g GiB sits at
+  // 360 - g / 54 x 320.
+  memory_estimate e;
+  stage_memory s;
+  s.params = 10.0 * GiB, s.grads = 5.0 * GiB, s.optimizer = 5.0 * GiB, s.activations = 20.0 * GiB;
+  s.other = 8.0 * GiB, s.runtime = 6.0 * GiB, s.reserve = 2.0 * GiB;
+  e.stages = {s};
+  REQUIRE(s.need() == doctest::Approx(44.0 * GiB));
+  const std::string svg = render_memory_svg(e, 40 * GiB);
+  const auto has = [&](const std::string& element) {
+    INFO(element);
+    CHECK(svg.find(element) != std::string::npos);
+  };
+  // other without the runtime, 40 -> 42 GiB: y 360 - 42/54 x 320 = 111.11, 2/54 x 320 = 11.85 high.
+  has(R"(<rect x="72.0" y="111.11" width="46" height="11.85" fill="#9c9c9c"/>)");
+  // the runtime overhead, 44 -> 50 GiB: y 63.70, 6/54 x 320 = 35.56 high.
+  has(R"(<rect x="72.0" y="63.70" width="46" height="35.56" fill="#eeeeee"/>)");
+  has(R"(text-anchor="middle">44.0</text>)");  // the need, over the bar (not the total, 50.0)
+  CHECK(svg.find(">50.0</text>") == std::string::npos);
+  has("capacity 40 GiB");
+}
