@@ -27,6 +27,7 @@
 
 #include "constant_fit.hpp"
 #include "memory_corpus.hpp"
+#include "options.hpp"
 #include "public_estimators.hpp"
 
 namespace tp = trainperf;
@@ -122,31 +123,14 @@ int main(int argc, char** argv) {
   std::size_t require_rows = 0;
   double require_loso_mae = 1e300;
   int require_verdicts = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (i + 1 >= argc ||
-        (a != "--corpus" && a != "--require-rows" && a != "--require-loso-mae" && a != "--require-verdicts")) {
-      std::fprintf(stderr,
-                   "memory_corpus: unknown or incomplete option '%s'; use --corpus PATH, --require-rows N, "
-                   "--require-loso-mae X, --require-verdicts N\n",
-                   a.c_str());
-      return 2;
-    }
-    const std::string v = argv[++i];
-    if (a == "--corpus") {
-      path = v;
-      continue;
-    }
-    char* end = nullptr;
-    const double x = std::strtod(v.c_str(), &end);
-    if (end == v.c_str() || *end != '\0' || !(x >= 0)) {
-      std::fprintf(stderr, "memory_corpus: %s expects a number >= 0, got '%s'\n", a.c_str(), v.c_str());
-      return 2;
-    }
-    if (a == "--require-rows") require_rows = static_cast<std::size_t>(x);
-    if (a == "--require-loso-mae") require_loso_mae = x;
-    if (a == "--require-verdicts") require_verdicts = static_cast<int>(x);
-  }
+  const auto opts = bench::parse_options(
+      "memory_corpus", "--corpus PATH, --require-rows N, --require-loso-mae X, --require-verdicts N", argc, argv, 1,
+      {"--corpus", "--require-rows", "--require-loso-mae", "--require-verdicts"});
+  if (!opts || !bench::read_number(*opts, "--require-rows", require_rows, 0) ||
+      !bench::read_number(*opts, "--require-loso-mae", require_loso_mae, 0) ||
+      !bench::read_number(*opts, "--require-verdicts", require_verdicts, 0))
+    return 2;
+  if (const std::string* corpus = opts->find("--corpus")) path = *corpus;
   const std::vector<row> all = tp::corpus::load(path);
   std::vector<row> rows, oom_rows;
   std::map<std::string, int> reasons, per_source_total;

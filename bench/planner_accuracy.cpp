@@ -35,6 +35,8 @@
 #include <trainperf/planner.hpp>
 #include <trainperf/trainperf.hpp>
 
+#include "options.hpp"
+
 namespace tp = trainperf;
 
 namespace {
@@ -209,13 +211,14 @@ int main(int argc, char** argv) {
   std::int64_t require_rows = 0;
   double require_mape = 0;
   int require_kept = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--corpus") corpus = argv[i + 1];
-    if (flag == "--require-rows") require_rows = std::atoll(argv[i + 1]);
-    if (flag == "--require-mape") require_mape = std::atof(argv[i + 1]);
-    if (flag == "--require-kept") require_kept = std::atoi(argv[i + 1]);
-  }
+  const auto opts =
+      bench::parse_options("planner_accuracy", "--corpus PATH, --require-rows N, --require-mape X, --require-kept N",
+                           argc, argv, 1, {"--corpus", "--require-rows", "--require-mape", "--require-kept"});
+  if (!opts || !bench::read_number(*opts, "--require-rows", require_rows, 0) ||
+      !bench::read_number(*opts, "--require-mape", require_mape, 0) ||
+      !bench::read_number(*opts, "--require-kept", require_kept, 0))
+    return 2;
+  if (const std::string* path = opts->find("--corpus")) corpus = *path;
   std::vector<row> rows = seed_rows();
   try {
     for (auto& r : corpus_rows(corpus)) rows.push_back(std::move(r));

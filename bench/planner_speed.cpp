@@ -21,26 +21,23 @@
 #include <trainperf/planner.hpp>
 #include <trainperf/trainperf.hpp>
 
+#include "options.hpp"
+
 namespace tp = trainperf;
 
 int main(int argc, char** argv) {
   int repeats = 3;
   double max_ratio = 0;  // 0: not enforced
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    const bool ratio = a == "--max-ratio" && i + 1 < argc;
-    const char* text = ratio ? argv[++i] : argv[i];
-    char* end = nullptr;
-    const double x = std::strtod(text, &end);
-    if (end == text || *end != '\0' || !(x > 0) || (!ratio && x != std::floor(x))) {
-      std::fprintf(stderr, "planner_speed: '%s' is not a repeat count > 0; use [repeats] [--max-ratio R > 0]\n", text);
-      return 2;
-    }
-    if (ratio)
-      max_ratio = x;
-    else
-      repeats = static_cast<int>(x);
-  }
+  // [repeats] [--max-ratio R]: the count first, when given, read as the option "repeats".
+  const bool count = argc > 1 && std::string_view(argv[1]).substr(0, 2) != "--";
+  const auto opts =
+      bench::parse_options("planner_speed", "[repeats] [--max-ratio R]", argc, argv, count ? 2 : 1, {"--max-ratio"});
+  if (!opts) return 2;
+  bench::options counted = *opts;
+  if (count) counted.given.emplace("repeats", argv[1]);
+  if (!bench::read_number(counted, "repeats", repeats, 0, /*strictly=*/true) ||
+      !bench::read_number(counted, "--max-ratio", max_ratio, 0, /*strictly=*/true))
+    return 2;
   bool within_ratio = true;
   struct job {
     const char* model;
