@@ -5,7 +5,8 @@
 # (tests/trainer/calibrate_predicts.py --every). Shapes: the trainer's default run; a 4-layer
 # hidden-512 model; the MFU probe's one wide layer; GPT-2-124M's shape (bench/trainer_mfu.sh) at
 # sequence 64, llm.c's default. Where MPI and bench/mpi_link are: the default model as 2 processes of
-# one thread, data- and tensor-parallel (predict with the measured MPI link).
+# one thread, data-, tensor- and pipeline-parallel, 1F1B and interleaved over 4 micro-batches
+# (predict with the measured MPI link).
 #   bench/calibrated_step_time.sh [build-dir] [attempts]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +33,6 @@ if [ -x "$build/bench/mpi_link" ] && command -v mpiexec >/dev/null; then
   }
   run_mpi "--dp 2" 40 --model tiny --seq 128 --lbs 4
   run_mpi "--tp 2" 40 --model tiny --seq 128 --lbs 8
+  run_mpi "--pp 2 --gas 4" 40 --model tiny --seq 128 --lbs 4
+  run_mpi "--pp 2 --vpp 2 --gas 4" 40 --model tiny --seq 128 --lbs 4
 fi

@@ -10,10 +10,12 @@ over the steady ones and over all (bench/calibrated_step_time.sh, for bench/RESU
 fails only if none is within TOLERANCE.
 
 --mpi runs train_llama as RANKS processes of one thread each (MPIEXEC -n RANKS) with the layout
-flags LAYOUT ("--dp 2", "--tp 2"; the global batch is LBS x the --dp given); calibrate measures
-one thread and the linear layers as one of the --tp ranks runs them, and each attempt also measures the MPI link between two processes (MPI_LINK:
-bench/mpi_link, which prints predict's link flags: --intra-node-bw, --latency-us and the reduce-scatter's and all-gather's bus bandwidths); predict takes RANKS
-devices on one node, LAYOUT without its --dp (predict derives dp from the devices), those link
+flags LAYOUT ("--dp 2", "--tp 2", "--pp 2 --gas 4"; the global batch is LBS x the --dp and --gas
+given). Calibrate measures one thread, and the linear layers as one of the --tp ranks runs them.
+Each attempt also measures the MPI link between two processes (MPI_LINK: bench/mpi_link, which
+prints predict's link flags: --intra-node-bw, --latency-us and the reduce-scatter's and
+all-gather's bus bandwidths). Predict takes RANKS devices on one node, LAYOUT without its --dp and
+--gas (it derives dp from the devices and the micro-batches from the global batch), those link
 figures and the gradients reduced after the backward (--overlap-grad-reduce off, as train_llama
 does).
 
@@ -87,14 +89,16 @@ def main():
         def value(flag):  # the value LAYOUT gives the flag, or None
             return layout[layout.index(flag) + 1] if flag in layout else None
 
-        dp, tp = value("--dp"), value("--tp")
-        model_parallel = [x for i, x in enumerate(layout) if x != "--dp" and (i == 0 or layout[i - 1] != "--dp")]
+        dp, tp, gas = value("--dp"), value("--tp"), value("--gas")
+        # Predict derives dp from the devices and the micro-batch count from the global batch.
+        derived = ("--dp", "--gas")
+        model_parallel = [x for i, x in enumerate(layout) if x not in derived and (i == 0 or layout[i - 1] not in derived)]
         os.environ.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         launch = [mpiexec, "-n", ranks]
         train_shape = [*shape, *layout, "--threads", "1"]
         calibrate_flags = ["--threads", "1", *(["--tp", tp] if tp else [])]
         cluster = ["--devices", ranks, "--devices-per-node", ranks, *model_parallel, "--overlap-grad-reduce", "off"]
-        gbs = lbs * int(dp or 1)
+        gbs = lbs * int(dp or 1) * int(gas or 1)
 
     for attempt in range(1, (every or 5) + 1):
         before = train(launch, trainer, train_shape, steps)
