@@ -105,6 +105,9 @@ inline std::vector<flag> memory_flags() {
             "embedding and output layer gathered through the backward"},
            {"ds-auto", "", "DeepSpeed's buffer sizes as Hugging Face's \"auto\" sets them (hidden^2 buckets)"},
            {"reduce-bucket-size", "N", "DeepSpeed's reduce_bucket_size in elements (default 5e8)"},
+           {"allgather-bucket-size", "N",
+            "DeepSpeed's allgather_bucket_size in elements (default 5e8): accepted, and adds no memory (ZeRO-1/2 "
+            "gather the weights in place in their flat buffer)"},
            {"overlap-comm", "on|off", "DeepSpeed's overlap_comm (default: on for ZeRO-3 only)"},
            {"no-contiguous-gradients", "", "DeepSpeed without contiguous_gradients (no reduction bucket)"},
            {"stage3-prefetch-bucket-size", "N", "DeepSpeed ZeRO-3's prefetch bucket in elements (default 5e7)"},
@@ -194,17 +197,19 @@ inline void activations_from_args(const args& a, const tp::parallel_config& c, t
 
 // DeepSpeed ZeRO's buffer settings (framework deepspeed only).
 inline void deepspeed_from_args(const args& a, std::int64_t hidden, tp::memory_options& o) {
-  static constexpr const char* sizes[] = {"reduce-bucket-size", "stage3-prefetch-bucket-size",
-                                          "stage3-max-live-parameters", "stage3-max-reuse-distance",
-                                          "stage3-param-persistence-threshold"};
-  for (const char* flag :
-       {"ds-auto", "overlap-comm", "no-contiguous-gradients", sizes[0], sizes[1], sizes[2], sizes[3], sizes[4]})
+  static constexpr const char* sizes[] = {"reduce-bucket-size",          "allgather-bucket-size",
+                                          "stage3-prefetch-bucket-size", "stage3-max-live-parameters",
+                                          "stage3-max-reuse-distance",   "stage3-param-persistence-threshold"};
+  for (const char* flag : {"ds-auto", "overlap-comm", "no-contiguous-gradients", sizes[0], sizes[1], sizes[2], sizes[3],
+                           sizes[4], sizes[5]})
     if (a.has(flag) && o.accounting != tp::framework::deepspeed)
-      throw tp::config_error(flag, fmt::format("--{} sets a DeepSpeed buffer; add --framework deepspeed", flag));
+      throw tp::config_error(flag, fmt::format("--{} is a DeepSpeed setting; add --framework deepspeed", flag));
   tp::deepspeed_zero_config& z = o.deepspeed;
   if (a.has("ds-auto")) z = tp::deepspeed_zero_config::hf_auto(hidden);
-  double* fields[] = {&z.reduce_bucket_size, &z.stage3_prefetch_bucket_size, &z.stage3_max_live_parameters,
-                      &z.stage3_max_reuse_distance, &z.stage3_param_persistence_threshold};
+  double* fields[] = {&z.reduce_bucket_size,          &z.allgather_bucket_size,
+                      &z.stage3_prefetch_bucket_size, &z.stage3_max_live_parameters,
+                      &z.stage3_max_reuse_distance,   &z.stage3_param_persistence_threshold};
+  static_assert(std::size(fields) == std::size(sizes));
   for (std::size_t i = 0; i < std::size(sizes); ++i)
     if (a.has(sizes[i])) *fields[i] = *a.get_double(sizes[i], /*zero_allowed=*/true);
   static constexpr std::string_view toggles[] = {"on", "off"};
