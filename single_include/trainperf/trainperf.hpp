@@ -2358,8 +2358,10 @@ namespace trainperf {
 // defaults (deepspeed/runtime/zero/config.py, DeepSpeedZeroConfig, v0.16.5).
 struct deepspeed_zero_config {
   double reduce_bucket_size = 5e8;
-  // allgather_bucket_size (5e8) allocates nothing: stages 1 and 2 all-gather the updated weights
-  // in place into their flat 16-bit buffer (runtime/utils.py, all_gather_dp_groups).
+  // Kept as DeepSpeed's configs give it, and read by nothing: stages 1 and 2 all-gather the
+  // updated weights in place into their flat 16-bit buffer, allgather_bucket_size elements at a
+  // time (runtime/utils.py, all_gather_dp_groups), so it allocates no buffer.
+  double allgather_bucket_size = 5e8;
   double stage3_prefetch_bucket_size = 5e7;
   double stage3_max_live_parameters = 1e9;
   double stage3_max_reuse_distance = 1e9;
