@@ -168,6 +168,12 @@ inline plan_result plan(const plan_request& q) {
   });
   for (const std::int64_t dp : q.space.dp) detail::require_positive(dp, "dp");
   const plan_space s = plan_dimensions(q);
+  // A fixed dimension the framework cannot run is refused here, naming it, not met mid-search.
+  for (const std::int64_t tp : q.space.tp) check_framework_runs(q.step.memory.accounting, {.tp = tp});
+  for (const std::int64_t pp : q.space.pp) check_framework_runs(q.step.memory.accounting, {.pp = pp});
+  for (const int zero : q.space.zero_stage) check_framework_runs(q.step.memory.accounting, {.zero_stage = zero});
+  for (const int dopt : q.space.distributed_optimizer)
+    check_framework_runs(q.step.memory.accounting, {.distributed_optimizer = dopt != 0});
   const transformer_spec stored = as_stored_by(q.model, q.step.memory.accounting);  // as the layouts check it
   const std::int64_t world = q.cluster.devices;
   const double capacity = q.memory_limit(static_cast<double>(q.cluster.device.memory_bytes));

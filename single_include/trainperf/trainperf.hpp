@@ -4787,7 +4787,35 @@ inline void step_time_needs_a_global_batch() {}
 inline void step_time_models_language_models_only() {}
 inline void step_time_does_not_model_offloading() {}
 inline void step_time_profile_measured_elsewhere() {}
+inline void framework_cannot_run_layout() {}
 }  // namespace reason
+
+// What the named framework runs, as the step-time model times it and the planner searches it:
+// Megatron-LM (megatron, megatron-core) shards optimizer states with its distributed optimizer and
+// has no ZeRO-2/3; DeepSpeed on its own has no tensor or pipeline parallelism (Megatron-DeepSpeed
+// adds them); the distributed optimizer is Megatron-LM's alone (DeepSpeed's and PaddleNLP's
+// stage 1 and FSDP's sharding are --zero). generic runs any layout.
+inline void check_framework_runs(framework f, const parallel_config& c) {
+  const std::string_view name = detail::name_of(framework_names, f);
+  const bool megatron = f == framework::megatron || f == framework::megatron_core;
+  detail::require(!megatron || c.zero_stage < 2, reason::framework_cannot_run_layout, "zero_stage", [&] {
+    return "--framework " + std::string(name) + " has no ZeRO-" + std::to_string(c.zero_stage) +
+           ": Megatron-LM shards the optimizer states with --distributed-optimizer; for ZeRO-2/3 give --framework "
+           "deepspeed or fsdp";
+  });
+  detail::require(f != framework::deepspeed || (c.tp == 1 && c.pp == 1), reason::framework_cannot_run_layout,
+                  c.tp != 1 ? "tp" : "pp", [&] {
+                    return "--framework deepspeed alone has no tensor or pipeline parallelism (got tp " +
+                           std::to_string(c.tp) + ", pp " + std::to_string(c.pp) +
+                           "); for Megatron-DeepSpeed's tensor and pipeline parallelism with ZeRO-1 give --framework "
+                           "megatron --distributed-optimizer";
+                  });
+  detail::require(!c.distributed_optimizer || megatron || f == framework::generic, reason::framework_cannot_run_layout,
+                  "distributed_optimizer", [&] {
+                    return "the distributed optimizer is Megatron-LM's; under --framework " + std::string(name) +
+                           " the states are sharded by --zero (1: optimizer states)";
+                  });
+}
 
 // The work the step-time model charges each operation, in FLOPs or bytes moved; calibration
 // (calibration.hpp) measures a device in the same units, so that what it writes into a profile
@@ -5146,6 +5174,7 @@ inline step_prediction predict_step_time(const transformer_spec& spec, const par
   const std::int64_t per_step = detail::checked_mul(o.memory.lbs, dp, "lbs x dp");
   // Also refuses a global batch that is not a multiple of lbs x dp, naming the nearest valid ones.
   validate(c, {.world = world, .model = m, .seq = o.memory.seq, .gbs = o.gbs, .lbs = o.memory.lbs});
+  check_framework_runs(o.memory.accounting, c);
   const std::int64_t micro = o.gbs / per_step;
 
   step_options opt = o;

@@ -94,6 +94,36 @@ TEST_CASE("plan: fixed dimensions and what each framework offers") {
   for (const plan_candidate& c : plan(llama7b_on(16, framework::megatron)).candidates) CHECK(c.config.zero_stage == 0);
 }
 
+TEST_CASE("plan and predict refuse a fixed dimension the framework cannot run, naming it") {
+  const auto refused = [](plan_request q, std::string_view field) {
+    INFO(field);
+    try {
+      (void)plan(q);
+      FAIL("accepted");
+    } catch (const config_error& e) {
+      CHECK(e.field() == field);
+    }
+  };
+  plan_request megatron = llama7b_on(16, framework::megatron);
+  megatron.space.zero_stage = {2};  // Megatron-LM has no ZeRO-2/3 (issue 19, section 3)
+  refused(megatron, "zero_stage");
+  plan_request deepspeed = llama7b_on(16, framework::deepspeed);
+  deepspeed.space.tp = {2};  // DeepSpeed alone has no tensor or pipeline parallelism
+  refused(deepspeed, "tp");
+  deepspeed.space.tp = {};
+  deepspeed.space.pp = {2};
+  refused(deepspeed, "pp");
+  plan_request fsdp = llama7b_on(16, framework::fsdp);
+  fsdp.space.distributed_optimizer = {1};  // Megatron-LM's own
+  refused(fsdp, "distributed_optimizer");
+  // One layout through predict_step: the same rule.
+  const plan_request q = llama7b_on(16, framework::megatron_core);
+  step_options o = q.step;
+  CHECK_THROWS_AS(predict_step(q.model, {.tp = 2, .zero_stage = 3}, q.cluster, q.profile, o), config_error);
+  o.memory.accounting = framework::generic;  // generic runs any layout
+  CHECK_NOTHROW(predict_step(q.model, {.tp = 2, .zero_stage = 3}, q.cluster, q.profile, o));
+}
+
 TEST_CASE("plan: layers that do not split evenly get uneven first and last stages") {
   // Llama 3 405B's 126 layers over 16 stages: 8 on each middle stage, 7 on the first and last.
   CHECK(detail::edge_stage_layers(126, 16) == std::pair<std::int64_t, std::int64_t>{7, 7});
