@@ -77,8 +77,8 @@ inline cluster_setup cluster_from_args(const args& a) {
   const device_spec* dev = &find_device_or_throw(device_name, s.file);
   s.profile = a.get("profile") ? io::read_profile(*a.get("profile")) : builtin_profile(dev->name);
   s.kernel_source = a.get("profile") ? "profile " + s.profile.name + " (" + *a.get("profile") + ")"
-                                     : fmt::format("built-in profile {}: the published best rates x {:.2f} sustained",
-                                                   s.profile.name, builtin_sustained_fraction);
+                                     : fmt::format("built-in profile {} (its rates x {:.2f} sustained): {}",
+                                                   s.profile.name, builtin_sustained_fraction, s.profile.source);
   const std::optional<std::int64_t> devices = a.get_int("devices") ? a.get_int("devices")
                                               : cf                 ? std::optional<std::int64_t>(cf->devices)
                                                                    : std::nullopt;

@@ -61,6 +61,7 @@ inline json prediction_json(const step_prediction& p, const cluster_setup& cs) {
           {"capacity_gib", static_cast<double>(cs.cluster.device.memory_bytes) / static_cast<double>(GiB)},
           {"stages", stages},
           {"profile", cs.profile.name},
+          {"profile_source", cs.profile.source},
           {"cluster",
            {{"device", cs.cluster.device.name},
             {"devices", cs.cluster.devices},
