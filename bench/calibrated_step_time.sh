@@ -5,8 +5,8 @@
 # (tests/trainer/calibrate_predicts.py --every). Shapes: the trainer's default run; a 4-layer
 # hidden-512 model; the MFU probe's one wide layer; GPT-2-124M's shape (bench/trainer_mfu.sh) at
 # sequence 64, llm.c's default. Where MPI and bench/mpi_link are: the default model as 2 processes of
-# one thread, data-, tensor- and pipeline-parallel, 1F1B and interleaved over 4 micro-batches
-# (predict with the measured MPI link).
+# one thread, data-parallel (and with ZeRO-1), tensor-parallel (and with sequence parallelism) and
+# pipeline-parallel, 1F1B and interleaved over 4 micro-batches (predict with the measured MPI link).
 #   bench/calibrated_step_time.sh [build-dir] [attempts]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,8 @@ if [ -x "$build/bench/mpi_link" ] && command -v mpiexec >/dev/null; then
   }
   run_mpi "--dp 2" 40 --model tiny --seq 128 --lbs 4
   run_mpi "--tp 2" 40 --model tiny --seq 128 --lbs 8
+  run_mpi "--tp 2 --sp" 40 --model tiny --seq 128 --lbs 8
+  run_mpi "--dp 2 --zero 1" 40 --model tiny --seq 128 --lbs 4
   run_mpi "--pp 2 --gas 4" 40 --model tiny --seq 128 --lbs 4
   run_mpi "--pp 2 --vpp 2 --gas 4" 40 --model tiny --seq 128 --lbs 4
 fi
