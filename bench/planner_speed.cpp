@@ -78,11 +78,13 @@ int main(int argc, char** argv) {
     const double ms = searches[searches.size() / 2];
     fmt::print(
         "{} on {} H100, gbs {} x 8192: search {:.1f} ms (median of {}; target < {:.0f} ms), {} enumerated, {} invalid, "
-        "{} over memory, {} predicted; {:.0f} configurations/s; one predict_step {:.3f} ms; search / one evaluation = "
-        "{:.0f}; best: tp {} pp {} cp {} vpp {} dp {} mbs {} ({:.3f} s, checksum {:.3g})\n",
+        "{} over memory, {} predicted; {:.0f} configurations enumerated/s, {:.0f} predicted/s; one predict_step {:.3f} "
+        "ms; search / one evaluation = {:.0f}; best: tp {} pp {} cp {} vpp {} dp {} mbs {} ({:.3f} s, checksum "
+        "{:.3g})\n",
         j.model, j.devices, j.gbs, ms, searches.size(), j.target_ms, r.enumerated, r.invalid, r.pruned_memory,
-        r.evaluated, static_cast<double>(r.enumerated) / (ms / 1000), one_ms, ms / one_ms, best.config.tp,
-        best.config.pp, best.config.cp, best.config.vpp, best.config.dp, best.lbs, best.prediction.step_time, sink);
+        r.evaluated, static_cast<double>(r.enumerated) / (ms / 1000), static_cast<double>(r.evaluated) / (ms / 1000),
+        one_ms, ms / one_ms, best.config.tp, best.config.pp, best.config.cp, best.config.vpp, best.config.dp, best.lbs,
+        best.prediction.step_time, sink);
     ok = ok && ms < j.target_ms;
     if (max_ratio > 0 && ms / one_ms > max_ratio) {
       fmt::print("{}: search / one evaluation = {:.0f}, above the allowed {:.0f}\n", j.model, ms / one_ms, max_ratio);
