@@ -309,7 +309,7 @@ inline plan_result plan(const plan_request& q) {
 // The ranked candidates as an SVG: one horizontal bar per candidate, its predicted step time
 // stacked by the breakdown, and its memory beside it against the capacity.
 inline std::string render_plan_svg(const plan_result& r, double capacity_bytes, std::string_view title = "") {
-  constexpr double left = 240, bar_width = 520, mem_left = left + bar_width + 40, mem_width = 160, row = 26;
+  constexpr double left = 240, bar_width = 520, mem_left = left + bar_width + 80, mem_width = 160, row = 26;
   constexpr std::string_view colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
                                          "#bab0ac", "#59a14f", "#edc948", "#b07aa1"};
   double longest = 0;
@@ -333,7 +333,9 @@ inline std::string render_plan_svg(const plan_result& r, double capacity_bytes, 
     const std::string label = "#" + std::to_string(k + 1) + " tp" + std::to_string(p.tp) + " cp" +
                               std::to_string(p.cp) + " pp" + std::to_string(p.pp) + " dp" + std::to_string(p.dp) +
                               (p.vpp > 1 ? " vpp" + std::to_string(p.vpp) : "") + " mbs" + std::to_string(c.lbs) + " " +
-                              std::string(to_string(p.recomputation));
+                              std::string(to_string(p.recomputation)) + (p.sequence_parallel ? " sp" : "") +
+                              (p.zero_stage > 0 ? " zero" + std::to_string(p.zero_stage) : "") +
+                              (p.distributed_optimizer ? " dist-opt" : "");
     svg += "<text x=\"10\" y=\"" + format_double(y + 14) + "\">" + detail::xml_escape(label) + "</text>\n";
     double x = left;
     for (std::size_t i = 0; i < std::size(breakdown_parts); ++i) {

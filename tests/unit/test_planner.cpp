@@ -146,7 +146,8 @@ TEST_CASE("plan's SVG: each candidate's bar stacked by its breakdown, memory bes
   // Two candidates: #1 a 1 s step (0.6 compute, 0.4 bubble) in 40 GiB; #2 a 2 s step (1.0 compute,
   // 0.5 TP, 0.5 DP) over the 80 GiB capacity. The longest step fills the 520-wide bar area from
   // x 240: #1's compute 0.6 / 2 x 520 = 156 wide, its bubble 104 from x 396; #2's parts 260, 130
-  // and 130. Memory: a 160-wide frame from x 800, filled 40 / 80 (80) and, over capacity, all 160.
+  // and 130. Memory: a 160-wide frame from x 840 (80 past the bars' 760, room for the step time), filled 40 / 80 (80)
+  // and, over capacity, all 160.
   plan_result r;
   plan_candidate a, b;
   a.prediction.step_time = 1.0;
@@ -159,6 +160,7 @@ TEST_CASE("plan's SVG: each candidate's bar stacked by its breakdown, memory bes
   b.prediction.breakdown.dp_comm = 0.5;
   b.prediction.stage_memory = {90.0 * GiB};
   b.config.tp = 2;
+  b.config.sequence_parallel = b.config.distributed_optimizer = true;
   r.candidates = {a, b};
   const std::string svg = render_plan_svg(r, 80.0 * GiB, "a <b>");
   CHECK(svg.find("a &lt;b&gt;") != std::string::npos);
@@ -171,9 +173,9 @@ TEST_CASE("plan's SVG: each candidate's bar stacked by its breakdown, memory bes
   has(R"(<rect x="240" y="96" width="260" height="18" fill="#4e79a7"/>)");  // #2 compute
   has(R"(<rect x="500" y="96" width="130" height="18" fill="#f28e2b"/>)");  // #2 TP
   has(R"(<rect x="630" y="96" width="130" height="18" fill="#59a14f"/>)");  // #2 DP
-  has(R"(<rect x="800" y="70" width="80" height="18" fill="#9c755f"/>)");   // #1 memory
-  has(R"(<rect x="800" y="96" width="160" height="18" fill="#9c755f"/>)");  // #2 memory, clamped
-  has("#2 tp2 cp1 pp1 dp0 mbs0 none");
+  has(R"(<rect x="840" y="70" width="80" height="18" fill="#9c755f"/>)");   // #1 memory
+  has(R"(<rect x="840" y="96" width="160" height="18" fill="#9c755f"/>)");  // #2 memory, clamped
+  has("#2 tp2 cp1 pp1 dp0 mbs0 none sp dist-opt");                          // the settings that tell layouts apart
   // No bar for a part that is zero: #1 draws 2 parts, #2 three, plus 8 legend swatches and 4 memory rects.
   std::size_t rects = 0;
   for (std::size_t at = svg.find("<rect "); at != std::string::npos; at = svg.find("<rect ", at + 1)) ++rects;
