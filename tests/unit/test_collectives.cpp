@@ -50,6 +50,12 @@ TEST_CASE("groups across nodes: per_node x the per-device inter-node bandwidth, 
   CHECK(collective_time(collective::all_reduce, 1e9, span_of(16, 1, 8), c) == doctest::Approx(18.75e-3));
   // 16 ranks, 2 per node: 50 GB/s.
   CHECK(bus_bandwidth(span_of(16, 4, 8), c) == 50e9);
+  // A small all-reduce across the 16 nodes, 10 us a step: the tree's 2 x log2(16) = 8 steps and
+  // 2 x 1 kB / 25 GB/s (80.08 us) beat the ring's 30 steps and 2 x 15/16 x 1 kB / 25 GB/s (300.075 us).
+  const cluster_spec slow = net(128, 100e9, 25e9, 10e-6);
+  CHECK(collective_time(collective::all_reduce, 1e3, span_of(16, 8, 8), slow) == doctest::Approx(80.08e-6));
+  // 1 GB: the ring, 300 us + 75 ms, against the tree's 80 us + 80 ms.
+  CHECK(collective_time(collective::all_reduce, 1e9, span_of(16, 8, 8), slow) == doctest::Approx(75.3e-3));
 }
 
 TEST_CASE("a reduce-scatter and an all-gather at their own bus bandwidth") {

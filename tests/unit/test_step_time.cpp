@@ -525,3 +525,208 @@ TEST_CASE("FSDP on an MoE model: a block's unit leaves its routed experts to the
   const step_prediction r = predict_step(m, {}, c, flat_profile(), o);
   CHECK(r.breakdown.dp_comm == doctest::Approx(7.0 / 8 * 4 * (4'200'448.0 + 12'582'912) / 40e9).epsilon(1e-9));
 }
+
+// The cost terms below each by hand on the one-layer toy model: the layer's forward GEMMs are
+// 2 x 1024 tokens x 16,777,216 weights FLOPs, the logits' 2 x 1024 x 1024 x 32000, flash attention
+// 4 x 1024 x 1024 x 1024 x 0.5 (causal); its weights 82,316,288: a layer of 3h^2 + h^2 + 3hf =
+// 16,777,216 and two 1024-wide norms, the embedding and the output layer 32000 x 1024 each, the
+// final norm 1024.
+namespace {
+constexpr double toy_layer_flops = 2.0 * 1024 * 16777216, toy_logit_flops = 2.0 * 1024 * 1024 * 32000;
+constexpr double toy_attention_flops = 4.0 * 1024 * 1024 * 1024 * 0.5;
+constexpr double toy_params = 16779264.0 + 2 * 32768000.0 + 1024;
+}  // namespace
+
+TEST_CASE("tensor-parallel communication hidden behind the layer's GEMMs, by hand") {
+  // tp 2 on a 1 GB/s link: each block's all-reduce of 1024 x 1024 x 2 bytes takes 2 x 1/2 x
+  // 2,097,152 / 1e9 s; two blocks forward and two backward, the embedding's forward and the
+  // output layer's backward: 6 of them. Megatron-core's --tp-comm-overlap hides a layer's
+  // forward pair behind its GEMMs (half the layer's FLOPs on each rank, at 50 TFLOP/s) and its
+  // backward pair behind twice that; the embedding's and output layer's stay exposed.
+  const cluster_spec slow{toy_device, 2, 8, 1e9, 1e9, 0};
+  step_options o = one_sequence();
+  const double ar = 2097152.0 / 1e9, linear = toy_layer_flops / 2 / 50e12;
+  const double plain = predict_step(one_layer(), {.tp = 2}, slow, flat_profile(), o).breakdown.tp_comm;
+  CHECK(plain == doctest::Approx(6 * ar).epsilon(1e-12));
+  o.tp_comm_overlap = true;
+  CHECK(predict_step(one_layer(), {.tp = 2}, slow, flat_profile(), o).breakdown.tp_comm ==
+        doctest::Approx((2 * ar - linear) + (2 * ar - 2 * linear) + 2 * ar).epsilon(1e-12));
+  // On a 1 TB/s link the layer's collectives hide wholly: the embedding's and output's remain.
+  const cluster_spec fast{toy_device, 2, 8, 1e12, 1e12, 0};
+  CHECK(predict_step(one_layer(), {.tp = 2}, fast, flat_profile(), o).breakdown.tp_comm ==
+        doctest::Approx(2 * 2097152.0 / 1e12).epsilon(1e-12));
+}
+
+TEST_CASE("the distributed optimizer's parameter all-gather overlapped with the forward, by hand") {
+  // Megatron-core, dp 2 on one node at 1 TB/s, one micro-batch each: the gradients (fp32 main
+  // grads, 4 bytes) reduce-scattered after the backward, 1/2 x 4 x 82,316,288 bytes, then the
+  // updated bf16 weights all-gathered, 1/2 x 2 x 82,316,288. With --overlap-param-gather the
+  // gather hides behind the next forward but for its first bucket, max(40,000,000, 1,000,000 x
+  // dp) weights (megatron-core's bucket_size): 1/2 x 2 x 4e7 bytes.
+  const cluster_spec pair{toy_device, 2, 8, 1e12, 1e12, 0};
+  step_options o = one_sequence();
+  o.gbs = 2;
+  o.memory.accounting = framework::megatron_core;
+  const parallel_config c{.distributed_optimizer = true};
+  const double scatter = 2 * toy_params / 1e12, gather = toy_params / 1e12;
+  CHECK(predict_step(one_layer(), c, pair, flat_profile(), o).breakdown.dp_comm ==
+        doctest::Approx(scatter + gather).epsilon(1e-12));
+  o.overlap_param_gather = true;
+  CHECK(predict_step(one_layer(), c, pair, flat_profile(), o).breakdown.dp_comm ==
+        doctest::Approx(scatter + 4e7 / 1e12).epsilon(1e-12));
+}
+
+TEST_CASE("DeepSpeed ZeRO-3 with and without overlap_comm, by hand") {
+  // dp 2 on one node at 1 TB/s, one micro-batch each, 16-bit weights and gradients: gathering n
+  // weights or reduce-scattering n gradients moves 1/2 x 2n bytes, n x 1e-12 s. The forward's
+  // gathers are prefetched behind the compute but for the first module's; the largest piece is
+  // the embedding, 32,768,000 weights (no bucket splits a parameter). Without overlap_comm the
+  // backward's gathers and reduce-scatters (2 x 82,316,288 weights' worth) are all exposed; with
+  // it all but the last reduce-scatter, the embedding's.
+  const cluster_spec pair{toy_device, 2, 8, 1e12, 1e12, 0};
+  step_options o = one_sequence();
+  o.gbs = 2;
+  o.memory.accounting = framework::deepspeed;
+  o.memory.deepspeed.overlap_comm = deepspeed_zero_config::toggle::off;
+  const double first = 32768000.0 / 1e12;
+  CHECK(predict_step(one_layer(), {.zero_stage = 3}, pair, flat_profile(), o).breakdown.dp_comm ==
+        doctest::Approx(first + 2 * toy_params / 1e12).epsilon(1e-12));
+  o.memory.deepspeed.overlap_comm = deepspeed_zero_config::toggle::on;
+  CHECK(predict_step(one_layer(), {.zero_stage = 3}, pair, flat_profile(), o).breakdown.dp_comm ==
+        doctest::Approx(2 * first).epsilon(1e-12));
+}
+
+TEST_CASE("hybrid sharding: the shards' all-reduce across the replicas, by hand") {
+  // FSDP over dp 4 on two nodes of 2 (1 TB/s inside a node, 100 GB/s across), bf16 weights and
+  // gradients, one micro-batch each. FSDP's root unit (embedding, output layer, final norm:
+  // 65,537,024 weights) is gathered first and reduced last; the rest hides behind the compute.
+  //   Full sharding over the 4: the group spans both nodes with 2 ranks on each, 2 x 100 GB/s:
+  //   gather 3/4 x 2n / 2e11 and reduce-scatter the same, 15 x 1e-12 s a weight in all.
+  //   Hybrid, shard_dp 2: gather and reduce-scatter inside a node (1/2 x 2n / 1e12 each, 2 x
+  //   1e-12), then the shard (n bytes) all-reduced across the two replicas, one rank a node at
+  //   100 GB/s: ring 2 x 1/2 x n / 1e11, 10 x 1e-12. 12 x 1e-12 s a weight.
+  const cluster_spec two_nodes{toy_device, 4, 2, 1e12, 1e11, 0};
+  step_options o = one_sequence();
+  o.gbs = 4;
+  o.memory.accounting = framework::fsdp;
+  const double root = 2 * 32768000.0 + 1024;
+  CHECK(predict_step(one_layer(), {.zero_stage = 3}, two_nodes, flat_profile(), o).breakdown.dp_comm ==
+        doctest::Approx(15 * root * 1e-12).epsilon(1e-12));
+  CHECK(predict_step(one_layer(), {.zero_stage = 3, .shard_dp = 2}, two_nodes, flat_profile(), o).breakdown.dp_comm ==
+        doctest::Approx(12 * root * 1e-12).epsilon(1e-12));
+}
+
+TEST_CASE("fp8 linear layers at the fp8 peak, attention at the 16-bit one, by hand") {
+  // A toy device with a 200 TFLOP/s fp8 peak: Transformer Engine's fp8 GEMMs (the layer's and the
+  // logits') run at half of it, 100 TFLOP/s, in place of 50; attention and the memory-bound bytes
+  // are unchanged. MFU is then taken against the fp8 peak.
+  device_spec fp8_device = toy_device;
+  fp8_device.peak_flops[static_cast<int>(dtype::fp8)] = 200e12;
+  const cluster_spec one{fp8_device, 1, 8, 1e12, 1e12, 0};
+  step_options o = one_sequence();
+  const step_prediction bf16 = predict_step(one_layer(), {}, one, flat_profile(), o);
+  o.memory.fp8 = fp8_training::transformer_engine;
+  const step_prediction fp8 = predict_step(one_layer(), {}, one, flat_profile(), o);
+  const double saved = (toy_layer_flops + toy_logit_flops) * (1 / 50e12 - 1 / 100e12);
+  CHECK(bf16.stage_forward[0] - fp8.stage_forward[0] == doctest::Approx(saved).epsilon(1e-9));
+  CHECK(bf16.stage_backward[0] - fp8.stage_backward[0] == doctest::Approx(2 * saved).epsilon(1e-9));
+  CHECK(fp8.mfu * 200e12 * fp8.step_time == doctest::Approx(bf16.mfu * 100e12 * bf16.step_time).epsilon(1e-12));
+}
+
+TEST_CASE("cuDNN's fused attention at its own efficiencies, by hand") {
+  // Forward at 0.5 of the 100 TFLOP/s peak and backward (2.5 x the FLOPs) at 0.2, in place of
+  // flash attention's 0.25 for both.
+  device_profile p = flat_profile();
+  p.cudnn_attention_forward_efficiency = 0.5;
+  p.cudnn_attention_backward_efficiency = 0.2;
+  step_options o = one_sequence();
+  const step_prediction flash = predict_step(one_layer(), {}, one_toy, p, o);
+  o.memory.cudnn_attention = true;
+  const step_prediction cudnn = predict_step(one_layer(), {}, one_toy, p, o);
+  CHECK(flash.stage_forward[0] - cudnn.stage_forward[0] ==
+        doctest::Approx(toy_attention_flops / 25e12 - toy_attention_flops / 50e12).epsilon(1e-9));
+  CHECK(cudnn.stage_backward[0] - flash.stage_backward[0] ==
+        doctest::Approx(2.5 * toy_attention_flops / 20e12 - 2.5 * toy_attention_flops / 25e12).epsilon(1e-9));
+}
+
+TEST_CASE("an MoE layer's router, experts, capacity and shared expert, by hand") {
+  // 4 experts of the dense FFN's width (4096), 2 per token, on one device: the router is a
+  // 1024 x 4 x 1024 GEMM, memory-bound on the roofline (2 x (1024 x 1024 + 1024 x 4 + 1024 x 4)
+  // bytes at 1 TB/s); each expert takes 1024 x 2 / 4 = 512 tokens, so the experts do twice the
+  // dense MLP's work: 2 x 1024 x 3 x 4096 x 1024 FLOPs and SwiGLU's 3 x 4096 x 2 bytes a token, once
+  // more. The dense MLP's own share is therefore what an MoE layer adds besides its router.
+  const double mlp = 2.0 * 1024 * 3 * 4096 * 1024 / 50e12, act = 1024.0 * 3 * 4096 * 2 / 1e12;
+  const double router = 2.0 * (1024 * 1024 + 1024 * 4 + 1024 * 4) / 1e12;
+  transformer_spec moe = one_layer();
+  moe.moe.experts = 4;
+  moe.moe.top_k = 2;
+  const step_options o = one_sequence();
+  const auto fwd = [&](const transformer_spec& m, const step_options& opt) {
+    return predict_step(m, {}, one_toy, flat_profile(), opt).stage_forward[0];
+  };
+  const auto bwd = [&](const transformer_spec& m, const step_options& opt) {
+    return predict_step(m, {}, one_toy, flat_profile(), opt).stage_backward[0];
+  };
+  const double dense_f = fwd(one_layer(), o), dense_b = bwd(one_layer(), o);
+  CHECK(fwd(moe, o) - dense_f == doctest::Approx(mlp + router + act).epsilon(1e-9));
+  CHECK(bwd(moe, o) - dense_b == doctest::Approx(2 * (mlp + router + act)).epsilon(1e-9));
+  // Capacity factor 1.5: every expert padded to 1.5 x its 512 tokens, half the experts' work again.
+  step_options padded = o;
+  padded.memory.moe_capacity_factor = 1.5;
+  CHECK(fwd(moe, padded) - fwd(moe, o) == doctest::Approx(mlp + act).epsilon(1e-9));
+  // A shared expert of the same width sees every token: one dense MLP more.
+  transformer_spec shared = moe;
+  shared.moe.shared_experts = 1;
+  CHECK(fwd(shared, o) - fwd(moe, o) == doctest::Approx(mlp + act).epsilon(1e-9));
+}
+
+TEST_CASE("unfused attention's score matrix and a GELU MLP, by hand") {
+  // Unfused: per head, Q K^T and P V as batched GEMMs of 1024 x 1024 x 128 (8 heads, 2 x 8 x 1024 x
+  // 1024 x 128 FLOPs each at 50 TFLOP/s), and the 1024 x 1024 x 8 scores read and written four
+  // times in 16 bits (scale and mask, softmax), 8 bytes each; the backward runs both products twice
+  // and moves 1.5 x the scores' bytes. With an fp32 softmax (eager transformers) 3 x 2 + 8 bytes.
+  const double products = 2 * (2.0 * 8 * 1024 * 1024 * 128) / 50e12, scores = 1024.0 * 1024 * 8;
+  step_options o = one_sequence();
+  const step_prediction flash = predict_step(one_layer(), {}, one_toy, flat_profile(), o);
+  o.memory.flash_attention = false;
+  const step_prediction unfused = predict_step(one_layer(), {}, one_toy, flat_profile(), o);
+  CHECK(unfused.stage_forward[0] - flash.stage_forward[0] ==
+        doctest::Approx(products + scores * 8 / 1e12 - toy_attention_flops / 25e12).epsilon(1e-9));
+  CHECK(unfused.stage_backward[0] - flash.stage_backward[0] ==
+        doctest::Approx(2 * products + 1.5 * scores * 8 / 1e12 - 2.5 * toy_attention_flops / 25e12).epsilon(1e-9));
+  o.memory.fp32_softmax = true;
+  CHECK(predict_step(one_layer(), {}, one_toy, flat_profile(), o).stage_forward[0] - unfused.stage_forward[0] ==
+        doctest::Approx(scores * (14 - 8) / 1e12).epsilon(1e-9));
+  // GELU in place of SwiGLU: one up projection fewer (2 x 1024 x 4096 x 1024 FLOPs) and the
+  // activation reads one input, not two (1024 x 4096 x 2 bytes fewer).
+  transformer_spec gelu = one_layer();
+  gelu.mlp = mlp_kind::gelu;
+  CHECK(flash.stage_forward[0] - predict_step(gelu, {}, one_toy, flat_profile(), one_sequence()).stage_forward[0] ==
+        doctest::Approx(2.0 * 1024 * 4096 * 1024 / 50e12 + 1024.0 * 4096 * 2 / 1e12).epsilon(1e-9));
+}
+
+TEST_CASE("a tied output layer's copy on the last pipeline stage, and interleaved stages, through predict_step") {
+  // Two layers over pp 2, tied: the last stage keeps its own copy of the embedding to compute the
+  // logits (Megatron-LM's word_embeddings on the last stage), so it steps 16,779,264 + 1024 +
+  // 32,768,000 weights, more than the first stage's layer and embedding (49,547,264): the
+  // optimizer time is the last stage's, 32 bytes a weight at 1 TB/s.
+  transformer_spec two = one_layer();
+  two.layers = 2;
+  two.tied_embeddings = true;
+  const cluster_spec pair{toy_device, 2, 8, 1e12, 1e12, 0};
+  step_options o = one_sequence();
+  o.gbs = 4;
+  CHECK(predict_step(two, {.pp = 2}, pair, flat_profile(), o).breakdown.optimizer ==
+        doctest::Approx((16779264.0 + 1024 + 32768000) * 32 / 1e12).epsilon(1e-12));
+  // Four layers, pp 2 x vpp 2, 4 micro-batches: predict_step plays the stages' times through the
+  // interleaved schedule (whose timings test_schedule.cpp pins by hand), hand-offs of 1024 x 1024
+  // x 2 bytes at 1 TB/s; the step adds the optimizer.
+  transformer_spec four = one_layer();
+  four.layers = 4;
+  const step_prediction r = predict_step(four, {.pp = 2, .vpp = 2}, pair, flat_profile(), o);
+  const double pipeline = simulate(make_schedule(pipeline_schedule::interleaved, 2, 4, 2), r.stage_forward,
+                                   r.stage_backward, 1024.0 * 1024 * 2 / 1e12, false)
+                              .step_time;
+  CHECK(r.step_time == doctest::Approx(pipeline + r.breakdown.optimizer).epsilon(1e-12));
+  CHECK(r.step_time < predict_step(four, {.pp = 2}, pair, flat_profile(), o).step_time);  // a smaller bubble
+}
