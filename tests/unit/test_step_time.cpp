@@ -329,6 +329,23 @@ TEST_CASE("the seeds' layout orders, with the built-in profiles") {
   CHECK(sh2 > tp2sh1);
   CHECK(tp2sh1 > tp2sh2);
   CHECK(tp2sh2 > tp2pp4);
+
+  // Seed 004's 13B rows, full recomputation (as bench/planner_accuracy takes them, one GEMM per
+  // projection group): SH2SP8 1784 > TP2SH1 1648 > TP2PP4 (micro-batch 4) 1643 > TP2SH2 1518
+  // tokens per device per s measured.
+  const transformer_spec g13 = get_preset("gpt3-13b").spec;
+  q.fused_projections = true;
+  const auto t13 = [&](parallel_config layout, std::int64_t lbs) {
+    step_options r = q;
+    r.memory.lbs = lbs;
+    layout.recomputation = recompute::full;
+    return predict_step(g13, layout, node, a100, r).tokens_per_device_per_s;
+  };
+  const double b_sh2 = t13({.zero_stage = 2}, 2), b_tp2sh1 = t13({.tp = 2, .zero_stage = 1}, 2);
+  const double b_tp2pp4 = t13({.tp = 2, .pp = 4, .zero_stage = 1}, 4), b_tp2sh2 = t13({.tp = 2, .zero_stage = 2}, 2);
+  CHECK(b_sh2 > b_tp2sh1);
+  CHECK(b_tp2sh1 > b_tp2pp4);
+  CHECK(b_tp2pp4 > b_tp2sh2);
 }
 
 TEST_CASE("what the step-time model does not cover is refused") {
