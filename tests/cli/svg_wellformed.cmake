@@ -1,7 +1,9 @@
-# The SVG a subcommand writes (KIND: schedule, the default, or memory) must be well-formed
+# The SVG a subcommand writes (KIND: schedule, the default, memory or plan) must be well-formed
 # XML (xmllint, from libxml2-utils) and hold its rectangles.
 if(KIND STREQUAL "memory")
   set(cmd memory --model llama2-70b --seq 4096 --tp 8 --pp 4 --gas 44 --sp --flash --device H800 --svg ${OUT})
+elseif(KIND STREQUAL "plan")
+  set(cmd plan --model llama2-7b --seq 4096 --flash --device A100-80GB --devices 16 --gbs 256 --top 5 --svg ${OUT})
 else()
   set(cmd schedule --pp 4 --microbatches 8 --vpp 2 --svg ${OUT})
 endif()
