@@ -105,10 +105,10 @@ constexpr std::pair<std::int64_t, std::int64_t> edge_stage_layers(std::int64_t l
 
 }  // namespace detail
 
-// What a framework offers to vary (Megatron-LM has no ZeRO-2/3 and no data-parallel sharding
-// beyond its distributed optimizer; DeepSpeed on its own no tensor or pipeline parallelism;
-// FSDP2 as torchtitan composes it: tensor, pipeline and context parallelism over ZeRO-3-like
-// sharding; PaddleNLP: tensor and pipeline parallelism with sharding stages 1-3).
+// What a framework offers to vary: the degrees, stages and the distributed optimizer it runs
+// (refuses, step_time.hpp), and beyond that the search's own choices: context parallelism under
+// megatron-core and FSDP2 (torchtitan), expert parallelism and virtual stages under Megatron-LM,
+// FSDP at ZeRO-3 (torchtitan's and llm-foundry's FULL_SHARD), generic without ZeRO stages.
 inline plan_space plan_dimensions(const plan_request& q) {
   const framework f = q.step.memory.accounting;
   const std::int64_t world = q.cluster.devices;
@@ -116,9 +116,16 @@ inline plan_space plan_dimensions(const plan_request& q) {
   plan_space s;
   const auto all = detail::divisors(world);
   const bool megatron = f == framework::megatron || f == framework::megatron_core || f == framework::generic;
-  const bool model_parallel = f != framework::deepspeed;
-  s.tp = model_parallel ? all : std::vector<std::int64_t>{1};
-  s.pp = model_parallel ? all : std::vector<std::int64_t>{1};
+  const auto runs = [f](const parallel_config& c) { return !refuses(f, c); };
+  const auto kept = [&](auto values, auto layout) {
+    decltype(values) k;
+    for (const auto v : values)
+      if (runs(layout(v))) k.push_back(v);
+    return k;
+  };
+  const bool model_parallel = runs({.tp = 2}) && runs({.pp = 2});
+  s.tp = kept(all, [](std::int64_t v) { return parallel_config{.tp = v}; });
+  s.pp = kept(all, [](std::int64_t v) { return parallel_config{.pp = v}; });
   s.cp = f == framework::megatron_core || f == framework::fsdp ? all : std::vector<std::int64_t>{1};
   s.ep = m.is_moe() && (f == framework::megatron_core || f == framework::megatron || f == framework::generic)
              ? detail::divisors(m.moe.experts)
@@ -127,11 +134,12 @@ inline plan_space plan_dimensions(const plan_request& q) {
   s.lbs = {1, 2, 4, 8, 16};
   s.recomputation = {recompute::none, recompute::selective, recompute::full};
   s.sequence_parallel = model_parallel ? std::vector<int>{0, 1} : std::vector<int>{0};
-  s.zero_stage = f == framework::deepspeed ? std::vector<int>{0, 1, 2, 3}
-                 : f == framework::paddle  ? std::vector<int>{0, 1, 2, 3}
-                 : f == framework::fsdp    ? std::vector<int>{3}
-                                           : std::vector<int>{0};
-  s.distributed_optimizer = megatron ? std::vector<int>{0, 1} : std::vector<int>{0};
+  s.zero_stage = f == framework::fsdp ? std::vector<int>{3}
+                 : f == framework::generic
+                     ? std::vector<int>{0}
+                     : kept(std::vector<int>{0, 1, 2, 3}, [](int v) { return parallel_config{.zero_stage = v}; });
+  s.distributed_optimizer =
+      kept(std::vector<int>{0, 1}, [](int v) { return parallel_config{.distributed_optimizer = v != 0}; });
   const plan_space& g = q.space;
   return {detail::or_default(g.tp, s.tp),
           detail::or_default(g.pp, s.pp),

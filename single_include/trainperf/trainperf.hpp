@@ -4790,31 +4790,49 @@ inline void step_time_profile_measured_elsewhere() {}
 inline void framework_cannot_run_layout() {}
 }  // namespace reason
 
-// What the named framework runs, as the step-time model times it and the planner searches it:
-// Megatron-LM (megatron, megatron-core) shards optimizer states with its distributed optimizer and
-// has no ZeRO-2/3; DeepSpeed on its own has no tensor or pipeline parallelism (Megatron-DeepSpeed
-// adds them); the distributed optimizer is Megatron-LM's alone (DeepSpeed's and PaddleNLP's
-// stage 1 and FSDP's sharding are --zero). generic runs any layout.
-inline void check_framework_runs(framework f, const parallel_config& c) {
-  const std::string_view name = detail::name_of(framework_names, f);
+// The layouts the step-time model times under each framework, and so the planner's search: its
+// data parallelism as the framework shards it. Megatron-LM (megatron, megatron-core): DDP or its
+// distributed optimizer, no ZeRO stage (its FSDP modes are --framework fsdp here); DeepSpeed: ZeRO
+// stages without tensor or pipeline parallelism (its PipelineModule and AutoTP are not modeled;
+// Megatron-DeepSpeed's layouts are Megatron-LM's); the distributed optimizer under Megatron-LM
+// alone (DeepSpeed's and PaddleNLP's stages and FSDP's sharding are zero_stage). generic: any.
+// The field the first refusal names and its one-line reason, or nullopt when the layout runs.
+struct framework_refusal {
+  std::string_view field;
+  std::string reason;
+};
+inline std::optional<framework_refusal> refuses(framework f, const parallel_config& c) {
+  using detail::str;
+  const std::string name(detail::name_of(framework_names, f));
   const bool megatron = f == framework::megatron || f == framework::megatron_core;
-  detail::require(!megatron || c.zero_stage < 2, reason::framework_cannot_run_layout, "zero_stage", [&] {
-    return "--framework " + std::string(name) + " has no ZeRO-" + std::to_string(c.zero_stage) +
-           ": Megatron-LM shards the optimizer states with --distributed-optimizer; for ZeRO-2/3 give --framework "
-           "deepspeed or fsdp";
-  });
-  detail::require(f != framework::deepspeed || (c.tp == 1 && c.pp == 1), reason::framework_cannot_run_layout,
-                  c.tp != 1 ? "tp" : "pp", [&] {
-                    return "--framework deepspeed alone has no tensor or pipeline parallelism (got tp " +
-                           std::to_string(c.tp) + ", pp " + std::to_string(c.pp) +
-                           "); for Megatron-DeepSpeed's tensor and pipeline parallelism with ZeRO-1 give --framework "
-                           "megatron --distributed-optimizer";
-                  });
-  detail::require(!c.distributed_optimizer || megatron || f == framework::generic, reason::framework_cannot_run_layout,
-                  "distributed_optimizer", [&] {
-                    return "the distributed optimizer is Megatron-LM's; under --framework " + std::string(name) +
-                           " the states are sharded by --zero (1: optimizer states)";
-                  });
+  if (megatron && c.zero_stage > 0)
+    return framework_refusal{
+        "zero_stage", "framework " + name +
+                          " (--framework): the step-time model times Megatron-LM's data parallelism "
+                          "without ZeRO stages, got zero_stage " +
+                          str(c.zero_stage) +
+                          " (--zero); shard the optimizer states with distributed_optimizer (--distributed-optimizer), "
+                          "or for Megatron-FSDP or PyTorch FSDP2 give framework fsdp"};
+  if (f == framework::deepspeed && (c.tp != 1 || c.pp != 1))
+    return framework_refusal{
+        c.tp != 1 ? "tp" : "pp",
+        "framework deepspeed (--framework): the step-time model times DeepSpeed without tensor or pipeline "
+        "parallelism (its PipelineModule and AutoTP are not modeled), got tp " +
+            str(c.tp) + ", pp " + str(c.pp) +
+            "; for Megatron-DeepSpeed's layouts give framework megatron with distributed_optimizer "
+            "(--distributed-optimizer) in place of ZeRO-1"};
+  if (c.distributed_optimizer && !megatron && f != framework::generic)
+    return framework_refusal{
+        "distributed_optimizer",
+        "distributed_optimizer (--distributed-optimizer) is Megatron-LM's; framework " + name + " shards with " +
+            (f == framework::fsdp ? std::string("zero_stage 3 or 2 (--zero: FULL_SHARD, SHARD_GRAD_OP)")
+                                  : std::string("zero_stage 1-3 (--zero; 1: the optimizer states)"))};
+  return std::nullopt;
+}
+
+inline void check_framework_runs(framework f, const parallel_config& c) {
+  if (const auto r = refuses(f, c))
+    detail::require(false, reason::framework_cannot_run_layout, r->field, [&] { return r->reason; });
 }
 
 // The work the step-time model charges each operation, in FLOPs or bytes moved; calibration

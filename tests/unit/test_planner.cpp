@@ -105,10 +105,10 @@ TEST_CASE("plan and predict refuse a fixed dimension the framework cannot run, n
     }
   };
   plan_request megatron = llama7b_on(16, framework::megatron);
-  megatron.space.zero_stage = {2};  // Megatron-LM has no ZeRO-2/3 (issue 19, section 3)
+  megatron.space.zero_stage = {2};  // Megatron-LM: no ZeRO stage (issue 19, section 3)
   refused(megatron, "zero_stage");
   plan_request deepspeed = llama7b_on(16, framework::deepspeed);
-  deepspeed.space.tp = {2};  // DeepSpeed alone has no tensor or pipeline parallelism
+  deepspeed.space.tp = {2};  // DeepSpeed alone: no tensor or pipeline parallelism
   refused(deepspeed, "tp");
   deepspeed.space.tp = {};
   deepspeed.space.pp = {2};
