@@ -106,8 +106,9 @@ inline std::vector<flag> memory_flags() {
            {"ds-auto", "", "DeepSpeed's buffer sizes as Hugging Face's \"auto\" sets them (hidden^2 buckets)"},
            {"reduce-bucket-size", "N", "DeepSpeed's reduce_bucket_size in elements (default 5e8)"},
            {"allgather-bucket-size", "N",
-            "DeepSpeed's allgather_bucket_size in elements (default 5e8): accepted, and adds no memory (ZeRO-1/2 "
-            "gather the weights in place in their flat buffer)"},
+            "DeepSpeed's allgather_bucket_size in elements (default 5e8): accepted as configs give it; it sizes no "
+            "buffer (ZeRO-1/2 gather the weights in place in their flat buffer) and the step time does not read it "
+            "(the gather after the step is not overlapped)"},
            {"overlap-comm", "on|off", "DeepSpeed's overlap_comm (default: on for ZeRO-3 only)"},
            {"no-contiguous-gradients", "", "DeepSpeed without contiguous_gradients (no reduction bucket)"},
            {"stage3-prefetch-bucket-size", "N", "DeepSpeed ZeRO-3's prefetch bucket in elements (default 5e7)"},

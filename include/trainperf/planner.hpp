@@ -338,12 +338,13 @@ inline std::string render_plan_svg(const plan_result& r, double capacity_bytes, 
     const step_breakdown& b = c.prediction.breakdown;
     const double y = 70 + row * static_cast<double>(k);
     const parallel_config& p = c.config;
-    const std::string label = "#" + std::to_string(k + 1) + " tp" + std::to_string(p.tp) + " cp" +
-                              std::to_string(p.cp) + " pp" + std::to_string(p.pp) + " dp" + std::to_string(p.dp) +
-                              (p.vpp > 1 ? " vpp" + std::to_string(p.vpp) : "") + " mbs" + std::to_string(c.lbs) + " " +
-                              std::string(to_string(p.recomputation)) + (p.sequence_parallel ? " sp" : "") +
-                              (p.zero_stage > 0 ? " zero" + std::to_string(p.zero_stage) : "") +
-                              (p.distributed_optimizer ? " dist-opt" : "");
+    const std::string label =
+        "#" + std::to_string(k + 1) + " tp" + std::to_string(p.tp) + " cp" + std::to_string(p.cp) + " pp" +
+        std::to_string(p.pp) + " dp" + std::to_string(p.dp) + (p.vpp > 1 ? " vpp" + std::to_string(p.vpp) : "") +
+        (p.ep > 1 ? " ep" + std::to_string(p.ep) : "") +
+        (p.etp > 0 && p.etp != p.tp ? " etp" + std::to_string(p.etp) : "") + " mbs" + std::to_string(c.lbs) + " " +
+        std::string(to_string(p.recomputation)) + (p.sequence_parallel ? " sp" : "") +
+        (p.zero_stage > 0 ? " zero" + std::to_string(p.zero_stage) : "") + (p.distributed_optimizer ? " dist-opt" : "");
     svg += "<text x=\"10\" y=\"" + format_double(y + 14) + "\">" + detail::xml_escape(label) + "</text>\n";
     double x = left;
     for (std::size_t i = 0; i < std::size(breakdown_parts); ++i) {
