@@ -108,7 +108,9 @@ constexpr std::pair<std::int64_t, std::int64_t> edge_stage_layers(std::int64_t l
 // What a framework offers to vary: the degrees, stages and the distributed optimizer it runs
 // (refuses, step_time.hpp), and beyond that the search's own choices: context parallelism under
 // megatron-core and FSDP2 (torchtitan), expert parallelism and virtual stages under Megatron-LM,
-// FSDP at ZeRO-3 (torchtitan's and llm-foundry's FULL_SHARD), generic without ZeRO stages.
+// FSDP at ZeRO-3 (torchtitan's and llm-foundry's FULL_SHARD), generic without ZeRO stages. A
+// dimension the request fixes is taken as given, once the same rule has checked each value (a
+// refusal names it here, before the search).
 inline plan_space plan_dimensions(const plan_request& q) {
   const framework f = q.step.memory.accounting;
   const std::int64_t world = q.cluster.devices;
@@ -117,15 +119,25 @@ inline plan_space plan_dimensions(const plan_request& q) {
   const auto all = detail::divisors(world);
   const bool megatron = f == framework::megatron || f == framework::megatron_core || f == framework::generic;
   const auto runs = [f](const parallel_config& c) { return !refuses(f, c); };
+  // The one-dimension layouts the rule judges each value of tp, pp, the ZeRO stage and the
+  // distributed optimizer by.
+  const auto tp_of = [](std::int64_t v) { return parallel_config{.tp = v}; };
+  const auto pp_of = [](std::int64_t v) { return parallel_config{.pp = v}; };
+  const auto zero_of = [](int v) { return parallel_config{.zero_stage = v}; };
+  const auto dopt_of = [](int v) { return parallel_config{.distributed_optimizer = v != 0}; };
   const auto kept = [&](auto values, auto layout) {
     decltype(values) k;
     for (const auto v : values)
       if (runs(layout(v))) k.push_back(v);
     return k;
   };
-  const bool model_parallel = runs({.tp = 2}) && runs({.pp = 2});
-  s.tp = kept(all, [](std::int64_t v) { return parallel_config{.tp = v}; });
-  s.pp = kept(all, [](std::int64_t v) { return parallel_config{.pp = v}; });
+  const auto checked = [f](const auto& given, auto layout) {
+    for (const auto v : given) check_framework_runs(f, layout(v));
+    return given;
+  };
+  const bool model_parallel = runs(tp_of(2)) && runs(pp_of(2));
+  s.tp = kept(all, tp_of);
+  s.pp = kept(all, pp_of);
   s.cp = f == framework::megatron_core || f == framework::fsdp ? all : std::vector<std::int64_t>{1};
   s.ep = m.is_moe() && (f == framework::megatron_core || f == framework::megatron || f == framework::generic)
              ? detail::divisors(m.moe.experts)
@@ -134,23 +146,21 @@ inline plan_space plan_dimensions(const plan_request& q) {
   s.lbs = {1, 2, 4, 8, 16};
   s.recomputation = {recompute::none, recompute::selective, recompute::full};
   s.sequence_parallel = model_parallel ? std::vector<int>{0, 1} : std::vector<int>{0};
-  s.zero_stage = f == framework::fsdp ? std::vector<int>{3}
-                 : f == framework::generic
-                     ? std::vector<int>{0}
-                     : kept(std::vector<int>{0, 1, 2, 3}, [](int v) { return parallel_config{.zero_stage = v}; });
-  s.distributed_optimizer =
-      kept(std::vector<int>{0, 1}, [](int v) { return parallel_config{.distributed_optimizer = v != 0}; });
+  s.zero_stage = f == framework::fsdp      ? std::vector<int>{3}
+                 : f == framework::generic ? std::vector<int>{0}
+                                           : kept(std::vector<int>{0, 1, 2, 3}, zero_of);
+  s.distributed_optimizer = kept(std::vector<int>{0, 1}, dopt_of);
   const plan_space& g = q.space;
-  return {detail::or_default(g.tp, s.tp),
-          detail::or_default(g.pp, s.pp),
+  return {detail::or_default(checked(g.tp, tp_of), s.tp),
+          detail::or_default(checked(g.pp, pp_of), s.pp),
           detail::or_default(g.cp, s.cp),
           detail::or_default(g.ep, s.ep),
           detail::or_default(g.vpp, s.vpp),
           detail::or_default(g.lbs, s.lbs),
           detail::or_default(g.recomputation, s.recomputation),
           detail::or_default(g.sequence_parallel, s.sequence_parallel),
-          detail::or_default(g.zero_stage, s.zero_stage),
-          detail::or_default(g.distributed_optimizer, s.distributed_optimizer),
+          detail::or_default(checked(g.zero_stage, zero_of), s.zero_stage),
+          detail::or_default(checked(g.distributed_optimizer, dopt_of), s.distributed_optimizer),
           g.dp,
           g.etp,
           g.shard_dp};
@@ -175,13 +185,7 @@ inline plan_result plan(const plan_request& q) {
            ", the largest world a layout lists; plan a smaller job";
   });
   for (const std::int64_t dp : q.space.dp) detail::require_positive(dp, "dp");
-  const plan_space s = plan_dimensions(q);
-  // A fixed dimension the framework cannot run is refused here, naming it, not met mid-search.
-  for (const std::int64_t tp : q.space.tp) check_framework_runs(q.step.memory.accounting, {.tp = tp});
-  for (const std::int64_t pp : q.space.pp) check_framework_runs(q.step.memory.accounting, {.pp = pp});
-  for (const int zero : q.space.zero_stage) check_framework_runs(q.step.memory.accounting, {.zero_stage = zero});
-  for (const int dopt : q.space.distributed_optimizer)
-    check_framework_runs(q.step.memory.accounting, {.distributed_optimizer = dopt != 0});
+  const plan_space s = plan_dimensions(q);  // refuses a fixed dimension the framework does not run
   const transformer_spec stored = as_stored_by(q.model, q.step.memory.accounting);  // as the layouts check it
   const std::int64_t world = q.cluster.devices;
   const double capacity = q.memory_limit(static_cast<double>(q.cluster.device.memory_bytes));

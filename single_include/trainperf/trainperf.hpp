@@ -4803,11 +4803,11 @@ struct framework_refusal {
 };
 inline std::optional<framework_refusal> refuses(framework f, const parallel_config& c) {
   using detail::str;
-  const std::string name(detail::name_of(framework_names, f));
+  const auto name = [f] { return std::string(detail::name_of(framework_names, f)); };  // for a refusal only
   const bool megatron = f == framework::megatron || f == framework::megatron_core;
   if (megatron && c.zero_stage > 0)
     return framework_refusal{
-        "zero_stage", "framework " + name +
+        "zero_stage", "framework " + name() +
                           " (--framework): the step-time model times Megatron-LM's data parallelism "
                           "without ZeRO stages, got zero_stage " +
                           str(c.zero_stage) +
@@ -4824,7 +4824,7 @@ inline std::optional<framework_refusal> refuses(framework f, const parallel_conf
   if (c.distributed_optimizer && !megatron && f != framework::generic)
     return framework_refusal{
         "distributed_optimizer",
-        "distributed_optimizer (--distributed-optimizer) is Megatron-LM's; framework " + name + " shards with " +
+        "distributed_optimizer (--distributed-optimizer) is Megatron-LM's; framework " + name() + " shards with " +
             (f == framework::fsdp ? std::string("zero_stage 3 or 2 (--zero: FULL_SHARD, SHARD_GRAD_OP)")
                                   : std::string("zero_stage 1-3 (--zero; 1: the optimizer states)"))};
   return std::nullopt;
