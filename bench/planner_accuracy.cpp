@@ -53,11 +53,16 @@ struct row {
   double measured = 0;  // tokens per device per second
 };
 
+// A row's field holds a value the bench does not know: that stops the bench.
+[[noreturn]] void unknown(const std::string& row, const std::string& field, const std::string& value) {
+  throw std::runtime_error("corpus row " + row + ": unknown " + field + " \"" + value + "\"");
+}
+
 // The value `value` names in an enum's table (trainperf::named); an unknown name stops the bench.
 template <class E, std::size_t N>
 E named_value(const tp::named<E> (&table)[N], const std::string& value, const std::string& row, const char* field) {
   if (const auto e = tp::detail::value_named(table, value)) return *e;
-  throw std::runtime_error("corpus row " + row + ": unknown " + field + " \"" + value + "\"");
+  unknown(row, field, value);
 }
 
 tp::transformer_spec model_of(const nlohmann::json& r) {
@@ -85,9 +90,7 @@ std::vector<row> corpus_rows(const std::string& path) {
     x.model = model_of(r);
     x.device = r["device"];
     x.devices = r["gpus"], x.per_node = r["per_node"];
-    const auto refuse = [&](const std::string& field, const std::string& value) {
-      throw std::runtime_error("corpus row " + x.id + ": unknown " + field + " \"" + value + "\"");
-    };
+    const auto refuse = [&](const std::string& field, const std::string& value) { unknown(x.id, field, value); };
     const auto named = [&](const auto& table, const char* field, const std::string& value) {
       return named_value(table, value, x.id, field);
     };
