@@ -252,6 +252,31 @@ int main(int argc, char** argv) {
   fmt::print("\nleave-one-source-out by the counter a row states:\n");
   for (const auto& [counter, x] : by_counter) fmt::print("{:<16} LOSO  {}\n", counter, x.line());
 
+  // Where a miss lies: along each sweep of the sequence length (rows that differ in nothing
+  // else), the residual, measured minus the fitted prediction, in GiB and in bytes per logit
+  // (micro-batch x length x vocabulary). A residual that stays flat as the length grows is a
+  // per-process amount; one that grows with the length is per token, and the same bytes per
+  // logit across model sizes with one vocabulary tie it to the logits.
+  std::map<std::string, std::vector<std::size_t>> sweeps;
+  for (std::size_t i = 0; i < rows.size(); ++i) sweeps[rows[i].sweep].push_back(i);
+  fmt::print("\nresidual along each sweep of 4 or more sequence lengths (measured - fitted, GiB [bytes per logit]):\n");
+  const auto fitted = [&](std::size_t i) {
+    return t.need[i][static_cast<std::size_t>(std::lround(c1 / constants.c1_step))];
+  };
+  for (auto& [key, ids] : sweeps) {
+    if (ids.size() < 4) continue;
+    std::ranges::sort(ids, {}, [&](std::size_t i) { return rows[i].options.seq; });
+    const row& first = rows[ids.front()];
+    std::string line = fmt::format("{} {} ({}..{}):", first.source, first.model_name, first.id, rows[ids.back()].id);
+    for (const std::size_t i : ids) {
+      const row& r = rows[i];
+      const double logits = static_cast<double>(r.options.seq * r.options.lbs * r.model.vocab);
+      const double residual = r.measured_gib - fitted(i);
+      line += fmt::format(" {} {:+.1f} [{:+.0f}]", r.options.seq, residual, residual * gib / logits);
+    }
+    fmt::print("  {}\n", line);
+  }
+
   for (const auto& r : oom_rows) {
     if (r.capacity_gib <= 0) continue;
     ++verdicts;

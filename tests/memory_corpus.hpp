@@ -37,6 +37,9 @@ struct row {
   bool duplicate = false;   // repeats an earlier row's configuration (same_config_as)
   std::int64_t stated_trainable = -1;  // trainable parameters the source states (adapter_detail), or -1
   std::string unexpressible;           // why the model cannot express the row yet; empty when it can
+  // Rows with the same sweep differ at most in their sequence length: the same source, table,
+  // model, method, settings and devices.
+  std::string sweep;
 };
 
 namespace detail {
@@ -150,7 +153,8 @@ inline std::vector<row> load(const std::string& path) {
       if (header[i] == name) return i;
     throw std::runtime_error(std::string("memory corpus: no column ") + name);
   };
-  const std::size_t c_id = column("row_id"), c_source = column("source_id"), c_model = column("model"),
+  const std::size_t c_id = column("row_id"), c_source = column("source_id"), c_table = column("table"),
+                    c_model = column("model"),
                     c_layers = column("layers"), c_hidden = column("hidden"), c_heads = column("heads"),
                     c_kv = column("kv_heads"), c_ffn = column("ffn"), c_vocab = column("vocab"),
                     c_experts = column("num_experts"), c_topk = column("moe_topk"), c_expert_ffn = column("expert_ffn"),
@@ -178,6 +182,10 @@ inline std::vector<row> load(const std::string& path) {
     r.id = f[c_id];
     r.source = f[c_source];
     r.model_name = f[c_model];
+    for (const std::size_t c : {c_source, c_table, c_model, c_train, c_adapter, c_framework, c_precision, c_sharding,
+                                c_offload, c_recompute, c_attention, c_compile, c_other, c_mb, c_ga, c_tp, c_pp, c_dp,
+                                c_devices, c_device})
+      r.sweep += f[c] + '|';
     r.duplicate = !f[c_same].empty();
     r.oom = f[c_outcome] == "oom";
     r.measured_gib = r.oom || f[c_gib].empty() ? NAN : std::stod(f[c_gib]);
