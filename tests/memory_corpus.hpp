@@ -154,12 +154,12 @@ inline std::vector<row> load(const std::string& path) {
     throw std::runtime_error(std::string("memory corpus: no column ") + name);
   };
   const std::size_t c_id = column("row_id"), c_source = column("source_id"), c_table = column("table"),
-                    c_model = column("model"),
-                    c_layers = column("layers"), c_hidden = column("hidden"), c_heads = column("heads"),
-                    c_kv = column("kv_heads"), c_ffn = column("ffn"), c_vocab = column("vocab"),
-                    c_experts = column("num_experts"), c_topk = column("moe_topk"), c_expert_ffn = column("expert_ffn"),
-                    c_shared = column("shared_experts"), c_moe_layers = column("moe_layers"), c_etp = column("etp"),
-                    c_arch = column("arch_notes"), c_train = column("train_type"), c_adapter = column("adapter_detail"),
+                    c_model = column("model"), c_layers = column("layers"), c_hidden = column("hidden"),
+                    c_heads = column("heads"), c_kv = column("kv_heads"), c_ffn = column("ffn"),
+                    c_vocab = column("vocab"), c_experts = column("num_experts"), c_topk = column("moe_topk"),
+                    c_expert_ffn = column("expert_ffn"), c_shared = column("shared_experts"),
+                    c_moe_layers = column("moe_layers"), c_etp = column("etp"), c_arch = column("arch_notes"),
+                    c_train = column("train_type"), c_adapter = column("adapter_detail"),
                     c_framework = column("framework"), c_version = column("framework_version"),
                     c_precision = column("precision"), c_grad = column("grad_dtype"),
                     c_master = column("master_weights"), c_optimizer = column("optimizer"), c_seq = column("seq_len"),
@@ -182,9 +182,9 @@ inline std::vector<row> load(const std::string& path) {
     r.id = f[c_id];
     r.source = f[c_source];
     r.model_name = f[c_model];
-    for (const std::size_t c : {c_source, c_table, c_model, c_train, c_adapter, c_framework, c_precision, c_sharding,
-                                c_offload, c_recompute, c_attention, c_compile, c_other, c_mb, c_ga, c_tp, c_pp, c_dp,
-                                c_devices, c_device})
+    for (const std::size_t c : {c_source,   c_table,   c_model,     c_train,     c_adapter, c_framework, c_precision,
+                                c_sharding, c_offload, c_recompute, c_attention, c_compile, c_other,     c_mb,
+                                c_ga,       c_tp,      c_pp,        c_dp,        c_devices, c_device})
       r.sweep += f[c] + '|';
     r.duplicate = !f[c_same].empty();
     r.oom = f[c_outcome] == "oom";
