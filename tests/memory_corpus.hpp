@@ -327,6 +327,14 @@ inline std::vector<row> load(const std::string& path) {
     } else if (detail::has(sharding, "distributed_optimizer")) {
       c.distributed_optimizer = true;
     }
+    // Accumulating over micro-batches, the gradients of the first backward live through the
+    // others' forward ("8", or Lit-GPT's "128/micro_batch"). micro_batches stays as set above: the
+    // naive pipeline splits keep one micro-batch in flight.
+    {
+      const std::int64_t n = detail::integer(f[c_ga].substr(0, f[c_ga].find('/')));
+      const std::int64_t steps = f[c_ga].find("/micro_batch") != std::string::npos && o.lbs > 0 ? n / o.lbs : n;
+      o.persistent_grads = steps > 1;
+    }
     if (detail::has(train, "llama_adapter")) {  // Lit-GPT's LLaMA-Adapter with its defaults
       o.adapters = detail::adapters(f[c_adapter]);
       o.adapters.lora_rank = 0, o.adapters.lora_targets = 0, o.adapters.lora_dropout = false;

@@ -145,6 +145,7 @@ int run_memory(const args& a, output& out) {
                         {"inflight", s.inflight},
                         {"params", static_cast<std::int64_t>(s.params)},
                         {"grads", static_cast<std::int64_t>(s.grads)},
+                        {"grad_buffers", static_cast<std::int64_t>(s.grad_buffers)},
                         {"optimizer", static_cast<std::int64_t>(s.optimizer)},
                         {"activations", static_cast<std::int64_t>(s.activations)},
                         {"other", static_cast<std::int64_t>(s.other)},
@@ -197,6 +198,15 @@ int run_memory(const args& a, output& out) {
                              most->total() / gib)
                : "");
   }
+  if (std::any_of(e.stages.begin(), e.stages.end(),
+                  [](const tp::stage_memory& s) { return s.grads < s.grad_buffers; }))
+    out.print(
+        "grads = what the gradient buffers ({} GiB) outgrow of the saved activations and loss buffers: the backward "
+        "creates them as it frees those (PyTorch's zero_grad sets them to None); --persistent-grads if they live "
+        "through the step\n",
+        g2(std::max_element(e.stages.begin(), e.stages.end(),
+                            [](const auto& x, const auto& y) { return x.grad_buffers < y.grad_buffers; })
+               ->grad_buffers));
   if (std::any_of(e.stages.begin(), e.stages.end(), [](const tp::stage_memory& s) { return s.reserve > 0; }))
     out.print(
         "reserve = allocator blocks no live tensor fills: {}\n",

@@ -77,6 +77,10 @@ inline std::vector<flag> memory_flags() {
            {"offload-optimizer", "", "optimizer states in CPU memory"},
            {"optimizer-in-backward", "",
             "each weight stepped as its gradient arrives, no gradient buffers (torchtune's optimizer_in_bwd)"},
+           {"persistent-grads", "",
+            "gradient buffers live through the whole step (zero_grad(set_to_none=False)); by default, under "
+            "generic without data parallelism and under fsdp, with --gas 1, the backward creates them as it frees "
+            "the saved activations (PyTorch's set_to_none default), so they count as far as they outgrow those"},
            {"loss", choices_of(tp::logits_loss_names),
             "how the loss holds the logits: PyTorch's cross entropy on an fp32 copy (standard: 12 bytes a logit at "
             "its backward; 10 under Megatron's fused one), torchtune's chunked cross-entropy (fp32 log-softmax per "
@@ -305,6 +309,7 @@ inline memory_setup memory_from_args(const args& a, bool one_layout = true) {
   o.dropout = a.has("dropout");
   o.offload_optimizer = a.has("offload-optimizer");
   o.optimizer_in_backward = a.has("optimizer-in-backward");
+  o.persistent_grads = a.has("persistent-grads");
   o.loss = a.get_named("loss", tp::logits_loss_names).value_or(tp::logits_loss::standard);
   o.offload_activations = a.has("offload-activations");
   o.unsharded_grad_accumulation = a.has("fsdp-no-sync");

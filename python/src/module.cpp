@@ -85,7 +85,7 @@ py::dict stats_dict(const tp::meter::stats& s) {
 
 // The memory model's further options, as keywords with the C++ names (memory_options):
 // dropout, master_weights, offload_optimizer, offload_activations, fp32_softmax, fsdp_no_sync,
-// fsdp_embedding_resharded, quantized_inputs_kept (True/False), fp32_grads (True/False, None for the
+// fsdp_embedding_resharded, quantized_inputs_kept, persistent_grads (True/False), fp32_grads (True/False, None for the
 // framework's default), adam_step ("fused", "foreach"),
 // optimizer, selective and loss, by the CLI's names (--optimizer, --selective, --loss: the tables
 // beside each enum, memory.hpp); '_' for '-' is taken too. Any other keyword, or a value of
@@ -124,6 +124,8 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
       o.fsdp_embedding_resharded = flag();
     else if (key == "quantized_inputs_kept")
       o.adapters.quantized_inputs_kept = flag();
+    else if (key == "persistent_grads")
+      o.persistent_grads = flag();
     else if (key == "adam_step")
       o.adam_implementation = choice(word(), tp::adam_step_names, "adam_step");
     else if (key == "optimizer")
@@ -136,7 +138,7 @@ void apply_memory_keywords(tp::memory_options& o, const py::kwargs& kw) {
       throw tp::config_error(key, "unknown memory option '" + key +
                                       "'; known: dropout, master_weights, offload_optimizer, offload_activations, "
                                       "fp32_softmax, fsdp_no_sync, fsdp_embedding_resharded, quantized_inputs_kept, "
-                                      "fp32_grads, adam_step, optimizer, selective, loss");
+                                      "persistent_grads, fp32_grads, adam_step, optimizer, selective, loss");
   }
 }
 
@@ -629,6 +631,7 @@ PYBIND11_MODULE(_trainperf, m) {
           d["inflight"] = st.inflight;
           d["params"] = st.params;
           d["grads"] = st.grads;
+          d["grad_buffers"] = st.grad_buffers;
           d["optimizer"] = st.optimizer;
           d["activations"] = st.activations;
           d["other"] = st.other;

@@ -3758,6 +3758,18 @@ struct memory_options {
   //   gradient freed (register_optim_in_bwd_hooks: one optimizer per parameter, step() then
   //   zero_grad()): no gradient buffers kept, one weight's gradient at a time.
   bool optimizer_in_backward = false;
+  // persistent_grads: the gradient buffers live through the whole step. Where they do not, the
+  //   backward creates them as it frees what the forward saved: PyTorch allocates a weight's .grad
+  //   at its first accumulation (torch/csrc/autograd/functions/accumulate_grad.h) and
+  //   Optimizer.zero_grad() sets it to None (set_to_none=True, the default since PyTorch 2.0), and
+  //   FSDP's sharded gradients are made by each unit's post-backward reduce-scatter. Then the
+  //   saved activations and the loss's buffers fall as the gradients grow, and the step peaks at
+  //   the larger end, not at their sum (stage_memory::grads). That is the rule under the generic
+  //   and fsdp accountings with one micro-batch a step and no DDP (generic with data parallelism:
+  //   its reducer's buckets hold every gradient from construction). true: a loop that keeps them
+  //   (zero_grad(set_to_none=False), or accumulation that micro_batches does not show). Megatron-
+  //   LM's contiguous grad buffer and DeepSpeed's buffers persist, and Paddle's are counted whole.
+  bool persistent_grads = false;
   // loss: how the loss holds the logits. standard: PyTorch's eager cross_entropy on an fp32 copy
   //   (torchtune's unembed: output(h).float(); torchtitan's cross_entropy(pred.float(), ...);
   //   transformers' ForCausalLMLoss). Its forward holds the 16-bit logits, the fp32 copy and the
@@ -3924,15 +3936,18 @@ enum class memory_counter { allocated, reserved, device_used };
 struct stage_memory {
   std::int64_t stage = 0;
   std::int64_t layers = 0;
-  double inflight = 0;     // micro-batches whose activations the stage holds at its peak
-  double params = 0;       // weights on the device
-  double grads = 0;        // gradient buffers
-  double optimizer = 0;    // optimizer states (and fp32 master weights)
-  double activations = 0;  // stored activations at the peak, including the allocator's growth
-  double other = 0;        // logits beyond a recomputed layer, gathered ZeRO-3 weights, comm buffers,
-                           // fp8 weight caches, runtime
-  double reserve = 0;      // allocator blocks held beyond the live tensors: the fp32 construction's
-                           // (weights_built_in_fp32) and the eager loss's freed logits block
+  double inflight = 0;      // micro-batches whose activations the stage holds at its peak
+  double params = 0;        // weights on the device
+  double grads = 0;         // gradient buffers at the peak: grad_buffers where they persist; where
+                            // the backward creates them (memory_options::persistent_grads), what
+                            // they outgrow of the saved activations and loss buffers it frees
+  double grad_buffers = 0;  // every gradient buffer, alive at the end of the backward and in the step
+  double optimizer = 0;     // optimizer states (and fp32 master weights)
+  double activations = 0;   // stored activations at the peak, including the allocator's growth
+  double other = 0;         // logits beyond a recomputed layer, gathered ZeRO-3 weights, comm buffers,
+                            // fp8 weight caches, runtime
+  double reserve = 0;       // allocator blocks held beyond the live tensors: the fp32 construction's
+                            // (weights_built_in_fp32) and the eager loss's freed logits block
   // Parts of the above that are not live tensors: the allocator's growth over the activation
   // peak (in activations) and the runtime overhead (in other).
   double allocator_growth = 0, runtime = 0;
@@ -4541,6 +4556,15 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     // the stage peaks at the larger of the two, not at their sum.
     const double loss_beyond = std::max(0.0, logits - act_working * (1.0 + growth));
     sm.other += loss_beyond;
+    // Gradients the backward creates (see persistent_grads) replace the saved activations and the
+    // loss's buffers it frees meanwhile, layer by layer: live memory runs between the two ends,
+    // the saved activations and loss at its start and the whole gradients at its end, so the
+    // gradients count as far as they outgrow what is freed. The layer being recomputed lives at
+    // both ends. Its effect on the public corpus: bench/RESULTS.md, eighteenth session.
+    sm.grad_buffers = sm.grads;
+    const bool grads_in_backward = !o.persistent_grads && !o.optimizer_in_backward && o.micro_batches == 1 &&
+                                   (o.accounting == framework::fsdp || (o.accounting == framework::generic && dp == 1));
+    if (grads_in_backward) sm.grads = std::max(0.0, sm.grad_buffers - act_stored * sm.inflight - loss_beyond);
     // ZeRO-3's gathered weights: DeepSpeed's by its prefetch, reuse and persistence rules
     // (memory/deepspeed.hpp), otherwise the running layer and the prefetched next (FSDP's
     // forward and backward prefetch of one module), and under the fsdp accounting the root's
@@ -4574,11 +4598,13 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     if (eager_loss && logits_freed && e < 4)
       sm.reserve += std::max(0.0, logits + logit_count * e - act_working * (1.0 + growth)) - loss_beyond;
     // The optimizer step's temporary comes after the backward has freed the activations, the
-    // loss's buffers and the gathered weights: it raises the live peak by what it outgrows them
-    // (the allocator's growth stays the activations' own), and it may take the reserved blocks,
-    // which then hold live tensors rather than reserve.
+    // loss's buffers and the gathered weights, with every gradient alive: it raises the live peak
+    // by what it outgrows them and the gradients not counted above (the allocator's growth stays
+    // the activations' own), and it may take the reserved blocks, which then hold live tensors
+    // rather than reserve.
     const double step_temporary = trainable_bytes(&state_bytes::step_temporary);
-    const double step_beyond = std::max(0.0, step_temporary - stored - loss_beyond - gathered);
+    const double step_beyond =
+        std::max(0.0, step_temporary + sm.grad_buffers - sm.grads - stored - loss_beyond - gathered);
     sm.other += step_beyond;
     sm.reserve = std::max(0.0, sm.reserve - step_beyond);
     // Transformer Engine's fp8 weight caches (an fp8 copy and its transpose of every linear

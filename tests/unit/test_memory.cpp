@@ -273,9 +273,9 @@ TEST_CASE("hybrid sharding: states shard within groups of shard_dp ranks, replic
   const transformer_spec l7 = get_preset("llama2-7b").spec;
   const memory_options fsdp{.lbs = 1, .seq = 2048, .fp32_grads = true, .accounting = framework::fsdp};
   const stage_memory hsdp = estimate_memory(l7, {.zero_stage = 3, .shard_dp = 8}, 64, fsdp).stages[0];
-  CHECK(hsdp.params + hsdp.grads + hsdp.optimizer == doctest::Approx(16.0 * 6'738'415'616 / 8));
+  CHECK(hsdp.params + hsdp.grad_buffers + hsdp.optimizer == doctest::Approx(16.0 * 6'738'415'616 / 8));
   const stage_memory full = estimate_memory(l7, {.zero_stage = 3}, 64, fsdp).stages[0];
-  CHECK(full.params + full.grads + full.optimizer == doctest::Approx(16.0 * 6'738'415'616 / 64));
+  CHECK(full.params + full.grad_buffers + full.optimizer == doctest::Approx(16.0 * 6'738'415'616 / 64));
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {.zero_stage = 3, .shard_dp = 6}, 64, fsdp),
                        doctest::Contains("shard group 6 does not divide data parallel 64"), config_error);
 }
@@ -373,9 +373,9 @@ TEST_CASE("LLaMA-Adapter: Lit-GPT's trainable counts and what a prompt layer kee
   o.adapters = v1;
   const stage_memory st = estimate_memory(l7, {}, 1, o).stages[0];
   CHECK(st.activations == doctest::Approx(30.0 * 1024 * per_token));
-  CHECK(st.grads == doctest::Approx(1'229'760.0 * 2));
+  CHECK(st.grad_buffers == doctest::Approx(1'229'760.0 * 2));
   o.adapters = v2;
-  CHECK(estimate_memory(l7, {}, 1, o).stages[0].grads == doctest::Approx(4'279'744.0 * 2));
+  CHECK(estimate_memory(l7, {}, 1, o).stages[0].grad_buffers == doctest::Approx(4'279'744.0 * 2));
   o.adapters = {.lora_rank = 8, .lora_targets = lora_target::q, .llama_adapter = prompt_adapter::v1};
   CHECK_THROWS_WITH_AS(estimate_memory(l7, {}, 1, o), doctest::Contains("give one kind of adapter"), config_error);
 }
@@ -479,7 +479,7 @@ TEST_CASE("pipeline stages hold their in-flight micro-batches; ZeRO shards what 
   transformer_spec pre = get_preset("llava1.5-7b").spec;
   pre.llm_mode = train_mode::frozen;
   const stage_memory lv = estimate_memory(pre, {}, 1, p).stages[0];
-  CHECK(lv.grads == doctest::Approx(2.0 * 20'979'712));
+  CHECK(lv.grad_buffers == doctest::Approx(2.0 * 20'979'712));
 }
 
 TEST_CASE("the logits and a recomputed layer are never alive together") {
@@ -672,7 +672,7 @@ TEST_CASE("LoRA on a frozen base: states of the adapters only, activations witho
   const stage_memory st = estimate_memory(l7, {}, 1, o).stages[0];
   const double base = static_cast<double>(count_params(l7).total()), lora = 4'194'304;
   CHECK(st.params == doctest::Approx(2 * (base + lora)));
-  CHECK(st.grads == doctest::Approx(2 * lora));
+  CHECK(st.grad_buffers == doctest::Approx(2 * lora));
   CHECK(st.optimizer == doctest::Approx(4 * lora));  // AdamW's m and v in bf16
   // Per token and layer, bf16: the two norm inputs (2h) and the QKV input (h, kept for the q and
   // v adapters' A), Q, K, V and flash attention's output (4h), SwiGLU's gate and up (2f), the
@@ -1073,9 +1073,9 @@ TEST_CASE("PEFT before 0.6.0: LoRA weights, gradients and Adam states in fp32 ov
   o.adapters.fp32_adapters = true;
   const stage_memory fp32 = estimate_memory(l7, {}, 1, o).stages[0];
   CHECK(fp32.params == 6'738'415'616.0 * 2 + 4'194'304.0 * 4);
-  CHECK(fp32.grads == 4'194'304.0 * 4);
+  CHECK(fp32.grad_buffers == 4'194'304.0 * 4);
   CHECK(fp32.optimizer == 4'194'304.0 * 8);
-  CHECK(bf16.grads == 4'194'304.0 * 2);
+  CHECK(bf16.grad_buffers == 4'194'304.0 * 2);
   // PEFT 0.5's LoRA forward runs x.to(fp32) for its adapters; under autocast lora_A saves the
   // 16-bit copy autocast makes of it, one per target, where 16-bit adapters share the projection's
   // input: q and v keep two copies of the layer's normalized input instead of one, 4096 x 2 bytes
@@ -1139,7 +1139,7 @@ TEST_CASE("FSDP's no_sync: whole units' gradients, unsharded, while micro-batche
   CHECK(sharded < 32'768.0 * 2 * 2);  // without it: the adapters' gradients, sharded
   // One micro-batch: FSDP syncs in the backward, nothing accumulates.
   o.micro_batches = 1;
-  CHECK(estimate_memory(m, fsdp, 4, o).stages[0].grads == sharded);
+  CHECK(estimate_memory(m, fsdp, 4, o).stages[0].grad_buffers == sharded);
   // LLaMA-Adapter v1 from layer 1: only block 1 holds a trainable weight (its prompt, 10 x 1024,
   // and its 8 gates: 10,248); block 0 trains nothing, so it keeps no gradient.
   o.micro_batches = 4;
@@ -1196,6 +1196,54 @@ TEST_CASE("PyTorch's foreach Adam: sqrt(v) of every weight at once, past what th
   const double long_fused = estimate_memory(l7, {}, 1, o).stages[0].total();
   o.adam_implementation = adam_step::foreach;
   CHECK(estimate_memory(l7, {}, 1, o).stages[0].total() == long_fused);
+}
+
+TEST_CASE("gradients created in the backward replace what it frees; persistent ones add to it") {
+  // Llama 2 7B in pure bf16 (6,738,415,616 weights), fused Adam (no step temporary), full
+  // recomputation. At 65,536 tokens the checkpointed layer inputs alone, 32 x 65536 x 4096 x 2 =
+  // 17,179,869,184 bytes, outgrow the bf16 gradients, 13,476,831,232: created in the backward as
+  // those inputs are freed (PyTorch's zero_grad(set_to_none=True)), they never add to the peak, so
+  // the persistent buffers' peak is exactly the gradients' bytes higher.
+  const transformer_spec l7 = get_preset("llama2-7b").spec;
+  const parallel_config full{.recomputation = recompute::full};
+  memory_options o{
+      .lbs = 1, .seq = 65536, .master_weights = false, .runtime_overhead_bytes = 0, .activation_overhead = 0};
+  o.adam_implementation = adam_step::fused;
+  const stage_memory lazy = estimate_memory(l7, full, 1, o).stages[0];
+  CHECK(lazy.grads == 0);
+  CHECK(lazy.grad_buffers == 6'738'415'616.0 * 2);
+  memory_options kept = o;
+  kept.persistent_grads = true;
+  const stage_memory persistent = estimate_memory(l7, full, 1, kept).stages[0];
+  CHECK(persistent.grads == 6'738'415'616.0 * 2);
+  CHECK(persistent.total() - lazy.total() == doctest::Approx(6'738'415'616.0 * 2));
+  // Gradients that outlive the backward count whole: accumulation over micro-batches, DDP's
+  // reducer buckets (generic with data parallelism), Megatron-LM's contiguous buffer.
+  memory_options accumulating = o;
+  accumulating.micro_batches = 2;
+  CHECK(estimate_memory(l7, full, 1, accumulating).stages[0].grads == persistent.grads);
+  CHECK(estimate_memory(l7, full, 2, o).stages[0].grads == persistent.grads);
+  memory_options megatron = o;
+  megatron.master_weights = true;
+  megatron.accounting = framework::megatron;
+  const stage_memory mg = estimate_memory(l7, full, 1, megatron).stages[0];
+  CHECK(mg.grads == mg.grad_buffers);
+  // FSDP's sharded gradients come from each unit's post-backward reduce-scatter: over 8 ranks,
+  // an eighth of them, again under the inputs.
+  memory_options fsdp = o;
+  fsdp.accounting = framework::fsdp;
+  const stage_memory sharded =
+      estimate_memory(l7, {.zero_stage = 3, .recomputation = recompute::full}, 8, fsdp).stages[0];
+  CHECK(sharded.grad_buffers == doctest::Approx(6'738'415'616.0 * 2 / 8));
+  CHECK(sharded.grads == 0);
+  // One token: nothing to replace, so the gradients count whole (less the few MB of one token's
+  // inputs and logits), and PyTorch's foreach step then holds weights, m, v, every gradient and
+  // sqrt(v) at once: 2 + 4 + 2 + 2 bytes a weight.
+  o.seq = 1;
+  o.adam_implementation = adam_step::foreach;
+  const stage_memory step = estimate_memory(l7, full, 1, o).stages[0];
+  CHECK(step.grad_buffers - step.grads < 5e6);
+  CHECK(step.total() == doctest::Approx(6'738'415'616.0 * 10).epsilon(0.001));
 }
 
 TEST_CASE("bitsandbytes' 4-bit matmul keeps its input: the frozen projections' inputs, by hand") {
