@@ -7,6 +7,7 @@
 // row or source has a rule of its own.
 #pragma once
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <trainperf/trainperf.hpp>
@@ -37,12 +39,17 @@ struct row {
   bool duplicate = false;   // repeats an earlier row's configuration (same_config_as)
   std::int64_t stated_trainable = -1;  // trainable parameters the source states (adapter_detail), or -1
   std::string unexpressible;           // why the model cannot express the row yet; empty when it can
-  // Rows with the same sweep differ at most in their sequence length: the same source, table,
-  // model, method, settings and devices.
+  // Rows with the same sweep differ at most in their sequence length: every other column but the
+  // figure and its provenance is the same.
   std::string sweep;
 };
 
 namespace detail {
+
+// The columns that are not a run's settings: its id, length, figure and provenance (row::sweep).
+inline constexpr std::string_view not_settings[] = {"row_id",     "seq_len",        "raw_value", "raw_unit",
+                                                    "memory_gib", "unit_certain",   "outcome",   "url",
+                                                    "location",   "same_config_as", "notes"};
 
 // RFC 4180: comma-separated, fields in double quotes may hold commas, newlines and "" quotes.
 inline std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
@@ -182,10 +189,10 @@ inline std::vector<row> load(const std::string& path) {
     r.id = f[c_id];
     r.source = f[c_source];
     r.model_name = f[c_model];
-    for (const std::size_t c : {c_source,   c_table,   c_model,     c_train,     c_adapter, c_framework, c_precision,
-                                c_sharding, c_offload, c_recompute, c_attention, c_compile, c_other,     c_mb,
-                                c_ga,       c_tp,      c_pp,        c_dp,        c_devices, c_device})
-      r.sweep += f[c] + '|';
+    // Every setting, not the length, the figure or where it was read.
+    for (std::size_t c = 0; c < header.size(); ++c)
+      if (std::ranges::find(detail::not_settings, header[c]) == std::ranges::end(detail::not_settings))
+        r.sweep += f[c] + '|';
     r.duplicate = !f[c_same].empty();
     r.oom = f[c_outcome] == "oom";
     r.measured_gib = r.oom || f[c_gib].empty() ? NAN : std::stod(f[c_gib]);
@@ -333,7 +340,7 @@ inline std::vector<row> load(const std::string& path) {
     {
       const std::int64_t n = detail::integer(f[c_ga].substr(0, f[c_ga].find('/')));
       const std::int64_t steps = f[c_ga].find("/micro_batch") != std::string::npos && o.lbs > 0 ? n / o.lbs : n;
-      o.persistent_grads = steps > 1;
+      o.persistent_grads = steps != 1;  // an accumulation the column does not give as a number too
     }
     if (detail::has(train, "llama_adapter")) {  // Lit-GPT's LLaMA-Adapter with its defaults
       o.adapters = detail::adapters(f[c_adapter]);

@@ -179,7 +179,8 @@ int run_memory(const args& a, output& out) {
   out.print("{}", t.render());
   out.print(
       "other = logits/loss buffers (beyond a recomputed layer, never alive with them), gathered ZeRO-3 weights, "
-      "comm buffers, fp8 weight caches and the runtime overhead ({:.1f} GiB)\n",
+      "comm buffers, the optimizer step's temporary beyond what the backward freed (with the gradients the step "
+      "holds beyond grads), fp8 weight caches and the runtime overhead ({:.1f} GiB)\n",
       (m.options.runtime_overhead_bytes >= 0 ? m.options.runtime_overhead_bytes
                                              : tp::memory_model_constants::runtime_overhead_bytes) /
           gib);
@@ -198,15 +199,14 @@ int run_memory(const args& a, output& out) {
                              most->total() / gib)
                : "");
   }
-  if (std::any_of(e.stages.begin(), e.stages.end(),
-                  [](const tp::stage_memory& s) { return s.grads < s.grad_buffers; }))
+  if (std::any_of(e.stages.begin(), e.stages.end(), [](const tp::stage_memory& s) { return s.grads < s.grad_buffers; }))
     out.print(
-        "grads = what the gradient buffers ({} GiB) outgrow of the saved activations and loss buffers: the backward "
-        "creates them as it frees those (PyTorch's zero_grad sets them to None); --persistent-grads if they live "
-        "through the step\n",
-        g2(std::max_element(e.stages.begin(), e.stages.end(),
-                            [](const auto& x, const auto& y) { return x.grad_buffers < y.grad_buffers; })
-               ->grad_buffers));
+        "grads = the output layer's gradient, or what the gradient buffers ({} GiB) outgrow of the saved activations "
+        "and loss buffers: the backward creates them as it frees those (PyTorch's zero_grad sets them to None); "
+        "--persistent-grads if they live through the step\n",
+        g2(std::max_element(e.stages.begin(), e.stages.end(), [](const auto& x, const auto& y) {
+             return x.grad_buffers < y.grad_buffers;
+           })->grad_buffers));
   if (std::any_of(e.stages.begin(), e.stages.end(), [](const tp::stage_memory& s) { return s.reserve > 0; }))
     out.print(
         "reserve = allocator blocks no live tensor fills: {}\n",

@@ -3769,6 +3769,8 @@ struct memory_options {
   //   its reducer's buckets hold every gradient from construction). true: a loop that keeps them
   //   (zero_grad(set_to_none=False), or accumulation that micro_batches does not show). Megatron-
   //   LM's contiguous grad buffer and DeepSpeed's buffers persist, and Paddle's are counted whole.
+  //   For the reserved counter this takes the activations' freed blocks to hold the gradients (the
+  //   caching allocator splits a cached block for a smaller request of the same pool).
   bool persistent_grads = false;
   // loss: how the loss holds the logits. standard: PyTorch's eager cross_entropy on an fp32 copy
   //   (torchtune's unembed: output(h).float(); torchtitan's cross_entropy(pred.float(), ...);
@@ -3945,7 +3947,8 @@ struct stage_memory {
   double optimizer = 0;     // optimizer states (and fp32 master weights)
   double activations = 0;   // stored activations at the peak, including the allocator's growth
   double other = 0;         // logits beyond a recomputed layer, gathered ZeRO-3 weights, comm buffers,
-                            // fp8 weight caches, runtime
+                            // the optimizer step's temporary (and the gradients it holds beyond
+                            // `grads`), fp8 weight caches, runtime
   double reserve = 0;       // allocator blocks held beyond the live tensors: the fp32 construction's
                             // (weights_built_in_fp32) and the eager loss's freed logits block
   // Parts of the above that are not live tensors: the allocator's growth over the activation
@@ -4239,12 +4242,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
 
   const std::vector<stage_layers> split = partition_layers(m.layers, c.split());
   std::vector<double> inflight(static_cast<std::size_t>(c.pp), 1.0);
-  if (c.pp > 1) {
-    const std::int64_t mb = c.vpp > 1
-                                ? detail::checked_mul(detail::ceil_div(o.micro_batches, c.pp), c.pp, "micro_batches")
-                                : o.micro_batches;
-    inflight = inflight_peaks(c.schedule(), c.pp, mb, c.vpp);
-  }
+  // Micro-batches a step runs (interleaving rounds them up to a multiple of pp).
+  const std::int64_t micro_batches =
+      c.pp > 1 && c.vpp > 1 ? detail::checked_mul(detail::ceil_div(o.micro_batches, c.pp), c.pp, "micro_batches")
+                            : o.micro_batches;
+  if (c.pp > 1) inflight = inflight_peaks(c.schedule(), c.pp, micro_batches, c.vpp);
   const adapter_options& ad = o.adapters;
   validate(ad, m);
   // With LoRA the base is frozen whatever llm_mode says; quantized weights cannot train.
@@ -4378,6 +4380,7 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     double adapter_params = 0;             // the adapters' weights (trainable, states per_adapter)
     double unit_weights = 0;  // weights of the FSDP units with a trainable one (unsharded_grad_accumulation)
     double head_weights = 0;  // what FSDP's root keeps gathered at the peak (fsdp_embedding_resharded)
+    double head_grad = 0;     // the output layer's gradient, the backward's first (grads_in_backward)
     // Every trainable part goes through here, so the largest tensor is never missed.
     const auto trains = [&](double params, double largest_tensor) {
       trainable += params;
@@ -4511,6 +4514,11 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
         if (base_trains) trains(out, out_matrix), unit_weights += out;
         if (ad.train_embeddings) total_params += out, trains(out, out_matrix), unit_weights += out;
         head_weights += out;
+        // The output layer's gradient (the embedding's, tied) as the backward first makes it: FSDP's
+        // root unit holds it unsharded, in the compute dtype, until its reduce-scatter at the end.
+        if (base_trains || ad.train_embeddings)
+          head_grad = (m.tied_embeddings ? static_cast<double>(pc.token_embedding) / t : out_matrix) *
+                      (o.accounting == framework::fsdp ? e : per_param.grads);
         // LLaMA-Adapter v2: the output layer's bias and scale and the final norm; the biased
         // logits kept for the scale's gradient.
         const double head_adapter = static_cast<double>(count_prompt_adapter_head_params(m, ad, c.tp)) / t;
@@ -4561,10 +4569,16 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
     // the saved activations and loss at its start and the whole gradients at its end, so the
     // gradients count as far as they outgrow what is freed. The layer being recomputed lives at
     // both ends. Its effect on the public corpus: bench/RESULTS.md, eighteenth session.
+    // The output layer's gradient comes first, beside every saved activation, so it counts whole.
+    // DDP's buckets (generic with dp x cp > 1) and FSDP without sharded gradients (zero < 2: DDP or
+    // replicate) keep every gradient.
     sm.grad_buffers = sm.grads;
-    const bool grads_in_backward = !o.persistent_grads && !o.optimizer_in_backward && o.micro_batches == 1 &&
-                                   (o.accounting == framework::fsdp || (o.accounting == framework::generic && dp == 1));
-    if (grads_in_backward) sm.grads = std::max(0.0, sm.grad_buffers - act_stored * sm.inflight - loss_beyond);
+    const bool replicated = dp * c.cp > 1 && (o.accounting == framework::generic || c.zero_stage < 2);
+    const bool grads_in_backward = !o.persistent_grads && !o.optimizer_in_backward && micro_batches == 1 &&
+                                   !replicated &&
+                                   (o.accounting == framework::fsdp || o.accounting == framework::generic);
+    if (grads_in_backward)
+      sm.grads = std::max(head_grad, std::max(0.0, sm.grad_buffers - act_stored * sm.inflight - loss_beyond));
     // ZeRO-3's gathered weights: DeepSpeed's by its prefetch, reuse and persistence rules
     // (memory/deepspeed.hpp), otherwise the running layer and the prefetched next (FSDP's
     // forward and backward prefetch of one module), and under the fsdp accounting the root's
@@ -4661,8 +4675,8 @@ inline std::string render_memory_svg(const memory_estimate& e, std::int64_t capa
   const double chart_h = 320, bar_w = 46, gap = 24, left = 60, y0 = 40 + chart_h;
   const double width = left + static_cast<double>(e.stages.size()) * (bar_w + gap) + 170;
   constexpr int kinds = 7;
-  const char* names[kinds] = {
-      "weights", "gradients", "optimizer", "activations", "other", "reserve", "runtime (nvidia-smi only)"};
+  const char* names[kinds] = {"weights", "gradients at the peak",    "optimizer", "activations", "other",
+                              "reserve", "runtime (nvidia-smi only)"};
   const char* colors[kinds] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#9c9c9c", "#d4c8a8", "#eeeeee"};
   std::string svg;
   char buf[512];
