@@ -160,13 +160,12 @@ inline std::vector<row> load(const std::string& path) {
       if (header[i] == name) return i;
     throw std::runtime_error(std::string("memory corpus: no column ") + name);
   };
-  const std::size_t c_id = column("row_id"), c_source = column("source_id"), c_table = column("table"),
-                    c_model = column("model"), c_layers = column("layers"), c_hidden = column("hidden"),
-                    c_heads = column("heads"), c_kv = column("kv_heads"), c_ffn = column("ffn"),
-                    c_vocab = column("vocab"), c_experts = column("num_experts"), c_topk = column("moe_topk"),
-                    c_expert_ffn = column("expert_ffn"), c_shared = column("shared_experts"),
-                    c_moe_layers = column("moe_layers"), c_etp = column("etp"), c_arch = column("arch_notes"),
-                    c_train = column("train_type"), c_adapter = column("adapter_detail"),
+  const std::size_t c_id = column("row_id"), c_source = column("source_id"), c_model = column("model"),
+                    c_layers = column("layers"), c_hidden = column("hidden"), c_heads = column("heads"),
+                    c_kv = column("kv_heads"), c_ffn = column("ffn"), c_vocab = column("vocab"),
+                    c_experts = column("num_experts"), c_topk = column("moe_topk"), c_expert_ffn = column("expert_ffn"),
+                    c_shared = column("shared_experts"), c_moe_layers = column("moe_layers"), c_etp = column("etp"),
+                    c_arch = column("arch_notes"), c_train = column("train_type"), c_adapter = column("adapter_detail"),
                     c_framework = column("framework"), c_version = column("framework_version"),
                     c_precision = column("precision"), c_grad = column("grad_dtype"),
                     c_master = column("master_weights"), c_optimizer = column("optimizer"), c_seq = column("seq_len"),

@@ -79,8 +79,9 @@ inline std::vector<flag> memory_flags() {
             "each weight stepped as its gradient arrives, no gradient buffers (torchtune's optimizer_in_bwd)"},
            {"persistent-grads", "",
             "gradient buffers live through the whole step (zero_grad(set_to_none=False)); by default, under "
-            "generic without data parallelism and under fsdp, with --gas 1, the backward creates them as it frees "
-            "the saved activations (PyTorch's set_to_none default), so they count as far as they outgrow those"},
+            "generic without data or context parallelism and under fsdp --zero 2|3, with one micro-batch a step, "
+            "the backward creates them as it frees the saved activations (PyTorch's set_to_none default), so they "
+            "count as far as they outgrow those, the output layer's first"},
            {"loss", choices_of(tp::logits_loss_names),
             "how the loss holds the logits: PyTorch's cross entropy on an fp32 copy (standard: 12 bytes a logit at "
             "its backward; 10 under Megatron's fused one), torchtune's chunked cross-entropy (fp32 log-softmax per "

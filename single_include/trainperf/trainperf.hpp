@@ -3765,10 +3765,11 @@ struct memory_options {
   //   FSDP's sharded gradients are made by each unit's post-backward reduce-scatter. Then the
   //   saved activations and the loss's buffers fall as the gradients grow, and the step peaks at
   //   the larger end, not at their sum (stage_memory::grads). That is the rule under the generic
-  //   and fsdp accountings with one micro-batch a step and no DDP (generic with data parallelism:
-  //   its reducer's buckets hold every gradient from construction). true: a loop that keeps them
-  //   (zero_grad(set_to_none=False), or accumulation that micro_batches does not show). Megatron-
-  //   LM's contiguous grad buffer and DeepSpeed's buffers persist, and Paddle's are counted whole.
+  //   and fsdp accountings with one micro-batch a step and no DDP (generic with data or context
+  //   parallelism, fsdp without sharded gradients: the reducer's buckets hold every gradient from
+  //   construction). true: a loop that keeps them (zero_grad(set_to_none=False), or accumulation
+  //   that micro_batches does not show). Megatron-LM's contiguous grad buffer and DeepSpeed's
+  //   buffers persist, and Paddle's are counted whole.
   //   For the reserved counter this takes the activations' freed blocks to hold the gradients (the
   //   caching allocator splits a cached block for a smaller request of the same pool).
   bool persistent_grads = false;
