@@ -87,6 +87,10 @@ struct table {
       need.push_back(v);
     }
   }
+  // Row i's prediction at the grid point nearest c1.
+  [[nodiscard]] double at(std::size_t i, double c1) const {
+    return need[i][static_cast<std::size_t>(std::lround(c1 / constants.c1_step))];
+  }
 };
 
 // The activation overhead c1 fitted on the rows not from source `without`.
@@ -198,8 +202,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const row& r = rows[i];
     const double l1 = loso[r.source];
-    const double p = t.need[i][static_cast<std::size_t>(std::lround(c1 / constants.c1_step))];
-    const double pl = t.need[i][static_cast<std::size_t>(std::lround(l1 / constants.c1_step))];
+    const double p = t.at(i, c1), pl = t.at(i, l1);
     const double pu = predict(r, -1, -1);  // the library's defaults
     const double e = (p - r.measured_gib) / r.measured_gib, el = (pl - r.measured_gib) / r.measured_gib,
                  eu = (pu - r.measured_gib) / r.measured_gib;
@@ -260,9 +263,6 @@ int main(int argc, char** argv) {
   std::map<std::string, std::vector<std::size_t>> sweeps;
   for (std::size_t i = 0; i < rows.size(); ++i) sweeps[rows[i].sweep].push_back(i);
   fmt::print("\nresidual along each sweep of 4 or more sequence lengths (measured - fitted, GiB [bytes per logit]):\n");
-  const auto fitted = [&](std::size_t i) {
-    return t.need[i][static_cast<std::size_t>(std::lround(c1 / constants.c1_step))];
-  };
   for (auto& [key, ids] : sweeps) {
     if (ids.size() < 4) continue;
     std::ranges::sort(ids, {}, [&](std::size_t i) { return rows[i].options.seq; });
@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
     for (const std::size_t i : ids) {
       const row& r = rows[i];
       const double logits = static_cast<double>(r.options.seq * r.options.lbs * r.model.vocab);
-      const double residual = r.measured_gib - fitted(i);
+      const double residual = r.measured_gib - t.at(i, c1);
       line += fmt::format(" {} {:+.1f} [{:+.0f}]", r.options.seq, residual, residual * gib / logits);
     }
     fmt::print("  {}\n", line);
