@@ -93,12 +93,12 @@ struct table {
   }
 };
 
-// The activation overhead c1 fitted on the rows not from source `without`.
-double fit(const std::vector<row>& rows, const table& t, const std::string& without) {
+// The activation overhead c1 fitted on the rows use(row) selects.
+template <class Use>
+double fit(const std::vector<row>& rows, const table& t, Use&& use) {
   return tp::bench::fit_constants(
              rows.size(), constants, [&](std::size_t i, int, int k) { return t.need[i][static_cast<std::size_t>(k)]; },
-             [&](std::size_t i) { return rows[i].measured_gib; },
-             [&](std::size_t i) { return rows[i].source != without; })
+             [&](std::size_t i) { return rows[i].measured_gib; }, [&](std::size_t i) { return use(rows[i]); })
       .second;
 }
 
@@ -183,11 +183,19 @@ int main(int argc, char** argv) {
   if (rows.empty()) return require_rows > 0 ? 1 : 0;
 
   const table t(rows);
-  const double c1 = fit(rows, t, "");
+  const double c1 = fit(rows, t, [](const row&) { return true; });
   std::set<std::string> sources;
   for (const auto& r : rows) sources.insert(r.source);
-  std::map<std::string, double> loso;
-  for (const auto& s : sources) loso[s] = fit(rows, t, s);
+  // Per source: the constant fitted without it (its leave-one-source-out prediction) and, where
+  // some of its rows are compared with the reserved counter (the only one the constant moves), on
+  // its rows alone: what the source would pick by itself, printed and never used to predict it.
+  std::map<std::string, double> loso, alone;
+  for (const auto& s : sources) {
+    loso[s] = fit(rows, t, [&](const row& r) { return r.source != s; });
+    if (std::ranges::any_of(rows,
+                            [&](const row& r) { return r.source == s && counter(r) == tp::memory_counter::reserved; }))
+      alone[s] = fit(rows, t, [&](const row& r) { return r.source == s; });
+  }
 
   fmt::print(
       "\nconstant fitted on all expressible rows: activation overhead (allocator growth) {:.2f}; the runtime "
@@ -242,7 +250,8 @@ int main(int argc, char** argv) {
       "theoretical_memory_usage | DeepSpeed's ZeRO-2/3 estimator, model states only, on its rows):\n");
   for (const auto& s : sources) {
     fmt::print("{:<16} fit   {}\n", s, in_sample[s].line());
-    fmt::print("{:<16} LOSO  {}   (activation overhead without it: {:.2f})\n", "", out_of_source[s].line(), loso[s]);
+    fmt::print("{:<16} LOSO  {}   (activation overhead without it: {:.2f}{})\n", "", out_of_source[s].line(), loso[s],
+               alone.contains(s) ? fmt::format("; on its rows alone: {:.2f}", alone[s]) : "");
     fmt::print("{:<16} dflt  {}\n", "", unfitted[s].line());
     fmt::print("{:<16} mgtn  {}\n", "", megatron[s].line());
     if (deepspeed[s].n > 0) fmt::print("{:<16} dspd  {}\n", "", deepspeed[s].line());
@@ -276,6 +285,30 @@ int main(int argc, char** argv) {
     }
     fmt::print("  {}\n", line);
   }
+
+  // Where the source leaves the unit open ("G"), its figures read as GiB and as GB (10^9 bytes,
+  // whichever memory_gib holds): the residual, measured minus the fitted prediction, per model and data
+  // parallelism, median [range]. A residual that stays the same from the smallest model to the
+  // largest under one reading and grows with the model under the other points to that reading
+  // and to a per-process amount outside what the model counts.
+  std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> by_unit;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const row& r = rows[i];
+    if (r.unit_certain) continue;
+    auto& [as_gib, as_gb] = by_unit[fmt::format("{} {} dp{}", r.source, r.model_name, r.parallel.dp_for(r.world))];
+    const double m = r.measured_gib, other = r.read_as_gib ? m * 1e9 / gib : m * gib / 1e9;
+    as_gib.push_back((r.read_as_gib ? m : other) - t.at(i, c1));
+    as_gb.push_back((r.read_as_gib ? other : m) - t.at(i, c1));
+  }
+  const auto spread = [](std::vector<double> v) {
+    std::ranges::sort(v);
+    const std::size_t n = v.size();
+    return fmt::format("{:+.1f} [{:+.1f}, {:+.1f}]", n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.front(),
+                       v.back());
+  };
+  fmt::print("\nrows whose source leaves the unit open: residual read as GiB | as GB (GiB, median [range]):\n");
+  for (const auto& [key, v] : by_unit)
+    fmt::print("  {} ({} rows): {} | {}\n", key, v.first.size(), spread(v.first), spread(v.second));
 
   for (const auto& r : oom_rows) {
     if (r.capacity_gib <= 0) continue;

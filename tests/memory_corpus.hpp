@@ -33,6 +33,9 @@ struct row {
   memory_options options;
   measured kind = measured::unknown;
   double measured_gib = NAN;  // NaN for an out-of-memory row
+  // Where the source leaves the unit open (unit_certain "no": GB or GiB), whether memory_gib
+  // reads the figure as GiB (the raw figure, or its share of a total over the devices) or as GB.
+  bool unit_certain = true, read_as_gib = true;
   bool oom = false;
   double capacity_gib = 0;
   std::int64_t stage = -1;  // the pipeline stage the figure belongs to (the last rank's); -1: the most loaded
@@ -177,7 +180,8 @@ inline std::vector<row> load(const std::string& path) {
                     c_attention = column("attention"), c_devices = column("num_devices"), c_device = column("device"),
                     c_capacity = column("device_capacity_gib"), c_kind = column("measured_kind"),
                     c_rank = column("measured_rank"), c_gib = column("memory_gib"), c_outcome = column("outcome"),
-                    c_complete = column("settings_complete"), c_same = column("same_config_as");
+                    c_complete = column("settings_complete"), c_same = column("same_config_as"),
+                    c_unit_certain = column("unit_certain"), c_raw = column("raw_value");
   std::vector<row> rows;
   for (std::size_t k = 1; k < records.size(); ++k) {
     const auto& f = records[k];
@@ -196,6 +200,14 @@ inline std::vector<row> load(const std::string& path) {
     r.oom = f[c_outcome] == "oom";
     r.measured_gib = r.oom || f[c_gib].empty() ? NAN : std::stod(f[c_gib]);
     r.capacity_gib = f[c_capacity].empty() ? 0 : std::stod(f[c_capacity]);
+    r.unit_certain = f[c_unit_certain] != "no";
+    if (!r.unit_certain && !std::isnan(r.measured_gib)) {
+      const double raw = std::stod(f[c_raw]);  // its leading number ("139.2G total over 2 GPUs")
+      const std::int64_t devices = std::max<std::int64_t>(1, detail::integer(f[c_devices]));
+      r.read_as_gib = false;
+      for (std::int64_t k = 1; k <= devices; ++k)
+        r.read_as_gib = r.read_as_gib || std::abs(r.measured_gib * static_cast<double>(k) - raw) < 0.005 * raw;
+    }
     const std::string& kind = f[c_kind];
     r.kind = kind == "torch_max_allocated"  ? measured::torch_allocated
              : kind == "torch_max_reserved" ? measured::torch_reserved
