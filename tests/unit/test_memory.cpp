@@ -175,6 +175,18 @@ TEST_CASE("framework::deepspeed: ZeRO's buckets, prefetch, reuse and persistence
   deepspeed_zero_config short_reuse = defaults;
   short_reuse.stage3_max_reuse_distance = 1e8;
   CHECK(deepspeed_buffers(short_reuse, 3, 202'383'360, 32, 0, 2).gathered == 252'383'360.0 * 2);
+  // The prefetch stops where the live weights would pass stage3_max_live_parameters
+  // (partitioned_param_coordinator.py, fetch_sub_module): 2.2e8 live leaves 17,616,640 beside the
+  // running layer; under one layer, the running layer alone (it is fetched whatever the budget).
+  deepspeed_zero_config few_live = short_reuse;
+  few_live.stage3_max_live_parameters = 2.2e8;
+  CHECK(deepspeed_buffers(few_live, 3, 202'383'360, 32, 0, 2).gathered == 220'000'000.0 * 2);
+  few_live.stage3_max_live_parameters = 1e8;
+  CHECK(deepspeed_buffers(few_live, 3, 202'383'360, 32, 0, 2).gathered == 202'383'360.0 * 2);
+  // allgather_bucket_size sizes no buffer (stages 1 and 2 gather in place into their flat buffer).
+  deepspeed_zero_config big_gather = defaults;
+  big_gather.allgather_bucket_size = 5e9;
+  CHECK(deepspeed_buffers(big_gather, 2, 0, 1, 0, 2).buckets == 1e9);
   // Hugging Face's "auto" for hidden 4096: buckets of 4096^2, prefetch 0.9 x 4096^2, persistence 40960.
   const deepspeed_zero_config hf = deepspeed_zero_config::hf_auto(4096);
   CHECK(hf.reduce_bucket_size == 16'777'216);
