@@ -126,6 +126,11 @@ CASES = {
     "train_frozen_projector": (["--model", "llava1.5-7b", "--seq", "2048", "--train", "projector,llm"],
                                ["--model", "llava1.5-7b", "--seq", "2048", "--train", "llm"],
                                {"grad_buffers": -20_979_712 * 2, "optimizer": -20_979_712 * 12}),
+    # Training the vision tower too: CLIP ViT-L/14-336's 303,507,456 weights (counted tensor by
+    # tensor in tests/unit/test_model.cpp) gain bf16 gradients and fp32 master and Adam states.
+    "train_vision_tower": (["--model", "llava1.5-7b", "--seq", "2048", "--train", "projector,llm"],
+                           ["--model", "llava1.5-7b", "--seq", "2048", "--train", "vision,projector,llm"],
+                           {"grad_buffers": 303_507_456 * 2, "optimizer": 303_507_456 * 12}),
 }
 
 
