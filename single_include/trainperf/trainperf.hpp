@@ -4457,26 +4457,34 @@ constexpr memory_estimate estimate_memory(const transformer_spec& spec, const pa
       const std::int64_t split_at = sl.first_layer + recomputed;
       const std::int64_t moe_recomputed = m.moe_layers_below(split_at) - m.moe_layers_below(sl.first_layer);
       const std::int64_t moe_kept = moe_count - moe_recomputed;
+      // A micro-batch's kept layers of the chunk and what rebuilding its layers holds.
+      double kept_stored = 0, rebuilt = 0;
+      const bool grouped = full && o.recompute_method == recompute_grouping::uniform;
       for (const auto& [moe, kept, again] :
            {std::tuple{true, moe_kept, moe_recomputed},
             std::tuple{false, sl.layers - recomputed - moe_kept, recomputed - moe_recomputed}}) {
         if (kept > 0) {  // without full recomputation: as c says (nothing, or selectively)
           const auto la = detail::layer_activations(m, full ? keep_all : c, o, moe);
           act_stored += la.stored * static_cast<double>(kept);
+          kept_stored += la.stored * static_cast<double>(kept);
           act_working = std::max(act_working, la.working);
         }
         if (again == 0) continue;
         const auto la = detail::layer_activations(m, c, o, moe);
-        const bool grouped = full && o.recompute_method == recompute_grouping::uniform;
         // uniform: this shape's share of the ceil(recomputed / group) group inputs.
         const double inputs = grouped ? static_cast<double>(detail::ceil_div(recomputed, group)) *
                                             static_cast<double>(again) / static_cast<double>(recomputed)
                                       : static_cast<double>(again);
         act_stored += la.stored * inputs;
         recomputed_input = std::max(recomputed_input, la.stored);
-        act_working =
-            std::max(act_working, la.working * static_cast<double>(grouped ? std::min(group, recomputed) : 1));
+        rebuilt = std::max(rebuilt, la.working * static_cast<double>(grouped ? std::min(group, recomputed) : 1));
       }
+      // The backward runs from the chunk's last layer: under block the kept layers (the later ones)
+      // have freed their activations before the first recomputed layer is rebuilt, so the rebuild
+      // counts only as far as it outgrows them (Megatron-LM's block method checkpoints the first
+      // recompute_num_layers layers of a chunk: megatron/core/recompute.py at d98e8a6, formerly
+      // transformer_block.py's _checkpointed_forward).
+      act_working = std::max(act_working, std::max(0.0, rebuilt - kept_stored));
       // LLaMA-Adapter: each prompt layer's second attention; under v1 the layers below the first
       // prompt get no gradient (their inputs and weights are frozen), so they keep nothing (under
       // uniform grouped recomputation the layers' kept inputs are shared by groups, and removing

@@ -60,11 +60,13 @@ CASES = {
                             lambda b, f: {"activations": (8 * INPUT_4096 + 4 * layer_all(b)) * GROWTH
                                           - b["stages"][0]["activations"]}),
     # --recompute-method block 4: the first 4 layers recomputed (inputs kept), the other 28 keep
-    # everything, plus the layer being rebuilt.
+    # everything; the backward frees those 28 before it rebuilds the first four, so the rebuilt
+    # layer adds nothing to the peak (megatron/core/recompute.py, block: use_checkpoint for the
+    # first recompute_num_layers layers).
     "recompute_block_4": (L7_4096 + ["--recompute", "none"],
                           L7_4096 + ["--recompute", "full", "--recompute-method", "block", "--recompute-num-layers",
                                      "4"],
-                          lambda b, f: {"activations": (4 * INPUT_4096 + 29 * layer_all(b)) * GROWTH
+                          lambda b, f: {"activations": (4 * INPUT_4096 + 28 * layer_all(b)) * GROWTH
                                         - b["stages"][0]["activations"]}),
     # --distribute-saved-activations: the kept input of each of llama2-70b's 80 layers (4096 tokens x
     # h 8192 x 2 bytes) split over tp 8: 7/8 of it gone (unit "distributed saved activations").
