@@ -202,11 +202,16 @@ inline std::vector<row> load(const std::string& path) {
     r.capacity_gib = f[c_capacity].empty() ? 0 : std::stod(f[c_capacity]);
     r.unit_certain = f[c_unit_certain] != "no";
     if (!r.unit_certain && !std::isnan(r.measured_gib)) {
-      const double raw = std::stod(f[c_raw]);  // its leading number ("139.2G total over 2 GPUs")
-      const std::int64_t devices = std::max<std::int64_t>(1, detail::integer(f[c_devices]));
-      r.read_as_gib = false;
-      for (std::int64_t k = 1; k <= devices; ++k)
-        r.read_as_gib = r.read_as_gib || std::abs(r.measured_gib * static_cast<double>(k) - raw) < 0.005 * raw;
+      // The raw figure's leading number ("139.2G total over 2 GPUs"): memory_gib reads it as GiB
+      // when it is that number, or that number over the devices (a total, README's memory_gib).
+      const std::string& text = f[c_raw];
+      if (text.empty() || text[0] < '0' || text[0] > '9')
+        throw std::runtime_error("memory corpus: row " + r.id + ": raw_value '" + text +
+                                 "' does not start with a number, and unit_certain is no");
+      const double raw = std::stod(text);
+      const double devices = static_cast<double>(std::max<std::int64_t>(1, detail::integer(f[c_devices])));
+      r.read_as_gib =
+          std::abs(r.measured_gib - raw) < 0.005 * raw || std::abs(r.measured_gib * devices - raw) < 0.005 * raw;
     }
     const std::string& kind = f[c_kind];
     r.kind = kind == "torch_max_allocated"  ? measured::torch_allocated

@@ -2,14 +2,18 @@
 """What each `trainperf memory` flag does to the estimate, against hand counts (issue 18, section 1).
 
     memory_flag_effects.py TRAINPERF_EXE CASE
+    memory_flag_effects.py --list      (the case names, for tests/cli/CMakeLists.txt)
 
 Each case runs `trainperf memory --json` without and with a flag (or with two settings of it) and
 checks the change in stage fields against a count made by hand from the rule the flag stands for,
-cited next to the case. The library's own tests (tests/unit/test_memory.cpp) pin the same rules;
-these check that the command line reaches them. Fields are bytes; the JSON prints them truncated to
-integers, so a change is compared within a few bytes. `activations` includes the allocator's growth,
-12% of the stored activations at the library's default (memory_model_constants::activation_overhead),
-so a change in stored activations shows as 1.12 times itself.
+cited next to the case. The two recomputation cases count layers and inputs by hand but take one
+layer's bytes from the run without recomputation (its activations over 32 layers), so they check
+the grouping, not the per-layer count (tests/unit/test_memory.cpp pins that against Korthikanti et
+al. 2022). The library's own tests pin the same rules; these check that the command line reaches
+them. Fields are bytes; the JSON prints them truncated to integers, so a change is compared within
+a few bytes. `activations` includes the allocator's growth, 12% of the stored activations at the
+library's default (memory_model_constants::activation_overhead in memory.hpp, restated here as
+GROWTH), so a change in stored activations shows as 1.12 times itself.
 """
 import json
 import subprocess
@@ -47,7 +51,8 @@ CASES = {
     "attention_unfused": (L7_2048 + ["--attention", "flash"], L7_2048 + ["--attention", "unfused"],
                           {"activations": 32 * (2 * A * S * S - 4 * A * S) * GROWTH}),
     # SDPA's fused kernels (flash, memory-efficient) keep no scores: SDPA reads as flash, and the
-    # unfused core adds to it what it adds to flash.
+    # unfused core adds to it what it adds to flash. (A zero change would also pass were the flag
+    # ignored; attention_sdpa_unfused is the one that shows --attention sdpa reaches the model.)
     "attention_sdpa_is_fused": (L7_2048 + ["--attention", "flash"], L7_2048 + ["--attention", "sdpa"],
                                 {"activations": 0, "other": 0}),
     "attention_sdpa_unfused": (L7_2048 + ["--attention", "sdpa"], L7_2048 + ["--attention", "unfused"],
@@ -108,7 +113,8 @@ CASES = {
                                                 "--reduce-bucket-size", "1e8"],
                                      {"other": -8e8}),
     # allgather_bucket_size sizes no buffer (stages 1 and 2 gather in place into their flat buffer,
-    # runtime/utils.py all_gather_dp_groups): nothing moves.
+    # runtime/utils.py all_gather_dp_groups): nothing moves. This pins the rule, not the flag's
+    # wiring (an ignored flag would pass too); the library's unit test holds the same rule.
     "deepspeed_allgather_bucket_size": (L7_2048 + ["--dp", "8", "--zero", "2", "--framework", "deepspeed"],
                                         L7_2048 + ["--dp", "8", "--zero", "2", "--framework", "deepspeed",
                                                    "--allgather-bucket-size", "5e9"],
@@ -137,6 +143,9 @@ CASES = {
 
 
 def main():
+    if sys.argv[1:] == ["--list"]:
+        print(";".join(CASES), end="")
+        return
     exe, name = sys.argv[1], sys.argv[2]
     base_args, flag_args, expected = CASES[name]
     base, flagged = memory(exe, base_args), memory(exe, flag_args)

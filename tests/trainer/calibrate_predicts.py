@@ -112,7 +112,7 @@ def main():
                                     "--profile", prof, "--dtype", "fp32", "--attention", "flash",
                                     "--optimizer", "adamw", "--projections", "separate", *cluster, *links,
                                     "--gbs", str(gbs), "--json"]))["step_time_s"]
-        return cal["gemm_probe_flops"], predicted
+        return cal, predicted
 
     for attempt in range(1, (every or 5) + 1):
         links = []
@@ -122,9 +122,10 @@ def main():
                 sys.exit(f"FAILED: {link} printed no flags line")
             links = m[1].split()
         before = train(launch, trainer, train_shape, steps)
-        probe, first = calibrate_and_predict(links, 1)
+        cal, first = calibrate_and_predict(links, 1)
+        probe = cal["gemm_probe_flops"]
         after = train(launch, trainer, train_shape, steps)
-        _, second = calibrate_and_predict(links, 2)
+        cal2, second = calibrate_and_predict(links, 2)
         fastest, median, _ = min(before, after)
         drift = max(abs(r[2] / probe - 1) for r in (before, after))
         spread = max(before[0], after[0]) / min(before[0], after[0]) - 1
@@ -141,6 +142,12 @@ def main():
               f"the two calibrations' predictions {100 * disagree:.1f}% apart"
               f"{'' if steady else ': the machine changed speed, not counted'}",
               flush=True)
+        if disagree > 0.10:  # what moved between the two calibrations, for whoever reads the log
+            def measured(c):
+                return ", ".join([f"{k} {c[k]:.4g}" for k in ("gemm_probe_flops", "triad_bytes_per_s",
+                                                             "streaming_bytes_per_s")]
+                                 + [f"GEMM fit rate {c['gemm_fit']['rate']:.4g}"])
+            print(f"  first calibration: {measured(cal)}\n  second calibration: {measured(cal2)}", flush=True)
         if every:
             continue
         now = [e for e, c in zip(errors, counted) if c]

@@ -183,7 +183,8 @@ TEST_CASE("framework::deepspeed: ZeRO's buckets, prefetch, reuse and persistence
   CHECK(deepspeed_buffers(few_live, 3, 202'383'360, 32, 0, 2).gathered == 220'000'000.0 * 2);
   few_live.stage3_max_live_parameters = 1e8;
   CHECK(deepspeed_buffers(few_live, 3, 202'383'360, 32, 0, 2).gathered == 202'383'360.0 * 2);
-  // allgather_bucket_size sizes no buffer (stages 1 and 2 gather in place into their flat buffer).
+  // allgather_bucket_size sizes no buffer (stages 1 and 2 gather in place into their flat
+  // buffer): the stage-2 bucket stays the default reduce bucket's 5e8 bf16 elements, 1e9 bytes.
   deepspeed_zero_config big_gather = defaults;
   big_gather.allgather_bucket_size = 5e9;
   CHECK(deepspeed_buffers(big_gather, 2, 0, 1, 0, 2).buckets == 1e9);
