@@ -296,9 +296,9 @@ int main(int argc, char** argv) {
     const row& r = rows[i];
     if (r.unit_certain) continue;
     auto& [as_gib, as_gb] = by_unit[fmt::format("{} {} dp{}", r.source, r.model_name, r.parallel.dp_for(r.world))];
-    const double m = r.measured_gib, other = r.read_as_gib ? m * 1e9 / gib : m * gib / 1e9;
-    as_gib.push_back((r.read_as_gib ? m : other) - t.at(i, c1));
-    as_gb.push_back((r.read_as_gib ? other : m) - t.at(i, c1));
+    const double read_as_gib = r.read_as_gib ? r.measured_gib : r.measured_gib * gib / 1e9;
+    as_gib.push_back(read_as_gib - t.at(i, c1));
+    as_gb.push_back(read_as_gib * 1e9 / gib - t.at(i, c1));
   }
   const auto spread = [](std::vector<double> v) {
     std::ranges::sort(v);
